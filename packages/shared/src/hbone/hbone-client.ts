@@ -1,0 +1,322 @@
+/**
+ * HBONE client connection pool.
+ *
+ * Invariant: a pooled connection is keyed by (source identity, destination identity, destination
+ * address) and carries streams for exactly that key. A connection authenticated with one workload's
+ * certificate is never used for another workload's traffic, and a connection that verified one peer
+ * identity is never used to reach another identity, even at the same address.
+ */
+import http2, { type ClientHttp2Session, type ClientHttp2Stream, constants as h2c } from 'node:http2';
+import type { Logger } from 'pino';
+import tls from 'node:tls';
+import { MeshError } from '../errors.js';
+import type { WorkloadCertificate } from '../identity/cert-manager.js';
+import type { SpiffeId } from '../identity/spiffe-id.js';
+import type { HboneMetrics } from '../telemetry/hbone-metrics.js';
+import { expectIdentity, HBONE_ALPN, secureContextFor } from '../tls/mesh-tls.js';
+import { formatAuthority, type HostPort } from './hbone-headers.js';
+import { HBONE_CONNECTION_WINDOW, HBONE_MAX_STREAMS, HBONE_STREAM_WINDOW } from './hbone-server.js';
+
+export interface CertificateSource {
+  fetch(identity: SpiffeId): Promise<WorkloadCertificate>;
+}
+
+export interface HboneClientInputs {
+  readonly certificates: CertificateSource;
+  readonly metrics: HboneMetrics;
+  readonly logger: Logger;
+  readonly maxStreamsPerConnection?: number;
+  /** Pooled connections with no stream for this long are closed. Default 5 minutes. */
+  readonly idleTimeoutMs?: number;
+  /** Idle pooled connections are pinged this often; a failed ping drops the connection. */
+  readonly pingIntervalMs?: number;
+  readonly connectTimeoutMs?: number;
+}
+
+export interface HboneConnectRequest {
+  readonly source: SpiffeId;
+  readonly destination: SpiffeId;
+  /** Where the HBONE server listens: the destination pod's ip:15008, or a waypoint's. */
+  readonly address: HostPort;
+  /** `podIP:targetPort` to a workload, or the original `VIP:port` to a waypoint. */
+  readonly authority: string;
+  readonly forwarded?: string;
+  readonly baggage?: string;
+  readonly traceparent?: string;
+}
+
+export class HboneRefusedError extends MeshError {
+  constructor(readonly status: number) {
+    super('MESH_ERR_HBONE_REFUSED', `status ${status}`);
+  }
+}
+
+interface PooledConnection {
+  readonly key: string;
+  /** Set once dialing starts; streams use it only after `ready` resolved. */
+  session?: ClientHttp2Session;
+  ready: Promise<void>;
+  /** Streams open or being opened on this connection. */
+  streams: number;
+  limit: number;
+  lastUsed: number;
+  usable: boolean;
+}
+
+export interface PoolDump {
+  key: string;
+  streams: number;
+  idleMs: number;
+}
+
+/** Pooled HBONE client: CONNECT streams multiplexed over mutual-TLS HTTP/2 connections. */
+export class HboneClient {
+  private readonly pool = new Map<string, PooledConnection[]>();
+  private readonly maxStreams: number;
+  private readonly idleTimeoutMs: number;
+  private readonly pingIntervalMs: number;
+  private sweeper?: NodeJS.Timeout;
+  private closed = false;
+
+  constructor(private readonly inputs: HboneClientInputs) {
+    this.maxStreams = inputs.maxStreamsPerConnection ?? HBONE_MAX_STREAMS;
+    this.idleTimeoutMs = inputs.idleTimeoutMs ?? 5 * 60_000;
+    this.pingIntervalMs = inputs.pingIntervalMs ?? 30_000;
+  }
+
+  /** Opens a CONNECT stream; resolves once the peer answered 200. */
+  async connect(request: HboneConnectRequest): Promise<ClientHttp2Stream> {
+    if (this.closed) throw new MeshError('MESH_ERR_CLOSED', 'HBONE client');
+    const conn = this.acquire(request);
+    try {
+      await conn.ready;
+    } catch (err) {
+      this.release(conn);
+      throw err;
+    }
+    const headers: http2.OutgoingHttpHeaders = {
+      ':method': 'CONNECT',
+      ':authority': request.authority,
+    };
+    if (request.forwarded) headers.forwarded = request.forwarded;
+    if (request.baggage) headers.baggage = request.baggage;
+    if (request.traceparent) headers.traceparent = request.traceparent;
+    let stream: ClientHttp2Stream;
+    try {
+      stream = conn.session!.request(headers, { endStream: false });
+    } catch (err) {
+      this.release(conn);
+      this.retire(conn);
+      throw new MeshError('MESH_ERR_HBONE_RESET', (err as Error).message, { cause: err });
+    }
+    stream.once('close', () => this.release(conn));
+    const status = await new Promise<number>((resolve, reject) => {
+      const onError = (err: Error) => {
+        cleanup();
+        reject(new MeshError('MESH_ERR_HBONE_RESET', err.message, { cause: err }));
+      };
+      const onClose = () => {
+        cleanup();
+        reject(new MeshError('MESH_ERR_HBONE_RESET', `stream closed before a response (code ${stream.rstCode})`));
+      };
+      const onResponse = (h: http2.IncomingHttpHeaders) => {
+        cleanup();
+        resolve(Number(h[':status']));
+      };
+      const cleanup = () => {
+        stream.off('error', onError);
+        stream.off('close', onClose);
+        stream.off('response', onResponse);
+      };
+      stream.once('error', onError);
+      stream.once('close', onClose);
+      stream.once('response', onResponse);
+    });
+    this.inputs.metrics.streams.inc({ side: 'client', status: String(status) });
+    if (status !== 200) {
+      stream.on('error', () => {});
+      stream.close(h2c.NGHTTP2_CANCEL);
+      throw new HboneRefusedError(status);
+    }
+    return stream;
+  }
+
+  /** Open connections and their stream counts, for config dumps. */
+  dump(): PoolDump[] {
+    const now = Date.now();
+    return [...this.pool.values()].flat().map((c) => ({ key: c.key, streams: c.streams, idleMs: now - c.lastUsed }));
+  }
+
+  get size(): number {
+    let n = 0;
+    for (const list of this.pool.values()) n += list.length;
+    return n;
+  }
+
+  /** Stops new streams, lets open ones finish until `deadlineMs`, then destroys the rest. */
+  async close(deadlineMs = 5_000): Promise<void> {
+    this.closed = true;
+    const all = [...this.pool.values()].flat();
+    const drained = Promise.all(
+      all.map((c) => new Promise<void>((resolve) => (!c.session || c.session.closed ? resolve() : c.session.close(resolve)))),
+    );
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([drained, new Promise<void>((r) => (timer = setTimeout(r, deadlineMs)))]);
+    clearTimeout(timer);
+    this.destroy();
+  }
+
+  destroy(): void {
+    this.closed = true;
+    clearInterval(this.sweeper);
+    for (const c of [...this.pool.values()].flat()) {
+      c.session?.destroy();
+      this.retire(c);
+    }
+  }
+
+  private acquire(request: HboneConnectRequest): PooledConnection {
+    const key = `${request.source}|${request.destination}|${formatAuthority(request.address)}`;
+    const list = this.pool.get(key);
+    const existing = list?.find((c) => c.usable && c.streams < c.limit);
+    const conn = existing ?? this.open(key, request);
+    conn.streams += 1;
+    conn.lastUsed = Date.now();
+    return conn;
+  }
+
+  private release(conn: PooledConnection): void {
+    conn.streams -= 1;
+    conn.lastUsed = Date.now();
+  }
+
+  private open(key: string, request: HboneConnectRequest): PooledConnection {
+    const conn: PooledConnection = {
+      key,
+      ready: Promise.resolve(),
+      streams: 0,
+      limit: this.maxStreams,
+      lastUsed: Date.now(),
+      usable: true,
+    };
+    conn.ready = this.dial(conn, request).catch((err: unknown) => {
+      const e = connectError(err as Error);
+      this.inputs.metrics.connectionsRefused.inc({ side: 'client', reason: refusalReason(e) });
+      this.retire(conn);
+      throw e;
+    });
+    // Every caller awaits `ready`; this only keeps an unawaited failure from being reported as unhandled.
+    conn.ready.catch(() => {});
+    const list = this.pool.get(key);
+    if (list) list.push(conn);
+    else this.pool.set(key, [conn]);
+    this.inputs.metrics.poolConnections.inc();
+    this.startSweeper();
+    return conn;
+  }
+
+  private async dial(conn: PooledConnection, request: HboneConnectRequest): Promise<void> {
+    const { metrics, logger } = this.inputs;
+    const cert = await this.inputs.certificates.fetch(request.source);
+    const { host, port } = request.address;
+    const session = http2.connect(`https://${formatAuthority(request.address)}`, {
+      createConnection: () =>
+        tls
+          .connect({
+            host,
+            port,
+            secureContext: secureContextFor(cert),
+            ALPNProtocols: [HBONE_ALPN],
+            checkServerIdentity: expectIdentity(request.destination),
+            rejectUnauthorized: true,
+          })
+          .setNoDelay(true),
+      settings: { initialWindowSize: HBONE_STREAM_WINDOW, enablePush: false },
+    });
+    conn.session = session;
+    session.on('remoteSettings', (s) => {
+      conn.limit = Math.min(this.maxStreams, s.maxConcurrentStreams ?? this.maxStreams);
+    });
+    session.on('goaway', () => {
+      conn.usable = false;
+    });
+    session.on('error', (err: Error) => logger.debug({ err: err.message, key: conn.key }, 'HBONE client session error'));
+    session.once('close', () => this.retire(conn));
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        session.destroy(new MeshError('MESH_ERR_TLS_HANDSHAKE', 'connect timeout'));
+      }, this.inputs.connectTimeoutMs ?? 10_000);
+      session.once('connect', () => {
+        clearTimeout(timer);
+        session.setLocalWindowSize(HBONE_CONNECTION_WINDOW);
+        metrics.connectionsOpened.inc({ side: 'client' });
+        resolve();
+      });
+      session.once('error', (err: Error) => {
+        clearTimeout(timer);
+        reject(err);
+      });
+    });
+  }
+
+  private retire(conn: PooledConnection): void {
+    conn.usable = false;
+    const list = this.pool.get(conn.key);
+    const i = list?.indexOf(conn) ?? -1;
+    if (!list || i < 0) return;
+    list.splice(i, 1);
+    if (list.length === 0) this.pool.delete(conn.key);
+    this.inputs.metrics.poolConnections.dec();
+  }
+
+  private startSweeper(): void {
+    if (this.sweeper) return;
+    const every = Math.max(10, Math.min(this.pingIntervalMs, this.idleTimeoutMs) / 2);
+    this.sweeper = setInterval(() => this.sweep(), every);
+    this.sweeper.unref();
+  }
+
+  /** Closes connections idle past the timeout and pings the other idle ones. */
+  private sweep(): void {
+    const now = Date.now();
+    for (const conn of [...this.pool.values()].flat()) {
+      const session = conn.session;
+      if (!session || conn.streams > 0 || !conn.usable) continue;
+      const idle = now - conn.lastUsed;
+      if (idle >= this.idleTimeoutMs) {
+        this.retire(conn);
+        session.close();
+      } else if (idle >= this.pingIntervalMs && !session.connecting && !session.destroyed) {
+        session.ping((err) => {
+          this.inputs.metrics.pings.inc({ result: err ? 'failed' : 'ok' });
+          if (err) {
+            this.retire(conn);
+            session.destroy();
+          }
+        });
+      }
+    }
+    if (this.pool.size === 0) {
+      clearInterval(this.sweeper);
+      this.sweeper = undefined;
+    }
+  }
+}
+
+function connectError(err: Error): MeshError {
+  if (err instanceof MeshError) return err;
+  const code = (err as NodeJS.ErrnoException).code ?? '';
+  if (code === 'ECONNREFUSED' || code === 'ETIMEDOUT' || code === 'EHOSTUNREACH' || code === 'ECONNRESET') {
+    return new MeshError('MESH_ERR_HBONE_UPSTREAM', err.message, { cause: err });
+  }
+  return new MeshError('MESH_ERR_TLS_HANDSHAKE', `${code} ${err.message}`.trim(), { cause: err });
+}
+
+function refusalReason(err: MeshError): string {
+  if (err.code === 'MESH_ERR_PEER_IDENTITY') return 'identity';
+  if (err.code === 'MESH_ERR_HBONE_UPSTREAM') return 'connect';
+  const cause = (err.cause as NodeJS.ErrnoException | undefined)?.code ?? '';
+  if (cause === 'CERT_HAS_EXPIRED') return 'expired_cert';
+  if (cause.includes('CERT') || cause.includes('SIGNATURE') || cause.includes('ISSUER')) return 'untrusted_cert';
+  return 'tls_handshake';
+}

@@ -1,0 +1,267 @@
+import http2, { type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
+import net, { type AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import tls, { type TLSSocket } from 'node:tls';
+import type { Logger } from 'pino';
+import { hboneStatusFor } from '../errors.js';
+import type { WorkloadCertificate } from '../identity/cert-manager.js';
+import type { SpiffeId } from '../identity/spiffe-id.js';
+import { type SpliceStats, splice } from '../net/splice.js';
+import type { HboneMetrics } from '../telemetry/hbone-metrics.js';
+import { handshakeRefusal, HBONE_ALPN, secureContextOptions, verifyClient } from '../tls/mesh-tls.js';
+import {
+  FORBIDDEN_TARGET_PORTS,
+  forwardedIp,
+  type HostPort,
+  parseAuthority,
+  parseForwardedFor,
+  validTraceparent,
+} from './hbone-headers.js';
+
+/** HTTP/2 flow-control windows for tunnels: large, so one stream can fill a fast link. */
+export const HBONE_STREAM_WINDOW = 4 * 1024 * 1024;
+export const HBONE_CONNECTION_WINDOW = 16 * 1024 * 1024;
+export const HBONE_MAX_STREAMS = 100;
+
+/** One CONNECT request that passed transport checks, handed to the owner to authorize and connect. */
+export interface HboneRequest {
+  readonly target: HostPort;
+  /** The verified identity of the client (the source workload or a waypoint). */
+  readonly peer: SpiffeId;
+  /** The identity this server presented (the destination workload). */
+  readonly local: SpiffeId;
+  /** The TCP endpoints of the HBONE connection itself. */
+  readonly localAddress: string;
+  readonly remoteAddress: string;
+  /** Original client address from `forwarded: for=`, when sent. */
+  readonly forwardedFor?: string;
+  readonly forwardedIp?: string;
+  readonly baggage?: string;
+  readonly traceparent?: string;
+}
+
+export interface HboneServerInputs {
+  /** The certificate to present for a connection arriving at `localAddress`; undefined refuses it. */
+  readonly certificateFor: (localAddress: string) => Promise<WorkloadCertificate | undefined>;
+  /**
+   * Authorizes a request and connects upstream. Throw MESH_ERR_HBONE_DENIED for 401; any other
+   * error answers 503. The returned duplex must allow half-open.
+   */
+  readonly onRequest: (request: HboneRequest) => Promise<Duplex>;
+  /** Called once per accepted tunnel when both directions have closed. */
+  readonly onTunnelClosed?: (request: HboneRequest, stats: SpliceStats) => void;
+  readonly metrics: HboneMetrics;
+  readonly logger: Logger;
+  readonly handshakeTimeoutMs?: number;
+}
+
+interface IdentityTls {
+  readonly server: tls.Server;
+  cert: WorkloadCertificate;
+}
+
+/**
+ * Terminates HBONE: mutual TLS 1.3 with the destination workload's certificate (chosen by the local
+ * address the connection arrived at), HTTP/2, one CONNECT stream per tunnelled connection.
+ */
+export class HboneServer {
+  private readonly tlsByIdentity = new Map<string, IdentityTls>();
+  private readonly sessions = new Set<ServerHttp2Session>();
+  private readonly listeners = new Set<net.Server>();
+  private closing = false;
+
+  constructor(private readonly inputs: HboneServerInputs) {}
+
+  /** Listens on `port` (0 for any) and resolves with the bound address. */
+  async listen(port: number, host: string): Promise<AddressInfo> {
+    const listener = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.accept(socket));
+    this.listeners.add(listener);
+    await new Promise<void>((resolve, reject) => {
+      listener.once('error', reject);
+      listener.listen(port, host, () => {
+        listener.off('error', reject);
+        resolve();
+      });
+    });
+    listener.on('error', (err) => this.inputs.logger.error({ err }, 'HBONE listener error'));
+    return listener.address() as AddressInfo;
+  }
+
+  /** Serves a TCP connection accepted elsewhere (for example by a listener inside a pod's netns). */
+  accept(socket: net.Socket): void {
+    socket.on('error', () => {
+      // Reported through tlsClientError or session errors.
+    });
+    if (this.closing) {
+      socket.destroy();
+      return;
+    }
+    const localAddress = socket.localAddress ?? '';
+    this.inputs.certificateFor(localAddress).then(
+      (cert) => {
+        if (!cert) {
+          this.refuse(socket, 'no_identity', `no workload certificate for local address ${localAddress}`);
+          return;
+        }
+        if (socket.destroyed) return;
+        this.tlsFor(cert).emit('connection', socket);
+      },
+      (err: unknown) => this.refuse(socket, 'no_identity', (err as Error).message),
+    );
+  }
+
+  /** Stops accepting, lets open tunnels finish until `deadlineMs`, then destroys what is left. */
+  async close(deadlineMs = 5_000): Promise<void> {
+    this.closing = true;
+    for (const l of this.listeners) l.close();
+    const drained = Promise.all(
+      [...this.sessions].map((s) => new Promise<void>((resolve) => (s.closed ? resolve() : s.close(resolve)))),
+    );
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([drained, new Promise<void>((r) => (timer = setTimeout(r, deadlineMs)))]);
+    clearTimeout(timer);
+    this.destroy();
+  }
+
+  destroy(): void {
+    this.closing = true;
+    for (const l of this.listeners) l.close();
+    for (const s of this.sessions) s.destroy();
+    this.sessions.clear();
+  }
+
+  private tlsFor(cert: WorkloadCertificate): tls.Server {
+    const key = cert.identity.toString();
+    const existing = this.tlsByIdentity.get(key);
+    if (existing) {
+      if (existing.cert !== cert) {
+        // Rotation: new handshakes use the new certificate; established sessions keep theirs.
+        existing.server.setSecureContext(secureContextOptions(cert));
+        existing.cert = cert;
+      }
+      return existing.server;
+    }
+    const server = tls.createServer({
+      ...secureContextOptions(cert),
+      requestCert: true,
+      // Verification results are checked in secured() so that each refusal is counted with its reason.
+      rejectUnauthorized: false,
+      ALPNProtocols: [HBONE_ALPN],
+      handshakeTimeout: this.inputs.handshakeTimeoutMs ?? 10_000,
+      allowHalfOpen: true,
+    });
+    const entry: IdentityTls = { server, cert };
+    server.on('secureConnection', (socket: TLSSocket) => this.secured(socket, entry.cert.identity));
+    server.on('tlsClientError', (err, socket) => {
+      this.refuse(socket, handshakeRefusal(err), err.message);
+    });
+    this.tlsByIdentity.set(key, entry);
+    return server;
+  }
+
+  private secured(socket: TLSSocket, local: SpiffeId): void {
+    const verdict = verifyClient(socket, local.trustDomain);
+    if (!verdict.ok) {
+      this.refuse(socket, verdict.reason, verdict.detail);
+      return;
+    }
+    if (this.closing) {
+      socket.destroy();
+      return;
+    }
+    socket.setNoDelay(true);
+    this.inputs.metrics.connectionsOpened.inc({ side: 'server' });
+    const session = http2.performServerHandshake(socket, {
+      settings: { initialWindowSize: HBONE_STREAM_WINDOW, maxConcurrentStreams: HBONE_MAX_STREAMS, enablePush: false },
+    });
+    this.sessions.add(session);
+    session.once('connect', () => session.setLocalWindowSize(HBONE_CONNECTION_WINDOW));
+    session.on('error', (err) => this.inputs.logger.debug({ err: err.message }, 'HBONE session error'));
+    session.once('close', () => this.sessions.delete(session));
+    const peer = verdict.identity;
+    session.on('stream', (stream, headers) => {
+      this.serveStream(stream, headers, peer, local, socket).catch((err: unknown) => {
+        this.inputs.logger.error({ err }, 'HBONE stream handler failed');
+        stream.destroy();
+      });
+    });
+  }
+
+  private async serveStream(
+    stream: ServerHttp2Stream,
+    headers: IncomingHttpHeaders,
+    peer: SpiffeId,
+    local: SpiffeId,
+    socket: TLSSocket,
+  ): Promise<void> {
+    const { metrics, logger } = this.inputs;
+    stream.on('error', () => {
+      // Resets are counted when the tunnel closes.
+    });
+    if (headers[':method'] !== 'CONNECT') {
+      this.reject(stream, 400, 'method', `method ${String(headers[':method'])} is not CONNECT`);
+      return;
+    }
+    const target = parseAuthority(headers[':authority']);
+    if (!target.ok) {
+      this.reject(stream, 400, 'authority', target.problems[0]?.message ?? 'bad authority');
+      return;
+    }
+    if (FORBIDDEN_TARGET_PORTS.has(target.value.port)) {
+      this.reject(stream, 400, 'forbidden_port', `port ${target.value.port} is reserved for capture`);
+      return;
+    }
+    const forwardedFor = parseForwardedFor(headers.forwarded);
+    const fwdIp = forwardedFor === undefined ? undefined : forwardedIp(forwardedFor);
+    const baggage = typeof headers.baggage === 'string' ? headers.baggage : undefined;
+    const traceparent = validTraceparent(headers.traceparent);
+    const request: HboneRequest = {
+      target: target.value,
+      peer,
+      local,
+      localAddress: socket.localAddress ?? '',
+      remoteAddress: socket.remoteAddress ?? '',
+      ...(forwardedFor !== undefined && { forwardedFor }),
+      ...(fwdIp !== undefined && { forwardedIp: fwdIp }),
+      ...(baggage !== undefined && { baggage }),
+      ...(traceparent !== undefined && { traceparent }),
+    };
+    let upstream: Duplex;
+    try {
+      upstream = await this.inputs.onRequest(request);
+    } catch (err) {
+      const status = hboneStatusFor(err);
+      const reason = status === 401 ? 'denied' : status === 400 ? 'authority' : 'upstream';
+      this.reject(stream, status, reason, (err as Error).message);
+      return;
+    }
+    if (stream.destroyed || stream.closed) {
+      upstream.destroy();
+      metrics.streamErrors.inc({ side: 'server', reason: 'reset' });
+      return;
+    }
+    stream.respond({ ':status': 200 });
+    metrics.streams.inc({ side: 'server', status: '200' });
+    const stats = await splice(stream, upstream);
+    if (stats.error) {
+      metrics.streamErrors.inc({ side: 'server', reason: 'reset' });
+      logger.debug({ err: stats.error.message, target: headers[':authority'] }, 'HBONE tunnel ended abnormally');
+    }
+    this.inputs.onTunnelClosed?.(request, stats);
+  }
+
+  private reject(stream: ServerHttp2Stream, status: 400 | 401 | 503, reason: string, detail: string): void {
+    const { metrics, logger } = this.inputs;
+    metrics.streams.inc({ side: 'server', status: String(status) });
+    if (status === 400) metrics.streamErrors.inc({ side: 'server', reason });
+    logger.debug({ status, reason, detail }, 'HBONE request refused');
+    if (!stream.destroyed && !stream.headersSent) stream.respond({ ':status': status }, { endStream: true });
+  }
+
+  private refuse(socket: Duplex, reason: string, detail: string): void {
+    this.inputs.metrics.connectionsRefused.inc({ side: 'server', reason });
+    this.inputs.logger.debug({ reason, detail }, 'HBONE connection refused');
+    socket.destroy();
+  }
+}
+

@@ -1,0 +1,208 @@
+import type { Logger } from 'pino';
+import { type BackoffPolicy, backoffDelay, CERT_BACKOFF } from '../backoff.js';
+import { MeshError } from '../errors.js';
+import type { CaClient } from './ca-client.js';
+import { DEFAULT_CERT_TTL_SECONDS } from './local-ca.js';
+import type { SpiffeId } from './spiffe-id.js';
+import { certificateFacts, createCsr } from './x509.js';
+
+/** A workload's key and certificate chain as issued by the CA. Immutable; rotation makes a new one. */
+export interface WorkloadCertificate {
+  readonly identity: SpiffeId;
+  readonly keyPem: string;
+  /** Leaf first, root last. */
+  readonly chainPem: readonly string[];
+  /** Trust anchors for peers: the root of this chain. */
+  readonly rootsPem: readonly string[];
+  readonly notBefore: Date;
+  readonly notAfter: Date;
+  readonly serialNumber: string;
+}
+
+export interface CertManagerInputs {
+  readonly ca: CaClient;
+  readonly ttlSeconds?: number;
+  readonly backoff?: BackoffPolicy;
+  readonly logger?: Logger;
+  readonly random?: () => number;
+}
+
+type EntryState = 'initializing' | 'available' | 'unavailable';
+
+interface Entry {
+  readonly identity: SpiffeId;
+  cert?: WorkloadCertificate;
+  pending?: Promise<WorkloadCertificate>;
+  timer?: NodeJS.Timeout;
+  nextAttemptAt?: number;
+  failures: number;
+  lastError?: string;
+}
+
+export interface CertificateDump {
+  identity: string;
+  state: EntryState;
+  serialNumber?: string;
+  notBefore?: string;
+  notAfter?: string;
+  nextRotation?: string;
+  failures: number;
+  lastError?: string;
+}
+
+/** Longest delay Node's timers accept. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * One certificate per identity: fetched on demand, cached, rotated at half its lifetime. When the CA
+ * fails, a still-valid certificate keeps serving and issuance is retried with jittered exponential
+ * backoff. Consumers read `current()`/`fetch()` per new connection, so a rotation reaches new
+ * connections only; open ones keep the certificate they were made with.
+ */
+export class CertManager {
+  private readonly entries = new Map<string, Entry>();
+  private readonly ttlSeconds: number;
+  private readonly backoff: BackoffPolicy;
+  private closed = false;
+
+  constructor(private readonly inputs: CertManagerInputs) {
+    this.ttlSeconds = inputs.ttlSeconds ?? DEFAULT_CERT_TTL_SECONDS;
+    this.backoff = inputs.backoff ?? CERT_BACKOFF;
+  }
+
+  /** The valid certificate for `identity`, issuing one first if needed. */
+  fetch(identity: SpiffeId): Promise<WorkloadCertificate> {
+    if (this.closed) return Promise.reject(new MeshError('MESH_ERR_CLOSED', 'certificate manager'));
+    const key = identity.toString();
+    let entry = this.entries.get(key);
+    if (!entry) {
+      entry = { identity, failures: 0 };
+      this.entries.set(key, entry);
+    }
+    const valid = usable(entry.cert);
+    if (valid) return Promise.resolve(valid);
+    if (entry.pending) return entry.pending;
+    if (entry.timer && entry.failures > 0) {
+      // In backoff with nothing valid: say so now rather than hold the caller for up to 150 s.
+      return Promise.reject(new MeshError('MESH_ERR_CA_UNAVAILABLE', `${key}: ${entry.lastError}`));
+    }
+    return this.issue(entry);
+  }
+
+  /** The cached certificate if it is still valid, without contacting the CA. */
+  current(identity: SpiffeId): WorkloadCertificate | undefined {
+    return usable(this.entries.get(identity.toString())?.cert);
+  }
+
+  /** Stops rotating `identity` and drops its certificate (the workload left this node). */
+  forget(identity: SpiffeId): void {
+    const entry = this.entries.get(identity.toString());
+    if (!entry) return;
+    clearTimeout(entry.timer);
+    this.entries.delete(identity.toString());
+  }
+
+  dump(): CertificateDump[] {
+    return [...this.entries.values()].map((e) => {
+      const cert = e.cert;
+      return {
+        identity: e.identity.toString(),
+        state: usable(cert) ? 'available' : e.failures > 0 ? 'unavailable' : 'initializing',
+        ...(cert && {
+          serialNumber: cert.serialNumber,
+          notBefore: cert.notBefore.toISOString(),
+          notAfter: cert.notAfter.toISOString(),
+        }),
+        ...(e.nextAttemptAt !== undefined && { nextRotation: new Date(e.nextAttemptAt).toISOString() }),
+        failures: e.failures,
+        ...(e.lastError !== undefined && { lastError: e.lastError }),
+      };
+    });
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const e of this.entries.values()) clearTimeout(e.timer);
+    this.entries.clear();
+  }
+
+  private issue(entry: Entry): Promise<WorkloadCertificate> {
+    clearTimeout(entry.timer);
+    entry.timer = undefined;
+    entry.nextAttemptAt = undefined;
+    const pending = this.request(entry.identity).then(
+      (cert) => {
+        entry.pending = undefined;
+        if (this.closed || this.entries.get(entry.identity.toString()) !== entry) return cert;
+        entry.cert = cert;
+        entry.failures = 0;
+        entry.lastError = undefined;
+        const lifetime = cert.notAfter.getTime() - cert.notBefore.getTime();
+        this.schedule(entry, cert.notBefore.getTime() + lifetime / 2);
+        this.inputs.logger?.info(
+          { identity: entry.identity.toString(), serial: cert.serialNumber, notAfter: cert.notAfter },
+          'certificate issued',
+        );
+        return cert;
+      },
+      (err: unknown) => {
+        entry.pending = undefined;
+        const error =
+          err instanceof MeshError ? err : new MeshError('MESH_ERR_CA_UNAVAILABLE', (err as Error)?.message, { cause: err });
+        if (this.closed || this.entries.get(entry.identity.toString()) !== entry) throw error;
+        entry.lastError = error.message;
+        const delay = backoffDelay(this.backoff, entry.failures, this.inputs.random);
+        entry.failures += 1;
+        this.schedule(entry, Date.now() + delay);
+        this.inputs.logger?.warn(
+          { identity: entry.identity.toString(), err: error.message, retryInMs: Math.round(delay) },
+          usable(entry.cert) ? 'certificate rotation failed; keeping the valid certificate' : 'certificate issuance failed',
+        );
+        const valid = usable(entry.cert);
+        if (valid) return valid;
+        throw error;
+      },
+    );
+    entry.pending = pending;
+    return pending;
+  }
+
+  private schedule(entry: Entry, at: number): void {
+    entry.nextAttemptAt = at;
+    entry.timer = setTimeout(
+      () => {
+        entry.timer = undefined;
+        this.issue(entry).catch(() => {
+          // Logged and rescheduled in issue().
+        });
+      },
+      Math.min(Math.max(0, at - Date.now()), MAX_TIMER_MS),
+    );
+    entry.timer.unref();
+  }
+
+  private async request(identity: SpiffeId): Promise<WorkloadCertificate> {
+    const { keyPem, csrPem } = await createCsr(identity);
+    const chain = await this.inputs.ca.createCertificate({ csrPem, ttlSeconds: this.ttlSeconds, identity });
+    if (!Array.isArray(chain) || chain.length === 0) {
+      throw new MeshError('MESH_ERR_CA_UNAVAILABLE', 'CA returned an empty chain');
+    }
+    const leaf = certificateFacts(chain[0] as string);
+    if (leaf.uriSans.length !== 1 || leaf.uriSans[0] !== identity.toString()) {
+      throw new MeshError('MESH_ERR_INVALID_CERTIFICATE', `CA returned a certificate for ${leaf.uriSans.join(',')}`);
+    }
+    return {
+      identity,
+      keyPem,
+      chainPem: chain,
+      rootsPem: [chain[chain.length - 1] as string],
+      notBefore: leaf.notBefore,
+      notAfter: leaf.notAfter,
+      serialNumber: leaf.serialNumber,
+    };
+  }
+}
+
+function usable(cert: WorkloadCertificate | undefined): WorkloadCertificate | undefined {
+  return cert && cert.notAfter.getTime() > Date.now() ? cert : undefined;
+}

@@ -1,0 +1,58 @@
+import { constants as h2 } from 'node:http2';
+import type { Duplex } from 'node:stream';
+
+export interface SpliceStats {
+  /** Bytes read from `a` and written to `b`. */
+  readonly aToB: number;
+  /** Bytes read from `b` and written to `a`. */
+  readonly bToA: number;
+  /** The first error on either side, if the tunnel did not end cleanly in both directions. */
+  readonly error?: Error;
+}
+
+/**
+ * Copies bytes both ways between two duplex streams until both directions end. Backpressure comes
+ * from pipe(); half-close passes through (an end on one side ends the other side's writable only);
+ * an abnormal close of either side aborts the other. Sockets must be created with allowHalfOpen.
+ */
+export function splice(a: Duplex, b: Duplex): Promise<SpliceStats> {
+  return new Promise((resolve) => {
+    let aToB = 0;
+    let bToA = 0;
+    let error: Error | undefined;
+    let closed = 0;
+    a.on('data', (chunk: Buffer) => {
+      aToB += chunk.length;
+    });
+    b.on('data', (chunk: Buffer) => {
+      bToA += chunk.length;
+    });
+    const onClose = (self: Duplex, other: Duplex) => () => {
+      if (!(self.readableEnded && self.writableFinished)) {
+        error ??= new Error('peer closed before both directions ended');
+        abort(other);
+      }
+      if (++closed === 2) resolve(error ? { aToB, bToA, error } : { aToB, bToA });
+    };
+    const onError = (err: Error) => {
+      error ??= err;
+    };
+    a.on('error', onError);
+    b.on('error', onError);
+    a.once('close', onClose(a, b));
+    b.once('close', onClose(b, a));
+    a.pipe(b);
+    b.pipe(a);
+  });
+}
+
+/** Aborts a stream: an HTTP/2 stream is reset with CONNECT_ERROR (RFC 9113 §8.5), a socket destroyed. */
+function abort(stream: Duplex): void {
+  if (stream.destroyed) return;
+  const h2stream = stream as Duplex & { rstCode?: number; close?: (code: number) => void };
+  if ('rstCode' in h2stream && typeof h2stream.close === 'function') {
+    h2stream.close(h2.NGHTTP2_CONNECT_ERROR);
+  } else {
+    stream.destroy();
+  }
+}
