@@ -129,7 +129,12 @@ export class LocalCa implements CaClient {
    * Issues a leaf for `identity` with an explicit validity window. Used by sign(), and directly by
    * tests that need certificates no CSR path would produce (already expired ones).
    */
-  async issue(identity: SpiffeId, publicKey: x509.PublicKey, notBefore: Date, notAfter: Date): Promise<string[]> {
+  async issue(
+    identity: SpiffeId,
+    publicKey: x509.PublicKey | webcrypto.CryptoKey,
+    notBefore: Date,
+    notAfter: Date,
+  ): Promise<string[]> {
     const rootNotAfter = this.root.notAfter;
     const leaf = await x509.X509CertificateGenerator.create({
       serialNumber: randomSerial(),

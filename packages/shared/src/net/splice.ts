@@ -28,7 +28,7 @@ export function splice(a: Duplex, b: Duplex): Promise<SpliceStats> {
       bToA += chunk.length;
     });
     const onClose = (self: Duplex, other: Duplex) => () => {
-      if (!(self.readableEnded && self.writableFinished)) {
+      if (!endedCleanly(self)) {
         error ??= new Error('peer closed before both directions ended');
         abort(other);
       }
@@ -46,10 +46,21 @@ export function splice(a: Duplex, b: Duplex): Promise<SpliceStats> {
   });
 }
 
+type MaybeH2Stream = Duplex & { rstCode?: number; aborted?: boolean; close?: (code: number) => void };
+
+/**
+ * Both directions ended normally. An HTTP/2 stream that was reset also reports its readable side
+ * ended and its writable side finished, so its `aborted` flag and RST code are checked too.
+ */
+function endedCleanly(stream: MaybeH2Stream): boolean {
+  if (!(stream.readableEnded && stream.writableFinished)) return false;
+  return !stream.aborted && (stream.rstCode === undefined || stream.rstCode === h2.NGHTTP2_NO_ERROR);
+}
+
 /** Aborts a stream: an HTTP/2 stream is reset with CONNECT_ERROR (RFC 9113 §8.5), a socket destroyed. */
 function abort(stream: Duplex): void {
   if (stream.destroyed) return;
-  const h2stream = stream as Duplex & { rstCode?: number; close?: (code: number) => void };
+  const h2stream = stream as MaybeH2Stream;
   if ('rstCode' in h2stream && typeof h2stream.close === 'function') {
     h2stream.close(h2.NGHTTP2_CONNECT_ERROR);
   } else {

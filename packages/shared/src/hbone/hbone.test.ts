@@ -1,0 +1,226 @@
+import type { Duplex } from 'node:stream';
+import { afterEach, describe, expect, it } from 'vitest';
+import { MeshError } from '../errors.js';
+import { SpiffeId } from '../identity/spiffe-id.js';
+import {
+  CLIENT_ID,
+  echoServer,
+  eventually,
+  type MeshPair,
+  meshPair,
+  metricValue,
+  readAll,
+  SERVER_ID,
+  TRUST_DOMAIN,
+} from '../testing/mesh-fixture.js';
+import { HboneRefusedError } from './hbone-client.js';
+
+let pair: MeshPair | undefined;
+const closers: Array<() => unknown> = [];
+afterEach(async () => {
+  await pair?.close();
+  pair = undefined;
+  for (const c of closers.splice(0)) await c();
+});
+
+async function roundTrip(stream: Duplex, payload: string): Promise<string> {
+  stream.write(payload);
+  return new Promise((resolve) => stream.once('data', (d: Buffer) => resolve(d.toString())));
+}
+
+describe('HBONE tunnel', () => {
+  it('carries bytes both ways and passes verified identities and headers to the server', async () => {
+    const echo = await echoServer();
+    closers.push(() => echo.server.close());
+    pair = await meshPair();
+    const stream = await pair.client.connect({
+      source: CLIENT_ID,
+      destination: SERVER_ID,
+      address: { host: '127.0.0.1', port: pair.serverPort },
+      authority: `127.0.0.1:${echo.port}`,
+      forwarded: 'for="198.18.0.7:40000"',
+      baggage: 'k8s.namespace.name=demo',
+      traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
+    });
+    expect(await roundTrip(stream, 'ping')).toBe('ping');
+    stream.end();
+    const [req] = pair.requests;
+    expect(req?.peer.toString()).toBe(CLIENT_ID.toString());
+    expect(req?.local.toString()).toBe(SERVER_ID.toString());
+    expect(req?.target).toEqual({ host: '127.0.0.1', port: echo.port });
+    expect(req?.forwardedIp).toBe('198.18.0.7');
+    expect(req?.baggage).toBe('k8s.namespace.name=demo');
+    expect(req?.traceparent).toBe('00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01');
+    expect(await metricValue(pair.registry, 'hbone_streams_total', { side: 'client', status: '200' })).toBe(1);
+    expect(await metricValue(pair.registry, 'hbone_connections_opened_total', { side: 'server' })).toBe(1);
+  });
+
+  it('passes half-close through: the upstream sees end, and its reply still arrives', async () => {
+    pair = await meshPair();
+    const upstreamSaw: string[] = [];
+    const net = await import('node:net');
+    const app = net.createServer({ allowHalfOpen: true }, (s) => {
+      const chunks: Buffer[] = [];
+      s.on('data', (c) => chunks.push(c));
+      s.on('end', () => {
+        upstreamSaw.push(Buffer.concat(chunks).toString());
+        s.end(`got ${Buffer.concat(chunks).length} bytes`);
+      });
+    });
+    await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
+    closers.push(() => app.close());
+    const port = (app.address() as { port: number }).port;
+    const stream = await pair.client.connect({
+      source: CLIENT_ID,
+      destination: SERVER_ID,
+      address: { host: '127.0.0.1', port: pair.serverPort },
+      authority: `127.0.0.1:${port}`,
+    });
+    stream.end('x'.repeat(100_000));
+    expect((await readAll(stream)).toString()).toBe('got 100000 bytes');
+    expect(upstreamSaw).toEqual(['x'.repeat(100_000)]);
+  });
+
+  it('answers 401 when the owner denies and 503 when the upstream cannot be reached', async () => {
+    let deny = true;
+    pair = await meshPair({
+      server: {
+        onRequest: async (req) => {
+          if (deny) throw new MeshError('MESH_ERR_HBONE_DENIED', `${req.peer} may not connect`);
+          const { dialUpstream } = await import('../testing/mesh-fixture.js');
+          return dialUpstream(req.target.port);
+        },
+      },
+    });
+    const base = {
+      source: CLIENT_ID,
+      destination: SERVER_ID,
+      address: { host: '127.0.0.1', port: pair.serverPort },
+      authority: '127.0.0.1:9',
+    };
+    await expect(pair.client.connect(base)).rejects.toSatisfy((e) => e instanceof HboneRefusedError && e.status === 401);
+    deny = false;
+    // Port 9 on loopback has no listener: the upstream connect is refused.
+    await expect(pair.client.connect(base)).rejects.toSatisfy((e) => e instanceof HboneRefusedError && e.status === 503);
+    expect(await metricValue(pair.registry, 'hbone_streams_total', { side: 'server', status: '401' })).toBe(1);
+    expect(await metricValue(pair.registry, 'hbone_streams_total', { side: 'server', status: '503' })).toBe(1);
+  });
+});
+
+describe('HBONE client pool', () => {
+  it('shares a connection only within one (source, destination, address) key', async () => {
+    const echo = await echoServer();
+    closers.push(() => echo.server.close());
+    pair = await meshPair();
+    const other = SpiffeId.of(TRUST_DOMAIN, 'demo', 'other-client');
+    const address = { host: '127.0.0.1', port: pair.serverPort };
+    const open = (source: SpiffeId) =>
+      pair!.client.connect({ source, destination: SERVER_ID, address, authority: `127.0.0.1:${echo.port}` });
+    const s1 = await open(CLIENT_ID);
+    const s2 = await open(CLIENT_ID);
+    expect(pair.client.size).toBe(1);
+    const s3 = await open(other);
+    expect(pair.client.size).toBe(2);
+    const peers = pair.requests.map((r) => r.peer.toString());
+    expect(peers).toEqual([CLIENT_ID.toString(), CLIENT_ID.toString(), other.toString()]);
+    const keys = pair.client.dump().map((d) => d.key);
+    expect(keys).toEqual([
+      `${CLIENT_ID}|${SERVER_ID}|127.0.0.1:${pair.serverPort}`,
+      `${other}|${SERVER_ID}|127.0.0.1:${pair.serverPort}`,
+    ]);
+    for (const s of [s1, s2, s3]) s.end();
+  });
+
+  it('never reuses a connection for a different expected destination identity at the same address', async () => {
+    pair = await meshPair();
+    const address = { host: '127.0.0.1', port: pair.serverPort };
+    const echo = await echoServer();
+    closers.push(() => echo.server.close());
+    const good = await pair.client.connect({
+      source: CLIENT_ID,
+      destination: SERVER_ID,
+      address,
+      authority: `127.0.0.1:${echo.port}`,
+    });
+    // Same address, but the caller expects another identity: a new connection, whose check fails.
+    const impostor = SpiffeId.of(TRUST_DOMAIN, 'demo', 'someone-else');
+    await expect(
+      pair.client.connect({ source: CLIENT_ID, destination: impostor, address, authority: `127.0.0.1:${echo.port}` }),
+    ).rejects.toSatisfy((e) => e instanceof MeshError && e.code === 'MESH_ERR_PEER_IDENTITY');
+    expect(await metricValue(pair.registry, 'hbone_connections_refused_total', { side: 'client', reason: 'identity' })).toBe(1);
+    expect(await roundTrip(good, 'still fine')).toBe('still fine');
+    good.end();
+  });
+
+  it('multiplexes up to 100 streams per connection and opens another when full', async () => {
+    const echo = await echoServer();
+    closers.push(() => echo.server.close());
+    pair = await meshPair();
+    const req = {
+      source: CLIENT_ID,
+      destination: SERVER_ID,
+      address: { host: '127.0.0.1', port: pair.serverPort },
+      authority: `127.0.0.1:${echo.port}`,
+    };
+    const streams: Duplex[] = [];
+    for (let i = 0; i < 100; i++) streams.push(await pair.client.connect(req));
+    expect(pair.client.size).toBe(1);
+    expect(pair.client.dump()[0]?.streams).toBe(100);
+    streams.push(await pair.client.connect(req));
+    expect(pair.client.size).toBe(2);
+    expect(pair.client.dump().map((d) => d.streams)).toEqual([100, 1]);
+    expect(await roundTrip(streams[100]!, 'hundred-and-first')).toBe('hundred-and-first');
+    for (const s of streams) s.end();
+    await eventually(() => pair!.client.dump().every((d) => d.streams === 0));
+  });
+
+  it('pings idle connections and releases them after the idle timeout', async () => {
+    const echo = await echoServer();
+    closers.push(() => echo.server.close());
+    pair = await meshPair({ client: { pingIntervalMs: 40, idleTimeoutMs: 400 } });
+    const s = await pair.client.connect({
+      source: CLIENT_ID,
+      destination: SERVER_ID,
+      address: { host: '127.0.0.1', port: pair.serverPort },
+      authority: `127.0.0.1:${echo.port}`,
+    });
+    s.end();
+    await readAll(s);
+    await eventually(async () => (await metricValue(pair!.registry, 'hbone_pool_pings_total', { result: 'ok' })) >= 2);
+    expect(pair.client.size).toBe(1);
+    await eventually(() => pair!.client.size === 0);
+    expect(await metricValue(pair.registry, 'hbone_pool_connections')).toBe(0);
+  });
+
+  it('uses a rotated certificate for new connections without touching open ones', async () => {
+    const echo = await echoServer();
+    closers.push(() => echo.server.close());
+    const serials: string[] = [];
+    pair = await meshPair({ ttlSeconds: 62 });
+    const tls = await import('node:tls');
+    const p = pair;
+    const openAndRecord = async (source: SpiffeId) => {
+      const s = await p.client.connect({
+        source,
+        destination: SERVER_ID,
+        address: { host: '127.0.0.1', port: p.serverPort },
+        authority: `127.0.0.1:${echo.port}`,
+      });
+      const sock = (s as unknown as { session: { socket: InstanceType<typeof tls.TLSSocket> } }).session.socket;
+      serials.push(sock.getPeerX509Certificate()!.serialNumber);
+      return s;
+    };
+    const before = await openAndRecord(CLIENT_ID);
+    const first = p.certs.current(SERVER_ID)!;
+    await eventually(() => p.certs.current(SERVER_ID) !== first, 50);
+    // A different source identity forces a new TLS connection to the same server.
+    const after = await openAndRecord(SpiffeId.of(TRUST_DOMAIN, 'demo', 'late-client'));
+    expect(serials[0]).toBe(first.serialNumber);
+    expect(serials[1]).toBe(p.certs.current(SERVER_ID)!.serialNumber);
+    expect(serials[1]).not.toBe(serials[0]);
+    expect(await roundTrip(before, 'old connection')).toBe('old connection');
+    expect(await roundTrip(after, 'new connection')).toBe('new connection');
+    before.end();
+    after.end();
+  });
+});
