@@ -10,7 +10,11 @@ export const CERT_BACKOFF: BackoffPolicy = Object.freeze({ initialMs: 500, maxMs
  * Delay before retry number `attempt` (0-based): the exponential ceiling min(max, initial * 2^attempt),
  * jittered down into [ceiling/2, ceiling] so that many clients failing together spread out.
  */
-export function backoffDelay(policy: BackoffPolicy, attempt: number, random: () => number = Math.random): number {
+export function backoffDelay(
+  policy: BackoffPolicy,
+  attempt: number,
+  random: () => number = Math.random,
+): number {
   const ceiling = Math.min(policy.maxMs, policy.initialMs * 2 ** Math.min(attempt, 52));
   return ceiling / 2 + (ceiling / 2) * random();
 }

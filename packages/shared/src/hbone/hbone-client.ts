@@ -7,11 +7,12 @@
  * identity is never used to reach another identity, even at the same address.
  */
 import http2, { type ClientHttp2Session, type ClientHttp2Stream, constants as h2c } from 'node:http2';
-import type { Logger } from 'pino';
 import tls from 'node:tls';
+import type { Logger } from 'pino';
 import { MeshError } from '../errors.js';
 import type { WorkloadCertificate } from '../identity/cert-manager.js';
 import type { SpiffeId } from '../identity/spiffe-id.js';
+import { uriSans } from '../identity/x509.js';
 import type { HboneMetrics } from '../telemetry/hbone-metrics.js';
 import { expectIdentity, HBONE_ALPN, secureContextFor } from '../tls/mesh-tls.js';
 import { formatAuthority, type HostPort } from './hbone-headers.js';
@@ -61,6 +62,8 @@ interface PooledConnection {
   limit: number;
   lastUsed: number;
   usable: boolean;
+  /** The URI SAN the server presented, recorded once it passed verification. */
+  peer?: string;
 }
 
 export interface PoolDump {
@@ -72,6 +75,7 @@ export interface PoolDump {
 /** Pooled HBONE client: CONNECT streams multiplexed over mutual-TLS HTTP/2 connections. */
 export class HboneClient {
   private readonly pool = new Map<string, PooledConnection[]>();
+  private readonly peers = new WeakMap<ClientHttp2Stream, string>();
   private readonly maxStreams: number;
   private readonly idleTimeoutMs: number;
   private readonly pingIntervalMs: number;
@@ -110,6 +114,7 @@ export class HboneClient {
       throw new MeshError('MESH_ERR_HBONE_RESET', (err as Error).message, { cause: err });
     }
     stream.once('close', () => this.release(conn));
+    if (conn.peer) this.peers.set(stream, conn.peer);
     const status = await new Promise<number>((resolve, reject) => {
       const onError = (err: Error) => {
         cleanup();
@@ -117,7 +122,9 @@ export class HboneClient {
       };
       const onClose = () => {
         cleanup();
-        reject(new MeshError('MESH_ERR_HBONE_RESET', `stream closed before a response (code ${stream.rstCode})`));
+        reject(
+          new MeshError('MESH_ERR_HBONE_RESET', `stream closed before a response (code ${stream.rstCode})`),
+        );
       };
       const onResponse = (h: http2.IncomingHttpHeaders) => {
         cleanup();
@@ -141,10 +148,17 @@ export class HboneClient {
     return stream;
   }
 
+  /** The identity the server of `stream` presented and this client verified. */
+  peerOf(stream: ClientHttp2Stream): string | undefined {
+    return this.peers.get(stream);
+  }
+
   /** Open connections and their stream counts, for config dumps. */
   dump(): PoolDump[] {
     const now = Date.now();
-    return [...this.pool.values()].flat().map((c) => ({ key: c.key, streams: c.streams, idleMs: now - c.lastUsed }));
+    return [...this.pool.values()]
+      .flat()
+      .map((c) => ({ key: c.key, streams: c.streams, idleMs: now - c.lastUsed }));
   }
 
   get size(): number {
@@ -158,7 +172,12 @@ export class HboneClient {
     this.closed = true;
     const all = [...this.pool.values()].flat();
     const drained = Promise.all(
-      all.map((c) => new Promise<void>((resolve) => (!c.session || c.session.closed ? resolve() : c.session.close(resolve)))),
+      all.map(
+        (c) =>
+          new Promise<void>((resolve) =>
+            !c.session || c.session.closed ? resolve() : c.session.close(resolve),
+          ),
+      ),
     );
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([drained, new Promise<void>((r) => (timer = setTimeout(r, deadlineMs)))]);
@@ -240,7 +259,9 @@ export class HboneClient {
     session.on('goaway', () => {
       conn.usable = false;
     });
-    session.on('error', (err: Error) => logger.debug({ err: err.message, key: conn.key }, 'HBONE client session error'));
+    session.on('error', (err: Error) =>
+      logger.debug({ err: err.message, key: conn.key }, 'HBONE client session error'),
+    );
     session.once('close', () => this.retire(conn));
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -249,6 +270,7 @@ export class HboneClient {
       session.once('connect', () => {
         clearTimeout(timer);
         session.setLocalWindowSize(HBONE_CONNECTION_WINDOW);
+        conn.peer = uriSans((session.socket as tls.TLSSocket).getPeerX509Certificate()?.subjectAltName)[0];
         metrics.connectionsOpened.inc({ side: 'client' });
         resolve();
       });
@@ -317,6 +339,7 @@ function refusalReason(err: MeshError): string {
   if (err.code === 'MESH_ERR_HBONE_UPSTREAM') return 'connect';
   const cause = (err.cause as NodeJS.ErrnoException | undefined)?.code ?? '';
   if (cause === 'CERT_HAS_EXPIRED') return 'expired_cert';
-  if (cause.includes('CERT') || cause.includes('SIGNATURE') || cause.includes('ISSUER')) return 'untrusted_cert';
+  if (cause.includes('CERT') || cause.includes('SIGNATURE') || cause.includes('ISSUER'))
+    return 'untrusted_cert';
   return 'tls_handshake';
 }

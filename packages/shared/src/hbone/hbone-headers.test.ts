@@ -22,7 +22,8 @@ describe('parseAuthority', () => {
   ])('refuses %s', (value, reason) => {
     const r = parseAuthority(value);
     expect(r.ok).toBe(false);
-    if (!r.ok) expect(r.problems[0]).toMatchObject({ path: ':authority', message: expect.stringContaining(reason) });
+    if (!r.ok)
+      expect(r.problems[0]).toMatchObject({ path: ':authority', message: expect.stringContaining(reason) });
   });
 });
 
@@ -48,7 +49,9 @@ describe('forwarded and traceparent', () => {
 describe('uriSans', () => {
   it('reads URI entries from a subjectAltName string, quoted or not', () => {
     expect(uriSans('URI:spiffe://td/ns/a/sa/b')).toEqual(['spiffe://td/ns/a/sa/b']);
-    expect(uriSans('DNS:x.y, URI:spiffe://td/ns/a/sa/b, IP Address:1.2.3.4')).toEqual(['spiffe://td/ns/a/sa/b']);
+    expect(uriSans('DNS:x.y, URI:spiffe://td/ns/a/sa/b, IP Address:1.2.3.4')).toEqual([
+      'spiffe://td/ns/a/sa/b',
+    ]);
     expect(uriSans('URI:"spiffe://td/ns/a, b/sa/c", URI:u2')).toEqual(['spiffe://td/ns/a, b/sa/c', 'u2']);
     expect(uriSans(undefined)).toEqual([]);
   });

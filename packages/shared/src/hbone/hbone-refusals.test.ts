@@ -65,7 +65,10 @@ function rawExchange(port: number, bytes: string): Promise<Buffer> {
 }
 
 /** A TLS client with explicit material; resolves when the server has closed the connection. */
-function tlsAttempt(port: number, options: tls.ConnectionOptions): Promise<{ handshake: boolean; data: number }> {
+function tlsAttempt(
+  port: number,
+  options: tls.ConnectionOptions,
+): Promise<{ handshake: boolean; data: number }> {
   return new Promise((resolve) => {
     let handshake = false;
     let data = 0;
@@ -90,7 +93,12 @@ function tlsAttempt(port: number, options: tls.ConnectionOptions): Promise<{ han
 }
 
 /** Key and a certificate issued directly by `ca` for `identity` with an explicit validity window. */
-async function issued(ca: LocalCa, identity: SpiffeId, notBefore: Date, notAfter: Date): Promise<WorkloadCertificate> {
+async function issued(
+  ca: LocalCa,
+  identity: SpiffeId,
+  notBefore: Date,
+  notAfter: Date,
+): Promise<WorkloadCertificate> {
   const keys = await generateKeyPair();
   const chainPem = await ca.issue(identity, keys.publicKey, notBefore, notAfter);
   const facts = certificateFacts(chainPem[0] as string);
@@ -146,7 +154,10 @@ describe('HBONE server refuses bad peers, counts them, and keeps serving', () =>
 
   it('refuses HTTP/1.1 on the HBONE port', async () => {
     await setup();
-    const reply = await rawExchange(pair.serverPort, 'CONNECT 10.0.0.1:80 HTTP/1.1\r\nHost: 10.0.0.1:80\r\n\r\n');
+    const reply = await rawExchange(
+      pair.serverPort,
+      'CONNECT 10.0.0.1:80 HTTP/1.1\r\nHost: 10.0.0.1:80\r\n\r\n',
+    );
     expect(reply.toString()).not.toContain('HTTP/1.1 200');
     await eventually(async () => (await refused('tls_handshake')) === 1);
     await expectServerStillServes();
@@ -167,7 +178,10 @@ describe('HBONE server refuses bad peers, counts them, and keeps serving', () =>
     await setup();
     const otherCa = await LocalCa.create({ trustDomain: TRUST_DOMAIN });
     const foreign = await issued(otherCa, CLIENT_ID, ...validWindow());
-    const attempt = await tlsAttempt(pair.serverPort, { ...secureContextOptions(foreign), ca: pair.ca.rootPem });
+    const attempt = await tlsAttempt(pair.serverPort, {
+      ...secureContextOptions(foreign),
+      ca: pair.ca.rootPem,
+    });
     expect(attempt.data).toBe(0);
     await eventually(async () => (await refused('untrusted_cert')) === 1);
     await expectServerStillServes();
@@ -219,7 +233,11 @@ describe('HBONE server refuses bad peers, counts them, and keeps serving', () =>
     });
     const { port } = await server.listen(0, '127.0.0.1');
     const client = new HboneClient({ certificates: certs, metrics, logger });
-    closers.push(() => client.destroy(), () => server.destroy(), () => certs.close());
+    closers.push(
+      () => client.destroy(),
+      () => server.destroy(),
+      () => certs.close(),
+    );
     const attempt = () =>
       client.connect({
         source: CLIENT_ID,
@@ -227,11 +245,22 @@ describe('HBONE server refuses bad peers, counts them, and keeps serving', () =>
         address: { host: '127.0.0.1', port },
         authority: '127.0.0.1:80',
       });
-    await expect(attempt()).rejects.toSatisfy((e) => e instanceof MeshError && e.code === 'MESH_ERR_PEER_IDENTITY');
+    await expect(attempt()).rejects.toSatisfy(
+      (e) => e instanceof MeshError && e.code === 'MESH_ERR_PEER_IDENTITY',
+    );
     presented = expired;
-    await expect(attempt()).rejects.toSatisfy((e) => e instanceof MeshError && e.code === 'MESH_ERR_TLS_HANDSHAKE');
-    expect(await metricValue(registry, 'hbone_connections_refused_total', { side: 'client', reason: 'identity' })).toBe(1);
-    expect(await metricValue(registry, 'hbone_connections_refused_total', { side: 'client', reason: 'expired_cert' })).toBe(1);
+    await expect(attempt()).rejects.toSatisfy(
+      (e) => e instanceof MeshError && e.code === 'MESH_ERR_TLS_HANDSHAKE',
+    );
+    expect(
+      await metricValue(registry, 'hbone_connections_refused_total', { side: 'client', reason: 'identity' }),
+    ).toBe(1);
+    expect(
+      await metricValue(registry, 'hbone_connections_refused_total', {
+        side: 'client',
+        reason: 'expired_cert',
+      }),
+    ).toBe(1);
     expect(client.size).toBe(0);
   });
 
@@ -240,7 +269,9 @@ describe('HBONE server refuses bad peers, counts them, and keeps serving', () =>
     const session = await rawSession();
     expect(await statusOf(session, { ':method': 'GET', ':path': '/' })).toBe(400);
     expect(await statusOf(session, { ':method': 'POST', ':path': '/x' })).toBe(400);
-    expect(await metricValue(pair.registry, 'hbone_stream_errors_total', { side: 'server', reason: 'method' })).toBe(2);
+    expect(
+      await metricValue(pair.registry, 'hbone_stream_errors_total', { side: 'server', reason: 'method' }),
+    ).toBe(2);
     await expectServerStillServes();
   });
 
@@ -253,8 +284,15 @@ describe('HBONE server refuses bad peers, counts them, and keeps serving', () =>
     for (const port of [15001, 15006, 15008]) {
       expect(await statusOf(session, { ':method': 'CONNECT', ':authority': `127.0.0.1:${port}` })).toBe(400);
     }
-    expect(await metricValue(pair.registry, 'hbone_stream_errors_total', { side: 'server', reason: 'authority' })).toBe(3);
-    expect(await metricValue(pair.registry, 'hbone_stream_errors_total', { side: 'server', reason: 'forbidden_port' })).toBe(3);
+    expect(
+      await metricValue(pair.registry, 'hbone_stream_errors_total', { side: 'server', reason: 'authority' }),
+    ).toBe(3);
+    expect(
+      await metricValue(pair.registry, 'hbone_stream_errors_total', {
+        side: 'server',
+        reason: 'forbidden_port',
+      }),
+    ).toBe(3);
     expect(pair.requests).toHaveLength(0);
     await expectServerStillServes();
   });
@@ -282,7 +320,11 @@ describe('HBONE server refuses bad peers, counts them, and keeps serving', () =>
     (stream as unknown as { close(code: number): void }).close(h2c.NGHTTP2_CANCEL);
     await eventually(() => upstreamClosed.length >= 1);
     await eventually(
-      async () => (await metricValue(pair.registry, 'hbone_stream_errors_total', { side: 'server', reason: 'reset' })) === 1,
+      async () =>
+        (await metricValue(pair.registry, 'hbone_stream_errors_total', {
+          side: 'server',
+          reason: 'reset',
+        })) === 1,
     );
     await expectServerStillServes();
   });

@@ -8,7 +8,7 @@ import type { WorkloadCertificate } from '../identity/cert-manager.js';
 import type { SpiffeId } from '../identity/spiffe-id.js';
 import { type SpliceStats, splice } from '../net/splice.js';
 import type { HboneMetrics } from '../telemetry/hbone-metrics.js';
-import { handshakeRefusal, HBONE_ALPN, secureContextOptions, verifyClient } from '../tls/mesh-tls.js';
+import { HBONE_ALPN, handshakeRefusal, secureContextOptions, verifyClient } from '../tls/mesh-tls.js';
 import {
   FORBIDDEN_TARGET_PORTS,
   forwardedIp,
@@ -74,7 +74,9 @@ export class HboneServer {
 
   /** Listens on `port` (0 for any) and resolves with the bound address. */
   async listen(port: number, host: string): Promise<AddressInfo> {
-    const listener = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.accept(socket));
+    const listener = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) =>
+      this.accept(socket),
+    );
     this.listeners.add(listener);
     await new Promise<void>((resolve, reject) => {
       listener.once('error', reject);
@@ -115,7 +117,9 @@ export class HboneServer {
     this.closing = true;
     for (const l of this.listeners) l.close();
     const drained = Promise.all(
-      [...this.sessions].map((s) => new Promise<void>((resolve) => (s.closed ? resolve() : s.close(resolve)))),
+      [...this.sessions].map(
+        (s) => new Promise<void>((resolve) => (s.closed ? resolve() : s.close(resolve))),
+      ),
     );
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([drained, new Promise<void>((r) => (timer = setTimeout(r, deadlineMs)))]);
@@ -172,7 +176,11 @@ export class HboneServer {
     socket.setNoDelay(true);
     this.inputs.metrics.connectionsOpened.inc({ side: 'server' });
     const session = http2.performServerHandshake(socket, {
-      settings: { initialWindowSize: HBONE_STREAM_WINDOW, maxConcurrentStreams: HBONE_MAX_STREAMS, enablePush: false },
+      settings: {
+        initialWindowSize: HBONE_STREAM_WINDOW,
+        maxConcurrentStreams: HBONE_MAX_STREAMS,
+        enablePush: false,
+      },
     });
     this.sessions.add(session);
     session.once('connect', () => session.setLocalWindowSize(HBONE_CONNECTION_WINDOW));
@@ -245,7 +253,10 @@ export class HboneServer {
     const stats = await splice(stream, upstream);
     if (stats.error) {
       metrics.streamErrors.inc({ side: 'server', reason: 'reset' });
-      logger.debug({ err: stats.error.message, target: headers[':authority'] }, 'HBONE tunnel ended abnormally');
+      logger.debug(
+        { err: stats.error.message, target: headers[':authority'] },
+        'HBONE tunnel ended abnormally',
+      );
     }
     this.inputs.onTunnelClosed?.(request, stats);
   }
@@ -264,4 +275,3 @@ export class HboneServer {
     socket.destroy();
   }
 }
-

@@ -43,6 +43,7 @@ describe('HBONE tunnel', () => {
       traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
     });
     expect(await roundTrip(stream, 'ping')).toBe('ping');
+    expect(pair.client.peerOf(stream)).toBe(SERVER_ID.toString());
     stream.end();
     const [req] = pair.requests;
     expect(req?.peer.toString()).toBe(CLIENT_ID.toString());
@@ -51,7 +52,9 @@ describe('HBONE tunnel', () => {
     expect(req?.forwardedIp).toBe('198.18.0.7');
     expect(req?.baggage).toBe('k8s.namespace.name=demo');
     expect(req?.traceparent).toBe('00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01');
-    expect(await metricValue(pair.registry, 'hbone_streams_total', { side: 'client', status: '200' })).toBe(1);
+    expect(await metricValue(pair.registry, 'hbone_streams_total', { side: 'client', status: '200' })).toBe(
+      1,
+    );
     expect(await metricValue(pair.registry, 'hbone_connections_opened_total', { side: 'server' })).toBe(1);
   });
 
@@ -98,12 +101,20 @@ describe('HBONE tunnel', () => {
       address: { host: '127.0.0.1', port: pair.serverPort },
       authority: '127.0.0.1:9',
     };
-    await expect(pair.client.connect(base)).rejects.toSatisfy((e) => e instanceof HboneRefusedError && e.status === 401);
+    await expect(pair.client.connect(base)).rejects.toSatisfy(
+      (e) => e instanceof HboneRefusedError && e.status === 401,
+    );
     deny = false;
     // Port 9 on loopback has no listener: the upstream connect is refused.
-    await expect(pair.client.connect(base)).rejects.toSatisfy((e) => e instanceof HboneRefusedError && e.status === 503);
-    expect(await metricValue(pair.registry, 'hbone_streams_total', { side: 'server', status: '401' })).toBe(1);
-    expect(await metricValue(pair.registry, 'hbone_streams_total', { side: 'server', status: '503' })).toBe(1);
+    await expect(pair.client.connect(base)).rejects.toSatisfy(
+      (e) => e instanceof HboneRefusedError && e.status === 503,
+    );
+    expect(await metricValue(pair.registry, 'hbone_streams_total', { side: 'server', status: '401' })).toBe(
+      1,
+    );
+    expect(await metricValue(pair.registry, 'hbone_streams_total', { side: 'server', status: '503' })).toBe(
+      1,
+    );
   });
 });
 
@@ -145,9 +156,19 @@ describe('HBONE client pool', () => {
     // Same address, but the caller expects another identity: a new connection, whose check fails.
     const impostor = SpiffeId.of(TRUST_DOMAIN, 'demo', 'someone-else');
     await expect(
-      pair.client.connect({ source: CLIENT_ID, destination: impostor, address, authority: `127.0.0.1:${echo.port}` }),
+      pair.client.connect({
+        source: CLIENT_ID,
+        destination: impostor,
+        address,
+        authority: `127.0.0.1:${echo.port}`,
+      }),
     ).rejects.toSatisfy((e) => e instanceof MeshError && e.code === 'MESH_ERR_PEER_IDENTITY');
-    expect(await metricValue(pair.registry, 'hbone_connections_refused_total', { side: 'client', reason: 'identity' })).toBe(1);
+    expect(
+      await metricValue(pair.registry, 'hbone_connections_refused_total', {
+        side: 'client',
+        reason: 'identity',
+      }),
+    ).toBe(1);
     expect(await roundTrip(good, 'still fine')).toBe('still fine');
     good.end();
   });
@@ -186,7 +207,9 @@ describe('HBONE client pool', () => {
     });
     s.end();
     await readAll(s);
-    await eventually(async () => (await metricValue(pair!.registry, 'hbone_pool_pings_total', { result: 'ok' })) >= 2);
+    await eventually(
+      async () => (await metricValue(pair!.registry, 'hbone_pool_pings_total', { result: 'ok' })) >= 2,
+    );
     expect(pair.client.size).toBe(1);
     await eventually(() => pair!.client.size === 0);
     expect(await metricValue(pair.registry, 'hbone_pool_connections')).toBe(0);
@@ -206,7 +229,8 @@ describe('HBONE client pool', () => {
         address: { host: '127.0.0.1', port: p.serverPort },
         authority: `127.0.0.1:${echo.port}`,
       });
-      const sock = (s as unknown as { session: { socket: InstanceType<typeof tls.TLSSocket> } }).session.socket;
+      const sock = (s as unknown as { session: { socket: InstanceType<typeof tls.TLSSocket> } }).session
+        .socket;
       serials.push(sock.getPeerX509Certificate()!.serialNumber);
       return s;
     };

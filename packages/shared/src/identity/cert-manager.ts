@@ -148,7 +148,9 @@ export class CertManager {
       (err: unknown) => {
         entry.pending = undefined;
         const error =
-          err instanceof MeshError ? err : new MeshError('MESH_ERR_CA_UNAVAILABLE', (err as Error)?.message, { cause: err });
+          err instanceof MeshError
+            ? err
+            : new MeshError('MESH_ERR_CA_UNAVAILABLE', (err as Error)?.message, { cause: err });
         if (this.closed || this.entries.get(entry.identity.toString()) !== entry) throw error;
         entry.lastError = error.message;
         const delay = backoffDelay(this.backoff, entry.failures, this.inputs.random);
@@ -156,7 +158,9 @@ export class CertManager {
         this.schedule(entry, Date.now() + delay);
         this.inputs.logger?.warn(
           { identity: entry.identity.toString(), err: error.message, retryInMs: Math.round(delay) },
-          usable(entry.cert) ? 'certificate rotation failed; keeping the valid certificate' : 'certificate issuance failed',
+          usable(entry.cert)
+            ? 'certificate rotation failed; keeping the valid certificate'
+            : 'certificate issuance failed',
         );
         const valid = usable(entry.cert);
         if (valid) return valid;
@@ -189,7 +193,10 @@ export class CertManager {
     }
     const leaf = certificateFacts(chain[0] as string);
     if (leaf.uriSans.length !== 1 || leaf.uriSans[0] !== identity.toString()) {
-      throw new MeshError('MESH_ERR_INVALID_CERTIFICATE', `CA returned a certificate for ${leaf.uriSans.join(',')}`);
+      throw new MeshError(
+        'MESH_ERR_INVALID_CERTIFICATE',
+        `CA returned a certificate for ${leaf.uriSans.join(',')}`,
+      );
     }
     return {
       identity,

@@ -74,7 +74,11 @@ describe('LocalCa', () => {
     const ca = await LocalCa.create({ trustDomain: TD });
     const keys = await generateKeyPair();
     const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
-    const none = await x509.Pkcs10CertificateRequestGenerator.create({ keys, signingAlgorithm: alg, name: 'CN=x' });
+    const none = await x509.Pkcs10CertificateRequestGenerator.create({
+      keys,
+      signingAlgorithm: alg,
+      name: 'CN=x',
+    });
     await expectCode(ca.sign(none.toString('pem')), 'MESH_ERR_INVALID_CSR', 'exactly one URI SAN');
     const bad = await x509.Pkcs10CertificateRequestGenerator.create({
       keys,

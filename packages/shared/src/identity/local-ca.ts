@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { MeshError } from '../errors.js';
 import { formatProblems } from '../result.js';
 import type { CaClient, CertificateRequest } from './ca-client.js';
-import { SpiffeId } from './spiffe-id.js';
+import type { SpiffeId } from './spiffe-id.js';
 import { EC_P256, generateKeyPair, importPrivateKeyPem, parseCsr, privateKeyPem, x509 } from './x509.js';
 
 export const DEFAULT_CERT_TTL_SECONDS = 24 * 60 * 60;
@@ -71,9 +71,14 @@ export class LocalCa implements CaClient {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw caFilesError(certPath, err);
     }
-    if (certPem !== undefined) return LocalCa.fromPem(certPem, await readFile(keyPath, 'utf8').catch((err) => {
-      throw caFilesError(keyPath, err);
-    }), options);
+    if (certPem !== undefined)
+      return LocalCa.fromPem(
+        certPem,
+        await readFile(keyPath, 'utf8').catch((err) => {
+          throw caFilesError(keyPath, err);
+        }),
+        options,
+      );
     const ca = await LocalCa.create(options);
     await mkdir(dir, { recursive: true, mode: 0o700 });
     // Key first, then certificate by rename: a crash never leaves a certificate without its key.
@@ -91,11 +96,15 @@ export class LocalCa implements CaClient {
       root = new x509.X509Certificate(certPem);
       key = await importPrivateKeyPem(keyPem);
     } catch (err) {
-      throw new MeshError('MESH_ERR_CA_FILES', `cannot parse root: ${(err as Error).message}`, { cause: err });
+      throw new MeshError('MESH_ERR_CA_FILES', `cannot parse root: ${(err as Error).message}`, {
+        cause: err,
+      });
     }
     const probe = new Uint8Array([1, 2, 3]);
     const sig = await crypto.subtle.sign(EC_P256, key, probe);
-    if (!(await crypto.subtle.verify(EC_P256, await root.publicKey.export(EC_P256, ['verify']), sig, probe))) {
+    if (
+      !(await crypto.subtle.verify(EC_P256, await root.publicKey.export(EC_P256, ['verify']), sig, probe))
+    ) {
       throw new MeshError('MESH_ERR_CA_FILES', 'root key does not match root certificate');
     }
     return new LocalCa(options.trustDomain, root, key);
@@ -115,12 +124,18 @@ export class LocalCa implements CaClient {
     if (!parsed.ok) throw new MeshError('MESH_ERR_INVALID_CSR', formatProblems(parsed.problems));
     const { identity, publicKey } = parsed.value;
     if (identity.trustDomain !== this.trustDomain) {
-      throw new MeshError('MESH_ERR_IDENTITY_NOT_ALLOWED', `${identity} is outside trust domain ${this.trustDomain}`);
+      throw new MeshError(
+        'MESH_ERR_IDENTITY_NOT_ALLOWED',
+        `${identity} is outside trust domain ${this.trustDomain}`,
+      );
     }
     if (options.allowed && !options.allowed(identity)) {
       throw new MeshError('MESH_ERR_IDENTITY_NOT_ALLOWED', identity.toString());
     }
-    const ttl = Math.min(Math.max(1, Math.floor(options.ttlSeconds ?? DEFAULT_CERT_TTL_SECONDS)), MAX_TTL_SECONDS);
+    const ttl = Math.min(
+      Math.max(1, Math.floor(options.ttlSeconds ?? DEFAULT_CERT_TTL_SECONDS)),
+      MAX_TTL_SECONDS,
+    );
     const now = Date.now();
     return this.issue(identity, publicKey, new Date(now - CLOCK_SKEW_MS), new Date(now + ttl * 1000));
   }
@@ -147,8 +162,14 @@ export class LocalCa implements CaClient {
       signingAlgorithm: EC_P256,
       extensions: [
         new x509.SubjectAlternativeNameExtension([{ type: 'url', value: identity.toString() }], true),
-        new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
-        new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]),
+        new x509.KeyUsagesExtension(
+          x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment,
+          true,
+        ),
+        new x509.ExtendedKeyUsageExtension([
+          x509.ExtendedKeyUsage.serverAuth,
+          x509.ExtendedKeyUsage.clientAuth,
+        ]),
         new x509.BasicConstraintsExtension(false, undefined, true),
         await x509.AuthorityKeyIdentifierExtension.create(this.root, false),
       ],

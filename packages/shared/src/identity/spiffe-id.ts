@@ -21,7 +21,8 @@ export class SpiffeId {
 
   /** Parses a SPIFFE ID, returning the first reason it is malformed. */
   static parse(input: string): Result<SpiffeId> {
-    const problem = (message: string) => fail<SpiffeId>({ path: '', message: `${JSON.stringify(input)}: ${message}` });
+    const problem = (message: string) =>
+      fail<SpiffeId>({ path: '', message: `${JSON.stringify(input)}: ${message}` });
     if (typeof input !== 'string') return problem('not a string');
     if (input.length > 2048) return problem('longer than 2048 characters');
     if (!input.startsWith('spiffe://')) return problem('scheme must be spiffe://');
@@ -30,7 +31,8 @@ export class SpiffeId {
     if (slash < 0) return problem('missing path /ns/<namespace>/sa/<service-account>');
     const trustDomain = rest.slice(0, slash);
     if (!trustDomain) return problem('empty trust domain');
-    if (!TRUST_DOMAIN.test(trustDomain)) return problem(`trust domain ${JSON.stringify(trustDomain)} has characters outside [a-z0-9._-]`);
+    if (!TRUST_DOMAIN.test(trustDomain))
+      return problem(`trust domain ${JSON.stringify(trustDomain)} has characters outside [a-z0-9._-]`);
     const segments = rest.slice(slash + 1).split('/');
     if (segments.length !== 4 || segments[0] !== 'ns' || segments[2] !== 'sa') {
       return problem('path must be /ns/<namespace>/sa/<service-account>');
@@ -39,9 +41,12 @@ export class SpiffeId {
     const serviceAccount = segments[3] ?? '';
     if (!namespace) return problem('empty namespace');
     if (!serviceAccount) return problem('empty service account');
-    if (!LABEL.test(namespace)) return problem(`namespace ${JSON.stringify(namespace)} has characters outside [A-Za-z0-9._-]`);
+    if (!LABEL.test(namespace))
+      return problem(`namespace ${JSON.stringify(namespace)} has characters outside [A-Za-z0-9._-]`);
     if (!LABEL.test(serviceAccount)) {
-      return problem(`service account ${JSON.stringify(serviceAccount)} has characters outside [A-Za-z0-9._-]`);
+      return problem(
+        `service account ${JSON.stringify(serviceAccount)} has characters outside [A-Za-z0-9._-]`,
+      );
     }
     return ok(new SpiffeId(trustDomain, namespace, serviceAccount, input));
   }

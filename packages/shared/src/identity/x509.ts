@@ -7,7 +7,6 @@ import { SpiffeId } from './spiffe-id.js';
 
 x509.cryptoProvider.set(webcrypto as never);
 
-
 /** ECDSA P-256 with SHA-256: workload and root keys alike. */
 export const EC_P256 = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 const SAN_OID = '2.5.29.17';
@@ -20,7 +19,10 @@ export function generateKeyPair(): Promise<KeyPair> {
 
 export async function privateKeyPem(key: webcrypto.CryptoKey): Promise<string> {
   const der = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', key));
-  return createPrivateKey({ key: der, format: 'der', type: 'pkcs8' }).export({ format: 'pem', type: 'pkcs8' }) as string;
+  return createPrivateKey({ key: der, format: 'der', type: 'pkcs8' }).export({
+    format: 'pem',
+    type: 'pkcs8',
+  }) as string;
 }
 
 export async function importPrivateKeyPem(pem: string): Promise<webcrypto.CryptoKey> {
@@ -67,7 +69,8 @@ export async function parseCsr(pem: string): Promise<Result<ParsedCsr>> {
   const uris = san ? san.names.items.filter((n) => n.type === 'url').map((n) => n.value) : [];
   if (uris.length !== 1) return bad(`must carry exactly one URI SAN, has ${uris.length}`);
   const identity = SpiffeId.parse(uris[0] as string);
-  if (!identity.ok) return fail({ path: 'csr.subjectAltName', message: identity.problems[0]?.message ?? 'invalid' });
+  if (!identity.ok)
+    return fail({ path: 'csr.subjectAltName', message: identity.problems[0]?.message ?? 'invalid' });
   return ok({ identity: identity.value, publicKey: csr.publicKey });
 }
 
@@ -112,7 +115,8 @@ export function uriSans(subjectAltName: string | undefined): string[] {
     let next: number;
     if (subjectAltName[colon + 1] === '"') {
       let end = colon + 2;
-      while (end < subjectAltName.length && subjectAltName[end] !== '"') end += subjectAltName[end] === '\\' ? 2 : 1;
+      while (end < subjectAltName.length && subjectAltName[end] !== '"')
+        end += subjectAltName[end] === '\\' ? 2 : 1;
       try {
         value = JSON.parse(subjectAltName.slice(colon + 1, end + 1)) as string;
       } catch {
@@ -132,7 +136,9 @@ export function uriSans(subjectAltName: string | undefined): string[] {
 
 /** Splits a PEM bundle into its certificates, in order. */
 export function splitPemChain(bundle: string): string[] {
-  return bundle.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g)?.map((c) => `${c}\n`) ?? [];
+  return (
+    bundle.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g)?.map((c) => `${c}\n`) ?? []
+  );
 }
 
 export { x509 };

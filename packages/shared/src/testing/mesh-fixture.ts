@@ -6,6 +6,7 @@ import { type HboneRequest, HboneServer, type HboneServerInputs } from '../hbone
 import { CertManager } from '../identity/cert-manager.js';
 import { LocalCa } from '../identity/local-ca.js';
 import { SpiffeId } from '../identity/spiffe-id.js';
+import { dialTcp } from '../net/dial-tcp.js';
 import { HboneMetrics } from '../telemetry/hbone-metrics.js';
 
 export const TRUST_DOMAIN = 'cluster.local';
@@ -26,14 +27,7 @@ export async function echoServer(): Promise<{ server: net.Server; port: number; 
 }
 
 export function dialUpstream(port: number): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
-    s.once('connect', () => {
-      s.off('error', reject);
-      resolve(s);
-    });
-    s.once('error', reject);
-  });
+  return dialTcp({ host: '127.0.0.1', port });
 }
 
 export interface MeshPair {
@@ -62,7 +56,11 @@ export async function meshPair(
 ): Promise<MeshPair> {
   const ca = await LocalCa.create({ trustDomain: TRUST_DOMAIN });
   const logger = pino({ level: 'silent' });
-  const certs = new CertManager({ ca, logger, ...(options.ttlSeconds !== undefined && { ttlSeconds: options.ttlSeconds }) });
+  const certs = new CertManager({
+    ca,
+    logger,
+    ...(options.ttlSeconds !== undefined && { ttlSeconds: options.ttlSeconds }),
+  });
   const registry = new Registry();
   const metrics = new HboneMetrics(registry);
   const requests: HboneRequest[] = [];
@@ -97,7 +95,11 @@ export async function meshPair(
 }
 
 /** Current value of a counter or gauge with exactly these labels (0 when absent). */
-export async function metricValue(registry: Registry, name: string, labels: Record<string, string> = {}): Promise<number> {
+export async function metricValue(
+  registry: Registry,
+  name: string,
+  labels: Record<string, string> = {},
+): Promise<number> {
   const metric = registry.getSingleMetric(name);
   if (!metric) return 0;
   const data = await metric.get();

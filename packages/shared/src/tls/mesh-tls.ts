@@ -34,7 +34,9 @@ export function secureContextFor(cert: WorkloadCertificate): SecureContext {
 }
 
 /** A checkServerIdentity that accepts only a peer whose single SPIFFE URI SAN is `expected`. */
-export function expectIdentity(expected: SpiffeId): (host: string, cert: PeerCertificate) => Error | undefined {
+export function expectIdentity(
+  expected: SpiffeId,
+): (host: string, cert: PeerCertificate) => Error | undefined {
   const want = expected.toString();
   return (_host, cert) => {
     const sans = uriSans(cert.subjectaltname);
@@ -44,7 +46,13 @@ export function expectIdentity(expected: SpiffeId): (host: string, cert: PeerCer
 }
 
 /** Why a server refused a TLS peer: a bounded metric label. */
-export type TlsRefusal = 'tls_handshake' | 'no_client_cert' | 'untrusted_cert' | 'expired_cert' | 'identity' | 'alpn';
+export type TlsRefusal =
+  | 'tls_handshake'
+  | 'no_client_cert'
+  | 'untrusted_cert'
+  | 'expired_cert'
+  | 'identity'
+  | 'alpn';
 
 /**
  * Checks an accepted TLS connection: a client certificate that chains to the trust bundle and is in
@@ -58,7 +66,8 @@ export function verifyClient(
   if (!cert) return { ok: false, reason: 'no_client_cert', detail: 'no client certificate' };
   if (!socket.authorized) {
     const code = String(socket.authorizationError ?? 'unknown');
-    const reason = code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID' ? 'expired_cert' : 'untrusted_cert';
+    const reason =
+      code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID' ? 'expired_cert' : 'untrusted_cert';
     return { ok: false, reason, detail: code };
   }
   if (socket.alpnProtocol !== HBONE_ALPN) {
@@ -67,7 +76,8 @@ export function verifyClient(
   const sans = uriSans(cert.subjectAltName);
   if (sans.length !== 1) return { ok: false, reason: 'identity', detail: `${sans.length} URI SANs` };
   const id = SpiffeId.parse(sans[0] as string);
-  if (!id.ok) return { ok: false, reason: 'identity', detail: id.problems[0]?.message ?? 'invalid SPIFFE ID' };
+  if (!id.ok)
+    return { ok: false, reason: 'identity', detail: id.problems[0]?.message ?? 'invalid SPIFFE ID' };
   if (id.value.trustDomain !== trustDomain) {
     return { ok: false, reason: 'identity', detail: `${id.value} is outside trust domain ${trustDomain}` };
   }
@@ -77,7 +87,8 @@ export function verifyClient(
 /** Label for a handshake error raised before any certificate check (plain bytes, HTTP/1.1, no cert). */
 export function handshakeRefusal(err: unknown): TlsRefusal {
   const code = (err as { code?: string })?.code ?? '';
-  if (code.includes('PEER_DID_NOT_RETURN_A_CERTIFICATE') || code.includes('CERTIFICATE_REQUIRED')) return 'no_client_cert';
+  if (code.includes('PEER_DID_NOT_RETURN_A_CERTIFICATE') || code.includes('CERTIFICATE_REQUIRED'))
+    return 'no_client_cert';
   if (code.includes('NO_APPLICATION_PROTOCOL')) return 'alpn';
   return 'tls_handshake';
 }

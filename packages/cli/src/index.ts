@@ -1,0 +1,1 @@
+export { runHboneDemo } from './hbone-demo.js';
