@@ -62,14 +62,17 @@ interface PooledConnection {
   limit: number;
   lastUsed: number;
   usable: boolean;
-  /** The URI SAN the server presented, recorded once it passed verification. */
+  /** The URI SAN and certificate serial the server presented, recorded once they passed verification. */
   peer?: string;
+  peerSerial?: string;
 }
 
 export interface PoolDump {
   key: string;
   streams: number;
   idleMs: number;
+  peer?: string;
+  peerSerial?: string;
 }
 
 /** Pooled HBONE client: CONNECT streams multiplexed over mutual-TLS HTTP/2 connections. */
@@ -156,9 +159,13 @@ export class HboneClient {
   /** Open connections and their stream counts, for config dumps. */
   dump(): PoolDump[] {
     const now = Date.now();
-    return [...this.pool.values()]
-      .flat()
-      .map((c) => ({ key: c.key, streams: c.streams, idleMs: now - c.lastUsed }));
+    return [...this.pool.values()].flat().map((c) => ({
+      key: c.key,
+      streams: c.streams,
+      idleMs: now - c.lastUsed,
+      ...(c.peer !== undefined && { peer: c.peer }),
+      ...(c.peerSerial !== undefined && { peerSerial: c.peerSerial }),
+    }));
   }
 
   get size(): number {
@@ -238,6 +245,15 @@ export class HboneClient {
     const { metrics, logger } = this.inputs;
     const cert = await this.inputs.certificates.fetch(request.source);
     const { host, port } = request.address;
+    const verify = expectIdentity(request.destination);
+    const checkServerIdentity = (hostname: string, presented: tls.PeerCertificate) => {
+      const err = verify(hostname, presented);
+      if (!err) {
+        conn.peer = uriSans(presented.subjectaltname)[0];
+        conn.peerSerial = presented.serialNumber;
+      }
+      return err;
+    };
     const session = http2.connect(`https://${formatAuthority(request.address)}`, {
       createConnection: () =>
         tls
@@ -246,7 +262,7 @@ export class HboneClient {
             port,
             secureContext: secureContextFor(cert),
             ALPNProtocols: [HBONE_ALPN],
-            checkServerIdentity: expectIdentity(request.destination),
+            checkServerIdentity,
             rejectUnauthorized: true,
           })
           .setNoDelay(true),
@@ -270,7 +286,6 @@ export class HboneClient {
       session.once('connect', () => {
         clearTimeout(timer);
         session.setLocalWindowSize(HBONE_CONNECTION_WINDOW);
-        conn.peer = uriSans((session.socket as tls.TLSSocket).getPeerX509Certificate()?.subjectAltName)[0];
         metrics.connectionsOpened.inc({ side: 'client' });
         resolve();
       });

@@ -220,7 +220,6 @@ describe('HBONE client pool', () => {
     closers.push(() => echo.server.close());
     const serials: string[] = [];
     pair = await meshPair({ ttlSeconds: 62 });
-    const tls = await import('node:tls');
     const p = pair;
     const openAndRecord = async (source: SpiffeId) => {
       const s = await p.client.connect({
@@ -229,9 +228,9 @@ describe('HBONE client pool', () => {
         address: { host: '127.0.0.1', port: p.serverPort },
         authority: `127.0.0.1:${echo.port}`,
       });
-      const sock = (s as unknown as { session: { socket: InstanceType<typeof tls.TLSSocket> } }).session
-        .socket;
-      serials.push(sock.getPeerX509Certificate()!.serialNumber);
+      const entry = p.client.dump().find((d) => d.key.startsWith(`${source}|`));
+      serials.push(entry!.peerSerial!);
+      expect(entry?.peer).toBe(SERVER_ID.toString());
       return s;
     };
     const before = await openAndRecord(CLIENT_ID);
