@@ -15,6 +15,7 @@ import type { SpiffeId } from '../identity/spiffe-id.js';
 import { uriSans } from '../identity/x509.js';
 import type { HboneMetrics } from '../telemetry/hbone-metrics.js';
 import { expectIdentity, HBONE_ALPN, secureContextFor } from '../tls/mesh-tls.js';
+import { drainSessions } from './drain-sessions.js';
 import { formatAuthority, type HostPort } from './hbone-headers.js';
 import { HBONE_CONNECTION_WINDOW, HBONE_MAX_STREAMS, HBONE_STREAM_WINDOW } from './hbone-server.js';
 
@@ -177,18 +178,10 @@ export class HboneClient {
   /** Stops new streams, lets open ones finish until `deadlineMs`, then destroys the rest. */
   async close(deadlineMs = 5_000): Promise<void> {
     this.closed = true;
-    const all = [...this.pool.values()].flat();
-    const drained = Promise.all(
-      all.map(
-        (c) =>
-          new Promise<void>((resolve) =>
-            !c.session || c.session.closed ? resolve() : c.session.close(resolve),
-          ),
-      ),
+    await drainSessions(
+      [...this.pool.values()].flat().map((c) => c.session),
+      deadlineMs,
     );
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([drained, new Promise<void>((r) => (timer = setTimeout(r, deadlineMs)))]);
-    clearTimeout(timer);
     this.destroy();
   }
 

@@ -9,6 +9,7 @@ import type { SpiffeId } from '../identity/spiffe-id.js';
 import { type SpliceStats, splice } from '../net/splice.js';
 import type { HboneMetrics } from '../telemetry/hbone-metrics.js';
 import { HBONE_ALPN, handshakeRefusal, secureContextOptions, verifyClient } from '../tls/mesh-tls.js';
+import { drainSessions } from './drain-sessions.js';
 import {
   FORBIDDEN_TARGET_PORTS,
   forwardedIp,
@@ -116,14 +117,7 @@ export class HboneServer {
   async close(deadlineMs = 5_000): Promise<void> {
     this.closing = true;
     for (const l of this.listeners) l.close();
-    const drained = Promise.all(
-      [...this.sessions].map(
-        (s) => new Promise<void>((resolve) => (s.closed ? resolve() : s.close(resolve))),
-      ),
-    );
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([drained, new Promise<void>((r) => (timer = setTimeout(r, deadlineMs)))]);
-    clearTimeout(timer);
+    await drainSessions(this.sessions, deadlineMs);
     this.destroy();
   }
 

@@ -247,3 +247,28 @@ describe('HBONE client pool', () => {
     after.end();
   });
 });
+
+describe('HBONE server lifecycle', () => {
+  it('close() keeps open tunnels until the deadline, refuses new connections, then destroys the rest', async () => {
+    const echo = await echoServer();
+    closers.push(() => echo.server.close());
+    pair = await meshPair();
+    const address = { host: '127.0.0.1', port: pair.serverPort };
+    const open = await pair.client.connect({
+      source: CLIENT_ID,
+      destination: SERVER_ID,
+      address,
+      authority: `127.0.0.1:${echo.port}`,
+    });
+    open.on('error', () => {});
+    const closed = pair.server.close(400);
+    expect(await roundTrip(open, 'during drain')).toBe('during drain');
+    const late = SpiffeId.of(TRUST_DOMAIN, 'demo', 'late');
+    await expect(
+      pair.client.connect({ source: late, destination: SERVER_ID, address, authority: `127.0.0.1:${echo.port}` }),
+    ).rejects.toSatisfy((e) => e instanceof MeshError && e.code === 'MESH_ERR_HBONE_UPSTREAM');
+    await closed;
+    await eventually(() => open.destroyed);
+    expect(echo.sockets.size).toBe(0);
+  });
+});
