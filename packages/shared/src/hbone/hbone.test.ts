@@ -265,7 +265,12 @@ describe('HBONE server lifecycle', () => {
     expect(await roundTrip(open, 'during drain')).toBe('during drain');
     const late = SpiffeId.of(TRUST_DOMAIN, 'demo', 'late');
     await expect(
-      pair.client.connect({ source: late, destination: SERVER_ID, address, authority: `127.0.0.1:${echo.port}` }),
+      pair.client.connect({
+        source: late,
+        destination: SERVER_ID,
+        address,
+        authority: `127.0.0.1:${echo.port}`,
+      }),
     ).rejects.toSatisfy((e) => e instanceof MeshError && e.code === 'MESH_ERR_HBONE_UPSTREAM');
     await closed;
     await eventually(() => open.destroyed);
