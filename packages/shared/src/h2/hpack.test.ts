@@ -1,0 +1,97 @@
+import { describe, expect, it } from 'vitest';
+import { HpackDecoder, HpackError, hpackEncode, huffmanDecode } from './hpack.js';
+
+const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
+
+describe('HPACK decoder (RFC 7541 Appendix C examples)', () => {
+  it('C.3: requests without Huffman, sharing one dynamic table', () => {
+    const d = new HpackDecoder();
+    expect(d.decode(hex('8286 8441 0f77 7777 2e65 7861 6d70 6c65 2e63 6f6d'))).toEqual([
+      [':method', 'GET'],
+      [':scheme', 'http'],
+      [':path', '/'],
+      [':authority', 'www.example.com'],
+    ]);
+    expect(d.decode(hex('8286 84be 5808 6e6f 2d63 6163 6865'))).toEqual([
+      [':method', 'GET'],
+      [':scheme', 'http'],
+      [':path', '/'],
+      [':authority', 'www.example.com'],
+      ['cache-control', 'no-cache'],
+    ]);
+    expect(d.decode(hex('8287 85bf 400a 6375 7374 6f6d 2d6b 6579 0c63 7573 746f 6d2d 7661 6c75 65'))).toEqual(
+      [
+        [':method', 'GET'],
+        [':scheme', 'https'],
+        [':path', '/index.html'],
+        [':authority', 'www.example.com'],
+        ['custom-key', 'custom-value'],
+      ],
+    );
+  });
+
+  it('C.4: the same requests with Huffman coding', () => {
+    const d = new HpackDecoder();
+    expect(d.decode(hex('8286 8441 8cf1 e3c2 e5f2 3a6b a0ab 90f4 ff'))).toEqual([
+      [':method', 'GET'],
+      [':scheme', 'http'],
+      [':path', '/'],
+      [':authority', 'www.example.com'],
+    ]);
+    expect(d.decode(hex('8286 84be 5886 a8eb 1064 9cbf'))[4]).toEqual(['cache-control', 'no-cache']);
+    expect(d.decode(hex('8287 85bf 4088 25a8 49e9 5ba9 7d7f 8925 a849 e95b b8e8 b4bf'))[4]).toEqual([
+      'custom-key',
+      'custom-value',
+    ]);
+  });
+
+  it('C.6: responses with Huffman coding and evictions from a 256-byte table', () => {
+    const d = new HpackDecoder(256);
+    const first = d.decode(
+      hex(
+        '4882 6402 5885 aec3 771a 4b61 96d0 7abe 9410 54d4 44a8 2005 9504 0b81 66e0 82a6 2d1b ff6e 919d 29ad 1718 63c7 8f0b 97c8 e9ae 82ae 43d3',
+      ),
+    );
+    expect(first).toEqual([
+      [':status', '302'],
+      ['cache-control', 'private'],
+      ['date', 'Mon, 21 Oct 2013 20:13:21 GMT'],
+      ['location', 'https://www.example.com'],
+    ]);
+    expect(d.decode(hex('4883 640e ffc1 c0bf'))).toEqual([
+      [':status', '307'],
+      ['cache-control', 'private'],
+      ['date', 'Mon, 21 Oct 2013 20:13:21 GMT'],
+      ['location', 'https://www.example.com'],
+    ]);
+  });
+
+  it('refuses malformed blocks with an HpackError', () => {
+    expect(() => new HpackDecoder().decode(hex('80'))).toThrow(HpackError); // index 0
+    expect(() => new HpackDecoder().decode(hex('ff ff ff ff ff 0f'))).toThrow(HpackError); // index overflow / range
+    expect(() => new HpackDecoder().decode(hex('be'))).toThrow(/out of range/); // empty dynamic table
+    expect(() => new HpackDecoder().decode(hex('41 0a 61'))).toThrow(/truncated/);
+    expect(() => new HpackDecoder().decode(hex('82 3f e1 1f'))).toThrow(/table size update/);
+    expect(() => huffmanDecode(hex('ff ff ff ff'))).toThrow(HpackError); // EOS
+    expect(() => huffmanDecode(hex('00'))).toThrow(/padding/); // '0' then 3 zero bits
+    expect(() => new HpackDecoder(4096, 100).decode(hpackEncode([['x', 'y'.repeat(200)]]))).toThrow(
+      /too large/,
+    );
+  });
+});
+
+describe('HPACK encoder', () => {
+  it('round-trips through the decoder, using static indexes where they exist', () => {
+    const headers: Array<[string, string]> = [
+      [':method', 'CONNECT'],
+      [':authority', '10.1.2.3:8080'],
+      ['forwarded', 'for="198.18.0.7:40000"'],
+      ['traceparent', '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'],
+      ['x-long', 'v'.repeat(300)],
+    ];
+    const d = new HpackDecoder();
+    expect(d.decode(hpackEncode(headers))).toEqual(headers);
+    expect(hpackEncode([[':status', '200']])).toEqual(Buffer.from([0x88]));
+    expect(d.decode(hpackEncode([[':status', '503']]))).toEqual([[':status', '503']]);
+  });
+});
