@@ -1,0 +1,887 @@
+/**
+ * A lean HTTP/2 connection (RFC 9113) for HBONE tunnels, written directly on a TLS socket.
+ *
+ * It carries long-lived CONNECT streams: no server push, no priorities, no trailers beyond
+ * accepting them. DATA payloads are delivered to streams as slices of the socket's reads and
+ * written as corked frame header + payload pairs, so a tunnelled byte is copied no more than TLS
+ * itself requires. Flow control is complete in both directions; every protocol violation by the
+ * peer ends the stream (RST_STREAM) or the connection (GOAWAY) with the RFC's error code and is
+ * reported, never thrown.
+ */
+import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import type { Duplex } from 'node:stream';
+import {
+  CLIENT_PREFACE,
+  DEFAULT_MAX_FRAME,
+  DEFAULT_WINDOW,
+  FLAG,
+  FRAME,
+  FRAME_HEADER_LENGTH,
+  frameHeader,
+  H2_ERROR,
+  H2ConnectionError,
+  H2StreamError,
+  MAX_WINDOW,
+  SETTING,
+} from './h2-frames.js';
+import { H2Stream, type OutItem } from './h2-stream.js';
+import { type HeaderList, HpackDecoder, HpackError, hpackEncode } from './hpack.js';
+
+export type H2Headers = Record<string, string | number | undefined>;
+/** Received headers: names lower-case, repeated names joined with ", ". */
+export type H2IncomingHeaders = Record<string, string>;
+
+export interface H2Options {
+  readonly role: 'client' | 'server';
+  /** Our per-stream receive window (SETTINGS_INITIAL_WINDOW_SIZE). */
+  readonly streamWindow: number;
+  /** Our connection receive window. */
+  readonly connectionWindow: number;
+  /** Streams the peer may open at once (server side). */
+  readonly maxConcurrentStreams: number;
+  /** Largest frame payload we accept (SETTINGS_MAX_FRAME_SIZE). */
+  readonly maxFrameSize?: number;
+  readonly maxHeaderListSize?: number;
+  /** Server: how long the client has to send its preface. */
+  readonly prefaceTimeoutMs?: number;
+}
+
+export interface RemoteSettings {
+  headerTableSize: number;
+  enablePush: boolean;
+  maxConcurrentStreams: number;
+  initialWindowSize: number;
+  maxFrameSize: number;
+  maxHeaderListSize: number;
+}
+
+interface HeaderBlock {
+  streamId: number;
+  endStream: boolean;
+  parts: Buffer[];
+  size: number;
+}
+
+const PING_TIMEOUT_MS = 10_000;
+
+/**
+ * Events: 'stream' (stream, headers) on servers; 'remoteSettings' (settings); 'goaway'
+ * (errorCode, lastStreamId); 'protocolError' (H2ConnectionError) when the peer broke the
+ * protocol; 'error' (socket errors); 'close'.
+ */
+export class H2Connection extends EventEmitter {
+  readonly remoteSettings: RemoteSettings = {
+    headerTableSize: 4096,
+    enablePush: true,
+    maxConcurrentStreams: Number.POSITIVE_INFINITY,
+    initialWindowSize: DEFAULT_WINDOW,
+    maxFrameSize: DEFAULT_MAX_FRAME,
+    maxHeaderListSize: Number.POSITIVE_INFINITY,
+  };
+  closed = false;
+  destroyed = false;
+  readonly connecting = false;
+
+  private readonly streams = new Map<number, H2Stream>();
+  private readonly blocked = new Set<H2Stream>();
+  private readonly decoder: HpackDecoder;
+  private readonly maxFrameSize: number;
+  private readonly pings = new Map<string, { cb: (err: Error | null) => void; timer: NodeJS.Timeout }>();
+  private nextStreamId: number;
+  private lastPeerStreamId = 0;
+  private connSendWindow = DEFAULT_WINDOW;
+  private connRecvWindow: number;
+  private connUnacked = 0;
+  private goawaySent = false;
+  private goawayReceived = false;
+  private prefaceReceived: boolean;
+  private prefaceTimer?: NodeJS.Timeout;
+  /** Unparsed bytes carried over between reads (never more than one frame). */
+  private pending: Buffer | undefined;
+  /** The DATA frame whose payload is being streamed: bytes left, target stream, END_STREAM. */
+  private dataLeft = 0;
+  private dataStream: H2Stream | undefined;
+  private dataEnd = false;
+  private headerBlock: HeaderBlock | undefined;
+  private socketBlocked = false;
+  private readonly deferred: Array<(err?: Error | null) => void> = [];
+
+  constructor(
+    readonly socket: Duplex,
+    private readonly options: H2Options,
+  ) {
+    super();
+    this.maxFrameSize = options.maxFrameSize ?? 1024 * 1024;
+    this.decoder = new HpackDecoder(4096, options.maxHeaderListSize ?? 64 * 1024);
+    this.nextStreamId = options.role === 'client' ? 1 : 2;
+    this.connRecvWindow = options.connectionWindow;
+    this.prefaceReceived = options.role === 'client';
+    // Frames are small and latency-bound: never wait for Nagle.
+    (socket as Duplex & { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('drain', () => this.onDrain());
+    socket.on('end', () => this.onSocketEnd());
+    socket.on('error', (err: Error) => {
+      if (this.listenerCount('error') > 0) this.emit('error', err);
+      this.destroy();
+    });
+    socket.on('close', () => this.destroy());
+    this.socket.cork();
+    if (options.role === 'client') this.socket.write(CLIENT_PREFACE);
+    this.writeSettings();
+    if (options.connectionWindow > DEFAULT_WINDOW) {
+      this.writeWindowUpdate(0, options.connectionWindow - DEFAULT_WINDOW);
+    }
+    this.socket.uncork();
+    if (options.role === 'server') {
+      this.prefaceTimer = setTimeout(
+        () => this.fail(new H2ConnectionError(H2_ERROR.PROTOCOL_ERROR, 'no client preface in time')),
+        options.prefaceTimeoutMs ?? 10_000,
+      );
+      this.prefaceTimer.unref();
+    }
+  }
+
+  get streamCount(): number {
+    return this.streams.size;
+  }
+
+  /** Opens a client stream with request headers. */
+  request(headers: H2Headers, options: { endStream?: boolean } = {}): H2Stream {
+    if (this.options.role !== 'client') throw new Error('only clients open streams');
+    if (this.closed || this.goawayReceived || this.destroyed) {
+      throw new H2ConnectionError(H2_ERROR.REFUSED_STREAM, 'connection is closing');
+    }
+    if (this.streams.size >= this.remoteSettings.maxConcurrentStreams) {
+      throw new H2ConnectionError(H2_ERROR.REFUSED_STREAM, 'peer stream limit reached');
+    }
+    const id = this.nextStreamId;
+    this.nextStreamId += 2;
+    const stream = new H2Stream(this, id, this.remoteSettings.initialWindowSize, this.options.streamWindow);
+    this.streams.set(id, stream);
+    stream.headersSent = true;
+    this.sendHeaders(stream, headers, options.endStream === true);
+    return stream;
+  }
+
+  /** Sends a PING; `cb` runs when its ACK arrives, or with an error after 10 s or on close. */
+  ping(cb: (err: Error | null) => void): void {
+    if (this.destroyed) {
+      cb(new Error('connection destroyed'));
+      return;
+    }
+    const payload = randomBytes(8);
+    const key = payload.toString('hex');
+    const timer = setTimeout(() => {
+      this.pings.delete(key);
+      cb(new Error('PING timed out'));
+    }, PING_TIMEOUT_MS);
+    timer.unref();
+    this.pings.set(key, { cb, timer });
+    this.writeFrame(FRAME.PING, 0, 0, payload);
+  }
+
+  /** GOAWAY, then ends the connection once open streams have finished. */
+  close(cb?: () => void): void {
+    if (cb) {
+      if (this.destroyed) {
+        process.nextTick(cb);
+        return;
+      }
+      this.once('close', cb);
+    }
+    if (this.closed) return;
+    this.closed = true;
+    this.sendGoaway(H2_ERROR.NO_ERROR, '');
+    this.maybeFinish();
+  }
+
+  destroy(err?: Error): void {
+    this.teardown(err);
+    this.socket.destroy();
+  }
+
+  /** Ends every stream and pending callback; the socket is handled by the caller. */
+  private teardown(err?: Error): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    this.closed = true;
+    clearTimeout(this.prefaceTimer);
+    for (const stream of [...this.streams.values()]) {
+      stream.released = true;
+      if (!stream.destroyed) {
+        if (!(stream.localEnded && stream.remoteEnded)) stream.aborted = true;
+        stream.destroy(err);
+      }
+    }
+    this.streams.clear();
+    for (const { cb, timer } of this.pings.values()) {
+      clearTimeout(timer);
+      cb(new Error('connection closed'));
+    }
+    this.pings.clear();
+    for (const cb of this.deferred.splice(0)) cb(new Error('connection closed'));
+    process.nextTick(() => this.emit('close'));
+  }
+
+  // ---- used by H2Stream ----
+
+  sendHeaders(stream: H2Stream, headers: H2Headers, endStream: boolean): void {
+    const list: Array<[string, string]> = [];
+    for (const [name, value] of Object.entries(headers)) {
+      if (value !== undefined) list.push([name.toLowerCase(), String(value)]);
+    }
+    // Pseudo-headers first (RFC 9113 §8.3).
+    list.sort((a, b) => Number(b[0].startsWith(':')) - Number(a[0].startsWith(':')));
+    const block = hpackEncode(list);
+    const max = this.remoteSettings.maxFrameSize;
+    const endFlag = endStream ? FLAG.END_STREAM : 0;
+    this.socket.cork();
+    if (block.length <= max) {
+      this.writeFrame(FRAME.HEADERS, FLAG.END_HEADERS | endFlag, stream.id, block);
+    } else {
+      this.writeFrame(FRAME.HEADERS, endFlag, stream.id, block.subarray(0, max));
+      for (let off = max; off < block.length; off += max) {
+        const last = off + max >= block.length;
+        this.writeFrame(
+          FRAME.CONTINUATION,
+          last ? FLAG.END_HEADERS : 0,
+          stream.id,
+          block.subarray(off, off + max),
+        );
+      }
+    }
+    this.socket.uncork();
+    if (endStream) this.localEnd(stream);
+  }
+
+  queueData(stream: H2Stream, item: OutItem): void {
+    if (stream.released || this.destroyed) {
+      item.cb(stream.localEnded && item.end ? null : new Error('stream closed'));
+      return;
+    }
+    if (stream.localEnded) {
+      item.cb(item.end ? null : new Error('write after END_STREAM'));
+      return;
+    }
+    stream.out.push(item);
+    this.socket.cork();
+    this.flush(stream);
+    this.socket.uncork();
+  }
+
+  streamRead(stream: H2Stream): void {
+    if (stream.heldCredit > 0) {
+      const n = stream.heldCredit;
+      stream.heldCredit = 0;
+      this.credit(stream, n);
+    }
+  }
+
+  resetStream(stream: H2Stream, code: number): void {
+    if (stream.released || this.destroyed) return;
+    this.writeFrame(FRAME.RST_STREAM, 0, stream.id, u32(code));
+    this.release(stream);
+  }
+
+  streamDestroyed(stream: H2Stream, err: Error | null): void {
+    for (const item of stream.out.splice(0)) item.cb(err ?? new Error('stream destroyed'));
+    this.blocked.delete(stream);
+    if (stream.released) return;
+    // Destroyed locally before both sides ended: tell the peer.
+    const code = err ? H2_ERROR.INTERNAL_ERROR : H2_ERROR.CANCEL;
+    stream.rstCode = code;
+    if (!this.destroyed) this.writeFrame(FRAME.RST_STREAM, 0, stream.id, u32(code));
+    this.release(stream);
+  }
+
+  // ---- writing ----
+
+  private writeFrame(type: number, flags: number, streamId: number, payload?: Buffer): void {
+    if (this.destroyed) return;
+    const length = payload?.length ?? 0;
+    this.socket.write(frameHeader(length, type, flags, streamId));
+    if (length > 0 && !this.socket.write(payload)) this.socketBlocked = true;
+  }
+
+  private writeSettings(): void {
+    const settings: Array<[number, number]> = [
+      [SETTING.ENABLE_PUSH, 0],
+      [SETTING.INITIAL_WINDOW_SIZE, this.options.streamWindow],
+      [SETTING.MAX_FRAME_SIZE, this.maxFrameSize],
+      [SETTING.MAX_HEADER_LIST_SIZE, this.options.maxHeaderListSize ?? 64 * 1024],
+    ];
+    if (this.options.role === 'server')
+      settings.push([SETTING.MAX_CONCURRENT_STREAMS, this.options.maxConcurrentStreams]);
+    const payload = Buffer.allocUnsafe(settings.length * 6);
+    settings.forEach(([id, value], i) => {
+      payload.writeUInt16BE(id, i * 6);
+      payload.writeUInt32BE(value, i * 6 + 2);
+    });
+    this.writeFrame(FRAME.SETTINGS, 0, 0, payload);
+  }
+
+  private writeWindowUpdate(streamId: number, increment: number): void {
+    this.writeFrame(FRAME.WINDOW_UPDATE, 0, streamId, u32(increment));
+  }
+
+  /** Writes as much of the stream's queue as the windows allow. */
+  private flush(stream: H2Stream): void {
+    const out = stream.out;
+    while (out.length > 0) {
+      const item = out[0] as OutItem;
+      const left = item.buf.length - item.offset;
+      if (left === 0) {
+        out.shift();
+        if (item.end) {
+          this.writeFrame(FRAME.DATA, FLAG.END_STREAM, stream.id);
+          this.localEnd(stream);
+        }
+        this.complete(item.cb);
+        continue;
+      }
+      const allowed = Math.min(
+        left,
+        stream.sendWindow,
+        this.connSendWindow,
+        this.remoteSettings.maxFrameSize,
+      );
+      if (allowed <= 0) {
+        this.blocked.add(stream);
+        return;
+      }
+      const payload =
+        item.offset === 0 && allowed === item.buf.length
+          ? item.buf
+          : item.buf.subarray(item.offset, item.offset + allowed);
+      this.writeFrame(FRAME.DATA, 0, stream.id, payload);
+      item.offset += allowed;
+      stream.sendWindow -= allowed;
+      this.connSendWindow -= allowed;
+    }
+    this.blocked.delete(stream);
+  }
+
+  /** A write is done once its bytes are in the socket; while the socket is full, hold the callback. */
+  private complete(cb: (err?: Error | null) => void): void {
+    if (this.socketBlocked) this.deferred.push(cb);
+    else cb();
+  }
+
+  private onDrain(): void {
+    this.socketBlocked = false;
+    for (const cb of this.deferred.splice(0)) cb();
+  }
+
+  private flushBlocked(): void {
+    if (this.blocked.size === 0) return;
+    this.socket.cork();
+    for (const stream of [...this.blocked]) this.flush(stream);
+    this.socket.uncork();
+  }
+
+  private localEnd(stream: H2Stream): void {
+    stream.localEnded = true;
+    if (stream.remoteEnded) this.release(stream);
+  }
+
+  private release(stream: H2Stream): void {
+    if (stream.released) return;
+    stream.released = true;
+    this.streams.delete(stream.id);
+    this.blocked.delete(stream);
+    this.maybeFinish();
+  }
+
+  private maybeFinish(): void {
+    if (this.closed && this.streams.size === 0 && !this.destroyed) {
+      this.socket.end();
+      // The peer normally closes too; do not wait for it forever.
+      setTimeout(() => this.destroy(), 1_000).unref();
+    }
+  }
+
+  private sendGoaway(code: number, debug: string): void {
+    if (this.goawaySent || this.destroyed) return;
+    this.goawaySent = true;
+    const payload = Buffer.concat([u32(this.lastPeerStreamId), u32(code), Buffer.from(debug, 'utf8')]);
+    this.writeFrame(FRAME.GOAWAY, 0, 0, payload);
+  }
+
+  /** Ends the connection for a protocol violation by the peer. */
+  private fail(err: H2ConnectionError): void {
+    if (this.destroyed) return;
+    this.emit('protocolError', err);
+    this.sendGoaway(err.code, err.message);
+    this.teardown(err);
+    // Let the GOAWAY reach the peer before the socket goes.
+    this.socket.end();
+    setTimeout(() => this.socket.destroy(), 1_000).unref();
+  }
+
+  // ---- reading ----
+
+  private onData(chunk: Buffer): void {
+    try {
+      this.parse(chunk);
+    } catch (err) {
+      if (err instanceof H2ConnectionError) this.fail(err);
+      else if (err instanceof HpackError)
+        this.fail(new H2ConnectionError(H2_ERROR.COMPRESSION_ERROR, err.message));
+      else this.fail(new H2ConnectionError(H2_ERROR.INTERNAL_ERROR, (err as Error).message));
+    }
+  }
+
+  private parse(input: Buffer): void {
+    let buf = input;
+    if (this.pending) {
+      buf = Buffer.concat([this.pending, input]);
+      this.pending = undefined;
+    }
+    let off = 0;
+    if (!this.prefaceReceived) {
+      const need = CLIENT_PREFACE.length;
+      if (buf.length < need) {
+        if (!CLIENT_PREFACE.subarray(0, buf.length).equals(buf)) {
+          throw new H2ConnectionError(H2_ERROR.PROTOCOL_ERROR, 'bad client preface');
+        }
+        this.pending = buf;
+        return;
+      }
+      if (!CLIENT_PREFACE.equals(buf.subarray(0, need))) {
+        throw new H2ConnectionError(H2_ERROR.PROTOCOL_ERROR, 'bad client preface');
+      }
+      this.prefaceReceived = true;
+      clearTimeout(this.prefaceTimer);
+      off = need;
+    }
+    while (off < buf.length && !this.destroyed) {
+      if (this.dataLeft > 0) {
+        const n = Math.min(this.dataLeft, buf.length - off);
+        this.dataLeft -= n;
+        this.deliver(buf.subarray(off, off + n));
+        off += n;
+        if (this.dataLeft === 0) this.endOfData();
+        continue;
+      }
+      if (buf.length - off < FRAME_HEADER_LENGTH) break;
+      const length = (buf[off]! << 16) | (buf[off + 1]! << 8) | buf[off + 2]!;
+      const type = buf[off + 3]!;
+      const flags = buf[off + 4]!;
+      const streamId = buf.readUInt32BE(off + 5) & 0x7fffffff;
+      if (length > this.maxFrameSize) {
+        throw new H2ConnectionError(
+          H2_ERROR.FRAME_SIZE_ERROR,
+          `frame of ${length} bytes exceeds ${this.maxFrameSize}`,
+        );
+      }
+      if (this.headerBlock && type !== FRAME.CONTINUATION) {
+        throw new H2ConnectionError(H2_ERROR.PROTOCOL_ERROR, 'header block interrupted');
+      }
+      if (type === FRAME.DATA && (flags & FLAG.PADDED) === 0) {
+        // Streamed: the payload is delivered as it arrives, without waiting for the whole frame.
+        off += FRAME_HEADER_LENGTH;
+        this.startData(streamId, flags, length);
+        if (length === 0) this.endOfData();
+        continue;
+      }
+      if (buf.length - off < FRAME_HEADER_LENGTH + length) break;
+      const payload = buf.subarray(off + FRAME_HEADER_LENGTH, off + FRAME_HEADER_LENGTH + length);
+      off += FRAME_HEADER_LENGTH + length;
+      try {
+        this.onFrame(type, flags, streamId, payload);
+      } catch (err) {
+        if (!(err instanceof H2StreamError)) throw err;
+        this.streamError(err);
+      }
+    }
+    if (off < buf.length && !this.destroyed) this.pending = buf.subarray(off);
+  }
+
+  private onFrame(type: number, flags: number, streamId: number, payload: Buffer): void {
+    switch (type) {
+      case FRAME.DATA: {
+        // Padded DATA (unpadded DATA is streamed by parse()).
+        const body = unpad(payload, flags);
+        this.startData(streamId, flags, payload.length);
+        this.dataLeft = 0;
+        // Padding counts against flow control; credit it back at once.
+        const padding = payload.length - body.length;
+        if (padding > 0 && this.dataStream) this.credit(this.dataStream, padding);
+        else if (padding > 0) this.creditConnection(padding);
+        this.deliver(body);
+        this.endOfData();
+        return;
+      }
+      case FRAME.HEADERS:
+        this.onHeaders(flags, streamId, payload);
+        return;
+      case FRAME.CONTINUATION:
+        this.onContinuation(flags, streamId, payload);
+        return;
+      case FRAME.PRIORITY:
+        if (streamId === 0) throw new H2ConnectionError(H2_ERROR.PROTOCOL_ERROR, 'PRIORITY on stream 0');
+        if (payload.length !== 5)
+          throw new H2StreamError(streamId, H2_ERROR.FRAME_SIZE_ERROR, 'PRIORITY size');
+        return;
+      case FRAME.RST_STREAM:
+        this.onRstStream(streamId, payload);
+        return;
+      case FRAME.SETTINGS:
+        this.onSettings(flags, streamId, payload);
+        return;
+      case FRAME.PUSH_PROMISE:
+        throw new H2ConnectionError(H2_ERROR.PROTOCOL_ERROR, 'PUSH_PROMISE with push disabled');
+      case FRAME.PING:
+        this.onPing(flags, streamId, payload);
+        return;
+      case FRAME.GOAWAY:
+        this.onGoaway(streamId, payload);
+        return;
+      case FRAME.WINDOW_UPDATE:
+        this.onWindowUpdate(streamId, payload);
+        return;
+      default:
+        // Unknown frame types are ignored (RFC 9113 §4.1).
+        return;
+    }
+  }
+
+  private startData(streamId: number, flags: number, length: number): void {
+    if (streamId === 0) throw new H2ConnectionError(H2_ERROR.PROTOCOL_ERROR, 'DATA on stream 0');
+    this.connRecvWindow -= length;
+    if (this.connRecvWindow < 0) {
+      throw new H2ConnectionError(H2_ERROR.FLOW_CONTROL_ERROR, 'peer exceeded the connection window');
+    }
+    this.dataLeft = length;
+    this.dataEnd = (flags & FLAG.END_STREAM) !== 0;
+    const stream = this.streams.get(streamId);
+    if (!stream || stream.remoteEnded) {
+      this.dataStream = undefined;
+      this.creditConnection(length);
+      if (streamId > this.highestStreamId()) {
+        throw new H2ConnectionError(H2_ERROR.PROTOCOL_ERROR, `DATA on idle stream ${streamId}`);
+      }
+      // A stream we already closed: drop the payload and tell the peer.
+      this.writeFrame(FRAME.RST_STREAM, 0, streamId, u32(H2_ERROR.STREAM_CLOSED));
+      return;
+    }
+    stream.recvWindow -= length;
+    if (stream.recvWindow < 0) {
+      this.dataStream = undefined;
+      this.creditConnection(length);
+      this.streamError(
+        new H2StreamError(streamId, H2_ERROR.FLOW_CONTROL_ERROR, 'peer exceeded the stream window'),
+      );
+      return;
+    }
+    this.dataStream = stream;
+  }
+
+  private deliver(bytes: Buffer): void {
+    const stream = this.dataStream;
+    if (!stream || bytes.length === 0) return;
+    if (stream.destroyed) {
+      this.creditConnection(bytes.length);
+      return;
+    }
+    if (stream.push(bytes)) this.credit(stream, bytes.length);
+    else stream.heldCredit += bytes.length;
+  }
+
+  private endOfData(): void {
+    const stream = this.dataStream;
+    this.dataStream = undefined;
+    if (stream && this.dataEnd) this.remoteEnd(stream);
+  }
+
+  /** Returns consumed bytes to the peer, in WINDOW_UPDATEs of at least half a window. */
+  private credit(stream: H2Stream, n: number): void {
+    this.creditConnection(n);
+    if (stream.remoteEnded || stream.released) return;
+    stream.unacked += n;
+    if (stream.unacked >= this.options.streamWindow / 2) {
+      stream.recvWindow += stream.unacked;
+      this.writeWindowUpdate(stream.id, stream.unacked);
+      stream.unacked = 0;
+    }
+  }
+
+  private creditConnection(n: number): void {
+    this.connUnacked += n;
+    if (this.connUnacked >= this.options.connectionWindow / 2) {
+      this.connRecvWindow += this.connUnacked;
+      this.writeWindowUpdate(0, this.connUnacked);
+      this.connUnacked = 0;
+    }
+  }
+
+  private remoteEnd(stream: H2Stream): void {
+    if (stream.remoteEnded) return;
+    stream.remoteEnded = true;
+    stream.push(null);
+    if (stream.localEnded) this.release(stream);
+  }
+
+  private highestStreamId(): number {
+    return this.options.role === 'server' ? this.lastPeerStreamId : this.nextStreamId - 2;
+  }
+
+  private onHeaders(flags: number, streamId: number, payload: Buffer): void {
+    if (streamId === 0) throw new H2ConnectionError(H2_ERROR.PROTOCOL_ERROR, 'HEADERS on stream 0');
+    let body = unpad(payload, flags);
+    if (flags & FLAG.PRIORITY) {
+      if (body.length < 5) throw new H2ConnectionError(H2_ERROR.FRAME_SIZE_ERROR, 'HEADERS priority fields');
+      body = body.subarray(5);
+    }
+    this.headerBlock = {
+      streamId,
+      endStream: (flags & FLAG.END_STREAM) !== 0,
+      parts: [body],
+      size: body.length,
+    };
+    if (flags & FLAG.END_HEADERS) this.endOfHeaders();
+  }
+
+  private onContinuation(flags: number, streamId: number, payload: Buffer): void {
+    const block = this.headerBlock;
+    if (!block || block.streamId !== streamId) {
+      throw new H2ConnectionError(H2_ERROR.PROTOCOL_ERROR, 'CONTINUATION without a header block');
+    }
+    block.parts.push(payload);
+    block.size += payload.length;
+    if (block.size > 2 * (this.options.maxHeaderListSize ?? 64 * 1024)) {
+      throw new H2ConnectionError(H2_ERROR.ENHANCE_YOUR_CALM, 'header block too large');
+    }
+    if (flags & FLAG.END_HEADERS) this.endOfHeaders();
+  }
+
+  private endOfHeaders(): void {
+    const block = this.headerBlock as HeaderBlock;
+    this.headerBlock = undefined;
+    // Always decode, even for refused streams, to keep the HPACK table in step with the peer.
+    const list = this.decoder.decode(
+      block.parts.length === 1 ? (block.parts[0] as Buffer) : Buffer.concat(block.parts),
+    );
+    const headers = toRecord(list);
+    const { streamId } = block;
+    const existing = this.streams.get(streamId);
+    if (this.options.role === 'server') {
+      if (existing) {
+        // Trailers from the client.
+        if (!block.endStream)
+          throw new H2StreamError(streamId, H2_ERROR.PROTOCOL_ERROR, 'second HEADERS without END_STREAM');
+        this.remoteEnd(existing);
+        return;
+      }
+      if (streamId % 2 === 0 || streamId <= this.lastPeerStreamId) {
+        throw new H2ConnectionError(H2_ERROR.PROTOCOL_ERROR, `client opened invalid stream ${streamId}`);
+      }
+      this.lastPeerStreamId = streamId;
+      if (this.closed || this.streams.size >= this.options.maxConcurrentStreams) {
+        this.writeFrame(FRAME.RST_STREAM, 0, streamId, u32(H2_ERROR.REFUSED_STREAM));
+        return;
+      }
+      const stream = new H2Stream(
+        this,
+        streamId,
+        this.remoteSettings.initialWindowSize,
+        this.options.streamWindow,
+      );
+      this.streams.set(streamId, stream);
+      this.emit('stream', stream, headers);
+      if (block.endStream) this.remoteEnd(stream);
+      return;
+    }
+    if (!existing) {
+      if (streamId % 2 === 1 && streamId < this.nextStreamId) return; // a stream we already reset
+      throw new H2ConnectionError(H2_ERROR.PROTOCOL_ERROR, `HEADERS on unknown stream ${streamId}`);
+    }
+    const status = Number(headers[':status']);
+    if (status >= 100 && status < 200) return; // informational
+    existing.emit('response', headers);
+    if (block.endStream) this.remoteEnd(existing);
+  }
+
+  private onRstStream(streamId: number, payload: Buffer): void {
+    if (streamId === 0) throw new H2ConnectionError(H2_ERROR.PROTOCOL_ERROR, 'RST_STREAM on stream 0');
+    if (payload.length !== 4) throw new H2ConnectionError(H2_ERROR.FRAME_SIZE_ERROR, 'RST_STREAM size');
+    const stream = this.streams.get(streamId);
+    if (!stream) return;
+    const code = payload.readUInt32BE(0);
+    stream.rstCode = code;
+    stream.aborted = true;
+    this.release(stream);
+    stream.emit('aborted');
+    const err =
+      code === H2_ERROR.NO_ERROR || code === H2_ERROR.CANCEL
+        ? undefined
+        : Object.assign(new Error(`stream reset by peer with code ${code}`), {
+            code: 'ERR_HTTP2_STREAM_ERROR',
+          });
+    stream.destroy(err);
+  }
+
+  private onSettings(flags: number, streamId: number, payload: Buffer): void {
+    if (streamId !== 0) throw new H2ConnectionError(H2_ERROR.PROTOCOL_ERROR, 'SETTINGS on a stream');
+    if (flags & FLAG.ACK) {
+      if (payload.length !== 0)
+        throw new H2ConnectionError(H2_ERROR.FRAME_SIZE_ERROR, 'SETTINGS ACK with payload');
+      return;
+    }
+    if (payload.length % 6 !== 0) throw new H2ConnectionError(H2_ERROR.FRAME_SIZE_ERROR, 'SETTINGS size');
+    const s = this.remoteSettings;
+    for (let i = 0; i < payload.length; i += 6) {
+      const id = payload.readUInt16BE(i);
+      const value = payload.readUInt32BE(i + 2);
+      switch (id) {
+        case SETTING.HEADER_TABLE_SIZE:
+          s.headerTableSize = value;
+          break;
+        case SETTING.ENABLE_PUSH:
+          if (value > 1) throw new H2ConnectionError(H2_ERROR.PROTOCOL_ERROR, 'ENABLE_PUSH must be 0 or 1');
+          s.enablePush = value === 1;
+          break;
+        case SETTING.MAX_CONCURRENT_STREAMS:
+          s.maxConcurrentStreams = value;
+          break;
+        case SETTING.INITIAL_WINDOW_SIZE: {
+          if (value > MAX_WINDOW)
+            throw new H2ConnectionError(H2_ERROR.FLOW_CONTROL_ERROR, 'INITIAL_WINDOW_SIZE too large');
+          const delta = value - s.initialWindowSize;
+          s.initialWindowSize = value;
+          for (const stream of this.streams.values()) {
+            stream.sendWindow += delta;
+            if (stream.sendWindow > MAX_WINDOW) {
+              throw new H2ConnectionError(H2_ERROR.FLOW_CONTROL_ERROR, 'stream window overflow');
+            }
+            if (delta > 0) this.blocked.add(stream);
+          }
+          break;
+        }
+        case SETTING.MAX_FRAME_SIZE:
+          if (value < DEFAULT_MAX_FRAME || value > 16_777_215) {
+            throw new H2ConnectionError(H2_ERROR.PROTOCOL_ERROR, `MAX_FRAME_SIZE ${value} out of range`);
+          }
+          s.maxFrameSize = value;
+          break;
+        case SETTING.MAX_HEADER_LIST_SIZE:
+          s.maxHeaderListSize = value;
+          break;
+        default:
+          break; // unknown settings are ignored
+      }
+    }
+    this.writeFrame(FRAME.SETTINGS, FLAG.ACK, 0);
+    this.emit('remoteSettings', { ...s });
+    this.flushBlocked();
+  }
+
+  private onPing(flags: number, streamId: number, payload: Buffer): void {
+    if (streamId !== 0) throw new H2ConnectionError(H2_ERROR.PROTOCOL_ERROR, 'PING on a stream');
+    if (payload.length !== 8) throw new H2ConnectionError(H2_ERROR.FRAME_SIZE_ERROR, 'PING size');
+    if (flags & FLAG.ACK) {
+      const key = payload.toString('hex');
+      const pending = this.pings.get(key);
+      if (pending) {
+        this.pings.delete(key);
+        clearTimeout(pending.timer);
+        pending.cb(null);
+      }
+      return;
+    }
+    this.writeFrame(FRAME.PING, FLAG.ACK, 0, Buffer.from(payload));
+  }
+
+  private onGoaway(streamId: number, payload: Buffer): void {
+    if (streamId !== 0) throw new H2ConnectionError(H2_ERROR.PROTOCOL_ERROR, 'GOAWAY on a stream');
+    if (payload.length < 8) throw new H2ConnectionError(H2_ERROR.FRAME_SIZE_ERROR, 'GOAWAY size');
+    const lastStreamId = payload.readUInt32BE(0) & 0x7fffffff;
+    const code = payload.readUInt32BE(4);
+    this.goawayReceived = true;
+    this.closed = true;
+    this.emit('goaway', code, lastStreamId);
+    // Streams the peer never processed were refused; they may be retried elsewhere.
+    for (const stream of [...this.streams.values()]) {
+      if (stream.id > lastStreamId && this.options.role === 'client') {
+        stream.rstCode = H2_ERROR.REFUSED_STREAM;
+        stream.aborted = true;
+        this.release(stream);
+        stream.destroy(new Error('stream refused by GOAWAY'));
+      }
+    }
+    this.maybeFinish();
+  }
+
+  private onWindowUpdate(streamId: number, payload: Buffer): void {
+    if (payload.length !== 4) throw new H2ConnectionError(H2_ERROR.FRAME_SIZE_ERROR, 'WINDOW_UPDATE size');
+    const increment = payload.readUInt32BE(0) & 0x7fffffff;
+    if (streamId === 0) {
+      if (increment === 0) throw new H2ConnectionError(H2_ERROR.PROTOCOL_ERROR, 'WINDOW_UPDATE of 0');
+      this.connSendWindow += increment;
+      if (this.connSendWindow > MAX_WINDOW) {
+        throw new H2ConnectionError(H2_ERROR.FLOW_CONTROL_ERROR, 'connection window overflow');
+      }
+      this.flushBlocked();
+      return;
+    }
+    const stream = this.streams.get(streamId);
+    if (increment === 0) throw new H2StreamError(streamId, H2_ERROR.PROTOCOL_ERROR, 'WINDOW_UPDATE of 0');
+    if (!stream) return;
+    stream.sendWindow += increment;
+    if (stream.sendWindow > MAX_WINDOW) {
+      throw new H2StreamError(streamId, H2_ERROR.FLOW_CONTROL_ERROR, 'stream window overflow');
+    }
+    if (stream.out.length > 0) {
+      this.socket.cork();
+      this.flush(stream);
+      this.socket.uncork();
+    }
+  }
+
+  private streamError(err: H2StreamError): void {
+    const stream = this.streams.get(err.streamId);
+    this.writeFrame(FRAME.RST_STREAM, 0, err.streamId, u32(err.code));
+    if (!stream) return;
+    stream.rstCode = err.code;
+    stream.aborted = true;
+    this.release(stream);
+    stream.destroy(err);
+  }
+
+  private onSocketEnd(): void {
+    // The peer closed its side: no more frames will come.
+    if (this.streams.size === 0) this.destroy();
+    else {
+      this.closed = true;
+      this.destroy();
+    }
+  }
+}
+
+function u32(value: number): Buffer {
+  const b = Buffer.allocUnsafe(4);
+  b.writeUInt32BE(value >>> 0, 0);
+  return b;
+}
+
+/** Removes the padding of a PADDED frame (RFC 9113 §6.1). */
+function unpad(payload: Buffer, flags: number): Buffer {
+  if ((flags & FLAG.PADDED) === 0) return payload;
+  if (payload.length < 1)
+    throw new H2ConnectionError(H2_ERROR.FRAME_SIZE_ERROR, 'padded frame without pad length');
+  const padLength = payload[0] as number;
+  if (padLength >= payload.length)
+    throw new H2ConnectionError(H2_ERROR.PROTOCOL_ERROR, 'padding exceeds payload');
+  return payload.subarray(1, payload.length - padLength);
+}
+
+function toRecord(list: HeaderList): H2IncomingHeaders {
+  const out: H2IncomingHeaders = {};
+  for (const [name, value] of list) {
+    const key = name.toLowerCase();
+    out[key] = out[key] === undefined ? value : `${out[key]}, ${value}`;
+  }
+  return out;
+}

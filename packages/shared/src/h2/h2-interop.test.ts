@@ -1,0 +1,242 @@
+import { createHash, randomBytes } from 'node:crypto';
+import http2 from 'node:http2';
+import type net from 'node:net';
+import tls from 'node:tls';
+import { afterEach, describe, expect, it } from 'vitest';
+import { CertManager } from '../identity/cert-manager.js';
+import { LocalCa } from '../identity/local-ca.js';
+import { SpiffeId } from '../identity/spiffe-id.js';
+import { eventually } from '../testing/mesh-fixture.js';
+import { secureContextOptions } from '../tls/mesh-tls.js';
+import { H2Connection, type H2IncomingHeaders } from './h2-connection.js';
+import { FLAG, FRAME, frameHeader, H2_ERROR } from './h2-frames.js';
+import type { H2Stream } from './h2-stream.js';
+
+const closers: Array<() => unknown> = [];
+afterEach(async () => {
+  for (const c of closers.splice(0).reverse()) await c();
+});
+
+async function tlsMaterial() {
+  const ca = await LocalCa.create({ trustDomain: 'cluster.local' });
+  const certs = new CertManager({ ca });
+  closers.push(() => certs.close());
+  const server = secureContextOptions(await certs.fetch(SpiffeId.of('cluster.local', 'x', 'server')));
+  const client = secureContextOptions(await certs.fetch(SpiffeId.of('cluster.local', 'x', 'client')));
+  return { server, client };
+}
+
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+/** A TLS listener that hands each socket to `onSocket`. */
+async function tlsServer(opts: tls.TlsOptions, onSocket: (s: tls.TLSSocket) => void): Promise<number> {
+  const server = tls.createServer({ ...opts, ALPNProtocols: ['h2'], requestCert: true }, onSocket);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  closers.push(() => server.close());
+  return (server.address() as net.AddressInfo).port;
+}
+
+function tlsClient(port: number, opts: tls.ConnectionOptions): Promise<tls.TLSSocket> {
+  return new Promise((resolve, reject) => {
+    const s = tls.connect({
+      ...opts,
+      host: '127.0.0.1',
+      port,
+      ALPNProtocols: ['h2'],
+      checkServerIdentity: () => undefined,
+    });
+    s.once('secureConnect', () => resolve(s));
+    s.once('error', reject);
+  });
+}
+
+function collect(stream: NodeJS.ReadableStream): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const parts: Buffer[] = [];
+    stream.on('data', (c: Buffer) => parts.push(c));
+    stream.on('end', () => resolve(Buffer.concat(parts)));
+    stream.on('error', reject);
+  });
+}
+
+const WINDOWS = {
+  streamWindow: 4 * 1024 * 1024,
+  connectionWindow: 16 * 1024 * 1024,
+  maxConcurrentStreams: 100,
+};
+
+describe('H2Connection interoperates with Node http2', () => {
+  it('as a client: CONNECT, 24 MiB each way with flow control, half-close, several streams', async () => {
+    const { server, client } = await tlsMaterial();
+    const port = await tlsServer(server, (socket) => {
+      const session = http2.performServerHandshake(socket);
+      session.on('stream', (stream, headers) => {
+        expect(headers[':method']).toBe('CONNECT');
+        stream.respond({ ':status': 200, 'x-seen-authority': String(headers[':authority']) });
+        stream.pipe(stream); // echo, ending when the client ends
+      });
+      closers.push(() => session.destroy());
+    });
+    const conn = new H2Connection(await tlsClient(port, client), { role: 'client', ...WINDOWS });
+    closers.push(() => conn.destroy());
+    const payload = randomBytes(24 * 1024 * 1024);
+    const streams = await Promise.all(
+      [0, 1, 2].map(async (i) => {
+        const s = conn.request({ ':method': 'CONNECT', ':authority': `10.0.0.${i}:80` });
+        const headers = await new Promise<H2IncomingHeaders>((r) => s.once('response', r));
+        expect(headers[':status']).toBe('200');
+        expect(headers['x-seen-authority']).toBe(`10.0.0.${i}:80`);
+        return s;
+      }),
+    );
+    const results = await Promise.all(
+      streams.map((s, i) => {
+        const body = i === 0 ? payload : Buffer.from(`small ${i}`);
+        const got = collect(s);
+        s.end(body);
+        return got.then((b) => [sha(b), sha(body)]);
+      }),
+    );
+    for (const [got, sent] of results) expect(got).toBe(sent);
+    await eventually(() => conn.streamCount === 0);
+  });
+
+  it('as a server: Node client with Huffman and dynamic-table headers, 24 MiB each way, RST and PING', async () => {
+    const { server, client } = await tlsMaterial();
+    const seen: H2IncomingHeaders[] = [];
+    const conns: H2Connection[] = [];
+    const port = await tlsServer(server, (socket) => {
+      const conn = new H2Connection(socket, { role: 'server', ...WINDOWS });
+      conns.push(conn);
+      closers.push(() => conn.destroy());
+      conn.on('stream', (stream: H2Stream, headers: H2IncomingHeaders) => {
+        stream.respond({ ':status': 200 });
+        stream.on('error', () => {});
+        // 'hold' keeps our side open, so that the client's reset finds a live stream.
+        if (headers['x-mode'] === 'hold') return;
+        seen.push(headers);
+        stream.pipe(stream);
+      });
+    });
+    const session = http2.connect(`https://127.0.0.1:${port}`, {
+      createConnection: () =>
+        tls.connect({
+          ...client,
+          host: '127.0.0.1',
+          port,
+          ALPNProtocols: ['h2'],
+          checkServerIdentity: () => undefined,
+        }),
+    });
+    closers.push(() => session.destroy());
+    const headers = {
+      ':method': 'CONNECT',
+      ':authority': '198.18.0.9:8080',
+      forwarded: 'for="198.18.0.7:40000"',
+      baggage: 'k8s.namespace.name=demo,k8s.pod.name=sleep-1',
+    };
+    const payload = randomBytes(24 * 1024 * 1024);
+    for (let round = 0; round < 2; round++) {
+      const req = session.request(headers, { endStream: false });
+      const status = await new Promise<number>((r) => req.once('response', (h) => r(Number(h[':status']))));
+      expect(status).toBe(200);
+      const got = collect(req);
+      req.end(round === 0 ? payload : Buffer.from('again'));
+      expect(sha(await got)).toBe(sha(round === 0 ? payload : Buffer.from('again')));
+    }
+    // The second request's headers came from Node's dynamic table: they must decode the same.
+    expect(seen).toHaveLength(2);
+    for (const h of seen) expect(h).toMatchObject(headers);
+    // A reset from the client reaches our stream as aborted, with the code.
+    const aborted = new Promise<number | undefined>((resolve) => {
+      conns[0]!.once('stream', (s: H2Stream) => s.once('close', () => resolve(s.rstCode)));
+    });
+    const req = session.request({ ...headers, 'x-mode': 'hold' }, { endStream: false });
+    await new Promise((r) => req.once('response', r));
+    req.close(http2.constants.NGHTTP2_CANCEL);
+    expect(await aborted).toBe(H2_ERROR.CANCEL);
+    // PING round trip in both directions.
+    await new Promise<void>((resolve, reject) => session.ping((err) => (err ? reject(err) : resolve())));
+    await new Promise<void>((resolve, reject) => conns[0]!.ping((err) => (err ? reject(err) : resolve())));
+  });
+
+  it('answers protocol violations with GOAWAY and the RFC error code, and never throws', async () => {
+    const { server, client } = await tlsMaterial();
+    const errors: number[] = [];
+    const port = await tlsServer(server, (socket) => {
+      const conn = new H2Connection(socket, { role: 'server', ...WINDOWS, maxFrameSize: 16_384 });
+      conn.on('protocolError', (e: { code: number }) => errors.push(e.code));
+      closers.push(() => conn.destroy());
+    });
+    const preface = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+    const settings = frameHeader(0, FRAME.SETTINGS, 0, 0);
+    const cases: Array<[string, Buffer, number]> = [
+      ['bad preface', Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'), H2_ERROR.PROTOCOL_ERROR],
+      [
+        'oversized frame',
+        Buffer.concat([preface, settings, frameHeader(20_000, FRAME.DATA, 0, 1)]),
+        H2_ERROR.FRAME_SIZE_ERROR,
+      ],
+      [
+        'even stream id',
+        Buffer.concat([
+          preface,
+          settings,
+          frameHeader(1, FRAME.HEADERS, FLAG.END_HEADERS, 2),
+          Buffer.from([0x82]),
+        ]),
+        H2_ERROR.PROTOCOL_ERROR,
+      ],
+      [
+        'garbage HPACK',
+        Buffer.concat([
+          preface,
+          settings,
+          frameHeader(1, FRAME.HEADERS, FLAG.END_HEADERS, 1),
+          Buffer.from([0x80]),
+        ]),
+        H2_ERROR.COMPRESSION_ERROR,
+      ],
+      [
+        'window overflow',
+        Buffer.concat([
+          preface,
+          settings,
+          frameHeader(4, FRAME.WINDOW_UPDATE, 0, 0),
+          Buffer.from([0x7f, 0xff, 0xff, 0xff]),
+        ]),
+        H2_ERROR.FLOW_CONTROL_ERROR,
+      ],
+      [
+        'PUSH_PROMISE',
+        Buffer.concat([
+          preface,
+          settings,
+          frameHeader(4, FRAME.PUSH_PROMISE, FLAG.END_HEADERS, 1),
+          Buffer.alloc(4),
+        ]),
+        H2_ERROR.PROTOCOL_ERROR,
+      ],
+      [
+        'DATA on idle stream',
+        Buffer.concat([preface, settings, frameHeader(1, FRAME.DATA, 0, 7), Buffer.from('x')]),
+        H2_ERROR.PROTOCOL_ERROR,
+      ],
+    ];
+    for (const [name, bytes, code] of cases) {
+      const before = errors.length;
+      const s = await tlsClient(port, client);
+      const reply: Buffer[] = [];
+      s.on('data', (d) => reply.push(d));
+      s.on('error', () => {});
+      s.write(bytes);
+      await new Promise((r) => s.once('close', r));
+      expect(errors.slice(before), name).toEqual([code]);
+      const all = Buffer.concat(reply);
+      // The last frame the server sent is GOAWAY carrying the same code.
+      const goawayAt = all.lastIndexOf(Buffer.from([FRAME.GOAWAY, 0, 0, 0, 0, 0]));
+      expect(goawayAt, name).toBeGreaterThan(0);
+      expect(all.readUInt32BE(goawayAt + 10), name).toBe(code);
+    }
+  });
+});
