@@ -13,6 +13,7 @@ import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import {
   CLIENT_PREFACE,
+  DATA_FRAME_PAYLOAD,
   DEFAULT_MAX_FRAME,
   DEFAULT_WINDOW,
   FLAG,
@@ -143,6 +144,10 @@ export class H2Connection extends EventEmitter {
     }
   }
 
+  private get dataFrameLimit(): number {
+    return Math.min(this.remoteSettings.maxFrameSize, DATA_FRAME_PAYLOAD);
+  }
+
   get streamCount(): number {
     return this.streams.size;
   }
@@ -210,6 +215,7 @@ export class H2Connection extends EventEmitter {
     clearTimeout(this.prefaceTimer);
     for (const stream of [...this.streams.values()]) {
       stream.released = true;
+      stream.emit('released');
       if (!stream.destroyed) {
         if (!(stream.localEnded && stream.remoteEnded)) stream.aborted = true;
         stream.destroy(err);
@@ -341,12 +347,7 @@ export class H2Connection extends EventEmitter {
         this.complete(item.cb);
         continue;
       }
-      const allowed = Math.min(
-        left,
-        stream.sendWindow,
-        this.connSendWindow,
-        this.remoteSettings.maxFrameSize,
-      );
+      const allowed = Math.min(left, stream.sendWindow, this.connSendWindow, this.dataFrameLimit);
       if (allowed <= 0) {
         this.blocked.add(stream);
         return;
@@ -391,6 +392,7 @@ export class H2Connection extends EventEmitter {
     stream.released = true;
     this.streams.delete(stream.id);
     this.blocked.delete(stream);
+    stream.emit('released');
     this.maybeFinish();
   }
 

@@ -16,7 +16,8 @@ export interface OutItem {
  * An HTTP/2 stream as a half-open duplex: writes become DATA frames within the peer's windows,
  * DATA frames become readable bytes, end() sends END_STREAM, close(code) sends RST_STREAM.
  * The shape (rstCode, aborted, respond, close, 'response') follows Node's Http2Stream so that the
- * HBONE code reads the same over either.
+ * HBONE code reads the same over either. 'released' fires when the stream leaves its connection
+ * (both END_STREAMs, or a reset), whether or not the application has read what arrived.
  */
 export class H2Stream extends Duplex {
   rstCode: number | undefined;

@@ -6,10 +6,12 @@
  * certificate is never used for another workload's traffic, and a connection that verified one peer
  * identity is never used to reach another identity, even at the same address.
  */
-import http2, { type ClientHttp2Session, type ClientHttp2Stream, constants as h2c } from 'node:http2';
 import tls from 'node:tls';
 import type { Logger } from 'pino';
 import { MeshError } from '../errors.js';
+import { H2Connection, type H2Headers, type H2IncomingHeaders } from '../h2/h2-connection.js';
+import { H2_ERROR } from '../h2/h2-frames.js';
+import type { H2Stream } from '../h2/h2-stream.js';
 import type { WorkloadCertificate } from '../identity/cert-manager.js';
 import type { SpiffeId } from '../identity/spiffe-id.js';
 import { uriSans } from '../identity/x509.js';
@@ -56,7 +58,7 @@ export class HboneRefusedError extends MeshError {
 interface PooledConnection {
   readonly key: string;
   /** Set once dialing starts; streams use it only after `ready` resolved. */
-  session?: ClientHttp2Session;
+  session?: H2Connection;
   ready: Promise<void>;
   /** Streams open or being opened on this connection. */
   streams: number;
@@ -79,7 +81,7 @@ export interface PoolDump {
 /** Pooled HBONE client: CONNECT streams multiplexed over mutual-TLS HTTP/2 connections. */
 export class HboneClient {
   private readonly pool = new Map<string, PooledConnection[]>();
-  private readonly peers = new WeakMap<ClientHttp2Stream, string>();
+  private readonly peers = new WeakMap<H2Stream, string>();
   private readonly maxStreams: number;
   private readonly idleTimeoutMs: number;
   private readonly pingIntervalMs: number;
@@ -93,7 +95,7 @@ export class HboneClient {
   }
 
   /** Opens a CONNECT stream; resolves once the peer answered 200. */
-  async connect(request: HboneConnectRequest): Promise<ClientHttp2Stream> {
+  async connect(request: HboneConnectRequest): Promise<H2Stream> {
     if (this.closed) throw new MeshError('MESH_ERR_CLOSED', 'HBONE client');
     const conn = this.acquire(request);
     try {
@@ -102,14 +104,14 @@ export class HboneClient {
       this.release(conn);
       throw err;
     }
-    const headers: http2.OutgoingHttpHeaders = {
+    const headers: H2Headers = {
       ':method': 'CONNECT',
       ':authority': request.authority,
     };
     if (request.forwarded) headers.forwarded = request.forwarded;
     if (request.baggage) headers.baggage = request.baggage;
     if (request.traceparent) headers.traceparent = request.traceparent;
-    let stream: ClientHttp2Stream;
+    let stream: H2Stream;
     try {
       stream = conn.session!.request(headers, { endStream: false });
     } catch (err) {
@@ -117,7 +119,8 @@ export class HboneClient {
       this.retire(conn);
       throw new MeshError('MESH_ERR_HBONE_RESET', (err as Error).message, { cause: err });
     }
-    stream.once('close', () => this.release(conn));
+    // The slot frees when the stream leaves the connection, even if nobody reads what is left.
+    stream.once('released', () => this.release(conn));
     if (conn.peer) this.peers.set(stream, conn.peer);
     const status = await new Promise<number>((resolve, reject) => {
       const onError = (err: Error) => {
@@ -130,7 +133,7 @@ export class HboneClient {
           new MeshError('MESH_ERR_HBONE_RESET', `stream closed before a response (code ${stream.rstCode})`),
         );
       };
-      const onResponse = (h: http2.IncomingHttpHeaders) => {
+      const onResponse = (h: H2IncomingHeaders) => {
         cleanup();
         resolve(Number(h[':status']));
       };
@@ -146,14 +149,14 @@ export class HboneClient {
     this.inputs.metrics.streams.inc({ side: 'client', status: String(status) });
     if (status !== 200) {
       stream.on('error', () => {});
-      stream.close(h2c.NGHTTP2_CANCEL);
+      stream.close(H2_ERROR.CANCEL);
       throw new HboneRefusedError(status);
     }
     return stream;
   }
 
   /** The identity the server of `stream` presented and this client verified. */
-  peerOf(stream: ClientHttp2Stream): string | undefined {
+  peerOf(stream: H2Stream): string | undefined {
     return this.peers.get(stream);
   }
 
@@ -247,46 +250,57 @@ export class HboneClient {
       }
       return err;
     };
-    const session = http2.connect(`https://${formatAuthority(request.address)}`, {
-      createConnection: () =>
-        tls
-          .connect({
-            host,
-            port,
-            secureContext: secureContextFor(cert),
-            ALPNProtocols: [HBONE_ALPN],
-            checkServerIdentity,
-            rejectUnauthorized: true,
-          })
-          .setNoDelay(true),
-      settings: { initialWindowSize: HBONE_STREAM_WINDOW, enablePush: false },
+    const socket = tls.connect({
+      host,
+      port,
+      secureContext: secureContextFor(cert),
+      ALPNProtocols: [HBONE_ALPN],
+      checkServerIdentity,
+      rejectUnauthorized: true,
     });
-    conn.session = session;
-    session.on('remoteSettings', (s) => {
-      conn.limit = Math.min(this.maxStreams, s.maxConcurrentStreams ?? this.maxStreams);
-    });
-    session.on('goaway', () => {
-      conn.usable = false;
-    });
-    session.on('error', (err: Error) =>
-      logger.debug({ err: err.message, key: conn.key }, 'HBONE client session error'),
-    );
-    session.once('close', () => this.retire(conn));
+    socket.setNoDelay(true);
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
-        session.destroy(new MeshError('MESH_ERR_TLS_HANDSHAKE', 'connect timeout'));
+        socket.destroy(new MeshError('MESH_ERR_TLS_HANDSHAKE', 'connect timeout'));
       }, this.inputs.connectTimeoutMs ?? 10_000);
-      session.once('connect', () => {
+      socket.once('secureConnect', () => {
         clearTimeout(timer);
-        session.setLocalWindowSize(HBONE_CONNECTION_WINDOW);
-        metrics.connectionsOpened.inc({ side: 'client' });
+        socket.off('error', reject);
         resolve();
       });
-      session.once('error', (err: Error) => {
+      socket.once('error', (err: Error) => {
         clearTimeout(timer);
         reject(err);
       });
     });
+    if (socket.alpnProtocol !== HBONE_ALPN) {
+      socket.destroy();
+      throw new MeshError(
+        'MESH_ERR_TLS_HANDSHAKE',
+        `peer negotiated ALPN ${String(socket.alpnProtocol)}, not h2`,
+      );
+    }
+    const session = new H2Connection(socket, {
+      role: 'client',
+      streamWindow: HBONE_STREAM_WINDOW,
+      connectionWindow: HBONE_CONNECTION_WINDOW,
+      maxConcurrentStreams: this.maxStreams,
+    });
+    conn.session = session;
+    session.on('remoteSettings', (s: { maxConcurrentStreams: number }) => {
+      conn.limit = Math.min(this.maxStreams, s.maxConcurrentStreams);
+    });
+    session.on('goaway', () => {
+      conn.usable = false;
+    });
+    session.on('protocolError', (err: Error) =>
+      logger.debug({ err: err.message, key: conn.key }, 'HBONE server broke HTTP/2'),
+    );
+    session.on('error', (err: Error) =>
+      logger.debug({ err: err.message, key: conn.key }, 'HBONE client session error'),
+    );
+    session.once('close', () => this.retire(conn));
+    metrics.connectionsOpened.inc({ side: 'client' });
   }
 
   private retire(conn: PooledConnection): void {

@@ -264,6 +264,32 @@ describe('HBONE server refuses bad peers, counts them, and keeps serving', () =>
     expect(client.size).toBe(0);
   });
 
+  it('closes a verified peer that breaks HTTP/2, with GOAWAY, and counts it', async () => {
+    await setup();
+    const cert = await pair.certs.fetch(CLIENT_ID);
+    const reply = await new Promise<Buffer>((resolve) => {
+      const chunks: Buffer[] = [];
+      const s = tls.connect({
+        host: '127.0.0.1',
+        port: pair.serverPort,
+        secureContext: secureContextFor(cert),
+        ALPNProtocols: ['h2'],
+        checkServerIdentity: () => undefined,
+      });
+      s.on('secureConnect', () => s.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
+      s.on('data', (d) => chunks.push(d));
+      s.on('error', () => {});
+      s.on('close', () => resolve(Buffer.concat(chunks)));
+    });
+    // SETTINGS first, then GOAWAY(PROTOCOL_ERROR) for the bad preface.
+    const goaway = reply.lastIndexOf(Buffer.from([0x07, 0, 0, 0, 0, 0]));
+    expect(goaway).toBeGreaterThan(0);
+    expect(reply.readUInt32BE(goaway + 10)).toBe(1);
+    await eventually(async () => (await refused('protocol')) === 1);
+    expect(pair.requests).toHaveLength(0);
+    await expectServerStillServes();
+  });
+
   it('answers 400 to a non-CONNECT method', async () => {
     await setup();
     const session = await rawSession();

@@ -1,9 +1,11 @@
-import http2, { type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import net, { type AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import tls, { type TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { hboneStatusFor } from '../errors.js';
+import { H2Connection, type H2IncomingHeaders } from '../h2/h2-connection.js';
+import { H2_ERROR } from '../h2/h2-frames.js';
+import type { H2Stream } from '../h2/h2-stream.js';
 import type { WorkloadCertificate } from '../identity/cert-manager.js';
 import type { SpiffeId } from '../identity/spiffe-id.js';
 import { type SpliceStats, splice } from '../net/splice.js';
@@ -67,7 +69,7 @@ interface IdentityTls {
  */
 export class HboneServer {
   private readonly tlsByIdentity = new Map<string, IdentityTls>();
-  private readonly sessions = new Set<ServerHttp2Session>();
+  private readonly sessions = new Set<H2Connection>();
   private readonly listeners = new Set<net.Server>();
   private closing = false;
 
@@ -169,19 +171,24 @@ export class HboneServer {
     }
     socket.setNoDelay(true);
     this.inputs.metrics.connectionsOpened.inc({ side: 'server' });
-    const session = http2.performServerHandshake(socket, {
-      settings: {
-        initialWindowSize: HBONE_STREAM_WINDOW,
-        maxConcurrentStreams: HBONE_MAX_STREAMS,
-        enablePush: false,
-      },
+    const session = new H2Connection(socket, {
+      role: 'server',
+      streamWindow: HBONE_STREAM_WINDOW,
+      connectionWindow: HBONE_CONNECTION_WINDOW,
+      maxConcurrentStreams: HBONE_MAX_STREAMS,
+      prefaceTimeoutMs: this.inputs.handshakeTimeoutMs ?? 10_000,
     });
     this.sessions.add(session);
-    session.once('connect', () => session.setLocalWindowSize(HBONE_CONNECTION_WINDOW));
-    session.on('error', (err) => this.inputs.logger.debug({ err: err.message }, 'HBONE session error'));
+    session.on('protocolError', (err: Error) => {
+      this.inputs.metrics.connectionsRefused.inc({ side: 'server', reason: 'protocol' });
+      this.inputs.logger.debug({ err: err.message }, 'HBONE peer broke HTTP/2');
+    });
+    session.on('error', (err: Error) =>
+      this.inputs.logger.debug({ err: err.message }, 'HBONE session error'),
+    );
     session.once('close', () => this.sessions.delete(session));
     const peer = verdict.identity;
-    session.on('stream', (stream, headers) => {
+    session.on('stream', (stream: H2Stream, headers: H2IncomingHeaders) => {
       this.serveStream(stream, headers, peer, local, socket).catch((err: unknown) => {
         this.inputs.logger.error({ err }, 'HBONE stream handler failed');
         stream.destroy();
@@ -190,8 +197,8 @@ export class HboneServer {
   }
 
   private async serveStream(
-    stream: ServerHttp2Stream,
-    headers: IncomingHttpHeaders,
+    stream: H2Stream,
+    headers: H2IncomingHeaders,
     peer: SpiffeId,
     local: SpiffeId,
     socket: TLSSocket,
@@ -237,7 +244,7 @@ export class HboneServer {
       this.reject(stream, status, reason, (err as Error).message);
       return;
     }
-    if (stream.destroyed || stream.closed) {
+    if (stream.destroyed) {
       upstream.destroy();
       metrics.streamErrors.inc({ side: 'server', reason: 'reset' });
       return;
@@ -255,12 +262,15 @@ export class HboneServer {
     this.inputs.onTunnelClosed?.(request, stats);
   }
 
-  private reject(stream: ServerHttp2Stream, status: 400 | 401 | 503, reason: string, detail: string): void {
+  private reject(stream: H2Stream, status: 400 | 401 | 503, reason: string, detail: string): void {
     const { metrics, logger } = this.inputs;
     metrics.streams.inc({ side: 'server', status: String(status) });
     if (status === 400) metrics.streamErrors.inc({ side: 'server', reason });
     logger.debug({ status, reason, detail }, 'HBONE request refused');
-    if (!stream.destroyed && !stream.headersSent) stream.respond({ ':status': status }, { endStream: true });
+    if (stream.destroyed || stream.headersSent) return;
+    stream.respond({ ':status': status }, { endStream: true });
+    // The answer is complete: ask the client to stop sending (RFC 9113 §8.1).
+    if (!stream.remoteEnded) stream.close(H2_ERROR.NO_ERROR);
   }
 
   private refuse(socket: Duplex, reason: string, detail: string): void {

@@ -21,7 +21,7 @@ export class HboneMetrics {
     });
     this.connectionsRefused = new Counter({
       name: 'hbone_connections_refused_total',
-      help: 'HBONE connections refused before any stream: reason is tls_handshake, no_client_cert, untrusted_cert, expired_cert, identity, alpn, no_identity, connect',
+      help: 'HBONE connections refused before any stream: reason is tls_handshake, no_client_cert, untrusted_cert, expired_cert, identity, alpn, no_identity, connect, protocol',
       labelNames: ['side', 'reason'],
       registers,
     });
