@@ -65,6 +65,10 @@ interface HeaderBlock {
 }
 
 const PING_TIMEOUT_MS = 10_000;
+/** Bytes of our own output the peer may leave unread before its control frames stop being answered. */
+const CONTROL_BACKLOG_LIMIT = 1024 * 1024;
+/** Streams a peer may reset (or have refused) per second before it is treated as an attack. */
+const RESET_BUDGET_PER_SECOND = 1_000;
 
 /**
  * Events: 'stream' (stream, headers) on servers; 'remoteSettings' (settings); 'goaway'
@@ -107,6 +111,8 @@ export class H2Connection extends EventEmitter {
   private headerBlock: HeaderBlock | undefined;
   private socketBlocked = false;
   private readonly deferred: Array<(err?: Error | null) => void> = [];
+  private resetWindowStart = 0;
+  private resetsInWindow = 0;
 
   constructor(
     readonly socket: Duplex,
@@ -682,6 +688,7 @@ export class H2Connection extends EventEmitter {
       }
       this.lastPeerStreamId = streamId;
       if (this.closed || this.streams.size >= this.options.maxConcurrentStreams) {
+        this.countReset();
         this.writeFrame(FRAME.RST_STREAM, 0, streamId, u32(H2_ERROR.REFUSED_STREAM));
         return;
       }
@@ -700,8 +707,16 @@ export class H2Connection extends EventEmitter {
       if (streamId % 2 === 1 && streamId < this.nextStreamId) return; // a stream we already reset
       throw new H2ConnectionError(H2_ERROR.PROTOCOL_ERROR, `HEADERS on unknown stream ${streamId}`);
     }
+    if (existing.responded) {
+      // Trailers: they end the stream and carry nothing HBONE uses.
+      if (!block.endStream)
+        throw new H2StreamError(streamId, H2_ERROR.PROTOCOL_ERROR, 'HEADERS after the response');
+      this.remoteEnd(existing);
+      return;
+    }
     const status = Number(headers[':status']);
     if (status >= 100 && status < 200) return; // informational
+    existing.responded = true;
     existing.emit('response', headers);
     if (block.endStream) this.remoteEnd(existing);
   }
@@ -711,6 +726,7 @@ export class H2Connection extends EventEmitter {
     if (payload.length !== 4) throw new H2ConnectionError(H2_ERROR.FRAME_SIZE_ERROR, 'RST_STREAM size');
     const stream = this.streams.get(streamId);
     if (!stream) return;
+    if (this.options.role === 'server') this.countReset();
     const code = payload.readUInt32BE(0);
     stream.rstCode = code;
     stream.aborted = true;
@@ -775,6 +791,7 @@ export class H2Connection extends EventEmitter {
           break; // unknown settings are ignored
       }
     }
+    this.checkControlBacklog();
     this.writeFrame(FRAME.SETTINGS, FLAG.ACK, 0);
     this.emit('remoteSettings', { ...s });
     this.flushBlocked();
@@ -793,6 +810,7 @@ export class H2Connection extends EventEmitter {
       }
       return;
     }
+    this.checkControlBacklog();
     this.writeFrame(FRAME.PING, FLAG.ACK, 0, Buffer.from(payload));
   }
 
@@ -839,6 +857,29 @@ export class H2Connection extends EventEmitter {
       this.socket.cork();
       this.flush(stream);
       this.socket.uncork();
+    }
+  }
+
+  /** Control frames we must answer (PING, SETTINGS) are refused once the peer stops reading them. */
+  private checkControlBacklog(): void {
+    if (this.socket.writableLength > CONTROL_BACKLOG_LIMIT) {
+      throw new H2ConnectionError(
+        H2_ERROR.ENHANCE_YOUR_CALM,
+        'peer floods control frames without reading replies',
+      );
+    }
+  }
+
+  /** Counts streams the peer cancelled; too many per second is the rapid-reset attack. */
+  private countReset(): void {
+    const now = Date.now();
+    if (now - this.resetWindowStart >= 1_000) {
+      this.resetWindowStart = now;
+      this.resetsInWindow = 0;
+    }
+    this.resetsInWindow += 1;
+    if (this.resetsInWindow > RESET_BUDGET_PER_SECOND) {
+      throw new H2ConnectionError(H2_ERROR.ENHANCE_YOUR_CALM, 'too many stream resets');
     }
   }
 

@@ -11,6 +11,7 @@ import { secureContextOptions } from '../tls/mesh-tls.js';
 import { H2Connection, type H2IncomingHeaders } from './h2-connection.js';
 import { FLAG, FRAME, frameHeader, H2_ERROR } from './h2-frames.js';
 import type { H2Stream } from './h2-stream.js';
+import { hpackEncode } from './hpack.js';
 
 const closers: Array<() => unknown> = [];
 afterEach(async () => {
@@ -238,5 +239,54 @@ describe('H2Connection interoperates with Node http2', () => {
       expect(goawayAt, name).toBeGreaterThan(0);
       expect(all.readUInt32BE(goawayAt + 10), name).toBe(code);
     }
+  });
+
+  it('stops a peer that floods PINGs without reading, and a rapid-reset client, with ENHANCE_YOUR_CALM', async () => {
+    const { server, client } = await tlsMaterial();
+    const errors: number[] = [];
+    const streams: number[] = [];
+    const port = await tlsServer(server, (socket) => {
+      const conn = new H2Connection(socket, { role: 'server', ...WINDOWS });
+      conn.on('protocolError', (e: { code: number }) => errors.push(e.code));
+      conn.on('stream', (s: H2Stream) => {
+        streams.push(s.id);
+        s.on('error', () => {});
+        s.respond({ ':status': 200 });
+      });
+      closers.push(() => conn.destroy());
+    });
+    const preface = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+    const start = Buffer.concat([preface, frameHeader(0, FRAME.SETTINGS, 0, 0)]);
+
+    // 1. PING flood: 1,000,000 PINGs (17 MB), never reading the ACKs; kernel buffers absorb only a few MB.
+    const ping = Buffer.concat([frameHeader(8, FRAME.PING, 0, 0), Buffer.alloc(8)]);
+    const flood = Buffer.concat([start, Buffer.concat(Array.from({ length: 1_000_000 }, () => ping))]);
+    const flooder = await tlsClient(port, client);
+    flooder.on('error', () => {});
+    flooder.pause();
+    flooder.write(flood);
+    await eventually(() => errors.includes(H2_ERROR.ENHANCE_YOUR_CALM));
+    flooder.destroy();
+
+    // 2. Rapid reset: open and cancel 3,000 streams in one burst.
+    const before = errors.length;
+    const headerBlock = hpackEncode([
+      [':method', 'CONNECT'],
+      [':authority', '10.0.0.1:80'],
+    ]);
+    const burst: Buffer[] = [start];
+    for (let id = 1; id < 6_000; id += 2) {
+      burst.push(frameHeader(headerBlock.length, FRAME.HEADERS, FLAG.END_HEADERS, id), headerBlock);
+      burst.push(frameHeader(4, FRAME.RST_STREAM, 0, id), Buffer.from([0, 0, 0, H2_ERROR.CANCEL]));
+    }
+    const resetter = await tlsClient(port, client);
+    resetter.on('error', () => {});
+    resetter.resume();
+    resetter.write(Buffer.concat(burst));
+    await eventually(() => errors.length > before);
+    expect(errors[before]).toBe(H2_ERROR.ENHANCE_YOUR_CALM);
+    // Cut off after the budget, not after serving every stream.
+    expect(streams.length).toBeLessThan(1_200);
+    resetter.destroy();
   });
 });

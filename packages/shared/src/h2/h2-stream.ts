@@ -23,6 +23,8 @@ export class H2Stream extends Duplex {
   rstCode: number | undefined;
   aborted = false;
   headersSent = false;
+  /** Client side: the final response headers arrived. */
+  responded = false;
   /** Bytes we may still send before the peer's next WINDOW_UPDATE. */
   sendWindow: number;
   /** Bytes the peer may still send us. */
