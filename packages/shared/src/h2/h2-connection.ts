@@ -65,6 +65,8 @@ interface HeaderBlock {
 }
 
 const PING_TIMEOUT_MS = 10_000;
+/** Characters no HTTP/2 field may carry (RFC 9113 §8.2.1). */
+const INVALID_FIELD = /[\r\n\0]/;
 /** Bytes of our own output the peer may leave unread before its control frames stop being answered. */
 const CONTROL_BACKLOG_LIMIT = 1024 * 1024;
 /** Streams a peer may reset (or have refused) per second before it is treated as an attack. */
@@ -167,12 +169,14 @@ export class H2Connection extends EventEmitter {
     if (this.streams.size >= this.remoteSettings.maxConcurrentStreams) {
       throw new H2ConnectionError(H2_ERROR.REFUSED_STREAM, 'peer stream limit reached');
     }
+    // Encoded first: a header the peer would reject fails here, before a stream exists.
+    const block = encodeHeaders(headers);
     const id = this.nextStreamId;
     this.nextStreamId += 2;
     const stream = new H2Stream(this, id, this.remoteSettings.initialWindowSize, this.options.streamWindow);
     this.streams.set(id, stream);
     stream.headersSent = true;
-    this.sendHeaders(stream, headers, options.endStream === true);
+    this.writeHeaderBlock(stream, block, options.endStream === true);
     return stream;
   }
 
@@ -240,13 +244,10 @@ export class H2Connection extends EventEmitter {
   // ---- used by H2Stream ----
 
   sendHeaders(stream: H2Stream, headers: H2Headers, endStream: boolean): void {
-    const list: Array<[string, string]> = [];
-    for (const [name, value] of Object.entries(headers)) {
-      if (value !== undefined) list.push([name.toLowerCase(), String(value)]);
-    }
-    // Pseudo-headers first (RFC 9113 §8.3).
-    list.sort((a, b) => Number(b[0].startsWith(':')) - Number(a[0].startsWith(':')));
-    const block = hpackEncode(list);
+    this.writeHeaderBlock(stream, encodeHeaders(headers), endStream);
+  }
+
+  private writeHeaderBlock(stream: H2Stream, block: Buffer, endStream: boolean): void {
     const max = this.remoteSettings.maxFrameSize;
     const endFlag = endStream ? FLAG.END_STREAM : 0;
     this.socket.cork();
@@ -571,8 +572,9 @@ export class H2Connection extends EventEmitter {
       if (streamId > this.highestStreamId()) {
         throw new H2ConnectionError(H2_ERROR.PROTOCOL_ERROR, `DATA on idle stream ${streamId}`);
       }
-      // A stream we already closed: drop the payload and tell the peer.
-      this.writeFrame(FRAME.RST_STREAM, 0, streamId, u32(H2_ERROR.STREAM_CLOSED));
+      // A stream already closed or reset here: the peer may have sent this before it learned so.
+      // Its bytes still count against the connection window (credited above), and it is ignored
+      // (RFC 9113 §5.4.2, §6.1).
       return;
     }
     stream.recvWindow -= length;
@@ -901,6 +903,21 @@ export class H2Connection extends EventEmitter {
       this.destroy();
     }
   }
+}
+
+/** Validates and HPACK-encodes outgoing headers, pseudo-headers first (RFC 9113 §8.3). */
+function encodeHeaders(headers: H2Headers): Buffer {
+  const list: Array<[string, string]> = [];
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined) continue;
+    const text = String(value);
+    if (INVALID_FIELD.test(text) || INVALID_FIELD.test(name)) {
+      throw new TypeError(`header ${JSON.stringify(name)} has a CR, LF or NUL character`);
+    }
+    list.push([name.toLowerCase(), text]);
+  }
+  list.sort((a, b) => Number(b[0].startsWith(':')) - Number(a[0].startsWith(':')));
+  return hpackEncode(list);
 }
 
 function u32(value: number): Buffer {

@@ -116,6 +116,8 @@ export class HboneClient {
       stream = conn.session!.request(headers, { endStream: false });
     } catch (err) {
       this.release(conn);
+      // A bad header is the caller's mistake; the connection stays pooled.
+      if (err instanceof TypeError) throw new MeshError('MESH_ERR_HBONE_BAD_REQUEST', err.message);
       this.retire(conn);
       throw new MeshError('MESH_ERR_HBONE_RESET', (err as Error).message, { cause: err });
     }

@@ -84,6 +84,26 @@ describe('HBONE tunnel', () => {
     expect(upstreamSaw).toEqual(['x'.repeat(100_000)]);
   });
 
+  it('refuses a header with CR/LF as a bad request and keeps the pooled connection', async () => {
+    const echo = await echoServer();
+    closers.push(() => echo.server.close());
+    pair = await meshPair();
+    const req = {
+      source: CLIENT_ID,
+      destination: SERVER_ID,
+      address: { host: '127.0.0.1', port: pair.serverPort },
+      authority: `127.0.0.1:${echo.port}`,
+    };
+    const first = await pair.client.connect(req);
+    await expect(pair.client.connect({ ...req, baggage: 'a=b\r\nx-injected: 1' })).rejects.toSatisfy(
+      (e) => e instanceof MeshError && e.code === 'MESH_ERR_HBONE_BAD_REQUEST',
+    );
+    expect(pair.client.size).toBe(1);
+    expect(pair.client.dump()[0]?.streams).toBe(1);
+    expect(await roundTrip(first, 'unharmed')).toBe('unharmed');
+    first.end();
+  });
+
   it('answers 401 when the owner denies and 503 when the upstream cannot be reached', async () => {
     let deny = true;
     pair = await meshPair({
