@@ -4,9 +4,10 @@
  *   (b) a stunnel mutual-TLS pair (TLS 1.3, AES-GCM, ECDSA P-256 certificates from the same CA),
  *   (c) our HBONE client and server, each in its own process like two node agents,
  * and a table with ratios to (a) and (b) is printed.
- *   BENCH_SECONDS   iperf3 duration per mode (default 5)
- *   BENCH_ROUNDS    64-byte round trips for latency (default 5000)
- *   BENCH_CONNS     connections for the connection-rate run (default 5000)
+ *   BENCH_SECONDS   iperf3 duration per mode and round (default 3)
+ *   BENCH_ROUNDS    64-byte round trips for latency per mode and round (default 3000)
+ *   BENCH_CONNS     connections for the connection-rate run per mode and round (default 3000)
+ *   BENCH_REPEAT    interleaved rounds; the table shows medians (default 3)
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -20,9 +21,10 @@ import { measureConnectionRate, measureLatency, startEcho } from './load.js';
 
 const run = promisify(execFile);
 const here = dirname(fileURLToPath(import.meta.url));
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5000);
-const CONNS = Number(process.env.BENCH_CONNS ?? 5000);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3000);
+const CONNS = Number(process.env.BENCH_CONNS ?? 3000);
+const ROUNDS_OF_EACH = Number(process.env.BENCH_REPEAT ?? 3);
 const CONCURRENCY = 8;
 const TD = 'cluster.local';
 
@@ -91,16 +93,37 @@ async function main(): Promise<void> {
     { name: 'stunnel', iperf: stIperf, echo: stEcho },
     { name: 'hbone', iperf: hbIperf, echo: hbEcho },
   ] as const;
-  const results: Record<string, { gbps: number; p50: number; p99: number; cps: number; failed: number }> = {};
-  for (const m of modes) {
-    process.stderr.write(`bench: ${m.name}: iperf3 ${SECONDS}s...`);
-    const gbps = await iperf(m.iperf as number);
-    process.stderr.write(` latency ${ROUNDS} round trips...`);
-    const lat = await measureLatency(m.echo as number, ROUNDS, 30_000);
-    process.stderr.write(` connection rate...\n`);
-    await measureConnectionRate(m.echo as number, 200, 2_000, CONCURRENCY); // warm pools and caches
-    const rate = await measureConnectionRate(m.echo as number, CONNS, 10_000, CONCURRENCY);
-    results[m.name] = { gbps, p50: lat.p50Us, p99: lat.p99Us, cps: rate.perSecond, failed: rate.failed };
+  // Modes are interleaved over several rounds and medians reported, so that drift in the
+  // machine's load affects every mode alike.
+  type Sample = { gbps: number; p50: number; p99: number; cps: number; failed: number };
+  const samples: Record<string, Sample[]> = { direct: [], stunnel: [], hbone: [] };
+  for (const m of modes) await measureConnectionRate(m.echo as number, 200, 2_000, CONCURRENCY); // warm pools
+  for (let round = 1; round <= ROUNDS_OF_EACH; round++) {
+    for (const m of modes) {
+      process.stderr.write(
+        `bench: round ${round}/${ROUNDS_OF_EACH} ${m.name}: iperf3 ${SECONDS}s, latency, connection rate\n`,
+      );
+      const gbps = await iperf(m.iperf as number);
+      const lat = await measureLatency(m.echo as number, ROUNDS, 30_000);
+      const rate = await measureConnectionRate(m.echo as number, CONNS, 10_000, CONCURRENCY);
+      samples[m.name]?.push({
+        gbps,
+        p50: lat.p50Us,
+        p99: lat.p99Us,
+        cps: rate.perSecond,
+        failed: rate.failed,
+      });
+    }
+  }
+  const results: Record<string, Sample> = {};
+  for (const [name, list] of Object.entries(samples)) {
+    results[name] = {
+      gbps: median(list.map((x) => x.gbps)),
+      p50: median(list.map((x) => x.p50)),
+      p99: median(list.map((x) => x.p99)),
+      cps: median(list.map((x) => x.cps)),
+      failed: list.reduce((n, x) => n + x.failed, 0),
+    };
   }
   const rss = await Promise.all([hbClient, hbServer].map((c) => rssMb(c.pid)));
   echo.close();
@@ -173,7 +196,7 @@ function printTable(
   ];
   const pad = (v: string, n: number) => v.padStart(n);
   console.log(
-    `\nHBONE benchmark: loopback, iperf3 ${SECONDS}s, ${ROUNDS} round trips, up to ${CONNS} connections`,
+    `\nHBONE benchmark: loopback; medians of ${ROUNDS_OF_EACH} interleaved rounds of iperf3 ${SECONDS}s, ${ROUNDS} round trips, up to ${CONNS} connections`,
   );
   console.log(
     `${'metric'.padEnd(32)}${pad('direct', 10)}${pad('stunnel', 10)}${pad('hbone', 10)}${pad('hbone/direct', 14)}${pad('hbone/stunnel', 15)}`,
@@ -251,6 +274,14 @@ async function freePorts(n: number): Promise<number[]> {
   const ports = servers.map((s) => (s.address() as net.AddressInfo).port);
   await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
   return ports;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2
+    ? (sorted[mid] as number)
+    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
 }
 
 async function rssMb(pid: number | undefined): Promise<number> {

@@ -269,6 +269,17 @@ export class H2Connection extends EventEmitter {
     if (endStream) this.localEnd(stream);
   }
 
+  queueDataBatch(stream: H2Stream, items: OutItem[]): void {
+    if (stream.released || this.destroyed || stream.localEnded) {
+      for (const item of items) this.queueData(stream, item);
+      return;
+    }
+    stream.out.push(...items);
+    this.socket.cork();
+    this.flush(stream);
+    this.socket.uncork();
+  }
+
   queueData(stream: H2Stream, item: OutItem): void {
     if (stream.released || this.destroyed) {
       item.cb(stream.localEnded && item.end ? null : new Error('stream closed'));

@@ -72,6 +72,15 @@ export class H2Stream extends Duplex {
     this.session.queueData(this, { buf: chunk, offset: 0, end: false, cb });
   }
 
+  /** Corked writes arrive together and leave in one TLS write. */
+  override _writev(chunks: Array<{ chunk: Buffer; encoding: BufferEncoding }>, cb: WriteCallback): void {
+    const last = chunks.length - 1;
+    this.session.queueDataBatch(
+      this,
+      chunks.map((c, i) => ({ buf: c.chunk, offset: 0, end: false, cb: i === last ? cb : noop })),
+    );
+  }
+
   override _final(cb: WriteCallback): void {
     this.session.queueData(this, { buf: EMPTY, offset: 0, end: true, cb });
   }
@@ -87,3 +96,4 @@ export class H2Stream extends Duplex {
 }
 
 const EMPTY = Buffer.alloc(0);
+const noop = () => {};
