@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Installs everything the demo, the tests and the benchmarks need on a machine that has only
 # Node.js and npm: Debian packages, pnpm, the workspace's node packages. Safe to run repeatedly.
-#   scripts/setup.sh          packages for the demo and the tests
+#   scripts/setup.sh          packages for the demo and the tests, and the native capture addon
 #   scripts/setup.sh --bench  also the benchmark baselines (stunnel4, iperf3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-debs=(openssl ca-certificates)
+debs=(openssl ca-certificates iproute2 iptables gcc libc6-dev)
 if [[ "${1:-}" == "--bench" ]]; then
   debs+=(stunnel4 iperf3)
 fi
@@ -30,3 +30,6 @@ if ! command -v pnpm >/dev/null 2>&1 || [[ "$(pnpm --version)" != "$want_pnpm" ]
 fi
 
 pnpm install --frozen-lockfile --reporter=silent
+
+# The ztunnel's netns socket addon: plain C against the running Node's N-API headers.
+node packages/ztunnel/native/build.mjs >/dev/null

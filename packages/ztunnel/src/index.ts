@@ -1,1 +1,1 @@
-export {};
+export { NetnsSockets, ZTUNNEL_MARK } from './capture/netns-sockets.js';
