@@ -1,1 +1,3 @@
-export {};
+export * from './address-plan.js';
+export * from './lab.js';
+export * from './lab-spec.js';
