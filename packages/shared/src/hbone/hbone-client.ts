@@ -7,6 +7,7 @@
  * identity is never used to reach another identity, even at the same address.
  */
 import tls from 'node:tls';
+import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { MeshError } from '../errors.js';
 import { H2Connection, type H2Headers, type H2IncomingHeaders } from '../h2/h2-connection.js';
@@ -35,6 +36,11 @@ export interface HboneClientInputs {
   /** Idle pooled connections are pinged this often; a failed ping drops the connection. */
   readonly pingIntervalMs?: number;
   readonly connectTimeoutMs?: number;
+  /**
+   * Opens the TCP connection under the TLS session. Node agents create it inside the source
+   * pod's network namespace; by default it is an ordinary socket of this process.
+   */
+  readonly dialSocket?: (address: HostPort) => Promise<Duplex>;
 }
 
 export interface HboneConnectRequest {
@@ -252,9 +258,11 @@ export class HboneClient {
       }
       return err;
     };
+    const raw = this.inputs.dialSocket ? await this.inputs.dialSocket(request.address) : undefined;
     const socket = tls.connect({
       host,
       port,
+      ...(raw && { socket: raw }),
       secureContext: secureContextFor(cert),
       ALPNProtocols: [HBONE_ALPN],
       checkServerIdentity,

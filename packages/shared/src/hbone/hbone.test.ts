@@ -162,6 +162,30 @@ describe('HBONE client pool', () => {
     for (const s of [s1, s2, s3]) s.end();
   });
 
+  it('opens its TCP connections through the injected socket factory', async () => {
+    const echo = await echoServer();
+    closers.push(() => echo.server.close());
+    const dialed: string[] = [];
+    const net = await import('node:net');
+    pair = await meshPair({
+      client: {
+        dialSocket: async (address) => {
+          dialed.push(`${address.host}:${address.port}`);
+          return net.connect({ host: address.host, port: address.port });
+        },
+      },
+    });
+    const s = await pair.client.connect({
+      source: CLIENT_ID,
+      destination: SERVER_ID,
+      address: { host: '127.0.0.1', port: pair.serverPort },
+      authority: `127.0.0.1:${echo.port}`,
+    });
+    expect(await roundTrip(s, 'via factory')).toBe('via factory');
+    expect(dialed).toEqual([`127.0.0.1:${pair.serverPort}`]);
+    s.end();
+  });
+
   it('never reuses a connection for a different expected destination identity at the same address', async () => {
     pair = await meshPair();
     const address = { host: '127.0.0.1', port: pair.serverPort };

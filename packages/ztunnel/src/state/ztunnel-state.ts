@@ -1,0 +1,78 @@
+/**
+ * What the proxy reads: workloads by address, services by VIP, endpoints, identities and compiled
+ * policies, built once per config and never mutated. A new config makes a new state.
+ */
+import { SpiffeId } from '@ambient/shared';
+import { applicablePolicies, type CompiledPolicy, compilePolicy } from '../authz/authorization.js';
+import type { LocalConfig, Service, Workload } from '../config/local-config.js';
+
+export interface Endpoint {
+  readonly workload: Workload;
+  readonly address: string;
+  readonly port: number;
+}
+
+export class ZtunnelState {
+  private readonly workloadsByIp = new Map<string, Workload>();
+  private readonly servicesByVip = new Map<string, Service>();
+  private readonly policies: CompiledPolicy[];
+  private readonly policiesByWorkload = new Map<Workload, CompiledPolicy[]>();
+  private readonly cursor = new Map<string, number>();
+
+  constructor(
+    readonly config: LocalConfig,
+    readonly trustDomain = 'cluster.local',
+  ) {
+    for (const w of config.workloads) for (const ip of w.ips) this.workloadsByIp.set(ip, w);
+    for (const s of config.services) for (const vip of s.vips) this.servicesByVip.set(vip.address, s);
+    this.policies = config.policies.map(compilePolicy);
+  }
+
+  workloadByIp(ip: string): Workload | undefined {
+    return this.workloadsByIp.get(ip);
+  }
+
+  serviceByVip(ip: string): Service | undefined {
+    return this.servicesByVip.get(ip);
+  }
+
+  identity(w: Workload): SpiffeId {
+    return SpiffeId.of(this.trustDomain, w.namespace, w.serviceAccount);
+  }
+
+  workloadsOnNode(node: string): Workload[] {
+    return this.config.workloads.filter((w) => w.node === node);
+  }
+
+  /** Endpoints of `service` for service port `port`: workload IP and target port. */
+  endpoints(service: Service, port: number): Endpoint[] {
+    const key = `${service.namespace}/${service.hostname}`;
+    return this.config.workloads.flatMap((w) => {
+      const ports = w.services.get(key);
+      if (!ports) return [];
+      const target = ports.get(port) ?? service.ports.get(port);
+      if (target === undefined) return [];
+      const address = w.ips[0];
+      return address ? [{ workload: w, address, port: target }] : [];
+    });
+  }
+
+  /** Round robin over a service port's endpoints (per state: a new config starts over). */
+  pickEndpoint(service: Service, port: number): Endpoint | undefined {
+    const eps = this.endpoints(service, port);
+    if (eps.length === 0) return undefined;
+    const key = `${service.namespace}/${service.hostname}:${port}`;
+    const n = this.cursor.get(key) ?? 0;
+    this.cursor.set(key, n + 1);
+    return eps[n % eps.length];
+  }
+
+  policiesFor(w: Workload): CompiledPolicy[] {
+    let list = this.policiesByWorkload.get(w);
+    if (!list) {
+      list = applicablePolicies(this.policies, { namespace: w.namespace, policies: w.authorizationPolicies });
+      this.policiesByWorkload.set(w, list);
+    }
+    return list;
+  }
+}

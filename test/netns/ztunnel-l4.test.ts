@@ -1,0 +1,192 @@
+import { Lab } from '@ambient/lab';
+import { CertManager, HboneMetrics, LocalCa } from '@ambient/shared';
+import {
+  decodeLocalConfig,
+  InpodProxy,
+  installCapture,
+  type LocalConfig,
+  NetnsSockets,
+  removeCapture,
+  ZtunnelState,
+} from '@ambient/ztunnel';
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const isRoot = process.getuid?.() === 0;
+const prefix = `z${process.pid % 100_000}`;
+
+const HTTP_ECHO = `require('http').createServer((q,r)=>r.end('echo saw '+q.socket.remoteAddress.replace('::ffff:',''))).listen(8080,'0.0.0.0',()=>console.log('ready'))`;
+
+async function counter(registry: Registry, name: string, labels: Record<string, string>): Promise<number> {
+  const m = await registry.getSingleMetric(name)?.get();
+  return (m?.values ?? [])
+    .filter((v) =>
+      Object.entries(labels).every(([k, val]) => (v.labels as Record<string, unknown>)[k] === val),
+    )
+    .reduce((n, v) => n + v.value, 0);
+}
+
+describe.skipIf(!isRoot)('ztunnel in-pod L4 data path across two lab nodes (root)', () => {
+  let lab: Lab;
+  let state: ZtunnelState;
+  let certs: CertManager;
+  const registry = new Registry();
+  const proxies: InpodProxy[] = [];
+  let base: LocalConfig;
+
+  const curl = async (pod: string, url: string) => {
+    const r = await lab.exec(lab.pod('demo', pod), ['curl', '-s', '--max-time', '5', url]);
+    return r.code === 0 ? r.stdout : `curl exit ${r.code}`;
+  };
+
+  beforeAll(async () => {
+    lab = await Lab.create(prefix, {
+      nodes: 2,
+      pods: [
+        { name: 'sleep', namespace: 'demo', node: 0, serviceAccount: 'sleep', labels: { app: 'sleep' } },
+        { name: 'echo', namespace: 'demo', node: 1, serviceAccount: 'echo', labels: { app: 'echo' } },
+        { name: 'legacy', namespace: 'demo', node: 0, serviceAccount: 'legacy', labels: { app: 'legacy' } },
+      ],
+      services: [
+        {
+          name: 'echo',
+          namespace: 'demo',
+          selector: { app: 'echo' },
+          ports: [{ port: 80, targetPort: 8080 }],
+        },
+      ],
+    });
+    const app = lab.start(lab.pod('demo', 'echo').netns, [process.execPath, '-e', HTTP_ECHO]);
+    await new Promise((resolve) => app.stdout?.once('data', resolve));
+    const svc = lab.service('demo', 'echo');
+    const workload = (name: string, protocol: 'HBONE' | 'TCP') => {
+      const p = lab.pod('demo', name);
+      return {
+        uid: `lab//v1/Pod/demo/${name}`,
+        name,
+        namespace: 'demo',
+        serviceAccount: p.serviceAccount,
+        workloadIps: [p.ip],
+        protocol,
+        node: `node${p.node}`,
+        ...(name === 'echo' && { services: { 'demo/echo.demo.svc.cluster.local': { 80: 8080 } } }),
+      };
+    };
+    const decoded = decodeLocalConfig({
+      workloads: [workload('sleep', 'HBONE'), workload('echo', 'HBONE'), workload('legacy', 'TCP')],
+      services: [
+        {
+          name: 'echo',
+          namespace: 'demo',
+          hostname: 'echo.demo.svc.cluster.local',
+          vips: [`/${svc.vip}`],
+          ports: { 80: 8080 },
+        },
+      ],
+    });
+    if (!decoded.ok) throw new Error(JSON.stringify(decoded.problems));
+    base = decoded.value;
+    state = new ZtunnelState(base);
+    const ca = await LocalCa.create({ trustDomain: 'cluster.local' });
+    const logger = pino({ level: 'silent' });
+    certs = new CertManager({ ca, logger });
+    const metrics = new HboneMetrics(registry);
+    const sockets = NetnsSockets.load();
+    for (const name of ['sleep', 'echo']) {
+      const pod = lab.pod('demo', name);
+      await installCapture(pod.netnsPath);
+      const w = state.workloadByIp(pod.ip);
+      if (!w) throw new Error(`no workload for ${name}`);
+      const proxy = new InpodProxy({
+        workload: w,
+        netnsPath: pod.netnsPath,
+        state: () => state,
+        sockets,
+        certs,
+        metrics,
+        logger,
+      });
+      await proxy.start();
+      proxies.push(proxy);
+    }
+  });
+
+  afterAll(async () => {
+    for (const p of proxies) await p.close(500);
+    certs?.close();
+    await lab?.destroy();
+  });
+
+  it('an enrolled pod reaches an enrolled pod on another node by service name, over HBONE, and the app sees the client pod IP', async () => {
+    const sleep = lab.pod('demo', 'sleep');
+    expect(await curl('sleep', 'http://echo.demo.svc.cluster.local/')).toBe(`echo saw ${sleep.ip}`);
+    expect(
+      await counter(registry, 'hbone_streams_total', { side: 'client', status: '200' }),
+    ).toBeGreaterThanOrEqual(1);
+    expect(
+      await counter(registry, 'hbone_streams_total', { side: 'server', status: '200' }),
+    ).toBeGreaterThanOrEqual(1);
+    expect(
+      certs
+        .dump()
+        .map((c) => c.identity)
+        .sort(),
+    ).toEqual(['spiffe://cluster.local/ns/demo/sa/echo', 'spiffe://cluster.local/ns/demo/sa/sleep']);
+  });
+
+  it('a pod that is not enrolled reaches the enrolled pod in plaintext while no policy forbids it', async () => {
+    const legacy = lab.pod('demo', 'legacy');
+    expect(await curl('legacy', 'http://echo.demo.svc.cluster.local/')).toBe(`echo saw ${legacy.ip}`);
+  });
+
+  it('a STRICT policy (deny without a principal) refuses the plaintext client but not the mTLS one', async () => {
+    state = new ZtunnelState({
+      ...base,
+      policies: [
+        {
+          name: 'strict',
+          namespace: 'demo',
+          scope: 'namespace',
+          action: 'deny',
+          rules: [{ clauses: [{ matches: [{ notPrincipals: [{ presence: true }] }] }] }],
+        },
+      ],
+    });
+    expect(await curl('legacy', 'http://echo.demo.svc.cluster.local/')).toMatch(/^curl exit/);
+    expect(await curl('sleep', 'http://echo.demo.svc.cluster.local/')).toBe(
+      `echo saw ${lab.pod('demo', 'sleep').ip}`,
+    );
+  });
+
+  it('a DENY policy for the client principal refuses the HBONE connection with 401', async () => {
+    const before = await counter(registry, 'hbone_streams_total', { side: 'server', status: '401' });
+    state = new ZtunnelState({
+      ...base,
+      policies: [
+        {
+          name: 'deny-sleep',
+          namespace: 'demo',
+          scope: 'namespace',
+          action: 'deny',
+          rules: [
+            { clauses: [{ matches: [{ principals: [{ exact: 'cluster.local/ns/demo/sa/sleep' }] }] }] },
+          ],
+        },
+      ],
+    });
+    expect(await curl('sleep', 'http://echo.demo.svc.cluster.local/')).toMatch(/^curl exit/);
+    expect(await counter(registry, 'hbone_streams_total', { side: 'server', status: '401' })).toBe(
+      before + 1,
+    );
+    state = new ZtunnelState(base);
+  });
+
+  it('removing the capture from a pod restores its plain networking, with its app still running', async () => {
+    const echo = lab.pod('demo', 'echo');
+    await removeCapture(echo.netnsPath);
+    const legacy = lab.pod('demo', 'legacy');
+    expect(await curl('legacy', `http://${echo.ip}:8080/`)).toBe(`echo saw ${legacy.ip}`);
+    await installCapture(echo.netnsPath);
+  });
+});
