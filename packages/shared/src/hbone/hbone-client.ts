@@ -6,8 +6,9 @@
  * certificate is never used for another workload's traffic, and a connection that verified one peer
  * identity is never used to reach another identity, even at the same address.
  */
-import tls from 'node:tls';
+
 import type { Duplex } from 'node:stream';
+import tls from 'node:tls';
 import type { Logger } from 'pino';
 import { MeshError } from '../errors.js';
 import { H2Connection, type H2Headers, type H2IncomingHeaders } from '../h2/h2-connection.js';

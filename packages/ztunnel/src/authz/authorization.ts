@@ -73,8 +73,8 @@ type Predicate = (c: ConnectionFacts) => boolean;
 function stringMatcher(m: StringMatch): (v: string | undefined) => boolean {
   if (m.presence) return (v) => v !== undefined && v !== '';
   if (m.exact !== undefined) return (v) => v === m.exact;
-  if (m.prefix !== undefined) return (v) => v !== undefined && v.startsWith(m.prefix as string);
-  if (m.suffix !== undefined) return (v) => v !== undefined && v.endsWith(m.suffix as string);
+  if (m.prefix !== undefined) return (v) => v?.startsWith(m.prefix as string) === true;
+  if (m.suffix !== undefined) return (v) => v?.endsWith(m.suffix as string) === true;
   return () => false;
 }
 
