@@ -7,6 +7,7 @@ import {
   type LocalConfig,
   NetnsSockets,
   removeCapture,
+  TcpMetrics,
   ZtunnelState,
 } from '@ambient/ztunnel';
 import { pino } from 'pino';
@@ -17,6 +18,9 @@ const isRoot = process.getuid?.() === 0;
 const prefix = `z${process.pid % 100_000}`;
 
 const HTTP_ECHO = `require('http').createServer((q,r)=>r.end('echo saw '+q.socket.remoteAddress.replace('::ffff:',''))).listen(8080,'0.0.0.0',()=>console.log('ready'))`;
+
+/** A TCP server that keeps every connection open and echoes. */
+const HOLDING_SERVER = `require('net').createServer(s=>s.pipe(s)).listen(9000,'0.0.0.0',()=>console.log('ready'))`;
 
 async function counter(registry: Registry, name: string, labels: Record<string, string>): Promise<number> {
   const m = await registry.getSingleMetric(name)?.get();
@@ -59,6 +63,8 @@ describe.skipIf(!isRoot)('ztunnel in-pod L4 data path across two lab nodes (root
     });
     const app = lab.start(lab.pod('demo', 'echo').netns, [process.execPath, '-e', HTTP_ECHO]);
     await new Promise((resolve) => app.stdout?.once('data', resolve));
+    const hold = lab.start(lab.pod('demo', 'echo').netns, [process.execPath, '-e', HOLDING_SERVER]);
+    await new Promise((resolve) => hold.stdout?.once('data', resolve));
     const svc = lab.service('demo', 'echo');
     const workload = (name: string, protocol: 'HBONE' | 'TCP') => {
       const p = lab.pod('demo', name);
@@ -92,6 +98,7 @@ describe.skipIf(!isRoot)('ztunnel in-pod L4 data path across two lab nodes (root
     const logger = pino({ level: 'silent' });
     certs = new CertManager({ ca, logger });
     const metrics = new HboneMetrics(registry);
+    const tcpMetrics = new TcpMetrics(registry);
     const sockets = NetnsSockets.load();
     for (const name of ['sleep', 'echo']) {
       const pod = lab.pod('demo', name);
@@ -105,6 +112,7 @@ describe.skipIf(!isRoot)('ztunnel in-pod L4 data path across two lab nodes (root
         sockets,
         certs,
         metrics,
+        tcpMetrics,
         logger,
       });
       await proxy.start();
@@ -127,6 +135,34 @@ describe.skipIf(!isRoot)('ztunnel in-pod L4 data path across two lab nodes (root
     expect(
       await counter(registry, 'hbone_streams_total', { side: 'server', status: '200' }),
     ).toBeGreaterThanOrEqual(1);
+    const labels = {
+      source_workload: 'sleep',
+      source_workload_namespace: 'demo',
+      source_principal: 'spiffe://cluster.local/ns/demo/sa/sleep',
+      destination_workload: 'echo',
+      destination_principal: 'spiffe://cluster.local/ns/demo/sa/echo',
+      connection_security_policy: 'mutual_tls',
+      response_flags: '-',
+    };
+    for (const reporter of ['source', 'destination']) {
+      expect(await counter(registry, 'istio_tcp_connections_opened_total', { ...labels, reporter })).toBe(1);
+      await expect
+        .poll(() => counter(registry, 'istio_tcp_connections_closed_total', { ...labels, reporter }))
+        .toBe(1);
+      expect(
+        await counter(registry, 'istio_tcp_received_bytes_total', { ...labels, reporter }),
+      ).toBeGreaterThan(60);
+      expect(await counter(registry, 'istio_tcp_sent_bytes_total', { ...labels, reporter })).toBeGreaterThan(
+        60,
+      );
+    }
+    expect(
+      await counter(registry, 'istio_tcp_connections_opened_total', {
+        reporter: 'source',
+        destination_service: 'echo.demo.svc.cluster.local',
+        destination_service_namespace: 'demo',
+      }),
+    ).toBe(1);
     expect(
       certs
         .dump()
@@ -179,6 +215,47 @@ describe.skipIf(!isRoot)('ztunnel in-pod L4 data path across two lab nodes (root
     expect(await counter(registry, 'hbone_streams_total', { side: 'server', status: '401' })).toBe(
       before + 1,
     );
+    for (const reporter of ['source', 'destination']) {
+      expect(
+        await counter(registry, 'istio_tcp_connections_failed_total', {
+          reporter,
+          response_flags: 'DENY',
+          source_workload: 'sleep',
+        }),
+      ).toBe(1);
+    }
+    state = new ZtunnelState(base);
+  });
+
+  it('a policy change that no longer allows an open connection closes it', async () => {
+    const echoProxy = proxies[1] as InpodProxy;
+    const echo = lab.pod('demo', 'echo');
+    const client = lab.start(lab.pod('demo', 'sleep').netns, [
+      process.execPath,
+      '-e',
+      `const s=require('net').connect(9000,'${echo.ip}',()=>{s.write('hi');console.log('open')});s.resume();s.on('close',()=>console.log('closed'));s.on('error',()=>{})`,
+    ]);
+    let out = '';
+    client.stdout?.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    await expect.poll(() => echoProxy.openInbound, { timeout: 10_000 }).toBe(1);
+    expect(echoProxy.reauthorize()).toBe(0);
+    state = new ZtunnelState({
+      ...base,
+      policies: [
+        {
+          name: 'deny-sleep',
+          namespace: 'demo',
+          scope: 'namespace',
+          action: 'deny',
+          rules: [{ clauses: [{ matches: [{ principals: [{ suffix: '/sa/sleep' }] }] }] }],
+        },
+      ],
+    });
+    expect(echoProxy.reauthorize()).toBe(1);
+    await expect.poll(() => out, { timeout: 10_000 }).toContain('closed');
+    expect(echoProxy.openInbound).toBe(0);
     state = new ZtunnelState(base);
   });
 

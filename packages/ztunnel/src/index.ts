@@ -6,3 +6,4 @@ export * from './config/local-config.js';
 export * from './config/local-config-file.js';
 export * from './proxy/inpod-proxy.js';
 export * from './state/ztunnel-state.js';
+export * from './telemetry/tcp-metrics.js';

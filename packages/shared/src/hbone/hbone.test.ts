@@ -84,6 +84,35 @@ describe('HBONE tunnel', () => {
     expect(upstreamSaw).toEqual(['x'.repeat(100_000)]);
   });
 
+  it('an upstream destroyed by the server resets the tunnel, and the client stream closes', async () => {
+    const upstreams: import('node:net').Socket[] = [];
+    pair = await meshPair({
+      server: {
+        onRequest: async (req) => {
+          const { dialUpstream } = await import('../testing/mesh-fixture.js');
+          const up = await dialUpstream(req.target.port);
+          upstreams.push(up);
+          return up;
+        },
+      },
+    });
+    const echo = await echoServer();
+    closers.push(() => echo.server.close());
+    const stream = await pair.client.connect({
+      source: CLIENT_ID,
+      destination: SERVER_ID,
+      address: { host: '127.0.0.1', port: pair.serverPort },
+      authority: `127.0.0.1:${echo.port}`,
+    });
+    stream.on('error', () => {});
+    expect(await roundTrip(stream, 'before')).toBe('before');
+    const closed = new Promise<number | undefined>((resolve) =>
+      stream.once('close', () => resolve(stream.rstCode)),
+    );
+    upstreams[0]?.destroy();
+    expect(await closed).toBe(0xa); // CONNECT_ERROR
+  });
+
   it('refuses a header with CR/LF as a bad request and keeps the pooled connection', async () => {
     const echo = await echoServer();
     closers.push(() => echo.server.close());

@@ -9,13 +9,16 @@
  *         principal (a STRICT policy refuses it), then the same delivery.
  */
 import type net from 'node:net';
+import type { Duplex } from 'node:stream';
 import {
   type CertManager,
   HboneClient,
   type HboneMetrics,
+  HboneRefusedError,
   HboneServer,
   type HostPort,
   MeshError,
+  type SpliceStats,
   splice,
 } from '@ambient/shared';
 import type { Logger } from 'pino';
@@ -24,6 +27,12 @@ import { INBOUND_HBONE_PORT, INBOUND_PLAINTEXT_PORT, OUTBOUND_CAPTURE_PORT } fro
 import { type NetnsSockets, ZTUNNEL_MARK } from '../capture/netns-sockets.js';
 import type { Workload } from '../config/local-config.js';
 import type { ZtunnelState } from '../state/ztunnel-state.js';
+import {
+  type ConnectionParties,
+  type ResponseFlags,
+  type TcpMetrics,
+  tcpLabels,
+} from '../telemetry/tcp-metrics.js';
 
 export interface InpodProxyInputs {
   readonly workload: Workload;
@@ -32,7 +41,14 @@ export interface InpodProxyInputs {
   readonly sockets: NetnsSockets;
   readonly certs: CertManager;
   readonly metrics: HboneMetrics;
+  readonly tcpMetrics: TcpMetrics;
   readonly logger: Logger;
+}
+
+/** An accepted inbound connection, kept so that a policy change can re-check it. */
+interface OpenInbound {
+  readonly facts: ConnectionFacts;
+  readonly upstream: net.Socket;
 }
 
 export class InpodProxy {
@@ -40,6 +56,7 @@ export class InpodProxy {
   private readonly hboneServer: HboneServer;
   private readonly hboneClient: HboneClient;
   private readonly podIp: string;
+  private readonly open = new Set<OpenInbound>();
 
   constructor(private readonly inputs: InpodProxyInputs) {
     this.podIp = inputs.workload.ips[0] ?? '';
@@ -61,14 +78,18 @@ export class InpodProxy {
           throw new MeshError('MESH_ERR_HBONE_BAD_REQUEST', `${target.host} is not this pod (${this.podIp})`);
         }
         const sourceIp = req.forwardedIp ?? req.remoteAddress.replace('::ffff:', '');
-        this.authorize({
+        const facts: ConnectionFacts = {
           principal: req.peer.toString().slice('spiffe://'.length),
           namespace: req.peer.namespace,
           sourceIp,
           destinationIp: target.host,
           destinationPort: target.port,
-        });
-        return this.deliver(target, sourceIp);
+        };
+        return this.admit(facts, this.inboundParties(sourceIp, req.peer.toString(), true));
+      },
+      onTunnelClosed: (req, stats) => {
+        const sourceIp = req.forwardedIp ?? req.remoteAddress.replace('::ffff:', '');
+        this.count(this.inboundParties(sourceIp, req.peer.toString(), true), stats);
       },
       metrics,
       logger,
@@ -88,6 +109,26 @@ export class InpodProxy {
   async close(deadlineMs = 5_000): Promise<void> {
     for (const s of this.servers.splice(0)) s.close();
     await Promise.all([this.hboneServer.close(deadlineMs), this.hboneClient.close(deadlineMs)]);
+  }
+
+  /**
+   * Re-checks every open inbound connection against the current state's policies and closes
+   * those that are no longer allowed (call after a config change). Returns how many it closed.
+   */
+  reauthorize(): number {
+    let closed = 0;
+    for (const conn of [...this.open]) {
+      if (!this.decide(conn.facts).allowed) {
+        conn.upstream.destroy();
+        this.open.delete(conn);
+        closed += 1;
+      }
+    }
+    return closed;
+  }
+
+  get openInbound(): number {
+    return this.open.size;
   }
 
   private guard(socket: net.Socket, work: Promise<void>): void {
@@ -112,39 +153,100 @@ export class InpodProxy {
       dstWorkload = ep.workload;
     }
     const source = st.workloadByIp(this.podIp) ?? this.inputs.workload;
-    if (dstWorkload?.protocol === 'HBONE') {
-      const stream = await this.hboneClient.connect({
-        source: st.identity(source),
-        destination: st.identity(dstWorkload),
-        address: { host: target.host, port: INBOUND_HBONE_PORT },
-        authority: `${target.host}:${target.port}`,
-        forwarded: `for="${this.podIp}:${down.remotePort}"`,
-      });
-      await splice(down, stream);
-      return;
+    const hbone = dstWorkload?.protocol === 'HBONE';
+    const parties: ConnectionParties = {
+      reporter: 'source',
+      source,
+      sourcePrincipal: st.identity(source).toString(),
+      ...(dstWorkload && { destination: dstWorkload }),
+      ...(dstWorkload && hbone && { destinationPrincipal: st.identity(dstWorkload).toString() }),
+      ...(svc && { service: { hostname: svc.hostname, namespace: svc.namespace, name: svc.name } }),
+      mtls: hbone,
+    };
+    let up: Duplex;
+    try {
+      up =
+        hbone && dstWorkload
+          ? await this.hboneClient.connect({
+              source: st.identity(source),
+              destination: st.identity(dstWorkload),
+              address: { host: target.host, port: INBOUND_HBONE_PORT },
+              authority: `${target.host}:${target.port}`,
+              forwarded: `for="${this.podIp}:${down.remotePort}"`,
+            })
+          : await sockets.connect(netnsPath, { target, mark: ZTUNNEL_MARK });
+    } catch (err) {
+      this.fail(parties, err instanceof HboneRefusedError && err.status === 401 ? 'DENY' : 'CONNECT');
+      throw err;
     }
-    const up = await sockets.connect(netnsPath, { target, mark: ZTUNNEL_MARK });
-    await splice(down, up);
+    this.inputs.tcpMetrics.opened.inc(tcpLabels(parties, '-'));
+    this.count(parties, await splice(down, up));
   }
 
   private async inboundPlaintext(down: net.Socket): Promise<void> {
     const dst = this.inputs.sockets.originalDst(down);
     const sourceIp = (down.remoteAddress ?? '').replace('::ffff:', '');
-    this.authorize({ sourceIp, destinationIp: dst.host, destinationPort: dst.port });
-    const up = await this.deliver(dst, sourceIp);
-    await splice(down, up);
+    const parties = this.inboundParties(sourceIp, undefined, false);
+    const up = await this.admit({ sourceIp, destinationIp: dst.host, destinationPort: dst.port }, parties);
+    this.count(parties, await splice(down, up));
   }
 
-  private authorize(facts: ConnectionFacts): void {
+  /** Authorizes, delivers to the app, counts, and tracks the connection for re-authorization. */
+  private async admit(facts: ConnectionFacts, parties: ConnectionParties): Promise<net.Socket> {
+    const decision = this.decide(facts);
+    if (!decision.allowed) {
+      this.fail(parties, 'DENY');
+      const by = decision.policy ? ` by ${decision.policy}` : '';
+      throw new MeshError('MESH_ERR_HBONE_DENIED', `${decision.reason}${by}`);
+    }
+    let upstream: net.Socket;
+    try {
+      upstream = await this.deliver(
+        { host: facts.destinationIp, port: facts.destinationPort },
+        facts.sourceIp,
+      );
+    } catch (err) {
+      this.fail(parties, 'CONNECT');
+      throw err;
+    }
+    this.inputs.tcpMetrics.opened.inc(tcpLabels(parties, '-'));
+    const entry: OpenInbound = { facts, upstream };
+    this.open.add(entry);
+    upstream.once('close', () => this.open.delete(entry));
+    return upstream;
+  }
+
+  private decide(facts: ConnectionFacts) {
     const st = this.inputs.state();
     const w = st.workloadByIp(facts.destinationIp) ?? this.inputs.workload;
-    const decision = authorize(st.policiesFor(w), facts);
-    if (!decision.allowed) {
-      throw new MeshError(
-        'MESH_ERR_HBONE_DENIED',
-        `${decision.reason}${decision.policy ? ` by ${decision.policy}` : ''}`,
-      );
-    }
+    return authorize(st.policiesFor(w), facts);
+  }
+
+  private inboundParties(sourceIp: string, peer: string | undefined, mtls: boolean): ConnectionParties {
+    const st = this.inputs.state();
+    const source = st.workloadByIp(sourceIp);
+    const destination = st.workloadByIp(this.podIp) ?? this.inputs.workload;
+    return {
+      reporter: 'destination',
+      ...(source && { source }),
+      ...(peer !== undefined && { sourcePrincipal: peer }),
+      destination,
+      destinationPrincipal: st.identity(destination).toString(),
+      mtls,
+    };
+  }
+
+  private fail(parties: ConnectionParties, flags: ResponseFlags): void {
+    this.inputs.tcpMetrics.failed.inc(tcpLabels(parties, flags));
+  }
+
+  /** Close and byte counters: the client's bytes are "received", the app's are "sent". */
+  private count(parties: ConnectionParties, stats: SpliceStats): void {
+    const labels = tcpLabels(parties, '-');
+    const m = this.inputs.tcpMetrics;
+    m.closed.inc(labels);
+    m.received.inc(labels, parties.reporter === 'source' ? stats.aToB : stats.bToA);
+    m.sent.inc(labels, parties.reporter === 'source' ? stats.bToA : stats.aToB);
   }
 
   /** Connects to the app from the client's own address (transparent), marked so capture skips it. */
