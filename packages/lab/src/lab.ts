@@ -158,8 +158,11 @@ export class Lab {
   }
 
   /** Starts a long-running app inside a pod (or node); it is stopped by destroy(). */
-  start(netns: string, cmd: string[]): ChildProcess {
-    const child = spawn('ip', ['netns', 'exec', netns, ...cmd], { stdio: ['ignore', 'pipe', 'pipe'] });
+  start(netns: string, cmd: string[], env?: Readonly<Record<string, string>>): ChildProcess {
+    const child = spawn('ip', ['netns', 'exec', netns, ...cmd], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      ...(env && { env: { ...process.env, ...env } }),
+    });
     this.children.add(child);
     child.once('exit', () => this.children.delete(child));
     return child;

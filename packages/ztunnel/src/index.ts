@@ -1,3 +1,5 @@
+export * from './app/ztunnel-app.js';
+export * from './app/ztunnel-config.js';
 export * from './authz/authorization.js';
 export * from './capture/inpod-capture.js';
 export * from './capture/inpod-rules.js';

@@ -28,6 +28,11 @@ export interface Workload {
   readonly services: ReadonlyMap<string, ReadonlyMap<number, number>>;
   /** `namespace/name` of workload-scoped policies that select this workload. */
   readonly authorizationPolicies: readonly string[];
+  /**
+   * The pod's network namespace (a path, or a name under /var/run/netns). Our extension for local
+   * runs: in a cluster, Istio's CNI hands ztunnel the namespace instead.
+   */
+  readonly netns?: string;
 }
 
 export interface Service {
@@ -118,6 +123,7 @@ const WORKLOAD_KEYS = [
   'network',
   'services',
   'authorizationPolicies',
+  'netns',
   'trustDomain',
   'canonicalName',
   'canonicalRevision',
@@ -176,6 +182,7 @@ function decodeWorkload(d: Decoder, v: unknown, path: string): Workload | undefi
     network: d.str(o, 'network', path, false),
     services,
     authorizationPolicies: policies,
+    ...(typeof o.netns === 'string' && o.netns !== '' && { netns: o.netns }),
   };
 }
 

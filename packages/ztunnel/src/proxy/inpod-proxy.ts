@@ -245,6 +245,23 @@ export class InpodProxy {
     const labels = tcpLabels(parties, '-');
     const m = this.inputs.tcpMetrics;
     m.closed.inc(labels);
+    // Access log with the fields of Istio ztunnel's.
+    this.inputs.logger.info(
+      {
+        direction: parties.reporter === 'source' ? 'outbound' : 'inbound',
+        'src.workload': labels.source_workload,
+        'src.namespace': labels.source_workload_namespace,
+        'src.identity': labels.source_principal,
+        'dst.workload': labels.destination_workload,
+        'dst.namespace': labels.destination_workload_namespace,
+        'dst.identity': labels.destination_principal,
+        'dst.service': labels.destination_service,
+        bytes_sent: parties.reporter === 'source' ? stats.aToB : stats.bToA,
+        bytes_recv: parties.reporter === 'source' ? stats.bToA : stats.aToB,
+        ...(stats.error && { error: stats.error.message }),
+      },
+      'connection complete',
+    );
     m.received.inc(labels, parties.reporter === 'source' ? stats.aToB : stats.bToA);
     m.sent.inc(labels, parties.reporter === 'source' ? stats.bToA : stats.aToB);
   }

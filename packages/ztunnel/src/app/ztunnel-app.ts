@@ -1,0 +1,211 @@
+/**
+ * The node agent: config file -> state -> one in-pod proxy per enrolled pod on this node, plus
+ * the admin (15000), metrics (15020) and readiness (15021) endpoints. Config changes apply live:
+ * new pods are enrolled, departed ones released, open connections re-authorized.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { CertManager, formatProblems, HboneMetrics, LocalCa } from '@ambient/shared';
+import type { Logger } from 'pino';
+import { collectDefaultMetrics, Registry } from 'prom-client';
+import { installCapture, removeCapture } from '../capture/inpod-capture.js';
+import { NetnsSockets } from '../capture/netns-sockets.js';
+import type { LocalConfig, Workload } from '../config/local-config.js';
+import { LocalConfigFile } from '../config/local-config-file.js';
+import { InpodProxy } from '../proxy/inpod-proxy.js';
+import { ZtunnelState } from '../state/ztunnel-state.js';
+import { TcpMetrics } from '../telemetry/tcp-metrics.js';
+import type { ZtunnelConfig } from './ztunnel-config.js';
+
+export interface ZtunnelAppInputs {
+  readonly config: ZtunnelConfig;
+  readonly logger: Logger;
+}
+
+export interface ZtunnelAddresses {
+  readonly admin: AddressInfo;
+  readonly metrics: AddressInfo;
+  readonly readiness: AddressInfo;
+}
+
+function netnsPath(netns: string): string {
+  return netns.startsWith('/') ? netns : `/var/run/netns/${netns}`;
+}
+
+export class ZtunnelApp {
+  private readonly registry = new Registry();
+  private readonly hboneMetrics = new HboneMetrics(this.registry);
+  private readonly tcpMetrics = new TcpMetrics(this.registry);
+  private readonly proxies = new Map<string, { proxy: InpodProxy; netnsPath: string }>();
+  private readonly servers: http.Server[] = [];
+  /** Named reasons not to be ready yet; ready when empty. */
+  private readonly blockers = new Set<string>(['config', 'enrollment']);
+  private state?: ZtunnelState;
+  private certs?: CertManager;
+  private file?: LocalConfigFile;
+  private sockets?: NetnsSockets;
+  private applying = Promise.resolve();
+  private configRejections = 0;
+
+  constructor(private readonly inputs: ZtunnelAppInputs) {
+    collectDefaultMetrics({ register: this.registry });
+  }
+
+  async start(): Promise<ZtunnelAddresses> {
+    const { config, logger } = this.inputs;
+    const readiness = await this.serve(config.metricsAddress, config.readinessPort, (req, res) => {
+      if (req.url === '/healthz/ready' && this.blockers.size === 0) return send(res, 200, 'ready\n');
+      send(res, 503, `not ready: ${[...this.blockers].join(', ')}\n`);
+    });
+    const metrics = await this.serve(config.metricsAddress, config.metricsPort, async (req, res) => {
+      if (req.url !== '/metrics') return send(res, 404, 'not found\n');
+      res.setHeader('content-type', this.registry.contentType);
+      send(res, 200, await this.registry.metrics());
+    });
+    const admin = await this.serve(config.adminAddress, config.adminPort, (req, res) => this.admin(req, res));
+    this.sockets = NetnsSockets.load();
+    const ca = await LocalCa.loadOrCreate(config.caDir, { trustDomain: config.trustDomain });
+    this.certs = new CertManager({ ca, logger: logger.child({ component: 'certs' }) });
+    this.file = new LocalConfigFile({
+      path: config.configFile,
+      onConfig: (c) => this.apply(c),
+      onRejected: (problems) => {
+        this.configRejections += 1;
+        logger.error({ problems }, `config rejected, previous config kept: ${formatProblems(problems)}`);
+      },
+    });
+    const first = await this.file.start();
+    this.blockers.delete('config');
+    this.apply(first);
+    await this.applying;
+    this.blockers.delete('enrollment');
+    logger.info({ node: config.nodeName, enrolled: [...this.proxies.keys()] }, 'ztunnel ready');
+    return { admin, metrics, readiness };
+  }
+
+  /** Stops accepting, drains open connections until the deadline, releases every pod. */
+  async close(): Promise<void> {
+    this.blockers.add('draining');
+    this.file?.close();
+    await this.applying;
+    await Promise.all(
+      [...this.proxies.values()].map(async ({ proxy, netnsPath: ns }) => {
+        await proxy.close(this.inputs.config.drainMs);
+        await removeCapture(ns);
+      }),
+    );
+    this.proxies.clear();
+    this.certs?.close();
+    for (const s of this.servers) s.close();
+  }
+
+  private apply(config: LocalConfig): void {
+    this.applying = this.applying
+      .then(() => this.reconcile(config))
+      .catch((err: unknown) => {
+        this.inputs.logger.error({ err }, 'applying config failed');
+      });
+  }
+
+  private async reconcile(config: LocalConfig): Promise<void> {
+    const { logger } = this.inputs;
+    this.state = new ZtunnelState(config, this.inputs.config.trustDomain);
+    const wanted = new Map<string, Workload>();
+    for (const w of this.state.workloadsOnNode(this.inputs.config.nodeName)) {
+      if (w.protocol === 'HBONE' && w.netns && w.ips[0]) wanted.set(w.uid, w);
+    }
+    for (const [uid, entry] of this.proxies) {
+      if (!wanted.has(uid)) {
+        await entry.proxy.close(this.inputs.config.drainMs);
+        await removeCapture(entry.netnsPath);
+        this.proxies.delete(uid);
+        logger.info({ uid }, 'pod released');
+      }
+    }
+    for (const [uid, w] of wanted) {
+      if (this.proxies.has(uid)) continue;
+      const ns = netnsPath(w.netns as string);
+      try {
+        await installCapture(ns);
+        const proxy = new InpodProxy({
+          workload: w,
+          netnsPath: ns,
+          state: () => this.state as ZtunnelState,
+          sockets: this.sockets as NetnsSockets,
+          certs: this.certs as CertManager,
+          metrics: this.hboneMetrics,
+          tcpMetrics: this.tcpMetrics,
+          logger: logger.child({ pod: `${w.namespace}/${w.name}` }),
+        });
+        await proxy.start();
+        this.proxies.set(uid, { proxy, netnsPath: ns });
+        logger.info({ uid, netns: ns }, 'pod enrolled');
+      } catch (err) {
+        logger.error({ err, uid }, 'enrolling pod failed');
+        await removeCapture(ns);
+      }
+    }
+    let closed = 0;
+    for (const { proxy } of this.proxies.values()) closed += proxy.reauthorize();
+    if (closed > 0) logger.info({ closed }, 'connections closed by a policy change');
+  }
+
+  private admin(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const url = new URL(req.url ?? '/', 'http://admin');
+    if (url.pathname === '/config_dump') {
+      const c = this.state?.config;
+      return sendJson(res, {
+        node: this.inputs.config.nodeName,
+        workloads:
+          c?.workloads.map((w) => ({
+            ...w,
+            services: Object.fromEntries([...w.services].map(([k, v]) => [k, Object.fromEntries(v)])),
+          })) ?? [],
+        services: c?.services.map((s) => ({ ...s, ports: Object.fromEntries(s.ports) })) ?? [],
+        policies: c?.policies ?? [],
+        certificates: this.certs?.dump() ?? [],
+        enrolled: [...this.proxies.keys()],
+        configRejections: this.configRejections,
+        lastConfigProblems: this.file?.lastProblems ?? [],
+      });
+    }
+    if (url.pathname === '/logging') {
+      const level = url.searchParams.get('level');
+      if (level) {
+        if (!this.inputs.logger.levels.values[level] && level !== 'silent')
+          return send(res, 400, `unknown level ${level}\n`);
+        this.inputs.logger.level = level;
+      }
+      return send(res, 200, `current log level is ${this.inputs.logger.level}\n`);
+    }
+    send(res, 404, 'endpoints: /config_dump /logging?level=\n');
+  }
+
+  private async serve(
+    host: string,
+    port: number,
+    handler: (req: http.IncomingMessage, res: http.ServerResponse) => void | Promise<void>,
+  ): Promise<AddressInfo> {
+    const server = http.createServer((req, res) => {
+      Promise.resolve(handler(req, res)).catch((err: unknown) =>
+        send(res, 500, `${(err as Error).message}\n`),
+      );
+    });
+    this.servers.push(server);
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => resolve());
+    });
+    return server.address() as AddressInfo;
+  }
+}
+
+function send(res: http.ServerResponse, status: number, body: string): void {
+  res.statusCode = status;
+  res.end(body);
+}
+
+function sendJson(res: http.ServerResponse, body: unknown): void {
+  res.setHeader('content-type', 'application/json');
+  send(res, 200, `${JSON.stringify(body, null, 2)}\n`);
+}
