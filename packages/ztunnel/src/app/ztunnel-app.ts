@@ -154,7 +154,7 @@ export class ZtunnelApp {
     const url = new URL(req.url ?? '/', 'http://admin');
     if (url.pathname === '/config_dump') {
       const c = this.state?.config;
-      return sendJson(res, {
+      sendJson(res, {
         node: this.inputs.config.nodeName,
         workloads:
           c?.workloads.map((w) => ({
@@ -168,15 +168,19 @@ export class ZtunnelApp {
         configRejections: this.configRejections,
         lastConfigProblems: this.file?.lastProblems ?? [],
       });
+      return;
     }
     if (url.pathname === '/logging') {
       const level = url.searchParams.get('level');
       if (level) {
-        if (!this.inputs.logger.levels.values[level] && level !== 'silent')
-          return send(res, 400, `unknown level ${level}\n`);
+        if (!this.inputs.logger.levels.values[level] && level !== 'silent') {
+          send(res, 400, `unknown level ${level}\n`);
+          return;
+        }
         this.inputs.logger.level = level;
       }
-      return send(res, 200, `current log level is ${this.inputs.logger.level}\n`);
+      send(res, 200, `current log level is ${this.inputs.logger.level}\n`);
+      return;
     }
     send(res, 404, 'endpoints: /config_dump /logging?level=\n');
   }
