@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-debs=(openssl ca-certificates iproute2 iptables gcc libc6-dev curl)
+debs=(openssl ca-certificates iproute2 iptables gcc libc6-dev curl tcpdump)
 if [[ "${1:-}" == "--bench" ]]; then
   debs+=(stunnel4 iperf3)
 fi

@@ -127,6 +127,43 @@ describe.skipIf(!isRoot)('ztunnel processes on a two-node lab (root)', () => {
     expect(metrics).toContain('process_resident_memory_bytes');
   });
 
+  it('the service network carries only TLS to port 15008, never the request bytes', async () => {
+    const pcap = join(dir, 'fabric.pcap');
+    const fabric = `${prefix}-net`;
+    // A bridge device sees only its own traffic: capture on node0's port of the service network,
+    // in immediate mode so that packets are not held in capture blocks when tcpdump stops.
+    const dump = lab.start(fabric, [
+      'tcpdump',
+      '--immediate-mode',
+      '-i',
+      `${prefix}n0`,
+      '-U',
+      '-n',
+      '-w',
+      pcap,
+      'tcp',
+    ]);
+    const started = new Promise((resolve) => dump.stderr?.once('data', resolve)); // "listening on br0"
+    await started;
+    const marker = 'PLAINTEXT-MARKER-7f3a9';
+    expect(await curl('sleep', `http://echo.demo.svc.cluster.local/${marker}`)).toBe(
+      `echo saw ${lab.pod('demo', 'sleep').ip}`,
+    );
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const stopped = new Promise((resolve) => dump.once('exit', resolve));
+    dump.kill('SIGINT');
+    await stopped;
+    const read = await inNode(0, ['tcpdump', '-n', '-r', pcap]);
+    const all = read.stdout;
+    const notHbone = (await inNode(0, ['tcpdump', '-n', '-r', pcap, 'not port 15008'])).stdout;
+    const payload = (await inNode(0, ['tcpdump', '-n', '-A', '-r', pcap])).stdout;
+    expect(all.split('\n').filter(Boolean).length).toBeGreaterThan(5);
+    expect(all).toContain('.15008');
+    expect(notHbone.trim()).toBe('');
+    expect(payload).not.toContain(marker);
+    expect(payload).not.toContain('echo saw');
+  });
+
   it('refuses a malformed config file, reports it, and keeps traffic flowing', async () => {
     await writeFile(configFile(), 'workloads: [{name: broken, namespace: demo, workloadIps: [not-an-ip]}]\n');
     await expect
