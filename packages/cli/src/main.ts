@@ -2,12 +2,14 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { runHboneDemo } from './hbone-demo.js';
+import { demoLab, labDown, labExec, labStatus, labUp } from './lab-commands.js';
 
 const controller = new AbortController();
 for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => controller.abort());
 
 await yargs(hideBin(process.argv))
   .scriptName('ambientctl')
+  .parserConfiguration({ 'populate--': true })
   .command('demo', 'run a self-contained demonstration', (y) =>
     y
       .command(
@@ -37,6 +39,48 @@ await yargs(hideBin(process.argv))
           });
         },
       )
+      .command(
+        'lab',
+        'bring up a two-node lab with a ztunnel per node, curl across it through the mesh, show the metrics, tear it down',
+        (h) =>
+          h
+            .option('keep', { type: 'boolean', default: false, describe: 'leave the lab up afterwards' })
+            .option('name', { type: 'string', default: 'demo', describe: 'lab name: [a-z][a-z0-9]{0,5}' }),
+        async (argv) => {
+          await demoLab({ keep: argv.keep, name: argv.name, print: (line) => console.log(line) });
+        },
+      )
+      .demandCommand(1),
+  )
+  .command('lab', 'a local cluster of network namespaces with the mesh (needs root)', (y) =>
+    y
+      .option('name', { type: 'string', default: 'demo', describe: 'lab name: [a-z][a-z0-9]{0,5}' })
+      .command('up', 'create the lab, its apps and one ztunnel per node', {}, async (argv) => {
+        await labUp(String(argv.name), (l) => console.log(l));
+      })
+      .command('down', 'stop everything and remove the lab', {}, async (argv) => {
+        await labDown(String(argv.name), (l) => console.log(l));
+      })
+      .command('status', 'nodes, pods, services and ztunnel readiness', {}, async (argv) => {
+        await labStatus(String(argv.name), (l) => console.log(l));
+      })
+      .command(
+        'exec <target> [cmd..]',
+        'run a command in a pod (namespace/pod) or node (node0)',
+        (e) =>
+          e
+            .positional('target', { type: 'string', demandOption: true })
+            .positional('cmd', { type: 'string', array: true }),
+        async (argv) => {
+          // Everything after `--` is the command, untouched by option parsing.
+          const rest = (argv['--'] as string[] | undefined) ?? (argv.cmd as string[] | undefined) ?? [];
+          process.exitCode = await labExec(
+            String(argv.name),
+            String(argv.target),
+            rest.length > 0 ? rest.map(String) : ['sh'],
+          );
+        },
+      )
       .demandCommand(1),
   )
   .demandCommand(1)
@@ -51,4 +95,7 @@ await yargs(hideBin(process.argv))
     process.exitCode = 1;
   })
   .help()
-  .parseAsync();
+  .parseAsync()
+  .catch(() => {
+    // Already reported by fail() above, which also set the exit code.
+  });

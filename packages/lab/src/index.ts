@@ -1,3 +1,4 @@
 export * from './address-plan.js';
 export * from './lab.js';
+export * from './lab-mesh.js';
 export * from './lab-spec.js';

@@ -100,6 +100,11 @@ export class Lab {
     }));
   }
 
+  /** A handle on a lab that is already built (by another process), for exec and teardown. */
+  static attach(prefix: string, spec: LabSpec): Lab {
+    return new Lab(prefix, spec);
+  }
+
   /** Builds the lab, first removing whatever a crashed run with the same prefix left behind. */
   static async create(prefix: string, input: LabSpec): Promise<Lab> {
     if (!validPrefix(prefix))
@@ -157,12 +162,22 @@ export class Lab {
     });
   }
 
-  /** Starts a long-running app inside a pod (or node); it is stopped by destroy(). */
-  start(netns: string, cmd: string[], env?: Readonly<Record<string, string>>): ChildProcess {
+  /**
+   * Starts a long-running app inside a pod (or node); it is stopped by destroy(). A `logFile`
+   * detaches it (output to the file), so that it outlives this process (`ambientctl lab up`).
+   */
+  start(
+    netns: string,
+    cmd: string[],
+    env?: Readonly<Record<string, string>>,
+    logFile?: number,
+  ): ChildProcess {
     const child = spawn('ip', ['netns', 'exec', netns, ...cmd], {
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: logFile === undefined ? ['ignore', 'pipe', 'pipe'] : ['ignore', logFile, logFile],
+      detached: logFile !== undefined,
       ...(env && { env: { ...process.env, ...env } }),
     });
+    if (logFile !== undefined) child.unref();
     this.children.add(child);
     child.once('exit', () => this.children.delete(child));
     return child;
@@ -171,8 +186,27 @@ export class Lab {
   async destroy(): Promise<void> {
     if (this.destroyed) return;
     this.destroyed = true;
+    const exits = [...this.children].map(
+      (c) =>
+        new Promise((resolve) => {
+          c.once('exit', resolve);
+          setTimeout(resolve, 3_000).unref();
+        }),
+    );
     for (const c of this.children) c.kill('SIGTERM');
+    await Promise.all(exits);
     await Lab.cleanup(this.prefix);
+  }
+
+  /** Namespaces of this lab's processes are gone with the lab; kill strays started detached. */
+  static killProcesses(pids: readonly number[]): void {
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGTERM');
+      } catch {
+        // already gone
+      }
+    }
   }
 
   private async build(): Promise<void> {
