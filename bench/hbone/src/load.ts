@@ -3,18 +3,18 @@ import net from 'node:net';
 const PAYLOAD = 64;
 
 /** A TCP echo server for the latency and connection-rate workloads. */
-export async function startEcho(): Promise<{ port: number; close(): void }> {
+export async function startEcho(port = 0, host = '127.0.0.1'): Promise<{ port: number; close(): void }> {
   const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (s) => {
     s.on('error', () => {});
     s.pipe(s);
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  await new Promise<void>((r) => server.listen(port, host, r));
   return { port: (server.address() as net.AddressInfo).port, close: () => server.close() };
 }
 
-function connect(port: number): Promise<net.Socket> {
+function connect(port: number, host: string): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
-    const s = net.connect({ port, host: '127.0.0.1', noDelay: true, allowHalfOpen: true });
+    const s = net.connect({ port, host, noDelay: true, allowHalfOpen: true });
     s.once('connect', () => resolve(s));
     s.once('error', reject);
   });
@@ -47,8 +47,13 @@ export interface LatencyResult {
  * 64-byte request/response round trips on one connection, one at a time. Bounded by `count`
  * and by `maxMs`, whichever comes first.
  */
-export async function measureLatency(port: number, count: number, maxMs: number): Promise<LatencyResult> {
-  const s = await connect(port);
+export async function measureLatency(
+  port: number,
+  count: number,
+  maxMs: number,
+  host = '127.0.0.1',
+): Promise<LatencyResult> {
+  const s = await connect(port, host);
   const msg = Buffer.alloc(PAYLOAD, 0x61);
   const samples: number[] = [];
   const deadline = Date.now() + maxMs;
@@ -76,6 +81,7 @@ export async function measureConnectionRate(
   count: number,
   maxMs: number,
   concurrency: number,
+  host = '127.0.0.1',
 ): Promise<{ perSecond: number; completed: number; failed: number }> {
   const msg = Buffer.alloc(PAYLOAD, 0x62);
   let started = 0;
@@ -87,7 +93,7 @@ export async function measureConnectionRate(
     while (started < count && Date.now() < deadline) {
       started++;
       try {
-        const s = await connect(port);
+        const s = await connect(port, host);
         const done = readExactly(s, PAYLOAD);
         s.end(msg);
         await done;

@@ -17,6 +17,8 @@ export interface LabMeshOptions {
   /** Run the node agents detached, logging to files, so they outlive this process. */
   readonly detached?: boolean;
   readonly logLevel?: string;
+  /** Extra workloads on no lab node, to size a node agent's state (benchmarks). */
+  readonly extraWorkloads?: number;
 }
 
 export function ztunnelEntry(): string {
@@ -50,7 +52,9 @@ export class LabMesh {
         : undefined;
       const child = this.lab.start(
         node.netns,
-        [process.execPath, ztunnelEntry()],
+        // Thousands of tunnelled connections need more than the default 1024 descriptors: raise the
+        // soft limit to the hard one.
+        ['sh', '-c', 'ulimit -n "$(ulimit -Hn)" && exec "$0" "$@"', process.execPath, ztunnelEntry()],
         {
           ZT_NODE_NAME: `node${node.index}`,
           ZT_CONFIG_FILE: this.configFile,
@@ -119,6 +123,19 @@ export class LabMesh {
         services,
       };
     });
+    for (let i = 0; i < (this.options.extraWorkloads ?? 0); i++) {
+      workloads.push({
+        uid: `lab//v1/Pod/synthetic/w${i}`,
+        name: `w${i}`,
+        namespace: 'synthetic',
+        serviceAccount: `sa${i % 50}`,
+        workloadIps: [`198.18.${64 + Math.floor(i / 250)}.${(i % 250) + 1}`],
+        protocol: 'HBONE',
+        node: 'elsewhere',
+        netns: '',
+        services: {},
+      });
+    }
     const services = lab.services.map((s) => ({
       name: s.name,
       namespace: s.namespace,
