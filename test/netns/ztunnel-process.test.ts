@@ -41,6 +41,7 @@ describe.skipIf(!isRoot)('ztunnel processes on a two-node lab (root)', () => {
           workload(lab.pod('demo', 'sleep'), 'HBONE'),
           workload(lab.pod('demo', 'echo'), 'HBONE'),
           workload(lab.pod('demo', 'legacy'), legacyEnrolled ? 'HBONE' : 'TCP'),
+          workload(lab.pod('other', 'bystander'), 'TCP'),
         ],
         services: [
           {
@@ -88,6 +89,13 @@ describe.skipIf(!isRoot)('ztunnel processes on a two-node lab (root)', () => {
         { name: 'sleep', namespace: 'demo', node: 0, serviceAccount: 'sleep', labels: { app: 'sleep' } },
         { name: 'echo', namespace: 'demo', node: 1, serviceAccount: 'echo', labels: { app: 'echo' } },
         { name: 'legacy', namespace: 'demo', node: 0, serviceAccount: 'legacy', labels: { app: 'legacy' } },
+        {
+          name: 'bystander',
+          namespace: 'other',
+          node: 1,
+          serviceAccount: 'bystander',
+          labels: { app: 'bystander' },
+        },
       ],
       services: [
         {

@@ -177,6 +177,7 @@ function stunnel(role: 'client' | 'server', services: Array<[string, string]>): 
     'foreground = yes',
     'pid =',
     'syslog = no',
+    'debug = 3',
     `output = ${join(work, `stunnel-${role}.log`)}`,
     'socket = l:TCP_NODELAY=1',
     'socket = r:TCP_NODELAY=1',
