@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { CertManager, LocalCa, SpiffeId } from '@ambient/shared';
 import { measureConnectionRate, measureLatency, startEcho } from './load.js';
+import { stunnelConfig } from './stunnel.js';
 
 const run = promisify(execFile);
 const here = dirname(fileURLToPath(import.meta.url));
@@ -57,16 +58,16 @@ async function main(): Promise<void> {
   spawnChild('iperf3', ['-s', '-p', String(iperfPort)]);
   await writeFile(
     join(workDir, 'stunnel-server.conf'),
-    stunnelConf('server', [
-      [stIperfSrv, iperfPort],
-      [stEchoSrv, echo.port],
+    stunnelConfig(workDir, 'server', [
+      [`127.0.0.1:${stIperfSrv}`, `127.0.0.1:${iperfPort}`],
+      [`127.0.0.1:${stEchoSrv}`, `127.0.0.1:${echo.port}`],
     ]),
   );
   await writeFile(
     join(workDir, 'stunnel-client.conf'),
-    stunnelConf('client', [
-      [stIperf, stIperfSrv],
-      [stEcho, stEchoSrv],
+    stunnelConfig(workDir, 'client', [
+      [`127.0.0.1:${stIperf}`, `127.0.0.1:${stIperfSrv}`],
+      [`127.0.0.1:${stEcho}`, `127.0.0.1:${stEchoSrv}`],
     ]),
   );
   spawnChild('stunnel4', [join(workDir, 'stunnel-server.conf')]);
@@ -131,37 +132,6 @@ async function main(): Promise<void> {
     results as Record<'direct' | 'stunnel' | 'hbone', (typeof results)[string]>,
     rss as [number, number],
   );
-}
-
-function stunnelConf(
-  role: 'client' | 'server',
-  services: Array<[number | undefined, number | undefined]>,
-): string {
-  const lines = [
-    'foreground = yes',
-    'pid =',
-    'debug = 3',
-    'syslog = no',
-    `output = ${join(workDir, `stunnel-${role}.log`)}`,
-    'socket = l:TCP_NODELAY=1',
-    'socket = r:TCP_NODELAY=1',
-  ];
-  services.forEach(([accept, connect], i) => {
-    lines.push(
-      `[svc${i}]`,
-      `accept = 127.0.0.1:${accept}`,
-      `connect = 127.0.0.1:${connect}`,
-      `cert = ${join(workDir, `${role}-cert.pem`)}`,
-      `key = ${join(workDir, `${role}-key.pem`)}`,
-      `CAfile = ${join(workDir, 'root.pem')}`,
-      'verifyChain = yes',
-      'requireCert = yes',
-      'sslVersionMin = TLSv1.3',
-      'ciphersuites = TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384',
-    );
-    if (role === 'client') lines.push('client = yes');
-  });
-  return `${lines.join('\n')}\n`;
 }
 
 async function iperf(port: number): Promise<number> {

@@ -11,6 +11,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { stunnelConfig } from '@ambient/bench-hbone/stunnel';
 import { Lab, LabMesh, type LabPod } from '@ambient/lab';
 import { CertManager, LocalCa, SpiffeId } from '@ambient/shared';
 
@@ -86,14 +87,14 @@ async function main(): Promise<void> {
   const serverIp = pod('plain', 'server').ip;
   await writeFile(
     join(work, 'st-server.conf'),
-    stunnel('server', [
+    stunnelConfig(work, 'server', [
       ['0.0.0.0:5443', '127.0.0.1:5201'],
       ['0.0.0.0:7443', '127.0.0.1:7000'],
     ]),
   );
   await writeFile(
     join(work, 'st-client.conf'),
-    stunnel('client', [
+    stunnelConfig(work, 'client', [
       ['127.0.0.1:15201', `${serverIp}:5443`],
       ['127.0.0.1:17000', `${serverIp}:7443`],
     ]),
@@ -170,33 +171,6 @@ async function main(): Promise<void> {
   holder.kill();
   const med = (name: string, k: keyof Sample) => median((samples[name] ?? []).map((x) => x[k]));
   printTable(med, rss, held.held as number);
-}
-
-function stunnel(role: 'client' | 'server', services: Array<[string, string]>): string {
-  const lines = [
-    'foreground = yes',
-    'pid =',
-    'syslog = no',
-    'debug = 3',
-    `output = ${join(work, `stunnel-${role}.log`)}`,
-    'socket = l:TCP_NODELAY=1',
-    'socket = r:TCP_NODELAY=1',
-  ];
-  services.forEach(([accept, connect], i) => {
-    lines.push(
-      `[s${i}]`,
-      `accept = ${accept}`,
-      `connect = ${connect}`,
-      `cert = ${join(work, `${role}-cert.pem`)}`,
-      `key = ${join(work, `${role}-key.pem`)}`,
-      `CAfile = ${join(work, 'root.pem')}`,
-      'verifyChain = yes',
-      'requireCert = yes',
-      'sslVersionMin = TLSv1.3',
-    );
-    if (role === 'client') lines.push('client = yes');
-  });
-  return `${lines.join('\n')}\n`;
 }
 
 function printTable(
