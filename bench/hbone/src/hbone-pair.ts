@@ -8,6 +8,7 @@ import net from 'node:net';
 import {
   CertManager,
   dialTcp,
+  formatForwarded,
   HboneClient,
   HboneMetrics,
   HboneServer,
@@ -50,7 +51,7 @@ if (role === 'server') {
           destination: SERVER,
           address: { host: '127.0.0.1', port: hbonePort },
           authority: `127.0.0.1:${target}`,
-          forwarded: `for="${socket.remoteAddress}:${socket.remotePort}"`,
+          forwarded: formatForwarded({ host: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 }),
         });
         await splice(socket, stream);
       } catch (err) {

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import {
   CertManager,
   dialTcp,
+  formatForwarded,
   HboneClient,
   HboneMetrics,
   HboneServer,
@@ -73,7 +74,7 @@ export async function runHboneDemo(options: HboneDemoOptions): Promise<void> {
         destination: SERVER,
         address: { host: '127.0.0.1', port: hbone.port },
         authority: `127.0.0.1:${appPort}`,
-        forwarded: `for="${socket.remoteAddress}:${socket.remotePort}"`,
+        forwarded: formatForwarded({ host: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 }),
       });
       print(`  client: verified server ${client.peerOf(stream)}`);
       await splice(socket, stream);

@@ -12,6 +12,7 @@ import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import {
   type CertManager,
+  formatForwarded,
   HboneClient,
   type HboneMetrics,
   HboneRefusedError,
@@ -172,7 +173,7 @@ export class InpodProxy {
               destination: st.identity(dstWorkload),
               address: { host: target.host, port: INBOUND_HBONE_PORT },
               authority: `${target.host}:${target.port}`,
-              forwarded: `for="${this.podIp}:${down.remotePort}"`,
+              forwarded: formatForwarded({ host: this.podIp, port: down.remotePort ?? 0 }),
             })
           : await sockets.connect(netnsPath, { target, mark: ZTUNNEL_MARK });
     } catch (err) {
