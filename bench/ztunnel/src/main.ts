@@ -124,6 +124,32 @@ async function main(): Promise<void> {
   await mesh.start();
   await new Promise((resolve) => setTimeout(resolve, 500));
 
+  // RSS with 1,000 workloads in config and 1,000 open connections through the mesh, measured on
+  // fresh node agents (the scenario), and again after the load runs (their high-water mark).
+  const rssWithHeld = async (): Promise<{ rss: number[]; held: number }> => {
+    process.stderr.write(`bench: holding ${HELD} connections through the mesh\n`);
+    const holder = L.start(pod('mesh', 'client').netns, [
+      'sh',
+      '-c',
+      'ulimit -n "$(ulimit -Hn)" && exec "$0" "$@"',
+      process.execPath,
+      podLoad,
+      'hold',
+      pod('mesh', 'server').ip,
+      '7000',
+      String(HELD),
+    ]);
+    const held = JSON.parse(String(await waitLine(holder)));
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const rss = await Promise.all(mesh.pids.map(rssMb));
+    const exited = new Promise((resolve) => holder.once('exit', resolve));
+    holder.kill();
+    await exited;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    return { rss, held: held.held as number };
+  };
+  const fresh = await rssWithHeld();
+
   const modes = [
     { name: 'direct', client: pod('plain', 'client'), host: serverIp, iperf: 5201, echo: 7000 },
     { name: 'stunnel', client: pod('plain', 'client'), host: '127.0.0.1', iperf: 15201, echo: 17000 },
@@ -152,30 +178,15 @@ async function main(): Promise<void> {
       samples[m.name]?.push({ gbps, p50: lat.p50Us, p99: lat.p99Us, cps: rate.perSecond });
     }
   }
-  // RSS with 1,000 open connections through the mesh.
-  process.stderr.write(`bench: holding ${HELD} connections through the mesh\n`);
-  const holder = L.start(pod('mesh', 'client').netns, [
-    'sh',
-    '-c',
-    'ulimit -n "$(ulimit -Hn)" && exec "$0" "$@"',
-    process.execPath,
-    podLoad,
-    'hold',
-    pod('mesh', 'server').ip,
-    '7000',
-    String(HELD),
-  ]);
-  const held = JSON.parse(String(await waitLine(holder)));
-  await new Promise((resolve) => setTimeout(resolve, 500));
-  const rss = await Promise.all(mesh.pids.map(rssMb));
-  holder.kill();
+  const afterLoad = await rssWithHeld();
   const med = (name: string, k: keyof Sample) => median((samples[name] ?? []).map((x) => x[k]));
-  printTable(med, rss, held.held as number);
+  printTable(med, fresh.rss, afterLoad.rss, fresh.held);
 }
 
 function printTable(
   med: (name: string, k: 'gbps' | 'p50' | 'p99' | 'cps') => number,
   rss: number[],
+  rssAfterLoad: number[],
   held: number,
 ): void {
   const d = (k: 'gbps' | 'p50' | 'p99' | 'cps') =>
@@ -202,7 +213,7 @@ function printTable(
     );
   }
   console.log(
-    `ztunnel RSS with ${EXTRA_WORKLOADS} extra workloads in config and ${held} open connections: ${rss.map((r, i) => `node${i} ${r.toFixed(0)} MB`).join(', ')}`,
+    `ztunnel RSS with ${EXTRA_WORKLOADS} extra workloads in config and ${held} open connections: ${rss.map((r, k) => `node${k} ${r.toFixed(0)} MB`).join(', ')} (fresh); ${rssAfterLoad.map((r, k) => `node${k} ${r.toFixed(0)} MB`).join(', ')} (after the load runs)`,
   );
   const [gd, gs, gz] = d('gbps');
   const [pd, ps, pz] = d('p99');
