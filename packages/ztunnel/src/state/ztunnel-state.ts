@@ -1,6 +1,7 @@
 /**
  * What the proxy reads: workloads by address, services by VIP, endpoints, identities and compiled
- * policies, built once per config and never mutated. A new config makes a new state.
+ * policies, built once per config; the config is never mutated, and a new config makes a new
+ * state. Lookups made per connection are indexed or memoized here rather than recomputed.
  */
 import { SpiffeId } from '@ambient/shared';
 import { applicablePolicies, type CompiledPolicy, compilePolicy } from '../authz/authorization.js';
@@ -17,13 +18,25 @@ export class ZtunnelState {
   private readonly servicesByVip = new Map<string, Service>();
   private readonly policies: CompiledPolicy[];
   private readonly policiesByWorkload = new Map<Workload, CompiledPolicy[]>();
+  private readonly identities = new Map<Workload, SpiffeId>();
+  /** Workloads listing each service key (`namespace/hostname`), in config order. */
+  private readonly workloadsByService = new Map<string, Workload[]>();
+  private readonly endpointsByPort = new Map<string, Endpoint[]>();
+  /** Round-robin position per service port. */
   private readonly cursor = new Map<string, number>();
 
   constructor(
     readonly config: LocalConfig,
     readonly trustDomain = 'cluster.local',
   ) {
-    for (const w of config.workloads) for (const ip of w.ips) this.workloadsByIp.set(ip, w);
+    for (const w of config.workloads) {
+      for (const ip of w.ips) this.workloadsByIp.set(ip, w);
+      for (const key of w.services.keys()) {
+        const list = this.workloadsByService.get(key);
+        if (list) list.push(w);
+        else this.workloadsByService.set(key, [w]);
+      }
+    }
     for (const s of config.services) for (const vip of s.vips) this.servicesByVip.set(vip.address, s);
     this.policies = config.policies.map(compilePolicy);
   }
@@ -37,7 +50,12 @@ export class ZtunnelState {
   }
 
   identity(w: Workload): SpiffeId {
-    return SpiffeId.of(this.trustDomain, w.namespace, w.serviceAccount);
+    let id = this.identities.get(w);
+    if (!id) {
+      id = SpiffeId.of(this.trustDomain, w.namespace, w.serviceAccount);
+      this.identities.set(w, id);
+    }
+    return id;
   }
 
   workloadsOnNode(node: string): Workload[] {
@@ -47,14 +65,17 @@ export class ZtunnelState {
   /** Endpoints of `service` for service port `port`: workload IP and target port. */
   endpoints(service: Service, port: number): Endpoint[] {
     const key = `${service.namespace}/${service.hostname}`;
-    return this.config.workloads.flatMap((w) => {
-      const ports = w.services.get(key);
-      if (!ports) return [];
-      const target = ports.get(port) ?? service.ports.get(port);
-      if (target === undefined) return [];
-      const address = w.ips[0];
-      return address ? [{ workload: w, address, port: target }] : [];
-    });
+    const portKey = `${key}:${port}`;
+    let eps = this.endpointsByPort.get(portKey);
+    if (!eps) {
+      eps = (this.workloadsByService.get(key) ?? []).flatMap((w) => {
+        const target = w.services.get(key)?.get(port) ?? service.ports.get(port);
+        const address = w.ips[0];
+        return target !== undefined && address ? [{ workload: w, address, port: target }] : [];
+      });
+      this.endpointsByPort.set(portKey, eps);
+    }
+    return eps;
   }
 
   /** Round robin over a service port's endpoints (per state: a new config starts over). */
