@@ -16,6 +16,7 @@ import {
   HboneClient,
   type HboneMetrics,
   HboneRefusedError,
+  type HboneRequest,
   HboneServer,
   type HostPort,
   MeshError,
@@ -58,6 +59,7 @@ export class InpodProxy {
   private readonly hboneClient: HboneClient;
   private readonly podIp: string;
   private readonly open = new Set<OpenInbound>();
+  private readonly tunnelParties = new WeakMap<HboneRequest, ConnectionParties>();
 
   constructor(private readonly inputs: InpodProxyInputs) {
     this.podIp = inputs.workload.ips[0] ?? '';
@@ -86,11 +88,15 @@ export class InpodProxy {
           destinationIp: target.host,
           destinationPort: target.port,
         };
-        return this.admit(facts, this.inboundParties(sourceIp, req.peer.toString(), true));
+        const parties = this.inboundParties(sourceIp, req.peer.toString(), true);
+        const upstream = await this.admit(facts, parties);
+        // Closed with the labels it was opened with, even if the config changes meanwhile.
+        this.tunnelParties.set(req, parties);
+        return upstream;
       },
       onTunnelClosed: (req, stats) => {
-        const sourceIp = req.forwardedIp ?? req.remoteAddress.replace('::ffff:', '');
-        this.count(this.inboundParties(sourceIp, req.peer.toString(), true), stats);
+        const parties = this.tunnelParties.get(req);
+        if (parties) this.count(parties, stats);
       },
       metrics,
       logger,
