@@ -88,7 +88,6 @@ export class H2Connection extends EventEmitter {
   };
   closed = false;
   destroyed = false;
-  readonly connecting = false;
 
   private readonly streams = new Map<number, H2Stream>();
   private readonly blocked = new Set<H2Stream>();
@@ -907,12 +906,8 @@ export class H2Connection extends EventEmitter {
   }
 
   private onSocketEnd(): void {
-    // The peer closed its side: no more frames will come.
-    if (this.streams.size === 0) this.destroy();
-    else {
-      this.closed = true;
-      this.destroy();
-    }
+    // The peer closed its side: no more frames will come, and open streams cannot finish.
+    this.destroy();
   }
 }
 

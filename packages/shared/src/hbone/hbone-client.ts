@@ -341,7 +341,7 @@ export class HboneClient {
       if (idle >= this.idleTimeoutMs) {
         this.retire(conn);
         session.close();
-      } else if (idle >= this.pingIntervalMs && !session.connecting && !session.destroyed) {
+      } else if (idle >= this.pingIntervalMs && !session.destroyed) {
         session.ping((err) => {
           this.inputs.metrics.pings.inc({ result: err ? 'failed' : 'ok' });
           if (err) {
