@@ -3,7 +3,8 @@
  * pods and services, and one ztunnel process per node. Pods in enrolled namespaces use HBONE.
  */
 import { execFile } from 'node:child_process';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { openSync } from 'node:fs';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { LocalCa } from '@ambient/shared';
@@ -45,7 +46,6 @@ export class LabMesh {
     await mkdir(this.options.dir, { recursive: true });
     await LocalCa.loadOrCreate(join(this.options.dir, 'ca'), { trustDomain: 'cluster.local' });
     await this.writeConfig();
-    const { openSync } = await import('node:fs');
     for (const node of this.lab.nodes) {
       const log = this.options.detached
         ? openSync(join(this.options.dir, `ztunnel-node${node.index}.log`), 'a')
@@ -145,7 +145,6 @@ export class LabMesh {
     }));
     const tmp = `${this.configFile}.tmp`;
     await writeFile(tmp, stringify({ workloads, services, policies: [] }));
-    const { rename } = await import('node:fs/promises');
     await rename(tmp, this.configFile);
   }
 }

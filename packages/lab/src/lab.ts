@@ -52,6 +52,11 @@ async function ip(args: string[]): Promise<void> {
   }
 }
 
+/** A veth pair: `link` stays in `netns`, its peer becomes `eth0` inside `peerNetns`. */
+function veth(netns: string, link: string, peerNetns: string): Promise<void> {
+  return ip(['-n', netns, 'link', 'add', link, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', peerNetns]);
+}
+
 async function inNetns(netns: string, cmd: string, args: string[], input?: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = execFile('ip', ['netns', 'exec', netns, cmd, ...args], (err, stdout, stderr) => {
@@ -218,20 +223,7 @@ export class Lab {
     for (const node of this.nodes) {
       await ip(['netns', 'add', node.netns]);
       const link = nodeLink(this.prefix, node.index);
-      await ip([
-        '-n',
-        fabric,
-        'link',
-        'add',
-        link,
-        'type',
-        'veth',
-        'peer',
-        'name',
-        'eth0',
-        'netns',
-        node.netns,
-      ]);
+      await veth(fabric, link, node.netns);
       await ip(['-n', fabric, 'link', 'set', link, 'master', 'br0', 'up']);
       await ip(['-n', node.netns, 'link', 'set', 'lo', 'up']);
       await ip(['-n', node.netns, 'addr', 'add', `${node.ip}/24`, 'dev', 'eth0']);
@@ -247,20 +239,7 @@ export class Lab {
       const node = this.nodes[pod.node] as LabNode;
       const link = podLink(this.prefix, pod.node, pod.slot);
       await ip(['netns', 'add', pod.netns]);
-      await ip([
-        '-n',
-        node.netns,
-        'link',
-        'add',
-        link,
-        'type',
-        'veth',
-        'peer',
-        'name',
-        'eth0',
-        'netns',
-        pod.netns,
-      ]);
+      await veth(node.netns, link, pod.netns);
       await ip(['-n', node.netns, 'addr', 'add', `${POD_GATEWAY}/32`, 'dev', link]);
       await ip(['-n', node.netns, 'link', 'set', link, 'up']);
       await ip(['-n', node.netns, 'route', 'add', `${pod.ip}/32`, 'dev', link]);
