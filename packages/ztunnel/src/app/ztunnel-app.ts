@@ -3,9 +3,20 @@
  * the admin (15000), metrics (15020) and readiness (15021) endpoints. Config changes apply live:
  * new pods are enrolled, departed ones released, open connections re-authorized.
  */
+import { readFileSync, type StatWatcher, unwatchFile, watchFile } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { CertManager, formatProblems, HboneMetrics, LocalCa } from '@ambient/shared';
+import {
+  type CaClient,
+  CertManager,
+  formatProblems,
+  GrpcCaClient,
+  HboneMetrics,
+  LocalCa,
+  XdsClientMetrics,
+} from '@ambient/shared';
+import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { installCapture, removeCapture } from '../capture/inpod-capture.js';
@@ -15,6 +26,7 @@ import { LocalConfigFile } from '../config/local-config-file.js';
 import { InpodProxy } from '../proxy/inpod-proxy.js';
 import { ZtunnelState } from '../state/ztunnel-state.js';
 import { TcpMetrics } from '../telemetry/tcp-metrics.js';
+import { XdsConfigSource } from '../xds/xds-config-source.js';
 import type { ZtunnelConfig } from './ztunnel-config.js';
 
 export interface ZtunnelAppInputs {
@@ -43,6 +55,10 @@ export class ZtunnelApp {
   private state?: ZtunnelState;
   private certs?: CertManager;
   private file?: LocalConfigFile;
+  private xds?: XdsConfigSource;
+  private podNetns = new Map<string, string>();
+  private podNetnsWatcher?: StatWatcher;
+  private lastConfig?: LocalConfig;
   private sockets?: NetnsSockets;
   private applying = Promise.resolve();
   private configRejections = 0;
@@ -64,17 +80,9 @@ export class ZtunnelApp {
     });
     const admin = await this.serve(config.adminAddress, config.adminPort, (req, res) => this.admin(req, res));
     this.sockets = NetnsSockets.load();
-    const ca = await LocalCa.loadOrCreate(config.caDir, { trustDomain: config.trustDomain });
-    this.certs = new CertManager({ ca, logger: logger.child({ component: 'certs' }) });
-    this.file = new LocalConfigFile({
-      path: config.configFile,
-      onConfig: (c) => this.apply(c),
-      onRejected: (problems) => {
-        this.configRejections += 1;
-        logger.error({ problems }, `config rejected, previous config kept: ${formatProblems(problems)}`);
-      },
-    });
-    const first = await this.file.start();
+    this.certs = new CertManager({ ca: await this.caClient(), logger: logger.child({ component: 'certs' }) });
+    this.loadPodNetns();
+    const first = await this.startConfig();
     this.blockers.delete('config');
     this.apply(first);
     await this.applying;
@@ -87,6 +95,8 @@ export class ZtunnelApp {
   async close(): Promise<void> {
     this.blockers.add('draining');
     this.file?.close();
+    this.xds?.close();
+    if (this.podNetnsWatcher && this.inputs.config.podNetnsFile) unwatchFile(this.inputs.config.podNetnsFile);
     await this.applying;
     await Promise.all(
       [...this.proxies.values()].map(async ({ proxy, netnsPath: ns }) => {
@@ -99,7 +109,90 @@ export class ZtunnelApp {
     for (const s of this.servers) s.close();
   }
 
+  /** The built-in CA from its files, or the control plane's CA service with this node's token. */
+  private async caClient(): Promise<CaClient> {
+    const { config } = this.inputs;
+    if (!config.caAddress) {
+      return LocalCa.loadOrCreate(config.caDir as string, { trustDomain: config.trustDomain });
+    }
+    return new GrpcCaClient({
+      target: config.caAddress,
+      credentials: grpc.credentials.createSsl(readFileSync(config.rootCertFile as string)),
+      channelOptions: {
+        'grpc.ssl_target_name_override': config.controlPlaneName,
+        'grpc.default_authority': config.controlPlaneName,
+      },
+      token: () => this.token(),
+      clusterId: config.clusterId,
+      impersonate: true,
+    });
+  }
+
+  private async token(): Promise<string> {
+    return (await readFile(this.inputs.config.tokenFile as string, 'utf8')).trim();
+  }
+
+  /** The first config: from the control plane when its address is set, else from the local file. */
+  private startConfig(): Promise<LocalConfig> {
+    const { config, logger } = this.inputs;
+    if (config.xdsAddress) {
+      this.xds = new XdsConfigSource({
+        target: config.xdsAddress,
+        rootCertPem: readFileSync(config.rootCertFile as string, 'utf8'),
+        serverName: config.controlPlaneName,
+        token: () => this.token(),
+        clusterId: config.clusterId,
+        // Istio ztunnel's node identity and metadata.
+        node: {
+          id: `ztunnel~${config.instanceIp}~${config.podName}.${config.podNamespace}~${config.podNamespace}.svc.cluster.local`,
+          metadata: {
+            NAME: config.podName,
+            NAMESPACE: config.podNamespace,
+            INSTANCE_IPS: config.instanceIp,
+            NODE_NAME: config.nodeName,
+            CLUSTER_ID: config.clusterId,
+          },
+        },
+        logger: logger.child({ component: 'xds' }),
+        metrics: new XdsClientMetrics(this.registry),
+        onConfig: (c) => this.apply(c),
+      });
+      return this.xds.start();
+    }
+    this.file = new LocalConfigFile({
+      path: config.configFile as string,
+      onConfig: (c) => this.apply(c),
+      onRejected: (problems) => {
+        this.configRejections += 1;
+        logger.error({ problems }, `config rejected, previous config kept: ${formatProblems(problems)}`);
+      },
+    });
+    return this.file.start();
+  }
+
+  /** Reads the pod runtime's `namespace/name -> netns` map, and re-applies config when it changes. */
+  private loadPodNetns(): void {
+    const file = this.inputs.config.podNetnsFile;
+    if (!file) return;
+    const read = () => {
+      try {
+        const parsed = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+        this.podNetns = new Map(
+          Object.entries(parsed).filter((e): e is [string, string] => typeof e[1] === 'string'),
+        );
+      } catch (err) {
+        this.inputs.logger.warn({ err, file }, 'pod netns map unreadable; keeping the previous one');
+      }
+    };
+    read();
+    this.podNetnsWatcher = watchFile(file, { interval: 500, persistent: false }, () => {
+      read();
+      if (this.lastConfig) this.apply(this.lastConfig);
+    });
+  }
+
   private apply(config: LocalConfig): void {
+    this.lastConfig = config;
     this.applying = this.applying
       .then(() => this.reconcile(config))
       .catch((err: unknown) => {
@@ -112,7 +205,8 @@ export class ZtunnelApp {
     this.state = new ZtunnelState(config, this.inputs.config.trustDomain);
     const wanted = new Map<string, Workload>();
     for (const w of this.state.workloadsOnNode(this.inputs.config.nodeName)) {
-      if (w.protocol === 'HBONE' && w.netns && w.ips[0]) wanted.set(w.uid, w);
+      const netns = w.netns ?? this.podNetns.get(`${w.namespace}/${w.name}`);
+      if (w.protocol === 'HBONE' && netns && w.ips[0]) wanted.set(w.uid, { ...w, netns });
     }
     for (const [uid, entry] of this.proxies) {
       if (!wanted.has(uid)) {
@@ -167,6 +261,7 @@ export class ZtunnelApp {
         enrolled: [...this.proxies.keys()],
         configRejections: this.configRejections,
         lastConfigProblems: this.file?.lastProblems ?? [],
+        ...(this.xds && { xds: this.xds.dump() }),
       });
       return;
     }

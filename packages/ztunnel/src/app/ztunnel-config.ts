@@ -3,9 +3,29 @@ import { fail, ok, type Problem, type Result } from '@ambient/shared';
 /** The node agent's settings, parsed once from an environment map and frozen. */
 export interface ZtunnelConfig {
   readonly nodeName: string;
-  readonly configFile: string;
-  /** Directory of the built-in CA's root (shared by the node agents of a lab). */
-  readonly caDir: string;
+  /** Local config file; used when no control plane address is set. */
+  readonly configFile?: string;
+  /** Directory of the built-in CA's root (local runs without a control plane CA). */
+  readonly caDir?: string;
+  /** Control plane for config (Delta ADS), host:port. */
+  readonly xdsAddress?: string;
+  /** Control plane CA (IstioCertificateService), host:port. */
+  readonly caAddress?: string;
+  /** PEM root the control plane's certificate chains to. */
+  readonly rootCertFile?: string;
+  /** Name the control plane's certificate is checked against. */
+  readonly controlPlaneName: string;
+  /** Bearer token file presented to the control plane and the CA. */
+  readonly tokenFile?: string;
+  readonly clusterId: string;
+  readonly podName: string;
+  readonly podNamespace: string;
+  readonly instanceIp: string;
+  /**
+   * JSON map of `namespace/name` to the pod's network namespace, written by the node's pod
+   * runtime (in a cluster, Istio's CNI agent hands ztunnel each pod's namespace instead).
+   */
+  readonly podNetnsFile?: string;
   readonly trustDomain: string;
   readonly adminAddress: string;
   readonly adminPort: number;
@@ -36,10 +56,39 @@ export function parseZtunnelConfig(env: Readonly<Record<string, string | undefin
   const logLevel = env.ZT_LOG_LEVEL ?? 'info';
   if (!LEVELS.includes(logLevel))
     problems.push({ path: 'ZT_LOG_LEVEL', message: `must be one of ${LEVELS.join(', ')}` });
+  const opt = (key: string): string | undefined => (env[key] === '' ? undefined : env[key]);
+  const xdsAddress = opt('ZT_XDS_ADDRESS');
+  const caAddress = opt('ZT_CA_ADDRESS') ?? xdsAddress;
+  if (!xdsAddress && !opt('ZT_CONFIG_FILE'))
+    problems.push({ path: 'ZT_CONFIG_FILE', message: 'is required when ZT_XDS_ADDRESS is not set' });
+  if (!caAddress && !opt('ZT_CA_DIR'))
+    problems.push({ path: 'ZT_CA_DIR', message: 'is required when ZT_CA_ADDRESS is not set' });
+  if ((xdsAddress || caAddress) && !opt('ZT_ROOT_CERT'))
+    problems.push({ path: 'ZT_ROOT_CERT', message: 'is required with a control plane address' });
+  if ((xdsAddress || caAddress) && !opt('ZT_TOKEN_FILE'))
+    problems.push({ path: 'ZT_TOKEN_FILE', message: 'is required with a control plane address' });
+  for (const [key, v] of [
+    ['ZT_XDS_ADDRESS', xdsAddress],
+    ['ZT_CA_ADDRESS', caAddress],
+  ] as const) {
+    if (v !== undefined && !/^[^\s:]+:\d{1,5}$/.test(v))
+      problems.push({ path: key, message: 'must be host:port' });
+  }
+  const nodeName = str('ZT_NODE_NAME');
   const config: ZtunnelConfig = {
-    nodeName: str('ZT_NODE_NAME'),
-    configFile: str('ZT_CONFIG_FILE'),
-    caDir: str('ZT_CA_DIR'),
+    nodeName,
+    ...(opt('ZT_CONFIG_FILE') && { configFile: opt('ZT_CONFIG_FILE') }),
+    ...(opt('ZT_CA_DIR') && { caDir: opt('ZT_CA_DIR') }),
+    ...(xdsAddress && { xdsAddress }),
+    ...(caAddress && { caAddress }),
+    ...(opt('ZT_ROOT_CERT') && { rootCertFile: opt('ZT_ROOT_CERT') }),
+    controlPlaneName: opt('ZT_CONTROL_PLANE_NAME') ?? 'istiod.istio-system.svc',
+    ...(opt('ZT_TOKEN_FILE') && { tokenFile: opt('ZT_TOKEN_FILE') }),
+    clusterId: opt('ZT_CLUSTER_ID') ?? 'Kubernetes',
+    podName: opt('ZT_POD_NAME') ?? `ztunnel-${nodeName}`,
+    podNamespace: opt('ZT_POD_NAMESPACE') ?? 'istio-system',
+    instanceIp: opt('ZT_INSTANCE_IP') ?? '127.0.0.1',
+    ...(opt('ZT_POD_NETNS_FILE') && { podNetnsFile: opt('ZT_POD_NETNS_FILE') }),
     trustDomain: str('ZT_TRUST_DOMAIN', 'cluster.local'),
     adminAddress: env.ZT_ADMIN_ADDRESS ?? '127.0.0.1',
     adminPort: num('ZT_ADMIN_PORT', 15000, 0, 65535),

@@ -15,6 +15,15 @@ import type { AuthorizationPolicy, PolicyMatch, PolicyRule, StringMatch } from '
 
 export type TunnelProtocol = 'HBONE' | 'TCP';
 
+/** Where a waypoint is reached: a service hostname or a network address, and its HBONE port. */
+export interface GatewayAddress {
+  readonly namespace?: string;
+  readonly hostname?: string;
+  readonly network?: string;
+  readonly address?: string;
+  readonly port: number;
+}
+
 export interface Workload {
   readonly uid: string;
   readonly name: string;
@@ -33,6 +42,9 @@ export interface Workload {
    * runs: in a cluster, Istio's CNI hands ztunnel the namespace instead.
    */
   readonly netns?: string;
+  /** Set when the control plane names a trust domain other than the node agent's. */
+  readonly trustDomain?: string;
+  readonly waypoint?: GatewayAddress;
 }
 
 export interface Service {
@@ -42,6 +54,7 @@ export interface Service {
   readonly vips: ReadonlyArray<{ readonly network: string; readonly address: string }>;
   readonly ports: ReadonlyMap<number, number>;
   readonly subjectAltNames: readonly string[];
+  readonly waypoint?: GatewayAddress;
 }
 
 export interface LocalConfig {
