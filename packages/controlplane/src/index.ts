@@ -1,1 +1,10 @@
-export {};
+export * from './app/controlplane-app.js';
+export * from './app/controlplane-config.js';
+export * from './auth/token-authenticator.js';
+export * from './ca/ca-service.js';
+export * from './model/authorization-translate.js';
+export * from './model/kube-objects.js';
+export * from './model/mesh-model.js';
+export * from './source/manifest-dir-source.js';
+export * from './telemetry/controlplane-metrics.js';
+export * from './xds/delta-ads-server.js';

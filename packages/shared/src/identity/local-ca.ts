@@ -149,6 +149,7 @@ export class LocalCa implements CaClient {
     publicKey: x509.PublicKey | webcrypto.CryptoKey,
     notBefore: Date,
     notAfter: Date,
+    dnsNames: readonly string[] = [],
   ): Promise<string[]> {
     const rootNotAfter = this.root.notAfter;
     const leaf = await x509.X509CertificateGenerator.create({
@@ -161,7 +162,13 @@ export class LocalCa implements CaClient {
       publicKey,
       signingAlgorithm: EC_P256,
       extensions: [
-        new x509.SubjectAlternativeNameExtension([{ type: 'url', value: identity.toString() }], true),
+        new x509.SubjectAlternativeNameExtension(
+          [
+            { type: 'url', value: identity.toString() },
+            ...dnsNames.map((value) => ({ type: 'dns' as const, value })),
+          ],
+          true,
+        ),
         new x509.KeyUsagesExtension(
           x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment,
           true,
@@ -175,6 +182,27 @@ export class LocalCa implements CaClient {
       ],
     });
     return [leaf.toString('pem'), this.rootPem];
+  }
+
+  /**
+   * A serving certificate for a named service (the control plane itself): its SPIFFE identity and
+   * DNS names, with a fresh key.
+   */
+  async issueServing(
+    identity: SpiffeId,
+    dnsNames: readonly string[],
+    ttlSeconds = DEFAULT_CERT_TTL_SECONDS,
+  ): Promise<{ keyPem: string; chainPem: string[] }> {
+    const keys = await generateKeyPair();
+    const now = Date.now();
+    const chainPem = await this.issue(
+      identity,
+      keys.publicKey,
+      new Date(now - CLOCK_SKEW_MS),
+      new Date(now + ttlSeconds * 1000),
+      dnsNames,
+    );
+    return { keyPem: await privateKeyPem(keys.privateKey), chainPem };
   }
 
   /** The root as Node's X509Certificate, for callers that verify chains. */

@@ -64,3 +64,7 @@ export function loadProtos(files: readonly string[]): protobuf.Root {
 export function meshProtos(): protobuf.Root {
   return loadProtos([...ENVOY_DISCOVERY_FILES, ...ISTIO_PROTO_FILES]);
 }
+
+/** Istio's workload discovery type URLs (ztunnel's subscriptions). */
+export const ADDRESS_TYPE_URL = 'type.googleapis.com/istio.workload.Address';
+export const AUTHORIZATION_TYPE_URL = 'type.googleapis.com/istio.security.Authorization';

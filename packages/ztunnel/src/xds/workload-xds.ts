@@ -4,12 +4,18 @@
  * domain types the local config file produces. Nothing behind this module sees a wire type.
  */
 import { isIPv4, isIPv6 } from 'node:net';
-import { fail, meshProtos, ok, type Problem, type Result, type XdsResourceType } from '@ambient/shared';
+import {
+  ADDRESS_TYPE_URL,
+  AUTHORIZATION_TYPE_URL,
+  fail,
+  meshProtos,
+  ok,
+  type Problem,
+  type Result,
+  type XdsResourceType,
+} from '@ambient/shared';
 import type { AuthorizationPolicy, PolicyMatch, StringMatch } from '../authz/authorization.js';
 import type { GatewayAddress, Service, Workload } from '../config/local-config.js';
-
-export const ADDRESS_TYPE_URL = 'type.googleapis.com/istio.workload.Address';
-export const AUTHORIZATION_TYPE_URL = 'type.googleapis.com/istio.security.Authorization';
 
 export type AddressValue = { readonly workload: Workload } | { readonly service: Service };
 

@@ -1,0 +1,246 @@
+/**
+ * The control plane: manifests -> mesh model -> Delta ADS to every proxy, plus the CA, on one TLS
+ * gRPC port (15012), and monitoring over HTTP (15014). Changes are debounced: a push goes out once
+ * the source has been quiet for `debounceMs`, or `debounceMaxMs` after the first change at most.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL, LocalCa, meshProtos, SpiffeId } from '@ambient/shared';
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { collectDefaultMetrics, Registry } from 'prom-client';
+import { TokenAuthenticator } from '../auth/token-authenticator.js';
+import { CaService } from '../ca/ca-service.js';
+import type { KubeObject } from '../model/kube-objects.js';
+import { type MeshModel, MeshModelBuilder } from '../model/mesh-model.js';
+import { type ConfigSource, ManifestDirSource } from '../source/manifest-dir-source.js';
+import { ControlPlaneMetrics } from '../telemetry/controlplane-metrics.js';
+import { DeltaAdsServer, ResourceEncoder, type TypeSnapshot } from '../xds/delta-ads-server.js';
+import type { ControlPlaneConfig } from './controlplane-config.js';
+
+export interface ControlPlaneAppInputs {
+  readonly config: ControlPlaneConfig;
+  readonly logger: Logger;
+  /** Defaults to the manifest directory of the config. */
+  readonly source?: ConfigSource;
+}
+
+export interface ControlPlaneAddresses {
+  readonly grpc: { address: string; port: number };
+  readonly monitor: AddressInfo;
+}
+
+export class ControlPlaneApp {
+  readonly registry = new Registry();
+  readonly metrics = new ControlPlaneMetrics(this.registry);
+  readonly source: ConfigSource;
+  private readonly builder: MeshModelBuilder;
+  private readonly addressEncoder: ResourceEncoder;
+  private readonly authorizationEncoder: ResourceEncoder;
+  private ads?: DeltaAdsServer;
+  private grpcServer?: grpc.Server;
+  private monitor?: http.Server;
+  private model?: MeshModel;
+  private ca?: LocalCa;
+  private pendingKinds = new Set<KubeObject['kind']>();
+  private firstChangeAt?: number;
+  private quietTimer?: NodeJS.Timeout;
+  private maxTimer?: NodeJS.Timeout;
+  private pushes = 0;
+  private lastPushMs = 0;
+
+  constructor(private readonly inputs: ControlPlaneAppInputs) {
+    const { config } = inputs;
+    this.source = inputs.source ?? new ManifestDirSource({ dir: config.manifestDir });
+    this.builder = new MeshModelBuilder({
+      clusterId: config.clusterId,
+      trustDomain: config.trustDomain,
+      rootNamespace: config.rootNamespace,
+      domainSuffix: config.domainSuffix,
+    });
+    const root = meshProtos();
+    this.addressEncoder = new ResourceEncoder(ADDRESS_TYPE_URL, root.lookupType('istio.workload.Address'));
+    this.authorizationEncoder = new ResourceEncoder(
+      AUTHORIZATION_TYPE_URL,
+      root.lookupType('istio.security.Authorization'),
+    );
+    collectDefaultMetrics({ register: this.registry });
+  }
+
+  get rootCertPem(): string {
+    return (this.ca as LocalCa).rootPem;
+  }
+
+  async start(): Promise<ControlPlaneAddresses> {
+    const { config, logger } = this.inputs;
+    this.ca = await LocalCa.loadOrCreate(config.caDir, { trustDomain: config.trustDomain });
+    const authenticator = await TokenAuthenticator.fromFile(config.tokensFile);
+    this.ads = new DeltaAdsServer({
+      logger: logger.child({ component: 'ads' }),
+      metrics: this.metrics,
+      authenticator,
+      typeLabels: { [ADDRESS_TYPE_URL]: 'wads', [AUTHORIZATION_TYPE_URL]: 'wauthz' },
+    });
+    await this.source.start();
+    this.source.onChange((keys) => this.onChange(keys));
+    this.rebuild(undefined);
+    const serving = await this.ca.issueServing(
+      SpiffeId.of(config.trustDomain, config.rootNamespace, 'istiod'),
+      config.serverNames,
+      365 * 24 * 3600,
+    );
+    const server = new grpc.Server({ 'grpc.max_send_message_length': 256 * 1024 * 1024 });
+    this.ads.register(server);
+    new CaService({
+      ca: this.ca,
+      authenticator,
+      identitiesOnNode: (node) => this.model?.identitiesByNode.get(node) ?? new Set(),
+      metrics: this.metrics,
+      logger: logger.child({ component: 'ca' }),
+    }).register(server);
+    const creds = grpc.ServerCredentials.createSsl(
+      null,
+      [{ private_key: Buffer.from(serving.keyPem), cert_chain: Buffer.from(serving.chainPem.join('')) }],
+      false,
+    );
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync(`${config.grpcAddress}:${config.grpcPort}`, creds, (err, p) =>
+        err ? reject(err) : resolve(p),
+      ),
+    );
+    this.grpcServer = server;
+    const monitor = await this.serveMonitor();
+    logger.info(
+      { grpcPort: port, monitor: monitor.port, manifests: config.manifestDir },
+      'control plane ready',
+    );
+    return { grpc: { address: config.grpcAddress, port }, monitor };
+  }
+
+  /** Stops serving: open streams end and proxies keep their last config until one is back. */
+  async close(): Promise<void> {
+    clearTimeout(this.quietTimer);
+    clearTimeout(this.maxTimer);
+    this.source.close();
+    this.ads?.closeAll();
+    const server = this.grpcServer;
+    if (server) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, 1000);
+        t.unref();
+        server.tryShutdown(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+    await new Promise<void>((resolve) => (this.monitor ? this.monitor.close(() => resolve()) : resolve()));
+    this.monitor?.closeAllConnections();
+  }
+
+  /** The current model, for status and tests. */
+  currentModel(): MeshModel | undefined {
+    return this.model;
+  }
+
+  adsDump() {
+    return this.ads?.dump() ?? [];
+  }
+
+  private onChange(keys: readonly string[]): void {
+    for (const k of keys) this.pendingKinds.add(k.slice(0, k.indexOf('/')) as KubeObject['kind']);
+    const { debounceMs, debounceMaxMs } = this.inputs.config;
+    if (this.firstChangeAt === undefined) {
+      this.firstChangeAt = Date.now();
+      this.maxTimer = setTimeout(() => this.flush(), debounceMaxMs);
+    }
+    clearTimeout(this.quietTimer);
+    this.quietTimer = setTimeout(() => this.flush(), debounceMs);
+  }
+
+  private flush(): void {
+    clearTimeout(this.quietTimer);
+    clearTimeout(this.maxTimer);
+    const changedAt = this.firstChangeAt;
+    const kinds = this.pendingKinds;
+    this.firstChangeAt = undefined;
+    this.pendingKinds = new Set();
+    this.rebuild(kinds, changedAt);
+  }
+
+  private rebuild(kinds: ReadonlySet<KubeObject['kind']> | undefined, changedAt?: number): void {
+    const started = performance.now();
+    const model = this.builder.build(this.source.objects(), kinds);
+    this.model = model;
+    const snapshots = new Map<string, TypeSnapshot>([
+      [ADDRESS_TYPE_URL, this.addressEncoder.encodeAll(model.addresses as ReadonlyMap<string, object>)],
+      [
+        AUTHORIZATION_TYPE_URL,
+        this.authorizationEncoder.encodeAll(model.authorizations as ReadonlyMap<string, object>),
+      ],
+    ]);
+    this.ads?.publish(snapshots, changedAt);
+    this.pushes += 1;
+    this.lastPushMs = performance.now() - started;
+    const invalid = this.source.invalid();
+    this.metrics.invalidResources.set(invalid.length);
+    for (const i of invalid) {
+      this.inputs.logger.warn(
+        { file: i.file, resource: i.ref, problems: i.problems },
+        'invalid resource skipped',
+      );
+    }
+  }
+
+  private async serveMonitor(): Promise<AddressInfo> {
+    const { config } = this.inputs;
+    const server = http.createServer((req, res) => {
+      const url = new URL(req.url ?? '/', 'http://monitor');
+      const json = (body: unknown) => {
+        res.setHeader('content-type', 'application/json');
+        res.end(`${JSON.stringify(body, null, 2)}\n`);
+      };
+      if (url.pathname === '/metrics') {
+        this.registry.metrics().then(
+          (text) => {
+            res.setHeader('content-type', this.registry.contentType);
+            res.end(text);
+          },
+          (err: Error) => {
+            res.statusCode = 500;
+            res.end(err.message);
+          },
+        );
+        return;
+      }
+      if (url.pathname === '/ready') {
+        res.end('ready\n');
+        return;
+      }
+      if (url.pathname === '/debug/connections') return json(this.adsDump());
+      if (url.pathname === '/debug/config') {
+        const m = this.model;
+        return json({
+          workloads: m ? [...m.addresses.values()].filter((a) => 'workload' in a).length : 0,
+          services: m ? [...m.addresses.values()].filter((a) => 'service' in a).length : 0,
+          authorizations: m ? [...m.authorizations.keys()] : [],
+          pushes: this.pushes,
+          lastBuildMs: Math.round(this.lastPushMs * 10) / 10,
+          invalid: this.source.invalid(),
+          notices: m?.problems ?? [],
+        });
+      }
+      res.statusCode = 404;
+      res.end('endpoints: /metrics /ready /debug/connections /debug/config\n');
+    });
+    this.monitor = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.monitorPort, config.monitorAddress, () => resolve());
+    });
+    return server.address() as AddressInfo;
+  }
+}

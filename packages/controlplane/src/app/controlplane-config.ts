@@ -1,0 +1,72 @@
+import { fail, ok, type Problem, type Result } from '@ambient/shared';
+
+/** The control plane's settings, parsed once from an environment map and frozen. */
+export interface ControlPlaneConfig {
+  /** Directory of Kubernetes manifests (the config source). */
+  readonly manifestDir: string;
+  /** Directory holding the CA root (created on first start, reused after). */
+  readonly caDir: string;
+  /** JSON file of bearer tokens and the callers they stand for. */
+  readonly tokensFile: string;
+  /** gRPC (TLS) for xDS and the CA. */
+  readonly grpcAddress: string;
+  readonly grpcPort: number;
+  /** HTTP monitoring: /metrics, /ready, /debug/*. */
+  readonly monitorAddress: string;
+  readonly monitorPort: number;
+  readonly trustDomain: string;
+  readonly clusterId: string;
+  readonly rootNamespace: string;
+  readonly domainSuffix: string;
+  /** DNS names on the serving certificate; clients check the first. */
+  readonly serverNames: readonly string[];
+  /** Quiet period after a change before pushing, and the longest a push waits. */
+  readonly debounceMs: number;
+  readonly debounceMaxMs: number;
+  readonly logLevel: string;
+}
+
+const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+
+export function parseControlPlaneConfig(
+  env: Readonly<Record<string, string | undefined>>,
+): Result<ControlPlaneConfig> {
+  const problems: Problem[] = [];
+  const str = (key: string, fallback?: string): string => {
+    const v = env[key] || fallback;
+    if (!v) problems.push({ path: key, message: 'is required' });
+    return v ?? '';
+  };
+  const num = (key: string, fallback: number, min: number, max: number): number => {
+    const raw = env[key];
+    if (raw === undefined || raw === '') return fallback;
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < min || n > max)
+      problems.push({ path: key, message: `must be an integer from ${min} to ${max}` });
+    return n;
+  };
+  const logLevel = env.CP_LOG_LEVEL || 'info';
+  if (!LEVELS.includes(logLevel))
+    problems.push({ path: 'CP_LOG_LEVEL', message: `must be one of ${LEVELS.join(', ')}` });
+  const config: ControlPlaneConfig = {
+    manifestDir: str('CP_MANIFEST_DIR'),
+    caDir: str('CP_CA_DIR'),
+    tokensFile: str('CP_TOKENS_FILE'),
+    grpcAddress: env.CP_GRPC_ADDRESS || '0.0.0.0',
+    grpcPort: num('CP_GRPC_PORT', 15012, 0, 65535),
+    monitorAddress: env.CP_MONITOR_ADDRESS || '0.0.0.0',
+    monitorPort: num('CP_MONITOR_PORT', 15014, 0, 65535),
+    trustDomain: str('CP_TRUST_DOMAIN', 'cluster.local'),
+    clusterId: str('CP_CLUSTER_ID', 'Kubernetes'),
+    rootNamespace: str('CP_ROOT_NAMESPACE', 'istio-system'),
+    domainSuffix: str('CP_DOMAIN_SUFFIX', 'cluster.local'),
+    serverNames: str('CP_SERVER_NAMES', 'istiod.istio-system.svc')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+    debounceMs: num('CP_DEBOUNCE_MS', 10, 0, 10_000),
+    debounceMaxMs: num('CP_DEBOUNCE_MAX_MS', 100, 0, 60_000),
+    logLevel,
+  };
+  return problems.length ? fail(problems) : ok(Object.freeze(config));
+}

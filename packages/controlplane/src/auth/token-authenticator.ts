@@ -1,0 +1,73 @@
+/**
+ * Bearer tokens to callers, from a token file (JSON: { "<token>": { "node": "node0" } } for a
+ * node's ztunnel, or { "<token>": { "namespace": "ns", "serviceAccount": "sa" } } for a workload).
+ * In a cluster this is Kubernetes TokenReview; the file is the local stand-in, with the same
+ * outcome: each caller is a service account, and a node agent's token is bound to its node.
+ */
+import { timingSafeEqual } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { fail, ok, type Problem, type Result } from '@ambient/shared';
+
+export type Caller =
+  | {
+      readonly kind: 'ztunnel';
+      readonly node: string;
+      readonly namespace: string;
+      readonly serviceAccount: string;
+    }
+  | { readonly kind: 'workload'; readonly namespace: string; readonly serviceAccount: string };
+
+export function parseTokenFile(text: string): Result<ReadonlyMap<string, Caller>> {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (err) {
+    return fail({ path: '', message: `JSON: ${(err as Error).message}` });
+  }
+  if (!doc || typeof doc !== 'object' || Array.isArray(doc))
+    return fail({ path: '', message: 'must be a map' });
+  const problems: Problem[] = [];
+  const out = new Map<string, Caller>();
+  for (const [token, v] of Object.entries(doc as Record<string, Record<string, unknown>>)) {
+    const path = `${token.slice(0, 6)}...`;
+    if (token.length < 16) problems.push({ path, message: 'token must be at least 16 characters' });
+    if (v && typeof v.node === 'string' && v.node) {
+      out.set(token, {
+        kind: 'ztunnel',
+        node: v.node,
+        namespace: typeof v.namespace === 'string' ? v.namespace : 'istio-system',
+        serviceAccount: typeof v.serviceAccount === 'string' ? v.serviceAccount : 'ztunnel',
+      });
+    } else if (v && typeof v.namespace === 'string' && typeof v.serviceAccount === 'string') {
+      out.set(token, { kind: 'workload', namespace: v.namespace, serviceAccount: v.serviceAccount });
+    } else {
+      problems.push({ path, message: 'must have node, or namespace and serviceAccount' });
+    }
+  }
+  return problems.length ? fail(problems) : ok(out);
+}
+
+export class TokenAuthenticator {
+  constructor(private readonly tokens: ReadonlyMap<string, Caller>) {}
+
+  static async fromFile(path: string): Promise<TokenAuthenticator> {
+    const parsed = parseTokenFile(await readFile(path, 'utf8'));
+    if (!parsed.ok) {
+      throw new Error(`${path}: ${parsed.problems.map((p) => `${p.path}: ${p.message}`).join('; ')}`);
+    }
+    return new TokenAuthenticator(parsed.value);
+  }
+
+  /** The caller for an `authorization` header value, or why there is none. */
+  authenticate(header: string | undefined): Result<Caller> {
+    if (!header) return fail({ path: 'authorization', message: 'no bearer token' });
+    const match = /^Bearer\s+(\S+)$/i.exec(header);
+    if (!match?.[1]) return fail({ path: 'authorization', message: 'not a bearer token' });
+    const given = Buffer.from(match[1]);
+    for (const [token, caller] of this.tokens) {
+      const t = Buffer.from(token);
+      if (t.length === given.length && timingSafeEqual(t, given)) return ok(caller);
+    }
+    return fail({ path: 'authorization', message: 'unknown token' });
+  }
+}

@@ -1,0 +1,240 @@
+/**
+ * AuthorizationPolicy and PeerAuthentication to `istio.security.Authorization`, as istiod
+ * translates them for ztunnel:
+ * - HTTP-only fields (hosts, methods, paths, request principals, remote IPs, request.* conditions)
+ *   cannot be checked at L4: an ALLOW rule using them is dropped (so a policy left without rules
+ *   denies), and a DENY rule ignores them (denying more, never less).
+ * - STRICT mTLS becomes a DENY of connections without a principal, `<root>/istio_converted_static_strict`;
+ *   port-level modes become `<ns>/converted_peer_authentication_<name>`.
+ * Pure functions over decoded objects; output is the wire shape for the protobuf encoder.
+ */
+import { isIP } from 'node:net';
+import type {
+  AuthorizationPolicyObject,
+  MtlsMode,
+  PeerAuthenticationObject,
+  PolicyRuleSpec,
+} from './kube-objects.js';
+
+export interface WireStringMatch {
+  exact?: string;
+  prefix?: string;
+  suffix?: string;
+  presence?: Record<string, never>;
+}
+
+export interface WireIpMatch {
+  address: Buffer;
+  length: number;
+}
+
+export interface WireMatch {
+  namespaces?: WireStringMatch[];
+  notNamespaces?: WireStringMatch[];
+  principals?: WireStringMatch[];
+  notPrincipals?: WireStringMatch[];
+  sourceIps?: WireIpMatch[];
+  notSourceIps?: WireIpMatch[];
+  destinationIps?: WireIpMatch[];
+  notDestinationIps?: WireIpMatch[];
+  destinationPorts?: number[];
+  notDestinationPorts?: number[];
+}
+
+export interface WireAuthorization {
+  name: string;
+  namespace: string;
+  /** 0 GLOBAL, 1 NAMESPACE, 2 WORKLOAD_SELECTOR */
+  scope: number;
+  /** 0 ALLOW, 1 DENY */
+  action: number;
+  rules: Array<{ clauses: Array<{ matches: WireMatch[] }> }>;
+  dryRun?: boolean;
+}
+
+export const STATIC_STRICT_NAME = 'istio_converted_static_strict';
+export const DRY_RUN_ANNOTATION = 'istio.io/dry-run';
+
+const SCOPE_GLOBAL = 0;
+const SCOPE_NAMESPACE = 1;
+const SCOPE_WORKLOAD = 2;
+const ALLOW = 0;
+const DENY = 1;
+
+/** Istio's string match forms: `*` presence, `x*` prefix, `*x` suffix, else exact. */
+export function stringMatch(value: string, stripSpiffe = false): WireStringMatch {
+  const v = stripSpiffe && value.startsWith('spiffe://') ? value.slice('spiffe://'.length) : value;
+  if (v === '*') return { presence: {} };
+  if (v.endsWith('*')) return { prefix: v.slice(0, -1) };
+  if (v.startsWith('*')) return { suffix: v.slice(1) };
+  return { exact: v };
+}
+
+export function ipBytes(ip: string): Buffer {
+  if (isIP(ip) === 4) return Buffer.from(ip.split('.').map(Number));
+  // IPv6: expand "::" and write 8 groups of 16 bits.
+  const [head = '', tail] = ip.split('::');
+  const h = head ? head.split(':') : [];
+  const t = tail !== undefined && tail !== '' ? tail.split(':') : [];
+  const groups = tail === undefined ? h : [...h, ...Array(8 - h.length - t.length).fill('0'), ...t];
+  const out = Buffer.alloc(16);
+  groups.forEach((g, i) => out.writeUInt16BE(Number.parseInt(g, 16), i * 2));
+  return out;
+}
+
+function cidr(value: string): WireIpMatch {
+  const [addr = '', len] = value.split('/');
+  return { address: ipBytes(addr), length: len === undefined ? (isIP(addr) === 6 ? 128 : 32) : Number(len) };
+}
+
+const L4_CONDITIONS = new Set([
+  'source.ip',
+  'source.namespace',
+  'source.principal',
+  'destination.ip',
+  'destination.port',
+]);
+
+function nonEmpty<T>(list: T[] | undefined): T[] | undefined {
+  return list && list.length > 0 ? list : undefined;
+}
+
+function compact(m: WireMatch): WireMatch {
+  return Object.fromEntries(Object.entries(m).filter(([, v]) => v !== undefined)) as WireMatch;
+}
+
+/** One rule, or undefined when an ALLOW rule uses fields only an L7 proxy can check. */
+function translateRule(
+  rule: PolicyRuleSpec,
+  allow: boolean,
+): { clauses: Array<{ matches: WireMatch[] }> } | undefined {
+  const clauses: Array<{ matches: WireMatch[] }> = [];
+  if (rule.to) {
+    if (allow && rule.to.some((t) => t.l7Fields.length > 0)) return undefined;
+    const matches = rule.to.map((t) =>
+      compact({
+        destinationPorts: nonEmpty(t.ports?.map(Number)),
+        notDestinationPorts: nonEmpty(t.notPorts?.map(Number)),
+      }),
+    );
+    if (matches.length) clauses.push({ matches });
+  }
+  if (rule.from) {
+    if (allow && rule.from.some((f) => f.l7Fields.length > 0)) return undefined;
+    const matches = rule.from.map((f) =>
+      compact({
+        namespaces: nonEmpty(f.namespaces?.map((v) => stringMatch(v))),
+        notNamespaces: nonEmpty(f.notNamespaces?.map((v) => stringMatch(v))),
+        principals: nonEmpty(f.principals?.map((v) => stringMatch(v, true))),
+        notPrincipals: nonEmpty(f.notPrincipals?.map((v) => stringMatch(v, true))),
+        sourceIps: nonEmpty(f.ipBlocks?.map(cidr)),
+        notSourceIps: nonEmpty(f.notIpBlocks?.map(cidr)),
+      }),
+    );
+    if (matches.length) clauses.push({ matches });
+  }
+  for (const when of rule.when ?? []) {
+    if (!L4_CONDITIONS.has(when.key)) {
+      if (allow) return undefined;
+      continue;
+    }
+    const values = when.values ?? [];
+    const notValues = when.notValues ?? [];
+    const match: WireMatch = {};
+    switch (when.key) {
+      case 'source.namespace':
+        match.namespaces = nonEmpty(values.map((v) => stringMatch(v)));
+        match.notNamespaces = nonEmpty(notValues.map((v) => stringMatch(v)));
+        break;
+      case 'source.principal':
+        match.principals = nonEmpty(values.map((v) => stringMatch(v, true)));
+        match.notPrincipals = nonEmpty(notValues.map((v) => stringMatch(v, true)));
+        break;
+      case 'source.ip':
+        match.sourceIps = nonEmpty(values.map(cidr));
+        match.notSourceIps = nonEmpty(notValues.map(cidr));
+        break;
+      case 'destination.ip':
+        match.destinationIps = nonEmpty(values.map(cidr));
+        match.notDestinationIps = nonEmpty(notValues.map(cidr));
+        break;
+      case 'destination.port':
+        match.destinationPorts = nonEmpty(values.map(Number));
+        match.notDestinationPorts = nonEmpty(notValues.map(Number));
+        break;
+    }
+    clauses.push({ matches: [compact(match)] });
+  }
+  return { clauses };
+}
+
+export type TranslatedPolicy =
+  | { readonly kind: 'ztunnel'; readonly authorization: WireAuthorization }
+  /** Not a ztunnel policy: for a waypoint (targetRefs), or an action ztunnel does not enforce. */
+  | { readonly kind: 'skipped'; readonly reason: string };
+
+export function translateAuthorizationPolicy(
+  p: AuthorizationPolicyObject,
+  rootNamespace: string,
+): TranslatedPolicy {
+  if (p.targetRefs.length > 0) return { kind: 'skipped', reason: 'attached to a waypoint by targetRefs' };
+  if (p.action !== 'ALLOW' && p.action !== 'DENY')
+    return { kind: 'skipped', reason: `action ${p.action} is not enforced by ztunnel` };
+  const allow = p.action === 'ALLOW';
+  const rules = (p.rules ?? []).flatMap((r) => translateRule(r, allow) ?? []);
+  const scope = p.selector
+    ? SCOPE_WORKLOAD
+    : p.metadata.namespace === rootNamespace
+      ? SCOPE_GLOBAL
+      : SCOPE_NAMESPACE;
+  return {
+    kind: 'ztunnel',
+    authorization: {
+      name: p.metadata.name,
+      namespace: p.metadata.namespace,
+      scope,
+      action: allow ? ALLOW : DENY,
+      rules,
+      ...(p.metadata.annotations[DRY_RUN_ANNOTATION] === 'true' && { dryRun: true }),
+    },
+  };
+}
+
+const NO_PRINCIPAL: WireMatch = { notPrincipals: [{ presence: {} }] };
+
+/** The DENY that STRICT mTLS becomes: connections without a peer principal are refused. */
+export function staticStrictPolicy(rootNamespace: string): WireAuthorization {
+  return {
+    name: STATIC_STRICT_NAME,
+    namespace: rootNamespace,
+    scope: SCOPE_WORKLOAD,
+    action: DENY,
+    rules: [{ clauses: [{ matches: [NO_PRINCIPAL] }] }],
+  };
+}
+
+/**
+ * A PeerAuthentication with port-level modes, given the mode in force for the rest of the ports:
+ * a DENY of plaintext on the strict ports only. Undefined when no port ends up strict.
+ */
+export function convertedPeerAuthentication(
+  p: PeerAuthenticationObject,
+  baseMode: MtlsMode,
+): WireAuthorization | undefined {
+  const ports = Object.entries(p.portLevel).map(([port, mode]) => [Number(port), mode] as const);
+  const strictBase = baseMode === 'STRICT';
+  const match: WireMatch = strictBase
+    ? {
+        ...NO_PRINCIPAL,
+        notDestinationPorts: ports.filter(([, m]) => m === 'PERMISSIVE' || m === 'DISABLE').map(([n]) => n),
+      }
+    : { ...NO_PRINCIPAL, destinationPorts: ports.filter(([, m]) => m === 'STRICT').map(([n]) => n) };
+  if (!strictBase && (match.destinationPorts?.length ?? 0) === 0) return undefined;
+  return {
+    name: `converted_peer_authentication_${p.metadata.name}`,
+    namespace: p.metadata.namespace,
+    scope: SCOPE_WORKLOAD,
+    action: DENY,
+    rules: [{ clauses: [{ matches: [compact(match)] }] }],
+  };
+}

@@ -1,0 +1,395 @@
+/**
+ * Workload discovery computed from the cluster's objects, as istiod computes it for ztunnel:
+ * - a Workload per running pod with an IP: HBONE when the pod or its namespace carries
+ *   `istio.io/dataplane-mode=ambient` (the pod label wins; `none` opts out), the services selecting
+ *   it with their target ports, the workload-scoped policies selecting it, its waypoint;
+ * - a Service per Kubernetes Service: VIPs, ports, waypoint;
+ * - an Authorization per policy ztunnel enforces, plus the policies STRICT mTLS turns into.
+ * The builder keeps each output object while its inputs are the same objects, so a one-pod change
+ * recomputes one workload and downstream encoders can cache by identity.
+ */
+import type { Problem } from '@ambient/shared';
+import {
+  convertedPeerAuthentication,
+  ipBytes,
+  STATIC_STRICT_NAME,
+  staticStrictPolicy,
+  translateAuthorizationPolicy,
+  type WireAuthorization,
+} from './authorization-translate.js';
+import type {
+  AuthorizationPolicyObject,
+  GatewayObject,
+  KubeObject,
+  MtlsMode,
+  NamespaceObject,
+  PeerAuthenticationObject,
+  PodObject,
+  ServiceObject,
+} from './kube-objects.js';
+
+export const DATAPLANE_MODE = 'istio.io/dataplane-mode';
+export const USE_WAYPOINT = 'istio.io/use-waypoint';
+export const USE_WAYPOINT_NAMESPACE = 'istio.io/use-waypoint-namespace';
+export const WAYPOINT_FOR = 'istio.io/waypoint-for';
+export const FOR_SERVICE_ACCOUNT = 'istio.io/for-service-account';
+export const WAYPOINT_CLASS = 'istio-waypoint';
+export const GATEWAY_NAME_LABEL = 'gateway.networking.k8s.io/gateway-name';
+export const HBONE_PORT = 15008;
+
+export interface MeshModelOptions {
+  readonly clusterId: string;
+  readonly trustDomain: string;
+  readonly rootNamespace: string;
+  readonly domainSuffix: string;
+}
+
+export interface WireGatewayAddress {
+  hostname: { namespace: string; hostname: string };
+  hboneMtlsPort: number;
+}
+
+export interface WireWorkload {
+  uid: string;
+  name: string;
+  namespace: string;
+  addresses: Buffer[];
+  network: string;
+  tunnelProtocol: number;
+  trustDomain: string;
+  serviceAccount: string;
+  waypoint?: WireGatewayAddress;
+  node: string;
+  canonicalName: string;
+  canonicalRevision: string;
+  workloadType: number;
+  workloadName: string;
+  services: Record<string, { ports: Array<{ servicePort: number; targetPort: number }> }>;
+  authorizationPolicies: string[];
+  status: number;
+  clusterId: string;
+}
+
+export interface WireService {
+  name: string;
+  namespace: string;
+  hostname: string;
+  addresses: Array<{ network: string; address: Buffer }>;
+  ports: Array<{ servicePort: number; targetPort: number }>;
+  subjectAltNames: string[];
+  waypoint?: WireGatewayAddress;
+}
+
+export type WireAddress = { workload: WireWorkload } | { service: WireService };
+
+export interface ModelProblem extends Problem {
+  /** Kind, namespace and name of the object. */
+  readonly ref: string;
+}
+
+export interface MeshModel {
+  /** Address resources by name: workload uid, or `namespace/hostname` for services. */
+  readonly addresses: ReadonlyMap<string, WireAddress>;
+  /** Authorization resources by `namespace/name`. */
+  readonly authorizations: ReadonlyMap<string, WireAuthorization>;
+  /** `namespace/serviceAccount` of the running pods on each node, for the CA. */
+  readonly identitiesByNode: ReadonlyMap<string, ReadonlySet<string>>;
+  readonly problems: readonly ModelProblem[];
+}
+
+function matches(
+  selector: Readonly<Record<string, string>>,
+  labels: Readonly<Record<string, string>>,
+): boolean {
+  for (const k in selector) if (labels[k] !== selector[k]) return false;
+  return true;
+}
+
+interface Indexes {
+  readonly namespaces: Map<string, NamespaceObject>;
+  readonly pods: PodObject[];
+  readonly servicesByNs: Map<string, ServiceObject[]>;
+  readonly policiesByNs: Map<string, AuthorizationPolicyObject[]>;
+  readonly peerAuthByNs: Map<string, PeerAuthenticationObject[]>;
+  readonly gateways: Map<string, GatewayObject>;
+}
+
+function push<K, V>(map: Map<K, V[]>, key: K, value: V): void {
+  const list = map.get(key);
+  if (list) list.push(value);
+  else map.set(key, [value]);
+}
+
+function index(objects: ReadonlyMap<string, KubeObject>): Indexes {
+  const ix: Indexes = {
+    namespaces: new Map(),
+    pods: [],
+    servicesByNs: new Map(),
+    policiesByNs: new Map(),
+    peerAuthByNs: new Map(),
+    gateways: new Map(),
+  };
+  for (const o of objects.values()) {
+    switch (o.kind) {
+      case 'Namespace':
+        ix.namespaces.set(o.metadata.name, o);
+        break;
+      case 'Pod':
+        ix.pods.push(o);
+        break;
+      case 'Service':
+        push(ix.servicesByNs, o.metadata.namespace, o);
+        break;
+      case 'AuthorizationPolicy':
+        push(ix.policiesByNs, o.metadata.namespace, o);
+        break;
+      case 'PeerAuthentication':
+        push(ix.peerAuthByNs, o.metadata.namespace, o);
+        break;
+      case 'Gateway':
+        if (o.gatewayClassName === WAYPOINT_CLASS)
+          ix.gateways.set(`${o.metadata.namespace}/${o.metadata.name}`, o);
+        break;
+    }
+  }
+  return ix;
+}
+
+/** Output cached while its inputs are the same objects and the shared inputs did not change. */
+interface Cached<T> {
+  readonly object: PodObject | ServiceObject;
+  readonly ns: NamespaceObject | undefined;
+  readonly generation: number;
+  readonly value: T | undefined;
+}
+
+const SHARED_KINDS = new Set<KubeObject['kind']>([
+  'Service',
+  'AuthorizationPolicy',
+  'PeerAuthentication',
+  'Gateway',
+]);
+
+export class MeshModelBuilder {
+  private generation = 0;
+  private byKeyWorkload = new Map<string, Cached<WireWorkload>>();
+  private byKeyService = new Map<string, Cached<WireService>>();
+
+  constructor(private readonly options: MeshModelOptions) {}
+
+  /** Computes the model; `changedKinds` of the objects changed since the last build (all on the first). */
+  build(objects: ReadonlyMap<string, KubeObject>, changedKinds?: ReadonlySet<KubeObject['kind']>): MeshModel {
+    if (!changedKinds || [...changedKinds].some((k) => SHARED_KINDS.has(k))) this.generation += 1;
+    const ix = index(objects);
+    const problems: ModelProblem[] = [];
+    const authorizations = new Map<string, WireAuthorization>();
+    for (const list of ix.policiesByNs.values()) {
+      for (const p of list) {
+        const t = translateAuthorizationPolicy(p, this.options.rootNamespace);
+        if (t.kind === 'skipped') {
+          problems.push({
+            ref: `AuthorizationPolicy ${p.metadata.namespace}/${p.metadata.name}`,
+            path: 'spec',
+            message: `not sent to ztunnel: ${t.reason}`,
+          });
+          continue;
+        }
+        authorizations.set(`${p.metadata.namespace}/${p.metadata.name}`, t.authorization);
+      }
+    }
+    for (const list of ix.peerAuthByNs.values()) {
+      for (const pa of list) {
+        const converted = this.converted(pa, ix);
+        if (converted) authorizations.set(`${converted.namespace}/${converted.name}`, converted);
+      }
+    }
+    const anyPeerAuth = ix.peerAuthByNs.size > 0;
+    if (anyPeerAuth) {
+      const strict = staticStrictPolicy(this.options.rootNamespace);
+      authorizations.set(`${strict.namespace}/${strict.name}`, strict);
+    }
+
+    const addresses = new Map<string, WireAddress>();
+    const identitiesByNode = new Map<string, Set<string>>();
+    const nextWorkloads = new Map<string, Cached<WireWorkload>>();
+    for (const pod of ix.pods) {
+      const key = `${pod.metadata.namespace}/${pod.metadata.name}`;
+      if (pod.running && pod.nodeName) {
+        let ids = identitiesByNode.get(pod.nodeName);
+        if (!ids) identitiesByNode.set(pod.nodeName, (ids = new Set()));
+        ids.add(`${pod.metadata.namespace}/${pod.serviceAccountName}`);
+      }
+      const ns = ix.namespaces.get(pod.metadata.namespace);
+      let cached = this.byKeyWorkload.get(key);
+      if (!cached || cached.object !== pod || cached.ns !== ns || cached.generation !== this.generation) {
+        cached = {
+          object: pod,
+          ns,
+          generation: this.generation,
+          value: this.workload(pod, ns, ix, authorizations),
+        };
+      }
+      nextWorkloads.set(key, cached);
+      if (cached.value) addresses.set(cached.value.uid, { workload: cached.value });
+    }
+    this.byKeyWorkload = nextWorkloads;
+
+    const nextServices = new Map<string, Cached<WireService>>();
+    for (const list of ix.servicesByNs.values()) {
+      for (const svc of list) {
+        const key = `${svc.metadata.namespace}/${svc.metadata.name}`;
+        const ns = ix.namespaces.get(svc.metadata.namespace);
+        let cached = this.byKeyService.get(key);
+        if (!cached || cached.object !== svc || cached.ns !== ns || cached.generation !== this.generation) {
+          cached = { object: svc, ns, generation: this.generation, value: this.service(svc, ns, ix) };
+        }
+        nextServices.set(key, cached);
+        const v = cached.value as WireService;
+        addresses.set(`${v.namespace}/${v.hostname}`, { service: v });
+      }
+    }
+    this.byKeyService = nextServices;
+    return { addresses, authorizations, identitiesByNode, problems };
+  }
+
+  private hostname(name: string, namespace: string): string {
+    return `${name}.${namespace}.svc.${this.options.domainSuffix}`;
+  }
+
+  /** The waypoint a pod or service uses: its own label, else its namespace's. */
+  private waypointFor(
+    labels: Readonly<Record<string, string>>,
+    ns: NamespaceObject | undefined,
+    namespace: string,
+    forKind: 'service' | 'workload',
+    ix: Indexes,
+    serviceAccount?: string,
+  ): WireGatewayAddress | undefined {
+    const own = labels[USE_WAYPOINT];
+    const nsLabels = ns?.metadata.labels ?? {};
+    const name = own ?? nsLabels[USE_WAYPOINT];
+    if (name === 'none') return undefined;
+    if (name) {
+      const gwNs = (own ? labels[USE_WAYPOINT_NAMESPACE] : nsLabels[USE_WAYPOINT_NAMESPACE]) ?? namespace;
+      const gw = ix.gateways.get(`${gwNs}/${name}`);
+      const target = gw?.metadata.labels[WAYPOINT_FOR] ?? 'service';
+      if (gw && (target === forKind || target === 'all')) return this.gatewayAddress(gw);
+      return undefined;
+    }
+    if (forKind === 'workload' && serviceAccount) {
+      for (const gw of ix.gateways.values()) {
+        if (
+          gw.metadata.namespace === namespace &&
+          gw.metadata.annotations[FOR_SERVICE_ACCOUNT] === serviceAccount
+        ) {
+          return this.gatewayAddress(gw);
+        }
+      }
+    }
+    return undefined;
+  }
+
+  private gatewayAddress(gw: GatewayObject): WireGatewayAddress {
+    return {
+      hostname: {
+        namespace: gw.metadata.namespace,
+        hostname: this.hostname(gw.metadata.name, gw.metadata.namespace),
+      },
+      hboneMtlsPort: HBONE_PORT,
+    };
+  }
+
+  /** The mTLS mode in force in a namespace, with an optional workload policy on top; UNSET inherits. */
+  private effectiveMode(namespace: string, ix: Indexes, workloadPolicy?: PeerAuthenticationObject): MtlsMode {
+    const mesh = (ix.peerAuthByNs.get(this.options.rootNamespace) ?? []).find((p) => !p.selector);
+    const nsWide = (ix.peerAuthByNs.get(namespace) ?? []).find((p) => !p.selector);
+    let mode: MtlsMode = 'PERMISSIVE';
+    for (const p of [mesh, nsWide, workloadPolicy]) if (p && p.mode !== 'UNSET') mode = p.mode;
+    return mode;
+  }
+
+  /** A workload PeerAuthentication with port-level modes, as the DENY it becomes. */
+  private converted(pa: PeerAuthenticationObject, ix: Indexes): WireAuthorization | undefined {
+    if (!pa.selector || Object.keys(pa.portLevel).length === 0) return undefined;
+    return convertedPeerAuthentication(pa, this.effectiveMode(pa.metadata.namespace, ix, pa));
+  }
+
+  private workload(
+    pod: PodObject,
+    ns: NamespaceObject | undefined,
+    ix: Indexes,
+    authorizations: Map<string, WireAuthorization>,
+  ): WireWorkload | undefined {
+    if (!pod.running || pod.podIps.length === 0) return undefined;
+    const { namespace, name, labels } = pod.metadata;
+    const podMode = labels[DATAPLANE_MODE];
+    const ambient = podMode ? podMode === 'ambient' : ns?.metadata.labels[DATAPLANE_MODE] === 'ambient';
+    const services: WireWorkload['services'] = {};
+    for (const svc of ix.servicesByNs.get(namespace) ?? []) {
+      if (!svc.selector || Object.keys(svc.selector).length === 0 || !matches(svc.selector, labels)) continue;
+      const ports = svc.ports.flatMap((p) => {
+        const target = typeof p.targetPort === 'number' ? p.targetPort : pod.namedPorts[p.targetPort];
+        return target === undefined ? [] : [{ servicePort: p.port, targetPort: target }];
+      });
+      services[`${namespace}/${this.hostname(svc.metadata.name, namespace)}`] = { ports };
+    }
+    const policies: string[] = [];
+    for (const policyNs of new Set([namespace, this.options.rootNamespace])) {
+      for (const p of ix.policiesByNs.get(policyNs) ?? []) {
+        const key = `${policyNs}/${p.metadata.name}`;
+        if (p.selector && authorizations.has(key) && matches(p.selector, labels)) policies.push(key);
+      }
+    }
+    // The oldest matching workload policy wins in istiod; names stand in for creation order here.
+    const workloadPa = (ix.peerAuthByNs.get(namespace) ?? [])
+      .filter((p) => p.selector && matches(p.selector, labels))
+      .sort((a, b) => a.metadata.name.localeCompare(b.metadata.name))[0];
+    const converted = workloadPa && this.converted(workloadPa, ix);
+    if (converted) {
+      policies.push(`${converted.namespace}/${converted.name}`);
+    } else if (this.effectiveMode(namespace, ix, workloadPa) === 'STRICT') {
+      policies.push(`${this.options.rootNamespace}/${STATIC_STRICT_NAME}`);
+    }
+    const isWaypoint = labels[GATEWAY_NAME_LABEL] !== undefined;
+    const waypoint = isWaypoint
+      ? undefined
+      : this.waypointFor(labels, ns, namespace, 'workload', ix, pod.serviceAccountName);
+    return {
+      uid: pod.metadata.uid ?? `${this.options.clusterId}//Pod/${namespace}/${name}`,
+      name,
+      namespace,
+      addresses: pod.podIps.map(ipBytes),
+      network: '',
+      tunnelProtocol: ambient ? 1 : 0,
+      trustDomain: this.options.trustDomain,
+      serviceAccount: pod.serviceAccountName,
+      ...(waypoint && { waypoint }),
+      node: pod.nodeName,
+      canonicalName: labels['service.istio.io/canonical-name'] ?? labels.app ?? name,
+      canonicalRevision: labels['service.istio.io/canonical-revision'] ?? labels.version ?? 'latest',
+      workloadType: 2,
+      workloadName: labels.app ?? name,
+      services,
+      authorizationPolicies: policies.sort(),
+      status: 0,
+      clusterId: this.options.clusterId,
+    };
+  }
+
+  private service(svc: ServiceObject, ns: NamespaceObject | undefined, ix: Indexes): WireService {
+    const { namespace, name, labels } = svc.metadata;
+    const waypoint = this.waypointFor(labels, ns, namespace, 'service', ix);
+    return {
+      name,
+      namespace,
+      hostname: this.hostname(name, namespace),
+      addresses: svc.clusterIps.map((ip) => ({ network: '', address: ipBytes(ip) })),
+      ports: svc.ports.map((p) => ({
+        servicePort: p.port,
+        targetPort: typeof p.targetPort === 'number' ? p.targetPort : 0,
+      })),
+      subjectAltNames: [],
+      ...(waypoint && { waypoint }),
+    };
+  }
+}

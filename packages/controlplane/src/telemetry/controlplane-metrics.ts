@@ -1,0 +1,68 @@
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+
+/** The control plane's metrics, named as istiod names them where istiod has one. */
+export class ControlPlaneMetrics {
+  readonly connectedProxies: Gauge;
+  readonly pushes: Counter<'type'>;
+  readonly rejects: Counter<'type'>;
+  readonly convergence: Histogram;
+  readonly invalidResources: Gauge;
+  readonly csrCount: Counter;
+  readonly certsIssued: Counter;
+  readonly authFailures: Counter<'reason'>;
+  readonly csrErrors: Counter<'error'>;
+
+  constructor(registry: Registry) {
+    const registers = [registry];
+    this.connectedProxies = new Gauge({
+      name: 'pilot_xds',
+      help: 'Proxies connected to this control plane over xDS',
+      registers,
+    });
+    this.pushes = new Counter({
+      name: 'pilot_xds_pushes',
+      help: 'xDS responses sent, by type (wads: workload addresses, wauthz: authorizations)',
+      labelNames: ['type'],
+      registers,
+    });
+    this.rejects = new Counter({
+      name: 'pilot_total_xds_rejects',
+      help: 'xDS responses NACKed by proxies, by type',
+      labelNames: ['type'],
+      registers,
+    });
+    this.convergence = new Histogram({
+      name: 'pilot_proxy_convergence_time',
+      help: 'Seconds from a config change to a proxy acknowledging the push that carried it',
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 3, 5, 10],
+      registers,
+    });
+    this.invalidResources = new Gauge({
+      name: 'controlplane_invalid_resources',
+      help: 'Resources refused as invalid and left out of the mesh config',
+      registers,
+    });
+    this.csrCount = new Counter({
+      name: 'citadel_server_csr_count',
+      help: 'Certificate signing requests received',
+      registers,
+    });
+    this.certsIssued = new Counter({
+      name: 'citadel_server_success_cert_issue_count',
+      help: 'Certificates issued',
+      registers,
+    });
+    this.authFailures = new Counter({
+      name: 'citadel_server_authentication_failure_count',
+      help: 'Calls refused for a missing or unknown bearer token, or a disallowed identity',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.csrErrors = new Counter({
+      name: 'citadel_server_csr_sign_err_count',
+      help: 'Certificate signing requests refused: error is invalid_csr or identity',
+      labelNames: ['error'],
+      registers,
+    });
+  }
+}

@@ -1,0 +1,378 @@
+/**
+ * Delta ADS for many proxies. The server holds one snapshot per type URL (name -> version and the
+ * encoded `Resource`), and per connection what it has sent. A publish computes which names changed
+ * or disappeared since the previous snapshot and sends each connection only those it subscribes to
+ * and holds at another version; a new stream (or one that resumes with initial_resource_versions)
+ * gets the difference between what it holds and the snapshot. ACKs and NACKs are tracked per
+ * connection, and the time from a config change to each proxy's ACK is recorded as convergence.
+ */
+import { createHash } from 'node:crypto';
+import { DELTA_ADS_METHOD, meshProtos } from '@ambient/shared';
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import protobuf from 'protobufjs';
+import type { Caller, TokenAuthenticator } from '../auth/token-authenticator.js';
+import type { ControlPlaneMetrics } from '../telemetry/controlplane-metrics.js';
+
+export interface ResourceEntry {
+  readonly version: string;
+  /** The encoded envoy.service.discovery.v3.Resource. */
+  readonly encoded: Uint8Array;
+}
+
+export type TypeSnapshot = ReadonlyMap<string, ResourceEntry>;
+
+/** Encodes resources into `Resource` messages, caching by the identity of each wire object. */
+export class ResourceEncoder {
+  private readonly cache = new WeakMap<object, { name: string; entry: ResourceEntry }>();
+
+  constructor(
+    readonly typeUrl: string,
+    private readonly type: protobuf.Type,
+  ) {}
+
+  encode(name: string, value: object): ResourceEntry {
+    const hit = this.cache.get(value);
+    if (hit && hit.name === name) return hit.entry;
+    const bytes = this.type.encode(value).finish();
+    const version = createHash('sha256').update(bytes).digest('base64url').slice(0, 16);
+    const w = protobuf.Writer.create();
+    w.uint32(10).string(version); // version = 1
+    w.uint32(18).fork().uint32(10).string(this.typeUrl).uint32(18).bytes(bytes).ldelim(); // resource = 2 (Any)
+    w.uint32(26).string(name); // name = 3
+    const entry = { version, encoded: w.finish() };
+    this.cache.set(value, { name, entry });
+    return entry;
+  }
+
+  encodeAll(values: ReadonlyMap<string, object>): Map<string, ResourceEntry> {
+    const out = new Map<string, ResourceEntry>();
+    for (const [name, v] of values) out.set(name, this.encode(name, v));
+    return out;
+  }
+}
+
+interface Subscription {
+  wildcard: boolean;
+  readonly names: Set<string>;
+  /** name -> version this connection was last sent (or said it holds). */
+  readonly sent: Map<string, string>;
+  responded: boolean;
+}
+
+interface Pending {
+  readonly typeUrl: string;
+  readonly changedAt?: number;
+}
+
+interface Connection {
+  readonly id: number;
+  readonly call: grpc.ServerDuplexStream<Buffer, Buffer>;
+  readonly caller: Caller;
+  readonly peer: string;
+  nodeId: string;
+  metadata: Record<string, string>;
+  readonly subs: Map<string, Subscription>;
+  readonly pending: Map<string, Pending>;
+  nonces: number;
+  acks: number;
+  nacks: number;
+  lastNack?: { typeUrl: string; nonce: string; message: string; at: string };
+  readonly connectedAt: string;
+}
+
+interface WireRequest {
+  node?: { id?: string; metadata?: { fields?: Record<string, { stringValue?: string }> } };
+  typeUrl: string;
+  resourceNamesSubscribe: string[];
+  resourceNamesUnsubscribe: string[];
+  initialResourceVersions: Record<string, string>;
+  responseNonce: string;
+  errorDetail?: { code?: number; message?: string };
+}
+
+export interface ConnectionDump {
+  id: number;
+  nodeId: string;
+  node: string;
+  peer: string;
+  connectedAt: string;
+  types: Array<{ typeUrl: string; wildcard: boolean; resources: number }>;
+  acks: number;
+  nacks: number;
+  lastNack?: Connection['lastNack'];
+}
+
+export interface DeltaAdsServerInputs {
+  readonly logger: Logger;
+  readonly metrics: ControlPlaneMetrics;
+  readonly authenticator: TokenAuthenticator;
+  /** Short names for metric labels. */
+  readonly typeLabels?: Readonly<Record<string, string>>;
+  readonly now?: () => number;
+}
+
+export class DeltaAdsServer {
+  private readonly snapshots = new Map<string, TypeSnapshot>();
+  private readonly connections = new Map<number, Connection>();
+  private readonly requestType: protobuf.Type;
+  private nextId = 1;
+  private version = 0;
+
+  constructor(private readonly inputs: DeltaAdsServerInputs) {
+    this.requestType = meshProtos().lookupType('envoy.service.discovery.v3.DeltaDiscoveryRequest');
+  }
+
+  /** Adds the DeltaAggregatedResources method to a gRPC server. */
+  register(server: grpc.Server): void {
+    server.register<Buffer, Buffer>(
+      DELTA_ADS_METHOD,
+      ((call: grpc.ServerDuplexStream<Buffer, Buffer>) =>
+        this.onStream(call)) as grpc.handleBidiStreamingCall<Buffer, Buffer>,
+      (b: Buffer) => b,
+      (b: Buffer) => b,
+      'bidi',
+    );
+  }
+
+  /**
+   * Installs new snapshots and pushes what changed. `changedAt` is when the change that caused
+   * this publish happened, for convergence time.
+   */
+  publish(next: ReadonlyMap<string, TypeSnapshot>, changedAt?: number): void {
+    this.version += 1;
+    for (const [typeUrl, snap] of next) {
+      const prev = this.snapshots.get(typeUrl) ?? new Map<string, ResourceEntry>();
+      const changed: string[] = [];
+      const removed: string[] = [];
+      for (const [name, e] of snap) if (prev.get(name)?.version !== e.version) changed.push(name);
+      for (const name of prev.keys()) if (!snap.has(name)) removed.push(name);
+      this.snapshots.set(typeUrl, snap);
+      if (changed.length === 0 && removed.length === 0) continue;
+      for (const conn of this.connections.values()) {
+        const sub = conn.subs.get(typeUrl);
+        if (!sub?.responded) continue;
+        this.push(conn, typeUrl, sub, changed, removed, changedAt);
+      }
+    }
+  }
+
+  connectionCount(): number {
+    return this.connections.size;
+  }
+
+  dump(): ConnectionDump[] {
+    return [...this.connections.values()].map((c) => ({
+      id: c.id,
+      nodeId: c.nodeId,
+      node: c.metadata.NODE_NAME ?? '',
+      peer: c.peer,
+      connectedAt: c.connectedAt,
+      types: [...c.subs].map(([typeUrl, s]) => ({ typeUrl, wildcard: s.wildcard, resources: s.sent.size })),
+      acks: c.acks,
+      nacks: c.nacks,
+      ...(c.lastNack && { lastNack: c.lastNack }),
+    }));
+  }
+
+  /** Ends every stream (proxies reconnect to another instance, or to this one after a restart). */
+  closeAll(): void {
+    for (const c of this.connections.values()) c.call.end();
+  }
+
+  private label(typeUrl: string): string {
+    return this.inputs.typeLabels?.[typeUrl] ?? typeUrl;
+  }
+
+  private onStream(call: grpc.ServerDuplexStream<Buffer, Buffer>): void {
+    const { logger, metrics, authenticator } = this.inputs;
+    const auth = authenticator.authenticate(call.metadata.get('authorization')[0]?.toString());
+    if (!auth.ok) {
+      metrics.authFailures.inc({ reason: 'token' });
+      logger.warn({ peer: call.getPeer(), problem: auth.problems[0]?.message }, 'xDS stream refused');
+      call.emit('error', {
+        code: grpc.status.UNAUTHENTICATED,
+        details: `authentication failed: ${auth.problems[0]?.message}`,
+      });
+      return;
+    }
+    const conn: Connection = {
+      id: this.nextId++,
+      call,
+      caller: auth.value,
+      peer: call.getPeer(),
+      nodeId: '',
+      metadata: {},
+      subs: new Map(),
+      pending: new Map(),
+      nonces: 0,
+      acks: 0,
+      nacks: 0,
+      connectedAt: new Date().toISOString(),
+    };
+    this.connections.set(conn.id, conn);
+    metrics.connectedProxies.set(this.connections.size);
+    const done = () => {
+      if (!this.connections.delete(conn.id)) return;
+      metrics.connectedProxies.set(this.connections.size);
+      logger.debug({ id: conn.id, node: conn.nodeId }, 'xDS stream closed');
+    };
+    call.on('data', (buf: Buffer) => {
+      let req: WireRequest;
+      try {
+        req = this.requestType.toObject(this.requestType.decode(buf), {
+          arrays: true,
+          objects: true,
+          defaults: true,
+        }) as WireRequest;
+      } catch (err) {
+        this.refuse(conn, grpc.status.INVALID_ARGUMENT, `undecodable request: ${(err as Error).message}`);
+        return;
+      }
+      this.onRequest(conn, req);
+    });
+    call.on('end', () => {
+      done();
+      call.end();
+    });
+    call.on('error', done);
+    call.on('close', done);
+    call.on('cancelled', done);
+  }
+
+  private refuse(conn: Connection, code: grpc.status, details: string): void {
+    this.inputs.logger.warn({ id: conn.id, node: conn.nodeId, details }, 'xDS stream refused');
+    this.connections.delete(conn.id);
+    this.inputs.metrics.connectedProxies.set(this.connections.size);
+    conn.call.emit('error', { code, details });
+  }
+
+  private onRequest(conn: Connection, req: WireRequest): void {
+    const { logger, metrics } = this.inputs;
+    if (req.node?.id && !conn.nodeId) {
+      conn.nodeId = req.node.id;
+      conn.metadata = Object.fromEntries(
+        Object.entries(req.node.metadata?.fields ?? {}).map(([k, v]) => [k, v.stringValue ?? '']),
+      );
+      // A node agent may only speak for the node its token is bound to.
+      if (conn.caller.kind === 'ztunnel' && conn.metadata.NODE_NAME !== conn.caller.node) {
+        metrics.authFailures.inc({ reason: 'node' });
+        this.refuse(
+          conn,
+          grpc.status.PERMISSION_DENIED,
+          `token is bound to node ${conn.caller.node}, not ${conn.metadata.NODE_NAME ?? '(none)'}`,
+        );
+        return;
+      }
+      logger.info({ id: conn.id, node: conn.nodeId, peer: conn.peer }, 'xDS stream opened');
+    }
+    if (!conn.nodeId) {
+      this.refuse(conn, grpc.status.INVALID_ARGUMENT, 'the first request must carry the node');
+      return;
+    }
+    const typeUrl = req.typeUrl;
+    if (req.responseNonce) {
+      const pending = conn.pending.get(req.responseNonce);
+      conn.pending.delete(req.responseNonce);
+      if (req.errorDetail) {
+        conn.nacks += 1;
+        conn.lastNack = {
+          typeUrl,
+          nonce: req.responseNonce,
+          message: req.errorDetail.message ?? '',
+          at: new Date().toISOString(),
+        };
+        metrics.rejects.inc({ type: this.label(typeUrl) });
+        logger.warn(
+          { node: conn.nodeId, typeUrl, nonce: req.responseNonce, error: req.errorDetail.message },
+          'xDS NACK',
+        );
+      } else {
+        conn.acks += 1;
+        if (pending?.changedAt !== undefined) {
+          metrics.convergence.observe(((this.inputs.now ?? Date.now)() - pending.changedAt) / 1000);
+        }
+      }
+    }
+    let sub = conn.subs.get(typeUrl);
+    const subscribing = req.resourceNamesSubscribe.length > 0 || req.resourceNamesUnsubscribe.length > 0;
+    if (!sub) {
+      if (req.responseNonce && !subscribing) return; // an ACK for a type this stream never asked for
+      sub = { wildcard: false, names: new Set(), sent: new Map(), responded: false };
+      conn.subs.set(typeUrl, sub);
+      // No names on the first request is the legacy wildcard form.
+      if (req.resourceNamesSubscribe.length === 0) sub.wildcard = true;
+      for (const [name, version] of Object.entries(req.initialResourceVersions)) sub.sent.set(name, version);
+    }
+    for (const n of req.resourceNamesSubscribe) {
+      if (n === '*') sub.wildcard = true;
+      else sub.names.add(n);
+    }
+    for (const n of req.resourceNamesUnsubscribe) {
+      if (n === '*') sub.wildcard = false;
+      else sub.names.delete(n);
+    }
+    if (!sub.responded || subscribing) this.pushFull(conn, typeUrl, sub);
+  }
+
+  /** Sends everything this connection lacks or holds at another version, and removals. */
+  private pushFull(conn: Connection, typeUrl: string, sub: Subscription): void {
+    const snap = this.snapshots.get(typeUrl) ?? new Map<string, ResourceEntry>();
+    const changed: string[] = [];
+    for (const [name, e] of snap) {
+      if ((sub.wildcard || sub.names.has(name)) && sub.sent.get(name) !== e.version) changed.push(name);
+    }
+    const removed = [...sub.sent.keys()].filter((n) => !snap.has(n) || !(sub.wildcard || sub.names.has(n)));
+    this.send(conn, typeUrl, sub, changed, removed, !sub.responded);
+  }
+
+  private push(
+    conn: Connection,
+    typeUrl: string,
+    sub: Subscription,
+    changed: readonly string[],
+    removed: readonly string[],
+    changedAt?: number,
+  ): void {
+    const snap = this.snapshots.get(typeUrl) as TypeSnapshot;
+    const send = changed.filter(
+      (n) => (sub.wildcard || sub.names.has(n)) && sub.sent.get(n) !== snap.get(n)?.version,
+    );
+    const gone = removed.filter((n) => sub.sent.has(n));
+    this.send(conn, typeUrl, sub, send, gone, false, changedAt);
+  }
+
+  private send(
+    conn: Connection,
+    typeUrl: string,
+    sub: Subscription,
+    changed: readonly string[],
+    removed: readonly string[],
+    always: boolean,
+    changedAt?: number,
+  ): void {
+    if (!always && changed.length === 0 && removed.length === 0) return;
+    const snap = this.snapshots.get(typeUrl) ?? new Map<string, ResourceEntry>();
+    const nonce = `${conn.id}-${++conn.nonces}`;
+    const w = protobuf.Writer.create();
+    w.uint32(10).string(String(this.version)); // system_version_info = 1
+    for (const name of changed) {
+      const e = snap.get(name) as ResourceEntry;
+      w.uint32(18).bytes(e.encoded); // resources = 2
+      sub.sent.set(name, e.version);
+    }
+    w.uint32(34).string(typeUrl); // type_url = 4
+    w.uint32(42).string(nonce); // nonce = 5
+    for (const name of removed) {
+      w.uint32(50).string(name); // removed_resources = 6
+      sub.sent.delete(name);
+    }
+    const bytes = w.finish();
+    sub.responded = true;
+    conn.pending.set(nonce, { typeUrl, ...(changedAt !== undefined && { changedAt }) });
+    // Unanswered nonces of a stuck proxy must not grow without bound.
+    if (conn.pending.size > 64) conn.pending.delete(conn.pending.keys().next().value as string);
+    this.inputs.metrics.pushes.inc({ type: this.label(typeUrl) });
+    conn.call.write(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+  }
+}
