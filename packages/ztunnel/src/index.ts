@@ -9,3 +9,5 @@ export * from './config/local-config-file.js';
 export * from './proxy/inpod-proxy.js';
 export * from './state/ztunnel-state.js';
 export * from './telemetry/tcp-metrics.js';
+export * from './xds/workload-xds.js';
+export * from './xds/xds-config-source.js';

@@ -100,7 +100,7 @@ export class ControlPlaneApp {
     }).register(server);
     const creds = grpc.ServerCredentials.createSsl(
       null,
-      [{ private_key: Buffer.from(serving.keyPem), cert_chain: Buffer.from(serving.chainPem.join('')) }],
+      [{ private_key: Buffer.from(serving.keyPem), cert_chain: Buffer.from(serving.chainPem.join('\n')) }],
       false,
     );
     const port = await new Promise<number>((resolve, reject) =>

@@ -215,8 +215,8 @@ export class MeshModelBuilder {
     for (const pod of ix.pods) {
       const key = `${pod.metadata.namespace}/${pod.metadata.name}`;
       if (pod.running && pod.nodeName) {
-        let ids = identitiesByNode.get(pod.nodeName);
-        if (!ids) identitiesByNode.set(pod.nodeName, (ids = new Set()));
+        const ids = identitiesByNode.get(pod.nodeName) ?? new Set<string>();
+        identitiesByNode.set(pod.nodeName, ids);
         ids.add(`${pod.metadata.namespace}/${pod.serviceAccountName}`);
       }
       const ns = ix.namespaces.get(pod.metadata.namespace);
