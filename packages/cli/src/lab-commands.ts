@@ -5,9 +5,10 @@
  */
 import { spawn } from 'node:child_process';
 import { openSync } from 'node:fs';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readFile as readText, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Lab, LabMesh, type LabSpec } from '@ambient/lab';
+import { applyManifests, deleteManifest, Lab, LabMesh, type LabSpec, labelManifest } from '@ambient/lab';
+import { parseAllDocuments } from 'yaml';
 
 export const STATE_ROOT = '/run/ambient-lab';
 
@@ -59,9 +60,12 @@ export async function labUp(name: string, print: (l: string) => void): Promise<L
       const child = lab.start(pod.netns, [process.execPath, '-e', httpEcho(pod.name)], undefined, log);
       if (child.pid) pids.push(child.pid);
     }
-    const mesh = new LabMesh(lab, { dir, enrolledNamespaces: ENROLLED, detached: true, logLevel: 'info' });
-    await mesh.start();
-    pids.push(...mesh.pids);
+    const mesh = new LabMesh(lab, { dir, enrolledNamespaces: ENROLLED, logLevel: 'info' });
+    try {
+      await mesh.start();
+    } finally {
+      pids.push(...mesh.pids, ...(mesh.controlPlanePid ? [mesh.controlPlanePid] : []));
+    }
   } catch (err) {
     Lab.killProcesses(pids);
     await Lab.cleanup(name);
@@ -89,6 +93,10 @@ export async function labStatus(name: string, print: (l: string) => void): Promi
   print(
     `lab "${name}": ${lab.nodes.length} nodes, ${lab.pods.length} pods, ${lab.services.length} services; state in ${state.dir}`,
   );
+  const cp = await mesh.controlPlaneGet('/debug/connections').catch(() => undefined);
+  print(
+    `  control plane  ${mesh.controlPlaneAddress.padEnd(20)} ${cp ? `serving ${(JSON.parse(cp) as unknown[]).length} proxies` : 'NOT serving'}; manifests in ${mesh.manifestDir}`,
+  );
   for (const node of lab.nodes) {
     print(
       `  node${node.index}  ${node.ip.padEnd(14)} ztunnel ${(await mesh.ready(node.index)) ? 'ready' : 'NOT ready'}`,
@@ -97,7 +105,7 @@ export async function labStatus(name: string, print: (l: string) => void): Promi
   for (const pod of lab.pods) {
     const where = `${pod.namespace}/${pod.name}`;
     print(
-      `  ${where.padEnd(16)} ${pod.ip.padEnd(14)} node${pod.node}  ${mesh.isEnrolled(pod) ? 'enrolled (HBONE)' : 'not enrolled'}`,
+      `  ${where.padEnd(16)} ${pod.ip.padEnd(14)} node${pod.node}  ${(await mesh.isEnrolled(pod)) ? 'enrolled (HBONE)' : 'not enrolled'}`,
     );
   }
   for (const s of lab.services) {
@@ -185,4 +193,88 @@ export async function demoLab(options: {
   } finally {
     if (!options.keep) await labDown(name, print);
   }
+}
+
+const KINDS: Record<string, string> = {
+  namespace: 'Namespace',
+  namespaces: 'Namespace',
+  ns: 'Namespace',
+  pod: 'Pod',
+  pods: 'Pod',
+  po: 'Pod',
+  service: 'Service',
+  services: 'Service',
+  svc: 'Service',
+  serviceaccount: 'ServiceAccount',
+  sa: 'ServiceAccount',
+  authorizationpolicy: 'AuthorizationPolicy',
+  peerauthentication: 'PeerAuthentication',
+  gateway: 'Gateway',
+};
+
+function kindOf(kind: string): string {
+  const k = KINDS[kind.toLowerCase()];
+  if (!k)
+    throw new Error(
+      `unknown kind ${JSON.stringify(kind)} (one of ${[...new Set(Object.values(KINDS))].join(', ')})`,
+    );
+  return k;
+}
+
+/** `ambientctl label <kind> <name> k=v k2-`: edits the object's labels in the lab's manifests. */
+export async function labelObject(options: {
+  lab: string;
+  kind: string;
+  name: string;
+  namespace: string;
+  labels: readonly string[];
+  print: (l: string) => void;
+}): Promise<void> {
+  const state = await readState(options.lab);
+  const kind = kindOf(options.kind);
+  const ref = { kind, namespace: kind === 'Namespace' ? '' : options.namespace, name: options.name };
+  const labels = await labelManifest(join(state.dir, 'manifests'), ref, options.labels);
+  const shown =
+    Object.entries(labels)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(',') || '(none)';
+  options.print(`${kind.toLowerCase()}/${options.name} labeled: ${shown}`);
+}
+
+/** `ambientctl apply -f <file>`: validates every document and writes them to the lab's manifests. */
+export async function applyFile(options: {
+  lab: string;
+  file: string;
+  print: (l: string) => void;
+}): Promise<void> {
+  const state = await readState(options.lab);
+  const text = options.file === '-' ? await readStdin() : await readText(options.file, 'utf8');
+  for (const f of await applyManifests(join(state.dir, 'manifests'), text)) options.print(`applied ${f}`);
+}
+
+/** `ambientctl delete -f <file>`: removes the objects a file names. */
+export async function deleteFile(options: {
+  lab: string;
+  file: string;
+  print: (l: string) => void;
+}): Promise<void> {
+  const state = await readState(options.lab);
+  const text = options.file === '-' ? await readStdin() : await readText(options.file, 'utf8');
+  for (const doc of parseAllDocuments(text)) {
+    const o = doc.toJS() as { kind?: string; metadata?: { name?: string; namespace?: string } } | null;
+    if (!o?.kind) continue;
+    const ref = {
+      kind: o.kind,
+      namespace: o.kind === 'Namespace' ? '' : (o.metadata?.namespace ?? 'default'),
+      name: o.metadata?.name ?? '',
+    };
+    await deleteManifest(join(state.dir, 'manifests'), ref);
+    options.print(`deleted ${o.kind.toLowerCase()}/${ref.name}`);
+  }
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
 }

@@ -2,7 +2,16 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { runHboneDemo } from './hbone-demo.js';
-import { demoLab, labDown, labExec, labStatus, labUp } from './lab-commands.js';
+import {
+  applyFile,
+  deleteFile,
+  demoLab,
+  labDown,
+  labExec,
+  labelObject,
+  labStatus,
+  labUp,
+} from './lab-commands.js';
 
 const controller = new AbortController();
 for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => controller.abort());
@@ -82,6 +91,59 @@ await yargs(hideBin(process.argv))
         },
       )
       .demandCommand(1),
+  )
+  .command(
+    'label <kind> <objectName> <labels..>',
+    'set (key=value) or remove (key-) labels on an object in a lab; e.g. label namespace demo istio.io/dataplane-mode=ambient',
+    (y) =>
+      y
+        .positional('kind', { type: 'string', demandOption: true, describe: 'namespace, pod, service, ...' })
+        .positional('objectName', { type: 'string', demandOption: true })
+        .positional('labels', { type: 'string', array: true, demandOption: true })
+        .option('namespace', { alias: 'n', type: 'string', default: 'default' })
+        .option('lab', { type: 'string', default: 'demo', describe: 'lab name' }),
+    async (argv) => {
+      await labelObject({
+        lab: argv.lab,
+        kind: String(argv.kind),
+        name: String(argv.objectName),
+        namespace: argv.namespace,
+        labels: (argv.labels as string[]).map(String),
+        print: (l) => console.log(l),
+      });
+    },
+  )
+  .command(
+    'apply',
+    'validate manifests (Namespace, Pod, Service, ServiceAccount, AuthorizationPolicy, PeerAuthentication, Gateway) and write them to a lab',
+    (y) =>
+      y
+        .option('filename', {
+          alias: 'f',
+          type: 'string',
+          demandOption: true,
+          describe: 'YAML file, or - for stdin',
+        })
+        .option('lab', { type: 'string', default: 'demo', describe: 'lab name' }),
+    async (argv) => {
+      await applyFile({ lab: argv.lab, file: argv.filename, print: (l) => console.log(l) });
+    },
+  )
+  .command(
+    'delete',
+    'remove the objects a manifest file names from a lab',
+    (y) =>
+      y
+        .option('filename', {
+          alias: 'f',
+          type: 'string',
+          demandOption: true,
+          describe: 'YAML file, or - for stdin',
+        })
+        .option('lab', { type: 'string', default: 'demo', describe: 'lab name' }),
+    async (argv) => {
+      await deleteFile({ lab: argv.lab, file: argv.filename, print: (l) => console.log(l) });
+    },
   )
   .demandCommand(1)
   .strict()

@@ -1,96 +1,194 @@
 /**
- * The mesh on a lab: one CA root for the lab, Istio ztunnel's local config written from the lab's
- * pods and services, and one ztunnel process per node. Pods in enrolled namespaces use HBONE.
+ * The mesh on a lab: the control plane runs inside the lab (in node0's namespace, on node0's IP,
+ * ports 15012 and 15014), reading a manifest directory that stands in for the Kubernetes API; one
+ * ztunnel per node takes its config over Delta ADS and its certificates from the control plane's
+ * CA with a bearer token of its own. The lab writes its namespaces, pods and services there; a
+ * namespace is enrolled by labelling it `istio.io/dataplane-mode=ambient`.
  */
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { openSync } from 'node:fs';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { LocalCa } from '@ambient/shared';
-import { stringify } from 'yaml';
 import type { Lab, LabPod } from './lab.js';
+import { labelManifest, readManifest, writeManifest } from './lab-manifests.js';
 
 export interface LabMeshOptions {
-  /** Working directory: CA root, config file, ztunnel logs. */
+  /** Working directory: CA root, manifests, tokens, logs. */
   readonly dir: string;
+  /** Namespaces labelled for ambient enrollment when the mesh is first written. */
   readonly enrolledNamespaces: readonly string[];
-  /** Run the node agents detached, logging to files, so they outlive this process. */
-  readonly detached?: boolean;
   readonly logLevel?: string;
   /** Extra workloads on no lab node, to size a node agent's state (benchmarks). */
   readonly extraWorkloads?: number;
 }
 
-export function ztunnelEntry(): string {
+export const DATAPLANE_MODE_LABEL = 'istio.io/dataplane-mode';
+export const CONTROL_PLANE_GRPC_PORT = 15012;
+export const CONTROL_PLANE_MONITOR_PORT = 15014;
+
+function entry(pkg: string): string {
   const require = createRequire(import.meta.url);
-  return join(dirname(require.resolve('@ambient/ztunnel')), 'main.js');
+  return join(dirname(require.resolve(pkg)), 'main.js');
 }
 
+export function ztunnelEntry(): string {
+  return entry('@ambient/ztunnel');
+}
+
+export function controlPlaneEntry(): string {
+  return entry('@ambient/controlplane');
+}
+
+/** Raises the soft descriptor limit to the hard one, then runs the node program. */
+const WITH_ULIMIT = ['sh', '-c', 'ulimit -n "$(ulimit -Hn)" && exec "$0" "$@"', process.execPath];
+
 export class LabMesh {
+  /** The node agents' process ids, by node. */
   readonly pids: number[] = [];
-  private enrolled: Set<string>;
+  controlPlanePid?: number;
 
   constructor(
     readonly lab: Lab,
     private readonly options: LabMeshOptions,
-  ) {
-    this.enrolled = new Set(options.enrolledNamespaces);
+  ) {}
+
+  get manifestDir(): string {
+    return join(this.options.dir, 'manifests');
   }
 
-  get configFile(): string {
-    return join(this.options.dir, 'ztunnel.yaml');
+  /** The control plane's address, reachable from every lab node. */
+  get controlPlaneAddress(): string {
+    return `${this.node(0).ip}:${CONTROL_PLANE_GRPC_PORT}`;
   }
 
   async start(): Promise<void> {
-    await mkdir(this.options.dir, { recursive: true });
-    await LocalCa.loadOrCreate(join(this.options.dir, 'ca'), { trustDomain: 'cluster.local' });
-    await this.writeConfig();
+    const { dir } = this.options;
+    await mkdir(this.manifestDir, { recursive: true });
+    await LocalCa.loadOrCreate(join(dir, 'ca'), { trustDomain: 'cluster.local' });
+    await this.writeTokens();
+    await this.writeManifests();
+    await this.writePodNetns();
+    await this.startControlPlane();
     for (const node of this.lab.nodes) {
-      const log = this.options.detached
-        ? openSync(join(this.options.dir, `ztunnel-node${node.index}.log`), 'a')
-        : undefined;
       const child = this.lab.start(
         node.netns,
-        // Thousands of tunnelled connections need more than the default 1024 descriptors: raise the
-        // soft limit to the hard one.
-        ['sh', '-c', 'ulimit -n "$(ulimit -Hn)" && exec "$0" "$@"', process.execPath, ztunnelEntry()],
+        [...WITH_ULIMIT, ztunnelEntry()],
         {
           ZT_NODE_NAME: `node${node.index}`,
-          ZT_CONFIG_FILE: this.configFile,
-          ZT_CA_DIR: join(this.options.dir, 'ca'),
+          ZT_XDS_ADDRESS: this.controlPlaneAddress,
+          ZT_ROOT_CERT: join(dir, 'ca', 'root-cert.pem'),
+          ZT_TOKEN_FILE: join(dir, `token-node${node.index}`),
+          ZT_POD_NETNS_FILE: join(dir, `pods-node${node.index}.json`),
+          ZT_INSTANCE_IP: node.ip,
           ZT_METRICS_ADDRESS: node.ip,
           ZT_LOG_LEVEL: this.options.logLevel ?? 'warn',
         },
-        log,
+        openSync(join(dir, `ztunnel-node${node.index}.log`), 'a'),
       );
       if (child.pid) this.pids.push(child.pid);
     }
     for (const node of this.lab.nodes) await this.waitReady(node.index);
   }
 
-  /** Enrolls or releases a namespace: the node agents pick the change up from the config file. */
-  async setEnrolled(namespace: string, enrolled: boolean): Promise<void> {
-    if (enrolled) this.enrolled.add(namespace);
-    else this.enrolled.delete(namespace);
-    await this.writeConfig();
+  /** Starts the control plane in node0's namespace and waits until it serves. */
+  async startControlPlane(): Promise<void> {
+    const { dir } = this.options;
+    const node = this.node(0);
+    const child = this.lab.start(
+      node.netns,
+      [...WITH_ULIMIT, controlPlaneEntry()],
+      {
+        CP_MANIFEST_DIR: this.manifestDir,
+        CP_CA_DIR: join(dir, 'ca'),
+        CP_TOKENS_FILE: join(dir, 'tokens.json'),
+        CP_GRPC_ADDRESS: node.ip,
+        CP_MONITOR_ADDRESS: node.ip,
+        CP_LOG_LEVEL: this.options.logLevel ?? 'warn',
+      },
+      openSync(join(dir, 'controlplane.log'), 'a'),
+    );
+    this.controlPlanePid = child.pid;
+    for (let i = 0; i < 300; i++) {
+      if ((await this.controlPlaneGet('/ready').catch(() => '')) === 'ready\n') return;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    throw new Error(`the control plane did not become ready in 30 s (log: ${join(dir, 'controlplane.log')})`);
   }
 
-  isEnrolled(pod: LabPod): boolean {
-    return this.enrolled.has(pod.namespace);
+  /** Stops the control plane; the node agents keep serving with their last config. */
+  async stopControlPlane(): Promise<void> {
+    const pid = this.controlPlanePid;
+    if (pid === undefined) return;
+    this.controlPlanePid = undefined;
+    try {
+      process.kill(pid, 'SIGTERM');
+    } catch {
+      return;
+    }
+    for (let i = 0; i < 100; i++) {
+      try {
+        process.kill(pid, 0);
+      } catch {
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+
+  /** Labels a namespace in or out of ambient enrollment; the control plane pushes the change. */
+  async setEnrolled(namespace: string, enrolled: boolean): Promise<void> {
+    await labelManifest(this.manifestDir, { kind: 'Namespace', namespace: '', name: namespace }, [
+      enrolled ? `${DATAPLANE_MODE_LABEL}=ambient` : `${DATAPLANE_MODE_LABEL}-`,
+    ]);
+  }
+
+  /** Whether the control plane puts a pod on HBONE: its own label, else its namespace's. */
+  async isEnrolled(pod: LabPod): Promise<boolean> {
+    const own = pod.labels?.[DATAPLANE_MODE_LABEL];
+    if (own) return own === 'ambient';
+    const ns = await readManifest(this.manifestDir, {
+      kind: 'Namespace',
+      namespace: '',
+      name: pod.namespace,
+    }).catch(() => ({}) as Record<string, unknown>);
+    const labels = ((ns.metadata as { labels?: Record<string, string> } | undefined)?.labels ?? {}) as Record<
+      string,
+      string
+    >;
+    return labels[DATAPLANE_MODE_LABEL] === 'ambient';
   }
 
   /** The node agent's Prometheus exposition, scraped from inside the node. */
   async metrics(node: number): Promise<string> {
-    const n = this.lab.nodes[node];
-    if (!n) throw new Error(`no node ${node}`);
+    const n = this.node(node);
     return curlIn(n.netns, `http://${n.ip}:15020/metrics`);
+  }
+
+  /** The node agent's config dump. */
+  async configDump(node: number): Promise<Record<string, unknown>> {
+    const n = this.node(node);
+    return JSON.parse(await curlIn(n.netns, 'http://127.0.0.1:15000/config_dump')) as Record<string, unknown>;
+  }
+
+  /** GET on the control plane's monitoring port (/metrics, /ready, /debug/connections, /debug/config). */
+  controlPlaneGet(path: string): Promise<string> {
+    const n = this.node(0);
+    return curlIn(n.netns, `http://${n.ip}:${CONTROL_PLANE_MONITOR_PORT}${path}`);
   }
 
   async ready(node: number): Promise<boolean> {
     const n = this.lab.nodes[node];
     if (!n) return false;
     return (await curlIn(n.netns, `http://${n.ip}:15021/healthz/ready`).catch(() => '')) === 'ready\n';
+  }
+
+  private node(index: number) {
+    const n = this.lab.nodes[index];
+    if (!n) throw new Error(`no node${index}`);
+    return n;
   }
 
   private async waitReady(node: number): Promise<void> {
@@ -101,51 +199,96 @@ export class LabMesh {
     throw new Error(`ztunnel on node${node} did not become ready in 30 s (logs in ${this.options.dir})`);
   }
 
-  private async writeConfig(): Promise<void> {
+  /** One bearer token per node agent, bound to its node; the control plane gets the table. */
+  private async writeTokens(): Promise<void> {
+    const { dir } = this.options;
+    const table: Record<string, { node: string }> = {};
+    for (const node of this.lab.nodes) {
+      const token = randomBytes(24).toString('base64url');
+      table[token] = { node: `node${node.index}` };
+      await writeFile(join(dir, `token-node${node.index}`), `${token}\n`, { mode: 0o600 });
+    }
+    await writeFile(join(dir, 'tokens.json'), JSON.stringify(table, null, 2), { mode: 0o600 });
+  }
+
+  /** What each node's pod runtime knows: pod to network namespace. */
+  private async writePodNetns(): Promise<void> {
+    for (const node of this.lab.nodes) {
+      const map = Object.fromEntries(
+        this.lab.pods.filter((p) => p.node === node.index).map((p) => [`${p.namespace}/${p.name}`, p.netns]),
+      );
+      const file = join(this.options.dir, `pods-node${node.index}.json`);
+      await writeFile(`${file}.tmp`, JSON.stringify(map, null, 2));
+      await rename(`${file}.tmp`, file);
+    }
+  }
+
+  private async writeManifests(): Promise<void> {
     const lab = this.lab;
-    const workloads = lab.pods.map((p) => {
-      const services: Record<string, Record<number, number>> = {};
-      for (const s of lab.services) {
-        if (!s.endpoints.includes(p)) continue;
-        services[`${s.namespace}/${s.name}.${s.namespace}.svc.cluster.local`] = Object.fromEntries(
-          s.ports.map((port) => [port.port, port.targetPort]),
-        );
-      }
-      return {
-        uid: `lab//v1/Pod/${p.namespace}/${p.name}`,
-        name: p.name,
-        namespace: p.namespace,
-        serviceAccount: p.serviceAccount ?? 'default',
-        workloadIps: [p.ip],
-        protocol: this.isEnrolled(p) ? 'HBONE' : 'TCP',
-        node: `node${p.node}`,
-        netns: p.netns,
-        services,
-      };
-    });
-    for (let i = 0; i < (this.options.extraWorkloads ?? 0); i++) {
-      workloads.push({
-        uid: `lab//v1/Pod/synthetic/w${i}`,
-        name: `w${i}`,
-        namespace: 'synthetic',
-        serviceAccount: `sa${i % 50}`,
-        workloadIps: [`198.18.${64 + Math.floor(i / 250)}.${(i % 250) + 1}`],
-        protocol: 'HBONE',
-        node: 'elsewhere',
-        netns: '',
-        services: {},
+    const dir = this.manifestDir;
+    const enrolled = new Set(this.options.enrolledNamespaces);
+    const namespaces = new Set([
+      ...lab.pods.map((p) => p.namespace),
+      ...lab.services.map((s) => s.namespace),
+    ]);
+    for (const ns of namespaces) {
+      await writeManifest(dir, {
+        apiVersion: 'v1',
+        kind: 'Namespace',
+        metadata: { name: ns, labels: enrolled.has(ns) ? { [DATAPLANE_MODE_LABEL]: 'ambient' } : {} },
       });
     }
-    const services = lab.services.map((s) => ({
-      name: s.name,
-      namespace: s.namespace,
-      hostname: `${s.name}.${s.namespace}.svc.cluster.local`,
-      vips: [`/${s.vip}`],
-      ports: Object.fromEntries(s.ports.map((p) => [p.port, p.targetPort])),
-    }));
-    const tmp = `${this.configFile}.tmp`;
-    await writeFile(tmp, stringify({ workloads, services, policies: [] }));
-    await rename(tmp, this.configFile);
+    const accounts = new Set(lab.pods.map((p) => `${p.namespace}/${p.serviceAccount ?? 'default'}`));
+    for (const a of accounts) {
+      const [namespace, name] = a.split('/');
+      await writeManifest(dir, { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name, namespace } });
+    }
+    for (const p of lab.pods) {
+      await writeManifest(dir, {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name: p.name, namespace: p.namespace, labels: p.labels ?? {} },
+        spec: { nodeName: `node${p.node}`, serviceAccountName: p.serviceAccount ?? 'default' },
+        status: { phase: 'Running', podIP: p.ip },
+      });
+    }
+    for (const s of lab.services) {
+      await writeManifest(dir, {
+        apiVersion: 'v1',
+        kind: 'Service',
+        metadata: { name: s.name, namespace: s.namespace },
+        spec: {
+          clusterIP: s.vip,
+          selector: s.selector,
+          ports: s.ports.map((p) => ({
+            ...(p.name && { name: p.name }),
+            port: p.port,
+            targetPort: p.targetPort,
+          })),
+        },
+      });
+    }
+    const extra = this.options.extraWorkloads ?? 0;
+    if (extra > 0) {
+      // One JSON list: quick to parse, and kept apart from the lab's own objects.
+      const items = Array.from({ length: extra }, (_, i) => ({
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name: `w${i}`, namespace: 'synthetic', labels: { app: `w${i % 50}` } },
+        spec: { nodeName: 'elsewhere', serviceAccountName: `sa${i % 50}` },
+        status: { podIP: `198.18.${64 + Math.floor(i / 250)}.${(i % 250) + 1}` },
+      }));
+      await writeFile(
+        join(dir, '.synthetic.json'),
+        JSON.stringify({ apiVersion: 'v1', kind: 'List', items }),
+      );
+      await rename(join(dir, '.synthetic.json'), join(dir, 'synthetic.json'));
+      await writeManifest(dir, {
+        apiVersion: 'v1',
+        kind: 'Namespace',
+        metadata: { name: 'synthetic', labels: { [DATAPLANE_MODE_LABEL]: 'ambient' } },
+      });
+    }
   }
 }
 
