@@ -29,9 +29,10 @@ export const DATAPLANE_MODE_LABEL = 'istio.io/dataplane-mode';
 export const CONTROL_PLANE_GRPC_PORT = 15012;
 export const CONTROL_PLANE_MONITOR_PORT = 15014;
 
+/** A package's built entry point (also when this module runs from sources, as in tests). */
 function entry(pkg: string): string {
   const require = createRequire(import.meta.url);
-  return join(dirname(require.resolve(pkg)), 'main.js');
+  return join(dirname(require.resolve(`${pkg}/package.json`)), 'dist', 'main.js');
 }
 
 export function ztunnelEntry(): string {
@@ -100,14 +101,7 @@ export class LabMesh {
     const child = this.lab.start(
       node.netns,
       [...WITH_ULIMIT, controlPlaneEntry()],
-      {
-        CP_MANIFEST_DIR: this.manifestDir,
-        CP_CA_DIR: join(dir, 'ca'),
-        CP_TOKENS_FILE: join(dir, 'tokens.json'),
-        CP_GRPC_ADDRESS: node.ip,
-        CP_MONITOR_ADDRESS: node.ip,
-        CP_LOG_LEVEL: this.options.logLevel ?? 'warn',
-      },
+      this.controlPlaneEnv(),
       openSync(join(dir, 'controlplane.log'), 'a'),
     );
     this.controlPlanePid = child.pid;
@@ -116,6 +110,20 @@ export class LabMesh {
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
     throw new Error(`the control plane did not become ready in 30 s (log: ${join(dir, 'controlplane.log')})`);
+  }
+
+  /** The control plane's settings in this lab (it runs in node0's namespace). */
+  controlPlaneEnv(): Record<string, string> {
+    const { dir } = this.options;
+    const node = this.node(0);
+    return {
+      CP_MANIFEST_DIR: this.manifestDir,
+      CP_CA_DIR: join(dir, 'ca'),
+      CP_TOKENS_FILE: join(dir, 'tokens.json'),
+      CP_GRPC_ADDRESS: node.ip,
+      CP_MONITOR_ADDRESS: node.ip,
+      CP_LOG_LEVEL: this.options.logLevel ?? 'warn',
+    };
   }
 
   /** Stops the control plane; the node agents keep serving with their last config. */

@@ -150,6 +150,11 @@ export class ControlPlaneApp {
     return this.ads?.dump() ?? [];
   }
 
+  /** The xDS server, for composing another source of resources (a second registry, a test). */
+  get adsServer(): DeltaAdsServer | undefined {
+    return this.ads;
+  }
+
   private onChange(keys: readonly string[]): void {
     for (const k of keys) this.pendingKinds.add(k.slice(0, k.indexOf('/')) as KubeObject['kind']);
     const { debounceMs, debounceMaxMs } = this.inputs.config;

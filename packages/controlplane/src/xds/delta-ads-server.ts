@@ -157,6 +157,11 @@ export class DeltaAdsServer {
     }
   }
 
+  /** The resources currently published for a type. */
+  snapshot(typeUrl: string): TypeSnapshot {
+    return this.snapshots.get(typeUrl) ?? new Map();
+  }
+
   connectionCount(): number {
     return this.connections.size;
   }
