@@ -27,13 +27,81 @@ describe.skipIf(!isRoot)('ambientctl (root)', () => {
     expect(left).not.toContain(`${name}-`);
   });
 
-  it('lab up, exec, status and down work across separate invocations, and errors are clear', async () => {
+  it('lab up, exec, status, label, apply, delete and down work across separate invocations, and errors are clear', async () => {
     const cli = (...args: string[]) =>
       run(process.execPath, [CLI, 'lab', '--name', name, ...args], { timeout: 60_000 });
+    const ctl = (...args: string[]) =>
+      run(process.execPath, [CLI, ...args, '--lab', name], { timeout: 60_000 });
     await cli('up');
+    expect((await cli('status')).stdout).toMatch(/control plane {2}198\.18\.0\.10:15012 +serving 2 proxies/);
     const exec = await cli('exec', 'demo/sleep', '--', 'curl', '-s', 'http://echo.demo.svc.cluster.local/');
     expect(exec.stdout).toMatch(/^echo-[01] saw 198\.18\.16\.10/);
     expect((await cli('status')).stdout).toContain('legacy/client    198.18.17.11   node1  not enrolled');
+
+    // Label the namespace out of the mesh: pods are released, echo-0 then sees plaintext from sleep.
+    expect((await ctl('label', 'namespace', 'demo', 'istio.io/dataplane-mode-')).stdout).toBe(
+      'namespace/demo labeled: (none)\n',
+    );
+    await expect
+      .poll(async () => (await cli('status')).stdout, { timeout: 10_000 })
+      .toContain('demo/sleep       198.18.16.10   node0  not enrolled');
+    expect((await cli('status')).stdout).toContain('demo/echo-0      198.18.17.10   node1  not enrolled');
+    await expect
+      .poll(
+        async () =>
+          JSON.parse(
+            (await cli('exec', 'node1', '--', 'curl', '-s', 'http://127.0.0.1:15000/config_dump')).stdout,
+          ).enrolled,
+        { timeout: 10_000 },
+      )
+      .toEqual([]);
+    expect(
+      (await cli('exec', 'demo/sleep', '--', 'curl', '-s', 'http://echo.demo.svc.cluster.local/')).stdout,
+    ).toMatch(/^echo-[01] saw 198\.18\.16\.10/);
+    await ctl('label', 'namespace', 'demo', 'istio.io/dataplane-mode=ambient');
+    await expect
+      .poll(async () => (await cli('status')).stdout, { timeout: 10_000 })
+      .toContain('demo/sleep       198.18.16.10   node0  enrolled (HBONE)');
+
+    // apply validates everything first and writes nothing when any document is invalid.
+    const policy = fileURLToPath(new URL('./fixtures/deny-sleep.yaml', import.meta.url));
+    const invalid = fileURLToPath(new URL('./fixtures/invalid-policy.yaml', import.meta.url));
+    await expect(ctl('apply', '-f', invalid)).rejects.toSatisfy((e) =>
+      (e as { stderr: string }).stderr.includes(
+        'AuthorizationPolicy demo/broken: spec.rules[0].to[0].operation.ports[0]: "http" is not a port from 1 to 65535',
+      ),
+    );
+    const { stdout: files } = await run('ls', [`/run/ambient-lab/${name}/manifests`]);
+    expect(files).not.toContain('serviceaccount-demo-fine.yaml');
+    expect((await ctl('apply', '-f', policy)).stdout).toBe(
+      'applied authorizationpolicy-demo-deny-sleep.yaml\n',
+    );
+    await expect
+      .poll(
+        async () =>
+          (
+            await cli(
+              'exec',
+              'demo/sleep',
+              '--',
+              'curl',
+              '-s',
+              '--max-time',
+              '2',
+              'http://echo.demo.svc.cluster.local/',
+            ).catch(() => ({ stdout: 'refused' }))
+          ).stdout,
+        { timeout: 10_000 },
+      )
+      .toBe('refused');
+    expect((await ctl('delete', '-f', policy)).stdout).toBe('deleted authorizationpolicy/deny-sleep\n');
+    await expect
+      .poll(
+        async () =>
+          (await cli('exec', 'demo/sleep', '--', 'curl', '-s', 'http://echo.demo.svc.cluster.local/')).stdout,
+        { timeout: 10_000 },
+      )
+      .toMatch(/^echo-[01] saw/);
     await cli('down');
     await expect(cli('status')).rejects.toSatisfy((e) =>
       (e as { stderr: string }).stderr.includes(`no lab named "${name}" is up`),

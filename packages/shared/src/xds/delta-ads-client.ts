@@ -13,6 +13,7 @@ import type { Logger } from 'pino';
 import type protobuf from 'protobufjs';
 import { type BackoffPolicy, backoffDelay } from '../backoff.js';
 import { formatProblems, type Problem, type Result } from '../result.js';
+import { readDeltaResponse } from './delta-response-reader.js';
 import type { XdsClientMetrics } from './xds-metrics.js';
 import { meshProtos } from './xds-protos.js';
 
@@ -86,20 +87,6 @@ interface TypeState {
   lastNonce: string;
 }
 
-interface WireResource {
-  name: string;
-  version: string;
-  resource?: { typeUrl: string; value: Uint8Array } | null;
-}
-
-interface WireResponse {
-  typeUrl: string;
-  nonce: string;
-  systemVersionInfo: string;
-  resources: WireResource[];
-  removedResources: string[];
-}
-
 export interface XdsClientDump {
   readonly target: string;
   readonly connected: boolean;
@@ -119,7 +106,6 @@ export interface XdsClientDump {
 export class DeltaAdsClient {
   private readonly types = new Map<string, TypeState>();
   private readonly request: protobuf.Type;
-  private readonly response: protobuf.Type;
   private readonly client: grpc.Client;
   private call?: grpc.ClientDuplexStream<object, Buffer>;
   private closed = false;
@@ -134,7 +120,6 @@ export class DeltaAdsClient {
   constructor(private readonly inputs: DeltaAdsClientInputs) {
     const root = meshProtos();
     this.request = root.lookupType('envoy.service.discovery.v3.DeltaDiscoveryRequest');
-    this.response = root.lookupType('envoy.service.discovery.v3.DeltaDiscoveryResponse');
     for (const sub of inputs.subscriptions) {
       this.types.set(sub.type.typeUrl, {
         sub,
@@ -286,12 +271,12 @@ export class DeltaAdsClient {
   }
 
   private onResponse(call: grpc.ClientDuplexStream<object, Buffer>, buf: Buffer): void {
-    const res = this.response.decode(buf) as unknown as WireResponse;
+    const res = readDeltaResponse(buf);
     const url = res.typeUrl;
     this.inputs.metrics?.messages.inc({ url });
     this.inputs.metrics?.messageBytes.inc(
       { url },
-      res.resources.reduce((n, r) => n + (r.resource?.value.length ?? 0), 0),
+      res.resources.reduce((n, r) => n + (r.value?.length ?? 0), 0),
     );
     const t = this.types.get(url);
     if (!t) {
@@ -308,13 +293,13 @@ export class DeltaAdsClient {
         problems.push({ path: '(unnamed)', message: 'resource has no name' });
         continue;
       }
-      if (!r.resource) {
+      if (!r.value) {
         problems.push({ path: name, message: 'XDS payload without resource' });
         continue;
       }
       // The payload is decoded as the response's type whatever its Any.type_url says, as Istio's
       // ztunnel does; a payload of another type fails to decode or validate and is rejected.
-      const decoded = t.sub.type.decode(r.resource.value, name);
+      const decoded = t.sub.type.decode(r.value, name);
       if (!decoded.ok) {
         problems.push({ path: name, message: formatProblems(decoded.problems) });
         continue;

@@ -1,0 +1,76 @@
+/**
+ * A process of real xDS clients for bench/xds: each is a DeltaAdsClient subscribed to Istio's
+ * Address and Authorization types with ztunnel's own decoders, over TLS with its node's token.
+ * Reports (JSON lines on stdout, timestamps on the machine's shared clock):
+ *   {"synced": i, "at": ms, "resources": n}    when client i holds its first full config
+ *   {"change": k, "client": i, "at": ms}         when client i sees the target pod at 198.18.200.k
+ * Started with: <target> <rootCertFile> <tokensJson> <firstIndex> <count>; connects on "start".
+ */
+import { readFileSync } from 'node:fs';
+import { DeltaAdsClient, XdsClientMetrics } from '@ambient/shared';
+import { type AddressValue, addressResourceType, authorizationResourceType } from '@ambient/ztunnel';
+import * as grpc from '@grpc/grpc-js';
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
+
+const [target = '', rootFile = '', tokensJson = '', first = '0', count = '1'] = process.argv.slice(2);
+const root = readFileSync(rootFile);
+const tokens = JSON.parse(readFileSync(tokensJson, 'utf8')) as Record<string, { node: string }>;
+const tokenOf = new Map(Object.entries(tokens).map(([t, v]) => [v.node, t]));
+const TARGET = 'Kubernetes//Pod/bench/target';
+const now = () => performance.timeOrigin + performance.now();
+const logger = pino({ level: 'silent' });
+const clients: DeltaAdsClient[] = [];
+
+function emit(o: object): void {
+  process.stdout.write(`${JSON.stringify(o)}\n`);
+}
+
+function startClient(i: number): void {
+  const node = `node${i}`;
+  let addresses = 0;
+  const client: DeltaAdsClient = new DeltaAdsClient({
+    target,
+    credentials: grpc.credentials.createSsl(root),
+    channelOptions: { 'grpc.ssl_target_name_override': 'istiod.istio-system.svc' },
+    callMetadata: () => ({ authorization: `Bearer ${tokenOf.get(node)}` }),
+    node: {
+      id: `ztunnel~127.0.0.1~ztunnel-${node}.istio-system~istio-system.svc.cluster.local`,
+      metadata: { NODE_NAME: node },
+    },
+    logger,
+    metrics: new XdsClientMetrics(new Registry()),
+    subscriptions: [
+      {
+        type: addressResourceType(),
+        onChange: ({
+          updated,
+          all,
+        }: {
+          updated: ReadonlyMap<string, AddressValue>;
+          all: ReadonlyMap<string, AddressValue>;
+        }) => {
+          addresses = all.size;
+          const t = updated.get(TARGET);
+          if (t && 'workload' in t && client.isSynced()) {
+            const k = Number(t.workload.ips[0]?.split('.')[3]);
+            emit({ change: k, client: i, at: now() });
+          }
+        },
+      },
+      { type: authorizationResourceType(), onChange: () => {} },
+    ],
+  });
+  clients.push(client);
+  client.start();
+  client.synced().then(() => emit({ synced: i, at: now(), resources: addresses }));
+}
+
+process.stdin.on('data', (d: Buffer) => {
+  if (d.toString().includes('start'))
+    for (let i = Number(first); i < Number(first) + Number(count); i++) startClient(i);
+  if (d.toString().includes('stop')) {
+    for (const c of clients) c.close();
+    process.exit(0);
+  }
+});

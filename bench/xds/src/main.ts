@@ -1,0 +1,281 @@
+/**
+ * Control plane benchmark: one control plane process (TLS gRPC on loopback) with 10,000 workloads
+ * and 1,000 services from a manifest directory, and 50 real xDS clients (ztunnel's DeltaAdsClient
+ * and decoders, with per-node tokens) in two client processes. Measures:
+ *   - initial sync: from the clients being told to connect until each holds its full config;
+ *   - convergence: from writing one pod change (its IP) to every client holding it, over
+ *     BENCH_CHANGES changes (default 30), reported as p50/p99 of the all-clients time and of
+ *     the per-client delivery times;
+ *   - the control plane's RSS and CPU time in each phase.
+ * Needs no root: everything is on 127.0.0.1.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { LocalCa } from '@ambient/shared';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const WORKLOADS = Number(process.env.BENCH_WORKLOADS ?? 10_000);
+const SERVICES = Number(process.env.BENCH_SERVICES ?? 1_000);
+const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 50);
+const CHANGES = Number(process.env.BENCH_CHANGES ?? 30);
+const WARMUP = 3;
+const NAMESPACES = 10;
+const CLIENT_PROCESSES = Number(process.env.BENCH_CLIENT_PROCESSES ?? 2);
+
+const now = () => performance.timeOrigin + performance.now();
+
+function pct(values: readonly number[], p: number): number {
+  const s = [...values].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))] ?? Number.NaN;
+}
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
+  const port = (s.address() as { port: number }).port;
+  await new Promise((resolve) => s.close(resolve));
+  return port;
+}
+
+/** CPU seconds (user + system) and RSS in MB of a process, from /proc. */
+async function usage(pid: number): Promise<{ cpu: number; rssMb: number }> {
+  const stat = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]?.split(' ') ?? [];
+  const ticks = Number(stat[11]) + Number(stat[12]);
+  const rss = /VmRSS:\s+(\d+) kB/.exec(await readFile(`/proc/${pid}/status`, 'utf8'))?.[1];
+  return { cpu: ticks / 100, rssMb: Number(rss) / 1024 };
+}
+
+async function writeManifests(dir: string): Promise<void> {
+  const perNs = Math.ceil(WORKLOADS / NAMESPACES);
+  const svcPerNs = Math.ceil(SERVICES / NAMESPACES);
+  const items: object[] = [];
+  for (let n = 0; n < NAMESPACES; n++) {
+    items.push({
+      apiVersion: 'v1',
+      kind: 'Namespace',
+      metadata: { name: `ns${n}`, labels: { 'istio.io/dataplane-mode': 'ambient' } },
+    });
+    for (let s = 0; s < svcPerNs; s++) {
+      items.push({
+        apiVersion: 'v1',
+        kind: 'Service',
+        metadata: { name: `svc${s}`, namespace: `ns${n}` },
+        spec: {
+          clusterIP: `10.96.${n}.${s + 1}`,
+          selector: { app: `svc${s}` },
+          ports: [{ name: 'http', port: 80, targetPort: 8080 }],
+        },
+      });
+    }
+  }
+  for (let i = 0; i < WORKLOADS; i++) {
+    const n = i % NAMESPACES;
+    const k = Math.floor(i / NAMESPACES);
+    items.push({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: `pod${k}`, namespace: `ns${n}`, labels: { app: `svc${k % svcPerNs}` } },
+      spec: { nodeName: `node${i % CLIENTS}`, serviceAccountName: `sa${k % 20}` },
+      status: { podIP: `10.${64 + n}.${Math.floor(k / 250)}.${(k % 250) + 1}` },
+    });
+  }
+  if (perNs * NAMESPACES < WORKLOADS) throw new Error('namespace split');
+  await writeFile(join(dir, 'cluster.json'), JSON.stringify({ apiVersion: 'v1', kind: 'List', items }));
+  items.length = 0;
+  items.push({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'bench' } });
+  await writeFile(join(dir, 'bench-namespace.json'), JSON.stringify(items[0]));
+  await writeTarget(dir, 0);
+}
+
+/** The pod the benchmark changes: its IP carries the change number. */
+async function writeTarget(dir: string, k: number): Promise<void> {
+  const pod = {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: 'target', namespace: 'bench', labels: { app: 'target' } },
+    spec: { nodeName: 'node0', serviceAccountName: 'target' },
+    status: { podIP: `198.18.200.${k}` },
+  };
+  await writeFile(join(dir, '.target.json'), JSON.stringify(pod));
+  await rename(join(dir, '.target.json'), join(dir, 'target.json'));
+}
+
+interface Report {
+  synced?: number;
+  change?: number;
+  client?: number;
+  at: number;
+  resources?: number;
+}
+
+async function main(): Promise<void> {
+  const work = await mkdtemp(join(tmpdir(), 'bench-xds-'));
+  const manifests = join(work, 'manifests');
+  await mkdir(manifests);
+  const children: ChildProcess[] = [];
+  try {
+    process.stderr.write(`bench: writing ${WORKLOADS} pods and ${SERVICES} services\n`);
+    await writeManifests(manifests);
+    await LocalCa.loadOrCreate(join(work, 'ca'), { trustDomain: 'cluster.local' });
+    const tokens: Record<string, { node: string }> = {};
+    for (let i = 0; i < CLIENTS; i++) tokens[`bench-token-node${i}-0123456789`] = { node: `node${i}` };
+    await writeFile(join(work, 'tokens.json'), JSON.stringify(tokens));
+    const port = await freePort();
+    const monitor = await freePort();
+    const cpEntry = join(here, '../../../packages/controlplane/dist/main.js');
+    const cp = spawn(process.execPath, [...(process.env.BENCH_CP_NODE_ARGS?.split(' ').filter(Boolean) ?? []), cpEntry], {
+      env: {
+        ...process.env,
+        CP_MANIFEST_DIR: manifests,
+        CP_CA_DIR: join(work, 'ca'),
+        CP_TOKENS_FILE: join(work, 'tokens.json'),
+        CP_GRPC_ADDRESS: '127.0.0.1',
+        CP_GRPC_PORT: String(port),
+        CP_MONITOR_ADDRESS: '127.0.0.1',
+        CP_MONITOR_PORT: String(monitor),
+        CP_LOG_LEVEL: 'warn',
+      },
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
+    children.push(cp);
+    const startedAt = now();
+    for (let i = 0; ; i++) {
+      const ok = await fetch(`http://127.0.0.1:${monitor}/ready`).then(
+        (r) => r.ok,
+        () => false,
+      );
+      if (ok) break;
+      if (i > 600) throw new Error('control plane did not start in 60 s');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const loadMs = now() - startedAt;
+    const cpPid = cp.pid as number;
+    const idle = await usage(cpPid);
+
+    const reports: Report[] = [];
+    const waiters: Array<() => void> = [];
+    const per = Math.ceil(CLIENTS / CLIENT_PROCESSES);
+    for (let p = 0; p < CLIENT_PROCESSES; p++) {
+      const first = p * per;
+      const count = Math.min(per, CLIENTS - first);
+      const child = spawn(
+        process.execPath,
+        [
+          ...(process.env.BENCH_CLIENT_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
+          join(here, 'clients.js'),
+          `127.0.0.1:${port}`,
+          join(work, 'ca', 'root-cert.pem'),
+          join(work, 'tokens.json'),
+          String(first),
+          String(count),
+        ],
+        { stdio: ['pipe', 'pipe', 'inherit'] },
+      );
+      children.push(child);
+      let buf = '';
+      child.stdout?.on('data', (d: Buffer) => {
+        buf += d.toString();
+        let nl = buf.indexOf('\n');
+        while (nl >= 0) {
+          reports.push(JSON.parse(buf.slice(0, nl)) as Report);
+          buf = buf.slice(nl + 1);
+          nl = buf.indexOf('\n');
+        }
+        for (const w of waiters.splice(0)) w();
+      });
+    }
+    const waitFor = async (pred: () => boolean, what: string, ms: number) => {
+      const deadline = Date.now() + ms;
+      while (!pred()) {
+        if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
+        await new Promise<void>((resolve) => {
+          waiters.push(resolve);
+          setTimeout(resolve, 50);
+        });
+      }
+    };
+    await new Promise((resolve) => setTimeout(resolve, 500)); // client processes load their modules
+
+    process.stderr.write(`bench: ${CLIENTS} clients connecting\n`);
+    const syncStart = now();
+    for (const c of children.slice(1)) c.stdin?.write('start\n');
+    await waitFor(
+      () => reports.filter((r) => r.synced !== undefined).length >= CLIENTS,
+      'initial sync',
+      120_000,
+    );
+    const synced = reports.filter((r) => r.synced !== undefined);
+    const syncTimes = synced.map((r) => r.at - syncStart);
+    const resources = synced[0]?.resources ?? 0;
+    const afterSync = await usage(cpPid);
+
+    process.stderr.write(`bench: ${CHANGES} one-pod changes (after ${WARMUP} warm-up changes)\n`);
+    // Let the clients' heaps settle after taking in the snapshot, then warm up.
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const allClients: number[] = [];
+    const perClient: number[] = [];
+    for (let k = 1; k <= CHANGES + WARMUP; k++) {
+      const t0 = now();
+      await writeTarget(manifests, k);
+      await waitFor(
+        () => reports.filter((r) => r.change === k).length >= CLIENTS,
+        `change ${k} to reach all clients`,
+        30_000,
+      );
+      const times = reports.filter((r) => r.change === k).map((r) => r.at - t0);
+      if (k > WARMUP) {
+        allClients.push(Math.max(...times));
+        perClient.push(...times);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    if (process.env.BENCH_VERBOSE) process.stderr.write(`all-clients ms: ${allClients.map((v) => v.toFixed(0)).join(' ')}\n`);
+    const afterChanges = await usage(cpPid);
+    const metrics = await (await fetch(`http://127.0.0.1:${monitor}/metrics`)).text();
+    const nacks = Number(/^pilot_total_xds_rejects\S* (\d+)/m.exec(metrics)?.[1] ?? 0);
+
+    const f = (n: number, d = 0) => n.toFixed(d);
+    const rows: Array<[string, string]> = [
+      ['workloads / services / clients', `${WORKLOADS} / ${SERVICES} / ${CLIENTS}`],
+      ['resources per client (Address)', String(resources)],
+      ['control plane load of the manifests (ms)', f(loadMs)],
+      ['initial sync, all clients (ms)', f(Math.max(...syncTimes))],
+      ['initial sync, per client p50 (ms)', f(pct(syncTimes, 50))],
+      ['one-pod change to all clients p50 (ms)', f(pct(allClients, 50), 1)],
+      ['one-pod change to all clients p99 (ms)', f(pct(allClients, 99), 1)],
+      ['one-pod change per client p50 (ms)', f(pct(perClient, 50), 1)],
+      ['one-pod change per client p99 (ms)', f(pct(perClient, 99), 1)],
+      [
+        'control plane RSS idle / after sync / end (MB)',
+        `${f(idle.rssMb)} / ${f(afterSync.rssMb)} / ${f(afterChanges.rssMb)}`,
+      ],
+      ['control plane CPU in initial sync (s)', f(afterSync.cpu - idle.cpu, 2)],
+      [`control plane CPU in ${CHANGES} changes (s)`, f(afterChanges.cpu - afterSync.cpu, 2)],
+      ['NACKs', String(nacks)],
+    ];
+    const width = Math.max(...rows.map(([k]) => k.length));
+    console.log(`${'metric'.padEnd(width)}  value`);
+    for (const [k, v] of rows) console.log(`${k.padEnd(width)}  ${v}`);
+    const sync = Math.max(...syncTimes);
+    const conv = pct(allClients, 99);
+    console.log(`target initial sync <= 2000 ms: ${sync <= 2000 ? 'met' : 'NOT met'} (${f(sync)} ms)`);
+    console.log(
+      `target one-change convergence p99 <= 100 ms: ${conv <= 100 ? 'met' : 'NOT met'} (${f(conv, 1)} ms)`,
+    );
+  } finally {
+    for (const c of children.slice(1)) c.stdin?.write('stop\n');
+    // Let clients exit on their own first (profiles and reports are written at exit).
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    for (const c of children) c.kill('SIGTERM');
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(`bench/xds: ${(err as Error).stack ?? err}`);
+  process.exitCode = 1;
+});
