@@ -127,20 +127,24 @@ async function main(): Promise<void> {
     const port = await freePort();
     const monitor = await freePort();
     const cpEntry = join(here, '../../../packages/controlplane/dist/main.js');
-    const cp = spawn(process.execPath, [...(process.env.BENCH_CP_NODE_ARGS?.split(' ').filter(Boolean) ?? []), cpEntry], {
-      env: {
-        ...process.env,
-        CP_MANIFEST_DIR: manifests,
-        CP_CA_DIR: join(work, 'ca'),
-        CP_TOKENS_FILE: join(work, 'tokens.json'),
-        CP_GRPC_ADDRESS: '127.0.0.1',
-        CP_GRPC_PORT: String(port),
-        CP_MONITOR_ADDRESS: '127.0.0.1',
-        CP_MONITOR_PORT: String(monitor),
-        CP_LOG_LEVEL: 'warn',
+    const cp = spawn(
+      process.execPath,
+      [...(process.env.BENCH_CP_NODE_ARGS?.split(' ').filter(Boolean) ?? []), cpEntry],
+      {
+        env: {
+          ...process.env,
+          CP_MANIFEST_DIR: manifests,
+          CP_CA_DIR: join(work, 'ca'),
+          CP_TOKENS_FILE: join(work, 'tokens.json'),
+          CP_GRPC_ADDRESS: '127.0.0.1',
+          CP_GRPC_PORT: String(port),
+          CP_MONITOR_ADDRESS: '127.0.0.1',
+          CP_MONITOR_PORT: String(monitor),
+          CP_LOG_LEVEL: 'warn',
+        },
+        stdio: ['ignore', 'inherit', 'inherit'],
       },
-      stdio: ['ignore', 'inherit', 'inherit'],
-    });
+    );
     children.push(cp);
     const startedAt = now();
     for (let i = 0; ; i++) {
@@ -233,7 +237,8 @@ async function main(): Promise<void> {
       }
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
-    if (process.env.BENCH_VERBOSE) process.stderr.write(`all-clients ms: ${allClients.map((v) => v.toFixed(0)).join(' ')}\n`);
+    if (process.env.BENCH_VERBOSE)
+      process.stderr.write(`all-clients ms: ${allClients.map((v) => v.toFixed(0)).join(' ')}\n`);
     const afterChanges = await usage(cpPid);
     const metrics = await (await fetch(`http://127.0.0.1:${monitor}/metrics`)).text();
     const nacks = Number(/^pilot_total_xds_rejects\S* (\d+)/m.exec(metrics)?.[1] ?? 0);

@@ -72,8 +72,15 @@ export function stringMatch(value: string, stripSpiffe = false): WireStringMatch
 
 export function ipBytes(ip: string): Buffer {
   if (isIP(ip) === 4) return Buffer.from(ip.split('.').map(Number));
-  // IPv6: expand "::" and write 8 groups of 16 bits.
-  const [head = '', tail] = ip.split('::');
+  // IPv6: an embedded IPv4 tail (`::ffff:10.0.0.1`) is the last two groups; expand "::" and write
+  // 8 groups of 16 bits.
+  let text = ip;
+  const tail4 = ip.slice(ip.lastIndexOf(':') + 1);
+  if (isIP(tail4) === 4) {
+    const [a = 0, b = 0, c = 0, d = 0] = tail4.split('.').map(Number);
+    text = `${ip.slice(0, ip.length - tail4.length)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const [head = '', tail] = text.split('::');
   const h = head ? head.split(':') : [];
   const t = tail !== undefined && tail !== '' ? tail.split(':') : [];
   const groups = tail === undefined ? h : [...h, ...Array(8 - h.length - t.length).fill('0'), ...t];

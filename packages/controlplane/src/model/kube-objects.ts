@@ -204,17 +204,16 @@ class Fields {
     this.add(path, `${JSON.stringify(v)} is not an IP address`);
     return undefined;
   }
+  cidr(c: string, path: string): boolean {
+    const [addr = '', len] = c.split('/');
+    const family = isIP(addr);
+    const valid =
+      family !== 0 && (len === undefined || (/^\d+$/.test(len) && Number(len) <= (family === 6 ? 128 : 32)));
+    if (!valid) this.add(path, `${JSON.stringify(c)} is not an IP or CIDR`);
+    return valid;
+  }
   cidrs(v: unknown, path: string): string[] | undefined {
-    const l = this.strings(v, path);
-    return l?.filter((c, i) => {
-      const [addr = '', len] = c.split('/');
-      const family = isIP(addr);
-      const valid =
-        family !== 0 &&
-        (len === undefined || (/^\d+$/.test(len) && Number(len) <= (family === 6 ? 128 : 32)));
-      if (!valid) this.add(`${path}[${i}]`, `${JSON.stringify(c)} is not an IP or CIDR`);
-      return valid;
-    });
+    return this.strings(v, path)?.filter((c, i) => this.cidr(c, `${path}[${i}]`));
   }
 }
 
@@ -323,6 +322,42 @@ function decodePortList(f: Fields, v: unknown, path: string): string[] | undefin
   });
 }
 
+/** Condition keys Istio accepts: exact names, and families by prefix. */
+const CONDITION_KEYS = new Set([
+  'source.ip',
+  'remote.ip',
+  'source.namespace',
+  'source.principal',
+  'destination.ip',
+  'destination.port',
+  'connection.sni',
+  'request.auth.principal',
+  'request.auth.audiences',
+  'request.auth.presenter',
+]);
+const CONDITION_PREFIXES = ['request.headers[', 'request.auth.claims[', 'experimental.envoy.filters.'];
+
+/** Validates a condition key; returns the check for its values, if they have a format. */
+function conditionCheck(f: Fields, key: string, path: string): ((v: string, p: string) => void) | undefined {
+  if (!key) return undefined;
+  if (!CONDITION_KEYS.has(key) && !CONDITION_PREFIXES.some((prefix) => key.startsWith(prefix))) {
+    f.add(path, `${JSON.stringify(key)} is not a supported condition key`);
+    return undefined;
+  }
+  if (key === 'source.ip' || key === 'remote.ip' || key === 'destination.ip') {
+    return (v, p) => {
+      f.cidr(v, p);
+    };
+  }
+  if (key === 'destination.port') {
+    return (v, p) => {
+      if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > 65535)
+        f.add(p, `${JSON.stringify(v)} is not a port from 1 to 65535`);
+    };
+  }
+  return undefined;
+}
+
 function decodeAuthorizationPolicy(f: Fields, o: Obj): AuthorizationPolicyObject {
   const metadata = decodeMeta(f, o.metadata, true);
   const spec = f.obj(o.spec, 'spec') ?? {};
@@ -350,6 +385,9 @@ function decodeAuthorizationPolicy(f: Fields, o: Obj): AuthorizationPolicyObject
   const rules = f.list(spec.rules, 'spec.rules')?.map((r, i): PolicyRuleSpec => {
     const path = `spec.rules[${i}]`;
     const rule = f.obj(r, path) ?? {};
+    // A misspelt key would leave a rule that matches everything: refuse it.
+    for (const k of Object.keys(rule))
+      if (!['from', 'to', 'when'].includes(k)) f.add(`${path}.${k}`, 'unknown field');
     const from = f.list(rule.from, `${path}.from`)?.map((s, j): PolicySource => {
       const sp = `${path}.from[${j}].source`;
       const src = f.obj(f.obj(s, `${path}.from[${j}]`)?.source, sp) ?? {};
@@ -385,11 +423,20 @@ function decodeAuthorizationPolicy(f: Fields, o: Obj): AuthorizationPolicyObject
     const when = f.list(rule.when, `${path}.when`)?.map((c, j): PolicyCondition => {
       const cp = `${path}.when[${j}]`;
       const cond = f.obj(c, cp) ?? {};
-      return {
-        key: f.str(cond.key, `${cp}.key`),
-        values: f.strings(cond.values, `${cp}.values`),
-        notValues: f.strings(cond.notValues, `${cp}.notValues`),
-      };
+      for (const k of Object.keys(cond))
+        if (!['key', 'values', 'notValues'].includes(k)) f.add(`${cp}.${k}`, 'unknown field');
+      const key = f.str(cond.key, `${cp}.key`);
+      const check = conditionCheck(f, key, `${cp}.key`);
+      const values = f.strings(cond.values, `${cp}.values`);
+      const notValues = f.strings(cond.notValues, `${cp}.notValues`);
+      if (!values?.length && !notValues?.length) f.add(cp, 'must have values or notValues');
+      values?.forEach((v, k) => {
+        check?.(v, `${cp}.values[${k}]`);
+      });
+      notValues?.forEach((v, k) => {
+        check?.(v, `${cp}.notValues[${k}]`);
+      });
+      return { key, values, notValues };
     });
     return { ...(from && { from }), ...(to && { to }), ...(when && { when }) };
   });
@@ -465,7 +512,8 @@ export function decodeManifest(doc: unknown): DecodedManifest {
   const kind = typeof o.kind === 'string' ? o.kind : '';
   const meta = (o.metadata ?? {}) as Obj;
   const ref = `${kind || '(no kind)'} ${meta.namespace ? `${String(meta.namespace)}/` : ''}${String(meta.name ?? '(no name)')}`;
-  if (!(kind in API_VERSIONS)) {
+  // Own keys only: `constructor`, `toString` and the like are unknown kinds, not inherited properties.
+  if (!Object.hasOwn(API_VERSIONS, kind)) {
     if (!kind) return { ok: false, problems: [{ path: 'kind', message: 'is required' }], ref };
     return { ok: 'ignored', ref };
   }

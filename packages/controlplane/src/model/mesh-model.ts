@@ -161,6 +161,8 @@ interface Cached<T> {
   readonly ns: NamespaceObject | undefined;
   readonly generation: number;
   readonly value: T | undefined;
+  /** The Address wrapper, kept so that encoders caching by identity hit while inputs are unchanged. */
+  readonly address: WireAddress | undefined;
 }
 
 const SHARED_KINDS = new Set<KubeObject['kind']>([
@@ -222,15 +224,17 @@ export class MeshModelBuilder {
       const ns = ix.namespaces.get(pod.metadata.namespace);
       let cached = this.byKeyWorkload.get(key);
       if (!cached || cached.object !== pod || cached.ns !== ns || cached.generation !== this.generation) {
+        const value = this.workload(pod, ns, ix, authorizations);
         cached = {
           object: pod,
           ns,
           generation: this.generation,
-          value: this.workload(pod, ns, ix, authorizations),
+          value,
+          address: value && { workload: value },
         };
       }
       nextWorkloads.set(key, cached);
-      if (cached.value) addresses.set(cached.value.uid, { workload: cached.value });
+      if (cached.value && cached.address) addresses.set(cached.value.uid, cached.address);
     }
     this.byKeyWorkload = nextWorkloads;
 
@@ -241,11 +245,12 @@ export class MeshModelBuilder {
         const ns = ix.namespaces.get(svc.metadata.namespace);
         let cached = this.byKeyService.get(key);
         if (!cached || cached.object !== svc || cached.ns !== ns || cached.generation !== this.generation) {
-          cached = { object: svc, ns, generation: this.generation, value: this.service(svc, ns, ix) };
+          const value = this.service(svc, ns, ix);
+          cached = { object: svc, ns, generation: this.generation, value, address: { service: value } };
         }
         nextServices.set(key, cached);
         const v = cached.value as WireService;
-        addresses.set(`${v.namespace}/${v.hostname}`, { service: v });
+        addresses.set(`${v.namespace}/${v.hostname}`, cached.address as WireAddress);
       }
     }
     this.byKeyService = nextServices;
@@ -355,7 +360,7 @@ export class MeshModelBuilder {
       ? undefined
       : this.waypointFor(labels, ns, namespace, 'workload', ix, pod.serviceAccountName);
     return {
-      uid: pod.metadata.uid ?? `${this.options.clusterId}//Pod/${namespace}/${name}`,
+      uid: `${this.options.clusterId}//Pod/${namespace}/${name}`,
       name,
       namespace,
       addresses: pod.podIps.map(ipBytes),

@@ -6,7 +6,7 @@
  * stage a file and rename it into place.
  */
 import { type FSWatcher, watch } from 'node:fs';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 import type { Problem } from '@ambient/shared';
 import { parseAllDocuments } from 'yaml';
@@ -58,6 +58,7 @@ export class ManifestDirSource implements ConfigSource {
   constructor(private readonly inputs: ManifestDirSourceInputs) {}
 
   async start(): Promise<void> {
+    await mkdir(this.inputs.dir, { recursive: true });
     await this.scan();
     this.watcher = watch(this.inputs.dir, { persistent: false }, () => this.requestScan());
     this.watcher.on('error', () => this.requestScan());
@@ -213,7 +214,19 @@ function parseFile(file: string, text: string): { docs: Map<string, string>; inv
       invalid.push({ file, ref: decoded.ref, problems: decoded.problems });
       continue;
     }
-    docs.set(objectKey(decoded.value), JSON.stringify(doc));
+    const key = objectKey(decoded.value);
+    if (docs.has(key)) {
+      const { kind, metadata } = decoded.value;
+      invalid.push({
+        file,
+        ref: `${kind} ${metadata.namespace ? `${metadata.namespace}/` : ''}${metadata.name}`,
+        problems: [
+          { path: 'metadata.name', message: `${key} is defined twice in this file; the first is kept` },
+        ],
+      });
+      continue;
+    }
+    docs.set(key, JSON.stringify(doc));
   }
   return { docs, invalid };
 }

@@ -1,0 +1,332 @@
+import { mkdir, mkdtemp, rename, rm, utimes, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ManifestDirSource } from './manifest-dir-source.js';
+
+let dir: string;
+let sources: ManifestDirSource[];
+/** Increasing mtimes, so a rewrite is seen as a change however fast the test runs. */
+let clock: number;
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'manifest-dir-source-'));
+  sources = [];
+  clock = Math.floor(Date.now() / 1000);
+});
+
+afterEach(async () => {
+  for (const s of sources) s.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** Writes a file as a writer should: staged under a dot name, then renamed into place. */
+async function put(name: string, text: string): Promise<void> {
+  const staged = join(dir, `.${name}.tmp`);
+  await writeFile(staged, text);
+  clock += 10;
+  await utimes(staged, clock, clock);
+  await rename(staged, join(dir, name));
+}
+
+async function open(): Promise<{ source: ManifestDirSource; changes: () => string[] }> {
+  // A long rescan period: the tests drive scans with rescan().
+  const source = new ManifestDirSource({ dir, rescanMs: 600_000 });
+  const reported: string[][] = [];
+  source.onChange((keys) => reported.push([...keys]));
+  sources.push(source);
+  await source.start();
+  return {
+    source,
+    /** Keys reported since the last call, sorted. */
+    changes: () => reported.splice(0).flat().sort(),
+  };
+}
+
+const podYaml = (name: string, ip: string, extra = '') => `apiVersion: v1
+kind: Pod
+metadata:
+  name: ${name}
+  namespace: demo${extra}
+spec:
+  nodeName: node-a
+status:
+  podIP: ${ip}
+`;
+
+const podJson = (name: string, ip: string) => ({
+  apiVersion: 'v1',
+  kind: 'Pod',
+  metadata: { name, namespace: 'demo' },
+  status: { podIP: ip },
+});
+
+describe('ManifestDirSource: loading', () => {
+  it('loads every document of a multi-document YAML file, skipping empty ones', async () => {
+    await put(
+      'demo.yaml',
+      [
+        'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: demo\n  labels:\n    istio.io/dataplane-mode: ambient\n',
+        podYaml('web', '10.0.0.5'),
+        '# only a comment\n',
+        '',
+        'apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: demo}\nspec:\n  clusterIP: 10.96.0.10\n  ports: [{port: 80}]\n',
+      ].join('---\n'),
+    );
+    const { source } = await open();
+    const objects = source.objects();
+    expect([...objects.keys()].sort()).toEqual(['Namespace//demo', 'Pod/demo/web', 'Service/demo/web']);
+    expect(objects.get('Namespace//demo')?.metadata.labels).toEqual({ 'istio.io/dataplane-mode': 'ambient' });
+    expect(objects.get('Pod/demo/web')).toMatchObject({
+      kind: 'Pod',
+      podIps: ['10.0.0.5'],
+      nodeName: 'node-a',
+    });
+    expect(objects.get('Service/demo/web')).toMatchObject({ clusterIps: ['10.96.0.10'] });
+    expect(source.invalid()).toEqual([]);
+  });
+
+  it('loads JSON arrays, single JSON objects, .yml files and kind: List in YAML and JSON', async () => {
+    await put('array.json', JSON.stringify([podJson('a', '10.0.0.1'), podJson('b', '10.0.0.2')]));
+    await put('single.json', JSON.stringify(podJson('c', '10.0.0.3')));
+    await put(
+      'list.json',
+      JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [podJson('d', '10.0.0.4')] }),
+    );
+    await put(
+      'list.yml',
+      `apiVersion: v1
+kind: List
+items:
+  - apiVersion: v1
+    kind: ServiceAccount
+    metadata: {name: e, namespace: demo}
+  - apiVersion: v1
+    kind: Pod
+    metadata: {name: f, namespace: demo}
+`,
+    );
+    const { source } = await open();
+    expect([...source.objects().keys()].sort()).toEqual([
+      'Pod/demo/a',
+      'Pod/demo/b',
+      'Pod/demo/c',
+      'Pod/demo/d',
+      'Pod/demo/f',
+      'ServiceAccount/demo/e',
+    ]);
+    expect(source.invalid()).toEqual([]);
+  });
+
+  it('reports invalid documents with file, ref and field paths while keeping the valid ones', async () => {
+    await put(
+      'pods.yaml',
+      `${podYaml('web', '10.0.0.5')}---
+apiVersion: v1
+kind: Pod
+metadata: {name: broken, namespace: demo}
+spec:
+  containers:
+    - ports: [{containerPort: 0}]
+status:
+  podIP: nope
+`,
+    );
+    const { source } = await open();
+    expect([...source.objects().keys()]).toEqual(['Pod/demo/web']);
+    expect(source.invalid()).toEqual([
+      {
+        file: 'pods.yaml',
+        ref: 'Pod demo/broken',
+        problems: [
+          { path: 'status.podIP', message: '"nope" is not an IP address' },
+          { path: 'spec.containers[0].ports[0].containerPort', message: '0 is not a port from 1 to 65535' },
+        ],
+      },
+    ]);
+  });
+
+  it('reports a file that does not parse, keeping the objects of the other files', async () => {
+    await put('good.yaml', podYaml('web', '10.0.0.5'));
+    await put('bad.json', '[{"kind": "Pod",');
+    await put('bad.yaml', 'apiVersion: v1\nkind: Pod\nmetadata: {name: x\n');
+    const { source } = await open();
+    expect([...source.objects().keys()]).toEqual(['Pod/demo/web']);
+    const invalid = [...source.invalid()].sort((a, b) => a.file.localeCompare(b.file));
+    expect(invalid).toHaveLength(2);
+    expect(invalid[0]).toMatchObject({ file: 'bad.json', ref: 'bad.json', problems: [{ path: '' }] });
+    expect(invalid[0]?.problems[0]?.message).toMatch(/^JSON: /);
+    expect(invalid[1]).toMatchObject({ file: 'bad.yaml', ref: 'bad.yaml', problems: [{ path: '' }] });
+    expect(invalid[1]?.problems[0]?.message).toMatch(/^YAML: /);
+  });
+
+  it('ignores kinds the mesh does not use, without reporting them', async () => {
+    await put(
+      'mixed.yaml',
+      `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: demo}
+---
+${podYaml('web', '10.0.0.5')}`,
+    );
+    const { source } = await open();
+    expect([...source.objects().keys()]).toEqual(['Pod/demo/web']);
+    expect(source.invalid()).toEqual([]);
+  });
+
+  it('ignores dot files, other extensions and directories', async () => {
+    await put('pod.yaml', podYaml('web', '10.0.0.5'));
+    await writeFile(join(dir, '.staged.yaml'), podYaml('staged', '10.0.0.6'));
+    await writeFile(join(dir, 'notes.txt'), podYaml('notes', '10.0.0.7'));
+    await writeFile(join(dir, 'pod.yaml.bak'), podYaml('backup', '10.0.0.8'));
+    await writeFile(join(dir, 'broken.txt'), '{{{ not yaml');
+    await mkdir(join(dir, 'nested.yaml'));
+    await writeFile(join(dir, 'nested.yaml', 'inner.yaml'), podYaml('inner', '10.0.0.9'));
+    const { source } = await open();
+    expect([...source.objects().keys()]).toEqual(['Pod/demo/web']);
+    expect(source.invalid()).toEqual([]);
+  });
+});
+
+describe('ManifestDirSource: changes', () => {
+  it('reports only the keys whose content changed, and unchanged objects keep their identity', async () => {
+    await put('a.yaml', [podYaml('a1', '10.0.0.1'), podYaml('a2', '10.0.0.2')].join('---\n'));
+    await put('b.yaml', podYaml('b1', '10.0.1.1'));
+    const { source, changes } = await open();
+    const before = source.objects();
+    expect(changes()).toEqual([]);
+
+    await put(
+      'a.yaml',
+      [
+        podYaml('a1', '10.0.0.1', '\n  labels: {app: a1}'),
+        podYaml('a2', '10.0.0.2'),
+        podYaml('a3', '10.0.0.3'),
+      ].join('---\n'),
+    );
+    await source.rescan();
+    expect(changes()).toEqual(['Pod/demo/a1', 'Pod/demo/a3']);
+
+    const after = source.objects();
+    expect(after.get('Pod/demo/a2')).toBe(before.get('Pod/demo/a2'));
+    expect(after.get('Pod/demo/b1')).toBe(before.get('Pod/demo/b1'));
+    expect(after.get('Pod/demo/a1')).not.toBe(before.get('Pod/demo/a1'));
+    expect(after.get('Pod/demo/a1')?.metadata.labels).toEqual({ app: 'a1' });
+    expect(after.has('Pod/demo/a3')).toBe(true);
+  });
+
+  it('reports nothing when a rewrite changes only comments and layout', async () => {
+    await put('a.yaml', podYaml('a1', '10.0.0.1'));
+    const { source, changes } = await open();
+    const before = source.objects().get('Pod/demo/a1');
+    await put(
+      'a.yaml',
+      '# reformatted\napiVersion: v1\nkind: Pod\nmetadata: {name: a1, namespace: demo}\nspec: {nodeName: node-a}\nstatus: {podIP: 10.0.0.1}\n',
+    );
+    await source.rescan();
+    expect(changes()).toEqual([]);
+    expect(source.objects().get('Pod/demo/a1')).toBe(before);
+  });
+
+  it('reports nothing when no file changed', async () => {
+    await put('a.yaml', podYaml('a1', '10.0.0.1'));
+    const { source, changes } = await open();
+    await source.rescan();
+    await source.rescan();
+    expect(changes()).toEqual([]);
+  });
+
+  it('removes an object whose document becomes invalid, and reports it', async () => {
+    await put('a.yaml', [podYaml('a1', '10.0.0.1'), podYaml('a2', '10.0.0.2')].join('---\n'));
+    const { source, changes } = await open();
+    await put('a.yaml', [podYaml('a1', 'not-an-ip'), podYaml('a2', '10.0.0.2')].join('---\n'));
+    await source.rescan();
+    expect(changes()).toEqual(['Pod/demo/a1']);
+    expect([...source.objects().keys()]).toEqual(['Pod/demo/a2']);
+    expect(source.invalid()).toEqual([
+      {
+        file: 'a.yaml',
+        ref: 'Pod demo/a1',
+        problems: [{ path: 'status.podIP', message: '"not-an-ip" is not an IP address' }],
+      },
+    ]);
+  });
+
+  it('reports an object defined in two files as invalid in the later file, and uses the first', async () => {
+    await put('a.yaml', podYaml('web', '10.0.0.1'));
+    await put('b.yaml', `${podYaml('web', '10.0.0.2')}---\n${podYaml('other', '10.0.0.3')}`);
+    const { source, changes } = await open();
+    expect([...source.objects().keys()].sort()).toEqual(['Pod/demo/other', 'Pod/demo/web']);
+    expect(source.objects().get('Pod/demo/web')).toMatchObject({ podIps: ['10.0.0.1'] });
+    expect(source.invalid()).toEqual([
+      {
+        file: 'b.yaml',
+        ref: 'duplicate:Pod/demo/web',
+        problems: [{ path: 'metadata.name', message: 'Pod/demo/web is already defined in a.yaml' }],
+      },
+    ]);
+
+    // With the first definition gone, the other one takes over and is no longer a duplicate.
+    await rm(join(dir, 'a.yaml'));
+    await source.rescan();
+    expect(changes()).toEqual(['Pod/demo/web']);
+    expect(source.objects().get('Pod/demo/web')).toMatchObject({ podIps: ['10.0.0.2'] });
+    expect(source.invalid()).toEqual([]);
+  });
+
+  it('reports an object defined twice in one file, keeping the first definition', async () => {
+    await put('a.yaml', `${podYaml('web', '10.0.0.1')}---\n${podYaml('web', '10.0.0.2')}`);
+    const { source } = await open();
+    expect(source.objects().get('Pod/demo/web')).toMatchObject({ podIps: ['10.0.0.1'] });
+    expect(source.invalid()).toEqual([
+      {
+        file: 'a.yaml',
+        ref: 'Pod demo/web',
+        problems: [
+          { path: 'metadata.name', message: 'Pod/demo/web is defined twice in this file; the first is kept' },
+        ],
+      },
+    ]);
+  });
+
+  it('removes the objects of a deleted file and reports their keys', async () => {
+    await put('a.yaml', [podYaml('a1', '10.0.0.1'), podYaml('a2', '10.0.0.2')].join('---\n'));
+    await put('b.json', JSON.stringify(podJson('b1', '10.0.1.1')));
+    const { source, changes } = await open();
+    const b1 = source.objects().get('Pod/demo/b1');
+    await rm(join(dir, 'a.yaml'));
+    await source.rescan();
+    expect(changes()).toEqual(['Pod/demo/a1', 'Pod/demo/a2']);
+    expect([...source.objects().keys()]).toEqual(['Pod/demo/b1']);
+    expect(source.objects().get('Pod/demo/b1')).toBe(b1);
+  });
+
+  it('drops the problems of a deleted file', async () => {
+    await put('bad.yaml', podYaml('broken', 'nope'));
+    const { source } = await open();
+    expect(source.invalid()).toHaveLength(1);
+    await rm(join(dir, 'bad.yaml'));
+    await source.rescan();
+    expect(source.invalid()).toEqual([]);
+  });
+
+  it('returns a snapshot from objects() that later scans do not change', async () => {
+    await put('a.yaml', podYaml('a1', '10.0.0.1'));
+    const { source } = await open();
+    const snapshot = source.objects();
+    await put('b.yaml', podYaml('b1', '10.0.0.2'));
+    await source.rescan();
+    expect([...snapshot.keys()]).toEqual(['Pod/demo/a1']);
+    expect([...source.objects().keys()].sort()).toEqual(['Pod/demo/a1', 'Pod/demo/b1']);
+  });
+
+  it('picks up a file written after start without an explicit rescan', async () => {
+    const source = new ManifestDirSource({ dir, rescanMs: 50 });
+    sources.push(source);
+    await source.start();
+    const seen = new Promise<readonly string[]>((resolve) => source.onChange(resolve));
+    await put('late.yaml', podYaml('late', '10.0.0.9'));
+    expect(await seen).toEqual(['Pod/demo/late']);
+    expect(source.objects().has('Pod/demo/late')).toBe(true);
+  });
+});
