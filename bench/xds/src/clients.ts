@@ -3,8 +3,10 @@
  * Address and Authorization types with ztunnel's own decoders, over TLS with its node's token.
  * Reports (JSON lines on stdout, timestamps on the machine's shared clock):
  *   {"synced": i, "at": ms, "resources": n}    when client i holds its first full config
+ *   {"solo": i, "at": ms, "resources": n}      the same for a client synced alone ("solo"), then closed
  *   {"change": k, "client": i, "at": ms}         when client i sees the target pod at 198.18.200.k
- * Started with: <target> <rootCertFile> <tokensJson> <firstIndex> <count>; connects on "start".
+ * Started with: <target> <rootCertFile> <tokensJson> <firstIndex> <count>; connects on "start";
+ * on "solo", one client syncs alone first.
  */
 import { readFileSync } from 'node:fs';
 import { DeltaAdsClient, XdsClientMetrics } from '@ambient/shared';
@@ -26,7 +28,7 @@ function emit(o: object): void {
   process.stdout.write(`${JSON.stringify(o)}\n`);
 }
 
-function startClient(i: number): void {
+function startClient(i: number, solo = false): void {
   const node = `node${i}`;
   let addresses = 0;
   const client: DeltaAdsClient = new DeltaAdsClient({
@@ -61,12 +63,20 @@ function startClient(i: number): void {
       { type: authorizationResourceType(), onChange: () => {} },
     ],
   });
-  clients.push(client);
   client.start();
+  if (solo) {
+    client.synced().then(() => {
+      emit({ solo: i, at: now(), resources: addresses });
+      client.close();
+    });
+    return;
+  }
+  clients.push(client);
   client.synced().then(() => emit({ synced: i, at: now(), resources: addresses }));
 }
 
 process.stdin.on('data', (d: Buffer) => {
+  if (d.toString().includes('solo')) startClient(Number(first), true);
   if (d.toString().includes('start'))
     for (let i = Number(first); i < Number(first) + Number(count); i++) startClient(i);
   if (d.toString().includes('stop')) {

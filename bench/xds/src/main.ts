@@ -12,7 +12,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LocalCa } from '@ambient/shared';
@@ -105,6 +105,7 @@ async function writeTarget(dir: string, k: number): Promise<void> {
 }
 
 interface Report {
+  solo?: number;
   synced?: number;
   change?: number;
   client?: number;
@@ -204,6 +205,13 @@ async function main(): Promise<void> {
     };
     await new Promise((resolve) => setTimeout(resolve, 500)); // client processes load their modules
 
+    process.stderr.write('bench: one client syncing alone\n');
+    const soloStart = now();
+    children[1]?.stdin?.write('solo\n');
+    await waitFor(() => reports.some((r) => r.solo !== undefined), 'solo sync', 60_000);
+    const soloMs = (reports.find((r) => r.solo !== undefined)?.at ?? Number.NaN) - soloStart;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+
     process.stderr.write(`bench: ${CLIENTS} clients connecting\n`);
     const syncStart = now();
     for (const c of children.slice(1)) c.stdin?.write('start\n');
@@ -247,7 +255,9 @@ async function main(): Promise<void> {
     const rows: Array<[string, string]> = [
       ['workloads / services / clients', `${WORKLOADS} / ${SERVICES} / ${CLIENTS}`],
       ['resources per client (Address)', String(resources)],
+      ['CPU cores shared by control plane and clients', String(availableParallelism())],
       ['control plane load of the manifests (ms)', f(loadMs)],
+      ['initial sync, one client alone (ms)', f(soloMs)],
       ['initial sync, all clients (ms)', f(Math.max(...syncTimes))],
       ['initial sync, per client p50 (ms)', f(pct(syncTimes, 50))],
       ['one-pod change to all clients p50 (ms)', f(pct(allClients, 50), 1)],
