@@ -8,12 +8,13 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { openSync } from 'node:fs';
-import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { LocalCa } from '@ambient/shared';
 import type { Lab, LabPod } from './lab.js';
 import { labelManifest, readManifest, writeManifest } from './lab-manifests.js';
+import type { PodSpec } from './lab-spec.js';
 
 export interface LabMeshOptions {
   /** Working directory: CA root, manifests, tokens, logs. */
@@ -41,6 +42,30 @@ export function ztunnelEntry(): string {
 
 export function controlPlaneEntry(): string {
   return entry('@ambient/controlplane');
+}
+
+export function waypointEntry(): string {
+  return entry('@ambient/waypoint');
+}
+
+export const GATEWAY_NAME_LABEL = 'gateway.networking.k8s.io/gateway-name';
+export const FOR_SERVICE_ACCOUNT = 'istio.io/for-service-account';
+
+export interface WaypointSpec {
+  readonly namespace: string;
+  /** The Gateway's name; its pods run as a service account of the same name. */
+  readonly name: string;
+  /** Serve this service account's workloads (`istio.io/for-service-account`). */
+  readonly forServiceAccount?: string;
+  /** `istio.io/waypoint-for`: service (default), workload, all or none. */
+  readonly waypointFor?: string;
+  readonly node?: number;
+}
+
+export interface DeployedWaypoint {
+  readonly pod: LabPod;
+  readonly vip: string;
+  readonly pid?: number;
 }
 
 /** Raises the soft descriptor limit to the hard one, then runs the node program. */
@@ -144,6 +169,126 @@ export class LabMesh {
       }
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
+  }
+
+  /**
+   * Deploys a waypoint as Istio's deployment controller would for an `istio-waypoint` Gateway:
+   * the Gateway, a pod (outside ambient capture: it speaks HBONE itself) running as the
+   * Gateway's service account with a token bound to it, and a Service for its HBONE port. The
+   * control plane then puts the waypoint on the workloads and services it serves.
+   */
+  async deployWaypoint(spec: WaypointSpec, vip: string): Promise<DeployedWaypoint> {
+    const { dir } = this.options;
+    const node = spec.node ?? 0;
+    const podSpec: PodSpec = {
+      name: `${spec.name}-0`,
+      namespace: spec.namespace,
+      node,
+      serviceAccount: spec.name,
+      labels: { [GATEWAY_NAME_LABEL]: spec.name, [DATAPLANE_MODE_LABEL]: 'none' },
+    };
+    const pod =
+      this.lab.pods.find((p) => p.namespace === spec.namespace && p.name === podSpec.name) ??
+      (await this.lab.addPod(podSpec));
+    const token = randomBytes(24).toString('base64url');
+    const tokenFile = join(dir, `token-waypoint-${spec.namespace}-${spec.name}`);
+    await writeFile(tokenFile, `${token}\n`, { mode: 0o600 });
+    const table = JSON.parse(await readFile(join(dir, 'tokens.json'), 'utf8')) as Record<string, unknown>;
+    table[token] = { namespace: spec.namespace, serviceAccount: spec.name };
+    await writeFile(join(dir, '.tokens.json'), JSON.stringify(table, null, 2), { mode: 0o600 });
+    await rename(join(dir, '.tokens.json'), join(dir, 'tokens.json'));
+
+    const m = this.manifestDir;
+    await writeManifest(m, {
+      apiVersion: 'v1',
+      kind: 'ServiceAccount',
+      metadata: { name: spec.name, namespace: spec.namespace },
+    });
+    await writeManifest(m, {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: pod.name, namespace: pod.namespace, labels: pod.labels ?? {} },
+      spec: { nodeName: `node${node}`, serviceAccountName: spec.name },
+      status: { phase: 'Running', podIP: pod.ip },
+    });
+    await writeManifest(m, {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: spec.name, namespace: spec.namespace, labels: { [GATEWAY_NAME_LABEL]: spec.name } },
+      spec: {
+        clusterIP: vip,
+        selector: { [GATEWAY_NAME_LABEL]: spec.name },
+        ports: [{ name: 'mesh', port: 15008, targetPort: 15008, appProtocol: 'all' }],
+      },
+    });
+    await writeManifest(m, {
+      apiVersion: 'gateway.networking.k8s.io/v1',
+      kind: 'Gateway',
+      metadata: {
+        name: spec.name,
+        namespace: spec.namespace,
+        ...(spec.waypointFor && { labels: { 'istio.io/waypoint-for': spec.waypointFor } }),
+        ...(spec.forServiceAccount && { annotations: { [FOR_SERVICE_ACCOUNT]: spec.forServiceAccount } }),
+      },
+      spec: {
+        gatewayClassName: 'istio-waypoint',
+        listeners: [{ name: 'mesh', port: 15008, protocol: 'HBONE' }],
+      },
+    });
+    const child = this.startWaypoint(pod, spec.name, tokenFile);
+    return { pod, vip, ...(child !== undefined && { pid: child }) };
+  }
+
+  /** Starts (or restarts) a waypoint pod's process. */
+  startWaypoint(pod: LabPod, gateway: string, tokenFile: string): number | undefined {
+    const { dir } = this.options;
+    const child = this.lab.start(
+      pod.netns,
+      [...WITH_ULIMIT, waypointEntry()],
+      {
+        WP_XDS_ADDRESS: this.controlPlaneAddress,
+        WP_ROOT_CERT: join(dir, 'ca', 'root-cert.pem'),
+        WP_TOKEN_FILE: tokenFile,
+        WP_NAMESPACE: pod.namespace,
+        WP_GATEWAY_NAME: gateway,
+        WP_SERVICE_ACCOUNT: gateway,
+        WP_POD_NAME: pod.name,
+        WP_INSTANCE_IP: pod.ip,
+        WP_METRICS_ADDRESS: pod.ip,
+        WP_LOG_LEVEL: this.options.logLevel ?? 'warn',
+      },
+      openSync(join(dir, `waypoint-${pod.namespace}-${gateway}.log`), 'a'),
+    );
+    return child.pid;
+  }
+
+  /** Whether a waypoint pod reports ready (certificate and first config in hand). */
+  async waypointReady(pod: LabPod): Promise<boolean> {
+    return (await curlIn(pod.netns, `http://${pod.ip}:15021/healthz/ready`).catch(() => '')) === 'ready\n';
+  }
+
+  async waitWaypointReady(pod: LabPod, timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (await this.waypointReady(pod)) return;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    throw new Error(
+      `waypoint ${pod.namespace}/${pod.name} did not become ready (log in ${this.options.dir})`,
+    );
+  }
+
+  /** A waypoint's Prometheus exposition, scraped from inside its pod. */
+  waypointMetrics(pod: LabPod): Promise<string> {
+    return curlIn(pod.netns, `http://${pod.ip}:15020/metrics`);
+  }
+
+  /** A waypoint's config dump. */
+  async waypointConfigDump(pod: LabPod): Promise<Record<string, unknown>> {
+    return JSON.parse(await curlIn(pod.netns, 'http://127.0.0.1:15000/config_dump')) as Record<
+      string,
+      unknown
+    >;
   }
 
   /** Labels a namespace in or out of ambient enrollment; the control plane pushes the change. */

@@ -74,7 +74,7 @@ async function inNetns(netns: string, cmd: string, args: string[], input?: strin
  */
 export class Lab {
   readonly nodes: readonly LabNode[];
-  readonly pods: readonly LabPod[];
+  private readonly podList: LabPod[];
   readonly services: readonly LabService[];
   private readonly children = new Set<ChildProcess>();
   private destroyed = false;
@@ -88,13 +88,8 @@ export class Lab {
       ip: nodeIp(i),
       netns: nodeNetns(prefix, i),
     }));
-    const slots = new Map<number, number>();
-    this.pods = spec.pods.map((p) => {
-      const slot = slots.get(p.node) ?? 0;
-      slots.set(p.node, slot + 1);
-      const netns = podNetns(prefix, p.node, slot);
-      return { ...p, slot, ip: podIp(p.node, slot), netns, netnsPath: `/var/run/netns/${netns}` };
-    });
+    this.podList = [];
+    for (const p of spec.pods) this.podList.push(this.place(p));
     this.services = spec.services.map((s, k) => ({
       ...s,
       vip: serviceVip(k),
@@ -103,6 +98,31 @@ export class Lab {
           p.namespace === s.namespace && Object.entries(s.selector).every(([k2, v]) => p.labels?.[k2] === v),
       ),
     }));
+  }
+
+  get pods(): readonly LabPod[] {
+    return this.podList;
+  }
+
+  /** The next slot on the pod's node: a pod's address follows from its place in the spec. */
+  private place(p: PodSpec): LabPod {
+    const slot = this.podList.filter((x) => x.node === p.node).length;
+    const netns = podNetns(this.prefix, p.node, slot);
+    return { ...p, slot, ip: podIp(p.node, slot), netns, netnsPath: `/var/run/netns/${netns}` };
+  }
+
+  /**
+   * Adds a pod to a running lab (a waypoint, say): its namespace, link and routes. Append its
+   * spec to the lab's saved spec so that attach() places it the same way.
+   */
+  async addPod(spec: PodSpec): Promise<LabPod> {
+    if (!this.nodes[spec.node]) throw new LabError(`no node${spec.node}`);
+    if (this.podList.some((x) => x.namespace === spec.namespace && x.name === spec.name))
+      throw new LabError(`pod ${spec.namespace}/${spec.name} exists`);
+    const pod = this.place(spec);
+    await this.buildPod(pod);
+    this.podList.push(pod);
+    return pod;
   }
 
   /** A handle on a lab that is already built (by another process), for exec and teardown. */
@@ -235,25 +255,27 @@ export class Lab {
         }
       }
     }
-    for (const pod of this.pods) {
-      const node = this.nodes[pod.node] as LabNode;
-      const link = podLink(this.prefix, pod.node, pod.slot);
-      await ip(['netns', 'add', pod.netns]);
-      await veth(node.netns, link, pod.netns);
-      await ip(['-n', node.netns, 'addr', 'add', `${POD_GATEWAY}/32`, 'dev', link]);
-      await ip(['-n', node.netns, 'link', 'set', link, 'up']);
-      await ip(['-n', node.netns, 'route', 'add', `${pod.ip}/32`, 'dev', link]);
-      await ip(['-n', pod.netns, 'link', 'set', 'lo', 'up']);
-      await ip(['-n', pod.netns, 'addr', 'add', `${pod.ip}/32`, 'dev', 'eth0']);
-      await ip(['-n', pod.netns, 'link', 'set', 'eth0', 'up']);
-      await ip(['-n', pod.netns, 'route', 'add', POD_GATEWAY, 'dev', 'eth0', 'scope', 'link']);
-      await ip(['-n', pod.netns, 'route', 'add', 'default', 'via', POD_GATEWAY, 'dev', 'eth0']);
-      await this.writeHosts(pod);
-    }
+    for (const pod of this.pods) await this.buildPod(pod);
     if (this.services.length > 0) {
       const rules = this.kubeProxyRules();
       for (const node of this.nodes) await inNetns(node.netns, 'iptables-restore', ['--noflush'], rules);
     }
+  }
+
+  private async buildPod(pod: LabPod): Promise<void> {
+    const node = this.nodes[pod.node] as LabNode;
+    const link = podLink(this.prefix, pod.node, pod.slot);
+    await ip(['netns', 'add', pod.netns]);
+    await veth(node.netns, link, pod.netns);
+    await ip(['-n', node.netns, 'addr', 'add', `${POD_GATEWAY}/32`, 'dev', link]);
+    await ip(['-n', node.netns, 'link', 'set', link, 'up']);
+    await ip(['-n', node.netns, 'route', 'add', `${pod.ip}/32`, 'dev', link]);
+    await ip(['-n', pod.netns, 'link', 'set', 'lo', 'up']);
+    await ip(['-n', pod.netns, 'addr', 'add', `${pod.ip}/32`, 'dev', 'eth0']);
+    await ip(['-n', pod.netns, 'link', 'set', 'eth0', 'up']);
+    await ip(['-n', pod.netns, 'route', 'add', POD_GATEWAY, 'dev', 'eth0', 'scope', 'link']);
+    await ip(['-n', pod.netns, 'route', 'add', 'default', 'via', POD_GATEWAY, 'dev', 'eth0']);
+    await this.writeHosts(pod);
   }
 
   /** Per-pod /etc/hosts (ip netns exec bind-mounts /etc/netns/<ns>/hosts over /etc/hosts). */

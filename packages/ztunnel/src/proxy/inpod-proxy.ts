@@ -27,7 +27,7 @@ import type { Logger } from 'pino';
 import { authorize, type ConnectionFacts } from '../authz/authorization.js';
 import { INBOUND_HBONE_PORT, INBOUND_PLAINTEXT_PORT, OUTBOUND_CAPTURE_PORT } from '../capture/inpod-rules.js';
 import { type NetnsSockets, ZTUNNEL_MARK } from '../capture/netns-sockets.js';
-import type { Workload } from '../config/local-config.js';
+import type { GatewayAddress, Service, Workload } from '../config/local-config.js';
 import type { ZtunnelState } from '../state/ztunnel-state.js';
 import {
   type ConnectionParties,
@@ -160,6 +160,11 @@ export class InpodProxy {
       dstWorkload = ep.workload;
     }
     const source = st.workloadByIp(this.podIp) ?? this.inputs.workload;
+    // A service with a waypoint, or a workload with one (the waypoint of its service account),
+    // is reached only through it: HBONE to a waypoint pod with the original address as
+    // authority, never around it.
+    const waypoint = svc?.waypoint ?? dstWorkload?.waypoint;
+    if (waypoint) return this.viaWaypoint(down, dst, waypoint, source, svc, dstWorkload);
     const hbone = dstWorkload?.protocol === 'HBONE';
     const parties: ConnectionParties = {
       reporter: 'source',
@@ -182,6 +187,48 @@ export class InpodProxy {
               forwarded: formatForwarded({ host: this.podIp, port: down.remotePort ?? 0 }),
             })
           : await sockets.connect(netnsPath, { target, mark: ZTUNNEL_MARK });
+    } catch (err) {
+      this.fail(parties, err instanceof HboneRefusedError && err.status === 401 ? 'DENY' : 'CONNECT');
+      throw err;
+    }
+    this.inputs.tcpMetrics.opened.inc(tcpLabels(parties, '-'));
+    this.count(parties, await splice(down, up));
+  }
+
+  private async viaWaypoint(
+    down: net.Socket,
+    dst: HostPort,
+    gw: GatewayAddress,
+    source: Workload,
+    svc: Service | undefined,
+    dstWorkload: Workload | undefined,
+  ): Promise<void> {
+    const st = this.inputs.state();
+    const wp = st.waypointWorkload(gw);
+    const parties: ConnectionParties = {
+      reporter: 'source',
+      source,
+      sourcePrincipal: st.identity(source).toString(),
+      ...(wp && { destination: wp, destinationPrincipal: st.identity(wp).toString() }),
+      ...(svc && { service: { hostname: svc.hostname, namespace: svc.namespace, name: svc.name } }),
+      ...(!svc && dstWorkload && { destination: dstWorkload }),
+      mtls: true,
+    };
+    const address = wp?.ips[0];
+    if (!wp || !address) {
+      this.fail(parties, 'CONNECT');
+      const name = gw.hostname ?? gw.address ?? '?';
+      throw new MeshError('MESH_ERR_HBONE_UPSTREAM', `waypoint ${name} has no reachable pod`);
+    }
+    let up: Duplex;
+    try {
+      up = await this.hboneClient.connect({
+        source: st.identity(source),
+        destination: st.identity(wp),
+        address: { host: address, port: gw.port || INBOUND_HBONE_PORT },
+        authority: `${dst.host}:${dst.port}`,
+        forwarded: formatForwarded({ host: this.podIp, port: down.remotePort ?? 0 }),
+      });
     } catch (err) {
       this.fail(parties, err instanceof HboneRefusedError && err.status === 401 ? 'DENY' : 'CONNECT');
       throw err;

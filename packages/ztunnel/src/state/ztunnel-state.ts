@@ -5,7 +5,7 @@
  */
 import { SpiffeId } from '@ambient/shared';
 import { applicablePolicies, type CompiledPolicy, compilePolicy } from '../authz/authorization.js';
-import type { LocalConfig, Service, Workload } from '../config/local-config.js';
+import type { GatewayAddress, LocalConfig, Service, Workload } from '../config/local-config.js';
 
 export interface Endpoint {
   readonly workload: Workload;
@@ -16,6 +16,7 @@ export interface Endpoint {
 export class ZtunnelState {
   private readonly workloadsByIp = new Map<string, Workload>();
   private readonly servicesByVip = new Map<string, Service>();
+  private readonly servicesByKey = new Map<string, Service>();
   private readonly policies: CompiledPolicy[];
   private readonly policiesByWorkload = new Map<Workload, CompiledPolicy[]>();
   private readonly identities = new Map<Workload, SpiffeId>();
@@ -37,7 +38,10 @@ export class ZtunnelState {
         else this.workloadsByService.set(key, [w]);
       }
     }
-    for (const s of config.services) for (const vip of s.vips) this.servicesByVip.set(vip.address, s);
+    for (const s of config.services) {
+      this.servicesByKey.set(`${s.namespace}/${s.hostname}`, s);
+      for (const vip of s.vips) this.servicesByVip.set(vip.address, s);
+    }
     this.policies = config.policies.map(compilePolicy);
   }
 
@@ -47,6 +51,28 @@ export class ZtunnelState {
 
   serviceByVip(ip: string): Service | undefined {
     return this.servicesByVip.get(ip);
+  }
+
+  /**
+   * A waypoint pod to send to: a workload of the waypoint's service (hostname form) or the
+   * workload or service at its address, round robin over the waypoint's pods. Undefined when no
+   * waypoint pod is known: traffic that must go through a waypoint then fails, as Istio's does.
+   */
+  waypointWorkload(gw: GatewayAddress): Workload | undefined {
+    let svc: Service | undefined;
+    if (gw.hostname) svc = this.servicesByKey.get(`${gw.namespace ?? ''}/${gw.hostname}`);
+    else if (gw.address) {
+      svc = this.servicesByVip.get(gw.address);
+      if (!svc) return this.workloadsByIp.get(gw.address);
+    }
+    if (!svc) return undefined;
+    const key = `${svc.namespace}/${svc.hostname}`;
+    const pods = (this.workloadsByService.get(key) ?? []).filter((w) => w.ips.length > 0);
+    if (pods.length === 0) return undefined;
+    const cursorKey = `waypoint:${key}`;
+    const n = this.cursor.get(cursorKey) ?? 0;
+    this.cursor.set(cursorKey, n + 1);
+    return pods[n % pods.length];
   }
 
   identity(w: Workload): SpiffeId {

@@ -1,0 +1,325 @@
+/**
+ * The waypoint: its certificate from the control plane's CA, its config over Delta ADS (Envoy
+ * Listener, RouteConfiguration, Cluster, ClusterLoadAssignment), HBONE accepted on 15008 and
+ * handed to the L7 proxy (HTTP chains) or spliced to an endpoint (TCP chains); admin (15000),
+ * metrics (15020) and readiness (15021) endpoints.
+ */
+import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import http from 'node:http';
+import { type AddressInfo, isIPv4 } from 'node:net';
+import type { Duplex } from 'node:stream';
+import {
+  CertManager,
+  DeltaAdsClient,
+  dialTcp,
+  GrpcCaClient,
+  HboneClient,
+  HboneMetrics,
+  type HboneRequest,
+  HboneServer,
+  MeshError,
+  SpiffeId,
+  XdsClientMetrics,
+} from '@ambient/shared';
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { collectDefaultMetrics, Registry } from 'prom-client';
+import type { FilterChain, HttpChain, WaypointConfig } from '../config/waypoint-config.js';
+import { duplexPair } from '../proxy/duplex-pair.js';
+import { HttpProxy } from '../proxy/http-proxy.js';
+import { UpstreamPool } from '../proxy/upstream-pool.js';
+import { RequestMetrics } from '../telemetry/request-metrics.js';
+import {
+  clusterLoadAssignmentResourceType,
+  clusterResourceType,
+  listenerResourceType,
+  routeConfigurationResourceType,
+} from '../xds/envoy-xds.js';
+import { WaypointConfigStore } from '../xds/waypoint-config-store.js';
+import type { WaypointSettings } from './waypoint-settings.js';
+
+export interface WaypointAppInputs {
+  readonly settings: WaypointSettings;
+  readonly logger: Logger;
+}
+
+export interface WaypointAddresses {
+  readonly hbone: AddressInfo;
+  readonly admin: AddressInfo;
+  readonly metrics: AddressInfo;
+  readonly readiness: AddressInfo;
+}
+
+function ipToInt(ip: string): number {
+  return ip.split('.').reduce((n, o) => (n << 8) + Number(o), 0) >>> 0;
+}
+
+/** The filter chain for an original destination: the most specific prefix, then the port. */
+export function matchChain(chains: readonly FilterChain[], host: string, port: number): FilterChain | undefined {
+  let best: FilterChain | undefined;
+  let bestLen = -1;
+  for (const c of chains) {
+    if (c.port !== 0 && c.port !== port) continue;
+    let len = 0;
+    if (c.prefixes.length > 0) {
+      const hit = c.prefixes.find((p) => {
+        if (!isIPv4(host) || !isIPv4(p.address)) return p.address === host;
+        const mask = p.prefixLen === 0 ? 0 : (~0 << (32 - p.prefixLen)) >>> 0;
+        return (ipToInt(host) & mask) === (ipToInt(p.address) & mask);
+      });
+      if (!hit) continue;
+      len = hit.prefixLen + 1;
+    }
+    if (c.port !== 0) len += 1000;
+    if (len > bestLen) {
+      best = c;
+      bestLen = len;
+    }
+  }
+  return best;
+}
+
+/** `k=v,k2=v2` (W3C baggage) into a map; malformed members are skipped. */
+export function parseBaggage(value: string | undefined): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const member of (value ?? '').split(',')) {
+    const [kv] = member.split(';');
+    const eq = kv?.indexOf('=') ?? -1;
+    if (!kv || eq <= 0) continue;
+    try {
+      out.set(kv.slice(0, eq).trim(), decodeURIComponent(kv.slice(eq + 1).trim()));
+    } catch {
+      // skip a member that does not decode
+    }
+  }
+  return out;
+}
+
+export class WaypointApp {
+  private readonly registry = new Registry();
+  private readonly hboneMetrics = new HboneMetrics(this.registry);
+  private readonly requestMetrics = new RequestMetrics(this.registry);
+  private readonly store: WaypointConfigStore;
+  private readonly identity: SpiffeId;
+  /** Named reasons not to be ready yet; ready when empty. */
+  private readonly blockers = new Set<string>(['certificate', 'config']);
+  private readonly servers: http.Server[] = [];
+  private certs?: CertManager;
+  private xds?: DeltaAdsClient;
+  private hboneServer?: HboneServer;
+  private hboneClient?: HboneClient;
+  private upstreams?: UpstreamPool;
+  private proxy?: HttpProxy;
+
+  constructor(private readonly inputs: WaypointAppInputs) {
+    collectDefaultMetrics({ register: this.registry });
+    const s = inputs.settings;
+    this.identity = SpiffeId.of(s.trustDomain, s.namespace, s.serviceAccount);
+    this.store = new WaypointConfigStore({ logger: inputs.logger.child({ component: 'config' }) });
+  }
+
+  get config(): WaypointConfig {
+    return this.store.current();
+  }
+
+  async start(): Promise<WaypointAddresses> {
+    const { settings: s, logger } = this.inputs;
+    const readiness = await this.serve(s.metricsAddress, s.readinessPort, (req, res) => {
+      if (req.url === '/healthz/ready' && this.blockers.size === 0) return send(res, 200, 'ready\n');
+      send(res, 503, `not ready: ${[...this.blockers].join(', ')}\n`);
+    });
+    const metrics = await this.serve(s.metricsAddress, s.metricsPort, async (req, res) => {
+      if (req.url !== '/metrics' && req.url !== '/stats/prometheus') return send(res, 404, 'not found\n');
+      res.setHeader('content-type', this.registry.contentType);
+      send(res, 200, await this.registry.metrics());
+    });
+    const admin = await this.serve(s.adminAddress, s.adminPort, (req, res) => this.admin(req, res));
+
+    const root = readFileSync(s.rootCertFile);
+    const channelOptions = {
+      'grpc.ssl_target_name_override': s.controlPlaneName,
+      'grpc.default_authority': s.controlPlaneName,
+    };
+    this.certs = new CertManager({
+      ca: new GrpcCaClient({
+        target: s.caAddress,
+        credentials: grpc.credentials.createSsl(root),
+        channelOptions,
+        token: () => this.token(),
+        clusterId: s.clusterId,
+        impersonate: false,
+      }),
+      logger: logger.child({ component: 'certs' }),
+    });
+    const certs = this.certs;
+    this.hboneClient = new HboneClient({ certificates: certs, metrics: this.hboneMetrics, logger });
+    this.upstreams = new UpstreamPool({
+      hbone: this.hboneClient,
+      identity: this.identity,
+      dialTcp: (host, port, timeoutMs) => dialTcp({ host, port }, timeoutMs),
+    });
+    this.proxy = new HttpProxy({
+      config: () => this.store.current(),
+      upstreams: this.upstreams,
+      metrics: this.requestMetrics,
+      logger: logger.child({ component: 'http' }),
+      clusterName: s.clusterId,
+      ...(s.accessLog && { accessLog: (entry) => logger.info(entry, 'access') }),
+    });
+
+    this.xds = new DeltaAdsClient({
+      target: s.xdsAddress,
+      credentials: grpc.credentials.createSsl(root),
+      channelOptions,
+      callMetadata: async () => ({ authorization: `Bearer ${await this.token()}`, clusterid: s.clusterId }),
+      // Istio's waypoint (a router proxy) node identity and metadata.
+      node: {
+        id: `router~${s.instanceIp}~${s.podName}.${s.namespace}~${s.namespace}.svc.cluster.local`,
+        cluster: `${s.gatewayName}.${s.namespace}`,
+        metadata: {
+          NAME: s.podName,
+          NAMESPACE: s.namespace,
+          GATEWAY_NAME: s.gatewayName,
+          SERVICE_ACCOUNT: s.serviceAccount,
+          INSTANCE_IPS: s.instanceIp,
+          CLUSTER_ID: s.clusterId,
+        },
+      },
+      logger: logger.child({ component: 'xds' }),
+      metrics: new XdsClientMetrics(this.registry),
+      subscriptions: [
+        { type: listenerResourceType(), onChange: (d) => this.store.setListeners(d.all) },
+        { type: routeConfigurationResourceType(), onChange: (d) => this.store.setRoutes(d.all) },
+        { type: clusterResourceType(), onChange: (d) => this.store.setClusters(d.all) },
+        { type: clusterLoadAssignmentResourceType(), onChange: (d) => this.store.setEndpoints(d.all) },
+      ],
+    });
+    this.xds.start();
+
+    await certs.fetch(this.identity);
+    this.blockers.delete('certificate');
+    this.hboneServer = new HboneServer({
+      certificateFor: () => certs.fetch(this.identity),
+      onRequest: (req) => this.onTunnel(req),
+      metrics: this.hboneMetrics,
+      logger,
+    });
+    const hbone = await this.hboneServer.listen(s.hbonePort, s.listenAddress);
+    this.xds.synced().then(() => {
+      this.blockers.delete('config');
+      logger.info({ identity: this.identity.toString() }, 'waypoint ready');
+    });
+    return { hbone, admin, metrics, readiness };
+  }
+
+  /** Resolves once the first full config has arrived. */
+  ready(): Promise<void> {
+    return this.xds?.synced() ?? Promise.resolve();
+  }
+
+  async close(): Promise<void> {
+    this.blockers.add('draining');
+    await this.hboneServer?.close(this.inputs.settings.drainMs);
+    this.proxy?.close();
+    this.upstreams?.close();
+    await this.hboneClient?.close(1_000);
+    this.xds?.close();
+    this.certs?.close();
+    for (const s of this.servers) s.close();
+  }
+
+  private token(): Promise<string> {
+    return readFile(this.inputs.settings.tokenFile, 'utf8').then((t) => t.trim());
+  }
+
+  /** A CONNECT to the waypoint: its authority (the original VIP:port) picks the filter chain. */
+  private async onTunnel(req: HboneRequest): Promise<Duplex> {
+    const listener = this.store.current().listener;
+    const chain = listener ? matchChain(listener.chains, req.target.host, req.target.port) : undefined;
+    if (!chain) {
+      this.requestMetrics.downstreamErrors.inc({ reason: 'no_filter_chain' });
+      throw new MeshError(
+        'MESH_ERR_HBONE_BAD_REQUEST',
+        `no filter chain for ${req.target.host}:${req.target.port} on this waypoint`,
+      );
+    }
+    const sourceIp = req.forwardedIp ?? req.remoteAddress.replace('::ffff:', '');
+    const handler = chain.handler;
+    if (handler.kind === 'tcp') return this.tcpUpstream(handler.cluster);
+    const [tunnelSide, httpSide] = duplexPair();
+    (this.proxy as HttpProxy).serve(httpSide, {
+      peer: req.peer,
+      sourceIp,
+      target: req.target,
+      chain: chain as FilterChain & { handler: HttpChain },
+      baggage: parseBaggage(req.baggage),
+    });
+    return tunnelSide;
+  }
+
+  /** A TCP chain: the connection goes to one endpoint of the chain's cluster, round robin. */
+  private tcpCursor = 0;
+  private async tcpUpstream(clusterName: string): Promise<Duplex> {
+    const config = this.store.current();
+    const cluster = config.clusters.get(clusterName);
+    const eps = config.endpoints.get(clusterName) ?? [];
+    if (!cluster || eps.length === 0)
+      throw new MeshError('MESH_ERR_HBONE_UPSTREAM', `no endpoint for cluster ${clusterName}`);
+    const ep = eps[this.tcpCursor++ % eps.length];
+    if (!ep) throw new MeshError('MESH_ERR_HBONE_UPSTREAM', `no endpoint for cluster ${clusterName}`);
+    try {
+      return await (this.upstreams as UpstreamPool).connect(ep, cluster.connectTimeoutMs);
+    } catch (err) {
+      throw new MeshError('MESH_ERR_HBONE_UPSTREAM', (err as Error).message, { cause: err });
+    }
+  }
+
+  private admin(req: http.IncomingMessage, res: http.ServerResponse): void {
+    if (req.url === '/config_dump') {
+      res.setHeader('content-type', 'application/json');
+      const c = this.store.current();
+      return send(
+        res,
+        200,
+        `${JSON.stringify(
+          {
+            identity: this.identity.toString(),
+            listener: c.listener,
+            routes: [...c.routes.values()],
+            clusters: [...c.clusters.values()],
+            endpoints: Object.fromEntries(c.endpoints),
+            warnings: this.store.warnings(),
+            xds: this.xds?.dump(),
+            certificates: this.certs?.dump(),
+            upstreams: this.upstreams?.stats(),
+          },
+          (_k, v) => (v instanceof RegExp ? v.source : v instanceof Set ? [...v] : v instanceof Map ? Object.fromEntries(v) : v),
+          2,
+        )}\n`,
+      );
+    }
+    send(res, 404, 'not found\n');
+  }
+
+  private async serve(
+    host: string,
+    port: number,
+    handler: (req: http.IncomingMessage, res: http.ServerResponse) => void | Promise<void>,
+  ): Promise<AddressInfo> {
+    const server = http.createServer((req, res) => {
+      Promise.resolve(handler(req, res)).catch((err: unknown) => send(res, 500, `${(err as Error).message}\n`));
+    });
+    this.servers.push(server);
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => resolve());
+    });
+    return server.address() as AddressInfo;
+  }
+}
+
+function send(res: http.ServerResponse, status: number, body: string): void {
+  res.statusCode = status;
+  res.end(body);
+}

@@ -1,0 +1,764 @@
+/**
+ * The waypoint's L7 proxy for one HBONE-terminated connection: HTTP/1.1 or HTTP/2 (by the
+ * chain's codec, or sniffed from the HTTP/2 preface), then per request: RBAC, route selection,
+ * fault injection, redirects and direct responses, or the upstream with retries, timeouts,
+ * load balancing, circuit breaking and outlier detection; telemetry and an access log line.
+ * The decisions are pure functions in route/, retry/, fault/, lb/ and authz/; this file does I/O.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import http from 'node:http';
+import http2 from 'node:http2';
+import type { Duplex, Readable } from 'node:stream';
+import { type HostPort, type SpiffeId, validTraceparent } from '@ambient/shared';
+import type { Logger } from 'pino';
+import { evaluateRbac } from '../authz/rbac.js';
+import type {
+  FilterChain,
+  HttpChain,
+  Route,
+  RouteAction,
+  UpstreamCluster,
+  UpstreamEndpoint,
+  WaypointConfig,
+} from '../config/waypoint-config.js';
+import { decideFault } from '../fault/fault-decision.js';
+import { ClusterRuntime } from '../lb/cluster-runtime.js';
+import { isRetriable, retryBackoffMs, type AttemptOutcome } from '../retry/retry-policy.js';
+import {
+  applyHeaderMutation,
+  pickWeightedCluster,
+  redirectLocation,
+  rewritePath,
+  selectRoute,
+} from '../route/route-select.js';
+import type { RequestLabels, RequestMetrics } from '../telemetry/request-metrics.js';
+import { ReplayableBody } from './replayable-body.js';
+import { UpstreamConnectError, type UpstreamPool } from './upstream-pool.js';
+
+/** What the HBONE layer knows about a connection handed to the proxy. */
+export interface ConnectionContext {
+  /** The client's identity from its HBONE certificate. */
+  readonly peer: SpiffeId;
+  readonly sourceIp: string;
+  /** The original destination (the CONNECT authority): a service VIP and port. */
+  readonly target: HostPort;
+  readonly chain: FilterChain & { readonly handler: HttpChain };
+  /** Peer metadata from the CONNECT `baggage` header. */
+  readonly baggage: ReadonlyMap<string, string>;
+}
+
+export interface HttpProxyInputs {
+  readonly config: () => WaypointConfig;
+  readonly upstreams: UpstreamPool;
+  readonly metrics: RequestMetrics;
+  readonly logger: Logger;
+  /** Access log sink: one line per request. */
+  readonly accessLog?: (entry: Record<string, unknown>) => void;
+  readonly random?: () => number;
+  readonly clusterName?: string;
+  /** Largest request header block accepted, in bytes (Envoy's default is 60 KiB). */
+  readonly maxHeaderBytes?: number;
+  /** A client must send its request headers within this time. */
+  readonly headersTimeoutMs?: number;
+}
+
+/** Envoy's response flags this proxy sets. */
+export type ResponseFlag = 'NR' | 'UH' | 'UF' | 'UO' | 'URX' | 'DC' | 'UT' | 'UC' | 'UR' | 'NC' | 'DI' | 'FI';
+
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'upgrade',
+  'te',
+  'http2-settings',
+  'host',
+]);
+
+const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+
+/** Envoy's local reply bodies. */
+const BODIES: Partial<Record<ResponseFlag, string>> = {
+  UH: 'no healthy upstream',
+  UF: 'upstream connect error or disconnect/reset before headers. reset reason: connection failure',
+  UO: 'upstream connect error or disconnect/reset before headers. reset reason: overflow',
+  UT: 'upstream request timeout',
+  UC: 'upstream connect error or disconnect/reset before headers. reset reason: connection termination',
+  UR: 'upstream connect error or disconnect/reset before headers. reset reason: remote reset',
+};
+
+interface UpstreamResponse {
+  readonly status: number;
+  readonly headers: Record<string, string | string[]>;
+  readonly body: Readable;
+  /** Resolves with the trailers (empty when none) once the body has ended. */
+  readonly trailers: Promise<Record<string, string | string[]>>;
+  /** Abort the attempt (discard its response). */
+  readonly abort: () => void;
+}
+
+type Attempt = { ok: true; response: UpstreamResponse } | { ok: false; outcome: AttemptOutcome; flag: ResponseFlag };
+
+/** Per-request state carried to the access log and metrics. */
+interface Exchange {
+  readonly start: number;
+  readonly ctx: ConnectionContext;
+  readonly method: string;
+  readonly path: string;
+  readonly authority: string;
+  readonly requestId: string;
+  readonly traceparent: string;
+  readonly grpc: boolean;
+  readonly protocol: string;
+  flags: Set<ResponseFlag>;
+  status: number;
+  grpcStatus?: string;
+  route?: string;
+  cluster?: UpstreamCluster;
+  endpoint?: UpstreamEndpoint;
+  attempts: number;
+  requestBytes: number;
+  responseBytes: number;
+}
+
+function newTraceparent(incoming: unknown): string {
+  const valid = validTraceparent(incoming);
+  const span = randomBytes(8).toString('hex');
+  if (valid) {
+    const [version, trace, , sampled] = valid.split('-');
+    return `${version}-${trace}-${span}-${sampled}`;
+  }
+  return `00-${randomBytes(16).toString('hex')}-${span}-01`;
+}
+
+/** A request's headers as one lower-case map with the pseudo-headers, for matching. */
+function headerView(req: http.IncomingMessage | http2.Http2ServerRequest, authority: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(req.headers)) {
+    if (v === undefined) continue;
+    out[k] = Array.isArray(v) ? v.join(',') : String(v);
+  }
+  out[':method'] = req.method ?? 'GET';
+  out[':path'] = req.url ?? '/';
+  out[':authority'] = authority;
+  return out;
+}
+
+export class HttpProxy {
+  private readonly http1: http.Server;
+  private readonly http2: http2.Http2Server;
+  private readonly contexts = new WeakMap<object, ConnectionContext>();
+  private readonly runtimes = new Map<string, ClusterRuntime>();
+  private readonly random: () => number;
+  private readonly open = new Set<Duplex>();
+
+  constructor(private readonly inputs: HttpProxyInputs) {
+    this.random = inputs.random ?? Math.random;
+    this.http1 = http.createServer({
+      maxHeaderSize: inputs.maxHeaderBytes ?? 60 * 1024,
+      headersTimeout: inputs.headersTimeoutMs ?? 10_000,
+      requestTimeout: 0,
+      keepAliveTimeout: 60_000,
+    });
+    this.http1.on('request', (req, res) => this.onRequest(req, res, this.contexts.get(req.socket)));
+    this.http1.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(err, socket));
+    // Upgrades (WebSocket, h2c) are not configured on this waypoint: refused as Envoy does.
+    this.http1.on('upgrade', (req: http.IncomingMessage, socket: Duplex) => {
+      inputs.metrics.downstreamErrors.inc({ reason: 'upgrade_refused' });
+      inputs.logger.debug({ upgrade: req.headers.upgrade }, 'upgrade refused');
+      socket.end('HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+    });
+    this.http2 = http2.createServer({ maxSessionMemory: 64, settings: { maxHeaderListSize: inputs.maxHeaderBytes ?? 60 * 1024 } });
+    this.http2.on('request', (req, res) => this.onRequest(req, res, this.contexts.get(req.stream.session?.socket ?? {})));
+    this.http2.on('sessionError', () => inputs.metrics.downstreamErrors.inc({ reason: 'http2_protocol' }));
+  }
+
+  /** Serves HTTP on a connection (the inner stream of an HBONE tunnel). */
+  serve(conn: Duplex, ctx: ConnectionContext): void {
+    this.open.add(conn);
+    conn.once('close', () => this.open.delete(conn));
+    conn.on('error', () => {});
+    const codec = ctx.chain.handler.codec;
+    if (codec === 'http1') return this.hand(this.http1, conn, ctx);
+    if (codec === 'http2') return this.hand(this.http2, conn, ctx);
+    // Sniff: the HTTP/2 connection preface, else HTTP/1.1.
+    let seen = Buffer.alloc(0);
+    const onData = (chunk: Buffer) => {
+      seen = Buffer.concat([seen, chunk]);
+      const n = Math.min(seen.length, H2_PREFACE.length);
+      const h2 = seen.subarray(0, n).equals(H2_PREFACE.subarray(0, n));
+      if (h2 && seen.length < H2_PREFACE.length) return;
+      conn.off('data', onData);
+      conn.pause();
+      conn.unshift(seen);
+      this.hand(h2 ? this.http2 : this.http1, conn, ctx);
+    };
+    conn.on('data', onData);
+  }
+
+  /** Connections being served. */
+  get connections(): number {
+    return this.open.size;
+  }
+
+  close(): void {
+    for (const c of this.open) c.destroy();
+    this.http1.close();
+    this.http2.close();
+  }
+
+  private hand(server: http.Server | http2.Http2Server, conn: Duplex, ctx: ConnectionContext): void {
+    this.contexts.set(conn, ctx);
+    server.emit('connection', conn);
+    conn.resume();
+  }
+
+  private onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+    const { metrics } = this.inputs;
+    const code = err.code ?? '';
+    let reply = 'HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n';
+    let reason = 'malformed_request';
+    if (code === 'HPE_HEADER_OVERFLOW') {
+      reason = 'headers_too_large';
+      reply = 'HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\nconnection: close\r\n\r\n';
+    } else if (code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+      reason = 'request_headers_timeout';
+      reply = 'HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n';
+    } else if (code === 'ECONNRESET') {
+      reason = 'downstream_reset';
+      reply = '';
+    }
+    metrics.downstreamErrors.inc({ reason });
+    this.inputs.logger.debug({ reason, err: err.message }, 'downstream input refused');
+    if (reply && socket.writable) socket.end(reply);
+    else socket.destroy();
+  }
+
+  private runtime(cluster: UpstreamCluster): ClusterRuntime {
+    let rt = this.runtimes.get(cluster.name);
+    if (!rt) {
+      rt = new ClusterRuntime(cluster, { random: this.random, onEject: () => this.inputs.metrics.ejections.inc({ cluster: cluster.name }) });
+      this.runtimes.set(cluster.name, rt);
+    } else rt.update(cluster);
+    return rt;
+  }
+
+  private async onRequest(
+    req: http.IncomingMessage | http2.Http2ServerRequest,
+    res: http.ServerResponse | http2.Http2ServerResponse,
+    ctx: ConnectionContext | undefined,
+  ): Promise<void> {
+    if (!ctx) {
+      res.statusCode = 500;
+      res.end();
+      return;
+    }
+    const authority = String(req.headers[':authority'] ?? req.headers.host ?? `${ctx.target.host}:${ctx.target.port}`);
+    const contentType = String(req.headers['content-type'] ?? '');
+    const ex: Exchange = {
+      start: performance.now(),
+      ctx,
+      method: req.method ?? 'GET',
+      path: req.url ?? '/',
+      authority,
+      requestId: String(req.headers['x-request-id'] || randomUUID()),
+      traceparent: newTraceparent(req.headers.traceparent),
+      grpc: contentType.startsWith('application/grpc'),
+      protocol: req.httpVersionMajor === 2 ? 'HTTP/2' : `HTTP/${req.httpVersion}`,
+      flags: new Set(),
+      status: 0,
+      attempts: 0,
+      requestBytes: 0,
+      responseBytes: 0,
+    };
+    let downstreamGone = false;
+    res.once('close', () => {
+      if (!res.writableFinished) downstreamGone = true;
+    });
+    const body = new ReplayableBody(req);
+    try {
+      await this.process(req, res, ex, body, () => downstreamGone);
+    } catch (err) {
+      this.inputs.logger.error({ err }, 'request failed');
+      if (!res.headersSent) this.localReply(res, ex, 500, undefined, '');
+      else res.destroy();
+    }
+    if (!res.writableFinished) {
+      await new Promise<void>((resolve) => {
+        res.once('close', resolve);
+        res.once('finish', resolve);
+      });
+    }
+    if (downstreamGone && !res.writableFinished) ex.flags.add('DC');
+    ex.requestBytes = body.bytes;
+    this.finish(ex, res.writableFinished ? ex.status : downstreamGone ? 0 : ex.status);
+  }
+
+  private async process(
+    req: http.IncomingMessage | http2.Http2ServerRequest,
+    res: http.ServerResponse | http2.Http2ServerResponse,
+    ex: Exchange,
+    body: ReplayableBody,
+    downstreamGone: () => boolean,
+  ): Promise<void> {
+    const { ctx } = ex;
+    const view = headerView(req, ex.authority);
+    const principal = ctx.peer.toString().replace(/^spiffe:\/\//, '');
+    const verdict = evaluateRbac(ctx.chain.handler.rbac, {
+      principal,
+      sourceIp: ctx.sourceIp,
+      destinationPort: ctx.target.port,
+      headers: view,
+    });
+    if (!verdict.allowed) {
+      ex.route = verdict.policy;
+      return this.localReply(res, ex, 403, undefined, 'RBAC: access denied');
+    }
+    const config = this.inputs.config();
+    const table = config.routes.get(ctx.chain.handler.routeConfigName);
+    const route = table ? selectRoute(table, { method: ex.method, path: ex.path, authority: ex.authority, headers: view }) : undefined;
+    if (!route) return this.localReply(res, ex, 404, 'NR', '');
+    ex.route = route.name;
+
+    if (route.fault) {
+      const fault = decideFault(route.fault, this.random);
+      if (fault.delayMs !== undefined) {
+        ex.flags.add('DI');
+        await new Promise((resolve) => setTimeout(resolve, fault.delayMs));
+        if (downstreamGone()) return;
+      }
+      if (fault.abort) {
+        ex.flags.add('FI');
+        if (fault.abort.grpcStatus !== undefined && ex.grpc) {
+          ex.grpcStatus = String(fault.abort.grpcStatus);
+          return this.localReply(res, ex, 200, undefined, '', {
+            'content-type': 'application/grpc',
+            'grpc-status': String(fault.abort.grpcStatus),
+            'grpc-message': 'fault filter abort',
+          });
+        }
+        return this.localReply(res, ex, fault.abort.httpStatus ?? 503, undefined, 'fault filter abort');
+      }
+    }
+
+    const action = route.action;
+    if (action.kind === 'redirect') {
+      const location = redirectLocation(action, {
+        scheme: 'http',
+        authority: ex.authority,
+        path: ex.path,
+        match: route.match,
+      });
+      return this.localReply(res, ex, action.status, undefined, '', { location });
+    }
+    if (action.kind === 'direct') return this.localReply(res, ex, action.status, undefined, action.body ?? '');
+    await this.forward(req, res, ex, route, action, body, view, downstreamGone);
+  }
+
+  /** Sends the request upstream with retries, then streams the response back. */
+  private async forward(
+    req: http.IncomingMessage | http2.Http2ServerRequest,
+    res: http.ServerResponse | http2.Http2ServerResponse,
+    ex: Exchange,
+    route: Route,
+    action: RouteAction,
+    body: ReplayableBody,
+    view: Record<string, string>,
+    downstreamGone: () => boolean,
+  ): Promise<void> {
+    const config = this.inputs.config();
+    const clusterName = pickWeightedCluster(action.clusters, this.random());
+    const cluster = clusterName ? config.clusters.get(clusterName) : undefined;
+    if (!cluster) return this.localReply(res, ex, 503, 'NC', '');
+    ex.cluster = cluster;
+    const rt = this.runtime(cluster);
+
+    // Upstream request headers: the client's end-to-end headers, mesh headers, route changes.
+    const headers: Record<string, string | string[]> = {};
+    for (const [k, v] of Object.entries(req.headers)) {
+      if (v === undefined || k.startsWith(':') || HOP_BY_HOP.has(k)) continue;
+      headers[k] = v as string | string[];
+    }
+    if (req.headers.te === 'trailers') headers.te = 'trailers';
+    headers['x-request-id'] = ex.requestId;
+    headers.traceparent = ex.traceparent;
+    const xff = req.headers['x-forwarded-for'];
+    headers['x-forwarded-for'] = xff ? `${xff}, ${ex.ctx.sourceIp}` : ex.ctx.sourceIp;
+    headers['x-forwarded-proto'] = 'http';
+    applyHeaderMutation(headers, route.requestHeaders);
+    const authority = action.hostRewrite ?? ex.authority;
+    const path = rewritePath(action, route.match, ex.path);
+
+    for (const mirror of action.mirrors) {
+      if (this.random() * 100 < mirror.percent) this.mirror(mirror.cluster, ex.method, path, authority, headers, body);
+    }
+
+    const hashKey = this.hashKey(action, view, ex.ctx.sourceIp);
+    const policy = action.retry;
+    const deadline = action.timeoutMs > 0 ? ex.start + action.timeoutMs : Number.POSITIVE_INFINITY;
+    let current: Attempt | undefined;
+    let last: Attempt | undefined;
+    let timedOut = false;
+    const overall =
+      action.timeoutMs > 0
+        ? setTimeout(() => {
+            timedOut = true;
+            if (current?.ok) current.response.abort();
+            abortInFlight?.();
+          }, action.timeoutMs)
+        : undefined;
+    let abortInFlight: (() => void) | undefined;
+    try {
+      for (let attempt = 0; ; attempt++) {
+        if (attempt > 0) {
+          rt.retryStarted();
+          this.inputs.metrics.retries.inc({ cluster: cluster.name });
+        }
+        const endpoints = config.endpoints.get(cluster.name) ?? [];
+        const pick = rt.pick(endpoints, hashKey, ex.endpoint);
+        if (!pick.ok) {
+          current = { ok: false, outcome: { connectFailure: true }, flag: pick.reason === 'overflow' ? 'UO' : 'UH' };
+          if (pick.reason === 'overflow') this.inputs.metrics.overflows.inc({ cluster: cluster.name, limit: 'max_requests' });
+          if (attempt > 0) rt.retryFinished();
+          last = current;
+          break;
+        }
+        ex.endpoint = pick.endpoint;
+        ex.attempts = attempt + 1;
+        const perTry = policy?.perTryTimeoutMs ?? 0;
+        const attemptDeadline = Math.min(deadline, perTry > 0 ? performance.now() + perTry : Number.POSITIVE_INFINITY);
+        const started = this.attempt(cluster, pick.endpoint, ex.method, path, authority, headers, body, attemptDeadline);
+        abortInFlight = started.cancel;
+        current = await started.result;
+        abortInFlight = undefined;
+        rt.requestFinished(pick.endpoint, current.ok ? current.response.status : undefined, !current.ok);
+        if (attempt > 0) rt.retryFinished();
+        last = current;
+        if (timedOut || downstreamGone()) break;
+        const outcome: AttemptOutcome = current.ok
+          ? { status: current.response.status, ...(grpcStatusOf(current.response.headers) !== undefined && { grpcStatus: grpcStatusOf(current.response.headers) }) }
+          : current.outcome;
+        if (!policy || !isRetriable(policy, outcome)) break;
+        if (attempt >= policy.numRetries) {
+          ex.flags.add('URX');
+          break;
+        }
+        if (!body.replayable || !rt.retryAllowed()) {
+          if (!rt.retryAllowed()) this.inputs.metrics.overflows.inc({ cluster: cluster.name, limit: 'retry_budget' });
+          break;
+        }
+        if (current.ok) current.response.abort();
+        const wait = retryBackoffMs(policy, attempt, this.random);
+        if (performance.now() + wait >= deadline) break;
+        await new Promise((resolve) => setTimeout(resolve, wait));
+        if (timedOut || downstreamGone()) break;
+      }
+    } finally {
+      clearTimeout(overall);
+    }
+    if (timedOut) {
+      if (last?.ok) last.response.abort();
+      return this.localReply(res, ex, 504, 'UT', BODIES.UT ?? '');
+    }
+    if (!last) return this.localReply(res, ex, 503, 'UH', BODIES.UH ?? '');
+    if (!last.ok) {
+      const flag = last.flag;
+      const status = flag === 'UT' ? 504 : 503;
+      return this.localReply(res, ex, status, flag, BODIES[flag] ?? '');
+    }
+    await this.respond(res, ex, route, last.response);
+  }
+
+  private hashKey(action: RouteAction, view: Record<string, string>, sourceIp: string): string | undefined {
+    for (const h of action.hashPolicies) {
+      if ('header' in h) {
+        const v = view[h.header.toLowerCase()];
+        if (v !== undefined) return v;
+      } else return sourceIp;
+    }
+    return undefined;
+  }
+
+  /** Streams an upstream response to the client, with the route's response header changes. */
+  private async respond(
+    res: http.ServerResponse | http2.Http2ServerResponse,
+    ex: Exchange,
+    route: Route,
+    up: UpstreamResponse,
+  ): Promise<void> {
+    const headers: Record<string, string | string[]> = {};
+    for (const [k, v] of Object.entries(up.headers)) {
+      if (k.startsWith(':') || HOP_BY_HOP.has(k)) continue;
+      headers[k] = v;
+    }
+    applyHeaderMutation(headers, route.responseHeaders);
+    headers['x-request-id'] = ex.requestId;
+    ex.status = up.status;
+    const gs = grpcStatusOf(up.headers);
+    if (gs !== undefined) ex.grpcStatus = String(gs);
+    res.writeHead(up.status, headers as http.OutgoingHttpHeaders);
+    up.body.on('data', (c: Buffer) => {
+      ex.responseBytes += c.length;
+    });
+    up.body.pipe(res as NodeJS.WritableStream, { end: false });
+    const trailers = await up.trailers.catch(() => undefined);
+    if (trailers === undefined) {
+      // The upstream broke mid-response: the client sees a reset, as Envoy gives it.
+      ex.flags.add('UR');
+      res.destroy();
+      return;
+    }
+    const t = Object.entries(trailers).filter(([k]) => !k.startsWith(':'));
+    if (t.length > 0) {
+      const ts = Object.fromEntries(t);
+      const tgs = ts['grpc-status'];
+      if (tgs !== undefined) ex.grpcStatus = String(tgs);
+      res.addTrailers(ts as http.OutgoingHttpHeaders);
+    }
+    res.end();
+  }
+
+  /**
+   * One attempt to one endpoint. Resolves with the response headers and a body stream, or with
+   * the failure as a retry outcome and an Envoy response flag.
+   */
+  private attempt(
+    cluster: UpstreamCluster,
+    ep: UpstreamEndpoint,
+    method: string,
+    path: string,
+    authority: string,
+    headers: Record<string, string | string[]>,
+    body: ReplayableBody,
+    deadline: number,
+  ): { result: Promise<Attempt>; cancel: () => void } {
+    let cancel = () => {};
+    const result = new Promise<Attempt>((resolve) => {
+      let settled = false;
+      const settle = (a: Attempt) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        resolve(a);
+      };
+      const remaining = deadline - performance.now();
+      const timer =
+        Number.isFinite(remaining) && remaining > 0
+          ? setTimeout(() => {
+              cancel();
+              settle({ ok: false, outcome: { timeout: true }, flag: 'UT' });
+            }, remaining)
+          : undefined;
+      if (cluster.protocol === 'http2') {
+        this.inputs.upstreams.http2Session(ep, cluster.connectTimeoutMs).then(
+          (session) => {
+            if (settled) return;
+            let stream: http2.ClientHttp2Stream;
+            try {
+              stream = session.request({
+                ...headers,
+                ':method': method,
+                ':path': path,
+                ':authority': authority,
+                ':scheme': 'http',
+              });
+            } catch {
+              settle({ ok: false, outcome: { connectFailure: true }, flag: 'UF' });
+              return;
+            }
+            cancel = () => {
+              body.detach(stream);
+              stream.close(http2.constants.NGHTTP2_CANCEL);
+            };
+            if (!body.attach(stream)) stream.end();
+            const trailers = new Promise<Record<string, string | string[]>>((resolveT, rejectT) => {
+              let got: Record<string, string | string[]> = {};
+              stream.on('trailers', (t) => {
+                got = t as Record<string, string | string[]>;
+              });
+              stream.on('end', () => resolveT(got));
+              stream.on('close', () => {
+                if (stream.rstCode && stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR) rejectT(new Error('reset'));
+                else resolveT(got);
+              });
+              stream.on('error', (err) => rejectT(err));
+            });
+            trailers.catch(() => {});
+            stream.on('response', (h) => {
+              const status = Number(h[':status']);
+              settle({
+                ok: true,
+                response: {
+                  status,
+                  headers: h as Record<string, string | string[]>,
+                  body: stream,
+                  trailers,
+                  abort: () => stream.close(http2.constants.NGHTTP2_CANCEL),
+                },
+              });
+            });
+            stream.on('error', () => {
+              const refused = stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM;
+              settle({ ok: false, outcome: refused ? { refusedStream: true } : { reset: true }, flag: 'UR' });
+            });
+            stream.on('close', () => {
+              const refused = stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM;
+              settle({ ok: false, outcome: refused ? { refusedStream: true } : { reset: true }, flag: 'UR' });
+            });
+          },
+          () => settle({ ok: false, outcome: { connectFailure: true }, flag: 'UF' }),
+        );
+        return;
+      }
+      const h1 = { ...headers, host: authority };
+      const upReq = this.inputs.upstreams.http1Request(ep, cluster.connectTimeoutMs, method, path, h1);
+      cancel = () => {
+        body.detach(upReq);
+        upReq.destroy();
+      };
+      upReq.on('response', (r: http.IncomingMessage) => {
+        const trailers = new Promise<Record<string, string | string[]>>((resolveT, rejectT) => {
+          r.on('end', () => resolveT(r.trailers as Record<string, string | string[]>));
+          r.on('aborted', () => rejectT(new Error('aborted')));
+          r.on('error', rejectT);
+          r.on('close', () => {
+            if (!r.complete) rejectT(new Error('closed'));
+          });
+        });
+        trailers.catch(() => {});
+        settle({
+          ok: true,
+          response: {
+            status: r.statusCode ?? 502,
+            headers: r.headers as Record<string, string | string[]>,
+            body: r,
+            trailers,
+            abort: () => {
+              r.destroy();
+              upReq.destroy();
+            },
+          },
+        });
+      });
+      upReq.on('error', (err) => {
+        if (err instanceof UpstreamConnectError) settle({ ok: false, outcome: { connectFailure: true }, flag: 'UF' });
+        else settle({ ok: false, outcome: { reset: true }, flag: 'UC' });
+      });
+      if (!body.attach(upReq)) upReq.end();
+    });
+    return { result, cancel: () => cancel() };
+  }
+
+  /** Fire and forget: a copy of the request to another cluster, its response discarded. */
+  private mirror(
+    clusterName: string,
+    method: string,
+    path: string,
+    authority: string,
+    headers: Record<string, string | string[]>,
+    body: ReplayableBody,
+  ): void {
+    const config = this.inputs.config();
+    const cluster = config.clusters.get(clusterName);
+    if (!cluster) return;
+    const rt = this.runtime(cluster);
+    const pick = rt.pick(config.endpoints.get(clusterName) ?? [], undefined, undefined);
+    if (!pick.ok) return;
+    // Envoy marks shadowed requests by suffixing the host.
+    const host = authority.includes(':')
+      ? authority.replace(/^([^:]+)/, '$1-shadow')
+      : `${authority}-shadow`;
+    const { result } = this.attempt(cluster, pick.endpoint, method, path, host, { ...headers }, body, Number.POSITIVE_INFINITY);
+    result.then((a) => {
+      rt.requestFinished(pick.endpoint, a.ok ? a.response.status : undefined, !a.ok);
+      if (a.ok) {
+        a.response.body.resume();
+        a.response.trailers.catch(() => {});
+      }
+    });
+  }
+
+  private localReply(
+    res: http.ServerResponse | http2.Http2ServerResponse,
+    ex: Exchange,
+    status: number,
+    flag: ResponseFlag | undefined,
+    text: string,
+    extra: Record<string, string> = {},
+  ): void {
+    if (flag) ex.flags.add(flag);
+    ex.status = status;
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    const payload = Buffer.from(text);
+    const headers: Record<string, string> = { 'x-request-id': ex.requestId, ...extra };
+    if (!('content-type' in headers) && payload.length) headers['content-type'] = 'text/plain';
+    headers['content-length'] = String(payload.length);
+    ex.responseBytes = payload.length;
+    res.writeHead(status, headers);
+    res.end(payload);
+  }
+
+  private finish(ex: Exchange, status: number): void {
+    const durationMs = performance.now() - ex.start;
+    const flags = ex.flags.size ? [...ex.flags].join(',') : '-';
+    const peer = ex.ctx.peer;
+    const dst = ex.endpoint;
+    const svc = ex.cluster?.service;
+    const labels: RequestLabels = {
+      reporter: 'waypoint',
+      source_workload: ex.ctx.baggage.get('k8s.deployment.name') ?? ex.ctx.baggage.get('k8s.pod.name') ?? 'unknown',
+      source_workload_namespace: peer.namespace,
+      source_principal: peer.toString(),
+      source_app: ex.ctx.baggage.get('service.name') ?? 'unknown',
+      source_version: ex.ctx.baggage.get('service.version') ?? 'unknown',
+      source_cluster: ex.ctx.baggage.get('k8s.cluster.name') ?? this.inputs.clusterName ?? 'Kubernetes',
+      destination_workload: dst?.workload ?? 'unknown',
+      destination_workload_namespace: dst?.namespace ?? 'unknown',
+      destination_principal: dst?.identity ?? 'unknown',
+      destination_app: dst?.workload ?? 'unknown',
+      destination_version: 'unknown',
+      destination_service: svc?.host ?? 'unknown',
+      destination_service_name: svc?.name ?? 'unknown',
+      destination_service_namespace: svc?.namespace ?? 'unknown',
+      destination_cluster: this.inputs.clusterName ?? 'Kubernetes',
+      request_protocol: ex.grpc ? 'grpc' : 'http',
+      response_code: String(status),
+      grpc_response_status: ex.grpcStatus ?? '',
+      response_flags: flags,
+      connection_security_policy: 'mutual_tls',
+    };
+    this.inputs.metrics.record(labels, durationMs, ex.requestBytes, ex.responseBytes);
+    this.inputs.accessLog?.({
+      start_time: new Date(performance.timeOrigin + ex.start).toISOString(),
+      method: ex.method,
+      path: ex.path,
+      protocol: ex.protocol,
+      response_code: status,
+      response_flags: flags,
+      grpc_status: ex.grpcStatus,
+      bytes_received: ex.requestBytes,
+      bytes_sent: ex.responseBytes,
+      duration: Math.round(durationMs),
+      upstream_host: dst ? `${dst.address}:${dst.port}` : '-',
+      upstream_cluster: ex.cluster?.name ?? '-',
+      route_name: ex.route ?? '-',
+      attempts: ex.attempts,
+      x_request_id: ex.requestId,
+      traceparent: ex.traceparent,
+      authority: ex.authority,
+      downstream_peer: peer.toString(),
+      downstream_remote_address: ex.ctx.sourceIp,
+    });
+  }
+}
+
+function grpcStatusOf(headers: Record<string, string | string[] | undefined>): number | undefined {
+  const v = headers['grpc-status'];
+  if (v === undefined) return undefined;
+  const n = Number(Array.isArray(v) ? v[0] : v);
+  return Number.isInteger(n) ? n : undefined;
+}

@@ -1,0 +1,165 @@
+/**
+ * Connections from the waypoint to endpoints. An endpoint in the mesh (`tunnel: hbone`) is reached
+ * by an HBONE stream to `podIP:15008` with `:authority podIP:port`, presenting the waypoint's own
+ * identity and expecting the endpoint's; other endpoints get plain TCP. On top of those streams:
+ * HTTP/1.1 with keep-alive (an Agent per tunnel kind, pooling per endpoint), or one HTTP/2
+ * session per endpoint.
+ *
+ * Pool invariant: an HBONE stream carries one endpoint's traffic, and the HBONE client pools its
+ * connections by (waypoint identity, endpoint identity, endpoint address), so no connection is
+ * ever shared across identities.
+ */
+import http from 'node:http';
+import http2 from 'node:http2';
+import type { Duplex } from 'node:stream';
+import type { HboneClient, SpiffeId } from '@ambient/shared';
+import { formatAuthority, SpiffeId as Spiffe } from '@ambient/shared';
+import type { UpstreamEndpoint } from '../config/waypoint-config.js';
+
+export const HBONE_PORT = 15008;
+
+export interface UpstreamPoolInputs {
+  readonly hbone: HboneClient;
+  /** The waypoint's own identity, presented to every endpoint. */
+  readonly identity: SpiffeId;
+  /** Plain TCP to an endpoint that is not in the mesh. */
+  readonly dialTcp: (host: string, port: number, timeoutMs: number) => Promise<Duplex>;
+  readonly maxSocketsPerEndpoint?: number;
+}
+
+/** Options the agents read besides Node's own. */
+interface EndpointRequestOptions extends http.RequestOptions {
+  endpoint: UpstreamEndpoint;
+  connectTimeoutMs: number;
+}
+
+/** Node's http client calls these socket methods; an HBONE stream has no socket of its own. */
+function socketLike(stream: Duplex): Duplex {
+  const s = stream as Duplex & Record<string, unknown>;
+  for (const m of ['setKeepAlive', 'setNoDelay', 'ref', 'unref'])
+    if (typeof s[m] !== 'function') s[m] = () => s;
+  if (typeof s.setTimeout !== 'function') s.setTimeout = () => s;
+  return stream;
+}
+
+export class UpstreamConnectError extends Error {
+  readonly code = 'WP_ERR_UPSTREAM_CONNECT';
+}
+
+class EndpointAgent extends http.Agent {
+  constructor(
+    private readonly connectStream: (o: EndpointRequestOptions) => Promise<Duplex>,
+    maxSockets: number,
+  ) {
+    super({ keepAlive: true, maxSockets, maxFreeSockets: 64, scheduling: 'lifo' });
+  }
+
+  // Node's Agent calls this with the request's options; the endpoint travels in them.
+  createConnection(options: unknown, callback: (err: Error | null, stream?: Duplex) => void): undefined {
+    this.connectStream(options as EndpointRequestOptions).then(
+      (s) => callback(null, socketLike(s)),
+      (err: unknown) => callback(new UpstreamConnectError((err as Error).message)),
+    );
+    return undefined;
+  }
+
+  keepSocketAlive(): boolean {
+    return true;
+  }
+
+  reuseSocket(_socket: unknown, req: http.ClientRequest): void {
+    req.reusedSocket = true;
+  }
+}
+
+export class UpstreamPool {
+  private readonly agent: EndpointAgent;
+  private readonly sessions = new Map<string, Promise<http2.ClientHttp2Session>>();
+
+  constructor(private readonly inputs: UpstreamPoolInputs) {
+    this.agent = new EndpointAgent((o) => this.connect(o.endpoint, o.connectTimeoutMs), inputs.maxSocketsPerEndpoint ?? 1024);
+  }
+
+  /** A raw stream to an endpoint: HBONE when it is in the mesh, plain TCP otherwise. */
+  async connect(ep: UpstreamEndpoint, connectTimeoutMs: number): Promise<Duplex> {
+    if (ep.tunnel === 'hbone') {
+      return this.inputs.hbone.connect({
+        source: this.inputs.identity,
+        destination: Spiffe.from(ep.identity),
+        address: { host: ep.address, port: HBONE_PORT },
+        authority: formatAuthority({ host: ep.address, port: ep.port }),
+      });
+    }
+    return this.inputs.dialTcp(ep.address, ep.port, connectTimeoutMs);
+  }
+
+  /** An HTTP/1.1 request to an endpoint over a pooled keep-alive stream. */
+  http1Request(
+    ep: UpstreamEndpoint,
+    connectTimeoutMs: number,
+    method: string,
+    path: string,
+    headers: http.OutgoingHttpHeaders,
+  ): http.ClientRequest {
+    const options: EndpointRequestOptions = {
+      agent: this.agent,
+      host: ep.address,
+      port: ep.port,
+      method,
+      path,
+      headers,
+      endpoint: ep,
+      connectTimeoutMs,
+      // Header names keep the case the client sent only on HTTP/1.1; values pass as they are.
+      setHost: false,
+    };
+    return http.request(options);
+  }
+
+  /** The HTTP/2 session to an endpoint, opened once and reused until it closes. */
+  http2Session(ep: UpstreamEndpoint, connectTimeoutMs: number): Promise<http2.ClientHttp2Session> {
+    const key = `${ep.identity}|${ep.address}|${ep.port}|${ep.tunnel}`;
+    const existing = this.sessions.get(key);
+    if (existing) return existing;
+    const opened = this.connect(ep, connectTimeoutMs).then(
+      (stream) =>
+        new Promise<http2.ClientHttp2Session>((resolve, reject) => {
+          const session = http2.connect(`http://${ep.address}:${ep.port}`, {
+            createConnection: () => socketLike(stream) as never,
+          });
+          const drop = () => {
+            if (this.sessions.get(key) === opened) this.sessions.delete(key);
+          };
+          session.once('connect', () => resolve(session));
+          session.once('error', (err) => {
+            drop();
+            reject(new UpstreamConnectError(err.message));
+          });
+          session.once('close', drop);
+          session.once('goaway', drop);
+        }),
+    );
+    opened.catch(() => {
+      if (this.sessions.get(key) === opened) this.sessions.delete(key);
+    });
+    this.sessions.set(key, opened);
+    return opened;
+  }
+
+  /** Open upstream HTTP/1.1 streams and HTTP/2 sessions. */
+  stats(): { http1Sockets: number; http1Free: number; http2Sessions: number } {
+    const count = (m: NodeJS.ReadOnlyDict<unknown[]>) =>
+      Object.values(m).reduce((n, list) => n + (list?.length ?? 0), 0);
+    return {
+      http1Sockets: count(this.agent.sockets),
+      http1Free: count(this.agent.freeSockets),
+      http2Sessions: this.sessions.size,
+    };
+  }
+
+  close(): void {
+    this.agent.destroy();
+    for (const s of this.sessions.values()) s.then((x) => x.close(), () => {});
+    this.sessions.clear();
+  }
+}

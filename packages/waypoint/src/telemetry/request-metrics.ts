@@ -1,0 +1,109 @@
+/**
+ * Istio's standard request metrics as a waypoint reports them (`reporter="waypoint"`), plus the
+ * waypoint's own counters for refused downstream input and local replies.
+ */
+import { Counter, Histogram, type Registry } from 'prom-client';
+
+export const REQUEST_LABELS = [
+  'reporter',
+  'source_workload',
+  'source_workload_namespace',
+  'source_principal',
+  'source_app',
+  'source_version',
+  'source_cluster',
+  'destination_workload',
+  'destination_workload_namespace',
+  'destination_principal',
+  'destination_app',
+  'destination_version',
+  'destination_service',
+  'destination_service_name',
+  'destination_service_namespace',
+  'destination_cluster',
+  'request_protocol',
+  'response_code',
+  'grpc_response_status',
+  'response_flags',
+  'connection_security_policy',
+] as const;
+
+export type RequestLabels = Record<(typeof REQUEST_LABELS)[number], string>;
+
+/** Istio's default buckets for request duration (ms) and sizes (bytes). */
+const DURATION_BUCKETS = [0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000];
+const SIZE_BUCKETS = [1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000];
+
+export class RequestMetrics {
+  readonly requests: Counter<keyof RequestLabels>;
+  readonly duration: Histogram<keyof RequestLabels>;
+  readonly requestBytes: Histogram<keyof RequestLabels>;
+  readonly responseBytes: Histogram<keyof RequestLabels>;
+  /** Downstream input refused before it became a request: malformed, oversized, too slow. */
+  readonly downstreamErrors: Counter<'reason'>;
+  readonly retries: Counter<'cluster'>;
+  readonly ejections: Counter<'cluster'>;
+  readonly overflows: Counter<'cluster' | 'limit'>;
+
+  constructor(registry: Registry) {
+    const labelNames = [...REQUEST_LABELS];
+    this.requests = new Counter({
+      name: 'istio_requests_total',
+      help: 'Requests handled by the waypoint',
+      labelNames,
+      registers: [registry],
+    });
+    this.duration = new Histogram({
+      name: 'istio_request_duration_milliseconds',
+      help: 'Request duration in milliseconds',
+      labelNames,
+      buckets: DURATION_BUCKETS,
+      registers: [registry],
+    });
+    this.requestBytes = new Histogram({
+      name: 'istio_request_bytes',
+      help: 'Request body sizes in bytes',
+      labelNames,
+      buckets: SIZE_BUCKETS,
+      registers: [registry],
+    });
+    this.responseBytes = new Histogram({
+      name: 'istio_response_bytes',
+      help: 'Response body sizes in bytes',
+      labelNames,
+      buckets: SIZE_BUCKETS,
+      registers: [registry],
+    });
+    this.downstreamErrors = new Counter({
+      name: 'waypoint_downstream_errors_total',
+      help: 'Downstream connections or requests refused before routing, by reason',
+      labelNames: ['reason'],
+      registers: [registry],
+    });
+    this.retries = new Counter({
+      name: 'waypoint_upstream_retries_total',
+      help: 'Upstream request retries, by cluster',
+      labelNames: ['cluster'],
+      registers: [registry],
+    });
+    this.ejections = new Counter({
+      name: 'waypoint_outlier_ejections_total',
+      help: 'Endpoints ejected by outlier detection, by cluster',
+      labelNames: ['cluster'],
+      registers: [registry],
+    });
+    this.overflows = new Counter({
+      name: 'waypoint_upstream_overflow_total',
+      help: 'Requests refused by a circuit breaker, by cluster and limit',
+      labelNames: ['cluster', 'limit'],
+      registers: [registry],
+    });
+  }
+
+  record(labels: RequestLabels, durationMs: number, requestBytes: number, responseBytes: number): void {
+    this.requests.inc(labels);
+    this.duration.observe(labels, durationMs);
+    this.requestBytes.observe(labels, requestBytes);
+    this.responseBytes.observe(labels, responseBytes);
+  }
+}
