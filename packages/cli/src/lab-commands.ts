@@ -32,8 +32,10 @@ const httpEcho = (name: string) =>
 
 interface LabState {
   readonly name: string;
-  readonly spec: LabSpec;
+  spec: LabSpec;
   readonly pids: number[];
+  /** Waypoints deployed with `ambientctl waypoint apply`. */
+  waypoints?: Array<{ namespace: string; name: string; vip: string; pod: string }>;
   readonly dir: string;
   readonly enrolled: readonly string[];
 }
@@ -271,6 +273,59 @@ export async function deleteFile(options: {
     await deleteManifest(join(state.dir, 'manifests'), ref);
     options.print(`deleted ${o.kind.toLowerCase()}/${ref.name}`);
   }
+}
+
+/** Waypoint service VIPs come from their own block of the VIP range. */
+const WAYPOINT_VIP_BASE = '198.19.250.';
+
+/**
+ * `ambientctl waypoint apply`: an `istio-waypoint` Gateway and, as Istio's deployment controller
+ * does, its pod and Service; returns once the waypoint has its certificate and config.
+ */
+export async function waypointApply(options: {
+  lab: string;
+  namespace: string;
+  serviceAccount?: string;
+  name?: string;
+  waypointFor?: string;
+  node?: number;
+  print: (l: string) => void;
+}): Promise<void> {
+  const state = await readState(options.lab);
+  const name = options.name ?? (options.serviceAccount ? `${options.serviceAccount}-waypoint` : 'waypoint');
+  const waypoints = state.waypoints ?? [];
+  const existing = waypoints.find((w) => w.namespace === options.namespace && w.name === name);
+  const lab = Lab.attach(options.lab, state.spec);
+  const mesh = new LabMesh(lab, { dir: state.dir, enrolledNamespaces: state.enrolled });
+  const vip = existing?.vip ?? `${WAYPOINT_VIP_BASE}${waypoints.length + 1}`;
+  const deployed = await mesh.deployWaypoint(
+    {
+      namespace: options.namespace,
+      name,
+      ...(options.serviceAccount && { forServiceAccount: options.serviceAccount }),
+      ...(options.waypointFor && { waypointFor: options.waypointFor }),
+      node: options.node ?? lab.nodes.length - 1,
+    },
+    vip,
+  );
+  if (!existing) waypoints.push({ namespace: options.namespace, name, vip, pod: deployed.pod.name });
+  state.waypoints = waypoints;
+  state.spec = {
+    ...state.spec,
+    pods: lab.pods.map(({ name: n, namespace, node, serviceAccount, labels }) => ({
+      name: n,
+      namespace,
+      node,
+      ...(serviceAccount && { serviceAccount }),
+      ...(labels && { labels }),
+    })),
+  };
+  if (deployed.pid) state.pids.push(deployed.pid);
+  await writeFile(join(state.dir, 'state.json'), JSON.stringify(state, null, 2));
+  await mesh.waitWaypointReady(deployed.pod);
+  options.print(
+    `waypoint ${options.namespace}/${name} ready: pod ${deployed.pod.name} ${deployed.pod.ip} on node${deployed.pod.node}, identity spiffe://cluster.local/ns/${options.namespace}/sa/${name}${options.serviceAccount ? `, serving service account ${options.serviceAccount}` : ''}`,
+  );
 }
 
 async function readStdin(): Promise<string> {

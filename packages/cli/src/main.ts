@@ -11,6 +11,7 @@ import {
   labelObject,
   labStatus,
   labUp,
+  waypointApply,
 } from './lab-commands.js';
 
 const controller = new AbortController();
@@ -112,6 +113,37 @@ await yargs(hideBin(process.argv))
         print: (l) => console.log(l),
       });
     },
+  )
+  .command('waypoint', 'deploy an L7 waypoint in a lab', (y) =>
+    y
+      .command(
+        'apply',
+        'deploy a waypoint (an istio-waypoint Gateway, its pod and Service) and wait until it is ready',
+        (yy) =>
+          yy
+            .option('namespace', { alias: 'n', type: 'string', default: 'default' })
+            .option('service-account', { type: 'string', describe: "serve this service account's workloads" })
+            .option('name', { type: 'string', describe: 'Gateway name (default <service-account>-waypoint)' })
+            .option('for', {
+              type: 'string',
+              choices: ['service', 'workload', 'all', 'none'],
+              describe: 'istio.io/waypoint-for',
+            })
+            .option('node', { type: 'number', describe: 'lab node for the waypoint pod (default: the last)' })
+            .option('lab', { type: 'string', default: 'demo', describe: 'lab name' }),
+        async (argv) => {
+          await waypointApply({
+            lab: argv.lab,
+            namespace: argv.namespace,
+            ...(argv['service-account'] && { serviceAccount: argv['service-account'] }),
+            ...(argv.name && { name: argv.name }),
+            ...(argv.for && { waypointFor: argv.for }),
+            ...(argv.node !== undefined && { node: argv.node }),
+            print: (l) => console.log(l),
+          });
+        },
+      )
+      .demandCommand(1),
   )
   .command(
     'apply',
