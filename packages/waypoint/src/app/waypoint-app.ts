@@ -30,12 +30,6 @@ import { duplexPair } from '../proxy/duplex-pair.js';
 import { HttpProxy } from '../proxy/http-proxy.js';
 import { UpstreamPool } from '../proxy/upstream-pool.js';
 import { RequestMetrics } from '../telemetry/request-metrics.js';
-import {
-  clusterLoadAssignmentResourceType,
-  clusterResourceType,
-  listenerResourceType,
-  routeConfigurationResourceType,
-} from '../xds/envoy-xds.js';
 import { WaypointConfigStore } from '../xds/waypoint-config-store.js';
 import type { WaypointSettings } from './waypoint-settings.js';
 
@@ -56,7 +50,11 @@ function ipToInt(ip: string): number {
 }
 
 /** The filter chain for an original destination: the most specific prefix, then the port. */
-export function matchChain(chains: readonly FilterChain[], host: string, port: number): FilterChain | undefined {
+export function matchChain(
+  chains: readonly FilterChain[],
+  host: string,
+  port: number,
+): FilterChain | undefined {
   let best: FilterChain | undefined;
   let bestLen = -1;
   for (const c of chains) {
@@ -116,11 +114,11 @@ export class WaypointApp {
     collectDefaultMetrics({ register: this.registry });
     const s = inputs.settings;
     this.identity = SpiffeId.of(s.trustDomain, s.namespace, s.serviceAccount);
-    this.store = new WaypointConfigStore({ logger: inputs.logger.child({ component: 'config' }) });
+    this.store = new WaypointConfigStore();
   }
 
   get config(): WaypointConfig {
-    return this.store.current();
+    return this.store.config;
   }
 
   async start(): Promise<WaypointAddresses> {
@@ -160,7 +158,7 @@ export class WaypointApp {
       dialTcp: (host, port, timeoutMs) => dialTcp({ host, port }, timeoutMs),
     });
     this.proxy = new HttpProxy({
-      config: () => this.store.current(),
+      config: () => this.store.config,
       upstreams: this.upstreams,
       metrics: this.requestMetrics,
       logger: logger.child({ component: 'http' }),
@@ -188,12 +186,7 @@ export class WaypointApp {
       },
       logger: logger.child({ component: 'xds' }),
       metrics: new XdsClientMetrics(this.registry),
-      subscriptions: [
-        { type: listenerResourceType(), onChange: (d) => this.store.setListeners(d.all) },
-        { type: routeConfigurationResourceType(), onChange: (d) => this.store.setRoutes(d.all) },
-        { type: clusterResourceType(), onChange: (d) => this.store.setClusters(d.all) },
-        { type: clusterLoadAssignmentResourceType(), onChange: (d) => this.store.setEndpoints(d.all) },
-      ],
+      subscriptions: this.store.subscriptions(),
     });
     this.xds.start();
 
@@ -235,7 +228,7 @@ export class WaypointApp {
 
   /** A CONNECT to the waypoint: its authority (the original VIP:port) picks the filter chain. */
   private async onTunnel(req: HboneRequest): Promise<Duplex> {
-    const listener = this.store.current().listener;
+    const listener = this.store.config.listener;
     const chain = listener ? matchChain(listener.chains, req.target.host, req.target.port) : undefined;
     if (!chain) {
       this.requestMetrics.downstreamErrors.inc({ reason: 'no_filter_chain' });
@@ -261,7 +254,7 @@ export class WaypointApp {
   /** A TCP chain: the connection goes to one endpoint of the chain's cluster, round robin. */
   private tcpCursor = 0;
   private async tcpUpstream(clusterName: string): Promise<Duplex> {
-    const config = this.store.current();
+    const config = this.store.config;
     const cluster = config.clusters.get(clusterName);
     const eps = config.endpoints.get(clusterName) ?? [];
     if (!cluster || eps.length === 0)
@@ -278,8 +271,8 @@ export class WaypointApp {
   private admin(req: http.IncomingMessage, res: http.ServerResponse): void {
     if (req.url === '/config_dump') {
       res.setHeader('content-type', 'application/json');
-      const c = this.store.current();
-      return send(
+      const c = this.store.config;
+      send(
         res,
         200,
         `${JSON.stringify(
@@ -289,15 +282,23 @@ export class WaypointApp {
             routes: [...c.routes.values()],
             clusters: [...c.clusters.values()],
             endpoints: Object.fromEntries(c.endpoints),
-            warnings: this.store.warnings(),
+            warnings: this.store.warnings,
             xds: this.xds?.dump(),
             certificates: this.certs?.dump(),
             upstreams: this.upstreams?.stats(),
           },
-          (_k, v) => (v instanceof RegExp ? v.source : v instanceof Set ? [...v] : v instanceof Map ? Object.fromEntries(v) : v),
+          (_k, v) =>
+            v instanceof RegExp
+              ? v.source
+              : v instanceof Set
+                ? [...v]
+                : v instanceof Map
+                  ? Object.fromEntries(v)
+                  : v,
           2,
         )}\n`,
       );
+      return;
     }
     send(res, 404, 'not found\n');
   }
@@ -308,7 +309,9 @@ export class WaypointApp {
     handler: (req: http.IncomingMessage, res: http.ServerResponse) => void | Promise<void>,
   ): Promise<AddressInfo> {
     const server = http.createServer((req, res) => {
-      Promise.resolve(handler(req, res)).catch((err: unknown) => send(res, 500, `${(err as Error).message}\n`));
+      Promise.resolve(handler(req, res)).catch((err: unknown) =>
+        send(res, 500, `${(err as Error).message}\n`),
+      );
     });
     this.servers.push(server);
     await new Promise<void>((resolve, reject) => {

@@ -33,7 +33,9 @@ export interface WaypointSettings {
 
 const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
 
-export function parseWaypointSettings(env: Readonly<Record<string, string | undefined>>): Result<WaypointSettings> {
+export function parseWaypointSettings(
+  env: Readonly<Record<string, string | undefined>>,
+): Result<WaypointSettings> {
   const problems: Problem[] = [];
   const opt = (key: string): string | undefined => (env[key] === '' ? undefined : env[key]);
   const str = (key: string, fallback?: string): string => {

@@ -8,7 +8,7 @@ import { Duplex } from 'node:stream';
 
 class PairSide extends Duplex {
   peer?: PairSide;
-  private waiting?: () => void;
+  private waiting?: (err?: Error | null) => void;
   private idleTimer?: NodeJS.Timeout;
   private idleMs = 0;
 
@@ -28,7 +28,10 @@ class PairSide extends Duplex {
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
     this.touch();
     const peer = this.peer;
-    if (!peer || peer.destroyed) return cb(new Error('peer closed'));
+    if (!peer || peer.destroyed) {
+      cb(new Error('peer closed'));
+      return;
+    }
     peer.touch();
     if (peer.push(chunk)) cb();
     else this.waiting = cb;

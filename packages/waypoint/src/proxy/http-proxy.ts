@@ -23,14 +23,12 @@ import type {
 } from '../config/waypoint-config.js';
 import { decideFault } from '../fault/fault-decision.js';
 import { ClusterRuntime } from '../lb/cluster-runtime.js';
-import { isRetriable, retryBackoffMs, type AttemptOutcome } from '../retry/retry-policy.js';
-import {
-  applyHeaderMutation,
-  pickWeightedCluster,
-  redirectLocation,
-  rewritePath,
-  selectRoute,
-} from '../route/route-select.js';
+import { type AttemptOutcome, isRetriable, retryBackoffMs } from '../retry/retry-policy.js';
+import { applyHeaderMutation } from '../route/header-mutation.js';
+import { rewritePath } from '../route/path-rewrite.js';
+import { redirectLocation } from '../route/redirect-location.js';
+import { selectRoute } from '../route/route-select.js';
+import { pickWeightedCluster } from '../route/weighted-cluster.js';
 import type { RequestLabels, RequestMetrics } from '../telemetry/request-metrics.js';
 import { ReplayableBody } from './replayable-body.js';
 import { UpstreamConnectError, type UpstreamPool } from './upstream-pool.js';
@@ -98,7 +96,9 @@ interface UpstreamResponse {
   readonly abort: () => void;
 }
 
-type Attempt = { ok: true; response: UpstreamResponse } | { ok: false; outcome: AttemptOutcome; flag: ResponseFlag };
+type Attempt =
+  | { ok: true; response: UpstreamResponse }
+  | { ok: false; outcome: AttemptOutcome; flag: ResponseFlag };
 
 /** Per-request state carried to the access log and metrics. */
 interface Exchange {
@@ -133,7 +133,10 @@ function newTraceparent(incoming: unknown): string {
 }
 
 /** A request's headers as one lower-case map with the pseudo-headers, for matching. */
-function headerView(req: http.IncomingMessage | http2.Http2ServerRequest, authority: string): Record<string, string> {
+function headerView(
+  req: http.IncomingMessage | http2.Http2ServerRequest,
+  authority: string,
+): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(req.headers)) {
     if (v === undefined) continue;
@@ -152,6 +155,7 @@ export class HttpProxy {
   private readonly runtimes = new Map<string, ClusterRuntime>();
   private readonly random: () => number;
   private readonly open = new Set<Duplex>();
+  private handing?: ConnectionContext;
 
   constructor(private readonly inputs: HttpProxyInputs) {
     this.random = inputs.random ?? Math.random;
@@ -162,15 +166,26 @@ export class HttpProxy {
       keepAliveTimeout: 60_000,
     });
     this.http1.on('request', (req, res) => this.onRequest(req, res, this.contexts.get(req.socket)));
-    this.http1.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(err, socket));
+    this.http1.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) =>
+      this.onClientError(err, socket),
+    );
     // Upgrades (WebSocket, h2c) are not configured on this waypoint: refused as Envoy does.
     this.http1.on('upgrade', (req: http.IncomingMessage, socket: Duplex) => {
       inputs.metrics.downstreamErrors.inc({ reason: 'upgrade_refused' });
       inputs.logger.debug({ upgrade: req.headers.upgrade }, 'upgrade refused');
       socket.end('HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
     });
-    this.http2 = http2.createServer({ maxSessionMemory: 64, settings: { maxHeaderListSize: inputs.maxHeaderBytes ?? 60 * 1024 } });
-    this.http2.on('request', (req, res) => this.onRequest(req, res, this.contexts.get(req.stream.session?.socket ?? {})));
+    this.http2 = http2.createServer({
+      maxSessionMemory: 64,
+      settings: { maxHeaderListSize: inputs.maxHeaderBytes ?? 60 * 1024 },
+    });
+    // A session is created synchronously inside emit('connection'): it takes the context being handed.
+    this.http2.on('session', (session) => {
+      if (this.handing) this.contexts.set(session, this.handing);
+    });
+    this.http2.on('request', (req, res) =>
+      this.onRequest(req, res, this.contexts.get(req.stream.session ?? {})),
+    );
     this.http2.on('sessionError', () => inputs.metrics.downstreamErrors.inc({ reason: 'http2_protocol' }));
   }
 
@@ -180,8 +195,10 @@ export class HttpProxy {
     conn.once('close', () => this.open.delete(conn));
     conn.on('error', () => {});
     const codec = ctx.chain.handler.codec;
-    if (codec === 'http1') return this.hand(this.http1, conn, ctx);
-    if (codec === 'http2') return this.hand(this.http2, conn, ctx);
+    if (codec !== 'auto') {
+      this.hand(codec === 'http1' ? this.http1 : this.http2, conn, ctx);
+      return;
+    }
     // Sniff: the HTTP/2 connection preface, else HTTP/1.1.
     let seen = Buffer.alloc(0);
     const onData = (chunk: Buffer) => {
@@ -210,7 +227,12 @@ export class HttpProxy {
 
   private hand(server: http.Server | http2.Http2Server, conn: Duplex, ctx: ConnectionContext): void {
     this.contexts.set(conn, ctx);
-    server.emit('connection', conn);
+    this.handing = ctx;
+    try {
+      server.emit('connection', conn);
+    } finally {
+      this.handing = undefined;
+    }
     conn.resume();
   }
 
@@ -221,7 +243,8 @@ export class HttpProxy {
     let reason = 'malformed_request';
     if (code === 'HPE_HEADER_OVERFLOW') {
       reason = 'headers_too_large';
-      reply = 'HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\nconnection: close\r\n\r\n';
+      reply =
+        'HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\nconnection: close\r\n\r\n';
     } else if (code === 'ERR_HTTP_REQUEST_TIMEOUT') {
       reason = 'request_headers_timeout';
       reply = 'HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n';
@@ -238,7 +261,10 @@ export class HttpProxy {
   private runtime(cluster: UpstreamCluster): ClusterRuntime {
     let rt = this.runtimes.get(cluster.name);
     if (!rt) {
-      rt = new ClusterRuntime(cluster, { random: this.random, onEject: () => this.inputs.metrics.ejections.inc({ cluster: cluster.name }) });
+      rt = new ClusterRuntime(cluster, {
+        random: this.random,
+        onEject: () => this.inputs.metrics.ejections.inc({ cluster: cluster.name }),
+      });
       this.runtimes.set(cluster.name, rt);
     } else rt.update(cluster);
     return rt;
@@ -254,7 +280,9 @@ export class HttpProxy {
       res.end();
       return;
     }
-    const authority = String(req.headers[':authority'] ?? req.headers.host ?? `${ctx.target.host}:${ctx.target.port}`);
+    const authority = String(
+      req.headers[':authority'] ?? req.headers.host ?? `${ctx.target.host}:${ctx.target.port}`,
+    );
     const contentType = String(req.headers['content-type'] ?? '');
     const ex: Exchange = {
       start: performance.now(),
@@ -304,9 +332,8 @@ export class HttpProxy {
   ): Promise<void> {
     const { ctx } = ex;
     const view = headerView(req, ex.authority);
-    const principal = ctx.peer.toString().replace(/^spiffe:\/\//, '');
     const verdict = evaluateRbac(ctx.chain.handler.rbac, {
-      principal,
+      principal: ctx.peer.toString(),
       sourceIp: ctx.sourceIp,
       destinationPort: ctx.target.port,
       headers: view,
@@ -317,7 +344,9 @@ export class HttpProxy {
     }
     const config = this.inputs.config();
     const table = config.routes.get(ctx.chain.handler.routeConfigName);
-    const route = table ? selectRoute(table, { method: ex.method, path: ex.path, authority: ex.authority, headers: view }) : undefined;
+    const route = table
+      ? selectRoute(table, { method: ex.method, path: ex.path, authority: ex.authority, headers: view })
+      : undefined;
     if (!route) return this.localReply(res, ex, 404, 'NR', '');
     ex.route = route.name;
 
@@ -344,15 +373,15 @@ export class HttpProxy {
 
     const action = route.action;
     if (action.kind === 'redirect') {
-      const location = redirectLocation(action, {
+      const location = redirectLocation(action, route.match.path, {
         scheme: 'http',
         authority: ex.authority,
         path: ex.path,
-        match: route.match,
       });
       return this.localReply(res, ex, action.status, undefined, '', { location });
     }
-    if (action.kind === 'direct') return this.localReply(res, ex, action.status, undefined, action.body ?? '');
+    if (action.kind === 'direct')
+      return this.localReply(res, ex, action.status, undefined, action.body ?? '');
     await this.forward(req, res, ex, route, action, body, view, downstreamGone);
   }
 
@@ -375,23 +404,27 @@ export class HttpProxy {
     const rt = this.runtime(cluster);
 
     // Upstream request headers: the client's end-to-end headers, mesh headers, route changes.
-    const headers: Record<string, string | string[]> = {};
+    const base: Record<string, string | string[]> = {};
     for (const [k, v] of Object.entries(req.headers)) {
       if (v === undefined || k.startsWith(':') || HOP_BY_HOP.has(k)) continue;
-      headers[k] = v as string | string[];
+      base[k] = v as string | string[];
     }
-    if (req.headers.te === 'trailers') headers.te = 'trailers';
-    headers['x-request-id'] = ex.requestId;
-    headers.traceparent = ex.traceparent;
+    if (req.headers.te === 'trailers') base.te = 'trailers';
+    base['x-request-id'] = ex.requestId;
+    base.traceparent = ex.traceparent;
     const xff = req.headers['x-forwarded-for'];
-    headers['x-forwarded-for'] = xff ? `${xff}, ${ex.ctx.sourceIp}` : ex.ctx.sourceIp;
-    headers['x-forwarded-proto'] = 'http';
-    applyHeaderMutation(headers, route.requestHeaders);
+    base['x-forwarded-for'] = xff ? `${xff}, ${ex.ctx.sourceIp}` : ex.ctx.sourceIp;
+    base['x-forwarded-proto'] = 'http';
+    const headers = applyHeaderMutation(base, route.requestHeaders);
     const authority = action.hostRewrite ?? ex.authority;
-    const path = rewritePath(action, route.match, ex.path);
+    const path = rewritePath(ex.path, route.match.path, {
+      ...(action.prefixRewrite !== undefined && { prefixRewrite: action.prefixRewrite }),
+      ...(action.regexRewrite && { regexRewrite: action.regexRewrite }),
+    });
 
     for (const mirror of action.mirrors) {
-      if (this.random() * 100 < mirror.percent) this.mirror(mirror.cluster, ex.method, path, authority, headers, body);
+      if (this.random() * 100 < mirror.percent)
+        this.mirror(mirror.cluster, ex.method, path, authority, headers, body);
     }
 
     const hashKey = this.hashKey(action, view, ex.ctx.sourceIp);
@@ -418,8 +451,13 @@ export class HttpProxy {
         const endpoints = config.endpoints.get(cluster.name) ?? [];
         const pick = rt.pick(endpoints, hashKey, ex.endpoint);
         if (!pick.ok) {
-          current = { ok: false, outcome: { connectFailure: true }, flag: pick.reason === 'overflow' ? 'UO' : 'UH' };
-          if (pick.reason === 'overflow') this.inputs.metrics.overflows.inc({ cluster: cluster.name, limit: 'max_requests' });
+          current = {
+            ok: false,
+            outcome: pick.reason === 'overflow' ? { overflow: true } : { connectFailure: true },
+            flag: pick.reason === 'overflow' ? 'UO' : 'UH',
+          };
+          if (pick.reason === 'overflow')
+            this.inputs.metrics.overflows.inc({ cluster: cluster.name, limit: 'max_requests' });
           if (attempt > 0) rt.retryFinished();
           last = current;
           break;
@@ -427,8 +465,20 @@ export class HttpProxy {
         ex.endpoint = pick.endpoint;
         ex.attempts = attempt + 1;
         const perTry = policy?.perTryTimeoutMs ?? 0;
-        const attemptDeadline = Math.min(deadline, perTry > 0 ? performance.now() + perTry : Number.POSITIVE_INFINITY);
-        const started = this.attempt(cluster, pick.endpoint, ex.method, path, authority, headers, body, attemptDeadline);
+        const attemptDeadline = Math.min(
+          deadline,
+          perTry > 0 ? performance.now() + perTry : Number.POSITIVE_INFINITY,
+        );
+        const started = this.attempt(
+          cluster,
+          pick.endpoint,
+          ex.method,
+          path,
+          authority,
+          headers,
+          body,
+          attemptDeadline,
+        );
         abortInFlight = started.cancel;
         current = await started.result;
         abortInFlight = undefined;
@@ -437,7 +487,12 @@ export class HttpProxy {
         last = current;
         if (timedOut || downstreamGone()) break;
         const outcome: AttemptOutcome = current.ok
-          ? { status: current.response.status, ...(grpcStatusOf(current.response.headers) !== undefined && { grpcStatus: grpcStatusOf(current.response.headers) }) }
+          ? {
+              status: current.response.status,
+              ...(grpcStatusOf(current.response.headers) !== undefined && {
+                grpcStatus: grpcStatusOf(current.response.headers),
+              }),
+            }
           : current.outcome;
         if (!policy || !isRetriable(policy, outcome)) break;
         if (attempt >= policy.numRetries) {
@@ -445,7 +500,8 @@ export class HttpProxy {
           break;
         }
         if (!body.replayable || !rt.retryAllowed()) {
-          if (!rt.retryAllowed()) this.inputs.metrics.overflows.inc({ cluster: cluster.name, limit: 'retry_budget' });
+          if (!rt.retryAllowed())
+            this.inputs.metrics.overflows.inc({ cluster: cluster.name, limit: 'retry_budget' });
           break;
         }
         if (current.ok) current.response.abort();
@@ -487,12 +543,12 @@ export class HttpProxy {
     route: Route,
     up: UpstreamResponse,
   ): Promise<void> {
-    const headers: Record<string, string | string[]> = {};
+    const base: Record<string, string | string[]> = {};
     for (const [k, v] of Object.entries(up.headers)) {
       if (k.startsWith(':') || HOP_BY_HOP.has(k)) continue;
-      headers[k] = v;
+      base[k] = v;
     }
-    applyHeaderMutation(headers, route.responseHeaders);
+    const headers = applyHeaderMutation(base, route.responseHeaders);
     headers['x-request-id'] = ex.requestId;
     ex.status = up.status;
     const gs = grpcStatusOf(up.headers);
@@ -547,7 +603,7 @@ export class HttpProxy {
         Number.isFinite(remaining) && remaining > 0
           ? setTimeout(() => {
               cancel();
-              settle({ ok: false, outcome: { timeout: true }, flag: 'UT' });
+              settle({ ok: false, outcome: { status: 504 }, flag: 'UT' });
             }, remaining)
           : undefined;
       if (cluster.protocol === 'http2') {
@@ -579,7 +635,8 @@ export class HttpProxy {
               });
               stream.on('end', () => resolveT(got));
               stream.on('close', () => {
-                if (stream.rstCode && stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR) rejectT(new Error('reset'));
+                if (stream.rstCode && stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR)
+                  rejectT(new Error('reset'));
                 else resolveT(got);
               });
               stream.on('error', (err) => rejectT(err));
@@ -642,7 +699,8 @@ export class HttpProxy {
         });
       });
       upReq.on('error', (err) => {
-        if (err instanceof UpstreamConnectError) settle({ ok: false, outcome: { connectFailure: true }, flag: 'UF' });
+        if (err instanceof UpstreamConnectError)
+          settle({ ok: false, outcome: { connectFailure: true }, flag: 'UF' });
         else settle({ ok: false, outcome: { reset: true }, flag: 'UC' });
       });
       if (!body.attach(upReq)) upReq.end();
@@ -666,10 +724,17 @@ export class HttpProxy {
     const pick = rt.pick(config.endpoints.get(clusterName) ?? [], undefined, undefined);
     if (!pick.ok) return;
     // Envoy marks shadowed requests by suffixing the host.
-    const host = authority.includes(':')
-      ? authority.replace(/^([^:]+)/, '$1-shadow')
-      : `${authority}-shadow`;
-    const { result } = this.attempt(cluster, pick.endpoint, method, path, host, { ...headers }, body, Number.POSITIVE_INFINITY);
+    const host = authority.includes(':') ? authority.replace(/^([^:]+)/, '$1-shadow') : `${authority}-shadow`;
+    const { result } = this.attempt(
+      cluster,
+      pick.endpoint,
+      method,
+      path,
+      host,
+      { ...headers },
+      body,
+      Number.POSITIVE_INFINITY,
+    );
     result.then((a) => {
       rt.requestFinished(pick.endpoint, a.ok ? a.response.status : undefined, !a.ok);
       if (a.ok) {
@@ -710,7 +775,8 @@ export class HttpProxy {
     const svc = ex.cluster?.service;
     const labels: RequestLabels = {
       reporter: 'waypoint',
-      source_workload: ex.ctx.baggage.get('k8s.deployment.name') ?? ex.ctx.baggage.get('k8s.pod.name') ?? 'unknown',
+      source_workload:
+        ex.ctx.baggage.get('k8s.deployment.name') ?? ex.ctx.baggage.get('k8s.pod.name') ?? 'unknown',
       source_workload_namespace: peer.namespace,
       source_principal: peer.toString(),
       source_app: ex.ctx.baggage.get('service.name') ?? 'unknown',

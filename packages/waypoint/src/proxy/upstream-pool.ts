@@ -55,7 +55,10 @@ class EndpointAgent extends http.Agent {
   }
 
   // Node's Agent calls this with the request's options; the endpoint travels in them.
-  createConnection(options: unknown, callback: (err: Error | null, stream?: Duplex) => void): undefined {
+  override createConnection(
+    options: unknown,
+    callback: (err: Error | null, stream?: Duplex) => void,
+  ): undefined {
     this.connectStream(options as EndpointRequestOptions).then(
       (s) => callback(null, socketLike(s)),
       (err: unknown) => callback(new UpstreamConnectError((err as Error).message)),
@@ -63,11 +66,11 @@ class EndpointAgent extends http.Agent {
     return undefined;
   }
 
-  keepSocketAlive(): boolean {
+  override keepSocketAlive(): boolean {
     return true;
   }
 
-  reuseSocket(_socket: unknown, req: http.ClientRequest): void {
+  override reuseSocket(_socket: unknown, req: http.ClientRequest): void {
     req.reusedSocket = true;
   }
 }
@@ -77,7 +80,10 @@ export class UpstreamPool {
   private readonly sessions = new Map<string, Promise<http2.ClientHttp2Session>>();
 
   constructor(private readonly inputs: UpstreamPoolInputs) {
-    this.agent = new EndpointAgent((o) => this.connect(o.endpoint, o.connectTimeoutMs), inputs.maxSocketsPerEndpoint ?? 1024);
+    this.agent = new EndpointAgent(
+      (o) => this.connect(o.endpoint, o.connectTimeoutMs),
+      inputs.maxSocketsPerEndpoint ?? 1024,
+    );
   }
 
   /** A raw stream to an endpoint: HBONE when it is in the mesh, plain TCP otherwise. */
@@ -159,7 +165,11 @@ export class UpstreamPool {
 
   close(): void {
     this.agent.destroy();
-    for (const s of this.sessions.values()) s.then((x) => x.close(), () => {});
+    for (const s of this.sessions.values())
+      s.then(
+        (x) => x.close(),
+        () => {},
+      );
     this.sessions.clear();
   }
 }

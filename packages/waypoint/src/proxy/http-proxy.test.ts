@@ -1,0 +1,423 @@
+import http from 'node:http';
+import http2 from 'node:http2';
+import net from 'node:net';
+import { dialTcp, HboneClient, HboneMetrics, SpiffeId } from '@ambient/shared';
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type {
+  FilterChain,
+  HttpChain,
+  RbacRules,
+  Route,
+  RouteAction,
+  UpstreamCluster,
+  UpstreamEndpoint,
+  WaypointConfig,
+} from '../config/waypoint-config.js';
+import { UNLIMITED } from '../config/waypoint-config.js';
+import { RequestMetrics } from '../telemetry/request-metrics.js';
+import { duplexPair } from './duplex-pair.js';
+import { HttpProxy } from './http-proxy.js';
+import { UpstreamPool } from './upstream-pool.js';
+
+const logger = pino({ level: 'silent' });
+const NO_HEADERS = { add: [], remove: [] };
+
+function route(
+  name: string,
+  prefix: string,
+  action: Partial<RouteAction> & Pick<RouteAction, 'clusters'>,
+  extra: Partial<Route> = {},
+): Route {
+  return {
+    name,
+    match: { path: { prefix }, headers: [], query: [] },
+    action: { kind: 'route', timeoutMs: 0, mirrors: [], hashPolicies: [], ...action },
+    requestHeaders: NO_HEADERS,
+    responseHeaders: NO_HEADERS,
+    ...extra,
+  };
+}
+
+function cluster(name: string, extra: Partial<UpstreamCluster> = {}): UpstreamCluster {
+  return {
+    name,
+    connectTimeoutMs: 1000,
+    lbPolicy: 'ROUND_ROBIN',
+    circuitBreakers: {
+      maxConnections: UNLIMITED,
+      maxPendingRequests: UNLIMITED,
+      maxRequests: UNLIMITED,
+      maxRetries: UNLIMITED,
+    },
+    protocol: 'http1',
+    service: { host: 'reviews.demo.svc.cluster.local', namespace: 'demo', name: 'reviews' },
+    ...extra,
+  };
+}
+
+/** A backend: answers by path, like the lab's test app. */
+function backend(name: string): Promise<{ server: http.Server; port: number; hits: string[] }> {
+  const seen = new Set<string>();
+  const hits: string[] = [];
+  const server = http.createServer((req, res) => {
+    const url = req.url ?? '/';
+    hits.push(url);
+    let m = /^\/fail-once\/(\w+)/.exec(url);
+    if (m) {
+      const first = !seen.has(m[1] as string);
+      seen.add(m[1] as string);
+      res.writeHead(first ? 503 : 200);
+      return void res.end(`${name} ${first ? 'failed' : 'ok'}`);
+    }
+    m = /^\/fail-on\/([\w-]+)/.exec(url);
+    if (m) {
+      res.writeHead(m[1] === name ? 500 : 200);
+      return void res.end(name);
+    }
+    if (url.startsWith('/slow')) {
+      const t = setTimeout(() => res.end(`${name} late`), 2000);
+      res.on('close', () => clearTimeout(t));
+      return;
+    }
+    if (url.startsWith('/headers')) return void res.end(JSON.stringify(req.headers));
+    let body = 0;
+    req.on('data', (c: Buffer) => {
+      body += c.length;
+    });
+    req.on('end', () => res.end(`${name} ${req.method} ${url} ${body}`));
+  });
+  return new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () =>
+      resolve({ server, port: (server.address() as net.AddressInfo).port, hits }),
+    ),
+  );
+}
+
+function endpoint(name: string, port: number): UpstreamEndpoint {
+  return {
+    address: '127.0.0.1',
+    port,
+    workload: name,
+    namespace: 'demo',
+    serviceAccount: 'reviews',
+    identity: 'spiffe://cluster.local/ns/demo/sa/reviews',
+    tunnel: 'none',
+  };
+}
+
+describe('HttpProxy over real sockets: routing, retries, timeouts, faults, RBAC, load balancing', () => {
+  let a: Awaited<ReturnType<typeof backend>>;
+  let b: Awaited<ReturnType<typeof backend>>;
+  let grpcLike: http2.Http2Server;
+  let grpcPort: number;
+  let front: net.Server;
+  let port: number;
+  let proxy: HttpProxy;
+  let config: WaypointConfig;
+  const registry = new Registry();
+  const metrics = new RequestMetrics(registry);
+  const logs: Array<Record<string, unknown>> = [];
+  const rbac: RbacRules[] = [];
+
+  beforeAll(async () => {
+    a = await backend('a');
+    b = await backend('b');
+    grpcLike = http2.createServer();
+    grpcLike.on('stream', (stream, headers) => {
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+      stream.on('wantTrailers', () =>
+        stream.sendTrailers({ 'grpc-status': headers[':path'] === '/test.Echo/Fail' ? '9' : '0' }),
+      );
+      stream.end(Buffer.from([0, 0, 0, 0, 2, 0x0a, 0x00]));
+    });
+    await new Promise<void>((resolve) => grpcLike.listen(0, '127.0.0.1', resolve));
+    grpcPort = (grpcLike.address() as net.AddressInfo).port;
+    const eps = [endpoint('a', a.port), endpoint('b', b.port)];
+    config = {
+      routes: new Map([
+        [
+          'r',
+          {
+            name: 'r',
+            routes: [
+              route('retry', '/fail-once', {
+                clusters: [{ cluster: 'ab', weight: 1 }],
+                retry: {
+                  retryOn: new Set(['5xx'] as const),
+                  numRetries: 2,
+                  perTryTimeoutMs: 0,
+                  retriableStatusCodes: new Set(),
+                  backoffBaseMs: 5,
+                  backoffMaxMs: 20,
+                },
+              }),
+              route('slow', '/slow', { clusters: [{ cluster: 'ab', weight: 1 }], timeoutMs: 200 }),
+              route(
+                'abort',
+                '/abort',
+                { clusters: [{ cluster: 'ab', weight: 1 }] },
+                { fault: { abort: { httpStatus: 418, percent: 100 } } },
+              ),
+              {
+                name: 'redirect',
+                match: { path: { prefix: '/old' }, headers: [], query: [] },
+                action: { kind: 'redirect', prefixRewrite: '/new', status: 301 },
+                requestHeaders: NO_HEADERS,
+                responseHeaders: NO_HEADERS,
+              },
+              route('outlier', '/fail-on', { clusters: [{ cluster: 'ejecting', weight: 1 }] }),
+              route(
+                'only-a',
+                '/a',
+                { clusters: [{ cluster: 'a', weight: 1 }], prefixRewrite: '/rewritten' },
+                {
+                  requestHeaders: { add: [{ name: 'x-added', value: 'yes', append: false }], remove: [] },
+                  responseHeaders: {
+                    add: [{ name: 'x-from', value: 'waypoint', append: false }],
+                    remove: [],
+                  },
+                },
+              ),
+              route('grpc', '/test.Echo', { clusters: [{ cluster: 'grpc', weight: 1 }] }),
+              route('missing', '/nowhere', { clusters: [{ cluster: 'no-such-cluster', weight: 1 }] }),
+              route('default', '/', { clusters: [{ cluster: 'ab', weight: 1 }] }),
+            ],
+          },
+        ],
+      ]),
+      clusters: new Map([
+        ['ab', cluster('ab')],
+        ['a', cluster('a')],
+        ['grpc', cluster('grpc', { protocol: 'http2' })],
+        [
+          'ejecting',
+          cluster('ejecting', {
+            outlierDetection: {
+              consecutive5xx: 1,
+              intervalMs: 1000,
+              baseEjectionTimeMs: 30_000,
+              maxEjectionPercent: 50,
+            },
+          }),
+        ],
+      ]),
+      endpoints: new Map([
+        ['ab', eps],
+        ['a', [endpoint('a', a.port)]],
+        ['ejecting', eps],
+        ['grpc', [endpoint('grpc', grpcPort)]],
+      ]),
+    };
+    const hboneRegistry = new Registry();
+    const upstreams = new UpstreamPool({
+      hbone: new HboneClient({
+        certificates: { fetch: () => Promise.reject(new Error('no certificates in this test')) },
+        metrics: new HboneMetrics(hboneRegistry),
+        logger,
+      }),
+      identity: SpiffeId.of('cluster.local', 'demo', 'reviews-waypoint'),
+      dialTcp: (host, p, timeoutMs) => dialTcp({ host, port: p }, timeoutMs),
+    });
+    proxy = new HttpProxy({
+      config: () => config,
+      upstreams,
+      metrics,
+      logger,
+      accessLog: (e) => logs.push(e),
+      maxHeaderBytes: 8 * 1024,
+    });
+    front = net.createServer((socket) => {
+      const chain: FilterChain & { handler: HttpChain } = {
+        name: 'inbound-vip|80|http|reviews.demo.svc.cluster.local',
+        prefixes: [],
+        port: 80,
+        handler: { kind: 'http', codec: 'auto', routeConfigName: 'r', rbac, statPrefix: 'x' },
+      };
+      // As in the waypoint: the HTTP side of an in-memory pair whose other side carries the tunnel.
+      const [tunnel, inner] = duplexPair();
+      socket.pipe(tunnel).pipe(socket);
+      socket.on('error', () => tunnel.destroy());
+      tunnel.on('error', () => socket.destroy());
+      tunnel.on('close', () => socket.destroy());
+      proxy.serve(inner, {
+        peer: SpiffeId.of('cluster.local', 'demo', 'sleep'),
+        sourceIp: '198.18.16.10',
+        target: { host: '198.19.0.1', port: 80 },
+        chain,
+        baggage: new Map([['k8s.pod.name', 'sleep']]),
+      });
+    });
+    await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
+    port = (front.address() as net.AddressInfo).port;
+  });
+
+  afterAll(() => {
+    proxy.close();
+    front.close();
+    a.server.close();
+    b.server.close();
+    grpcLike.close();
+  });
+
+  const get = (path: string, init: RequestInit = {}) => fetch(`http://127.0.0.1:${port}${path}`, init);
+
+  it('routes to the cluster, round robin, rewriting the path and changing headers both ways', async () => {
+    const bodies = await Promise.all([1, 2, 3, 4].map(async () => (await get('/')).text()));
+    expect(bodies.filter((t) => t.startsWith('a ')).length).toBe(2);
+    expect(bodies.filter((t) => t.startsWith('b ')).length).toBe(2);
+    const r = await get('/a/x?q=1');
+    expect(await r.text()).toBe('a GET /rewritten/x?q=1 0');
+    expect(r.headers.get('x-from')).toBe('waypoint');
+    expect(r.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it('sends mesh headers upstream: request id, traceparent, x-forwarded-for, route headers', async () => {
+    const r = await get('/headers', { headers: { 'x-request-id': 'given-id' } });
+    const h = (await r.json()) as Record<string, string>;
+    expect(h['x-request-id']).toBe('given-id');
+    expect(h.traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+    expect(h['x-forwarded-for']).toBe('198.18.16.10');
+  });
+
+  it('retries a 503 on another endpoint and returns the success', async () => {
+    const r = await get('/fail-once/k1');
+    expect(r.status).toBe(200);
+    expect(await r.text()).toMatch(/ok$/);
+    const entry = logs.find((e) => e.path === '/fail-once/k1');
+    expect(entry?.attempts).toBeGreaterThanOrEqual(2);
+  });
+
+  it('answers 504 UT when the route timeout fires, and 418 FI for an injected abort', async () => {
+    const slow = await get('/slow');
+    expect(slow.status).toBe(504);
+    expect(await slow.text()).toBe('upstream request timeout');
+    const ab = await get('/abort');
+    expect(ab.status).toBe(418);
+    expect(await ab.text()).toBe('fault filter abort');
+    const text = await registry.metrics();
+    expect(text).toMatch(/istio_requests_total\{[^}]*response_code="504"[^}]*response_flags="UT"[^}]*\} 1/);
+    expect(text).toMatch(/istio_requests_total\{[^}]*response_code="418"[^}]*response_flags="FI"[^}]*\} 1/);
+  });
+
+  it('redirects with the prefix rewritten, and answers 404 NR and 503 NC for no route or cluster', async () => {
+    const r = await get('/old/page?x=1', { redirect: 'manual' });
+    expect(r.status).toBe(301);
+    expect(r.headers.get('location')).toBe(`http://127.0.0.1:${port}/new/page?x=1`);
+    expect((await get('/nowhere')).status).toBe(503);
+    const nr = logs.find((e) => e.path === '/nowhere');
+    expect(nr?.response_flags).toBe('NC');
+  });
+
+  it('ejects an endpoint after consecutive 5xx and sends the rest to the healthy one', async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 10; i++) statuses.push((await get('/fail-on/b')).status);
+    expect(statuses.filter((s) => s === 500).length).toBeLessThanOrEqual(1);
+    expect(statuses.slice(2).every((s) => s === 200)).toBe(true);
+    expect(await registry.metrics()).toMatch(/waypoint_outlier_ejections_total\{cluster="ejecting"\} 1/);
+  });
+
+  it('denies with 403 "RBAC: access denied" when an ALLOW policy matches nobody', async () => {
+    rbac.push({
+      action: 'ALLOW',
+      policies: [
+        {
+          name: 'ns[demo]-policy[p]-rule[0]',
+          permissions: [{ any: true }],
+          principals: [{ principalName: { exact: 'spiffe://cluster.local/ns/demo/sa/someone-else' } }],
+        },
+      ],
+    });
+    try {
+      const r = await get('/');
+      expect(r.status).toBe(403);
+      expect(await r.text()).toBe('RBAC: access denied');
+      rbac[0] = {
+        action: 'ALLOW',
+        policies: [
+          {
+            name: 'ns[demo]-policy[p]-rule[0]',
+            permissions: [{ any: true }],
+            principals: [{ principalName: { exact: 'spiffe://cluster.local/ns/demo/sa/sleep' } }],
+          },
+        ],
+      };
+      expect((await get('/')).status).toBe(200);
+    } finally {
+      rbac.length = 0;
+    }
+  });
+
+  it('passes HTTP/2 prior knowledge and gRPC trailers through', async () => {
+    const session = http2.connect(`http://127.0.0.1:${port}`);
+    const call = (path: string) =>
+      new Promise<{ status: number; grpc: string | undefined }>((resolve, reject) => {
+        const s = session.request({
+          ':method': 'POST',
+          ':path': path,
+          'content-type': 'application/grpc',
+          te: 'trailers',
+        });
+        let status = 0;
+        s.on('response', (h) => {
+          status = Number(h[':status']);
+        });
+        s.on('trailers', (t) => resolve({ status, grpc: t['grpc-status'] as string | undefined }));
+        s.on('error', reject);
+        s.resume();
+        s.end(Buffer.from([0, 0, 0, 0, 0]));
+      });
+    expect(await call('/test.Echo/Say')).toEqual({ status: 200, grpc: '0' });
+    expect(await call('/test.Echo/Fail')).toEqual({ status: 200, grpc: '9' });
+    session.close();
+    expect(await registry.metrics()).toMatch(
+      /istio_requests_total\{[^}]*request_protocol="grpc"[^}]*grpc_response_status="9"/,
+    );
+  });
+
+  it('refuses malformed requests, oversized headers and upgrades with a status, counted, and keeps serving', async () => {
+    const raw = (text: string) =>
+      new Promise<string>((resolve) => {
+        const s = net.connect(port, '127.0.0.1', () => s.write(text));
+        let out = '';
+        s.on('data', (d) => {
+          out += d.toString();
+        });
+        s.on('close', () => resolve(out));
+        s.on('error', () => resolve(out));
+        setTimeout(() => s.destroy(), 2000);
+      });
+    expect(await raw('GARBAGE\r\n\r\n')).toMatch(/^HTTP\/1.1 400/);
+    expect(await raw(`GET / HTTP/1.1\r\nhost: x\r\nx-big: ${'a'.repeat(10_000)}\r\n\r\n`)).toMatch(
+      /^HTTP\/1.1 431/,
+    );
+    expect(
+      await raw('GET / HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n'),
+    ).toMatch(/^HTTP\/1.1 403/);
+    const text = await registry.metrics();
+    expect(text).toMatch(/waypoint_downstream_errors_total\{reason="malformed_request"\} 1/);
+    expect(text).toMatch(/waypoint_downstream_errors_total\{reason="headers_too_large"\} 1/);
+    expect(text).toMatch(/waypoint_downstream_errors_total\{reason="upgrade_refused"\} 1/);
+    expect((await get('/')).status).toBe(200);
+  });
+
+  it("records telemetry with Istio's labels and an access log line per request", async () => {
+    await get('/');
+    const text = await registry.metrics();
+    expect(text).toMatch(
+      /istio_requests_total\{reporter="waypoint",source_workload="sleep",source_workload_namespace="demo",source_principal="spiffe:\/\/cluster.local\/ns\/demo\/sa\/sleep"[^}]*destination_service="reviews.demo.svc.cluster.local"[^}]*response_code="200"/,
+    );
+    expect(text).toContain('istio_request_duration_milliseconds_bucket');
+    expect(text).toContain('istio_request_bytes_bucket');
+    expect(text).toContain('istio_response_bytes_bucket');
+    const last = logs.at(-1);
+    expect(last).toMatchObject({
+      method: 'GET',
+      path: '/',
+      response_code: 200,
+      response_flags: '-',
+      upstream_cluster: 'ab',
+    });
+  });
+});
