@@ -228,6 +228,8 @@ export class InpodProxy {
         address: { host: address, port: gw.port || INBOUND_HBONE_PORT },
         authority: `${dst.host}:${dst.port}`,
         forwarded: formatForwarded({ host: this.podIp, port: down.remotePort ?? 0 }),
+        // Peer metadata for the waypoint's telemetry, as Istio's ztunnel sends it.
+        baggage: `k8s.namespace.name=${source.namespace},k8s.pod.name=${source.name},service.name=${source.name}`,
       });
     } catch (err) {
       this.fail(parties, err instanceof HboneRefusedError && err.status === 401 ? 'DENY' : 'CONNECT');
