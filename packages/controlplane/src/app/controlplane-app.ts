@@ -11,11 +11,26 @@ import type { Logger } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { TokenAuthenticator } from '../auth/token-authenticator.js';
 import { CaService } from '../ca/ca-service.js';
+import {
+  CLUSTER_LOAD_ASSIGNMENT_TYPE_URL,
+  CLUSTER_TYPE_URL,
+  EnvoyEncoder,
+  LISTENER_TYPE_URL,
+  ROUTE_CONFIGURATION_TYPE_URL,
+  WAYPOINT_TYPE_URLS,
+} from '../model/envoy-encoder.js';
 import type { KubeObject } from '../model/kube-objects.js';
 import { type MeshModel, MeshModelBuilder } from '../model/mesh-model.js';
+import { WaypointResourceBuilder, type WaypointResources } from '../model/waypoint-resources.js';
 import { type ConfigSource, ManifestDirSource } from '../source/manifest-dir-source.js';
 import { ControlPlaneMetrics } from '../telemetry/controlplane-metrics.js';
-import { DeltaAdsServer, ResourceEncoder, type TypeSnapshot } from '../xds/delta-ads-server.js';
+import {
+  DeltaAdsServer,
+  encodeResources,
+  ResourceEncoder,
+  type TypeSnapshot,
+} from '../xds/delta-ads-server.js';
+import { type ProxyDirectory, waypointScope } from '../xds/proxy-admission.js';
 import type { ControlPlaneConfig } from './controlplane-config.js';
 
 export interface ControlPlaneAppInputs {
@@ -35,12 +50,16 @@ export class ControlPlaneApp {
   readonly metrics = new ControlPlaneMetrics(this.registry);
   readonly source: ConfigSource;
   private readonly builder: MeshModelBuilder;
+  private readonly waypointBuilder: WaypointResourceBuilder;
   private readonly addressEncoder: ResourceEncoder;
   private readonly authorizationEncoder: ResourceEncoder;
   private ads?: DeltaAdsServer;
   private grpcServer?: grpc.Server;
   private monitor?: http.Server;
   private model?: MeshModel;
+  private waypoints?: WaypointResources;
+  /** The objects of the last build: what admission checks waypoint pods against. */
+  private objects: ReadonlyMap<string, KubeObject> = new Map();
   private ca?: LocalCa;
   private pendingKinds = new Set<KubeObject['kind']>();
   private firstChangeAt?: number;
@@ -58,6 +77,10 @@ export class ControlPlaneApp {
       rootNamespace: config.rootNamespace,
       domainSuffix: config.domainSuffix,
     });
+    this.waypointBuilder = new WaypointResourceBuilder(
+      { trustDomain: config.trustDomain, domainSuffix: config.domainSuffix },
+      new EnvoyEncoder(),
+    );
     const root = meshProtos();
     this.addressEncoder = new ResourceEncoder(ADDRESS_TYPE_URL, root.lookupType('istio.workload.Address'));
     this.authorizationEncoder = new ResourceEncoder(
@@ -79,7 +102,15 @@ export class ControlPlaneApp {
       logger: logger.child({ component: 'ads' }),
       metrics: this.metrics,
       authenticator,
-      typeLabels: { [ADDRESS_TYPE_URL]: 'wads', [AUTHORIZATION_TYPE_URL]: 'wauthz' },
+      typeLabels: {
+        [ADDRESS_TYPE_URL]: 'wads',
+        [AUTHORIZATION_TYPE_URL]: 'wauthz',
+        [LISTENER_TYPE_URL]: 'lds',
+        [ROUTE_CONFIGURATION_TYPE_URL]: 'rds',
+        [CLUSTER_TYPE_URL]: 'cds',
+        [CLUSTER_LOAD_ASSIGNMENT_TYPE_URL]: 'eds',
+      },
+      proxies: this.proxyDirectory(),
     });
     await this.source.start();
     this.source.onChange((keys) => this.onChange(keys));
@@ -141,6 +172,20 @@ export class ControlPlaneApp {
     this.monitor?.closeAllConnections();
   }
 
+  /** Waypoint pods and gateways as of the last build, for xDS admission. */
+  private proxyDirectory(): ProxyDirectory {
+    return {
+      pod: (namespace, name) => {
+        const o = this.objects.get(`Pod/${namespace}/${name}`);
+        return o?.kind === 'Pod' ? o : undefined;
+      },
+      gateway: (namespace, name) => {
+        const o = this.objects.get(`Gateway/${namespace}/${name}`);
+        return o?.kind === 'Gateway' ? o : undefined;
+      },
+    };
+  }
+
   /** The current model, for status and tests. */
   currentModel(): MeshModel | undefined {
     return this.model;
@@ -178,8 +223,10 @@ export class ControlPlaneApp {
 
   private rebuild(kinds: ReadonlySet<KubeObject['kind']> | undefined, changedAt?: number): void {
     const started = performance.now();
-    const model = this.builder.build(this.source.objects(), kinds);
+    const objects = this.source.objects();
+    const model = this.builder.build(objects, kinds);
     this.model = model;
+    this.objects = objects;
     const snapshots = new Map<string, TypeSnapshot>([
       [ADDRESS_TYPE_URL, this.addressEncoder.encodeAll(model.addresses as ReadonlyMap<string, object>)],
       [
@@ -188,6 +235,21 @@ export class ControlPlaneApp {
       ],
     ]);
     this.ads?.publish(snapshots, changedAt);
+    // Every waypoint's resources are computed again: they depend on routes, rules, policies,
+    // services and pods alike, and unchanged ones keep their content hash and are not re-sent.
+    const waypoints = this.waypointBuilder.build(objects, model);
+    this.waypoints = waypoints;
+    const scoped = new Map<string, Map<string, TypeSnapshot>>();
+    for (const set of waypoints.byGateway.values()) {
+      const [ns = '', name = ''] = set.gateway.split('/');
+      scoped.set(
+        waypointScope(ns, name),
+        new Map(
+          [...set.resources].map(([typeUrl, msgs]) => [typeUrl, encodeResources(typeUrl, msgs)] as const),
+        ),
+      );
+    }
+    this.ads?.publishScoped(WAYPOINT_TYPE_URLS, scoped, changedAt);
     this.pushes += 1;
     this.lastPushMs = performance.now() - started;
     const invalid = this.source.invalid();
@@ -236,6 +298,13 @@ export class ControlPlaneApp {
           lastBuildMs: Math.round(this.lastPushMs * 10) / 10,
           invalid: this.source.invalid(),
           notices: m?.problems ?? [],
+          waypoints: Object.fromEntries(
+            [...(this.waypoints?.byGateway.values() ?? [])].map((set) => [
+              set.gateway,
+              Object.fromEntries([...set.resources].map(([typeUrl, msgs]) => [typeUrl, [...msgs.keys()]])),
+            ]),
+          ),
+          waypointNotices: this.waypoints?.problems ?? [],
         });
       }
       res.statusCode = 404;

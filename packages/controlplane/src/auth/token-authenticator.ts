@@ -38,7 +38,15 @@ export function parseTokenFile(text: string): Result<ReadonlyMap<string, Caller>
         namespace: typeof v.namespace === 'string' ? v.namespace : 'istio-system',
         serviceAccount: typeof v.serviceAccount === 'string' ? v.serviceAccount : 'ztunnel',
       });
-    } else if (v && typeof v.namespace === 'string' && typeof v.serviceAccount === 'string') {
+    } else if (
+      v &&
+      typeof v.namespace === 'string' &&
+      v.namespace &&
+      typeof v.serviceAccount === 'string' &&
+      v.serviceAccount
+    ) {
+      // A workload token: what a Kubernetes service-account token proves. It may take that
+      // identity's certificate and open a waypoint stream for a pod running as that account.
       out.set(token, { kind: 'workload', namespace: v.namespace, serviceAccount: v.serviceAccount });
     } else {
       problems.push({ path, message: 'must have node, or namespace and serviceAccount' });

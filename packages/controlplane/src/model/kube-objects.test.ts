@@ -656,7 +656,7 @@ describe('decodeManifest: authorization rules and conditions', () => {
 });
 
 describe('decodeManifest: unknown kinds', () => {
-  it.each(['Deployment', 'ConfigMap', 'VirtualService'])('ignores %s without validating it', (kind) => {
+  it.each(['Deployment', 'ConfigMap', 'ServiceEntry'])('ignores %s without validating it', (kind) => {
     expect(
       decodeManifest({ apiVersion: 'whatever/v9', kind, metadata: { name: 'Not Valid', namespace: 'demo' } }),
     ).toEqual({ ok: 'ignored', ref: `${kind} demo/Not Valid` });
@@ -668,5 +668,596 @@ describe('decodeManifest: unknown kinds', () => {
       ok: 'ignored',
       ref: `${kind} x`,
     });
+  });
+});
+
+const httpRoute = (spec: Record<string, unknown>, apiVersion = 'gateway.networking.k8s.io/v1') => ({
+  apiVersion,
+  kind: 'HTTPRoute',
+  metadata: meta('route'),
+  spec,
+});
+const virtualService = (spec: Record<string, unknown>, apiVersion = 'networking.istio.io/v1') => ({
+  apiVersion,
+  kind: 'VirtualService',
+  metadata: meta('vs'),
+  spec,
+});
+const destinationRule = (spec: Record<string, unknown>, apiVersion = 'networking.istio.io/v1') => ({
+  apiVersion,
+  kind: 'DestinationRule',
+  metadata: meta('dr'),
+  spec,
+});
+
+describe('decodeManifest: HTTPRoute', () => {
+  it('decodes parentRefs to a Service, matches, weighted backends, every filter and timeouts', () => {
+    const r = decodeAs(
+      'HTTPRoute',
+      httpRoute({
+        parentRefs: [{ group: '', kind: 'Service', name: 'echo', port: 80 }],
+        rules: [
+          {
+            name: 'canary',
+            matches: [
+              {
+                path: { type: 'Exact', value: '/login' },
+                headers: [
+                  { name: 'x-user', value: 'alice' },
+                  { type: 'RegularExpression', name: 'x-id', value: '^[0-9]+$' },
+                ],
+                queryParams: [{ name: 'debug', value: '1' }],
+                method: 'POST',
+              },
+              { path: { type: 'RegularExpression', value: '^/v[0-9]+/' } },
+            ],
+            filters: [
+              {
+                type: 'RequestHeaderModifier',
+                requestHeaderModifier: {
+                  set: [{ name: 'x-a', value: '1' }],
+                  add: [{ name: 'x-b', value: '2' }],
+                  remove: ['x-c'],
+                },
+              },
+              { type: 'ResponseHeaderModifier', responseHeaderModifier: { remove: ['server'] } },
+              {
+                type: 'URLRewrite',
+                urlRewrite: {
+                  hostname: 'echo.internal',
+                  path: { type: 'ReplaceFullPath', replaceFullPath: '/auth' },
+                },
+              },
+              {
+                type: 'RequestMirror',
+                requestMirror: { backendRef: { name: 'shadow', port: 80 }, percent: 25 },
+              },
+              {
+                type: 'RequestMirror',
+                requestMirror: {
+                  backendRef: { name: 'shadow', port: 81 },
+                  fraction: { numerator: 1, denominator: 8 },
+                },
+              },
+            ],
+            backendRefs: [
+              { name: 'echo-v1', port: 80, weight: 90 },
+              { kind: 'Service', name: 'echo-v2', namespace: 'demo', port: 80, weight: 10 },
+            ],
+            timeouts: { request: '1m30s', backendRequest: '500ms' },
+          },
+          {
+            matches: [{ path: { type: 'PathPrefix', value: '/old' } }],
+            filters: [
+              {
+                type: 'RequestRedirect',
+                requestRedirect: {
+                  scheme: 'https',
+                  hostname: 'new',
+                  port: 8443,
+                  statusCode: 301,
+                  path: { type: 'ReplacePrefixMatch', replacePrefixMatch: '/new' },
+                },
+              },
+            ],
+          },
+        ],
+      }),
+    );
+    expect(r.parentRefs).toEqual([{ group: '', kind: 'Service', name: 'echo', port: 80 }]);
+    expect(r.rules[0]).toEqual({
+      name: 'canary',
+      matches: [
+        {
+          path: { type: 'Exact', value: '/login' },
+          headers: [
+            { type: 'Exact', name: 'x-user', value: 'alice' },
+            { type: 'RegularExpression', name: 'x-id', value: '^[0-9]+$' },
+          ],
+          queryParams: [{ type: 'Exact', name: 'debug', value: '1' }],
+          method: 'POST',
+        },
+        { path: { type: 'RegularExpression', value: '^/v[0-9]+/' }, headers: [], queryParams: [] },
+      ],
+      filters: [
+        {
+          type: 'RequestHeaderModifier',
+          modifier: {
+            set: [{ name: 'x-a', value: '1' }],
+            add: [{ name: 'x-b', value: '2' }],
+            remove: ['x-c'],
+          },
+        },
+        { type: 'ResponseHeaderModifier', modifier: { set: [], add: [], remove: ['server'] } },
+        { type: 'URLRewrite', hostname: 'echo.internal', path: { type: 'ReplaceFullPath', value: '/auth' } },
+        {
+          type: 'RequestMirror',
+          backendRef: { group: '', kind: 'Service', name: 'shadow', port: 80 },
+          percent: 25,
+        },
+        {
+          type: 'RequestMirror',
+          backendRef: { group: '', kind: 'Service', name: 'shadow', port: 81 },
+          percent: 12.5,
+        },
+      ],
+      backendRefs: [
+        { group: '', kind: 'Service', name: 'echo-v1', port: 80, weight: 90 },
+        { group: '', kind: 'Service', name: 'echo-v2', namespace: 'demo', port: 80, weight: 10 },
+      ],
+      timeouts: { requestMs: 90_000, backendRequestMs: 500 },
+    });
+    expect(r.rules[1]?.filters).toEqual([
+      {
+        type: 'RequestRedirect',
+        scheme: 'https',
+        hostname: 'new',
+        port: 8443,
+        statusCode: 301,
+        path: { type: 'ReplacePrefixMatch', value: '/new' },
+      },
+    ]);
+  });
+
+  it('fills Gateway API defaults: PathPrefix / match, weight 1, Gateway parent kind, redirect 302, one default rule', () => {
+    const r = decodeAs(
+      'HTTPRoute',
+      httpRoute(
+        {
+          parentRefs: [{ name: 'ingress' }],
+          rules: [
+            { backendRefs: [{ name: 'echo', port: 80 }] },
+            {
+              matches: [{ path: { value: '/x' } }],
+              filters: [{ type: 'RequestRedirect', requestRedirect: { hostname: 'y' } }],
+            },
+          ],
+        },
+        'gateway.networking.k8s.io/v1beta1',
+      ),
+    );
+    expect(r.parentRefs).toEqual([{ group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'ingress' }]);
+    expect(r.rules[0]?.matches).toEqual([
+      { path: { type: 'PathPrefix', value: '/' }, headers: [], queryParams: [] },
+    ]);
+    expect(r.rules[0]?.backendRefs[0]?.weight).toBe(1);
+    expect(r.rules[1]?.matches[0]?.path).toEqual({ type: 'PathPrefix', value: '/x' });
+    expect(r.rules[1]?.filters[0]).toEqual({ type: 'RequestRedirect', hostname: 'y', statusCode: 302 });
+    const bare = decodeAs(
+      'HTTPRoute',
+      httpRoute({ parentRefs: [{ kind: 'Service', group: '', name: 'echo' }] }),
+    );
+    expect(bare.rules).toEqual([
+      {
+        matches: [{ path: { type: 'PathPrefix', value: '/' }, headers: [], queryParams: [] }],
+        filters: [],
+        backendRefs: [],
+        timeouts: {},
+      },
+    ]);
+  });
+
+  it('reports bad matches, filters, backends and timeouts with their paths', () => {
+    const r = refused(
+      httpRoute({
+        parentRefs: [{ kind: 'Service', name: 'Echo', port: 0 }],
+        rules: [
+          {
+            matches: [
+              {
+                path: { type: 'Glob', value: 'no-slash' },
+                headers: [{ name: 'bad header', value: 'x' }],
+                queryParams: [{ type: 'RegularExpression', name: 'q', value: '(' }],
+                method: 'FETCH',
+                hostname: 'x',
+              },
+            ],
+            filters: [
+              { type: 'CORS', cors: {} },
+              { type: 'RequestRedirect', requestRedirect: { statusCode: 404, scheme: 'ftp' } },
+              { type: 'URLRewrite', urlRewrite: {} },
+              { type: 'RequestMirror', requestMirror: { backendRef: { name: 'shadow' }, percent: 101 } },
+            ],
+            backendRefs: [{ name: 'echo', weight: -1, filters: [] }],
+            timeouts: { request: '10 seconds' },
+            retry: { attempts: 3 },
+          },
+        ],
+      }),
+    );
+    expect(r.ref).toBe('HTTPRoute demo/route');
+    expect(r.problems).toEqual([
+      { path: 'spec.parentRefs[0].port', message: notAPort(0) },
+      { path: 'spec.parentRefs[0].name', message: '"Echo" is not a valid name' },
+      { path: 'spec.rules[0].retry', message: 'is not supported' },
+      { path: 'spec.rules[0].matches[0].hostname', message: 'unknown field' },
+      {
+        path: 'spec.rules[0].matches[0].path.type',
+        message: '"Glob" must be one of Exact, PathPrefix, RegularExpression',
+      },
+      { path: 'spec.rules[0].matches[0].path.value', message: '"no-slash" must start with /' },
+      {
+        path: 'spec.rules[0].matches[0].method',
+        message: '"FETCH" must be one of GET, HEAD, POST, PUT, DELETE, CONNECT, OPTIONS, TRACE, PATCH',
+      },
+      {
+        path: 'spec.rules[0].matches[0].headers[0].name',
+        message: '"bad header" is not a valid header name',
+      },
+      {
+        path: 'spec.rules[0].matches[0].queryParams[0].value',
+        message: expect.stringContaining('"(" is not a valid regular expression'),
+      },
+      {
+        path: 'spec.rules[0].filters[0].type',
+        message:
+          '"CORS" is not supported (supported: RequestHeaderModifier, ResponseHeaderModifier, RequestRedirect, URLRewrite, RequestMirror)',
+      },
+      {
+        path: 'spec.rules[0].filters[1].requestRedirect.scheme',
+        message: '"ftp" must be one of http, https',
+      },
+      {
+        path: 'spec.rules[0].filters[1].requestRedirect.statusCode',
+        message: '404 must be one of 301, 302, 303, 307, 308',
+      },
+      { path: 'spec.rules[0].filters[2].urlRewrite', message: 'must set hostname or path' },
+      {
+        path: 'spec.rules[0].filters[3].requestMirror.backendRef.port',
+        message: 'is required for a Service',
+      },
+      {
+        path: 'spec.rules[0].filters[3].requestMirror.percent',
+        message: '101 is not an integer from 0 to 100',
+      },
+      { path: 'spec.rules[0].backendRefs[0].filters', message: 'is not supported' },
+      { path: 'spec.rules[0].backendRefs[0].port', message: 'is required for a Service' },
+      { path: 'spec.rules[0].backendRefs[0].weight', message: '-1 is not an integer from 0 to 1000000' },
+      {
+        path: 'spec.rules[0].timeouts.request',
+        message: '"10 seconds" is not a duration such as 10s, 250ms or 1m30s',
+      },
+      {
+        path: 'spec.rules[0].filters[1].type',
+        message: 'RequestRedirect cannot be combined with URLRewrite',
+      },
+      {
+        path: 'spec.rules[0].filters[1].type',
+        message: 'RequestRedirect cannot be combined with backendRefs',
+      },
+    ]);
+  });
+
+  it('refuses ReplacePrefixMatch unless every match is a PathPrefix, and repeated filters', () => {
+    const r = refused(
+      httpRoute({
+        rules: [
+          {
+            matches: [{ path: { type: 'Exact', value: '/a' } }],
+            filters: [
+              {
+                type: 'URLRewrite',
+                urlRewrite: { path: { type: 'ReplacePrefixMatch', replacePrefixMatch: '/b' } },
+              },
+              { type: 'URLRewrite', urlRewrite: { hostname: 'x' } },
+            ],
+            backendRefs: [{ name: 'echo', port: 80 }],
+          },
+        ],
+      }),
+    );
+    expect(r.problems).toEqual([
+      {
+        path: 'spec.rules[0].filters[0].urlRewrite.path.type',
+        message: 'ReplacePrefixMatch needs every match to be a PathPrefix',
+      },
+      { path: 'spec.rules[0].filters[1].type', message: 'URLRewrite may appear only once in a rule' },
+    ]);
+  });
+});
+
+describe('decodeManifest: VirtualService', () => {
+  it('decodes matches, weighted destinations with subsets, retries, fault, mirror, rewrite and headers', () => {
+    const vs = decodeAs(
+      'VirtualService',
+      virtualService({
+        hosts: ['echo'],
+        http: [
+          {
+            name: 'v2-for-testers',
+            match: [
+              {
+                uri: { prefix: '/api' },
+                ignoreUriCase: true,
+                headers: { 'x-tester': { exact: 'yes' }, 'x-trace': {} },
+                withoutHeaders: { 'x-skip': { regex: '.+' } },
+                method: { exact: 'GET' },
+                queryParams: { debug: { exact: '1' } },
+                authority: { prefix: 'echo' },
+                port: 80,
+              },
+            ],
+            route: [
+              { destination: { host: 'echo', subset: 'v2', port: { number: 80 } }, weight: 80 },
+              { destination: { host: 'echo.demo.svc.cluster.local', subset: 'v1' }, weight: 20 },
+            ],
+            timeout: '2.5s',
+            retries: { attempts: 3, perTryTimeout: '500ms', retryOn: '5xx,reset,503,504', backoff: '25ms' },
+            fault: {
+              delay: { fixedDelay: '1s', percentage: { value: 12.5 } },
+              abort: { grpcStatus: 'UNAVAILABLE', percentage: { value: 1 } },
+            },
+            mirror: { host: 'shadow' },
+            mirrorPercentage: { value: 5 },
+            rewrite: { uri: '/v2/api', authority: 'echo-v2' },
+            headers: {
+              request: { set: { 'x-a': '1' }, add: { 'x-b': '2' }, remove: ['x-c'] },
+              response: { remove: ['server'] },
+            },
+          },
+          { redirect: { uri: '/new', authority: 'other', port: 8080, scheme: 'https', redirectCode: 308 } },
+          { directResponse: { status: 418, body: { string: 'teapot' } } },
+        ],
+      }),
+    );
+    expect(vs.hosts).toEqual(['echo']);
+    expect(vs.gateways).toEqual([]);
+    expect(vs.http[0]).toEqual({
+      name: 'v2-for-testers',
+      match: [
+        {
+          uri: { prefix: '/api' },
+          ignoreUriCase: true,
+          headers: [
+            { name: 'x-tester', match: { exact: 'yes' }, invert: false },
+            { name: 'x-trace', invert: false },
+            { name: 'x-skip', match: { regex: '.+' }, invert: true },
+          ],
+          queryParams: [{ name: 'debug', match: { exact: '1' }, invert: false }],
+          method: { exact: 'GET' },
+          authority: { prefix: 'echo' },
+          port: 80,
+        },
+      ],
+      route: [
+        { destination: { host: 'echo', subset: 'v2', port: 80 }, weight: 80 },
+        { destination: { host: 'echo.demo.svc.cluster.local', subset: 'v1' }, weight: 20 },
+      ],
+      timeoutMs: 2500,
+      retries: {
+        attempts: 3,
+        perTryTimeoutMs: 500,
+        retryOn: ['5xx', 'reset', 'retriable-status-codes'],
+        retriableStatusCodes: [503, 504],
+        backoffMs: 25,
+      },
+      fault: { delay: { fixedDelayMs: 1000, percent: 12.5 }, abort: { grpcStatus: 14, percent: 1 } },
+      mirror: { host: 'shadow' },
+      mirrorPercent: 5,
+      rewrite: { uri: '/v2/api', authority: 'echo-v2' },
+      headers: {
+        request: { set: [{ name: 'x-a', value: '1' }], add: [{ name: 'x-b', value: '2' }], remove: ['x-c'] },
+        response: { set: [], add: [], remove: ['server'] },
+      },
+    });
+    expect(vs.http[1]?.redirect).toEqual({
+      uri: '/new',
+      authority: 'other',
+      port: 8080,
+      scheme: 'https',
+      redirectCode: 308,
+    });
+    expect(vs.http[2]?.directResponse).toEqual({ status: 418, body: 'teapot' });
+  });
+
+  it.each(['networking.istio.io/v1beta1', 'networking.istio.io/v1alpha3'])(
+    'accepts %s, with a 301 redirect by default',
+    (v) => {
+      const vs = decodeAs(
+        'VirtualService',
+        virtualService({ hosts: ['echo'], http: [{ redirect: { uri: '/x' } }] }, v),
+      );
+      expect(vs.http[0]?.redirect).toEqual({ uri: '/x', redirectCode: 301 });
+    },
+  );
+
+  it('reports unsupported fields, bad matches, conflicting actions and bad fault and retry values', () => {
+    const r = refused(
+      virtualService({
+        hosts: [],
+        tcp: [{}],
+        http: [
+          {
+            match: [{ uri: {}, sourceLabels: { app: 'x' }, headers: { 'x-a': { exact: 'a', prefix: 'b' } } }],
+            route: [{ destination: { host: 'echo' }, headers: {} }],
+            redirect: { uri: '/x', redirectCode: 200 },
+            corsPolicy: {},
+            retries: { retryOn: 'deadline-exceeded,5xx' },
+            fault: { abort: { httpStatus: 700, grpcStatus: 'NOPE' }, delay: { percent: 50 } },
+            timeout: 10,
+          },
+          { mirror: { port: { number: 80 } } },
+        ],
+      }),
+    );
+    expect(r.problems).toEqual([
+      { path: 'spec.tcp', message: 'is not supported' },
+      { path: 'spec.hosts', message: 'must name at least one host' },
+      { path: 'spec.http[0].corsPolicy', message: 'is not supported' },
+      { path: 'spec.http[0].match[0].sourceLabels', message: 'is not supported' },
+      { path: 'spec.http[0].match[0].uri', message: 'must have one of exact, prefix or regex' },
+      {
+        path: 'spec.http[0].match[0].headers.x-a',
+        message: 'must have only one of exact, prefix or regex, not exact and prefix',
+      },
+      { path: 'spec.http[0].route[0].headers', message: 'is not supported' },
+      { path: 'spec.http[0].redirect.redirectCode', message: '200 must be one of 301, 302, 303, 307, 308' },
+      {
+        path: 'spec.http[0]',
+        message: 'must have only one of route, redirect or directResponse, not route and redirect',
+      },
+      { path: 'spec.http[0].timeout', message: '10 is not a duration such as 10s, 250ms or 1m30s' },
+      { path: 'spec.http[0].retries.attempts', message: 'is required' },
+      {
+        path: 'spec.http[0].retries.retryOn',
+        message:
+          '"deadline-exceeded" is not supported (supported: 5xx, gateway-error, connect-failure, reset, refused-stream, retriable-status-codes, unavailable, cancelled, or a status code)',
+      },
+      { path: 'spec.http[0].fault.delay.fixedDelay', message: 'is required' },
+      { path: 'spec.http[0].fault.abort.httpStatus', message: '700 is not an integer from 200 to 599' },
+      { path: 'spec.http[0].fault.abort.grpcStatus', message: '"NOPE" is not a gRPC status name' },
+      { path: 'spec.http[0].fault.abort', message: 'must have exactly one of httpStatus or grpcStatus' },
+      { path: 'spec.http[1]', message: 'must have route, redirect or directResponse' },
+      { path: 'spec.http[1].mirror.host', message: 'is required' },
+    ]);
+  });
+});
+
+describe('decodeManifest: DestinationRule', () => {
+  it('decodes subsets, load balancers, connection pool and outlier detection, with durations in ms', () => {
+    const dr = decodeAs(
+      'DestinationRule',
+      destinationRule({
+        host: 'echo.demo.svc.cluster.local',
+        trafficPolicy: {
+          loadBalancer: { simple: 'LEAST_REQUEST' },
+          connectionPool: {
+            tcp: { maxConnections: 100, connectTimeout: '250ms' },
+            http: { http1MaxPendingRequests: 10, http2MaxRequests: 1000, maxRetries: 3 },
+          },
+          outlierDetection: {
+            consecutive5xxErrors: 7,
+            interval: '5s',
+            baseEjectionTime: '1m',
+            maxEjectionPercent: 50,
+          },
+          tls: { mode: 'ISTIO_MUTUAL' },
+        },
+        subsets: [
+          { name: 'v1', labels: { version: 'v1' } },
+          {
+            name: 'v2',
+            labels: { version: 'v2' },
+            trafficPolicy: { loadBalancer: { consistentHash: { httpHeaderName: 'x-user' } } },
+          },
+          {
+            name: 'v3',
+            labels: { version: 'v3' },
+            trafficPolicy: { loadBalancer: { consistentHash: { useSourceIp: true } } },
+          },
+        ],
+      }),
+    );
+    expect(dr).toEqual({
+      kind: 'DestinationRule',
+      metadata: { name: 'dr', namespace: 'demo', labels: {}, annotations: {} },
+      host: 'echo.demo.svc.cluster.local',
+      trafficPolicy: {
+        loadBalancer: { simple: 'LEAST_REQUEST' },
+        connectionPool: {
+          tcp: { maxConnections: 100, connectTimeoutMs: 250 },
+          http: { http1MaxPendingRequests: 10, http2MaxRequests: 1000, maxRetries: 3 },
+        },
+        outlierDetection: {
+          consecutive5xxErrors: 7,
+          intervalMs: 5000,
+          baseEjectionTimeMs: 60_000,
+          maxEjectionPercent: 50,
+        },
+      },
+      subsets: [
+        { name: 'v1', labels: { version: 'v1' } },
+        {
+          name: 'v2',
+          labels: { version: 'v2' },
+          trafficPolicy: { loadBalancer: { consistentHash: { httpHeaderName: 'x-user' } } },
+        },
+        {
+          name: 'v3',
+          labels: { version: 'v3' },
+          trafficPolicy: { loadBalancer: { consistentHash: { useSourceIp: true } } },
+        },
+      ],
+    });
+  });
+
+  it('maps LEAST_CONN to LEAST_REQUEST and UNSPECIFIED to ROUND_ROBIN, under every apiVersion', () => {
+    for (const [v, simple, want] of [
+      ['networking.istio.io/v1beta1', 'LEAST_CONN', 'LEAST_REQUEST'],
+      ['networking.istio.io/v1alpha3', 'UNSPECIFIED', 'ROUND_ROBIN'],
+      ['networking.istio.io/v1', 'RANDOM', 'RANDOM'],
+    ] as const) {
+      const dr = decodeAs(
+        'DestinationRule',
+        destinationRule({ host: 'echo', trafficPolicy: { loadBalancer: { simple } } }, v),
+      );
+      expect(dr.trafficPolicy?.loadBalancer).toEqual({ simple: want });
+    }
+  });
+
+  it('reports unsupported settings, bad limits and durations, and duplicate subsets', () => {
+    const r = refused(
+      destinationRule({
+        trafficPolicy: {
+          portLevelSettings: [],
+          loadBalancer: { simple: 'PASSTHROUGH', consistentHash: { httpCookie: { name: 'c' } } },
+          connectionPool: { tcp: { maxConnections: 0, connectTimeout: 'soon' }, http: { idleTimeout: '1s' } },
+          outlierDetection: { maxEjectionPercent: 150 },
+        },
+        subsets: [{ name: 'v1' }, { name: 'v1' }, { name: 'V_2' }],
+      }),
+    );
+    expect(r.problems).toEqual([
+      { path: 'spec.trafficPolicy.portLevelSettings', message: 'is not supported' },
+      {
+        path: 'spec.trafficPolicy.loadBalancer',
+        message: 'must have exactly one of simple or consistentHash',
+      },
+      {
+        path: 'spec.trafficPolicy.loadBalancer.simple',
+        message: '"PASSTHROUGH" must be one of UNSPECIFIED, ROUND_ROBIN, LEAST_REQUEST, LEAST_CONN, RANDOM',
+      },
+      { path: 'spec.trafficPolicy.loadBalancer.consistentHash.httpCookie', message: 'is not supported' },
+      {
+        path: 'spec.trafficPolicy.loadBalancer.consistentHash',
+        message: 'must have httpHeaderName or useSourceIp: true',
+      },
+      { path: 'spec.trafficPolicy.connectionPool.http.idleTimeout', message: 'is not supported' },
+      {
+        path: 'spec.trafficPolicy.connectionPool.tcp.maxConnections',
+        message: '0 is not an integer from 1 to 2147483647',
+      },
+      {
+        path: 'spec.trafficPolicy.connectionPool.tcp.connectTimeout',
+        message: '"soon" is not a duration such as 10s, 250ms or 1m30s',
+      },
+      {
+        path: 'spec.trafficPolicy.outlierDetection.maxEjectionPercent',
+        message: '150 is not an integer from 0 to 100',
+      },
+      { path: 'spec.subsets[1].name', message: '"v1" is defined twice' },
+      { path: 'spec.subsets[2].name', message: '"V_2" is not a valid subset name' },
+      { path: 'spec.host', message: 'is required' },
+    ]);
   });
 });

@@ -3,16 +3,19 @@
  * frozen objects. Each decoder returns every problem with its field path; an invalid object is
  * reported with its kind and name and left out, and the rest keeps working.
  */
-import { isIP } from 'node:net';
 import type { Problem } from '@ambient/shared';
+import { decodeMeta, ManifestFields as Fields, type Obj, type ObjectMeta } from './manifest-fields.js';
+import {
+  type DestinationRuleObject,
+  decodeDestinationRule,
+  decodeHttpRoute,
+  decodeVirtualService,
+  type HttpRouteObject,
+  type VirtualServiceObject,
+} from './traffic-objects.js';
 
-export interface ObjectMeta {
-  readonly name: string;
-  readonly namespace: string;
-  readonly labels: Readonly<Record<string, string>>;
-  readonly annotations: Readonly<Record<string, string>>;
-  readonly uid?: string;
-}
+export type { ObjectMeta } from './manifest-fields.js';
+export type * from './traffic-objects.js';
 
 export interface NamespaceObject {
   readonly kind: 'Namespace';
@@ -127,7 +130,10 @@ export type KubeObject =
   | ServiceAccountObject
   | AuthorizationPolicyObject
   | PeerAuthenticationObject
-  | GatewayObject;
+  | GatewayObject
+  | HttpRouteObject
+  | VirtualServiceObject
+  | DestinationRuleObject;
 
 export type KubeKind = KubeObject['kind'];
 
@@ -140,98 +146,10 @@ const API_VERSIONS: Record<KubeKind, readonly string[]> = {
   AuthorizationPolicy: ['security.istio.io/v1', 'security.istio.io/v1beta1'],
   PeerAuthentication: ['security.istio.io/v1', 'security.istio.io/v1beta1'],
   Gateway: ['gateway.networking.k8s.io/v1', 'gateway.networking.k8s.io/v1beta1'],
+  HTTPRoute: ['gateway.networking.k8s.io/v1', 'gateway.networking.k8s.io/v1beta1'],
+  VirtualService: ['networking.istio.io/v1', 'networking.istio.io/v1beta1', 'networking.istio.io/v1alpha3'],
+  DestinationRule: ['networking.istio.io/v1', 'networking.istio.io/v1beta1', 'networking.istio.io/v1alpha3'],
 };
-
-const NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
-
-type Obj = Record<string, unknown>;
-
-class Fields {
-  readonly problems: Problem[] = [];
-  add(path: string, message: string): void {
-    this.problems.push({ path, message });
-  }
-  obj(v: unknown, path: string, optional = true): Obj | undefined {
-    if (v === undefined || v === null) {
-      if (!optional) this.add(path, 'is required');
-      return undefined;
-    }
-    if (typeof v === 'object' && !Array.isArray(v)) return v as Obj;
-    this.add(path, 'must be a map');
-    return undefined;
-  }
-  list(v: unknown, path: string): unknown[] | undefined {
-    if (v === undefined || v === null) return undefined;
-    if (Array.isArray(v)) return v;
-    this.add(path, 'must be a list');
-    return undefined;
-  }
-  str(v: unknown, path: string, fallback?: string): string {
-    if (v === undefined || v === null || v === '') {
-      if (fallback === undefined) this.add(path, 'is required');
-      return fallback ?? '';
-    }
-    if (typeof v === 'string') return v;
-    this.add(path, 'must be a string');
-    return fallback ?? '';
-  }
-  strings(v: unknown, path: string): string[] | undefined {
-    const l = this.list(v, path);
-    if (!l) return undefined;
-    return l.flatMap((s, i) => {
-      if (typeof s === 'string') return [s];
-      this.add(`${path}[${i}]`, 'must be a string');
-      return [];
-    });
-  }
-  labels(v: unknown, path: string): Record<string, string> {
-    const o = this.obj(v, path);
-    const out: Record<string, string> = {};
-    for (const [k, val] of Object.entries(o ?? {})) {
-      if (typeof val === 'string') out[k] = val;
-      else if (typeof val === 'number' || typeof val === 'boolean') out[k] = String(val);
-      else this.add(`${path}.${k}`, 'must be a string');
-    }
-    return out;
-  }
-  port(v: unknown, path: string): number | undefined {
-    if (typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= 65535) return v;
-    this.add(path, `${JSON.stringify(v)} is not a port from 1 to 65535`);
-    return undefined;
-  }
-  ip(v: unknown, path: string): string | undefined {
-    if (typeof v === 'string' && isIP(v)) return v;
-    this.add(path, `${JSON.stringify(v)} is not an IP address`);
-    return undefined;
-  }
-  cidr(c: string, path: string): boolean {
-    const [addr = '', len] = c.split('/');
-    const family = isIP(addr);
-    const valid =
-      family !== 0 && (len === undefined || (/^\d+$/.test(len) && Number(len) <= (family === 6 ? 128 : 32)));
-    if (!valid) this.add(path, `${JSON.stringify(c)} is not an IP or CIDR`);
-    return valid;
-  }
-  cidrs(v: unknown, path: string): string[] | undefined {
-    return this.strings(v, path)?.filter((c, i) => this.cidr(c, `${path}[${i}]`));
-  }
-}
-
-function decodeMeta(f: Fields, v: unknown, namespaced: boolean): ObjectMeta {
-  const m = f.obj(v, 'metadata', false) ?? {};
-  const name = f.str(m.name, 'metadata.name');
-  if (name && !NAME.test(name)) f.add('metadata.name', `${JSON.stringify(name)} is not a valid name`);
-  const namespace = namespaced ? f.str(m.namespace, 'metadata.namespace', 'default') : '';
-  if (namespace && !NAME.test(namespace))
-    f.add('metadata.namespace', `${JSON.stringify(namespace)} is not a valid namespace`);
-  return {
-    name,
-    namespace,
-    labels: f.labels(m.labels, 'metadata.labels'),
-    annotations: f.labels(m.annotations, 'metadata.annotations'),
-    ...(typeof m.uid === 'string' && m.uid !== '' && { uid: m.uid }),
-  };
-}
 
 function decodePod(f: Fields, o: Obj): PodObject {
   const metadata = decodeMeta(f, o.metadata, true);
@@ -543,6 +461,15 @@ export function decodeManifest(doc: unknown): DecodedManifest {
       break;
     case 'Gateway':
       value = decodeGateway(f, o);
+      break;
+    case 'HTTPRoute':
+      value = decodeHttpRoute(f, o, decodeMeta(f, o.metadata, true));
+      break;
+    case 'VirtualService':
+      value = decodeVirtualService(f, o, decodeMeta(f, o.metadata, true));
+      break;
+    case 'DestinationRule':
+      value = decodeDestinationRule(f, o, decodeMeta(f, o.metadata, true));
       break;
   }
   if (f.problems.length) return { ok: false, problems: f.problems, ref };

@@ -97,7 +97,17 @@ export interface MeshModel {
   readonly problems: readonly ModelProblem[];
 }
 
-function matches(
+/**
+ * Whether a pod is enrolled in ambient mode (its traffic carried over HBONE): the pod's own
+ * `istio.io/dataplane-mode` label wins (`none` opts out), else its namespace's.
+ */
+export function isAmbientEnrolled(pod: PodObject, ns: NamespaceObject | undefined): boolean {
+  const podMode = pod.metadata.labels[DATAPLANE_MODE];
+  return podMode ? podMode === 'ambient' : ns?.metadata.labels[DATAPLANE_MODE] === 'ambient';
+}
+
+/** Whether every label of a selector is on the object. */
+export function matchesSelector(
   selector: Readonly<Record<string, string>>,
   labels: Readonly<Record<string, string>>,
 ): boolean {
@@ -327,11 +337,11 @@ export class MeshModelBuilder {
   ): WireWorkload | undefined {
     if (!pod.running || pod.podIps.length === 0) return undefined;
     const { namespace, name, labels } = pod.metadata;
-    const podMode = labels[DATAPLANE_MODE];
-    const ambient = podMode ? podMode === 'ambient' : ns?.metadata.labels[DATAPLANE_MODE] === 'ambient';
+    const ambient = isAmbientEnrolled(pod, ns);
     const services: WireWorkload['services'] = {};
     for (const svc of ix.servicesByNs.get(namespace) ?? []) {
-      if (!svc.selector || Object.keys(svc.selector).length === 0 || !matches(svc.selector, labels)) continue;
+      if (!svc.selector || Object.keys(svc.selector).length === 0 || !matchesSelector(svc.selector, labels))
+        continue;
       const ports = svc.ports.flatMap((p) => {
         const target = typeof p.targetPort === 'number' ? p.targetPort : pod.namedPorts[p.targetPort];
         return target === undefined ? [] : [{ servicePort: p.port, targetPort: target }];
@@ -342,12 +352,12 @@ export class MeshModelBuilder {
     for (const policyNs of new Set([namespace, this.options.rootNamespace])) {
       for (const p of ix.policiesByNs.get(policyNs) ?? []) {
         const key = `${policyNs}/${p.metadata.name}`;
-        if (p.selector && authorizations.has(key) && matches(p.selector, labels)) policies.push(key);
+        if (p.selector && authorizations.has(key) && matchesSelector(p.selector, labels)) policies.push(key);
       }
     }
     // The oldest matching workload policy wins in istiod; names stand in for creation order here.
     const workloadPa = (ix.peerAuthByNs.get(namespace) ?? [])
-      .filter((p) => p.selector && matches(p.selector, labels))
+      .filter((p) => p.selector && matchesSelector(p.selector, labels))
       .sort((a, b) => a.metadata.name.localeCompare(b.metadata.name))[0];
     const converted = workloadPa && this.converted(workloadPa, ix);
     if (converted) {

@@ -1,6 +1,8 @@
 /**
- * Delta ADS for many proxies. The server holds one snapshot per type URL (name -> version and the
- * encoded `Resource`), and per connection what it has sent. A publish computes which names changed
+ * Delta ADS for many proxies. The server holds snapshots per scope and type URL (name -> version
+ * and the encoded `Resource`): scope '' is what every ztunnel sees, and each waypoint gateway has
+ * a scope of its own, so one waypoint never sees another's listener or routes. Per connection it
+ * holds what it has sent. A publish computes which names changed
  * or disappeared since the previous snapshot and sends each connection only those it subscribes to
  * and holds at another version; a new stream (or one that resumes with initial_resource_versions)
  * gets the difference between what it holds and the snapshot. ACKs and NACKs are tracked per
@@ -13,6 +15,7 @@ import type { Logger } from 'pino';
 import protobuf from 'protobufjs';
 import type { Caller, TokenAuthenticator } from '../auth/token-authenticator.js';
 import type { ControlPlaneMetrics } from '../telemetry/controlplane-metrics.js';
+import { admitProxy, type ProxyDirectory } from './proxy-admission.js';
 
 export interface ResourceEntry {
   readonly version: string;
@@ -34,13 +37,7 @@ export class ResourceEncoder {
   encode(name: string, value: object): ResourceEntry {
     const hit = this.cache.get(value);
     if (hit && hit.name === name) return hit.entry;
-    const bytes = this.type.encode(value).finish();
-    const version = createHash('sha256').update(bytes).digest('base64url').slice(0, 16);
-    const w = protobuf.Writer.create();
-    w.uint32(10).string(version); // version = 1
-    w.uint32(18).fork().uint32(10).string(this.typeUrl).uint32(18).bytes(bytes).ldelim(); // resource = 2 (Any)
-    w.uint32(26).string(name); // name = 3
-    const entry = { version, encoded: w.finish() };
+    const entry = resourceEntry(this.typeUrl, name, this.type.encode(value).finish());
     this.cache.set(value, { name, entry });
     return entry;
   }
@@ -50,6 +47,25 @@ export class ResourceEncoder {
     for (const [name, v] of values) out.set(name, this.encode(name, v));
     return out;
   }
+}
+
+/** Wraps already encoded messages into `Resource`s, versioned by the hash of their bytes. */
+export function encodeResources(
+  typeUrl: string,
+  messages: ReadonlyMap<string, Uint8Array>,
+): Map<string, ResourceEntry> {
+  const out = new Map<string, ResourceEntry>();
+  for (const [name, bytes] of messages) out.set(name, resourceEntry(typeUrl, name, bytes));
+  return out;
+}
+
+function resourceEntry(typeUrl: string, name: string, bytes: Uint8Array): ResourceEntry {
+  const version = createHash('sha256').update(bytes).digest('base64url').slice(0, 16);
+  const w = protobuf.Writer.create();
+  w.uint32(10).string(version); // version = 1
+  w.uint32(18).fork().uint32(10).string(typeUrl).uint32(18).bytes(bytes).ldelim(); // resource = 2 (Any)
+  w.uint32(26).string(name); // name = 3
+  return { version, encoded: w.finish() };
 }
 
 interface Subscription {
@@ -72,6 +88,10 @@ interface Connection {
   readonly peer: string;
   nodeId: string;
   metadata: Record<string, string>;
+  /** The snapshot scope this proxy reads: '' for ztunnel, the gateway's for a waypoint. */
+  scope: string;
+  /** For a waypoint, its Gateway `namespace/name`. */
+  gateway?: string;
   readonly subs: Map<string, Subscription>;
   readonly pending: Map<string, Pending>;
   nonces: number;
@@ -96,6 +116,8 @@ export interface ConnectionDump {
   nodeId: string;
   node: string;
   peer: string;
+  /** For a waypoint, its Gateway `namespace/name`. */
+  waypoint?: string;
   connectedAt: string;
   types: Array<{ typeUrl: string; wildcard: boolean; resources: number }>;
   acks: number;
@@ -109,11 +131,16 @@ export interface DeltaAdsServerInputs {
   readonly authenticator: TokenAuthenticator;
   /** Short names for metric labels. */
   readonly typeLabels?: Readonly<Record<string, string>>;
+  /** Pods and gateways, to admit waypoint proxies; without it waypoint streams are refused. */
+  readonly proxies?: ProxyDirectory;
   readonly now?: () => number;
 }
 
+const EMPTY: TypeSnapshot = new Map();
+
 export class DeltaAdsServer {
-  private readonly snapshots = new Map<string, TypeSnapshot>();
+  /** scope -> type URL -> snapshot. */
+  private readonly snapshots = new Map<string, Map<string, TypeSnapshot>>();
   private readonly connections = new Map<number, Connection>();
   private readonly requestType: protobuf.Type;
   private nextId = 1;
@@ -136,30 +163,58 @@ export class DeltaAdsServer {
   }
 
   /**
-   * Installs new snapshots and pushes what changed. `changedAt` is when the change that caused
-   * this publish happened, for convergence time.
+   * Installs new snapshots of the shared (ztunnel) scope and pushes what changed. `changedAt` is
+   * when the change that caused this publish happened, for convergence time.
    */
   publish(next: ReadonlyMap<string, TypeSnapshot>, changedAt?: number): void {
     this.version += 1;
-    for (const [typeUrl, snap] of next) {
-      const prev = this.snapshots.get(typeUrl) ?? new Map<string, ResourceEntry>();
-      const changed: string[] = [];
-      const removed: string[] = [];
-      for (const [name, e] of snap) if (prev.get(name)?.version !== e.version) changed.push(name);
-      for (const name of prev.keys()) if (!snap.has(name)) removed.push(name);
-      this.snapshots.set(typeUrl, snap);
-      if (changed.length === 0 && removed.length === 0) continue;
-      for (const conn of this.connections.values()) {
-        const sub = conn.subs.get(typeUrl);
-        if (!sub?.responded) continue;
-        this.push(conn, typeUrl, sub, changed, removed, changedAt);
-      }
+    for (const [typeUrl, snap] of next) this.install('', typeUrl, snap, changedAt);
+  }
+
+  /**
+   * Installs the snapshots of every per-proxy scope (one per waypoint gateway) for `typeUrls`:
+   * a scope absent from `next` loses all its resources of those types.
+   */
+  publishScoped(
+    typeUrls: readonly string[],
+    next: ReadonlyMap<string, ReadonlyMap<string, TypeSnapshot>>,
+    changedAt?: number,
+  ): void {
+    this.version += 1;
+    const scopes = new Set([...this.snapshots.keys(), ...next.keys()]);
+    scopes.delete('');
+    for (const scope of scopes) {
+      for (const typeUrl of typeUrls)
+        this.install(scope, typeUrl, next.get(scope)?.get(typeUrl) ?? EMPTY, changedAt);
+      const held = this.snapshots.get(scope);
+      if (held && [...held.values()].every((s) => s.size === 0)) this.snapshots.delete(scope);
     }
   }
 
-  /** The resources currently published for a type. */
-  snapshot(typeUrl: string): TypeSnapshot {
-    return this.snapshots.get(typeUrl) ?? new Map();
+  private install(scope: string, typeUrl: string, snap: TypeSnapshot, changedAt?: number): void {
+    let byType = this.snapshots.get(scope);
+    if (!byType) {
+      byType = new Map();
+      this.snapshots.set(scope, byType);
+    }
+    const prev = byType.get(typeUrl) ?? EMPTY;
+    const changed: string[] = [];
+    const removed: string[] = [];
+    for (const [name, e] of snap) if (prev.get(name)?.version !== e.version) changed.push(name);
+    for (const name of prev.keys()) if (!snap.has(name)) removed.push(name);
+    byType.set(typeUrl, snap);
+    if (changed.length === 0 && removed.length === 0) return;
+    for (const conn of this.connections.values()) {
+      if (conn.scope !== scope) continue;
+      const sub = conn.subs.get(typeUrl);
+      if (!sub?.responded) continue;
+      this.push(conn, typeUrl, sub, changed, removed, changedAt);
+    }
+  }
+
+  /** The resources currently published for a type, in a scope ('' is the ztunnel scope). */
+  snapshot(typeUrl: string, scope = ''): TypeSnapshot {
+    return this.snapshots.get(scope)?.get(typeUrl) ?? EMPTY;
   }
 
   connectionCount(): number {
@@ -172,6 +227,7 @@ export class DeltaAdsServer {
       nodeId: c.nodeId,
       node: c.metadata.NODE_NAME ?? '',
       peer: c.peer,
+      ...(c.gateway && { waypoint: c.gateway }),
       connectedAt: c.connectedAt,
       types: [...c.subs].map(([typeUrl, s]) => ({ typeUrl, wildcard: s.wildcard, resources: s.sent.size })),
       acks: c.acks,
@@ -208,6 +264,7 @@ export class DeltaAdsServer {
       peer: call.getPeer(),
       nodeId: '',
       metadata: {},
+      scope: '',
       subs: new Map(),
       pending: new Map(),
       nonces: 0,
@@ -259,17 +316,18 @@ export class DeltaAdsServer {
       conn.metadata = Object.fromEntries(
         Object.entries(req.node.metadata?.fields ?? {}).map(([k, v]) => [k, v.stringValue ?? '']),
       );
-      // A node agent may only speak for the node its token is bound to.
-      if (conn.caller.kind === 'ztunnel' && conn.metadata.NODE_NAME !== conn.caller.node) {
-        metrics.authFailures.inc({ reason: 'node' });
-        this.refuse(
-          conn,
-          grpc.status.PERMISSION_DENIED,
-          `token is bound to node ${conn.caller.node}, not ${conn.metadata.NODE_NAME ?? '(none)'}`,
-        );
+      const admission = admitProxy(conn.caller, conn.nodeId, conn.metadata, this.inputs.proxies);
+      if (!admission.ok) {
+        metrics.authFailures.inc({ reason: admission.reason });
+        this.refuse(conn, admission.code, admission.details);
         return;
       }
-      logger.info({ id: conn.id, node: conn.nodeId, peer: conn.peer }, 'xDS stream opened');
+      conn.scope = admission.scope;
+      if (admission.kind === 'waypoint') conn.gateway = admission.gateway;
+      logger.info(
+        { id: conn.id, node: conn.nodeId, peer: conn.peer, ...(conn.gateway && { waypoint: conn.gateway }) },
+        'xDS stream opened',
+      );
     }
     if (!conn.nodeId) {
       this.refuse(conn, grpc.status.INVALID_ARGUMENT, 'the first request must carry the node');
@@ -322,7 +380,7 @@ export class DeltaAdsServer {
 
   /** Sends everything this connection lacks or holds at another version, and removals. */
   private pushFull(conn: Connection, typeUrl: string, sub: Subscription): void {
-    const snap = this.snapshots.get(typeUrl) ?? new Map<string, ResourceEntry>();
+    const snap = this.snapshot(typeUrl, conn.scope);
     const changed: string[] = [];
     for (const [name, e] of snap) {
       if ((sub.wildcard || sub.names.has(name)) && sub.sent.get(name) !== e.version) changed.push(name);
@@ -339,7 +397,7 @@ export class DeltaAdsServer {
     removed: readonly string[],
     changedAt?: number,
   ): void {
-    const snap = this.snapshots.get(typeUrl) as TypeSnapshot;
+    const snap = this.snapshot(typeUrl, conn.scope);
     const send = changed.filter(
       (n) => (sub.wildcard || sub.names.has(n)) && sub.sent.get(n) !== snap.get(n)?.version,
     );
@@ -357,7 +415,7 @@ export class DeltaAdsServer {
     changedAt?: number,
   ): void {
     if (!always && changed.length === 0 && removed.length === 0) return;
-    const snap = this.snapshots.get(typeUrl) ?? new Map<string, ResourceEntry>();
+    const snap = this.snapshot(typeUrl, conn.scope);
     const nonce = `${conn.id}-${++conn.nonces}`;
     const w = protobuf.Writer.create();
     w.uint32(10).string(String(this.version)); // system_version_info = 1

@@ -1,0 +1,98 @@
+/**
+ * Envoy v3 messages for waypoints, encoded with Envoy's own proto definitions (as shipped with
+ * @grpc/grpc-js-xds) through protobufjs: resources are built as plain objects, converted with the
+ * looked-up type (enum names become numbers) and encoded. `google.protobuf.Any` values are packed
+ * here with their type URL, so callers never handle bytes of nested messages.
+ */
+import { loadProtos } from '@ambient/shared';
+import type protobuf from 'protobufjs';
+
+export const LISTENER_TYPE_URL = 'type.googleapis.com/envoy.config.listener.v3.Listener';
+export const ROUTE_CONFIGURATION_TYPE_URL = 'type.googleapis.com/envoy.config.route.v3.RouteConfiguration';
+export const CLUSTER_TYPE_URL = 'type.googleapis.com/envoy.config.cluster.v3.Cluster';
+export const CLUSTER_LOAD_ASSIGNMENT_TYPE_URL =
+  'type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment';
+
+/** The four types a waypoint subscribes to, in the order Envoy would request them. */
+export const WAYPOINT_TYPE_URLS = [
+  LISTENER_TYPE_URL,
+  ROUTE_CONFIGURATION_TYPE_URL,
+  CLUSTER_TYPE_URL,
+  CLUSTER_LOAD_ASSIGNMENT_TYPE_URL,
+] as const;
+
+/** Envoy's proto files holding the resources and every typed config the control plane sends. */
+export const ENVOY_WAYPOINT_PROTO_FILES = [
+  'envoy/config/listener/v3/listener.proto',
+  'envoy/config/route/v3/route.proto',
+  'envoy/config/cluster/v3/cluster.proto',
+  'envoy/config/endpoint/v3/endpoint.proto',
+  'envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.proto',
+  'envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy.proto',
+  'envoy/extensions/filters/http/rbac/v3/rbac.proto',
+  'envoy/extensions/filters/http/fault/v3/fault.proto',
+  'envoy/extensions/filters/http/router/v3/router.proto',
+  'envoy/extensions/upstreams/http/v3/http_protocol_options.proto',
+] as const;
+
+const TYPE_PREFIX = 'type.googleapis.com/';
+
+/** protobufjs' built-in google.protobuf.Any keeps the proto field name `type_url`. */
+export interface PackedAny {
+  readonly type_url: string;
+  readonly value: Uint8Array;
+}
+
+export class EnvoyEncoder {
+  private readonly types = new Map<string, protobuf.Type>();
+
+  constructor(readonly root: protobuf.Root = loadProtos(ENVOY_WAYPOINT_PROTO_FILES)) {}
+
+  /** The message type by its full name (`envoy.config.listener.v3.Listener`). */
+  type(name: string): protobuf.Type {
+    let t = this.types.get(name);
+    if (!t) {
+      t = this.root.lookupType(name);
+      this.types.set(name, t);
+    }
+    return t;
+  }
+
+  /** Encodes a plain object (camelCase field names, enum names or numbers) as `typeName`. */
+  encode(typeName: string, plain: object): Uint8Array {
+    const t = this.type(typeName);
+    return t.encode(t.fromObject(plain)).finish();
+  }
+
+  /** A `google.protobuf.Any` holding `plain` encoded as `typeName`. */
+  any(typeName: string, plain: object): PackedAny {
+    return { type_url: `${TYPE_PREFIX}${typeName}`, value: this.encode(typeName, plain) };
+  }
+
+  /**
+   * Decodes a message into a plain object, unpacking every Any it can resolve into
+   * `{ '@type': <type URL>, ...fields }`: for tests and debug dumps.
+   */
+  decode(typeName: string, bytes: Uint8Array): Record<string, unknown> {
+    const t = this.type(typeName);
+    const plain = t.toObject(t.decode(bytes), { enums: String, longs: Number, bytes: String });
+    return this.unpack(plain) as Record<string, unknown>;
+  }
+
+  private unpack(v: unknown): unknown {
+    if (Array.isArray(v)) return v.map((x) => this.unpack(x));
+    if (!v || typeof v !== 'object') return v;
+    const o = v as Record<string, unknown>;
+    const url = o.type_url;
+    if (typeof url === 'string' && url.startsWith(TYPE_PREFIX) && Object.keys(o).length <= 2) {
+      const name = url.slice(TYPE_PREFIX.length);
+      const inner = typeof o.value === 'string' ? Buffer.from(o.value, 'base64') : new Uint8Array(0);
+      try {
+        return { '@type': url, ...this.decode(name, inner) };
+      } catch {
+        return o;
+      }
+    }
+    return Object.fromEntries(Object.entries(o).map(([k, x]) => [k, this.unpack(x)]));
+  }
+}

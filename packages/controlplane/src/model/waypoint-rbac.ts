@@ -1,0 +1,255 @@
+/**
+ * AuthorizationPolicies attached to a waypoint (by targetRefs) to Envoy RBAC, as istiod writes them
+ * for a waypoint: one RBAC policy per rule, named `ns[<ns>]-policy[<name>]-rule[<i>]`, whose
+ * principals (OR) are one per `from` source and whose permissions (OR) are one per `to` operation;
+ * each is an AND of the source's or operation's fields, each field an OR of its values, and the
+ * rule's `when` conditions are ANDed into every principal (source conditions) or permission
+ * (request conditions).
+ *
+ * Fields the waypoint cannot check (request principals, remote IPs, claims, ...) drop an ALLOW rule
+ * (it then allows nothing more) and are left out of a DENY rule (it then denies more, never less).
+ * Output is plain objects in the shape of envoy.config.rbac.v3.RBAC for the protobuf encoder.
+ */
+import { DRY_RUN_ANNOTATION } from './authorization-translate.js';
+import type {
+  AuthorizationPolicyObject,
+  PolicyCondition,
+  PolicyOperation,
+  PolicySource,
+} from './kube-objects.js';
+
+type Plain = Record<string, unknown>;
+
+export interface RbacRulesPlain {
+  readonly action: 'ALLOW' | 'DENY';
+  /** envoy.config.rbac.v3.Policy by name. */
+  readonly policies: Readonly<Record<string, Plain>>;
+}
+
+export interface WaypointRbac {
+  /** Present only when a DENY rule applies. */
+  readonly deny?: RbacRulesPlain;
+  /** Present when an ALLOW policy applies, even one without rules (which then denies everything). */
+  readonly allow?: RbacRulesPlain;
+}
+
+export type RbacNotice = (ref: string, path: string, message: string) => void;
+
+export function rbacPolicyName(namespace: string, name: string, rule: number): string {
+  return `ns[${namespace}]-policy[${name}]-rule[${rule}]`;
+}
+
+/** RE2 (and JavaScript) escaping of regex metacharacters. */
+export function quoteRegex(s: string): string {
+  return s.replace(/[\\^$.|?*+()[\]{}]/g, '\\$&');
+}
+
+/**
+ * Istio's StringMatcherWithPrefix: `*` is any non-empty value, `x*` a prefix, `*x` a suffix
+ * (a regex after a prefix), anything else exact; `prefix` is prepended to the value.
+ */
+export function istioStringMatcher(value: string, prefix = '', ignoreCase = false): Plain {
+  const ic = ignoreCase ? { ignoreCase: true } : {};
+  if (value === '*') return { safeRegex: { regex: '.+' } };
+  if (value.startsWith('*')) {
+    const rest = value.slice(1);
+    return prefix
+      ? { safeRegex: { regex: `${quoteRegex(prefix)}.*${quoteRegex(rest)}` } }
+      : { suffix: rest, ...ic };
+  }
+  if (value.endsWith('*')) return { prefix: `${prefix}${value.slice(0, -1)}`, ...ic };
+  return { exact: `${prefix}${value}`, ...ic };
+}
+
+function principalName(value: string): Plain {
+  const v = value.startsWith('spiffe://') ? value.slice('spiffe://'.length) : value;
+  return { authenticated: { principalName: istioStringMatcher(v, 'spiffe://') } };
+}
+
+/** A source namespace as a match on the peer's SPIFFE ID. */
+function namespacePrincipal(ns: string): Plain {
+  let nsRegex: string;
+  if (ns === '*') nsRegex = '[^/]+';
+  else if (ns.endsWith('*')) nsRegex = `${quoteRegex(ns.slice(0, -1))}[^/]*`;
+  else if (ns.startsWith('*')) nsRegex = `[^/]*${quoteRegex(ns.slice(1))}`;
+  else nsRegex = quoteRegex(ns);
+  return {
+    authenticated: { principalName: { safeRegex: { regex: `spiffe://[^/]+/ns/${nsRegex}/sa/[^/]+` } } },
+  };
+}
+
+function cidrPrincipal(cidr: string): Plain {
+  const [address = '', len] = cidr.split('/');
+  const prefixLen = len === undefined ? (address.includes(':') ? 128 : 32) : Number(len);
+  return { directRemoteIp: { addressPrefix: address, prefixLen: { value: prefixLen } } };
+}
+
+function headerMatcher(name: string, value: string, ignoreCase = false): Plain {
+  if (value === '*') return { header: { name, presentMatch: true } };
+  return { header: { name, stringMatch: istioStringMatcher(value, '', ignoreCase) } };
+}
+
+const orIds = (ids: Plain[]): Plain => ({ orIds: { ids } });
+const orRules = (rules: Plain[]): Plain => ({ orRules: { rules } });
+const notId = (id: Plain): Plain => ({ notId: id });
+const notRule = (rule: Plain): Plain => ({ notRule: rule });
+
+/** Appends `f(values)` (an OR) to `out`, negated for the not* forms. */
+function field<T>(
+  out: Plain[],
+  values: readonly T[] | undefined,
+  f: (v: T) => Plain,
+  or: (x: Plain[]) => Plain,
+  not?: (x: Plain) => Plain,
+): void {
+  if (!values || values.length === 0) return;
+  const m = or(values.map(f));
+  out.push(not ? not(m) : m);
+}
+
+interface RuleContext {
+  readonly allow: boolean;
+  readonly ref: string;
+  readonly path: string;
+  readonly notice: RbacNotice;
+  /** Set when an ALLOW rule uses a field the waypoint cannot check. */
+  dropped: boolean;
+}
+
+function unsupported(ctx: RuleContext, path: string, what: string): void {
+  ctx.notice(
+    ctx.ref,
+    path,
+    ctx.allow
+      ? `${what} cannot be checked by the waypoint: the ALLOW rule is left out`
+      : `${what} cannot be checked by the waypoint: the DENY rule ignores it`,
+  );
+  if (ctx.allow) ctx.dropped = true;
+}
+
+function sourceFields(src: PolicySource, ctx: RuleContext, path: string): Plain[] {
+  const out: Plain[] = [];
+  field(out, src.principals, principalName, orIds);
+  field(out, src.notPrincipals, principalName, orIds, notId);
+  field(out, src.namespaces, namespacePrincipal, orIds);
+  field(out, src.notNamespaces, namespacePrincipal, orIds, notId);
+  field(out, src.ipBlocks, cidrPrincipal, orIds);
+  field(out, src.notIpBlocks, cidrPrincipal, orIds, notId);
+  for (const k of src.l7Fields) unsupported(ctx, `${path}.${k}`, k);
+  return out;
+}
+
+function operationFields(op: PolicyOperation): Plain[] {
+  const out: Plain[] = [];
+  const host = (v: string) => headerMatcher(':authority', v, true);
+  const method = (v: string) => ({ header: { name: ':method', stringMatch: { exact: v } } });
+  const urlPath = (v: string) => ({ urlPath: { path: istioStringMatcher(v) } });
+  const port = (v: string) => ({ destinationPort: Number(v) });
+  field(out, op.hosts, host, orRules);
+  field(out, op.notHosts, host, orRules, notRule);
+  field(out, op.methods, method, orRules);
+  field(out, op.notMethods, method, orRules, notRule);
+  field(out, op.paths, urlPath, orRules);
+  field(out, op.notPaths, urlPath, orRules, notRule);
+  field(out, op.ports, port, orRules);
+  field(out, op.notPorts, port, orRules, notRule);
+  return out;
+}
+
+const HEADER_KEY = /^request\.headers\[(.+)\]$/;
+
+/** Splits `when` conditions into principal and permission fields. */
+function conditionFields(
+  when: readonly PolicyCondition[],
+  ctx: RuleContext,
+  path: string,
+): { principals: Plain[]; permissions: Plain[] } {
+  const principals: Plain[] = [];
+  const permissions: Plain[] = [];
+  when.forEach((c, i) => {
+    const values = c.values;
+    const notValues = c.notValues;
+    const header = HEADER_KEY.exec(c.key);
+    if (header?.[1]) {
+      const name = header[1].toLowerCase();
+      const m = (v: string) => headerMatcher(name, v);
+      field(permissions, values, m, orRules);
+      field(permissions, notValues, m, orRules, notRule);
+      return;
+    }
+    switch (c.key) {
+      case 'source.principal':
+        field(principals, values, principalName, orIds);
+        field(principals, notValues, principalName, orIds, notId);
+        return;
+      case 'source.namespace':
+        field(principals, values, namespacePrincipal, orIds);
+        field(principals, notValues, namespacePrincipal, orIds, notId);
+        return;
+      case 'source.ip':
+        field(principals, values, cidrPrincipal, orIds);
+        field(principals, notValues, cidrPrincipal, orIds, notId);
+        return;
+      case 'destination.port': {
+        const port = (v: string) => ({ destinationPort: Number(v) });
+        field(permissions, values, port, orRules);
+        field(permissions, notValues, port, orRules, notRule);
+        return;
+      }
+      default:
+        unsupported(ctx, `${path}[${i}].key`, `condition ${c.key}`);
+    }
+  });
+  return { principals, permissions };
+}
+
+function andIds(ids: Plain[]): Plain {
+  return ids.length === 0 ? { any: true } : { andIds: { ids } };
+}
+
+function andRules(rules: Plain[]): Plain {
+  return rules.length === 0 ? { any: true } : { andRules: { rules } };
+}
+
+/** Translates the policies attached to one filter chain; `policies` in evaluation order. */
+export function waypointRbac(
+  policies: readonly AuthorizationPolicyObject[],
+  notice: RbacNotice,
+): WaypointRbac {
+  const deny: Record<string, Plain> = {};
+  const allow: Record<string, Plain> = {};
+  let anyAllow = false;
+  for (const p of policies) {
+    const { namespace, name, annotations } = p.metadata;
+    const ref = `AuthorizationPolicy ${namespace}/${name}`;
+    if (p.action !== 'ALLOW' && p.action !== 'DENY') {
+      notice(ref, 'spec.action', `action ${p.action} is not enforced by the waypoint`);
+      continue;
+    }
+    // A dry-run policy must not change what is allowed.
+    if (annotations[DRY_RUN_ANNOTATION] === 'true') {
+      notice(ref, 'metadata.annotations', 'dry-run policies are not enforced by the waypoint');
+      continue;
+    }
+    const isAllow = p.action === 'ALLOW';
+    if (isAllow) anyAllow = true;
+    (p.rules ?? []).forEach((rule, i) => {
+      const path = `spec.rules[${i}]`;
+      const ctx: RuleContext = { allow: isAllow, ref, path, notice, dropped: false };
+      const when = conditionFields(rule.when ?? [], ctx, `${path}.when`);
+      // An empty list is no list: the rule then matches any source or any operation.
+      const from = rule.from?.length ? rule.from : [undefined];
+      const to = rule.to?.length ? rule.to : [undefined];
+      const principals = from.map((src, j) =>
+        andIds([...(src ? sourceFields(src, ctx, `${path}.from[${j}].source`) : []), ...when.principals]),
+      );
+      const permissions = to.map((op) => andRules([...(op ? operationFields(op) : []), ...when.permissions]));
+      if (ctx.dropped) return;
+      (isAllow ? allow : deny)[rbacPolicyName(namespace, name, i)] = { permissions, principals };
+    });
+  }
+  return {
+    ...(Object.keys(deny).length > 0 && { deny: { action: 'DENY', policies: deny } }),
+    ...(anyAllow && { allow: { action: 'ALLOW', policies: allow } }),
+  };
+}

@@ -1,0 +1,128 @@
+/**
+ * Who may open an xDS stream as what. A node agent's token opens ztunnel streams for its own node
+ * only. A workload token (a service account's) opens only a waypoint stream, node id
+ * `router~<ip>~<pod>.<namespace>~...`, for a pod that runs as that service account and is a
+ * waypoint: labelled gateway.networking.k8s.io/gateway-name with an istio-waypoint Gateway of its
+ * namespace. The stream then sees that gateway's resources and nothing else.
+ */
+import * as grpc from '@grpc/grpc-js';
+import type { Caller } from '../auth/token-authenticator.js';
+import type { GatewayObject, PodObject } from '../model/kube-objects.js';
+import { GATEWAY_NAME_LABEL, WAYPOINT_CLASS } from '../model/mesh-model.js';
+
+/** Where admission looks pods and gateways up (the control plane's current objects). */
+export interface ProxyDirectory {
+  pod(namespace: string, name: string): PodObject | undefined;
+  gateway(namespace: string, name: string): GatewayObject | undefined;
+}
+
+export type ProxyAdmission =
+  | { readonly ok: true; readonly kind: 'ztunnel'; readonly scope: '' }
+  | {
+      readonly ok: true;
+      readonly kind: 'waypoint';
+      /** The snapshot scope of the gateway's resources. */
+      readonly scope: string;
+      /** The Gateway, `namespace/name`. */
+      readonly gateway: string;
+    }
+  | {
+      readonly ok: false;
+      readonly code: grpc.status;
+      /** Metric label of the refusal. */
+      readonly reason: 'node' | 'waypoint';
+      readonly details: string;
+    };
+
+export interface RouterNodeId {
+  readonly ip: string;
+  readonly pod: string;
+  readonly namespace: string;
+}
+
+/** The snapshot scope holding a gateway's resources. */
+export function waypointScope(namespace: string, name: string): string {
+  return `waypoint:${namespace}/${name}`;
+}
+
+/** `router~<ip>~<pod>.<namespace>~<namespace>.svc.<domain>`; pod names may hold dots, namespaces not. */
+export function parseRouterNodeId(id: string): RouterNodeId | undefined {
+  const parts = id.split('~');
+  if (parts.length !== 4 || parts[0] !== 'router') return undefined;
+  const podPart = parts[2] ?? '';
+  const dot = podPart.lastIndexOf('.');
+  if (!parts[1] || dot <= 0 || dot === podPart.length - 1) return undefined;
+  return { ip: parts[1], pod: podPart.slice(0, dot), namespace: podPart.slice(dot + 1) };
+}
+
+function refuse(code: grpc.status, reason: 'node' | 'waypoint', details: string): ProxyAdmission {
+  return { ok: false, code, reason, details };
+}
+
+export function admitProxy(
+  caller: Caller,
+  nodeId: string,
+  metadata: Readonly<Record<string, string>>,
+  directory: ProxyDirectory | undefined,
+): ProxyAdmission {
+  if (!nodeId.startsWith('router~')) {
+    if (caller.kind === 'workload')
+      return refuse(
+        grpc.status.PERMISSION_DENIED,
+        'waypoint',
+        `a workload token (${caller.namespace}/${caller.serviceAccount}) may only open a waypoint stream (node id router~...), not ${nodeId}`,
+      );
+    // A node agent may only speak for the node its token is bound to.
+    if (metadata.NODE_NAME !== caller.node)
+      return refuse(
+        grpc.status.PERMISSION_DENIED,
+        'node',
+        `token is bound to node ${caller.node}, not ${metadata.NODE_NAME ?? '(none)'}`,
+      );
+    return { ok: true, kind: 'ztunnel', scope: '' };
+  }
+  const id = parseRouterNodeId(nodeId);
+  if (!id)
+    return refuse(
+      grpc.status.INVALID_ARGUMENT,
+      'waypoint',
+      `node id ${nodeId} is not router~<ip>~<pod>.<namespace>~<namespace>.svc.<domain>`,
+    );
+  if (caller.kind === 'ztunnel')
+    return refuse(
+      grpc.status.PERMISSION_DENIED,
+      'waypoint',
+      `a node agent token (node ${caller.node}) may not open a waypoint stream; use the waypoint's service account token`,
+    );
+  if (!directory)
+    return refuse(grpc.status.UNIMPLEMENTED, 'waypoint', 'this server does not serve waypoints');
+  const ref = `${id.namespace}/${id.pod}`;
+  const pod = directory.pod(id.namespace, id.pod);
+  if (!pod) return refuse(grpc.status.PERMISSION_DENIED, 'waypoint', `no pod ${ref} is known`);
+  if (caller.namespace !== id.namespace || caller.serviceAccount !== pod.serviceAccountName)
+    return refuse(
+      grpc.status.PERMISSION_DENIED,
+      'waypoint',
+      `token is for ${caller.namespace}/${caller.serviceAccount}, but pod ${ref} runs as ${id.namespace}/${pod.serviceAccountName}`,
+    );
+  const gatewayName = pod.metadata.labels[GATEWAY_NAME_LABEL];
+  if (!gatewayName)
+    return refuse(
+      grpc.status.PERMISSION_DENIED,
+      'waypoint',
+      `pod ${ref} is not a waypoint: it has no ${GATEWAY_NAME_LABEL} label`,
+    );
+  const gw = directory.gateway(id.namespace, gatewayName);
+  if (!gw || gw.gatewayClassName !== WAYPOINT_CLASS)
+    return refuse(
+      grpc.status.PERMISSION_DENIED,
+      'waypoint',
+      `pod ${ref} is not a waypoint: ${id.namespace}/${gatewayName} is not a Gateway of class ${WAYPOINT_CLASS}`,
+    );
+  return {
+    ok: true,
+    kind: 'waypoint',
+    scope: waypointScope(id.namespace, gatewayName),
+    gateway: `${id.namespace}/${gatewayName}`,
+  };
+}
