@@ -54,6 +54,7 @@ export class ControlPlaneApp {
   private readonly addressEncoder: ResourceEncoder;
   private readonly authorizationEncoder: ResourceEncoder;
   private ads?: DeltaAdsServer;
+  private authenticator?: TokenAuthenticator;
   private grpcServer?: grpc.Server;
   private monitor?: http.Server;
   private model?: MeshModel;
@@ -98,6 +99,10 @@ export class ControlPlaneApp {
     const { config, logger } = this.inputs;
     this.ca = await LocalCa.loadOrCreate(config.caDir, { trustDomain: config.trustDomain });
     const authenticator = await TokenAuthenticator.fromFile(config.tokensFile);
+    authenticator.watch(config.tokensFile, (err) =>
+      logger.error({ err }, `tokens file rejected, previous tokens kept: ${err.message}`),
+    );
+    this.authenticator = authenticator;
     this.ads = new DeltaAdsServer({
       logger: logger.child({ component: 'ads' }),
       metrics: this.metrics,
@@ -150,6 +155,7 @@ export class ControlPlaneApp {
 
   /** Stops serving: open streams end and proxies keep their last config until one is back. */
   async close(): Promise<void> {
+    this.authenticator?.close();
     clearTimeout(this.quietTimer);
     clearTimeout(this.maxTimer);
     this.source.close();

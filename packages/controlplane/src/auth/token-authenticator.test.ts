@@ -1,3 +1,6 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseTokenFile, TokenAuthenticator } from './token-authenticator.js';
 
@@ -65,3 +68,39 @@ describe('token file', () => {
     });
   });
 });
+
+describe('token file followed while running', () => {
+  it('takes tokens added to the file, and keeps the previous ones when the file breaks', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tokens-'));
+    const file = join(dir, 'tokens.json');
+    const first = 'node-token-0123456789abcdef';
+    const added = 'waypoint-token-0123456789abcdef';
+    await writeFile(file, JSON.stringify({ [first]: { node: 'node0' } }));
+    const auth = await TokenAuthenticator.fromFile(file);
+    const errors: Error[] = [];
+    auth.watch(file, (e) => errors.push(e), 20);
+    try {
+      expect(auth.authenticate(`Bearer ${added}`).ok).toBe(false);
+      await writeFile(
+        file,
+        JSON.stringify({ [first]: { node: 'node0' }, [added]: { namespace: 'demo', serviceAccount: 'wp' } }),
+      );
+      await until(() => auth.authenticate(`Bearer ${added}`).ok);
+      expect(auth.authenticate(`Bearer ${added}`)).toEqual({
+        ok: true,
+        value: { kind: 'workload', namespace: 'demo', serviceAccount: 'wp' },
+      });
+      await writeFile(file, '{ not json');
+      await until(() => errors.length > 0);
+      expect(errors[0]?.message).toMatch(/JSON/);
+      expect(auth.authenticate(`Bearer ${added}`).ok).toBe(true);
+    } finally {
+      auth.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+async function until(check: () => boolean): Promise<void> {
+  for (let i = 0; i < 250 && !check(); i++) await new Promise((resolve) => setTimeout(resolve, 20));
+}

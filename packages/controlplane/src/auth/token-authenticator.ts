@@ -5,6 +5,7 @@
  * outcome: each caller is a service account, and a node agent's token is bound to its node.
  */
 import { timingSafeEqual } from 'node:crypto';
+import { unwatchFile, watchFile } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { fail, ok, type Problem, type Result } from '@ambient/shared';
 
@@ -56,14 +57,42 @@ export function parseTokenFile(text: string): Result<ReadonlyMap<string, Caller>
 }
 
 export class TokenAuthenticator {
-  constructor(private readonly tokens: ReadonlyMap<string, Caller>) {}
+  private watched?: string;
+
+  constructor(private tokens: ReadonlyMap<string, Caller>) {}
 
   static async fromFile(path: string): Promise<TokenAuthenticator> {
+    return new TokenAuthenticator(await TokenAuthenticator.load(path));
+  }
+
+  private static async load(path: string): Promise<ReadonlyMap<string, Caller>> {
     const parsed = parseTokenFile(await readFile(path, 'utf8'));
     if (!parsed.ok) {
       throw new Error(`${path}: ${parsed.problems.map((p) => `${p.path}: ${p.message}`).join('; ')}`);
     }
-    return new TokenAuthenticator(parsed.value);
+    return parsed.value;
+  }
+
+  /**
+   * Follows the token file as it changes (a new waypoint gets its token while the control plane
+   * runs, as TokenReview would see a new service-account token). A file that does not parse is
+   * reported and the previous tokens stay in force.
+   */
+  watch(path: string, onError: (err: Error) => void, intervalMs = 250): void {
+    this.watched = path;
+    watchFile(path, { interval: intervalMs, persistent: false }, () => {
+      TokenAuthenticator.load(path).then(
+        (tokens) => {
+          this.tokens = tokens;
+        },
+        (err: unknown) => onError(err as Error),
+      );
+    });
+  }
+
+  close(): void {
+    if (this.watched) unwatchFile(this.watched);
+    this.watched = undefined;
   }
 
   /** The caller for an `authorization` header value, or why there is none. */
