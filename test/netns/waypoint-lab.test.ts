@@ -14,7 +14,7 @@ const GRPC_CLIENT = fileURLToPath(new URL('./fixtures/grpc-client.mjs', import.m
 const GRPC_DIR = dirname(require.resolve('@grpc/grpc-js/package.json'));
 const PROTOBUF_DIR = dirname(
   require.resolve('protobufjs/package.json', {
-    paths: [dirname(require.resolve('@ambient/shared/package.json'))],
+    paths: [fileURLToPath(new URL('../../packages/waypoint/', import.meta.url))],
   }),
 );
 const WAYPOINT = 'reviews-waypoint';

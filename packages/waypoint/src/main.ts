@@ -10,7 +10,10 @@ if (!parsed.ok) {
   console.error(`waypoint: invalid settings: ${formatProblems(parsed.problems)}`);
   process.exit(2);
 }
-const logger = pino({ level: parsed.value.logLevel, base: { waypoint: `${parsed.value.namespace}/${parsed.value.gatewayName}`, pod: parsed.value.podName } });
+const logger = pino({
+  level: parsed.value.logLevel,
+  base: { waypoint: `${parsed.value.namespace}/${parsed.value.gatewayName}`, pod: parsed.value.podName },
+});
 const app = new WaypointApp({ settings: parsed.value, logger });
 try {
   const addresses = await app.start();

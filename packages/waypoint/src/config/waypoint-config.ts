@@ -25,8 +25,9 @@ export interface QueryMatch {
 }
 
 export type PathMatch =
-  | { readonly prefix: string }
-  | { readonly exact: string }
+  /** `ignoreCase`: Envoy's `case_sensitive: false` (it does not apply to regexes). */
+  | { readonly prefix: string; readonly ignoreCase?: boolean }
+  | { readonly exact: string; readonly ignoreCase?: boolean }
   | { readonly regex: RegExp };
 
 export interface RouteMatch {
@@ -87,6 +88,10 @@ export interface RouteAction {
   readonly timeoutMs: number;
   readonly retry?: RetryPolicy;
   readonly prefixRewrite?: string;
+  /**
+   * Replaces every match of `pattern` (global flag) in the path without its query.
+   * `substitution` is in JavaScript replacement syntax (`$1`), converted from RE2's `\1`.
+   */
   readonly regexRewrite?: { readonly pattern: RegExp; readonly substitution: string };
   readonly hostRewrite?: string;
   readonly mirrors: ReadonlyArray<{ readonly cluster: string; readonly percent: number }>;
@@ -100,6 +105,10 @@ export interface RedirectAction {
   readonly port?: number;
   readonly path?: string;
   readonly prefixRewrite?: string;
+  /** As RouteAction.regexRewrite. */
+  readonly regexRewrite?: { readonly pattern: RegExp; readonly substitution: string };
+  /** Drop the request's query (a query in `path` is kept regardless, as Envoy). */
+  readonly stripQuery?: boolean;
   /** 301, 302, 303, 307 or 308. */
   readonly status: number;
 }
@@ -204,6 +213,10 @@ export interface OutlierDetection {
   readonly intervalMs: number;
   readonly baseEjectionTimeMs: number;
   readonly maxEjectionPercent: number;
+  /** Cap on base x times ejected; absent: Envoy's 300 s (or the base, if larger). */
+  readonly maxEjectionTimeMs?: number;
+  /** Eject one endpoint even when maxEjectionPercent would not allow it. */
+  readonly alwaysEjectOneHost?: boolean;
 }
 
 export interface ServiceRef {

@@ -69,8 +69,13 @@ export class ClusterRuntime {
    * retry avoids the endpoint that just failed when another is available, as Envoy's default
    * host-selection retry does for the previous host.
    */
-  pick(endpoints: readonly UpstreamEndpoint[], hashKey: string | undefined, avoid: UpstreamEndpoint | undefined): PickResult {
-    if (this.activeRequests >= this.cluster.circuitBreakers.maxRequests) return { ok: false, reason: 'overflow' };
+  pick(
+    endpoints: readonly UpstreamEndpoint[],
+    hashKey: string | undefined,
+    avoid: UpstreamEndpoint | undefined,
+  ): PickResult {
+    if (this.activeRequests >= this.cluster.circuitBreakers.maxRequests)
+      return { ok: false, reason: 'overflow' };
     const healthy = this.healthy(endpoints);
     if (healthy.length === 0) return { ok: false, reason: 'no_healthy' };
     let candidates = healthy;
@@ -153,7 +158,8 @@ export class ClusterRuntime {
     const members = eps.map(key).sort().join(',');
     if (!this.ring || this.ring.members !== members) {
       const points: Array<[number, string]> = [];
-      for (const e of eps) for (let r = 0; r < RING_REPLICAS; r++) points.push([hash32(`${key(e)}_${r}`), key(e)]);
+      for (const e of eps)
+        for (let r = 0; r < RING_REPLICAS; r++) points.push([hash32(`${key(e)}_${r}`), key(e)]);
       points.sort((x, y) => x[0] - y[0]);
       this.ring = { points, members };
     }

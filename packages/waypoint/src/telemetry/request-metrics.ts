@@ -31,7 +31,9 @@ export const REQUEST_LABELS = [
 export type RequestLabels = Record<(typeof REQUEST_LABELS)[number], string>;
 
 /** Istio's default buckets for request duration (ms) and sizes (bytes). */
-const DURATION_BUCKETS = [0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000];
+const DURATION_BUCKETS = [
+  0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000,
+];
 const SIZE_BUCKETS = [1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000];
 
 export class RequestMetrics {

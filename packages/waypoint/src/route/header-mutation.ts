@@ -1,0 +1,27 @@
+/**
+ * Applies a route's HeaderMutation as Envoy's HeaderParser does: removals first, then additions in
+ * order; an appending addition adds another value, an overwriting one replaces every value.
+ */
+import type { HeaderMutation } from '../config/waypoint-config.js';
+
+/** Lower-case names; a repeated header holds an array (as Node's http modules report them). */
+export type HeaderValues = Readonly<Record<string, string | readonly string[] | undefined>>;
+
+/** A new header object; `headers` is left untouched. */
+export function applyHeaderMutation(
+  headers: HeaderValues,
+  mutation: HeaderMutation,
+): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined) continue;
+    out[name] = typeof value === 'string' ? value : [...value];
+  }
+  for (const name of mutation.remove) delete out[name];
+  for (const { name, value, append } of mutation.add) {
+    const existing = out[name];
+    if (!append || existing === undefined) out[name] = value;
+    else out[name] = Array.isArray(existing) ? [...existing, value] : [existing as string, value];
+  }
+  return out;
+}

@@ -1,0 +1,196 @@
+/**
+ * Cluster to UpstreamCluster. Unset fields take Envoy's defaults (5 s connect timeout; circuit
+ * breakers 1024 connections, pending and active requests, 3 retries; outlier detection 5
+ * consecutive 5xx, 10 s interval, 30 s base ejection, 10%), so the control plane must send the
+ * values it means, as istiod does.
+ */
+import type {
+  CircuitBreakers,
+  LbPolicy,
+  OutlierDetection,
+  ServiceRef,
+  UpstreamCluster,
+} from '../config/waypoint-config.js';
+import {
+  adsConfigSource,
+  anyTypeName,
+  at,
+  type DecodeContext,
+  positiveMs,
+  structToJson,
+} from './decode-context.js';
+import { HTTP_PROTOCOL_OPTIONS_TYPE } from './envoy-protos.js';
+import type {
+  WireCluster,
+  WireHttpProtocolOptions,
+  WireOutlierDetection,
+  WireThresholds,
+} from './envoy-wire.js';
+
+const EDS = 3;
+const DISCOVERY_TYPES = ['STATIC', 'STRICT_DNS', 'LOGICAL_DNS', 'EDS', 'ORIGINAL_DST'];
+const LB_POLICIES: Record<number, LbPolicy> = {
+  0: 'ROUND_ROBIN',
+  1: 'LEAST_REQUEST',
+  2: 'RING_HASH',
+  3: 'RANDOM',
+};
+const LB_NAMES: Record<number, string> = {
+  5: 'MAGLEV',
+  6: 'CLUSTER_PROVIDED',
+  7: 'LOAD_BALANCING_POLICY_CONFIG',
+};
+const DEFAULT_PRIORITY = 0;
+const USE_DOWNSTREAM_PROTOCOL = 1;
+
+export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
+/** Envoy's circuit breaker defaults for unset thresholds. */
+export const DEFAULT_CIRCUIT_BREAKERS: CircuitBreakers = Object.freeze({
+  maxConnections: 1024,
+  maxPendingRequests: 1024,
+  maxRequests: 1024,
+  maxRetries: 3,
+});
+
+function circuitBreakers(thresholds: readonly WireThresholds[], ctx: DecodeContext): CircuitBreakers {
+  // Envoy keeps the last thresholds given for a priority; the waypoint routes at DEFAULT only.
+  const index = thresholds.findLastIndex((t) => t.priority === DEFAULT_PRIORITY);
+  const t = thresholds[index];
+  if (!t) return DEFAULT_CIRCUIT_BREAKERS;
+  const path = `circuit_breakers.thresholds[${index}]`;
+  const d = DEFAULT_CIRCUIT_BREAKERS;
+  let retryBudget: CircuitBreakers['retryBudget'];
+  if (t.retryBudget) {
+    // Envoy's defaults when the budget is present but its fields are not: 20% and 3.
+    const percent = t.retryBudget.budgetPercent?.value ?? 20;
+    if (!(percent >= 0 && percent <= 100))
+      ctx.problem(`${path}.retry_budget.budget_percent`, `${percent} is not from 0 to 100`);
+    retryBudget = { percent, minRetryConcurrency: t.retryBudget.minRetryConcurrency?.value ?? 3 };
+  }
+  return {
+    maxConnections: t.maxConnections?.value ?? d.maxConnections,
+    maxPendingRequests: t.maxPendingRequests?.value ?? d.maxPendingRequests,
+    maxRequests: t.maxRequests?.value ?? d.maxRequests,
+    maxRetries: t.maxRetries?.value ?? d.maxRetries,
+    ...(retryBudget && { retryBudget }),
+  };
+}
+
+function outlierDetection(o: WireOutlierDetection, path: string, ctx: DecodeContext): OutlierDetection {
+  const enforcing5xx = o.enforcingConsecutive_5xx?.value ?? 100;
+  if (enforcing5xx !== 0 && enforcing5xx !== 100)
+    ctx.problem(at(path, 'enforcing_consecutive_5xx'), `${enforcing5xx} is not supported: use 0 or 100`);
+  // Detectors that Envoy enforces only when asked to (their enforcing_* default to 0). Success-rate
+  // ejection (enforced by default) needs 5 hosts and 100 requests per interval and is not run here.
+  const unsupported: Array<[number | undefined, string]> = [
+    [o.enforcingConsecutiveGatewayFailure?.value, 'enforcing_consecutive_gateway_failure'],
+    [o.enforcingFailurePercentage?.value, 'enforcing_failure_percentage'],
+    [o.enforcingFailurePercentageLocalOrigin?.value, 'enforcing_failure_percentage_local_origin'],
+  ];
+  for (const [v, field] of unsupported) if (v) ctx.problem(at(path, field), 'is not supported');
+  if (o.splitExternalLocalOriginErrors)
+    ctx.problem(at(path, 'split_external_local_origin_errors'), 'is not supported');
+  const maxEjectionPercent = o.maxEjectionPercent?.value ?? 10;
+  if (maxEjectionPercent > 100)
+    ctx.problem(at(path, 'max_ejection_percent'), `${maxEjectionPercent} is above 100`);
+  const baseEjectionTimeMs = positiveMs(o.baseEjectionTime, 30_000, at(path, 'base_ejection_time'), ctx);
+  return {
+    // Not enforcing consecutive 5xx is the same as never counting them.
+    consecutive5xx: enforcing5xx === 0 ? 0 : (o.consecutive_5xx?.value ?? 5),
+    intervalMs: positiveMs(o.interval, 10_000, at(path, 'interval'), ctx),
+    baseEjectionTimeMs,
+    maxEjectionPercent: Math.min(maxEjectionPercent, 100),
+    maxEjectionTimeMs: Math.max(
+      positiveMs(o.maxEjectionTime, 300_000, at(path, 'max_ejection_time'), ctx),
+      baseEjectionTimeMs,
+    ),
+    ...(o.alwaysEjectOneHost?.value && { alwaysEjectOneHost: true }),
+  };
+}
+
+function protocol(c: WireCluster, ctx: DecodeContext): 'http1' | 'http2' {
+  let proto: 'http1' | 'http2' = c.http2ProtocolOptions ? 'http2' : 'http1';
+  if (c.protocolSelection === USE_DOWNSTREAM_PROTOCOL)
+    ctx.problem('protocol_selection', 'USE_DOWNSTREAM_PROTOCOL is not supported');
+  for (const [key, any] of Object.entries(c.typedExtensionProtocolOptions)) {
+    const p = `typed_extension_protocol_options[${key}]`;
+    const type = anyTypeName(any);
+    if (type !== HTTP_PROTOCOL_OPTIONS_TYPE) {
+      ctx.problem(p, `${type} is not supported`);
+      continue;
+    }
+    const o = ctx.decodeAny<WireHttpProtocolOptions>(any, HTTP_PROTOCOL_OPTIONS_TYPE, p);
+    if (!o) continue;
+    if (o.httpFilters.length) ctx.problem(at(p, 'http_filters'), 'upstream HTTP filters are not supported');
+    if (o.upstreamProtocolOptions === 'explicitHttpConfig') {
+      const which = o.explicitHttpConfig?.protocolConfig;
+      if (which === 'http2ProtocolOptions') proto = 'http2';
+      else if (which === 'httpProtocolOptions') proto = 'http1';
+      else if (which === 'http3ProtocolOptions')
+        ctx.problem(at(p, 'explicit_http_config.http3_protocol_options'), 'HTTP/3 is not supported');
+      else ctx.problem(at(p, 'explicit_http_config'), 'must set a protocol');
+    } else if (o.upstreamProtocolOptions === 'useDownstreamProtocolConfig') {
+      ctx.problem(at(p, 'use_downstream_protocol_config'), 'is not supported: use explicit_http_config');
+    } else if (o.upstreamProtocolOptions === 'autoConfig') {
+      ctx.problem(at(p, 'auto_config'), 'is not supported: use explicit_http_config');
+    }
+  }
+  return proto;
+}
+
+/** metadata.filter_metadata.istio.services[0]: the destination service for telemetry labels. */
+function service(c: WireCluster, ctx: DecodeContext): ServiceRef | undefined {
+  const istio = c.metadata?.filterMetadata.istio;
+  if (!istio) return undefined;
+  const services = structToJson(istio).services;
+  if (services === undefined) return undefined;
+  const path = 'metadata.filter_metadata.istio.services';
+  const first = Array.isArray(services) ? services[0] : undefined;
+  if (!first || typeof first !== 'object') {
+    ctx.problem(path, 'must be a non-empty list of {host, namespace, name}');
+    return undefined;
+  }
+  const s = first as Record<string, unknown>;
+  const fields = ['host', 'namespace', 'name'] as const;
+  for (const f of fields)
+    if (typeof s[f] !== 'string' || !s[f]) ctx.problem(`${path}[0].${f}`, 'must be a non-empty string');
+  if (fields.some((f) => typeof s[f] !== 'string' || !s[f])) return undefined;
+  return { host: s.host as string, namespace: s.namespace as string, name: s.name as string };
+}
+
+export function decodeCluster(c: WireCluster, name: string, ctx: DecodeContext): UpstreamCluster {
+  if (c.name !== name) ctx.problem('name', `${JSON.stringify(c.name)} does not match the resource name`);
+  if (c.clusterDiscoveryType === 'clusterType')
+    ctx.problem('cluster_type', 'custom cluster types are not supported: use EDS');
+  else if (c.type !== EDS)
+    ctx.problem('type', `${DISCOVERY_TYPES[c.type] ?? c.type} is not supported: use EDS`);
+  if (!c.edsClusterConfig) {
+    ctx.problem('eds_cluster_config', 'is required');
+  } else {
+    adsConfigSource(c.edsClusterConfig.edsConfig, 'eds_cluster_config.eds_config', ctx);
+    // Endpoints are looked up by cluster name: a different service_name would find none.
+    if (c.edsClusterConfig.serviceName && c.edsClusterConfig.serviceName !== c.name)
+      ctx.problem('eds_cluster_config.service_name', 'must be empty or the cluster name');
+  }
+  const lbPolicy = LB_POLICIES[c.lbPolicy];
+  if (!lbPolicy) ctx.problem('lb_policy', `${LB_NAMES[c.lbPolicy] ?? c.lbPolicy} is not supported`);
+  if (c.loadBalancingPolicy) ctx.problem('load_balancing_policy', 'is not supported: use lb_policy');
+  if (c.lbSubsetConfig) ctx.problem('lb_subset_config', 'is not supported: send one cluster per subset');
+  if (c.healthChecks.length) ctx.problem('health_checks', 'active health checking is not supported');
+  if (c.transportSocket || c.transportSocketMatches.length)
+    ctx.problem('transport_socket', 'is not supported: endpoints are reached over HBONE per their metadata');
+  if (c.filters.length) ctx.problem('filters', 'upstream network filters are not supported');
+  if (c.circuitBreakers?.perHostThresholds.length)
+    ctx.problem('circuit_breakers.per_host_thresholds', 'is not supported');
+  const outlier = c.outlierDetection && outlierDetection(c.outlierDetection, 'outlier_detection', ctx);
+  const svc = service(c, ctx);
+  return {
+    name: c.name,
+    connectTimeoutMs: positiveMs(c.connectTimeout, DEFAULT_CONNECT_TIMEOUT_MS, 'connect_timeout', ctx),
+    lbPolicy: lbPolicy ?? 'ROUND_ROBIN',
+    circuitBreakers: circuitBreakers(c.circuitBreakers?.thresholds ?? [], ctx),
+    ...(outlier && { outlierDetection: outlier }),
+    protocol: protocol(c, ctx),
+    ...(svc && { service: svc }),
+  };
+}

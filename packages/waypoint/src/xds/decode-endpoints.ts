@@ -1,0 +1,92 @@
+/**
+ * ClusterLoadAssignment to the cluster's endpoints, each carrying the workload identity and tunnel
+ * the waypoint needs to reach it (metadata.filter_metadata.istio).
+ */
+import { isIP } from 'node:net';
+import type { UpstreamEndpoint } from '../config/waypoint-config.js';
+import { at, type DecodeContext, isPort, structToJson } from './decode-context.js';
+import type { WireClusterLoadAssignment, WireLbEndpoint } from './envoy-wire.js';
+
+export interface ClusterEndpoints {
+  readonly cluster: string;
+  readonly endpoints: readonly UpstreamEndpoint[];
+}
+
+/** Envoy sends no traffic to endpoints reported UNHEALTHY (2), DRAINING (3) or TIMEOUT (4). */
+const NOT_SERVING = new Set([2, 3, 4]);
+
+function str(meta: Record<string, unknown>, key: string, path: string, ctx: DecodeContext): string {
+  const v = meta[key];
+  if (v === undefined) return '';
+  if (typeof v !== 'string') {
+    ctx.problem(`${path}.${key}`, 'must be a string');
+    return '';
+  }
+  return v;
+}
+
+function endpoint(e: WireLbEndpoint, path: string, ctx: DecodeContext): UpstreamEndpoint | undefined {
+  if (e.hostIdentifier === 'endpointName') {
+    ctx.problem(at(path, 'endpoint_name'), 'is not supported: use endpoint');
+    return undefined;
+  }
+  const sa = e.endpoint?.address?.socketAddress;
+  const ap = at(path, 'endpoint.address.socket_address');
+  if (!sa) {
+    ctx.problem(ap, 'is required');
+    return undefined;
+  }
+  if (!isIP(sa.address)) ctx.problem(at(ap, 'address'), `${JSON.stringify(sa.address)} is not an IP address`);
+  if (sa.portSpecifier === 'namedPort') ctx.problem(at(ap, 'named_port'), 'is not supported');
+  else if (!isPort(sa.portValue))
+    ctx.problem(at(ap, 'port_value'), `${sa.portValue} is not a port from 1 to 65535`);
+
+  const mp = at(path, 'metadata.filter_metadata.istio');
+  const struct = e.metadata?.filterMetadata.istio;
+  const meta = struct ? structToJson(struct) : {};
+  const tunnel = meta.tunnel ?? 'none';
+  if (tunnel !== 'hbone' && tunnel !== 'none')
+    ctx.problem(`${mp}.tunnel`, `${JSON.stringify(tunnel)} is not hbone or none`);
+  const identity = str(meta, 'identity', mp, ctx);
+  if (tunnel === 'hbone' && !identity.startsWith('spiffe://'))
+    ctx.problem(`${mp}.identity`, 'must be a spiffe:// identity for an hbone endpoint');
+  return {
+    address: sa.address,
+    port: sa.portValue,
+    workload: str(meta, 'workload', mp, ctx),
+    namespace: str(meta, 'namespace', mp, ctx),
+    serviceAccount: str(meta, 'service_account', mp, ctx),
+    identity,
+    tunnel: tunnel === 'hbone' ? 'hbone' : 'none',
+  };
+}
+
+export function decodeClusterLoadAssignment(
+  cla: WireClusterLoadAssignment,
+  name: string,
+  ctx: DecodeContext,
+): ClusterEndpoints {
+  if (cla.clusterName !== name)
+    ctx.problem('cluster_name', `${JSON.stringify(cla.clusterName)} does not match the resource name`);
+  const endpoints: UpstreamEndpoint[] = [];
+  cla.endpoints.forEach((locality, l) => {
+    const lp = `endpoints[${l}]`;
+    // Priorities are failover tiers; mixing them into one set would send traffic where Envoy would not.
+    if (locality.priority !== 0) ctx.problem(at(lp, 'priority'), 'priorities other than 0 are not supported');
+    if (locality.lbConfig)
+      ctx.problem(
+        at(
+          lp,
+          locality.lbConfig === 'ledsClusterLocalityConfig'
+            ? 'leds_cluster_locality_config'
+            : 'load_balancer_endpoints',
+        ),
+        'is not supported: use lb_endpoints',
+      );
+    locality.lbEndpoints.forEach((e, i) => {
+      const ep = endpoint(e, `${at(lp, 'lb_endpoints')}[${i}]`, ctx);
+      if (ep && !NOT_SERVING.has(e.healthStatus)) endpoints.push(ep);
+    });
+  });
+  return { cluster: cla.clusterName, endpoints };
+}

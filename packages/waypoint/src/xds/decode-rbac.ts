@@ -1,0 +1,149 @@
+/**
+ * The RBAC HTTP filter (envoy.extensions.filters.http.rbac.v3.RBAC) to RbacRules. Rules the
+ * waypoint cannot evaluate are problems rather than silently ignored: a skipped permission or
+ * principal would widen or narrow access.
+ */
+import type { RbacPermission, RbacPolicy, RbacPrincipal, RbacRules } from '../config/waypoint-config.js';
+import { at, cidr, type DecodeContext } from './decode-context.js';
+import { headerMatch, stringMatch } from './decode-matchers.js';
+import type { WirePermission, WirePrincipal, WireRbacFilter, WireRbacPolicy } from './envoy-wire.js';
+
+const ALLOW = 0;
+const DENY = 1;
+const LOG = 2;
+
+const SNAKE: Record<string, string> = {
+  destinationIp: 'destination_ip',
+  destinationPortRange: 'destination_port_range',
+  requestedServerName: 'requested_server_name',
+  uriTemplate: 'uri_template',
+  filterState: 'filter_state',
+  urlPath: 'url_path',
+};
+
+function permission(p: WirePermission, path: string, ctx: DecodeContext): RbacPermission | undefined {
+  switch (p.rule) {
+    case 'any':
+      if (!p.any) ctx.problem(at(path, 'any'), 'must be true');
+      return { any: true };
+    case 'andRules':
+      return { andRules: permissions(p.andRules?.rules ?? [], at(path, 'and_rules.rules'), ctx) };
+    case 'orRules':
+      return { orRules: permissions(p.orRules?.rules ?? [], at(path, 'or_rules.rules'), ctx) };
+    case 'notRule': {
+      const inner = p.notRule && permission(p.notRule, at(path, 'not_rule'), ctx);
+      return inner && { notRule: inner };
+    }
+    case 'header': {
+      const header = p.header && headerMatch(p.header, at(path, 'header'), ctx);
+      return header && { header };
+    }
+    case 'urlPath': {
+      if (!p.urlPath?.path) {
+        ctx.problem(at(path, 'url_path.path'), 'is required');
+        return undefined;
+      }
+      const m = stringMatch(p.urlPath.path, at(path, 'url_path.path'), ctx);
+      return m && { urlPath: m };
+    }
+    case 'destinationPort':
+      if (!p.destinationPort || p.destinationPort > 65535)
+        ctx.problem(at(path, 'destination_port'), `${p.destinationPort} is not a port from 1 to 65535`);
+      return { destinationPort: p.destinationPort ?? 0 };
+    case undefined:
+      ctx.problem(path, 'must set a rule');
+      return undefined;
+    default:
+      ctx.problem(at(path, SNAKE[p.rule] ?? p.rule), 'is not supported');
+      return undefined;
+  }
+}
+
+function permissions(list: readonly WirePermission[], path: string, ctx: DecodeContext): RbacPermission[] {
+  return list.flatMap((p, i) => permission(p, `${path}[${i}]`, ctx) ?? []);
+}
+
+function principal(p: WirePrincipal, path: string, ctx: DecodeContext): RbacPrincipal | undefined {
+  switch (p.identifier) {
+    case 'any':
+      if (!p.any) ctx.problem(at(path, 'any'), 'must be true');
+      return { any: true };
+    case 'andIds':
+      return { andIds: principals(p.andIds?.ids ?? [], at(path, 'and_ids.ids'), ctx) };
+    case 'orIds':
+      return { orIds: principals(p.orIds?.ids ?? [], at(path, 'or_ids.ids'), ctx) };
+    case 'notId': {
+      const inner = p.notId && principal(p.notId, at(path, 'not_id'), ctx);
+      return inner && { notId: inner };
+    }
+    case 'authenticated': {
+      const name = p.authenticated?.principalName;
+      // Without principal_name Envoy matches any authenticated peer: any non-empty principal.
+      if (!name) return { principalName: { prefix: '' } };
+      const m = stringMatch(name, at(path, 'authenticated.principal_name'), ctx);
+      return m && { principalName: m };
+    }
+    case 'header': {
+      const header = p.header && headerMatch(p.header, at(path, 'header'), ctx);
+      return header && { header };
+    }
+    // The waypoint takes the client address from HBONE and never from x-forwarded-for, so the
+    // downstream, direct and remote addresses are one and the same.
+    case 'sourceIp':
+    case 'directRemoteIp':
+    case 'remoteIp': {
+      const field =
+        p.identifier === 'sourceIp'
+          ? 'source_ip'
+          : p.identifier === 'remoteIp'
+            ? 'remote_ip'
+            : 'direct_remote_ip';
+      const range = p[p.identifier];
+      const r = range && cidr(range, at(path, field), ctx);
+      return r && { sourceIp: r };
+    }
+    case undefined:
+      ctx.problem(path, 'must set an identifier');
+      return undefined;
+    default:
+      ctx.problem(at(path, SNAKE[p.identifier] ?? p.identifier), 'is not supported');
+      return undefined;
+  }
+}
+
+function principals(list: readonly WirePrincipal[], path: string, ctx: DecodeContext): RbacPrincipal[] {
+  return list.flatMap((p, i) => principal(p, `${path}[${i}]`, ctx) ?? []);
+}
+
+function policy(name: string, p: WireRbacPolicy, path: string, ctx: DecodeContext): RbacPolicy {
+  if (!p.permissions.length) ctx.problem(at(path, 'permissions'), 'must not be empty');
+  if (!p.principals.length) ctx.problem(at(path, 'principals'), 'must not be empty');
+  if (p.condition || p.checkedCondition)
+    ctx.problem(at(path, 'condition'), 'CEL conditions are not supported');
+  return {
+    name,
+    permissions: permissions(p.permissions, at(path, 'permissions'), ctx),
+    principals: principals(p.principals, at(path, 'principals'), ctx),
+  };
+}
+
+/**
+ * One RBAC filter's rules; undefined when the filter enforces nothing (no `rules`, or action LOG,
+ * which Envoy never denies on). Policies are sorted by name: Envoy keeps them in an ordered map and
+ * reports the first match in that order.
+ */
+export function decodeRbacFilter(f: WireRbacFilter, path: string, ctx: DecodeContext): RbacRules | undefined {
+  if (f.matcher) ctx.problem(at(path, 'matcher'), 'is not supported: use rules');
+  if (!f.rules) return undefined;
+  const action = f.rules.action;
+  if (action === LOG) return undefined;
+  if (action !== ALLOW && action !== DENY) {
+    ctx.problem(at(path, 'rules.action'), `${action} is not ALLOW, DENY or LOG`);
+    return undefined;
+  }
+  const names = Object.keys(f.rules.policies).sort();
+  const policies = names.map((name) =>
+    policy(name, f.rules?.policies[name] as WireRbacPolicy, `${path}.rules.policies[${name}]`, ctx),
+  );
+  return { action: action === ALLOW ? 'ALLOW' : 'DENY', policies };
+}
