@@ -553,6 +553,9 @@ export class HttpProxy {
     ex.status = up.status;
     const gs = grpcStatusOf(up.headers);
     if (gs !== undefined) ex.grpcStatus = String(gs);
+    // A gRPC trailers-only response: the status goes to the client as trailers after the
+    // headers (Node's server cannot send a single HEADERS frame that ends the stream).
+    const statusTrailers = ex.grpc && 'stream' in res ? takeGrpcStatus(headers) : {};
     res.writeHead(up.status, headers as http.OutgoingHttpHeaders);
     up.body.on('data', (c: Buffer) => {
       ex.responseBytes += c.length;
@@ -565,7 +568,7 @@ export class HttpProxy {
       res.destroy();
       return;
     }
-    const t = Object.entries(trailers).filter(([k]) => !k.startsWith(':'));
+    const t = Object.entries({ ...statusTrailers, ...trailers }).filter(([k]) => !k.startsWith(':'));
     if (t.length > 0) {
       const ts = Object.fromEntries(t);
       const tgs = ts['grpc-status'];
@@ -759,7 +762,16 @@ export class HttpProxy {
       return;
     }
     const payload = Buffer.from(text);
-    const headers: Record<string, string> = { 'x-request-id': ex.requestId, ...extra };
+    const headers: Record<string, string | string[]> = { 'x-request-id': ex.requestId, ...extra };
+    if (ex.grpc && 'stream' in res) {
+      const t = takeGrpcStatus(headers);
+      if (Object.keys(t).length > 0) {
+        res.writeHead(status, headers as http.OutgoingHttpHeaders);
+        res.addTrailers(t as http.OutgoingHttpHeaders);
+        res.end();
+        return;
+      }
+    }
     if (!('content-type' in headers) && payload.length) headers['content-type'] = 'text/plain';
     headers['content-length'] = String(payload.length);
     ex.responseBytes = payload.length;
@@ -820,6 +832,21 @@ export class HttpProxy {
       downstream_remote_address: ex.ctx.sourceIp,
     });
   }
+}
+
+const GRPC_STATUS_HEADERS = ['grpc-status', 'grpc-message', 'grpc-status-details-bin'];
+
+/** Removes the gRPC status headers from `headers` and returns them. */
+function takeGrpcStatus(headers: Record<string, string | string[]>): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const k of GRPC_STATUS_HEADERS) {
+    const v = headers[k];
+    if (v !== undefined) {
+      out[k] = v;
+      delete headers[k];
+    }
+  }
+  return out;
 }
 
 function grpcStatusOf(headers: Record<string, string | string[] | undefined>): number | undefined {
