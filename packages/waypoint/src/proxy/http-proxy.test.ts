@@ -76,6 +76,10 @@ function backend(name: string): Promise<{ server: http.Server; port: number; hit
       res.writeHead(m[1] === name ? 500 : 200);
       return void res.end(name);
     }
+    if (url.startsWith('/hold')) {
+      setTimeout(() => res.end(`${name} held`), 300);
+      return;
+    }
     if (url.startsWith('/slow')) {
       const t = setTimeout(() => res.end(`${name} late`), 2000);
       res.on('close', () => clearTimeout(t));
@@ -181,6 +185,7 @@ describe('HttpProxy over real sockets: routing, retries, timeouts, faults, RBAC,
                 },
               ),
               route('grpc', '/test.Echo', { clusters: [{ cluster: 'grpc', weight: 1 }] }),
+              route('hold', '/hold', { clusters: [{ cluster: 'tiny', weight: 1 }] }),
               route('missing', '/nowhere', { clusters: [{ cluster: 'no-such-cluster', weight: 1 }] }),
               route('default', '/', { clusters: [{ cluster: 'ab', weight: 1 }] }),
             ],
@@ -191,6 +196,17 @@ describe('HttpProxy over real sockets: routing, retries, timeouts, faults, RBAC,
         ['ab', cluster('ab')],
         ['a', cluster('a')],
         ['grpc', cluster('grpc', { protocol: 'http2' })],
+        [
+          'tiny',
+          cluster('tiny', {
+            circuitBreakers: {
+              maxConnections: 1,
+              maxPendingRequests: 1,
+              maxRequests: UNLIMITED,
+              maxRetries: 3,
+            },
+          }),
+        ],
         [
           'ejecting',
           cluster('ejecting', {
@@ -208,6 +224,7 @@ describe('HttpProxy over real sockets: routing, retries, timeouts, faults, RBAC,
         ['a', [endpoint('a', a.port)]],
         ['ejecting', eps],
         ['grpc', [endpoint('grpc', grpcPort)]],
+        ['tiny', [endpoint('a', a.port)]],
       ]),
     };
     const hboneRegistry = new Registry();
@@ -347,6 +364,24 @@ describe('HttpProxy over real sockets: routing, retries, timeouts, faults, RBAC,
     } finally {
       rbac.length = 0;
     }
+  });
+
+  it('answers 503 UO when the connection pool and its pending queue are full', async () => {
+    const statuses = await Promise.all(
+      [1, 2, 3].map(async (i) => {
+        // Staggered, so that the first holds the one connection and the second waits.
+        await new Promise((resolve) => setTimeout(resolve, i * 30));
+        const r = await get(`/hold/${i}`);
+        return `${r.status} ${await r.text()}`;
+      }),
+    );
+    expect(statuses.filter((x) => x.startsWith('200 a held'))).toHaveLength(2);
+    expect(statuses).toContain(
+      '503 upstream connect error or disconnect/reset before headers. reset reason: overflow',
+    );
+    expect(await registry.metrics()).toMatch(
+      /waypoint_upstream_overflow_total\{cluster="tiny",limit="pending_requests"\} 1/,
+    );
   });
 
   it('passes HTTP/2 prior knowledge and gRPC trailers through', async () => {

@@ -443,11 +443,13 @@ export class HttpProxy {
         : undefined;
     let abortInFlight: (() => void) | undefined;
     try {
+      // A retry holds a unit of max_retries (or of the retry budget) until its attempt ends.
+      let retrying = false;
+      const endRetry = () => {
+        if (retrying) rt.retryFinished();
+        retrying = false;
+      };
       for (let attempt = 0; ; attempt++) {
-        if (attempt > 0) {
-          rt.retryStarted();
-          this.inputs.metrics.retries.inc({ cluster: cluster.name });
-        }
         const endpoints = config.endpoints.get(cluster.name) ?? [];
         const pick = rt.pick(endpoints, hashKey, ex.endpoint);
         if (!pick.ok) {
@@ -458,7 +460,7 @@ export class HttpProxy {
           };
           if (pick.reason === 'overflow')
             this.inputs.metrics.overflows.inc({ cluster: cluster.name, limit: 'max_requests' });
-          if (attempt > 0) rt.retryFinished();
+          endRetry();
           last = current;
           break;
         }
@@ -483,7 +485,7 @@ export class HttpProxy {
         current = await started.result;
         abortInFlight = undefined;
         rt.requestFinished(pick.endpoint, current.ok ? current.response.status : undefined, !current.ok);
-        if (attempt > 0) rt.retryFinished();
+        endRetry();
         last = current;
         if (timedOut || downstreamGone()) break;
         const outcome: AttemptOutcome = current.ok
@@ -499,16 +501,24 @@ export class HttpProxy {
           ex.flags.add('URX');
           break;
         }
-        if (!body.replayable || !rt.retryAllowed()) {
-          if (!rt.retryAllowed())
-            this.inputs.metrics.overflows.inc({ cluster: cluster.name, limit: 'retry_budget' });
+        if (!body.replayable) break;
+        if (!rt.tryStartRetry()) {
+          this.inputs.metrics.overflows.inc({ cluster: cluster.name, limit: 'retries' });
+          break;
+        }
+        retrying = true;
+        const wait = retryBackoffMs(policy, attempt, this.random);
+        if (performance.now() + wait >= deadline) {
+          endRetry();
           break;
         }
         if (current.ok) current.response.abort();
-        const wait = retryBackoffMs(policy, attempt, this.random);
-        if (performance.now() + wait >= deadline) break;
+        this.inputs.metrics.retries.inc({ cluster: cluster.name });
         await new Promise((resolve) => setTimeout(resolve, wait));
-        if (timedOut || downstreamGone()) break;
+        if (timedOut || downstreamGone()) {
+          endRetry();
+          break;
+        }
       }
     } finally {
       clearTimeout(overall);
@@ -671,8 +681,13 @@ export class HttpProxy {
         );
         return;
       }
+      if (this.inputs.upstreams.wouldOverflow(cluster)) {
+        this.inputs.metrics.overflows.inc({ cluster: cluster.name, limit: 'pending_requests' });
+        settle({ ok: false, outcome: { overflow: true }, flag: 'UO' });
+        return;
+      }
       const h1 = { ...headers, host: authority };
-      const upReq = this.inputs.upstreams.http1Request(ep, cluster.connectTimeoutMs, method, path, h1);
+      const upReq = this.inputs.upstreams.http1Request(cluster, ep, method, path, h1);
       cancel = () => {
         body.detach(upReq);
         upReq.destroy();

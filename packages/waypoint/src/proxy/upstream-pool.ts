@@ -14,7 +14,7 @@ import http2 from 'node:http2';
 import type { Duplex } from 'node:stream';
 import type { HboneClient, SpiffeId } from '@ambient/shared';
 import { formatAuthority, SpiffeId as Spiffe } from '@ambient/shared';
-import type { UpstreamEndpoint } from '../config/waypoint-config.js';
+import { UNLIMITED, type UpstreamCluster, type UpstreamEndpoint } from '../config/waypoint-config.js';
 
 export const HBONE_PORT = 15008;
 
@@ -50,8 +50,16 @@ class EndpointAgent extends http.Agent {
   constructor(
     private readonly connectStream: (o: EndpointRequestOptions) => Promise<Duplex>,
     maxSockets: number,
+    /** The cluster's max_connections: requests beyond it wait in the agent (pending). */
+    readonly maxConnections: number,
   ) {
-    super({ keepAlive: true, maxSockets, maxFreeSockets: 64, scheduling: 'lifo' });
+    super({
+      keepAlive: true,
+      maxSockets,
+      maxFreeSockets: 64,
+      scheduling: 'lifo',
+      ...(maxConnections < UNLIMITED && { maxTotalSockets: maxConnections }),
+    });
   }
 
   // Node's Agent calls this with the request's options; the endpoint travels in them.
@@ -76,14 +84,41 @@ class EndpointAgent extends http.Agent {
 }
 
 export class UpstreamPool {
-  private readonly agent: EndpointAgent;
+  /** One agent per cluster, so that max_connections and pending requests are the cluster's. */
+  private readonly agents = new Map<string, EndpointAgent>();
   private readonly sessions = new Map<string, Promise<http2.ClientHttp2Session>>();
 
-  constructor(private readonly inputs: UpstreamPoolInputs) {
-    this.agent = new EndpointAgent(
-      (o) => this.connect(o.endpoint, o.connectTimeoutMs),
-      inputs.maxSocketsPerEndpoint ?? 1024,
-    );
+  constructor(private readonly inputs: UpstreamPoolInputs) {}
+
+  private agent(cluster: UpstreamCluster): EndpointAgent {
+    const limit = cluster.circuitBreakers.maxConnections;
+    let agent = this.agents.get(cluster.name);
+    if (!agent || agent.maxConnections !== limit) {
+      // A changed limit takes a new agent; the old one's connections close as they go idle.
+      agent?.destroy();
+      agent = new EndpointAgent(
+        (o) => this.connect(o.endpoint, o.connectTimeoutMs),
+        this.inputs.maxSocketsPerEndpoint ?? 1024,
+        limit,
+      );
+      this.agents.set(cluster.name, agent);
+    }
+    return agent;
+  }
+
+  /**
+   * Whether a new HTTP/1.1 request to the cluster would overflow: every connection it may open is
+   * busy and max_pending_requests are already waiting (Envoy answers 503 UO).
+   */
+  wouldOverflow(cluster: UpstreamCluster): boolean {
+    const agent = this.agents.get(cluster.name);
+    if (!agent) return false;
+    const count = (m: NodeJS.ReadOnlyDict<unknown[]>) =>
+      Object.values(m).reduce((n, list) => n + (list?.length ?? 0), 0);
+    const free = count(agent.freeSockets);
+    const open = count(agent.sockets) + free;
+    if (free > 0 || open < cluster.circuitBreakers.maxConnections) return false;
+    return count(agent.requests) >= cluster.circuitBreakers.maxPendingRequests;
   }
 
   /** A raw stream to an endpoint: HBONE when it is in the mesh, plain TCP otherwise. */
@@ -101,21 +136,21 @@ export class UpstreamPool {
 
   /** An HTTP/1.1 request to an endpoint over a pooled keep-alive stream. */
   http1Request(
+    cluster: UpstreamCluster,
     ep: UpstreamEndpoint,
-    connectTimeoutMs: number,
     method: string,
     path: string,
     headers: http.OutgoingHttpHeaders,
   ): http.ClientRequest {
     const options: EndpointRequestOptions = {
-      agent: this.agent,
+      agent: this.agent(cluster),
       host: ep.address,
       port: ep.port,
       method,
       path,
       headers,
       endpoint: ep,
-      connectTimeoutMs,
+      connectTimeoutMs: cluster.connectTimeoutMs,
       // Header names keep the case the client sent only on HTTP/1.1; values pass as they are.
       setHost: false,
     };
@@ -156,15 +191,17 @@ export class UpstreamPool {
   stats(): { http1Sockets: number; http1Free: number; http2Sessions: number } {
     const count = (m: NodeJS.ReadOnlyDict<unknown[]>) =>
       Object.values(m).reduce((n, list) => n + (list?.length ?? 0), 0);
+    const agents = [...this.agents.values()];
     return {
-      http1Sockets: count(this.agent.sockets),
-      http1Free: count(this.agent.freeSockets),
+      http1Sockets: agents.reduce((n, a) => n + count(a.sockets), 0),
+      http1Free: agents.reduce((n, a) => n + count(a.freeSockets), 0),
       http2Sessions: this.sessions.size,
     };
   }
 
   close(): void {
-    this.agent.destroy();
+    for (const a of this.agents.values()) a.destroy();
+    this.agents.clear();
     for (const s of this.sessions.values())
       s.then(
         (x) => x.close(),
