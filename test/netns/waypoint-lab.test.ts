@@ -157,7 +157,9 @@ describe.skipIf(!isRoot)(
         'traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
       ]);
       expect(r.status).toBe(200);
-      const seen = JSON.parse(r.body) as { headers: Record<string, string> };
+      const seen = JSON.parse(r.body) as { remote: string; headers: Record<string, string> };
+    // The destination node agent trusts the waypoint's Forwarded address: the app sees the client.
+    expect(seen.remote).toBe(sleep().ip);
       expect(seen.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
       // The trace is kept, with the waypoint's own span.
       expect(seen.headers.traceparent).toMatch(/^00-0af7651916cd43dd8448eb211c80319c-[0-9a-f]{16}-01$/);

@@ -480,6 +480,7 @@ export class HttpProxy {
           headers,
           body,
           attemptDeadline,
+          ex.ctx.sourceIp,
         );
         abortInFlight = started.cancel;
         current = await started.result;
@@ -601,6 +602,7 @@ export class HttpProxy {
     headers: Record<string, string | string[]>,
     body: ReplayableBody,
     deadline: number,
+    clientIp?: string,
   ): { result: Promise<Attempt>; cancel: () => void } {
     let cancel = () => {};
     const result = new Promise<Attempt>((resolve) => {
@@ -620,7 +622,7 @@ export class HttpProxy {
             }, remaining)
           : undefined;
       if (cluster.protocol === 'http2') {
-        this.inputs.upstreams.http2Session(ep, cluster.connectTimeoutMs).then(
+        this.inputs.upstreams.http2Session(ep, cluster.connectTimeoutMs, clientIp).then(
           (session) => {
             if (settled) return;
             let stream: http2.ClientHttp2Stream;
@@ -687,7 +689,7 @@ export class HttpProxy {
         return;
       }
       const h1 = { ...headers, host: authority };
-      const upReq = this.inputs.upstreams.http1Request(cluster, ep, method, path, h1);
+      const upReq = this.inputs.upstreams.http1Request(cluster, ep, method, path, h1, clientIp);
       cancel = () => {
         body.detach(upReq);
         upReq.destroy();

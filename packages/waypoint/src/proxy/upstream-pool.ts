@@ -31,6 +31,8 @@ export interface UpstreamPoolInputs {
 interface EndpointRequestOptions extends http.RequestOptions {
   endpoint: UpstreamEndpoint;
   connectTimeoutMs: number;
+  /** The original client's address, sent in the CONNECT's Forwarded header. */
+  clientIp?: string;
 }
 
 /** Node's http client calls these socket methods; an HBONE stream has no socket of its own. */
@@ -60,6 +62,11 @@ class EndpointAgent extends http.Agent {
       scheduling: 'lifo',
       ...(maxConnections < UNLIMITED && { maxTotalSockets: maxConnections }),
     });
+  }
+
+  // Streams carry one client's Forwarded address, so they are pooled per client as well.
+  override getName(options?: http.ClientRequestArgs): string {
+    return `${super.getName(options)}|${(options as EndpointRequestOptions | undefined)?.clientIp ?? ''}`;
   }
 
   // Node's Agent calls this with the request's options; the endpoint travels in them.
@@ -97,7 +104,7 @@ export class UpstreamPool {
       // A changed limit takes a new agent; the old one's connections close as they go idle.
       agent?.destroy();
       agent = new EndpointAgent(
-        (o) => this.connect(o.endpoint, o.connectTimeoutMs),
+        (o) => this.connect(o.endpoint, o.connectTimeoutMs, o.clientIp),
         this.inputs.maxSocketsPerEndpoint ?? 1024,
         limit,
       );
@@ -122,13 +129,15 @@ export class UpstreamPool {
   }
 
   /** A raw stream to an endpoint: HBONE when it is in the mesh, plain TCP otherwise. */
-  async connect(ep: UpstreamEndpoint, connectTimeoutMs: number): Promise<Duplex> {
+  async connect(ep: UpstreamEndpoint, connectTimeoutMs: number, clientIp?: string): Promise<Duplex> {
     if (ep.tunnel === 'hbone') {
       return this.inputs.hbone.connect({
         source: this.inputs.identity,
         destination: Spiffe.from(ep.identity),
         address: { host: ep.address, port: HBONE_PORT },
         authority: formatAuthority({ host: ep.address, port: ep.port }),
+        // The destination's node agent trusts this from its waypoint only, as Istio's does.
+        ...(clientIp && { forwarded: `for="${clientIp}"` }),
       });
     }
     return this.inputs.dialTcp(ep.address, ep.port, connectTimeoutMs);
@@ -141,6 +150,7 @@ export class UpstreamPool {
     method: string,
     path: string,
     headers: http.OutgoingHttpHeaders,
+    clientIp?: string,
   ): http.ClientRequest {
     const options: EndpointRequestOptions = {
       agent: this.agent(cluster),
@@ -151,6 +161,7 @@ export class UpstreamPool {
       headers,
       endpoint: ep,
       connectTimeoutMs: cluster.connectTimeoutMs,
+      ...(clientIp && { clientIp }),
       // Header names keep the case the client sent only on HTTP/1.1; values pass as they are.
       setHost: false,
     };
@@ -158,11 +169,15 @@ export class UpstreamPool {
   }
 
   /** The HTTP/2 session to an endpoint, opened once and reused until it closes. */
-  http2Session(ep: UpstreamEndpoint, connectTimeoutMs: number): Promise<http2.ClientHttp2Session> {
-    const key = `${ep.identity}|${ep.address}|${ep.port}|${ep.tunnel}`;
+  http2Session(
+    ep: UpstreamEndpoint,
+    connectTimeoutMs: number,
+    clientIp?: string,
+  ): Promise<http2.ClientHttp2Session> {
+    const key = `${ep.identity}|${ep.address}|${ep.port}|${ep.tunnel}|${clientIp ?? ''}`;
     const existing = this.sessions.get(key);
     if (existing) return existing;
-    const opened = this.connect(ep, connectTimeoutMs).then(
+    const opened = this.connect(ep, connectTimeoutMs, clientIp).then(
       (stream) =>
         new Promise<http2.ClientHttp2Session>((resolve, reject) => {
           const session = http2.connect(`http://${ep.address}:${ep.port}`, {

@@ -80,7 +80,10 @@ export class InpodProxy {
         if (target.host !== this.podIp) {
           throw new MeshError('MESH_ERR_HBONE_BAD_REQUEST', `${target.host} is not this pod (${this.podIp})`);
         }
-        const sourceIp = req.forwardedIp ?? req.remoteAddress.replace('::ffff:', '');
+        // The client's own address, unless the peer is this pod's waypoint: as Istio's ztunnel,
+        // only a waypoint is trusted to name the original client (its Forwarded header).
+        const remote = req.remoteAddress.replace('::ffff:', '');
+        const sourceIp = req.forwardedIp && this.fromOwnWaypoint(req.peer) ? req.forwardedIp : remote;
         const facts: ConnectionFacts = {
           principal: req.peer.toString().slice('spiffe://'.length),
           namespace: req.peer.namespace,
@@ -270,6 +273,17 @@ export class InpodProxy {
     this.open.add(entry);
     upstream.once('close', () => this.open.delete(entry));
     return upstream;
+  }
+
+  /** Whether an HBONE peer is the identity of a waypoint serving this pod. */
+  private fromOwnWaypoint(peer: { toString(): string }): boolean {
+    const st = this.inputs.state();
+    const self = st.workloadByIp(this.podIp) ?? this.inputs.workload;
+    const id = peer.toString();
+    const gateways = [self.waypoint, ...st.servicesOf(self).map((s) => s.waypoint)];
+    return gateways.some(
+      (gw) => gw !== undefined && st.waypointPods(gw).some((wp) => st.identity(wp).toString() === id),
+    );
   }
 
   private decide(facts: ConnectionFacts) {

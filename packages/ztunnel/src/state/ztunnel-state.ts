@@ -59,20 +59,34 @@ export class ZtunnelState {
    * waypoint pod is known: traffic that must go through a waypoint then fails, as Istio's does.
    */
   waypointWorkload(gw: GatewayAddress): Workload | undefined {
+    const pods = this.waypointPods(gw);
+    if (pods.length === 0) return undefined;
+    const cursorKey = `waypoint:${gw.namespace ?? ''}/${gw.hostname ?? gw.address ?? ''}`;
+    const n = this.cursor.get(cursorKey) ?? 0;
+    this.cursor.set(cursorKey, n + 1);
+    return pods[n % pods.length];
+  }
+
+  /** Every pod of a waypoint. */
+  waypointPods(gw: GatewayAddress): Workload[] {
     let svc: Service | undefined;
     if (gw.hostname) svc = this.servicesByKey.get(`${gw.namespace ?? ''}/${gw.hostname}`);
     else if (gw.address) {
       svc = this.servicesByVip.get(gw.address);
-      if (!svc) return this.workloadsByIp.get(gw.address);
+      if (!svc) {
+        const w = this.workloadsByIp.get(gw.address);
+        return w ? [w] : [];
+      }
     }
-    if (!svc) return undefined;
-    const key = `${svc.namespace}/${svc.hostname}`;
-    const pods = (this.workloadsByService.get(key) ?? []).filter((w) => w.ips.length > 0);
-    if (pods.length === 0) return undefined;
-    const cursorKey = `waypoint:${key}`;
-    const n = this.cursor.get(cursorKey) ?? 0;
-    this.cursor.set(cursorKey, n + 1);
-    return pods[n % pods.length];
+    if (!svc) return [];
+    return (this.workloadsByService.get(`${svc.namespace}/${svc.hostname}`) ?? []).filter(
+      (w) => w.ips.length > 0,
+    );
+  }
+
+  /** The services a workload is an endpoint of. */
+  servicesOf(w: Workload): Service[] {
+    return [...w.services.keys()].flatMap((k) => this.servicesByKey.get(k) ?? []);
   }
 
   identity(w: Workload): SpiffeId {
