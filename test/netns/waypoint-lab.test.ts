@@ -76,12 +76,12 @@ describe.skipIf(!isRoot)(
       throw new Error(`timed out waiting for ${what}`);
     };
     /** The reviews service's route table at the waypoint, as JSON. */
-  const reviewsRoutes = async () =>
-    JSON.stringify(
-      ((await mesh.waypointConfigDump(waypoint)).routes as Array<{ name: string }>).find(
-        (r) => r.name === 'inbound-vip|80|http|reviews.demo.svc.cluster.local',
-      ) ?? {},
-    );
+    const reviewsRoutes = async () =>
+      JSON.stringify(
+        ((await mesh.waypointConfigDump(waypoint)).routes as Array<{ name: string }>).find(
+          (r) => r.name === 'inbound-vip|80|http|reviews.demo.svc.cluster.local',
+        ) ?? {},
+      );
 
     beforeAll(async () => {
       const dir = await mkdtemp(join(tmpdir(), 'waypoint-lab-'));
@@ -158,8 +158,8 @@ describe.skipIf(!isRoot)(
       ]);
       expect(r.status).toBe(200);
       const seen = JSON.parse(r.body) as { remote: string; headers: Record<string, string> };
-    // The destination node agent trusts the waypoint's Forwarded address: the app sees the client.
-    expect(seen.remote).toBe(sleep().ip);
+      // The destination node agent trusts the waypoint's Forwarded address: the app sees the client.
+      expect(seen.remote).toBe(sleep().ip);
       expect(seen.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
       // The trace is kept, with the waypoint's own span.
       expect(seen.headers.traceparent).toMatch(/^00-0af7651916cd43dd8448eb211c80319c-[0-9a-f]{16}-01$/);
@@ -177,6 +177,15 @@ describe.skipIf(!isRoot)(
       expect(wm).toMatch(
         /istio_requests_total\{reporter="waypoint"[^}]*source_principal="spiffe:\/\/cluster.local\/ns\/demo\/sa\/sleep"[^}]*destination_service="reviews.demo.svc.cluster.local"[^}]*response_code="200"/,
       );
+    });
+
+    it('reopens upstream connections that the endpoint closed while idle (no request is lost)', async () => {
+      expect((await curl(sleep(), 'http://reviews/')).status).toBe(200);
+      // The app closes idle keep-alive connections after 1 s (Node adds up to a second or so).
+      await new Promise((resolve) => setTimeout(resolve, 3000));
+      const statuses: number[] = [];
+      for (let i = 0; i < 4; i++) statuses.push((await curl(sleep(), 'http://reviews/')).status);
+      expect(statuses).toEqual([200, 200, 200, 200]);
     });
 
     it('retries a failed first attempt, times out a slow upstream, and injects an abort (VirtualService)', async () => {

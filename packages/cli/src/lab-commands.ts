@@ -106,9 +106,13 @@ export async function labStatus(name: string, print: (l: string) => void): Promi
   }
   for (const pod of lab.pods) {
     const where = `${pod.namespace}/${pod.name}`;
-    print(
-      `  ${where.padEnd(16)} ${pod.ip.padEnd(14)} node${pod.node}  ${(await mesh.isEnrolled(pod)) ? 'enrolled (HBONE)' : 'not enrolled'}`,
-    );
+    const gateway = pod.labels?.['gateway.networking.k8s.io/gateway-name'];
+    const what = gateway
+      ? `waypoint ${gateway} ${(await mesh.waypointReady(pod)) ? 'ready' : 'NOT ready'}`
+      : (await mesh.isEnrolled(pod))
+        ? 'enrolled (HBONE)'
+        : 'not enrolled';
+    print(`  ${where.padEnd(16)} ${pod.ip.padEnd(14)} node${pod.node}  ${what}`);
   }
   for (const s of lab.services) {
     print(
@@ -186,6 +190,76 @@ export async function demoLab(options: {
     }
     print(
       `\nOK: ${seen.size} echo endpoints answered over mutual TLS; the apps saw the client pod's own IP.`,
+    );
+
+    print(
+      '\nAn L7 waypoint for the echo service account (ambientctl waypoint apply --service-account echo -n demo):',
+    );
+    await waypointApply({
+      lab: name,
+      namespace: 'demo',
+      serviceAccount: 'echo',
+      print: (l) => print(`  ${l}`),
+    });
+    const policy = `apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: echo-get-only, namespace: demo }
+spec:
+  targetRefs: [{ kind: Gateway, group: gateway.networking.k8s.io, name: echo-waypoint }]
+  action: ALLOW
+  rules:
+    - from: [{ source: { principals: [cluster.local/ns/demo/sa/sleep] } }]
+      to: [{ operation: { methods: [GET] } }]
+`;
+    print('  and an AuthorizationPolicy on it: only demo/sleep, only GET');
+    await applyManifests(join(state.dir, 'manifests'), policy);
+    const call = async (method: string) => {
+      const out = await lab.exec(sleep, [
+        'curl',
+        '-s',
+        '-X',
+        method,
+        '--max-time',
+        '5',
+        '-o',
+        '-',
+        '-w',
+        ' [%{http_code}]',
+        '-D',
+        '/dev/stderr',
+        'http://echo.demo.svc.cluster.local/',
+      ]);
+      const id = /x-request-id: (\S+)/i.exec(out.stderr)?.[1];
+      return { text: out.stdout.trim(), id };
+    };
+    let denied = '';
+    for (let i = 0; i < 50 && !denied.includes('[403]'); i++) {
+      denied = (await call('POST')).text;
+      if (!denied.includes('[403]')) await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const allowed = await call('GET');
+    print(
+      `  demo/sleep$ curl http://echo.demo.svc.cluster.local/          ->  ${allowed.text}  (x-request-id ${allowed.id ?? 'none'})`,
+    );
+    print(`  demo/sleep$ curl -X POST http://echo.demo.svc.cluster.local/  ->  ${denied}`);
+    if (!allowed.text.endsWith('[200]') || !denied.includes('RBAC: access denied [403]'))
+      throw new Error('the waypoint did not apply the policy');
+    const wp = Lab.attach(name, (await readState(name)).spec).pods.find(
+      (p) => p.namespace === 'demo' && p.name === 'echo-waypoint-0',
+    );
+    if (wp) {
+      print('\nWhat the waypoint reports (istio_requests_total, reporter="waypoint"):');
+      for (const l of (await mesh.waypointMetrics(wp))
+        .split('\n')
+        .filter((x) => x.startsWith('istio_requests_total{'))) {
+        const pick = (k: string) => new RegExp(`${k}="([^"]*)"`).exec(l)?.[1];
+        print(
+          `  ${pick('source_workload')} -> ${pick('destination_service')}  ${pick('response_code')} ${pick('response_flags')}  principal ${pick('source_principal')}  count ${l.split(' ').pop()}`,
+        );
+      }
+    }
+    print(
+      '\nOK: HTTP went client ztunnel -> waypoint -> destination ztunnel; the waypoint applied L7 policy.',
     );
     if (options.keep) {
       print(

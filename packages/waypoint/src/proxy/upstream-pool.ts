@@ -38,6 +38,12 @@ interface EndpointRequestOptions extends http.RequestOptions {
 /** Node's http client calls these socket methods; an HBONE stream has no socket of its own. */
 function socketLike(stream: Duplex): Duplex {
   const s = stream as Duplex & Record<string, unknown>;
+  // An endpoint that closes an idle keep-alive connection half-closes the stream. Like a TCP
+  // socket without allowHalfOpen, finish our side too, so the stream closes and leaves the pool
+  // instead of taking the next request into a connection nobody reads.
+  stream.once('end', () => {
+    if (!stream.writableEnded) stream.end();
+  });
   for (const m of ['setKeepAlive', 'setNoDelay', 'ref', 'unref'])
     if (typeof s[m] !== 'function') s[m] = () => s;
   if (typeof s.setTimeout !== 'function') s.setTimeout = () => s;
