@@ -384,6 +384,16 @@ describe('HttpProxy over real sockets: routing, retries, timeouts, faults, RBAC,
     );
   });
 
+  it('logs a client that goes away mid-request as DC with code 0, and cancels the upstream request', async () => {
+    const ac = new AbortController();
+    const pending = get('/hold/gone', { signal: ac.signal }).catch((e: Error) => e.name);
+    setTimeout(() => ac.abort(), 50);
+    expect(await pending).toBe('AbortError');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const entry = logs.find((e) => e.path === '/hold/gone');
+    expect(entry).toMatchObject({ response_code: 0, response_flags: 'DC' });
+  });
+
   it('passes HTTP/2 prior knowledge and gRPC trailers through', async () => {
     const session = http2.connect(`http://127.0.0.1:${port}`);
     const call = (path: string) =>

@@ -312,7 +312,7 @@ export class HttpProxy {
       if (!res.headersSent) this.localReply(res, ex, 500, undefined, '');
       else res.destroy();
     }
-    if (!res.writableFinished) {
+    if (!res.writableFinished && !downstreamGone && !res.destroyed) {
       await new Promise<void>((resolve) => {
         res.once('close', resolve);
         res.once('finish', resolve);
@@ -442,6 +442,12 @@ export class HttpProxy {
           }, action.timeoutMs)
         : undefined;
     let abortInFlight: (() => void) | undefined;
+    // A client that goes away cancels the upstream request, as Envoy resets it (flag DC).
+    res.once('close', () => {
+      if (res.writableFinished) return;
+      abortInFlight?.();
+      if (current?.ok) current.response.abort();
+    });
     try {
       // A retry holds a unit of max_retries (or of the retry budget) until its attempt ends.
       let retrying = false;
@@ -524,6 +530,11 @@ export class HttpProxy {
     } finally {
       clearTimeout(overall);
     }
+    if (downstreamGone()) {
+      // Nobody to answer: the upstream request was cancelled and the exchange is logged as DC.
+      if (last?.ok) last.response.abort();
+      return;
+    }
     if (timedOut) {
       if (last?.ok) last.response.abort();
       return this.localReply(res, ex, 504, 'UT', BODIES.UT ?? '');
@@ -572,6 +583,9 @@ export class HttpProxy {
       ex.responseBytes += c.length;
     });
     up.body.pipe(res as NodeJS.WritableStream, { end: false });
+    res.once('close', () => {
+      if (!res.writableFinished) up.abort();
+    });
     const trailers = await up.trailers.catch(() => undefined);
     if (trailers === undefined) {
       // The upstream broke mid-response: the client sees a reset, as Envoy gives it.
