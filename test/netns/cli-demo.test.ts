@@ -22,6 +22,16 @@ describe.skipIf(!isRoot)('ambientctl (root)', () => {
     );
     expect(stdout).toContain('mutual_tls  principal spiffe://cluster.local/ns/demo/sa/sleep');
     expect(stdout).toContain('OK: 2 echo endpoints answered over mutual TLS');
+    // The L7 part: a waypoint for the echo service account, and a GET-only policy on it.
+    expect(stdout).toContain('waypoint demo/echo-waypoint ready');
+    expect(stdout).toMatch(/-> {2}echo-[01] saw 198\.18\.16\.10 \[200\] {2}\(x-request-id [0-9a-f-]{36}\)/);
+    expect(stdout).toContain(
+      'curl -X POST http://echo.demo.svc.cluster.local/  ->  RBAC: access denied [403]',
+    );
+    expect(stdout).toMatch(
+      /sleep -> echo \(unknown\) {2}403 {2}flags - {2}principal spiffe:\/\/cluster\.local\/ns\/demo\/sa\/sleep/,
+    );
+    expect(stdout).toContain('OK: HTTP went client ztunnel -> waypoint -> destination ztunnel');
     expect(stdout).toContain(`lab "${name}" is down`);
     const { stdout: left } = await run('ip', ['netns', 'list']);
     expect(left).not.toContain(`${name}-`);
@@ -102,6 +112,23 @@ describe.skipIf(!isRoot)('ambientctl (root)', () => {
         { timeout: 10_000 },
       )
       .toMatch(/^echo-[01] saw/);
+    expect((await ctl('waypoint', 'apply', '--service-account', 'echo', '-n', 'demo')).stdout).toMatch(
+      /^waypoint demo\/echo-waypoint ready: pod echo-waypoint-0 198\.18\.17\.12 on node1, identity spiffe:\/\/cluster\.local\/ns\/demo\/sa\/echo-waypoint, serving service account echo\n$/,
+    );
+    expect((await cli('status')).stdout).toContain(
+      'demo/echo-waypoint-0 198.18.17.12   node1  waypoint echo-waypoint ready',
+    );
+    const through = await cli(
+      'exec',
+      'demo/sleep',
+      '--',
+      'curl',
+      '-s',
+      '-i',
+      'http://echo.demo.svc.cluster.local/',
+    );
+    expect(through.stdout).toMatch(/^x-request-id: [0-9a-f-]{36}\r$/m);
+    expect(through.stdout).toMatch(/echo-[01] saw 198\.18\.16\.10/);
     await cli('down');
     await expect(cli('status')).rejects.toSatisfy((e) =>
       (e as { stderr: string }).stderr.includes(`no lab named "${name}" is up`),

@@ -217,20 +217,17 @@ spec:
       const out = await lab.exec(sleep, [
         'curl',
         '-s',
+        '-i',
         '-X',
         method,
         '--max-time',
         '5',
-        '-o',
-        '-',
-        '-w',
-        ' [%{http_code}]',
-        '-D',
-        '/dev/stderr',
         'http://echo.demo.svc.cluster.local/',
       ]);
-      const id = /x-request-id: (\S+)/i.exec(out.stderr)?.[1];
-      return { text: out.stdout.trim(), id };
+      const [head = '', body = ''] = out.stdout.split(/\r?\n\r?\n/, 2);
+      const status = /^HTTP\/\S+ (\d{3})/.exec(head)?.[1] ?? '000';
+      const id = /^x-request-id: (\S+)/im.exec(head)?.[1];
+      return { text: `${body.trim()} [${status}]`, id };
     };
     let denied = '';
     for (let i = 0; i < 50 && !denied.includes('[403]'); i++) {
@@ -254,7 +251,7 @@ spec:
         .filter((x) => x.startsWith('istio_requests_total{'))) {
         const pick = (k: string) => new RegExp(`${k}="([^"]*)"`).exec(l)?.[1];
         print(
-          `  ${pick('source_workload')} -> ${pick('destination_service')}  ${pick('response_code')} ${pick('response_flags')}  principal ${pick('source_principal')}  count ${l.split(' ').pop()}`,
+          `  ${pick('source_workload')} -> ${pick('destination_service_name')} (${pick('destination_workload')})  ${pick('response_code')}  flags ${pick('response_flags')}  principal ${pick('source_principal')}  count ${l.split(' ').pop()}`,
         );
       }
     }

@@ -815,7 +815,8 @@ export class HttpProxy {
     const flags = ex.flags.size ? [...ex.flags].join(',') : '-';
     const peer = ex.ctx.peer;
     const dst = ex.endpoint;
-    const svc = ex.cluster?.service;
+    // Before a cluster is chosen (a denial, no route), the chain says which service was called.
+    const svc = ex.cluster?.service ?? serviceOfChain(ex.ctx.chain.name);
     const labels: RequestLabels = {
       reporter: 'waypoint',
       source_workload:
@@ -863,6 +864,13 @@ export class HttpProxy {
       downstream_remote_address: ex.ctx.sourceIp,
     });
   }
+}
+
+/** `inbound-vip|<port>|<proto>|<name>.<ns>.svc...` names its service last. */
+function serviceOfChain(chain: string): { host: string; name: string; namespace: string } | undefined {
+  const host = chain.split('|').pop() ?? '';
+  const [name, namespace] = host.split('.');
+  return name && namespace && host.includes('.svc.') ? { host, name, namespace } : undefined;
 }
 
 const GRPC_STATUS_HEADERS = ['grpc-status', 'grpc-message', 'grpc-status-details-bin'];
