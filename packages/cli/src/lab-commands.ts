@@ -229,11 +229,16 @@ spec:
       const id = /^x-request-id: (\S+)/im.exec(head)?.[1];
       return { text: `${body.trim()} [${status}]`, id };
     };
-    let denied = '';
-    for (let i = 0; i < 50 && !denied.includes('[403]'); i++) {
-      denied = (await call('POST')).text;
-      if (!denied.includes('[403]')) await new Promise((resolve) => setTimeout(resolve, 100));
+    const wp = Lab.attach(name, (await readState(name)).spec).pods.find(
+      (p) => p.namespace === 'demo' && p.name === 'echo-waypoint-0',
+    );
+    // Wait until the policy has reached the waypoint (it takes well under a second).
+    for (let i = 0; i < 100 && wp; i++) {
+      if (JSON.stringify(await mesh.waypointConfigDump(wp).catch(() => ({}))).includes('echo-get-only'))
+        break;
+      await new Promise((resolve) => setTimeout(resolve, 50));
     }
+    const denied = (await call('POST')).text;
     const allowed = await call('GET');
     print(
       `  demo/sleep$ curl http://echo.demo.svc.cluster.local/          ->  ${allowed.text}  (x-request-id ${allowed.id ?? 'none'})`,
@@ -241,9 +246,6 @@ spec:
     print(`  demo/sleep$ curl -X POST http://echo.demo.svc.cluster.local/  ->  ${denied}`);
     if (!allowed.text.endsWith('[200]') || !denied.includes('RBAC: access denied [403]'))
       throw new Error('the waypoint did not apply the policy');
-    const wp = Lab.attach(name, (await readState(name)).spec).pods.find(
-      (p) => p.namespace === 'demo' && p.name === 'echo-waypoint-0',
-    );
     if (wp) {
       print('\nWhat the waypoint reports (istio_requests_total, reporter="waypoint"):');
       for (const l of (await mesh.waypointMetrics(wp))
