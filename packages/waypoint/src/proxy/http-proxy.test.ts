@@ -244,6 +244,7 @@ describe('HttpProxy over real sockets: routing, retries, timeouts, faults, RBAC,
       logger,
       accessLog: (e) => logs.push(e),
       maxHeaderBytes: 8 * 1024,
+      headersTimeoutMs: 300,
     });
     front = net.createServer((socket) => {
       const chain: FilterChain & { handler: HttpChain } = {
@@ -440,10 +441,13 @@ describe('HttpProxy over real sockets: routing, retries, timeouts, faults, RBAC,
     expect(
       await raw('GET / HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n'),
     ).toMatch(/^HTTP\/1.1 403/);
+    // A client that never finishes its headers is answered 408 once the headers timeout passes.
+    expect(await raw('GET / HTTP/1.1\r\nhost: x\r\nx-slow: ')).toMatch(/^HTTP\/1.1 408/);
     const text = await registry.metrics();
     expect(text).toMatch(/waypoint_downstream_errors_total\{reason="malformed_request"\} 1/);
     expect(text).toMatch(/waypoint_downstream_errors_total\{reason="headers_too_large"\} 1/);
     expect(text).toMatch(/waypoint_downstream_errors_total\{reason="upgrade_refused"\} 1/);
+    expect(text).toMatch(/waypoint_downstream_errors_total\{reason="request_headers_timeout"\} 1/);
     expect((await get('/')).status).toBe(200);
   });
 

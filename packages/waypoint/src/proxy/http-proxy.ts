@@ -156,16 +156,23 @@ export class HttpProxy {
   private readonly random: () => number;
   private readonly open = new Set<Duplex>();
   private handing?: ConnectionContext;
+  /** Per HTTP/1.1 connection: marks a request as started (its headers arrived). */
+  private readonly headerGuards = new WeakMap<object, (res: http.ServerResponse) => void>();
 
   constructor(private readonly inputs: HttpProxyInputs) {
     this.random = inputs.random ?? Math.random;
     this.http1 = http.createServer({
       maxHeaderSize: inputs.maxHeaderBytes ?? 60 * 1024,
       headersTimeout: inputs.headersTimeoutMs ?? 10_000,
+      // How often slow clients are looked for: a fraction of the timeout, so it fires on time.
+      connectionsCheckingInterval: Math.min(1_000, Math.max(50, (inputs.headersTimeoutMs ?? 10_000) / 4)),
       requestTimeout: 0,
       keepAliveTimeout: 60_000,
     });
-    this.http1.on('request', (req, res) => this.onRequest(req, res, this.contexts.get(req.socket)));
+    this.http1.on('request', (req, res) => {
+      this.headerGuards.get(req.socket)?.(res);
+      this.onRequest(req, res, this.contexts.get(req.socket));
+    });
     this.http1.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) =>
       this.onClientError(err, socket),
     );
@@ -227,6 +234,7 @@ export class HttpProxy {
 
   private hand(server: http.Server | http2.Http2Server, conn: Duplex, ctx: ConnectionContext): void {
     this.contexts.set(conn, ctx);
+    if (server === this.http1) this.guardHeaders(conn);
     this.handing = ctx;
     try {
       server.emit('connection', conn);
@@ -234,6 +242,39 @@ export class HttpProxy {
       this.handing = undefined;
     }
     conn.resume();
+  }
+
+  /**
+   * Node's headers timeout only watches sockets it accepted itself, not the tunnel streams handed
+   * to it: a client that starts a request and does not finish its headers in time gets 408 here.
+   */
+  private guardHeaders(conn: Duplex): void {
+    const ms = this.inputs.headersTimeoutMs ?? 10_000;
+    let timer: NodeJS.Timeout | undefined;
+    let inRequest = false;
+    const stop = () => {
+      clearTimeout(timer);
+      timer = undefined;
+    };
+    conn.on('data', () => {
+      if (inRequest || timer) return;
+      timer = setTimeout(() => {
+        timer = undefined;
+        if (inRequest || conn.destroyed) return;
+        this.inputs.metrics.downstreamErrors.inc({ reason: 'request_headers_timeout' });
+        conn.end('HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+      }, ms);
+    });
+    conn.once('close', stop);
+    this.headerGuards.set(conn, (res) => {
+      inRequest = true;
+      stop();
+      const done = () => {
+        inRequest = false;
+      };
+      res.once('finish', done);
+      res.once('close', done);
+    });
   }
 
   private onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
