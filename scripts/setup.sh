@@ -2,13 +2,13 @@
 # Installs everything the demo, the tests and the benchmarks need on a machine that has only
 # Node.js and npm: Debian packages, pnpm, the workspace's node packages. Safe to run repeatedly.
 #   scripts/setup.sh          packages for the demo and the tests, and the native capture addon
-#   scripts/setup.sh --bench  also the benchmark baselines (stunnel4, iperf3)
+#   scripts/setup.sh --bench  also the benchmark baselines and load tools (stunnel4, iperf3, haproxy, wrk)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 debs=(openssl ca-certificates iproute2 iptables gcc libc6-dev curl tcpdump)
 if [[ "${1:-}" == "--bench" ]]; then
-  debs+=(stunnel4 iperf3)
+  debs+=(stunnel4 iperf3 haproxy wrk)
 fi
 
 missing=()

@@ -213,9 +213,13 @@ export class Lab {
     this.destroyed = true;
     const exits = [...this.children].map(
       (c) =>
-        new Promise((resolve) => {
-          c.once('exit', resolve);
-          setTimeout(resolve, 3_000).unref();
+        new Promise<void>((resolve) => {
+          // Not unref'd: this wait must keep the process alive until the namespaces are removed.
+          const t = setTimeout(resolve, 3_000);
+          c.once('exit', () => {
+            clearTimeout(t);
+            resolve();
+          });
         }),
     );
     for (const c of this.children) c.kill('SIGTERM');

@@ -10,6 +10,7 @@ import http from 'node:http';
 import { type AddressInfo, isIPv4 } from 'node:net';
 import type { Duplex } from 'node:stream';
 import {
+  backoffDelay,
   CertManager,
   DeltaAdsClient,
   dialTcp,
@@ -32,6 +33,9 @@ import { UpstreamPool } from '../proxy/upstream-pool.js';
 import { RequestMetrics } from '../telemetry/request-metrics.js';
 import { WaypointConfigStore } from '../xds/waypoint-config-store.js';
 import type { WaypointSettings } from './waypoint-settings.js';
+
+/** Retries for the waypoint's first certificate: 200 ms doubling to 5 s, jittered. */
+const FIRST_CERT_BACKOFF = { initialMs: 200, maxMs: 5_000 };
 
 export interface WaypointAppInputs {
   readonly settings: WaypointSettings;
@@ -190,7 +194,7 @@ export class WaypointApp {
     });
     this.xds.start();
 
-    await certs.fetch(this.identity);
+    await this.firstCertificate(certs);
     this.blockers.delete('certificate');
     this.hboneServer = new HboneServer({
       certificateFor: () => certs.fetch(this.identity),
@@ -204,6 +208,27 @@ export class WaypointApp {
       logger.info({ identity: this.identity.toString() }, 'waypoint ready');
     });
     return { hbone, admin, metrics, readiness };
+  }
+
+  /**
+   * The waypoint's own certificate, retried with backoff until the CA issues it: a token the CA
+   * does not know yet (just created) or a CA that is away delays readiness, never crashes.
+   */
+  private async firstCertificate(certs: CertManager): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await certs.fetch(this.identity);
+        return;
+      } catch (err) {
+        if (this.blockers.has('draining')) throw err;
+        const delay = backoffDelay(FIRST_CERT_BACKOFF, attempt);
+        this.inputs.logger.warn(
+          { err: (err as Error).message, retryInMs: Math.round(delay) },
+          'waypoint certificate not issued yet; retrying',
+        );
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    }
   }
 
   /** Resolves once the first full config has arrived. */

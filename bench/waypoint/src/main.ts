@@ -1,0 +1,521 @@
+/**
+ * Waypoint benchmark: 1 KB HTTP/1.1 GETs pod to pod across two lab nodes, in one run, through
+ *   (a) direct: a client and a server pod that are not enrolled,
+ *   (b) L4: enrolled pods, through the client's and the server's ztunnels (HBONE), no waypoint,
+ *   (c) L7: an enrolled client to a service whose service account has a waypoint: client ztunnel,
+ *       waypoint, server's ztunnel, server,
+ *   (d) haproxy: an HTTP-mode haproxy in its own plain pod between the plain client and server.
+ * Each gets wrk's maximum requests/s over keep-alive connections, and p50/p99 at a fixed rate from
+ * an open-loop generator (latency from each request's scheduled start, so queueing counts).
+ * Modes are interleaved over rounds and medians printed. The lab is torn down on exit, on failure
+ * and on SIGINT/SIGTERM; after a failure its logs are kept and their directory printed.
+ * Needs root, wrk and haproxy (scripts/setup.sh --bench).
+ *   BENCH_SECONDS          wrk run, and open-loop schedule, per mode and round (default 5)
+ *   BENCH_REPEAT           interleaved rounds (default 3)
+ *   BENCH_CONNS            wrk connections (default 32)
+ *   BENCH_THREADS          wrk threads (default 1)
+ *   BENCH_RATE             open-loop requests per second (default 1000)
+ *   BENCH_POOL             open-loop keep-alive connections (default 8)
+ *   BENCH_HAPROXY_THREADS  haproxy nbthread (default 1: one core, as the waypoint's one process)
+ */
+import { type ChildProcess, execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { Lab, LabMesh, type LabPod } from '@ambient/lab';
+import { haproxyConfig } from './haproxy.js';
+import type { OpenLoopResult } from './open-loop.js';
+import { parseWrk } from './wrk.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const run = promisify(execFile);
+
+function positiveInt(env: NodeJS.ProcessEnv, key: string, fallback: number): number {
+  const raw = env[key];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${key} must be a positive integer, got ${raw}`);
+  return n;
+}
+
+function parseSettings(env: NodeJS.ProcessEnv) {
+  const s = {
+    seconds: positiveInt(env, 'BENCH_SECONDS', 5),
+    repeat: positiveInt(env, 'BENCH_REPEAT', 3),
+    conns: positiveInt(env, 'BENCH_CONNS', 32),
+    threads: positiveInt(env, 'BENCH_THREADS', 1),
+    rate: positiveInt(env, 'BENCH_RATE', 1000),
+    pool: positiveInt(env, 'BENCH_POOL', 8),
+    haproxyThreads: positiveInt(env, 'BENCH_HAPROXY_THREADS', 1),
+  };
+  if (s.threads > s.conns) throw new Error('BENCH_THREADS must not exceed BENCH_CONNS (wrk)');
+  return Object.freeze(s);
+}
+type Settings = ReturnType<typeof parseSettings>;
+
+const PREFIX = 'bw';
+const BODY_BYTES = 1024;
+const APP_PORT = 8080;
+const WAYPOINT = 'server-l7-waypoint';
+const WAYPOINT_VIP = '198.19.250.1';
+const REQUEST_TIMEOUT_MS = 2000;
+/** More failed requests than this share of a run makes the run a failure, not a sample. */
+const MAX_ERROR_SHARE = 0.01;
+const MODES = ['direct', 'l4', 'l7', 'haproxy'] as const;
+type Mode = (typeof MODES)[number];
+const TITLES: Record<Mode, string> = { direct: 'direct', l4: 'L4', l7: 'L7', haproxy: 'haproxy' };
+
+interface Sample {
+  rps: number;
+  p50: number;
+  p99: number;
+  lagP99: number;
+  /** Failed requests in this round (wrk non-2xx and socket errors, open-loop failures). */
+  errors: number;
+}
+
+let lab: Lab | undefined;
+let work = '';
+
+async function main(settings: Settings): Promise<number> {
+  if (process.getuid?.() !== 0) throw new Error('needs root (network namespaces)');
+  for (const tool of ['wrk', 'haproxy', 'curl']) {
+    await run('sh', ['-c', `command -v ${tool}`]).catch(() => {
+      throw new Error(`${tool} not found: run scripts/setup.sh --bench`);
+    });
+  }
+  work = await mkdtemp(join(tmpdir(), 'bench-waypoint-'));
+  // Clients on node0; servers and both L7 proxies on node1, so (c) and (d) cross the nodes alike.
+  // (b) and (c) have servers of their own: a waypoint serves every workload of its service account.
+  lab = await Lab.create(PREFIX, {
+    nodes: 2,
+    pods: [
+      { name: 'client', namespace: 'plain', node: 0 },
+      { name: 'client', namespace: 'mesh', node: 0, serviceAccount: 'client' },
+      { name: 'server', namespace: 'plain', node: 1, labels: { app: 'server' } },
+      { name: 'haproxy', namespace: 'plain', node: 1 },
+      {
+        name: 'server-l4',
+        namespace: 'mesh',
+        node: 1,
+        serviceAccount: 'server-l4',
+        labels: { app: 'server-l4' },
+      },
+      {
+        name: 'server-l7',
+        namespace: 'mesh',
+        node: 1,
+        serviceAccount: 'server-l7',
+        labels: { app: 'server-l7' },
+      },
+    ],
+    services: [
+      {
+        name: 'server-l4',
+        namespace: 'mesh',
+        selector: { app: 'server-l4' },
+        ports: [{ name: 'http', port: 80, targetPort: APP_PORT }],
+      },
+      {
+        name: 'server-l7',
+        namespace: 'mesh',
+        selector: { app: 'server-l7' },
+        ports: [{ name: 'http', port: 80, targetPort: APP_PORT }],
+      },
+    ],
+  });
+  const L = lab;
+  const pod = (ns: string, name: string) => L.pod(ns, name);
+  const podHttp = join(here, 'pod-http.js');
+
+  for (const [ns, name] of [
+    ['plain', 'server'],
+    ['mesh', 'server-l4'],
+    ['mesh', 'server-l7'],
+  ] as const) {
+    const server = L.start(pod(ns, name).netns, [
+      process.execPath,
+      podHttp,
+      'serve',
+      String(APP_PORT),
+      String(BODY_BYTES),
+    ]);
+    await waitLine(server, `${ns}/${name} server`);
+  }
+  const haproxyPod = pod('plain', 'haproxy');
+  const haproxyFile = join(work, 'haproxy.cfg');
+  await writeFile(
+    haproxyFile,
+    haproxyConfig(`0.0.0.0:${APP_PORT}`, `${pod('plain', 'server').ip}:${APP_PORT}`, settings.haproxyThreads),
+  );
+  const haproxy = L.start(haproxyPod.netns, ['haproxy', '-db', '-f', haproxyFile]);
+  haproxy.stderr?.on('data', (d: Buffer) => process.stderr.write(`[haproxy] ${d}`));
+
+  const meshDir = join(work, 'mesh');
+  const mesh = new LabMesh(L, { dir: meshDir, enrolledNamespaces: ['mesh'] });
+  await mesh.start();
+
+  const urls: Record<Mode, { client: LabPod; url: string }> = {
+    direct: { client: pod('plain', 'client'), url: `http://${pod('plain', 'server').ip}:${APP_PORT}/` },
+    l4: { client: pod('mesh', 'client'), url: 'http://server-l4/' },
+    l7: { client: pod('mesh', 'client'), url: 'http://server-l7/' },
+    haproxy: { client: pod('plain', 'client'), url: `http://${haproxyPod.ip}:${APP_PORT}/` },
+  };
+  const failures: Partial<Record<Mode, string>> = {};
+  for (const m of ['direct', 'l4', 'haproxy'] as const) {
+    const got = await waitGet(L, urls[m].client, urls[m].url, 15_000);
+    if (got !== `200 ${BODY_BYTES}`) failures[m] = `GET ${urls[m].url} answered "${got}" for 15 s`;
+  }
+
+  // The waypoint: the control plane puts it on server-l7's service account; the client's ztunnel
+  // then sends that service's traffic to it. The run goes on without (c) if this fails.
+  let waypoint: { pod: LabPod; pid?: number } | undefined;
+  let waypointRestarts: string[] = [];
+  const waypointLog = join(meshDir, `waypoint-mesh-${WAYPOINT}.log`);
+  try {
+    waypoint = await mesh.deployWaypoint(
+      { namespace: 'mesh', name: WAYPOINT, forServiceAccount: 'server-l7', node: 1 },
+      WAYPOINT_VIP,
+    );
+    waypointRestarts = await waitWaypointUp(mesh, waypoint, meshDir, waypointLog);
+    const got = await waitGet(L, urls.l7.client, urls.l7.url, 20_000);
+    if (got !== `200 ${BODY_BYTES}`) throw new Error(`GET ${urls.l7.url} answered "${got}" for 20 s`);
+    // Only a count on the waypoint proves the requests went through it and not around it.
+    const seen = waypointRequests(await mesh.waypointMetrics(waypoint.pod));
+    if (seen < 1)
+      throw new Error(
+        `GET ${urls.l7.url} succeeded but the waypoint counted no requests to server-l7: it was bypassed`,
+      );
+  } catch (err) {
+    failures.l7 = `waypoint path: ${(err as Error).message}`;
+  }
+
+  const live = () => MODES.filter((m) => failures[m] === undefined);
+  const samples: Record<Mode, Sample[]> = { direct: [], l4: [], l7: [], haproxy: [] };
+  const count = settings.rate * settings.seconds;
+  const warmup = Math.ceil(settings.rate / 2);
+  const wrk = async (m: Mode, seconds: number) => {
+    const { client, url } = urls[m];
+    const r = await L.exec(
+      client,
+      [
+        'wrk',
+        '-t',
+        String(settings.threads),
+        '-c',
+        String(settings.conns),
+        '-d',
+        `${seconds}s`,
+        '--timeout',
+        `${REQUEST_TIMEOUT_MS / 1000}s`,
+        url,
+      ],
+      (seconds + 30) * 1000,
+    );
+    if (r.code !== 0) throw new Error(`wrk ${url}: exit ${r.code} ${r.stderr.trim()}`);
+    const w = parseWrk(r.stdout);
+    const errors = w.non2xx + w.socketErrors;
+    if (w.requests === 0 || errors > MAX_ERROR_SHARE * w.requests)
+      throw new Error(
+        `wrk ${url}: ${w.requests} requests, ${w.non2xx} not 2xx, ${w.socketErrors} socket errors`,
+      );
+    return { rps: w.rps, errors };
+  };
+  const openLoop = async (m: Mode, n: number, warm: number): Promise<OpenLoopResult> => {
+    const { client, url } = urls[m];
+    const args = [url, settings.rate, n, warm, settings.pool, REQUEST_TIMEOUT_MS, BODY_BYTES].map(String);
+    const budgetMs = ((n + warm) / settings.rate) * 1000 + REQUEST_TIMEOUT_MS + 20_000;
+    const r = await L.exec(client, [process.execPath, podHttp, 'load', ...args], budgetMs);
+    if (r.code !== 0) throw new Error(`open loop ${url}: exit ${r.code} ${r.stderr.trim()}`);
+    const result = JSON.parse(r.stdout.trim().split('\n').pop() as string) as OpenLoopResult;
+    if (result.failed > MAX_ERROR_SHARE * n)
+      throw new Error(
+        `open loop ${url}: ${result.failed} of ${n} requests failed ${JSON.stringify(result.failures)}`,
+      );
+    return result;
+  };
+  const attempt = async (m: Mode, what: () => Promise<void>) => {
+    try {
+      await what();
+    } catch (err) {
+      failures[m] = (err as Error).message;
+    }
+  };
+
+  // Warm every path (JIT, pools, connection setup) before anything is measured.
+  for (const m of live()) {
+    await attempt(m, async () => {
+      await wrk(m, 1);
+      await openLoop(m, warmup, 0);
+    });
+  }
+  for (let round = 1; round <= settings.repeat && !exiting; round++) {
+    for (const m of live()) {
+      if (exiting) break;
+      process.stderr.write(`bench: round ${round}/${settings.repeat} ${TITLES[m]}\n`);
+      await attempt(m, async () => {
+        const max = await wrk(m, settings.seconds);
+        const lat = await openLoop(m, count, warmup);
+        samples[m].push({
+          rps: max.rps,
+          p50: lat.p50Us,
+          p99: lat.p99Us,
+          lagP99: lat.lagP99Us,
+          errors: max.errors + lat.failed,
+        });
+      });
+    }
+  }
+
+  if (exiting) return 130; // a signal: the lab is going, and these numbers would mean nothing
+  const waypointSeen = waypoint
+    ? waypointRequests(await mesh.waypointMetrics(waypoint.pod).catch(() => ''))
+    : Number.NaN;
+  const rss = {
+    waypoint: waypoint?.pid ? await rssMb(waypoint.pid) : Number.NaN,
+    haproxy: haproxy.pid ? await rssMb(haproxy.pid) : Number.NaN,
+    ztunnels: await Promise.all(mesh.pids.map(rssMb)),
+  };
+  const med = (m: Mode, k: keyof Sample) =>
+    failures[m] === undefined ? median(samples[m].map((x) => x[k])) : Number.NaN;
+  printTable(settings, count, med, failures, waypointSeen, rss);
+  if (waypointRestarts.length > 0)
+    console.log(
+      `the waypoint exited ${waypointRestarts.length} time(s) before it was ready and was restarted, as a kubelet would: ${waypointRestarts.join(' | ')}`,
+    );
+
+  if (failures.l7 !== undefined) {
+    const log = await readFile(waypointLog, 'utf8').catch((e: Error) => `(no log: ${e.message})`);
+    const tail = log.trimEnd().split('\n').slice(-40).join('\n');
+    console.log(`\nL7 path failed: ${failures.l7}\nwaypoint log (${waypointLog}), last 40 lines:\n${tail}`);
+  }
+  if (Object.keys(failures).length > 0) {
+    console.log(`lab directory kept for the logs: ${work}`);
+    return 1;
+  }
+  return 0;
+}
+
+function printTable(
+  s: Settings,
+  count: number,
+  med: (m: Mode, k: keyof Sample) => number,
+  failures: Partial<Record<Mode, string>>,
+  waypointSeen: number,
+  rss: { waypoint: number; haproxy: number; ztunnels: number[] },
+): void {
+  const row = (k: keyof Sample) => MODES.map((m) => med(m, k));
+  const num = (v: number, digits: number) => (Number.isFinite(v) ? v.toFixed(digits) : 'failed');
+  const ratio = (a: number, b: number) =>
+    Number.isFinite(a) && Number.isFinite(b) && b > 0 ? `${(a / b).toFixed(2)}x` : 'n/a';
+  const pad = (v: string, n: number) => v.padStart(n);
+  const [, , l7Rps, hRps] = row('rps') as [number, number, number, number];
+  const p50 = row('p50');
+  const p99 = row('p99');
+  const over = (xs: number[]) => xs.map((x) => x - (xs[0] as number));
+  const rows: Array<[string, number[], number, boolean]> = [
+    ['max requests/s (wrk)', row('rps'), 0, true],
+    [`p50 at ${s.rate} rps (us)`, p50, 0, true],
+    [`p99 at ${s.rate} rps (us)`, p99, 0, true],
+    ['added p50 over direct (us)', over(p50), 0, false],
+    ['added p99 over direct (us)', over(p99), 0, false],
+    ['load generator lag p99 (us)', row('lagP99'), 0, false],
+    ['failed requests (median/round)', row('errors'), 0, false],
+  ];
+  console.log(
+    `\nwaypoint benchmark: 1 KB HTTP/1.1 GETs pod to pod across two lab nodes; medians of ${s.repeat} interleaved rounds of` +
+      ` wrk ${s.seconds}s (${s.threads} thread(s), ${s.conns} keep-alive connections) and ${count} GETs at ${s.rate} rps` +
+      ` (open loop, ${s.pool} keep-alive connections, latency from each scheduled start); haproxy nbthread ${s.haproxyThreads}`,
+  );
+  console.log(
+    `${'metric'.padEnd(32)}${MODES.map((m) => pad(TITLES[m], 10)).join('')}${pad('L7/haproxy', 12)}${pad('L7/L4', 9)}`,
+  );
+  for (const [name, values, digits, ratios] of rows) {
+    const [, b, c, d] = values as [number, number, number, number];
+    console.log(
+      `${name.padEnd(32)}${values.map((v) => pad(num(v, digits), 10)).join('')}` +
+        `${pad(ratios ? ratio(c, d) : '-', 12)}${pad(ratios ? ratio(c, b) : '-', 9)}`,
+    );
+  }
+  const addedP99 = (p99[2] as number) - (p99[1] as number);
+  console.log(`added p99 of L7 over L4 at ${s.rate} rps: ${num(addedP99, 0)} us (target <= 2000 us)`);
+  console.log(
+    `requests the waypoint counted to server-l7 (HTTP 200): ${Number.isFinite(waypointSeen) ? waypointSeen : 'n/a'}`,
+  );
+  console.log(
+    `RSS after the run: waypoint ${num(rss.waypoint, 0)} MB, haproxy ${num(rss.haproxy, 0)} MB, ` +
+      rss.ztunnels.map((r, k) => `ztunnel node${k} ${num(r, 0)} MB`).join(', '),
+  );
+  for (const m of MODES) {
+    const f = failures[m];
+    if (f !== undefined) console.log(`${TITLES[m]} path failed: ${f}`);
+  }
+  const share = l7Rps / hRps;
+  const tputMet = Number.isFinite(share) && share >= 0.5;
+  console.log(
+    `target waypoint max throughput >= 0.5x haproxy: ${tputMet ? 'met' : 'NOT met'} (` +
+      (Number.isFinite(share)
+        ? `${l7Rps.toFixed(0)} vs ${hRps.toFixed(0)} requests/s, ${share.toFixed(2)}x)`
+        : `${failures.l7 ?? failures.haproxy ?? 'no measurement'})`),
+  );
+  const latMet = Number.isFinite(addedP99) && addedP99 <= 2000;
+  console.log(
+    `target added p99 at ${s.rate} rps <= 2 ms over L4: ${latMet ? 'met' : 'NOT met'} (` +
+      (Number.isFinite(addedP99)
+        ? `${(addedP99 / 1000).toFixed(2)} ms: L7 p99 ${num(p99[2] as number, 0)} us, L4 p99 ${num(p99[1] as number, 0)} us)`
+        : `${failures.l7 ?? failures.l4 ?? 'no measurement'})`),
+  );
+}
+
+/**
+ * Waits for the waypoint to report ready. A waypoint process that exits first is started again
+ * after a second, up to three times, as a kubelet restarts a crashed container; returns why each
+ * run exited (the log's last fatal line).
+ */
+async function waitWaypointUp(
+  mesh: LabMesh,
+  waypoint: { pod: LabPod; pid?: number },
+  meshDir: string,
+  log: string,
+): Promise<string[]> {
+  const exits: string[] = [];
+  const tokenFile = join(meshDir, `token-waypoint-${waypoint.pod.namespace}-${WAYPOINT}`);
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    if (await mesh.waypointReady(waypoint.pod)) return exits;
+    if (waypoint.pid !== undefined && !alive(waypoint.pid)) {
+      const text = await readFile(log, 'utf8').catch(() => '');
+      const fatal = text
+        .trimEnd()
+        .split('\n')
+        .filter((l) => l.includes('"level":60'))
+        .pop();
+      exits.push(
+        fatal ? ((JSON.parse(fatal) as { msg?: string }).msg ?? fatal) : 'exited, no fatal line logged',
+      );
+      if (exits.length > 3)
+        throw new Error(`the waypoint exited ${exits.length} times: ${exits.join(' | ')}`);
+      process.stderr.write(`bench: the waypoint exited before ready (${exits.at(-1)}); restarting it\n`);
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      waypoint.pid = mesh.startWaypoint(waypoint.pod, WAYPOINT, tokenFile);
+      continue;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(
+    `the waypoint did not report ready in 60 s${exits.length ? ` (exits: ${exits.join(' | ')})` : ''}`,
+  );
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Requests the waypoint answered with 200 for server-l7, summed over its label sets. */
+function waypointRequests(exposition: string): number {
+  let n = 0;
+  for (const line of exposition.split('\n')) {
+    if (
+      line.startsWith('istio_requests_total{') &&
+      line.includes('destination_service="server-l7.mesh.svc.cluster.local"') &&
+      line.includes('response_code="200"')
+    )
+      n += Number(line.slice(line.lastIndexOf(' ') + 1)) || 0;
+  }
+  return n;
+}
+
+/** Polls a URL with curl inside a pod until it answers 200 with the full body, or time runs out. */
+async function waitGet(L: Lab, client: LabPod, url: string, ms: number): Promise<string> {
+  const deadline = Date.now() + ms;
+  let last = '';
+  while (Date.now() < deadline) {
+    const r = await L.exec(client, [
+      'curl',
+      '-s',
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{http_code} %{size_download}',
+      '--max-time',
+      '2',
+      url,
+    ]);
+    last = r.code === 0 ? r.stdout.trim() : `curl exit ${r.code}`;
+    if (last === `200 ${BODY_BYTES}`) return last;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  return last;
+}
+
+function waitLine(c: ChildProcess, what: string, ms = 10_000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${what} printed nothing in ${ms} ms`)), ms);
+    c.stdout?.once('data', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    c.stderr?.on('data', (d: Buffer) => process.stderr.write(`[${what}] ${d}`));
+    c.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${what} exited with ${code} before it was ready`));
+    });
+  });
+}
+
+function median(values: number[]): number {
+  if (values.length === 0) return Number.NaN;
+  const s = [...values].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+}
+
+async function rssMb(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? Number.NaN) / 1024;
+}
+
+let exiting: Promise<never> | undefined;
+/** Tears the lab down once, whoever asks first (the run's end or a signal), then exits. */
+function exit(code: number, keepWork: boolean): Promise<never> {
+  exiting ??= (async () => {
+    // The lab's detached children are unref'd and its wait for them uses an unref'd timer: hold
+    // the event loop open, or Node exits (with 0) before the namespaces are deleted.
+    const hold = setInterval(() => {}, 1000);
+    await lab?.destroy().catch(() => {});
+    if (work && !keepWork) await rm(work, { recursive: true, force: true });
+    clearInterval(hold);
+    process.exit(code);
+  })();
+  return exiting;
+}
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    console.error(`bench/waypoint: ${signal}, tearing the lab down`);
+    void exit(130, false);
+  });
+}
+
+let settings: Settings;
+try {
+  settings = parseSettings(process.env);
+} catch (err) {
+  console.error(`bench/waypoint: ${(err as Error).message}`);
+  process.exit(2);
+}
+main(settings).then(
+  (code) => exit(code, code !== 0),
+  (err: unknown) => {
+    console.error(`bench/waypoint: ${(err as Error).message}`);
+    if (work) console.error(`bench/waypoint: logs kept in ${work}`);
+    return exit(1, true);
+  },
+);
