@@ -167,7 +167,8 @@ export class WaypointApp {
       metrics: this.requestMetrics,
       logger: logger.child({ component: 'http' }),
       clusterName: s.clusterId,
-      ...(s.accessLog && { accessLog: (entry) => logger.info(entry, 'access') }),
+      ...(s.accessLog &&
+        logger.isLevelEnabled('info') && { accessLog: (entry) => logger.info(entry, 'access') }),
     });
 
     this.xds = new DeltaAdsClient({

@@ -124,6 +124,7 @@ export class UpstreamPool {
    * busy and max_pending_requests are already waiting (Envoy answers 503 UO).
    */
   wouldOverflow(cluster: UpstreamCluster): boolean {
+    if (cluster.circuitBreakers.maxConnections >= UNLIMITED) return false;
     const agent = this.agents.get(cluster.name);
     if (!agent) return false;
     const count = (m: NodeJS.ReadOnlyDict<unknown[]>) =>

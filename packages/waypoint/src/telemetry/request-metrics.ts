@@ -36,7 +36,18 @@ const DURATION_BUCKETS = [
 ];
 const SIZE_BUCKETS = [1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000];
 
+/** Label sets whose bound metrics are kept; past this the cache starts over. */
+const MAX_CACHED_LABEL_SETS = 10_000;
+
+interface BoundRequestMetrics {
+  readonly requests: { inc(): void };
+  readonly duration: { observe(v: number): void };
+  readonly requestBytes: { observe(v: number): void };
+  readonly responseBytes: { observe(v: number): void };
+}
+
 export class RequestMetrics {
+  private readonly children = new Map<string, BoundRequestMetrics>();
   readonly requests: Counter<keyof RequestLabels>;
   readonly duration: Histogram<keyof RequestLabels>;
   readonly requestBytes: Histogram<keyof RequestLabels>;
@@ -103,9 +114,24 @@ export class RequestMetrics {
   }
 
   record(labels: RequestLabels, durationMs: number, requestBytes: number, responseBytes: number): void {
-    this.requests.inc(labels);
-    this.duration.observe(labels, durationMs);
-    this.requestBytes.observe(labels, requestBytes);
-    this.responseBytes.observe(labels, responseBytes);
+    // prom-client hashes a label set on every call (sorting 21 names); the bound children are
+    // kept per label set instead, keyed in label order.
+    let key = '';
+    for (const name of REQUEST_LABELS) key += `${labels[name]}\u0001`;
+    let c = this.children.get(key);
+    if (!c) {
+      if (this.children.size >= MAX_CACHED_LABEL_SETS) this.children.clear();
+      c = {
+        requests: this.requests.labels(labels),
+        duration: this.duration.labels(labels),
+        requestBytes: this.requestBytes.labels(labels),
+        responseBytes: this.responseBytes.labels(labels),
+      };
+      this.children.set(key, c);
+    }
+    c.requests.inc();
+    c.duration.observe(durationMs);
+    c.requestBytes.observe(requestBytes);
+    c.responseBytes.observe(responseBytes);
   }
 }
