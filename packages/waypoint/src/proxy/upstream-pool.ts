@@ -86,14 +86,6 @@ class EndpointAgent extends http.Agent {
     );
     return undefined;
   }
-
-  override keepSocketAlive(): boolean {
-    return true;
-  }
-
-  override reuseSocket(_socket: unknown, req: http.ClientRequest): void {
-    req.reusedSocket = true;
-  }
 }
 
 export class UpstreamPool {

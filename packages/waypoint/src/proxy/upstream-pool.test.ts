@@ -1,0 +1,93 @@
+import http from 'node:http';
+import type net from 'node:net';
+import { dialTcp, HboneClient, HboneMetrics, SpiffeId } from '@ambient/shared';
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { UNLIMITED, type UpstreamCluster, type UpstreamEndpoint } from '../config/waypoint-config.js';
+import { UpstreamPool } from './upstream-pool.js';
+
+describe('UpstreamPool: HTTP/1.1 keep-alive pooling', () => {
+  let server: http.Server;
+  let ep: UpstreamEndpoint;
+  const pool = new UpstreamPool({
+    hbone: new HboneClient({
+      certificates: { fetch: () => Promise.reject(new Error('no certificates in this test')) },
+      metrics: new HboneMetrics(new Registry()),
+      logger: pino({ level: 'silent' }),
+    }),
+    identity: SpiffeId.of('cluster.local', 'demo', 'wp'),
+    dialTcp: (host, port, timeoutMs) => dialTcp({ host, port }, timeoutMs),
+  });
+  const cluster: UpstreamCluster = {
+    name: 'c',
+    connectTimeoutMs: 1000,
+    lbPolicy: 'ROUND_ROBIN',
+    circuitBreakers: {
+      maxConnections: UNLIMITED,
+      maxPendingRequests: UNLIMITED,
+      maxRequests: UNLIMITED,
+      maxRetries: 3,
+    },
+    protocol: 'http1',
+  };
+
+  beforeAll(async () => {
+    server = http.createServer((_q, r) => r.end('ok'));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as net.AddressInfo).port;
+    ep = {
+      address: '127.0.0.1',
+      port,
+      workload: 'w',
+      namespace: 'demo',
+      serviceAccount: 'w',
+      identity: 'spiffe://cluster.local/ns/demo/sa/w',
+      tunnel: 'none',
+    };
+  });
+  afterAll(() => {
+    pool.close();
+    server.close();
+  });
+
+  it('reuses one connection for sequential requests without piling up listeners on it', async () => {
+    const sockets = new Set<unknown>();
+    let last: net.Socket | undefined;
+    for (let i = 0; i < 20; i++) {
+      await new Promise<void>((resolve, reject) => {
+        const req = pool.http1Request(cluster, ep, 'GET', '/', { host: 'x' }, '198.18.16.10');
+        req.on('socket', (s) => {
+          sockets.add(s);
+          last = s as net.Socket;
+        });
+        req.on('response', (r) => {
+          r.resume();
+          r.on('end', () => resolve());
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect(sockets.size).toBe(1);
+    // One listener of the agent's own while the socket is free; a leak would add one per request.
+    expect(last?.listenerCount('error')).toBeLessThanOrEqual(2);
+    expect(pool.stats()).toMatchObject({ http1Free: 1 });
+  });
+
+  it('keeps a separate connection per client address (each carries its own Forwarded address)', async () => {
+    const get = (client: string) =>
+      new Promise<unknown>((resolve, reject) => {
+        const req = pool.http1Request(cluster, ep, 'GET', '/', { host: 'x' }, client);
+        req.on('socket', resolve);
+        req.on('response', (r) => r.resume());
+        req.on('error', reject);
+        req.end();
+      });
+    const a = await get('198.18.16.20');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const b = await get('198.18.16.21');
+    expect(a).not.toBe(b);
+  });
+});
