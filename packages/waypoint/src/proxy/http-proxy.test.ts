@@ -58,12 +58,16 @@ function cluster(name: string, extra: Partial<UpstreamCluster> = {}): UpstreamCl
 }
 
 /** A backend: answers by path, like the lab's test app. */
-function backend(name: string): Promise<{ server: http.Server; port: number; hits: string[] }> {
+function backend(
+  name: string,
+): Promise<{ server: http.Server; port: number; hits: string[]; hosts: string[] }> {
   const seen = new Set<string>();
   const hits: string[] = [];
+  const hosts: string[] = [];
   const server = http.createServer((req, res) => {
     const url = req.url ?? '/';
     hits.push(url);
+    hosts.push(req.headers.host ?? '');
     let m = /^\/fail-once\/(\w+)/.exec(url);
     if (m) {
       const first = !seen.has(m[1] as string);
@@ -94,7 +98,7 @@ function backend(name: string): Promise<{ server: http.Server; port: number; hit
   });
   return new Promise((resolve) =>
     server.listen(0, '127.0.0.1', () =>
-      resolve({ server, port: (server.address() as net.AddressInfo).port, hits }),
+      resolve({ server, port: (server.address() as net.AddressInfo).port, hits, hosts }),
     ),
   );
 }
@@ -186,6 +190,10 @@ describe('HttpProxy over real sockets: routing, retries, timeouts, faults, RBAC,
               ),
               route('grpc', '/test.Echo', { clusters: [{ cluster: 'grpc', weight: 1 }] }),
               route('hold', '/hold', { clusters: [{ cluster: 'tiny', weight: 1 }] }),
+              route('mirrored', '/mirrored', {
+                clusters: [{ cluster: 'b-only', weight: 1 }],
+                mirrors: [{ cluster: 'a', percent: 100 }],
+              }),
               route('missing', '/nowhere', { clusters: [{ cluster: 'no-such-cluster', weight: 1 }] }),
               route('default', '/', { clusters: [{ cluster: 'ab', weight: 1 }] }),
             ],
@@ -195,6 +203,7 @@ describe('HttpProxy over real sockets: routing, retries, timeouts, faults, RBAC,
       clusters: new Map([
         ['ab', cluster('ab')],
         ['a', cluster('a')],
+        ['b-only', cluster('b-only')],
         ['grpc', cluster('grpc', { protocol: 'http2' })],
         [
           'tiny',
@@ -222,6 +231,7 @@ describe('HttpProxy over real sockets: routing, retries, timeouts, faults, RBAC,
       endpoints: new Map([
         ['ab', eps],
         ['a', [endpoint('a', a.port)]],
+        ['b-only', [endpoint('b', b.port)]],
         ['ejecting', eps],
         ['grpc', [endpoint('grpc', grpcPort)]],
         ['tiny', [endpoint('a', a.port)]],
@@ -365,6 +375,15 @@ describe('HttpProxy over real sockets: routing, retries, timeouts, faults, RBAC,
     } finally {
       rbac.length = 0;
     }
+  });
+
+  it('mirrors a request to another cluster with a -shadow host, answering from the primary', async () => {
+    const r = await get('/mirrored/x', { method: 'POST', body: 'payload' });
+    expect(await r.text()).toBe('b POST /mirrored/x 7');
+    for (let i = 0; i < 50 && !a.hits.includes('/mirrored/x'); i++)
+      await new Promise((x) => setTimeout(x, 10));
+    expect(a.hits).toContain('/mirrored/x');
+    expect(a.hosts.at(-1)).toBe(`127.0.0.1-shadow:${port}`);
   });
 
   it('answers 503 UO when the connection pool and its pending queue are full', async () => {
