@@ -168,6 +168,12 @@ describe('HttpProxy over real sockets: routing, retries, timeouts, faults, RBAC,
                 { clusters: [{ cluster: 'ab', weight: 1 }] },
                 { fault: { abort: { httpStatus: 418, percent: 100 } } },
               ),
+              route(
+                'delayed',
+                '/delayed',
+                { clusters: [{ cluster: 'ab', weight: 1 }] },
+                { fault: { delay: { ms: 20, percent: 100 } } },
+              ),
               {
                 name: 'redirect',
                 match: { path: { prefix: '/old' }, headers: [], query: [] },
@@ -317,13 +323,16 @@ describe('HttpProxy over real sockets: routing, retries, timeouts, faults, RBAC,
     expect(entry?.attempts).toBeGreaterThanOrEqual(2);
   });
 
-  it('answers 504 UT when the route timeout fires, and 418 FI for an injected abort', async () => {
+  it('answers 504 UT when the route timeout fires, 418 FI for an injected abort, and flags an injected delay DI', async () => {
     const slow = await get('/slow');
     expect(slow.status).toBe(504);
     expect(await slow.text()).toBe('upstream request timeout');
     const ab = await get('/abort');
     expect(ab.status).toBe(418);
     expect(await ab.text()).toBe('fault filter abort');
+    const delayed = await get('/delayed');
+    expect(delayed.status).toBe(200);
+    expect(logs.find((e) => e.path === '/delayed')?.response_flags).toBe('DI');
     const text = await registry.metrics();
     expect(text).toMatch(/istio_requests_total\{[^}]*response_code="504"[^}]*response_flags="UT"[^}]*\} 1/);
     expect(text).toMatch(/istio_requests_total\{[^}]*response_code="418"[^}]*response_flags="FI"[^}]*\} 1/);
@@ -375,6 +384,27 @@ describe('HttpProxy over real sockets: routing, retries, timeouts, faults, RBAC,
     } finally {
       rbac.length = 0;
     }
+  });
+
+  it('streams a chunked request body upstream, and does not retry a body too large to replay', async () => {
+    const chunks = (n: number, size: number) =>
+      new ReadableStream<Uint8Array>({
+        start(c) {
+          for (let i = 0; i < n; i++) c.enqueue(new Uint8Array(size).fill(97));
+          c.close();
+        },
+      });
+    const init = (body: ReadableStream<Uint8Array>) =>
+      ({ method: 'POST', body, duplex: 'half' }) as RequestInit & { duplex: 'half' };
+    const small = await get('/a/upload', init(chunks(8, 1000)));
+    expect(await small.text()).toBe('a POST /rewritten/upload 8000');
+    // 2 MiB is over the 1 MiB replay buffer: the failed first attempt is answered, not retried.
+    const big = await get('/fail-once/big', init(chunks(32, 64 * 1024)));
+    expect(big.status).toBe(503);
+    expect(logs.find((e) => e.path === '/fail-once/big')).toMatchObject({
+      attempts: 1,
+      bytes_received: 2097152,
+    });
   });
 
   it('mirrors a request to another cluster with a -shadow host, answering from the primary', async () => {
