@@ -4,36 +4,17 @@
  * looked-up type (enum names become numbers) and encoded. `google.protobuf.Any` values are packed
  * here with their type URL, so callers never handle bytes of nested messages.
  */
-import { loadProtos } from '@ambient/shared';
+import { envoyWaypointProtos } from '@ambient/shared';
 import type protobuf from 'protobufjs';
 
-export const LISTENER_TYPE_URL = 'type.googleapis.com/envoy.config.listener.v3.Listener';
-export const ROUTE_CONFIGURATION_TYPE_URL = 'type.googleapis.com/envoy.config.route.v3.RouteConfiguration';
-export const CLUSTER_TYPE_URL = 'type.googleapis.com/envoy.config.cluster.v3.Cluster';
-export const CLUSTER_LOAD_ASSIGNMENT_TYPE_URL =
-  'type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment';
-
-/** The four types a waypoint subscribes to, in the order Envoy would request them. */
-export const WAYPOINT_TYPE_URLS = [
+// The type URLs are the shared protocol facts; re-exported for the control plane's callers.
+export {
+  CLUSTER_LOAD_ASSIGNMENT_TYPE_URL,
+  CLUSTER_TYPE_URL,
   LISTENER_TYPE_URL,
   ROUTE_CONFIGURATION_TYPE_URL,
-  CLUSTER_TYPE_URL,
-  CLUSTER_LOAD_ASSIGNMENT_TYPE_URL,
-] as const;
-
-/** Envoy's proto files holding the resources and every typed config the control plane sends. */
-export const ENVOY_WAYPOINT_PROTO_FILES = [
-  'envoy/config/listener/v3/listener.proto',
-  'envoy/config/route/v3/route.proto',
-  'envoy/config/cluster/v3/cluster.proto',
-  'envoy/config/endpoint/v3/endpoint.proto',
-  'envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.proto',
-  'envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy.proto',
-  'envoy/extensions/filters/http/rbac/v3/rbac.proto',
-  'envoy/extensions/filters/http/fault/v3/fault.proto',
-  'envoy/extensions/filters/http/router/v3/router.proto',
-  'envoy/extensions/upstreams/http/v3/http_protocol_options.proto',
-] as const;
+  WAYPOINT_TYPE_URLS,
+} from '@ambient/shared';
 
 const TYPE_PREFIX = 'type.googleapis.com/';
 
@@ -46,7 +27,7 @@ export interface PackedAny {
 export class EnvoyEncoder {
   private readonly types = new Map<string, protobuf.Type>();
 
-  constructor(readonly root: protobuf.Root = loadProtos(ENVOY_WAYPOINT_PROTO_FILES)) {}
+  constructor(readonly root: protobuf.Root = envoyWaypointProtos()) {}
 
   /** The message type by its full name (`envoy.config.listener.v3.Listener`). */
   type(name: string): protobuf.Type {

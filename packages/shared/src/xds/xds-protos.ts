@@ -30,8 +30,25 @@ export const ISTIO_PROTO_FILES = [
   'istio/ca/ca.proto',
 ] as const;
 
-/** Envoy's discovery service; the waypoint adds its listener, route and cluster files. */
+/** Envoy's discovery service. */
 export const ENVOY_DISCOVERY_FILES = ['envoy/service/discovery/v3/ads.proto'] as const;
+
+/**
+ * Envoy's files for what a waypoint is sent (docs/waypoint-xds.md): the four resource types and
+ * every typed config they may carry. The control plane encodes with them, the waypoint decodes.
+ */
+export const ENVOY_WAYPOINT_FILES = [
+  'envoy/config/listener/v3/listener.proto',
+  'envoy/config/route/v3/route.proto',
+  'envoy/config/cluster/v3/cluster.proto',
+  'envoy/config/endpoint/v3/endpoint.proto',
+  'envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.proto',
+  'envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy.proto',
+  'envoy/extensions/filters/http/rbac/v3/rbac.proto',
+  'envoy/extensions/filters/http/fault/v3/fault.proto',
+  'envoy/extensions/filters/http/router/v3/router.proto',
+  'envoy/extensions/upstreams/http/v3/http_protocol_options.proto',
+] as const;
 
 const roots = new Map<string, protobuf.Root>();
 
@@ -65,6 +82,26 @@ export function meshProtos(): protobuf.Root {
   return loadProtos([...ENVOY_DISCOVERY_FILES, ...ISTIO_PROTO_FILES]);
 }
 
+/** The Root with the waypoint's Envoy types (parsed once per process). */
+export function envoyWaypointProtos(): protobuf.Root {
+  return loadProtos(ENVOY_WAYPOINT_FILES);
+}
+
 /** Istio's workload discovery type URLs (ztunnel's subscriptions). */
 export const ADDRESS_TYPE_URL = 'type.googleapis.com/istio.workload.Address';
 export const AUTHORIZATION_TYPE_URL = 'type.googleapis.com/istio.security.Authorization';
+
+/** Envoy's type URLs a waypoint subscribes to. */
+export const LISTENER_TYPE_URL = 'type.googleapis.com/envoy.config.listener.v3.Listener';
+export const ROUTE_CONFIGURATION_TYPE_URL = 'type.googleapis.com/envoy.config.route.v3.RouteConfiguration';
+export const CLUSTER_TYPE_URL = 'type.googleapis.com/envoy.config.cluster.v3.Cluster';
+export const CLUSTER_LOAD_ASSIGNMENT_TYPE_URL =
+  'type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment';
+
+/** The four, in the order Envoy requests them. */
+export const WAYPOINT_TYPE_URLS = [
+  LISTENER_TYPE_URL,
+  ROUTE_CONFIGURATION_TYPE_URL,
+  CLUSTER_TYPE_URL,
+  CLUSTER_LOAD_ASSIGNMENT_TYPE_URL,
+] as const;
