@@ -10,6 +10,7 @@ export * from './identity/local-ca.js';
 export * from './identity/spiffe-id.js';
 export * from './identity/x509.js';
 export * from './net/dial-tcp.js';
+export * from './net/http-endpoint.js';
 export * from './net/splice.js';
 export * from './result.js';
 export * from './telemetry/hbone-metrics.js';

@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import http from 'node:http';
+import type http from 'node:http';
 import { type AddressInfo, isIPv4 } from 'node:net';
 import type { Duplex } from 'node:stream';
 import {
@@ -19,8 +19,12 @@ import {
   HboneMetrics,
   type HboneRequest,
   HboneServer,
+  type HttpHandler,
+  listenHttp,
   MeshError,
   SpiffeId,
+  sendJson,
+  sendText,
   XdsClientMetrics,
 } from '@ambient/shared';
 import * as grpc from '@grpc/grpc-js';
@@ -128,13 +132,13 @@ export class WaypointApp {
   async start(): Promise<WaypointAddresses> {
     const { settings: s, logger } = this.inputs;
     const readiness = await this.serve(s.metricsAddress, s.readinessPort, (req, res) => {
-      if (req.url === '/healthz/ready' && this.blockers.size === 0) return send(res, 200, 'ready\n');
-      send(res, 503, `not ready: ${[...this.blockers].join(', ')}\n`);
+      if (req.url === '/healthz/ready' && this.blockers.size === 0) return sendText(res, 200, 'ready\n');
+      sendText(res, 503, `not ready: ${[...this.blockers].join(', ')}\n`);
     });
     const metrics = await this.serve(s.metricsAddress, s.metricsPort, async (req, res) => {
-      if (req.url !== '/metrics' && req.url !== '/stats/prometheus') return send(res, 404, 'not found\n');
+      if (req.url !== '/metrics' && req.url !== '/stats/prometheus') return sendText(res, 404, 'not found\n');
       res.setHeader('content-type', this.registry.contentType);
-      send(res, 200, await this.registry.metrics());
+      sendText(res, 200, await this.registry.metrics());
     });
     const admin = await this.serve(s.adminAddress, s.adminPort, (req, res) => this.admin(req, res));
 
@@ -295,60 +299,39 @@ export class WaypointApp {
   }
 
   private admin(req: http.IncomingMessage, res: http.ServerResponse): void {
-    if (req.url === '/config_dump') {
-      res.setHeader('content-type', 'application/json');
-      const c = this.store.config;
-      send(
-        res,
-        200,
-        `${JSON.stringify(
-          {
-            identity: this.identity.toString(),
-            listener: c.listener,
-            routes: [...c.routes.values()],
-            clusters: [...c.clusters.values()],
-            endpoints: Object.fromEntries(c.endpoints),
-            warnings: this.store.warnings,
-            xds: this.xds?.dump(),
-            certificates: this.certs?.dump(),
-            upstreams: this.upstreams?.stats(),
-          },
-          (_k, v) =>
-            v instanceof RegExp
-              ? v.source
-              : v instanceof Set
-                ? [...v]
-                : v instanceof Map
-                  ? Object.fromEntries(v)
-                  : v,
-          2,
-        )}\n`,
-      );
+    if (req.url !== '/config_dump') {
+      sendText(res, 404, 'not found\n');
       return;
     }
-    send(res, 404, 'not found\n');
+    const c = this.store.config;
+    sendJson(
+      res,
+      {
+        identity: this.identity.toString(),
+        listener: c.listener,
+        routes: [...c.routes.values()],
+        clusters: [...c.clusters.values()],
+        endpoints: Object.fromEntries(c.endpoints),
+        warnings: this.store.warnings,
+        xds: this.xds?.dump(),
+        certificates: this.certs?.dump(),
+        upstreams: this.upstreams?.stats(),
+      },
+      // Decoded config holds regexes, sets and maps: shown as their sources and entries.
+      (_k, v) =>
+        v instanceof RegExp
+          ? v.source
+          : v instanceof Set
+            ? [...v]
+            : v instanceof Map
+              ? Object.fromEntries(v)
+              : v,
+    );
   }
 
-  private async serve(
-    host: string,
-    port: number,
-    handler: (req: http.IncomingMessage, res: http.ServerResponse) => void | Promise<void>,
-  ): Promise<AddressInfo> {
-    const server = http.createServer((req, res) => {
-      Promise.resolve(handler(req, res)).catch((err: unknown) =>
-        send(res, 500, `${(err as Error).message}\n`),
-      );
-    });
+  private async serve(host: string, port: number, handler: HttpHandler): Promise<AddressInfo> {
+    const server = await listenHttp(host, port, handler);
     this.servers.push(server);
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, host, () => resolve());
-    });
     return server.address() as AddressInfo;
   }
-}
-
-function send(res: http.ServerResponse, status: number, body: string): void {
-  res.statusCode = status;
-  res.end(body);
 }

@@ -5,7 +5,7 @@
  */
 import { readFileSync, type StatWatcher, unwatchFile, watchFile } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import http from 'node:http';
+import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
   type CaClient,
@@ -13,7 +13,11 @@ import {
   formatProblems,
   GrpcCaClient,
   HboneMetrics,
+  type HttpHandler,
   LocalCa,
+  listenHttp,
+  sendJson,
+  sendText,
   XdsClientMetrics,
 } from '@ambient/shared';
 import * as grpc from '@grpc/grpc-js';
@@ -70,13 +74,13 @@ export class ZtunnelApp {
   async start(): Promise<ZtunnelAddresses> {
     const { config, logger } = this.inputs;
     const readiness = await this.serve(config.metricsAddress, config.readinessPort, (req, res) => {
-      if (req.url === '/healthz/ready' && this.blockers.size === 0) return send(res, 200, 'ready\n');
-      send(res, 503, `not ready: ${[...this.blockers].join(', ')}\n`);
+      if (req.url === '/healthz/ready' && this.blockers.size === 0) return sendText(res, 200, 'ready\n');
+      sendText(res, 503, `not ready: ${[...this.blockers].join(', ')}\n`);
     });
     const metrics = await this.serve(config.metricsAddress, config.metricsPort, async (req, res) => {
-      if (req.url !== '/metrics') return send(res, 404, 'not found\n');
+      if (req.url !== '/metrics') return sendText(res, 404, 'not found\n');
       res.setHeader('content-type', this.registry.contentType);
-      send(res, 200, await this.registry.metrics());
+      sendText(res, 200, await this.registry.metrics());
     });
     const admin = await this.serve(config.adminAddress, config.adminPort, (req, res) => this.admin(req, res));
     this.sockets = NetnsSockets.load();
@@ -269,42 +273,20 @@ export class ZtunnelApp {
       const level = url.searchParams.get('level');
       if (level) {
         if (!this.inputs.logger.levels.values[level] && level !== 'silent') {
-          send(res, 400, `unknown level ${level}\n`);
+          sendText(res, 400, `unknown level ${level}\n`);
           return;
         }
         this.inputs.logger.level = level;
       }
-      send(res, 200, `current log level is ${this.inputs.logger.level}\n`);
+      sendText(res, 200, `current log level is ${this.inputs.logger.level}\n`);
       return;
     }
-    send(res, 404, 'endpoints: /config_dump /logging?level=\n');
+    sendText(res, 404, 'endpoints: /config_dump /logging?level=\n');
   }
 
-  private async serve(
-    host: string,
-    port: number,
-    handler: (req: http.IncomingMessage, res: http.ServerResponse) => void | Promise<void>,
-  ): Promise<AddressInfo> {
-    const server = http.createServer((req, res) => {
-      Promise.resolve(handler(req, res)).catch((err: unknown) =>
-        send(res, 500, `${(err as Error).message}\n`),
-      );
-    });
+  private async serve(host: string, port: number, handler: HttpHandler): Promise<AddressInfo> {
+    const server = await listenHttp(host, port, handler);
     this.servers.push(server);
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, host, () => resolve());
-    });
     return server.address() as AddressInfo;
   }
-}
-
-function send(res: http.ServerResponse, status: number, body: string): void {
-  res.statusCode = status;
-  res.end(body);
-}
-
-function sendJson(res: http.ServerResponse, body: unknown): void {
-  res.setHeader('content-type', 'application/json');
-  send(res, 200, `${JSON.stringify(body, null, 2)}\n`);
 }
