@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import type http from 'node:http';
-import { type AddressInfo, isIPv4 } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import {
   backoffDelay,
@@ -31,6 +31,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import type { FilterChain, HttpChain, WaypointConfig } from '../config/waypoint-config.js';
+import { matchCidr } from '../match/cidr-match.js';
 import { duplexPair } from '../proxy/duplex-pair.js';
 import { HttpProxy } from '../proxy/http-proxy.js';
 import { UpstreamPool } from '../proxy/upstream-pool.js';
@@ -53,34 +54,25 @@ export interface WaypointAddresses {
   readonly readiness: AddressInfo;
 }
 
-function ipToInt(ip: string): number {
-  return ip.split('.').reduce((n, o) => (n << 8) + Number(o), 0) >>> 0;
-}
-
-/** The filter chain for an original destination: the most specific prefix, then the port. */
+/** The filter chain for an original destination: a port match first, then the longest prefix. */
 export function matchChain(
   chains: readonly FilterChain[],
   host: string,
   port: number,
 ): FilterChain | undefined {
   let best: FilterChain | undefined;
-  let bestLen = -1;
+  let bestRank = -1;
   for (const c of chains) {
     if (c.port !== 0 && c.port !== port) continue;
-    let len = 0;
+    let rank = c.port !== 0 ? 1000 : 0;
     if (c.prefixes.length > 0) {
-      const hit = c.prefixes.find((p) => {
-        if (!isIPv4(host) || !isIPv4(p.address)) return p.address === host;
-        const mask = p.prefixLen === 0 ? 0 : (~0 << (32 - p.prefixLen)) >>> 0;
-        return (ipToInt(host) & mask) === (ipToInt(p.address) & mask);
-      });
-      if (!hit) continue;
-      len = hit.prefixLen + 1;
+      const longest = Math.max(...c.prefixes.filter((p) => matchCidr(host, p)).map((p) => p.prefixLen));
+      if (longest < 0) continue;
+      rank += longest + 1;
     }
-    if (c.port !== 0) len += 1000;
-    if (len > bestLen) {
+    if (rank > bestRank) {
       best = c;
-      bestLen = len;
+      bestRank = rank;
     }
   }
   return best;

@@ -23,6 +23,7 @@ import type {
 } from '../config/waypoint-config.js';
 import { decideFault } from '../fault/fault-decision.js';
 import { ClusterRuntime } from '../lb/cluster-runtime.js';
+import { hashKey } from '../lb/hash-key.js';
 import { type AttemptOutcome, isRetriable, retryBackoffMs } from '../retry/retry-policy.js';
 import { applyHeaderMutation } from '../route/header-mutation.js';
 import { rewritePath } from '../route/path-rewrite.js';
@@ -483,7 +484,7 @@ export class HttpProxy {
         this.mirror(mirror.cluster, ex.method, path, authority, headers, body);
     }
 
-    const hashKey = this.hashKey(action, view, ex.ctx.sourceIp);
+    const key = hashKey(action.hashPolicies, { headers: view, sourceIp: ex.ctx.sourceIp });
     const policy = action.retry;
     const deadline = action.timeoutMs > 0 ? ex.start + action.timeoutMs : Number.POSITIVE_INFINITY;
     let current: Attempt | undefined;
@@ -513,7 +514,7 @@ export class HttpProxy {
       };
       for (let attempt = 0; ; attempt++) {
         const endpoints = config.endpoints.get(cluster.name) ?? [];
-        const pick = rt.pick(endpoints, hashKey, ex.endpoint);
+        const pick = rt.pick(endpoints, key, ex.endpoint);
         if (!pick.ok) {
           current = {
             ok: false,
@@ -551,13 +552,9 @@ export class HttpProxy {
         endRetry();
         last = current;
         if (timedOut || downstreamGone()) break;
+        const grpcStatus = current.ok ? grpcStatusOf(current.response.headers) : undefined;
         const outcome: AttemptOutcome = current.ok
-          ? {
-              status: current.response.status,
-              ...(grpcStatusOf(current.response.headers) !== undefined && {
-                grpcStatus: grpcStatusOf(current.response.headers),
-              }),
-            }
+          ? { status: current.response.status, ...(grpcStatus !== undefined && { grpcStatus }) }
           : current.outcome;
         if (!policy || !isRetriable(policy, outcome)) break;
         if (attempt >= policy.numRetries) {
@@ -602,16 +599,6 @@ export class HttpProxy {
       return this.localReply(res, ex, status, flag, BODIES[flag] ?? '');
     }
     await this.respond(res, ex, route, last.response);
-  }
-
-  private hashKey(action: RouteAction, view: Record<string, string>, sourceIp: string): string | undefined {
-    for (const h of action.hashPolicies) {
-      if ('header' in h) {
-        const v = view[h.header.toLowerCase()];
-        if (v !== undefined) return v;
-      } else return sourceIp;
-    }
-    return undefined;
   }
 
   /** Streams an upstream response to the client, with the route's response header changes. */

@@ -88,6 +88,11 @@ class EndpointAgent extends http.Agent {
   }
 }
 
+/** Entries across an Agent's per-origin lists (sockets, free sockets, queued requests). */
+function count(m: NodeJS.ReadOnlyDict<unknown[]>): number {
+  return Object.values(m).reduce((n, list) => n + (list?.length ?? 0), 0);
+}
+
 export class UpstreamPool {
   /** One agent per cluster, so that max_connections and pending requests are the cluster's. */
   private readonly agents = new Map<string, EndpointAgent>();
@@ -119,8 +124,6 @@ export class UpstreamPool {
     if (cluster.circuitBreakers.maxConnections >= UNLIMITED) return false;
     const agent = this.agents.get(cluster.name);
     if (!agent) return false;
-    const count = (m: NodeJS.ReadOnlyDict<unknown[]>) =>
-      Object.values(m).reduce((n, list) => n + (list?.length ?? 0), 0);
     const free = count(agent.freeSockets);
     const open = count(agent.sockets) + free;
     if (free > 0 || open < cluster.circuitBreakers.maxConnections) return false;
@@ -203,8 +206,6 @@ export class UpstreamPool {
 
   /** Open upstream HTTP/1.1 streams and HTTP/2 sessions. */
   stats(): { http1Sockets: number; http1Free: number; http2Sessions: number } {
-    const count = (m: NodeJS.ReadOnlyDict<unknown[]>) =>
-      Object.values(m).reduce((n, list) => n + (list?.length ?? 0), 0);
     const agents = [...this.agents.values()];
     return {
       http1Sockets: agents.reduce((n, a) => n + count(a.sockets), 0),
