@@ -30,7 +30,7 @@ import {
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
-import type { FilterChain, HttpChain, WaypointConfig } from '../config/waypoint-config.js';
+import type { FilterChain, HttpChain } from '../config/waypoint-config.js';
 import { matchCidr } from '../match/cidr-match.js';
 import { duplexPair } from '../proxy/duplex-pair.js';
 import { HttpProxy } from '../proxy/http-proxy.js';
@@ -115,10 +115,6 @@ export class WaypointApp {
     const s = inputs.settings;
     this.identity = SpiffeId.of(s.trustDomain, s.namespace, s.serviceAccount);
     this.store = new WaypointConfigStore();
-  }
-
-  get config(): WaypointConfig {
-    return this.store.config;
   }
 
   async start(): Promise<WaypointAddresses> {

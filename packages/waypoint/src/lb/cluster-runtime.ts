@@ -53,14 +53,6 @@ export class ClusterRuntime {
     }
   }
 
-  get stats(): { activeRequests: number; activeRetries: number; ejected: string[] } {
-    return {
-      activeRequests: this.breaker.count('requests'),
-      activeRetries: this.breaker.count('retries'),
-      ejected: this.outliers?.ejected() ?? [],
-    };
-  }
-
   /**
    * Chooses an endpoint and takes an active-request slot (release it with requestFinished). A
    * retry avoids the endpoint that just failed when another is usable, as Envoy's

@@ -237,11 +237,6 @@ export class HttpProxy {
     conn.on('data', onData);
   }
 
-  /** Connections being served. */
-  get connections(): number {
-    return this.open.size;
-  }
-
   close(): void {
     for (const c of this.open) c.destroy();
     this.http1.close();
