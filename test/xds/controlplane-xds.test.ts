@@ -1,7 +1,6 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ControlPlaneApp, parseControlPlaneConfig } from '@ambient/controlplane';
+import type { ControlPlaneApp } from '@ambient/controlplane';
 import { createCsr, GrpcCaClient, SpiffeId, XdsClientMetrics } from '@ambient/shared';
 import { type LocalConfig, XdsConfigSource } from '@ambient/ztunnel';
 import * as grpc from '@grpc/grpc-js';
@@ -9,6 +8,7 @@ import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
+import { controlPlaneDir, startControlPlane } from './loopback-control-plane.js';
 
 const logger = pino({ level: 'silent' });
 const NODE0_TOKEN = 'node0-token-0123456789abcdef';
@@ -96,29 +96,13 @@ describe('control plane over real gRPC and TLS: Delta ADS to ztunnel decoders, a
     });
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'cp-xds-'));
-    await import('node:fs/promises').then((fs) => fs.mkdir(join(dir, 'manifests')));
-    await writeFile(
-      join(dir, 'tokens.json'),
-      JSON.stringify({
-        [NODE0_TOKEN]: { node: 'node0' },
-        [NODE1_TOKEN]: { node: 'node1' },
-        [SLEEP_TOKEN]: { namespace: 'demo', serviceAccount: 'sleep' },
-      }),
-    );
-    await write('base.yaml', BASE);
-    const config = parseControlPlaneConfig({
-      CP_MANIFEST_DIR: join(dir, 'manifests'),
-      CP_CA_DIR: join(dir, 'ca'),
-      CP_TOKENS_FILE: join(dir, 'tokens.json'),
-      CP_GRPC_ADDRESS: '127.0.0.1',
-      CP_GRPC_PORT: '0',
-      CP_MONITOR_ADDRESS: '127.0.0.1',
-      CP_MONITOR_PORT: '0',
+    dir = await controlPlaneDir('cp-xds-', {
+      [NODE0_TOKEN]: { node: 'node0' },
+      [NODE1_TOKEN]: { node: 'node1' },
+      [SLEEP_TOKEN]: { namespace: 'demo', serviceAccount: 'sleep' },
     });
-    if (!config.ok) throw new Error(JSON.stringify(config.problems));
-    cp = new ControlPlaneApp({ config: config.value, logger });
-    port = (await cp.start()).grpc.port;
+    await write('base.yaml', BASE);
+    ({ cp, port } = await startControlPlane(dir, logger));
   });
 
   afterEach(() => {
@@ -245,19 +229,8 @@ describe('control plane over real gRPC and TLS: Delta ADS to ztunnel decoders, a
     await src.start();
     await cp.close();
     await write('later.yaml', [pod('later', 'node1', '10.0.1.2', 'echo')]);
-    const config = parseControlPlaneConfig({
-      CP_MANIFEST_DIR: join(dir, 'manifests'),
-      CP_CA_DIR: join(dir, 'ca'),
-      CP_TOKENS_FILE: join(dir, 'tokens.json'),
-      CP_GRPC_ADDRESS: '127.0.0.1',
-      CP_GRPC_PORT: String(port),
-      CP_MONITOR_ADDRESS: '127.0.0.1',
-      CP_MONITOR_PORT: '0',
-    });
-    if (!config.ok) throw new Error('config');
     const rootBefore = cp.rootCertPem;
-    cp = new ControlPlaneApp({ config: config.value, logger });
-    await cp.start();
+    ({ cp } = await startControlPlane(dir, logger, port));
     expect(cp.rootCertPem).toBe(rootBefore);
     await until('resync', () => configs.find((c) => c.workloads.some((w) => w.name === 'later')), 20_000);
     const terminations = await registry.getSingleMetric('istio_xds_connection_terminations_total')?.get();

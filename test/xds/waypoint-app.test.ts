@@ -1,12 +1,10 @@
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import {
-  ControlPlaneApp,
+  type ControlPlaneApp,
   EnvoyEncoder,
   encodeResources,
-  parseControlPlaneConfig,
   ROUTE_CONFIGURATION_TYPE_URL,
   waypointScope,
 } from '@ambient/controlplane';
@@ -16,6 +14,7 @@ import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
+import { controlPlaneDir, startControlPlane } from './loopback-control-plane.js';
 
 const logger = pino({ level: 'silent' });
 const WAYPOINT_TOKEN = 'waypoint-token-0123456789ab';
@@ -109,25 +108,13 @@ describe('a real waypoint under the real control plane, over loopback', () => {
   let certs: CertManager;
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'waypoint-app-'));
-    await mkdir(join(dir, 'manifests'));
-    await writeFile(
-      join(dir, 'tokens.json'),
-      JSON.stringify({ [WAYPOINT_TOKEN]: { namespace: 'demo', serviceAccount: 'waypoint' } }),
-    );
-    await writeFile(join(dir, 'manifests', 'all.yaml'), MANIFESTS.map((d) => stringify(d)).join('---\n'));
-    const config = parseControlPlaneConfig({
-      CP_MANIFEST_DIR: join(dir, 'manifests'),
-      CP_CA_DIR: join(dir, 'ca'),
-      CP_TOKENS_FILE: join(dir, 'tokens.json'),
-      CP_GRPC_ADDRESS: '127.0.0.1',
-      CP_GRPC_PORT: '0',
-      CP_MONITOR_ADDRESS: '127.0.0.1',
-      CP_MONITOR_PORT: '0',
+    dir = await controlPlaneDir('waypoint-app-', {
+      [WAYPOINT_TOKEN]: { namespace: 'demo', serviceAccount: 'waypoint' },
     });
-    if (!config.ok) throw new Error(JSON.stringify(config.problems));
-    cp = new ControlPlaneApp({ config: config.value, logger });
-    const cpPort = (await cp.start()).grpc.port;
+    await writeFile(join(dir, 'manifests', 'all.yaml'), MANIFESTS.map((d) => stringify(d)).join('---\n'));
+    const started = await startControlPlane(dir, logger);
+    cp = started.cp;
+    const cpPort = started.port;
     await writeFile(join(dir, 'root-cert.pem'), cp.rootCertPem);
     await writeFile(join(dir, 'waypoint-token'), WAYPOINT_TOKEN);
     const settings = parseWaypointSettings({

@@ -1,13 +1,11 @@
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   CLUSTER_LOAD_ASSIGNMENT_TYPE_URL,
   CLUSTER_TYPE_URL,
-  ControlPlaneApp,
+  type ControlPlaneApp,
   EnvoyEncoder,
   LISTENER_TYPE_URL,
-  parseControlPlaneConfig,
   ROUTE_CONFIGURATION_TYPE_URL,
 } from '@ambient/controlplane';
 import {
@@ -24,6 +22,7 @@ import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
+import { controlPlaneDir, startControlPlane } from './loopback-control-plane.js';
 
 const logger = pino({ level: 'silent' });
 const NODE0_TOKEN = 'node0-token-0123456789abcdef';
@@ -177,30 +176,14 @@ describe('control plane over real gRPC and TLS: Envoy resources to waypoints', (
   }
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'cp-waypoint-'));
-    await mkdir(join(dir, 'manifests'));
-    await writeFile(
-      join(dir, 'tokens.json'),
-      JSON.stringify({
-        [NODE0_TOKEN]: { node: 'node0' },
-        [WAYPOINT_TOKEN]: { namespace: 'demo', serviceAccount: 'waypoint' },
-        [REVIEWS_WP_TOKEN]: { namespace: 'demo', serviceAccount: 'reviews-wp' },
-        [SLEEP_TOKEN]: { namespace: 'demo', serviceAccount: 'sleep' },
-      }),
-    );
-    await write('base.yaml', BASE);
-    const config = parseControlPlaneConfig({
-      CP_MANIFEST_DIR: join(dir, 'manifests'),
-      CP_CA_DIR: join(dir, 'ca'),
-      CP_TOKENS_FILE: join(dir, 'tokens.json'),
-      CP_GRPC_ADDRESS: '127.0.0.1',
-      CP_GRPC_PORT: '0',
-      CP_MONITOR_ADDRESS: '127.0.0.1',
-      CP_MONITOR_PORT: '0',
+    dir = await controlPlaneDir('cp-waypoint-', {
+      [NODE0_TOKEN]: { node: 'node0' },
+      [WAYPOINT_TOKEN]: { namespace: 'demo', serviceAccount: 'waypoint' },
+      [REVIEWS_WP_TOKEN]: { namespace: 'demo', serviceAccount: 'reviews-wp' },
+      [SLEEP_TOKEN]: { namespace: 'demo', serviceAccount: 'sleep' },
     });
-    if (!config.ok) throw new Error(JSON.stringify(config.problems));
-    cp = new ControlPlaneApp({ config: config.value, logger });
-    port = (await cp.start()).grpc.port;
+    await write('base.yaml', BASE);
+    ({ cp, port } = await startControlPlane(dir, logger));
   });
 
   afterEach(() => {
