@@ -31,6 +31,8 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import type { FilterChain, HttpChain } from '../config/waypoint-config.js';
+import { createLoadBalancer } from '../lb/create-load-balancer.js';
+import type { LoadBalancer } from '../lb/load-balancer.js';
 import { matchCidr } from '../match/cidr-match.js';
 import { duplexPair } from '../proxy/duplex-pair.js';
 import { HttpProxy } from '../proxy/http-proxy.js';
@@ -269,16 +271,19 @@ export class WaypointApp {
     return tunnelSide;
   }
 
-  /** A TCP chain: the connection goes to one endpoint of the chain's cluster, round robin. */
-  private tcpCursor = 0;
+  /** A TCP chain: the connection goes to one endpoint of the chain's cluster, by its lb policy. */
+  private readonly tcpBalancers = new Map<string, LoadBalancer>();
   private async tcpUpstream(clusterName: string): Promise<Duplex> {
     const config = this.store.config;
     const cluster = config.clusters.get(clusterName);
-    const eps = config.endpoints.get(clusterName) ?? [];
-    if (!cluster || eps.length === 0)
+    let lb = this.tcpBalancers.get(clusterName);
+    if (cluster && lb?.policy !== cluster.lbPolicy) {
+      lb = createLoadBalancer(cluster.lbPolicy);
+      this.tcpBalancers.set(clusterName, lb);
+    }
+    const ep = lb?.pick(config.endpoints.get(clusterName) ?? []);
+    if (!cluster || !ep)
       throw new MeshError('MESH_ERR_HBONE_UPSTREAM', `no endpoint for cluster ${clusterName}`);
-    const ep = eps[this.tcpCursor++ % eps.length];
-    if (!ep) throw new MeshError('MESH_ERR_HBONE_UPSTREAM', `no endpoint for cluster ${clusterName}`);
     try {
       return await (this.upstreams as UpstreamPool).connect(ep, cluster.connectTimeoutMs);
     } catch (err) {
