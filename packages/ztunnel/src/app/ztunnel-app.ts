@@ -2,12 +2,18 @@
  * The node agent: config file -> state -> one in-pod proxy per enrolled pod on this node, plus
  * the admin (15000), metrics (15020) and readiness (15021) endpoints. Config changes apply live:
  * new pods are enrolled, departed ones released, open connections re-authorized.
+ *
+ * Capture rules belong to the pod, not to this process: stopping or crashing leaves them in place,
+ * so a pod's traffic is refused (no listener behind the redirect) until a node agent serves it
+ * again. Only un-enrollment removes them, also when it happened while no node agent was running.
  */
 import { readFileSync, type StatWatcher, unwatchFile, watchFile } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
+  type BackoffPolicy,
+  backoffDelay,
   type CaClient,
   CertManager,
   formatProblems,
@@ -48,6 +54,20 @@ function netnsPath(netns: string): string {
   return netns.startsWith('/') ? netns : `/var/run/netns/${netns}`;
 }
 
+/** Retries of a pod whose enrollment (or release) failed. */
+export const ENROLL_BACKOFF: BackoffPolicy = Object.freeze({ initialMs: 200, maxMs: 15_000 });
+
+/** The readiness blocker of a pod that should be enrolled and is not served yet. */
+export function podBlocker(w: { namespace: string; name: string }): string {
+  return `pod ${w.namespace}/${w.name}`;
+}
+
+/** A pod whose enrollment or release failed, and when it is tried again. */
+interface Retry {
+  attempt: number;
+  timer?: NodeJS.Timeout;
+}
+
 export class ZtunnelApp {
   private readonly registry = new Registry();
   private readonly hboneMetrics = new HboneMetrics(this.registry);
@@ -66,6 +86,12 @@ export class ZtunnelApp {
   private sockets?: NetnsSockets;
   private applying = Promise.resolve();
   private configRejections = 0;
+  /** Pods no longer wanted whose capture could not be removed yet: uid -> netns path. */
+  private readonly releasing = new Map<string, string>();
+  private readonly retries = new Map<string, Retry>();
+  /** Set once the first config has been reconciled (stale rules on the node are cleaned then). */
+  private swept = false;
+  private closing = false;
 
   constructor(private readonly inputs: ZtunnelAppInputs) {
     collectDefaultMetrics({ register: this.registry });
@@ -91,23 +117,28 @@ export class ZtunnelApp {
     this.apply(first);
     await this.applying;
     this.blockers.delete('enrollment');
-    logger.info({ node: config.nodeName, enrolled: [...this.proxies.keys()] }, 'ztunnel ready');
+    logger.info(
+      { node: config.nodeName, enrolled: [...this.proxies.keys()], blockers: [...this.blockers] },
+      'ztunnel started',
+    );
     return { admin, metrics, readiness };
   }
 
-  /** Stops accepting, drains open connections until the deadline, releases every pod. */
+  /**
+   * Stops accepting, drains open connections until the deadline. The pods stay captured: their
+   * traffic is refused until a node agent serves them again (fail closed), as with Istio, where
+   * the rules belong to the pod's network namespace and outlive ztunnel.
+   */
   async close(): Promise<void> {
+    this.closing = true;
     this.blockers.add('draining');
+    for (const r of this.retries.values()) clearTimeout(r.timer);
+    this.retries.clear();
     this.file?.close();
     this.xds?.close();
     if (this.podNetnsWatcher && this.inputs.config.podNetnsFile) unwatchFile(this.inputs.config.podNetnsFile);
     await this.applying;
-    await Promise.all(
-      [...this.proxies.values()].map(async ({ proxy, netnsPath: ns }) => {
-        await proxy.close(this.inputs.config.drainMs);
-        await removeCapture(ns);
-      }),
-    );
+    await Promise.all([...this.proxies.values()].map(({ proxy }) => proxy.close(this.inputs.config.drainMs)));
     this.proxies.clear();
     this.certs?.close();
     for (const s of this.servers) s.close();
@@ -196,6 +227,7 @@ export class ZtunnelApp {
   }
 
   private apply(config: LocalConfig): void {
+    if (this.closing) return;
     this.lastConfig = config;
     this.applying = this.applying
       .then(() => this.reconcile(config))
@@ -212,20 +244,49 @@ export class ZtunnelApp {
       const netns = w.netns ?? this.podNetns.get(`${w.namespace}/${w.name}`);
       if (w.protocol === 'HBONE' && netns && w.ips[0]) wanted.set(w.uid, { ...w, netns });
     }
+    // Readiness waits for every pod that should be served, each under its own name.
+    for (const b of [...this.blockers]) if (b.startsWith('pod ')) this.blockers.delete(b);
+    for (const w of wanted.values()) if (!this.proxies.has(w.uid)) this.blockers.add(podBlocker(w));
+
     for (const [uid, entry] of this.proxies) {
       if (!wanted.has(uid)) {
-        await entry.proxy.close(this.inputs.config.drainMs);
-        await removeCapture(entry.netnsPath);
         this.proxies.delete(uid);
-        logger.info({ uid }, 'pod released');
+        await entry.proxy.close(this.inputs.config.drainMs);
+        this.releasing.set(uid, entry.netnsPath);
       }
     }
+    if (!this.swept) {
+      // Pods of this node un-enrolled while no node agent ran still carry the rules it left.
+      this.swept = true;
+      const wantedNs = new Set([...wanted.values()].map((w) => netnsPath(w.netns as string)));
+      for (const [pod, ns] of this.podNetns) {
+        const path = netnsPath(ns);
+        if (!wantedNs.has(path)) this.releasing.set(`stale ${pod}`, path);
+      }
+    }
+    for (const [uid, ns] of this.releasing) {
+      if (wanted.has(uid)) {
+        this.releasing.delete(uid);
+        continue;
+      }
+      try {
+        await removeCapture(ns);
+        this.releasing.delete(uid);
+        this.succeeded(uid);
+        logger.info({ uid, netns: ns }, 'pod released');
+      } catch (err) {
+        logger.error({ err, uid }, 'removing capture failed; retrying');
+        this.retry(uid);
+      }
+    }
+
     for (const [uid, w] of wanted) {
       if (this.proxies.has(uid)) continue;
       const ns = netnsPath(w.netns as string);
+      let proxy: InpodProxy | undefined;
       try {
         await installCapture(ns);
-        const proxy = new InpodProxy({
+        proxy = new InpodProxy({
           workload: w,
           netnsPath: ns,
           state: () => this.state as ZtunnelState,
@@ -237,15 +298,43 @@ export class ZtunnelApp {
         });
         await proxy.start();
         this.proxies.set(uid, { proxy, netnsPath: ns });
+        this.blockers.delete(podBlocker(w));
+        this.succeeded(uid);
         logger.info({ uid, netns: ns }, 'pod enrolled');
       } catch (err) {
-        logger.error({ err, uid }, 'enrolling pod failed');
-        await removeCapture(ns);
+        // The rules stay: the pod's traffic is refused until a retry serves it (fail closed).
+        logger.error({ err, uid }, 'enrolling pod failed; retrying');
+        await proxy?.close(0).catch(() => {});
+        this.retry(uid);
       }
+    }
+    for (const uid of this.retries.keys()) {
+      if (!wanted.has(uid) && !this.releasing.has(uid)) this.succeeded(uid);
     }
     let closed = 0;
     for (const { proxy } of this.proxies.values()) closed += proxy.reauthorize();
     if (closed > 0) logger.info({ closed }, 'connections closed by a policy change');
+  }
+
+  /** Re-applies the last config after a backoff, for a pod whose enrollment or release failed. */
+  private retry(uid: string): void {
+    const r = this.retries.get(uid) ?? { attempt: 0 };
+    this.retries.set(uid, r);
+    if (r.timer || this.closing) return;
+    const delay = backoffDelay(ENROLL_BACKOFF, r.attempt);
+    r.attempt += 1;
+    r.timer = setTimeout(() => {
+      r.timer = undefined;
+      if (this.lastConfig) this.apply(this.lastConfig);
+    }, delay);
+    r.timer.unref();
+  }
+
+  private succeeded(uid: string): void {
+    const r = this.retries.get(uid);
+    if (!r) return;
+    clearTimeout(r.timer);
+    this.retries.delete(uid);
   }
 
   private admin(req: http.IncomingMessage, res: http.ServerResponse): void {
