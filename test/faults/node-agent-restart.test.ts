@@ -74,7 +74,10 @@ describe.skipIf(!isRoot)('node agent restarts and kills (root)', () => {
     });
     const app = lab.start(lab.pod('demo', 'echo').netns, [process.execPath, '-e', HTTP_ECHO]);
     await new Promise((resolve) => app.stdout?.once('data', resolve));
-    mesh = new LabMesh(lab, { dir: await mkdtemp(join(tmpdir(), 'fault-restart-')), enrolledNamespaces: ['demo'] });
+    mesh = new LabMesh(lab, {
+      dir: await mkdtemp(join(tmpdir(), 'fault-restart-')),
+      enrolledNamespaces: ['demo'],
+    });
     await mesh.start();
     await applyManifests(
       mesh.manifestDir,
@@ -95,15 +98,17 @@ describe.skipIf(!isRoot)('node agent restarts and kills (root)', () => {
     const sleep = lab.pod('demo', 'sleep');
     const legacy = lab.pod('outside', 'legacy');
     // STRICT in force: plaintext from outside the mesh is refused while the agent runs.
-    await expect.poll(() => curl(legacy, echoUrl()), { timeout: 15_000, interval: 100 }).toMatch(/^curl exit/);
+    await expect
+      .poll(() => curl(legacy, echoUrl()), { timeout: 15_000, interval: 100 })
+      .toMatch(/^curl exit/);
     expect(await curl(sleep, echoUrl())).toBe(`echo saw ${sleep.ip}`);
 
     await mesh.stopNodeAgent(1, 'SIGTERM');
-    expect(await rulesInEcho()).toEqual(ONE_OF_EACH);
     const whileDown = await curl(legacy, echoUrl());
-    expect(whileDown).toMatch(/^curl exit/);
     expect(whileDown).not.toContain('echo saw');
+    expect(whileDown).toMatch(/^curl exit/);
     expect(await curl(sleep, echoUrl())).toMatch(/^curl exit/);
+    expect(await rulesInEcho()).toEqual(ONE_OF_EACH);
 
     const startedAt = Date.now();
     mesh.startNodeAgent(1);
@@ -123,13 +128,15 @@ describe.skipIf(!isRoot)('node agent restarts and kills (root)', () => {
       mesh.startNodeAgent(1);
       let readyAt = 0;
       let servedAt = 0;
-      const deadline = Date.now() + 30_000;
+      const deadline = Date.now() + 12_000;
       while ((readyAt === 0 || servedAt === 0) && Date.now() < deadline) {
         if (readyAt === 0 && (await mesh.ready(1))) readyAt = Date.now();
-        if (servedAt === 0 && (await curl(sleep, echoUrl())) === `echo saw ${sleep.ip}`) servedAt = Date.now();
+        if (servedAt === 0 && (await curl(sleep, echoUrl())) === `echo saw ${sleep.ip}`)
+          servedAt = Date.now();
       }
+      const since = (t: number) => (t === 0 ? 'never (12 s)' : `${t - killedAt} ms`);
       console.log(
-        `kill -9 round ${round}: kill to ready ${readyAt - killedAt} ms, kill to first successful request ${servedAt - killedAt} ms`,
+        `kill -9 round ${round}: kill to ready ${since(readyAt)}, kill to first successful request ${since(servedAt)}`,
       );
       expect(readyAt).toBeGreaterThan(0);
       expect(servedAt).toBeGreaterThan(0);
@@ -137,7 +144,7 @@ describe.skipIf(!isRoot)('node agent restarts and kills (root)', () => {
       expect(await enrolled(1)).toEqual([ECHO_UID]);
       expect(await rulesInEcho()).toEqual(ONE_OF_EACH);
     }
-  });
+  }, 60_000);
 
   it('readiness names a pod that cannot be served, and the enrollment is retried until it is, without a config push', async () => {
     const echo = lab.pod('demo', 'echo');
@@ -164,7 +171,9 @@ describe.skipIf(!isRoot)('node agent restarts and kills (root)', () => {
     squatter.kill('SIGKILL');
     await gone;
     await expect.poll(() => mesh.ready(1), { timeout: 20_000, interval: 50 }).toBe(true);
-    console.log(`blocked enrollment: ready ${Date.now() - freedAt} ms after the port was freed (retry backoff)`);
+    console.log(
+      `blocked enrollment: ready ${Date.now() - freedAt} ms after the port was freed (retry backoff)`,
+    );
     expect(await enrolled(1)).toEqual([ECHO_UID]);
     expect(await curl(sleep, echoUrl())).toBe(`echo saw ${sleep.ip}`);
   });
