@@ -7,7 +7,7 @@
  * so a pod's traffic is refused (no listener behind the redirect) until a node agent serves it
  * again. Only un-enrollment removes them, also when it happened while no node agent was running.
  */
-import { readFileSync, type StatWatcher, unwatchFile, watchFile } from 'node:fs';
+import { existsSync, readFileSync, type StatWatcher, unwatchFile, watchFile } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -86,8 +86,9 @@ export class ZtunnelApp {
   private sockets?: NetnsSockets;
   private applying = Promise.resolve();
   private configRejections = 0;
-  /** Pods no longer wanted whose capture could not be removed yet: uid -> netns path. */
+  /** Network namespaces whose capture is to be removed (pods no longer enrolled): path -> pod. */
   private readonly releasing = new Map<string, string>();
+  /** Pending retries, by pod uid (enrollment) or netns path (release). */
   private readonly retries = new Map<string, Retry>();
   /** Set once the first config has been reconciled (stale rules on the node are cleaned then). */
   private swept = false;
@@ -252,31 +253,34 @@ export class ZtunnelApp {
       if (!wanted.has(uid)) {
         this.proxies.delete(uid);
         await entry.proxy.close(this.inputs.config.drainMs);
-        this.releasing.set(uid, entry.netnsPath);
+        this.releasing.set(entry.netnsPath, uid);
       }
     }
     if (!this.swept) {
       // Pods of this node un-enrolled while no node agent ran still carry the rules it left.
       this.swept = true;
-      const wantedNs = new Set([...wanted.values()].map((w) => netnsPath(w.netns as string)));
-      for (const [pod, ns] of this.podNetns) {
-        const path = netnsPath(ns);
-        if (!wantedNs.has(path)) this.releasing.set(`stale ${pod}`, path);
-      }
+      for (const [pod, ns] of this.podNetns) this.releasing.set(netnsPath(ns), pod);
     }
-    for (const [uid, ns] of this.releasing) {
-      if (wanted.has(uid)) {
-        this.releasing.delete(uid);
+    const wantedNs = new Set([...wanted.values()].map((w) => netnsPath(w.netns as string)));
+    for (const [ns, pod] of this.releasing) {
+      if (wantedNs.has(ns)) {
+        this.releasing.delete(ns);
+        this.succeeded(ns);
         continue;
       }
       try {
-        await removeCapture(ns);
-        this.releasing.delete(uid);
-        this.succeeded(uid);
-        logger.info({ uid, netns: ns }, 'pod released');
+        if (await removeCapture(ns)) logger.info({ pod, netns: ns }, 'pod released');
+        this.releasing.delete(ns);
+        this.succeeded(ns);
       } catch (err) {
-        logger.error({ err, uid }, 'removing capture failed; retrying');
-        this.retry(uid);
+        if (!existsSync(ns)) {
+          // The pod and its network namespace are gone, and its rules with them.
+          this.releasing.delete(ns);
+          this.succeeded(ns);
+          continue;
+        }
+        logger.error({ err, pod, netns: ns }, 'removing capture failed; retrying');
+        this.retry(ns);
       }
     }
 
@@ -308,8 +312,8 @@ export class ZtunnelApp {
         this.retry(uid);
       }
     }
-    for (const uid of this.retries.keys()) {
-      if (!wanted.has(uid) && !this.releasing.has(uid)) this.succeeded(uid);
+    for (const key of this.retries.keys()) {
+      if (!wanted.has(key) && !this.releasing.has(key)) this.succeeded(key);
     }
     let closed = 0;
     for (const { proxy } of this.proxies.values()) closed += proxy.reauthorize();

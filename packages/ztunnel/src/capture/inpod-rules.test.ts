@@ -100,10 +100,12 @@ describe('in-pod capture rules rendered against what the pod already has', () =>
     ]);
     const once = RULES_TWICE.replace('32764:\tfrom all fwmark 0x111/0xfff lookup 100\n', '');
     expect(inpodRoutes(once)).toEqual(['route replace local 0.0.0.0/0 dev lo table 100']);
-    expect(inpodRoutesRemoval(RULES_TWICE)).toEqual([
+    expect(inpodRoutesRemoval(RULES_TWICE, 'local default dev lo scope host\n')).toEqual([
       'rule del fwmark 0x111/0xfff pref 32764 lookup 100',
       'rule del fwmark 0x111/0xfff pref 32764 lookup 100',
       'route flush table 100',
     ]);
+    // A pod that never had the table: flushing it would fail ("FIB table does not exist").
+    expect(inpodRoutesRemoval(once.replace(/32764.*\n/, ''), '')).toEqual([]);
   });
 });

@@ -132,10 +132,13 @@ export function inpodRoutes(ruleShow = ''): string[] {
   return [...rules, `route replace local 0.0.0.0/0 dev lo table ${INPOD_ROUTE_TABLE}`];
 }
 
-/** ip(8) lines that remove every copy of the policy rule and the route table. */
-export function inpodRoutesRemoval(ruleShow: string): string[] {
+/**
+ * ip(8) lines that remove every copy of the policy rule, and the route table when `routeShow`
+ * (`ip route show table 100`, empty when the table does not exist) lists anything.
+ */
+export function inpodRoutesRemoval(ruleShow: string, routeShow: string): string[] {
   return [
     ...Array.from({ length: countInpodRules(ruleShow) }, () => `rule del ${RULE}`),
-    `route flush table ${INPOD_ROUTE_TABLE}`,
+    ...(routeShow.trim() ? [`route flush table ${INPOD_ROUTE_TABLE}`] : []),
   ];
 }

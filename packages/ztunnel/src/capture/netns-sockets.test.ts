@@ -127,7 +127,8 @@ describe.skipIf(!isRoot)('netns sockets with the in-pod capture rules (root, rea
     for (const s of servers.splice(0)) s.close();
     const saved = sh('ip', ['netns', 'exec', POD, 'iptables-save']);
     sh('ip', ['netns', 'exec', POD, 'iptables-restore', '--noflush'], inpodIptablesRemoval(saved));
-    for (const line of inpodRoutesRemoval(sh('ip', ['-n', POD, 'rule', 'show']))) {
+    const routes = sh('ip', ['-n', POD, 'route', 'show', 'table', '100']);
+    for (const line of inpodRoutesRemoval(sh('ip', ['-n', POD, 'rule', 'show']), routes)) {
       sh('ip', ['-n', POD, ...line.split(' ')]);
     }
     expect(sh('ip', ['netns', 'exec', POD, 'iptables-save'])).not.toContain('ISTIO');
