@@ -37,6 +37,7 @@ import { InpodProxy } from '../proxy/inpod-proxy.js';
 import { ZtunnelState } from '../state/ztunnel-state.js';
 import { TcpMetrics } from '../telemetry/tcp-metrics.js';
 import { XdsConfigSource } from '../xds/xds-config-source.js';
+import { planEnrollment } from './enrollment-plan.js';
 import type { ZtunnelConfig } from './ztunnel-config.js';
 
 export interface ZtunnelAppInputs {
@@ -90,7 +91,7 @@ export class ZtunnelApp {
   private readonly releasing = new Map<string, string>();
   /** Pending retries, by pod uid (enrollment) or netns path (release). */
   private readonly retries = new Map<string, Retry>();
-  /** Set once the first config has been reconciled (stale rules on the node are cleaned then). */
+  /** Set once the first config has been reconciled (stale rules on the node are swept then). */
   private swept = false;
   private closing = false;
 
@@ -249,25 +250,26 @@ export class ZtunnelApp {
     for (const b of [...this.blockers]) if (b.startsWith('pod ')) this.blockers.delete(b);
     for (const w of wanted.values()) if (!this.proxies.has(w.uid)) this.blockers.add(podBlocker(w));
 
-    for (const [uid, entry] of this.proxies) {
-      if (!wanted.has(uid)) {
-        this.proxies.delete(uid);
-        await entry.proxy.close(this.inputs.config.drainMs);
-        this.releasing.set(entry.netnsPath, uid);
+    const plan = planEnrollment({
+      wanted: new Map([...wanted].map(([uid, w]) => [uid, netnsPath(w.netns as string)])),
+      served: new Map([...this.proxies].map(([uid, e]) => [uid, e.netnsPath])),
+      releasing: this.releasing,
+      ...(!this.swept && { sweep: new Map([...this.podNetns].map(([pod, ns]) => [netnsPath(ns), pod])) }),
+    });
+    this.swept = true;
+    for (const uid of plan.stop) {
+      const entry = this.proxies.get(uid);
+      this.proxies.delete(uid);
+      await entry?.proxy.close(this.inputs.config.drainMs);
+    }
+    for (const path of this.releasing.keys()) {
+      if (!plan.release.has(path)) {
+        this.releasing.delete(path);
+        this.succeeded(path);
       }
     }
-    if (!this.swept) {
-      // Pods of this node un-enrolled while no node agent ran still carry the rules it left.
-      this.swept = true;
-      for (const [pod, ns] of this.podNetns) this.releasing.set(netnsPath(ns), pod);
-    }
-    const wantedNs = new Set([...wanted.values()].map((w) => netnsPath(w.netns as string)));
-    for (const [ns, pod] of this.releasing) {
-      if (wantedNs.has(ns)) {
-        this.releasing.delete(ns);
-        this.succeeded(ns);
-        continue;
-      }
+    for (const [ns, pod] of plan.release) {
+      this.releasing.set(ns, pod);
       try {
         if (await removeCapture(ns)) logger.info({ pod, netns: ns }, 'pod released');
         this.releasing.delete(ns);
@@ -284,8 +286,8 @@ export class ZtunnelApp {
       }
     }
 
-    for (const [uid, w] of wanted) {
-      if (this.proxies.has(uid)) continue;
+    for (const uid of plan.enroll) {
+      const w = wanted.get(uid) as Workload;
       const ns = netnsPath(w.netns as string);
       let proxy: InpodProxy | undefined;
       try {
