@@ -5,7 +5,7 @@
  * CA with a bearer token of its own. The lab writes its namespaces, pods and services there; a
  * namespace is enrolled by labelling it `istio.io/dataplane-mode=ambient`.
  */
-import { execFile } from 'node:child_process';
+import { type ChildProcess, execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { openSync } from 'node:fs';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
@@ -72,9 +72,10 @@ export interface DeployedWaypoint {
 const WITH_ULIMIT = ['sh', '-c', 'ulimit -n "$(ulimit -Hn)" && exec "$0" "$@"', process.execPath];
 
 export class LabMesh {
-  /** The node agents' process ids, by node. */
+  /** The node agents' process ids, by node (the current process after a restart). */
   readonly pids: number[] = [];
   controlPlanePid?: number;
+  private readonly agents: Array<ChildProcess | undefined> = [];
 
   constructor(
     readonly lab: Lab,
@@ -98,25 +99,65 @@ export class LabMesh {
     await this.writeManifests();
     await this.writePodNetns();
     await this.startControlPlane();
-    for (const node of this.lab.nodes) {
-      const child = this.lab.start(
-        node.netns,
-        [...WITH_ULIMIT, ztunnelEntry()],
-        {
-          ZT_NODE_NAME: `node${node.index}`,
-          ZT_XDS_ADDRESS: this.controlPlaneAddress,
-          ZT_ROOT_CERT: join(dir, 'ca', 'root-cert.pem'),
-          ZT_TOKEN_FILE: join(dir, `token-node${node.index}`),
-          ZT_POD_NETNS_FILE: join(dir, `pods-node${node.index}.json`),
-          ZT_INSTANCE_IP: node.ip,
-          ZT_METRICS_ADDRESS: node.ip,
-          ZT_LOG_LEVEL: this.options.logLevel ?? 'warn',
-        },
-        openSync(join(dir, `ztunnel-node${node.index}.log`), 'a'),
-      );
-      if (child.pid) this.pids.push(child.pid);
-    }
+    for (const node of this.lab.nodes) this.startNodeAgent(node.index);
     for (const node of this.lab.nodes) await this.waitReady(node.index);
+  }
+
+  /** Starts (or restarts) one node's agent; it appends to the node's log. Does not wait for ready. */
+  startNodeAgent(index: number): number | undefined {
+    const { dir } = this.options;
+    const node = this.node(index);
+    const child = this.lab.start(
+      node.netns,
+      [...WITH_ULIMIT, ztunnelEntry()],
+      {
+        ZT_NODE_NAME: `node${node.index}`,
+        ZT_XDS_ADDRESS: this.controlPlaneAddress,
+        ZT_ROOT_CERT: join(dir, 'ca', 'root-cert.pem'),
+        ZT_TOKEN_FILE: join(dir, `token-node${node.index}`),
+        ZT_POD_NETNS_FILE: join(dir, `pods-node${node.index}.json`),
+        ZT_INSTANCE_IP: node.ip,
+        ZT_METRICS_ADDRESS: node.ip,
+        ZT_LOG_LEVEL: this.options.logLevel ?? 'warn',
+      },
+      openSync(join(dir, `ztunnel-node${node.index}.log`), 'a'),
+    );
+    this.agents[index] = child;
+    if (child.pid) this.pids[index] = child.pid;
+    return child.pid;
+  }
+
+  /**
+   * Stops one node's agent with `signal` (SIGTERM drains, SIGKILL is a crash) and resolves once
+   * the process has exited; the pods' capture rules are whatever the agent left behind.
+   */
+  async stopNodeAgent(index: number, signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 15_000): Promise<void> {
+    const child = this.agents[index];
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((resolve, reject) => {
+      const t = setTimeout(
+        () => reject(new Error(`node agent on node${index} did not exit within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+      child.once('exit', () => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+    child.kill(signal);
+    await exited;
+    this.agents[index] = undefined;
+  }
+
+  /** Waits until one node's agent reports ready. */
+  async waitNodeAgentReady(index: number, timeoutMs = 30_000): Promise<void> {
+    await this.waitReady(index, timeoutMs);
+  }
+
+  /** A node agent's readiness answer: status line body ("ready" or "not ready: <blockers>"). */
+  async readiness(node: number): Promise<string> {
+    const n = this.node(node);
+    return (await curlIn(n.netns, `http://${n.ip}:15021/healthz/ready`).catch(() => '')).trim();
   }
 
   /** Starts the control plane in node0's namespace and waits until it serves. */
@@ -344,12 +385,15 @@ export class LabMesh {
     return n;
   }
 
-  private async waitReady(node: number): Promise<void> {
-    for (let i = 0; i < 300; i++) {
+  private async waitReady(node: number, timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
       if (await this.ready(node)) return;
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
-    throw new Error(`ztunnel on node${node} did not become ready in 30 s (logs in ${this.options.dir})`);
+    throw new Error(
+      `ztunnel on node${node} did not become ready in ${timeoutMs} ms (logs in ${this.options.dir})`,
+    );
   }
 
   /** One bearer token per node agent, bound to its node; the control plane gets the table. */

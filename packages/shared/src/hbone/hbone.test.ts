@@ -113,6 +113,38 @@ describe('HBONE tunnel', () => {
     expect(await closed).toBe(0xa); // CONNECT_ERROR
   });
 
+  it('a stream reset by the client reaches the upstream app as a TCP reset, not an orderly end', async () => {
+    pair = await meshPair();
+    const net = await import('node:net');
+    let ended!: (how: string) => void;
+    const upstreamEnded = new Promise<string>((resolve) => {
+      ended = resolve;
+    });
+    let received!: () => void;
+    const upstreamReceived = new Promise<void>((resolve) => {
+      received = resolve;
+    });
+    const app = net.createServer({ allowHalfOpen: true }, (s) => {
+      s.on('data', () => received());
+      s.once('end', () => ended('end'));
+      s.once('error', (err: NodeJS.ErrnoException) => ended(err.code ?? err.message));
+    });
+    await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
+    closers.push(() => app.close());
+    const port = (app.address() as { port: number }).port;
+    const stream = await pair.client.connect({
+      source: CLIENT_ID,
+      destination: SERVER_ID,
+      address: { host: '127.0.0.1', port: pair.serverPort },
+      authority: `127.0.0.1:${port}`,
+    });
+    stream.on('error', () => {});
+    stream.write('first half of an upload');
+    await upstreamReceived;
+    (stream as Duplex & { close(code: number): void }).close(0x8); // CANCEL
+    expect(await upstreamEnded).toBe('ECONNRESET');
+  });
+
   it('refuses a header with CR/LF as a bad request and keeps the pooled connection', async () => {
     const echo = await echoServer();
     closers.push(() => echo.server.close());

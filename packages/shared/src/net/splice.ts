@@ -1,5 +1,7 @@
 import { constants as h2 } from 'node:http2';
+import net from 'node:net';
 import type { Duplex } from 'node:stream';
+import { TLSSocket } from 'node:tls';
 
 export interface SpliceStats {
   /** Bytes read from `a` and written to `b`. */
@@ -13,7 +15,9 @@ export interface SpliceStats {
 /**
  * Copies bytes both ways between two duplex streams until both directions end. Backpressure comes
  * from pipe(); half-close passes through (an end on one side ends the other side's writable only);
- * an abnormal close of either side aborts the other. Sockets must be created with allowHalfOpen.
+ * an abnormal close of either side aborts the other (a socket is reset, an HTTP/2 stream gets
+ * RST_STREAM), so a truncated stream never looks complete to either end. Sockets must be created
+ * with allowHalfOpen.
  */
 export function splice(a: Duplex, b: Duplex): Promise<SpliceStats> {
   return new Promise((resolve) => {
@@ -83,13 +87,33 @@ function endedCleanly(stream: MaybeH2Stream): boolean {
   return !stream.aborted && (stream.rstCode === undefined || stream.rstCode === h2.NGHTTP2_NO_ERROR);
 }
 
-/** Aborts a stream: an HTTP/2 stream is reset with CONNECT_ERROR (RFC 9113 §8.5), a socket destroyed. */
+/**
+ * Aborts a stream so that its peer sees a broken connection, never a complete one: an HTTP/2
+ * stream is reset with CONNECT_ERROR (RFC 9113 §8.5), a TCP socket closed with a RST.
+ */
 function abort(stream: Duplex): void {
   if (stream.destroyed) return;
   const h2stream = stream as MaybeH2Stream;
   if ('rstCode' in h2stream && typeof h2stream.close === 'function') {
     h2stream.close(h2.NGHTTP2_CONNECT_ERROR);
   } else {
-    stream.destroy();
+    resetSocket(stream);
   }
+}
+
+/**
+ * Closes a TCP socket with a RST (SO_LINGER 0), so the peer reads ECONNRESET rather than an
+ * orderly FIN after a truncated stream. Other duplexes (TLS, pipes) are destroyed.
+ */
+export function resetSocket(stream: Duplex): void {
+  if (stream.destroyed) return;
+  if (stream instanceof net.Socket && !(stream instanceof TLSSocket)) {
+    try {
+      stream.resetAndDestroy();
+      return;
+    } catch {
+      // Not a TCP handle (a pipe): an ordinary close is all there is.
+    }
+  }
+  stream.destroy();
 }

@@ -2,12 +2,18 @@
  * The node agent: config file -> state -> one in-pod proxy per enrolled pod on this node, plus
  * the admin (15000), metrics (15020) and readiness (15021) endpoints. Config changes apply live:
  * new pods are enrolled, departed ones released, open connections re-authorized.
+ *
+ * Capture rules belong to the pod, not to this process: stopping or crashing leaves them in place,
+ * so a pod's traffic is refused (no listener behind the redirect) until a node agent serves it
+ * again. Only un-enrollment removes them, also when it happened while no node agent was running.
  */
-import { readFileSync, type StatWatcher, unwatchFile, watchFile } from 'node:fs';
+import { existsSync, readFileSync, type StatWatcher, unwatchFile, watchFile } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
+  type BackoffPolicy,
+  backoffDelay,
   type CaClient,
   CertManager,
   formatProblems,
@@ -31,6 +37,7 @@ import { InpodProxy } from '../proxy/inpod-proxy.js';
 import { ZtunnelState } from '../state/ztunnel-state.js';
 import { TcpMetrics } from '../telemetry/tcp-metrics.js';
 import { XdsConfigSource } from '../xds/xds-config-source.js';
+import { planEnrollment } from './enrollment-plan.js';
 import type { ZtunnelConfig } from './ztunnel-config.js';
 
 export interface ZtunnelAppInputs {
@@ -46,6 +53,20 @@ export interface ZtunnelAddresses {
 
 function netnsPath(netns: string): string {
   return netns.startsWith('/') ? netns : `/var/run/netns/${netns}`;
+}
+
+/** Retries of a pod whose enrollment (or release) failed. */
+export const ENROLL_BACKOFF: BackoffPolicy = Object.freeze({ initialMs: 200, maxMs: 15_000 });
+
+/** The readiness blocker of a pod that should be enrolled and is not served yet. */
+export function podBlocker(w: { namespace: string; name: string }): string {
+  return `pod ${w.namespace}/${w.name}`;
+}
+
+/** A pod whose enrollment or release failed, and when it is tried again. */
+interface Retry {
+  attempt: number;
+  timer?: NodeJS.Timeout;
 }
 
 export class ZtunnelApp {
@@ -66,6 +87,13 @@ export class ZtunnelApp {
   private sockets?: NetnsSockets;
   private applying = Promise.resolve();
   private configRejections = 0;
+  /** Network namespaces whose capture is to be removed (pods no longer enrolled): path -> pod. */
+  private readonly releasing = new Map<string, string>();
+  /** Pending retries, by pod uid (enrollment) or netns path (release). */
+  private readonly retries = new Map<string, Retry>();
+  /** Set once the first config has been reconciled (stale rules on the node are swept then). */
+  private swept = false;
+  private closing = false;
 
   constructor(private readonly inputs: ZtunnelAppInputs) {
     collectDefaultMetrics({ register: this.registry });
@@ -91,23 +119,28 @@ export class ZtunnelApp {
     this.apply(first);
     await this.applying;
     this.blockers.delete('enrollment');
-    logger.info({ node: config.nodeName, enrolled: [...this.proxies.keys()] }, 'ztunnel ready');
+    logger.info(
+      { node: config.nodeName, enrolled: [...this.proxies.keys()], blockers: [...this.blockers] },
+      'ztunnel started',
+    );
     return { admin, metrics, readiness };
   }
 
-  /** Stops accepting, drains open connections until the deadline, releases every pod. */
+  /**
+   * Stops accepting, drains open connections until the deadline. The pods stay captured: their
+   * traffic is refused until a node agent serves them again (fail closed), as with Istio, where
+   * the rules belong to the pod's network namespace and outlive ztunnel.
+   */
   async close(): Promise<void> {
+    this.closing = true;
     this.blockers.add('draining');
+    for (const r of this.retries.values()) clearTimeout(r.timer);
+    this.retries.clear();
     this.file?.close();
     this.xds?.close();
     if (this.podNetnsWatcher && this.inputs.config.podNetnsFile) unwatchFile(this.inputs.config.podNetnsFile);
     await this.applying;
-    await Promise.all(
-      [...this.proxies.values()].map(async ({ proxy, netnsPath: ns }) => {
-        await proxy.close(this.inputs.config.drainMs);
-        await removeCapture(ns);
-      }),
-    );
+    await Promise.all([...this.proxies.values()].map(({ proxy }) => proxy.close(this.inputs.config.drainMs)));
     this.proxies.clear();
     this.certs?.close();
     for (const s of this.servers) s.close();
@@ -196,6 +229,7 @@ export class ZtunnelApp {
   }
 
   private apply(config: LocalConfig): void {
+    if (this.closing) return;
     this.lastConfig = config;
     this.applying = this.applying
       .then(() => this.reconcile(config))
@@ -212,20 +246,53 @@ export class ZtunnelApp {
       const netns = w.netns ?? this.podNetns.get(`${w.namespace}/${w.name}`);
       if (w.protocol === 'HBONE' && netns && w.ips[0]) wanted.set(w.uid, { ...w, netns });
     }
-    for (const [uid, entry] of this.proxies) {
-      if (!wanted.has(uid)) {
-        await entry.proxy.close(this.inputs.config.drainMs);
-        await removeCapture(entry.netnsPath);
-        this.proxies.delete(uid);
-        logger.info({ uid }, 'pod released');
+    // Readiness waits for every pod that should be served, each under its own name.
+    for (const b of [...this.blockers]) if (b.startsWith('pod ')) this.blockers.delete(b);
+    for (const w of wanted.values()) if (!this.proxies.has(w.uid)) this.blockers.add(podBlocker(w));
+
+    const plan = planEnrollment({
+      wanted: new Map([...wanted].map(([uid, w]) => [uid, netnsPath(w.netns as string)])),
+      served: new Map([...this.proxies].map(([uid, e]) => [uid, e.netnsPath])),
+      releasing: this.releasing,
+      ...(!this.swept && { sweep: new Map([...this.podNetns].map(([pod, ns]) => [netnsPath(ns), pod])) }),
+    });
+    this.swept = true;
+    for (const uid of plan.stop) {
+      const entry = this.proxies.get(uid);
+      this.proxies.delete(uid);
+      await entry?.proxy.close(this.inputs.config.drainMs);
+    }
+    for (const path of this.releasing.keys()) {
+      if (!plan.release.has(path)) {
+        this.releasing.delete(path);
+        this.succeeded(path);
       }
     }
-    for (const [uid, w] of wanted) {
-      if (this.proxies.has(uid)) continue;
+    for (const [ns, pod] of plan.release) {
+      this.releasing.set(ns, pod);
+      try {
+        if (await removeCapture(ns)) logger.info({ pod, netns: ns }, 'pod released');
+        this.releasing.delete(ns);
+        this.succeeded(ns);
+      } catch (err) {
+        if (!existsSync(ns)) {
+          // The pod and its network namespace are gone, and its rules with them.
+          this.releasing.delete(ns);
+          this.succeeded(ns);
+          continue;
+        }
+        logger.error({ err, pod, netns: ns }, 'removing capture failed; retrying');
+        this.retry(ns);
+      }
+    }
+
+    for (const uid of plan.enroll) {
+      const w = wanted.get(uid) as Workload;
       const ns = netnsPath(w.netns as string);
+      let proxy: InpodProxy | undefined;
       try {
         await installCapture(ns);
-        const proxy = new InpodProxy({
+        proxy = new InpodProxy({
           workload: w,
           netnsPath: ns,
           state: () => this.state as ZtunnelState,
@@ -237,15 +304,43 @@ export class ZtunnelApp {
         });
         await proxy.start();
         this.proxies.set(uid, { proxy, netnsPath: ns });
+        this.blockers.delete(podBlocker(w));
+        this.succeeded(uid);
         logger.info({ uid, netns: ns }, 'pod enrolled');
       } catch (err) {
-        logger.error({ err, uid }, 'enrolling pod failed');
-        await removeCapture(ns);
+        // The rules stay: the pod's traffic is refused until a retry serves it (fail closed).
+        logger.error({ err, uid }, 'enrolling pod failed; retrying');
+        await proxy?.close(0).catch(() => {});
+        this.retry(uid);
       }
+    }
+    for (const key of this.retries.keys()) {
+      if (!wanted.has(key) && !this.releasing.has(key)) this.succeeded(key);
     }
     let closed = 0;
     for (const { proxy } of this.proxies.values()) closed += proxy.reauthorize();
     if (closed > 0) logger.info({ closed }, 'connections closed by a policy change');
+  }
+
+  /** Re-applies the last config after a backoff, for a pod whose enrollment or release failed. */
+  private retry(uid: string): void {
+    const r = this.retries.get(uid) ?? { attempt: 0 };
+    this.retries.set(uid, r);
+    if (r.timer || this.closing) return;
+    const delay = backoffDelay(ENROLL_BACKOFF, r.attempt);
+    r.attempt += 1;
+    r.timer = setTimeout(() => {
+      r.timer = undefined;
+      if (this.lastConfig) this.apply(this.lastConfig);
+    }, delay);
+    r.timer.unref();
+  }
+
+  private succeeded(uid: string): void {
+    const r = this.retries.get(uid);
+    if (!r) return;
+    clearTimeout(r.timer);
+    this.retries.delete(uid);
   }
 
   private admin(req: http.IncomingMessage, res: http.ServerResponse): void {

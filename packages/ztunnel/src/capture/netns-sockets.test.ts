@@ -125,8 +125,12 @@ describe.skipIf(!isRoot)('netns sockets with the in-pod capture rules (root, rea
 
   it('removing the rules restores plain networking without restarting the app', async () => {
     for (const s of servers.splice(0)) s.close();
-    sh('ip', ['netns', 'exec', POD, 'iptables-restore', '--noflush'], inpodIptablesRemoval());
-    for (const line of inpodRoutesRemoval()) sh('ip', ['-n', POD, ...line.split(' ')]);
+    const saved = sh('ip', ['netns', 'exec', POD, 'iptables-save']);
+    sh('ip', ['netns', 'exec', POD, 'iptables-restore', '--noflush'], inpodIptablesRemoval(saved));
+    const routes = sh('ip', ['-n', POD, 'route', 'show', 'table', '100']);
+    for (const line of inpodRoutesRemoval(sh('ip', ['-n', POD, 'rule', 'show']), routes)) {
+      sh('ip', ['-n', POD, ...line.split(' ')]);
+    }
     expect(sh('ip', ['netns', 'exec', POD, 'iptables-save'])).not.toContain('ISTIO');
     const before = inbound.length;
     expect(await clientIn(CLI, POD_IP, 8080)).toBe(`peer=${CLI_IP}`);

@@ -20,6 +20,7 @@ import {
   HboneServer,
   type HostPort,
   MeshError,
+  resetSocket,
   type SpliceStats,
   splice,
 } from '@ambient/shared';
@@ -129,7 +130,9 @@ export class InpodProxy {
     let closed = 0;
     for (const conn of [...this.open]) {
       if (!this.decide(conn.facts).allowed) {
-        conn.upstream.destroy();
+        // A reset, not a FIN: the app must not take a revoked upload for a complete one. The
+        // tunnel then resets the client's side too (RST_STREAM over HBONE).
+        resetSocket(conn.upstream);
         this.open.delete(conn);
         closed += 1;
       }
