@@ -11,6 +11,7 @@ import {
   TCP_PROXY_TYPE,
 } from './envoy-protos.js';
 import { listenerResourceType } from './envoy-xds.js';
+import { Re2Regex } from './re2-regex.js';
 
 const HTTP_CHAIN = 'inbound-vip|9080|http|reviews.bookinfo.svc.cluster.local';
 const TCP_CHAIN = 'inbound-vip|3306|tcp|mysql.db.svc.cluster.local';
@@ -266,7 +267,7 @@ describe('listenerResourceType', () => {
       andRules: [
         { destinationPort: 9080 },
         { orRules: [{ header: { name: ':authority', match: { suffix: '.local' }, invert: false } }] },
-        { notRule: { urlPath: { regex: expect.any(RegExp) } } },
+        { notRule: { urlPath: { regex: expect.any(Re2Regex) } } },
       ],
     });
     expect(policy?.principals).toMatchObject([
@@ -278,7 +279,7 @@ describe('listenerResourceType', () => {
         ],
       },
       { orIds: [{ header: { name: 'x-user', invert: false } }] },
-      { notId: { principalName: { regex: expect.any(RegExp) } } },
+      { notId: { principalName: { regex: expect.any(Re2Regex) } } },
       { principalName: { prefix: '' } },
     ]);
     const notId = policy?.principals[2] as { notId: { principalName: { regex: RegExp } } };
