@@ -161,6 +161,7 @@ export class WaypointApp {
       metrics: this.requestMetrics,
       logger: logger.child({ component: 'http' }),
       clusterName: s.clusterId,
+      maxHeadersCount: s.maxHeadersCount,
       ...(s.accessLog &&
         logger.isLevelEnabled('info') && { accessLog: (entry) => logger.info(entry, 'access') }),
     });

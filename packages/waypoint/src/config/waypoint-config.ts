@@ -187,6 +187,8 @@ export interface HttpChain {
   /** RBAC filters in filter order (DENY before ALLOW as istiod writes them). */
   readonly rbac: readonly RbacRules[];
   readonly statPrefix: string;
+  /** Envoy's `common_http_protocol_options.max_headers_count`; absent, the waypoint's setting. */
+  readonly maxHeadersCount?: number;
 }
 
 export interface TcpChain {

@@ -59,7 +59,22 @@ export interface HttpProxyInputs {
   readonly maxHeaderBytes?: number;
   /** A client must send its request headers within this time. */
   readonly headersTimeoutMs?: number;
+  /**
+   * Most request header fields accepted (pseudo-headers not counted) unless the chain sets its
+   * own; more is refused with 431, never truncated. Envoy's default is 100.
+   */
+  readonly maxHeadersCount?: number;
 }
+
+/** Envoy's default max_headers_count (DEFAULT_MAX_HEADERS_COUNT). */
+export const DEFAULT_MAX_HEADERS_COUNT = 100;
+
+/**
+ * Node's own HTTP/2 header-count cap, kept above what fits in the header size limit (every
+ * entry counts at least 32 bytes of it) so that this proxy counts and answers 431 itself; past
+ * it Node resets the stream, which is a refusal too.
+ */
+const H2_MAX_HEADER_PAIRS = 4096;
 
 /** Envoy's response flags this proxy sets. */
 export type ResponseFlag = 'NR' | 'UH' | 'UF' | 'UO' | 'URX' | 'DC' | 'UT' | 'UC' | 'UR' | 'NC' | 'DI' | 'FI';
@@ -148,6 +163,14 @@ function newTraceparent(incoming: unknown): string {
   return `00-${randomHex(16)}-${span}-01`;
 }
 
+/** How many header fields a request carried, pseudo-headers not counted. */
+function headerCount(req: http.IncomingMessage | http2.Http2ServerRequest): number {
+  let n = 0;
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) if (!raw[i]?.startsWith(':')) n++;
+  return n;
+}
+
 /** A request's headers as one lower-case map with the pseudo-headers, for matching. */
 function headerView(
   req: http.IncomingMessage | http2.Http2ServerRequest,
@@ -185,6 +208,9 @@ export class HttpProxy {
       requestTimeout: 0,
       keepAliveTimeout: 60_000,
     });
+    // Node would keep the first 1,000 headers and silently drop the rest, hiding them from RBAC:
+    // it keeps every one (the byte limit bounds them) and onRequest refuses too many with 431.
+    this.http1.maxHeadersCount = 0;
     this.http1.on('request', (req, res) => {
       this.headerGuards.get(req.socket)?.(res);
       this.onRequest(req, res, this.contexts.get(req.socket));
@@ -200,6 +226,7 @@ export class HttpProxy {
     });
     this.http2 = http2.createServer({
       maxSessionMemory: 64,
+      maxHeaderListPairs: H2_MAX_HEADER_PAIRS,
       settings: { maxHeaderListSize: inputs.maxHeaderBytes ?? 60 * 1024 },
     });
     // A session is created synchronously inside emit('connection'): it takes the context being handed.
@@ -383,6 +410,20 @@ export class HttpProxy {
     downstreamGone: () => boolean,
   ): Promise<void> {
     const { ctx } = ex;
+    const limit =
+      ctx.chain.handler.maxHeadersCount ?? this.inputs.maxHeadersCount ?? DEFAULT_MAX_HEADERS_COUNT;
+    if (headerCount(req) > limit) {
+      // Refused whole: policy and upstream must see the same headers, all of them.
+      this.inputs.metrics.downstreamErrors.inc({ reason: 'too_many_headers' });
+      return this.localReply(
+        res,
+        ex,
+        431,
+        undefined,
+        'request header fields too many',
+        'stream' in res ? {} : { connection: 'close' },
+      );
+    }
     const view = headerView(req, ex.authority);
     const verdict = evaluateRbac(ctx.chain.handler.rbac, {
       principal: ctx.peer.toString(),

@@ -138,6 +138,16 @@ describe('listenerResourceType', () => {
     }
   });
 
+  it('takes the request header count limit from common_http_protocol_options.max_headers_count', () => {
+    expect(httpOf(decodeOk(listener())).maxHeadersCount).toBeUndefined();
+    const opts = (n: number) => ({ commonHttpProtocolOptions: { maxHeadersCount: { value: n } } });
+    expect(httpOf(decodeOk(listener({ filterChains: [httpChain({}, opts(50))] }))).maxHeadersCount).toBe(50);
+    expect(problems(listener({ filterChains: [httpChain({}, opts(0))] }))).toContainEqual({
+      path: 'filter_chains[0].filters[0].typed_config.common_http_protocol_options.max_headers_count',
+      message: 'must be at least 1',
+    });
+  });
+
   it('rejects HTTP/3 codec', () => {
     expect(problems(listener({ filterChains: [httpChain({}, { codecType: 'HTTP3' })] }))).toContainEqual({
       path: 'filter_chains[0].filters[0].typed_config.codec_type',
