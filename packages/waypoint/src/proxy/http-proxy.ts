@@ -38,7 +38,10 @@ import { UpstreamConnectError, type UpstreamPool } from './upstream-pool.js';
 export interface ConnectionContext {
   /** The client's identity from its HBONE certificate. */
   readonly peer: SpiffeId;
+  /** The verified HBONE connection's remote address, never one a client wrote in a header. */
   readonly sourceIp: string;
+  /** The workload known at `sourceIp` with the peer's identity, for telemetry. */
+  readonly sourceWorkload?: string;
   /** The original destination (the CONNECT authority): a service VIP and port. */
   readonly target: HostPort;
   readonly chain: FilterChain & { readonly handler: HttpChain };
@@ -893,13 +896,20 @@ export class HttpProxy {
     const durationMs = performance.now() - ex.start;
     const flags = ex.flags.size ? [...ex.flags].join(',') : '-';
     const peer = ex.ctx.peer;
+    const bagNamespace = ex.ctx.baggage.get('k8s.namespace.name');
     const dst = ex.endpoint;
     // Before a cluster is chosen (a denial, no route), the chain says which service was called.
     const svc = ex.cluster?.service ?? serviceOfChain(ex.ctx.chain.name);
     const labels: RequestLabels = {
       reporter: 'waypoint',
+      // The workload found at the verified address first; else the peer metadata the client's
+      // ztunnel sent, if it names the certificate's namespace (a label only, never authorization).
       source_workload:
-        ex.ctx.baggage.get('k8s.deployment.name') ?? ex.ctx.baggage.get('k8s.pod.name') ?? 'unknown',
+        ex.ctx.sourceWorkload ??
+        (bagNamespace === undefined || bagNamespace === peer.namespace
+          ? (ex.ctx.baggage.get('k8s.deployment.name') ?? ex.ctx.baggage.get('k8s.pod.name'))
+          : undefined) ??
+        'unknown',
       source_workload_namespace: peer.namespace,
       source_principal: peer.toString(),
       source_app: ex.ctx.baggage.get('service.name') ?? 'unknown',
