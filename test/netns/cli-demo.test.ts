@@ -24,7 +24,9 @@ describe.skipIf(!isRoot)('ambientctl (root)', () => {
     expect(stdout).toContain('OK: 2 echo endpoints answered over mutual TLS');
     // The L7 part: a waypoint for the echo service account, and a GET-only policy on it.
     expect(stdout).toContain('waypoint demo/echo-waypoint ready');
-    expect(stdout).toMatch(/-> {2}echo-[01] saw 198\.18\.16\.10 \[200\] {2}\(x-request-id [0-9a-f-]{36}\)/);
+    // Through the waypoint the app sees the waypoint's address (198.18.17.12), as with upstream ztunnel.
+    expect(stdout).toMatch(/-> {2}echo-[01] saw 198\.18\.17\.12 \[200\] {2}\(x-request-id [0-9a-f-]{36}\)/);
+    expect(stdout).toContain("through a waypoint the app sees the waypoint's address");
     expect(stdout).toContain(
       'curl -X POST http://echo.demo.svc.cluster.local/  ->  RBAC: access denied [403]',
     );
@@ -128,7 +130,7 @@ describe.skipIf(!isRoot)('ambientctl (root)', () => {
       'http://echo.demo.svc.cluster.local/',
     );
     expect(through.stdout).toMatch(/^x-request-id: [0-9a-f-]{36}\r$/m);
-    expect(through.stdout).toMatch(/echo-[01] saw 198\.18\.16\.10/);
+    expect(through.stdout).toMatch(/echo-[01] saw 198\.18\.17\.12/);
     await cli('down');
     await expect(cli('status')).rejects.toSatisfy((e) =>
       (e as { stderr: string }).stderr.includes(`no lab named "${name}" is up`),

@@ -158,12 +158,14 @@ describe.skipIf(!isRoot)(
       ]);
       expect(r.status).toBe(200);
       const seen = JSON.parse(r.body) as { remote: string; headers: Record<string, string> };
-      // The destination node agent trusts the waypoint's Forwarded address: the app sees the client.
-      expect(seen.remote).toBe(sleep().ip);
+      // The destination node agent delivers from the verified peer, the waypoint, as upstream
+      // ztunnel does (preserving the client's address is an opt-in, tested in test/faults).
+      expect(seen.remote).toBe(waypoint.ip);
       expect(seen.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
       // The trace is kept, with the waypoint's own span.
       expect(seen.headers.traceparent).toMatch(/^00-0af7651916cd43dd8448eb211c80319c-[0-9a-f]{16}-01$/);
       expect(seen.headers.traceparent).not.toContain('b7ad6b7169203331');
+      // The waypoint names the client from the verified connection.
       expect(seen.headers['x-forwarded-for']).toBe(sleep().ip);
       // The destination node agents saw the waypoint's identity as the source.
       const dest = (await mesh.metrics(0)) + (await mesh.metrics(1));

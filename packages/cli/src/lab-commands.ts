@@ -244,6 +244,9 @@ spec:
       `  demo/sleep$ curl http://echo.demo.svc.cluster.local/          ->  ${allowed.text}  (x-request-id ${allowed.id ?? 'none'})`,
     );
     print(`  demo/sleep$ curl -X POST http://echo.demo.svc.cluster.local/  ->  ${denied}`);
+    print(
+      "  (through a waypoint the app sees the waypoint's address, as with upstream ztunnel; the waypoint names the client in x-forwarded-for)",
+    );
     if (!allowed.text.endsWith('[200]') || !denied.includes('RBAC: access denied [403]'))
       throw new Error('the waypoint did not apply the policy');
     if (wp) {

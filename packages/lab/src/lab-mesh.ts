@@ -24,6 +24,12 @@ export interface LabMeshOptions {
   readonly logLevel?: string;
   /** Extra workloads on no lab node, to size a node agent's state (benchmarks). */
   readonly extraWorkloads?: number;
+  /**
+   * Node agents deliver connections from a pod's own waypoint to the app from the original client
+   * address (ZT_PRESERVE_CLIENT_IP_THROUGH_WAYPOINT, our extension). Off: the app sees the
+   * waypoint's address, as with upstream ztunnel.
+   */
+  readonly preserveClientIpThroughWaypoint?: boolean;
 }
 
 export const DATAPLANE_MODE_LABEL = 'istio.io/dataplane-mode';
@@ -119,6 +125,9 @@ export class LabMesh {
         ZT_INSTANCE_IP: node.ip,
         ZT_METRICS_ADDRESS: node.ip,
         ZT_LOG_LEVEL: this.options.logLevel ?? 'warn',
+        ...(this.options.preserveClientIpThroughWaypoint && {
+          ZT_PRESERVE_CLIENT_IP_THROUGH_WAYPOINT: 'true',
+        }),
       },
       openSync(join(dir, `ztunnel-node${node.index}.log`), 'a'),
     );

@@ -4,6 +4,7 @@
  */
 import { isIP } from 'node:net';
 import type { Problem } from '@ambient/shared';
+import { RE2JS } from 're2js';
 
 export type Obj = Record<string, unknown>;
 
@@ -131,12 +132,15 @@ export class ManifestFields {
     this.add(path, `${JSON.stringify(v)} must be one of ${values.join(', ')}`);
     return undefined;
   }
-  /** A regular expression that must compile. */
+  /**
+   * A regular expression that must compile as RE2, the engine Envoy and the waypoint match with:
+   * what is accepted here is exactly what the proxies accept.
+   */
   regex(v: unknown, path: string): string {
     const s = this.str(v, path);
     if (!s) return s;
     try {
-      new RegExp(s);
+      RE2JS.compile(s);
     } catch (err) {
       this.add(path, `${JSON.stringify(s)} is not a valid regular expression: ${(err as Error).message}`);
     }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { FilterChain } from '../config/waypoint-config.js';
-import { matchChain, parseBaggage } from './waypoint-app.js';
+import type { FilterChain, UpstreamEndpoint, WaypointConfig } from '../config/waypoint-config.js';
+import { matchChain, parseBaggage, sourceWorkload } from './waypoint-app.js';
 
 const chain = (name: string, port: number, ...prefixes: Array<[string, number]>): FilterChain => ({
   name,
@@ -39,5 +39,33 @@ describe('parseBaggage', () => {
       ['service.name', 'a b'],
     ]);
     expect(parseBaggage(undefined).size).toBe(0);
+  });
+});
+
+describe('sourceWorkload', () => {
+  const ep = (workload: string, address: string, sa: string): UpstreamEndpoint => ({
+    address,
+    port: 8080,
+    workload,
+    namespace: 'demo',
+    serviceAccount: sa,
+    identity: `spiffe://cluster.local/ns/demo/sa/${sa}`,
+    tunnel: 'hbone',
+  });
+  const config: WaypointConfig = {
+    routes: new Map(),
+    clusters: new Map(),
+    endpoints: new Map([['c', [ep('sleep', '10.0.0.1', 'sleep'), ep('other', '10.0.0.2', 'other')]]]),
+  };
+
+  it('names the workload at the verified address when it holds the peer identity', () => {
+    expect(sourceWorkload(config, '10.0.0.1', 'spiffe://cluster.local/ns/demo/sa/sleep')).toEqual({
+      sourceWorkload: 'sleep',
+    });
+  });
+
+  it("never names a workload whose identity is not the peer's", () => {
+    expect(sourceWorkload(config, '10.0.0.1', 'spiffe://cluster.local/ns/demo/sa/other')).toEqual({});
+    expect(sourceWorkload(config, '10.0.0.9', 'spiffe://cluster.local/ns/demo/sa/sleep')).toEqual({});
   });
 });

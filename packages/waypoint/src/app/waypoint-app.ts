@@ -30,7 +30,7 @@ import {
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
-import type { FilterChain, HttpChain } from '../config/waypoint-config.js';
+import type { FilterChain, HttpChain, WaypointConfig } from '../config/waypoint-config.js';
 import { createLoadBalancer } from '../lb/create-load-balancer.js';
 import type { LoadBalancer } from '../lb/load-balancer.js';
 import { matchCidr } from '../match/cidr-match.js';
@@ -94,6 +94,22 @@ export function parseBaggage(value: string | undefined): Map<string, string> {
     }
   }
   return out;
+}
+
+/**
+ * The workload at the verified source address, when this waypoint knows it (an endpoint of one of
+ * its clusters) and it holds the peer's identity: telemetry names the source from what was verified.
+ */
+export function sourceWorkload(
+  config: WaypointConfig,
+  sourceIp: string,
+  principal: string,
+): { sourceWorkload?: string } {
+  for (const eps of config.endpoints.values()) {
+    const ep = eps.find((e) => e.address === sourceIp && e.identity === principal);
+    if (ep) return { sourceWorkload: ep.workload };
+  }
+  return {};
 }
 
 export class WaypointApp {
@@ -161,6 +177,7 @@ export class WaypointApp {
       metrics: this.requestMetrics,
       logger: logger.child({ component: 'http' }),
       clusterName: s.clusterId,
+      maxHeadersCount: s.maxHeadersCount,
       ...(s.accessLog &&
         logger.isLevelEnabled('info') && { accessLog: (entry) => logger.info(entry, 'access') }),
     });
@@ -257,7 +274,9 @@ export class WaypointApp {
         `no filter chain for ${req.target.host}:${req.target.port} on this waypoint`,
       );
     }
-    const sourceIp = req.forwardedIp ?? req.remoteAddress.replace('::ffff:', '');
+    // The client's address is the verified HBONE connection's (in-pod, the client's ztunnel dials
+    // from inside the client pod, so it is the pod's IP); a Forwarded header is the client's word.
+    const sourceIp = req.remoteAddress.replace('::ffff:', '');
     const handler = chain.handler;
     if (handler.kind === 'tcp') return this.tcpUpstream(handler.cluster);
     const [tunnelSide, httpSide] = duplexPair();
@@ -267,6 +286,7 @@ export class WaypointApp {
       target: req.target,
       chain: chain as FilterChain & { handler: HttpChain },
       baggage: parseBaggage(req.baggage),
+      ...sourceWorkload(this.store.config, sourceIp, req.peer.toString()),
     });
     return tunnelSide;
   }

@@ -29,6 +29,11 @@ export interface WaypointSettings {
   readonly drainMs: number;
   readonly accessLog: boolean;
   readonly logLevel: string;
+  /**
+   * Most request header fields a request may carry (a listener's max_headers_count overrides);
+   * more is refused with 431. Envoy's default, 100.
+   */
+  readonly maxHeadersCount: number;
 }
 
 const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
@@ -85,6 +90,7 @@ export function parseWaypointSettings(
     drainMs: num('WP_DRAIN_SECONDS', 5, 0, 3600) * 1000,
     accessLog: (opt('WP_ACCESS_LOG') ?? 'true') !== 'false',
     logLevel,
+    maxHeadersCount: num('WP_MAX_HEADERS_COUNT', 100, 1, 4096),
   };
   return problems.length ? fail(problems) : ok(Object.freeze(settings));
 }

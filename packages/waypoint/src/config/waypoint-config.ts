@@ -3,12 +3,27 @@
  * Nothing behind the xDS boundary sees a wire type. All values are frozen once decoded.
  */
 
+/**
+ * A regex from config, compiled by RE2 (linear time, never a backtracking JavaScript RegExp):
+ * `test` is true when the whole input matches, as Envoy's matchers.
+ */
+export interface ConfigRegex {
+  readonly source: string;
+  test(input: string): boolean;
+}
+
+/** A regex_rewrite pattern: every match replaced by an RE2 substitution (`\1`, `\\`). */
+export interface RewriteRegex {
+  readonly source: string;
+  replaceAll(input: string, substitution: string): string;
+}
+
 export type StringMatch =
   | { readonly exact: string; readonly ignoreCase?: boolean }
   | { readonly prefix: string; readonly ignoreCase?: boolean }
   | { readonly suffix: string; readonly ignoreCase?: boolean }
   | { readonly contains: string; readonly ignoreCase?: boolean }
-  | { readonly regex: RegExp };
+  | { readonly regex: ConfigRegex };
 
 export interface HeaderMatch {
   /** Lower-case; `:method`, `:authority` and `:path` are the pseudo-headers. */
@@ -28,7 +43,7 @@ export type PathMatch =
   /** `ignoreCase`: Envoy's `case_sensitive: false` (it does not apply to regexes). */
   | { readonly prefix: string; readonly ignoreCase?: boolean }
   | { readonly exact: string; readonly ignoreCase?: boolean }
-  | { readonly regex: RegExp };
+  | { readonly regex: ConfigRegex };
 
 export interface RouteMatch {
   readonly path: PathMatch;
@@ -88,11 +103,8 @@ export interface RouteAction {
   readonly timeoutMs: number;
   readonly retry?: RetryPolicy;
   readonly prefixRewrite?: string;
-  /**
-   * Replaces every match of `pattern` (global flag) in the path without its query.
-   * `substitution` is in JavaScript replacement syntax (`$1`), converted from RE2's `\1`.
-   */
-  readonly regexRewrite?: { readonly pattern: RegExp; readonly substitution: string };
+  /** Replaces every match of `pattern` in the path without its query; `substitution` is RE2's (`\1`). */
+  readonly regexRewrite?: { readonly pattern: RewriteRegex; readonly substitution: string };
   readonly hostRewrite?: string;
   readonly mirrors: ReadonlyArray<{ readonly cluster: string; readonly percent: number }>;
   readonly hashPolicies: readonly HashPolicy[];
@@ -106,7 +118,7 @@ export interface RedirectAction {
   readonly path?: string;
   readonly prefixRewrite?: string;
   /** As RouteAction.regexRewrite. */
-  readonly regexRewrite?: { readonly pattern: RegExp; readonly substitution: string };
+  readonly regexRewrite?: { readonly pattern: RewriteRegex; readonly substitution: string };
   /** Drop the request's query (a query in `path` is kept regardless, as Envoy). */
   readonly stripQuery?: boolean;
   /** 301, 302, 303, 307 or 308. */
@@ -175,6 +187,8 @@ export interface HttpChain {
   /** RBAC filters in filter order (DENY before ALLOW as istiod writes them). */
   readonly rbac: readonly RbacRules[];
   readonly statPrefix: string;
+  /** Envoy's `common_http_protocol_options.max_headers_count`; absent, the waypoint's setting. */
+  readonly maxHeadersCount?: number;
 }
 
 export interface TcpChain {

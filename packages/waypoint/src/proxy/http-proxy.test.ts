@@ -103,6 +103,20 @@ function backend(
   );
 }
 
+/** Writes raw bytes on a fresh connection and resolves with everything read until it closes. */
+function rawExchange(port: number, text: string): Promise<string> {
+  return new Promise<string>((resolve) => {
+    const s = net.connect(port, '127.0.0.1', () => s.write(text));
+    let out = '';
+    s.on('data', (d) => {
+      out += d.toString();
+    });
+    s.on('close', () => resolve(out));
+    s.on('error', () => resolve(out));
+    setTimeout(() => s.destroy(), 2000);
+  });
+}
+
 function endpoint(name: string, port: number): UpstreamEndpoint {
   return {
     address: '127.0.0.1',
@@ -472,17 +486,7 @@ describe('HttpProxy over real sockets: routing, retries, timeouts, faults, RBAC,
   });
 
   it('refuses malformed requests, oversized headers and upgrades with a status, counted, and keeps serving', async () => {
-    const raw = (text: string) =>
-      new Promise<string>((resolve) => {
-        const s = net.connect(port, '127.0.0.1', () => s.write(text));
-        let out = '';
-        s.on('data', (d) => {
-          out += d.toString();
-        });
-        s.on('close', () => resolve(out));
-        s.on('error', () => resolve(out));
-        setTimeout(() => s.destroy(), 2000);
-      });
+    const raw = (text: string) => rawExchange(port, text);
     expect(await raw('GARBAGE\r\n\r\n')).toMatch(/^HTTP\/1.1 400/);
     expect(await raw(`GET / HTTP/1.1\r\nhost: x\r\nx-big: ${'a'.repeat(10_000)}\r\n\r\n`)).toMatch(
       /^HTTP\/1.1 431/,
@@ -517,5 +521,140 @@ describe('HttpProxy over real sockets: routing, retries, timeouts, faults, RBAC,
       response_flags: '-',
       upstream_cluster: 'ab',
     });
+  });
+});
+
+describe('HttpProxy header count limit: refused whole with 431, never truncated', () => {
+  let a: Awaited<ReturnType<typeof backend>>;
+  let front: net.Server;
+  let port: number;
+  let proxy: HttpProxy;
+  const registry = new Registry();
+  const metrics = new RequestMetrics(registry);
+  const rbac: RbacRules[] = [
+    {
+      action: 'DENY',
+      policies: [
+        {
+          name: 'ns[demo]-policy[deny-evil]-rule[0]',
+          permissions: [{ header: { name: 'x-evil', match: { exact: '1' }, invert: false } }],
+          principals: [{ any: true }],
+        },
+      ],
+    },
+  ];
+
+  beforeAll(async () => {
+    a = await backend('a');
+    const config: WaypointConfig = {
+      routes: new Map([
+        ['r', { name: 'r', routes: [route('all', '/', { clusters: [{ cluster: 'a', weight: 1 }] })] }],
+      ]),
+      clusters: new Map([['a', cluster('a')]]),
+      endpoints: new Map([['a', [endpoint('a', a.port)]]]),
+    };
+    const upstreams = new UpstreamPool({
+      hbone: new HboneClient({
+        certificates: { fetch: () => Promise.reject(new Error('no certificates in this test')) },
+        metrics: new HboneMetrics(new Registry()),
+        logger,
+      }),
+      identity: SpiffeId.of('cluster.local', 'demo', 'reviews-waypoint'),
+      dialTcp: (host, p, timeoutMs) => dialTcp({ host, port: p }, timeoutMs),
+    });
+    // The default header byte limit (60 KiB): 3,000 small headers fit under it.
+    proxy = new HttpProxy({ config: () => config, upstreams, metrics, logger });
+    front = net.createServer((socket) => {
+      const [tunnel, inner] = duplexPair();
+      socket.pipe(tunnel).pipe(socket);
+      socket.on('error', () => tunnel.destroy());
+      tunnel.on('error', () => socket.destroy());
+      tunnel.on('close', () => socket.destroy());
+      proxy.serve(inner, {
+        peer: SpiffeId.of('cluster.local', 'demo', 'sleep'),
+        sourceIp: '198.18.16.10',
+        target: { host: '198.19.0.1', port: 80 },
+        chain: {
+          name: 'inbound-vip|80|http|reviews.demo.svc.cluster.local',
+          prefixes: [],
+          port: 80,
+          handler: { kind: 'http', codec: 'auto', routeConfigName: 'r', rbac, statPrefix: 'x' },
+        },
+        baggage: new Map(),
+      });
+    });
+    await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
+    port = (front.address() as net.AddressInfo).port;
+  });
+
+  afterAll(() => {
+    proxy.close();
+    front.close();
+    a.server.close();
+  });
+
+  const get = (path: string, init: RequestInit = {}) => fetch(`http://127.0.0.1:${port}${path}`, init);
+
+  it('refuses 3,000 small headers before a denied one with 431 (counted), and the upstream never sees the request', async () => {
+    const padding = Array.from({ length: 3000 }, (_, i) => `x-p${i}: v\r\n`).join('');
+    const hitsBefore = a.hits.length;
+    const reply = await rawExchange(
+      port,
+      `GET /padded HTTP/1.1\r\nhost: x\r\n${padding}x-evil: 1\r\nconnection: close\r\n\r\n`,
+    );
+    expect(reply).toMatch(/^HTTP\/1.1 431/);
+    // Without padding the policy denies it: the header is what decides, not the count.
+    expect((await get('/padded', { headers: { 'x-evil': '1' } })).status).toBe(403);
+    expect(a.hits.length).toBe(hitsBefore);
+    expect(a.hits).not.toContain('/padded');
+    expect(await registry.metrics()).toMatch(
+      /waypoint_downstream_errors_total\{reason="too_many_headers"\} 1/,
+    );
+  });
+
+  it('passes a request with exactly 100 header fields and refuses one with 101 (HTTP/1.1)', async () => {
+    // host + 99 more = 100 header fields.
+    const fields = (n: number) => Array.from({ length: n }, (_, i) => `x-f${i}: v\r\n`).join('');
+    const ok = await rawExchange(
+      port,
+      `GET /headers HTTP/1.1\r\nhost: x\r\n${fields(98)}connection: close\r\n\r\n`,
+    );
+    expect(ok).toMatch(/^HTTP\/1.1 200/);
+    expect(ok).toContain('"x-f97":"v"');
+    const over = await rawExchange(
+      port,
+      `GET /headers HTTP/1.1\r\nhost: x\r\n${fields(99)}connection: close\r\n\r\n`,
+    );
+    expect(over).toMatch(/^HTTP\/1.1 431/);
+  });
+
+  it('refuses an HTTP/2 request over the header count with 431, and passes 100 headers whole', async () => {
+    const session = http2.connect(`http://127.0.0.1:${port}`);
+    const send = (headers: Record<string, string>) =>
+      new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const s = session.request({ ':method': 'GET', ':path': '/headers', ...headers });
+        let status = 0;
+        let body = '';
+        s.on('response', (h) => {
+          status = Number(h[':status']);
+        });
+        s.on('data', (d: Buffer) => {
+          body += d.toString();
+        });
+        s.on('end', () => resolve({ status, body }));
+        s.on('error', reject);
+        s.end();
+      });
+    const many = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`x-h${i}`, 'v']));
+    const hitsBefore = a.hits.length;
+    const refused = await send({ ...many(1200), 'x-evil': '1' });
+    expect(refused.status).toBe(431);
+    expect(a.hits.length).toBe(hitsBefore);
+    const passed = await send(many(100));
+    expect(passed.status).toBe(200);
+    expect(Object.keys(JSON.parse(passed.body) as object).filter((k) => k.startsWith('x-h'))).toHaveLength(
+      100,
+    );
+    session.close();
   });
 });

@@ -38,7 +38,10 @@ import { UpstreamConnectError, type UpstreamPool } from './upstream-pool.js';
 export interface ConnectionContext {
   /** The client's identity from its HBONE certificate. */
   readonly peer: SpiffeId;
+  /** The verified HBONE connection's remote address, never one a client wrote in a header. */
   readonly sourceIp: string;
+  /** The workload known at `sourceIp` with the peer's identity, for telemetry. */
+  readonly sourceWorkload?: string;
   /** The original destination (the CONNECT authority): a service VIP and port. */
   readonly target: HostPort;
   readonly chain: FilterChain & { readonly handler: HttpChain };
@@ -59,7 +62,22 @@ export interface HttpProxyInputs {
   readonly maxHeaderBytes?: number;
   /** A client must send its request headers within this time. */
   readonly headersTimeoutMs?: number;
+  /**
+   * Most request header fields accepted (pseudo-headers not counted) unless the chain sets its
+   * own; more is refused with 431, never truncated. Envoy's default is 100.
+   */
+  readonly maxHeadersCount?: number;
 }
+
+/** Envoy's default max_headers_count (DEFAULT_MAX_HEADERS_COUNT). */
+export const DEFAULT_MAX_HEADERS_COUNT = 100;
+
+/**
+ * Node's own HTTP/2 header-count cap, kept above what fits in the header size limit (every
+ * entry counts at least 32 bytes of it) so that this proxy counts and answers 431 itself; past
+ * it Node resets the stream, which is a refusal too.
+ */
+const H2_MAX_HEADER_PAIRS = 4096;
 
 /** Envoy's response flags this proxy sets. */
 export type ResponseFlag = 'NR' | 'UH' | 'UF' | 'UO' | 'URX' | 'DC' | 'UT' | 'UC' | 'UR' | 'NC' | 'DI' | 'FI';
@@ -148,6 +166,14 @@ function newTraceparent(incoming: unknown): string {
   return `00-${randomHex(16)}-${span}-01`;
 }
 
+/** How many header fields a request carried, pseudo-headers not counted. */
+function headerCount(req: http.IncomingMessage | http2.Http2ServerRequest): number {
+  let n = 0;
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) if (!raw[i]?.startsWith(':')) n++;
+  return n;
+}
+
 /** A request's headers as one lower-case map with the pseudo-headers, for matching. */
 function headerView(
   req: http.IncomingMessage | http2.Http2ServerRequest,
@@ -185,6 +211,9 @@ export class HttpProxy {
       requestTimeout: 0,
       keepAliveTimeout: 60_000,
     });
+    // Node would keep the first 1,000 headers and silently drop the rest, hiding them from RBAC:
+    // it keeps every one (the byte limit bounds them) and onRequest refuses too many with 431.
+    this.http1.maxHeadersCount = 0;
     this.http1.on('request', (req, res) => {
       this.headerGuards.get(req.socket)?.(res);
       this.onRequest(req, res, this.contexts.get(req.socket));
@@ -200,6 +229,7 @@ export class HttpProxy {
     });
     this.http2 = http2.createServer({
       maxSessionMemory: 64,
+      maxHeaderListPairs: H2_MAX_HEADER_PAIRS,
       settings: { maxHeaderListSize: inputs.maxHeaderBytes ?? 60 * 1024 },
     });
     // A session is created synchronously inside emit('connection'): it takes the context being handed.
@@ -383,6 +413,20 @@ export class HttpProxy {
     downstreamGone: () => boolean,
   ): Promise<void> {
     const { ctx } = ex;
+    const limit =
+      ctx.chain.handler.maxHeadersCount ?? this.inputs.maxHeadersCount ?? DEFAULT_MAX_HEADERS_COUNT;
+    if (headerCount(req) > limit) {
+      // Refused whole: policy and upstream must see the same headers, all of them.
+      this.inputs.metrics.downstreamErrors.inc({ reason: 'too_many_headers' });
+      return this.localReply(
+        res,
+        ex,
+        431,
+        undefined,
+        'request header fields too many',
+        'stream' in res ? {} : { connection: 'close' },
+      );
+    }
     const view = headerView(req, ex.authority);
     const verdict = evaluateRbac(ctx.chain.handler.rbac, {
       principal: ctx.peer.toString(),
@@ -852,13 +896,20 @@ export class HttpProxy {
     const durationMs = performance.now() - ex.start;
     const flags = ex.flags.size ? [...ex.flags].join(',') : '-';
     const peer = ex.ctx.peer;
+    const bagNamespace = ex.ctx.baggage.get('k8s.namespace.name');
     const dst = ex.endpoint;
     // Before a cluster is chosen (a denial, no route), the chain says which service was called.
     const svc = ex.cluster?.service ?? serviceOfChain(ex.ctx.chain.name);
     const labels: RequestLabels = {
       reporter: 'waypoint',
+      // The workload found at the verified address first; else the peer metadata the client's
+      // ztunnel sent, if it names the certificate's namespace (a label only, never authorization).
       source_workload:
-        ex.ctx.baggage.get('k8s.deployment.name') ?? ex.ctx.baggage.get('k8s.pod.name') ?? 'unknown',
+        ex.ctx.sourceWorkload ??
+        (bagNamespace === undefined || bagNamespace === peer.namespace
+          ? (ex.ctx.baggage.get('k8s.deployment.name') ?? ex.ctx.baggage.get('k8s.pod.name'))
+          : undefined) ??
+        'unknown',
       source_workload_namespace: peer.namespace,
       source_principal: peer.toString(),
       source_app: ex.ctx.baggage.get('service.name') ?? 'unknown',

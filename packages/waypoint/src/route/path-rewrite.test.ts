@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
+import { compileRe2 } from '../xds/re2-regex.js';
 import { rewritePath } from './path-rewrite.js';
+
+function rewriteRegex(source: string) {
+  const r = compileRe2(source, 'global');
+  if (!r.ok) throw new Error(r.problems[0]?.message);
+  return r.value;
+}
 
 describe('rewritePath', () => {
   it('replaces the matched prefix and keeps the rest, query included', () => {
@@ -23,9 +30,9 @@ describe('rewritePath', () => {
   });
 
   it('applies regex_rewrite to every match in the path, not the query', () => {
-    const regexRewrite = { pattern: /o/gu, substitution: '0' };
+    const regexRewrite = { pattern: rewriteRegex('o'), substitution: '0' };
     expect(rewritePath('/foo/boo?o=o', { prefix: '/' }, { regexRewrite })).toBe('/f00/b00?o=o');
-    const groups = { pattern: /^\/service\/([^/]+)(\/.*)$/gu, substitution: '$2/instance/$1' };
+    const groups = { pattern: rewriteRegex('^/service/([^/]+)(/.*)$'), substitution: '\\2/instance/\\1' };
     expect(rewritePath('/service/foo/v1/api?x', { prefix: '/' }, { regexRewrite: groups })).toBe(
       '/v1/api/instance/foo?x',
     );

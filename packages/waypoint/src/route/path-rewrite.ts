@@ -3,12 +3,12 @@
  * its exact path, or for a regex route the whole path) and keeps the rest, query included;
  * regex_rewrite replaces every match in the path and keeps the query.
  */
-import type { PathMatch } from '../config/waypoint-config.js';
+import type { PathMatch, RewriteRegex } from '../config/waypoint-config.js';
 import { pathOnly } from './request-view.js';
 
 export interface PathRewrite {
   readonly prefixRewrite?: string;
-  readonly regexRewrite?: { readonly pattern: RegExp; readonly substitution: string };
+  readonly regexRewrite?: { readonly pattern: RewriteRegex; readonly substitution: string };
 }
 
 /** The rewritten `:path` (with query), or the path unchanged when the route rewrites nothing. */
@@ -21,7 +21,7 @@ export function rewritePath(path: string, match: PathMatch, rewrite: PathRewrite
     return rewrite.prefixRewrite + path.slice(matched);
   }
   if (rewrite.regexRewrite) {
-    return just.replace(rewrite.regexRewrite.pattern, rewrite.regexRewrite.substitution) + rest;
+    return rewrite.regexRewrite.pattern.replaceAll(just, rewrite.regexRewrite.substitution) + rest;
   }
   return path;
 }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { RedirectAction } from '../config/waypoint-config.js';
+import { compileRe2 } from '../xds/re2-regex.js';
 import { redirectLocation } from './redirect-location.js';
 
 const base = { path: '/a/b?x=1', authority: 'reviews:9080', scheme: 'http' };
@@ -79,7 +80,9 @@ describe('redirectLocation', () => {
     expect(redirectLocation(redirect({ prefixRewrite: '/v2/' }), { prefix: '/a/' }, base)).toBe(
       'http://reviews:9080/v2/b?x=1',
     );
-    const regexRewrite = { pattern: /b/gu, substitution: 'c' };
+    const compiled = compileRe2('b', 'global');
+    if (!compiled.ok) throw new Error('b');
+    const regexRewrite = { pattern: compiled.value, substitution: 'c' };
     expect(redirectLocation(redirect({ regexRewrite }), { prefix: '/' }, base)).toBe(
       'http://reviews:9080/a/c?x=1',
     );

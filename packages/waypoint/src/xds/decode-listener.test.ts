@@ -11,6 +11,7 @@ import {
   TCP_PROXY_TYPE,
 } from './envoy-protos.js';
 import { listenerResourceType } from './envoy-xds.js';
+import { Re2Regex } from './re2-regex.js';
 
 const HTTP_CHAIN = 'inbound-vip|9080|http|reviews.bookinfo.svc.cluster.local';
 const TCP_CHAIN = 'inbound-vip|3306|tcp|mysql.db.svc.cluster.local';
@@ -135,6 +136,16 @@ describe('listenerResourceType', () => {
       const l = decodeOk(listener({ filterChains: [httpChain({}, { codecType })] }));
       expect(httpOf(l).codec).toBe(codec);
     }
+  });
+
+  it('takes the request header count limit from common_http_protocol_options.max_headers_count', () => {
+    expect(httpOf(decodeOk(listener())).maxHeadersCount).toBeUndefined();
+    const opts = (n: number) => ({ commonHttpProtocolOptions: { maxHeadersCount: { value: n } } });
+    expect(httpOf(decodeOk(listener({ filterChains: [httpChain({}, opts(50))] }))).maxHeadersCount).toBe(50);
+    expect(problems(listener({ filterChains: [httpChain({}, opts(0))] }))).toContainEqual({
+      path: 'filter_chains[0].filters[0].typed_config.common_http_protocol_options.max_headers_count',
+      message: 'must be at least 1',
+    });
   });
 
   it('rejects HTTP/3 codec', () => {
@@ -266,7 +277,7 @@ describe('listenerResourceType', () => {
       andRules: [
         { destinationPort: 9080 },
         { orRules: [{ header: { name: ':authority', match: { suffix: '.local' }, invert: false } }] },
-        { notRule: { urlPath: { regex: expect.any(RegExp) } } },
+        { notRule: { urlPath: { regex: expect.any(Re2Regex) } } },
       ],
     });
     expect(policy?.principals).toMatchObject([
@@ -278,7 +289,7 @@ describe('listenerResourceType', () => {
         ],
       },
       { orIds: [{ header: { name: 'x-user', invert: false } }] },
-      { notId: { principalName: { regex: expect.any(RegExp) } } },
+      { notId: { principalName: { regex: expect.any(Re2Regex) } } },
       { principalName: { prefix: '' } },
     ]);
     const notId = policy?.principals[2] as { notId: { principalName: { regex: RegExp } } };

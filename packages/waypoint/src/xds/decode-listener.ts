@@ -84,7 +84,18 @@ function httpChain(hcm: WireHttpConnectionManager, path: string, ctx: DecodeCont
       ctx.problem(p, `${f.name || 'filter'} of type ${type} is not supported`);
     }
   });
-  return { kind: 'http', codec: codec ?? 'auto', routeConfigName, rbac, statPrefix: hcm.statPrefix };
+  // Envoy's limit on request header fields; absent, the waypoint's own default applies.
+  const maxHeadersCount = hcm.commonHttpProtocolOptions?.maxHeadersCount?.value;
+  if (maxHeadersCount !== undefined && maxHeadersCount < 1)
+    ctx.problem(at(path, 'common_http_protocol_options.max_headers_count'), 'must be at least 1');
+  return {
+    kind: 'http',
+    codec: codec ?? 'auto',
+    routeConfigName,
+    rbac,
+    statPrefix: hcm.statPrefix,
+    ...(maxHeadersCount !== undefined && maxHeadersCount >= 1 && { maxHeadersCount }),
+  };
 }
 
 function tcpChain(tcp: WireTcpProxy, path: string, ctx: DecodeContext): TcpChain {

@@ -11,14 +11,14 @@ import type {
   WireRegexMatcher,
   WireStringMatcher,
 } from './envoy-wire.js';
-import { compileRe2, type RegexMode, re2Substitution } from './re2-regex.js';
+import { checkRe2Substitution, compileRe2, type Re2Regex, type RegexMode } from './re2-regex.js';
 
 export function regex(
   m: WireRegexMatcher | null | undefined,
   mode: RegexMode,
   path: string,
   ctx: DecodeContext,
-): RegExp | undefined {
+): Re2Regex | undefined {
   if (!m?.regex) {
     ctx.problem(at(path, 'regex'), 'is required');
     return undefined;
@@ -33,9 +33,15 @@ export function regexRewrite(
   m: WireRegexMatchAndSubstitute,
   path: string,
   ctx: DecodeContext,
-): { pattern: RegExp; substitution: string } | undefined {
+): { pattern: Re2Regex; substitution: string } | undefined {
   const pattern = regex(m.pattern, 'global', at(path, 'pattern'), ctx);
-  return pattern && { pattern, substitution: re2Substitution(m.substitution) };
+  if (!pattern) return undefined;
+  const bad = checkRe2Substitution(m.substitution, pattern.groups);
+  if (bad) {
+    ctx.problem(at(path, 'substitution'), bad);
+    return undefined;
+  }
+  return { pattern, substitution: m.substitution };
 }
 
 function nonEmpty(v: string | undefined, path: string, ctx: DecodeContext): string {

@@ -4,6 +4,7 @@ import type { RedirectAction, Route, RouteAction, RouteTable } from '../config/w
 import { duration, encodeMessage, typed } from '../testing/envoy-encode.js';
 import { FAULT_TYPE, FILTER_CONFIG_TYPE, ROUTE_CONFIGURATION_TYPE_URL } from './envoy-protos.js';
 import { routeConfigurationResourceType } from './envoy-xds.js';
+import { Re2Regex } from './re2-regex.js';
 
 const NAME = 'inbound-vip|9080|http|reviews.bookinfo.svc.cluster.local';
 const CLUSTER = NAME;
@@ -99,7 +100,7 @@ describe('routeConfigurationResourceType', () => {
         { exact: '/A' },
       );
       const r = one({ match: { safeRegex: { regex: '/v[0-9]+/.*' } }, ...toCluster }).match.path as {
-        regex: RegExp;
+        regex: { test(input: string): boolean };
       };
       expect(r.regex.test('/v1/x')).toBe(true);
       expect(r.regex.test('/x/v1/x')).toBe(false);
@@ -131,7 +132,7 @@ describe('routeConfigurationResourceType', () => {
         { name: 'x-prefix', match: { prefix: 'p' }, invert: false },
         { name: 'x-suffix', match: { suffix: 's' }, invert: false },
         { name: 'x-contains', match: { contains: 'c' }, invert: false },
-        { name: 'x-regex', match: { regex: expect.any(RegExp) }, invert: false },
+        { name: 'x-regex', match: { regex: expect.any(Re2Regex) }, invert: false },
         { name: 'x-present', invert: false },
         { name: 'x-absent', invert: true },
         { name: 'x-not', match: { prefix: 'n', ignoreCase: true }, invert: true },
@@ -209,7 +210,8 @@ describe('routeConfigurationResourceType', () => {
 
     it('rejects regexes RE2 would reject', () => {
       const p = problems(rc([{ match: { safeRegex: { regex: '(a)\\1' } }, ...toCluster }]));
-      expect(p[0]?.message).toContain('backreferences are not supported');
+      // RE2's own message: it has no backreferences.
+      expect(p[0]?.message).toContain('invalid escape sequence: `\\1`');
     });
   });
 
@@ -393,7 +395,7 @@ describe('routeConfigurationResourceType', () => {
       expect(a.hashPolicies).toEqual([{ header: 'x-user' }, { sourceIp: true }]);
     });
 
-    it('decodes regex_rewrite with RE2 substitutions converted', () => {
+    it('decodes regex_rewrite and applies RE2 substitutions', () => {
       const a = one({
         match: { prefix: '/' },
         route: {
@@ -401,13 +403,24 @@ describe('routeConfigurationResourceType', () => {
           regexRewrite: { pattern: { regex: '^/service/([^/]+)(/.*)$' }, substitution: '\\2/instance/\\1' },
         },
       }).action as RouteAction;
-      expect(a.regexRewrite?.substitution).toBe('$2/instance/$1');
+      expect(a.regexRewrite?.substitution).toBe('\\2/instance/\\1');
       expect(
-        '/service/foo/v1/api'.replace(
-          a.regexRewrite?.pattern as RegExp,
-          a.regexRewrite?.substitution as string,
-        ),
+        a.regexRewrite?.pattern.replaceAll('/service/foo/v1/api', a.regexRewrite?.substitution as string),
       ).toBe('/v1/api/instance/foo');
+    });
+
+    it('rejects a regex_rewrite substitution naming a group the pattern lacks, as RE2 does', () => {
+      const p = problems(
+        rc([
+          {
+            match: { prefix: '/' },
+            route: { cluster: 'c', regexRewrite: { pattern: { regex: '^/(a)$' }, substitution: '\\2' } },
+          },
+        ]),
+      );
+      expect(p).toHaveLength(1);
+      expect(p[0]?.path).toBe('virtual_hosts[0].routes[0].route.regex_rewrite.substitution');
+      expect(p[0]?.message).toContain('names group \\2; the pattern has 1');
     });
 
     it('reports route action problems', () => {

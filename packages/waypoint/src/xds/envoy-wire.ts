@@ -158,6 +158,7 @@ export interface WireHttpConnectionManager {
   routeSpecifier?: 'rds' | 'routeConfig' | 'scopedRoutes';
   rds: { configSource: WireConfigSource | null; routeConfigName: string } | null;
   httpFilters: WireHttpFilter[];
+  commonHttpProtocolOptions: { maxHeadersCount: { value: number } | null } | null;
 }
 export interface WireTcpProxy {
   statPrefix: string;

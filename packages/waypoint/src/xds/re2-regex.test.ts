@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { compileRe2, re2Substitution } from './re2-regex.js';
+import { checkRe2Substitution, compileRe2, type Re2Regex } from './re2-regex.js';
 
-function full(source: string): RegExp {
+function full(source: string): Re2Regex {
   const r = compileRe2(source, 'full');
   if (!r.ok) throw new Error(r.problems[0]?.message);
   return r.value;
@@ -25,11 +25,11 @@ describe('compileRe2', () => {
 
   it('finds every match in global mode, for rewrites', () => {
     const r = compileRe2('o', 'global');
-    expect(r.ok && 'foo'.replace(r.value, '0')).toBe('f00');
+    expect(r.ok && r.value.replaceAll('foo', '0')).toBe('f00');
   });
 
-  it('translates RE2-only syntax', () => {
-    expect(full('(?P<ver>v[0-9])/x').exec('v1/x')?.groups?.ver).toBe('v1');
+  it('accepts RE2 syntax', () => {
+    expect(full('(?P<ver>v[0-9])/x').test('v1/x')).toBe(true);
     expect(full('(?i)abc').test('ABC')).toBe(true);
     expect(full('(?s)a.b').test('a\nb')).toBe(true);
     expect(full('(?m)a$').test('a')).toBe(true);
@@ -65,39 +65,72 @@ describe('compileRe2', () => {
     expect(full('a.b').test('a\nb')).toBe(false);
   });
 
-  it('rejects what RE2 rejects', () => {
-    expect(error('(a)\\1')).toContain('backreferences are not supported');
-    expect(error('(?P<x>a)(?P=x)')).toContain('backreferences are not supported');
-    expect(error('a(?=b)')).toContain('lookaround is not supported');
-    expect(error('a(?!b)')).toContain('lookaround is not supported');
-    expect(error('(?<=a)b')).toContain('lookaround is not supported');
-    expect(error('(?<!a)b')).toContain('lookaround is not supported');
-    expect(error('(?U)a+')).toContain('flag U is not supported');
-    expect(error('a(?i)b')).toContain('flag groups are only supported at the start');
-    expect(error('\\C')).toContain('\\C is not supported');
+  it('rejects what RE2 rejects, with its message', () => {
+    expect(error('(a)\\1')).toContain('invalid escape sequence: `\\1`');
+    expect(error('(?P<x>a)(?P=x)')).toContain('invalid or unsupported Perl syntax');
+    expect(error('a(?=b)')).toContain('invalid or unsupported Perl syntax');
+    expect(error('a(?!b)')).toContain('invalid or unsupported Perl syntax');
+    expect(error('(?<=a)b')).toContain('invalid named capture');
+    expect(error('(?<!a)b')).toContain('invalid named capture');
+    expect(error('\\C')).toContain('invalid escape sequence');
+  });
+
+  it('accepts what RE2 accepts that a translation to JavaScript did not', () => {
+    // RE2 has the ungreedy flag, flag groups anywhere and negated POSIX classes.
+    expect(full('(?U)a+').test('aaa')).toBe(true);
+    expect(full('a(?i)b').test('aB')).toBe(true);
+    expect(full('a(?i)b').test('AB')).toBe(false);
+    expect(full('[[:^alpha:]]').test('1')).toBe(true);
+    expect(full('[[:^alpha:]]').test('a')).toBe(false);
   });
 
   it('reports patterns that do not compile', () => {
     expect(error('a(')).toMatch(/^regex "a\(": /);
-    expect(error('[a')).toContain('missing ]');
+    expect(error('[a')).toContain('missing closing ]');
     expect(error('a\\')).toContain('trailing backslash');
-    expect(error('[[:nope:]]')).toContain('unknown POSIX class');
-    expect(error('[[:^alpha:]]')).toContain('negated POSIX class');
-    expect(error('\\x{41')).toContain('unterminated');
-    expect(error('\\p')).toContain('without a class name');
-    expect(error('[\\A]')).toContain('inside a character class');
+    expect(error('[[:nope:]]')).toContain('invalid character class range');
+    expect(error('\\x{41')).toContain('invalid escape sequence');
+    expect(error('\\p')).toContain('invalid character class range');
+    expect(error('[\\A]')).toContain('invalid escape sequence');
     expect(error('*')).toMatch(/regex "\*"/);
+  });
+
+  it('matches in linear time: a nested quantifier does not backtrack', () => {
+    // A backtracking engine takes exponential time here (2^5000 paths); RE2 answers at once.
+    const r = full('/(a+)+b');
+    expect(r.test(`/${'a'.repeat(5000)}c`)).toBe(false);
+    expect(r.test(`/${'a'.repeat(5000)}b`)).toBe(true);
+    const rewrite = compileRe2('(a+)+b', 'global');
+    expect(rewrite.ok && rewrite.value.replaceAll(`/${'a'.repeat(5000)}c`, 'x')).toBe(
+      `/${'a'.repeat(5000)}c`,
+    );
   });
 });
 
-describe('re2Substitution', () => {
-  it('turns RE2 group references into JavaScript ones', () => {
-    expect(re2Substitution('\\2/instance/\\1')).toBe('$2/instance/$1');
-    expect(re2Substitution('[\\0]')).toBe('[$&]');
+describe('RE2 substitutions', () => {
+  const rewrite = (source: string, input: string, substitution: string) => {
+    const r = compileRe2(source, 'global');
+    if (!r.ok) throw new Error(r.problems[0]?.message);
+    return r.value.replaceAll(input, substitution);
+  };
+
+  it('replace \\N with group N and \\0 with the whole match', () => {
+    expect(rewrite('^/service/([^/]+)(/.*)$', '/service/foo/v1/api', '\\2/instance/\\1')).toBe(
+      '/v1/api/instance/foo',
+    );
+    expect(rewrite('b+', 'abbc', '[\\0]')).toBe('a[bb]c');
+    expect(rewrite('(x)?b', 'ab', '<\\1>')).toBe('a<>');
   });
 
-  it('keeps dollars and backslashes literal', () => {
-    expect(re2Substitution('$1 costs $$')).toBe('$$1 costs $$$$');
-    expect('x'.replace(/x/, re2Substitution('$1\\\\'))).toBe('$1\\');
+  it('keep dollars literal and read \\\\ as one backslash', () => {
+    expect(rewrite('x', 'x', '$1 costs $$')).toBe('$1 costs $$');
+    expect(rewrite('x', 'x', '$&\\\\')).toBe('$&\\');
+  });
+
+  it('are checked against the pattern as RE2::Rewrite does', () => {
+    expect(checkRe2Substitution('\\1/\\0\\\\', 1)).toBeUndefined();
+    expect(checkRe2Substitution('\\2', 1)).toContain('names group \\2');
+    expect(checkRe2Substitution('\\x', 1)).toContain('invalid rewrite pattern');
+    expect(checkRe2Substitution('a\\', 1)).toContain('invalid rewrite pattern');
   });
 });

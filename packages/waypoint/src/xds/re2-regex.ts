@@ -1,197 +1,110 @@
 /**
- * Envoy's regexes are RE2. JavaScript's differ in a few places, so a pattern is translated before
- * compiling (with the `u` flag, which is strict and code-point based like RE2):
- * - RE2-only syntax becomes its JS equivalent: `(?P<name>`, `\A`, `\z`, `\pL`, `\x{...}`, `\Q...\E`,
- *   POSIX classes (`[[:alpha:]]`), leading flag groups (`(?i)`), literal `{`/`}`/`]`, and escaped
- *   punctuation JS would reject;
- * - what RE2 rejects is rejected here too (backreferences, lookaround, ungreedy mode), so a config
- *   behaves the same on Envoy and on this waypoint.
- * JS regexes backtrack where RE2 does not; config comes from the trusted control plane.
+ * Envoy's regexes are RE2: every regex that comes from config is compiled by re2js, a port of
+ * RE2 that matches in time linear in the input. A JavaScript RegExp backtracks, so a valid RE2
+ * pattern such as `(a+)+b` could take seconds of CPU on one crafted request; never use one here.
+ * What RE2 accepts is accepted and what it rejects is rejected, with RE2's own message.
  */
 import { fail, ok, type Result } from '@ambient/shared';
+import { RE2JS } from 're2js';
+import type { ConfigRegex, RewriteRegex } from '../config/waypoint-config.js';
 
 /** `full`: the whole input must match (Envoy's matchers). `global`: every match, for rewrites. */
 export type RegexMode = 'full' | 'global';
 
-const JS_SYNTAX = new Set('^$\\.*+?()[]{}|/');
-const POSIX: Record<string, string> = {
-  alnum: '0-9A-Za-z',
-  alpha: 'A-Za-z',
-  ascii: '\\x00-\\x7F',
-  blank: '\\t ',
-  cntrl: '\\x00-\\x1F\\x7F',
-  digit: '0-9',
-  graph: '!-~',
-  lower: 'a-z',
-  print: ' -~',
-  punct: '!-\\/:-@\\[-`{-~',
-  space: '\\t\\n\\v\\f\\r ',
-  upper: 'A-Z',
-  word: '0-9A-Za-z_',
-  xdigit: '0-9A-Fa-f',
-};
+/** A compiled RE2 pattern: full-match `test` for matchers, `replaceAll` for regex_rewrite. */
+export class Re2Regex implements ConfigRegex, RewriteRegex {
+  readonly #re: RE2JS;
 
-/** A literal character; `-` needs escaping only inside a class, where it could form a range. */
-function escapeLiteral(c: string, inClass: boolean): string {
-  return JS_SYNTAX.has(c) || (inClass && c === '-') ? `\\${c}` : c;
-}
-
-function translate(source: string): { pattern: string; flags: string } | string {
-  let i = 0;
-  let flags = '';
-  const lead = /^\(\?([a-zA-Z]+)\)/.exec(source);
-  if (lead) {
-    for (const f of lead[1] ?? '') {
-      if (f === 'i' || f === 'm' || f === 's') flags += flags.includes(f) ? '' : f;
-      else return `flag ${f} is not supported`;
-    }
-    i = lead[0].length;
+  constructor(
+    readonly source: string,
+    readonly mode: RegexMode,
+    re: RE2JS,
+  ) {
+    this.#re = re;
   }
-  let out = '';
-  let inClass = false;
-  let classStart = false;
-  while (i < source.length) {
-    const c = source[i] as string;
-    const atClassStart = classStart;
-    classStart = false;
-    if (c === '\\') {
-      const n = source[i + 1];
-      if (n === undefined) return 'trailing backslash';
-      if (n >= '1' && n <= '9') return 'backreferences are not supported (RE2)';
-      if (n === 'Q') {
-        const end = source.indexOf('\\E', i + 2);
-        const literal = source.slice(i + 2, end < 0 ? source.length : end);
-        out += [...literal].map((ch) => escapeLiteral(ch, inClass)).join('');
-        i = end < 0 ? source.length : end + 2;
-        continue;
-      }
-      if (n === 'C') return '\\C is not supported';
-      if (n === 'A' || n === 'z') {
-        if (inClass) return `\\${n} inside a character class`;
-        out += n === 'A' ? '(?<![\\s\\S])' : '(?![\\s\\S])';
-        i += 2;
-        continue;
-      }
-      if (n === 'a') {
-        out += '\\x07';
-        i += 2;
-        continue;
-      }
-      if (n === 'p' || n === 'P') {
-        if (source[i + 2] === '{') {
-          const end = source.indexOf('}', i + 3);
-          if (end < 0) return `unterminated \\${n}{`;
-          out += source.slice(i, end + 1);
-          i = end + 1;
-          continue;
+
+  /** Full mode: whether the whole input matches. Global mode: whether any part does. */
+  test(input: string): boolean {
+    return this.mode === 'full' ? this.#re.testExact(input) : this.#re.test(input);
+  }
+
+  /**
+   * Every non-overlapping match replaced by an RE2 substitution: `\0` the match, `\1`..`\9` its
+   * groups (empty when a group did not take part), `\\` a backslash, anything else literal.
+   */
+  replaceAll(input: string, substitution: string): string {
+    const parts = parseSubstitution(substitution);
+    return this.#re.matcher(input).replaceAll((...args: unknown[]) => {
+      let out = '';
+      for (const p of parts) {
+        if (typeof p === 'string') out += p;
+        else {
+          const g = args[p];
+          out += typeof g === 'string' ? g : '';
         }
-        const name = source[i + 2];
-        if (!name) return `\\${n} without a class name`;
-        out += `\\${n}{${name}}`;
-        i += 3;
-        continue;
       }
-      if (n === 'x' && source[i + 2] === '{') {
-        const end = source.indexOf('}', i + 3);
-        if (end < 0) return 'unterminated \\x{';
-        out += `\\u{${source.slice(i + 3, end)}}`;
-        i = end + 1;
-        continue;
-      }
-      if (!/[0-9A-Za-z]/.test(n)) {
-        // RE2 lets any punctuation be escaped; JS (u flag) only its own syntax characters.
-        out += escapeLiteral(n, inClass);
-        i += 2;
-        continue;
-      }
-      out += `\\${n}`;
-      i += 2;
-      continue;
-    }
-    if (inClass) {
-      if (c === '[' && source[i + 1] === ':') {
-        const end = source.indexOf(':]', i + 2);
-        const name = end < 0 ? undefined : source.slice(i + 2, end);
-        if (name?.startsWith('^')) return `negated POSIX class [:${name}:] is not supported`;
-        const range = name === undefined ? undefined : POSIX[name];
-        if (range === undefined) return `unknown POSIX class at ${i}`;
-        out += range;
-        i = end + 2;
-        continue;
-      }
-      if (c === ']' && !atClassStart) inClass = false;
-      out += c === ']' && atClassStart ? '\\]' : c === '[' ? '\\[' : c;
-      if (c === '^' && atClassStart && source[i - 1] === '[') classStart = true;
-      i++;
-      continue;
-    }
-    if (c === '[') {
-      inClass = true;
-      classStart = true;
-      out += c;
-      i++;
-      continue;
-    }
-    if (c === '(' && source[i + 1] === '?') {
-      const rest = source.slice(i + 2);
-      if (rest.startsWith('P<')) {
-        out += '(?<';
-        i += 4;
-        continue;
-      }
-      if (rest.startsWith('P=')) return 'backreferences are not supported (RE2)';
-      if (/^(=|!|<=|<!)/.test(rest)) return 'lookaround is not supported (RE2)';
-      if (rest.startsWith(':') || /^<[A-Za-z_]/.test(rest)) {
-        out += '(?';
-        i += 2;
-        continue;
-      }
-      return 'flag groups are only supported at the start of the pattern';
-    }
-    if (c === '{') {
-      // RE2 reads a brace that is not a repetition as a literal; JS (u flag) rejects it.
-      const rep = /^\{\d+(,\d*)?\}/.exec(source.slice(i));
-      if (rep) {
-        out += rep[0];
-        i += rep[0].length;
-        continue;
-      }
-      out += '\\{';
-      i++;
-      continue;
-    }
-    out += c === '}' || c === ']' ? `\\${c}` : c;
-    i++;
+      return out;
+    });
   }
-  if (inClass) return 'missing ]';
-  return { pattern: out, flags };
+
+  /** How many capturing groups the pattern has. */
+  get groups(): number {
+    return this.#re.groupCount();
+  }
+
+  /** Config dumps show the pattern. */
+  toJSON(): string {
+    return this.source;
+  }
 }
 
 /** Compiles an RE2 pattern for the given use; the problem (with an empty path) says why it cannot. */
-export function compileRe2(source: string, mode: RegexMode): Result<RegExp> {
-  const t = translate(source);
-  if (typeof t === 'string') return fail({ path: '', message: `regex ${JSON.stringify(source)}: ${t}` });
-  const multiline = t.flags.includes('m');
-  const pattern =
-    mode === 'full'
-      ? multiline
-        ? `(?<![\\s\\S])(?:${t.pattern})(?![\\s\\S])`
-        : `^(?:${t.pattern})$`
-      : t.pattern;
+export function compileRe2(source: string, mode: RegexMode): Result<Re2Regex> {
   try {
-    return ok(new RegExp(pattern, `${t.flags}u${mode === 'global' ? 'g' : ''}`));
+    return ok(new Re2Regex(source, mode, RE2JS.compile(source)));
   } catch (err) {
     return fail({ path: '', message: `regex ${JSON.stringify(source)}: ${(err as Error).message}` });
   }
 }
 
+/** An RE2 substitution as literal text and group numbers (checked at decode time). */
+function parseSubstitution(substitution: string): Array<string | number> {
+  const parts: Array<string | number> = [];
+  let text = '';
+  for (let i = 0; i < substitution.length; i++) {
+    const c = substitution[i] as string;
+    const n = substitution[i + 1];
+    if (c === '\\' && n !== undefined && n >= '0' && n <= '9') {
+      if (text) parts.push(text);
+      text = '';
+      parts.push(Number(n));
+      i++;
+    } else if (c === '\\' && n === '\\') {
+      text += '\\';
+      i++;
+    } else text += c;
+  }
+  if (text) parts.push(text);
+  return parts;
+}
+
 /**
- * RE2 substitutions name groups `\1` (`\0` the whole match, `\\` a backslash); JavaScript's
- * replace names them `$1` and `$&` and reads every `$` specially.
+ * Checks a regex_rewrite substitution as RE2::Rewrite does: a backslash is followed by a digit
+ * naming a group the pattern has, or by another backslash.
  */
-export function re2Substitution(substitution: string): string {
-  return substitution.replace(/\\(\d)|\\\\|\$/g, (m, digit: string | undefined) => {
-    if (digit !== undefined) return digit === '0' ? '$&' : `$${digit}`;
-    return m === '$' ? '$$' : '\\';
-  });
+export function checkRe2Substitution(substitution: string, groups: number): string | undefined {
+  for (let i = 0; i < substitution.length; i++) {
+    if (substitution[i] !== '\\') continue;
+    const n = substitution[i + 1];
+    if (n === '\\') {
+      i++;
+      continue;
+    }
+    if (n === undefined || n < '0' || n > '9')
+      return `invalid rewrite pattern: ${JSON.stringify(substitution)}`;
+    if (Number(n) > groups)
+      return `rewrite ${JSON.stringify(substitution)} names group \\${n}; the pattern has ${groups}`;
+    i++;
+  }
+  return undefined;
 }

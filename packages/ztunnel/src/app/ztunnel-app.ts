@@ -300,6 +300,7 @@ export class ZtunnelApp {
           certs: this.certs as CertManager,
           metrics: this.hboneMetrics,
           tcpMetrics: this.tcpMetrics,
+          preserveClientIpThroughWaypoint: this.inputs.config.preserveClientIpThroughWaypoint,
           logger: logger.child({ pod: `${w.namespace}/${w.name}` }),
         });
         await proxy.start();

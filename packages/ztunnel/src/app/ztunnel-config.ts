@@ -34,6 +34,13 @@ export interface ZtunnelConfig {
   readonly readinessPort: number;
   readonly drainMs: number;
   readonly logLevel: string;
+  /**
+   * Our extension, off by default: deliver a connection from this pod's own waypoint to the app
+   * from the client address the waypoint names (Forwarded `for=`), so the app sees the original
+   * client. Authorization and telemetry still use the verified socket address (the waypoint's).
+   * Upstream ztunnel has no such option: the app sees the waypoint's address.
+   */
+  readonly preserveClientIpThroughWaypoint: boolean;
 }
 
 const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
@@ -74,6 +81,12 @@ export function parseZtunnelConfig(env: Readonly<Record<string, string | undefin
     if (v !== undefined && !/^[^\s:]+:\d{1,5}$/.test(v))
       problems.push({ path: key, message: 'must be host:port' });
   }
+  const bool = (key: string, fallback: boolean): boolean => {
+    const v = opt(key);
+    if (v === undefined) return fallback;
+    if (v !== 'true' && v !== 'false') problems.push({ path: key, message: 'must be true or false' });
+    return v === 'true';
+  };
   const nodeName = str('ZT_NODE_NAME');
   const config: ZtunnelConfig = {
     nodeName,
@@ -97,6 +110,7 @@ export function parseZtunnelConfig(env: Readonly<Record<string, string | undefin
     readinessPort: num('ZT_READINESS_PORT', 15021, 0, 65535),
     drainMs: num('ZT_DRAIN_SECONDS', 5, 0, 3600) * 1000,
     logLevel,
+    preserveClientIpThroughWaypoint: bool('ZT_PRESERVE_CLIENT_IP_THROUGH_WAYPOINT', false),
   };
   return problems.length ? fail(problems) : ok(Object.freeze(config));
 }

@@ -3,8 +3,8 @@
  *   15001 outbound: captured connections, to a service VIP (round robin over endpoints) or a
  *         workload; HBONE with the pod's own certificate when the destination is enrolled,
  *         plain TCP otherwise;
- *   15008 inbound HBONE: mutual TLS as the pod's identity, L4 authorization, then delivery to the
- *         app from the client pod's own address;
+ *   15008 inbound HBONE: mutual TLS as the pod's identity, L4 authorization on the verified
+ *         peer (certificate and socket address), then delivery to the app from the peer's address;
  *   15006 inbound plaintext from clients that are not enrolled: authorization without a
  *         principal (a STRICT policy refuses it), then the same delivery.
  */
@@ -46,6 +46,8 @@ export interface InpodProxyInputs {
   readonly metrics: HboneMetrics;
   readonly tcpMetrics: TcpMetrics;
   readonly logger: Logger;
+  /** Deliver from the client address this pod's own waypoint names (see ZtunnelConfig). */
+  readonly preserveClientIpThroughWaypoint?: boolean;
 }
 
 /** An accepted inbound connection, kept so that a policy change can re-check it. */
@@ -81,19 +83,23 @@ export class InpodProxy {
         if (target.host !== this.podIp) {
           throw new MeshError('MESH_ERR_HBONE_BAD_REQUEST', `${target.host} is not this pod (${this.podIp})`);
         }
-        // The client's own address, unless the peer is this pod's waypoint: as Istio's ztunnel,
-        // only a waypoint is trusted to name the original client (its Forwarded header).
+        // Authorized and reported on what was verified: the peer's certificate and its socket
+        // address, never a Forwarded address a client chose (istio/ztunnel src/proxy/inbound.rs).
         const remote = req.remoteAddress.replace('::ffff:', '');
-        const sourceIp = req.forwardedIp && this.fromOwnWaypoint(req.peer) ? req.forwardedIp : remote;
         const facts: ConnectionFacts = {
           principal: req.peer.toString().slice('spiffe://'.length),
           namespace: req.peer.namespace,
-          sourceIp,
+          sourceIp: remote,
           destinationIp: target.host,
           destinationPort: target.port,
         };
-        const parties = this.inboundParties(sourceIp, req.peer.toString(), true);
-        const upstream = await this.admit(facts, parties);
+        const parties = this.inboundParties(remote, req.peer.toString(), true);
+        // Opt-in: the app sees the original client that this pod's own waypoint names.
+        const deliverFrom =
+          this.inputs.preserveClientIpThroughWaypoint && req.forwardedIp && this.fromOwnWaypoint(req.peer)
+            ? req.forwardedIp
+            : remote;
+        const upstream = await this.admit(facts, parties, deliverFrom);
         // Closed with the labels it was opened with, even if the config changes meanwhile.
         this.tunnelParties.set(req, parties);
         return upstream;
@@ -254,7 +260,11 @@ export class InpodProxy {
   }
 
   /** Authorizes, delivers to the app, counts, and tracks the connection for re-authorization. */
-  private async admit(facts: ConnectionFacts, parties: ConnectionParties): Promise<net.Socket> {
+  private async admit(
+    facts: ConnectionFacts,
+    parties: ConnectionParties,
+    deliverFrom = facts.sourceIp,
+  ): Promise<net.Socket> {
     const decision = this.decide(facts);
     if (!decision.allowed) {
       this.fail(parties, 'DENY');
@@ -263,10 +273,7 @@ export class InpodProxy {
     }
     let upstream: net.Socket;
     try {
-      upstream = await this.deliver(
-        { host: facts.destinationIp, port: facts.destinationPort },
-        facts.sourceIp,
-      );
+      upstream = await this.deliver({ host: facts.destinationIp, port: facts.destinationPort }, deliverFrom);
     } catch (err) {
       this.fail(parties, 'CONNECT');
       throw err;
@@ -339,7 +346,7 @@ export class InpodProxy {
     m.sent.inc(labels, parties.reporter === 'source' ? stats.bToA : stats.aToB);
   }
 
-  /** Connects to the app from the client's own address (transparent), marked so capture skips it. */
+  /** Connects to the app from the given source address (transparent), marked so capture skips it. */
   private deliver(target: HostPort, sourceIp: string): Promise<net.Socket> {
     return this.inputs.sockets.connect(this.inputs.netnsPath, {
       target,
