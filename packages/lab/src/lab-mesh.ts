@@ -24,6 +24,8 @@ export interface LabMeshOptions {
   readonly logLevel?: string;
   /** Extra workloads on no lab node, to size a node agent's state (benchmarks). */
   readonly extraWorkloads?: number;
+  /** Lifetime of workload certificates, such as "20s" (the control plane's CP_WORKLOAD_CERT_TTL). */
+  readonly workloadCertTtl?: string;
 }
 
 export const DATAPLANE_MODE_LABEL = 'istio.io/dataplane-mode';
@@ -148,6 +150,7 @@ export class LabMesh {
       CP_GRPC_ADDRESS: node.ip,
       CP_MONITOR_ADDRESS: node.ip,
       CP_LOG_LEVEL: this.options.logLevel ?? 'warn',
+      ...(this.options.workloadCertTtl && { CP_WORKLOAD_CERT_TTL: this.options.workloadCertTtl }),
     };
   }
 

@@ -220,6 +220,8 @@ export class ZtunnelApp {
         logger.info({ uid }, 'pod released');
       }
     }
+    // After departed pods drained: stop rotating identities that no enrolled pod here uses.
+    this.certs?.retain([...wanted.values()].map((w) => (this.state as ZtunnelState).identity(w)));
     for (const [uid, w] of wanted) {
       if (this.proxies.has(uid)) continue;
       const ns = netnsPath(w.netns as string);
