@@ -30,6 +30,8 @@ export interface LabMeshOptions {
    * waypoint's address, as with upstream ztunnel.
    */
   readonly preserveClientIpThroughWaypoint?: boolean;
+  /** Lifetime of workload certificates, such as "20s" (the control plane's CP_WORKLOAD_CERT_TTL). */
+  readonly workloadCertTtl?: string;
 }
 
 export const DATAPLANE_MODE_LABEL = 'istio.io/dataplane-mode';
@@ -198,6 +200,7 @@ export class LabMesh {
       CP_GRPC_ADDRESS: node.ip,
       CP_MONITOR_ADDRESS: node.ip,
       CP_LOG_LEVEL: this.options.logLevel ?? 'warn',
+      ...(this.options.workloadCertTtl && { CP_WORKLOAD_CERT_TTL: this.options.workloadCertTtl }),
     };
   }
 

@@ -133,6 +133,7 @@ export class ControlPlaneApp {
       identitiesOnNode: (node) => this.model?.identitiesByNode.get(node) ?? new Set(),
       metrics: this.metrics,
       logger: logger.child({ component: 'ca' }),
+      workloadCertTtlSeconds: config.workloadCertTtlSeconds,
     }).register(server);
     const creds = grpc.ServerCredentials.createSsl(
       null,

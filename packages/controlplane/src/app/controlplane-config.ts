@@ -1,4 +1,5 @@
 import { fail, ok, type Problem, type Result } from '@ambient/shared';
+import { ManifestFields } from '../model/manifest-fields.js';
 
 /** The control plane's settings, parsed once from an environment map and frozen. */
 export interface ControlPlaneConfig {
@@ -23,8 +24,18 @@ export interface ControlPlaneConfig {
   /** Quiet period after a change before pushing, and the longest a push waits. */
   readonly debounceMs: number;
   readonly debounceMaxMs: number;
+  /**
+   * Lifetime of the workload certificates the CA issues, and the most a CSR may ask for: a longer
+   * requested validity_duration is shortened to it, a non-positive one gets it.
+   */
+  readonly workloadCertTtlSeconds: number;
   readonly logLevel: string;
 }
+
+/** Istio's DEFAULT_WORKLOAD_CERT_TTL default. */
+export const DEFAULT_WORKLOAD_CERT_TTL_SECONDS = 24 * 3600;
+/** Istio's MAX_WORKLOAD_CERT_TTL default, and the longest the built-in CA signs. */
+export const MAX_WORKLOAD_CERT_TTL_SECONDS = 90 * 24 * 3600;
 
 const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
 
@@ -45,6 +56,22 @@ export function parseControlPlaneConfig(
       problems.push({ path: key, message: `must be an integer from ${min} to ${max}` });
     return n;
   };
+  const workloadCertTtlSeconds = (() => {
+    const raw = env.CP_WORKLOAD_CERT_TTL;
+    if (raw === undefined || raw === '') return DEFAULT_WORKLOAD_CERT_TTL_SECONDS;
+    const fields = new ManifestFields();
+    const ms = fields.duration(raw, 'CP_WORKLOAD_CERT_TTL');
+    problems.push(...fields.problems);
+    if (ms === undefined) return DEFAULT_WORKLOAD_CERT_TTL_SECONDS;
+    // Certificates count whole seconds: refuse what they cannot carry rather than round it.
+    if (ms % 1000 !== 0 || ms < 1000 || ms > MAX_WORKLOAD_CERT_TTL_SECONDS * 1000) {
+      problems.push({
+        path: 'CP_WORKLOAD_CERT_TTL',
+        message: `${JSON.stringify(raw)} must be a whole number of seconds from 1s to 2160h (90 days)`,
+      });
+    }
+    return ms / 1000;
+  })();
   const logLevel = env.CP_LOG_LEVEL || 'info';
   if (!LEVELS.includes(logLevel))
     problems.push({ path: 'CP_LOG_LEVEL', message: `must be one of ${LEVELS.join(', ')}` });
@@ -66,6 +93,7 @@ export function parseControlPlaneConfig(
       .filter(Boolean),
     debounceMs: num('CP_DEBOUNCE_MS', 10, 0, 10_000),
     debounceMaxMs: num('CP_DEBOUNCE_MAX_MS', 100, 0, 60_000),
+    workloadCertTtlSeconds,
     logLevel,
   };
   return problems.length ? fail(problems) : ok(Object.freeze(config));

@@ -3,6 +3,7 @@
  * account. A node's ztunnel may ask for another identity with `ImpersonatedIdentity` (in the
  * request's metadata Struct, or as a header), and is granted it only when a pod with that service
  * account is scheduled on the ztunnel's node. The CSR's SAN must equal the granted identity.
+ * Certificates live `workloadCertTtlSeconds` (CP_WORKLOAD_CERT_TTL), or less if the CSR asks for less.
  */
 
 import {
@@ -26,8 +27,20 @@ export interface CaServiceInputs {
   readonly identitiesOnNode: (node: string) => ReadonlySet<string>;
   readonly metrics: ControlPlaneMetrics;
   readonly logger: Logger;
-  readonly maxTtlSeconds?: number;
+  /** Lifetime of issued certificates and the most a CSR may ask for. Default 24 h. */
+  readonly workloadCertTtlSeconds?: number;
 }
+
+/**
+ * The lifetime to sign for: what the CSR asked, at most the configured TTL; the configured TTL
+ * when it asked for none. Istio refuses a validity_duration above MAX_WORKLOAD_CERT_TTL instead;
+ * shortening it lets the control plane alone set lifetimes for node agents that ask for 24 h.
+ */
+export function issuedTtlSeconds(requested: number, workloadCertTtlSeconds: number): number {
+  return requested > 0 ? Math.min(requested, workloadCertTtlSeconds) : workloadCertTtlSeconds;
+}
+
+type CsrResult = 'issued' | 'refused' | 'invalid' | 'error';
 
 interface WireCertificateRequest {
   csr: string;
@@ -68,7 +81,16 @@ export class CaService {
     const { metrics, logger, ca } = this.inputs;
     metrics.csrCount.inc();
     const auth = this.inputs.authenticator.authenticate(call.metadata.get('authorization')[0]?.toString());
+    // Per caller node and granted identity, so that a node agent's signing rate can be read. The
+    // identity label is set only once granted: a refused request cannot add label values.
+    const count = (result: CsrResult, identity?: SpiffeId) =>
+      metrics.csrByCaller.inc({
+        node: auth.ok && auth.value.kind === 'ztunnel' ? auth.value.node : '',
+        identity: identity ? `${identity.namespace}/${identity.serviceAccount}` : '',
+        result,
+      });
     if (!auth.ok) {
+      count('refused');
       metrics.authFailures.inc({ reason: 'token' });
       throw {
         code: grpc.status.UNAUTHENTICATED,
@@ -86,6 +108,7 @@ export class CaService {
     if (impersonated) {
       const parsed = SpiffeId.parse(impersonated);
       if (!parsed.ok) {
+        count('invalid');
         metrics.csrErrors.inc({ error: 'identity' });
         throw {
           code: grpc.status.INVALID_ARGUMENT,
@@ -95,6 +118,7 @@ export class CaService {
       granted = parsed.value;
       const key = `${granted.namespace}/${granted.serviceAccount}`;
       if (caller.kind !== 'ztunnel' || !this.inputs.identitiesOnNode(caller.node).has(key)) {
+        count('refused');
         metrics.authFailures.inc({ reason: 'impersonation' });
         logger.warn(
           { caller: own, node: caller.kind === 'ztunnel' ? caller.node : undefined, impersonated },
@@ -111,27 +135,31 @@ export class CaService {
     } else {
       granted = SpiffeId.of(ca.trustDomain, caller.namespace, caller.serviceAccount);
     }
-    const ttl =
+    const requested =
       typeof req.validityDuration === 'number' ? req.validityDuration : req.validityDuration.toNumber();
     try {
       const chain = await ca.sign(req.csr, {
-        ...(ttl > 0 && { ttlSeconds: Math.min(ttl, this.inputs.maxTtlSeconds ?? 24 * 3600) }),
+        ttlSeconds: issuedTtlSeconds(requested, this.inputs.workloadCertTtlSeconds ?? 24 * 3600),
         allowed: (id) => id.toString() === granted.toString(),
       });
       metrics.certsIssued.inc();
+      count('issued', granted);
       return chain;
     } catch (err) {
       if (isMeshError(err, 'MESH_ERR_INVALID_CSR')) {
+        count('invalid', granted);
         metrics.csrErrors.inc({ error: 'invalid_csr' });
         throw { code: grpc.status.INVALID_ARGUMENT, details: (err as Error).message };
       }
       if (isMeshError(err, 'MESH_ERR_IDENTITY_NOT_ALLOWED')) {
+        count('refused', granted);
         metrics.csrErrors.inc({ error: 'identity' });
         throw {
           code: grpc.status.PERMISSION_DENIED,
           details: `${(err as Error).message} (granted ${granted})`,
         };
       }
+      count('error', granted);
       throw { code: grpc.status.INTERNAL, details: (err as Error).message };
     }
   }

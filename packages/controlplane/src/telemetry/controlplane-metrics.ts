@@ -11,6 +11,7 @@ export class ControlPlaneMetrics {
   readonly certsIssued: Counter;
   readonly authFailures: Counter<'reason'>;
   readonly csrErrors: Counter<'error'>;
+  readonly csrByCaller: Counter<'node' | 'identity' | 'result'>;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -62,6 +63,14 @@ export class ControlPlaneMetrics {
       name: 'citadel_server_csr_sign_err_count',
       help: 'Certificate signing requests refused: error is invalid_csr or identity',
       labelNames: ['error'],
+      registers,
+    });
+    this.csrByCaller = new Counter({
+      name: 'controlplane_ca_csr_count',
+      help:
+        'Certificate signing requests by caller node (empty for workloads), granted identity ' +
+        '(namespace/serviceAccount; empty when refused before a grant) and result: issued, refused, invalid or error',
+      labelNames: ['node', 'identity', 'result'],
       registers,
     });
   }

@@ -324,7 +324,8 @@ describe('HBONE client pool', () => {
     const echo = await echoServer();
     closers.push(() => echo.server.close());
     const serials: string[] = [];
-    pair = await meshPair({ ttlSeconds: 62 });
+    // Rotation comes due at half the ~4 s lifetime left when the certificate arrived.
+    pair = await meshPair({ ttlSeconds: 4 });
     const p = pair;
     const openAndRecord = async (source: SpiffeId) => {
       const s = await p.client.connect({

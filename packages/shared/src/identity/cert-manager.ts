@@ -3,6 +3,7 @@ import { type BackoffPolicy, backoffDelay, CERT_BACKOFF } from '../backoff.js';
 import { MeshError } from '../errors.js';
 import type { CaClient } from './ca-client.js';
 import { DEFAULT_CERT_TTL_SECONDS } from './local-ca.js';
+import { planRotation } from './rotation-schedule.js';
 import type { SpiffeId } from './spiffe-id.js';
 import { certificateFacts, createCsr } from './x509.js';
 
@@ -19,12 +20,26 @@ export interface WorkloadCertificate {
   readonly serialNumber: string;
 }
 
+/** Time and timers, injectable so that tests can run rotation schedules without waiting. */
+export interface CertClock {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+const REAL_CLOCK: CertClock = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms).unref(),
+  clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
+};
+
 export interface CertManagerInputs {
   readonly ca: CaClient;
   readonly ttlSeconds?: number;
   readonly backoff?: BackoffPolicy;
   readonly logger?: Logger;
   readonly random?: () => number;
+  readonly clock?: CertClock;
 }
 
 type EntryState = 'initializing' | 'available' | 'unavailable';
@@ -32,10 +47,14 @@ type EntryState = 'initializing' | 'available' | 'unavailable';
 interface Entry {
   readonly identity: SpiffeId;
   cert?: WorkloadCertificate;
+  /** When `cert` arrived: its rotation is planned from here, not from its backdated notBefore. */
+  receivedAt?: number;
   pending?: Promise<WorkloadCertificate>;
-  timer?: NodeJS.Timeout;
+  timer?: unknown;
   nextAttemptAt?: number;
   failures: number;
+  /** Rotations in a row that the backoff paced (see planRotation). */
+  early: number;
   lastError?: string;
 }
 
@@ -45,6 +64,7 @@ export interface CertificateDump {
   serialNumber?: string;
   notBefore?: string;
   notAfter?: string;
+  receivedAt?: string;
   nextRotation?: string;
   failures: number;
   lastError?: string;
@@ -54,20 +74,23 @@ export interface CertificateDump {
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
- * One certificate per identity: fetched on demand, cached, rotated at half its lifetime. When the CA
- * fails, a still-valid certificate keeps serving and issuance is retried with jittered exponential
- * backoff. Consumers read `current()`/`fetch()` per new connection, so a rotation reaches new
- * connections only; open ones keep the certificate they were made with.
+ * One certificate per identity: fetched on demand, cached, rotated at half the lifetime it had
+ * left when it arrived (planRotation). When the CA fails, a still-valid certificate keeps serving
+ * and issuance is retried with jittered exponential backoff. Consumers read `current()`/`fetch()`
+ * per new connection, so a rotation reaches new connections only; open ones keep the certificate
+ * they were made with. `retain()` drops the identities no workload here uses any more.
  */
 export class CertManager {
   private readonly entries = new Map<string, Entry>();
   private readonly ttlSeconds: number;
   private readonly backoff: BackoffPolicy;
+  private readonly clock: CertClock;
   private closed = false;
 
   constructor(private readonly inputs: CertManagerInputs) {
     this.ttlSeconds = inputs.ttlSeconds ?? DEFAULT_CERT_TTL_SECONDS;
     this.backoff = inputs.backoff ?? CERT_BACKOFF;
+    this.clock = inputs.clock ?? REAL_CLOCK;
   }
 
   /** The valid certificate for `identity`, issuing one first if needed. */
@@ -76,13 +99,13 @@ export class CertManager {
     const key = identity.toString();
     let entry = this.entries.get(key);
     if (!entry) {
-      entry = { identity, failures: 0 };
+      entry = { identity, failures: 0, early: 0 };
       this.entries.set(key, entry);
     }
-    const valid = usable(entry.cert);
+    const valid = this.usable(entry.cert);
     if (valid) return Promise.resolve(valid);
     if (entry.pending) return entry.pending;
-    if (entry.timer && entry.failures > 0) {
+    if (entry.timer !== undefined && entry.failures > 0) {
       // In backoff with nothing valid: say so now rather than hold the caller for up to 150 s.
       return Promise.reject(new MeshError('MESH_ERR_CA_UNAVAILABLE', `${key}: ${entry.lastError}`));
     }
@@ -91,15 +114,37 @@ export class CertManager {
 
   /** The cached certificate if it is still valid, without contacting the CA. */
   current(identity: SpiffeId): WorkloadCertificate | undefined {
-    return usable(this.entries.get(identity.toString())?.cert);
+    return this.usable(this.entries.get(identity.toString())?.cert);
   }
 
   /** Stops rotating `identity` and drops its certificate (the workload left this node). */
   forget(identity: SpiffeId): void {
     const entry = this.entries.get(identity.toString());
     if (!entry) return;
-    clearTimeout(entry.timer);
+    this.clock.clearTimeout(entry.timer);
+    entry.timer = undefined;
     this.entries.delete(identity.toString());
+  }
+
+  /**
+   * Keeps the identities in `live` and forgets every other one: its rotation and retries stop and
+   * its certificate is dropped. The CA signs only identities with a pod on this node, so rotating
+   * one whose pods left would fail forever. Call it once the connections that used a departing
+   * identity have closed (the node agent calls it after releasing departed pods, whose release
+   * drains their connections): dropping never touches an open connection, which holds its own
+   * key and chain, but a dropped identity shows no more in the dump. Returns the dropped identities.
+   */
+  retain(live: Iterable<SpiffeId>): string[] {
+    const keep = new Set([...live].map((id) => id.toString()));
+    const dropped: string[] = [];
+    for (const [key, entry] of this.entries) {
+      if (keep.has(key)) continue;
+      this.forget(entry.identity);
+      dropped.push(key);
+    }
+    if (dropped.length > 0)
+      this.inputs.logger?.info({ dropped }, 'certificates of departed identities dropped');
+    return dropped;
   }
 
   dump(): CertificateDump[] {
@@ -107,11 +152,12 @@ export class CertManager {
       const cert = e.cert;
       return {
         identity: e.identity.toString(),
-        state: usable(cert) ? 'available' : e.failures > 0 ? 'unavailable' : 'initializing',
+        state: this.usable(cert) ? 'available' : e.failures > 0 ? 'unavailable' : 'initializing',
         ...(cert && {
           serialNumber: cert.serialNumber,
           notBefore: cert.notBefore.toISOString(),
           notAfter: cert.notAfter.toISOString(),
+          ...(e.receivedAt !== undefined && { receivedAt: new Date(e.receivedAt).toISOString() }),
         }),
         ...(e.nextAttemptAt !== undefined && { nextRotation: new Date(e.nextAttemptAt).toISOString() }),
         failures: e.failures,
@@ -122,23 +168,31 @@ export class CertManager {
 
   close(): void {
     this.closed = true;
-    for (const e of this.entries.values()) clearTimeout(e.timer);
+    for (const e of this.entries.values()) this.clock.clearTimeout(e.timer);
     this.entries.clear();
   }
 
   private issue(entry: Entry): Promise<WorkloadCertificate> {
-    clearTimeout(entry.timer);
+    this.clock.clearTimeout(entry.timer);
     entry.timer = undefined;
     entry.nextAttemptAt = undefined;
     const pending = this.request(entry.identity).then(
-      (cert) => {
+      ({ cert, receivedAt }) => {
         entry.pending = undefined;
         if (this.closed || this.entries.get(entry.identity.toString()) !== entry) return cert;
         entry.cert = cert;
+        entry.receivedAt = receivedAt;
         entry.failures = 0;
         entry.lastError = undefined;
-        const lifetime = cert.notAfter.getTime() - cert.notBefore.getTime();
-        this.schedule(entry, cert.notBefore.getTime() + lifetime / 2);
+        const plan = planRotation({
+          receivedAt,
+          notAfter: cert.notAfter.getTime(),
+          early: entry.early,
+          backoff: this.backoff,
+          ...(this.inputs.random && { random: this.inputs.random }),
+        });
+        entry.early = plan.early;
+        this.schedule(entry, receivedAt + plan.delayMs);
         this.inputs.logger?.info(
           { identity: entry.identity.toString(), serial: cert.serialNumber, notAfter: cert.notAfter },
           'certificate issued',
@@ -155,14 +209,14 @@ export class CertManager {
         entry.lastError = error.message;
         const delay = backoffDelay(this.backoff, entry.failures, this.inputs.random);
         entry.failures += 1;
-        this.schedule(entry, Date.now() + delay);
+        this.schedule(entry, this.clock.now() + delay);
         this.inputs.logger?.warn(
           { identity: entry.identity.toString(), err: error.message, retryInMs: Math.round(delay) },
-          usable(entry.cert)
+          this.usable(entry.cert)
             ? 'certificate rotation failed; keeping the valid certificate'
             : 'certificate issuance failed',
         );
-        const valid = usable(entry.cert);
+        const valid = this.usable(entry.cert);
         if (valid) return valid;
         throw error;
       },
@@ -173,21 +227,21 @@ export class CertManager {
 
   private schedule(entry: Entry, at: number): void {
     entry.nextAttemptAt = at;
-    entry.timer = setTimeout(
+    entry.timer = this.clock.setTimeout(
       () => {
         entry.timer = undefined;
         this.issue(entry).catch(() => {
           // Logged and rescheduled in issue().
         });
       },
-      Math.min(Math.max(0, at - Date.now()), MAX_TIMER_MS),
+      Math.min(Math.max(0, at - this.clock.now()), MAX_TIMER_MS),
     );
-    entry.timer.unref();
   }
 
-  private async request(identity: SpiffeId): Promise<WorkloadCertificate> {
+  private async request(identity: SpiffeId): Promise<{ cert: WorkloadCertificate; receivedAt: number }> {
     const { keyPem, csrPem } = await createCsr(identity);
     const chain = await this.inputs.ca.createCertificate({ csrPem, ttlSeconds: this.ttlSeconds, identity });
+    const receivedAt = this.clock.now();
     if (!Array.isArray(chain) || chain.length === 0) {
       throw new MeshError('MESH_ERR_CA_UNAVAILABLE', 'CA returned an empty chain');
     }
@@ -198,7 +252,14 @@ export class CertManager {
         `CA returned a certificate for ${leaf.uriSans.join(',')}`,
       );
     }
-    return {
+    if (leaf.notAfter.getTime() <= receivedAt) {
+      // Counted as a failure, so that a CA handing out dead certificates is retried with backoff.
+      throw new MeshError(
+        'MESH_ERR_INVALID_CERTIFICATE',
+        `CA returned a certificate that expired at ${leaf.notAfter.toISOString()}`,
+      );
+    }
+    const cert: WorkloadCertificate = {
       identity,
       keyPem,
       chainPem: chain,
@@ -207,9 +268,10 @@ export class CertManager {
       notAfter: leaf.notAfter,
       serialNumber: leaf.serialNumber,
     };
+    return { cert, receivedAt };
   }
-}
 
-function usable(cert: WorkloadCertificate | undefined): WorkloadCertificate | undefined {
-  return cert && cert.notAfter.getTime() > Date.now() ? cert : undefined;
+  private usable(cert: WorkloadCertificate | undefined): WorkloadCertificate | undefined {
+    return cert && cert.notAfter.getTime() > this.clock.now() ? cert : undefined;
+  }
 }

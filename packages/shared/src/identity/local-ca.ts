@@ -15,6 +15,8 @@ export interface LocalCaOptions {
   readonly trustDomain: string;
   /** Root lifetime when a new root is created. */
   readonly rootTtlSeconds?: number;
+  /** The time leaves are signed at (tests drive it with a manual clock). */
+  readonly now?: () => number;
 }
 
 /** Which identities a caller may obtain certificates for. `undefined` means any in the trust domain. */
@@ -37,6 +39,7 @@ export class LocalCa implements CaClient {
     readonly trustDomain: string,
     private readonly root: x509.X509Certificate,
     private readonly rootKey: webcrypto.CryptoKey,
+    private readonly now: () => number = Date.now,
   ) {
     this.rootPem = root.toString('pem');
   }
@@ -58,7 +61,7 @@ export class LocalCa implements CaClient {
         await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
       ],
     });
-    return new LocalCa(options.trustDomain, root, keys.privateKey);
+    return new LocalCa(options.trustDomain, root, keys.privateKey, options.now);
   }
 
   /** Loads `root-cert.pem` and `root-key.pem` from `dir`, creating and persisting them the first time. */
@@ -107,7 +110,7 @@ export class LocalCa implements CaClient {
     ) {
       throw new MeshError('MESH_ERR_CA_FILES', 'root key does not match root certificate');
     }
-    return new LocalCa(options.trustDomain, root, key);
+    return new LocalCa(options.trustDomain, root, key, options.now);
   }
 
   /** Implements CaClient: sign for whatever identity the CSR names, within the trust domain. */
@@ -136,7 +139,7 @@ export class LocalCa implements CaClient {
       Math.max(1, Math.floor(options.ttlSeconds ?? DEFAULT_CERT_TTL_SECONDS)),
       MAX_TTL_SECONDS,
     );
-    const now = Date.now();
+    const now = this.now();
     return this.issue(identity, publicKey, new Date(now - CLOCK_SKEW_MS), new Date(now + ttl * 1000));
   }
 

@@ -286,6 +286,8 @@ export class ZtunnelApp {
       }
     }
 
+    // After departed pods drained: stop rotating identities that no enrolled pod here uses.
+    this.certs?.retain([...wanted.values()].map((w) => (this.state as ZtunnelState).identity(w)));
     for (const uid of plan.enroll) {
       const w = wanted.get(uid) as Workload;
       const ns = netnsPath(w.netns as string);
