@@ -207,6 +207,11 @@ export class ControlPlaneApp {
   }
 
   private onChange(keys: readonly string[]): void {
+    if (keys.length === 0) {
+      // Only the refusals changed: nothing to push, but they are reported now.
+      this.reportInvalid();
+      return;
+    }
     for (const k of keys) this.pendingKinds.add(k.slice(0, k.indexOf('/')) as KubeObject['kind']);
     const { debounceMs, debounceMaxMs } = this.inputs.config;
     if (this.firstChangeAt === undefined) {
@@ -258,12 +263,16 @@ export class ControlPlaneApp {
     this.ads?.publishScoped(WAYPOINT_TYPE_URLS, scoped, changedAt);
     this.pushes += 1;
     this.lastPushMs = performance.now() - started;
+    this.reportInvalid();
+  }
+
+  private reportInvalid(): void {
     const invalid = this.source.invalid();
     this.metrics.invalidResources.set(invalid.length);
     for (const i of invalid) {
       this.inputs.logger.warn(
-        { file: i.file, resource: i.ref, problems: i.problems },
-        'invalid resource skipped',
+        { file: i.file, resource: i.ref, problems: i.problems, ...(i.kept && { kept: i.kept }) },
+        i.kept ? 'invalid resource refused, last good version kept' : 'invalid resource refused',
       );
     }
   }
