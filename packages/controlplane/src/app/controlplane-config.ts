@@ -1,4 +1,5 @@
 import { fail, ok, type Problem, type Result } from '@ambient/shared';
+import { DEFAULT_MANIFEST_LIMITS } from '../model/kube-objects.js';
 
 /** The control plane's settings, parsed once from an environment map and frozen. */
 export interface ControlPlaneConfig {
@@ -24,6 +25,12 @@ export interface ControlPlaneConfig {
   readonly debounceMs: number;
   readonly debounceMaxMs: number;
   readonly logLevel: string;
+  /** Largest manifest file read; larger ones are refused unread. */
+  readonly maxManifestFileBytes: number;
+  /** Largest object, as a Kubernetes API server refuses objects over etcd's request limit (1.5 MiB). */
+  readonly maxObjectBytes: number;
+  /** Most principals, namespaces, IP blocks, ports and other values in one AuthorizationPolicy. */
+  readonly maxPolicyValues: number;
 }
 
 const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
@@ -67,6 +74,19 @@ export function parseControlPlaneConfig(
     debounceMs: num('CP_DEBOUNCE_MS', 10, 0, 10_000),
     debounceMaxMs: num('CP_DEBOUNCE_MAX_MS', 100, 0, 60_000),
     logLevel,
+    maxManifestFileBytes: num(
+      'CP_MAX_MANIFEST_FILE_BYTES',
+      DEFAULT_MANIFEST_LIMITS.maxFileBytes,
+      1024,
+      1024 * 1024 * 1024,
+    ),
+    maxObjectBytes: num(
+      'CP_MAX_OBJECT_BYTES',
+      DEFAULT_MANIFEST_LIMITS.maxObjectBytes,
+      1024,
+      64 * 1024 * 1024,
+    ),
+    maxPolicyValues: num('CP_MAX_POLICY_VALUES', DEFAULT_MANIFEST_LIMITS.maxPolicyValues, 1, 10_000_000),
   };
   return problems.length ? fail(problems) : ok(Object.freeze(config));
 }
