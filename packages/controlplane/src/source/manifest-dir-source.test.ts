@@ -599,3 +599,26 @@ describe('ManifestDirSource: size limits', () => {
     ]);
   });
 });
+
+describe('ManifestDirSource: large writes', () => {
+  it('hands the event loop back while it reads, parses and decodes a large file', async () => {
+    const { source, changes } = await open();
+    const pods = Array.from({ length: 3000 }, (_, i) =>
+      podYaml(`p${i}`, `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, `\n  labels: {app: p${i}}`),
+    );
+    await put('many.yaml', pods.join('---\n'));
+    // A timer due at once: it can only run if the scan yields before it ends.
+    let ranDuringScan = false;
+    let scanning = true;
+    const timer = setInterval(() => {
+      if (scanning) ranDuringScan = true;
+    }, 1);
+    const started = performance.now();
+    await source.rescan();
+    scanning = false;
+    clearInterval(timer);
+    console.log(`scanned 3000 documents in ${(performance.now() - started).toFixed(0)} ms`);
+    expect(changes()).toHaveLength(3000);
+    expect(ranDuringScan).toBe(true);
+  });
+});
