@@ -7,16 +7,31 @@
 import { setImmediate as nextTurn } from 'node:timers/promises';
 
 export class TimeSlicer {
-  private sliceStart = performance.now();
+  private sliceStart = 0;
+  /** Set while a slice runs in the current turn of the event loop; cleared at the next turn. */
+  private armed = false;
+  private readonly disarm = () => {
+    this.armed = false;
+  };
   /** Times the work handed the event loop back, and the longest slice run (ms), for figures. */
   pauses = 0;
   longestSliceMs = 0;
 
   constructor(private readonly budgetMs = 8) {}
 
-  /** Whether the current slice has used its budget. */
+  /**
+   * Whether the current slice has used its budget. A slice starts at the first check in a turn
+   * of the event loop, so time spent idle, or in another turn, never counts against it.
+   */
   due(): boolean {
-    return performance.now() - this.sliceStart >= this.budgetMs;
+    const now = performance.now();
+    if (!this.armed) {
+      this.armed = true;
+      this.sliceStart = now;
+      setImmediate(this.disarm);
+      return false;
+    }
+    return now - this.sliceStart >= this.budgetMs;
   }
 
   /** Lets timers and I/O run, then starts a new slice. */

@@ -252,17 +252,23 @@ function unreadable(
 /** Where a YAML document starts or ends (`---` or `...` at the start of a line). */
 const DOCUMENT_MARKER = /^(?:---|\.\.\.)(?=[ \t\r\n]|$)/gm;
 
-/** Byte length of the largest document of a YAML text, found without parsing it. */
-function largestDocument(text: string): { bytes: number; index: number } {
+/**
+ * The first document of a YAML text over `limit` bytes (its size and index), found without
+ * parsing it; the largest one when none is over.
+ */
+function largestDocument(text: string, limit: number): { bytes: number; index: number } {
   let largest = { bytes: 0, index: 0 };
   let start = 0;
   let index = 0;
   const measure = (end: number) => {
-    const bytes = Buffer.byteLength(text.slice(start, end));
+    // UTF-8 takes at least a byte per UTF-16 unit and at most three: count only when in doubt.
+    const length = end - start;
+    const bytes = length > limit || length * 3 <= limit ? length : Buffer.byteLength(text.slice(start, end));
     if (bytes > largest.bytes) largest = { bytes, index };
   };
   for (const m of text.matchAll(DOCUMENT_MARKER)) {
     measure(m.index);
+    if (largest.bytes > limit) return largest;
     if (text.slice(start, m.index).trim()) index += 1;
     start = m.index;
   }
@@ -320,7 +326,7 @@ async function parseFile(
     }
   } else {
     // One document is parsed in one go: refuse one too large to be an object before parsing it.
-    const largest = largestDocument(text);
+    const largest = largestDocument(text, limits.maxObjectBytes);
     if (largest.bytes > limits.maxObjectBytes) {
       return unreadable(file, prev, docs, [
         {
