@@ -21,6 +21,7 @@ import {
 } from '../model/envoy-encoder.js';
 import type { KubeObject } from '../model/kube-objects.js';
 import { type MeshModel, MeshModelBuilder } from '../model/mesh-model.js';
+import { TimeSlicer } from '../model/time-slicer.js';
 import { WaypointResourceBuilder, type WaypointResources } from '../model/waypoint-resources.js';
 import { type ConfigSource, ManifestDirSource } from '../source/manifest-dir-source.js';
 import { ControlPlaneMetrics } from '../telemetry/controlplane-metrics.js';
@@ -68,10 +69,24 @@ export class ControlPlaneApp {
   private maxTimer?: NodeJS.Timeout;
   private pushes = 0;
   private lastPushMs = 0;
+  /** One clock for every long computation, so the event loop is handed back across stages. */
+  private readonly slicer = new TimeSlicer();
+  /** Builds run one after another (the model builder keeps state between builds). */
+  private building: Promise<void> = Promise.resolve();
 
   constructor(private readonly inputs: ControlPlaneAppInputs) {
     const { config } = inputs;
-    this.source = inputs.source ?? new ManifestDirSource({ dir: config.manifestDir });
+    this.source =
+      inputs.source ??
+      new ManifestDirSource({
+        dir: config.manifestDir,
+        slicer: this.slicer,
+        limits: {
+          maxFileBytes: config.maxManifestFileBytes,
+          maxObjectBytes: config.maxObjectBytes,
+          maxPolicyValues: config.maxPolicyValues,
+        },
+      });
     this.builder = new MeshModelBuilder({
       clusterId: config.clusterId,
       trustDomain: config.trustDomain,
@@ -119,7 +134,7 @@ export class ControlPlaneApp {
     });
     await this.source.start();
     this.source.onChange((keys) => this.onChange(keys));
-    this.rebuild(undefined);
+    await this.rebuild(undefined);
     const serving = await this.ca.issueServing(
       SpiffeId.of(config.trustDomain, config.rootNamespace, 'istiod'),
       config.serverNames,
@@ -208,6 +223,11 @@ export class ControlPlaneApp {
   }
 
   private onChange(keys: readonly string[]): void {
+    if (keys.length === 0) {
+      // Only the refusals changed: nothing to push, but they are reported now.
+      this.reportInvalid();
+      return;
+    }
     for (const k of keys) this.pendingKinds.add(k.slice(0, k.indexOf('/')) as KubeObject['kind']);
     const { debounceMs, debounceMaxMs } = this.inputs.config;
     if (this.firstChangeAt === undefined) {
@@ -225,21 +245,34 @@ export class ControlPlaneApp {
     const kinds = this.pendingKinds;
     this.firstChangeAt = undefined;
     this.pendingKinds = new Set();
-    this.rebuild(kinds, changedAt);
+    void this.rebuild(kinds, changedAt);
   }
 
-  private rebuild(kinds: ReadonlySet<KubeObject['kind']> | undefined, changedAt?: number): void {
+  private rebuild(kinds: ReadonlySet<KubeObject['kind']> | undefined, changedAt?: number): Promise<void> {
+    this.building = this.building
+      .then(() => this.build(kinds, changedAt))
+      .catch((err: Error) =>
+        this.inputs.logger.error({ err }, `build failed, the last config keeps serving: ${err.message}`),
+      );
+    return this.building;
+  }
+
+  /** Model, encoding and publishing, in time slices: a large change never holds the process long. */
+  private async build(kinds: ReadonlySet<KubeObject['kind']> | undefined, changedAt?: number): Promise<void> {
     const started = performance.now();
     const objects = this.source.objects();
-    const model = this.builder.build(objects, kinds);
+    const model = await this.slicer.run(this.builder.buildSteps(objects, kinds));
+    const addresses = await this.slicer.run(
+      this.addressEncoder.encodeSteps(model.addresses as ReadonlyMap<string, object>),
+    );
+    const authorizations = await this.slicer.run(
+      this.authorizationEncoder.encodeSteps(model.authorizations as ReadonlyMap<string, object>),
+    );
     this.model = model;
     this.objects = objects;
     const snapshots = new Map<string, TypeSnapshot>([
-      [ADDRESS_TYPE_URL, this.addressEncoder.encodeAll(model.addresses as ReadonlyMap<string, object>)],
-      [
-        AUTHORIZATION_TYPE_URL,
-        this.authorizationEncoder.encodeAll(model.authorizations as ReadonlyMap<string, object>),
-      ],
+      [ADDRESS_TYPE_URL, addresses],
+      [AUTHORIZATION_TYPE_URL, authorizations],
     ]);
     this.ads?.publish(snapshots, changedAt);
     // Every waypoint's resources are computed again: they depend on routes, rules, policies,
@@ -259,12 +292,16 @@ export class ControlPlaneApp {
     this.ads?.publishScoped(WAYPOINT_TYPE_URLS, scoped, changedAt);
     this.pushes += 1;
     this.lastPushMs = performance.now() - started;
+    this.reportInvalid();
+  }
+
+  private reportInvalid(): void {
     const invalid = this.source.invalid();
     this.metrics.invalidResources.set(invalid.length);
     for (const i of invalid) {
       this.inputs.logger.warn(
-        { file: i.file, resource: i.ref, problems: i.problems },
-        'invalid resource skipped',
+        { file: i.file, resource: i.ref, problems: i.problems, ...(i.kept && { kept: i.kept }) },
+        i.kept ? 'invalid resource refused, last good version kept' : 'invalid resource refused',
       );
     }
   }

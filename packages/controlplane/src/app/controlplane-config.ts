@@ -1,5 +1,6 @@
 import { fail, ok, type Problem, type Result } from '@ambient/shared';
 import { ManifestFields } from '../model/manifest-fields.js';
+import { DEFAULT_MANIFEST_LIMITS } from '../model/kube-objects.js';
 
 /** The control plane's settings, parsed once from an environment map and frozen. */
 export interface ControlPlaneConfig {
@@ -30,6 +31,12 @@ export interface ControlPlaneConfig {
    */
   readonly workloadCertTtlSeconds: number;
   readonly logLevel: string;
+  /** Largest manifest file read; larger ones are refused unread. */
+  readonly maxManifestFileBytes: number;
+  /** Largest object, as a Kubernetes API server refuses objects over etcd's request limit (1.5 MiB). */
+  readonly maxObjectBytes: number;
+  /** Most principals, namespaces, IP blocks, ports and other values in one AuthorizationPolicy. */
+  readonly maxPolicyValues: number;
 }
 
 /** Istio's DEFAULT_WORKLOAD_CERT_TTL default. */
@@ -95,6 +102,19 @@ export function parseControlPlaneConfig(
     debounceMaxMs: num('CP_DEBOUNCE_MAX_MS', 100, 0, 60_000),
     workloadCertTtlSeconds,
     logLevel,
+    maxManifestFileBytes: num(
+      'CP_MAX_MANIFEST_FILE_BYTES',
+      DEFAULT_MANIFEST_LIMITS.maxFileBytes,
+      1024,
+      1024 * 1024 * 1024,
+    ),
+    maxObjectBytes: num(
+      'CP_MAX_OBJECT_BYTES',
+      DEFAULT_MANIFEST_LIMITS.maxObjectBytes,
+      1024,
+      64 * 1024 * 1024,
+    ),
+    maxPolicyValues: num('CP_MAX_POLICY_VALUES', DEFAULT_MANIFEST_LIMITS.maxPolicyValues, 1, 10_000_000),
   };
   return problems.length ? fail(problems) : ok(Object.freeze(config));
 }

@@ -276,8 +276,39 @@ function conditionCheck(f: Fields, key: string, path: string): ((v: string, p: s
   return undefined;
 }
 
-function decodeAuthorizationPolicy(f: Fields, o: Obj): AuthorizationPolicyObject {
+/** Size limits on what the control plane accepts, each refusal reported with its field path. */
+export interface ManifestLimits {
+  /** Largest manifest file read; larger ones are refused unread. */
+  readonly maxFileBytes: number;
+  /** Largest object (as JSON), as a Kubernetes API server refuses objects over etcd's request limit. */
+  readonly maxObjectBytes: number;
+  /**
+   * Most values (principals, namespaces, IP blocks, ports, hosts, methods, paths, condition
+   * values) in one AuthorizationPolicy: every node agent holds and compiles each policy.
+   */
+  readonly maxPolicyValues: number;
+}
+
+export const DEFAULT_MANIFEST_LIMITS: ManifestLimits = Object.freeze({
+  maxFileBytes: 16 * 1024 * 1024,
+  maxObjectBytes: 1.5 * 1024 * 1024,
+  maxPolicyValues: 10_000,
+});
+
+function decodeAuthorizationPolicy(f: Fields, o: Obj, limits: ManifestLimits): AuthorizationPolicyObject {
   const metadata = decodeMeta(f, o.metadata, true);
+  let valueCount = 0;
+  /** Counts a list's values towards the policy's limit, refusing at the list that passes it. */
+  const counted = <T>(list: T[] | undefined, path: string): T[] | undefined => {
+    const before = valueCount;
+    valueCount += list?.length ?? 0;
+    if (before <= limits.maxPolicyValues && valueCount > limits.maxPolicyValues)
+      f.add(
+        path,
+        `takes the policy over ${limits.maxPolicyValues} values (principals, namespaces, IP blocks, ports and other values of its rules, counted together)`,
+      );
+    return list;
+  };
   const spec = f.obj(o.spec, 'spec') ?? {};
   const action = spec.action === undefined ? 'ALLOW' : f.str(spec.action, 'spec.action');
   if (!['ALLOW', 'DENY', 'AUDIT', 'CUSTOM'].includes(action))
@@ -312,12 +343,12 @@ function decodeAuthorizationPolicy(f: Fields, o: Obj): AuthorizationPolicyObject
       for (const k of Object.keys(src))
         if (!SOURCE_L4.includes(k) && !SOURCE_L7.includes(k)) f.add(`${sp}.${k}`, 'unknown field');
       return {
-        principals: f.strings(src.principals, `${sp}.principals`),
-        notPrincipals: f.strings(src.notPrincipals, `${sp}.notPrincipals`),
-        namespaces: f.strings(src.namespaces, `${sp}.namespaces`),
-        notNamespaces: f.strings(src.notNamespaces, `${sp}.notNamespaces`),
-        ipBlocks: f.cidrs(src.ipBlocks, `${sp}.ipBlocks`),
-        notIpBlocks: f.cidrs(src.notIpBlocks, `${sp}.notIpBlocks`),
+        principals: counted(f.strings(src.principals, `${sp}.principals`), `${sp}.principals`),
+        notPrincipals: counted(f.strings(src.notPrincipals, `${sp}.notPrincipals`), `${sp}.notPrincipals`),
+        namespaces: counted(f.strings(src.namespaces, `${sp}.namespaces`), `${sp}.namespaces`),
+        notNamespaces: counted(f.strings(src.notNamespaces, `${sp}.notNamespaces`), `${sp}.notNamespaces`),
+        ipBlocks: counted(f.cidrs(src.ipBlocks, `${sp}.ipBlocks`), `${sp}.ipBlocks`),
+        notIpBlocks: counted(f.cidrs(src.notIpBlocks, `${sp}.notIpBlocks`), `${sp}.notIpBlocks`),
         l7Fields: SOURCE_L7.filter((k) => src[k] !== undefined),
       };
     });
@@ -327,14 +358,14 @@ function decodeAuthorizationPolicy(f: Fields, o: Obj): AuthorizationPolicyObject
       for (const k of Object.keys(o2))
         if (!OPERATION_L4.includes(k) && !OPERATION_L7.includes(k)) f.add(`${op}.${k}`, 'unknown field');
       return {
-        ports: decodePortList(f, o2.ports, `${op}.ports`),
-        notPorts: decodePortList(f, o2.notPorts, `${op}.notPorts`),
-        hosts: f.strings(o2.hosts, `${op}.hosts`),
-        notHosts: f.strings(o2.notHosts, `${op}.notHosts`),
-        methods: f.strings(o2.methods, `${op}.methods`),
-        notMethods: f.strings(o2.notMethods, `${op}.notMethods`),
-        paths: f.strings(o2.paths, `${op}.paths`),
-        notPaths: f.strings(o2.notPaths, `${op}.notPaths`),
+        ports: counted(decodePortList(f, o2.ports, `${op}.ports`), `${op}.ports`),
+        notPorts: counted(decodePortList(f, o2.notPorts, `${op}.notPorts`), `${op}.notPorts`),
+        hosts: counted(f.strings(o2.hosts, `${op}.hosts`), `${op}.hosts`),
+        notHosts: counted(f.strings(o2.notHosts, `${op}.notHosts`), `${op}.notHosts`),
+        methods: counted(f.strings(o2.methods, `${op}.methods`), `${op}.methods`),
+        notMethods: counted(f.strings(o2.notMethods, `${op}.notMethods`), `${op}.notMethods`),
+        paths: counted(f.strings(o2.paths, `${op}.paths`), `${op}.paths`),
+        notPaths: counted(f.strings(o2.notPaths, `${op}.notPaths`), `${op}.notPaths`),
         l7Fields: OPERATION_L7.filter((k) => o2[k] !== undefined),
       };
     });
@@ -345,8 +376,8 @@ function decodeAuthorizationPolicy(f: Fields, o: Obj): AuthorizationPolicyObject
         if (!['key', 'values', 'notValues'].includes(k)) f.add(`${cp}.${k}`, 'unknown field');
       const key = f.str(cond.key, `${cp}.key`);
       const check = conditionCheck(f, key, `${cp}.key`);
-      const values = f.strings(cond.values, `${cp}.values`);
-      const notValues = f.strings(cond.notValues, `${cp}.notValues`);
+      const values = counted(f.strings(cond.values, `${cp}.values`), `${cp}.values`);
+      const notValues = counted(f.strings(cond.notValues, `${cp}.notValues`), `${cp}.notValues`);
       if (!values?.length && !notValues?.length) f.add(cp, 'must have values or notValues');
       values?.forEach((v, k) => {
         check?.(v, `${cp}.values[${k}]`);
@@ -409,6 +440,25 @@ function decodeGateway(f: Fields, o: Obj): GatewayObject {
   };
 }
 
+/**
+ * The identity a parsed manifest claims, read before (and whatever the outcome of) decoding it:
+ * `kind/namespace/name`, or undefined when its kind is not one the mesh reads or its name or
+ * namespace cannot be read. An invalid edit of an object is matched to its last good version by it.
+ */
+export function manifestKey(doc: unknown): string | undefined {
+  if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) return undefined;
+  const o = doc as Obj;
+  if (typeof o.kind !== 'string' || !Object.hasOwn(API_VERSIONS, o.kind)) return undefined;
+  const meta = o.metadata;
+  if (meta === null || typeof meta !== 'object' || Array.isArray(meta)) return undefined;
+  const { name, namespace } = meta as Obj;
+  if (typeof name !== 'string' || name === '') return undefined;
+  if (o.kind === 'Namespace') return `Namespace//${name}`;
+  if (namespace !== undefined && namespace !== null && namespace !== '' && typeof namespace !== 'string')
+    return undefined;
+  return `${o.kind}/${(namespace as string | undefined) || 'default'}/${name}`;
+}
+
 /** The identity of a manifest: kind, namespace and name. */
 export function objectKey(o: { kind: string; metadata: { namespace: string; name: string } }): string {
   return `${o.kind}/${o.metadata.namespace}/${o.metadata.name}`;
@@ -423,7 +473,10 @@ export type DecodedManifest =
  * Decodes one manifest. Unknown kinds are ignored (as a cluster would hold them without meaning to
  * the mesh); a known kind under an unknown apiVersion is an error.
  */
-export function decodeManifest(doc: unknown): DecodedManifest {
+export function decodeManifest(
+  doc: unknown,
+  limits: ManifestLimits = DEFAULT_MANIFEST_LIMITS,
+): DecodedManifest {
   const f = new Fields();
   const o = f.obj(doc, '', false);
   if (!o) return { ok: false, problems: f.problems, ref: '(not a map)' };
@@ -454,7 +507,7 @@ export function decodeManifest(doc: unknown): DecodedManifest {
       value = { kind: 'ServiceAccount', metadata: decodeMeta(f, o.metadata, true) };
       break;
     case 'AuthorizationPolicy':
-      value = decodeAuthorizationPolicy(f, o);
+      value = decodeAuthorizationPolicy(f, o, limits);
       break;
     case 'PeerAuthentication':
       value = decodePeerAuthentication(f, o);

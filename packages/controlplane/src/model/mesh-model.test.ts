@@ -762,3 +762,24 @@ describe('MeshModelBuilder: caching by identity', () => {
       expect(mustWorkload(second, n, ns).authorizationPolicies).toEqual([STATIC_STRICT]);
   });
 });
+
+describe('MeshModelBuilder: building in steps', () => {
+  it('buildSteps gives the model build gives, one step per policy, pod and service', () => {
+    const input = objects(
+      namespace('demo', AMBIENT),
+      pod('a', { ip: '10.0.0.1' }),
+      pod('b', { ip: '10.0.0.2' }),
+      service('web', { selector: { app: 'a' } }),
+      authz('deny', 'demo', { action: 'DENY', rules: [{ from: [{ source: { namespaces: ['x'] } }] }] }),
+    );
+    const steps = new MeshModelBuilder(OPTIONS).buildSteps(input);
+    let count = 0;
+    let r = steps.next();
+    while (!r.done) {
+      count += 1;
+      r = steps.next();
+    }
+    expect(count).toBe(4);
+    expect(r.value).toEqual(new MeshModelBuilder(OPTIONS).build(input));
+  });
+});

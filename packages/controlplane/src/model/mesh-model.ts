@@ -27,6 +27,7 @@ import type {
   PodObject,
   ServiceObject,
 } from './kube-objects.js';
+import { runToEnd } from './time-slicer.js';
 
 export const DATAPLANE_MODE = 'istio.io/dataplane-mode';
 export const USE_WAYPOINT = 'istio.io/use-waypoint';
@@ -191,6 +192,17 @@ export class MeshModelBuilder {
 
   /** Computes the model; `changedKinds` of the objects changed since the last build (all on the first). */
   build(objects: ReadonlyMap<string, KubeObject>, changedKinds?: ReadonlySet<KubeObject['kind']>): MeshModel {
+    return runToEnd(this.buildSteps(objects, changedKinds));
+  }
+
+  /**
+   * The same computation as steps, one per policy, pod or service, so a caller can run it in
+   * time slices (`TimeSlicer.run`). Builds must not overlap.
+   */
+  *buildSteps(
+    objects: ReadonlyMap<string, KubeObject>,
+    changedKinds?: ReadonlySet<KubeObject['kind']>,
+  ): Generator<void, MeshModel> {
     if (!changedKinds || [...changedKinds].some((k) => SHARED_KINDS.has(k))) this.generation += 1;
     const ix = index(objects);
     const problems: ModelProblem[] = [];
@@ -207,6 +219,7 @@ export class MeshModelBuilder {
           continue;
         }
         authorizations.set(`${p.metadata.namespace}/${p.metadata.name}`, t.authorization);
+        yield;
       }
     }
     for (const list of ix.peerAuthByNs.values()) {
@@ -245,6 +258,7 @@ export class MeshModelBuilder {
       }
       nextWorkloads.set(key, cached);
       if (cached.value && cached.address) addresses.set(cached.value.uid, cached.address);
+      yield;
     }
     this.byKeyWorkload = nextWorkloads;
 
@@ -261,6 +275,7 @@ export class MeshModelBuilder {
         nextServices.set(key, cached);
         const v = cached.value as WireService;
         addresses.set(`${v.namespace}/${v.hostname}`, cached.address as WireAddress);
+        yield;
       }
     }
     this.byKeyService = nextServices;

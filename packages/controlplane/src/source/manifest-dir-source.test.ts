@@ -156,7 +156,12 @@ status:
     expect(invalid).toHaveLength(2);
     expect(invalid[0]).toMatchObject({ file: 'bad.json', ref: 'bad.json', problems: [{ path: '' }] });
     expect(invalid[0]?.problems[0]?.message).toMatch(/^JSON: /);
-    expect(invalid[1]).toMatchObject({ file: 'bad.yaml', ref: 'bad.yaml', problems: [{ path: '' }] });
+    // The parser stopped inside `metadata`; the problem names the field it was reading.
+    expect(invalid[1]).toMatchObject({
+      file: 'bad.yaml',
+      ref: 'bad.yaml',
+      problems: [{ path: 'metadata.name' }],
+    });
     expect(invalid[1]?.problems[0]?.message).toMatch(/^YAML: /);
   });
 
@@ -236,20 +241,30 @@ describe('ManifestDirSource: changes', () => {
     expect(changes()).toEqual([]);
   });
 
-  it('removes an object whose document becomes invalid, and reports it', async () => {
+  it('keeps the last good version of an object whose document becomes invalid, and reports it', async () => {
     await put('a.yaml', [podYaml('a1', '10.0.0.1'), podYaml('a2', '10.0.0.2')].join('---\n'));
     const { source, changes } = await open();
+    const a1 = source.objects().get('Pod/demo/a1');
     await put('a.yaml', [podYaml('a1', 'not-an-ip'), podYaml('a2', '10.0.0.2')].join('---\n'));
     await source.rescan();
-    expect(changes()).toEqual(['Pod/demo/a1']);
-    expect([...source.objects().keys()]).toEqual(['Pod/demo/a2']);
+    expect(changes()).toEqual([]);
+    expect([...source.objects().keys()].sort()).toEqual(['Pod/demo/a1', 'Pod/demo/a2']);
+    expect(source.objects().get('Pod/demo/a1')).toBe(a1);
     expect(source.invalid()).toEqual([
       {
         file: 'a.yaml',
         ref: 'Pod demo/a1',
         problems: [{ path: 'status.podIP', message: '"not-an-ip" is not an IP address' }],
+        kept: ['Pod/demo/a1'],
       },
     ]);
+
+    // Fixed: the new version replaces the last good one and the report goes.
+    await put('a.yaml', [podYaml('a1', '10.0.0.9'), podYaml('a2', '10.0.0.2')].join('---\n'));
+    await source.rescan();
+    expect(changes()).toEqual(['Pod/demo/a1']);
+    expect(source.objects().get('Pod/demo/a1')).toMatchObject({ podIps: ['10.0.0.9'] });
+    expect(source.invalid()).toEqual([]);
   });
 
   it('reports an object defined in two files as invalid in the later file, and uses the first', async () => {
@@ -328,5 +343,282 @@ describe('ManifestDirSource: changes', () => {
     await put('late.yaml', podYaml('late', '10.0.0.9'));
     expect(await seen).toEqual(['Pod/demo/late']);
     expect(source.objects().has('Pod/demo/late')).toBe(true);
+  });
+});
+
+const denyYaml = (action: string) => `apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: deny-sleep
+  namespace: demo
+spec:
+  selector:
+    matchLabels: {app: echo}
+  action: ${action}
+  rules:
+    - from:
+        - source:
+            principals: [cluster.local/ns/demo/sa/sleep]
+`;
+
+describe('ManifestDirSource: an invalid edit keeps the last good config', () => {
+  it('keeps an enforced DENY whose action is edited to an invalid value, reporting spec.action', async () => {
+    await put('deny.yaml', denyYaml('DENY'));
+    const { source, changes } = await open();
+    const deny = source.objects().get('AuthorizationPolicy/demo/deny-sleep');
+    expect(deny).toMatchObject({ action: 'DENY' });
+    await put('deny.yaml', denyYaml('BOGUS'));
+    await source.rescan();
+    expect(changes()).toEqual([]);
+    expect(source.objects().get('AuthorizationPolicy/demo/deny-sleep')).toBe(deny);
+    expect(source.invalid()).toEqual([
+      {
+        file: 'deny.yaml',
+        ref: 'AuthorizationPolicy demo/deny-sleep',
+        problems: [{ path: 'spec.action', message: '"BOGUS" must be ALLOW, DENY, AUDIT or CUSTOM' }],
+        kept: ['AuthorizationPolicy/demo/deny-sleep'],
+      },
+    ]);
+  });
+
+  it('keeps every object of a file overwritten with malformed YAML, reports where it broke, and a fix replaces them', async () => {
+    await put('mixed.yaml', `${denyYaml('DENY')}---\n${podYaml('web', '10.0.0.5')}`);
+    const { source, changes } = await open();
+    const before = source.objects();
+    await put(
+      'mixed.yaml',
+      denyYaml('DENY').replace(
+        /rules:[\s\S]*$/,
+        'rules: [{from: [{source: {principals: [cluster.local/ns/demo/sa/sleep]}}]\n',
+      ),
+    );
+    await source.rescan();
+    expect(changes()).toEqual([]);
+    const after = source.objects();
+    expect([...after.keys()].sort()).toEqual(['AuthorizationPolicy/demo/deny-sleep', 'Pod/demo/web']);
+    expect(after.get('AuthorizationPolicy/demo/deny-sleep')).toBe(
+      before.get('AuthorizationPolicy/demo/deny-sleep'),
+    );
+    expect(after.get('Pod/demo/web')).toBe(before.get('Pod/demo/web'));
+    const [report, ...rest] = source.invalid();
+    expect(rest).toEqual([]);
+    expect(report).toMatchObject({
+      file: 'mixed.yaml',
+      ref: 'mixed.yaml',
+      problems: [{ path: expect.stringMatching(/^spec\.rules/) }],
+      kept: ['AuthorizationPolicy/demo/deny-sleep', 'Pod/demo/web'],
+    });
+    expect(report?.problems[0]?.message).toMatch(/^YAML: .*at line \d+, column \d+/);
+
+    // The fixed file replaces what it held: the pod is gone, the policy is the new version.
+    await put('mixed.yaml', denyYaml('ALLOW'));
+    await source.rescan();
+    expect(changes()).toEqual(['AuthorizationPolicy/demo/deny-sleep', 'Pod/demo/web']);
+    expect([...source.objects().keys()]).toEqual(['AuthorizationPolicy/demo/deny-sleep']);
+    expect(source.objects().get('AuthorizationPolicy/demo/deny-sleep')).toMatchObject({ action: 'ALLOW' });
+    expect(source.invalid()).toEqual([]);
+  });
+
+  it('keeps the objects of a JSON file that no longer parses, and removes them with the file', async () => {
+    await put('pods.json', JSON.stringify([podJson('a', '10.0.0.1'), podJson('b', '10.0.0.2')]));
+    const { source, changes } = await open();
+    await put('pods.json', '[{"kind": "Pod",');
+    await source.rescan();
+    expect(changes()).toEqual([]);
+    expect([...source.objects().keys()].sort()).toEqual(['Pod/demo/a', 'Pod/demo/b']);
+    expect(source.invalid()).toMatchObject([
+      { file: 'pods.json', ref: 'pods.json', problems: [{ path: '' }], kept: ['Pod/demo/a', 'Pod/demo/b'] },
+    ]);
+    await rm(join(dir, 'pods.json'));
+    await source.rescan();
+    expect(changes()).toEqual(['Pod/demo/a', 'Pod/demo/b']);
+    expect([...source.objects().keys()]).toEqual([]);
+    expect(source.invalid()).toEqual([]);
+  });
+
+  it('only reports a brand-new invalid object: there is no last good version to keep', async () => {
+    const { source, changes } = await open();
+    await put('deny.yaml', denyYaml('BOGUS'));
+    await source.rescan();
+    expect(changes()).toEqual([]);
+    expect([...source.objects().keys()]).toEqual([]);
+    expect(source.invalid()).toEqual([
+      {
+        file: 'deny.yaml',
+        ref: 'AuthorizationPolicy demo/deny-sleep',
+        problems: [{ path: 'spec.action', message: '"BOGUS" must be ALLOW, DENY, AUDIT or CUSTOM' }],
+      },
+    ]);
+  });
+
+  it('keeps the last good version only from the same identity: a renamed invalid object does not hold the old one', async () => {
+    await put('deny.yaml', denyYaml('DENY'));
+    const { source, changes } = await open();
+    await put('deny.yaml', denyYaml('BOGUS').replace('name: deny-sleep', 'name: deny-other'));
+    await source.rescan();
+    expect(changes()).toEqual(['AuthorizationPolicy/demo/deny-sleep']);
+    expect([...source.objects().keys()]).toEqual([]);
+    expect(source.invalid()).toEqual([
+      expect.objectContaining({ ref: 'AuthorizationPolicy demo/deny-other', problems: [expect.anything()] }),
+    ]);
+    expect(source.invalid()[0]?.kept).toBeUndefined();
+  });
+
+  it('keeps what a file held when one of its documents has no readable kind or name, applying the rest', async () => {
+    await put('a.yaml', [podYaml('a1', '10.0.0.1'), podYaml('a2', '10.0.0.2')].join('---\n'));
+    const { source, changes } = await open();
+    const a2 = source.objects().get('Pod/demo/a2');
+    await put(
+      'a.yaml',
+      [podYaml('a1', '10.0.0.7'), 'apiVersion: v1\nkind: Pod\nmetadata: {namespace: demo}\n'].join('---\n'),
+    );
+    await source.rescan();
+    expect(changes()).toEqual(['Pod/demo/a1']);
+    expect(source.objects().get('Pod/demo/a1')).toMatchObject({ podIps: ['10.0.0.7'] });
+    expect(source.objects().get('Pod/demo/a2')).toBe(a2);
+    expect(source.invalid()).toEqual([
+      {
+        file: 'a.yaml',
+        ref: 'a.yaml',
+        problems: [{ path: 'metadata.name', message: 'Pod demo/(no name): is required' }],
+        kept: ['Pod/demo/a2'],
+      },
+    ]);
+  });
+});
+
+describe('ManifestDirSource: size limits', () => {
+  const limits = { maxFileBytes: 4096, maxObjectBytes: 1024, maxPolicyValues: 5 };
+  const openLimited = async () => {
+    const source = new ManifestDirSource({ dir, rescanMs: 600_000, limits });
+    sources.push(source);
+    await source.start();
+    return source;
+  };
+
+  it('refuses a file over the file limit unread, keeping what it held', async () => {
+    await put('pods.yaml', podYaml('a1', '10.0.0.1'));
+    const source = await openLimited();
+    const a1 = source.objects().get('Pod/demo/a1');
+    const big = Array.from({ length: 40 }, (_, i) => podYaml(`p${i}`, `10.0.1.${i + 1}`)).join('---\n');
+    expect(big.length).toBeGreaterThan(4096);
+    await put('pods.yaml', big);
+    await source.rescan();
+    expect([...source.objects().keys()]).toEqual(['Pod/demo/a1']);
+    expect(source.objects().get('Pod/demo/a1')).toBe(a1);
+    expect(source.invalid()).toEqual([
+      {
+        file: 'pods.yaml',
+        ref: 'pods.yaml',
+        problems: [
+          { path: '', message: expect.stringMatching(/^the file is 4\.\d KiB, over the limit of 4\.0 KiB/) },
+        ],
+        kept: ['Pod/demo/a1'],
+      },
+    ]);
+  });
+
+  it('refuses a YAML document over the object limit before parsing it', async () => {
+    await put('pods.yaml', podYaml('a1', '10.0.0.1'));
+    const source = await openLimited();
+    await put(
+      'pods.yaml',
+      `${podYaml('a1', '10.0.0.1')}---\n${podYaml('a2', '10.0.0.2', `\n  annotations: {note: ${'x'.repeat(1200)}}`)}`,
+    );
+    await source.rescan();
+    expect([...source.objects().keys()]).toEqual(['Pod/demo/a1']);
+    expect(source.invalid()).toEqual([
+      {
+        file: 'pods.yaml',
+        ref: 'pods.yaml',
+        problems: [
+          {
+            path: '',
+            message: expect.stringMatching(
+              /^document 2 is 1\.\d KiB, over the limit of 1\.0 KiB for one object/,
+            ),
+          },
+        ],
+        kept: ['Pod/demo/a1'],
+      },
+    ]);
+  });
+
+  it('refuses a JSON object over the object limit, keeping its last good version', async () => {
+    await put('pods.json', JSON.stringify([podJson('a', '10.0.0.1'), podJson('b', '10.0.0.2')]));
+    const source = await openLimited();
+    const a = source.objects().get('Pod/demo/a');
+    const huge = {
+      ...podJson('a', '10.0.0.1'),
+      metadata: { name: 'a', namespace: 'demo', annotations: { note: 'x'.repeat(1100) } },
+    };
+    await put('pods.json', JSON.stringify([huge, podJson('b', '10.0.0.3')]));
+    await source.rescan();
+    expect(source.objects().get('Pod/demo/a')).toBe(a);
+    expect(source.objects().get('Pod/demo/b')).toMatchObject({ podIps: ['10.0.0.3'] });
+    expect(source.invalid()).toEqual([
+      {
+        file: 'pods.json',
+        ref: 'Pod demo/a',
+        problems: [
+          {
+            path: '',
+            message: expect.stringMatching(/^the object is 1\.\d KiB, over the limit of 1\.0 KiB/),
+          },
+        ],
+        kept: ['Pod/demo/a'],
+      },
+    ]);
+  });
+
+  it('refuses a policy with more values than the limit, naming the list that passes it', async () => {
+    await put('deny.yaml', denyYaml('DENY'));
+    const source = await openLimited();
+    const deny = source.objects().get('AuthorizationPolicy/demo/deny-sleep');
+    await put(
+      'deny.yaml',
+      denyYaml('DENY').replace(
+        'principals: [cluster.local/ns/demo/sa/sleep]',
+        'principals: [a, b, c]\n            namespaces: [d, e, f]',
+      ),
+    );
+    await source.rescan();
+    expect(source.objects().get('AuthorizationPolicy/demo/deny-sleep')).toBe(deny);
+    expect(source.invalid()).toEqual([
+      {
+        file: 'deny.yaml',
+        ref: 'AuthorizationPolicy demo/deny-sleep',
+        problems: [
+          {
+            path: 'spec.rules[0].from[0].source.namespaces',
+            message: expect.stringMatching(/^takes the policy over 5 values/),
+          },
+        ],
+        kept: ['AuthorizationPolicy/demo/deny-sleep'],
+      },
+    ]);
+  });
+});
+
+describe('ManifestDirSource: large writes', () => {
+  it('hands the event loop back while it reads, parses and decodes a large file', async () => {
+    const { source, changes } = await open();
+    const pods = Array.from({ length: 3000 }, (_, i) =>
+      podYaml(`p${i}`, `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, `\n  labels: {app: p${i}}`),
+    );
+    await put('many.yaml', pods.join('---\n'));
+    // A timer due at once: it can only run if the scan yields before it ends.
+    let ranDuringScan = false;
+    let scanning = true;
+    const timer = setInterval(() => {
+      if (scanning) ranDuringScan = true;
+    }, 1);
+    const started = performance.now();
+    await source.rescan();
+    scanning = false;
+    clearInterval(timer);
+    console.log(`scanned 3000 documents in ${(performance.now() - started).toFixed(0)} ms`);
+    expect(changes()).toHaveLength(3000);
+    expect(ranDuringScan).toBe(true);
   });
 });

@@ -4,19 +4,39 @@
  * and only the objects whose content changed are reported, so unchanged objects keep their
  * identity and downstream caches stay warm. Files starting with a dot are ignored, so writers can
  * stage a file and rename it into place.
+ *
+ * An invalid edit never removes config, as a Kubernetes API server refuses an invalid update and
+ * keeps the stored object: objects are identified by `kind/namespace/name`, and
+ * - an object that fails to decode keeps the last good version its file gave it (a brand-new
+ *   invalid object is only reported);
+ * - a file, or a document, that cannot be read (syntax error, over a size limit, no readable kind
+ *   and name) keeps every object the file last produced that its new version does not define;
+ * - a removed file removes its objects, and a fixed file replaces them.
+ * Every refusal is reported with its file, object and field path, and which objects stay in force.
+ * Reading, parsing and decoding run in time slices, so a large write does not stall the process.
  */
 import { type FSWatcher, watch } from 'node:fs';
 import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 import type { Problem } from '@ambient/shared';
-import { parseAllDocuments } from 'yaml';
-import { decodeManifest, type KubeObject, objectKey } from '../model/kube-objects.js';
+import { Composer, type Document, isMap, isPair, isScalar, isSeq, LineCounter, Parser } from 'yaml';
+import {
+  DEFAULT_MANIFEST_LIMITS,
+  decodeManifest,
+  type KubeObject,
+  type ManifestLimits,
+  manifestKey,
+  objectKey,
+} from '../model/kube-objects.js';
+import { TimeSlicer } from '../model/time-slicer.js';
 
 export interface InvalidResource {
   readonly file: string;
-  /** Kind, namespace and name, as far as they could be read. */
+  /** Kind, namespace and name, as far as they could be read; the file name for a file-wide problem. */
   readonly ref: string;
   readonly problems: readonly Problem[];
+  /** Keys of the objects whose last good version stays in force instead (absent: none). */
+  readonly kept?: readonly string[];
 }
 
 /** Where the control plane's resources come from; a Kubernetes API source fits the same shape. */
@@ -26,15 +46,24 @@ export interface ConfigSource {
   /** Valid objects by `kind/namespace/name`. */
   objects(): ReadonlyMap<string, KubeObject>;
   invalid(): readonly InvalidResource[];
-  /** Called with the keys of objects added, changed or removed. */
+  /**
+   * Called with the keys of objects added, changed or removed; with none when only what is
+   * reported as invalid changed.
+   */
   onChange(listener: (keys: readonly string[]) => void): void;
+}
+
+interface DocEntry {
+  /** Canonical JSON of the document: equal text, equal object. */
+  readonly json: string;
+  readonly object: KubeObject;
 }
 
 interface FileEntry {
   mtimeMs: number;
   size: number;
-  /** key -> canonical JSON of the document. */
-  docs: Map<string, string>;
+  /** The objects in force from this file, by key (last good versions included). */
+  docs: Map<string, DocEntry>;
   invalid: InvalidResource[];
 }
 
@@ -44,18 +73,26 @@ export interface ManifestDirSourceInputs {
   readonly dir: string;
   /** Rescan period, a fallback for missed watch events. */
   readonly rescanMs?: number;
+  readonly limits?: ManifestLimits;
+  /** Shared with the rest of the control plane's work, so slices add up across stages. */
+  readonly slicer?: TimeSlicer;
 }
 
 export class ManifestDirSource implements ConfigSource {
   private readonly files = new Map<string, FileEntry>();
   private readonly current = new Map<string, { object: KubeObject; json: string; file: string }>();
   private readonly listeners: Array<(keys: readonly string[]) => void> = [];
+  private readonly limits: ManifestLimits;
+  private readonly slicer: TimeSlicer;
   private watcher?: FSWatcher;
   private timer?: NodeJS.Timeout;
   private scanning: Promise<void> = Promise.resolve();
   private rescanRequested = false;
 
-  constructor(private readonly inputs: ManifestDirSourceInputs) {}
+  constructor(private readonly inputs: ManifestDirSourceInputs) {
+    this.limits = inputs.limits ?? DEFAULT_MANIFEST_LIMITS;
+    this.slicer = inputs.slicer ?? new TimeSlicer();
+  }
 
   async start(): Promise<void> {
     await mkdir(this.inputs.dir, { recursive: true });
@@ -96,13 +133,13 @@ export class ManifestDirSource implements ConfigSource {
     this.rescanRequested = true;
     this.scanning = this.scanning.then(async () => {
       this.rescanRequested = false;
-      const changed = await this.scan().catch(() => []);
-      if (changed.length) for (const l of this.listeners) l(changed);
+      const { changed, reread } = await this.scan().catch(() => ({ changed: [], reread: false }));
+      if (changed.length || reread) for (const l of this.listeners) l(changed);
     });
   }
 
-  /** Reads files whose size or mtime changed; returns the keys whose content changed. */
-  private async scan(): Promise<string[]> {
+  /** Reads files whose size or mtime changed: the keys whose content changed, and whether any file was read. */
+  private async scan(): Promise<{ changed: string[]; reread: boolean }> {
     const names = (await readdir(this.inputs.dir).catch(() => [] as string[])).filter(
       (n) => !n.startsWith('.') && EXTENSIONS.has(extname(n)),
     );
@@ -117,10 +154,23 @@ export class ManifestDirSource implements ConfigSource {
       }
       const prev = this.files.get(name);
       if (prev && prev.mtimeMs === st.mtimeMs && prev.size === st.size) continue;
-      const text = await readFile(path, 'utf8').catch(() => undefined);
-      if (text === undefined) continue;
-      this.files.set(name, { mtimeMs: st.mtimeMs, size: st.size, ...parseFile(name, text) });
+      let parsed: Pick<FileEntry, 'docs' | 'invalid'>;
+      if (st.size > this.limits.maxFileBytes) {
+        // Refused unread: a file this large would hold the process for long, or exhaust it.
+        parsed = unreadable(name, prev?.docs, new Map(), [
+          {
+            path: '',
+            message: `the file is ${formatBytes(st.size)}, over the limit of ${formatBytes(this.limits.maxFileBytes)} for a manifest file`,
+          },
+        ]);
+      } else {
+        const text = await readFile(path, 'utf8').catch(() => undefined);
+        if (text === undefined) continue;
+        parsed = await parseFile(name, text, prev?.docs, this.limits, this.slicer);
+      }
+      this.files.set(name, { mtimeMs: st.mtimeMs, size: st.size, ...parsed });
       dirty = true;
+      await this.slicer.tick();
     }
     for (const name of [...this.files.keys()]) {
       if (!seen.has(name)) {
@@ -128,16 +178,16 @@ export class ManifestDirSource implements ConfigSource {
         dirty = true;
       }
     }
-    return dirty ? this.merge() : [];
+    return { changed: dirty ? this.merge() : [], reread: dirty };
   }
 
   /** Rebuilds the object map from the files, keeping unchanged objects as they were. */
   private merge(): string[] {
-    const next = new Map<string, { json: string; file: string }>();
+    const next = new Map<string, { doc: DocEntry; file: string }>();
     for (const name of [...this.files.keys()].sort()) {
       const entry = this.files.get(name) as FileEntry;
       entry.invalid = entry.invalid.filter((i) => !i.ref.startsWith('duplicate:'));
-      for (const [key, json] of entry.docs) {
+      for (const [key, doc] of entry.docs) {
         const other = next.get(key);
         if (other) {
           entry.invalid.push({
@@ -147,19 +197,17 @@ export class ManifestDirSource implements ConfigSource {
           });
           continue;
         }
-        next.set(key, { json, file: name });
+        next.set(key, { doc, file: name });
       }
     }
     const changed: string[] = [];
-    for (const [key, { json, file }] of next) {
+    for (const [key, { doc, file }] of next) {
       const prev = this.current.get(key);
-      if (prev && prev.json === json) {
+      if (prev && prev.json === doc.json) {
         prev.file = file;
         continue;
       }
-      const decoded = decodeManifest(JSON.parse(json));
-      if (decoded.ok !== true) continue;
-      this.current.set(key, { object: decoded.value, json, file });
+      this.current.set(key, { object: doc.object, json: doc.json, file });
       changed.push(key);
     }
     for (const key of [...this.current.keys()]) {
@@ -172,31 +220,137 @@ export class ManifestDirSource implements ConfigSource {
   }
 }
 
-/** Parses one file into canonical documents by key, and the documents that were refused. */
-function parseFile(file: string, text: string): { docs: Map<string, string>; invalid: InvalidResource[] } {
-  const docs = new Map<string, string>();
+export function formatBytes(n: number): string {
+  if (n >= 1024 * 1024) return `${(n / (1024 * 1024)).toFixed(1)} MiB`;
+  if (n >= 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${n} bytes`;
+}
+
+/**
+ * The outcome for a file that could not be read whole: the new objects it did yield, plus every
+ * object it last produced that those do not define, kept in force.
+ */
+function unreadable(
+  file: string,
+  prev: ReadonlyMap<string, DocEntry> | undefined,
+  docs: Map<string, DocEntry>,
+  problems: readonly Problem[],
+  invalid: InvalidResource[] = [],
+): { docs: Map<string, DocEntry>; invalid: InvalidResource[] } {
+  const kept: string[] = [];
+  for (const [key, doc] of prev ?? []) {
+    if (docs.has(key)) continue;
+    docs.set(key, doc);
+    kept.push(key);
+  }
+  return {
+    docs,
+    invalid: [{ file, ref: file, problems, ...(kept.length > 0 && { kept: kept.sort() }) }, ...invalid],
+  };
+}
+
+/** Where a YAML document starts or ends (`---` or `...` at the start of a line). */
+const DOCUMENT_MARKER = /^(?:---|\.\.\.)(?=[ \t\r\n]|$)/gm;
+
+/**
+ * The first document of a YAML text over `limit` bytes (its size and index), found without
+ * parsing it; the largest one when none is over.
+ */
+function largestDocument(text: string, limit: number): { bytes: number; index: number } {
+  let largest = { bytes: 0, index: 0 };
+  let start = 0;
+  let index = 0;
+  const measure = (end: number) => {
+    // UTF-8 takes at least a byte per UTF-16 unit and at most three: count only when in doubt.
+    const length = end - start;
+    const bytes = length > limit || length * 3 <= limit ? length : Buffer.byteLength(text.slice(start, end));
+    if (bytes > largest.bytes) largest = { bytes, index };
+  };
+  for (const m of text.matchAll(DOCUMENT_MARKER)) {
+    measure(m.index);
+    if (largest.bytes > limit) return largest;
+    if (text.slice(start, m.index).trim()) index += 1;
+    start = m.index;
+  }
+  measure(text.length);
+  return largest;
+}
+
+/** The field path of the node at a source offset of a YAML document, as near as it can be told. */
+function pathAt(doc: Document, offset: number): string {
+  let node: unknown = doc.contents;
+  let path = '';
+  for (let depth = 0; depth < 64; depth++) {
+    if (isMap(node)) {
+      const pair = node.items
+        .filter((p) => isPair(p) && ((p.key as { range?: number[] })?.range?.[0] ?? Infinity) <= offset)
+        .at(-1);
+      if (!pair) break;
+      const key = isScalar(pair.key) ? String(pair.key.value) : '?';
+      path = path ? `${path}.${key}` : key;
+      node = pair.value;
+    } else if (isSeq(node)) {
+      const items = node.items as Array<{ range?: number[] }>;
+      let i = -1;
+      for (const [k, item] of items.entries()) if ((item?.range?.[0] ?? Infinity) <= offset) i = k;
+      if (i < 0) break;
+      path = `${path}[${i}]`;
+      node = items[i];
+    } else break;
+  }
+  return path;
+}
+
+/**
+ * Parses and decodes one file, in time slices. `prev` is what the file gave before: its objects
+ * stay in force where the new version cannot be read or decoded.
+ */
+async function parseFile(
+  file: string,
+  text: string,
+  prev: ReadonlyMap<string, DocEntry> | undefined,
+  limits: ManifestLimits,
+  slicer: TimeSlicer,
+): Promise<{ docs: Map<string, DocEntry>; invalid: InvalidResource[] }> {
+  const docs = new Map<string, DocEntry>();
   const invalid: InvalidResource[] = [];
+  /** Problems that leave part of the file unread, so nothing it held can be taken as removed. */
+  const unread: Problem[] = [];
   let raw: unknown[] = [];
   if (extname(file) === '.json') {
     try {
       const parsed = JSON.parse(text) as unknown;
       raw = Array.isArray(parsed) ? parsed : [parsed];
     } catch (err) {
-      invalid.push({ file, ref: file, problems: [{ path: '', message: `JSON: ${(err as Error).message}` }] });
+      return unreadable(file, prev, docs, [{ path: '', message: `JSON: ${(err as Error).message}` }]);
     }
   } else {
-    for (const doc of parseAllDocuments(text)) {
+    // One document is parsed in one go: refuse one too large to be an object before parsing it.
+    const largest = largestDocument(text, limits.maxObjectBytes);
+    if (largest.bytes > limits.maxObjectBytes) {
+      return unreadable(file, prev, docs, [
+        {
+          path: '',
+          message: `document ${largest.index + 1} is ${formatBytes(largest.bytes)}, over the limit of ${formatBytes(limits.maxObjectBytes)} for one object`,
+        },
+      ]);
+    }
+    const lines = new LineCounter();
+    const documents = new Composer().compose(new Parser(lines.addNewLine).parse(text), true, text.length);
+    for (const doc of documents) {
       if (doc.errors.length) {
         const first = doc.errors[0];
-        invalid.push({
-          file,
-          ref: file,
-          problems: [{ path: '', message: `YAML: ${first?.message.split('\n')[0] ?? 'invalid'}` }],
+        const at = first?.pos[0] ?? 0;
+        const { line, col } = lines.linePos(at);
+        unread.push({
+          path: pathAt(doc, at),
+          message: `YAML: ${first?.message.split('\n')[0] ?? 'invalid'} at line ${line}, column ${col}`,
         });
-        continue;
+      } else {
+        const value = doc.toJS() as unknown;
+        if (value !== null && value !== undefined) raw.push(value);
       }
-      const value = doc.toJS() as unknown;
-      if (value !== null && value !== undefined) raw.push(value);
+      await slicer.tick();
     }
   }
   const expanded = raw.flatMap((d) =>
@@ -208,25 +362,64 @@ function parseFile(file: string, text: string): { docs: Map<string, string>; inv
       : [d],
   );
   for (const doc of expanded) {
-    const decoded = decodeManifest(doc);
+    await slicer.tick();
+    const json = JSON.stringify(doc) ?? 'null';
+    const key = manifestKey(doc);
+    const bytes = Buffer.byteLength(json);
+    const decoded =
+      bytes > limits.maxObjectBytes
+        ? ({
+            ok: false,
+            ref: refOf(doc),
+            problems: [
+              {
+                path: '',
+                message: `the object is ${formatBytes(bytes)}, over the limit of ${formatBytes(limits.maxObjectBytes)} (as a Kubernetes API server refuses it)`,
+              },
+            ],
+          } as const)
+        : decodeManifest(doc, limits);
     if (decoded.ok === 'ignored') continue;
     if (decoded.ok === false) {
-      invalid.push({ file, ref: decoded.ref, problems: decoded.problems });
+      if (key === undefined) {
+        // Which object this was meant to be is unknown: it may be any the file held.
+        unread.push(
+          ...decoded.problems.map((p) => ({ path: p.path, message: `${decoded.ref}: ${p.message}` })),
+        );
+        continue;
+      }
+      const last = prev?.get(key);
+      if (last && !docs.has(key)) docs.set(key, last);
+      invalid.push({
+        file,
+        ref: decoded.ref,
+        problems: decoded.problems,
+        ...(last && { kept: [key] }),
+      });
       continue;
     }
-    const key = objectKey(decoded.value);
-    if (docs.has(key)) {
+    const k = objectKey(decoded.value);
+    const held = docs.get(k);
+    if (held && held !== prev?.get(k)) {
       const { kind, metadata } = decoded.value;
       invalid.push({
         file,
         ref: `${kind} ${metadata.namespace ? `${metadata.namespace}/` : ''}${metadata.name}`,
         problems: [
-          { path: 'metadata.name', message: `${key} is defined twice in this file; the first is kept` },
+          { path: 'metadata.name', message: `${k} is defined twice in this file; the first is kept` },
         ],
       });
       continue;
     }
-    docs.set(key, JSON.stringify(doc));
+    docs.set(k, { json, object: decoded.value });
   }
+  if (unread.length) return unreadable(file, prev, docs, unread, invalid);
   return { docs, invalid };
+}
+
+function refOf(doc: unknown): string {
+  const o = (doc && typeof doc === 'object' ? doc : {}) as Record<string, unknown>;
+  const meta = (o.metadata && typeof o.metadata === 'object' ? o.metadata : {}) as Record<string, unknown>;
+  const kind = typeof o.kind === 'string' && o.kind ? o.kind : '(no kind)';
+  return `${kind} ${meta.namespace ? `${String(meta.namespace)}/` : ''}${String(meta.name ?? '(no name)')}`;
 }

@@ -40,7 +40,7 @@ export class ControlPlaneMetrics {
     });
     this.invalidResources = new Gauge({
       name: 'controlplane_invalid_resources',
-      help: 'Resources refused as invalid and left out of the mesh config',
+      help: 'Resources refused as invalid: left out of the mesh config, or held at their last good version',
       registers,
     });
     this.csrCount = new Counter({

@@ -14,6 +14,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import protobuf from 'protobufjs';
 import type { Caller, TokenAuthenticator } from '../auth/token-authenticator.js';
+import { runToEnd } from '../model/time-slicer.js';
 import type { ControlPlaneMetrics } from '../telemetry/controlplane-metrics.js';
 import { admitProxy, type ProxyDirectory } from './proxy-admission.js';
 
@@ -43,8 +44,16 @@ export class ResourceEncoder {
   }
 
   encodeAll(values: ReadonlyMap<string, object>): Map<string, ResourceEntry> {
+    return runToEnd(this.encodeSteps(values));
+  }
+
+  /** `encodeAll` as steps, one per resource, for running in time slices. */
+  *encodeSteps(values: ReadonlyMap<string, object>): Generator<void, Map<string, ResourceEntry>> {
     const out = new Map<string, ResourceEntry>();
-    for (const [name, v] of values) out.set(name, this.encode(name, v));
+    for (const [name, v] of values) {
+      out.set(name, this.encode(name, v));
+      yield;
+    }
     return out;
   }
 }
