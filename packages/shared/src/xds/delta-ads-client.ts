@@ -106,7 +106,8 @@ export interface XdsClientDump {
 export class DeltaAdsClient {
   private readonly types = new Map<string, TypeState>();
   private readonly request: protobuf.Type;
-  private readonly client: grpc.Client;
+  /** A channel per stream attempt (see connect()). */
+  private client?: grpc.Client;
   private call?: grpc.ClientDuplexStream<object, Buffer>;
   private closed = false;
   private connected = false;
@@ -131,10 +132,22 @@ export class DeltaAdsClient {
         lastNonce: '',
       });
     }
-    this.client = new grpc.Client(inputs.target, inputs.credentials, {
+  }
+
+  /**
+   * Each stream attempt gets a channel of its own, as Istio's ztunnel connects afresh for each,
+   * so this client's backoff is the only one: a long-lived channel keeps a reconnect backoff of
+   * its own (1 s growing to 120 s) during which it fails calls at once with a stale error, and
+   * attempts made after the control plane is back would be wasted until it expired. A local
+   * subchannel pool keeps a new channel from picking up the old one's connection state.
+   */
+  private newChannel(): grpc.Client {
+    const { inputs } = this;
+    return new grpc.Client(inputs.target, inputs.credentials, {
       // Large initial snapshots (tens of thousands of workloads) exceed gRPC's 4 MiB default.
       'grpc.max_receive_message_length': 256 * 1024 * 1024,
       'grpc.keepalive_time_ms': 30_000,
+      'grpc.use_local_subchannel_pool': 1,
       ...inputs.channelOptions,
     });
   }
@@ -162,7 +175,7 @@ export class DeltaAdsClient {
     this.closed = true;
     clearTimeout(this.timer);
     this.call?.cancel();
-    this.client.close();
+    this.client?.close();
   }
 
   dump(): XdsClientDump {
@@ -195,6 +208,8 @@ export class DeltaAdsClient {
       return;
     }
     if (this.closed) return;
+    this.client?.close();
+    this.client = this.newChannel();
     const call = this.client.makeBidiStreamRequest<object, Buffer>(
       DELTA_ADS_METHOD,
       (req) => Buffer.from(this.request.encode(req).finish()),
