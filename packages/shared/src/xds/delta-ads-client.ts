@@ -226,8 +226,13 @@ export class DeltaAdsClient {
       if (this.call === call) this.call = undefined;
       if (this.closed) return;
       if (err) this.lastError = `${grpc.status[err.code] ?? err.code}: ${err.details || err.message}`;
-      inputs.logger.warn({ reason, err: this.lastError, target: inputs.target }, 'xDS stream ended');
-      this.scheduleReconnect(reason);
+      const retryInMs = Math.round(this.scheduleReconnect(reason));
+      // Names the control plane and the next attempt, as upstream ztunnel's "XDS client
+      // connection error: ..., retrying in ..." does: the line an operator looks for first.
+      inputs.logger.warn(
+        { reason, err: this.lastError, target: inputs.target, retryInMs },
+        `xDS stream to the control plane at ${inputs.target} ended (${reason}), retrying in ${retryInMs} ms`,
+      );
     };
     call.on('data', (buf: Buffer) => {
       this.connected = true;
@@ -275,14 +280,16 @@ export class DeltaAdsClient {
     };
   }
 
-  private scheduleReconnect(reason: string): void {
+  /** Schedules the next attempt; returns its delay. */
+  private scheduleReconnect(reason: string): number {
     this.inputs.metrics?.connectionTerminations.inc({ reason });
-    if (this.closed) return;
+    if (this.closed) return 0;
     const delay = backoffDelay(this.inputs.backoff ?? XDS_BACKOFF, this.attempt, this.inputs.random);
     this.attempt += 1;
     clearTimeout(this.timer);
     this.timer = setTimeout(() => this.connect(), delay);
     this.timer.unref();
+    return delay;
   }
 
   private onResponse(call: grpc.ClientDuplexStream<object, Buffer>, buf: Buffer): void {
