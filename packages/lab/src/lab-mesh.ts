@@ -13,7 +13,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { LocalCa } from '@ambient/shared';
 import type { Lab, LabPod } from './lab.js';
-import { labelManifest, readManifest, writeManifest } from './lab-manifests.js';
+import { deleteManifest, labelManifest, readManifest, writeManifest } from './lab-manifests.js';
 import type { PodSpec } from './lab-spec.js';
 
 export interface LabMeshOptions {
@@ -498,6 +498,47 @@ export class LabMesh {
         metadata: { name: 'synthetic', labels: { [DATAPLANE_MODE_LABEL]: 'ambient' } },
       });
     }
+  }
+
+  // Pod churn and process restarts for fault tests.
+
+  /**
+   * Schedules a pod on a running mesh as the kubelet and API server would: its namespace and
+   * link, its ServiceAccount and Pod objects, and its entry in the node's pod runtime map. The
+   * control plane pushes it when it next reads the manifests (at once, or when it is back).
+   */
+  async addMeshPod(spec: PodSpec): Promise<LabPod> {
+    const pod = await this.lab.addPod(spec);
+    const m = this.manifestDir;
+    const serviceAccount = spec.serviceAccount ?? 'default';
+    await writeManifest(m, {
+      apiVersion: 'v1',
+      kind: 'ServiceAccount',
+      metadata: { name: serviceAccount, namespace: spec.namespace },
+    });
+    await writeManifest(m, {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: pod.name, namespace: pod.namespace, labels: pod.labels ?? {} },
+      spec: { nodeName: `node${pod.node}`, serviceAccountName: serviceAccount },
+      status: { phase: 'Running', podIP: pod.ip },
+    });
+    await this.writePodNetns();
+    return pod;
+  }
+
+  /** Deletes a pod's object: the mesh lets it go (its network namespace stays, unused). */
+  async removeMeshPod(pod: LabPod): Promise<void> {
+    await deleteManifest(this.manifestDir, { kind: 'Pod', namespace: pod.namespace, name: pod.name });
+  }
+
+  /** Starts a deployed waypoint's process again (after it died), with its own token. */
+  restartWaypoint(pod: LabPod, gateway: string): number | undefined {
+    return this.startWaypoint(
+      pod,
+      gateway,
+      join(this.options.dir, `token-waypoint-${pod.namespace}-${gateway}`),
+    );
   }
 }
 

@@ -28,7 +28,7 @@ export interface GrpcCaClientInputs {
 }
 
 export class GrpcCaClient implements CaClient {
-  private readonly client: grpc.Client;
+  private client: grpc.Client;
   private readonly requestType: protobuf.Type;
   private readonly responseType: protobuf.Type;
 
@@ -36,7 +36,22 @@ export class GrpcCaClient implements CaClient {
     const root = meshProtos();
     this.requestType = root.lookupType('istio.v1.auth.IstioCertificateRequest');
     this.responseType = root.lookupType('istio.v1.auth.IstioCertificateResponse');
-    this.client = new grpc.Client(inputs.target, inputs.credentials, inputs.channelOptions);
+    this.client = this.newChannel();
+  }
+
+  /**
+   * After a call fails for want of a connection the channel is replaced, so that the next call
+   * (the certificate manager's next retry) really connects: a channel keeps a reconnect backoff
+   * of its own (1 s growing to 120 s) during which it fails calls at once with a stale error,
+   * which would waste retries made after the CA is back. A local subchannel pool keeps a new
+   * channel from picking up the old one's connection state.
+   */
+  private newChannel(): grpc.Client {
+    const { inputs } = this;
+    return new grpc.Client(inputs.target, inputs.credentials, {
+      'grpc.use_local_subchannel_pool': 1,
+      ...inputs.channelOptions,
+    });
   }
 
   async createCertificate(request: CertificateRequest): Promise<string[]> {
@@ -52,8 +67,9 @@ export class GrpcCaClient implements CaClient {
         }),
     };
     const deadline = Date.now() + (this.inputs.timeoutMs ?? 10_000);
+    const client = this.client;
     const chain = await new Promise<string[]>((resolve, reject) => {
-      this.client.makeUnaryRequest<object, { certChain: string[] }>(
+      client.makeUnaryRequest<object, { certChain: string[] }>(
         CREATE_CERTIFICATE_METHOD,
         (req) => Buffer.from(this.requestType.encode(req).finish()),
         (buf) => this.responseType.decode(buf) as unknown as { certChain: string[] },
@@ -62,6 +78,10 @@ export class GrpcCaClient implements CaClient {
         { deadline },
         (err, res) => {
           if (err) {
+            if (err.code === grpc.status.UNAVAILABLE && this.client === client) {
+              client.close();
+              this.client = this.newChannel();
+            }
             const code =
               err.code === grpc.status.PERMISSION_DENIED || err.code === grpc.status.UNAUTHENTICATED
                 ? 'MESH_ERR_IDENTITY_NOT_ALLOWED'

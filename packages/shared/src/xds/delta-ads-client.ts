@@ -106,7 +106,8 @@ export interface XdsClientDump {
 export class DeltaAdsClient {
   private readonly types = new Map<string, TypeState>();
   private readonly request: protobuf.Type;
-  private readonly client: grpc.Client;
+  /** A channel per stream attempt (see connect()). */
+  private client?: grpc.Client;
   private call?: grpc.ClientDuplexStream<object, Buffer>;
   private closed = false;
   private connected = false;
@@ -131,10 +132,22 @@ export class DeltaAdsClient {
         lastNonce: '',
       });
     }
-    this.client = new grpc.Client(inputs.target, inputs.credentials, {
+  }
+
+  /**
+   * Each stream attempt gets a channel of its own, as Istio's ztunnel connects afresh for each,
+   * so this client's backoff is the only one: a long-lived channel keeps a reconnect backoff of
+   * its own (1 s growing to 120 s) during which it fails calls at once with a stale error, and
+   * attempts made after the control plane is back would be wasted until it expired. A local
+   * subchannel pool keeps a new channel from picking up the old one's connection state.
+   */
+  private newChannel(): grpc.Client {
+    const { inputs } = this;
+    return new grpc.Client(inputs.target, inputs.credentials, {
       // Large initial snapshots (tens of thousands of workloads) exceed gRPC's 4 MiB default.
       'grpc.max_receive_message_length': 256 * 1024 * 1024,
       'grpc.keepalive_time_ms': 30_000,
+      'grpc.use_local_subchannel_pool': 1,
       ...inputs.channelOptions,
     });
   }
@@ -162,7 +175,7 @@ export class DeltaAdsClient {
     this.closed = true;
     clearTimeout(this.timer);
     this.call?.cancel();
-    this.client.close();
+    this.client?.close();
   }
 
   dump(): XdsClientDump {
@@ -195,6 +208,8 @@ export class DeltaAdsClient {
       return;
     }
     if (this.closed) return;
+    this.client?.close();
+    this.client = this.newChannel();
     const call = this.client.makeBidiStreamRequest<object, Buffer>(
       DELTA_ADS_METHOD,
       (req) => Buffer.from(this.request.encode(req).finish()),
@@ -211,8 +226,13 @@ export class DeltaAdsClient {
       if (this.call === call) this.call = undefined;
       if (this.closed) return;
       if (err) this.lastError = `${grpc.status[err.code] ?? err.code}: ${err.details || err.message}`;
-      inputs.logger.warn({ reason, err: this.lastError, target: inputs.target }, 'xDS stream ended');
-      this.scheduleReconnect(reason);
+      const retryInMs = Math.round(this.scheduleReconnect(reason));
+      // Names the control plane and the next attempt, as upstream ztunnel's "XDS client
+      // connection error: ..., retrying in ..." does: the line an operator looks for first.
+      inputs.logger.warn(
+        { reason, err: this.lastError, target: inputs.target, retryInMs },
+        `xDS stream to the control plane at ${inputs.target} ended (${reason}), retrying in ${retryInMs} ms`,
+      );
     };
     call.on('data', (buf: Buffer) => {
       this.connected = true;
@@ -260,14 +280,16 @@ export class DeltaAdsClient {
     };
   }
 
-  private scheduleReconnect(reason: string): void {
+  /** Schedules the next attempt; returns its delay. */
+  private scheduleReconnect(reason: string): number {
     this.inputs.metrics?.connectionTerminations.inc({ reason });
-    if (this.closed) return;
+    if (this.closed) return 0;
     const delay = backoffDelay(this.inputs.backoff ?? XDS_BACKOFF, this.attempt, this.inputs.random);
     this.attempt += 1;
     clearTimeout(this.timer);
     this.timer = setTimeout(() => this.connect(), delay);
     this.timer.unref();
+    return delay;
   }
 
   private onResponse(call: grpc.ClientDuplexStream<object, Buffer>, buf: Buffer): void {
