@@ -87,6 +87,9 @@ export class LocalConfigFile {
         problems: [{ path: '', message: `cannot read: ${(err as Error).message}` }],
       };
     }
+    // An empty file is what a reader sees between an editor's truncate and write: refusing it
+    // keeps the last good config (and its policies) instead of adopting "nothing".
+    if (text.trim() === '') return { ok: false as const, problems: [{ path: '', message: 'is empty' }] };
     return parseLocalConfig(text);
   }
 }

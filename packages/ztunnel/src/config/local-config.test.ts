@@ -171,6 +171,21 @@ describe('LocalConfigFile', () => {
     );
   });
 
+  it('refuses an emptied file (a write in progress) and keeps the last good config', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'zt-config-'));
+    const path = join(dir, 'config.yaml');
+    await writeFile(path, ISTIO_EXAMPLE);
+    const adopted: LocalConfig[] = [];
+    const file = new LocalConfigFile({ path, onConfig: (c) => adopted.push(c), onRejected: () => {} });
+    const first = await file.start();
+    file.close();
+    await writeFile(path, '');
+    expect(await file.reload()).toBe(false);
+    expect(file.lastProblems).toEqual([{ path: '', message: 'is empty' }]);
+    expect(adopted).toEqual([]);
+    expect(file.current).toBe(first);
+  });
+
   it('adopts a valid change, keeps the last good config on an invalid one, and recovers', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'zt-config-'));
     const path = join(dir, 'config.yaml');
