@@ -8,7 +8,7 @@ import { H2_ERROR } from '../h2/h2-frames.js';
 import type { H2Stream } from '../h2/h2-stream.js';
 import type { WorkloadCertificate } from '../identity/cert-manager.js';
 import type { SpiffeId } from '../identity/spiffe-id.js';
-import { type SpliceStats, splice } from '../net/splice.js';
+import { resetSocket, type SpliceStats, splice } from '../net/splice.js';
 import type { HboneMetrics } from '../telemetry/hbone-metrics.js';
 import { HBONE_ALPN, handshakeRefusal, secureContextOptions, verifyClient } from '../tls/mesh-tls.js';
 import { drainSessions } from './drain-sessions.js';
@@ -245,7 +245,8 @@ export class HboneServer {
       return;
     }
     if (stream.destroyed) {
-      upstream.destroy();
+      // The client reset the stream while we connected: the app sees a reset, not a clean close.
+      resetSocket(upstream);
       metrics.streamErrors.inc({ side: 'server', reason: 'reset' });
       return;
     }
