@@ -300,9 +300,23 @@ describe('CertManager', () => {
     console.log(`after retain([a]) over 25 s: CSRs for ${JSON.stringify(state.identities)}`);
     expect(state.identities.length).toBeGreaterThanOrEqual(2);
     expect(state.identities.every((id) => id === A.toString())).toBe(true);
-    // Retaining what is already live changes nothing.
-    expect(certs.retain([A, B])).toEqual([]);
+    // Retaining what is already live and certified changes nothing.
+    const calls = state.calls;
+    expect(certs.retain([A])).toEqual([]);
     expect(certs.dump().map((e) => e.identity)).toEqual([A.toString()]);
+    expect(state.calls).toBe(calls);
+    certs.close();
+  });
+
+  it('retain() fetches a certificate for a live identity that has none, once', async () => {
+    const clock = new ManualClock(Date.now());
+    const { state, client } = flakyCa(await LocalCa.create({ trustDomain: TD, now: () => clock.t }));
+    const certs = new CertManager({ ca: client, ttlSeconds: 20, clock });
+    expect(certs.retain([A, B])).toEqual([]);
+    expect(certs.retain([A, B])).toEqual([]);
+    await eventually(() => certs.current(A) !== undefined && certs.current(B) !== undefined);
+    expect(state.calls).toBe(2);
+    expect(certs.dump().map((e) => e.state)).toEqual(['available', 'available']);
     certs.close();
   });
 

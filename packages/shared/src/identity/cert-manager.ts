@@ -78,7 +78,8 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
  * left when it arrived (planRotation). When the CA fails, a still-valid certificate keeps serving
  * and issuance is retried with jittered exponential backoff. Consumers read `current()`/`fetch()`
  * per new connection, so a rotation reaches new connections only; open ones keep the certificate
- * they were made with. `retain()` drops the identities no workload here uses any more.
+ * they were made with. `retain()` drops the identities no workload here uses any more and warms
+ * the others.
  */
 export class CertManager {
   private readonly entries = new Map<string, Entry>();
@@ -127,15 +128,18 @@ export class CertManager {
   }
 
   /**
-   * Keeps the identities in `live` and forgets every other one: its rotation and retries stop and
-   * its certificate is dropped. The CA signs only identities with a pod on this node, so rotating
-   * one whose pods left would fail forever. Call it once the connections that used a departing
-   * identity have closed (the node agent calls it after releasing departed pods, whose release
-   * drains their connections): dropping never touches an open connection, which holds its own
-   * key and chain, but a dropped identity shows no more in the dump. Returns the dropped identities.
+   * Makes `live` the identities this manager holds. Every other one is forgotten: its rotation and
+   * retries stop and its certificate is dropped, since the CA signs only identities with a pod on
+   * this node and would refuse every further request. Every live one without a certificate is
+   * fetched now rather than on its first connection (Istio's ztunnel prefetches the same way, in
+   * src/cert_fetcher.rs), so that a pod enrolled while the CA is up still has one if the CA then
+   * goes away. Call it once the connections that used a departing identity have closed (the node
+   * agent calls it after releasing departed pods, whose release drains their connections):
+   * dropping never touches an open connection, which holds its own key and chain, but a dropped
+   * identity shows no more in the dump. Returns the dropped identities.
    */
   retain(live: Iterable<SpiffeId>): string[] {
-    const keep = new Set([...live].map((id) => id.toString()));
+    const keep = new Map([...live].map((id) => [id.toString(), id] as const));
     const dropped: string[] = [];
     for (const [key, entry] of this.entries) {
       if (keep.has(key)) continue;
@@ -144,6 +148,11 @@ export class CertManager {
     }
     if (dropped.length > 0)
       this.inputs.logger?.info({ dropped }, 'certificates of departed identities dropped');
+    for (const id of keep.values()) {
+      this.fetch(id).catch(() => {
+        // Logged, and retried with backoff, in issue().
+      });
+    }
     return dropped;
   }
 
