@@ -17,7 +17,7 @@ import {
 
 const prefix = labPrefix('o');
 /** How long the node agent waits for a control plane that is not there yet. */
-const CONTROL_PLANE_LATE_MS = 8_000;
+const CONTROL_PLANE_LATE_MS = 5_000;
 
 describe.skipIf(!isRoot)('a node agent started before its control plane (root)', () => {
   let m: MeshLab;
