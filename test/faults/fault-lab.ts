@@ -45,7 +45,7 @@ export async function createMeshLab(
       readonly script: string;
     }>;
     /** More LabMesh options (settings another build may know; unknown ones are ignored). */
-    readonly mesh?: Partial<LabMeshOptions> & Record<string, unknown>;
+    readonly mesh?: Partial<LabMeshOptions>;
   },
 ): Promise<MeshLab> {
   const dir = await mkdtemp(join(tmpdir(), `fault-${prefix}-`));

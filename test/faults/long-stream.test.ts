@@ -113,8 +113,7 @@ describe.skipIf(!isRoot)('a 200 MB stream through the mesh survives faults and l
         ],
         services: [],
       },
-      // Short-lived workload certificates where the build has them (CP_WORKLOAD_CERT_TTL; an
-      // option this LabMesh does not know is ignored): rotations then happen mid-stream too.
+      // Short-lived workload certificates (CP_WORKLOAD_CERT_TTL): rotations happen mid-stream too.
       { enrolledNamespaces: ['demo'], mesh: { workloadCertTtl: '20s' } },
     );
   }, 60_000);
@@ -284,10 +283,8 @@ describe.skipIf(!isRoot)('a 200 MB stream through the mesh survives faults and l
       console.log(formatStats(`node agent node${node} after the stream`, await procStats(pid)));
   }, 150_000);
 
-  // Certificate rotation mid-stream needs short-lived workload certificates: the control plane
-  // setting CP_WORKLOAD_CERT_TTL (LabMesh option `workloadCertTtl`, passed above), which this
-  // build does not have yet. Remove `.skip` once it exists.
-  it.skip('a stream keeps flowing, and its bytes intact, while both workload certificates rotate (CP_WORKLOAD_CERT_TTL)', async () => {
+  // Certificate rotation mid-stream: the lab's workload certificates live 20 s (above).
+  it('a stream keeps flowing, and its bytes intact, while both workload certificates rotate (CP_WORKLOAD_CERT_TTL)', async () => {
     const serial = async (node: number, sa: string) =>
       (
         (await m.mesh.configDump(node)).certificates as Array<{ identity: string; serialNumber?: string }>
