@@ -37,7 +37,7 @@ describe.skipIf(!isRoot)('ambientctl (root)', () => {
     expect(stdout).toContain(`lab "${name}" is down`);
     const { stdout: left } = await run('ip', ['netns', 'list']);
     expect(left).not.toContain(`${name}-`);
-  });
+  }, 150_000);
 
   it('lab up, exec, status, label, apply, delete and down work across separate invocations, and errors are clear', async () => {
     const cli = (...args: string[]) =>
@@ -135,5 +135,5 @@ describe.skipIf(!isRoot)('ambientctl (root)', () => {
     await expect(cli('status')).rejects.toSatisfy((e) =>
       (e as { stderr: string }).stderr.includes(`no lab named "${name}" is up`),
     );
-  });
+  }, 150_000);
 });
