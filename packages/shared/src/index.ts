@@ -12,6 +12,7 @@ export * from './identity/x509.js';
 export * from './net/dial-tcp.js';
 export * from './net/http-endpoint.js';
 export * from './net/splice.js';
+export * from './process/run-component.js';
 export * from './result.js';
 export * from './telemetry/hbone-metrics.js';
 export * from './tls/mesh-tls.js';
