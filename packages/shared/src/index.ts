@@ -1,4 +1,5 @@
 export * from './backoff.js';
+export * from './config/env-settings.js';
 export * from './errors.js';
 export * from './hbone/hbone-client.js';
 export * from './hbone/hbone-headers.js';

@@ -1,6 +1,5 @@
-import { fail, ok, type Problem, type Result } from '@ambient/shared';
+import { type EnvMap, EnvSettings, type Result } from '@ambient/shared';
 import { DEFAULT_MANIFEST_LIMITS } from '../model/kube-objects.js';
-import { ManifestFields } from '../model/manifest-fields.js';
 
 /** The control plane's settings, parsed once from an environment map and frozen. */
 export interface ControlPlaneConfig {
@@ -44,77 +43,54 @@ export const DEFAULT_WORKLOAD_CERT_TTL_SECONDS = 24 * 3600;
 /** Istio's MAX_WORKLOAD_CERT_TTL default, and the longest the built-in CA signs. */
 export const MAX_WORKLOAD_CERT_TTL_SECONDS = 90 * 24 * 3600;
 
-const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
-
-export function parseControlPlaneConfig(
-  env: Readonly<Record<string, string | undefined>>,
-): Result<ControlPlaneConfig> {
-  const problems: Problem[] = [];
-  const str = (key: string, fallback?: string): string => {
-    const v = env[key] || fallback;
-    if (!v) problems.push({ path: key, message: 'is required' });
-    return v ?? '';
-  };
-  const num = (key: string, fallback: number, min: number, max: number): number => {
-    const raw = env[key];
-    if (raw === undefined || raw === '') return fallback;
-    const n = Number(raw);
-    if (!Number.isInteger(n) || n < min || n > max)
-      problems.push({ path: key, message: `must be an integer from ${min} to ${max}` });
-    return n;
-  };
-  const workloadCertTtlSeconds = (() => {
-    const raw = env.CP_WORKLOAD_CERT_TTL;
-    if (raw === undefined || raw === '') return DEFAULT_WORKLOAD_CERT_TTL_SECONDS;
-    const fields = new ManifestFields();
-    const ms = fields.duration(raw, 'CP_WORKLOAD_CERT_TTL');
-    problems.push(...fields.problems);
-    if (ms === undefined) return DEFAULT_WORKLOAD_CERT_TTL_SECONDS;
-    // Certificates count whole seconds: refuse what they cannot carry rather than round it.
-    if (ms % 1000 !== 0 || ms < 1000 || ms > MAX_WORKLOAD_CERT_TTL_SECONDS * 1000) {
-      problems.push({
-        path: 'CP_WORKLOAD_CERT_TTL',
-        message: `${JSON.stringify(raw)} must be a whole number of seconds from 1s to 2160h (90 days)`,
-      });
-    }
-    return ms / 1000;
-  })();
-  const logLevel = env.CP_LOG_LEVEL || 'info';
-  if (!LEVELS.includes(logLevel))
-    problems.push({ path: 'CP_LOG_LEVEL', message: `must be one of ${LEVELS.join(', ')}` });
-  const config: ControlPlaneConfig = {
-    manifestDir: str('CP_MANIFEST_DIR'),
-    caDir: str('CP_CA_DIR'),
-    tokensFile: str('CP_TOKENS_FILE'),
-    grpcAddress: env.CP_GRPC_ADDRESS || '0.0.0.0',
-    grpcPort: num('CP_GRPC_PORT', 15012, 0, 65535),
-    monitorAddress: env.CP_MONITOR_ADDRESS || '0.0.0.0',
-    monitorPort: num('CP_MONITOR_PORT', 15014, 0, 65535),
-    trustDomain: str('CP_TRUST_DOMAIN', 'cluster.local'),
-    clusterId: str('CP_CLUSTER_ID', 'Kubernetes'),
-    rootNamespace: str('CP_ROOT_NAMESPACE', 'istio-system'),
-    domainSuffix: str('CP_DOMAIN_SUFFIX', 'cluster.local'),
-    serverNames: str('CP_SERVER_NAMES', 'istiod.istio-system.svc')
+export function parseControlPlaneConfig(env: EnvMap): Result<ControlPlaneConfig> {
+  const e = new EnvSettings(env);
+  const ttlMs = e.durationMs('CP_WORKLOAD_CERT_TTL', DEFAULT_WORKLOAD_CERT_TTL_SECONDS * 1000);
+  // Certificates count whole seconds: refuse what they cannot carry rather than round it.
+  if (ttlMs % 1000 !== 0 || ttlMs < 1000 || ttlMs > MAX_WORKLOAD_CERT_TTL_SECONDS * 1000) {
+    e.add(
+      'CP_WORKLOAD_CERT_TTL',
+      `${JSON.stringify(env.CP_WORKLOAD_CERT_TTL)} must be a whole number of seconds from 1s to 2160h (90 days)`,
+    );
+  }
+  return e.result<ControlPlaneConfig>({
+    manifestDir: e.required('CP_MANIFEST_DIR'),
+    caDir: e.required('CP_CA_DIR'),
+    tokensFile: e.required('CP_TOKENS_FILE'),
+    grpcAddress: e.required('CP_GRPC_ADDRESS', '0.0.0.0'),
+    grpcPort: e.integer('CP_GRPC_PORT', 15012, 0, 65535),
+    monitorAddress: e.required('CP_MONITOR_ADDRESS', '0.0.0.0'),
+    monitorPort: e.integer('CP_MONITOR_PORT', 15014, 0, 65535),
+    trustDomain: e.required('CP_TRUST_DOMAIN', 'cluster.local'),
+    clusterId: e.required('CP_CLUSTER_ID', 'Kubernetes'),
+    rootNamespace: e.required('CP_ROOT_NAMESPACE', 'istio-system'),
+    domainSuffix: e.required('CP_DOMAIN_SUFFIX', 'cluster.local'),
+    serverNames: e
+      .required('CP_SERVER_NAMES', 'istiod.istio-system.svc')
       .split(',')
       .map((s) => s.trim())
       .filter(Boolean),
-    debounceMs: num('CP_DEBOUNCE_MS', 10, 0, 10_000),
-    debounceMaxMs: num('CP_DEBOUNCE_MAX_MS', 100, 0, 60_000),
-    workloadCertTtlSeconds,
-    logLevel,
-    maxManifestFileBytes: num(
+    debounceMs: e.integer('CP_DEBOUNCE_MS', 10, 0, 10_000),
+    debounceMaxMs: e.integer('CP_DEBOUNCE_MAX_MS', 100, 0, 60_000),
+    workloadCertTtlSeconds: ttlMs / 1000,
+    logLevel: e.logLevel('CP_LOG_LEVEL'),
+    maxManifestFileBytes: e.integer(
       'CP_MAX_MANIFEST_FILE_BYTES',
       DEFAULT_MANIFEST_LIMITS.maxFileBytes,
       1024,
       1024 * 1024 * 1024,
     ),
-    maxObjectBytes: num(
+    maxObjectBytes: e.integer(
       'CP_MAX_OBJECT_BYTES',
       DEFAULT_MANIFEST_LIMITS.maxObjectBytes,
       1024,
       64 * 1024 * 1024,
     ),
-    maxPolicyValues: num('CP_MAX_POLICY_VALUES', DEFAULT_MANIFEST_LIMITS.maxPolicyValues, 1, 10_000_000),
-  };
-  return problems.length ? fail(problems) : ok(Object.freeze(config));
+    maxPolicyValues: e.integer(
+      'CP_MAX_POLICY_VALUES',
+      DEFAULT_MANIFEST_LIMITS.maxPolicyValues,
+      1,
+      10_000_000,
+    ),
+  });
 }

@@ -26,4 +26,13 @@ describe('parseWaypointSettings', () => {
       ]);
     }
   });
+
+  it('writes the access log unless WP_ACCESS_LOG is false, and refuses a value that is not true or false', () => {
+    const on = parseWaypointSettings(BASE);
+    expect(on.ok && on.value.accessLog).toBe(true);
+    const off = parseWaypointSettings({ ...BASE, WP_ACCESS_LOG: 'false' });
+    expect(off.ok && off.value.accessLog).toBe(false);
+    const bad = parseWaypointSettings({ ...BASE, WP_ACCESS_LOG: 'no' });
+    expect(!bad.ok && bad.problems).toEqual([{ path: 'WP_ACCESS_LOG', message: 'must be true or false' }]);
+  });
 });

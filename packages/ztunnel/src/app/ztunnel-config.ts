@@ -1,4 +1,4 @@
-import { fail, ok, type Problem, type Result } from '@ambient/shared';
+import { type EnvMap, EnvSettings, type Result } from '@ambient/shared';
 
 /** The node agent's settings, parsed once from an environment map and frozen. */
 export interface ZtunnelConfig {
@@ -43,74 +43,44 @@ export interface ZtunnelConfig {
   readonly preserveClientIpThroughWaypoint: boolean;
 }
 
-const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
-
-export function parseZtunnelConfig(env: Readonly<Record<string, string | undefined>>): Result<ZtunnelConfig> {
-  const problems: Problem[] = [];
-  const str = (key: string, fallback?: string): string => {
-    const v = env[key] ?? fallback;
-    if (v === undefined || v === '') problems.push({ path: key, message: 'is required' });
-    return v ?? '';
-  };
-  const num = (key: string, fallback: number, min: number, max: number): number => {
-    const raw = env[key];
-    if (raw === undefined || raw === '') return fallback;
-    const n = Number(raw);
-    if (!Number.isInteger(n) || n < min || n > max)
-      problems.push({ path: key, message: `must be an integer from ${min} to ${max}` });
-    return n;
-  };
-  const logLevel = env.ZT_LOG_LEVEL ?? 'info';
-  if (!LEVELS.includes(logLevel))
-    problems.push({ path: 'ZT_LOG_LEVEL', message: `must be one of ${LEVELS.join(', ')}` });
-  const opt = (key: string): string | undefined => (env[key] === '' ? undefined : env[key]);
-  const xdsAddress = opt('ZT_XDS_ADDRESS');
-  const caAddress = opt('ZT_CA_ADDRESS') ?? xdsAddress;
-  if (!xdsAddress && !opt('ZT_CONFIG_FILE'))
-    problems.push({ path: 'ZT_CONFIG_FILE', message: 'is required when ZT_XDS_ADDRESS is not set' });
-  if (!caAddress && !opt('ZT_CA_DIR'))
-    problems.push({ path: 'ZT_CA_DIR', message: 'is required when ZT_CA_ADDRESS is not set' });
-  if ((xdsAddress || caAddress) && !opt('ZT_ROOT_CERT'))
-    problems.push({ path: 'ZT_ROOT_CERT', message: 'is required with a control plane address' });
-  if ((xdsAddress || caAddress) && !opt('ZT_TOKEN_FILE'))
-    problems.push({ path: 'ZT_TOKEN_FILE', message: 'is required with a control plane address' });
-  for (const [key, v] of [
-    ['ZT_XDS_ADDRESS', xdsAddress],
-    ['ZT_CA_ADDRESS', caAddress],
-  ] as const) {
-    if (v !== undefined && !/^[^\s:]+:\d{1,5}$/.test(v))
-      problems.push({ path: key, message: 'must be host:port' });
-  }
-  const bool = (key: string, fallback: boolean): boolean => {
-    const v = opt(key);
-    if (v === undefined) return fallback;
-    if (v !== 'true' && v !== 'false') problems.push({ path: key, message: 'must be true or false' });
-    return v === 'true';
-  };
-  const nodeName = str('ZT_NODE_NAME');
-  const config: ZtunnelConfig = {
+export function parseZtunnelConfig(env: EnvMap): Result<ZtunnelConfig> {
+  const e = new EnvSettings(env);
+  const xdsAddress = e.optionalHostPort('ZT_XDS_ADDRESS');
+  const caAddress = e.optionalHostPort('ZT_CA_ADDRESS', xdsAddress);
+  const configFile = e.optional('ZT_CONFIG_FILE');
+  const caDir = e.optional('ZT_CA_DIR');
+  const rootCertFile = e.optional('ZT_ROOT_CERT');
+  const tokenFile = e.optional('ZT_TOKEN_FILE');
+  const podNetnsFile = e.optional('ZT_POD_NETNS_FILE');
+  if (!xdsAddress && !configFile) e.add('ZT_CONFIG_FILE', 'is required when ZT_XDS_ADDRESS is not set');
+  if (!caAddress && !caDir) e.add('ZT_CA_DIR', 'is required when ZT_CA_ADDRESS is not set');
+  if ((xdsAddress || caAddress) && !rootCertFile)
+    e.add('ZT_ROOT_CERT', 'is required with a control plane address');
+  if ((xdsAddress || caAddress) && !tokenFile)
+    e.add('ZT_TOKEN_FILE', 'is required with a control plane address');
+  const nodeName = e.required('ZT_NODE_NAME');
+  return e.result<ZtunnelConfig>({
     nodeName,
-    ...(opt('ZT_CONFIG_FILE') && { configFile: opt('ZT_CONFIG_FILE') }),
-    ...(opt('ZT_CA_DIR') && { caDir: opt('ZT_CA_DIR') }),
+    ...(configFile && { configFile }),
+    ...(caDir && { caDir }),
     ...(xdsAddress && { xdsAddress }),
     ...(caAddress && { caAddress }),
-    ...(opt('ZT_ROOT_CERT') && { rootCertFile: opt('ZT_ROOT_CERT') }),
-    controlPlaneName: opt('ZT_CONTROL_PLANE_NAME') ?? 'istiod.istio-system.svc',
-    ...(opt('ZT_TOKEN_FILE') && { tokenFile: opt('ZT_TOKEN_FILE') }),
-    clusterId: opt('ZT_CLUSTER_ID') ?? 'Kubernetes',
-    podName: opt('ZT_POD_NAME') ?? `ztunnel-${nodeName}`,
-    podNamespace: opt('ZT_POD_NAMESPACE') ?? 'istio-system',
-    instanceIp: opt('ZT_INSTANCE_IP') ?? '127.0.0.1',
-    ...(opt('ZT_POD_NETNS_FILE') && { podNetnsFile: opt('ZT_POD_NETNS_FILE') }),
-    trustDomain: str('ZT_TRUST_DOMAIN', 'cluster.local'),
-    adminAddress: env.ZT_ADMIN_ADDRESS ?? '127.0.0.1',
-    adminPort: num('ZT_ADMIN_PORT', 15000, 0, 65535),
-    metricsAddress: env.ZT_METRICS_ADDRESS ?? '0.0.0.0',
-    metricsPort: num('ZT_METRICS_PORT', 15020, 0, 65535),
-    readinessPort: num('ZT_READINESS_PORT', 15021, 0, 65535),
-    drainMs: num('ZT_DRAIN_SECONDS', 5, 0, 3600) * 1000,
-    logLevel,
-    preserveClientIpThroughWaypoint: bool('ZT_PRESERVE_CLIENT_IP_THROUGH_WAYPOINT', false),
-  };
-  return problems.length ? fail(problems) : ok(Object.freeze(config));
+    ...(rootCertFile && { rootCertFile }),
+    controlPlaneName: e.required('ZT_CONTROL_PLANE_NAME', 'istiod.istio-system.svc'),
+    ...(tokenFile && { tokenFile }),
+    clusterId: e.required('ZT_CLUSTER_ID', 'Kubernetes'),
+    podName: e.required('ZT_POD_NAME', `ztunnel-${nodeName}`),
+    podNamespace: e.required('ZT_POD_NAMESPACE', 'istio-system'),
+    instanceIp: e.required('ZT_INSTANCE_IP', '127.0.0.1'),
+    ...(podNetnsFile && { podNetnsFile }),
+    trustDomain: e.required('ZT_TRUST_DOMAIN', 'cluster.local'),
+    adminAddress: e.required('ZT_ADMIN_ADDRESS', '127.0.0.1'),
+    adminPort: e.integer('ZT_ADMIN_PORT', 15000, 0, 65535),
+    metricsAddress: e.required('ZT_METRICS_ADDRESS', '0.0.0.0'),
+    metricsPort: e.integer('ZT_METRICS_PORT', 15020, 0, 65535),
+    readinessPort: e.integer('ZT_READINESS_PORT', 15021, 0, 65535),
+    drainMs: e.integer('ZT_DRAIN_SECONDS', 5, 0, 3600) * 1000,
+    logLevel: e.logLevel('ZT_LOG_LEVEL'),
+    preserveClientIpThroughWaypoint: e.boolean('ZT_PRESERVE_CLIENT_IP_THROUGH_WAYPOINT', false),
+  });
 }
