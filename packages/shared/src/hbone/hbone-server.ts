@@ -170,6 +170,10 @@ export class HboneServer {
           return;
         }
         if (socket.destroyed) return;
+        // A peer that ends its side during the handshake can never finish it: close at once and
+        // free the slot (the TLS socket takes this from the socket it wraps). Half-close is
+        // allowed again once the handshake is done, in secured().
+        socket.allowHalfOpen = false;
         this.tlsFor(cert).emit('connection', socket);
       },
       (err: unknown) => {
@@ -227,7 +231,7 @@ export class HboneServer {
       ALPNProtocols: [HBONE_ALPN],
       // A backstop: the timer set in accept() normally fires first, as it started earlier.
       handshakeTimeout: this.handshakes.limits.timeoutMs,
-      allowHalfOpen: true,
+      allowHalfOpen: false,
     });
     const entry: IdentityTls = { server, cert };
     server.on('secureConnection', (socket: TLSSocket) => {
@@ -244,6 +248,7 @@ export class HboneServer {
   }
 
   private secured(socket: TLSSocket, local: SpiffeId): void {
+    socket.allowHalfOpen = true;
     const verdict = verifyClient(socket, local.trustDomain);
     if (!verdict.ok) {
       this.refuse(socket, verdict.reason, verdict.detail);
