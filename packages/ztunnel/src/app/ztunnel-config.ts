@@ -1,4 +1,11 @@
-import { fail, ok, type Problem, type Result } from '@ambient/shared';
+import {
+  DEFAULT_HANDSHAKE_LIMITS,
+  fail,
+  type HandshakeLimits,
+  ok,
+  type Problem,
+  type Result,
+} from '@ambient/shared';
 
 /** The node agent's settings, parsed once from an environment map and frozen. */
 export interface ZtunnelConfig {
@@ -34,6 +41,8 @@ export interface ZtunnelConfig {
   readonly readinessPort: number;
   readonly drainMs: number;
   readonly logLevel: string;
+  /** Bounds on TLS handshakes in progress at each pod's inbound HBONE listener (15008). */
+  readonly hboneHandshake: HandshakeLimits;
 }
 
 const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
@@ -97,6 +106,16 @@ export function parseZtunnelConfig(env: Readonly<Record<string, string | undefin
     readinessPort: num('ZT_READINESS_PORT', 15021, 0, 65535),
     drainMs: num('ZT_DRAIN_SECONDS', 5, 0, 3600) * 1000,
     logLevel,
+    hboneHandshake: Object.freeze({
+      timeoutMs: num('ZT_HBONE_HANDSHAKE_TIMEOUT_MS', DEFAULT_HANDSHAKE_LIMITS.timeoutMs, 100, 120_000),
+      maxPending: num('ZT_HBONE_MAX_HANDSHAKES', DEFAULT_HANDSHAKE_LIMITS.maxPending, 1, 1_000_000),
+      maxPendingPerSource: num(
+        'ZT_HBONE_MAX_HANDSHAKES_PER_SOURCE',
+        DEFAULT_HANDSHAKE_LIMITS.maxPendingPerSource,
+        1,
+        1_000_000,
+      ),
+    }),
   };
   return problems.length ? fail(problems) : ok(Object.freeze(config));
 }
