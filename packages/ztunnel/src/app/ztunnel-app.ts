@@ -234,6 +234,7 @@ export class ZtunnelApp {
           metrics: this.hboneMetrics,
           tcpMetrics: this.tcpMetrics,
           logger: logger.child({ pod: `${w.namespace}/${w.name}` }),
+          hboneHandshake: this.inputs.config.hboneHandshake,
         });
         await proxy.start();
         this.proxies.set(uid, { proxy, netnsPath: ns });

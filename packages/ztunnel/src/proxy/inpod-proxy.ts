@@ -13,6 +13,7 @@ import type { Duplex } from 'node:stream';
 import {
   type CertManager,
   formatForwarded,
+  type HandshakeLimits,
   HboneClient,
   type HboneMetrics,
   HboneRefusedError,
@@ -45,6 +46,8 @@ export interface InpodProxyInputs {
   readonly metrics: HboneMetrics;
   readonly tcpMetrics: TcpMetrics;
   readonly logger: Logger;
+  /** Bounds on TLS handshakes in progress at this pod's 15008 listener (defaults when absent). */
+  readonly hboneHandshake?: HandshakeLimits;
 }
 
 /** An accepted inbound connection, kept so that a policy change can re-check it. */
@@ -103,6 +106,7 @@ export class InpodProxy {
       },
       metrics,
       logger,
+      ...(inputs.hboneHandshake && { handshake: inputs.hboneHandshake }),
     });
   }
 
