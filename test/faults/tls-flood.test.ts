@@ -20,8 +20,14 @@ const FLOOD = fileURLToPath(new URL('./fixtures/half-open-tls-flood.mjs', import
 const HTTP_ECHO = `require('http').createServer((q,r)=>r.end('echo saw '+q.socket.remoteAddress.replace('::ffff:',''))).listen(8080,'0.0.0.0',()=>console.log('ready'))`;
 const ROUNDS = 5;
 const CONNECTIONS = 2_000;
-/** Generous: the first round already holds the allocator's working set for the bounded handshakes. */
+/**
+ * Growth allowed from the first round to the last: 25% of the first round's RSS, but at least
+ * what V8 may hold in garbage it collects lazily (the JS heap of a standalone HBONE server grew by
+ * up to ~35 MB over seven rounds of refused connections before one major collection took it back).
+ * Native memory held by unbounded handshakes grows by ~100 MB over the same rounds.
+ */
 const RSS_MARGIN = 0.25;
+const RSS_SLACK_MB = 48;
 
 /** Sequential requests, each on a new connection; prints one JSON line of outcomes and latencies. */
 const BYSTANDER = (url: string, count: number) => `
@@ -112,7 +118,8 @@ describe.skipIf(!isRoot)('fault: half-open TLS flood at an enrolled pod (root)',
       })
       .toBe(`echo saw ${sleep.ip}`);
     const pid = mesh.pids[1] as number;
-    console.log(`node agent (node1) RSS before the flood: ${rssMb(pid)} MB`);
+    const before = rssMb(pid);
+    console.log(`node agent (node1) RSS before the flood: ${before} MB`);
 
     const rss: number[] = [];
     const floods: FloodResult[] = [];
@@ -153,12 +160,13 @@ describe.skipIf(!isRoot)('fault: half-open TLS flood at an enrolled pod (root)',
       .filter((l) => l.startsWith('hbone_connections_refused_total{') && /handshake/.test(l));
     for (const l of refusals) console.log(`node1 ${l}`);
 
-    // The plateau: the last round holds no more than the first plus the margin.
     const first = rss[0] as number;
     const last = rss.at(-1) as number;
-    expect(last, `RSS by round ${rss.join(' -> ')} MB`).toBeLessThanOrEqual(
-      Math.round(first * (1 + RSS_MARGIN)),
-    );
+    const figures = `RSS before ${before}, by round ${rss.join(' -> ')} MB`;
+    // Bounded handshakes: one round of 2,000 at once adds little (unbounded, ~115 MB).
+    expect(first - before, figures).toBeLessThanOrEqual(RSS_SLACK_MB);
+    // The plateau: the last round holds no more than the first plus the margin.
+    expect(last - first, figures).toBeLessThanOrEqual(Math.max(first * RSS_MARGIN, RSS_SLACK_MB));
     // Every flood connection was dropped by the server, none outlived the client's deadline.
     for (const f of floods) expect(f.heldToDeadline).toBe(0);
     expect(bystander?.failed).toBe(0);
