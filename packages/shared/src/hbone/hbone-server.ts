@@ -145,6 +145,12 @@ export class HboneServer {
       return;
     }
     const key = connectionKey(socket);
+    if (socket.remoteAddress === undefined || this.pending.has(key)) {
+      // Reset before it could be named: nothing to hand to TLS, and a shared key would mix slots.
+      admitted.release();
+      socket.destroy();
+      return;
+    }
     const { metrics } = this.inputs;
     metrics.handshakesPending.inc();
     const timer = setTimeout(() => {
