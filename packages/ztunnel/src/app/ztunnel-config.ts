@@ -1,4 +1,11 @@
-import { fail, ok, type Problem, type Result } from '@ambient/shared';
+import {
+  DEFAULT_HANDSHAKE_LIMITS,
+  fail,
+  type HandshakeLimits,
+  ok,
+  type Problem,
+  type Result,
+} from '@ambient/shared';
 
 /** The node agent's settings, parsed once from an environment map and frozen. */
 export interface ZtunnelConfig {
@@ -41,6 +48,8 @@ export interface ZtunnelConfig {
    * Upstream ztunnel has no such option: the app sees the waypoint's address.
    */
   readonly preserveClientIpThroughWaypoint: boolean;
+  /** Bounds on TLS handshakes in progress at each pod's inbound HBONE listener (15008). */
+  readonly hboneHandshake: HandshakeLimits;
 }
 
 const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
@@ -111,6 +120,16 @@ export function parseZtunnelConfig(env: Readonly<Record<string, string | undefin
     drainMs: num('ZT_DRAIN_SECONDS', 5, 0, 3600) * 1000,
     logLevel,
     preserveClientIpThroughWaypoint: bool('ZT_PRESERVE_CLIENT_IP_THROUGH_WAYPOINT', false),
+    hboneHandshake: Object.freeze({
+      timeoutMs: num('ZT_HBONE_HANDSHAKE_TIMEOUT_MS', DEFAULT_HANDSHAKE_LIMITS.timeoutMs, 100, 120_000),
+      maxPending: num('ZT_HBONE_MAX_HANDSHAKES', DEFAULT_HANDSHAKE_LIMITS.maxPending, 1, 1_000_000),
+      maxPendingPerSource: num(
+        'ZT_HBONE_MAX_HANDSHAKES_PER_SOURCE',
+        DEFAULT_HANDSHAKE_LIMITS.maxPendingPerSource,
+        1,
+        1_000_000,
+      ),
+    }),
   };
   return problems.length ? fail(problems) : ok(Object.freeze(config));
 }
