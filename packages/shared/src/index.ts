@@ -16,6 +16,7 @@ export * from './net/splice.js';
 export * from './process/run-component.js';
 export * from './result.js';
 export * from './telemetry/hbone-metrics.js';
+export * from './tls/handshake-limits.js';
 export * from './tls/mesh-tls.js';
 export * from './xds/delta-ads-client.js';
 export * from './xds/xds-metrics.js';

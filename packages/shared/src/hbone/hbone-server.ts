@@ -10,6 +10,12 @@ import type { WorkloadCertificate } from '../identity/cert-manager.js';
 import type { SpiffeId } from '../identity/spiffe-id.js';
 import { resetSocket, type SpliceStats, splice } from '../net/splice.js';
 import type { HboneMetrics } from '../telemetry/hbone-metrics.js';
+import {
+  DEFAULT_HANDSHAKE_LIMITS,
+  HandshakeGate,
+  type HandshakeLimits,
+  type HandshakeRefusal,
+} from '../tls/handshake-limits.js';
 import { HBONE_ALPN, handshakeRefusal, secureContextOptions, verifyClient } from '../tls/mesh-tls.js';
 import { drainSessions } from './drain-sessions.js';
 import {
@@ -55,7 +61,23 @@ export interface HboneServerInputs {
   readonly onTunnelClosed?: (request: HboneRequest, stats: SpliceStats) => void;
   readonly metrics: HboneMetrics;
   readonly logger: Logger;
-  readonly handshakeTimeoutMs?: number;
+  /**
+   * Bounds on TLS handshakes in progress at this server (all its listeners and accepted sockets
+   * together); `timeoutMs` also bounds the wait for the client's HTTP/2 preface.
+   */
+  readonly handshake?: Partial<HandshakeLimits>;
+}
+
+/** A connection accepted but not yet through its TLS handshake. */
+interface PendingHandshake {
+  readonly socket: net.Socket;
+  readonly release: () => void;
+  readonly timer: NodeJS.Timeout;
+}
+
+/** Names one live TCP connection the same way from its raw socket and from the TLS socket over it. */
+function connectionKey(s: net.Socket): string {
+  return `${s.remoteAddress}|${s.remotePort}|${s.localAddress}|${s.localPort}`;
 }
 
 interface IdentityTls {
@@ -71,9 +93,23 @@ export class HboneServer {
   private readonly tlsByIdentity = new Map<string, IdentityTls>();
   private readonly sessions = new Set<H2Connection>();
   private readonly listeners = new Set<net.Server>();
+  private readonly handshakes: HandshakeGate;
+  private readonly pending = new Map<string, PendingHandshake>();
   private closing = false;
 
-  constructor(private readonly inputs: HboneServerInputs) {}
+  constructor(private readonly inputs: HboneServerInputs) {
+    this.handshakes = new HandshakeGate({ ...DEFAULT_HANDSHAKE_LIMITS, ...inputs.handshake });
+  }
+
+  /** The limits this server applies to TLS handshakes. */
+  get handshakeLimits(): HandshakeLimits {
+    return this.handshakes.limits;
+  }
+
+  /** TLS handshakes in progress. */
+  get pendingHandshakes(): number {
+    return this.handshakes.size;
+  }
 
   /** Listens on `port` (0 for any) and resolves with the bound address. */
   async listen(port: number, host: string): Promise<AddressInfo> {
@@ -97,22 +133,70 @@ export class HboneServer {
     socket.on('error', () => {
       // Reported through tlsClientError or session errors.
     });
-    if (this.closing) {
+    if (this.closing || socket.destroyed) {
       socket.destroy();
       return;
     }
+    const source = socket.remoteAddress ?? '';
+    const admitted = this.handshakes.enter(source);
+    if (!admitted.ok) {
+      // Closed before any TLS state exists: the cheapest answer to a flood.
+      this.refuse(socket, admitted.reason, `${this.handshakes.size} handshakes in progress`);
+      return;
+    }
+    const key = connectionKey(socket);
+    if (socket.remoteAddress === undefined || this.pending.has(key)) {
+      // Reset before it could be named: nothing to hand to TLS, and a shared key would mix slots.
+      admitted.release();
+      socket.destroy();
+      return;
+    }
+    const { metrics } = this.inputs;
+    metrics.handshakesPending.inc();
+    const timer = setTimeout(() => {
+      if (this.settle(key)) this.refuse(socket, 'handshake_timeout', `no TLS handshake from ${source}`);
+    }, this.handshakes.limits.timeoutMs);
+    timer.unref();
+    this.pending.set(key, {
+      socket,
+      release: () => {
+        admitted.release();
+        metrics.handshakesPending.dec();
+      },
+      timer,
+    });
+    // However the handshake ends (refused, timed out, reset), its slot is freed with the socket.
+    socket.once('close', () => this.settle(key));
     const localAddress = socket.localAddress ?? '';
     this.inputs.certificateFor(localAddress).then(
       (cert) => {
         if (!cert) {
+          this.settle(key);
           this.refuse(socket, 'no_identity', `no workload certificate for local address ${localAddress}`);
           return;
         }
         if (socket.destroyed) return;
+        // A peer that ends its side during the handshake can never finish it: close at once and
+        // free the slot (the TLS socket takes this from the socket it wraps). Half-close is
+        // allowed again once the handshake is done, in secured().
+        socket.allowHalfOpen = false;
         this.tlsFor(cert).emit('connection', socket);
       },
-      (err: unknown) => this.refuse(socket, 'no_identity', (err as Error).message),
+      (err: unknown) => {
+        this.settle(key);
+        this.refuse(socket, 'no_identity', (err as Error).message);
+      },
     );
+  }
+
+  /** Ends a pending handshake's bookkeeping; false when it had already ended. */
+  private settle(key: string): boolean {
+    const p = this.pending.get(key);
+    if (!p) return false;
+    this.pending.delete(key);
+    clearTimeout(p.timer);
+    p.release();
+    return true;
   }
 
   /** Stops accepting, lets open tunnels finish until `deadlineMs`, then destroys what is left. */
@@ -128,6 +212,10 @@ export class HboneServer {
     for (const l of this.listeners) l.close();
     for (const s of this.sessions) s.destroy();
     this.sessions.clear();
+    for (const [key, p] of [...this.pending]) {
+      this.settle(key);
+      p.socket.destroy();
+    }
   }
 
   private tlsFor(cert: WorkloadCertificate): tls.Server {
@@ -147,19 +235,26 @@ export class HboneServer {
       // Verification results are checked in secured() so that each refusal is counted with its reason.
       rejectUnauthorized: false,
       ALPNProtocols: [HBONE_ALPN],
-      handshakeTimeout: this.inputs.handshakeTimeoutMs ?? 10_000,
-      allowHalfOpen: true,
+      // A backstop: the timer set in accept() normally fires first, as it started earlier.
+      handshakeTimeout: this.handshakes.limits.timeoutMs,
+      allowHalfOpen: false,
     });
     const entry: IdentityTls = { server, cert };
-    server.on('secureConnection', (socket: TLSSocket) => this.secured(socket, entry.cert.identity));
+    server.on('secureConnection', (socket: TLSSocket) => {
+      this.settle(connectionKey(socket));
+      this.secured(socket, entry.cert.identity);
+    });
     server.on('tlsClientError', (err, socket) => {
-      this.refuse(socket, handshakeRefusal(err), err.message);
+      // A handshake already dropped by its timer is counted once, there.
+      if (this.settle(connectionKey(socket))) this.refuse(socket, handshakeRefusal(err), err.message);
+      else socket.destroy();
     });
     this.tlsByIdentity.set(key, entry);
     return server;
   }
 
   private secured(socket: TLSSocket, local: SpiffeId): void {
+    socket.allowHalfOpen = true;
     const verdict = verifyClient(socket, local.trustDomain);
     if (!verdict.ok) {
       this.refuse(socket, verdict.reason, verdict.detail);
@@ -176,7 +271,7 @@ export class HboneServer {
       streamWindow: HBONE_STREAM_WINDOW,
       connectionWindow: HBONE_CONNECTION_WINDOW,
       maxConcurrentStreams: HBONE_MAX_STREAMS,
-      prefaceTimeoutMs: this.inputs.handshakeTimeoutMs ?? 10_000,
+      prefaceTimeoutMs: this.handshakes.limits.timeoutMs,
     });
     this.sessions.add(session);
     session.on('protocolError', (err: Error) => {
@@ -274,7 +369,7 @@ export class HboneServer {
     if (!stream.remoteEnded) stream.close(H2_ERROR.NO_ERROR);
   }
 
-  private refuse(socket: Duplex, reason: string, detail: string): void {
+  private refuse(socket: Duplex, reason: HandshakeRefusal | string, detail: string): void {
     this.inputs.metrics.connectionsRefused.inc({ side: 'server', reason });
     this.inputs.logger.debug({ reason, detail }, 'HBONE connection refused');
     socket.destroy();

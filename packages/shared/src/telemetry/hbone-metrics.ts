@@ -10,6 +10,7 @@ export class HboneMetrics {
   readonly streamErrors: Counter<'side' | 'reason'>;
   readonly pings: Counter<'result'>;
   readonly poolConnections: Gauge;
+  readonly handshakesPending: Gauge;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -21,7 +22,7 @@ export class HboneMetrics {
     });
     this.connectionsRefused = new Counter({
       name: 'hbone_connections_refused_total',
-      help: 'HBONE connections refused before any stream: reason is tls_handshake, no_client_cert, untrusted_cert, expired_cert, identity, alpn, no_identity, connect, protocol',
+      help: 'HBONE connections refused before any stream: reason is tls_handshake, handshake_timeout, handshake_limit (too many handshakes in progress at the listener), handshake_source_limit (too many from one source address), no_client_cert, untrusted_cert, expired_cert, identity, alpn, no_identity, connect, protocol',
       labelNames: ['side', 'reason'],
       registers,
     });
@@ -46,6 +47,11 @@ export class HboneMetrics {
     this.poolConnections = new Gauge({
       name: 'hbone_pool_connections',
       help: 'HBONE client connections currently pooled',
+      registers,
+    });
+    this.handshakesPending = new Gauge({
+      name: 'hbone_server_handshakes_pending',
+      help: 'TLS handshakes in progress at HBONE servers (bounded per listener and per source address)',
       registers,
     });
   }

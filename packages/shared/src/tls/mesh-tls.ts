@@ -48,6 +48,7 @@ export function expectIdentity(
 /** Why a server refused a TLS peer: a bounded metric label. */
 export type TlsRefusal =
   | 'tls_handshake'
+  | 'handshake_timeout'
   | 'no_client_cert'
   | 'untrusted_cert'
   | 'expired_cert'
@@ -90,5 +91,6 @@ export function handshakeRefusal(err: unknown): TlsRefusal {
   if (code.includes('PEER_DID_NOT_RETURN_A_CERTIFICATE') || code.includes('CERTIFICATE_REQUIRED'))
     return 'no_client_cert';
   if (code.includes('NO_APPLICATION_PROTOCOL')) return 'alpn';
+  if (code === 'ERR_TLS_HANDSHAKE_TIMEOUT') return 'handshake_timeout';
   return 'tls_handshake';
 }

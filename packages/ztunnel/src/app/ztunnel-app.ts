@@ -304,6 +304,7 @@ export class ZtunnelApp {
           tcpMetrics: this.tcpMetrics,
           preserveClientIpThroughWaypoint: this.inputs.config.preserveClientIpThroughWaypoint,
           logger: logger.child({ pod: `${w.namespace}/${w.name}` }),
+          hboneHandshake: this.inputs.config.hboneHandshake,
         });
         await proxy.start();
         this.proxies.set(uid, { proxy, netnsPath: ns });

@@ -1,3 +1,4 @@
+import { DEFAULT_HANDSHAKE_LIMITS } from '@ambient/shared';
 import { describe, expect, it } from 'vitest';
 import { parseZtunnelConfig } from './ztunnel-config.js';
 
@@ -16,6 +17,40 @@ describe('parseZtunnelConfig', () => {
     expect(r.ok).toBe(false);
     expect(!r.ok && r.problems).toEqual([
       { path: 'ZT_PRESERVE_CLIENT_IP_THROUGH_WAYPOINT', message: 'must be true or false' },
+    ]);
+  });
+});
+
+describe('ztunnel settings: HBONE handshake limits', () => {
+  it('defaults to the shared limits and reads each setting', () => {
+    const d = parseZtunnelConfig(BASE);
+    expect(d.ok && d.value.hboneHandshake).toEqual(DEFAULT_HANDSHAKE_LIMITS);
+    const set = parseZtunnelConfig({
+      ...BASE,
+      ZT_HBONE_HANDSHAKE_TIMEOUT_MS: '2000',
+      ZT_HBONE_MAX_HANDSHAKES: '64',
+      ZT_HBONE_MAX_HANDSHAKES_PER_SOURCE: '8',
+    });
+    expect(set.ok && set.value.hboneHandshake).toEqual({
+      timeoutMs: 2000,
+      maxPending: 64,
+      maxPendingPerSource: 8,
+    });
+  });
+
+  it('names every bad setting', () => {
+    const r = parseZtunnelConfig({
+      ...BASE,
+      ZT_HBONE_HANDSHAKE_TIMEOUT_MS: '10',
+      ZT_HBONE_MAX_HANDSHAKES: '0',
+      ZT_HBONE_MAX_HANDSHAKES_PER_SOURCE: 'many',
+    });
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    expect(r.problems.map((p) => p.path)).toEqual([
+      'ZT_HBONE_HANDSHAKE_TIMEOUT_MS',
+      'ZT_HBONE_MAX_HANDSHAKES',
+      'ZT_HBONE_MAX_HANDSHAKES_PER_SOURCE',
     ]);
   });
 });

@@ -1,4 +1,10 @@
-import { type EnvMap, EnvSettings, type Result } from '@ambient/shared';
+import {
+  DEFAULT_HANDSHAKE_LIMITS,
+  type EnvMap,
+  EnvSettings,
+  type HandshakeLimits,
+  type Result,
+} from '@ambient/shared';
 
 /** The node agent's settings, parsed once from an environment map and frozen. */
 export interface ZtunnelConfig {
@@ -41,6 +47,8 @@ export interface ZtunnelConfig {
    * Upstream ztunnel has no such option: the app sees the waypoint's address.
    */
   readonly preserveClientIpThroughWaypoint: boolean;
+  /** Bounds on TLS handshakes in progress at each pod's inbound HBONE listener (15008). */
+  readonly hboneHandshake: HandshakeLimits;
 }
 
 export function parseZtunnelConfig(env: EnvMap): Result<ZtunnelConfig> {
@@ -82,5 +90,15 @@ export function parseZtunnelConfig(env: EnvMap): Result<ZtunnelConfig> {
     drainMs: e.integer('ZT_DRAIN_SECONDS', 5, 0, 3600) * 1000,
     logLevel: e.logLevel('ZT_LOG_LEVEL'),
     preserveClientIpThroughWaypoint: e.boolean('ZT_PRESERVE_CLIENT_IP_THROUGH_WAYPOINT', false),
+    hboneHandshake: Object.freeze({
+      timeoutMs: e.integer('ZT_HBONE_HANDSHAKE_TIMEOUT_MS', DEFAULT_HANDSHAKE_LIMITS.timeoutMs, 100, 120_000),
+      maxPending: e.integer('ZT_HBONE_MAX_HANDSHAKES', DEFAULT_HANDSHAKE_LIMITS.maxPending, 1, 1_000_000),
+      maxPendingPerSource: e.integer(
+        'ZT_HBONE_MAX_HANDSHAKES_PER_SOURCE',
+        DEFAULT_HANDSHAKE_LIMITS.maxPendingPerSource,
+        1,
+        1_000_000,
+      ),
+    }),
   });
 }

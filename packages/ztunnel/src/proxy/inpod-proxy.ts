@@ -13,6 +13,7 @@ import type { Duplex } from 'node:stream';
 import {
   type CertManager,
   formatForwarded,
+  type HandshakeLimits,
   HboneClient,
   type HboneMetrics,
   HboneRefusedError,
@@ -48,6 +49,8 @@ export interface InpodProxyInputs {
   readonly logger: Logger;
   /** Deliver from the client address this pod's own waypoint names (see ZtunnelConfig). */
   readonly preserveClientIpThroughWaypoint?: boolean;
+  /** Bounds on TLS handshakes in progress at this pod's 15008 listener (defaults when absent). */
+  readonly hboneHandshake?: HandshakeLimits;
 }
 
 /** An accepted inbound connection, kept so that a policy change can re-check it. */
@@ -110,6 +113,7 @@ export class InpodProxy {
       },
       metrics,
       logger,
+      ...(inputs.hboneHandshake && { handshake: inputs.hboneHandshake }),
     });
   }
 
