@@ -147,7 +147,7 @@ await yargs(hideBin(process.argv))
   )
   .command(
     'apply',
-    'validate manifests (Namespace, Pod, Service, ServiceAccount, AuthorizationPolicy, PeerAuthentication, Gateway) and write them to a lab',
+    'validate manifests (Namespace, Pod, Service, ServiceAccount, AuthorizationPolicy, PeerAuthentication, Gateway, HTTPRoute, VirtualService, DestinationRule) and write them all to a lab, or none',
     (y) =>
       y
         .option('filename', {
