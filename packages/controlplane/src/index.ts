@@ -1,14 +1,19 @@
-export * from './app/controlplane-app.js';
-export * from './app/controlplane-config.js';
-export * from './auth/token-authenticator.js';
-export * from './ca/ca-service.js';
-export * from './model/authorization-translate.js';
-export * from './model/envoy-encoder.js';
-export * from './model/kube-objects.js';
-export * from './model/mesh-model.js';
-export * from './model/waypoint-rbac.js';
-export * from './model/waypoint-resources.js';
-export * from './source/manifest-dir-source.js';
-export * from './telemetry/controlplane-metrics.js';
-export * from './xds/delta-ads-server.js';
-export * from './xds/proxy-admission.js';
+// The public API of @ambient/controlplane: what the lab, the end-to-end suites and the benchmarks
+// use. The control plane runs from main.ts; anything else is internal to the package.
+export { ControlPlaneApp } from './app/controlplane-app.js';
+export type { ControlPlaneConfig } from './app/controlplane-config.js';
+export { parseControlPlaneConfig } from './app/controlplane-config.js';
+export { TokenAuthenticator } from './auth/token-authenticator.js';
+export { translateAuthorizationPolicy } from './model/authorization-translate.js';
+export {
+  CLUSTER_LOAD_ASSIGNMENT_TYPE_URL,
+  CLUSTER_TYPE_URL,
+  EnvoyEncoder,
+  LISTENER_TYPE_URL,
+  ROUTE_CONFIGURATION_TYPE_URL,
+} from './model/envoy-encoder.js';
+export { DEFAULT_MANIFEST_LIMITS, decodeManifest } from './model/kube-objects.js';
+export { ControlPlaneMetrics } from './telemetry/controlplane-metrics.js';
+export type { ResourceEntry } from './xds/delta-ads-server.js';
+export { DeltaAdsServer, encodeResources, ResourceEncoder } from './xds/delta-ads-server.js';
+export { waypointScope } from './xds/proxy-admission.js';

@@ -1,5 +1,8 @@
-export * from './address-plan.js';
-export * from './lab.js';
-export * from './lab-manifests.js';
-export * from './lab-mesh.js';
-export * from './lab-spec.js';
+// The public API of @ambient/lab: what the CLI, the end-to-end suites and the benchmarks use.
+
+export type { LabPod } from './lab.js';
+export { Lab } from './lab.js';
+export { applyManifests, deleteManifest, labelManifest, manifestFile } from './lab-manifests.js';
+export type { LabMeshOptions } from './lab-mesh.js';
+export { LabMesh } from './lab-mesh.js';
+export type { LabSpec } from './lab-spec.js';

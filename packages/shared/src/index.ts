@@ -1,23 +1,46 @@
-export * from './backoff.js';
-export * from './config/env-settings.js';
-export * from './errors.js';
-export * from './hbone/hbone-client.js';
-export * from './hbone/hbone-headers.js';
-export * from './hbone/hbone-server.js';
-export * from './identity/ca-client.js';
-export * from './identity/cert-manager.js';
-export * from './identity/grpc-ca-client.js';
-export * from './identity/local-ca.js';
-export * from './identity/spiffe-id.js';
-export * from './identity/x509.js';
-export * from './net/dial-tcp.js';
-export * from './net/http-endpoint.js';
-export * from './net/splice.js';
-export * from './process/run-component.js';
-export * from './result.js';
-export * from './telemetry/hbone-metrics.js';
-export * from './tls/handshake-limits.js';
-export * from './tls/mesh-tls.js';
-export * from './xds/delta-ads-client.js';
-export * from './xds/xds-metrics.js';
-export * from './xds/xds-protos.js';
+// The public API of @ambient/shared: what the other packages, the end-to-end suites and the
+// benchmarks use. Anything else is internal to the package.
+
+export type { BackoffPolicy } from './backoff.js';
+export { backoffDelay } from './backoff.js';
+export type { EnvMap } from './config/env-settings.js';
+export { EnvSettings } from './config/env-settings.js';
+export { isMeshError, MeshError } from './errors.js';
+export { HboneClient, HboneRefusedError } from './hbone/hbone-client.js';
+export type { HostPort } from './hbone/hbone-headers.js';
+export { formatAuthority, formatForwarded, validTraceparent } from './hbone/hbone-headers.js';
+export type { HboneRequest } from './hbone/hbone-server.js';
+export { HboneServer } from './hbone/hbone-server.js';
+export type { CaClient } from './identity/ca-client.js';
+export { CertManager } from './identity/cert-manager.js';
+export { CREATE_CERTIFICATE_METHOD, GrpcCaClient, IMPERSONATED_IDENTITY } from './identity/grpc-ca-client.js';
+export { LocalCa } from './identity/local-ca.js';
+export { SpiffeId } from './identity/spiffe-id.js';
+export { certificateFacts, createCsr } from './identity/x509.js';
+export { dialTcp } from './net/dial-tcp.js';
+export type { HttpHandler } from './net/http-endpoint.js';
+export { listenHttp, sendJson, sendText } from './net/http-endpoint.js';
+export type { SpliceStats } from './net/splice.js';
+export { resetSocket, splice } from './net/splice.js';
+export { runComponent } from './process/run-component.js';
+export type { Problem, Result } from './result.js';
+export { fail, formatProblems, ok } from './result.js';
+export { HboneMetrics } from './telemetry/hbone-metrics.js';
+export type { HandshakeLimits } from './tls/handshake-limits.js';
+export { DEFAULT_HANDSHAKE_LIMITS } from './tls/handshake-limits.js';
+export { secureContextOptions } from './tls/mesh-tls.js';
+export type { XdsClientDump, XdsDelta, XdsResourceType, XdsSubscription } from './xds/delta-ads-client.js';
+export { DELTA_ADS_METHOD, DeltaAdsClient } from './xds/delta-ads-client.js';
+export { XdsClientMetrics } from './xds/xds-metrics.js';
+export {
+  ADDRESS_TYPE_URL,
+  AUTHORIZATION_TYPE_URL,
+  CLUSTER_LOAD_ASSIGNMENT_TYPE_URL,
+  CLUSTER_TYPE_URL,
+  ENVOY_WAYPOINT_FILES,
+  envoyWaypointProtos,
+  LISTENER_TYPE_URL,
+  meshProtos,
+  ROUTE_CONFIGURATION_TYPE_URL,
+  WAYPOINT_TYPE_URLS,
+} from './xds/xds-protos.js';

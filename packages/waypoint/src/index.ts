@@ -1,32 +1,5 @@
-export * from './app/waypoint-app.js';
-export * from './app/waypoint-settings.js';
-export * from './authz/rbac.js';
-export * from './config/waypoint-config.js';
-export * from './fault/fault-decision.js';
-export * from './lb/circuit-breaker.js';
-export * from './lb/create-load-balancer.js';
-export * from './lb/hash-key.js';
-export * from './lb/least-request.js';
-export * from './lb/load-balancer.js';
-export * from './lb/outlier-detector.js';
-export * from './lb/random-balancer.js';
-export * from './lb/ring-hash.js';
-export * from './lb/round-robin.js';
-export * from './match/cidr-match.js';
-export * from './match/header-match.js';
-export * from './match/string-match.js';
-export * from './proxy/http-proxy.js';
-export * from './proxy/upstream-pool.js';
-export * from './retry/retry-budget.js';
-export * from './retry/retry-policy.js';
-export * from './route/header-mutation.js';
-export * from './route/path-rewrite.js';
-export * from './route/redirect-location.js';
-export * from './route/request-view.js';
-export * from './route/route-select.js';
-export * from './route/weighted-cluster.js';
-export * from './telemetry/request-metrics.js';
-export * from './xds/envoy-protos.js';
-export * from './xds/envoy-xds.js';
-export * from './xds/re2-regex.js';
-export * from './xds/waypoint-config-store.js';
+// The public API of @ambient/waypoint: what the end-to-end suites use. The waypoint runs from
+// main.ts; anything else is internal to the package.
+export { WaypointApp } from './app/waypoint-app.js';
+export type { WaypointSettings } from './app/waypoint-settings.js';
+export { parseWaypointSettings } from './app/waypoint-settings.js';

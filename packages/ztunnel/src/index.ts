@@ -1,13 +1,16 @@
-export * from './app/ztunnel-app.js';
-export * from './app/ztunnel-config.js';
-export * from './authz/authorization.js';
-export * from './capture/inpod-capture.js';
-export * from './capture/inpod-rules.js';
-export * from './capture/netns-sockets.js';
-export * from './config/local-config.js';
-export * from './config/local-config-file.js';
-export * from './proxy/inpod-proxy.js';
-export * from './state/ztunnel-state.js';
-export * from './telemetry/tcp-metrics.js';
-export * from './xds/workload-xds.js';
-export * from './xds/xds-config-source.js';
+// The public API of @ambient/ztunnel: what the end-to-end suites and the benchmarks use. The node
+// agent runs from main.ts; anything else is internal to the package.
+
+export type { ZtunnelConfig } from './app/ztunnel-config.js';
+export { parseZtunnelConfig } from './app/ztunnel-config.js';
+export { compilePolicy } from './authz/authorization.js';
+export { installCapture, removeCapture } from './capture/inpod-capture.js';
+export { NetnsSockets, ZTUNNEL_MARK } from './capture/netns-sockets.js';
+export type { LocalConfig } from './config/local-config.js';
+export { decodeLocalConfig } from './config/local-config.js';
+export { InpodProxy } from './proxy/inpod-proxy.js';
+export { ZtunnelState } from './state/ztunnel-state.js';
+export { TcpMetrics } from './telemetry/tcp-metrics.js';
+export type { AddressValue } from './xds/workload-xds.js';
+export { addressResourceType, authorizationResourceType } from './xds/workload-xds.js';
+export { XdsConfigSource } from './xds/xds-config-source.js';
