@@ -5,11 +5,9 @@
  * - a service account whose last pod left a node must not be rotated there any more.
  */
 import type { ChildProcess } from 'node:child_process';
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { deleteManifest, Lab, LabMesh, type LabPod } from '@ambient/lab';
+import { deleteManifest, type Lab, type LabMesh, type LabPod } from '@ambient/lab';
 import { afterAll, beforeAll, describe, it } from 'vitest';
+import { createMeshLab, type MeshLab, sleepEchoSpec } from './fault-lab.js';
 
 const isRoot = process.getuid?.() === 0;
 const prefix = `r${process.pid % 100_000}`;
@@ -27,6 +25,7 @@ interface DumpCert {
 }
 
 describe.skipIf(!isRoot)('certificate lifecycle faults (root)', () => {
+  let m: MeshLab;
   let lab: Lab;
   let mesh: LabMesh;
 
@@ -53,34 +52,25 @@ describe.skipIf(!isRoot)('certificate lifecycle faults (root)', () => {
     });
 
   beforeAll(async () => {
-    lab = await Lab.create(prefix, {
-      nodes: 2,
-      pods: [
-        { name: 'sleep', namespace: 'demo', node: 0, serviceAccount: 'sleep', labels: { app: 'sleep' } },
-        { name: 'echo', namespace: 'demo', node: 1, serviceAccount: 'echo', labels: { app: 'echo' } },
+    m = await createMeshLab(
+      prefix,
+      sleepEchoSpec([
         { name: 'leaver', namespace: 'demo', node: 1, serviceAccount: 'leaver', labels: { app: 'leaver' } },
-      ],
-      services: [
-        {
-          name: 'echo',
-          namespace: 'demo',
-          selector: { app: 'echo' },
-          ports: [{ port: 80, targetPort: 8080 }],
-        },
-      ],
-    });
-    await started(lab.start(lab.pod('demo', 'echo').netns, [process.execPath, '-e', HTTP_ECHO]));
-    await started(lab.start(lab.pod('demo', 'leaver').netns, [process.execPath, '-e', TCP_ECHO]));
-    mesh = new LabMesh(lab, {
-      dir: await mkdtemp(join(tmpdir(), 'cert-faults-')),
-      enrolledNamespaces: ['demo'],
-      workloadCertTtl: `${TTL_SECONDS}s`,
-    });
-    await mesh.start();
+      ]),
+      {
+        enrolledNamespaces: ['demo'],
+        apps: [
+          { pod: 'echo', namespace: 'demo', script: HTTP_ECHO },
+          { pod: 'leaver', namespace: 'demo', script: TCP_ECHO },
+        ],
+        mesh: { workloadCertTtl: `${TTL_SECONDS}s` },
+      },
+    );
+    ({ lab, mesh } = m);
   }, 60_000);
 
   afterAll(async () => {
-    await lab?.destroy();
+    await m?.destroy();
   });
 
   // The two run side by side: the first watches node0's agent, the second a pod leaving node1.

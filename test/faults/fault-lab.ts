@@ -109,6 +109,28 @@ export async function startApp(lab: Lab, pod: LabPod, script: string, args: stri
  * the request carries the x-request-id a waypoint adds), and prints one JSON line per request
  * (`{"t": epoch ms, "via": ...}`) so a test can see every request that reached it.
  */
+/** An HTTP app on 8080 that answers `<name> saw <client address>`. */
+export const ECHO_SAW = (name: string) =>
+  `require('http').createServer((q,r)=>r.end('${name} saw '+q.socket.remoteAddress.replace('::ffff:',''))).listen(8080,'0.0.0.0',()=>console.log('ready'))`;
+
+/**
+ * Two nodes: demo/sleep on node0, demo/echo on node1 behind the service echo (80 -> 8080), each
+ * with its own service account, plus any extra pods.
+ */
+export function sleepEchoSpec(extraPods: LabSpec['pods'] = []): LabSpec {
+  return {
+    nodes: 2,
+    pods: [
+      { name: 'sleep', namespace: 'demo', node: 0, serviceAccount: 'sleep', labels: { app: 'sleep' } },
+      { name: 'echo', namespace: 'demo', node: 1, serviceAccount: 'echo', labels: { app: 'echo' } },
+      ...extraPods,
+    ],
+    services: [
+      { name: 'echo', namespace: 'demo', selector: { app: 'echo' }, ports: [{ port: 80, targetPort: 8080 }] },
+    ],
+  };
+}
+
 export const HTTP_APP = (name: string) => `
 require('http').createServer((q, r) => {
   const via = q.headers['x-request-id'] ? 'waypoint' : 'direct';

@@ -7,11 +7,11 @@
  * not asserted.
  */
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rename, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Lab, LabMesh } from '@ambient/lab';
+import type { Lab, LabMesh } from '@ambient/lab';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createMeshLab, type MeshLab, sleepEchoSpec } from './fault-lab.js';
 
 const isRoot = process.getuid?.() === 0;
 const prefix = `h${process.pid % 100_000}`;
@@ -151,35 +151,22 @@ async function rssMb(pid: number | undefined): Promise<number> {
 }
 
 describe.skipIf(!isRoot)('fault: a heavy write to the control plane (root)', () => {
+  let m: MeshLab;
   let lab: Lab;
   let mesh: LabMesh;
   let dir: string;
 
   beforeAll(async () => {
-    lab = await Lab.create(prefix, {
-      nodes: 2,
-      pods: [
-        { name: 'sleep', namespace: 'demo', node: 0, serviceAccount: 'sleep', labels: { app: 'sleep' } },
-        { name: 'echo', namespace: 'demo', node: 1, serviceAccount: 'echo', labels: { app: 'echo' } },
-      ],
-      services: [
-        {
-          name: 'echo',
-          namespace: 'demo',
-          selector: { app: 'echo' },
-          ports: [{ port: 80, targetPort: 8080 }],
-        },
-      ],
+    m = await createMeshLab(prefix, sleepEchoSpec(), {
+      enrolledNamespaces: ['demo'],
+      apps: [{ pod: 'echo', namespace: 'demo', script: HTTP_ECHO }],
     });
-    const app = lab.start(lab.pod('demo', 'echo').netns, [process.execPath, '-e', HTTP_ECHO]);
-    await new Promise((resolve) => app.stdout?.once('data', resolve));
-    dir = await mkdtemp(join(tmpdir(), 'fault-heavy-'));
-    mesh = new LabMesh(lab, { dir, enrolledNamespaces: ['demo'] });
-    await mesh.start();
+    ({ lab, mesh } = m);
+    dir = m.dir;
   }, 60_000);
 
   afterAll(async () => {
-    await lab?.destroy();
+    await m?.destroy();
   });
 
   it('keeps answering probes and bystander connections through a 20 MiB write, and refuses the oversized policies', async () => {

@@ -3,11 +3,18 @@
  * an unknown action). Promise: the control plane refuses the edit, reports it with file and field
  * path, and keeps the last good DENY in force on every node agent; deleting the file removes it.
  */
-import { mkdtemp, rename, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { applyManifests, deleteManifest, Lab, LabMesh, type LabPod, manifestFile } from '@ambient/lab';
+import {
+  applyManifests,
+  deleteManifest,
+  type Lab,
+  type LabMesh,
+  type LabPod,
+  manifestFile,
+} from '@ambient/lab';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createMeshLab, type MeshLab, sleepEchoSpec } from './fault-lab.js';
 
 const isRoot = process.getuid?.() === 0;
 const prefix = `q${process.pid % 100_000}`;
@@ -46,6 +53,7 @@ interface DebugConfig {
 }
 
 describe.skipIf(!isRoot)('fault: an invalid edit of an enforced DENY (root)', () => {
+  let m: MeshLab;
   let lab: Lab;
   let mesh: LabMesh;
   const url = 'http://echo.demo.svc.cluster.local/';
@@ -73,32 +81,15 @@ describe.skipIf(!isRoot)('fault: an invalid edit of an enforced DENY (root)', ()
   };
 
   beforeAll(async () => {
-    lab = await Lab.create(prefix, {
-      nodes: 2,
-      pods: [
-        { name: 'sleep', namespace: 'demo', node: 0, serviceAccount: 'sleep', labels: { app: 'sleep' } },
-        { name: 'echo', namespace: 'demo', node: 1, serviceAccount: 'echo', labels: { app: 'echo' } },
-      ],
-      services: [
-        {
-          name: 'echo',
-          namespace: 'demo',
-          selector: { app: 'echo' },
-          ports: [{ port: 80, targetPort: 8080 }],
-        },
-      ],
-    });
-    const app = lab.start(lab.pod('demo', 'echo').netns, [process.execPath, '-e', HTTP_ECHO]);
-    await new Promise((resolve) => app.stdout?.once('data', resolve));
-    mesh = new LabMesh(lab, {
-      dir: await mkdtemp(join(tmpdir(), 'fault-policy-')),
+    m = await createMeshLab(prefix, sleepEchoSpec(), {
       enrolledNamespaces: ['demo'],
+      apps: [{ pod: 'echo', namespace: 'demo', script: HTTP_ECHO }],
     });
-    await mesh.start();
+    ({ lab, mesh } = m);
   }, 60_000);
 
   afterAll(async () => {
-    await lab?.destroy();
+    await m?.destroy();
   });
 
   it('keeps refusing the denied client through malformed YAML and an invalid action, and allows it once the file is deleted', async () => {

@@ -7,12 +7,10 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Lab, LabMesh } from '@ambient/lab';
+import type { Lab, LabMesh } from '@ambient/lab';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createMeshLab, type MeshLab, sleepEchoSpec } from './fault-lab.js';
 
 const isRoot = process.getuid?.() === 0;
 const prefix = `t${process.pid % 100_000}`;
@@ -79,37 +77,26 @@ function rssMb(pid: number): number {
 }
 
 describe.skipIf(!isRoot)('fault: half-open TLS flood at an enrolled pod (root)', () => {
+  let m: MeshLab;
   let lab: Lab;
   let mesh: LabMesh;
 
   beforeAll(async () => {
-    lab = await Lab.create(prefix, {
-      nodes: 2,
-      pods: [
-        { name: 'sleep', namespace: 'demo', node: 0, serviceAccount: 'sleep', labels: { app: 'sleep' } },
-        { name: 'echo', namespace: 'demo', node: 1, serviceAccount: 'echo', labels: { app: 'echo' } },
+    m = await createMeshLab(
+      prefix,
+      sleepEchoSpec([
         { name: 'flood', namespace: 'outside', node: 0, serviceAccount: 'flood', labels: { app: 'flood' } },
-      ],
-      services: [
-        {
-          name: 'echo',
-          namespace: 'demo',
-          selector: { app: 'echo' },
-          ports: [{ port: 80, targetPort: 8080 }],
-        },
-      ],
-    });
-    const app = lab.start(lab.pod('demo', 'echo').netns, [process.execPath, '-e', HTTP_ECHO]);
-    await new Promise((resolve) => app.stdout?.once('data', resolve));
-    mesh = new LabMesh(lab, {
-      dir: await mkdtemp(join(tmpdir(), 'tls-flood-')),
-      enrolledNamespaces: ['demo'],
-    });
-    await mesh.start();
+      ]),
+      {
+        enrolledNamespaces: ['demo'],
+        apps: [{ pod: 'echo', namespace: 'demo', script: HTTP_ECHO }],
+      },
+    );
+    ({ lab, mesh } = m);
   }, 60_000);
 
   afterAll(async () => {
-    await lab?.destroy();
+    await m?.destroy();
   });
 
   it('the node agent reaches a plateau in RSS over rounds of 2,000 half-open handshakes, and a bystander is served', async () => {

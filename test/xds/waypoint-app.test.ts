@@ -1,6 +1,3 @@
-import { rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import type { Duplex } from 'node:stream';
 import {
   type ControlPlaneApp,
   EnvoyEncoder,
@@ -8,164 +5,45 @@ import {
   ROUTE_CONFIGURATION_TYPE_URL,
   waypointScope,
 } from '@ambient/controlplane';
-import { CertManager, HboneClient, HboneMetrics, LocalCa, SpiffeId } from '@ambient/shared';
-import { parseWaypointSettings, WaypointApp } from '@ambient/waypoint';
-import { pino } from 'pino';
-import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { stringify } from 'yaml';
-import { controlPlaneDir, startControlPlane } from './loopback-control-plane.js';
+import { type LoopbackWaypoint, startLoopbackWaypoint, waypointManifests } from './loopback-waypoint.js';
 
-const logger = pino({ level: 'silent' });
-const WAYPOINT_TOKEN = 'waypoint-token-0123456789ab';
 const VIP = '10.96.0.10';
 const CHAIN = 'inbound-vip|80|http|echo.demo.svc.cluster.local';
 
-const MANIFESTS = [
-  {
-    apiVersion: 'v1',
-    kind: 'Namespace',
-    metadata: {
-      name: 'demo',
-      labels: { 'istio.io/dataplane-mode': 'ambient', 'istio.io/use-waypoint': 'waypoint' },
-    },
+const ROUTE = {
+  apiVersion: 'gateway.networking.k8s.io/v1',
+  kind: 'HTTPRoute',
+  metadata: { name: 'echo-moved', namespace: 'demo' },
+  spec: {
+    parentRefs: [{ group: '', kind: 'Service', name: 'echo', port: 80 }],
+    rules: [
+      {
+        matches: [{ path: { type: 'PathPrefix', value: '/old' } }],
+        filters: [
+          { type: 'RequestRedirect', requestRedirect: { hostname: 'moved.example', statusCode: 302 } },
+        ],
+      },
+    ],
   },
-  {
-    apiVersion: 'gateway.networking.k8s.io/v1',
-    kind: 'Gateway',
-    metadata: { name: 'waypoint', namespace: 'demo' },
-    spec: { gatewayClassName: 'istio-waypoint' },
-  },
-  {
-    apiVersion: 'v1',
-    kind: 'Pod',
-    metadata: {
-      name: 'waypoint-0',
-      namespace: 'demo',
-      labels: { 'gateway.networking.k8s.io/gateway-name': 'waypoint' },
-    },
-    spec: { nodeName: 'node0', serviceAccountName: 'waypoint' },
-    status: { podIP: '127.0.0.1' },
-  },
-  {
-    apiVersion: 'v1',
-    kind: 'Pod',
-    metadata: { name: 'echo', namespace: 'demo', labels: { app: 'echo' } },
-    spec: { nodeName: 'node0', serviceAccountName: 'echo' },
-    status: { podIP: '10.0.1.1' },
-  },
-  {
-    apiVersion: 'v1',
-    kind: 'Service',
-    metadata: { name: 'echo', namespace: 'demo' },
-    spec: {
-      clusterIP: VIP,
-      selector: { app: 'echo' },
-      ports: [{ name: 'http', port: 80, targetPort: 8080 }],
-    },
-  },
-  {
-    apiVersion: 'gateway.networking.k8s.io/v1',
-    kind: 'HTTPRoute',
-    metadata: { name: 'echo-moved', namespace: 'demo' },
-    spec: {
-      parentRefs: [{ group: '', kind: 'Service', name: 'echo', port: 80 }],
-      rules: [
-        {
-          matches: [{ path: { type: 'PathPrefix', value: '/old' } }],
-          filters: [
-            { type: 'RequestRedirect', requestRedirect: { hostname: 'moved.example', statusCode: 302 } },
-          ],
-        },
-      ],
-    },
-  },
-];
-
-/** One HTTP/1.1 exchange on a fresh HBONE stream to the waypoint; the raw response head. */
-async function httpOver(stream: Duplex, path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let text = '';
-    stream.on('data', (d: Buffer) => {
-      text += d.toString();
-      if (text.includes('\r\n\r\n')) {
-        stream.destroy();
-        resolve(text.slice(0, text.indexOf('\r\n\r\n')));
-      }
-    });
-    stream.on('error', reject);
-    stream.write(`GET ${path} HTTP/1.1\r\nhost: echo.demo.svc.cluster.local\r\nconnection: close\r\n\r\n`);
-  });
-}
+};
 
 describe('a real waypoint under the real control plane, over loopback', () => {
-  let dir: string;
+  let w: LoopbackWaypoint;
   let cp: ControlPlaneApp;
-  let wp: WaypointApp;
-  let hbonePort: number;
-  let adminPort: number;
-  let client: HboneClient;
-  let certs: CertManager;
 
   beforeAll(async () => {
-    dir = await controlPlaneDir('waypoint-app-', {
-      [WAYPOINT_TOKEN]: { namespace: 'demo', serviceAccount: 'waypoint' },
-    });
-    await writeFile(join(dir, 'manifests', 'all.yaml'), MANIFESTS.map((d) => stringify(d)).join('---\n'));
-    const started = await startControlPlane(dir, logger);
-    cp = started.cp;
-    const cpPort = started.port;
-    await writeFile(join(dir, 'root-cert.pem'), cp.rootCertPem);
-    await writeFile(join(dir, 'waypoint-token'), WAYPOINT_TOKEN);
-    const settings = parseWaypointSettings({
-      WP_XDS_ADDRESS: `127.0.0.1:${cpPort}`,
-      WP_ROOT_CERT: join(dir, 'root-cert.pem'),
-      WP_TOKEN_FILE: join(dir, 'waypoint-token'),
-      WP_NAMESPACE: 'demo',
-      WP_GATEWAY_NAME: 'waypoint',
-      WP_POD_NAME: 'waypoint-0',
-      WP_INSTANCE_IP: '127.0.0.1',
-      WP_LISTEN_ADDRESS: '127.0.0.1',
-      WP_HBONE_PORT: '0',
-      WP_ADMIN_PORT: '0',
-      WP_METRICS_ADDRESS: '127.0.0.1',
-      WP_METRICS_PORT: '0',
-      WP_READINESS_PORT: '0',
-      WP_LOG_LEVEL: 'silent',
-    });
-    if (!settings.ok) throw new Error(JSON.stringify(settings.problems));
-    wp = new WaypointApp({ settings: settings.value, logger });
-    const addresses = await wp.start();
-    hbonePort = addresses.hbone.port;
-    adminPort = addresses.admin.port;
-    await wp.ready();
-    // A client with the sleep workload's certificate from the same root, as a client ztunnel holds.
-    certs = new CertManager({
-      ca: await LocalCa.loadOrCreate(join(dir, 'ca'), { trustDomain: 'cluster.local' }),
-    });
-    client = new HboneClient({ certificates: certs, metrics: new HboneMetrics(new Registry()), logger });
+    w = await startLoopbackWaypoint('waypoint-app-', VIP, [...waypointManifests(VIP), ROUTE]);
+    cp = w.cp;
   }, 30_000);
 
   afterAll(async () => {
-    client?.destroy();
-    certs?.close();
-    await wp?.close();
-    await cp?.close();
-    await rm(dir, { recursive: true, force: true });
+    await w?.close();
   });
 
-  const call = async (path: string) =>
-    httpOver(
-      await client.connect({
-        source: SpiffeId.of('cluster.local', 'demo', 'sleep'),
-        destination: SpiffeId.of('cluster.local', 'demo', 'waypoint'),
-        address: { host: '127.0.0.1', port: hbonePort },
-        authority: `${VIP}:80`,
-      }),
-      path,
-    );
+  const call = (path: string) => w.call(path);
   const dump = async () =>
-    (await (await fetch(`http://127.0.0.1:${adminPort}/config_dump`)).json()) as {
+    (await (await fetch(`http://127.0.0.1:${w.adminPort}/config_dump`)).json()) as {
       xds: {
         types: Array<{ typeUrl: string; nacks: number }>;
         rejections: Array<{ typeUrl: string; message: string }>;
