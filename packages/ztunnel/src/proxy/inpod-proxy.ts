@@ -28,7 +28,8 @@ import type { Logger } from 'pino';
 import { authorize, type ConnectionFacts } from '../authz/authorization.js';
 import { INBOUND_HBONE_PORT, INBOUND_PLAINTEXT_PORT, OUTBOUND_CAPTURE_PORT } from '../capture/inpod-rules.js';
 import { type NetnsSockets, ZTUNNEL_MARK } from '../capture/netns-sockets.js';
-import type { GatewayAddress, Service, Workload } from '../config/local-config.js';
+import type { Service } from '../state/service.js';
+import type { GatewayAddress, Workload } from '../state/workload.js';
 import type { ZtunnelState } from '../state/ztunnel-state.js';
 import {
   type ConnectionParties,

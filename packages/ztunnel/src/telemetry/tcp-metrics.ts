@@ -3,7 +3,7 @@
  * and "destination" on the server's, with Istio's workload, service and security labels.
  */
 import { Counter, type Registry } from 'prom-client';
-import type { Workload } from '../config/local-config.js';
+import type { Workload } from '../state/workload.js';
 
 export const TCP_LABELS = [
   'reporter',
