@@ -1,3 +1,4 @@
+export * from './admin/admin-server.js';
 export * from './app/ztunnel-app.js';
 export * from './app/ztunnel-config.js';
 export * from './authz/authorization.js';
@@ -7,6 +8,7 @@ export * from './capture/netns-sockets.js';
 export * from './config/local-config.js';
 export * from './config/local-config-file.js';
 export * from './proxy/inpod-proxy.js';
+export * from './readiness/readiness.js';
 export * from './state/policy.js';
 export * from './state/service.js';
 export * from './state/workload.js';
