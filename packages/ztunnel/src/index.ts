@@ -7,6 +7,8 @@ export * from './capture/inpod-rules.js';
 export * from './capture/netns-sockets.js';
 export * from './config/local-config.js';
 export * from './config/local-config-file.js';
+export * from './errors/connection-failures.js';
+export * from './errors/ztunnel-error.js';
 export * from './proxy/inpod-proxy.js';
 export * from './readiness/readiness.js';
 export * from './state/policy.js';
