@@ -5,7 +5,19 @@ export type { BackoffPolicy } from './backoff.js';
 export { backoffDelay } from './backoff.js';
 export type { EnvMap } from './config/env-settings.js';
 export { EnvSettings } from './config/env-settings.js';
-export { isMeshError, MeshError } from './errors.js';
+export type { HboneServerReply, MeshErrorCode } from './errors.js';
+export {
+  HBONE_CLIENT_REFUSAL_REASONS,
+  HBONE_SERVER_DEFAULT_REPLY,
+  HBONE_SERVER_REPLIES,
+  hboneClientRefusalReason,
+  hboneRefusalCode,
+  hboneServerReplyFor,
+  hboneStatusFor,
+  isMeshError,
+  MESH_ERRORS,
+  MeshError,
+} from './errors.js';
 export { HboneClient, HboneRefusedError } from './hbone/hbone-client.js';
 export type { HostPort } from './hbone/hbone-headers.js';
 export { formatAuthority, formatForwarded, validTraceparent } from './hbone/hbone-headers.js';

@@ -10,7 +10,7 @@
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import type { Logger } from 'pino';
-import { MeshError } from '../errors.js';
+import { hboneClientRefusalReason, hboneRefusalCode, MeshError } from '../errors.js';
 import { H2Connection, type H2Headers, type H2IncomingHeaders } from '../h2/h2-connection.js';
 import { H2_ERROR } from '../h2/h2-frames.js';
 import type { H2Stream } from '../h2/h2-stream.js';
@@ -56,9 +56,10 @@ export interface HboneConnectRequest {
   readonly traceparent?: string;
 }
 
+/** The peer answered CONNECT with `status`; 401 is MESH_ERR_HBONE_PEER_DENIED, others MESH_ERR_HBONE_REFUSED. */
 export class HboneRefusedError extends MeshError {
   constructor(readonly status: number) {
-    super('MESH_ERR_HBONE_REFUSED', `status ${status}`);
+    super(hboneRefusalCode(status), `status ${status}`);
   }
 }
 
@@ -232,7 +233,7 @@ export class HboneClient {
     };
     conn.ready = this.dial(conn, request).catch((err: unknown) => {
       const e = connectError(err as Error);
-      this.inputs.metrics.connectionsRefused.inc({ side: 'client', reason: refusalReason(e) });
+      this.inputs.metrics.connectionsRefused.inc({ side: 'client', reason: hboneClientRefusalReason(e) });
       this.retire(conn);
       throw e;
     });
@@ -365,14 +366,4 @@ function connectError(err: Error): MeshError {
     return new MeshError('MESH_ERR_HBONE_UPSTREAM', err.message, { cause: err });
   }
   return new MeshError('MESH_ERR_TLS_HANDSHAKE', `${code} ${err.message}`.trim(), { cause: err });
-}
-
-function refusalReason(err: MeshError): string {
-  if (err.code === 'MESH_ERR_PEER_IDENTITY') return 'identity';
-  if (err.code === 'MESH_ERR_HBONE_UPSTREAM') return 'connect';
-  const cause = (err.cause as NodeJS.ErrnoException | undefined)?.code ?? '';
-  if (cause === 'CERT_HAS_EXPIRED') return 'expired_cert';
-  if (cause.includes('CERT') || cause.includes('SIGNATURE') || cause.includes('ISSUER'))
-    return 'untrusted_cert';
-  return 'tls_handshake';
 }

@@ -2,7 +2,7 @@ import net, { type AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import tls, { type TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
-import { hboneStatusFor } from '../errors.js';
+import { hboneServerReplyFor, MeshError } from '../errors.js';
 import { H2Connection, type H2IncomingHeaders } from '../h2/h2-connection.js';
 import { H2_ERROR } from '../h2/h2-frames.js';
 import type { H2Stream } from '../h2/h2-stream.js';
@@ -53,8 +53,8 @@ export interface HboneServerInputs {
   /** The certificate to present for a connection arriving at `localAddress`; undefined refuses it. */
   readonly certificateFor: (localAddress: string) => Promise<WorkloadCertificate | undefined>;
   /**
-   * Authorizes a request and connects upstream. Throw MESH_ERR_HBONE_DENIED for 401; any other
-   * error answers 503. The returned duplex must allow half-open.
+   * Authorizes a request and connects upstream. A thrown error is answered as HBONE_SERVER_REPLIES
+   * says (MESH_ERR_HBONE_DENIED is 401; an unlisted error 503). The returned duplex must allow half-open.
    */
   readonly onRequest: (request: HboneRequest) => Promise<Duplex>;
   /** Called once per accepted tunnel when both directions have closed. */
@@ -303,16 +303,19 @@ export class HboneServer {
       // Resets are counted when the tunnel closes.
     });
     if (headers[':method'] !== 'CONNECT') {
-      this.reject(stream, 400, 'method', `method ${String(headers[':method'])} is not CONNECT`);
+      this.reject(stream, new MeshError('MESH_ERR_HBONE_NOT_CONNECT', String(headers[':method'])));
       return;
     }
     const target = parseAuthority(headers[':authority']);
     if (!target.ok) {
-      this.reject(stream, 400, 'authority', target.problems[0]?.message ?? 'bad authority');
+      this.reject(
+        stream,
+        new MeshError('MESH_ERR_HBONE_BAD_REQUEST', target.problems[0]?.message ?? 'bad authority'),
+      );
       return;
     }
     if (FORBIDDEN_TARGET_PORTS.has(target.value.port)) {
-      this.reject(stream, 400, 'forbidden_port', `port ${target.value.port} is reserved for capture`);
+      this.reject(stream, new MeshError('MESH_ERR_HBONE_FORBIDDEN_PORT', `port ${target.value.port}`));
       return;
     }
     const forwardedFor = parseForwardedFor(headers.forwarded);
@@ -334,9 +337,7 @@ export class HboneServer {
     try {
       upstream = await this.inputs.onRequest(request);
     } catch (err) {
-      const status = hboneStatusFor(err);
-      const reason = status === 401 ? 'denied' : status === 400 ? 'authority' : 'upstream';
-      this.reject(stream, status, reason, (err as Error).message);
+      this.reject(stream, err);
       return;
     }
     if (stream.destroyed) {
@@ -358,11 +359,13 @@ export class HboneServer {
     this.inputs.onTunnelClosed?.(request, stats);
   }
 
-  private reject(stream: H2Stream, status: 400 | 401 | 503, reason: string, detail: string): void {
+  /** Answers a failed CONNECT with the status HBONE_SERVER_REPLIES gives its error. */
+  private reject(stream: H2Stream, err: unknown): void {
     const { metrics, logger } = this.inputs;
+    const { status, reason, streamError } = hboneServerReplyFor(err);
     metrics.streams.inc({ side: 'server', status: String(status) });
-    if (status === 400) metrics.streamErrors.inc({ side: 'server', reason });
-    logger.debug({ status, reason, detail }, 'HBONE request refused');
+    if (streamError) metrics.streamErrors.inc({ side: 'server', reason });
+    logger.debug({ status, reason, detail: (err as Error).message }, 'HBONE request refused');
     if (stream.destroyed || stream.headersSent) return;
     stream.respond({ ':status': status }, { endStream: true });
     // The answer is complete: ask the client to stop sending (RFC 9113 §8.1).

@@ -22,18 +22,20 @@ import {
   type HttpHandler,
   LocalCa,
   listenHttp,
-  sendJson,
   sendText,
   XdsClientMetrics,
 } from '@ambient/shared';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
+import { adminHandler } from '../admin/admin-server.js';
 import { installCapture, removeCapture } from '../capture/inpod-capture.js';
 import { NetnsSockets } from '../capture/netns-sockets.js';
-import type { LocalConfig, Workload } from '../config/local-config.js';
+import type { LocalConfig } from '../config/local-config.js';
 import { LocalConfigFile } from '../config/local-config-file.js';
 import { InpodProxy } from '../proxy/inpod-proxy.js';
+import { podBlocker, Readiness } from '../readiness/readiness.js';
+import type { Workload } from '../state/workload.js';
 import { ZtunnelState } from '../state/ztunnel-state.js';
 import { TcpMetrics } from '../telemetry/tcp-metrics.js';
 import { XdsConfigSource } from '../xds/xds-config-source.js';
@@ -58,11 +60,6 @@ function netnsPath(netns: string): string {
 /** Retries of a pod whose enrollment (or release) failed. */
 export const ENROLL_BACKOFF: BackoffPolicy = Object.freeze({ initialMs: 200, maxMs: 15_000 });
 
-/** The readiness blocker of a pod that should be enrolled and is not served yet. */
-export function podBlocker(w: { namespace: string; name: string }): string {
-  return `pod ${w.namespace}/${w.name}`;
-}
-
 /** A pod whose enrollment or release failed, and when it is tried again. */
 interface Retry {
   attempt: number;
@@ -75,8 +72,7 @@ export class ZtunnelApp {
   private readonly tcpMetrics = new TcpMetrics(this.registry);
   private readonly proxies = new Map<string, { proxy: InpodProxy; netnsPath: string }>();
   private readonly servers: http.Server[] = [];
-  /** Named reasons not to be ready yet; ready when empty. */
-  private readonly blockers = new Set<string>(['config', 'enrollment']);
+  private readonly readiness = new Readiness(['config', 'enrollment']);
   private state?: ZtunnelState;
   private certs?: CertManager;
   private file?: LocalConfigFile;
@@ -101,26 +97,36 @@ export class ZtunnelApp {
 
   async start(): Promise<ZtunnelAddresses> {
     const { config, logger } = this.inputs;
-    const readiness = await this.serve(config.metricsAddress, config.readinessPort, (req, res) => {
-      if (req.url === '/healthz/ready' && this.blockers.size === 0) return sendText(res, 200, 'ready\n');
-      sendText(res, 503, `not ready: ${[...this.blockers].join(', ')}\n`);
-    });
+    const readiness = await this.serve(config.metricsAddress, config.readinessPort, this.readiness.handler);
     const metrics = await this.serve(config.metricsAddress, config.metricsPort, async (req, res) => {
       if (req.url !== '/metrics') return sendText(res, 404, 'not found\n');
       res.setHeader('content-type', this.registry.contentType);
       sendText(res, 200, await this.registry.metrics());
     });
-    const admin = await this.serve(config.adminAddress, config.adminPort, (req, res) => this.admin(req, res));
+    const admin = await this.serve(
+      config.adminAddress,
+      config.adminPort,
+      adminHandler({
+        nodeName: config.nodeName,
+        logger,
+        state: () => this.state,
+        certs: () => this.certs,
+        enrolled: () => [...this.proxies.keys()],
+        configRejections: () => this.configRejections,
+        lastConfigProblems: () => this.file?.lastProblems ?? [],
+        xds: () => this.xds,
+      }),
+    );
     this.sockets = NetnsSockets.load();
     this.certs = new CertManager({ ca: await this.caClient(), logger: logger.child({ component: 'certs' }) });
     this.loadPodNetns();
     const first = await this.startConfig();
-    this.blockers.delete('config');
+    this.readiness.unblock('config');
     this.apply(first);
     await this.applying;
-    this.blockers.delete('enrollment');
+    this.readiness.unblock('enrollment');
     logger.info(
-      { node: config.nodeName, enrolled: [...this.proxies.keys()], blockers: [...this.blockers] },
+      { node: config.nodeName, enrolled: [...this.proxies.keys()], blockers: this.readiness.pending() },
       'ztunnel started',
     );
     return { admin, metrics, readiness };
@@ -133,7 +139,7 @@ export class ZtunnelApp {
    */
   async close(): Promise<void> {
     this.closing = true;
-    this.blockers.add('draining');
+    this.readiness.block('draining');
     for (const r of this.retries.values()) clearTimeout(r.timer);
     this.retries.clear();
     this.file?.close();
@@ -247,8 +253,8 @@ export class ZtunnelApp {
       if (w.protocol === 'HBONE' && netns && w.ips[0]) wanted.set(w.uid, { ...w, netns });
     }
     // Readiness waits for every pod that should be served, each under its own name.
-    for (const b of [...this.blockers]) if (b.startsWith('pod ')) this.blockers.delete(b);
-    for (const w of wanted.values()) if (!this.proxies.has(w.uid)) this.blockers.add(podBlocker(w));
+    for (const b of this.readiness.pending()) if (b.startsWith('pod ')) this.readiness.unblock(b);
+    for (const w of wanted.values()) if (!this.proxies.has(w.uid)) this.readiness.block(podBlocker(w));
 
     const plan = planEnrollment({
       wanted: new Map([...wanted].map(([uid, w]) => [uid, netnsPath(w.netns as string)])),
@@ -308,7 +314,7 @@ export class ZtunnelApp {
         });
         await proxy.start();
         this.proxies.set(uid, { proxy, netnsPath: ns });
-        this.blockers.delete(podBlocker(w));
+        this.readiness.unblock(podBlocker(w));
         this.succeeded(uid);
         logger.info({ uid, netns: ns }, 'pod enrolled');
       } catch (err) {
@@ -345,42 +351,6 @@ export class ZtunnelApp {
     if (!r) return;
     clearTimeout(r.timer);
     this.retries.delete(uid);
-  }
-
-  private admin(req: http.IncomingMessage, res: http.ServerResponse): void {
-    const url = new URL(req.url ?? '/', 'http://admin');
-    if (url.pathname === '/config_dump') {
-      const c = this.state?.config;
-      sendJson(res, {
-        node: this.inputs.config.nodeName,
-        workloads:
-          c?.workloads.map((w) => ({
-            ...w,
-            services: Object.fromEntries([...w.services].map(([k, v]) => [k, Object.fromEntries(v)])),
-          })) ?? [],
-        services: c?.services.map((s) => ({ ...s, ports: Object.fromEntries(s.ports) })) ?? [],
-        policies: c?.policies ?? [],
-        certificates: this.certs?.dump() ?? [],
-        enrolled: [...this.proxies.keys()],
-        configRejections: this.configRejections,
-        lastConfigProblems: this.file?.lastProblems ?? [],
-        ...(this.xds && { xds: this.xds.dump() }),
-      });
-      return;
-    }
-    if (url.pathname === '/logging') {
-      const level = url.searchParams.get('level');
-      if (level) {
-        if (!this.inputs.logger.levels.values[level] && level !== 'silent') {
-          sendText(res, 400, `unknown level ${level}\n`);
-          return;
-        }
-        this.inputs.logger.level = level;
-      }
-      sendText(res, 200, `current log level is ${this.inputs.logger.level}\n`);
-      return;
-    }
-    sendText(res, 404, 'endpoints: /config_dump /logging?level=\n');
   }
 
   private async serve(host: string, port: number, handler: HttpHandler): Promise<AddressInfo> {

@@ -1,12 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import {
-  type AuthorizationPolicy,
-  applicablePolicies,
-  authorize,
-  type ConnectionFacts,
-  compilePolicy,
-  type PolicyMatch,
-} from './authorization.js';
+import type { AuthorizationPolicy, PolicyMatch } from '../state/policy.js';
+import { applicablePolicies, authorize, type ConnectionFacts, compilePolicy } from './authorization.js';
 
 const SLEEP: ConnectionFacts = {
   principal: 'cluster.local/ns/demo/sa/sleep',

@@ -11,51 +11,9 @@
 import { isIP } from 'node:net';
 import { fail, ok, type Problem, type Result } from '@ambient/shared';
 import { parse as parseYaml } from 'yaml';
-import type { AuthorizationPolicy, PolicyMatch, PolicyRule, StringMatch } from '../authz/authorization.js';
-
-export type TunnelProtocol = 'HBONE' | 'TCP';
-
-/** Where a waypoint is reached: a service hostname or a network address, and its HBONE port. */
-export interface GatewayAddress {
-  readonly namespace?: string;
-  readonly hostname?: string;
-  readonly network?: string;
-  readonly address?: string;
-  readonly port: number;
-}
-
-export interface Workload {
-  readonly uid: string;
-  readonly name: string;
-  readonly namespace: string;
-  readonly serviceAccount: string;
-  readonly ips: readonly string[];
-  readonly protocol: TunnelProtocol;
-  readonly node: string;
-  readonly network: string;
-  /** Service key `namespace/hostname` to port map (service port -> target port). */
-  readonly services: ReadonlyMap<string, ReadonlyMap<number, number>>;
-  /** `namespace/name` of workload-scoped policies that select this workload. */
-  readonly authorizationPolicies: readonly string[];
-  /**
-   * The pod's network namespace (a path, or a name under /var/run/netns). Our extension for local
-   * runs: in a cluster, Istio's CNI hands ztunnel the namespace instead.
-   */
-  readonly netns?: string;
-  /** Set when the control plane names a trust domain other than the node agent's. */
-  readonly trustDomain?: string;
-  readonly waypoint?: GatewayAddress;
-}
-
-export interface Service {
-  readonly name: string;
-  readonly namespace: string;
-  readonly hostname: string;
-  readonly vips: ReadonlyArray<{ readonly network: string; readonly address: string }>;
-  readonly ports: ReadonlyMap<number, number>;
-  readonly subjectAltNames: readonly string[];
-  readonly waypoint?: GatewayAddress;
-}
+import type { AuthorizationPolicy, PolicyMatch, PolicyRule, StringMatch } from '../state/policy.js';
+import type { Service } from '../state/service.js';
+import type { TunnelProtocol, Workload } from '../state/workload.js';
 
 export interface LocalConfig {
   readonly workloads: readonly Workload[];

@@ -16,7 +16,6 @@ import {
   type HandshakeLimits,
   HboneClient,
   type HboneMetrics,
-  HboneRefusedError,
   type HboneRequest,
   HboneServer,
   type HostPort,
@@ -29,14 +28,12 @@ import type { Logger } from 'pino';
 import { authorize, type ConnectionFacts } from '../authz/authorization.js';
 import { INBOUND_HBONE_PORT, INBOUND_PLAINTEXT_PORT, OUTBOUND_CAPTURE_PORT } from '../capture/inpod-rules.js';
 import { type NetnsSockets, ZTUNNEL_MARK } from '../capture/netns-sockets.js';
-import type { GatewayAddress, Service, Workload } from '../config/local-config.js';
+import { connectionFailureFor } from '../errors/connection-failures.js';
+import { ZtunnelError } from '../errors/ztunnel-error.js';
+import type { Service } from '../state/service.js';
+import type { GatewayAddress, Workload } from '../state/workload.js';
 import type { ZtunnelState } from '../state/ztunnel-state.js';
-import {
-  type ConnectionParties,
-  type ResponseFlags,
-  type TcpMetrics,
-  tcpLabels,
-} from '../telemetry/tcp-metrics.js';
+import { type ConnectionParties, type TcpMetrics, tcpLabels } from '../telemetry/tcp-metrics.js';
 
 export interface InpodProxyInputs {
   readonly workload: Workload;
@@ -157,7 +154,8 @@ export class InpodProxy {
   private guard(socket: net.Socket, work: Promise<void>): void {
     socket.on('error', () => {});
     work.catch((err: unknown) => {
-      this.inputs.logger.debug({ err: (err as Error).message }, 'connection refused');
+      const { reason } = connectionFailureFor(err);
+      this.inputs.logger.debug({ reason, err: (err as Error).message }, 'connection refused');
       socket.destroy();
     });
   }
@@ -171,7 +169,7 @@ export class InpodProxy {
     let dstWorkload = st.workloadByIp(dst.host);
     if (svc) {
       const ep = st.pickEndpoint(svc, dst.port);
-      if (!ep) throw new MeshError('MESH_ERR_HBONE_UPSTREAM', `no endpoint for ${svc.hostname}:${dst.port}`);
+      if (!ep) throw new ZtunnelError('ZT_ERR_NO_ENDPOINT', `${svc.hostname}:${dst.port}`);
       target = { host: ep.address, port: ep.port };
       dstWorkload = ep.workload;
     }
@@ -204,7 +202,7 @@ export class InpodProxy {
             })
           : await sockets.connect(netnsPath, { target, mark: ZTUNNEL_MARK });
     } catch (err) {
-      this.fail(parties, err instanceof HboneRefusedError && err.status === 401 ? 'DENY' : 'CONNECT');
+      this.fail(parties, err);
       throw err;
     }
     this.inputs.tcpMetrics.opened.inc(tcpLabels(parties, '-'));
@@ -232,9 +230,9 @@ export class InpodProxy {
     };
     const address = wp?.ips[0];
     if (!wp || !address) {
-      this.fail(parties, 'CONNECT');
-      const name = gw.hostname ?? gw.address ?? '?';
-      throw new MeshError('MESH_ERR_HBONE_UPSTREAM', `waypoint ${name} has no reachable pod`);
+      const err = new ZtunnelError('ZT_ERR_WAYPOINT_UNREACHABLE', gw.hostname ?? gw.address ?? '?');
+      this.fail(parties, err);
+      throw err;
     }
     let up: Duplex;
     try {
@@ -248,7 +246,7 @@ export class InpodProxy {
         baggage: `k8s.namespace.name=${source.namespace},k8s.pod.name=${source.name},service.name=${source.name}`,
       });
     } catch (err) {
-      this.fail(parties, err instanceof HboneRefusedError && err.status === 401 ? 'DENY' : 'CONNECT');
+      this.fail(parties, err);
       throw err;
     }
     this.inputs.tcpMetrics.opened.inc(tcpLabels(parties, '-'));
@@ -271,15 +269,16 @@ export class InpodProxy {
   ): Promise<net.Socket> {
     const decision = this.decide(facts);
     if (!decision.allowed) {
-      this.fail(parties, 'DENY');
       const by = decision.policy ? ` by ${decision.policy}` : '';
-      throw new MeshError('MESH_ERR_HBONE_DENIED', `${decision.reason}${by}`);
+      const err = new MeshError('MESH_ERR_HBONE_DENIED', `${decision.reason}${by}`);
+      this.fail(parties, err);
+      throw err;
     }
     let upstream: net.Socket;
     try {
       upstream = await this.deliver({ host: facts.destinationIp, port: facts.destinationPort }, deliverFrom);
     } catch (err) {
-      this.fail(parties, 'CONNECT');
+      this.fail(parties, err);
       throw err;
     }
     this.inputs.tcpMetrics.opened.inc(tcpLabels(parties, '-'));
@@ -320,8 +319,9 @@ export class InpodProxy {
     };
   }
 
-  private fail(parties: ConnectionParties, flags: ResponseFlags): void {
-    this.inputs.tcpMetrics.failed.inc(tcpLabels(parties, flags));
+  /** Counts a failed connection with the response flag CONNECTION_FAILURES gives its error. */
+  private fail(parties: ConnectionParties, err: unknown): void {
+    this.inputs.tcpMetrics.failed.inc(tcpLabels(parties, connectionFailureFor(err).flag));
   }
 
   /** Close and byte counters: the client's bytes are "received", the app's are "sent". */

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { Service, Workload } from '../config/local-config.js';
+import type { Service } from './service.js';
+import type { Workload } from './workload.js';
 import { ZtunnelState } from './ztunnel-state.js';
 
 const WP_KEY = 'demo/reviews-waypoint.demo.svc.cluster.local';

@@ -5,7 +5,9 @@
  */
 import { SpiffeId } from '@ambient/shared';
 import { applicablePolicies, type CompiledPolicy, compilePolicy } from '../authz/authorization.js';
-import type { GatewayAddress, LocalConfig, Service, Workload } from '../config/local-config.js';
+import type { LocalConfig } from '../config/local-config.js';
+import type { Service } from './service.js';
+import type { GatewayAddress, Workload } from './workload.js';
 
 export interface Endpoint {
   readonly workload: Workload;

@@ -3,7 +3,8 @@
  * and "destination" on the server's, with Istio's workload, service and security labels.
  */
 import { Counter, type Registry } from 'prom-client';
-import type { Workload } from '../config/local-config.js';
+import type { ResponseFlags } from '../errors/connection-failures.js';
+import type { Workload } from '../state/workload.js';
 
 export const TCP_LABELS = [
   'reporter',
@@ -29,9 +30,6 @@ export const TCP_LABELS = [
 
 export type TcpLabelName = (typeof TCP_LABELS)[number];
 export type TcpLabels = Record<TcpLabelName, string>;
-
-/** Response flags ztunnel reports: none, denied by policy, or the upstream connect failed. */
-export type ResponseFlags = '-' | 'DENY' | 'CONNECT';
 
 export class TcpMetrics {
   readonly opened: Counter<TcpLabelName>;

@@ -14,8 +14,9 @@ import {
   type Result,
   type XdsResourceType,
 } from '@ambient/shared';
-import type { AuthorizationPolicy, PolicyMatch, StringMatch } from '../authz/authorization.js';
-import type { GatewayAddress, Service, Workload } from '../config/local-config.js';
+import type { AuthorizationPolicy, PolicyMatch, StringMatch } from '../state/policy.js';
+import type { Service } from '../state/service.js';
+import type { GatewayAddress, Workload } from '../state/workload.js';
 
 export type AddressValue = { readonly workload: Workload } | { readonly service: Service };
 

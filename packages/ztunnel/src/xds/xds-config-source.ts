@@ -8,8 +8,10 @@
 import { DeltaAdsClient, type XdsClientDump, type XdsClientMetrics } from '@ambient/shared';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import type { AuthorizationPolicy } from '../authz/authorization.js';
-import type { LocalConfig, Service, Workload } from '../config/local-config.js';
+import type { LocalConfig } from '../config/local-config.js';
+import type { AuthorizationPolicy } from '../state/policy.js';
+import type { Service } from '../state/service.js';
+import type { Workload } from '../state/workload.js';
 import { type AddressValue, addressResourceType, authorizationResourceType } from './workload-xds.js';
 
 export interface XdsConfigSourceInputs {

@@ -1,0 +1,103 @@
+import type http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { listenHttp } from '@ambient/shared';
+import pino from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ZtunnelState } from '../state/ztunnel-state.js';
+import { type AdminInputs, adminHandler } from './admin-server.js';
+
+const servers: http.Server[] = [];
+afterEach(() => {
+  for (const s of servers.splice(0)) s.close();
+});
+
+function inputs(extra: Partial<AdminInputs> = {}): AdminInputs {
+  return {
+    nodeName: 'node0',
+    logger: pino({ level: 'info' }, pino.destination('/dev/null')),
+    state: () => undefined,
+    certs: () => undefined,
+    enrolled: () => [],
+    configRejections: () => 0,
+    lastConfigProblems: () => [],
+    xds: () => undefined,
+    ...extra,
+  };
+}
+
+async function get(admin: AdminInputs, path: string): Promise<{ status: number; body: string }> {
+  const server = await listenHttp('127.0.0.1', 0, adminHandler(admin));
+  servers.push(server);
+  const { port } = server.address() as AddressInfo;
+  const res = await fetch(`http://127.0.0.1:${port}${path}`);
+  return { status: res.status, body: await res.text() };
+}
+
+describe('adminHandler', () => {
+  it('/config_dump shows the state in force, with maps as objects', async () => {
+    const state = new ZtunnelState({
+      workloads: [
+        {
+          uid: 'u1',
+          name: 'sleep',
+          namespace: 'demo',
+          serviceAccount: 'sleep',
+          ips: ['198.18.16.10'],
+          protocol: 'HBONE',
+          node: 'node0',
+          network: '',
+          services: new Map([['demo/sleep.demo.svc.cluster.local', new Map([[80, 8080]])]]),
+          authorizationPolicies: [],
+        },
+      ],
+      services: [
+        {
+          name: 'sleep',
+          namespace: 'demo',
+          hostname: 'sleep.demo.svc.cluster.local',
+          vips: [{ network: '', address: '198.19.0.10' }],
+          ports: new Map([[80, 8080]]),
+          subjectAltNames: [],
+        },
+      ],
+      policies: [],
+    });
+    const res = await get(
+      inputs({
+        state: () => state,
+        enrolled: () => ['u1'],
+        configRejections: () => 2,
+        lastConfigProblems: () => [{ path: 'workloads[0].name', message: 'is required' }],
+      }),
+      '/config_dump',
+    );
+    expect(res.status).toBe(200);
+    const dump = JSON.parse(res.body);
+    expect(dump.node).toBe('node0');
+    expect(dump.workloads[0].services).toEqual({ 'demo/sleep.demo.svc.cluster.local': { 80: 8080 } });
+    expect(dump.services[0].ports).toEqual({ 80: 8080 });
+    expect(dump.enrolled).toEqual(['u1']);
+    expect(dump.configRejections).toBe(2);
+    expect(dump.lastConfigProblems).toEqual([{ path: 'workloads[0].name', message: 'is required' }]);
+    expect(dump.certificates).toEqual([]);
+    expect(dump.xds).toBeUndefined();
+  });
+
+  it('/logging sets a known level and refuses an unknown one', async () => {
+    const admin = inputs();
+    expect(await get(admin, '/logging?level=debug')).toEqual({
+      status: 200,
+      body: 'current log level is debug\n',
+    });
+    expect(admin.logger.level).toBe('debug');
+    expect(await get(admin, '/logging?level=loud')).toEqual({ status: 400, body: 'unknown level loud\n' });
+    expect(admin.logger.level).toBe('debug');
+  });
+
+  it('other paths answer 404 with the list of endpoints', async () => {
+    expect(await get(inputs(), '/nope')).toEqual({
+      status: 404,
+      body: 'endpoints: /config_dump /logging?level=\n',
+    });
+  });
+});

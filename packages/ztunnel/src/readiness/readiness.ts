@@ -1,0 +1,42 @@
+/**
+ * Readiness (15021 `/healthz/ready`), gated by named blockers as upstream ztunnel's
+ * src/readiness.rs: the node agent is ready when no blocker is left, and a refusal names them.
+ */
+import { type HttpHandler, sendText } from '@ambient/shared';
+
+/** The readiness blocker of a pod that should be enrolled and is not served yet. */
+export function podBlocker(w: { namespace: string; name: string }): string {
+  return `pod ${w.namespace}/${w.name}`;
+}
+
+export class Readiness {
+  /** Named reasons not to be ready yet; ready when empty. */
+  private readonly blockers: Set<string>;
+
+  constructor(initial: readonly string[]) {
+    this.blockers = new Set(initial);
+  }
+
+  block(name: string): void {
+    this.blockers.add(name);
+  }
+
+  unblock(name: string): void {
+    this.blockers.delete(name);
+  }
+
+  /** The blockers left, in the order they were added. */
+  pending(): string[] {
+    return [...this.blockers];
+  }
+
+  get ready(): boolean {
+    return this.blockers.size === 0;
+  }
+
+  /** The 15021 endpoint: 200 when ready, else 503 naming what blocks readiness. */
+  readonly handler: HttpHandler = (req, res) => {
+    if (req.url === '/healthz/ready' && this.blockers.size === 0) return sendText(res, 200, 'ready\n');
+    sendText(res, 503, `not ready: ${[...this.blockers].join(', ')}\n`);
+  };
+}
