@@ -1,7 +1,7 @@
 /**
  * Protocol buffer definitions, parsed once per process from the .proto files: Envoy's v3 APIs as
  * shipped with the gRPC xDS package (envoy-api, xds, googleapis, protoc-gen-validate), and Istio's
- * workload, authorization and CA APIs from this repository's proto/ directory.
+ * workload, authorization and CA APIs from this package's proto/ directory.
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -15,7 +15,7 @@ const require = createRequire(import.meta.url);
 function includeDirs(): string[] {
   const xdsPackage = dirname(require.resolve('@grpc/grpc-js-xds/package.json'));
   const protobufjsDir = dirname(require.resolve('protobufjs/package.json'));
-  const ours = resolve(dirname(fileURLToPath(import.meta.url)), '../../../../proto');
+  const ours = resolve(dirname(fileURLToPath(import.meta.url)), '../../proto');
   return [
     ours,
     ...['envoy-api', 'xds', 'googleapis', 'protoc-gen-validate'].map((d) => join(xdsPackage, 'deps', d)),
@@ -23,7 +23,7 @@ function includeDirs(): string[] {
   ];
 }
 
-/** Istio's APIs, relative to proto/. */
+/** Istio's APIs, relative to packages/shared/proto/. */
 export const ISTIO_PROTO_FILES = [
   'istio/workload/workload.proto',
   'istio/security/authorization.proto',
