@@ -11,3 +11,18 @@ export type Input<T> = T extends Uint8Array
     : T extends object
       ? { -readonly [K in keyof T]?: Input<T[K]> }
       : T;
+
+/** Each field of W must be a field of T, in a form T's input accepts. */
+type FieldsOf<T, W> = { [K in keyof W]: K extends keyof T ? NonNullable<Input<T[K]>> : never };
+
+/**
+ * What an encoder that always writes the fields of W produces: Input<T> with those fields
+ * required, each in W's (narrower) form. A field W names that T lacks fails to compile.
+ */
+export type Written<T, W extends FieldsOf<T, W>> = Omit<Input<T>, keyof W> & W;
+
+/** The fields K of Input<T>, required and not null: a part of Written's W. */
+export type Always<T, K extends keyof T> = { -readonly [P in K]-?: NonNullable<Input<T[P]>> };
+
+/** Written<T, ...> with the fields K required in their plain input form. */
+export type WrittenFields<T, K extends keyof T> = Omit<Input<T>, K> & Always<T, K>;
