@@ -64,6 +64,13 @@ describe('addressResourceType', () => {
     expect(workloadOf(none.value)).not.toHaveProperty('trustDomain');
   });
 
+  it('refuses a trust domain no SPIFFE ID can carry', () => {
+    const r = decodeAddress({ workload: { ...web, trustDomain: 'Other/Example' } });
+    expect(r.ok ? [] : r.problems).toEqual([
+      { path: 'workload.trust_domain', message: '"Other/Example" has characters outside [a-z0-9._-]' },
+    ]);
+  });
+
   it('decodes a service keyed namespace/hostname', () => {
     const r = decodeAddress(
       {

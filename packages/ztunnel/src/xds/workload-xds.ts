@@ -14,6 +14,7 @@ import {
   ok,
   type Problem,
   type Result,
+  SpiffeId,
   securityapi,
   type workloadapi,
   type XdsResourceType,
@@ -117,6 +118,12 @@ function decodeWorkload(w: workloadapi.Workload, problems: Problem[]): Workload 
       problems.push({ path: `workload.services[${key}]`, message: 'key must be namespace/hostname' });
     services.set(key, portMap(list.ports, `workload.services[${key}].ports`, problems));
   }
+  // An identity in this trust domain must be expressible as a SPIFFE ID; empty means the node's.
+  if (trustDomain && !SpiffeId.isTrustDomain(trustDomain))
+    problems.push({
+      path: 'workload.trust_domain',
+      message: `${JSON.stringify(trustDomain)} has characters outside [a-z0-9._-]`,
+    });
   const waypoint = gateway(wireWaypoint, 'workload.waypoint', problems);
   return {
     uid: required(uid, 'workload.uid', problems),
