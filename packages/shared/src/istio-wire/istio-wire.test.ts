@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { meshProtos } from '../xds/xds-protos.js';
+import { allFieldsHandled } from './all-fields-handled.js';
 import * as securityapi from './istio-authorization.js';
 import { ADDRESS_CODEC, AUTHORIZATION_CODEC } from './istio-codecs.js';
 import * as workloadapi from './istio-workload.js';
@@ -202,5 +203,18 @@ describe('ADDRESS_CODEC and AUTHORIZATION_CODEC', () => {
 
   it('throws on malformed bytes', () => {
     expect(() => ADDRESS_CODEC.decode(Uint8Array.from([0x0a, 0x05, 0x01]))).toThrow();
+  });
+});
+
+describe('allFieldsHandled', () => {
+  it('compiles for a fully destructured message and not for one with a field left over', () => {
+    const { name, namespace, scope, action, rules, dryRun, ...rest } = AUTHORIZATION_CODEC.decode(
+      AUTHORIZATION_CODEC.encode({ name: 'p' }),
+    );
+    allFieldsHandled(rest);
+    expect([name, namespace, scope, action, rules, dryRun]).toEqual(['p', '', 0, 0, [], false]);
+    const { name: _name, ...withScope } = { name: 'p', scope: 0 };
+    // @ts-expect-error scope is left over: a decoder that forgets a field does not compile.
+    allFieldsHandled(withScope);
   });
 });
