@@ -20,13 +20,13 @@ const HTTP_ECHO = (name: string) =>
  */
 const SKEWED_CONTROL_PLANE = `
 const { ControlPlaneApp, parseControlPlaneConfig, ResourceEncoder } = await import(${JSON.stringify(CONTROLPLANE)});
-const { meshProtos, ADDRESS_TYPE_URL } = await import(${JSON.stringify(SHARED)});
+const { ADDRESS_CODEC, ADDRESS_TYPE_URL } = await import(${JSON.stringify(SHARED)});
 const { pino } = await import('pino');
 const app = new ControlPlaneApp({ config: parseControlPlaneConfig(process.env).value, logger: pino({ level: 'silent' }) });
 await app.start();
 const ads = app.adsServer;
 while (ads.connectionCount() < 2 || ads.dump().some((c) => c.acks < 2)) await new Promise((r) => setTimeout(r, 20));
-const enc = new ResourceEncoder(ADDRESS_TYPE_URL, meshProtos().lookupType('istio.workload.Address'));
+const enc = new ResourceEncoder(ADDRESS_CODEC);
 const name = 'Kubernetes//Pod/demo/from-the-future';
 const bad = enc.encode(name, { workload: { uid: name, name: 'from-the-future', namespace: 'demo', addresses: [Buffer.from([198, 18, 99, 1])], tunnelProtocol: 2 } });
 ads.publish(new Map([[ADDRESS_TYPE_URL, new Map([...ads.snapshot(ADDRESS_TYPE_URL), [name, bad]])]]));

@@ -6,10 +6,13 @@ import {
   TokenAuthenticator,
 } from '@ambient/controlplane';
 import {
+  ADDRESS_CODEC,
   ADDRESS_TYPE_URL,
   DELTA_ADS_METHOD,
   DeltaAdsClient,
+  type Input,
   meshProtos,
+  type workloadapi,
   XdsClientMetrics,
 } from '@ambient/shared';
 import { type AddressValue, addressResourceType } from '@ambient/ztunnel';
@@ -22,9 +25,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 const logger = pino({ level: 'silent' });
 const TOKEN = 'node0-token-0123456789abcdef';
 const root = meshProtos();
-const Address = root.lookupType('istio.workload.Address');
 
-function workload(name: string, address: number[]) {
+function workload(name: string, address: number[]): Input<workloadapi.Address> {
   return {
     workload: {
       uid: `Kubernetes//Pod/demo/${name}`,
@@ -106,7 +108,7 @@ describe('Delta ADS client against the control plane ADS server over real gRPC',
 
   it('NACKs an invalid resource, keeps its last good version, applies the rest, and both sides record it', async () => {
     const { ads, registry, port } = await serve();
-    const enc = new ResourceEncoder(ADDRESS_TYPE_URL, Address);
+    const enc = new ResourceEncoder(ADDRESS_CODEC);
     const good = enc.encode('Kubernetes//Pod/demo/a', workload('a', [10, 0, 0, 1]));
     ads.publish(new Map([[ADDRESS_TYPE_URL, new Map([['Kubernetes//Pod/demo/a', good]])]]));
     const seen: Array<ReadonlyMap<string, AddressValue>> = [];
@@ -142,7 +144,7 @@ describe('Delta ADS client against the control plane ADS server over real gRPC',
 
   it('ignores unknown fields and decodes by the response type whatever the Any type URL says, as ztunnel does', async () => {
     const { ads, port } = await serve();
-    const payload = Address.encode(workload('c', [10, 0, 0, 3])).finish();
+    const payload = ADDRESS_CODEC.encode(workload('c', [10, 0, 0, 3]));
     // Field 99 (varint) is unknown to this version of the API.
     const withUnknown = Buffer.concat([payload, Buffer.from([0x98, 0x06, 0x01])]);
     ads.publish(
@@ -160,7 +162,7 @@ describe('Delta ADS client against the control plane ADS server over real gRPC',
                 'Kubernetes//Pod/demo/d',
                 'v1',
                 'type.googleapis.com/istio.workload.Workload',
-                Address.encode(workload('d', [10, 0, 0, 4])).finish(),
+                ADDRESS_CODEC.encode(workload('d', [10, 0, 0, 4])),
               ),
             ],
           ]),

@@ -14,7 +14,7 @@ import {
   ResourceEncoder,
   translateAuthorizationPolicy,
 } from '@ambient/controlplane';
-import { AUTHORIZATION_TYPE_URL, meshProtos } from '@ambient/shared';
+import { AUTHORIZATION_CODEC, type securityapi } from '@ambient/shared';
 import { authorizationResourceType, compilePolicy } from '@ambient/ztunnel';
 
 const SIZES = (process.env.BENCH_PRINCIPALS ?? '1000,10000,100000').split(',').map(Number);
@@ -65,8 +65,7 @@ interface Row {
   agentMs: number;
 }
 
-const authorizationType = meshProtos().lookupType('istio.security.Authorization');
-const encoder = new ResourceEncoder(AUTHORIZATION_TYPE_URL, authorizationType);
+const encoder = new ResourceEncoder<securityapi.Authorization>(AUTHORIZATION_CODEC);
 const decoder = authorizationResourceType();
 const limits = { ...DEFAULT_MANIFEST_LIMITS, maxPolicyValues: Number.MAX_SAFE_INTEGER };
 
@@ -87,7 +86,7 @@ function measure(principals: number): Row {
   const cpBytes = used() - base;
 
   // What a node agent holds: the message as received, decoded, then compiled.
-  const messages = cp.map((h) => authorizationType.encode(h.wire).finish());
+  const messages = cp.map((h) => AUTHORIZATION_CODEC.encode(h.wire));
   const wireBytes = messages.reduce((sum, m) => sum + m.byteLength, 0);
   const agentBase = used();
   let t0 = performance.now();

@@ -29,6 +29,17 @@ export { CREATE_CERTIFICATE_METHOD, GrpcCaClient, IMPERSONATED_IDENTITY } from '
 export { LocalCa } from './identity/local-ca.js';
 export { SpiffeId } from './identity/spiffe-id.js';
 export { certificateFacts, createCsr } from './identity/x509.js';
+export { allFieldsHandled } from './istio-wire/all-fields-handled.js';
+export * as securityapi from './istio-wire/istio-authorization.js';
+export type { WireCodec } from './istio-wire/istio-codecs.js';
+export {
+  ADDRESS_CODEC,
+  ADDRESS_TYPE_URL,
+  AUTHORIZATION_CODEC,
+  AUTHORIZATION_TYPE_URL,
+} from './istio-wire/istio-codecs.js';
+export * as workloadapi from './istio-wire/istio-workload.js';
+export type { Always, Input, Written, WrittenFields } from './istio-wire/wire-input.js';
 export { dialTcp } from './net/dial-tcp.js';
 export type { HttpHandler } from './net/http-endpoint.js';
 export { listenHttp, sendJson, sendText } from './net/http-endpoint.js';
@@ -45,8 +56,6 @@ export type { XdsClientDump, XdsDelta, XdsResourceType, XdsSubscription } from '
 export { DELTA_ADS_METHOD, DeltaAdsClient } from './xds/delta-ads-client.js';
 export { XdsClientMetrics } from './xds/xds-metrics.js';
 export {
-  ADDRESS_TYPE_URL,
-  AUTHORIZATION_TYPE_URL,
   CLUSTER_LOAD_ASSIGNMENT_TYPE_URL,
   CLUSTER_TYPE_URL,
   ENVOY_WAYPOINT_FILES,

@@ -5,7 +5,16 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL, LocalCa, meshProtos, SpiffeId } from '@ambient/shared';
+import {
+  ADDRESS_CODEC,
+  ADDRESS_TYPE_URL,
+  AUTHORIZATION_CODEC,
+  AUTHORIZATION_TYPE_URL,
+  LocalCa,
+  SpiffeId,
+  type securityapi,
+  type workloadapi,
+} from '@ambient/shared';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
@@ -52,8 +61,8 @@ export class ControlPlaneApp {
   readonly source: ConfigSource;
   private readonly builder: MeshModelBuilder;
   private readonly waypointBuilder: WaypointResourceBuilder;
-  private readonly addressEncoder: ResourceEncoder;
-  private readonly authorizationEncoder: ResourceEncoder;
+  private readonly addressEncoder = new ResourceEncoder<workloadapi.Address>(ADDRESS_CODEC);
+  private readonly authorizationEncoder = new ResourceEncoder<securityapi.Authorization>(AUTHORIZATION_CODEC);
   private ads?: DeltaAdsServer;
   private authenticator?: TokenAuthenticator;
   private grpcServer?: grpc.Server;
@@ -96,12 +105,6 @@ export class ControlPlaneApp {
     this.waypointBuilder = new WaypointResourceBuilder(
       { trustDomain: config.trustDomain, domainSuffix: config.domainSuffix },
       new EnvoyEncoder(),
-    );
-    const root = meshProtos();
-    this.addressEncoder = new ResourceEncoder(ADDRESS_TYPE_URL, root.lookupType('istio.workload.Address'));
-    this.authorizationEncoder = new ResourceEncoder(
-      AUTHORIZATION_TYPE_URL,
-      root.lookupType('istio.security.Authorization'),
     );
     collectDefaultMetrics({ register: this.registry });
   }
@@ -262,12 +265,8 @@ export class ControlPlaneApp {
     const started = performance.now();
     const objects = this.source.objects();
     const model = await this.slicer.run(this.builder.buildSteps(objects, kinds));
-    const addresses = await this.slicer.run(
-      this.addressEncoder.encodeSteps(model.addresses as ReadonlyMap<string, object>),
-    );
-    const authorizations = await this.slicer.run(
-      this.authorizationEncoder.encodeSteps(model.authorizations as ReadonlyMap<string, object>),
-    );
+    const addresses = await this.slicer.run(this.addressEncoder.encodeSteps(model.addresses));
+    const authorizations = await this.slicer.run(this.authorizationEncoder.encodeSteps(model.authorizations));
     this.model = model;
     this.objects = objects;
     const snapshots = new Map<string, TypeSnapshot>([

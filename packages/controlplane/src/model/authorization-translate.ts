@@ -9,6 +9,7 @@
  * Pure functions over decoded objects; output is the wire shape for the protobuf encoder.
  */
 import { isIP } from 'node:net';
+import { type Always, type Input, securityapi, type Written, type WrittenFields } from '@ambient/shared';
 import type {
   AuthorizationPolicyObject,
   MtlsMode,
@@ -16,50 +17,31 @@ import type {
   PolicyRuleSpec,
 } from './kube-objects.js';
 
-export interface WireStringMatch {
-  exact?: string;
-  prefix?: string;
-  suffix?: string;
-  presence?: Record<string, never>;
-}
+export type WireStringMatch = Input<securityapi.StringMatch>;
 
-export interface WireIpMatch {
-  address: Buffer;
-  length: number;
-}
+export type WireIpMatch = WrittenFields<securityapi.Address, 'address' | 'length'>;
 
-export interface WireMatch {
-  namespaces?: WireStringMatch[];
-  notNamespaces?: WireStringMatch[];
-  principals?: WireStringMatch[];
-  notPrincipals?: WireStringMatch[];
-  sourceIps?: WireIpMatch[];
-  notSourceIps?: WireIpMatch[];
-  destinationIps?: WireIpMatch[];
-  notDestinationIps?: WireIpMatch[];
-  destinationPorts?: number[];
-  notDestinationPorts?: number[];
-}
+/** Only the fields in use are present (no empty lists). */
+export type WireMatch = Input<securityapi.Match>;
 
-export interface WireAuthorization {
-  name: string;
-  namespace: string;
-  /** 0 GLOBAL, 1 NAMESPACE, 2 WORKLOAD_SELECTOR */
-  scope: number;
-  /** 0 ALLOW, 1 DENY */
-  action: number;
-  rules: Array<{ clauses: Array<{ matches: WireMatch[] }> }>;
-  dryRun?: boolean;
-}
+export type WireClause = Written<securityapi.Clause, { matches: WireMatch[] }>;
+
+export type WireRule = Written<securityapi.Rule, { clauses: WireClause[] }>;
+
+/** An Authorization as the translation writes it. */
+export type WireAuthorization = Written<
+  securityapi.Authorization,
+  Always<securityapi.Authorization, 'name' | 'namespace' | 'scope' | 'action'> & { rules: WireRule[] }
+>;
 
 export const STATIC_STRICT_NAME = 'istio_converted_static_strict';
 export const DRY_RUN_ANNOTATION = 'istio.io/dry-run';
 
-const SCOPE_GLOBAL = 0;
-const SCOPE_NAMESPACE = 1;
-const SCOPE_WORKLOAD = 2;
-const ALLOW = 0;
-const DENY = 1;
+const SCOPE_GLOBAL = securityapi.Scope.GLOBAL;
+const SCOPE_NAMESPACE = securityapi.Scope.NAMESPACE;
+const SCOPE_WORKLOAD = securityapi.Scope.WORKLOAD_SELECTOR;
+const ALLOW = securityapi.Action.ALLOW;
+const DENY = securityapi.Action.DENY;
 
 /** Istio's string match forms: `*` presence, `x*` prefix, `*x` suffix, else exact. */
 export function stringMatch(value: string, stripSpiffe = false): WireStringMatch {
@@ -111,11 +93,8 @@ function compact(m: WireMatch): WireMatch {
 }
 
 /** One rule, or undefined when an ALLOW rule uses fields only an L7 proxy can check. */
-function translateRule(
-  rule: PolicyRuleSpec,
-  allow: boolean,
-): { clauses: Array<{ matches: WireMatch[] }> } | undefined {
-  const clauses: Array<{ matches: WireMatch[] }> = [];
+function translateRule(rule: PolicyRuleSpec, allow: boolean): WireRule | undefined {
+  const clauses: WireClause[] = [];
   if (rule.to) {
     if (allow && rule.to.some((t) => t.l7Fields.length > 0)) return undefined;
     const matches = rule.to.map((t) =>

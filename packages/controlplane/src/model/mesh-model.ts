@@ -8,7 +8,7 @@
  * The builder keeps each output object while its inputs are the same objects, so a one-pod change
  * recomputes one workload and downstream encoders can cache by identity.
  */
-import type { Problem } from '@ambient/shared';
+import { type Always, type Problem, type Written, type WrittenFields, workloadapi } from '@ambient/shared';
 import {
   convertedPeerAuthentication,
   ipBytes,
@@ -45,42 +45,46 @@ export interface MeshModelOptions {
   readonly domainSuffix: string;
 }
 
-export interface WireGatewayAddress {
-  hostname: { namespace: string; hostname: string };
-  hboneMtlsPort: number;
-}
+/** The waypoint the builder names: always by hostname, with its HBONE port. */
+export type WireGatewayAddress = WrittenFields<workloadapi.GatewayAddress, 'hostname' | 'hboneMtlsPort'>;
 
-export interface WireWorkload {
-  uid: string;
-  name: string;
-  namespace: string;
-  addresses: Buffer[];
-  network: string;
-  tunnelProtocol: number;
-  trustDomain: string;
-  serviceAccount: string;
-  waypoint?: WireGatewayAddress;
-  node: string;
-  canonicalName: string;
-  canonicalRevision: string;
-  workloadType: number;
-  workloadName: string;
-  services: Record<string, { ports: Array<{ servicePort: number; targetPort: number }> }>;
-  authorizationPolicies: string[];
-  status: number;
-  clusterId: string;
-}
+/** A Workload as the builder writes it: the fields istiod sets for a pod, and its waypoint if any. */
+export type WireWorkload = Written<
+  workloadapi.Workload,
+  Always<
+    workloadapi.Workload,
+    | 'uid'
+    | 'name'
+    | 'namespace'
+    | 'addresses'
+    | 'network'
+    | 'tunnelProtocol'
+    | 'trustDomain'
+    | 'serviceAccount'
+    | 'node'
+    | 'canonicalName'
+    | 'canonicalRevision'
+    | 'workloadType'
+    | 'workloadName'
+    | 'services'
+    | 'authorizationPolicies'
+    | 'status'
+    | 'clusterId'
+  > & { waypoint?: WireGatewayAddress }
+>;
 
-export interface WireService {
-  name: string;
-  namespace: string;
-  hostname: string;
-  addresses: Array<{ network: string; address: Buffer }>;
-  ports: Array<{ servicePort: number; targetPort: number }>;
-  subjectAltNames: string[];
-  waypoint?: WireGatewayAddress;
-}
+/** A Service as the builder writes it, with its waypoint if any. */
+export type WireService = Written<
+  workloadapi.Service,
+  Always<
+    workloadapi.Service,
+    'name' | 'namespace' | 'hostname' | 'addresses' | 'ports' | 'subjectAltNames'
+  > & {
+    waypoint?: WireGatewayAddress;
+  }
+>;
 
+/** An Address resource: one of the two members of its oneof. */
 export type WireAddress = { workload: WireWorkload } | { service: WireService };
 
 export interface ModelProblem extends Problem {
@@ -390,18 +394,18 @@ export class MeshModelBuilder {
       namespace,
       addresses: pod.podIps.map(ipBytes),
       network: '',
-      tunnelProtocol: ambient ? 1 : 0,
+      tunnelProtocol: ambient ? workloadapi.TunnelProtocol.HBONE : workloadapi.TunnelProtocol.NONE,
       trustDomain: this.options.trustDomain,
       serviceAccount: pod.serviceAccountName,
       ...(waypoint && { waypoint }),
       node: pod.nodeName,
       canonicalName: labels['service.istio.io/canonical-name'] ?? labels.app ?? name,
       canonicalRevision: labels['service.istio.io/canonical-revision'] ?? labels.version ?? 'latest',
-      workloadType: 2,
+      workloadType: workloadapi.WorkloadType.POD,
       workloadName: labels.app ?? name,
       services,
       authorizationPolicies: policies.sort(),
-      status: 0,
+      status: workloadapi.WorkloadStatus.HEALTHY,
       clusterId: this.options.clusterId,
     };
   }

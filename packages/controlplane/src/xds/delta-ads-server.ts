@@ -9,7 +9,7 @@
  * connection, and the time from a config change to each proxy's ACK is recorded as convergence.
  */
 import { createHash } from 'node:crypto';
-import { DELTA_ADS_METHOD, meshProtos } from '@ambient/shared';
+import { DELTA_ADS_METHOD, type Input, meshProtos, type WireCodec } from '@ambient/shared';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import protobuf from 'protobufjs';
@@ -27,28 +27,28 @@ export interface ResourceEntry {
 export type TypeSnapshot = ReadonlyMap<string, ResourceEntry>;
 
 /** Encodes resources into `Resource` messages, caching by the identity of each wire object. */
-export class ResourceEncoder {
+export class ResourceEncoder<T> {
   private readonly cache = new WeakMap<object, { name: string; entry: ResourceEntry }>();
+  readonly typeUrl: string;
 
-  constructor(
-    readonly typeUrl: string,
-    private readonly type: protobuf.Type,
-  ) {}
+  constructor(private readonly codec: WireCodec<T>) {
+    this.typeUrl = codec.typeUrl;
+  }
 
-  encode(name: string, value: object): ResourceEntry {
+  encode(name: string, value: Input<T> & object): ResourceEntry {
     const hit = this.cache.get(value);
     if (hit && hit.name === name) return hit.entry;
-    const entry = resourceEntry(this.typeUrl, name, this.type.encode(value).finish());
+    const entry = resourceEntry(this.typeUrl, name, this.codec.encode(value));
     this.cache.set(value, { name, entry });
     return entry;
   }
 
-  encodeAll(values: ReadonlyMap<string, object>): Map<string, ResourceEntry> {
+  encodeAll(values: ReadonlyMap<string, Input<T> & object>): Map<string, ResourceEntry> {
     return runToEnd(this.encodeSteps(values));
   }
 
   /** `encodeAll` as steps, one per resource, for running in time slices. */
-  *encodeSteps(values: ReadonlyMap<string, object>): Generator<void, Map<string, ResourceEntry>> {
+  *encodeSteps(values: ReadonlyMap<string, Input<T> & object>): Generator<void, Map<string, ResourceEntry>> {
     const out = new Map<string, ResourceEntry>();
     for (const [name, v] of values) {
       out.set(name, this.encode(name, v));

@@ -19,6 +19,11 @@ export class SpiffeId {
     return parsed.value;
   }
 
+  /** Whether a trust domain may stand in a SPIFFE ID: non-empty, characters [a-z0-9._-]. */
+  static isTrustDomain(trustDomain: string): boolean {
+    return TRUST_DOMAIN.test(trustDomain);
+  }
+
   /** Parses a SPIFFE ID, returning the first reason it is malformed. */
   static parse(input: string): Result<SpiffeId> {
     const problem = (message: string) =>

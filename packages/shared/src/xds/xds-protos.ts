@@ -1,13 +1,13 @@
 /**
  * Protocol buffer definitions, parsed once per process from the .proto files: Envoy's v3 APIs as
  * shipped with the gRPC xDS package (envoy-api, xds, googleapis, protoc-gen-validate), and Istio's
- * workload, authorization and CA APIs from this repository's proto/ directory.
+ * workload, authorization and CA APIs from this package's proto/ directory (istio-wire/istio-protos.ts).
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
 import protobuf from 'protobufjs';
+import { ISTIO_PROTO_DIR, ISTIO_PROTO_FILES } from '../istio-wire/istio-protos.js';
 
 const require = createRequire(import.meta.url);
 
@@ -15,20 +15,12 @@ const require = createRequire(import.meta.url);
 function includeDirs(): string[] {
   const xdsPackage = dirname(require.resolve('@grpc/grpc-js-xds/package.json'));
   const protobufjsDir = dirname(require.resolve('protobufjs/package.json'));
-  const ours = resolve(dirname(fileURLToPath(import.meta.url)), '../../../../proto');
   return [
-    ours,
+    ISTIO_PROTO_DIR,
     ...['envoy-api', 'xds', 'googleapis', 'protoc-gen-validate'].map((d) => join(xdsPackage, 'deps', d)),
     protobufjsDir,
   ];
 }
-
-/** Istio's APIs, relative to proto/. */
-export const ISTIO_PROTO_FILES = [
-  'istio/workload/workload.proto',
-  'istio/security/authorization.proto',
-  'istio/ca/ca.proto',
-] as const;
 
 /** Envoy's discovery service. */
 export const ENVOY_DISCOVERY_FILES = ['envoy/service/discovery/v3/ads.proto'] as const;
@@ -86,10 +78,6 @@ export function meshProtos(): protobuf.Root {
 export function envoyWaypointProtos(): protobuf.Root {
   return loadProtos(ENVOY_WAYPOINT_FILES);
 }
-
-/** Istio's workload discovery type URLs (ztunnel's subscriptions). */
-export const ADDRESS_TYPE_URL = 'type.googleapis.com/istio.workload.Address';
-export const AUTHORIZATION_TYPE_URL = 'type.googleapis.com/istio.security.Authorization';
 
 /** Envoy's type URLs a waypoint subscribes to. */
 export const LISTENER_TYPE_URL = 'type.googleapis.com/envoy.config.listener.v3.Listener';

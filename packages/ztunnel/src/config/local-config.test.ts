@@ -76,6 +76,27 @@ describe('parseLocalConfig', () => {
     });
   });
 
+  it("keeps a workload's own trust domain, and refuses one no SPIFFE ID can carry", () => {
+    const config = (trustDomain: string) => `
+workloads:
+- name: a
+  namespace: demo
+  workloadIps: ["198.18.16.10"]
+  trustDomain: ${trustDomain}
+- name: b
+  namespace: demo
+  workloadIps: ["198.18.16.11"]
+`;
+    const r = parseLocalConfig(config('other.example'));
+    if (!r.ok) throw new Error(JSON.stringify(r.problems));
+    expect(r.value.workloads[0]?.trustDomain).toBe('other.example');
+    expect(r.value.workloads[1]).not.toHaveProperty('trustDomain');
+    const bad = parseLocalConfig(config('Other/Example'));
+    expect(bad.ok ? [] : bad.problems).toEqual([
+      { path: 'workloads[0].trustDomain', message: '"Other/Example" has characters outside [a-z0-9._-]' },
+    ]);
+  });
+
   it('decodes string matches and CIDRs in policy matches', () => {
     const r = parseLocalConfig(`
 policies:

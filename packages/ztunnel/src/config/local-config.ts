@@ -9,7 +9,7 @@
  * Decoding returns every problem with its field path; nothing is thrown for bad input.
  */
 import { isIP } from 'node:net';
-import { fail, ok, type Problem, type Result } from '@ambient/shared';
+import { fail, ok, type Problem, type Result, SpiffeId } from '@ambient/shared';
 import { parse as parseYaml } from 'yaml';
 import type { AuthorizationPolicy, PolicyMatch, PolicyRule, StringMatch } from '../state/policy.js';
 import type { Service } from '../state/service.js';
@@ -142,6 +142,9 @@ function decodeWorkload(d: Decoder, v: unknown, path: string): Workload | undefi
   });
   const name = d.str(o, 'name', path);
   const namespace = d.str(o, 'namespace', path);
+  const trustDomain = d.str(o, 'trustDomain', path, false);
+  if (trustDomain && !SpiffeId.isTrustDomain(trustDomain))
+    d.add(`${path}.trustDomain`, `${JSON.stringify(trustDomain)} has characters outside [a-z0-9._-]`);
   return {
     uid: d.str(o, 'uid', path, false) || `//v1/Pod/${namespace}/${name}`,
     name,
@@ -154,6 +157,7 @@ function decodeWorkload(d: Decoder, v: unknown, path: string): Workload | undefi
     services,
     authorizationPolicies: policies,
     ...(typeof o.netns === 'string' && o.netns !== '' && { netns: o.netns }),
+    ...(trustDomain && { trustDomain }),
   };
 }
 

@@ -65,3 +65,17 @@ describe('ZtunnelState.waypointWorkload', () => {
     ).toBeUndefined();
   });
 });
+
+describe('ZtunnelState.identity', () => {
+  const home = workload('home', '198.18.16.10');
+  const guest = workload('guest', '198.18.16.11', { trustDomain: 'other.example' });
+  const state = new ZtunnelState({ workloads: [home, guest], services: [], policies: [] }, 'node.example');
+
+  it("names a workload from another trust domain in that trust domain, as upstream ztunnel's Workload::identity", () => {
+    expect(state.identity(guest).toString()).toBe('spiffe://other.example/ns/demo/sa/guest');
+  });
+
+  it("falls back to the node's trust domain when the workload names none", () => {
+    expect(state.identity(home).toString()).toBe('spiffe://node.example/ns/demo/sa/home');
+  });
+});

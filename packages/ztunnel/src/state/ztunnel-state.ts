@@ -91,10 +91,14 @@ export class ZtunnelState {
     return [...w.services.keys()].flatMap((k) => this.servicesByKey.get(k) ?? []);
   }
 
+  /**
+   * The workload's SPIFFE identity, in its own trust domain (as upstream ztunnel's
+   * `Workload::identity`), or the node's when the control plane names none.
+   */
   identity(w: Workload): SpiffeId {
     let id = this.identities.get(w);
     if (!id) {
-      id = SpiffeId.of(this.trustDomain, w.namespace, w.serviceAccount);
+      id = SpiffeId.of(w.trustDomain || this.trustDomain, w.namespace, w.serviceAccount);
       this.identities.set(w, id);
     }
     return id;

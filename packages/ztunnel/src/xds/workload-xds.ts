@@ -2,16 +2,21 @@
  * Istio's workload discovery types for the xDS client: `istio.workload.Address` (a Workload or a
  * Service) and `istio.security.Authorization`, decoded from the wire and validated into the same
  * domain types the local config file produces. Nothing behind this module sees a wire type.
+ * The wire types are the shared ones the control plane encodes; every decoder names each field of
+ * its message (read or ignored), so a field added to the contract fails to compile here.
  */
 import { isIPv4, isIPv6 } from 'node:net';
 import {
-  ADDRESS_TYPE_URL,
-  AUTHORIZATION_TYPE_URL,
+  ADDRESS_CODEC,
+  AUTHORIZATION_CODEC,
+  allFieldsHandled,
   fail,
-  meshProtos,
   ok,
   type Problem,
   type Result,
+  SpiffeId,
+  securityapi,
+  type workloadapi,
   type XdsResourceType,
 } from '@ambient/shared';
 import type { AuthorizationPolicy, PolicyMatch, StringMatch } from '../state/policy.js';
@@ -19,73 +24,6 @@ import type { Service } from '../state/service.js';
 import type { GatewayAddress, Workload } from '../state/workload.js';
 
 export type AddressValue = { readonly workload: Workload } | { readonly service: Service };
-
-interface WireNetworkAddress {
-  network: string;
-  address: Uint8Array;
-}
-interface WireGatewayAddress {
-  hostname?: { namespace: string; hostname: string };
-  address?: WireNetworkAddress;
-  hboneMtlsPort: number;
-}
-interface WirePort {
-  servicePort: number;
-  targetPort: number;
-}
-interface WireWorkload {
-  uid: string;
-  name: string;
-  namespace: string;
-  addresses: Uint8Array[];
-  network: string;
-  tunnelProtocol: number;
-  trustDomain: string;
-  serviceAccount: string;
-  waypoint?: WireGatewayAddress;
-  node: string;
-  services: Record<string, { ports: WirePort[] }>;
-  authorizationPolicies: string[];
-}
-interface WireService {
-  name: string;
-  namespace: string;
-  hostname: string;
-  addresses: WireNetworkAddress[];
-  ports: WirePort[];
-  subjectAltNames: string[];
-  waypoint?: WireGatewayAddress;
-}
-interface WireStringMatch {
-  /** The oneof's set member. */
-  matchType?: 'exact' | 'prefix' | 'suffix' | 'presence';
-  exact?: string;
-  prefix?: string;
-  suffix?: string;
-  presence?: object;
-}
-interface WireMatch {
-  namespaces: WireStringMatch[];
-  notNamespaces: WireStringMatch[];
-  serviceAccounts: Array<{ namespace: string; serviceAccount: string }>;
-  notServiceAccounts: Array<{ namespace: string; serviceAccount: string }>;
-  principals: WireStringMatch[];
-  notPrincipals: WireStringMatch[];
-  sourceIps: Array<{ address: Uint8Array; length: number }>;
-  notSourceIps: Array<{ address: Uint8Array; length: number }>;
-  destinationIps: Array<{ address: Uint8Array; length: number }>;
-  notDestinationIps: Array<{ address: Uint8Array; length: number }>;
-  destinationPorts: number[];
-  notDestinationPorts: number[];
-}
-interface WireAuthorization {
-  name: string;
-  namespace: string;
-  scope: number;
-  action: number;
-  rules: Array<{ clauses: Array<{ matches: WireMatch[] }> }>;
-  dryRun: boolean;
-}
 
 /** Bytes to an IP string: 4 bytes IPv4, 16 bytes IPv6; anything else is a problem. */
 function ipFromBytes(bytes: Uint8Array, path: string, problems: Problem[]): string | undefined {
@@ -112,22 +50,24 @@ function required(v: string, path: string, problems: Problem[]): string {
 }
 
 function gateway(
-  w: WireGatewayAddress | undefined,
+  w: workloadapi.GatewayAddress | null,
   path: string,
   problems: Problem[],
 ): GatewayAddress | undefined {
   if (!w) return undefined;
-  const p = port(w.hboneMtlsPort || 15008, `${path}.hbone_mtls_port`, problems) ?? 15008;
-  if (w.hostname) return { namespace: w.hostname.namespace, hostname: w.hostname.hostname, port: p };
-  if (w.address) {
-    const address = ipFromBytes(w.address.address, `${path}.address.address`, problems);
-    return address ? { network: w.address.network, address, port: p } : undefined;
+  const { destination: _oneofCase, hostname, address, hboneMtlsPort, ...rest } = w;
+  allFieldsHandled(rest);
+  const p = port(hboneMtlsPort || 15008, `${path}.hbone_mtls_port`, problems) ?? 15008;
+  if (hostname) return { namespace: hostname.namespace, hostname: hostname.hostname, port: p };
+  if (address) {
+    const ip = ipFromBytes(address.address, `${path}.address.address`, problems);
+    return ip ? { network: address.network, address: ip, port: p } : undefined;
   }
   problems.push({ path, message: 'must have a hostname or an address' });
   return undefined;
 }
 
-function portMap(ports: WirePort[], path: string, problems: Problem[]): Map<number, number> {
+function portMap(ports: readonly workloadapi.Port[], path: string, problems: Problem[]): Map<number, number> {
   const out = new Map<number, number>();
   ports.forEach((p, i) => {
     const from = port(p.servicePort, `${path}[${i}].service_port`, problems);
@@ -138,67 +78,118 @@ function portMap(ports: WirePort[], path: string, problems: Problem[]): Map<numb
   return out;
 }
 
-function decodeWorkload(w: WireWorkload, problems: Problem[]): Workload {
-  const ips = w.addresses.flatMap((a, i) => ipFromBytes(a, `workload.addresses[${i}]`, problems) ?? []);
-  if (w.tunnelProtocol !== 0 && w.tunnelProtocol !== 1)
-    problems.push({ path: 'workload.tunnel_protocol', message: `${w.tunnelProtocol} is not NONE or HBONE` });
+function decodeWorkload(w: workloadapi.Workload, problems: Problem[]): Workload {
+  const {
+    uid,
+    name,
+    namespace,
+    addresses,
+    network,
+    tunnelProtocol,
+    trustDomain,
+    serviceAccount,
+    waypoint: wireWaypoint,
+    node,
+    services: wireServices,
+    authorizationPolicies,
+    // Not used by this ztunnel: telemetry labels, status, and tunnels and gateways it does not offer.
+    hostname: _hostname,
+    networkGateway: _networkGateway,
+    canonicalName: _canonicalName,
+    canonicalRevision: _canonicalRevision,
+    workloadType: _workloadType,
+    workloadName: _workloadName,
+    nativeTunnel: _nativeTunnel,
+    applicationTunnel: _applicationTunnel,
+    status: _status,
+    clusterId: _clusterId,
+    locality: _locality,
+    networkMode: _networkMode,
+    extensions: _extensions,
+    capacity: _capacity,
+    ...rest
+  } = w;
+  allFieldsHandled(rest);
+  const ips = addresses.flatMap((a, i) => ipFromBytes(a, `workload.addresses[${i}]`, problems) ?? []);
+  if (tunnelProtocol !== 0 && tunnelProtocol !== 1)
+    problems.push({ path: 'workload.tunnel_protocol', message: `${tunnelProtocol} is not NONE or HBONE` });
   const services = new Map<string, ReadonlyMap<number, number>>();
-  for (const [key, list] of Object.entries(w.services)) {
+  for (const [key, list] of Object.entries(wireServices)) {
     if (!/^[^/]+\/[^/]+$/.test(key))
       problems.push({ path: `workload.services[${key}]`, message: 'key must be namespace/hostname' });
     services.set(key, portMap(list.ports, `workload.services[${key}].ports`, problems));
   }
-  const waypoint = gateway(w.waypoint, 'workload.waypoint', problems);
+  // An identity in this trust domain must be expressible as a SPIFFE ID; empty means the node's.
+  if (trustDomain && !SpiffeId.isTrustDomain(trustDomain))
+    problems.push({
+      path: 'workload.trust_domain',
+      message: `${JSON.stringify(trustDomain)} has characters outside [a-z0-9._-]`,
+    });
+  const waypoint = gateway(wireWaypoint, 'workload.waypoint', problems);
   return {
-    uid: required(w.uid, 'workload.uid', problems),
-    name: required(w.name, 'workload.name', problems),
-    namespace: required(w.namespace, 'workload.namespace', problems),
-    serviceAccount: w.serviceAccount || 'default',
+    uid: required(uid, 'workload.uid', problems),
+    name: required(name, 'workload.name', problems),
+    namespace: required(namespace, 'workload.namespace', problems),
+    serviceAccount: serviceAccount || 'default',
     ips,
-    protocol: w.tunnelProtocol === 1 ? 'HBONE' : 'TCP',
-    node: w.node,
-    network: w.network,
+    protocol: tunnelProtocol === 1 ? 'HBONE' : 'TCP',
+    node,
+    network,
     services,
-    authorizationPolicies: w.authorizationPolicies,
-    ...(w.trustDomain && { trustDomain: w.trustDomain }),
+    authorizationPolicies,
+    ...(trustDomain && { trustDomain }),
     ...(waypoint && { waypoint }),
   };
 }
 
-function decodeService(s: WireService, problems: Problem[]): Service {
-  const vips = s.addresses.flatMap((a, i) => {
+function decodeService(s: workloadapi.Service, problems: Problem[]): Service {
+  const {
+    name,
+    namespace,
+    hostname,
+    addresses,
+    ports,
+    subjectAltNames,
+    waypoint: wireWaypoint,
+    // Not used by this ztunnel: locality-aware balancing, address family choice, extensions.
+    loadBalancing: _loadBalancing,
+    ipFamilies: _ipFamilies,
+    extensions: _extensions,
+    canonical: _canonical,
+    ...rest
+  } = s;
+  allFieldsHandled(rest);
+  const vips = addresses.flatMap((a, i) => {
     const address = ipFromBytes(a.address, `service.addresses[${i}].address`, problems);
     return address ? [{ network: a.network, address }] : [];
   });
-  const waypoint = gateway(s.waypoint, 'service.waypoint', problems);
+  const waypoint = gateway(wireWaypoint, 'service.waypoint', problems);
   return {
-    name: required(s.name, 'service.name', problems),
-    namespace: required(s.namespace, 'service.namespace', problems),
-    hostname: required(s.hostname, 'service.hostname', problems),
+    name: required(name, 'service.name', problems),
+    namespace: required(namespace, 'service.namespace', problems),
+    hostname: required(hostname, 'service.hostname', problems),
     vips,
-    ports: portMap(s.ports, 'service.ports', problems),
-    subjectAltNames: s.subjectAltNames,
+    ports: portMap(ports, 'service.ports', problems),
+    subjectAltNames,
     ...(waypoint && { waypoint }),
   };
 }
 
 /** Decodes an Address resource; the resource name must be the workload uid or `namespace/hostname`. */
 export function addressResourceType(): XdsResourceType<AddressValue> {
-  const type = meshProtos().lookupType('istio.workload.Address');
   return {
-    typeUrl: ADDRESS_TYPE_URL,
+    typeUrl: ADDRESS_CODEC.typeUrl,
     decode(value, name): Result<AddressValue> {
-      let msg: { type?: 'workload' | 'service'; workload?: WireWorkload; service?: WireService };
+      let msg: workloadapi.Address;
       try {
-        // Decoded messages are read in place (unset fields read as their defaults from the
-        // prototype): no copy of tens of thousands of resources per sync.
-        msg = type.decode(value) as unknown as typeof msg;
+        msg = ADDRESS_CODEC.decode(value);
       } catch (err) {
         return fail({ path: '', message: `decode: ${(err as Error).message}` });
       }
       const problems: Problem[] = [];
       let result: AddressValue | undefined;
-      if (msg.type === 'workload' && msg.workload) {
+      const type = msg.type;
+      if (type === 'workload' && msg.workload) {
         const workload = decodeWorkload(msg.workload, problems);
         if (workload.uid && workload.uid !== name)
           problems.push({
@@ -206,13 +197,15 @@ export function addressResourceType(): XdsResourceType<AddressValue> {
             message: `${workload.uid} does not match the resource name`,
           });
         result = { workload };
-      } else if (msg.type === 'service' && msg.service) {
+      } else if (type === 'service' && msg.service) {
         const service = decodeService(msg.service, problems);
         const expected = `${service.namespace}/${service.hostname}`;
         if (expected !== name)
           problems.push({ path: 'service', message: `${expected} does not match the resource name` });
         result = { service };
       } else {
+        // A member added to the oneof fails to compile here until it is decoded above.
+        const _unset: undefined | 'workload' | 'service' = type;
         problems.push({ path: 'type', message: 'must be a workload or a service' });
       }
       return problems.length || !result ? fail(problems) : ok(result);
@@ -220,27 +213,40 @@ export function addressResourceType(): XdsResourceType<AddressValue> {
   };
 }
 
-function stringMatches(list: WireStringMatch[], path: string, problems: Problem[]): StringMatch[] {
+function stringMatches(
+  list: readonly securityapi.StringMatch[],
+  path: string,
+  problems: Problem[],
+): StringMatch[] {
   return list.flatMap((m, i): StringMatch[] => {
-    if (m.matchType === 'exact') return [{ exact: m.exact ?? '' }];
-    if (m.matchType === 'prefix') return [{ prefix: m.prefix ?? '' }];
-    if (m.matchType === 'suffix') return [{ suffix: m.suffix ?? '' }];
-    if (m.matchType === 'presence') return [{ presence: true }];
-    problems.push({ path: `${path}[${i}]`, message: 'must set exact, prefix, suffix or presence' });
-    return [];
+    const matchType = m.matchType;
+    switch (matchType) {
+      case 'exact':
+        return [{ exact: m.exact }];
+      case 'prefix':
+        return [{ prefix: m.prefix }];
+      case 'suffix':
+        return [{ suffix: m.suffix }];
+      case 'presence':
+        return [{ presence: true }];
+      case undefined:
+        problems.push({ path: `${path}[${i}]`, message: 'must set exact, prefix, suffix or presence' });
+        return [];
+      default: {
+        // A member added to the oneof fails to compile here until it is decoded above.
+        const unknown: never = matchType;
+        return unknown;
+      }
+    }
   });
 }
 
 /** A service account match is a principal whose path ends with `/ns/<ns>/sa/<sa>` in any trust domain. */
-function serviceAccountPrincipals(list: Array<{ namespace: string; serviceAccount: string }>): StringMatch[] {
+function serviceAccountPrincipals(list: readonly securityapi.ServiceAccountMatch[]): StringMatch[] {
   return list.map((sa) => ({ suffix: `/ns/${sa.namespace}/sa/${sa.serviceAccount}` }));
 }
 
-function cidrs(
-  list: Array<{ address: Uint8Array; length: number }>,
-  path: string,
-  problems: Problem[],
-): string[] {
+function cidrs(list: readonly securityapi.Address[], path: string, problems: Problem[]): string[] {
   return list.flatMap((a, i) => {
     const ip = ipFromBytes(a.address, `${path}[${i}].address`, problems);
     if (!ip) return [];
@@ -253,67 +259,113 @@ function cidrs(
   });
 }
 
-function decodeMatch(m: WireMatch, path: string, problems: Problem[]): PolicyMatch {
-  const ports = (list: number[], p: string) => list.flatMap((n, i) => port(n, `${p}[${i}]`, problems) ?? []);
+function decodeMatch(m: securityapi.Match, path: string, problems: Problem[]): PolicyMatch {
+  const {
+    namespaces,
+    notNamespaces,
+    serviceAccounts,
+    notServiceAccounts,
+    principals,
+    notPrincipals,
+    sourceIps,
+    notSourceIps,
+    destinationIps,
+    notDestinationIps,
+    destinationPorts,
+    notDestinationPorts,
+    ...rest
+  } = m;
+  allFieldsHandled(rest);
+  const ports = (list: readonly number[], p: string) =>
+    list.flatMap((n, i) => port(n, `${p}[${i}]`, problems) ?? []);
   return {
-    namespaces: stringMatches(m.namespaces, `${path}.namespaces`, problems),
-    notNamespaces: stringMatches(m.notNamespaces, `${path}.not_namespaces`, problems),
+    namespaces: stringMatches(namespaces, `${path}.namespaces`, problems),
+    notNamespaces: stringMatches(notNamespaces, `${path}.not_namespaces`, problems),
     principals: [
-      ...stringMatches(m.principals, `${path}.principals`, problems),
-      ...serviceAccountPrincipals(m.serviceAccounts),
+      ...stringMatches(principals, `${path}.principals`, problems),
+      ...serviceAccountPrincipals(serviceAccounts),
     ],
     notPrincipals: [
-      ...stringMatches(m.notPrincipals, `${path}.not_principals`, problems),
-      ...serviceAccountPrincipals(m.notServiceAccounts),
+      ...stringMatches(notPrincipals, `${path}.not_principals`, problems),
+      ...serviceAccountPrincipals(notServiceAccounts),
     ],
-    sourceIps: cidrs(m.sourceIps, `${path}.source_ips`, problems),
-    notSourceIps: cidrs(m.notSourceIps, `${path}.not_source_ips`, problems),
-    destinationIps: cidrs(m.destinationIps, `${path}.destination_ips`, problems),
-    notDestinationIps: cidrs(m.notDestinationIps, `${path}.not_destination_ips`, problems),
-    destinationPorts: ports(m.destinationPorts, `${path}.destination_ports`),
-    notDestinationPorts: ports(m.notDestinationPorts, `${path}.not_destination_ports`),
+    sourceIps: cidrs(sourceIps, `${path}.source_ips`, problems),
+    notSourceIps: cidrs(notSourceIps, `${path}.not_source_ips`, problems),
+    destinationIps: cidrs(destinationIps, `${path}.destination_ips`, problems),
+    notDestinationIps: cidrs(notDestinationIps, `${path}.not_destination_ips`, problems),
+    destinationPorts: ports(destinationPorts, `${path}.destination_ports`),
+    notDestinationPorts: ports(notDestinationPorts, `${path}.not_destination_ports`),
   };
 }
 
-const SCOPES = ['global', 'namespace', 'workload'] as const;
-const ACTIONS = ['allow', 'deny'] as const;
+const SCOPES: Record<securityapi.Scope, AuthorizationPolicy['scope']> = {
+  [securityapi.Scope.GLOBAL]: 'global',
+  [securityapi.Scope.NAMESPACE]: 'namespace',
+  [securityapi.Scope.WORKLOAD_SELECTOR]: 'workload',
+};
+const ACTIONS: Record<securityapi.Action, AuthorizationPolicy['action']> = {
+  [securityapi.Action.ALLOW]: 'allow',
+  [securityapi.Action.DENY]: 'deny',
+};
 
 /** Decodes an Authorization resource; the resource name must be `namespace/name`. */
 export function authorizationResourceType(): XdsResourceType<AuthorizationPolicy> {
-  const type = meshProtos().lookupType('istio.security.Authorization');
   return {
-    typeUrl: AUTHORIZATION_TYPE_URL,
+    typeUrl: AUTHORIZATION_CODEC.typeUrl,
     decode(value, name): Result<AuthorizationPolicy> {
-      let a: WireAuthorization;
+      let a: securityapi.Authorization;
       try {
-        a = type.decode(value) as unknown as WireAuthorization;
+        a = AUTHORIZATION_CODEC.decode(value);
       } catch (err) {
         return fail({ path: '', message: `decode: ${(err as Error).message}` });
       }
+      const {
+        name: policyName,
+        namespace,
+        scope: wireScope,
+        action: wireAction,
+        rules: wireRules,
+        dryRun,
+        ...rest
+      } = a;
+      allFieldsHandled(rest);
       const problems: Problem[] = [];
-      const scope = SCOPES[a.scope];
-      const action = ACTIONS[a.action];
+      // Decoded enums may hold numbers a newer control plane knows and this one does not.
+      const scope = Object.hasOwn(SCOPES, wireScope) ? SCOPES[wireScope] : undefined;
+      const action = Object.hasOwn(ACTIONS, wireAction) ? ACTIONS[wireAction] : undefined;
       if (!scope)
-        problems.push({ path: 'scope', message: `${a.scope} is not GLOBAL, NAMESPACE or WORKLOAD_SELECTOR` });
-      if (!action) problems.push({ path: 'action', message: `${a.action} is not ALLOW or DENY` });
-      required(a.name, 'name', problems);
-      if (a.name && `${a.namespace}/${a.name}` !== name)
-        problems.push({ path: 'name', message: `${a.namespace}/${a.name} does not match the resource name` });
-      const rules = a.rules.map((r, i) => ({
-        clauses: r.clauses.map((c, j) => ({
-          matches: c.matches.map((m, k) =>
-            decodeMatch(m, `rules[${i}].clauses[${j}].matches[${k}]`, problems),
-          ),
-        })),
-      }));
+        problems.push({
+          path: 'scope',
+          message: `${wireScope} is not GLOBAL, NAMESPACE or WORKLOAD_SELECTOR`,
+        });
+      if (!action) problems.push({ path: 'action', message: `${wireAction} is not ALLOW or DENY` });
+      required(policyName, 'name', problems);
+      if (policyName && `${namespace}/${policyName}` !== name)
+        problems.push({
+          path: 'name',
+          message: `${namespace}/${policyName} does not match the resource name`,
+        });
+      const rules = wireRules.map(({ clauses, ...ruleRest }, i) => {
+        allFieldsHandled(ruleRest);
+        return {
+          clauses: clauses.map(({ matches, ...clauseRest }, j) => {
+            allFieldsHandled(clauseRest);
+            return {
+              matches: matches.map((m, k) =>
+                decodeMatch(m, `rules[${i}].clauses[${j}].matches[${k}]`, problems),
+              ),
+            };
+          }),
+        };
+      });
       if (problems.length) return fail(problems);
       return ok({
-        name: a.name,
-        namespace: a.namespace,
+        name: policyName,
+        namespace,
         scope: scope ?? 'workload',
         action: action ?? 'deny',
         rules,
-        ...(a.dryRun && { dryRun: true }),
+        ...(dryRun && { dryRun: true }),
       });
     },
   };

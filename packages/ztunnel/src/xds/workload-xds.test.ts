@@ -1,0 +1,194 @@
+import {
+  ADDRESS_CODEC,
+  AUTHORIZATION_CODEC,
+  type Input,
+  type securityapi,
+  type workloadapi,
+} from '@ambient/shared';
+import { describe, expect, it } from 'vitest';
+import { type AddressValue, addressResourceType, authorizationResourceType } from './workload-xds.js';
+
+const UID = 'Kubernetes//Pod/demo/web';
+
+function decodeAddress(a: Input<workloadapi.Address>, name = UID) {
+  return addressResourceType().decode(ADDRESS_CODEC.encode(a), name);
+}
+
+function decodeAuthz(a: Input<securityapi.Authorization>, name = 'demo/p') {
+  return authorizationResourceType().decode(AUTHORIZATION_CODEC.encode(a), name);
+}
+
+function workloadOf(v: AddressValue) {
+  if (!('workload' in v)) throw new Error('not a workload');
+  return v.workload;
+}
+
+const web: Input<workloadapi.Workload> = {
+  uid: UID,
+  name: 'web',
+  namespace: 'demo',
+  addresses: [Buffer.from([10, 0, 0, 5]), Buffer.from('fd000000000000000000000000000005', 'hex')],
+  tunnelProtocol: 1,
+  serviceAccount: 'web-sa',
+  node: 'node-a',
+  services: { 'demo/web.demo.svc.cluster.local': { ports: [{ servicePort: 80, targetPort: 0 }] } },
+  authorizationPolicies: ['demo/allow'],
+  waypoint: { hostname: { namespace: 'demo', hostname: 'wp.demo.svc.cluster.local' }, hboneMtlsPort: 15008 },
+};
+
+describe('addressResourceType', () => {
+  it('decodes a workload from the wire into the domain type', () => {
+    const r = decodeAddress({ workload: web });
+    if (!r.ok) throw new Error(JSON.stringify(r.problems));
+    expect(workloadOf(r.value)).toEqual({
+      uid: UID,
+      name: 'web',
+      namespace: 'demo',
+      serviceAccount: 'web-sa',
+      ips: ['10.0.0.5', 'fd00:0:0:0:0:0:0:5'],
+      protocol: 'HBONE',
+      node: 'node-a',
+      network: '',
+      services: new Map([['demo/web.demo.svc.cluster.local', new Map([[80, 80]])]]),
+      authorizationPolicies: ['demo/allow'],
+      waypoint: { namespace: 'demo', hostname: 'wp.demo.svc.cluster.local', port: 15008 },
+    });
+  });
+
+  it('keeps the trust domain the control plane names, and leaves it out when empty', () => {
+    const other = decodeAddress({ workload: { ...web, trustDomain: 'other.example' } });
+    if (!other.ok) throw new Error(JSON.stringify(other.problems));
+    expect(workloadOf(other.value).trustDomain).toBe('other.example');
+    const none = decodeAddress({ workload: web });
+    if (!none.ok) throw new Error(JSON.stringify(none.problems));
+    expect(workloadOf(none.value)).not.toHaveProperty('trustDomain');
+  });
+
+  it('refuses a trust domain no SPIFFE ID can carry', () => {
+    const r = decodeAddress({ workload: { ...web, trustDomain: 'Other/Example' } });
+    expect(r.ok ? [] : r.problems).toEqual([
+      { path: 'workload.trust_domain', message: '"Other/Example" has characters outside [a-z0-9._-]' },
+    ]);
+  });
+
+  it('decodes a service keyed namespace/hostname', () => {
+    const r = decodeAddress(
+      {
+        service: {
+          name: 'web',
+          namespace: 'demo',
+          hostname: 'web.demo.svc.cluster.local',
+          addresses: [{ network: '', address: Buffer.from([10, 96, 0, 10]) }],
+          ports: [{ servicePort: 80, targetPort: 8080 }],
+        },
+      },
+      'demo/web.demo.svc.cluster.local',
+    );
+    if (!r.ok) throw new Error(JSON.stringify(r.problems));
+    expect(r.value).toEqual({
+      service: {
+        name: 'web',
+        namespace: 'demo',
+        hostname: 'web.demo.svc.cluster.local',
+        vips: [{ network: '', address: '10.96.0.10' }],
+        ports: new Map([[80, 8080]]),
+        subjectAltNames: [],
+      },
+    });
+  });
+
+  it('returns every problem with its field path', () => {
+    const r = decodeAddress(
+      {
+        workload: {
+          ...web,
+          uid: 'Kubernetes//Pod/demo/other',
+          addresses: [Buffer.from([10, 0, 0, 1, 7])],
+          tunnelProtocol: 2 as workloadapi.TunnelProtocol,
+          waypoint: { hboneMtlsPort: 15008 },
+        },
+      },
+      UID,
+    );
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    expect(r.problems).toEqual([
+      { path: 'workload.addresses[0]', message: '5 bytes is not an IPv4 (4) or IPv6 (16) address' },
+      { path: 'workload.tunnel_protocol', message: '2 is not NONE or HBONE' },
+      { path: 'workload.waypoint', message: 'must have a hostname or an address' },
+      { path: 'workload.uid', message: 'Kubernetes//Pod/demo/other does not match the resource name' },
+    ]);
+  });
+
+  it('refuses an Address with neither member of its oneof, and bytes that are not a message', () => {
+    const empty = decodeAddress({});
+    expect(empty.ok ? [] : empty.problems).toEqual([
+      { path: 'type', message: 'must be a workload or a service' },
+    ]);
+    const garbage = addressResourceType().decode(Uint8Array.from([0x0a, 0x05, 0x01]), UID);
+    expect(garbage.ok).toBe(false);
+  });
+});
+
+describe('authorizationResourceType', () => {
+  const match: Input<securityapi.Match> = {
+    namespaces: [{ exact: 'demo' }],
+    notPrincipals: [{ presence: {} }],
+    serviceAccounts: [{ namespace: 'demo', serviceAccount: 'web' }],
+    sourceIps: [{ address: Buffer.from([10, 0, 0, 0]), length: 8 }],
+    destinationPorts: [8080],
+  };
+
+  it('decodes scope, action, rules and string matches', () => {
+    const r = decodeAuthz({
+      name: 'p',
+      namespace: 'demo',
+      scope: 2,
+      action: 1,
+      rules: [{ clauses: [{ matches: [match] }] }],
+    });
+    if (!r.ok) throw new Error(JSON.stringify(r.problems));
+    expect(r.value).toMatchObject({ name: 'p', namespace: 'demo', scope: 'workload', action: 'deny' });
+    expect(r.value.rules[0]?.clauses[0]?.matches[0]).toEqual({
+      namespaces: [{ exact: 'demo' }],
+      notNamespaces: [],
+      principals: [{ suffix: '/ns/demo/sa/web' }],
+      notPrincipals: [{ presence: true }],
+      sourceIps: ['10.0.0.0/8'],
+      notSourceIps: [],
+      destinationIps: [],
+      notDestinationIps: [],
+      destinationPorts: [8080],
+      notDestinationPorts: [],
+    });
+  });
+
+  it('refuses enumeration values it does not know, a string match with no member and a too long prefix', () => {
+    const r = decodeAuthz({
+      name: 'p',
+      namespace: 'demo',
+      scope: 7 as securityapi.Scope,
+      action: 3 as securityapi.Action,
+      rules: [
+        {
+          clauses: [
+            {
+              matches: [
+                { principals: [{}], destinationIps: [{ address: Buffer.from([10, 0, 0, 0]), length: 33 }] },
+              ],
+            },
+          ],
+        },
+      ],
+    });
+    expect(r.ok ? [] : r.problems).toEqual([
+      { path: 'scope', message: '7 is not GLOBAL, NAMESPACE or WORKLOAD_SELECTOR' },
+      { path: 'action', message: '3 is not ALLOW or DENY' },
+      {
+        path: 'rules[0].clauses[0].matches[0].principals[0]',
+        message: 'must set exact, prefix, suffix or presence',
+      },
+      { path: 'rules[0].clauses[0].matches[0].destination_ips[0].length', message: '33 is longer than 32' },
+    ]);
+  });
+});
