@@ -106,7 +106,7 @@ export function sourceWorkload(
   principal: string,
 ): { sourceWorkload?: string } {
   for (const eps of config.endpoints.values()) {
-    const ep = eps.find((e) => e.address === sourceIp && e.identity === principal);
+    const ep = eps.find((e) => e.address === sourceIp && e.identity?.toString() === principal);
     if (ep) return { sourceWorkload: ep.workload };
   }
   return {};

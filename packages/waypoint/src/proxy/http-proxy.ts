@@ -917,7 +917,7 @@ export class HttpProxy {
       source_cluster: ex.ctx.baggage.get('k8s.cluster.name') ?? this.inputs.clusterName ?? 'Kubernetes',
       destination_workload: dst?.workload ?? 'unknown',
       destination_workload_namespace: dst?.namespace ?? 'unknown',
-      destination_principal: dst?.identity ?? 'unknown',
+      destination_principal: dst?.identity?.toString() ?? 'unknown',
       destination_app: dst?.workload ?? 'unknown',
       destination_version: 'unknown',
       destination_service: svc?.host ?? 'unknown',

@@ -42,7 +42,7 @@ describe('UpstreamPool: HTTP/1.1 keep-alive pooling', () => {
       workload: 'w',
       namespace: 'demo',
       serviceAccount: 'w',
-      identity: 'spiffe://cluster.local/ns/demo/sa/w',
+      identity: SpiffeId.of('cluster.local', 'demo', 'w'),
       tunnel: 'none',
     };
   });
