@@ -17,6 +17,7 @@ export * from './match/header-match.js';
 export * from './match/string-match.js';
 export * from './proxy/http-proxy.js';
 export * from './proxy/upstream-pool.js';
+export * from './proxy/waypoint-errors.js';
 export * from './retry/retry-budget.js';
 export * from './retry/retry-policy.js';
 export * from './route/header-mutation.js';

@@ -33,6 +33,13 @@ import { pickWeightedCluster } from '../route/weighted-cluster.js';
 import type { RequestLabels, RequestMetrics } from '../telemetry/request-metrics.js';
 import { ReplayableBody } from './replayable-body.js';
 import { UpstreamConnectError, type UpstreamPool } from './upstream-pool.js';
+import {
+  REPLIES,
+  type ReplyKey,
+  type ResponseFlag,
+  rawReply,
+  type WaypointErrorCode,
+} from './waypoint-errors.js';
 
 /** What the HBONE layer knows about a connection handed to the proxy. */
 export interface ConnectionContext {
@@ -79,9 +86,6 @@ export const DEFAULT_MAX_HEADERS_COUNT = 100;
  */
 const H2_MAX_HEADER_PAIRS = 4096;
 
-/** Envoy's response flags this proxy sets. */
-export type ResponseFlag = 'NR' | 'UH' | 'UF' | 'UO' | 'URX' | 'DC' | 'UT' | 'UC' | 'UR' | 'NC' | 'DI' | 'FI';
-
 const HOP_BY_HOP = new Set([
   'connection',
   'keep-alive',
@@ -95,16 +99,6 @@ const HOP_BY_HOP = new Set([
 
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 
-/** Envoy's local reply bodies. */
-const BODIES: Partial<Record<ResponseFlag, string>> = {
-  UH: 'no healthy upstream',
-  UF: 'upstream connect error or disconnect/reset before headers. reset reason: connection failure',
-  UO: 'upstream connect error or disconnect/reset before headers. reset reason: overflow',
-  UT: 'upstream request timeout',
-  UC: 'upstream connect error or disconnect/reset before headers. reset reason: connection termination',
-  UR: 'upstream connect error or disconnect/reset before headers. reset reason: remote reset',
-};
-
 interface UpstreamResponse {
   readonly status: number;
   readonly headers: Record<string, string | string[]>;
@@ -117,7 +111,7 @@ interface UpstreamResponse {
 
 type Attempt =
   | { ok: true; response: UpstreamResponse }
-  | { ok: false; outcome: AttemptOutcome; flag: ResponseFlag };
+  | { ok: false; outcome: AttemptOutcome; error: WaypointErrorCode };
 
 /** Per-request state carried to the access log and metrics. */
 interface Exchange {
@@ -223,9 +217,9 @@ export class HttpProxy {
     );
     // Upgrades (WebSocket, h2c) are not configured on this waypoint: refused as Envoy does.
     this.http1.on('upgrade', (req: http.IncomingMessage, socket: Duplex) => {
-      inputs.metrics.downstreamErrors.inc({ reason: 'upgrade_refused' });
+      this.countDownstreamError('WP_ERR_UPGRADE_REFUSED');
       inputs.logger.debug({ upgrade: req.headers.upgrade }, 'upgrade refused');
-      socket.end('HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+      socket.end(rawReply('WP_ERR_UPGRADE_REFUSED'));
     });
     this.http2 = http2.createServer({
       maxSessionMemory: 64,
@@ -239,7 +233,7 @@ export class HttpProxy {
     this.http2.on('request', (req, res) =>
       this.onRequest(req, res, this.contexts.get(req.stream.session ?? {})),
     );
-    this.http2.on('sessionError', () => inputs.metrics.downstreamErrors.inc({ reason: 'http2_protocol' }));
+    this.http2.on('sessionError', () => this.countDownstreamError('WP_ERR_HTTP2_PROTOCOL'));
   }
 
   /** Serves HTTP on a connection (the inner stream of an HBONE tunnel). */
@@ -302,8 +296,8 @@ export class HttpProxy {
       timer = setTimeout(() => {
         timer = undefined;
         if (inRequest || conn.destroyed) return;
-        this.inputs.metrics.downstreamErrors.inc({ reason: 'request_headers_timeout' });
-        conn.end('HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+        this.countDownstreamError('WP_ERR_HEADERS_TIMEOUT');
+        conn.end(rawReply('WP_ERR_HEADERS_TIMEOUT'));
       }, ms);
     });
     conn.once('close', stop);
@@ -319,25 +313,19 @@ export class HttpProxy {
   }
 
   private onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
-    const { metrics } = this.inputs;
-    const code = err.code ?? '';
-    let reply = 'HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n';
-    let reason = 'malformed_request';
-    if (code === 'HPE_HEADER_OVERFLOW') {
-      reason = 'headers_too_large';
-      reply =
-        'HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\nconnection: close\r\n\r\n';
-    } else if (code === 'ERR_HTTP_REQUEST_TIMEOUT') {
-      reason = 'request_headers_timeout';
-      reply = 'HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n';
-    } else if (code === 'ECONNRESET') {
-      reason = 'downstream_reset';
-      reply = '';
-    }
-    metrics.downstreamErrors.inc({ reason });
-    this.inputs.logger.debug({ reason, err: err.message }, 'downstream input refused');
-    if (reply && socket.writable) socket.end(reply);
+    const key = clientErrorOf(err.code ?? '');
+    this.countDownstreamError(key);
+    this.inputs.logger.debug(
+      { reason: REPLIES[key].metricReason, err: err.message },
+      'downstream input refused',
+    );
+    if (REPLIES[key].delivery === 'raw' && socket.writable) socket.end(rawReply(key));
     else socket.destroy();
+  }
+
+  private countDownstreamError(key: WaypointErrorCode): void {
+    const reason = REPLIES[key].metricReason;
+    if (reason) this.inputs.metrics.downstreamErrors.inc({ reason });
   }
 
   private runtime(cluster: UpstreamCluster): ClusterRuntime {
@@ -358,7 +346,7 @@ export class HttpProxy {
     ctx: ConnectionContext | undefined,
   ): Promise<void> {
     if (!ctx) {
-      res.statusCode = 500;
+      res.statusCode = REPLIES.WP_ERR_NO_CONTEXT.status;
       res.end();
       return;
     }
@@ -391,7 +379,7 @@ export class HttpProxy {
       await this.process(req, res, ex, body, () => downstreamGone);
     } catch (err) {
       this.inputs.logger.error({ err }, 'request failed');
-      if (!res.headersSent) this.localReply(res, ex, 500, undefined, '');
+      if (!res.headersSent) this.localReply(res, ex, 'WP_ERR_INTERNAL');
       else res.destroy();
     }
     if (!res.writableFinished && !downstreamGone && !res.destroyed) {
@@ -400,7 +388,7 @@ export class HttpProxy {
         res.once('finish', resolve);
       });
     }
-    if (downstreamGone && !res.writableFinished) ex.flags.add('DC');
+    if (downstreamGone && !res.writableFinished) mark(ex, 'WP_ERR_DOWNSTREAM_GONE');
     ex.requestBytes = body.bytes;
     this.finish(ex, res.writableFinished ? ex.status : downstreamGone ? 0 : ex.status);
   }
@@ -417,15 +405,10 @@ export class HttpProxy {
       ctx.chain.handler.maxHeadersCount ?? this.inputs.maxHeadersCount ?? DEFAULT_MAX_HEADERS_COUNT;
     if (headerCount(req) > limit) {
       // Refused whole: policy and upstream must see the same headers, all of them.
-      this.inputs.metrics.downstreamErrors.inc({ reason: 'too_many_headers' });
-      return this.localReply(
-        res,
-        ex,
-        431,
-        undefined,
-        'request header fields too many',
-        'stream' in res ? {} : { connection: 'close' },
-      );
+      this.countDownstreamError('WP_ERR_TOO_MANY_HEADERS');
+      return this.localReply(res, ex, 'WP_ERR_TOO_MANY_HEADERS', {
+        headers: 'stream' in res ? {} : { connection: 'close' },
+      });
     }
     const view = headerView(req, ex.authority);
     const verdict = evaluateRbac(ctx.chain.handler.rbac, {
@@ -436,34 +419,37 @@ export class HttpProxy {
     });
     if (!verdict.allowed) {
       ex.route = verdict.policy;
-      return this.localReply(res, ex, 403, undefined, 'RBAC: access denied');
+      return this.localReply(res, ex, 'WP_ERR_RBAC_DENIED');
     }
     const config = this.inputs.config();
     const table = config.routes.get(ctx.chain.handler.routeConfigName);
     const route = table
       ? selectRoute(table, { method: ex.method, path: ex.path, authority: ex.authority, headers: view })
       : undefined;
-    if (!route) return this.localReply(res, ex, 404, 'NR', '');
+    if (!route) return this.localReply(res, ex, 'WP_ERR_NO_ROUTE');
     ex.route = route.name;
 
     if (route.fault) {
       const fault = decideFault(route.fault, this.random);
       if (fault.delayMs !== undefined) {
-        ex.flags.add('DI');
+        mark(ex, 'fault_delay');
         await new Promise((resolve) => setTimeout(resolve, fault.delayMs));
         if (downstreamGone()) return;
       }
       if (fault.abort) {
-        ex.flags.add('FI');
         if (fault.abort.grpcStatus !== undefined && ex.grpc) {
           ex.grpcStatus = String(fault.abort.grpcStatus);
-          return this.localReply(res, ex, 200, undefined, '', {
-            'content-type': 'application/grpc',
-            'grpc-status': String(fault.abort.grpcStatus),
-            'grpc-message': 'fault filter abort',
+          return this.localReply(res, ex, 'fault_abort_grpc', {
+            headers: {
+              'content-type': 'application/grpc',
+              'grpc-status': String(fault.abort.grpcStatus),
+              'grpc-message': REPLIES.fault_abort.body,
+            },
           });
         }
-        return this.localReply(res, ex, fault.abort.httpStatus ?? 503, undefined, 'fault filter abort');
+        return this.localReply(res, ex, 'fault_abort', {
+          ...(fault.abort.httpStatus !== undefined && { status: fault.abort.httpStatus }),
+        });
       }
     }
 
@@ -474,10 +460,13 @@ export class HttpProxy {
         authority: ex.authority,
         path: ex.path,
       });
-      return this.localReply(res, ex, action.status, undefined, '', { location });
+      return this.localReply(res, ex, 'redirect', { status: action.status, headers: { location } });
     }
     if (action.kind === 'direct')
-      return this.localReply(res, ex, action.status, undefined, action.body ?? '');
+      return this.localReply(res, ex, 'direct_response', {
+        status: action.status,
+        ...(action.body !== undefined && { body: action.body }),
+      });
     await this.forward(req, res, ex, route, action, body, view, downstreamGone);
   }
 
@@ -495,7 +484,7 @@ export class HttpProxy {
     const config = this.inputs.config();
     const clusterName = pickWeightedCluster(action.clusters, this.random());
     const cluster = clusterName ? config.clusters.get(clusterName) : undefined;
-    if (!cluster) return this.localReply(res, ex, 503, 'NC', '');
+    if (!cluster) return this.localReply(res, ex, 'WP_ERR_NO_CLUSTER');
     ex.cluster = cluster;
     const rt = this.runtime(cluster);
 
@@ -558,7 +547,7 @@ export class HttpProxy {
           current = {
             ok: false,
             outcome: pick.reason === 'overflow' ? { overflow: true } : { connectFailure: true },
-            flag: pick.reason === 'overflow' ? 'UO' : 'UH',
+            error: pick.reason === 'overflow' ? 'WP_ERR_UPSTREAM_OVERFLOW' : 'WP_ERR_NO_HEALTHY_UPSTREAM',
           };
           if (pick.reason === 'overflow')
             this.inputs.metrics.overflows.inc({ cluster: cluster.name, limit: 'max_requests' });
@@ -597,7 +586,7 @@ export class HttpProxy {
           : current.outcome;
         if (!policy || !isRetriable(policy, outcome)) break;
         if (attempt >= policy.numRetries) {
-          ex.flags.add('URX');
+          mark(ex, 'retry_limit');
           break;
         }
         if (!body.replayable) break;
@@ -629,14 +618,10 @@ export class HttpProxy {
     }
     if (timedOut) {
       if (last?.ok) last.response.abort();
-      return this.localReply(res, ex, 504, 'UT', BODIES.UT ?? '');
+      return this.localReply(res, ex, 'WP_ERR_UPSTREAM_TIMEOUT');
     }
-    if (!last) return this.localReply(res, ex, 503, 'UH', BODIES.UH ?? '');
-    if (!last.ok) {
-      const flag = last.flag;
-      const status = flag === 'UT' ? 504 : 503;
-      return this.localReply(res, ex, status, flag, BODIES[flag] ?? '');
-    }
+    if (!last) return this.localReply(res, ex, 'WP_ERR_NO_HEALTHY_UPSTREAM');
+    if (!last.ok) return this.localReply(res, ex, last.error);
     await this.respond(res, ex, route, last.response);
   }
 
@@ -671,7 +656,7 @@ export class HttpProxy {
     const trailers = await up.trailers.catch(() => undefined);
     if (trailers === undefined) {
       // The upstream broke mid-response: the client sees a reset, as Envoy gives it.
-      ex.flags.add('UR');
+      mark(ex, 'WP_ERR_UPSTREAM_RESET_MID_RESPONSE');
       res.destroy();
       return;
     }
@@ -714,7 +699,7 @@ export class HttpProxy {
         Number.isFinite(remaining) && remaining > 0
           ? setTimeout(() => {
               cancel();
-              settle({ ok: false, outcome: { status: 504 }, flag: 'UT' });
+              settle({ ok: false, outcome: { status: 504 }, error: 'WP_ERR_UPSTREAM_TIMEOUT' });
             }, remaining)
           : undefined;
       if (cluster.protocol === 'http2') {
@@ -731,7 +716,7 @@ export class HttpProxy {
                 ':scheme': 'http',
               });
             } catch {
-              settle({ ok: false, outcome: { connectFailure: true }, flag: 'UF' });
+              settle({ ok: false, outcome: { connectFailure: true }, error: 'WP_ERR_UPSTREAM_CONNECT' });
               return;
             }
             cancel = () => {
@@ -768,20 +753,28 @@ export class HttpProxy {
             });
             stream.on('error', () => {
               const refused = stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM;
-              settle({ ok: false, outcome: refused ? { refusedStream: true } : { reset: true }, flag: 'UR' });
+              settle({
+                ok: false,
+                outcome: refused ? { refusedStream: true } : { reset: true },
+                error: 'WP_ERR_UPSTREAM_RESET',
+              });
             });
             stream.on('close', () => {
               const refused = stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM;
-              settle({ ok: false, outcome: refused ? { refusedStream: true } : { reset: true }, flag: 'UR' });
+              settle({
+                ok: false,
+                outcome: refused ? { refusedStream: true } : { reset: true },
+                error: 'WP_ERR_UPSTREAM_RESET',
+              });
             });
           },
-          () => settle({ ok: false, outcome: { connectFailure: true }, flag: 'UF' }),
+          () => settle({ ok: false, outcome: { connectFailure: true }, error: 'WP_ERR_UPSTREAM_CONNECT' }),
         );
         return;
       }
       if (this.inputs.upstreams.wouldOverflow(cluster)) {
         this.inputs.metrics.overflows.inc({ cluster: cluster.name, limit: 'pending_requests' });
-        settle({ ok: false, outcome: { overflow: true }, flag: 'UO' });
+        settle({ ok: false, outcome: { overflow: true }, error: 'WP_ERR_UPSTREAM_OVERFLOW' });
         return;
       }
       const h1 = { ...headers, host: authority };
@@ -816,8 +809,8 @@ export class HttpProxy {
       });
       upReq.on('error', (err) => {
         if (err instanceof UpstreamConnectError)
-          settle({ ok: false, outcome: { connectFailure: true }, flag: 'UF' });
-        else settle({ ok: false, outcome: { reset: true }, flag: 'UC' });
+          settle({ ok: false, outcome: { connectFailure: true }, error: 'WP_ERR_UPSTREAM_CONNECT' });
+        else settle({ ok: false, outcome: { reset: true }, error: 'WP_ERR_UPSTREAM_TERMINATED' });
       });
       if (!body.attach(upReq)) upReq.end();
     });
@@ -860,15 +853,21 @@ export class HttpProxy {
     });
   }
 
+  /**
+   * Answers from the reply table: the entry's status, body and flag, or the status and body the
+   * route's config gives for a reply it shapes (redirect, direct response, fault abort).
+   */
   private localReply(
     res: http.ServerResponse | http2.Http2ServerResponse,
     ex: Exchange,
-    status: number,
-    flag: ResponseFlag | undefined,
-    text: string,
-    extra: Record<string, string> = {},
+    key: ReplyKey,
+    shape: { status?: number; body?: string; headers?: Record<string, string> } = {},
   ): void {
-    if (flag) ex.flags.add(flag);
+    const spec = REPLIES[key];
+    mark(ex, key);
+    const status = shape.status ?? spec.status;
+    const text = shape.body ?? spec.body;
+    const extra = shape.headers ?? {};
     ex.status = status;
     if (res.headersSent) {
       res.destroy();
@@ -953,6 +952,20 @@ export class HttpProxy {
       downstream_remote_address: ex.ctx.sourceIp,
     });
   }
+}
+
+/** Sets the table's response flag of `key` on the exchange, if it has one. */
+function mark(ex: Exchange, key: ReplyKey): void {
+  const flag = REPLIES[key].flag;
+  if (flag) ex.flags.add(flag);
+}
+
+/** Node's HTTP/1.1 parser errors, by the error each is. */
+function clientErrorOf(code: string): WaypointErrorCode {
+  if (code === 'HPE_HEADER_OVERFLOW') return 'WP_ERR_HEADERS_TOO_LARGE';
+  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return 'WP_ERR_HEADERS_TIMEOUT';
+  if (code === 'ECONNRESET') return 'WP_ERR_DOWNSTREAM_RESET';
+  return 'WP_ERR_MALFORMED_REQUEST';
 }
 
 /** `inbound-vip|<port>|<proto>|<name>.<ns>.svc...` names its service last. */

@@ -14,6 +14,7 @@ import http2 from 'node:http2';
 import type { Duplex } from 'node:stream';
 import { formatAuthority, type HboneClient, type SpiffeId } from '@ambient/shared';
 import { UNLIMITED, type UpstreamCluster, type UpstreamEndpoint } from '../config/waypoint-config.js';
+import { WaypointError } from './waypoint-errors.js';
 
 export const HBONE_PORT = 15008;
 
@@ -49,8 +50,11 @@ function socketLike(stream: Duplex): Duplex {
   return stream;
 }
 
-export class UpstreamConnectError extends Error {
-  readonly code = 'WP_ERR_UPSTREAM_CONNECT';
+/** An endpoint could not be reached (answered 503 UF when no retry succeeds). */
+export class UpstreamConnectError extends WaypointError {
+  constructor(message: string) {
+    super('WP_ERR_UPSTREAM_CONNECT', message);
+  }
 }
 
 class EndpointAgent extends http.Agent {
