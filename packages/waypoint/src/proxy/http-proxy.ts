@@ -9,12 +9,10 @@ import { randomFillSync, randomUUID } from 'node:crypto';
 import http from 'node:http';
 import http2 from 'node:http2';
 import type { Duplex, Readable } from 'node:stream';
-import { type HostPort, type SpiffeId, validTraceparent } from '@ambient/shared';
+import { validTraceparent } from '@ambient/shared';
 import type { Logger } from 'pino';
 import { evaluateRbac } from '../authz/rbac.js';
 import type {
-  FilterChain,
-  HttpChain,
   Route,
   RouteAction,
   UpstreamCluster,
@@ -30,31 +28,12 @@ import { rewritePath } from '../route/path-rewrite.js';
 import { redirectLocation } from '../route/redirect-location.js';
 import { selectRoute } from '../route/route-select.js';
 import { pickWeightedCluster } from '../route/weighted-cluster.js';
-import type { RequestLabels, RequestMetrics } from '../telemetry/request-metrics.js';
+import type { RequestMetrics } from '../telemetry/request-metrics.js';
+import { recordExchange } from './access-log.js';
+import { type ConnectionContext, type Exchange, mark } from './exchange.js';
 import { ReplayableBody } from './replayable-body.js';
 import { UpstreamConnectError, type UpstreamPool } from './upstream-pool.js';
-import {
-  REPLIES,
-  type ReplyKey,
-  type ResponseFlag,
-  rawReply,
-  type WaypointErrorCode,
-} from './waypoint-errors.js';
-
-/** What the HBONE layer knows about a connection handed to the proxy. */
-export interface ConnectionContext {
-  /** The client's identity from its HBONE certificate. */
-  readonly peer: SpiffeId;
-  /** The verified HBONE connection's remote address, never one a client wrote in a header. */
-  readonly sourceIp: string;
-  /** The workload known at `sourceIp` with the peer's identity, for telemetry. */
-  readonly sourceWorkload?: string;
-  /** The original destination (the CONNECT authority): a service VIP and port. */
-  readonly target: HostPort;
-  readonly chain: FilterChain & { readonly handler: HttpChain };
-  /** Peer metadata from the CONNECT `baggage` header. */
-  readonly baggage: ReadonlyMap<string, string>;
-}
+import { REPLIES, type ReplyKey, rawReply, type WaypointErrorCode } from './waypoint-errors.js';
 
 export interface HttpProxyInputs {
   readonly config: () => WaypointConfig;
@@ -97,6 +76,8 @@ const HOP_BY_HOP = new Set([
   'host',
 ]);
 
+export type { ConnectionContext } from './exchange.js';
+
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 
 interface UpstreamResponse {
@@ -112,28 +93,6 @@ interface UpstreamResponse {
 type Attempt =
   | { ok: true; response: UpstreamResponse }
   | { ok: false; outcome: AttemptOutcome; error: WaypointErrorCode };
-
-/** Per-request state carried to the access log and metrics. */
-interface Exchange {
-  readonly start: number;
-  readonly ctx: ConnectionContext;
-  readonly method: string;
-  readonly path: string;
-  readonly authority: string;
-  readonly requestId: string;
-  readonly traceparent: string;
-  readonly grpc: boolean;
-  readonly protocol: string;
-  flags: Set<ResponseFlag>;
-  status: number;
-  grpcStatus?: string;
-  route?: string;
-  cluster?: UpstreamCluster;
-  endpoint?: UpstreamEndpoint;
-  attempts: number;
-  requestBytes: number;
-  responseBytes: number;
-}
 
 /**
  * Random hex for trace and span ids, cut from a pool refilled 4 KiB at a time: one
@@ -390,7 +349,7 @@ export class HttpProxy {
     }
     if (downstreamGone && !res.writableFinished) mark(ex, 'WP_ERR_DOWNSTREAM_GONE');
     ex.requestBytes = body.bytes;
-    this.finish(ex, res.writableFinished ? ex.status : downstreamGone ? 0 : ex.status);
+    recordExchange(this.inputs, ex, res.writableFinished ? ex.status : downstreamGone ? 0 : ex.status);
   }
 
   private async process(
@@ -890,74 +849,6 @@ export class HttpProxy {
     res.writeHead(status, headers);
     res.end(payload);
   }
-
-  private finish(ex: Exchange, status: number): void {
-    const durationMs = performance.now() - ex.start;
-    const flags = ex.flags.size ? [...ex.flags].join(',') : '-';
-    const peer = ex.ctx.peer;
-    const bagNamespace = ex.ctx.baggage.get('k8s.namespace.name');
-    const dst = ex.endpoint;
-    // Before a cluster is chosen (a denial, no route), the chain says which service was called.
-    const svc = ex.cluster?.service ?? serviceOfChain(ex.ctx.chain.name);
-    const labels: RequestLabels = {
-      reporter: 'waypoint',
-      // The workload found at the verified address first; else the peer metadata the client's
-      // ztunnel sent, if it names the certificate's namespace (a label only, never authorization).
-      source_workload:
-        ex.ctx.sourceWorkload ??
-        (bagNamespace === undefined || bagNamespace === peer.namespace
-          ? (ex.ctx.baggage.get('k8s.deployment.name') ?? ex.ctx.baggage.get('k8s.pod.name'))
-          : undefined) ??
-        'unknown',
-      source_workload_namespace: peer.namespace,
-      source_principal: peer.toString(),
-      source_app: ex.ctx.baggage.get('service.name') ?? 'unknown',
-      source_version: ex.ctx.baggage.get('service.version') ?? 'unknown',
-      source_cluster: ex.ctx.baggage.get('k8s.cluster.name') ?? this.inputs.clusterName ?? 'Kubernetes',
-      destination_workload: dst?.workload ?? 'unknown',
-      destination_workload_namespace: dst?.namespace ?? 'unknown',
-      destination_principal: dst?.identity?.toString() ?? 'unknown',
-      destination_app: dst?.workload ?? 'unknown',
-      destination_version: 'unknown',
-      destination_service: svc?.host ?? 'unknown',
-      destination_service_name: svc?.name ?? 'unknown',
-      destination_service_namespace: svc?.namespace ?? 'unknown',
-      destination_cluster: this.inputs.clusterName ?? 'Kubernetes',
-      request_protocol: ex.grpc ? 'grpc' : 'http',
-      response_code: String(status),
-      grpc_response_status: ex.grpcStatus ?? '',
-      response_flags: flags,
-      connection_security_policy: 'mutual_tls',
-    };
-    this.inputs.metrics.record(labels, durationMs, ex.requestBytes, ex.responseBytes);
-    this.inputs.accessLog?.({
-      start_time: new Date(performance.timeOrigin + ex.start).toISOString(),
-      method: ex.method,
-      path: ex.path,
-      protocol: ex.protocol,
-      response_code: status,
-      response_flags: flags,
-      grpc_status: ex.grpcStatus,
-      bytes_received: ex.requestBytes,
-      bytes_sent: ex.responseBytes,
-      duration: Math.round(durationMs),
-      upstream_host: dst ? `${dst.address}:${dst.port}` : '-',
-      upstream_cluster: ex.cluster?.name ?? '-',
-      route_name: ex.route ?? '-',
-      attempts: ex.attempts,
-      x_request_id: ex.requestId,
-      traceparent: ex.traceparent,
-      authority: ex.authority,
-      downstream_peer: peer.toString(),
-      downstream_remote_address: ex.ctx.sourceIp,
-    });
-  }
-}
-
-/** Sets the table's response flag of `key` on the exchange, if it has one. */
-function mark(ex: Exchange, key: ReplyKey): void {
-  const flag = REPLIES[key].flag;
-  if (flag) ex.flags.add(flag);
 }
 
 /** Node's HTTP/1.1 parser errors, by the error each is. */
@@ -966,13 +857,6 @@ function clientErrorOf(code: string): WaypointErrorCode {
   if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return 'WP_ERR_HEADERS_TIMEOUT';
   if (code === 'ECONNRESET') return 'WP_ERR_DOWNSTREAM_RESET';
   return 'WP_ERR_MALFORMED_REQUEST';
-}
-
-/** `inbound-vip|<port>|<proto>|<name>.<ns>.svc...` names its service last. */
-function serviceOfChain(chain: string): { host: string; name: string; namespace: string } | undefined {
-  const host = chain.split('|').pop() ?? '';
-  const [name, namespace] = host.split('.');
-  return name && namespace && host.includes('.svc.') ? { host, name, namespace } : undefined;
 }
 
 const GRPC_STATUS_HEADERS = ['grpc-status', 'grpc-message', 'grpc-status-details-bin'];
