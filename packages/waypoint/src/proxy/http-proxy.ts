@@ -31,9 +31,10 @@ import { pickWeightedCluster } from '../route/weighted-cluster.js';
 import type { RequestMetrics } from '../telemetry/request-metrics.js';
 import { recordExchange } from './access-log.js';
 import { type ConnectionContext, type Exchange, mark } from './exchange.js';
+import { localReply, takeGrpcStatus } from './local-reply.js';
 import { ReplayableBody } from './replayable-body.js';
 import { UpstreamConnectError, type UpstreamPool } from './upstream-pool.js';
-import { REPLIES, type ReplyKey, rawReply, type WaypointErrorCode } from './waypoint-errors.js';
+import { REPLIES, rawReply, type WaypointErrorCode } from './waypoint-errors.js';
 
 export interface HttpProxyInputs {
   readonly config: () => WaypointConfig;
@@ -338,7 +339,7 @@ export class HttpProxy {
       await this.process(req, res, ex, body, () => downstreamGone);
     } catch (err) {
       this.inputs.logger.error({ err }, 'request failed');
-      if (!res.headersSent) this.localReply(res, ex, 'WP_ERR_INTERNAL');
+      if (!res.headersSent) localReply(res, ex, 'WP_ERR_INTERNAL');
       else res.destroy();
     }
     if (!res.writableFinished && !downstreamGone && !res.destroyed) {
@@ -365,7 +366,7 @@ export class HttpProxy {
     if (headerCount(req) > limit) {
       // Refused whole: policy and upstream must see the same headers, all of them.
       this.countDownstreamError('WP_ERR_TOO_MANY_HEADERS');
-      return this.localReply(res, ex, 'WP_ERR_TOO_MANY_HEADERS', {
+      return localReply(res, ex, 'WP_ERR_TOO_MANY_HEADERS', {
         headers: 'stream' in res ? {} : { connection: 'close' },
       });
     }
@@ -378,14 +379,14 @@ export class HttpProxy {
     });
     if (!verdict.allowed) {
       ex.route = verdict.policy;
-      return this.localReply(res, ex, 'WP_ERR_RBAC_DENIED');
+      return localReply(res, ex, 'WP_ERR_RBAC_DENIED');
     }
     const config = this.inputs.config();
     const table = config.routes.get(ctx.chain.handler.routeConfigName);
     const route = table
       ? selectRoute(table, { method: ex.method, path: ex.path, authority: ex.authority, headers: view })
       : undefined;
-    if (!route) return this.localReply(res, ex, 'WP_ERR_NO_ROUTE');
+    if (!route) return localReply(res, ex, 'WP_ERR_NO_ROUTE');
     ex.route = route.name;
 
     if (route.fault) {
@@ -398,7 +399,7 @@ export class HttpProxy {
       if (fault.abort) {
         if (fault.abort.grpcStatus !== undefined && ex.grpc) {
           ex.grpcStatus = String(fault.abort.grpcStatus);
-          return this.localReply(res, ex, 'fault_abort_grpc', {
+          return localReply(res, ex, 'fault_abort_grpc', {
             headers: {
               'content-type': 'application/grpc',
               'grpc-status': String(fault.abort.grpcStatus),
@@ -406,7 +407,7 @@ export class HttpProxy {
             },
           });
         }
-        return this.localReply(res, ex, 'fault_abort', {
+        return localReply(res, ex, 'fault_abort', {
           ...(fault.abort.httpStatus !== undefined && { status: fault.abort.httpStatus }),
         });
       }
@@ -419,10 +420,10 @@ export class HttpProxy {
         authority: ex.authority,
         path: ex.path,
       });
-      return this.localReply(res, ex, 'redirect', { status: action.status, headers: { location } });
+      return localReply(res, ex, 'redirect', { status: action.status, headers: { location } });
     }
     if (action.kind === 'direct')
-      return this.localReply(res, ex, 'direct_response', {
+      return localReply(res, ex, 'direct_response', {
         status: action.status,
         ...(action.body !== undefined && { body: action.body }),
       });
@@ -443,7 +444,7 @@ export class HttpProxy {
     const config = this.inputs.config();
     const clusterName = pickWeightedCluster(action.clusters, this.random());
     const cluster = clusterName ? config.clusters.get(clusterName) : undefined;
-    if (!cluster) return this.localReply(res, ex, 'WP_ERR_NO_CLUSTER');
+    if (!cluster) return localReply(res, ex, 'WP_ERR_NO_CLUSTER');
     ex.cluster = cluster;
     const rt = this.runtime(cluster);
 
@@ -577,10 +578,10 @@ export class HttpProxy {
     }
     if (timedOut) {
       if (last?.ok) last.response.abort();
-      return this.localReply(res, ex, 'WP_ERR_UPSTREAM_TIMEOUT');
+      return localReply(res, ex, 'WP_ERR_UPSTREAM_TIMEOUT');
     }
-    if (!last) return this.localReply(res, ex, 'WP_ERR_NO_HEALTHY_UPSTREAM');
-    if (!last.ok) return this.localReply(res, ex, last.error);
+    if (!last) return localReply(res, ex, 'WP_ERR_NO_HEALTHY_UPSTREAM');
+    if (!last.ok) return localReply(res, ex, last.error);
     await this.respond(res, ex, route, last.response);
   }
 
@@ -811,44 +812,6 @@ export class HttpProxy {
       }
     });
   }
-
-  /**
-   * Answers from the reply table: the entry's status, body and flag, or the status and body the
-   * route's config gives for a reply it shapes (redirect, direct response, fault abort).
-   */
-  private localReply(
-    res: http.ServerResponse | http2.Http2ServerResponse,
-    ex: Exchange,
-    key: ReplyKey,
-    shape: { status?: number; body?: string; headers?: Record<string, string> } = {},
-  ): void {
-    const spec = REPLIES[key];
-    mark(ex, key);
-    const status = shape.status ?? spec.status;
-    const text = shape.body ?? spec.body;
-    const extra = shape.headers ?? {};
-    ex.status = status;
-    if (res.headersSent) {
-      res.destroy();
-      return;
-    }
-    const payload = Buffer.from(text);
-    const headers: Record<string, string | string[]> = { 'x-request-id': ex.requestId, ...extra };
-    if (ex.grpc && 'stream' in res) {
-      const t = takeGrpcStatus(headers);
-      if (Object.keys(t).length > 0) {
-        res.writeHead(status, headers as http.OutgoingHttpHeaders);
-        res.addTrailers(t as http.OutgoingHttpHeaders);
-        res.end();
-        return;
-      }
-    }
-    if (!('content-type' in headers) && payload.length) headers['content-type'] = 'text/plain';
-    headers['content-length'] = String(payload.length);
-    ex.responseBytes = payload.length;
-    res.writeHead(status, headers);
-    res.end(payload);
-  }
 }
 
 /** Node's HTTP/1.1 parser errors, by the error each is. */
@@ -857,21 +820,6 @@ function clientErrorOf(code: string): WaypointErrorCode {
   if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return 'WP_ERR_HEADERS_TIMEOUT';
   if (code === 'ECONNRESET') return 'WP_ERR_DOWNSTREAM_RESET';
   return 'WP_ERR_MALFORMED_REQUEST';
-}
-
-const GRPC_STATUS_HEADERS = ['grpc-status', 'grpc-message', 'grpc-status-details-bin'];
-
-/** Removes the gRPC status headers from `headers` and returns them. */
-function takeGrpcStatus(headers: Record<string, string | string[]>): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = {};
-  for (const k of GRPC_STATUS_HEADERS) {
-    const v = headers[k];
-    if (v !== undefined) {
-      out[k] = v;
-      delete headers[k];
-    }
-  }
-  return out;
 }
 
 function grpcStatusOf(headers: Record<string, string | string[] | undefined>): number | undefined {
