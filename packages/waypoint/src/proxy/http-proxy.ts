@@ -31,6 +31,12 @@ import { pickWeightedCluster } from '../route/weighted-cluster.js';
 import type { RequestMetrics } from '../telemetry/request-metrics.js';
 import { recordExchange } from './access-log.js';
 import { type ConnectionContext, type Exchange, mark } from './exchange.js';
+import {
+  DEFAULT_MAX_HEADERS_COUNT,
+  guardHeaders,
+  H2_MAX_HEADER_PAIRS,
+  headerCount,
+} from './header-limits.js';
 import { localReply, takeGrpcStatus } from './local-reply.js';
 import { ReplayableBody } from './replayable-body.js';
 import { UpstreamConnectError, type UpstreamPool } from './upstream-pool.js';
@@ -56,16 +62,6 @@ export interface HttpProxyInputs {
   readonly maxHeadersCount?: number;
 }
 
-/** Envoy's default max_headers_count (DEFAULT_MAX_HEADERS_COUNT). */
-export const DEFAULT_MAX_HEADERS_COUNT = 100;
-
-/**
- * Node's own HTTP/2 header-count cap, kept above what fits in the header size limit (every
- * entry counts at least 32 bytes of it) so that this proxy counts and answers 431 itself; past
- * it Node resets the stream, which is a refusal too.
- */
-const H2_MAX_HEADER_PAIRS = 4096;
-
 const HOP_BY_HOP = new Set([
   'connection',
   'keep-alive',
@@ -78,6 +74,7 @@ const HOP_BY_HOP = new Set([
 ]);
 
 export type { ConnectionContext } from './exchange.js';
+export { DEFAULT_MAX_HEADERS_COUNT } from './header-limits.js';
 
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 
@@ -118,14 +115,6 @@ function newTraceparent(incoming: unknown): string {
     return `${version}-${trace}-${span}-${sampled}`;
   }
   return `00-${randomHex(16)}-${span}-01`;
-}
-
-/** How many header fields a request carried, pseudo-headers not counted. */
-function headerCount(req: http.IncomingMessage | http2.Http2ServerRequest): number {
-  let n = 0;
-  const raw = req.rawHeaders;
-  for (let i = 0; i < raw.length; i += 2) if (!raw[i]?.startsWith(':')) n++;
-  return n;
 }
 
 /** A request's headers as one lower-case map with the pseudo-headers, for matching. */
@@ -229,7 +218,14 @@ export class HttpProxy {
 
   private hand(server: http.Server | http2.Http2Server, conn: Duplex, ctx: ConnectionContext): void {
     this.contexts.set(conn, ctx);
-    if (server === this.http1) this.guardHeaders(conn);
+    if (server === this.http1)
+      this.headerGuards.set(
+        conn,
+        guardHeaders(conn, this.inputs.headersTimeoutMs ?? 10_000, () => {
+          this.countDownstreamError('WP_ERR_HEADERS_TIMEOUT');
+          conn.end(rawReply('WP_ERR_HEADERS_TIMEOUT'));
+        }),
+      );
     this.handing = ctx;
     try {
       server.emit('connection', conn);
@@ -237,39 +233,6 @@ export class HttpProxy {
       this.handing = undefined;
     }
     conn.resume();
-  }
-
-  /**
-   * Node's headers timeout only watches sockets it accepted itself, not the tunnel streams handed
-   * to it: a client that starts a request and does not finish its headers in time gets 408 here.
-   */
-  private guardHeaders(conn: Duplex): void {
-    const ms = this.inputs.headersTimeoutMs ?? 10_000;
-    let timer: NodeJS.Timeout | undefined;
-    let inRequest = false;
-    const stop = () => {
-      clearTimeout(timer);
-      timer = undefined;
-    };
-    conn.on('data', () => {
-      if (inRequest || timer) return;
-      timer = setTimeout(() => {
-        timer = undefined;
-        if (inRequest || conn.destroyed) return;
-        this.countDownstreamError('WP_ERR_HEADERS_TIMEOUT');
-        conn.end(rawReply('WP_ERR_HEADERS_TIMEOUT'));
-      }, ms);
-    });
-    conn.once('close', stop);
-    this.headerGuards.set(conn, (res) => {
-      inRequest = true;
-      stop();
-      const done = () => {
-        inRequest = false;
-      };
-      res.once('finish', done);
-      res.once('close', done);
-    });
   }
 
   private onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
