@@ -8,17 +8,11 @@
 import { randomFillSync, randomUUID } from 'node:crypto';
 import http from 'node:http';
 import http2 from 'node:http2';
-import type { Duplex, Readable } from 'node:stream';
+import type { Duplex } from 'node:stream';
 import { validTraceparent } from '@ambient/shared';
 import type { Logger } from 'pino';
 import { evaluateRbac } from '../authz/rbac.js';
-import type {
-  Route,
-  RouteAction,
-  UpstreamCluster,
-  UpstreamEndpoint,
-  WaypointConfig,
-} from '../config/waypoint-config.js';
+import type { Route, RouteAction, UpstreamCluster, WaypointConfig } from '../config/waypoint-config.js';
 import { decideFault } from '../fault/fault-decision.js';
 import { ClusterRuntime } from '../lb/cluster-runtime.js';
 import { hashKey } from '../lb/hash-key.js';
@@ -39,7 +33,8 @@ import {
 } from './header-limits.js';
 import { localReply, takeGrpcStatus } from './local-reply.js';
 import { ReplayableBody } from './replayable-body.js';
-import { UpstreamConnectError, type UpstreamPool } from './upstream-pool.js';
+import { type Attempt, startAttempt, type UpstreamResponse } from './request-attempt.js';
+import type { UpstreamPool } from './upstream-pool.js';
 import { REPLIES, rawReply, type WaypointErrorCode } from './waypoint-errors.js';
 
 export interface HttpProxyInputs {
@@ -77,20 +72,6 @@ export type { ConnectionContext } from './exchange.js';
 export { DEFAULT_MAX_HEADERS_COUNT } from './header-limits.js';
 
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
-
-interface UpstreamResponse {
-  readonly status: number;
-  readonly headers: Record<string, string | string[]>;
-  readonly body: Readable;
-  /** Resolves with the trailers (empty when none) once the body has ended. */
-  readonly trailers: Promise<Record<string, string | string[]>>;
-  /** Abort the attempt (discard its response). */
-  readonly abort: () => void;
-}
-
-type Attempt =
-  | { ok: true; response: UpstreamResponse }
-  | { ok: false; outcome: AttemptOutcome; error: WaypointErrorCode };
 
 /**
  * Random hex for trace and span ids, cut from a pool refilled 4 KiB at a time: one
@@ -485,7 +466,8 @@ export class HttpProxy {
           deadline,
           perTry > 0 ? performance.now() + perTry : Number.POSITIVE_INFINITY,
         );
-        const started = this.attempt(
+        const started = startAttempt(
+          this.inputs,
           cluster,
           pick.endpoint,
           ex.method,
@@ -593,153 +575,6 @@ export class HttpProxy {
     res.end();
   }
 
-  /**
-   * One attempt to one endpoint. Resolves with the response headers and a body stream, or with
-   * the failure as a retry outcome and an Envoy response flag.
-   */
-  private attempt(
-    cluster: UpstreamCluster,
-    ep: UpstreamEndpoint,
-    method: string,
-    path: string,
-    authority: string,
-    headers: Record<string, string | string[]>,
-    body: ReplayableBody,
-    deadline: number,
-    clientIp?: string,
-  ): { result: Promise<Attempt>; cancel: () => void } {
-    let cancel = () => {};
-    const result = new Promise<Attempt>((resolve) => {
-      let settled = false;
-      const settle = (a: Attempt) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        resolve(a);
-      };
-      const remaining = deadline - performance.now();
-      const timer =
-        Number.isFinite(remaining) && remaining > 0
-          ? setTimeout(() => {
-              cancel();
-              settle({ ok: false, outcome: { status: 504 }, error: 'WP_ERR_UPSTREAM_TIMEOUT' });
-            }, remaining)
-          : undefined;
-      if (cluster.protocol === 'http2') {
-        this.inputs.upstreams.http2Session(ep, cluster.connectTimeoutMs, clientIp).then(
-          (session) => {
-            if (settled) return;
-            let stream: http2.ClientHttp2Stream;
-            try {
-              stream = session.request({
-                ...headers,
-                ':method': method,
-                ':path': path,
-                ':authority': authority,
-                ':scheme': 'http',
-              });
-            } catch {
-              settle({ ok: false, outcome: { connectFailure: true }, error: 'WP_ERR_UPSTREAM_CONNECT' });
-              return;
-            }
-            cancel = () => {
-              body.detach(stream);
-              stream.close(http2.constants.NGHTTP2_CANCEL);
-            };
-            if (!body.attach(stream)) stream.end();
-            const trailers = new Promise<Record<string, string | string[]>>((resolveT, rejectT) => {
-              let got: Record<string, string | string[]> = {};
-              stream.on('trailers', (t) => {
-                got = t as Record<string, string | string[]>;
-              });
-              stream.on('end', () => resolveT(got));
-              stream.on('close', () => {
-                if (stream.rstCode && stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR)
-                  rejectT(new Error('reset'));
-                else resolveT(got);
-              });
-              stream.on('error', (err) => rejectT(err));
-            });
-            trailers.catch(() => {});
-            stream.on('response', (h) => {
-              const status = Number(h[':status']);
-              settle({
-                ok: true,
-                response: {
-                  status,
-                  headers: h as Record<string, string | string[]>,
-                  body: stream,
-                  trailers,
-                  abort: () => stream.close(http2.constants.NGHTTP2_CANCEL),
-                },
-              });
-            });
-            stream.on('error', () => {
-              const refused = stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM;
-              settle({
-                ok: false,
-                outcome: refused ? { refusedStream: true } : { reset: true },
-                error: 'WP_ERR_UPSTREAM_RESET',
-              });
-            });
-            stream.on('close', () => {
-              const refused = stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM;
-              settle({
-                ok: false,
-                outcome: refused ? { refusedStream: true } : { reset: true },
-                error: 'WP_ERR_UPSTREAM_RESET',
-              });
-            });
-          },
-          () => settle({ ok: false, outcome: { connectFailure: true }, error: 'WP_ERR_UPSTREAM_CONNECT' }),
-        );
-        return;
-      }
-      if (this.inputs.upstreams.wouldOverflow(cluster)) {
-        this.inputs.metrics.overflows.inc({ cluster: cluster.name, limit: 'pending_requests' });
-        settle({ ok: false, outcome: { overflow: true }, error: 'WP_ERR_UPSTREAM_OVERFLOW' });
-        return;
-      }
-      const h1 = { ...headers, host: authority };
-      const upReq = this.inputs.upstreams.http1Request(cluster, ep, method, path, h1, clientIp);
-      cancel = () => {
-        body.detach(upReq);
-        upReq.destroy();
-      };
-      upReq.on('response', (r: http.IncomingMessage) => {
-        const trailers = new Promise<Record<string, string | string[]>>((resolveT, rejectT) => {
-          r.on('end', () => resolveT(r.trailers as Record<string, string | string[]>));
-          r.on('aborted', () => rejectT(new Error('aborted')));
-          r.on('error', rejectT);
-          r.on('close', () => {
-            if (!r.complete) rejectT(new Error('closed'));
-          });
-        });
-        trailers.catch(() => {});
-        settle({
-          ok: true,
-          response: {
-            status: r.statusCode ?? 502,
-            headers: r.headers as Record<string, string | string[]>,
-            body: r,
-            trailers,
-            abort: () => {
-              r.destroy();
-              upReq.destroy();
-            },
-          },
-        });
-      });
-      upReq.on('error', (err) => {
-        if (err instanceof UpstreamConnectError)
-          settle({ ok: false, outcome: { connectFailure: true }, error: 'WP_ERR_UPSTREAM_CONNECT' });
-        else settle({ ok: false, outcome: { reset: true }, error: 'WP_ERR_UPSTREAM_TERMINATED' });
-      });
-      if (!body.attach(upReq)) upReq.end();
-    });
-    return { result, cancel: () => cancel() };
-  }
-
   /** Fire and forget: a copy of the request to another cluster, its response discarded. */
   private mirror(
     clusterName: string,
@@ -757,7 +592,8 @@ export class HttpProxy {
     if (!pick.ok) return;
     // Envoy marks shadowed requests by suffixing the host.
     const host = authority.includes(':') ? authority.replace(/^([^:]+)/, '$1-shadow') : `${authority}-shadow`;
-    const { result } = this.attempt(
+    const { result } = startAttempt(
+      this.inputs,
       cluster,
       pick.endpoint,
       method,
