@@ -16,7 +16,6 @@ import type { Route, RouteAction, UpstreamCluster, WaypointConfig } from '../con
 import { decideFault } from '../fault/fault-decision.js';
 import { ClusterRuntime } from '../lb/cluster-runtime.js';
 import { hashKey } from '../lb/hash-key.js';
-import { type AttemptOutcome, isRetriable, retryBackoffMs } from '../retry/retry-policy.js';
 import { applyHeaderMutation } from '../route/header-mutation.js';
 import { rewritePath } from '../route/path-rewrite.js';
 import { redirectLocation } from '../route/redirect-location.js';
@@ -33,7 +32,8 @@ import {
 } from './header-limits.js';
 import { localReply, takeGrpcStatus } from './local-reply.js';
 import { ReplayableBody } from './replayable-body.js';
-import { type Attempt, startAttempt, type UpstreamResponse } from './request-attempt.js';
+import { grpcStatusOf, startAttempt, type UpstreamResponse } from './request-attempt.js';
+import { runAttempts } from './retry-loop.js';
 import type { UpstreamPool } from './upstream-pool.js';
 import { REPLIES, rawReply, type WaypointErrorCode } from './waypoint-errors.js';
 
@@ -417,105 +417,19 @@ export class HttpProxy {
     }
 
     const key = hashKey(action.hashPolicies, { headers: view, sourceIp: ex.ctx.sourceIp });
-    const policy = action.retry;
-    const deadline = action.timeoutMs > 0 ? ex.start + action.timeoutMs : Number.POSITIVE_INFINITY;
-    let current: Attempt | undefined;
-    let last: Attempt | undefined;
-    let timedOut = false;
-    const overall =
-      action.timeoutMs > 0
-        ? setTimeout(() => {
-            timedOut = true;
-            if (current?.ok) current.response.abort();
-            abortInFlight?.();
-          }, action.timeoutMs)
-        : undefined;
-    let abortInFlight: (() => void) | undefined;
-    // A client that goes away cancels the upstream request, as Envoy resets it (flag DC).
-    res.once('close', () => {
-      if (res.writableFinished) return;
-      abortInFlight?.();
-      if (current?.ok) current.response.abort();
+    const { last, timedOut } = await runAttempts({
+      deps: this.inputs,
+      random: this.random,
+      config,
+      cluster,
+      runtime: rt,
+      action,
+      ex,
+      request: { path, authority, headers, body },
+      key,
+      res,
+      downstreamGone,
     });
-    try {
-      // A retry holds a unit of max_retries (or of the retry budget) until its attempt ends.
-      let retrying = false;
-      const endRetry = () => {
-        if (retrying) rt.retryFinished();
-        retrying = false;
-      };
-      for (let attempt = 0; ; attempt++) {
-        const endpoints = config.endpoints.get(cluster.name) ?? [];
-        const pick = rt.pick(endpoints, key, ex.endpoint);
-        if (!pick.ok) {
-          current = {
-            ok: false,
-            outcome: pick.reason === 'overflow' ? { overflow: true } : { connectFailure: true },
-            error: pick.reason === 'overflow' ? 'WP_ERR_UPSTREAM_OVERFLOW' : 'WP_ERR_NO_HEALTHY_UPSTREAM',
-          };
-          if (pick.reason === 'overflow')
-            this.inputs.metrics.overflows.inc({ cluster: cluster.name, limit: 'max_requests' });
-          endRetry();
-          last = current;
-          break;
-        }
-        ex.endpoint = pick.endpoint;
-        ex.attempts = attempt + 1;
-        const perTry = policy?.perTryTimeoutMs ?? 0;
-        const attemptDeadline = Math.min(
-          deadline,
-          perTry > 0 ? performance.now() + perTry : Number.POSITIVE_INFINITY,
-        );
-        const started = startAttempt(
-          this.inputs,
-          cluster,
-          pick.endpoint,
-          ex.method,
-          path,
-          authority,
-          headers,
-          body,
-          attemptDeadline,
-          ex.ctx.sourceIp,
-        );
-        abortInFlight = started.cancel;
-        current = await started.result;
-        abortInFlight = undefined;
-        rt.requestFinished(pick.endpoint, current.ok ? current.response.status : undefined, !current.ok);
-        endRetry();
-        last = current;
-        if (timedOut || downstreamGone()) break;
-        const grpcStatus = current.ok ? grpcStatusOf(current.response.headers) : undefined;
-        const outcome: AttemptOutcome = current.ok
-          ? { status: current.response.status, ...(grpcStatus !== undefined && { grpcStatus }) }
-          : current.outcome;
-        if (!policy || !isRetriable(policy, outcome)) break;
-        if (attempt >= policy.numRetries) {
-          mark(ex, 'retry_limit');
-          break;
-        }
-        if (!body.replayable) break;
-        if (!rt.tryStartRetry()) {
-          this.inputs.metrics.overflows.inc({ cluster: cluster.name, limit: 'retries' });
-          break;
-        }
-        retrying = true;
-        const wait = retryBackoffMs(policy, attempt, this.random);
-        if (performance.now() + wait >= deadline) {
-          endRetry();
-          break;
-        }
-        if (current.ok) current.response.abort();
-        this.inputs.metrics.retries.inc({ cluster: cluster.name });
-        await new Promise((resolve) => setTimeout(resolve, wait));
-        if (timedOut || downstreamGone()) {
-          endRetry();
-          break;
-        }
-      }
-    } finally {
-      clearTimeout(overall);
-    }
     if (downstreamGone()) {
       // Nobody to answer: the upstream request was cancelled and the exchange is logged as DC.
       if (last?.ok) last.response.abort();
@@ -619,11 +533,4 @@ function clientErrorOf(code: string): WaypointErrorCode {
   if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return 'WP_ERR_HEADERS_TIMEOUT';
   if (code === 'ECONNRESET') return 'WP_ERR_DOWNSTREAM_RESET';
   return 'WP_ERR_MALFORMED_REQUEST';
-}
-
-function grpcStatusOf(headers: Record<string, string | string[] | undefined>): number | undefined {
-  const v = headers['grpc-status'];
-  if (v === undefined) return undefined;
-  const n = Number(Array.isArray(v) ? v[0] : v);
-  return Number.isInteger(n) ? n : undefined;
 }

@@ -175,3 +175,11 @@ export function startAttempt(
   });
   return { result, cancel: () => cancel() };
 }
+
+/** The gRPC status in an upstream response's headers (a trailers-only response), if any. */
+export function grpcStatusOf(headers: Record<string, string | string[] | undefined>): number | undefined {
+  const v = headers['grpc-status'];
+  if (v === undefined) return undefined;
+  const n = Number(Array.isArray(v) ? v[0] : v);
+  return Number.isInteger(n) ? n : undefined;
+}
