@@ -30,11 +30,12 @@ import {
   H2_MAX_HEADER_PAIRS,
   headerCount,
 } from './header-limits.js';
-import { localReply, takeGrpcStatus } from './local-reply.js';
+import { localReply } from './local-reply.js';
 import { ReplayableBody } from './replayable-body.js';
-import { grpcStatusOf, startAttempt, type UpstreamResponse } from './request-attempt.js';
+import { startAttempt } from './request-attempt.js';
 import { runAttempts } from './retry-loop.js';
 import type { UpstreamPool } from './upstream-pool.js';
+import { HOP_BY_HOP, respond } from './upstream-response.js';
 import { REPLIES, rawReply, type WaypointErrorCode } from './waypoint-errors.js';
 
 export interface HttpProxyInputs {
@@ -56,17 +57,6 @@ export interface HttpProxyInputs {
    */
   readonly maxHeadersCount?: number;
 }
-
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'transfer-encoding',
-  'upgrade',
-  'te',
-  'http2-settings',
-  'host',
-]);
 
 export type { ConnectionContext } from './exchange.js';
 export { DEFAULT_MAX_HEADERS_COUNT } from './header-limits.js';
@@ -441,52 +431,7 @@ export class HttpProxy {
     }
     if (!last) return localReply(res, ex, 'WP_ERR_NO_HEALTHY_UPSTREAM');
     if (!last.ok) return localReply(res, ex, last.error);
-    await this.respond(res, ex, route, last.response);
-  }
-
-  /** Streams an upstream response to the client, with the route's response header changes. */
-  private async respond(
-    res: http.ServerResponse | http2.Http2ServerResponse,
-    ex: Exchange,
-    route: Route,
-    up: UpstreamResponse,
-  ): Promise<void> {
-    const base: Record<string, string | string[]> = {};
-    for (const [k, v] of Object.entries(up.headers)) {
-      if (k.startsWith(':') || HOP_BY_HOP.has(k)) continue;
-      base[k] = v;
-    }
-    const headers = applyHeaderMutation(base, route.responseHeaders);
-    headers['x-request-id'] = ex.requestId;
-    ex.status = up.status;
-    const gs = grpcStatusOf(up.headers);
-    if (gs !== undefined) ex.grpcStatus = String(gs);
-    // A gRPC trailers-only response: the status goes to the client as trailers after the
-    // headers (Node's server cannot send a single HEADERS frame that ends the stream).
-    const statusTrailers = ex.grpc && 'stream' in res ? takeGrpcStatus(headers) : {};
-    res.writeHead(up.status, headers as http.OutgoingHttpHeaders);
-    up.body.on('data', (c: Buffer) => {
-      ex.responseBytes += c.length;
-    });
-    up.body.pipe(res as NodeJS.WritableStream, { end: false });
-    res.once('close', () => {
-      if (!res.writableFinished) up.abort();
-    });
-    const trailers = await up.trailers.catch(() => undefined);
-    if (trailers === undefined) {
-      // The upstream broke mid-response: the client sees a reset, as Envoy gives it.
-      mark(ex, 'WP_ERR_UPSTREAM_RESET_MID_RESPONSE');
-      res.destroy();
-      return;
-    }
-    const t = Object.entries({ ...statusTrailers, ...trailers }).filter(([k]) => !k.startsWith(':'));
-    if (t.length > 0) {
-      const ts = Object.fromEntries(t);
-      const tgs = ts['grpc-status'];
-      if (tgs !== undefined) ex.grpcStatus = String(tgs);
-      res.addTrailers(ts as http.OutgoingHttpHeaders);
-    }
-    res.end();
+    await respond(res, ex, route, last.response);
   }
 
   /** Fire and forget: a copy of the request to another cluster, its response discarded. */
