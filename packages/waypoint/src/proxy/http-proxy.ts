@@ -5,11 +5,10 @@
  * load balancing, circuit breaking and outlier detection; telemetry and an access log line.
  * The decisions are pure functions in route/, retry/, fault/, lb/ and authz/; this file does I/O.
  */
-import { randomFillSync, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import http2 from 'node:http2';
 import type { Duplex } from 'node:stream';
-import { validTraceparent } from '@ambient/shared';
 import type { Logger } from 'pino';
 import { evaluateRbac } from '../authz/rbac.js';
 import type { Route, RouteAction, UpstreamCluster, WaypointConfig } from '../config/waypoint-config.js';
@@ -34,6 +33,7 @@ import { localReply } from './local-reply.js';
 import { ReplayableBody } from './replayable-body.js';
 import { startAttempt } from './request-attempt.js';
 import { runAttempts } from './retry-loop.js';
+import { newTraceparent } from './trace-context.js';
 import type { UpstreamPool } from './upstream-pool.js';
 import { HOP_BY_HOP, respond } from './upstream-response.js';
 import { REPLIES, rawReply, type WaypointErrorCode } from './waypoint-errors.js';
@@ -62,31 +62,6 @@ export type { ConnectionContext } from './exchange.js';
 export { DEFAULT_MAX_HEADERS_COUNT } from './header-limits.js';
 
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
-
-/**
- * Random hex for trace and span ids, cut from a pool refilled 4 KiB at a time: one
- * randomFillSync per request was a visible share of the waypoint's CPU.
- */
-const RANDOM_POOL = Buffer.alloc(4096);
-let randomOffset = RANDOM_POOL.length;
-function randomHex(bytes: number): string {
-  if (randomOffset + bytes > RANDOM_POOL.length) {
-    randomFillSync(RANDOM_POOL);
-    randomOffset = 0;
-  }
-  randomOffset += bytes;
-  return RANDOM_POOL.toString('hex', randomOffset - bytes, randomOffset);
-}
-
-function newTraceparent(incoming: unknown): string {
-  const valid = validTraceparent(incoming);
-  const span = randomHex(8);
-  if (valid) {
-    const [version, trace, , sampled] = valid.split('-');
-    return `${version}-${trace}-${span}-${sampled}`;
-  }
-  return `00-${randomHex(16)}-${span}-01`;
-}
 
 /** A request's headers as one lower-case map with the pseudo-headers, for matching. */
 function headerView(
