@@ -3,7 +3,10 @@
  * chain's codec, or sniffed from the HTTP/2 preface), then per request: RBAC, route selection,
  * fault injection, redirects and direct responses, or the upstream with retries, timeouts,
  * load balancing, circuit breaking and outlier detection; telemetry and an access log line.
- * The decisions are pure functions in route/, retry/, fault/, lb/ and authz/; this file does I/O.
+ * The decisions are pure functions in route/, retry/, fault/, lb/ and authz/. This file wires the
+ * servers and the per-request steps: header-limits.ts, request-attempt.ts (one upstream attempt),
+ * retry-loop.ts (the attempts of a request), upstream-response.ts, local-reply.ts (answers from
+ * the table in waypoint-errors.ts) and access-log.ts (metrics and the access log line).
  */
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
