@@ -7,7 +7,7 @@ import type { AttemptOutcome } from '../retry/retry-policy.js';
 import type { RequestMetrics } from '../telemetry/request-metrics.js';
 import type { ReplayableBody } from './replayable-body.js';
 import { UpstreamConnectError, type UpstreamPool } from './upstream-pool.js';
-import type { WaypointErrorCode } from './waypoint-errors.js';
+import { REPLIES, type WaypointErrorCode } from './waypoint-errors.js';
 
 export interface UpstreamResponse {
   readonly status: number;
@@ -58,7 +58,12 @@ export function startAttempt(
       Number.isFinite(remaining) && remaining > 0
         ? setTimeout(() => {
             cancel();
-            settle({ ok: false, outcome: { status: 504 }, error: 'WP_ERR_UPSTREAM_TIMEOUT' });
+            // A timed-out try counts for retry_on as the status it is answered with (504).
+            settle({
+              ok: false,
+              outcome: { status: REPLIES.WP_ERR_UPSTREAM_TIMEOUT.status },
+              error: 'WP_ERR_UPSTREAM_TIMEOUT',
+            });
           }, remaining)
         : undefined;
     if (cluster.protocol === 'http2') {
