@@ -3,3 +3,5 @@
 export { WaypointApp } from './app/waypoint-app.js';
 export type { WaypointSettings } from './app/waypoint-settings.js';
 export { parseWaypointSettings } from './app/waypoint-settings.js';
+export { clusterLoadAssignmentResourceType } from './xds/envoy-xds.js';
+export { WaypointConfigStore } from './xds/waypoint-config-store.js';

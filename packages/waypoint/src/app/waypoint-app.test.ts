@@ -1,3 +1,4 @@
+import { SpiffeId } from '@ambient/shared';
 import { describe, expect, it } from 'vitest';
 import type { FilterChain, UpstreamEndpoint, WaypointConfig } from '../config/waypoint-config.js';
 import { matchChain, parseBaggage, sourceWorkload } from './waypoint-app.js';
@@ -49,7 +50,7 @@ describe('sourceWorkload', () => {
     workload,
     namespace: 'demo',
     serviceAccount: sa,
-    identity: `spiffe://cluster.local/ns/demo/sa/${sa}`,
+    identity: SpiffeId.of('cluster.local', 'demo', sa),
     tunnel: 'hbone',
   });
   const config: WaypointConfig = {

@@ -21,7 +21,6 @@ import {
   HboneServer,
   type HttpHandler,
   listenHttp,
-  MeshError,
   SpiffeId,
   sendJson,
   sendText,
@@ -37,6 +36,7 @@ import { matchCidr } from '../match/cidr-match.js';
 import { duplexPair } from '../proxy/duplex-pair.js';
 import { HttpProxy } from '../proxy/http-proxy.js';
 import { UpstreamPool } from '../proxy/upstream-pool.js';
+import { hboneRefusal, REPLIES } from '../proxy/waypoint-errors.js';
 import { RequestMetrics } from '../telemetry/request-metrics.js';
 import { WaypointConfigStore } from '../xds/waypoint-config-store.js';
 import type { WaypointSettings } from './waypoint-settings.js';
@@ -106,7 +106,7 @@ export function sourceWorkload(
   principal: string,
 ): { sourceWorkload?: string } {
   for (const eps of config.endpoints.values()) {
-    const ep = eps.find((e) => e.address === sourceIp && e.identity === principal);
+    const ep = eps.find((e) => e.address === sourceIp && e.identity?.toString() === principal);
     if (ep) return { sourceWorkload: ep.workload };
   }
   return {};
@@ -268,9 +268,10 @@ export class WaypointApp {
     const listener = this.store.config.listener;
     const chain = listener ? matchChain(listener.chains, req.target.host, req.target.port) : undefined;
     if (!chain) {
-      this.requestMetrics.downstreamErrors.inc({ reason: 'no_filter_chain' });
-      throw new MeshError(
-        'MESH_ERR_HBONE_BAD_REQUEST',
+      const reason = REPLIES.WP_ERR_NO_FILTER_CHAIN.metricReason;
+      if (reason) this.requestMetrics.downstreamErrors.inc({ reason });
+      throw hboneRefusal(
+        'WP_ERR_NO_FILTER_CHAIN',
         `no filter chain for ${req.target.host}:${req.target.port} on this waypoint`,
       );
     }
@@ -303,11 +304,11 @@ export class WaypointApp {
     }
     const ep = lb?.pick(config.endpoints.get(clusterName) ?? []);
     if (!cluster || !ep)
-      throw new MeshError('MESH_ERR_HBONE_UPSTREAM', `no endpoint for cluster ${clusterName}`);
+      throw hboneRefusal('WP_ERR_TCP_NO_ENDPOINT', `no endpoint for cluster ${clusterName}`);
     try {
       return await (this.upstreams as UpstreamPool).connect(ep, cluster.connectTimeoutMs);
     } catch (err) {
-      throw new MeshError('MESH_ERR_HBONE_UPSTREAM', (err as Error).message, { cause: err });
+      throw hboneRefusal('WP_ERR_TCP_UPSTREAM_CONNECT', (err as Error).message, { cause: err });
     }
   }
 

@@ -2,6 +2,7 @@
  * The waypoint's domain config: what its Envoy resources (docs/waypoint-xds.md) decode into.
  * Nothing behind the xDS boundary sees a wire type. All values are frozen once decoded.
  */
+import type { SpiffeId } from '@ambient/shared';
 
 /**
  * A regex from config, compiled by RE2 (linear time, never a backtracking JavaScript RegExp):
@@ -256,7 +257,8 @@ export interface UpstreamEndpoint {
   readonly workload: string;
   readonly namespace: string;
   readonly serviceAccount: string;
-  readonly identity: string;
+  /** Parsed by the decoder; absent only for an endpoint outside the mesh (`tunnel: none`). */
+  readonly identity?: SpiffeId;
   readonly tunnel: 'hbone' | 'none';
 }
 

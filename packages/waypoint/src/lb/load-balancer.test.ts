@@ -1,3 +1,4 @@
+import { SpiffeId } from '@ambient/shared';
 import { describe, expect, it } from 'vitest';
 import type { UpstreamEndpoint } from '../config/waypoint-config.js';
 import { createLoadBalancer } from './create-load-balancer.js';
@@ -14,7 +15,7 @@ function ep(n: number): UpstreamEndpoint {
     workload: `pod-${n}`,
     namespace: 'ns',
     serviceAccount: 'sa',
-    identity: 'spiffe://cluster.local/ns/ns/sa/sa',
+    identity: SpiffeId.of('cluster.local', 'ns', 'sa'),
     tunnel: 'hbone',
   };
 }

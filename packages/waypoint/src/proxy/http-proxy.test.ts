@@ -124,7 +124,7 @@ function endpoint(name: string, port: number): UpstreamEndpoint {
     workload: name,
     namespace: 'demo',
     serviceAccount: 'reviews',
-    identity: 'spiffe://cluster.local/ns/demo/sa/reviews',
+    identity: SpiffeId.of('cluster.local', 'demo', 'reviews'),
     tunnel: 'none',
   };
 }

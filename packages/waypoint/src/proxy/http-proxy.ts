@@ -3,51 +3,43 @@
  * chain's codec, or sniffed from the HTTP/2 preface), then per request: RBAC, route selection,
  * fault injection, redirects and direct responses, or the upstream with retries, timeouts,
  * load balancing, circuit breaking and outlier detection; telemetry and an access log line.
- * The decisions are pure functions in route/, retry/, fault/, lb/ and authz/; this file does I/O.
+ * The decisions are pure functions in route/, retry/, fault/, lb/ and authz/. This file wires the
+ * servers and the per-request steps: header-limits.ts, request-attempt.ts (one upstream attempt),
+ * retry-loop.ts (the attempts of a request), upstream-response.ts, local-reply.ts (answers from
+ * the table in waypoint-errors.ts) and access-log.ts (metrics and the access log line).
  */
-import { randomFillSync, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import http2 from 'node:http2';
-import type { Duplex, Readable } from 'node:stream';
-import { type HostPort, type SpiffeId, validTraceparent } from '@ambient/shared';
+import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { evaluateRbac } from '../authz/rbac.js';
-import type {
-  FilterChain,
-  HttpChain,
-  Route,
-  RouteAction,
-  UpstreamCluster,
-  UpstreamEndpoint,
-  WaypointConfig,
-} from '../config/waypoint-config.js';
+import type { Route, RouteAction, UpstreamCluster, WaypointConfig } from '../config/waypoint-config.js';
 import { decideFault } from '../fault/fault-decision.js';
 import { ClusterRuntime } from '../lb/cluster-runtime.js';
 import { hashKey } from '../lb/hash-key.js';
-import { type AttemptOutcome, isRetriable, retryBackoffMs } from '../retry/retry-policy.js';
 import { applyHeaderMutation } from '../route/header-mutation.js';
 import { rewritePath } from '../route/path-rewrite.js';
 import { redirectLocation } from '../route/redirect-location.js';
 import { selectRoute } from '../route/route-select.js';
 import { pickWeightedCluster } from '../route/weighted-cluster.js';
-import type { RequestLabels, RequestMetrics } from '../telemetry/request-metrics.js';
+import type { RequestMetrics } from '../telemetry/request-metrics.js';
+import { recordExchange } from './access-log.js';
+import { type ConnectionContext, type Exchange, mark } from './exchange.js';
+import {
+  DEFAULT_MAX_HEADERS_COUNT,
+  guardHeaders,
+  H2_MAX_HEADER_PAIRS,
+  headerCount,
+} from './header-limits.js';
+import { localReply } from './local-reply.js';
 import { ReplayableBody } from './replayable-body.js';
-import { UpstreamConnectError, type UpstreamPool } from './upstream-pool.js';
-
-/** What the HBONE layer knows about a connection handed to the proxy. */
-export interface ConnectionContext {
-  /** The client's identity from its HBONE certificate. */
-  readonly peer: SpiffeId;
-  /** The verified HBONE connection's remote address, never one a client wrote in a header. */
-  readonly sourceIp: string;
-  /** The workload known at `sourceIp` with the peer's identity, for telemetry. */
-  readonly sourceWorkload?: string;
-  /** The original destination (the CONNECT authority): a service VIP and port. */
-  readonly target: HostPort;
-  readonly chain: FilterChain & { readonly handler: HttpChain };
-  /** Peer metadata from the CONNECT `baggage` header. */
-  readonly baggage: ReadonlyMap<string, string>;
-}
+import { startAttempt } from './request-attempt.js';
+import { runAttempts } from './retry-loop.js';
+import { newTraceparent } from './trace-context.js';
+import type { UpstreamPool } from './upstream-pool.js';
+import { HOP_BY_HOP, respond } from './upstream-response.js';
+import { REPLIES, rawReply, type WaypointErrorCode } from './waypoint-errors.js';
 
 export interface HttpProxyInputs {
   readonly config: () => WaypointConfig;
@@ -69,110 +61,10 @@ export interface HttpProxyInputs {
   readonly maxHeadersCount?: number;
 }
 
-/** Envoy's default max_headers_count (DEFAULT_MAX_HEADERS_COUNT). */
-export const DEFAULT_MAX_HEADERS_COUNT = 100;
-
-/**
- * Node's own HTTP/2 header-count cap, kept above what fits in the header size limit (every
- * entry counts at least 32 bytes of it) so that this proxy counts and answers 431 itself; past
- * it Node resets the stream, which is a refusal too.
- */
-const H2_MAX_HEADER_PAIRS = 4096;
-
-/** Envoy's response flags this proxy sets. */
-export type ResponseFlag = 'NR' | 'UH' | 'UF' | 'UO' | 'URX' | 'DC' | 'UT' | 'UC' | 'UR' | 'NC' | 'DI' | 'FI';
-
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'transfer-encoding',
-  'upgrade',
-  'te',
-  'http2-settings',
-  'host',
-]);
+export type { ConnectionContext } from './exchange.js';
+export { DEFAULT_MAX_HEADERS_COUNT } from './header-limits.js';
 
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
-
-/** Envoy's local reply bodies. */
-const BODIES: Partial<Record<ResponseFlag, string>> = {
-  UH: 'no healthy upstream',
-  UF: 'upstream connect error or disconnect/reset before headers. reset reason: connection failure',
-  UO: 'upstream connect error or disconnect/reset before headers. reset reason: overflow',
-  UT: 'upstream request timeout',
-  UC: 'upstream connect error or disconnect/reset before headers. reset reason: connection termination',
-  UR: 'upstream connect error or disconnect/reset before headers. reset reason: remote reset',
-};
-
-interface UpstreamResponse {
-  readonly status: number;
-  readonly headers: Record<string, string | string[]>;
-  readonly body: Readable;
-  /** Resolves with the trailers (empty when none) once the body has ended. */
-  readonly trailers: Promise<Record<string, string | string[]>>;
-  /** Abort the attempt (discard its response). */
-  readonly abort: () => void;
-}
-
-type Attempt =
-  | { ok: true; response: UpstreamResponse }
-  | { ok: false; outcome: AttemptOutcome; flag: ResponseFlag };
-
-/** Per-request state carried to the access log and metrics. */
-interface Exchange {
-  readonly start: number;
-  readonly ctx: ConnectionContext;
-  readonly method: string;
-  readonly path: string;
-  readonly authority: string;
-  readonly requestId: string;
-  readonly traceparent: string;
-  readonly grpc: boolean;
-  readonly protocol: string;
-  flags: Set<ResponseFlag>;
-  status: number;
-  grpcStatus?: string;
-  route?: string;
-  cluster?: UpstreamCluster;
-  endpoint?: UpstreamEndpoint;
-  attempts: number;
-  requestBytes: number;
-  responseBytes: number;
-}
-
-/**
- * Random hex for trace and span ids, cut from a pool refilled 4 KiB at a time: one
- * randomFillSync per request was a visible share of the waypoint's CPU.
- */
-const RANDOM_POOL = Buffer.alloc(4096);
-let randomOffset = RANDOM_POOL.length;
-function randomHex(bytes: number): string {
-  if (randomOffset + bytes > RANDOM_POOL.length) {
-    randomFillSync(RANDOM_POOL);
-    randomOffset = 0;
-  }
-  randomOffset += bytes;
-  return RANDOM_POOL.toString('hex', randomOffset - bytes, randomOffset);
-}
-
-function newTraceparent(incoming: unknown): string {
-  const valid = validTraceparent(incoming);
-  const span = randomHex(8);
-  if (valid) {
-    const [version, trace, , sampled] = valid.split('-');
-    return `${version}-${trace}-${span}-${sampled}`;
-  }
-  return `00-${randomHex(16)}-${span}-01`;
-}
-
-/** How many header fields a request carried, pseudo-headers not counted. */
-function headerCount(req: http.IncomingMessage | http2.Http2ServerRequest): number {
-  let n = 0;
-  const raw = req.rawHeaders;
-  for (let i = 0; i < raw.length; i += 2) if (!raw[i]?.startsWith(':')) n++;
-  return n;
-}
 
 /** A request's headers as one lower-case map with the pseudo-headers, for matching. */
 function headerView(
@@ -223,9 +115,9 @@ export class HttpProxy {
     );
     // Upgrades (WebSocket, h2c) are not configured on this waypoint: refused as Envoy does.
     this.http1.on('upgrade', (req: http.IncomingMessage, socket: Duplex) => {
-      inputs.metrics.downstreamErrors.inc({ reason: 'upgrade_refused' });
+      this.countDownstreamError('WP_ERR_UPGRADE_REFUSED');
       inputs.logger.debug({ upgrade: req.headers.upgrade }, 'upgrade refused');
-      socket.end('HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+      socket.end(rawReply('WP_ERR_UPGRADE_REFUSED'));
     });
     this.http2 = http2.createServer({
       maxSessionMemory: 64,
@@ -239,7 +131,7 @@ export class HttpProxy {
     this.http2.on('request', (req, res) =>
       this.onRequest(req, res, this.contexts.get(req.stream.session ?? {})),
     );
-    this.http2.on('sessionError', () => inputs.metrics.downstreamErrors.inc({ reason: 'http2_protocol' }));
+    this.http2.on('sessionError', () => this.countDownstreamError('WP_ERR_HTTP2_PROTOCOL'));
   }
 
   /** Serves HTTP on a connection (the inner stream of an HBONE tunnel). */
@@ -275,7 +167,14 @@ export class HttpProxy {
 
   private hand(server: http.Server | http2.Http2Server, conn: Duplex, ctx: ConnectionContext): void {
     this.contexts.set(conn, ctx);
-    if (server === this.http1) this.guardHeaders(conn);
+    if (server === this.http1)
+      this.headerGuards.set(
+        conn,
+        guardHeaders(conn, this.inputs.headersTimeoutMs ?? 10_000, () => {
+          this.countDownstreamError('WP_ERR_HEADERS_TIMEOUT');
+          conn.end(rawReply('WP_ERR_HEADERS_TIMEOUT'));
+        }),
+      );
     this.handing = ctx;
     try {
       server.emit('connection', conn);
@@ -285,59 +184,20 @@ export class HttpProxy {
     conn.resume();
   }
 
-  /**
-   * Node's headers timeout only watches sockets it accepted itself, not the tunnel streams handed
-   * to it: a client that starts a request and does not finish its headers in time gets 408 here.
-   */
-  private guardHeaders(conn: Duplex): void {
-    const ms = this.inputs.headersTimeoutMs ?? 10_000;
-    let timer: NodeJS.Timeout | undefined;
-    let inRequest = false;
-    const stop = () => {
-      clearTimeout(timer);
-      timer = undefined;
-    };
-    conn.on('data', () => {
-      if (inRequest || timer) return;
-      timer = setTimeout(() => {
-        timer = undefined;
-        if (inRequest || conn.destroyed) return;
-        this.inputs.metrics.downstreamErrors.inc({ reason: 'request_headers_timeout' });
-        conn.end('HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
-      }, ms);
-    });
-    conn.once('close', stop);
-    this.headerGuards.set(conn, (res) => {
-      inRequest = true;
-      stop();
-      const done = () => {
-        inRequest = false;
-      };
-      res.once('finish', done);
-      res.once('close', done);
-    });
+  private onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+    const key = clientErrorOf(err.code ?? '');
+    this.countDownstreamError(key);
+    this.inputs.logger.debug(
+      { reason: REPLIES[key].metricReason, err: err.message },
+      'downstream input refused',
+    );
+    if (REPLIES[key].delivery === 'raw' && socket.writable) socket.end(rawReply(key));
+    else socket.destroy();
   }
 
-  private onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
-    const { metrics } = this.inputs;
-    const code = err.code ?? '';
-    let reply = 'HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n';
-    let reason = 'malformed_request';
-    if (code === 'HPE_HEADER_OVERFLOW') {
-      reason = 'headers_too_large';
-      reply =
-        'HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\nconnection: close\r\n\r\n';
-    } else if (code === 'ERR_HTTP_REQUEST_TIMEOUT') {
-      reason = 'request_headers_timeout';
-      reply = 'HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n';
-    } else if (code === 'ECONNRESET') {
-      reason = 'downstream_reset';
-      reply = '';
-    }
-    metrics.downstreamErrors.inc({ reason });
-    this.inputs.logger.debug({ reason, err: err.message }, 'downstream input refused');
-    if (reply && socket.writable) socket.end(reply);
-    else socket.destroy();
+  private countDownstreamError(key: WaypointErrorCode): void {
+    const reason = REPLIES[key].metricReason;
+    if (reason) this.inputs.metrics.downstreamErrors.inc({ reason });
   }
 
   private runtime(cluster: UpstreamCluster): ClusterRuntime {
@@ -358,7 +218,7 @@ export class HttpProxy {
     ctx: ConnectionContext | undefined,
   ): Promise<void> {
     if (!ctx) {
-      res.statusCode = 500;
+      res.statusCode = REPLIES.WP_ERR_NO_CONTEXT.status;
       res.end();
       return;
     }
@@ -391,7 +251,7 @@ export class HttpProxy {
       await this.process(req, res, ex, body, () => downstreamGone);
     } catch (err) {
       this.inputs.logger.error({ err }, 'request failed');
-      if (!res.headersSent) this.localReply(res, ex, 500, undefined, '');
+      if (!res.headersSent) localReply(res, ex, 'WP_ERR_INTERNAL');
       else res.destroy();
     }
     if (!res.writableFinished && !downstreamGone && !res.destroyed) {
@@ -400,9 +260,9 @@ export class HttpProxy {
         res.once('finish', resolve);
       });
     }
-    if (downstreamGone && !res.writableFinished) ex.flags.add('DC');
+    if (downstreamGone && !res.writableFinished) mark(ex, 'WP_ERR_DOWNSTREAM_GONE');
     ex.requestBytes = body.bytes;
-    this.finish(ex, res.writableFinished ? ex.status : downstreamGone ? 0 : ex.status);
+    recordExchange(this.inputs, ex, res.writableFinished ? ex.status : downstreamGone ? 0 : ex.status);
   }
 
   private async process(
@@ -417,15 +277,10 @@ export class HttpProxy {
       ctx.chain.handler.maxHeadersCount ?? this.inputs.maxHeadersCount ?? DEFAULT_MAX_HEADERS_COUNT;
     if (headerCount(req) > limit) {
       // Refused whole: policy and upstream must see the same headers, all of them.
-      this.inputs.metrics.downstreamErrors.inc({ reason: 'too_many_headers' });
-      return this.localReply(
-        res,
-        ex,
-        431,
-        undefined,
-        'request header fields too many',
-        'stream' in res ? {} : { connection: 'close' },
-      );
+      this.countDownstreamError('WP_ERR_TOO_MANY_HEADERS');
+      return localReply(res, ex, 'WP_ERR_TOO_MANY_HEADERS', {
+        headers: 'stream' in res ? {} : { connection: 'close' },
+      });
     }
     const view = headerView(req, ex.authority);
     const verdict = evaluateRbac(ctx.chain.handler.rbac, {
@@ -436,34 +291,37 @@ export class HttpProxy {
     });
     if (!verdict.allowed) {
       ex.route = verdict.policy;
-      return this.localReply(res, ex, 403, undefined, 'RBAC: access denied');
+      return localReply(res, ex, 'WP_ERR_RBAC_DENIED');
     }
     const config = this.inputs.config();
     const table = config.routes.get(ctx.chain.handler.routeConfigName);
     const route = table
       ? selectRoute(table, { method: ex.method, path: ex.path, authority: ex.authority, headers: view })
       : undefined;
-    if (!route) return this.localReply(res, ex, 404, 'NR', '');
+    if (!route) return localReply(res, ex, 'WP_ERR_NO_ROUTE');
     ex.route = route.name;
 
     if (route.fault) {
       const fault = decideFault(route.fault, this.random);
       if (fault.delayMs !== undefined) {
-        ex.flags.add('DI');
+        mark(ex, 'fault_delay');
         await new Promise((resolve) => setTimeout(resolve, fault.delayMs));
         if (downstreamGone()) return;
       }
       if (fault.abort) {
-        ex.flags.add('FI');
         if (fault.abort.grpcStatus !== undefined && ex.grpc) {
           ex.grpcStatus = String(fault.abort.grpcStatus);
-          return this.localReply(res, ex, 200, undefined, '', {
-            'content-type': 'application/grpc',
-            'grpc-status': String(fault.abort.grpcStatus),
-            'grpc-message': 'fault filter abort',
+          return localReply(res, ex, 'fault_abort_grpc', {
+            headers: {
+              'content-type': 'application/grpc',
+              'grpc-status': String(fault.abort.grpcStatus),
+              'grpc-message': REPLIES.fault_abort.body,
+            },
           });
         }
-        return this.localReply(res, ex, fault.abort.httpStatus ?? 503, undefined, 'fault filter abort');
+        return localReply(res, ex, 'fault_abort', {
+          ...(fault.abort.httpStatus !== undefined && { status: fault.abort.httpStatus }),
+        });
       }
     }
 
@@ -474,10 +332,13 @@ export class HttpProxy {
         authority: ex.authority,
         path: ex.path,
       });
-      return this.localReply(res, ex, action.status, undefined, '', { location });
+      return localReply(res, ex, 'redirect', { status: action.status, headers: { location } });
     }
     if (action.kind === 'direct')
-      return this.localReply(res, ex, action.status, undefined, action.body ?? '');
+      return localReply(res, ex, 'direct_response', {
+        status: action.status,
+        ...(action.body !== undefined && { body: action.body }),
+      });
     await this.forward(req, res, ex, route, action, body, view, downstreamGone);
   }
 
@@ -495,7 +356,7 @@ export class HttpProxy {
     const config = this.inputs.config();
     const clusterName = pickWeightedCluster(action.clusters, this.random());
     const cluster = clusterName ? config.clusters.get(clusterName) : undefined;
-    if (!cluster) return this.localReply(res, ex, 503, 'NC', '');
+    if (!cluster) return localReply(res, ex, 'WP_ERR_NO_CLUSTER');
     ex.cluster = cluster;
     const rt = this.runtime(cluster);
 
@@ -524,104 +385,19 @@ export class HttpProxy {
     }
 
     const key = hashKey(action.hashPolicies, { headers: view, sourceIp: ex.ctx.sourceIp });
-    const policy = action.retry;
-    const deadline = action.timeoutMs > 0 ? ex.start + action.timeoutMs : Number.POSITIVE_INFINITY;
-    let current: Attempt | undefined;
-    let last: Attempt | undefined;
-    let timedOut = false;
-    const overall =
-      action.timeoutMs > 0
-        ? setTimeout(() => {
-            timedOut = true;
-            if (current?.ok) current.response.abort();
-            abortInFlight?.();
-          }, action.timeoutMs)
-        : undefined;
-    let abortInFlight: (() => void) | undefined;
-    // A client that goes away cancels the upstream request, as Envoy resets it (flag DC).
-    res.once('close', () => {
-      if (res.writableFinished) return;
-      abortInFlight?.();
-      if (current?.ok) current.response.abort();
+    const { last, timedOut } = await runAttempts({
+      deps: this.inputs,
+      random: this.random,
+      config,
+      cluster,
+      runtime: rt,
+      action,
+      ex,
+      request: { path, authority, headers, body },
+      key,
+      res,
+      downstreamGone,
     });
-    try {
-      // A retry holds a unit of max_retries (or of the retry budget) until its attempt ends.
-      let retrying = false;
-      const endRetry = () => {
-        if (retrying) rt.retryFinished();
-        retrying = false;
-      };
-      for (let attempt = 0; ; attempt++) {
-        const endpoints = config.endpoints.get(cluster.name) ?? [];
-        const pick = rt.pick(endpoints, key, ex.endpoint);
-        if (!pick.ok) {
-          current = {
-            ok: false,
-            outcome: pick.reason === 'overflow' ? { overflow: true } : { connectFailure: true },
-            flag: pick.reason === 'overflow' ? 'UO' : 'UH',
-          };
-          if (pick.reason === 'overflow')
-            this.inputs.metrics.overflows.inc({ cluster: cluster.name, limit: 'max_requests' });
-          endRetry();
-          last = current;
-          break;
-        }
-        ex.endpoint = pick.endpoint;
-        ex.attempts = attempt + 1;
-        const perTry = policy?.perTryTimeoutMs ?? 0;
-        const attemptDeadline = Math.min(
-          deadline,
-          perTry > 0 ? performance.now() + perTry : Number.POSITIVE_INFINITY,
-        );
-        const started = this.attempt(
-          cluster,
-          pick.endpoint,
-          ex.method,
-          path,
-          authority,
-          headers,
-          body,
-          attemptDeadline,
-          ex.ctx.sourceIp,
-        );
-        abortInFlight = started.cancel;
-        current = await started.result;
-        abortInFlight = undefined;
-        rt.requestFinished(pick.endpoint, current.ok ? current.response.status : undefined, !current.ok);
-        endRetry();
-        last = current;
-        if (timedOut || downstreamGone()) break;
-        const grpcStatus = current.ok ? grpcStatusOf(current.response.headers) : undefined;
-        const outcome: AttemptOutcome = current.ok
-          ? { status: current.response.status, ...(grpcStatus !== undefined && { grpcStatus }) }
-          : current.outcome;
-        if (!policy || !isRetriable(policy, outcome)) break;
-        if (attempt >= policy.numRetries) {
-          ex.flags.add('URX');
-          break;
-        }
-        if (!body.replayable) break;
-        if (!rt.tryStartRetry()) {
-          this.inputs.metrics.overflows.inc({ cluster: cluster.name, limit: 'retries' });
-          break;
-        }
-        retrying = true;
-        const wait = retryBackoffMs(policy, attempt, this.random);
-        if (performance.now() + wait >= deadline) {
-          endRetry();
-          break;
-        }
-        if (current.ok) current.response.abort();
-        this.inputs.metrics.retries.inc({ cluster: cluster.name });
-        await new Promise((resolve) => setTimeout(resolve, wait));
-        if (timedOut || downstreamGone()) {
-          endRetry();
-          break;
-        }
-      }
-    } finally {
-      clearTimeout(overall);
-    }
     if (downstreamGone()) {
       // Nobody to answer: the upstream request was cancelled and the exchange is logged as DC.
       if (last?.ok) last.response.abort();
@@ -629,199 +405,11 @@ export class HttpProxy {
     }
     if (timedOut) {
       if (last?.ok) last.response.abort();
-      return this.localReply(res, ex, 504, 'UT', BODIES.UT ?? '');
+      return localReply(res, ex, 'WP_ERR_UPSTREAM_TIMEOUT');
     }
-    if (!last) return this.localReply(res, ex, 503, 'UH', BODIES.UH ?? '');
-    if (!last.ok) {
-      const flag = last.flag;
-      const status = flag === 'UT' ? 504 : 503;
-      return this.localReply(res, ex, status, flag, BODIES[flag] ?? '');
-    }
-    await this.respond(res, ex, route, last.response);
-  }
-
-  /** Streams an upstream response to the client, with the route's response header changes. */
-  private async respond(
-    res: http.ServerResponse | http2.Http2ServerResponse,
-    ex: Exchange,
-    route: Route,
-    up: UpstreamResponse,
-  ): Promise<void> {
-    const base: Record<string, string | string[]> = {};
-    for (const [k, v] of Object.entries(up.headers)) {
-      if (k.startsWith(':') || HOP_BY_HOP.has(k)) continue;
-      base[k] = v;
-    }
-    const headers = applyHeaderMutation(base, route.responseHeaders);
-    headers['x-request-id'] = ex.requestId;
-    ex.status = up.status;
-    const gs = grpcStatusOf(up.headers);
-    if (gs !== undefined) ex.grpcStatus = String(gs);
-    // A gRPC trailers-only response: the status goes to the client as trailers after the
-    // headers (Node's server cannot send a single HEADERS frame that ends the stream).
-    const statusTrailers = ex.grpc && 'stream' in res ? takeGrpcStatus(headers) : {};
-    res.writeHead(up.status, headers as http.OutgoingHttpHeaders);
-    up.body.on('data', (c: Buffer) => {
-      ex.responseBytes += c.length;
-    });
-    up.body.pipe(res as NodeJS.WritableStream, { end: false });
-    res.once('close', () => {
-      if (!res.writableFinished) up.abort();
-    });
-    const trailers = await up.trailers.catch(() => undefined);
-    if (trailers === undefined) {
-      // The upstream broke mid-response: the client sees a reset, as Envoy gives it.
-      ex.flags.add('UR');
-      res.destroy();
-      return;
-    }
-    const t = Object.entries({ ...statusTrailers, ...trailers }).filter(([k]) => !k.startsWith(':'));
-    if (t.length > 0) {
-      const ts = Object.fromEntries(t);
-      const tgs = ts['grpc-status'];
-      if (tgs !== undefined) ex.grpcStatus = String(tgs);
-      res.addTrailers(ts as http.OutgoingHttpHeaders);
-    }
-    res.end();
-  }
-
-  /**
-   * One attempt to one endpoint. Resolves with the response headers and a body stream, or with
-   * the failure as a retry outcome and an Envoy response flag.
-   */
-  private attempt(
-    cluster: UpstreamCluster,
-    ep: UpstreamEndpoint,
-    method: string,
-    path: string,
-    authority: string,
-    headers: Record<string, string | string[]>,
-    body: ReplayableBody,
-    deadline: number,
-    clientIp?: string,
-  ): { result: Promise<Attempt>; cancel: () => void } {
-    let cancel = () => {};
-    const result = new Promise<Attempt>((resolve) => {
-      let settled = false;
-      const settle = (a: Attempt) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        resolve(a);
-      };
-      const remaining = deadline - performance.now();
-      const timer =
-        Number.isFinite(remaining) && remaining > 0
-          ? setTimeout(() => {
-              cancel();
-              settle({ ok: false, outcome: { status: 504 }, flag: 'UT' });
-            }, remaining)
-          : undefined;
-      if (cluster.protocol === 'http2') {
-        this.inputs.upstreams.http2Session(ep, cluster.connectTimeoutMs, clientIp).then(
-          (session) => {
-            if (settled) return;
-            let stream: http2.ClientHttp2Stream;
-            try {
-              stream = session.request({
-                ...headers,
-                ':method': method,
-                ':path': path,
-                ':authority': authority,
-                ':scheme': 'http',
-              });
-            } catch {
-              settle({ ok: false, outcome: { connectFailure: true }, flag: 'UF' });
-              return;
-            }
-            cancel = () => {
-              body.detach(stream);
-              stream.close(http2.constants.NGHTTP2_CANCEL);
-            };
-            if (!body.attach(stream)) stream.end();
-            const trailers = new Promise<Record<string, string | string[]>>((resolveT, rejectT) => {
-              let got: Record<string, string | string[]> = {};
-              stream.on('trailers', (t) => {
-                got = t as Record<string, string | string[]>;
-              });
-              stream.on('end', () => resolveT(got));
-              stream.on('close', () => {
-                if (stream.rstCode && stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR)
-                  rejectT(new Error('reset'));
-                else resolveT(got);
-              });
-              stream.on('error', (err) => rejectT(err));
-            });
-            trailers.catch(() => {});
-            stream.on('response', (h) => {
-              const status = Number(h[':status']);
-              settle({
-                ok: true,
-                response: {
-                  status,
-                  headers: h as Record<string, string | string[]>,
-                  body: stream,
-                  trailers,
-                  abort: () => stream.close(http2.constants.NGHTTP2_CANCEL),
-                },
-              });
-            });
-            stream.on('error', () => {
-              const refused = stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM;
-              settle({ ok: false, outcome: refused ? { refusedStream: true } : { reset: true }, flag: 'UR' });
-            });
-            stream.on('close', () => {
-              const refused = stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM;
-              settle({ ok: false, outcome: refused ? { refusedStream: true } : { reset: true }, flag: 'UR' });
-            });
-          },
-          () => settle({ ok: false, outcome: { connectFailure: true }, flag: 'UF' }),
-        );
-        return;
-      }
-      if (this.inputs.upstreams.wouldOverflow(cluster)) {
-        this.inputs.metrics.overflows.inc({ cluster: cluster.name, limit: 'pending_requests' });
-        settle({ ok: false, outcome: { overflow: true }, flag: 'UO' });
-        return;
-      }
-      const h1 = { ...headers, host: authority };
-      const upReq = this.inputs.upstreams.http1Request(cluster, ep, method, path, h1, clientIp);
-      cancel = () => {
-        body.detach(upReq);
-        upReq.destroy();
-      };
-      upReq.on('response', (r: http.IncomingMessage) => {
-        const trailers = new Promise<Record<string, string | string[]>>((resolveT, rejectT) => {
-          r.on('end', () => resolveT(r.trailers as Record<string, string | string[]>));
-          r.on('aborted', () => rejectT(new Error('aborted')));
-          r.on('error', rejectT);
-          r.on('close', () => {
-            if (!r.complete) rejectT(new Error('closed'));
-          });
-        });
-        trailers.catch(() => {});
-        settle({
-          ok: true,
-          response: {
-            status: r.statusCode ?? 502,
-            headers: r.headers as Record<string, string | string[]>,
-            body: r,
-            trailers,
-            abort: () => {
-              r.destroy();
-              upReq.destroy();
-            },
-          },
-        });
-      });
-      upReq.on('error', (err) => {
-        if (err instanceof UpstreamConnectError)
-          settle({ ok: false, outcome: { connectFailure: true }, flag: 'UF' });
-        else settle({ ok: false, outcome: { reset: true }, flag: 'UC' });
-      });
-      if (!body.attach(upReq)) upReq.end();
-    });
-    return { result, cancel: () => cancel() };
+    if (!last) return localReply(res, ex, 'WP_ERR_NO_HEALTHY_UPSTREAM');
+    if (!last.ok) return localReply(res, ex, last.error);
+    await respond(res, ex, route, last.response);
   }
 
   /** Fire and forget: a copy of the request to another cluster, its response discarded. */
@@ -841,7 +429,8 @@ export class HttpProxy {
     if (!pick.ok) return;
     // Envoy marks shadowed requests by suffixing the host.
     const host = authority.includes(':') ? authority.replace(/^([^:]+)/, '$1-shadow') : `${authority}-shadow`;
-    const { result } = this.attempt(
+    const { result } = startAttempt(
+      this.inputs,
       cluster,
       pick.endpoint,
       method,
@@ -859,127 +448,12 @@ export class HttpProxy {
       }
     });
   }
-
-  private localReply(
-    res: http.ServerResponse | http2.Http2ServerResponse,
-    ex: Exchange,
-    status: number,
-    flag: ResponseFlag | undefined,
-    text: string,
-    extra: Record<string, string> = {},
-  ): void {
-    if (flag) ex.flags.add(flag);
-    ex.status = status;
-    if (res.headersSent) {
-      res.destroy();
-      return;
-    }
-    const payload = Buffer.from(text);
-    const headers: Record<string, string | string[]> = { 'x-request-id': ex.requestId, ...extra };
-    if (ex.grpc && 'stream' in res) {
-      const t = takeGrpcStatus(headers);
-      if (Object.keys(t).length > 0) {
-        res.writeHead(status, headers as http.OutgoingHttpHeaders);
-        res.addTrailers(t as http.OutgoingHttpHeaders);
-        res.end();
-        return;
-      }
-    }
-    if (!('content-type' in headers) && payload.length) headers['content-type'] = 'text/plain';
-    headers['content-length'] = String(payload.length);
-    ex.responseBytes = payload.length;
-    res.writeHead(status, headers);
-    res.end(payload);
-  }
-
-  private finish(ex: Exchange, status: number): void {
-    const durationMs = performance.now() - ex.start;
-    const flags = ex.flags.size ? [...ex.flags].join(',') : '-';
-    const peer = ex.ctx.peer;
-    const bagNamespace = ex.ctx.baggage.get('k8s.namespace.name');
-    const dst = ex.endpoint;
-    // Before a cluster is chosen (a denial, no route), the chain says which service was called.
-    const svc = ex.cluster?.service ?? serviceOfChain(ex.ctx.chain.name);
-    const labels: RequestLabels = {
-      reporter: 'waypoint',
-      // The workload found at the verified address first; else the peer metadata the client's
-      // ztunnel sent, if it names the certificate's namespace (a label only, never authorization).
-      source_workload:
-        ex.ctx.sourceWorkload ??
-        (bagNamespace === undefined || bagNamespace === peer.namespace
-          ? (ex.ctx.baggage.get('k8s.deployment.name') ?? ex.ctx.baggage.get('k8s.pod.name'))
-          : undefined) ??
-        'unknown',
-      source_workload_namespace: peer.namespace,
-      source_principal: peer.toString(),
-      source_app: ex.ctx.baggage.get('service.name') ?? 'unknown',
-      source_version: ex.ctx.baggage.get('service.version') ?? 'unknown',
-      source_cluster: ex.ctx.baggage.get('k8s.cluster.name') ?? this.inputs.clusterName ?? 'Kubernetes',
-      destination_workload: dst?.workload ?? 'unknown',
-      destination_workload_namespace: dst?.namespace ?? 'unknown',
-      destination_principal: dst?.identity ?? 'unknown',
-      destination_app: dst?.workload ?? 'unknown',
-      destination_version: 'unknown',
-      destination_service: svc?.host ?? 'unknown',
-      destination_service_name: svc?.name ?? 'unknown',
-      destination_service_namespace: svc?.namespace ?? 'unknown',
-      destination_cluster: this.inputs.clusterName ?? 'Kubernetes',
-      request_protocol: ex.grpc ? 'grpc' : 'http',
-      response_code: String(status),
-      grpc_response_status: ex.grpcStatus ?? '',
-      response_flags: flags,
-      connection_security_policy: 'mutual_tls',
-    };
-    this.inputs.metrics.record(labels, durationMs, ex.requestBytes, ex.responseBytes);
-    this.inputs.accessLog?.({
-      start_time: new Date(performance.timeOrigin + ex.start).toISOString(),
-      method: ex.method,
-      path: ex.path,
-      protocol: ex.protocol,
-      response_code: status,
-      response_flags: flags,
-      grpc_status: ex.grpcStatus,
-      bytes_received: ex.requestBytes,
-      bytes_sent: ex.responseBytes,
-      duration: Math.round(durationMs),
-      upstream_host: dst ? `${dst.address}:${dst.port}` : '-',
-      upstream_cluster: ex.cluster?.name ?? '-',
-      route_name: ex.route ?? '-',
-      attempts: ex.attempts,
-      x_request_id: ex.requestId,
-      traceparent: ex.traceparent,
-      authority: ex.authority,
-      downstream_peer: peer.toString(),
-      downstream_remote_address: ex.ctx.sourceIp,
-    });
-  }
 }
 
-/** `inbound-vip|<port>|<proto>|<name>.<ns>.svc...` names its service last. */
-function serviceOfChain(chain: string): { host: string; name: string; namespace: string } | undefined {
-  const host = chain.split('|').pop() ?? '';
-  const [name, namespace] = host.split('.');
-  return name && namespace && host.includes('.svc.') ? { host, name, namespace } : undefined;
-}
-
-const GRPC_STATUS_HEADERS = ['grpc-status', 'grpc-message', 'grpc-status-details-bin'];
-
-/** Removes the gRPC status headers from `headers` and returns them. */
-function takeGrpcStatus(headers: Record<string, string | string[]>): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = {};
-  for (const k of GRPC_STATUS_HEADERS) {
-    const v = headers[k];
-    if (v !== undefined) {
-      out[k] = v;
-      delete headers[k];
-    }
-  }
-  return out;
-}
-
-function grpcStatusOf(headers: Record<string, string | string[] | undefined>): number | undefined {
-  const v = headers['grpc-status'];
-  if (v === undefined) return undefined;
-  const n = Number(Array.isArray(v) ? v[0] : v);
-  return Number.isInteger(n) ? n : undefined;
+/** Node's HTTP/1.1 parser errors, by the error each is. */
+function clientErrorOf(code: string): WaypointErrorCode {
+  if (code === 'HPE_HEADER_OVERFLOW') return 'WP_ERR_HEADERS_TOO_LARGE';
+  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return 'WP_ERR_HEADERS_TIMEOUT';
+  if (code === 'ECONNRESET') return 'WP_ERR_DOWNSTREAM_RESET';
+  return 'WP_ERR_MALFORMED_REQUEST';
 }

@@ -5,7 +5,7 @@ import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UNLIMITED, type UpstreamCluster, type UpstreamEndpoint } from '../config/waypoint-config.js';
-import { UpstreamPool } from './upstream-pool.js';
+import { UpstreamConnectError, UpstreamPool } from './upstream-pool.js';
 
 describe('UpstreamPool: HTTP/1.1 keep-alive pooling', () => {
   let server: http.Server;
@@ -42,7 +42,7 @@ describe('UpstreamPool: HTTP/1.1 keep-alive pooling', () => {
       workload: 'w',
       namespace: 'demo',
       serviceAccount: 'w',
-      identity: 'spiffe://cluster.local/ns/demo/sa/w',
+      identity: SpiffeId.of('cluster.local', 'demo', 'w'),
       tunnel: 'none',
     };
   });
@@ -89,5 +89,63 @@ describe('UpstreamPool: HTTP/1.1 keep-alive pooling', () => {
     await new Promise((resolve) => setTimeout(resolve, 20));
     const b = await get('198.18.16.21');
     expect(a).not.toBe(b);
+  });
+});
+
+describe('UpstreamPool: endpoint identity', () => {
+  it('refuses an HBONE endpoint without an identity, before any connection is tried (fail closed)', async () => {
+    let dials = 0;
+    const pool = new UpstreamPool({
+      hbone: {
+        connect: () => {
+          dials++;
+          return Promise.reject(new Error('not reached'));
+        },
+      } as unknown as HboneClient,
+      identity: SpiffeId.of('cluster.local', 'demo', 'wp'),
+      dialTcp: () => {
+        dials++;
+        return Promise.reject(new Error('not reached'));
+      },
+    });
+    const ep: UpstreamEndpoint = {
+      address: '198.18.16.30',
+      port: 8080,
+      workload: 'w',
+      namespace: 'demo',
+      serviceAccount: 'w',
+      tunnel: 'hbone',
+    };
+    const err = await pool.connect(ep, 1000).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(UpstreamConnectError);
+    expect((err as UpstreamConnectError).code).toBe('WP_ERR_UPSTREAM_CONNECT');
+    expect(dials).toBe(0);
+  });
+
+  it('hands the decoded SpiffeId to the HBONE client as the expected peer', async () => {
+    const seen: unknown[] = [];
+    const pool = new UpstreamPool({
+      hbone: {
+        connect: (o: { destination: unknown }) => {
+          seen.push(o.destination);
+          return Promise.reject(new Error('stop here'));
+        },
+      } as unknown as HboneClient,
+      identity: SpiffeId.of('cluster.local', 'demo', 'wp'),
+      dialTcp: () => Promise.reject(new Error('not reached')),
+    });
+    const identity = SpiffeId.of('cluster.local', 'demo', 'reviews');
+    const ep: UpstreamEndpoint = {
+      address: '198.18.16.31',
+      port: 8080,
+      workload: 'w',
+      namespace: 'demo',
+      serviceAccount: 'reviews',
+      identity,
+      tunnel: 'hbone',
+    };
+    await pool.connect(ep, 1000).catch(() => {});
+    expect(seen).toEqual([identity]);
+    expect(seen[0]).toBe(identity);
   });
 });

@@ -12,9 +12,9 @@
 import http from 'node:http';
 import http2 from 'node:http2';
 import type { Duplex } from 'node:stream';
-import type { HboneClient, SpiffeId } from '@ambient/shared';
-import { formatAuthority, SpiffeId as Spiffe } from '@ambient/shared';
+import { formatAuthority, type HboneClient, type SpiffeId } from '@ambient/shared';
 import { UNLIMITED, type UpstreamCluster, type UpstreamEndpoint } from '../config/waypoint-config.js';
+import { WaypointError } from './waypoint-errors.js';
 
 export const HBONE_PORT = 15008;
 
@@ -50,8 +50,11 @@ function socketLike(stream: Duplex): Duplex {
   return stream;
 }
 
-export class UpstreamConnectError extends Error {
-  readonly code = 'WP_ERR_UPSTREAM_CONNECT';
+/** An endpoint could not be reached (answered 503 UF when no retry succeeds). */
+export class UpstreamConnectError extends WaypointError {
+  constructor(message: string) {
+    super('WP_ERR_UPSTREAM_CONNECT', message);
+  }
 }
 
 class EndpointAgent extends http.Agent {
@@ -133,9 +136,11 @@ export class UpstreamPool {
   /** A raw stream to an endpoint: HBONE when it is in the mesh, plain TCP otherwise. */
   async connect(ep: UpstreamEndpoint, connectTimeoutMs: number, clientIp?: string): Promise<Duplex> {
     if (ep.tunnel === 'hbone') {
+      // The decoder refuses an HBONE endpoint without a valid identity; fail closed regardless.
+      if (!ep.identity) throw new UpstreamConnectError(`endpoint ${ep.address} has no identity`);
       return this.inputs.hbone.connect({
         source: this.inputs.identity,
-        destination: Spiffe.from(ep.identity),
+        destination: ep.identity,
         address: { host: ep.address, port: HBONE_PORT },
         authority: formatAuthority({ host: ep.address, port: ep.port }),
         // The destination's node agent trusts this from its waypoint only, as Istio's does.
@@ -176,7 +181,7 @@ export class UpstreamPool {
     connectTimeoutMs: number,
     clientIp?: string,
   ): Promise<http2.ClientHttp2Session> {
-    const key = `${ep.identity}|${ep.address}|${ep.port}|${ep.tunnel}|${clientIp ?? ''}`;
+    const key = `${ep.identity?.toString() ?? ''}|${ep.address}|${ep.port}|${ep.tunnel}|${clientIp ?? ''}`;
     const existing = this.sessions.get(key);
     if (existing) return existing;
     const opened = this.connect(ep, connectTimeoutMs, clientIp).then(

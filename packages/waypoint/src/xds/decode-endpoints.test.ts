@@ -1,4 +1,4 @@
-import type { Problem, Result } from '@ambient/shared';
+import { type Problem, type Result, SpiffeId } from '@ambient/shared';
 import { describe, expect, it } from 'vitest';
 import { encodeMessage, struct } from '../testing/envoy-encode.js';
 import type { ClusterEndpoints } from './decode-endpoints.js';
@@ -70,7 +70,7 @@ describe('clusterLoadAssignmentResourceType', () => {
             workload: 'reviews-v1-abc',
             namespace: 'bookinfo',
             serviceAccount: 'reviews',
-            identity: 'spiffe://cluster.local/ns/bookinfo/sa/reviews',
+            identity: SpiffeId.from('spiffe://cluster.local/ns/bookinfo/sa/reviews'),
             tunnel: 'hbone',
           },
           {
@@ -79,7 +79,7 @@ describe('clusterLoadAssignmentResourceType', () => {
             workload: 'reviews-v2-def',
             namespace: 'bookinfo',
             serviceAccount: 'reviews',
-            identity: 'spiffe://cluster.local/ns/bookinfo/sa/reviews',
+            identity: SpiffeId.from('spiffe://cluster.local/ns/bookinfo/sa/reviews'),
             tunnel: 'none',
           },
           {
@@ -88,13 +88,44 @@ describe('clusterLoadAssignmentResourceType', () => {
             workload: '',
             namespace: '',
             serviceAccount: '',
-            identity: '',
             tunnel: 'none',
           },
         ],
       },
     });
     if (r.ok) expect(Object.isFrozen(r.value.endpoints[0])).toBe(true);
+    // Parsed once here: connects use the SpiffeId as it is.
+    expect(r.ok && r.value.endpoints[0]?.identity instanceof SpiffeId).toBe(true);
+    expect(r.ok && r.value.endpoints[2]?.identity).toBe(undefined);
+  });
+
+  it('refuses a malformed identity with its field path, hbone or not', () => {
+    const p = problems({
+      clusterName: NAME,
+      endpoints: [
+        {
+          lbEndpoints: [
+            lbEndpoint('10.1.0.1', 80, meta('a')),
+            lbEndpoint('10.1.0.2', 80, { ...meta('b'), identity: 'spiffe://cluster.local/ns/bookinfo' }),
+            lbEndpoint('10.1.0.3', 80, { ...meta('c'), identity: 'spiffe://Cluster.local/ns/x/sa/y' }),
+            lbEndpoint('10.1.0.4', 80, { ...meta('d', 'none'), identity: 'reviews' }),
+          ],
+        },
+      ],
+    });
+    const e = (i: number) => `endpoints[0].lb_endpoints[${i}].metadata.filter_metadata.istio.identity`;
+    expect(p).toEqual([
+      {
+        path: e(1),
+        message: '"spiffe://cluster.local/ns/bookinfo": path must be /ns/<namespace>/sa/<service-account>',
+      },
+      {
+        path: e(2),
+        message:
+          '"spiffe://Cluster.local/ns/x/sa/y": trust domain "Cluster.local" has characters outside [a-z0-9._-]',
+      },
+      { path: e(3), message: '"reviews": scheme must be spiffe://' },
+    ]);
   });
 
   it('accepts an empty assignment: the cluster has no endpoints', () => {

@@ -3,6 +3,7 @@
  * the waypoint needs to reach it (metadata.filter_metadata.istio).
  */
 import { isIP } from 'node:net';
+import { SpiffeId } from '@ambient/shared';
 import type { UpstreamEndpoint } from '../config/waypoint-config.js';
 import { at, type DecodeContext, isPort, structToJson } from './decode-context.js';
 import type { WireClusterLoadAssignment, WireLbEndpoint } from './envoy-wire.js';
@@ -23,6 +24,26 @@ function str(meta: Record<string, unknown>, key: string, path: string, ctx: Deco
     return '';
   }
   return v;
+}
+
+/**
+ * The endpoint's identity, parsed once here so that a malformed one is refused with the update
+ * (a NACK) instead of failing every connect to it later. An HBONE endpoint must have one.
+ */
+function parseIdentity(
+  raw: string,
+  required: boolean,
+  path: string,
+  ctx: DecodeContext,
+): SpiffeId | undefined {
+  if (raw === '') {
+    if (required) ctx.problem(path, 'must be a spiffe:// identity for an hbone endpoint');
+    return undefined;
+  }
+  const parsed = SpiffeId.parse(raw);
+  if (parsed.ok) return parsed.value;
+  ctx.problem(path, parsed.problems[0]?.message ?? 'is not a SPIFFE ID');
+  return undefined;
 }
 
 function endpoint(e: WireLbEndpoint, path: string, ctx: DecodeContext): UpstreamEndpoint | undefined {
@@ -47,16 +68,14 @@ function endpoint(e: WireLbEndpoint, path: string, ctx: DecodeContext): Upstream
   const tunnel = meta.tunnel ?? 'none';
   if (tunnel !== 'hbone' && tunnel !== 'none')
     ctx.problem(`${mp}.tunnel`, `${JSON.stringify(tunnel)} is not hbone or none`);
-  const identity = str(meta, 'identity', mp, ctx);
-  if (tunnel === 'hbone' && !identity.startsWith('spiffe://'))
-    ctx.problem(`${mp}.identity`, 'must be a spiffe:// identity for an hbone endpoint');
+  const identity = parseIdentity(str(meta, 'identity', mp, ctx), tunnel === 'hbone', `${mp}.identity`, ctx);
   return {
     address: sa.address,
     port: sa.portValue,
     workload: str(meta, 'workload', mp, ctx),
     namespace: str(meta, 'namespace', mp, ctx),
     serviceAccount: str(meta, 'service_account', mp, ctx),
-    identity,
+    ...(identity && { identity }),
     tunnel: tunnel === 'hbone' ? 'hbone' : 'none',
   };
 }

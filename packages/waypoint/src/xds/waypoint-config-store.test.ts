@@ -1,3 +1,4 @@
+import { SpiffeId } from '@ambient/shared';
 import { describe, expect, it } from 'vitest';
 import type {
   RouteTable,
@@ -74,7 +75,7 @@ const endpoint: UpstreamEndpoint = {
   workload: 'reviews-v1',
   namespace: 'bookinfo',
   serviceAccount: 'reviews',
-  identity: 'spiffe://cluster.local/ns/bookinfo/sa/reviews',
+  identity: SpiffeId.of('cluster.local', 'bookinfo', 'reviews'),
   tunnel: 'hbone',
 };
 

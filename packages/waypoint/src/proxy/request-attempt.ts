@@ -1,0 +1,190 @@
+/** One upstream attempt: one request to one endpoint, over HTTP/1.1 or HTTP/2. */
+import type http from 'node:http';
+import http2 from 'node:http2';
+import type { Readable } from 'node:stream';
+import type { UpstreamCluster, UpstreamEndpoint } from '../config/waypoint-config.js';
+import type { AttemptOutcome } from '../retry/retry-policy.js';
+import type { RequestMetrics } from '../telemetry/request-metrics.js';
+import type { ReplayableBody } from './replayable-body.js';
+import { UpstreamConnectError, type UpstreamPool } from './upstream-pool.js';
+import { REPLIES, type WaypointErrorCode } from './waypoint-errors.js';
+
+export interface UpstreamResponse {
+  readonly status: number;
+  readonly headers: Record<string, string | string[]>;
+  readonly body: Readable;
+  /** Resolves with the trailers (empty when none) once the body has ended. */
+  readonly trailers: Promise<Record<string, string | string[]>>;
+  /** Abort the attempt (discard its response). */
+  readonly abort: () => void;
+}
+
+export type Attempt =
+  | { ok: true; response: UpstreamResponse }
+  | { ok: false; outcome: AttemptOutcome; error: WaypointErrorCode };
+
+export interface AttemptDeps {
+  readonly upstreams: UpstreamPool;
+  readonly metrics: RequestMetrics;
+}
+
+/**
+ * One attempt to one endpoint. Resolves with the response headers and a body stream, or with
+ * the failure as a retry outcome and the error it is (its reply and flag in waypoint-errors.ts).
+ */
+export function startAttempt(
+  deps: AttemptDeps,
+  cluster: UpstreamCluster,
+  ep: UpstreamEndpoint,
+  method: string,
+  path: string,
+  authority: string,
+  headers: Record<string, string | string[]>,
+  body: ReplayableBody,
+  deadline: number,
+  clientIp?: string,
+): { result: Promise<Attempt>; cancel: () => void } {
+  let cancel = () => {};
+  const result = new Promise<Attempt>((resolve) => {
+    let settled = false;
+    const settle = (a: Attempt) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      resolve(a);
+    };
+    const remaining = deadline - performance.now();
+    const timer =
+      Number.isFinite(remaining) && remaining > 0
+        ? setTimeout(() => {
+            cancel();
+            // A timed-out try counts for retry_on as the status it is answered with (504).
+            settle({
+              ok: false,
+              outcome: { status: REPLIES.WP_ERR_UPSTREAM_TIMEOUT.status },
+              error: 'WP_ERR_UPSTREAM_TIMEOUT',
+            });
+          }, remaining)
+        : undefined;
+    if (cluster.protocol === 'http2') {
+      deps.upstreams.http2Session(ep, cluster.connectTimeoutMs, clientIp).then(
+        (session) => {
+          if (settled) return;
+          let stream: http2.ClientHttp2Stream;
+          try {
+            stream = session.request({
+              ...headers,
+              ':method': method,
+              ':path': path,
+              ':authority': authority,
+              ':scheme': 'http',
+            });
+          } catch {
+            settle({ ok: false, outcome: { connectFailure: true }, error: 'WP_ERR_UPSTREAM_CONNECT' });
+            return;
+          }
+          cancel = () => {
+            body.detach(stream);
+            stream.close(http2.constants.NGHTTP2_CANCEL);
+          };
+          if (!body.attach(stream)) stream.end();
+          const trailers = new Promise<Record<string, string | string[]>>((resolveT, rejectT) => {
+            let got: Record<string, string | string[]> = {};
+            stream.on('trailers', (t) => {
+              got = t as Record<string, string | string[]>;
+            });
+            stream.on('end', () => resolveT(got));
+            stream.on('close', () => {
+              if (stream.rstCode && stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR)
+                rejectT(new Error('reset'));
+              else resolveT(got);
+            });
+            stream.on('error', (err) => rejectT(err));
+          });
+          trailers.catch(() => {});
+          stream.on('response', (h) => {
+            const status = Number(h[':status']);
+            settle({
+              ok: true,
+              response: {
+                status,
+                headers: h as Record<string, string | string[]>,
+                body: stream,
+                trailers,
+                abort: () => stream.close(http2.constants.NGHTTP2_CANCEL),
+              },
+            });
+          });
+          stream.on('error', () => {
+            const refused = stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM;
+            settle({
+              ok: false,
+              outcome: refused ? { refusedStream: true } : { reset: true },
+              error: 'WP_ERR_UPSTREAM_RESET',
+            });
+          });
+          stream.on('close', () => {
+            const refused = stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM;
+            settle({
+              ok: false,
+              outcome: refused ? { refusedStream: true } : { reset: true },
+              error: 'WP_ERR_UPSTREAM_RESET',
+            });
+          });
+        },
+        () => settle({ ok: false, outcome: { connectFailure: true }, error: 'WP_ERR_UPSTREAM_CONNECT' }),
+      );
+      return;
+    }
+    if (deps.upstreams.wouldOverflow(cluster)) {
+      deps.metrics.overflows.inc({ cluster: cluster.name, limit: 'pending_requests' });
+      settle({ ok: false, outcome: { overflow: true }, error: 'WP_ERR_UPSTREAM_OVERFLOW' });
+      return;
+    }
+    const h1 = { ...headers, host: authority };
+    const upReq = deps.upstreams.http1Request(cluster, ep, method, path, h1, clientIp);
+    cancel = () => {
+      body.detach(upReq);
+      upReq.destroy();
+    };
+    upReq.on('response', (r: http.IncomingMessage) => {
+      const trailers = new Promise<Record<string, string | string[]>>((resolveT, rejectT) => {
+        r.on('end', () => resolveT(r.trailers as Record<string, string | string[]>));
+        r.on('aborted', () => rejectT(new Error('aborted')));
+        r.on('error', rejectT);
+        r.on('close', () => {
+          if (!r.complete) rejectT(new Error('closed'));
+        });
+      });
+      trailers.catch(() => {});
+      settle({
+        ok: true,
+        response: {
+          status: r.statusCode ?? 502,
+          headers: r.headers as Record<string, string | string[]>,
+          body: r,
+          trailers,
+          abort: () => {
+            r.destroy();
+            upReq.destroy();
+          },
+        },
+      });
+    });
+    upReq.on('error', (err) => {
+      if (err instanceof UpstreamConnectError)
+        settle({ ok: false, outcome: { connectFailure: true }, error: 'WP_ERR_UPSTREAM_CONNECT' });
+      else settle({ ok: false, outcome: { reset: true }, error: 'WP_ERR_UPSTREAM_TERMINATED' });
+    });
+    if (!body.attach(upReq)) upReq.end();
+  });
+  return { result, cancel: () => cancel() };
+}
+
+/** The gRPC status in an upstream response's headers (a trailers-only response), if any. */
+export function grpcStatusOf(headers: Record<string, string | string[] | undefined>): number | undefined {
+  const v = headers['grpc-status'];
+  if (v === undefined) return undefined;
+  const n = Number(Array.isArray(v) ? v[0] : v);
+  return Number.isInteger(n) ? n : undefined;
+}

@@ -1,0 +1,65 @@
+/** The upstream response streamed back to the client: headers, body and trailers. */
+import type http from 'node:http';
+import type http2 from 'node:http2';
+import type { Route } from '../config/waypoint-config.js';
+import { applyHeaderMutation } from '../route/header-mutation.js';
+import { type Exchange, mark } from './exchange.js';
+import { takeGrpcStatus } from './local-reply.js';
+import { grpcStatusOf, type UpstreamResponse } from './request-attempt.js';
+
+/** Connection-specific headers, never forwarded either way. */
+export const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'upgrade',
+  'te',
+  'http2-settings',
+  'host',
+]);
+
+/** Streams an upstream response to the client, with the route's response header changes. */
+export async function respond(
+  res: http.ServerResponse | http2.Http2ServerResponse,
+  ex: Exchange,
+  route: Route,
+  up: UpstreamResponse,
+): Promise<void> {
+  const base: Record<string, string | string[]> = {};
+  for (const [k, v] of Object.entries(up.headers)) {
+    if (k.startsWith(':') || HOP_BY_HOP.has(k)) continue;
+    base[k] = v;
+  }
+  const headers = applyHeaderMutation(base, route.responseHeaders);
+  headers['x-request-id'] = ex.requestId;
+  ex.status = up.status;
+  const gs = grpcStatusOf(up.headers);
+  if (gs !== undefined) ex.grpcStatus = String(gs);
+  // A gRPC trailers-only response: the status goes to the client as trailers after the
+  // headers (Node's server cannot send a single HEADERS frame that ends the stream).
+  const statusTrailers = ex.grpc && 'stream' in res ? takeGrpcStatus(headers) : {};
+  res.writeHead(up.status, headers as http.OutgoingHttpHeaders);
+  up.body.on('data', (c: Buffer) => {
+    ex.responseBytes += c.length;
+  });
+  up.body.pipe(res as NodeJS.WritableStream, { end: false });
+  res.once('close', () => {
+    if (!res.writableFinished) up.abort();
+  });
+  const trailers = await up.trailers.catch(() => undefined);
+  if (trailers === undefined) {
+    // The upstream broke mid-response: the client sees a reset, as Envoy gives it.
+    mark(ex, 'WP_ERR_UPSTREAM_RESET_MID_RESPONSE');
+    res.destroy();
+    return;
+  }
+  const t = Object.entries({ ...statusTrailers, ...trailers }).filter(([k]) => !k.startsWith(':'));
+  if (t.length > 0) {
+    const ts = Object.fromEntries(t);
+    const tgs = ts['grpc-status'];
+    if (tgs !== undefined) ex.grpcStatus = String(tgs);
+    res.addTrailers(ts as http.OutgoingHttpHeaders);
+  }
+  res.end();
+}
