@@ -1,4 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { decodeManifest, type KubeObject, objectKey } from '../model/kube-objects.js';
+import { MeshModelBuilder } from '../model/mesh-model.js';
 import {
   CLUSTER_LOAD_ASSIGNMENT_TYPE_URL,
   CLUSTER_TYPE_URL,
@@ -6,8 +8,6 @@ import {
   LISTENER_TYPE_URL,
   ROUTE_CONFIGURATION_TYPE_URL,
 } from './envoy-encoder.js';
-import { decodeManifest, type KubeObject, objectKey } from './kube-objects.js';
-import { MeshModelBuilder } from './mesh-model.js';
 import {
   DEFAULT_RETRY_ON,
   fractionalPercent,

@@ -11,13 +11,7 @@
  * encoded with Envoy's protos; problems that do not invalidate an object (a backend that does not
  * exist, a policy field a waypoint cannot check) become notices and the rest is served.
  */
-import {
-  CLUSTER_LOAD_ASSIGNMENT_TYPE_URL,
-  CLUSTER_TYPE_URL,
-  EnvoyEncoder,
-  LISTENER_TYPE_URL,
-  ROUTE_CONFIGURATION_TYPE_URL,
-} from './envoy-encoder.js';
+
 import type {
   AuthorizationPolicyObject,
   BackendRef,
@@ -40,7 +34,7 @@ import type {
   VsHeaderOperations,
   VsHttpRoute,
   VsMatch,
-} from './kube-objects.js';
+} from '../model/kube-objects.js';
 import {
   FOR_SERVICE_ACCOUNT,
   GATEWAY_NAME_LABEL,
@@ -50,7 +44,14 @@ import {
   type ModelProblem,
   matchesSelector,
   WAYPOINT_CLASS,
-} from './mesh-model.js';
+} from '../model/mesh-model.js';
+import {
+  CLUSTER_LOAD_ASSIGNMENT_TYPE_URL,
+  CLUSTER_TYPE_URL,
+  EnvoyEncoder,
+  LISTENER_TYPE_URL,
+  ROUTE_CONFIGURATION_TYPE_URL,
+} from './envoy-encoder.js';
 import { type RbacRulesPlain, waypointRbac } from './waypoint-rbac.js';
 
 type Plain = Record<string, unknown>;
