@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { TokenAuthenticator } from '../auth/token-authenticator.js';
 import { CaService } from '../ca/ca-service.js';
-import type { KubeObject } from '../model/kube-objects.js';
+import type { KubeObject } from '../manifests/kube-objects.js';
 import { type MeshModel, MeshModelBuilder } from '../model/mesh-model.js';
 import { TimeSlicer } from '../model/time-slicer.js';
 import { type ConfigSource, ManifestDirSource } from '../source/manifest-dir-source.js';

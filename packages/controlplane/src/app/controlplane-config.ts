@@ -1,6 +1,6 @@
 import { fail, ok, type Problem, type Result } from '@ambient/shared';
-import { DEFAULT_MANIFEST_LIMITS } from '../model/kube-objects.js';
-import { ManifestFields } from '../model/manifest-fields.js';
+import { DEFAULT_MANIFEST_LIMITS } from '../manifests/kube-objects.js';
+import { ManifestFields } from '../manifests/manifest-fields.js';
 
 /** The control plane's settings, parsed once from an environment map and frozen. */
 export interface ControlPlaneConfig {

@@ -14,7 +14,7 @@ import type {
   MtlsMode,
   PeerAuthenticationObject,
   PolicyRuleSpec,
-} from './kube-objects.js';
+} from '../manifests/kube-objects.js';
 
 export interface WireStringMatch {
   exact?: string;

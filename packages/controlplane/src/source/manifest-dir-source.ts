@@ -27,7 +27,7 @@ import {
   type ManifestLimits,
   manifestKey,
   objectKey,
-} from '../model/kube-objects.js';
+} from '../manifests/kube-objects.js';
 import { TimeSlicer } from '../model/time-slicer.js';
 
 export interface InvalidResource {

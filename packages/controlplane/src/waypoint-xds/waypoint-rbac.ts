@@ -10,13 +10,14 @@
  * (it then allows nothing more) and are left out of a DENY rule (it then denies more, never less).
  * Output is plain objects in the shape of envoy.config.rbac.v3.RBAC for the protobuf encoder.
  */
-import { DRY_RUN_ANNOTATION } from '../model/authorization-translate.js';
+
 import type {
   AuthorizationPolicyObject,
   PolicyCondition,
   PolicyOperation,
   PolicySource,
-} from '../model/kube-objects.js';
+} from '../manifests/kube-objects.js';
+import { DRY_RUN_ANNOTATION } from '../model/authorization-translate.js';
 
 type Plain = Record<string, unknown>;
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodeManifest, type KubeObject, objectKey } from '../model/kube-objects.js';
+import { decodeManifest, type KubeObject, objectKey } from '../manifests/kube-objects.js';
 import { MeshModelBuilder } from '../model/mesh-model.js';
 import {
   CLUSTER_LOAD_ASSIGNMENT_TYPE_URL,

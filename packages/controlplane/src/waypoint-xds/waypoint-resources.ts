@@ -34,7 +34,7 @@ import type {
   VsHeaderOperations,
   VsHttpRoute,
   VsMatch,
-} from '../model/kube-objects.js';
+} from '../manifests/kube-objects.js';
 import {
   FOR_SERVICE_ACCOUNT,
   GATEWAY_NAME_LABEL,

@@ -7,7 +7,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import type { Caller } from '../auth/token-authenticator.js';
-import type { GatewayObject, PodObject } from '../model/kube-objects.js';
+import type { GatewayObject, PodObject } from '../manifests/kube-objects.js';
 import { GATEWAY_NAME_LABEL, WAYPOINT_CLASS } from '../model/mesh-model.js';
 
 /** Where admission looks pods and gateways up (the control plane's current objects). */
