@@ -9,11 +9,11 @@ import { ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL, LocalCa, meshProtos, SpiffeId
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
+import { type MeshModel, MeshModelBuilder } from '../ambient/mesh-model.js';
+import { TimeSlicer } from '../ambient/time-slicer.js';
 import { TokenAuthenticator } from '../auth/token-authenticator.js';
 import { CaService } from '../ca/ca-service.js';
 import type { KubeObject } from '../manifests/kube-objects.js';
-import { type MeshModel, MeshModelBuilder } from '../model/mesh-model.js';
-import { TimeSlicer } from '../model/time-slicer.js';
 import { type ConfigSource, ManifestDirSource } from '../source/manifest-dir-source.js';
 import { ControlPlaneMetrics } from '../telemetry/controlplane-metrics.js';
 import {

@@ -11,13 +11,13 @@
  * Output is plain objects in the shape of envoy.config.rbac.v3.RBAC for the protobuf encoder.
  */
 
+import { DRY_RUN_ANNOTATION } from '../ambient/authorization-translate.js';
 import type {
   AuthorizationPolicyObject,
   PolicyCondition,
   PolicyOperation,
   PolicySource,
 } from '../manifests/kube-objects.js';
-import { DRY_RUN_ANNOTATION } from '../model/authorization-translate.js';
 
 type Plain = Record<string, unknown>;
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { MeshModelBuilder } from '../ambient/mesh-model.js';
 import { decodeManifest, type KubeObject, objectKey } from '../manifests/kube-objects.js';
-import { MeshModelBuilder } from '../model/mesh-model.js';
 import {
   CLUSTER_LOAD_ASSIGNMENT_TYPE_URL,
   CLUSTER_TYPE_URL,

@@ -12,6 +12,16 @@
  * exist, a policy field a waypoint cannot check) become notices and the rest is served.
  */
 
+import {
+  FOR_SERVICE_ACCOUNT,
+  GATEWAY_NAME_LABEL,
+  HBONE_PORT,
+  isAmbientEnrolled,
+  type MeshModel,
+  type ModelProblem,
+  matchesSelector,
+  WAYPOINT_CLASS,
+} from '../ambient/mesh-model.js';
 import type {
   AuthorizationPolicyObject,
   BackendRef,
@@ -35,16 +45,6 @@ import type {
   VsHttpRoute,
   VsMatch,
 } from '../manifests/kube-objects.js';
-import {
-  FOR_SERVICE_ACCOUNT,
-  GATEWAY_NAME_LABEL,
-  HBONE_PORT,
-  isAmbientEnrolled,
-  type MeshModel,
-  type ModelProblem,
-  matchesSelector,
-  WAYPOINT_CLASS,
-} from '../model/mesh-model.js';
 import {
   CLUSTER_LOAD_ASSIGNMENT_TYPE_URL,
   CLUSTER_TYPE_URL,
