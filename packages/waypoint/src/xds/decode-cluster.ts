@@ -4,6 +4,13 @@
  * consecutive 5xx, 10 s interval, 30 s base ejection, 10%), so the control plane must send the
  * values it means, as istiod does.
  */
+
+import type {
+  WireCluster,
+  WireHttpProtocolOptions,
+  WireOutlierDetection,
+  WireThresholds,
+} from '@ambient/shared';
 import type {
   CircuitBreakers,
   LbPolicy,
@@ -20,12 +27,6 @@ import {
   structToJson,
 } from './decode-context.js';
 import { HTTP_PROTOCOL_OPTIONS_TYPE } from './envoy-protos.js';
-import type {
-  WireCluster,
-  WireHttpProtocolOptions,
-  WireOutlierDetection,
-  WireThresholds,
-} from './envoy-wire.js';
 
 const EDS = 3;
 const DISCOVERY_TYPES = ['STATIC', 'STRICT_DNS', 'LOGICAL_DNS', 'EDS', 'ORIGINAL_DST'];

@@ -4,9 +4,8 @@
  * Any). Decoders keep going after a problem so that one NACK names every bad field.
  */
 import { isIPv4, isIPv6 } from 'node:net';
-import type { Problem } from '@ambient/shared';
-import type protobuf from 'protobufjs';
 import type {
+  Problem,
   WireAny,
   WireCidrRange,
   WireConfigSource,
@@ -15,7 +14,8 @@ import type {
   WireInt64,
   WireStruct,
   WireValue,
-} from './envoy-wire.js';
+} from '@ambient/shared';
+import type protobuf from 'protobufjs';
 
 export class DecodeContext {
   readonly problems: Problem[] = [];

@@ -2,6 +2,17 @@
  * Listener to WaypointListener: one FilterChain per chain, matched on destination prefix and
  * port, ending in an HTTP connection manager (RDS, RBAC, fault, router) or a TCP proxy.
  */
+
+import type {
+  WireFilterChain,
+  WireFilterChainMatch,
+  WireHttpConnectionManager,
+  WireHttpFault,
+  WireListener,
+  WireNetworkFilter,
+  WireRbacFilter,
+  WireTcpProxy,
+} from '@ambient/shared';
 import type {
   CodecType,
   FilterChain,
@@ -13,16 +24,6 @@ import type {
 import { adsConfigSource, anyTypeName, at, cidr, type DecodeContext } from './decode-context.js';
 import { decodeRbacFilter } from './decode-rbac.js';
 import { FAULT_TYPE, HCM_TYPE, RBAC_TYPE, ROUTER_TYPE, TCP_PROXY_TYPE } from './envoy-protos.js';
-import type {
-  WireFilterChain,
-  WireFilterChainMatch,
-  WireHttpConnectionManager,
-  WireHttpFault,
-  WireListener,
-  WireNetworkFilter,
-  WireRbacFilter,
-  WireTcpProxy,
-} from './envoy-wire.js';
 
 const CODECS: Record<number, CodecType> = { 0: 'auto', 1: 'http1', 2: 'http2' };
 

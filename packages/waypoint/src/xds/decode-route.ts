@@ -4,6 +4,19 @@
  * unset, one retry when `num_retries` is unset, 25 ms / 250 ms retry backoff); policies a route does
  * not set fall back to the virtual host's, then the route configuration's, as Envoy resolves them.
  */
+
+import type {
+  WireAny,
+  WireHashPolicy,
+  WireHttpFault,
+  WireRedirectAction,
+  WireRequestMirrorPolicy,
+  WireRetryPolicy,
+  WireRoute,
+  WireRouteAction,
+  WireRouteConfiguration,
+  WireRouteMatch,
+} from '@ambient/shared';
 import type {
   DirectResponseAction,
   FaultPolicy,
@@ -28,18 +41,6 @@ import {
 } from './decode-context.js';
 import { headerMatch, headerMutation, queryMatch, regex, regexRewrite } from './decode-matchers.js';
 import { FAULT_TYPE, FILTER_CONFIG_TYPE } from './envoy-protos.js';
-import type {
-  WireAny,
-  WireHashPolicy,
-  WireHttpFault,
-  WireRedirectAction,
-  WireRequestMirrorPolicy,
-  WireRetryPolicy,
-  WireRoute,
-  WireRouteAction,
-  WireRouteConfiguration,
-  WireRouteMatch,
-} from './envoy-wire.js';
 
 /** Envoy's route timeout when `timeout` is unset. */
 export const DEFAULT_ROUTE_TIMEOUT_MS = 15_000;
