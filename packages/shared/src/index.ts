@@ -15,6 +15,7 @@ export * from './net/splice.js';
 export * from './result.js';
 export * from './telemetry/hbone-metrics.js';
 export * from './tls/mesh-tls.js';
+export * from './wire/envoy-names.js';
 export * from './wire/envoy-resources.js';
 export * from './xds/delta-ads-client.js';
 export * from './xds/xds-metrics.js';

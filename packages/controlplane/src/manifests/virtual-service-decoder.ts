@@ -6,6 +6,7 @@
  * Keys the waypoint cannot honour (CORS, delegation, ...) are refused rather than ignored: a route
  * applied only in part would do something its author did not write.
  */
+import { ENVOY_RETRY_ON, type EnvoyRetryOn } from '@ambient/shared';
 import type { ManifestFields, Obj, ObjectMeta } from './manifest-fields.js';
 import { HEADER_NAME, type HeaderValue, headerName, REDIRECT_CODES } from './traffic-fields.js';
 
@@ -52,17 +53,8 @@ export interface VsHeaderOperations {
 }
 
 /** Retry conditions the waypoint implements. */
-export const RETRY_ON = [
-  '5xx',
-  'gateway-error',
-  'connect-failure',
-  'reset',
-  'refused-stream',
-  'retriable-status-codes',
-  'unavailable',
-  'cancelled',
-] as const;
-export type RetryOnValue = (typeof RETRY_ON)[number];
+export const RETRY_ON = ENVOY_RETRY_ON;
+export type RetryOnValue = EnvoyRetryOn;
 
 export interface VsRetries {
   readonly attempts: number;

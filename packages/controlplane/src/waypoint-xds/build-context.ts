@@ -3,6 +3,14 @@
  * indexed once, the services' DestinationRules and pods, host resolution as Istio does it, and the
  * notices collected on the way (deduplicated, so a problem seen from several gateways is one).
  */
+import type {
+  EnvoyInput,
+  EnvoyRetryOn,
+  WireDuration,
+  WireFractionalPercent,
+  WireStruct,
+  WireValue,
+} from '@ambient/shared';
 import { type MeshModel, type ModelProblem, matchesSelector, WAYPOINT_CLASS } from '../ambient/mesh-model.js';
 import type {
   AuthorizationPolicyObject,
@@ -20,8 +28,6 @@ import type {
 } from '../manifests/kube-objects.js';
 import type { EnvoyEncoder } from './envoy-encoder.js';
 
-export type Plain = Record<string, unknown>;
-
 export type WaypointProtocol = 'http' | 'http2' | 'grpc' | 'tcp';
 
 export interface WaypointResourceOptions {
@@ -34,16 +40,17 @@ export const WAYPOINT_LISTENER_NAME = 'waypoint';
 export const UNLIMITED = 0xffffffff;
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 /** Istio's retry policy for routes that configure none. */
-export const DEFAULT_RETRY_ON = 'connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes';
+export const DEFAULT_RETRY_ON = (
+  [
+    'connect-failure',
+    'refused-stream',
+    'unavailable',
+    'cancelled',
+    'retriable-status-codes',
+  ] satisfies EnvoyRetryOn[]
+).join(',');
 export const DEFAULT_RETRIES = 2;
 
-export const HCM = 'envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
-export const TCP_PROXY = 'envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy';
-export const RBAC = 'envoy.extensions.filters.http.rbac.v3.RBAC';
-export const FAULT = 'envoy.extensions.filters.http.fault.v3.HTTPFault';
-export const ROUTER = 'envoy.extensions.filters.http.router.v3.Router';
-export const HTTP_PROTOCOL_OPTIONS = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
-export const FAULT_FILTER = 'envoy.filters.http.fault';
 const TCP_NAMES = new Set(['tcp', 'tls', 'https', 'mongo', 'mysql', 'redis']);
 
 /**
@@ -76,20 +83,20 @@ export function waypointClusterName(
   return subset ? `inbound-vip|${port}|${proto}|${subset}|${host}` : `inbound-vip|${port}|${proto}|${host}`;
 }
 
-export function duration(ms: number): Plain {
+export function duration(ms: number): EnvoyInput<WireDuration> {
   return { seconds: Math.floor(ms / 1000), nanos: Math.round((ms % 1000) * 1e6) };
 }
 
 /** 0-100 as a FractionalPercent: whole percents over a hundred, else parts per million. */
-export function fractionalPercent(percent: number): Plain {
+export function fractionalPercent(percent: number): EnvoyInput<WireFractionalPercent> {
   return Number.isInteger(percent)
     ? { numerator: percent, denominator: 'HUNDRED' }
     : { numerator: Math.round(percent * 10_000), denominator: 'MILLION' };
 }
 
 /** A google.protobuf.Struct from JSON-like values. */
-export function struct(o: Record<string, unknown>): Plain {
-  const value = (v: unknown): Plain => {
+export function struct(o: Record<string, unknown>): EnvoyInput<WireStruct> {
+  const value = (v: unknown): EnvoyInput<WireValue> => {
     if (typeof v === 'string') return { stringValue: v };
     if (typeof v === 'number') return { numberValue: v };
     if (typeof v === 'boolean') return { boolValue: v };

@@ -3,13 +3,12 @@
  * subset of it, named `inbound-vip|<port>|<proto>|[<subset>|]<host>`, with the rule's traffic
  * policy as circuit breakers, outlier detection, load balancing and connect timeout.
  */
+import { type EnvoyInput, HTTP_PROTOCOL_OPTIONS_TYPE, type WireCluster } from '@ambient/shared';
 import {
   type BuildContext,
   type ClusterEntry,
   DEFAULT_CONNECT_TIMEOUT_MS,
   duration,
-  HTTP_PROTOCOL_OPTIONS,
-  type Plain,
   type SvcPort,
   struct,
   UNLIMITED,
@@ -44,7 +43,7 @@ export class ClusterSet {
 }
 
 /** A Cluster in Envoy's v3 shape: EDS over ADS, with the cluster entry's traffic policy. */
-export function buildCluster(b: BuildContext, name: string, e: ClusterEntry): Plain {
+export function buildCluster(b: BuildContext, name: string, e: ClusterEntry): EnvoyInput<WireCluster> {
   const { sp, policy } = e;
   const lb = policy?.loadBalancer;
   const lbPolicy = !lb ? 'ROUND_ROBIN' : 'simple' in lb ? lb.simple : 'RING_HASH';
@@ -81,7 +80,7 @@ export function buildCluster(b: BuildContext, name: string, e: ClusterEntry): Pl
     }),
     ...((sp.proto === 'http2' || sp.proto === 'grpc') && {
       typedExtensionProtocolOptions: {
-        [HTTP_PROTOCOL_OPTIONS]: b.encoder.any(HTTP_PROTOCOL_OPTIONS, {
+        [HTTP_PROTOCOL_OPTIONS_TYPE]: b.encoder.any(HTTP_PROTOCOL_OPTIONS_TYPE, {
           explicitHttpConfig: { http2ProtocolOptions: {} },
         }),
       },

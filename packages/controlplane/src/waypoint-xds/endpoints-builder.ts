@@ -3,10 +3,15 @@
  * port's target port, each with the metadata the waypoint needs to reach it (its identity, and
  * whether its ztunnel takes HBONE).
  */
+import type { EnvoyInput, WireClusterLoadAssignment } from '@ambient/shared';
 import { isAmbientEnrolled } from '../ambient/mesh-model.js';
-import { type BuildContext, type ClusterEntry, type Plain, struct } from './build-context.js';
+import { type BuildContext, type ClusterEntry, struct } from './build-context.js';
 
-export function buildLoadAssignment(b: BuildContext, name: string, e: ClusterEntry): Plain {
+export function buildLoadAssignment(
+  b: BuildContext,
+  name: string,
+  e: ClusterEntry,
+): EnvoyInput<WireClusterLoadAssignment> {
   const { svc, port } = e.sp;
   const { trustDomain } = b.options;
   const ns = b.ix.namespaces.get(svc.metadata.namespace);

@@ -4,21 +4,25 @@
  * of the AuthorizationPolicies attached to the gateway or the service, fault injection and the
  * router, routes from RDS.
  */
+import {
+  type EnvoyInput,
+  FAULT_FILTER,
+  FAULT_TYPE,
+  HCM_FILTER,
+  HCM_TYPE,
+  RBAC_FILTER,
+  RBAC_TYPE,
+  ROUTER_FILTER,
+  ROUTER_TYPE,
+  TCP_PROXY_FILTER,
+  TCP_PROXY_TYPE,
+  type WireFilterChain,
+  type WireHttpFilter,
+  type WireListener,
+} from '@ambient/shared';
 import { HBONE_PORT } from '../ambient/mesh-model.js';
 import type { AuthorizationPolicyObject, GatewayObject, ServiceObject } from '../manifests/kube-objects.js';
-import {
-  type BuildContext,
-  byName,
-  FAULT,
-  FAULT_FILTER,
-  HCM,
-  type Plain,
-  RBAC,
-  ROUTER,
-  type SvcPort,
-  TCP_PROXY,
-  WAYPOINT_LISTENER_NAME,
-} from './build-context.js';
+import { type BuildContext, byName, type SvcPort, WAYPOINT_LISTENER_NAME } from './build-context.js';
 import { type RbacRulesPlain, waypointRbac } from './waypoint-rbac.js';
 
 export class ListenerBuilder {
@@ -65,7 +69,7 @@ export class ListenerBuilder {
     return r;
   }
 
-  filterChain(sp: SvcPort): Plain {
+  filterChain(sp: SvcPort): EnvoyInput<WireFilterChain> {
     const match = {
       prefixRanges: sp.svc.clusterIps.map((ip) => ({
         addressPrefix: ip,
@@ -80,26 +84,26 @@ export class ListenerBuilder {
         filterChainMatch: match,
         filters: [
           {
-            name: 'envoy.filters.network.tcp_proxy',
-            typedConfig: enc.any(TCP_PROXY, { statPrefix: sp.name, cluster: sp.name }),
+            name: TCP_PROXY_FILTER,
+            typedConfig: enc.any(TCP_PROXY_TYPE, { statPrefix: sp.name, cluster: sp.name }),
           },
         ],
       };
     }
     const rbac = this.rbac(sp.svc);
-    const httpFilters: Plain[] = [];
+    const httpFilters: EnvoyInput<WireHttpFilter>[] = [];
     for (const rules of [rbac.deny, rbac.allow]) {
-      if (rules) httpFilters.push({ name: 'envoy.filters.http.rbac', typedConfig: enc.any(RBAC, { rules }) });
+      if (rules) httpFilters.push({ name: RBAC_FILTER, typedConfig: enc.any(RBAC_TYPE, { rules }) });
     }
-    httpFilters.push({ name: FAULT_FILTER, typedConfig: enc.any(FAULT, {}) });
-    httpFilters.push({ name: 'envoy.filters.http.router', typedConfig: enc.any(ROUTER, {}) });
+    httpFilters.push({ name: FAULT_FILTER, typedConfig: enc.any(FAULT_TYPE, {}) });
+    httpFilters.push({ name: ROUTER_FILTER, typedConfig: enc.any(ROUTER_TYPE, {}) });
     return {
       name: sp.name,
       filterChainMatch: match,
       filters: [
         {
-          name: 'envoy.filters.network.http_connection_manager',
-          typedConfig: enc.any(HCM, {
+          name: HCM_FILTER,
+          typedConfig: enc.any(HCM_TYPE, {
             statPrefix: sp.name,
             codecType: sp.proto === 'http' ? 'AUTO' : 'HTTP2',
             rds: { routeConfigName: sp.name, configSource: { ads: {}, resourceApiVersion: 'V3' } },
@@ -110,7 +114,7 @@ export class ListenerBuilder {
     };
   }
 
-  listener(chains: readonly Plain[]): Plain {
+  listener(chains: readonly EnvoyInput<WireFilterChain>[]): EnvoyInput<WireListener> {
     return {
       name: WAYPOINT_LISTENER_NAME,
       address: { socketAddress: { address: '0.0.0.0', portValue: HBONE_PORT } },

@@ -4,6 +4,21 @@
  * Every route gets Istio's default retry policy unless it says otherwise, and the consistent hash
  * of its destination's DestinationRule.
  */
+import {
+  type EnvoyInput,
+  FAULT_FILTER,
+  FAULT_TYPE,
+  type WireHeaderMatcher,
+  type WireHeaderValueOption,
+  type WireRedirectAction,
+  type WireRequestMirrorPolicy,
+  type WireRetryPolicy,
+  type WireRoute,
+  type WireRouteAction,
+  type WireRouteConfiguration,
+  type WireRouteMatch,
+  type WireStringMatcher,
+} from '@ambient/shared';
 import type {
   BackendRef,
   HeaderModifier,
@@ -23,15 +38,13 @@ import {
   DEFAULT_RETRIES,
   DEFAULT_RETRY_ON,
   duration,
-  FAULT,
-  FAULT_FILTER,
   fractionalPercent,
-  type Plain,
   type SvcPort,
 } from './build-context.js';
 import type { ClusterSet } from './cluster-builder.js';
 
-const REDIRECT_CODES: Readonly<Record<number, string>> = {
+type RedirectCode = NonNullable<EnvoyInput<WireRedirectAction>['responseCode']>;
+const REDIRECT_CODES: Readonly<Record<number, RedirectCode>> = {
   301: 'MOVED_PERMANENTLY',
   302: 'FOUND',
   303: 'SEE_OTHER',
@@ -59,20 +72,20 @@ function compareRank(a: readonly number[], b: readonly number[]): number {
 function headerMutations(
   set: readonly { name: string; value: string }[],
   add: readonly { name: string; value: string }[],
-): Plain[] {
+): EnvoyInput<WireHeaderValueOption>[] {
   return [
     ...set.map((h) => ({
       header: { key: h.name.toLowerCase(), value: h.value },
-      appendAction: 'OVERWRITE_IF_EXISTS_OR_ADD',
+      appendAction: 'OVERWRITE_IF_EXISTS_OR_ADD' as const,
     })),
     ...add.map((h) => ({
       header: { key: h.name.toLowerCase(), value: h.value },
-      appendAction: 'APPEND_IF_EXISTS_OR_ADD',
+      appendAction: 'APPEND_IF_EXISTS_OR_ADD' as const,
     })),
   ];
 }
 
-function istioMatch(m: IstioStringMatch): Plain {
+function istioMatch(m: IstioStringMatch): EnvoyInput<WireStringMatcher> {
   if ('exact' in m) return { exact: m.exact };
   if ('prefix' in m) return { prefix: m.prefix };
   return { safeRegex: { regex: m.regex } };
@@ -84,7 +97,7 @@ export class RouteBuilder {
     private readonly clusters: ClusterSet,
   ) {}
 
-  routeConfiguration(sp: SvcPort): Plain {
+  routeConfiguration(sp: SvcPort): EnvoyInput<WireRouteConfiguration> {
     const routes = this.routes(sp);
     return {
       name: sp.name,
@@ -92,7 +105,7 @@ export class RouteBuilder {
     };
   }
 
-  private routes(sp: SvcPort): Plain[] {
+  private routes(sp: SvcPort): EnvoyInput<WireRoute>[] {
     const { namespace, name } = sp.svc.metadata;
     const attached: HttpRouteObject[] = [];
     for (const r of this.b.ix.httpRoutes) {
@@ -147,7 +160,7 @@ export class RouteBuilder {
   }
 
   /** hash_policy from the consistent hash of a cluster's DestinationRule. */
-  private hashPolicy(sp: SvcPort, subset?: string): Plain {
+  private hashPolicy(sp: SvcPort, subset?: string): Pick<EnvoyInput<WireRouteAction>, 'hashPolicy'> {
     const policy = this.b.trafficPolicy(
       sp.svc,
       subset ? this.b.destinationRule(sp.svc)?.subsets.find((s) => s.name === subset) : undefined,
@@ -191,7 +204,7 @@ export class RouteBuilder {
     return this.b.svcPort(svc, port);
   }
 
-  private httpRouteRoutes(attached: readonly HttpRouteObject[]): Plain[] {
+  private httpRouteRoutes(attached: readonly HttpRouteObject[]): EnvoyInput<WireRoute>[] {
     const entries: Array<{
       route: HttpRouteObject;
       rule: HttpRouteRule;
@@ -216,11 +229,11 @@ export class RouteBuilder {
     ruleIndex: number,
     match: HttpRouteMatch,
     matchIndex: number,
-  ): Plain[] {
+  ): EnvoyInput<WireRoute>[] {
     const { namespace, name } = route.metadata;
     const ref = `HTTPRoute ${namespace}/${name}`;
     const rulePath = `spec.rules[${ruleIndex}]`;
-    const headers: Plain[] = match.headers.map((h) => ({
+    const headers: EnvoyInput<WireHeaderMatcher>[] = match.headers.map((h) => ({
       name: h.name.toLowerCase(),
       stringMatch: h.type === 'Exact' ? { exact: h.value } : { safeRegex: { regex: h.value } },
     }));
@@ -242,17 +255,17 @@ export class RouteBuilder {
     const prefixReplacement = (variant: PathVariant, replacement: string): string =>
       'path' in variant ? replacement : replacement.endsWith('/') ? replacement : `${replacement}/`;
 
-    const requestHeadersToAdd: Plain[] = [];
+    const requestHeadersToAdd: EnvoyInput<WireHeaderValueOption>[] = [];
     const requestHeadersToRemove: string[] = [];
-    const responseHeadersToAdd: Plain[] = [];
+    const responseHeadersToAdd: EnvoyInput<WireHeaderValueOption>[] = [];
     const responseHeadersToRemove: string[] = [];
-    const addMods = (m: HeaderModifier, add: Plain[], remove: string[]) => {
+    const addMods = (m: HeaderModifier, add: EnvoyInput<WireHeaderValueOption>[], remove: string[]) => {
       add.push(...headerMutations(m.set, m.add));
       remove.push(...m.remove.map((h) => h.toLowerCase()));
     };
     let redirect: Extract<HttpRouteRule['filters'][number], { type: 'RequestRedirect' }> | undefined;
     let rewrite: Extract<HttpRouteRule['filters'][number], { type: 'URLRewrite' }> | undefined;
-    const mirrors: Plain[] = [];
+    const mirrors: EnvoyInput<WireRequestMirrorPolicy>[] = [];
     rule.filters.forEach((f, i) => {
       switch (f.type) {
         case 'RequestHeaderModifier':
@@ -293,8 +306,8 @@ export class RouteBuilder {
     });
     for (const b of backends) this.clusters.add(b.sp);
 
-    return variants.map((variant): Plain => {
-      const base: Plain = {
+    return variants.map((variant): EnvoyInput<WireRoute> => {
+      const base: EnvoyInput<WireRoute> = {
         name: `${namespace}.${name}.${ruleIndex}.${matchIndex}`,
         match: {
           ...variant,
@@ -388,7 +401,7 @@ export class RouteBuilder {
     return this.clusters.clusterFor(this.b.svcPort(svc, port), d.subset, ref, `${path}.subset`);
   }
 
-  private vsRoutes(vs: VirtualServiceObject, sp: SvcPort): Plain[] {
+  private vsRoutes(vs: VirtualServiceObject, sp: SvcPort): EnvoyInput<WireRoute>[] {
     return vs.http.flatMap((http, i) => {
       const matches = http.match.length > 0 ? http.match : [undefined];
       const applicable = matches.filter((m) => m?.port === undefined || m.port === sp.port.port);
@@ -402,9 +415,14 @@ export class RouteBuilder {
     });
   }
 
-  private vsAction(vs: VirtualServiceObject, http: VsHttpRoute, i: number, sp: SvcPort): Plain {
+  private vsAction(
+    vs: VirtualServiceObject,
+    http: VsHttpRoute,
+    i: number,
+    sp: SvcPort,
+  ): EnvoyInput<WireRoute> {
     const path = `spec.http[${i}]`;
-    const out: Plain = {};
+    const out: EnvoyInput<WireRoute> = {};
     const req = headerOps(http.headers.request);
     const res = headerOps(http.headers.response);
     if (req.add.length > 0) out.requestHeadersToAdd = req.add;
@@ -414,7 +432,7 @@ export class RouteBuilder {
     if (http.fault) {
       const { delay, abort } = http.fault;
       out.typedPerFilterConfig = {
-        [FAULT_FILTER]: this.b.encoder.any(FAULT, {
+        [FAULT_FILTER]: this.b.encoder.any(FAULT_TYPE, {
           ...(delay && {
             delay: { fixedDelay: duration(delay.fixedDelayMs), percentage: fractionalPercent(delay.percent) },
           }),
@@ -464,7 +482,7 @@ export class RouteBuilder {
     }
     const first = clusters[0] as (typeof clusters)[number];
     const firstEntry = this.clusters.entries.get(first.name) as ClusterEntry;
-    let retryPolicy: Plain | undefined = defaultRetryPolicy();
+    let retryPolicy: EnvoyInput<WireRetryPolicy> | undefined = defaultRetryPolicy();
     const retries = http.retries;
     if (retries) {
       retryPolicy =
@@ -519,15 +537,15 @@ export class RouteBuilder {
   }
 }
 
-function defaultRetryPolicy(): Plain {
+function defaultRetryPolicy(): EnvoyInput<WireRetryPolicy> {
   return { retryOn: DEFAULT_RETRY_ON, numRetries: { value: DEFAULT_RETRIES }, retriableStatusCodes: [503] };
 }
 
-function headerOps(ops: VsHeaderOperations): { add: Plain[]; remove: string[] } {
+function headerOps(ops: VsHeaderOperations): { add: EnvoyInput<WireHeaderValueOption>[]; remove: string[] } {
   return { add: headerMutations(ops.set, ops.add), remove: ops.remove.map((h) => h.toLowerCase()) };
 }
 
-function vsMatch(m: VsMatch | undefined): Plain {
+function vsMatch(m: VsMatch | undefined): EnvoyInput<WireRouteMatch> {
   if (!m) return { prefix: '/' };
   const path = !m.uri
     ? { prefix: '/' }
@@ -536,7 +554,7 @@ function vsMatch(m: VsMatch | undefined): Plain {
       : 'prefix' in m.uri
         ? { prefix: m.uri.prefix }
         : { safeRegex: { regex: m.uri.regex } };
-  const headers: Plain[] = m.headers.map((h) => ({
+  const headers: EnvoyInput<WireHeaderMatcher>[] = m.headers.map((h) => ({
     name: h.name.toLowerCase(),
     ...(h.match ? { stringMatch: istioMatch(h.match) } : { presentMatch: true }),
     ...(h.invert && { invertMatch: true }),

@@ -12,6 +12,14 @@
  * exist, a policy field a waypoint cannot check) become notices and the rest is served.
  */
 import {
+  CLUSTER_LOAD_ASSIGNMENT_TYPE,
+  CLUSTER_TYPE,
+  type EnvoyInput,
+  LISTENER_TYPE,
+  ROUTE_CONFIGURATION_TYPE,
+  type WireFilterChain,
+} from '@ambient/shared';
+import {
   FOR_SERVICE_ACCOUNT,
   GATEWAY_NAME_LABEL,
   type MeshModel,
@@ -24,7 +32,6 @@ import {
   byName,
   type ClusterEntry,
   indexObjects,
-  type Plain,
   WAYPOINT_LISTENER_NAME,
   type WaypointResourceOptions,
 } from './build-context.js';
@@ -102,35 +109,26 @@ function gatewayResources(b: BuildContext, gw: GatewayObject): WaypointResourceS
   const ports = servedServices(b, gw)
     .filter((svc) => svc.clusterIps.length > 0)
     .flatMap((svc) => svc.ports.map((p) => b.svcPort(svc, p)));
-  const chains: Plain[] = [];
+  const chains: EnvoyInput<WireFilterChain>[] = [];
   const routes = new Map<string, Uint8Array>();
   for (const sp of ports) {
     clusterSet.add(sp);
     chains.push(listenerBuilder.filterChain(sp));
     if (sp.proto !== 'tcp')
-      routes.set(
-        sp.name,
-        enc.encode('envoy.config.route.v3.RouteConfiguration', routeBuilder.routeConfiguration(sp)),
-      );
+      routes.set(sp.name, enc.encode(ROUTE_CONFIGURATION_TYPE, routeBuilder.routeConfiguration(sp)));
   }
   const listener = listenerBuilder.listener(chains);
   const clusters = new Map<string, Uint8Array>();
   const endpoints = new Map<string, Uint8Array>();
   for (const name of [...clusterSet.entries.keys()].sort()) {
     const e = clusterSet.entries.get(name) as ClusterEntry;
-    clusters.set(name, enc.encode('envoy.config.cluster.v3.Cluster', buildCluster(b, name, e)));
-    endpoints.set(
-      name,
-      enc.encode('envoy.config.endpoint.v3.ClusterLoadAssignment', buildLoadAssignment(b, name, e)),
-    );
+    clusters.set(name, enc.encode(CLUSTER_TYPE, buildCluster(b, name, e)));
+    endpoints.set(name, enc.encode(CLUSTER_LOAD_ASSIGNMENT_TYPE, buildLoadAssignment(b, name, e)));
   }
   return {
     gateway: `${gw.metadata.namespace}/${gw.metadata.name}`,
     resources: new Map<string, ReadonlyMap<string, Uint8Array>>([
-      [
-        LISTENER_TYPE_URL,
-        new Map([[WAYPOINT_LISTENER_NAME, enc.encode('envoy.config.listener.v3.Listener', listener)]]),
-      ],
+      [LISTENER_TYPE_URL, new Map([[WAYPOINT_LISTENER_NAME, enc.encode(LISTENER_TYPE, listener)]])],
       [ROUTE_CONFIGURATION_TYPE_URL, routes],
       [CLUSTER_TYPE_URL, clusters],
       [CLUSTER_LOAD_ASSIGNMENT_TYPE_URL, endpoints],

@@ -17,6 +17,7 @@ import type {
   WireRouteConfiguration,
   WireRouteMatch,
 } from '@ambient/shared';
+import { ENVOY_RETRY_ON } from '@ambient/shared';
 import type {
   DirectResponseAction,
   FaultPolicy,
@@ -47,16 +48,7 @@ export const DEFAULT_ROUTE_TIMEOUT_MS = 15_000;
 /** Envoy's retry backoff when `retry_back_off` is unset: 25 ms base, ten times that at most. */
 export const DEFAULT_RETRY_BASE_MS = 25;
 
-const RETRY_ON = new Set<string>([
-  '5xx',
-  'gateway-error',
-  'connect-failure',
-  'reset',
-  'refused-stream',
-  'retriable-status-codes',
-  'unavailable',
-  'cancelled',
-]);
+const RETRY_ON = new Set<string>(ENVOY_RETRY_ON);
 const REDIRECT_CODES = [301, 302, 303, 307, 308];
 const MAX_DIRECT_RESPONSE_BODY = 4096;
 
