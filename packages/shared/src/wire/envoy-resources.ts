@@ -11,6 +11,7 @@ import {
   CLUSTER_LOAD_ASSIGNMENT_TYPE,
   CLUSTER_TYPE,
   FAULT_TYPE,
+  FILTER_CONFIG_TYPE,
   HCM_TYPE,
   HTTP_PROTOCOL_OPTIONS_TYPE,
   LISTENER_TYPE,
@@ -283,6 +284,13 @@ export interface WireRbacFilter {
   matcher: unknown;
 }
 
+/** envoy.config.route.v3.FilterConfig: a per-route filter config wrapped to mark it optional. */
+export interface WireFilterConfig {
+  config: WireAny | null;
+  isOptional: boolean;
+  disabled: boolean;
+}
+
 /** envoy.extensions.filters.http.router.v3.Router: the waypoint sets none of its fields. */
 export type WireRouter = Record<string, never>;
 
@@ -528,7 +536,7 @@ export interface WireClusterLoadAssignment {
   }>;
 }
 
-/** Each message an encoder writes, by its full name: the resources and the typed configs. */
+/** Each message the two sides exchange, by its full name: the resources and the typed configs. */
 export interface EnvoyMessages {
   [LISTENER_TYPE]: WireListener;
   [ROUTE_CONFIGURATION_TYPE]: WireRouteConfiguration;
@@ -540,5 +548,6 @@ export interface EnvoyMessages {
   [FAULT_TYPE]: WireHttpFault;
   [ROUTER_TYPE]: WireRouter;
   [HTTP_PROTOCOL_OPTIONS_TYPE]: WireHttpProtocolOptions;
+  [FILTER_CONFIG_TYPE]: WireFilterConfig;
 }
 export type EnvoyMessageName = keyof EnvoyMessages;

@@ -5,12 +5,7 @@
  * values it means, as istiod does.
  */
 
-import type {
-  WireCluster,
-  WireHttpProtocolOptions,
-  WireOutlierDetection,
-  WireThresholds,
-} from '@ambient/shared';
+import type { WireCluster, WireOutlierDetection, WireThresholds } from '@ambient/shared';
 import type {
   CircuitBreakers,
   LbPolicy,
@@ -120,7 +115,7 @@ function protocol(c: WireCluster, ctx: DecodeContext): 'http1' | 'http2' {
       ctx.problem(p, `${type} is not supported`);
       continue;
     }
-    const o = ctx.decodeAny<WireHttpProtocolOptions>(any, HTTP_PROTOCOL_OPTIONS_TYPE, p);
+    const o = ctx.decodeAny(any, HTTP_PROTOCOL_OPTIONS_TYPE, p);
     if (!o) continue;
     if (o.httpFilters.length) ctx.problem(at(p, 'http_filters'), 'upstream HTTP filters are not supported');
     if (o.upstreamProtocolOptions === 'explicitHttpConfig') {

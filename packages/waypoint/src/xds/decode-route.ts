@@ -140,11 +140,7 @@ function perFilterFault(
     let config: WireAny | null = any;
     let optional = false;
     if (anyTypeName(any) === FILTER_CONFIG_TYPE) {
-      const wrapper = ctx.decodeAny<{ config: WireAny | null; isOptional: boolean; disabled: boolean }>(
-        any,
-        FILTER_CONFIG_TYPE,
-        p,
-      );
+      const wrapper = ctx.decodeAny(any, FILTER_CONFIG_TYPE, p);
       if (!wrapper) continue;
       if (wrapper.disabled) ctx.problem(at(p, 'disabled'), 'disabling a filter per route is not supported');
       config = wrapper.config;
@@ -153,7 +149,7 @@ function perFilterFault(
     }
     const type = anyTypeName(config);
     if (type === FAULT_TYPE) {
-      const f = ctx.decodeAny<WireHttpFault>(config, FAULT_TYPE, p);
+      const f = ctx.decodeAny(config, FAULT_TYPE, p);
       if (f) fault = faultPolicy(f, p, ctx);
     } else if (!optional) {
       ctx.problem(p, `per-route config of type ${type} is not supported`);
