@@ -1,19 +1,20 @@
 // The public API of @ambient/controlplane: what the lab, the end-to-end suites and the benchmarks
 // use. The control plane runs from main.ts; anything else is internal to the package.
+
+export { translateAuthorizationPolicy } from './ambient/authorization-translate.js';
 export { ControlPlaneApp } from './app/controlplane-app.js';
 export type { ControlPlaneConfig } from './app/controlplane-config.js';
 export { parseControlPlaneConfig } from './app/controlplane-config.js';
 export { TokenAuthenticator } from './auth/token-authenticator.js';
-export { translateAuthorizationPolicy } from './model/authorization-translate.js';
+export { DEFAULT_MANIFEST_LIMITS, decodeManifest } from './manifests/kube-objects.js';
+export { ControlPlaneMetrics } from './telemetry/controlplane-metrics.js';
 export {
   CLUSTER_LOAD_ASSIGNMENT_TYPE_URL,
   CLUSTER_TYPE_URL,
   EnvoyEncoder,
   LISTENER_TYPE_URL,
   ROUTE_CONFIGURATION_TYPE_URL,
-} from './model/envoy-encoder.js';
-export { DEFAULT_MANIFEST_LIMITS, decodeManifest } from './model/kube-objects.js';
-export { ControlPlaneMetrics } from './telemetry/controlplane-metrics.js';
+} from './waypoint-xds/envoy-encoder.js';
 export type { ResourceEntry } from './xds/delta-ads-server.js';
 export { DeltaAdsServer, encodeResources, ResourceEncoder } from './xds/delta-ads-server.js';
 export { waypointScope } from './xds/proxy-admission.js';

@@ -52,6 +52,9 @@ export { HboneMetrics } from './telemetry/hbone-metrics.js';
 export type { HandshakeLimits } from './tls/handshake-limits.js';
 export { DEFAULT_HANDSHAKE_LIMITS } from './tls/handshake-limits.js';
 export { secureContextOptions } from './tls/mesh-tls.js';
+// The Envoy subset of the wire contract: every name in these two modules is public API.
+export * from './wire/envoy-names.js';
+export * from './wire/envoy-resources.js';
 export type { XdsClientDump, XdsDelta, XdsResourceType, XdsSubscription } from './xds/delta-ads-client.js';
 export { DELTA_ADS_METHOD, DeltaAdsClient } from './xds/delta-ads-client.js';
 export { XdsClientMetrics } from './xds/xds-metrics.js';

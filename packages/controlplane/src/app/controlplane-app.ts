@@ -18,8 +18,13 @@ import {
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
+import { type MeshModel, MeshModelBuilder } from '../ambient/mesh-model.js';
+import { TimeSlicer } from '../ambient/time-slicer.js';
 import { TokenAuthenticator } from '../auth/token-authenticator.js';
 import { CaService } from '../ca/ca-service.js';
+import type { KubeObject } from '../manifests/kube-objects.js';
+import { type ConfigSource, ManifestDirSource } from '../source/manifest-dir-source.js';
+import { ControlPlaneMetrics } from '../telemetry/controlplane-metrics.js';
 import {
   CLUSTER_LOAD_ASSIGNMENT_TYPE_URL,
   CLUSTER_TYPE_URL,
@@ -27,13 +32,8 @@ import {
   LISTENER_TYPE_URL,
   ROUTE_CONFIGURATION_TYPE_URL,
   WAYPOINT_TYPE_URLS,
-} from '../model/envoy-encoder.js';
-import type { KubeObject } from '../model/kube-objects.js';
-import { type MeshModel, MeshModelBuilder } from '../model/mesh-model.js';
-import { TimeSlicer } from '../model/time-slicer.js';
-import { WaypointResourceBuilder, type WaypointResources } from '../model/waypoint-resources.js';
-import { type ConfigSource, ManifestDirSource } from '../source/manifest-dir-source.js';
-import { ControlPlaneMetrics } from '../telemetry/controlplane-metrics.js';
+} from '../waypoint-xds/envoy-encoder.js';
+import { WaypointResourceBuilder, type WaypointResources } from '../waypoint-xds/waypoint-resources.js';
 import {
   DeltaAdsServer,
   encodeResources,

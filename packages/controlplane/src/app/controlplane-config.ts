@@ -1,5 +1,5 @@
 import { type EnvMap, EnvSettings, type Result } from '@ambient/shared';
-import { DEFAULT_MANIFEST_LIMITS } from '../model/kube-objects.js';
+import { DEFAULT_MANIFEST_LIMITS } from '../manifests/kube-objects.js';
 
 /** The control plane's settings, parsed once from an environment map and frozen. */
 export interface ControlPlaneConfig {

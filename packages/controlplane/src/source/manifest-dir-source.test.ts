@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, rename, rm, utimes, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { TimeSlicer } from '../model/time-slicer.js';
+import { TimeSlicer } from '../ambient/time-slicer.js';
 import { ManifestDirSource } from './manifest-dir-source.js';
 
 let dir: string;

@@ -20,6 +20,7 @@ import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 import type { Problem } from '@ambient/shared';
 import { Composer, type Document, isMap, isPair, isScalar, isSeq, LineCounter, Parser } from 'yaml';
+import { TimeSlicer } from '../ambient/time-slicer.js';
 import {
   DEFAULT_MANIFEST_LIMITS,
   decodeManifest,
@@ -27,8 +28,7 @@ import {
   type ManifestLimits,
   manifestKey,
   objectKey,
-} from '../model/kube-objects.js';
-import { TimeSlicer } from '../model/time-slicer.js';
+} from '../manifests/kube-objects.js';
 
 export interface InvalidResource {
   readonly file: string;

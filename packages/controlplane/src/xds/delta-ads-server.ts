@@ -13,8 +13,8 @@ import { DELTA_ADS_METHOD, type Input, meshProtos, type WireCodec } from '@ambie
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import protobuf from 'protobufjs';
+import { runToEnd } from '../ambient/time-slicer.js';
 import type { Caller, TokenAuthenticator } from '../auth/token-authenticator.js';
-import { runToEnd } from '../model/time-slicer.js';
 import type { ControlPlaneMetrics } from '../telemetry/controlplane-metrics.js';
 import { admitProxy, type ProxyDirectory } from './proxy-admission.js';
 

@@ -6,7 +6,7 @@ import {
   type GatewayObject,
   type KubeObject,
   type PodObject,
-} from '../model/kube-objects.js';
+} from '../manifests/kube-objects.js';
 import { admitProxy, type ProxyDirectory, parseRouterNodeId, waypointScope } from './proxy-admission.js';
 
 function decode<T extends KubeObject>(doc: unknown): T {

@@ -6,9 +6,9 @@
  * namespace. The stream then sees that gateway's resources and nothing else.
  */
 import * as grpc from '@grpc/grpc-js';
+import { GATEWAY_NAME_LABEL, WAYPOINT_CLASS } from '../ambient/mesh-model.js';
 import type { Caller } from '../auth/token-authenticator.js';
-import type { GatewayObject, PodObject } from '../model/kube-objects.js';
-import { GATEWAY_NAME_LABEL, WAYPOINT_CLASS } from '../model/mesh-model.js';
+import type { GatewayObject, PodObject } from '../manifests/kube-objects.js';
 
 /** Where admission looks pods and gateways up (the control plane's current objects). */
 export interface ProxyDirectory {

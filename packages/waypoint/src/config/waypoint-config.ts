@@ -2,7 +2,7 @@
  * The waypoint's domain config: what its Envoy resources (docs/waypoint-xds.md) decode into.
  * Nothing behind the xDS boundary sees a wire type. All values are frozen once decoded.
  */
-import type { SpiffeId } from '@ambient/shared';
+import type { EnvoyRetryOn, SpiffeId } from '@ambient/shared';
 
 /**
  * A regex from config, compiled by RE2 (linear time, never a backtracking JavaScript RegExp):
@@ -58,15 +58,7 @@ export interface HeaderMutation {
   readonly remove: readonly string[];
 }
 
-export type RetryOn =
-  | '5xx'
-  | 'gateway-error'
-  | 'connect-failure'
-  | 'reset'
-  | 'refused-stream'
-  | 'retriable-status-codes'
-  | 'unavailable'
-  | 'cancelled';
+export type RetryOn = EnvoyRetryOn;
 
 export interface RetryPolicy {
   readonly retryOn: ReadonlySet<RetryOn>;

@@ -4,6 +4,8 @@
  * consecutive 5xx, 10 s interval, 30 s base ejection, 10%), so the control plane must send the
  * values it means, as istiod does.
  */
+
+import type { WireCluster, WireOutlierDetection, WireThresholds } from '@ambient/shared';
 import type {
   CircuitBreakers,
   LbPolicy,
@@ -20,12 +22,6 @@ import {
   structToJson,
 } from './decode-context.js';
 import { HTTP_PROTOCOL_OPTIONS_TYPE } from './envoy-protos.js';
-import type {
-  WireCluster,
-  WireHttpProtocolOptions,
-  WireOutlierDetection,
-  WireThresholds,
-} from './envoy-wire.js';
 
 const EDS = 3;
 const DISCOVERY_TYPES = ['STATIC', 'STRICT_DNS', 'LOGICAL_DNS', 'EDS', 'ORIGINAL_DST'];
@@ -119,7 +115,7 @@ function protocol(c: WireCluster, ctx: DecodeContext): 'http1' | 'http2' {
       ctx.problem(p, `${type} is not supported`);
       continue;
     }
-    const o = ctx.decodeAny<WireHttpProtocolOptions>(any, HTTP_PROTOCOL_OPTIONS_TYPE, p);
+    const o = ctx.decodeAny(any, HTTP_PROTOCOL_OPTIONS_TYPE, p);
     if (!o) continue;
     if (o.httpFilters.length) ctx.problem(at(p, 'http_filters'), 'upstream HTTP filters are not supported');
     if (o.upstreamProtocolOptions === 'explicitHttpConfig') {

@@ -4,9 +4,10 @@
  * Any). Decoders keep going after a problem so that one NACK names every bad field.
  */
 import { isIPv4, isIPv6 } from 'node:net';
-import type { Problem } from '@ambient/shared';
-import type protobuf from 'protobufjs';
 import type {
+  EnvoyMessageName,
+  EnvoyMessages,
+  Problem,
   WireAny,
   WireCidrRange,
   WireConfigSource,
@@ -15,7 +16,8 @@ import type {
   WireInt64,
   WireStruct,
   WireValue,
-} from './envoy-wire.js';
+} from '@ambient/shared';
+import type protobuf from 'protobufjs';
 
 export class DecodeContext {
   readonly problems: Problem[] = [];
@@ -27,9 +29,13 @@ export class DecodeContext {
   }
 
   /** Decodes a typed config's bytes as `typeName`; undefined (with a problem) if they do not parse. */
-  decodeAny<T>(any: WireAny, typeName: string, path: string): T | undefined {
+  decodeAny<N extends EnvoyMessageName>(
+    any: WireAny,
+    typeName: N,
+    path: string,
+  ): EnvoyMessages[N] | undefined {
     try {
-      return this.root.lookupType(typeName).decode(any.value) as unknown as T;
+      return this.root.lookupType(typeName).decode(any.value) as unknown as EnvoyMessages[N];
     } catch (err) {
       this.problem(path, `${typeName} does not decode: ${(err as Error).message}`);
       return undefined;

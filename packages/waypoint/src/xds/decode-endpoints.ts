@@ -3,10 +3,9 @@
  * the waypoint needs to reach it (metadata.filter_metadata.istio).
  */
 import { isIP } from 'node:net';
-import { SpiffeId } from '@ambient/shared';
+import { SpiffeId, type WireClusterLoadAssignment, type WireLbEndpoint } from '@ambient/shared';
 import type { UpstreamEndpoint } from '../config/waypoint-config.js';
 import { at, type DecodeContext, isPort, structToJson } from './decode-context.js';
-import type { WireClusterLoadAssignment, WireLbEndpoint } from './envoy-wire.js';
 
 export interface ClusterEndpoints {
   readonly cluster: string;

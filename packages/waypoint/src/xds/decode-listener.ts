@@ -2,6 +2,15 @@
  * Listener to WaypointListener: one FilterChain per chain, matched on destination prefix and
  * port, ending in an HTTP connection manager (RDS, RBAC, fault, router) or a TCP proxy.
  */
+
+import type {
+  WireFilterChain,
+  WireFilterChainMatch,
+  WireHttpConnectionManager,
+  WireListener,
+  WireNetworkFilter,
+  WireTcpProxy,
+} from '@ambient/shared';
 import type {
   CodecType,
   FilterChain,
@@ -13,16 +22,6 @@ import type {
 import { adsConfigSource, anyTypeName, at, cidr, type DecodeContext } from './decode-context.js';
 import { decodeRbacFilter } from './decode-rbac.js';
 import { FAULT_TYPE, HCM_TYPE, RBAC_TYPE, ROUTER_TYPE, TCP_PROXY_TYPE } from './envoy-protos.js';
-import type {
-  WireFilterChain,
-  WireFilterChainMatch,
-  WireHttpConnectionManager,
-  WireHttpFault,
-  WireListener,
-  WireNetworkFilter,
-  WireRbacFilter,
-  WireTcpProxy,
-} from './envoy-wire.js';
 
 const CODECS: Record<number, CodecType> = { 0: 'auto', 1: 'http1', 2: 'http2' };
 
@@ -71,11 +70,11 @@ function httpChain(hcm: WireHttpConnectionManager, path: string, ctx: DecodeCont
     }
     if (last) ctx.problem(p, `${f.name || type} is not a router: the chain must end with ${ROUTER_TYPE}`);
     if (type === RBAC_TYPE) {
-      const cfg = ctx.decodeAny<WireRbacFilter>(f.typedConfig, RBAC_TYPE, at(p, 'typed_config'));
+      const cfg = ctx.decodeAny(f.typedConfig, RBAC_TYPE, at(p, 'typed_config'));
       const rules = cfg && decodeRbacFilter(cfg, at(p, 'typed_config'), ctx);
       if (rules) rbac.push(rules);
     } else if (type === FAULT_TYPE) {
-      const cfg = ctx.decodeAny<WireHttpFault>(f.typedConfig, FAULT_TYPE, at(p, 'typed_config'));
+      const cfg = ctx.decodeAny(f.typedConfig, FAULT_TYPE, at(p, 'typed_config'));
       // Faults come from routes (typed_per_filter_config); a filter-wide fault would apply to routes
       // that set none, which the domain model cannot say.
       if (cfg && (cfg.delay || cfg.abort || cfg.responseRateLimit))
@@ -129,10 +128,10 @@ function networkFilter(
   }
   if (!last) ctx.problem(path, `${type} is terminal and must be the last filter`);
   if (type === HCM_TYPE) {
-    const hcm = ctx.decodeAny<WireHttpConnectionManager>(f.typedConfig, HCM_TYPE, p);
+    const hcm = ctx.decodeAny(f.typedConfig, HCM_TYPE, p);
     return hcm && httpChain(hcm, p, ctx);
   }
-  const tcp = ctx.decodeAny<WireTcpProxy>(f.typedConfig, TCP_PROXY_TYPE, p);
+  const tcp = ctx.decodeAny(f.typedConfig, TCP_PROXY_TYPE, p);
   return tcp && tcpChain(tcp, p, ctx);
 }
 

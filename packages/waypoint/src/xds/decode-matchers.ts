@@ -1,8 +1,7 @@
 /**
  * Envoy's matcher and header-option messages, shared by routes and RBAC, to domain values.
  */
-import type { HeaderMatch, HeaderMutation, QueryMatch, StringMatch } from '../config/waypoint-config.js';
-import { at, type DecodeContext } from './decode-context.js';
+
 import type {
   WireHeaderMatcher,
   WireHeaderValueOption,
@@ -10,7 +9,9 @@ import type {
   WireRegexMatchAndSubstitute,
   WireRegexMatcher,
   WireStringMatcher,
-} from './envoy-wire.js';
+} from '@ambient/shared';
+import type { HeaderMatch, HeaderMutation, QueryMatch, StringMatch } from '../config/waypoint-config.js';
+import { at, type DecodeContext } from './decode-context.js';
 import { checkRe2Substitution, compileRe2, type Re2Regex, type RegexMode } from './re2-regex.js';
 
 export function regex(

@@ -3,10 +3,11 @@
  * waypoint cannot evaluate are problems rather than silently ignored: a skipped permission or
  * principal would widen or narrow access.
  */
+
+import type { WirePermission, WirePrincipal, WireRbacFilter, WireRbacPolicy } from '@ambient/shared';
 import type { RbacPermission, RbacPolicy, RbacPrincipal, RbacRules } from '../config/waypoint-config.js';
 import { at, cidr, type DecodeContext } from './decode-context.js';
 import { headerMatch, stringMatch } from './decode-matchers.js';
-import type { WirePermission, WirePrincipal, WireRbacFilter, WireRbacPolicy } from './envoy-wire.js';
 
 const ALLOW = 0;
 const DENY = 1;

@@ -4,6 +4,20 @@
  * unset, one retry when `num_retries` is unset, 25 ms / 250 ms retry backoff); policies a route does
  * not set fall back to the virtual host's, then the route configuration's, as Envoy resolves them.
  */
+
+import type {
+  WireAny,
+  WireHashPolicy,
+  WireHttpFault,
+  WireRedirectAction,
+  WireRequestMirrorPolicy,
+  WireRetryPolicy,
+  WireRoute,
+  WireRouteAction,
+  WireRouteConfiguration,
+  WireRouteMatch,
+} from '@ambient/shared';
+import { ENVOY_RETRY_ON } from '@ambient/shared';
 import type {
   DirectResponseAction,
   FaultPolicy,
@@ -28,34 +42,13 @@ import {
 } from './decode-context.js';
 import { headerMatch, headerMutation, queryMatch, regex, regexRewrite } from './decode-matchers.js';
 import { FAULT_TYPE, FILTER_CONFIG_TYPE } from './envoy-protos.js';
-import type {
-  WireAny,
-  WireHashPolicy,
-  WireHttpFault,
-  WireRedirectAction,
-  WireRequestMirrorPolicy,
-  WireRetryPolicy,
-  WireRoute,
-  WireRouteAction,
-  WireRouteConfiguration,
-  WireRouteMatch,
-} from './envoy-wire.js';
 
 /** Envoy's route timeout when `timeout` is unset. */
 export const DEFAULT_ROUTE_TIMEOUT_MS = 15_000;
 /** Envoy's retry backoff when `retry_back_off` is unset: 25 ms base, ten times that at most. */
 export const DEFAULT_RETRY_BASE_MS = 25;
 
-const RETRY_ON = new Set<string>([
-  '5xx',
-  'gateway-error',
-  'connect-failure',
-  'reset',
-  'refused-stream',
-  'retriable-status-codes',
-  'unavailable',
-  'cancelled',
-]);
+const RETRY_ON = new Set<string>(ENVOY_RETRY_ON);
 const REDIRECT_CODES = [301, 302, 303, 307, 308];
 const MAX_DIRECT_RESPONSE_BODY = 4096;
 
@@ -147,11 +140,7 @@ function perFilterFault(
     let config: WireAny | null = any;
     let optional = false;
     if (anyTypeName(any) === FILTER_CONFIG_TYPE) {
-      const wrapper = ctx.decodeAny<{ config: WireAny | null; isOptional: boolean; disabled: boolean }>(
-        any,
-        FILTER_CONFIG_TYPE,
-        p,
-      );
+      const wrapper = ctx.decodeAny(any, FILTER_CONFIG_TYPE, p);
       if (!wrapper) continue;
       if (wrapper.disabled) ctx.problem(at(p, 'disabled'), 'disabling a filter per route is not supported');
       config = wrapper.config;
@@ -160,7 +149,7 @@ function perFilterFault(
     }
     const type = anyTypeName(config);
     if (type === FAULT_TYPE) {
-      const f = ctx.decodeAny<WireHttpFault>(config, FAULT_TYPE, p);
+      const f = ctx.decodeAny(config, FAULT_TYPE, p);
       if (f) fault = faultPolicy(f, p, ctx);
     } else if (!optional) {
       ctx.problem(p, `per-route config of type ${type} is not supported`);

@@ -3,7 +3,18 @@
  * decoders for the shared Delta ADS client: bytes in, a frozen domain value or every problem with
  * its field path out. Nothing behind this module sees a wire type.
  */
-import { fail, ok, type Result, type XdsResourceType } from '@ambient/shared';
+import {
+  CLUSTER_LOAD_ASSIGNMENT_TYPE,
+  CLUSTER_TYPE,
+  type EnvoyMessageName,
+  type EnvoyMessages,
+  fail,
+  LISTENER_TYPE,
+  ok,
+  type Result,
+  ROUTE_CONFIGURATION_TYPE,
+  type XdsResourceType,
+} from '@ambient/shared';
 import type { RouteTable, UpstreamCluster, WaypointListener } from '../config/waypoint-config.js';
 import { decodeCluster } from './decode-cluster.js';
 import { DecodeContext, deepFreeze } from './decode-context.js';
@@ -20,20 +31,20 @@ import {
 
 export type { ClusterEndpoints } from './decode-endpoints.js';
 
-function resourceType<W, T>(
+function resourceType<N extends EnvoyMessageName, T>(
   typeUrl: string,
-  messageName: string,
-  decode: (wire: W, name: string, ctx: DecodeContext) => T,
+  messageName: N,
+  decode: (wire: EnvoyMessages[N], name: string, ctx: DecodeContext) => T,
 ): XdsResourceType<T> {
   const root = envoyProtos();
   const type = root.lookupType(messageName);
   return {
     typeUrl,
     decode(value, name): Result<T> {
-      let wire: W;
+      let wire: EnvoyMessages[N];
       try {
         // Read in place: unset fields come from the message prototype, nothing is copied.
-        wire = type.decode(value) as unknown as W;
+        wire = type.decode(value) as unknown as EnvoyMessages[N];
       } catch (err) {
         return fail({ path: '', message: `${messageName} does not decode: ${(err as Error).message}` });
       }
@@ -51,25 +62,21 @@ function resourceType<W, T>(
 }
 
 export function listenerResourceType(): XdsResourceType<WaypointListener> {
-  return resourceType(LISTENER_TYPE_URL, 'envoy.config.listener.v3.Listener', decodeListener);
+  return resourceType(LISTENER_TYPE_URL, LISTENER_TYPE, decodeListener);
 }
 
 export function routeConfigurationResourceType(): XdsResourceType<RouteTable> {
-  return resourceType(
-    ROUTE_CONFIGURATION_TYPE_URL,
-    'envoy.config.route.v3.RouteConfiguration',
-    decodeRouteConfiguration,
-  );
+  return resourceType(ROUTE_CONFIGURATION_TYPE_URL, ROUTE_CONFIGURATION_TYPE, decodeRouteConfiguration);
 }
 
 export function clusterResourceType(): XdsResourceType<UpstreamCluster> {
-  return resourceType(CLUSTER_TYPE_URL, 'envoy.config.cluster.v3.Cluster', decodeCluster);
+  return resourceType(CLUSTER_TYPE_URL, CLUSTER_TYPE, decodeCluster);
 }
 
 export function clusterLoadAssignmentResourceType(): XdsResourceType<ClusterEndpoints> {
   return resourceType(
     CLUSTER_LOAD_ASSIGNMENT_TYPE_URL,
-    'envoy.config.endpoint.v3.ClusterLoadAssignment',
+    CLUSTER_LOAD_ASSIGNMENT_TYPE,
     decodeClusterLoadAssignment,
   );
 }

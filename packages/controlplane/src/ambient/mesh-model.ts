@@ -9,14 +9,6 @@
  * recomputes one workload and downstream encoders can cache by identity.
  */
 import { type Always, type Problem, type Written, type WrittenFields, workloadapi } from '@ambient/shared';
-import {
-  convertedPeerAuthentication,
-  ipBytes,
-  STATIC_STRICT_NAME,
-  staticStrictPolicy,
-  translateAuthorizationPolicy,
-  type WireAuthorization,
-} from './authorization-translate.js';
 import type {
   AuthorizationPolicyObject,
   GatewayObject,
@@ -26,7 +18,15 @@ import type {
   PeerAuthenticationObject,
   PodObject,
   ServiceObject,
-} from './kube-objects.js';
+} from '../manifests/kube-objects.js';
+import {
+  convertedPeerAuthentication,
+  ipBytes,
+  STATIC_STRICT_NAME,
+  staticStrictPolicy,
+  translateAuthorizationPolicy,
+  type WireAuthorization,
+} from './authorization-translate.js';
 import { runToEnd } from './time-slicer.js';
 
 export const DATAPLANE_MODE = 'istio.io/dataplane-mode';

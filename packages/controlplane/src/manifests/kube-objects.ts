@@ -4,18 +4,16 @@
  * reported with its kind and name and left out, and the rest keeps working.
  */
 import type { Problem } from '@ambient/shared';
+import { type DestinationRuleObject, decodeDestinationRule } from './destination-rule-decoder.js';
+import { decodeHttpRoute, type HttpRouteObject } from './http-route-decoder.js';
 import { decodeMeta, ManifestFields as Fields, type Obj, type ObjectMeta } from './manifest-fields.js';
-import {
-  type DestinationRuleObject,
-  decodeDestinationRule,
-  decodeHttpRoute,
-  decodeVirtualService,
-  type HttpRouteObject,
-  type VirtualServiceObject,
-} from './traffic-objects.js';
+import { decodeVirtualService, type VirtualServiceObject } from './virtual-service-decoder.js';
 
+export type * from './destination-rule-decoder.js';
+export type * from './http-route-decoder.js';
 export type { ObjectMeta } from './manifest-fields.js';
-export type * from './traffic-objects.js';
+export type * from './traffic-fields.js';
+export type * from './virtual-service-decoder.js';
 
 export interface NamespaceObject {
   readonly kind: 'Namespace';

@@ -1,9 +1,56 @@
 /**
- * The shapes protobufjs decodes Envoy's messages into (camelCase fields; `google.protobuf.Any`
- * keeps `type_url`), limited to the fields the decoders read. Unset message fields read as null,
- * unset scalars as their defaults, and a oneof's discriminator names its set member. These types
- * never leave src/xds.
+ * The Envoy v3 resources a waypoint receives, typed once for both sides: the waypoint's decoders
+ * read them in the shape protobufjs decodes into (camelCase fields; `google.protobuf.Any` keeps
+ * `type_url`; unset message fields read as null, unset scalars as their defaults; a oneof's
+ * discriminator names its set member), and the control plane writes them as `EnvoyInput<T>` of the
+ * same types (every field optional, enums by name, no discriminators) for Envoy's own protos to
+ * encode. Only the fields in use are listed, so a field one side starts to use is added here and
+ * the other side sees it. These types stop at the xDS boundary on both sides.
  */
+import {
+  CLUSTER_LOAD_ASSIGNMENT_TYPE,
+  CLUSTER_TYPE,
+  FAULT_TYPE,
+  FILTER_CONFIG_TYPE,
+  HCM_TYPE,
+  HTTP_PROTOCOL_OPTIONS_TYPE,
+  LISTENER_TYPE,
+  RBAC_TYPE,
+  ROUTE_CONFIGURATION_TYPE,
+  ROUTER_TYPE,
+  TCP_PROXY_TYPE,
+} from './envoy-names.js';
+
+declare const enumNames: unique symbol;
+
+/** An enum field: decodes as its number, is written by name (or number). */
+export type WireEnum<Names extends string> = number & { readonly [enumNames]: Names };
+/**
+ * A oneof's discriminator: names the member that is set when decoding; never written. Recognised
+ * by naming fields of its own message.
+ */
+export type WireOneofCase<Members extends string> = Members;
+
+/**
+ * What an encoder writes for a decoded type `T`: every field optional, enums as names or numbers,
+ * oneof discriminators left out (the member that is set says it), null not allowed. Fields stay
+ * writable so a builder can fill in a message step by step.
+ */
+export type EnvoyInput<T> = T extends Uint8Array
+  ? T
+  : T extends { readonly [enumNames]: infer Names }
+    ? Names | number
+    : T extends string | number | boolean
+      ? T
+      : T extends readonly (infer E)[]
+        ? readonly EnvoyInput<E>[]
+        : T extends object
+          ? {
+              [K in keyof T as [Extract<T[K], keyof T>] extends [never] ? K : never]?: EnvoyInput<
+                Exclude<T[K], null | undefined>
+              >;
+            }
+          : T;
 
 /** int64 fields decode as Long (long.js is installed) or number. */
 export type WireInt64 = number | { toString(): string };
@@ -24,10 +71,13 @@ export interface WireBoolValue {
 }
 export interface WireFractionalPercent {
   numerator: number;
-  denominator: number;
+  denominator: WireEnum<'HUNDRED' | 'TEN_THOUSAND' | 'MILLION'>;
 }
 export interface WireValue {
-  kind?: 'nullValue' | 'numberValue' | 'stringValue' | 'boolValue' | 'structValue' | 'listValue';
+  kind?: WireOneofCase<
+    'nullValue' | 'numberValue' | 'stringValue' | 'boolValue' | 'structValue' | 'listValue'
+  >;
+  nullValue?: WireEnum<'NULL_VALUE'>;
   numberValue?: number;
   stringValue?: string;
   boolValue?: boolean;
@@ -41,21 +91,24 @@ export interface WireMetadata {
   filterMetadata: Record<string, WireStruct>;
 }
 export interface WireConfigSource {
-  configSourceSpecifier?: 'path' | 'pathConfigSource' | 'apiConfigSource' | 'ads' | 'self';
+  configSourceSpecifier?: WireOneofCase<'path' | 'pathConfigSource' | 'apiConfigSource' | 'ads' | 'self'>;
+  /** AggregatedConfigSource: an empty message. */
+  ads?: object;
+  resourceApiVersion: WireEnum<'AUTO' | 'V2' | 'V3'>;
 }
 export interface WireCidrRange {
   addressPrefix: string;
   prefixLen: WireUInt32Value | null;
 }
 export interface WireSocketAddress {
-  protocol: number;
+  protocol: WireEnum<'TCP' | 'UDP'>;
   address: string;
-  portSpecifier?: 'portValue' | 'namedPort';
+  portSpecifier?: WireOneofCase<'portValue' | 'namedPort'>;
   portValue: number;
   namedPort: string;
 }
 export interface WireAddress {
-  address?: 'socketAddress' | 'pipe' | 'envoyInternalAddress';
+  address?: WireOneofCase<'socketAddress' | 'pipe' | 'envoyInternalAddress'>;
   socketAddress: WireSocketAddress | null;
 }
 
@@ -64,7 +117,7 @@ export interface WireRegexMatcher {
   regex: string;
 }
 export interface WireStringMatcher {
-  matchPattern?: 'exact' | 'prefix' | 'suffix' | 'safeRegex' | 'contains' | 'custom';
+  matchPattern?: WireOneofCase<'exact' | 'prefix' | 'suffix' | 'safeRegex' | 'contains' | 'custom'>;
   exact?: string;
   prefix?: string;
   suffix?: string;
@@ -74,7 +127,7 @@ export interface WireStringMatcher {
 }
 export interface WireHeaderMatcher {
   name: string;
-  headerMatchSpecifier?:
+  headerMatchSpecifier?: WireOneofCase<
     | 'exactMatch'
     | 'safeRegexMatch'
     | 'rangeMatch'
@@ -82,7 +135,8 @@ export interface WireHeaderMatcher {
     | 'prefixMatch'
     | 'suffixMatch'
     | 'containsMatch'
-    | 'stringMatch';
+    | 'stringMatch'
+  >;
   exactMatch?: string;
   safeRegexMatch?: WireRegexMatcher;
   presentMatch?: boolean;
@@ -95,7 +149,7 @@ export interface WireHeaderMatcher {
 }
 export interface WireQueryParameterMatcher {
   name: string;
-  queryParameterMatchSpecifier?: 'stringMatch' | 'presentMatch';
+  queryParameterMatchSpecifier?: WireOneofCase<'stringMatch' | 'presentMatch'>;
   stringMatch?: WireStringMatcher;
   presentMatch?: boolean;
 }
@@ -106,7 +160,9 @@ export interface WireRegexMatchAndSubstitute {
 export interface WireHeaderValueOption {
   header: { key: string; value: string; rawValue: Uint8Array } | null;
   append: WireBoolValue | null;
-  appendAction: number;
+  appendAction: WireEnum<
+    'APPEND_IF_EXISTS_OR_ADD' | 'ADD_IF_ABSENT' | 'OVERWRITE_IF_EXISTS_OR_ADD' | 'OVERWRITE_IF_EXISTS'
+  >;
   keepEmptyValue: boolean;
 }
 
@@ -117,7 +173,7 @@ export interface WireFilterChainMatch {
   addressSuffix: string;
   suffixLen: WireUInt32Value | null;
   directSourcePrefixRanges: WireCidrRange[];
-  sourceType: number;
+  sourceType: WireEnum<'ANY' | 'SAME_IP_OR_LOOPBACK' | 'EXTERNAL'>;
   sourcePrefixRanges: WireCidrRange[];
   sourcePorts: number[];
   serverNames: string[];
@@ -126,7 +182,7 @@ export interface WireFilterChainMatch {
 }
 export interface WireNetworkFilter {
   name: string;
-  configType?: 'typedConfig' | 'configDiscovery';
+  configType?: WireOneofCase<'typedConfig' | 'configDiscovery'>;
   typedConfig: WireAny | null;
 }
 export interface WireFilterChain {
@@ -147,29 +203,29 @@ export interface WireListener {
 }
 export interface WireHttpFilter {
   name: string;
-  configType?: 'typedConfig' | 'configDiscovery';
+  configType?: WireOneofCase<'typedConfig' | 'configDiscovery'>;
   typedConfig: WireAny | null;
   isOptional: boolean;
   disabled: boolean;
 }
 export interface WireHttpConnectionManager {
-  codecType: number;
+  codecType: WireEnum<'AUTO' | 'HTTP1' | 'HTTP2' | 'HTTP3'>;
   statPrefix: string;
-  routeSpecifier?: 'rds' | 'routeConfig' | 'scopedRoutes';
+  routeSpecifier?: WireOneofCase<'rds' | 'routeConfig' | 'scopedRoutes'>;
   rds: { configSource: WireConfigSource | null; routeConfigName: string } | null;
   httpFilters: WireHttpFilter[];
   commonHttpProtocolOptions: { maxHeadersCount: { value: number } | null } | null;
 }
 export interface WireTcpProxy {
   statPrefix: string;
-  clusterSpecifier?: 'cluster' | 'weightedClusters';
+  clusterSpecifier?: WireOneofCase<'cluster' | 'weightedClusters'>;
   cluster?: string;
   tunnelingConfig: unknown;
 }
 
 // RBAC.
 export interface WirePermission {
-  rule?:
+  rule?: WireOneofCase<
     | 'andRules'
     | 'orRules'
     | 'any'
@@ -182,7 +238,8 @@ export interface WirePermission {
     | 'notRule'
     | 'requestedServerName'
     | 'matcher'
-    | 'uriTemplate';
+    | 'uriTemplate'
+  >;
   andRules?: { rules: WirePermission[] };
   orRules?: { rules: WirePermission[] };
   any?: boolean;
@@ -192,7 +249,7 @@ export interface WirePermission {
   notRule?: WirePermission;
 }
 export interface WirePrincipal {
-  identifier?:
+  identifier?: WireOneofCase<
     | 'andIds'
     | 'orIds'
     | 'any'
@@ -204,7 +261,8 @@ export interface WirePrincipal {
     | 'urlPath'
     | 'metadata'
     | 'filterState'
-    | 'notId';
+    | 'notId'
+  >;
   andIds?: { ids: WirePrincipal[] };
   orIds?: { ids: WirePrincipal[] };
   any?: boolean;
@@ -222,19 +280,29 @@ export interface WireRbacPolicy {
   checkedCondition: unknown;
 }
 export interface WireRbacFilter {
-  rules: { action: number; policies: Record<string, WireRbacPolicy> } | null;
+  rules: { action: WireEnum<'ALLOW' | 'DENY' | 'LOG'>; policies: Record<string, WireRbacPolicy> } | null;
   matcher: unknown;
 }
+
+/** envoy.config.route.v3.FilterConfig: a per-route filter config wrapped to mark it optional. */
+export interface WireFilterConfig {
+  config: WireAny | null;
+  isOptional: boolean;
+  disabled: boolean;
+}
+
+/** envoy.extensions.filters.http.router.v3.Router: the waypoint sets none of its fields. */
+export type WireRouter = Record<string, never>;
 
 // Fault.
 export interface WireHttpFault {
   delay: {
-    faultDelaySecifier?: 'fixedDelay' | 'headerDelay';
+    faultDelaySecifier?: WireOneofCase<'fixedDelay' | 'headerDelay'>;
     fixedDelay?: WireDuration;
     percentage: WireFractionalPercent | null;
   } | null;
   abort: {
-    errorType?: 'httpStatus' | 'grpcStatus' | 'headerAbort';
+    errorType?: WireOneofCase<'httpStatus' | 'grpcStatus' | 'headerAbort'>;
     httpStatus?: number;
     grpcStatus?: number;
     percentage: WireFractionalPercent | null;
@@ -261,7 +329,9 @@ export interface WireRequestMirrorPolicy {
   runtimeFraction: { defaultValue: WireFractionalPercent | null } | null;
 }
 export interface WireHashPolicy {
-  policySpecifier?: 'header' | 'cookie' | 'connectionProperties' | 'queryParameter' | 'filterState';
+  policySpecifier?: WireOneofCase<
+    'header' | 'cookie' | 'connectionProperties' | 'queryParameter' | 'filterState'
+  >;
   header?: { headerName: string; regexRewrite: WireRegexMatchAndSubstitute | null };
   connectionProperties?: { sourceIp: boolean };
   terminal: boolean;
@@ -275,15 +345,17 @@ export interface WireClusterWeight {
   responseHeadersToAdd: WireHeaderValueOption[];
   responseHeadersToRemove: string[];
   typedPerFilterConfig: Record<string, WireAny>;
-  hostRewriteSpecifier?: 'hostRewriteLiteral';
+  hostRewriteSpecifier?: WireOneofCase<'hostRewriteLiteral'>;
+  hostRewriteLiteral?: string;
 }
 export interface WireRouteAction {
-  clusterSpecifier?:
+  clusterSpecifier?: WireOneofCase<
     | 'cluster'
     | 'clusterHeader'
     | 'weightedClusters'
     | 'clusterSpecifierPlugin'
-    | 'inlineClusterSpecifierPlugin';
+    | 'inlineClusterSpecifierPlugin'
+  >;
   cluster?: string;
   weightedClusters?: {
     clusters: WireClusterWeight[];
@@ -293,11 +365,9 @@ export interface WireRouteAction {
   prefixRewrite: string;
   regexRewrite: WireRegexMatchAndSubstitute | null;
   pathRewritePolicy: unknown;
-  hostRewriteSpecifier?:
-    | 'hostRewriteLiteral'
-    | 'autoHostRewrite'
-    | 'hostRewriteHeader'
-    | 'hostRewritePathRegex';
+  hostRewriteSpecifier?: WireOneofCase<
+    'hostRewriteLiteral' | 'autoHostRewrite' | 'hostRewriteHeader' | 'hostRewritePathRegex'
+  >;
   hostRewriteLiteral?: string;
   autoHostRewrite?: WireBoolValue;
   timeout: WireDuration | null;
@@ -307,26 +377,24 @@ export interface WireRouteAction {
   hashPolicy: WireHashPolicy[];
 }
 export interface WireRedirectAction {
-  schemeRewriteSpecifier?: 'httpsRedirect' | 'schemeRedirect';
+  schemeRewriteSpecifier?: WireOneofCase<'httpsRedirect' | 'schemeRedirect'>;
   httpsRedirect?: boolean;
   schemeRedirect?: string;
   hostRedirect: string;
   portRedirect: number;
-  pathRewriteSpecifier?: 'pathRedirect' | 'prefixRewrite' | 'regexRewrite';
+  pathRewriteSpecifier?: WireOneofCase<'pathRedirect' | 'prefixRewrite' | 'regexRewrite'>;
   pathRedirect?: string;
   prefixRewrite?: string;
   regexRewrite?: WireRegexMatchAndSubstitute;
-  responseCode: number;
+  responseCode: WireEnum<
+    'MOVED_PERMANENTLY' | 'FOUND' | 'SEE_OTHER' | 'TEMPORARY_REDIRECT' | 'PERMANENT_REDIRECT'
+  >;
   stripQuery: boolean;
 }
 export interface WireRouteMatch {
-  pathSpecifier?:
-    | 'prefix'
-    | 'path'
-    | 'safeRegex'
-    | 'connectMatcher'
-    | 'pathSeparatedPrefix'
-    | 'pathMatchPolicy';
+  pathSpecifier?: WireOneofCase<
+    'prefix' | 'path' | 'safeRegex' | 'connectMatcher' | 'pathSeparatedPrefix' | 'pathMatchPolicy'
+  >;
   prefix?: string;
   path?: string;
   safeRegex?: WireRegexMatcher;
@@ -341,13 +409,13 @@ export interface WireRouteMatch {
 export interface WireRoute {
   name: string;
   match: WireRouteMatch | null;
-  action?: 'route' | 'redirect' | 'directResponse' | 'filterAction' | 'nonForwardingAction';
+  action?: WireOneofCase<'route' | 'redirect' | 'directResponse' | 'filterAction' | 'nonForwardingAction'>;
   route?: WireRouteAction;
   redirect?: WireRedirectAction;
   directResponse?: {
     status: number;
     body: {
-      specifier?: 'filename' | 'inlineBytes' | 'inlineString' | 'environmentVariable';
+      specifier?: WireOneofCase<'filename' | 'inlineBytes' | 'inlineString' | 'environmentVariable'>;
       inlineBytes?: Uint8Array;
       inlineString?: string;
     } | null;
@@ -363,7 +431,7 @@ export interface WireVirtualHost {
   domains: string[];
   routes: WireRoute[];
   matcher: unknown;
-  requireTls: number;
+  requireTls: WireEnum<'NONE' | 'EXTERNAL_ONLY' | 'ALL'>;
   requestHeadersToAdd: WireHeaderValueOption[];
   requestHeadersToRemove: string[];
   responseHeadersToAdd: WireHeaderValueOption[];
@@ -387,7 +455,7 @@ export interface WireRouteConfiguration {
 
 // Clusters.
 export interface WireThresholds {
-  priority: number;
+  priority: WireEnum<'DEFAULT' | 'HIGH'>;
   maxConnections: WireUInt32Value | null;
   maxPendingRequests: WireUInt32Value | null;
   maxRequests: WireUInt32Value | null;
@@ -413,19 +481,31 @@ export interface WireOutlierDetection {
   alwaysEjectOneHost: WireBoolValue | null;
 }
 export interface WireHttpProtocolOptions {
-  upstreamProtocolOptions?: 'explicitHttpConfig' | 'useDownstreamProtocolConfig' | 'autoConfig';
+  upstreamProtocolOptions?: WireOneofCase<
+    'explicitHttpConfig' | 'useDownstreamProtocolConfig' | 'autoConfig'
+  >;
   explicitHttpConfig?: {
-    protocolConfig?: 'httpProtocolOptions' | 'http2ProtocolOptions' | 'http3ProtocolOptions';
+    protocolConfig?: WireOneofCase<'httpProtocolOptions' | 'http2ProtocolOptions' | 'http3ProtocolOptions'>;
+    httpProtocolOptions?: object;
+    http2ProtocolOptions?: object;
   };
   httpFilters: unknown[];
 }
 export interface WireCluster {
   name: string;
-  clusterDiscoveryType?: 'type' | 'clusterType';
-  type: number;
+  clusterDiscoveryType?: WireOneofCase<'type' | 'clusterType'>;
+  type: WireEnum<'STATIC' | 'STRICT_DNS' | 'LOGICAL_DNS' | 'EDS' | 'ORIGINAL_DST'>;
   edsClusterConfig: { edsConfig: WireConfigSource | null; serviceName: string } | null;
   connectTimeout: WireDuration | null;
-  lbPolicy: number;
+  lbPolicy: WireEnum<
+    | 'ROUND_ROBIN'
+    | 'LEAST_REQUEST'
+    | 'RING_HASH'
+    | 'RANDOM'
+    | 'MAGLEV'
+    | 'CLUSTER_PROVIDED'
+    | 'LOAD_BALANCING_POLICY_CONFIG'
+  >;
   loadBalancingPolicy: unknown;
   lbSubsetConfig: unknown;
   circuitBreakers: { thresholds: WireThresholds[]; perHostThresholds: WireThresholds[] } | null;
@@ -433,7 +513,7 @@ export interface WireCluster {
   healthChecks: unknown[];
   http2ProtocolOptions: unknown;
   typedExtensionProtocolOptions: Record<string, WireAny>;
-  protocolSelection: number;
+  protocolSelection: WireEnum<'USE_CONFIGURED_PROTOCOL' | 'USE_DOWNSTREAM_PROTOCOL'>;
   transportSocket: unknown;
   transportSocketMatches: unknown[];
   filters: unknown[];
@@ -442,16 +522,32 @@ export interface WireCluster {
 
 // Endpoints.
 export interface WireLbEndpoint {
-  hostIdentifier?: 'endpoint' | 'endpointName';
+  hostIdentifier?: WireOneofCase<'endpoint' | 'endpointName'>;
   endpoint?: { address: WireAddress | null };
-  healthStatus: number;
+  healthStatus: WireEnum<'UNKNOWN' | 'HEALTHY' | 'UNHEALTHY' | 'DRAINING' | 'TIMEOUT' | 'DEGRADED'>;
   metadata: WireMetadata | null;
 }
 export interface WireClusterLoadAssignment {
   clusterName: string;
   endpoints: Array<{
     lbEndpoints: WireLbEndpoint[];
-    lbConfig?: 'loadBalancerEndpoints' | 'ledsClusterLocalityConfig';
+    lbConfig?: WireOneofCase<'loadBalancerEndpoints' | 'ledsClusterLocalityConfig'>;
     priority: number;
   }>;
 }
+
+/** Each message the two sides exchange, by its full name: the resources and the typed configs. */
+export interface EnvoyMessages {
+  [LISTENER_TYPE]: WireListener;
+  [ROUTE_CONFIGURATION_TYPE]: WireRouteConfiguration;
+  [CLUSTER_TYPE]: WireCluster;
+  [CLUSTER_LOAD_ASSIGNMENT_TYPE]: WireClusterLoadAssignment;
+  [HCM_TYPE]: WireHttpConnectionManager;
+  [TCP_PROXY_TYPE]: WireTcpProxy;
+  [RBAC_TYPE]: WireRbacFilter;
+  [FAULT_TYPE]: WireHttpFault;
+  [ROUTER_TYPE]: WireRouter;
+  [HTTP_PROTOCOL_OPTIONS_TYPE]: WireHttpProtocolOptions;
+  [FILTER_CONFIG_TYPE]: WireFilterConfig;
+}
+export type EnvoyMessageName = keyof EnvoyMessages;

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import {
+  type AuthorizationPolicyObject,
+  decodeManifest,
+  type MtlsMode,
+  type PeerAuthenticationObject,
+} from '../manifests/kube-objects.js';
+import {
   convertedPeerAuthentication,
   ipBytes,
   STATIC_STRICT_NAME,
@@ -9,12 +15,6 @@ import {
   type WireAuthorization,
   type WireMatch,
 } from './authorization-translate.js';
-import {
-  type AuthorizationPolicyObject,
-  decodeManifest,
-  type MtlsMode,
-  type PeerAuthenticationObject,
-} from './kube-objects.js';
 
 const ROOT = 'istio-system';
 

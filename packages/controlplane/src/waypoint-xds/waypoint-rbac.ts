@@ -8,22 +8,32 @@
  *
  * Fields the waypoint cannot check (request principals, remote IPs, claims, ...) drop an ALLOW rule
  * (it then allows nothing more) and are left out of a DENY rule (it then denies more, never less).
- * Output is plain objects in the shape of envoy.config.rbac.v3.RBAC for the protobuf encoder.
+ * Output is envoy.config.rbac.v3.RBAC in the shared wire types, for the protobuf encoder.
  */
-import { DRY_RUN_ANNOTATION } from './authorization-translate.js';
+
+import type {
+  EnvoyInput,
+  WireHeaderMatcher,
+  WirePermission,
+  WirePrincipal,
+  WireRbacPolicy,
+  WireStringMatcher,
+} from '@ambient/shared';
+import { DRY_RUN_ANNOTATION } from '../ambient/authorization-translate.js';
 import type {
   AuthorizationPolicyObject,
   PolicyCondition,
   PolicyOperation,
   PolicySource,
-} from './kube-objects.js';
+} from '../manifests/kube-objects.js';
 
-type Plain = Record<string, unknown>;
+type Principal = EnvoyInput<WirePrincipal>;
+type Permission = EnvoyInput<WirePermission>;
 
 export interface RbacRulesPlain {
   readonly action: 'ALLOW' | 'DENY';
   /** envoy.config.rbac.v3.Policy by name. */
-  readonly policies: Readonly<Record<string, Plain>>;
+  readonly policies: Readonly<Record<string, EnvoyInput<WireRbacPolicy>>>;
 }
 
 export interface WaypointRbac {
@@ -48,7 +58,11 @@ export function quoteRegex(s: string): string {
  * Istio's StringMatcherWithPrefix: `*` is any non-empty value, `x*` a prefix, `*x` a suffix
  * (a regex after a prefix), anything else exact; `prefix` is prepended to the value.
  */
-export function istioStringMatcher(value: string, prefix = '', ignoreCase = false): Plain {
+export function istioStringMatcher(
+  value: string,
+  prefix = '',
+  ignoreCase = false,
+): EnvoyInput<WireStringMatcher> {
   const ic = ignoreCase ? { ignoreCase: true } : {};
   if (value === '*') return { safeRegex: { regex: '.+' } };
   if (value.startsWith('*')) {
@@ -61,13 +75,13 @@ export function istioStringMatcher(value: string, prefix = '', ignoreCase = fals
   return { exact: `${prefix}${value}`, ...ic };
 }
 
-function principalName(value: string): Plain {
+function principalName(value: string): Principal {
   const v = value.startsWith('spiffe://') ? value.slice('spiffe://'.length) : value;
   return { authenticated: { principalName: istioStringMatcher(v, 'spiffe://') } };
 }
 
 /** A source namespace as a match on the peer's SPIFFE ID. */
-function namespacePrincipal(ns: string): Plain {
+function namespacePrincipal(ns: string): Principal {
   let nsRegex: string;
   if (ns === '*') nsRegex = '[^/]+';
   else if (ns.endsWith('*')) nsRegex = `${quoteRegex(ns.slice(0, -1))}[^/]*`;
@@ -78,29 +92,33 @@ function namespacePrincipal(ns: string): Plain {
   };
 }
 
-function cidrPrincipal(cidr: string): Plain {
+function cidrPrincipal(cidr: string): Principal {
   const [address = '', len] = cidr.split('/');
   const prefixLen = len === undefined ? (address.includes(':') ? 128 : 32) : Number(len);
   return { directRemoteIp: { addressPrefix: address, prefixLen: { value: prefixLen } } };
 }
 
-function headerMatcher(name: string, value: string, ignoreCase = false): Plain {
+function headerMatcher(
+  name: string,
+  value: string,
+  ignoreCase = false,
+): { header: EnvoyInput<WireHeaderMatcher> } {
   if (value === '*') return { header: { name, presentMatch: true } };
   return { header: { name, stringMatch: istioStringMatcher(value, '', ignoreCase) } };
 }
 
-const orIds = (ids: Plain[]): Plain => ({ orIds: { ids } });
-const orRules = (rules: Plain[]): Plain => ({ orRules: { rules } });
-const notId = (id: Plain): Plain => ({ notId: id });
-const notRule = (rule: Plain): Plain => ({ notRule: rule });
+const orIds = (ids: Principal[]): Principal => ({ orIds: { ids } });
+const orRules = (rules: Permission[]): Permission => ({ orRules: { rules } });
+const notId = (id: Principal): Principal => ({ notId: id });
+const notRule = (rule: Permission): Permission => ({ notRule: rule });
 
 /** Appends `f(values)` (an OR) to `out`, negated for the not* forms. */
-function field<T>(
-  out: Plain[],
+function field<T, M>(
+  out: M[],
   values: readonly T[] | undefined,
-  f: (v: T) => Plain,
-  or: (x: Plain[]) => Plain,
-  not?: (x: Plain) => Plain,
+  f: (v: T) => M,
+  or: (x: M[]) => M,
+  not?: (x: M) => M,
 ): void {
   if (!values || values.length === 0) return;
   const m = or(values.map(f));
@@ -127,8 +145,8 @@ function unsupported(ctx: RuleContext, path: string, what: string): void {
   if (ctx.allow) ctx.dropped = true;
 }
 
-function sourceFields(src: PolicySource, ctx: RuleContext, path: string): Plain[] {
-  const out: Plain[] = [];
+function sourceFields(src: PolicySource, ctx: RuleContext, path: string): Principal[] {
+  const out: Principal[] = [];
   field(out, src.principals, principalName, orIds);
   field(out, src.notPrincipals, principalName, orIds, notId);
   field(out, src.namespaces, namespacePrincipal, orIds);
@@ -139,8 +157,8 @@ function sourceFields(src: PolicySource, ctx: RuleContext, path: string): Plain[
   return out;
 }
 
-function operationFields(op: PolicyOperation): Plain[] {
-  const out: Plain[] = [];
+function operationFields(op: PolicyOperation): Permission[] {
+  const out: Permission[] = [];
   const host = (v: string) => headerMatcher(':authority', v, true);
   const method = (v: string) => ({ header: { name: ':method', stringMatch: { exact: v } } });
   const urlPath = (v: string) => ({ urlPath: { path: istioStringMatcher(v) } });
@@ -163,9 +181,9 @@ function conditionFields(
   when: readonly PolicyCondition[],
   ctx: RuleContext,
   path: string,
-): { principals: Plain[]; permissions: Plain[] } {
-  const principals: Plain[] = [];
-  const permissions: Plain[] = [];
+): { principals: Principal[]; permissions: Permission[] } {
+  const principals: Principal[] = [];
+  const permissions: Permission[] = [];
   when.forEach((c, i) => {
     const values = c.values;
     const notValues = c.notValues;
@@ -203,11 +221,11 @@ function conditionFields(
   return { principals, permissions };
 }
 
-function andIds(ids: Plain[]): Plain {
+function andIds(ids: Principal[]): Principal {
   return ids.length === 0 ? { any: true } : { andIds: { ids } };
 }
 
-function andRules(rules: Plain[]): Plain {
+function andRules(rules: Permission[]): Permission {
   return rules.length === 0 ? { any: true } : { andRules: { rules } };
 }
 
@@ -216,8 +234,8 @@ export function waypointRbac(
   policies: readonly AuthorizationPolicyObject[],
   notice: RbacNotice,
 ): WaypointRbac {
-  const deny: Record<string, Plain> = {};
-  const allow: Record<string, Plain> = {};
+  const deny: Record<string, EnvoyInput<WireRbacPolicy>> = {};
+  const allow: Record<string, EnvoyInput<WireRbacPolicy>> = {};
   let anyAllow = false;
   for (const p of policies) {
     const { namespace, name, annotations } = p.metadata;

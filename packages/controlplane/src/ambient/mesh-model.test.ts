@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodeManifest, type KubeObject, objectKey } from './kube-objects.js';
+import { decodeManifest, type KubeObject, objectKey } from '../manifests/kube-objects.js';
 import { type MeshModel, MeshModelBuilder, type WireService, type WireWorkload } from './mesh-model.js';
 
 const OPTIONS = {

@@ -15,7 +15,7 @@ import type {
   MtlsMode,
   PeerAuthenticationObject,
   PolicyRuleSpec,
-} from './kube-objects.js';
+} from '../manifests/kube-objects.js';
 
 export type WireStringMatch = Input<securityapi.StringMatch>;
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type AuthorizationPolicyObject, decodeManifest } from './kube-objects.js';
+import { type AuthorizationPolicyObject, decodeManifest } from '../manifests/kube-objects.js';
 import { istioStringMatcher, quoteRegex, rbacPolicyName, waypointRbac } from './waypoint-rbac.js';
 
 function policy(

@@ -1,10 +1,16 @@
 /**
  * Envoy v3 messages for waypoints, encoded with Envoy's own proto definitions (as shipped with
- * @grpc/grpc-js-xds) through protobufjs: resources are built as plain objects, converted with the
+ * @grpc/grpc-js-xds) through protobufjs: resources are built in the shared wire types
+ * (`EnvoyInput<T>`, packages/shared/src/wire/envoy-resources.ts), converted with the
  * looked-up type (enum names become numbers) and encoded. `google.protobuf.Any` values are packed
  * here with their type URL, so callers never handle bytes of nested messages.
  */
-import { envoyWaypointProtos } from '@ambient/shared';
+import {
+  type EnvoyInput,
+  type EnvoyMessageName,
+  type EnvoyMessages,
+  envoyWaypointProtos,
+} from '@ambient/shared';
 import type protobuf from 'protobufjs';
 
 // The type URLs are the shared protocol facts; re-exported for the control plane's callers.
@@ -39,14 +45,14 @@ export class EnvoyEncoder {
     return t;
   }
 
-  /** Encodes a plain object (camelCase field names, enum names or numbers) as `typeName`. */
-  encode(typeName: string, plain: object): Uint8Array {
+  /** Encodes a message in the shared wire shape (camelCase field names, enum names or numbers). */
+  encode<N extends EnvoyMessageName>(typeName: N, plain: EnvoyInput<EnvoyMessages[N]>): Uint8Array {
     const t = this.type(typeName);
-    return t.encode(t.fromObject(plain)).finish();
+    return t.encode(t.fromObject(plain as Record<string, unknown>)).finish();
   }
 
   /** A `google.protobuf.Any` holding `plain` encoded as `typeName`. */
-  any(typeName: string, plain: object): PackedAny {
+  any<N extends EnvoyMessageName>(typeName: N, plain: EnvoyInput<EnvoyMessages[N]>): PackedAny {
     return { type_url: `${TYPE_PREFIX}${typeName}`, value: this.encode(typeName, plain) };
   }
 
