@@ -32,6 +32,8 @@ export class LocalConfigFile {
   private config?: LocalConfig;
   private watcher?: StatWatcher;
   private reading = Promise.resolve();
+  /** The text last read: a poll that finds the same bytes again (one edit seen twice) is no change. */
+  private lastText?: string;
   lastProblems: readonly Problem[] = [];
 
   constructor(private readonly inputs: LocalConfigFileInputs) {}
@@ -65,7 +67,9 @@ export class LocalConfigFile {
 
   /** Reads the file now (also used by tests and by an explicit reload request). */
   async reload(): Promise<boolean> {
+    const before = this.lastText;
     const next = await this.read();
+    if (this.lastText === before) return next.ok;
     if (!next.ok) {
       this.lastProblems = next.problems;
       this.inputs.onRejected(next.problems);
@@ -81,7 +85,9 @@ export class LocalConfigFile {
     let text: string;
     try {
       text = await readFile(this.inputs.path, 'utf8');
+      this.lastText = text;
     } catch (err) {
+      this.lastText = undefined;
       return {
         ok: false as const,
         problems: [{ path: '', message: `cannot read: ${(err as Error).message}` }],

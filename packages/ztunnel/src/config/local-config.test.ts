@@ -207,6 +207,20 @@ describe('LocalConfigFile', () => {
     expect(file.current).toBe(first);
   });
 
+  it('adopts one edit once, however many times a poll sees it', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'zt-config-'));
+    const path = join(dir, 'config.yaml');
+    await writeFile(path, ISTIO_EXAMPLE);
+    const adopted: LocalConfig[] = [];
+    const file = new LocalConfigFile({ path, onConfig: (c) => adopted.push(c), onRejected: () => {} });
+    await file.start();
+    file.close();
+    await writeFile(path, 'workloads: [{name: x, namespace: demo, workloadIps: ["198.18.16.99"]}]');
+    expect(await file.reload()).toBe(true);
+    expect(await file.reload()).toBe(true);
+    expect(adopted.map((c) => c.workloads.map((w) => w.name))).toEqual([['x']]);
+  });
+
   it('adopts a valid change, keeps the last good config on an invalid one, and recovers', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'zt-config-'));
     const path = join(dir, 'config.yaml');
