@@ -160,7 +160,7 @@ describe.skipIf(!isRoot)('node agent restarts and kills (root)', () => {
     mesh.startNodeAgent(1);
     await expect
       .poll(() => mesh.readiness(1), { timeout: 20_000, interval: 100 })
-      .toBe('not ready: pod demo/echo');
+      .toBe('not ready, pending: pod demo/echo');
     expect(await enrolled(1)).toEqual([]);
     // Not served, still captured: a STRICT pod's traffic is refused, not let through.
     expect(await curl(lab.pod('outside', 'legacy'), echoUrl())).toMatch(/^curl exit/);

@@ -56,8 +56,8 @@ describe.skipIf(!isRoot)('ztunnel processes on a two-node lab (root)', () => {
     );
   };
   const inNode = (node: number, cmd: string[]) => lab.exec({ netns: lab.nodes[node]?.netns } as LabPod, cmd);
-  const scrape = async (node: number) =>
-    (await inNode(node, ['curl', '-s', `http://${lab.nodes[node]?.ip}:15020/metrics`])).stdout;
+  const scrape = async (node: number, path = '/metrics') =>
+    (await inNode(node, ['curl', '-s', `http://${lab.nodes[node]?.ip}:15020${path}`])).stdout;
   const startZtunnel = async (node: number) => {
     const child = lab.start(lab.nodes[node]?.netns as string, [process.execPath, ZTUNNEL], {
       ZT_NODE_NAME: `node${node}`,
@@ -133,6 +133,10 @@ describe.skipIf(!isRoot)('ztunnel processes on a two-node lab (root)', () => {
       /istio_tcp_connections_opened_total\{reporter="destination",source_workload="sleep",[^}]*connection_security_policy="mutual_tls"\} 1/,
     );
     expect(metrics).toContain('process_resident_memory_bytes');
+    // Istio's scrape path serves the same exposition.
+    expect(await scrape(1, '/stats/prometheus')).toMatch(
+      /istio_tcp_connections_opened_total\{reporter="destination",source_workload="sleep",[^}]*connection_security_policy="mutual_tls"\} 1/,
+    );
   });
 
   it('the service network carries only TLS to port 15008, never the request bytes', async () => {

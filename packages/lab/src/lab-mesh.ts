@@ -165,7 +165,7 @@ export class LabMesh {
     await this.waitReady(index, timeoutMs);
   }
 
-  /** A node agent's readiness answer: status line body ("ready" or "not ready: <blockers>"). */
+  /** A node agent's readiness answer: status line body ("ready" or "not ready, pending: <blockers, sorted>"). */
   async readiness(node: number): Promise<string> {
     const n = this.node(node);
     return (await curlIn(n.netns, `http://${n.ip}:15021/healthz/ready`).catch(() => '')).trim();

@@ -22,7 +22,6 @@ import {
   type HttpHandler,
   LocalCa,
   listenHttp,
-  sendText,
   XdsClientMetrics,
 } from '@ambient/shared';
 import * as grpc from '@grpc/grpc-js';
@@ -40,6 +39,7 @@ import { ZtunnelState } from '../state/ztunnel-state.js';
 import { TcpMetrics } from '../telemetry/tcp-metrics.js';
 import { XdsConfigSource } from '../xds/xds-config-source.js';
 import { planEnrollment } from './enrollment-plan.js';
+import { metricsHandler } from './metrics-endpoint.js';
 import type { ZtunnelConfig } from './ztunnel-config.js';
 
 export interface ZtunnelAppInputs {
@@ -98,11 +98,11 @@ export class ZtunnelApp {
   async start(): Promise<ZtunnelAddresses> {
     const { config, logger } = this.inputs;
     const readiness = await this.serve(config.metricsAddress, config.readinessPort, this.readiness.handler);
-    const metrics = await this.serve(config.metricsAddress, config.metricsPort, async (req, res) => {
-      if (req.url !== '/metrics') return sendText(res, 404, 'not found\n');
-      res.setHeader('content-type', this.registry.contentType);
-      sendText(res, 200, await this.registry.metrics());
-    });
+    const metrics = await this.serve(
+      config.metricsAddress,
+      config.metricsPort,
+      metricsHandler(this.registry),
+    );
     const admin = await this.serve(
       config.adminAddress,
       config.adminPort,

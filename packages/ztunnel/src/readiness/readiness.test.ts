@@ -2,28 +2,68 @@ import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { listenHttp } from '@ambient/shared';
 import { afterEach, describe, expect, it } from 'vitest';
-import { podBlocker, Readiness } from './readiness.js';
+import { podBlocker, Readiness, readinessReply } from './readiness.js';
 
 const servers: http.Server[] = [];
 afterEach(() => {
   for (const s of servers.splice(0)) s.close();
 });
 
-async function get(readiness: Readiness, path: string): Promise<{ status: number; body: string }> {
+interface Answer {
+  status: number;
+  body: string;
+  contentType: string | null;
+}
+
+async function request(readiness: Readiness, path: string, method = 'GET'): Promise<Answer> {
   const server = await listenHttp('127.0.0.1', 0, readiness.handler);
   servers.push(server);
   const { port } = server.address() as AddressInfo;
-  const res = await fetch(`http://127.0.0.1:${port}${path}`);
-  return { status: res.status, body: await res.text() };
+  const res = await fetch(`http://127.0.0.1:${port}${path}`, { method });
+  return { status: res.status, body: await res.text(), contentType: res.headers.get('content-type') };
 }
 
+async function get(readiness: Readiness, path: string): Promise<{ status: number; body: string }> {
+  const { status, body } = await request(readiness, path);
+  return { status, body };
+}
+
+describe('readinessReply', () => {
+  it('200 ready when nothing blocks, 500 naming the blockers sorted otherwise', () => {
+    expect(readinessReply('GET', '/healthz/ready', [])).toEqual({ status: 200, body: 'ready\n' });
+    expect(readinessReply('GET', '/healthz/ready', ['pod demo/sleep', 'config'])).toEqual({
+      status: 500,
+      body: 'not ready, pending: config, pod demo/sleep\n',
+    });
+  });
+
+  it('ignores the query', () => {
+    expect(readinessReply('GET', '/healthz/ready?x=1', [])).toEqual({ status: 200, body: 'ready\n' });
+  });
+
+  it('another method on /healthz/ready is an empty 405, ready or not', () => {
+    for (const method of ['POST', 'PUT', 'DELETE', 'HEAD', 'OPTIONS']) {
+      expect(readinessReply(method, '/healthz/ready', [])).toEqual({ status: 405, body: '' });
+      expect(readinessReply(method, '/healthz/ready', ['config'])).toEqual({ status: 405, body: '' });
+    }
+  });
+
+  it('any other path is an empty 404, whatever the method and readiness', () => {
+    for (const url of ['/', '/other', '/healthz/ready/', '/healthz', '/HEALTHZ/READY', '/metrics']) {
+      expect(readinessReply('GET', url, [])).toEqual({ status: 404, body: '' });
+      expect(readinessReply('POST', url, ['config'])).toEqual({ status: 404, body: '' });
+    }
+  });
+});
+
 describe('Readiness', () => {
-  it('answers 503 naming every blocker until the last one is lifted, then 200', async () => {
-    const r = new Readiness(['config', 'enrollment']);
+  it('answers 500 naming every blocker until the last one is lifted, then 200', async () => {
+    const r = new Readiness(['enrollment', 'config']);
     r.block(podBlocker({ namespace: 'demo', name: 'sleep' }));
-    expect(await get(r, '/healthz/ready')).toEqual({
-      status: 503,
-      body: 'not ready: config, enrollment, pod demo/sleep\n',
+    expect(await request(r, '/healthz/ready')).toEqual({
+      status: 500,
+      body: 'not ready, pending: config, enrollment, pod demo/sleep\n',
+      contentType: 'text/plain',
     });
     r.unblock('config');
     r.unblock('enrollment');
@@ -31,16 +71,31 @@ describe('Readiness', () => {
     expect(r.pending()).toEqual(['pod demo/sleep']);
     r.unblock('pod demo/sleep');
     expect(r.ready).toBe(true);
-    expect(await get(r, '/healthz/ready')).toEqual({ status: 200, body: 'ready\n' });
+    expect(await request(r, '/healthz/ready')).toEqual({
+      status: 200,
+      body: 'ready\n',
+      contentType: 'text/plain',
+    });
   });
 
   it('a drain blocks readiness again', async () => {
     const r = new Readiness([]);
     r.block('draining');
-    expect(await get(r, '/healthz/ready')).toEqual({ status: 503, body: 'not ready: draining\n' });
+    expect(await get(r, '/healthz/ready')).toEqual({ status: 500, body: 'not ready, pending: draining\n' });
   });
 
-  it('serves readiness only on /healthz/ready', async () => {
-    expect((await get(new Readiness([]), '/other')).status).toBe(503);
+  it('a method other than GET gets an empty 405', async () => {
+    expect(await request(new Readiness([]), '/healthz/ready', 'POST')).toEqual({
+      status: 405,
+      body: '',
+      contentType: null,
+    });
+    expect((await request(new Readiness(['config']), '/healthz/ready', 'DELETE')).status).toBe(405);
+  });
+
+  it('serves readiness only on /healthz/ready: other paths get an empty 404', async () => {
+    expect(await request(new Readiness([]), '/other')).toEqual({ status: 404, body: '', contentType: null });
+    expect((await request(new Readiness(['config']), '/')).status).toBe(404);
+    expect((await request(new Readiness([]), '/healthz/ready?verbose=1')).status).toBe(200);
   });
 });
