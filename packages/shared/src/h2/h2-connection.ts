@@ -27,7 +27,7 @@ import {
   SETTING,
 } from './h2-frames.js';
 import { H2Stream, type OutItem } from './h2-stream.js';
-import { type HeaderList, HpackDecoder, HpackError, hpackEncode } from './hpack.js';
+import { type HeaderList, HpackDecoder, HpackEncoder, HpackError } from './hpack.js';
 
 export type H2Headers = Record<string, string | number | undefined>;
 /** Received headers: names lower-case, repeated names joined with ", ". */
@@ -92,6 +92,7 @@ export class H2Connection extends EventEmitter {
   private readonly streams = new Map<number, H2Stream>();
   private readonly blocked = new Set<H2Stream>();
   private readonly decoder: HpackDecoder;
+  private readonly encoder = new HpackEncoder();
   private readonly maxFrameSize: number;
   private readonly pings = new Map<string, { cb: (err: Error | null) => void; timer: NodeJS.Timeout }>();
   private nextStreamId: number;
@@ -169,7 +170,7 @@ export class H2Connection extends EventEmitter {
       throw new H2ConnectionError(H2_ERROR.REFUSED_STREAM, 'peer stream limit reached');
     }
     // Encoded first: a header the peer would reject fails here, before a stream exists.
-    const block = encodeHeaders(headers);
+    const block = encodeHeaders(this.encoder, headers);
     const id = this.nextStreamId;
     this.nextStreamId += 2;
     const stream = new H2Stream(this, id, this.remoteSettings.initialWindowSize, this.options.streamWindow);
@@ -243,7 +244,7 @@ export class H2Connection extends EventEmitter {
   // ---- used by H2Stream ----
 
   sendHeaders(stream: H2Stream, headers: H2Headers, endStream: boolean): void {
-    this.writeHeaderBlock(stream, encodeHeaders(headers), endStream);
+    this.writeHeaderBlock(stream, encodeHeaders(this.encoder, headers), endStream);
   }
 
   private writeHeaderBlock(stream: H2Stream, block: Buffer, endStream: boolean): void {
@@ -768,6 +769,8 @@ export class H2Connection extends EventEmitter {
       switch (id) {
         case SETTING.HEADER_TABLE_SIZE:
           s.headerTableSize = value;
+          // Signalled at the start of the next block we send, which follows our ACK.
+          this.encoder.setMaxTableSize(value);
           break;
         case SETTING.ENABLE_PUSH:
           if (value > 1) throw new H2ConnectionError(H2_ERROR.PROTOCOL_ERROR, 'ENABLE_PUSH must be 0 or 1');
@@ -912,7 +915,7 @@ export class H2Connection extends EventEmitter {
 }
 
 /** Validates and HPACK-encodes outgoing headers, pseudo-headers first (RFC 9113 §8.3). */
-function encodeHeaders(headers: H2Headers): Buffer {
+function encodeHeaders(encoder: HpackEncoder, headers: H2Headers): Buffer {
   const list: Array<[string, string]> = [];
   for (const [name, value] of Object.entries(headers)) {
     if (value === undefined) continue;
@@ -923,7 +926,7 @@ function encodeHeaders(headers: H2Headers): Buffer {
     list.push([name.toLowerCase(), text]);
   }
   list.sort((a, b) => Number(b[0].startsWith(':')) - Number(a[0].startsWith(':')));
-  return hpackEncode(list);
+  return encoder.encode(list);
 }
 
 function u32(value: number): Buffer {

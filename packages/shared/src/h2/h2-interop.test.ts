@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import http2 from 'node:http2';
-import type net from 'node:net';
+import net from 'node:net';
 import tls from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CertManager } from '../identity/cert-manager.js';
@@ -288,5 +288,101 @@ describe('H2Connection interoperates with Node http2', () => {
     // Cut off after the budget, not after serving every stream.
     expect(streams.length).toBeLessThan(1_200);
     resetter.destroy();
+  });
+});
+
+/** Fails on a session or stream error, so a COMPRESSION_ERROR cannot pass unnoticed. */
+function nodeGet(session: http2.ClientHttp2Session, path: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = session.request({ ':method': 'GET', ':path': path, 'x-request': path });
+    req.once('error', reject);
+    // A session torn down on a decoding error closes the stream without an 'error' event.
+    req.once('close', () => reject(new Error(`stream closed with code ${req.rstCode}`)));
+    req.once('response', (h) => {
+      collect(req).then((b) => resolve({ status: Number(h[':status']), body: b.toString() }), reject);
+    });
+    req.end();
+  });
+}
+
+describe('H2Connection honours a peer SETTINGS_HEADER_TABLE_SIZE of 0 (RFC 7541 §4.2)', () => {
+  it('as a server: a Node client with headerTableSize 0 completes several requests', async () => {
+    // Node's client sends GOAWAY(COMPRESSION_ERROR) but may then raise no event on the request:
+    // our side of the connection sees the GOAWAY, so the test fails at once rather than hanging.
+    let peerGoaway: (err: Error) => void = () => {};
+    const goaway = new Promise<never>((_, reject) => {
+      peerGoaway = reject;
+    });
+    goaway.catch(() => {});
+    const server = net.createServer((socket) => {
+      const conn = new H2Connection(socket, { role: 'server', ...WINDOWS });
+      closers.push(() => conn.destroy());
+      conn.on('goaway', (code: number) => peerGoaway(new Error(`peer sent GOAWAY ${code}`)));
+      conn.on('stream', (stream: H2Stream, headers: H2IncomingHeaders) => {
+        stream.on('error', () => {});
+        stream.respond({ ':status': 200, 'x-echo': String(headers['x-request']), server: 'ours' });
+        stream.end(`hello ${headers[':path']}`);
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    closers.push(() => server.close());
+    const { port } = server.address() as net.AddressInfo;
+    const session = http2.connect(`http://127.0.0.1:${port}`, { settings: { headerTableSize: 0 } });
+    closers.push(() => session.destroy());
+    // nghttp2 answers a missing size update with GOAWAY(COMPRESSION_ERROR) and closes the session.
+    const sessionError = new Promise<never>((_, reject) => {
+      session.once('error', reject);
+      session.once('goaway', (code) => reject(new Error(`GOAWAY ${code}`)));
+      session.once('close', () => reject(new Error('session closed')));
+    });
+    sessionError.catch(() => {});
+    for (let i = 0; i < 5; i++) {
+      const res = await Promise.race([nodeGet(session, `/r${i}`), sessionError, goaway]);
+      expect(res).toEqual({ status: 200, body: `hello /r${i}` });
+    }
+    expect(session.destroyed).toBe(false);
+  });
+
+  it('as a client: a Node server with headerTableSize 0 answers several requests', async () => {
+    const server = http2.createServer({ settings: { headerTableSize: 0 } });
+    const sessionErrors: Error[] = [];
+    server.on('session', (s) => s.on('error', (e) => sessionErrors.push(e)));
+    server.on('stream', (stream, headers) => {
+      stream.respond({ ':status': 200, 'x-echo': String(headers['x-request']) });
+      stream.end(`hello ${headers[':path']}`);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    closers.push(() => server.close());
+    const { port } = server.address() as net.AddressInfo;
+    const socket = net.connect(port, '127.0.0.1');
+    await new Promise((r) => socket.once('connect', r));
+    const conn = new H2Connection(socket, { role: 'client', ...WINDOWS });
+    closers.push(() => conn.destroy());
+    const goaway = new Promise<never>((_, reject) => {
+      conn.once('goaway', (code: number) => reject(new Error(`GOAWAY ${code}`)));
+      conn.once('close', () => reject(new Error('connection closed')));
+    });
+    goaway.catch(() => {});
+    for (let i = 0; i < 5; i++) {
+      const s = conn.request(
+        {
+          ':method': 'GET',
+          ':path': `/r${i}`,
+          ':scheme': 'http',
+          ':authority': 'example',
+          'x-request': `/r${i}`,
+        },
+        { endStream: true },
+      );
+      const response = new Promise<H2IncomingHeaders>((resolve, reject) => {
+        s.once('response', resolve);
+        s.once('error', reject);
+      });
+      const headers = await Promise.race([response, goaway]);
+      expect(headers[':status']).toBe('200');
+      expect(headers['x-echo']).toBe(`/r${i}`);
+      expect((await Promise.race([collect(s), goaway])).toString()).toBe(`hello /r${i}`);
+    }
+    expect(sessionErrors).toEqual([]);
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { HpackDecoder, HpackError, hpackEncode, huffmanDecode } from './hpack.js';
+import { HpackDecoder, HpackEncoder, HpackError, hpackEncode, huffmanDecode } from './hpack.js';
 
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 
@@ -71,7 +71,9 @@ describe('HPACK decoder (RFC 7541 Appendix C examples)', () => {
     expect(() => new HpackDecoder().decode(hex('ff ff ff ff ff 0f'))).toThrow(HpackError); // index overflow / range
     expect(() => new HpackDecoder().decode(hex('be'))).toThrow(/out of range/); // empty dynamic table
     expect(() => new HpackDecoder().decode(hex('41 0a 61'))).toThrow(/truncated/);
-    expect(() => new HpackDecoder().decode(hex('82 3f e1 1f'))).toThrow(/table size update/);
+    expect(() => new HpackDecoder().decode(hex('82 3f e1 1f'))).toThrow(/table size update after/);
+    // 4097 is above the 4096 we advertise.
+    expect(() => new HpackDecoder().decode(hex('3f e2 1f 82'))).toThrow(/above the limit/);
     expect(() => huffmanDecode(hex('ff ff ff ff'))).toThrow(HpackError); // EOS
     expect(() => huffmanDecode(hex('00'))).toThrow(/padding/); // '0' then 3 zero bits
     expect(() => new HpackDecoder(4096, 100).decode(hpackEncode([['x', 'y'.repeat(200)]]))).toThrow(
@@ -93,5 +95,58 @@ describe('HPACK encoder', () => {
     expect(d.decode(hpackEncode(headers))).toEqual(headers);
     expect(hpackEncode([[':status', '200']])).toEqual(Buffer.from([0x88]));
     expect(d.decode(hpackEncode([[':status', '503']]))).toEqual([[':status', '503']]);
+  });
+});
+
+describe('HPACK encoder: dynamic table size updates (RFC 7541 §4.2, §6.3)', () => {
+  it('sends nothing while the peer keeps the initial 4096', () => {
+    const e = new HpackEncoder();
+    expect(e.encode([[':status', '200']])).toEqual(hex('88'));
+    e.setMaxTableSize(4096);
+    expect(e.encode([[':status', '200']])).toEqual(hex('88'));
+  });
+
+  it('signals a reduction to 0 once, at the start of the next block', () => {
+    const e = new HpackEncoder();
+    e.setMaxTableSize(0);
+    expect(e.tableSize).toBe(0);
+    expect(e.encode([[':status', '200']])).toEqual(hex('20 88'));
+    expect(e.encode([[':status', '200']])).toEqual(hex('88'));
+    // The peer's decoder, limited to 0, accepts the block.
+    const d = new HpackDecoder(0);
+    expect(d.decode(hex('20 88'))).toEqual([[':status', '200']]);
+  });
+
+  it('encodes sizes of 31 and more with the 5-bit prefix continuation', () => {
+    const e = new HpackEncoder();
+    e.setMaxTableSize(1000); // 1000 = 31 + 969; 969 = 0x49 + 7 * 128
+    expect(e.encode([[':status', '200']])).toEqual(hex('3f c9 07 88'));
+    e.setMaxTableSize(30);
+    expect(e.encode([[':status', '200']])).toEqual(hex('3e 88'));
+  });
+
+  it('signals the smallest size first, then the final one, when a reduction is undone before a block', () => {
+    const e = new HpackEncoder();
+    e.setMaxTableSize(0);
+    e.setMaxTableSize(2048);
+    e.setMaxTableSize(4096);
+    // 0, then 4096 = 31 + 4065 (0x61 + 31 * 128).
+    const block = e.encode([[':status', '204']]);
+    expect(block).toEqual(hex('20 3f e1 1f 89'));
+    expect(new HpackDecoder().decode(block)).toEqual([[':status', '204']]);
+    expect(e.encode([[':status', '204']])).toEqual(hex('89'));
+  });
+
+  it('never exceeds its own limit, whatever the peer allows', () => {
+    const e = new HpackEncoder();
+    e.setMaxTableSize(65_536);
+    expect(e.tableSize).toBe(4096);
+    expect(e.encode([[':status', '200']])).toEqual(hex('88'));
+    const small = new HpackEncoder(100);
+    expect(small.tableSize).toBe(100);
+    small.setMaxTableSize(65_536);
+    // Below the protocol's initial 4096, announced in the first block: 100 = 31 + 69 (0x45).
+    expect(small.encode([[':status', '200']])).toEqual(hex('3f 45 88'));
+    expect(small.encode([[':status', '200']])).toEqual(hex('88'));
   });
 });

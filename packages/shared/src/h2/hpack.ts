@@ -251,9 +251,59 @@ export class HpackDecoder {
 }
 
 /**
+ * HPACK encoder state for one connection direction. Blocks never insert into the dynamic table,
+ * but the peer's decoder still tracks its maximum size: when the peer lowers
+ * SETTINGS_HEADER_TABLE_SIZE, it expects a Dynamic Table Size Update at the start of our next
+ * block (RFC 7541 §4.2, §6.3; RFC 9113 §6.5.2), and nghttp2 answers its absence with
+ * COMPRESSION_ERROR.
+ */
+export class HpackEncoder {
+  private maxSize: number;
+  /** Smallest maximum since the last block, and whether a change is still to be signalled. */
+  private smallestPending: number;
+  private pending = false;
+
+  /** `ownLimit` caps the table whatever the peer allows; 4096 is the protocol's initial size. */
+  constructor(private readonly ownLimit = 4096) {
+    this.maxSize = Math.min(4096, ownLimit);
+    this.smallestPending = this.maxSize;
+    // The peer's decoder starts at 4096: a lower limit of ours is announced in the first block.
+    this.pending = this.maxSize < 4096;
+  }
+
+  /** The table's current maximum size, as the peer's decoder will see it after the next block. */
+  get tableSize(): number {
+    return this.maxSize;
+  }
+
+  /** Adopts the peer's SETTINGS_HEADER_TABLE_SIZE (bounded by our own limit). */
+  setMaxTableSize(peerSetting: number): void {
+    const next = Math.min(peerSetting, this.ownLimit);
+    if (next === this.maxSize && !this.pending) return;
+    this.smallestPending = this.pending ? Math.min(this.smallestPending, next) : next;
+    this.maxSize = next;
+    this.pending = true;
+    // Nothing to evict: no block ever inserts into the table.
+  }
+
+  encode(headers: ReadonlyArray<readonly [string, string]>): Buffer {
+    const block = hpackEncode(headers);
+    if (!this.pending) return block;
+    this.pending = false;
+    // A reduction followed by an increase signals the smallest value first, then the final one.
+    const updates =
+      this.smallestPending < this.maxSize
+        ? [encodeInt(this.smallestPending, 5, 0x20), encodeInt(this.maxSize, 5, 0x20)]
+        : [encodeInt(this.maxSize, 5, 0x20)];
+    return Buffer.concat([...updates, block]);
+  }
+}
+
+/**
  * HPACK encoder that never uses the dynamic table (so the peer's table size is irrelevant):
  * indexed :status where the static table has it, otherwise literals without indexing, with a
- * static name index where one exists. HBONE sends a handful of headers per stream.
+ * static name index where one exists. HBONE sends a handful of headers per stream. A connection
+ * goes through `HpackEncoder`, which adds the table size updates the peer's settings call for.
  */
 export function hpackEncode(headers: ReadonlyArray<readonly [string, string]>): Buffer {
   const parts: Buffer[] = [];
