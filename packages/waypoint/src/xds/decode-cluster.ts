@@ -25,6 +25,7 @@ import {
   anyTypeName,
   at,
   type DecodeContext,
+  istioMetadata,
   positiveMs,
   structToJson,
 } from './decode-context.js';
@@ -187,7 +188,7 @@ function protocol(
 
 /** metadata.filter_metadata.istio.services[0]: the destination service for telemetry labels. */
 function service(metadata: WireMetadata | null, ctx: DecodeContext): ServiceRef | undefined {
-  const istio = metadata?.filterMetadata.istio;
+  const istio = istioMetadata(metadata);
   if (!istio) return undefined;
   const services = structToJson(istio).services;
   if (services === undefined) return undefined;

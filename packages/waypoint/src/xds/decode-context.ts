@@ -14,6 +14,7 @@ import type {
   WireDuration,
   WireFractionalPercent,
   WireInt64,
+  WireMetadata,
   WireStruct,
   WireValue,
 } from '@ambient/shared';
@@ -122,6 +123,14 @@ export function fractionalPercent(
     return fallback;
   }
   return Math.min(100, (numerator / denominator) * 100);
+}
+
+/** metadata.filter_metadata.istio: the one metadata namespace the waypoint reads. */
+export function istioMetadata(m: WireMetadata | null): WireStruct | undefined {
+  if (!m) return undefined;
+  const { filterMetadata, ...rest } = m;
+  allFieldsHandled(rest);
+  return filterMetadata.istio;
 }
 
 /** google.protobuf.Struct to plain JSON values. */

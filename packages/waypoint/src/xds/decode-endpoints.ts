@@ -11,7 +11,7 @@ import {
   type WireSocketAddress,
 } from '@ambient/shared';
 import type { UpstreamEndpoint } from '../config/waypoint-config.js';
-import { at, type DecodeContext, isPort, structToJson } from './decode-context.js';
+import { at, type DecodeContext, isPort, istioMetadata, structToJson } from './decode-context.js';
 
 export interface ClusterEndpoints {
   readonly cluster: string;
@@ -98,7 +98,7 @@ function endpoint(e: WireLbEndpoint, path: string, ctx: DecodeContext): Upstream
     ctx.problem(at(ap, 'port_value'), `${portValue} is not a port from 1 to 65535`);
 
   const mp = at(path, 'metadata.filter_metadata.istio');
-  const struct = metadata?.filterMetadata.istio;
+  const struct = istioMetadata(metadata);
   const meta = struct ? structToJson(struct) : {};
   const tunnel = meta.tunnel ?? 'none';
   if (tunnel !== 'hbone' && tunnel !== 'none')
