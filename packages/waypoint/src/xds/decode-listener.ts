@@ -89,11 +89,26 @@ function httpChain(hcm: WireHttpConnectionManager, path: string, ctx: DecodeCont
       if (rules) rbac.push(rules);
     } else if (type === FAULT_TYPE) {
       const cfg = ctx.decodeAny(typedConfig, FAULT_TYPE, at(p, 'typed_config'));
-      // Faults come from routes (typed_per_filter_config); a filter-wide fault would apply to routes
-      // that set none, which the domain model cannot say. Only whether it injects anything is read:
-      // its other fields narrow a fault that is refused anyway.
-      if (cfg && (cfg.delay || cfg.abort || cfg.responseRateLimit))
-        ctx.problem(at(p, 'typed_config'), 'filter-level faults are not supported: configure them per route');
+      if (cfg) {
+        const {
+          delay,
+          abort,
+          responseRateLimit,
+          // These narrow which requests a fault applies to: a fault that injects nothing needs none.
+          upstreamCluster: _upstreamCluster,
+          headers: _headers,
+          downstreamNodes: _downstreamNodes,
+          ...faultRest
+        } = cfg;
+        allFieldsHandled(faultRest);
+        // Faults come from routes (typed_per_filter_config); a filter-wide fault would apply to
+        // routes that set none, which the domain model cannot say.
+        if (delay || abort || responseRateLimit)
+          ctx.problem(
+            at(p, 'typed_config'),
+            'filter-level faults are not supported: configure them per route',
+          );
+      }
     } else if (!isOptional) {
       ctx.problem(p, `${filterName || 'filter'} of type ${type} is not supported`);
     }
