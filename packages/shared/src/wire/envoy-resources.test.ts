@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { allFieldsHandled } from '../istio-wire/all-fields-handled.js';
 import { envoyWaypointProtos } from '../xds/xds-protos.js';
 import { CLUSTER_TYPE, ENVOY_RETRY_ON, HCM_TYPE, ROUTE_CONFIGURATION_TYPE } from './envoy-names.js';
 import type {
@@ -6,6 +7,7 @@ import type {
   EnvoyMessages,
   WireCluster,
   WireHttpConnectionManager,
+  WireRetryPolicy,
   WireRouteConfiguration,
 } from './envoy-resources.js';
 
@@ -67,5 +69,60 @@ describe('the shared Envoy wire types', () => {
     expect(rc.virtualHosts[0]?.routes[0]?.route?.retryPolicy?.retryOn.split(',')).toEqual([
       ...ENVOY_RETRY_ON,
     ]);
+  });
+
+  it('make a decoder that does not name every field fail to compile', () => {
+    const rc: WireRouteConfiguration = roundTrip(ROUTE_CONFIGURATION_TYPE, {
+      name: 'r',
+      virtualHosts: [
+        {
+          name: 'v',
+          domains: ['*'],
+          routes: [{ match: { prefix: '/' }, route: { retryPolicy: { retryOn: '5xx' } } }],
+        },
+      ],
+    });
+    const decoded = rc.virtualHosts[0]?.routes[0]?.route?.retryPolicy as WireRetryPolicy;
+    // The waypoint's retry policy decoder names each field, as here.
+    const {
+      retryOn,
+      numRetries,
+      perTryTimeout,
+      retriableStatusCodes,
+      retryBackOff,
+      retriableHeaders,
+      retriableRequestHeaders,
+      ...rest
+    } = decoded;
+    allFieldsHandled(rest);
+    expect([retryOn, numRetries, perTryTimeout, retriableStatusCodes, retryBackOff]).toEqual([
+      '5xx',
+      null,
+      null,
+      [],
+      null,
+    ]);
+    expect([retriableHeaders, retriableRequestHeaders]).toEqual([[], []]);
+    // Unset fields are protobufjs defaults on the prototype: read from the message, never from a
+    // copy made by an object rest, which would lose them.
+    expect(Object.hasOwn(decoded, 'numRetries')).toBe(false);
+
+    // The same decoder once the shared type gains a field (Envoy's hedge_on_per_try_timeout).
+    const grown = { ...decoded, hedgeOnPerTryTimeout: true } as WireRetryPolicy & {
+      hedgeOnPerTryTimeout: boolean;
+    };
+    const {
+      retryOn: _retryOn,
+      numRetries: _numRetries,
+      perTryTimeout: _perTryTimeout,
+      retriableStatusCodes: _retriableStatusCodes,
+      retryBackOff: _retryBackOff,
+      retriableHeaders: _retriableHeaders,
+      retriableRequestHeaders: _retriableRequestHeaders,
+      ...unnamed
+    } = grown;
+    // @ts-expect-error hedgeOnPerTryTimeout is left over: the decoder must read it or name it as ignored.
+    allFieldsHandled(unnamed);
+    expect(unnamed.hedgeOnPerTryTimeout).toBe(true);
   });
 });

@@ -5,7 +5,14 @@
  * values it means, as istiod does.
  */
 
-import type { WireCluster, WireOutlierDetection, WireThresholds } from '@ambient/shared';
+import type {
+  WireAny,
+  WireCluster,
+  WireMetadata,
+  WireOutlierDetection,
+  WireThresholds,
+} from '@ambient/shared';
+import { allFieldsHandled } from '@ambient/shared';
 import type {
   CircuitBreakers,
   LbPolicy,
@@ -18,6 +25,7 @@ import {
   anyTypeName,
   at,
   type DecodeContext,
+  istioMetadata,
   positiveMs,
   structToJson,
 } from './decode-context.js';
@@ -53,62 +61,97 @@ function circuitBreakers(thresholds: readonly WireThresholds[], ctx: DecodeConte
   const index = thresholds.findLastIndex((t) => t.priority === DEFAULT_PRIORITY);
   const t = thresholds[index];
   if (!t) return DEFAULT_CIRCUIT_BREAKERS;
+  // Thresholds of other priorities are skipped above; this one must be read in full.
+  const {
+    priority: _priority,
+    maxConnections,
+    maxPendingRequests,
+    maxRequests,
+    maxRetries,
+    retryBudget: wireRetryBudget,
+    ...rest
+  } = t;
+  allFieldsHandled(rest);
   const path = `circuit_breakers.thresholds[${index}]`;
   const d = DEFAULT_CIRCUIT_BREAKERS;
   let retryBudget: CircuitBreakers['retryBudget'];
-  if (t.retryBudget) {
+  if (wireRetryBudget) {
+    const { budgetPercent, minRetryConcurrency, ...budgetRest } = wireRetryBudget;
+    allFieldsHandled(budgetRest);
     // Envoy's defaults when the budget is present but its fields are not: 20% and 3.
-    const percent = t.retryBudget.budgetPercent?.value ?? 20;
+    const percent = budgetPercent?.value ?? 20;
     if (!(percent >= 0 && percent <= 100))
       ctx.problem(`${path}.retry_budget.budget_percent`, `${percent} is not from 0 to 100`);
-    retryBudget = { percent, minRetryConcurrency: t.retryBudget.minRetryConcurrency?.value ?? 3 };
+    retryBudget = { percent, minRetryConcurrency: minRetryConcurrency?.value ?? 3 };
   }
   return {
-    maxConnections: t.maxConnections?.value ?? d.maxConnections,
-    maxPendingRequests: t.maxPendingRequests?.value ?? d.maxPendingRequests,
-    maxRequests: t.maxRequests?.value ?? d.maxRequests,
-    maxRetries: t.maxRetries?.value ?? d.maxRetries,
+    maxConnections: maxConnections?.value ?? d.maxConnections,
+    maxPendingRequests: maxPendingRequests?.value ?? d.maxPendingRequests,
+    maxRequests: maxRequests?.value ?? d.maxRequests,
+    maxRetries: maxRetries?.value ?? d.maxRetries,
     ...(retryBudget && { retryBudget }),
   };
 }
 
 function outlierDetection(o: WireOutlierDetection, path: string, ctx: DecodeContext): OutlierDetection {
-  const enforcing5xx = o.enforcingConsecutive_5xx?.value ?? 100;
+  const {
+    consecutive_5xx,
+    interval,
+    baseEjectionTime,
+    maxEjectionPercent: wireMaxEjectionPercent,
+    enforcingConsecutive_5xx,
+    enforcingConsecutiveGatewayFailure,
+    enforcingFailurePercentage,
+    // Local-origin errors count only when split_external_local_origin_errors is set, which is refused.
+    enforcingConsecutiveLocalOriginFailure: _enforcingConsecutiveLocalOriginFailure,
+    enforcingLocalOriginSuccessRate: _enforcingLocalOriginSuccessRate,
+    enforcingFailurePercentageLocalOrigin,
+    splitExternalLocalOriginErrors,
+    maxEjectionTime,
+    alwaysEjectOneHost,
+    ...rest
+  } = o;
+  allFieldsHandled(rest);
+  const enforcing5xx = enforcingConsecutive_5xx?.value ?? 100;
   if (enforcing5xx !== 0 && enforcing5xx !== 100)
     ctx.problem(at(path, 'enforcing_consecutive_5xx'), `${enforcing5xx} is not supported: use 0 or 100`);
   // Detectors that Envoy enforces only when asked to (their enforcing_* default to 0). Success-rate
   // ejection (enforced by default) needs 5 hosts and 100 requests per interval and is not run here.
   const unsupported: Array<[number | undefined, string]> = [
-    [o.enforcingConsecutiveGatewayFailure?.value, 'enforcing_consecutive_gateway_failure'],
-    [o.enforcingFailurePercentage?.value, 'enforcing_failure_percentage'],
-    [o.enforcingFailurePercentageLocalOrigin?.value, 'enforcing_failure_percentage_local_origin'],
+    [enforcingConsecutiveGatewayFailure?.value, 'enforcing_consecutive_gateway_failure'],
+    [enforcingFailurePercentage?.value, 'enforcing_failure_percentage'],
+    [enforcingFailurePercentageLocalOrigin?.value, 'enforcing_failure_percentage_local_origin'],
   ];
   for (const [v, field] of unsupported) if (v) ctx.problem(at(path, field), 'is not supported');
-  if (o.splitExternalLocalOriginErrors)
+  if (splitExternalLocalOriginErrors)
     ctx.problem(at(path, 'split_external_local_origin_errors'), 'is not supported');
-  const maxEjectionPercent = o.maxEjectionPercent?.value ?? 10;
+  const maxEjectionPercent = wireMaxEjectionPercent?.value ?? 10;
   if (maxEjectionPercent > 100)
     ctx.problem(at(path, 'max_ejection_percent'), `${maxEjectionPercent} is above 100`);
-  const baseEjectionTimeMs = positiveMs(o.baseEjectionTime, 30_000, at(path, 'base_ejection_time'), ctx);
+  const baseEjectionTimeMs = positiveMs(baseEjectionTime, 30_000, at(path, 'base_ejection_time'), ctx);
   return {
     // Not enforcing consecutive 5xx is the same as never counting them.
-    consecutive5xx: enforcing5xx === 0 ? 0 : (o.consecutive_5xx?.value ?? 5),
-    intervalMs: positiveMs(o.interval, 10_000, at(path, 'interval'), ctx),
+    consecutive5xx: enforcing5xx === 0 ? 0 : (consecutive_5xx?.value ?? 5),
+    intervalMs: positiveMs(interval, 10_000, at(path, 'interval'), ctx),
     baseEjectionTimeMs,
     maxEjectionPercent: Math.min(maxEjectionPercent, 100),
     maxEjectionTimeMs: Math.max(
-      positiveMs(o.maxEjectionTime, 300_000, at(path, 'max_ejection_time'), ctx),
+      positiveMs(maxEjectionTime, 300_000, at(path, 'max_ejection_time'), ctx),
       baseEjectionTimeMs,
     ),
-    ...(o.alwaysEjectOneHost?.value && { alwaysEjectOneHost: true }),
+    ...(alwaysEjectOneHost?.value && { alwaysEjectOneHost: true }),
   };
 }
 
-function protocol(c: WireCluster, ctx: DecodeContext): 'http1' | 'http2' {
+function protocol(
+  c: Pick<WireCluster, 'http2ProtocolOptions' | 'protocolSelection'>,
+  typedExtensionProtocolOptions: Record<string, WireAny>,
+  ctx: DecodeContext,
+): 'http1' | 'http2' {
   let proto: 'http1' | 'http2' = c.http2ProtocolOptions ? 'http2' : 'http1';
   if (c.protocolSelection === USE_DOWNSTREAM_PROTOCOL)
     ctx.problem('protocol_selection', 'USE_DOWNSTREAM_PROTOCOL is not supported');
-  for (const [key, any] of Object.entries(c.typedExtensionProtocolOptions)) {
+  for (const [key, any] of Object.entries(typedExtensionProtocolOptions)) {
     const p = `typed_extension_protocol_options[${key}]`;
     const type = anyTypeName(any);
     if (type !== HTTP_PROTOCOL_OPTIONS_TYPE) {
@@ -117,17 +160,26 @@ function protocol(c: WireCluster, ctx: DecodeContext): 'http1' | 'http2' {
     }
     const o = ctx.decodeAny(any, HTTP_PROTOCOL_OPTIONS_TYPE, p);
     if (!o) continue;
-    if (o.httpFilters.length) ctx.problem(at(p, 'http_filters'), 'upstream HTTP filters are not supported');
-    if (o.upstreamProtocolOptions === 'explicitHttpConfig') {
-      const which = o.explicitHttpConfig?.protocolConfig;
+    const { upstreamProtocolOptions, explicitHttpConfig, httpFilters, ...rest } = o;
+    allFieldsHandled(rest);
+    if (httpFilters.length) ctx.problem(at(p, 'http_filters'), 'upstream HTTP filters are not supported');
+    if (upstreamProtocolOptions === 'explicitHttpConfig') {
+      // The chosen protocol's options are empty messages here: only which one is set matters.
+      const {
+        protocolConfig: which,
+        httpProtocolOptions: _http1,
+        http2ProtocolOptions: _http2,
+        ...explicitRest
+      } = explicitHttpConfig ?? {};
+      allFieldsHandled(explicitRest);
       if (which === 'http2ProtocolOptions') proto = 'http2';
       else if (which === 'httpProtocolOptions') proto = 'http1';
       else if (which === 'http3ProtocolOptions')
         ctx.problem(at(p, 'explicit_http_config.http3_protocol_options'), 'HTTP/3 is not supported');
       else ctx.problem(at(p, 'explicit_http_config'), 'must set a protocol');
-    } else if (o.upstreamProtocolOptions === 'useDownstreamProtocolConfig') {
+    } else if (upstreamProtocolOptions === 'useDownstreamProtocolConfig') {
       ctx.problem(at(p, 'use_downstream_protocol_config'), 'is not supported: use explicit_http_config');
-    } else if (o.upstreamProtocolOptions === 'autoConfig') {
+    } else if (upstreamProtocolOptions === 'autoConfig') {
       ctx.problem(at(p, 'auto_config'), 'is not supported: use explicit_http_config');
     }
   }
@@ -135,8 +187,8 @@ function protocol(c: WireCluster, ctx: DecodeContext): 'http1' | 'http2' {
 }
 
 /** metadata.filter_metadata.istio.services[0]: the destination service for telemetry labels. */
-function service(c: WireCluster, ctx: DecodeContext): ServiceRef | undefined {
-  const istio = c.metadata?.filterMetadata.istio;
+function service(metadata: WireMetadata | null, ctx: DecodeContext): ServiceRef | undefined {
+  const istio = istioMetadata(metadata);
   if (!istio) return undefined;
   const services = structToJson(istio).services;
   if (services === undefined) return undefined;
@@ -155,38 +207,66 @@ function service(c: WireCluster, ctx: DecodeContext): ServiceRef | undefined {
 }
 
 export function decodeCluster(c: WireCluster, name: string, ctx: DecodeContext): UpstreamCluster {
-  if (c.name !== name) ctx.problem('name', `${JSON.stringify(c.name)} does not match the resource name`);
-  if (c.clusterDiscoveryType === 'clusterType')
+  const {
+    name: clusterName,
+    clusterDiscoveryType,
+    type,
+    edsClusterConfig,
+    connectTimeout,
+    lbPolicy: wireLbPolicy,
+    loadBalancingPolicy,
+    lbSubsetConfig,
+    circuitBreakers: wireCircuitBreakers,
+    outlierDetection: wireOutlierDetection,
+    healthChecks,
+    http2ProtocolOptions,
+    typedExtensionProtocolOptions,
+    protocolSelection,
+    transportSocket,
+    transportSocketMatches,
+    filters,
+    metadata,
+    ...rest
+  } = c;
+  allFieldsHandled(rest);
+  if (clusterName !== name)
+    ctx.problem('name', `${JSON.stringify(clusterName)} does not match the resource name`);
+  if (clusterDiscoveryType === 'clusterType')
     ctx.problem('cluster_type', 'custom cluster types are not supported: use EDS');
-  else if (c.type !== EDS)
-    ctx.problem('type', `${DISCOVERY_TYPES[c.type] ?? c.type} is not supported: use EDS`);
-  if (!c.edsClusterConfig) {
+  else if (type !== EDS) ctx.problem('type', `${DISCOVERY_TYPES[type] ?? type} is not supported: use EDS`);
+  if (!edsClusterConfig) {
     ctx.problem('eds_cluster_config', 'is required');
   } else {
-    adsConfigSource(c.edsClusterConfig.edsConfig, 'eds_cluster_config.eds_config', ctx);
+    const { edsConfig, serviceName, ...edsRest } = edsClusterConfig;
+    allFieldsHandled(edsRest);
+    adsConfigSource(edsConfig, 'eds_cluster_config.eds_config', ctx);
     // Endpoints are looked up by cluster name: a different service_name would find none.
-    if (c.edsClusterConfig.serviceName && c.edsClusterConfig.serviceName !== c.name)
+    if (serviceName && serviceName !== clusterName)
       ctx.problem('eds_cluster_config.service_name', 'must be empty or the cluster name');
   }
-  const lbPolicy = LB_POLICIES[c.lbPolicy];
-  if (!lbPolicy) ctx.problem('lb_policy', `${LB_NAMES[c.lbPolicy] ?? c.lbPolicy} is not supported`);
-  if (c.loadBalancingPolicy) ctx.problem('load_balancing_policy', 'is not supported: use lb_policy');
-  if (c.lbSubsetConfig) ctx.problem('lb_subset_config', 'is not supported: send one cluster per subset');
-  if (c.healthChecks.length) ctx.problem('health_checks', 'active health checking is not supported');
-  if (c.transportSocket || c.transportSocketMatches.length)
+  const lbPolicy = LB_POLICIES[wireLbPolicy];
+  if (!lbPolicy) ctx.problem('lb_policy', `${LB_NAMES[wireLbPolicy] ?? wireLbPolicy} is not supported`);
+  if (loadBalancingPolicy) ctx.problem('load_balancing_policy', 'is not supported: use lb_policy');
+  if (lbSubsetConfig) ctx.problem('lb_subset_config', 'is not supported: send one cluster per subset');
+  if (healthChecks.length) ctx.problem('health_checks', 'active health checking is not supported');
+  if (transportSocket || transportSocketMatches.length)
     ctx.problem('transport_socket', 'is not supported: endpoints are reached over HBONE per their metadata');
-  if (c.filters.length) ctx.problem('filters', 'upstream network filters are not supported');
-  if (c.circuitBreakers?.perHostThresholds.length)
-    ctx.problem('circuit_breakers.per_host_thresholds', 'is not supported');
-  const outlier = c.outlierDetection && outlierDetection(c.outlierDetection, 'outlier_detection', ctx);
-  const svc = service(c, ctx);
+  if (filters.length) ctx.problem('filters', 'upstream network filters are not supported');
+  const { thresholds, perHostThresholds, ...breakersRest } = wireCircuitBreakers ?? {
+    thresholds: [],
+    perHostThresholds: [],
+  };
+  allFieldsHandled(breakersRest);
+  if (perHostThresholds.length) ctx.problem('circuit_breakers.per_host_thresholds', 'is not supported');
+  const outlier = wireOutlierDetection && outlierDetection(wireOutlierDetection, 'outlier_detection', ctx);
+  const svc = service(metadata, ctx);
   return {
-    name: c.name,
-    connectTimeoutMs: positiveMs(c.connectTimeout, DEFAULT_CONNECT_TIMEOUT_MS, 'connect_timeout', ctx),
+    name: clusterName,
+    connectTimeoutMs: positiveMs(connectTimeout, DEFAULT_CONNECT_TIMEOUT_MS, 'connect_timeout', ctx),
     lbPolicy: lbPolicy ?? 'ROUND_ROBIN',
-    circuitBreakers: circuitBreakers(c.circuitBreakers?.thresholds ?? [], ctx),
+    circuitBreakers: circuitBreakers(thresholds, ctx),
     ...(outlier && { outlierDetection: outlier }),
-    protocol: protocol(c, ctx),
+    protocol: protocol({ http2ProtocolOptions, protocolSelection }, typedExtensionProtocolOptions, ctx),
     ...(svc && { service: svc }),
   };
 }

@@ -14,9 +14,11 @@ import type {
   WireDuration,
   WireFractionalPercent,
   WireInt64,
+  WireMetadata,
   WireStruct,
   WireValue,
 } from '@ambient/shared';
+import { allFieldsHandled } from '@ambient/shared';
 import type protobuf from 'protobufjs';
 
 export class DecodeContext {
@@ -50,7 +52,10 @@ export function at(parent: string, field: string): string {
 
 /** The message name of a typed config: what follows the last `/` of its type URL, as Envoy reads it. */
 export function anyTypeName(any: WireAny): string {
-  return any.type_url.slice(any.type_url.lastIndexOf('/') + 1);
+  // The bytes are read by decodeAny, once the type is known.
+  const { type_url, value: _value, ...rest } = any;
+  allFieldsHandled(rest);
+  return type_url.slice(type_url.lastIndexOf('/') + 1);
 }
 
 function int64(v: WireInt64): number {
@@ -62,8 +67,9 @@ function int64(v: WireInt64): number {
  * out-of-range durations are problems.
  */
 export function durationMs(d: WireDuration, path: string, ctx: DecodeContext): number | undefined {
-  const seconds = int64(d.seconds);
-  const nanos = d.nanos;
+  const { seconds: wireSeconds, nanos, ...rest } = d;
+  allFieldsHandled(rest);
+  const seconds = int64(wireSeconds);
   if (!Number.isSafeInteger(seconds) || seconds < 0 || nanos < 0 || nanos > 999_999_999) {
     ctx.problem(path, `${seconds}s ${nanos}ns is not a non-negative duration`);
     return undefined;
@@ -109,33 +115,60 @@ export function fractionalPercent(
   ctx: DecodeContext,
 ): number {
   if (!f) return fallback;
-  const denominator = DENOMINATORS[f.denominator];
+  const { numerator, denominator: wireDenominator, ...rest } = f;
+  allFieldsHandled(rest);
+  const denominator = DENOMINATORS[wireDenominator];
   if (denominator === undefined) {
-    ctx.problem(`${path}.denominator`, `${f.denominator} is not HUNDRED, TEN_THOUSAND or MILLION`);
+    ctx.problem(`${path}.denominator`, `${wireDenominator} is not HUNDRED, TEN_THOUSAND or MILLION`);
     return fallback;
   }
-  return Math.min(100, (f.numerator / denominator) * 100);
+  return Math.min(100, (numerator / denominator) * 100);
+}
+
+/** metadata.filter_metadata.istio: the one metadata namespace the waypoint reads. */
+export function istioMetadata(m: WireMetadata | null): WireStruct | undefined {
+  if (!m) return undefined;
+  const { filterMetadata, ...rest } = m;
+  allFieldsHandled(rest);
+  return filterMetadata.istio;
 }
 
 /** google.protobuf.Struct to plain JSON values. */
 export function structToJson(s: WireStruct): Record<string, unknown> {
+  const { fields, ...rest } = s;
+  allFieldsHandled(rest);
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(s.fields)) out[k] = valueToJson(v);
+  for (const [k, v] of Object.entries(fields)) out[k] = valueToJson(v);
   return out;
 }
 
 function valueToJson(v: WireValue): unknown {
-  switch (v.kind) {
+  const {
+    kind,
+    // null_value has one member: the JSON null every other kind falls back to.
+    nullValue: _nullValue,
+    numberValue,
+    stringValue,
+    boolValue,
+    structValue,
+    listValue,
+    ...rest
+  } = v;
+  allFieldsHandled(rest);
+  switch (kind) {
     case 'numberValue':
-      return v.numberValue;
+      return numberValue;
     case 'stringValue':
-      return v.stringValue;
+      return stringValue;
     case 'boolValue':
-      return v.boolValue;
+      return boolValue;
     case 'structValue':
-      return v.structValue ? structToJson(v.structValue) : {};
-    case 'listValue':
-      return (v.listValue?.values ?? []).map(valueToJson);
+      return structValue ? structToJson(structValue) : {};
+    case 'listValue': {
+      const { values, ...listRest } = listValue ?? { values: [] };
+      allFieldsHandled(listRest);
+      return values.map(valueToJson);
+    }
     default:
       return null;
   }
@@ -147,24 +180,38 @@ export function cidr(
   path: string,
   ctx: DecodeContext,
 ): { address: string; prefixLen: number } | undefined {
-  const max = isIPv4(r.addressPrefix) ? 32 : isIPv6(r.addressPrefix) ? 128 : 0;
+  const { addressPrefix, prefixLen: wirePrefixLen, ...rest } = r;
+  allFieldsHandled(rest);
+  const max = isIPv4(addressPrefix) ? 32 : isIPv6(addressPrefix) ? 128 : 0;
   if (!max) {
-    ctx.problem(`${path}.address_prefix`, `${JSON.stringify(r.addressPrefix)} is not an IP address`);
+    ctx.problem(`${path}.address_prefix`, `${JSON.stringify(addressPrefix)} is not an IP address`);
     return undefined;
   }
-  const prefixLen = r.prefixLen?.value ?? 0;
+  const prefixLen = wirePrefixLen?.value ?? 0;
   if (prefixLen > max) {
     ctx.problem(`${path}.prefix_len`, `${prefixLen} is longer than ${max}`);
     return undefined;
   }
-  return { address: r.addressPrefix, prefixLen };
+  return { address: addressPrefix, prefixLen };
 }
 
 /** The waypoint has one xDS connection: a config source must be ADS (or `self`, the same server). */
 export function adsConfigSource(s: WireConfigSource | null, path: string, ctx: DecodeContext): void {
-  if (!s) ctx.problem(path, 'is required');
-  else if (s.configSourceSpecifier !== 'ads' && s.configSourceSpecifier !== 'self')
-    ctx.problem(path, `${s.configSourceSpecifier ?? 'nothing'} is not supported: use ads`);
+  if (!s) {
+    ctx.problem(path, 'is required');
+    return;
+  }
+  const {
+    configSourceSpecifier,
+    // AggregatedConfigSource is an empty message: only that it is the set member matters.
+    ads: _ads,
+    // Not checked: the waypoint subscribes to v3 resources whatever version a source names.
+    resourceApiVersion: _resourceApiVersion,
+    ...rest
+  } = s;
+  allFieldsHandled(rest);
+  if (configSourceSpecifier !== 'ads' && configSourceSpecifier !== 'self')
+    ctx.problem(path, `${configSourceSpecifier ?? 'nothing'} is not supported: use ads`);
 }
 
 export function isPort(n: number): boolean {

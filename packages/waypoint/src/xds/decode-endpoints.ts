@@ -3,9 +3,15 @@
  * the waypoint needs to reach it (metadata.filter_metadata.istio).
  */
 import { isIP } from 'node:net';
-import { SpiffeId, type WireClusterLoadAssignment, type WireLbEndpoint } from '@ambient/shared';
+import {
+  allFieldsHandled,
+  SpiffeId,
+  type WireClusterLoadAssignment,
+  type WireLbEndpoint,
+  type WireSocketAddress,
+} from '@ambient/shared';
 import type { UpstreamEndpoint } from '../config/waypoint-config.js';
-import { at, type DecodeContext, isPort, structToJson } from './decode-context.js';
+import { at, type DecodeContext, isPort, istioMetadata, structToJson } from './decode-context.js';
 
 export interface ClusterEndpoints {
   readonly cluster: string;
@@ -46,31 +52,61 @@ function parseIdentity(
 }
 
 function endpoint(e: WireLbEndpoint, path: string, ctx: DecodeContext): UpstreamEndpoint | undefined {
-  if (e.hostIdentifier === 'endpointName') {
+  const {
+    hostIdentifier,
+    endpoint: wireEndpoint,
+    // Read by decodeClusterLoadAssignment, which drops endpoints that are not serving.
+    healthStatus: _healthStatus,
+    metadata,
+    ...rest
+  } = e;
+  allFieldsHandled(rest);
+  if (hostIdentifier === 'endpointName') {
     ctx.problem(at(path, 'endpoint_name'), 'is not supported: use endpoint');
     return undefined;
   }
-  const sa = e.endpoint?.address?.socketAddress;
+  let sa: WireSocketAddress | null = null;
+  if (wireEndpoint) {
+    const { address, ...endpointRest } = wireEndpoint;
+    allFieldsHandled(endpointRest);
+    if (address) {
+      // A pipe or internal address leaves socket_address unset, which is refused below.
+      const { address: _addressCase, socketAddress, ...addressRest } = address;
+      allFieldsHandled(addressRest);
+      sa = socketAddress;
+    }
+  }
   const ap = at(path, 'endpoint.address.socket_address');
   if (!sa) {
     ctx.problem(ap, 'is required');
     return undefined;
   }
-  if (!isIP(sa.address)) ctx.problem(at(ap, 'address'), `${JSON.stringify(sa.address)} is not an IP address`);
-  if (sa.portSpecifier === 'namedPort') ctx.problem(at(ap, 'named_port'), 'is not supported');
-  else if (!isPort(sa.portValue))
-    ctx.problem(at(ap, 'port_value'), `${sa.portValue} is not a port from 1 to 65535`);
+  const {
+    // Not checked: the waypoint reaches every endpoint over TCP (HBONE or plain).
+    protocol: _protocol,
+    address: ip,
+    portSpecifier,
+    portValue,
+    // Refused through its oneof case.
+    namedPort: _namedPort,
+    ...socketRest
+  } = sa;
+  allFieldsHandled(socketRest);
+  if (!isIP(ip)) ctx.problem(at(ap, 'address'), `${JSON.stringify(ip)} is not an IP address`);
+  if (portSpecifier === 'namedPort') ctx.problem(at(ap, 'named_port'), 'is not supported');
+  else if (!isPort(portValue))
+    ctx.problem(at(ap, 'port_value'), `${portValue} is not a port from 1 to 65535`);
 
   const mp = at(path, 'metadata.filter_metadata.istio');
-  const struct = e.metadata?.filterMetadata.istio;
+  const struct = istioMetadata(metadata);
   const meta = struct ? structToJson(struct) : {};
   const tunnel = meta.tunnel ?? 'none';
   if (tunnel !== 'hbone' && tunnel !== 'none')
     ctx.problem(`${mp}.tunnel`, `${JSON.stringify(tunnel)} is not hbone or none`);
   const identity = parseIdentity(str(meta, 'identity', mp, ctx), tunnel === 'hbone', `${mp}.identity`, ctx);
   return {
-    address: sa.address,
-    port: sa.portValue,
+    address: ip,
+    port: portValue,
     workload: str(meta, 'workload', mp, ctx),
     namespace: str(meta, 'namespace', mp, ctx),
     serviceAccount: str(meta, 'service_account', mp, ctx),
@@ -84,27 +120,31 @@ export function decodeClusterLoadAssignment(
   name: string,
   ctx: DecodeContext,
 ): ClusterEndpoints {
-  if (cla.clusterName !== name)
-    ctx.problem('cluster_name', `${JSON.stringify(cla.clusterName)} does not match the resource name`);
+  const { clusterName, endpoints: localities, ...rest } = cla;
+  allFieldsHandled(rest);
+  if (clusterName !== name)
+    ctx.problem('cluster_name', `${JSON.stringify(clusterName)} does not match the resource name`);
   const endpoints: UpstreamEndpoint[] = [];
-  cla.endpoints.forEach((locality, l) => {
+  localities.forEach((locality, l) => {
+    const { lbEndpoints, lbConfig, priority, ...localityRest } = locality;
+    allFieldsHandled(localityRest);
     const lp = `endpoints[${l}]`;
     // Priorities are failover tiers; mixing them into one set would send traffic where Envoy would not.
-    if (locality.priority !== 0) ctx.problem(at(lp, 'priority'), 'priorities other than 0 are not supported');
-    if (locality.lbConfig)
+    if (priority !== 0) ctx.problem(at(lp, 'priority'), 'priorities other than 0 are not supported');
+    if (lbConfig)
       ctx.problem(
         at(
           lp,
-          locality.lbConfig === 'ledsClusterLocalityConfig'
+          lbConfig === 'ledsClusterLocalityConfig'
             ? 'leds_cluster_locality_config'
             : 'load_balancer_endpoints',
         ),
         'is not supported: use lb_endpoints',
       );
-    locality.lbEndpoints.forEach((e, i) => {
+    lbEndpoints.forEach((e, i) => {
       const ep = endpoint(e, `${at(lp, 'lb_endpoints')}[${i}]`, ctx);
       if (ep && !NOT_SERVING.has(e.healthStatus)) endpoints.push(ep);
     });
   });
-  return { cluster: cla.clusterName, endpoints };
+  return { cluster: clusterName, endpoints };
 }

@@ -10,6 +10,7 @@ import type {
   WireRegexMatcher,
   WireStringMatcher,
 } from '@ambient/shared';
+import { allFieldsHandled } from '@ambient/shared';
 import type { HeaderMatch, HeaderMutation, QueryMatch, StringMatch } from '../config/waypoint-config.js';
 import { at, type DecodeContext } from './decode-context.js';
 import { checkRe2Substitution, compileRe2, type Re2Regex, type RegexMode } from './re2-regex.js';
@@ -20,11 +21,13 @@ export function regex(
   path: string,
   ctx: DecodeContext,
 ): Re2Regex | undefined {
-  if (!m?.regex) {
+  const { regex: source, ...rest } = m ?? { regex: '' };
+  allFieldsHandled(rest);
+  if (!source) {
     ctx.problem(at(path, 'regex'), 'is required');
     return undefined;
   }
-  const r = compileRe2(m.regex, mode);
+  const r = compileRe2(source, mode);
   if (r.ok) return r.value;
   for (const p of r.problems) ctx.problem(at(path, 'regex'), p.message);
   return undefined;
@@ -35,14 +38,16 @@ export function regexRewrite(
   path: string,
   ctx: DecodeContext,
 ): { pattern: Re2Regex; substitution: string } | undefined {
-  const pattern = regex(m.pattern, 'global', at(path, 'pattern'), ctx);
+  const { pattern: wirePattern, substitution, ...rest } = m;
+  allFieldsHandled(rest);
+  const pattern = regex(wirePattern, 'global', at(path, 'pattern'), ctx);
   if (!pattern) return undefined;
-  const bad = checkRe2Substitution(m.substitution, pattern.groups);
+  const bad = checkRe2Substitution(substitution, pattern.groups);
   if (bad) {
     ctx.problem(at(path, 'substitution'), bad);
     return undefined;
   }
-  return { pattern, substitution: m.substitution };
+  return { pattern, substitution };
 }
 
 function nonEmpty(v: string | undefined, path: string, ctx: DecodeContext): string {
@@ -51,19 +56,22 @@ function nonEmpty(v: string | undefined, path: string, ctx: DecodeContext): stri
 }
 
 export function stringMatch(m: WireStringMatcher, path: string, ctx: DecodeContext): StringMatch | undefined {
-  const ignoreCase = m.ignoreCase ? { ignoreCase: true } : {};
-  switch (m.matchPattern) {
+  const { matchPattern, exact, prefix, suffix, safeRegex, contains, ignoreCase: wireIgnoreCase, ...rest } = m;
+  allFieldsHandled(rest);
+  const ignoreCase = wireIgnoreCase ? { ignoreCase: true } : {};
+  switch (matchPattern) {
     case 'exact':
-      return { exact: m.exact ?? '', ...ignoreCase };
+      return { exact: exact ?? '', ...ignoreCase };
     case 'prefix':
-      return { prefix: nonEmpty(m.prefix, at(path, 'prefix'), ctx), ...ignoreCase };
+      return { prefix: nonEmpty(prefix, at(path, 'prefix'), ctx), ...ignoreCase };
     case 'suffix':
-      return { suffix: nonEmpty(m.suffix, at(path, 'suffix'), ctx), ...ignoreCase };
+      return { suffix: nonEmpty(suffix, at(path, 'suffix'), ctx), ...ignoreCase };
     case 'contains':
-      return { contains: nonEmpty(m.contains, at(path, 'contains'), ctx), ...ignoreCase };
+      return { contains: nonEmpty(contains, at(path, 'contains'), ctx), ...ignoreCase };
     case 'safeRegex': {
-      if (m.ignoreCase) ctx.problem(at(path, 'ignore_case'), 'has no effect on safe_regex: Envoy rejects it');
-      const r = regex(m.safeRegex, 'full', at(path, 'safe_regex'), ctx);
+      if (wireIgnoreCase)
+        ctx.problem(at(path, 'ignore_case'), 'has no effect on safe_regex: Envoy rejects it');
+      const r = regex(safeRegex, 'full', at(path, 'safe_regex'), ctx);
       return r && { regex: r };
     }
     case 'custom':
@@ -76,38 +84,53 @@ export function stringMatch(m: WireStringMatcher, path: string, ctx: DecodeConte
 }
 
 export function headerMatch(m: WireHeaderMatcher, path: string, ctx: DecodeContext): HeaderMatch | undefined {
-  if (!m.name) ctx.problem(at(path, 'name'), 'is required');
-  const name = m.name.toLowerCase();
-  if (m.treatMissingHeaderAsEmpty) ctx.problem(at(path, 'treat_missing_header_as_empty'), 'is not supported');
+  const {
+    name: wireName,
+    headerMatchSpecifier,
+    exactMatch,
+    safeRegexMatch,
+    presentMatch,
+    prefixMatch,
+    suffixMatch,
+    containsMatch,
+    stringMatch: wireStringMatch,
+    invertMatch,
+    treatMissingHeaderAsEmpty,
+    ...rest
+  } = m;
+  allFieldsHandled(rest);
+  if (!wireName) ctx.problem(at(path, 'name'), 'is required');
+  const name = wireName.toLowerCase();
+  if (treatMissingHeaderAsEmpty) ctx.problem(at(path, 'treat_missing_header_as_empty'), 'is not supported');
   let match: StringMatch | undefined;
-  let invert = m.invertMatch;
-  switch (m.headerMatchSpecifier) {
+  let invert = invertMatch;
+  switch (headerMatchSpecifier) {
     case 'exactMatch':
-      match = { exact: m.exactMatch ?? '' };
+      match = { exact: exactMatch ?? '' };
       break;
     case 'prefixMatch':
-      match = { prefix: nonEmpty(m.prefixMatch, at(path, 'prefix_match'), ctx) };
+      match = { prefix: nonEmpty(prefixMatch, at(path, 'prefix_match'), ctx) };
       break;
     case 'suffixMatch':
-      match = { suffix: nonEmpty(m.suffixMatch, at(path, 'suffix_match'), ctx) };
+      match = { suffix: nonEmpty(suffixMatch, at(path, 'suffix_match'), ctx) };
       break;
     case 'containsMatch':
-      match = { contains: nonEmpty(m.containsMatch, at(path, 'contains_match'), ctx) };
+      match = { contains: nonEmpty(containsMatch, at(path, 'contains_match'), ctx) };
       break;
     case 'safeRegexMatch': {
-      const r = regex(m.safeRegexMatch, 'full', at(path, 'safe_regex_match'), ctx);
+      const r = regex(safeRegexMatch, 'full', at(path, 'safe_regex_match'), ctx);
       if (!r) return undefined;
       match = { regex: r };
       break;
     }
     case 'stringMatch':
-      if (!m.stringMatch) return undefined;
-      match = stringMatch(m.stringMatch, at(path, 'string_match'), ctx);
+      if (!wireStringMatch) return undefined;
+      match = stringMatch(wireStringMatch, at(path, 'string_match'), ctx);
       if (!match) return undefined;
       break;
     case 'presentMatch':
       // present_match: false matches when the header is absent: presence, inverted.
-      if (m.presentMatch === false) invert = !invert;
+      if (presentMatch === false) invert = !invert;
       break;
     case 'rangeMatch':
       ctx.problem(at(path, 'range_match'), 'is not supported');
@@ -124,16 +147,18 @@ export function queryMatch(
   path: string,
   ctx: DecodeContext,
 ): QueryMatch | undefined {
-  if (!m.name) ctx.problem(at(path, 'name'), 'is required');
-  if (m.queryParameterMatchSpecifier === 'stringMatch' && m.stringMatch) {
-    const match = stringMatch(m.stringMatch, at(path, 'string_match'), ctx);
-    return match && { name: m.name, match };
+  const { name, queryParameterMatchSpecifier, stringMatch: wireStringMatch, presentMatch, ...rest } = m;
+  allFieldsHandled(rest);
+  if (!name) ctx.problem(at(path, 'name'), 'is required');
+  if (queryParameterMatchSpecifier === 'stringMatch' && wireStringMatch) {
+    const match = stringMatch(wireStringMatch, at(path, 'string_match'), ctx);
+    return match && { name, match };
   }
-  if (m.queryParameterMatchSpecifier === 'presentMatch' && m.presentMatch === false) {
+  if (queryParameterMatchSpecifier === 'presentMatch' && presentMatch === false) {
     ctx.problem(at(path, 'present_match'), 'false is not supported (Envoy requires true)');
     return undefined;
   }
-  return { name: m.name };
+  return { name };
 }
 
 const APPEND_IF_EXISTS_OR_ADD = 0;
@@ -163,28 +188,31 @@ export function headerMutation(
 ): HeaderMutation {
   const adds: Array<{ name: string; value: string; append: boolean }> = [];
   add.forEach((o, i) => {
+    const { header, append: wireAppend, appendAction, keepEmptyValue, ...rest } = o;
+    allFieldsHandled(rest);
     const p = `${addPath}[${i}]`;
-    if (!o.header) {
+    if (!header) {
       ctx.problem(at(p, 'header'), 'is required');
       return;
     }
-    const name = o.header.key.toLowerCase();
+    const { key, value: text, rawValue, ...headerRest } = header;
+    allFieldsHandled(headerRest);
+    const name = key.toLowerCase();
     if (!name) ctx.problem(at(p, 'header.key'), 'is required');
     else if (!modifiable(name)) ctx.problem(at(p, 'header.key'), `${name} may not be modified`);
-    if (o.append && o.appendAction !== APPEND_IF_EXISTS_OR_ADD)
+    if (wireAppend && appendAction !== APPEND_IF_EXISTS_OR_ADD)
       ctx.problem(p, 'append and append_action are mutually exclusive');
-    let append = o.append ? o.append.value : true;
-    if (!o.append) {
-      if (o.appendAction === OVERWRITE_IF_EXISTS_OR_ADD) append = false;
-      else if (o.appendAction !== APPEND_IF_EXISTS_OR_ADD)
+    let append = wireAppend ? wireAppend.value : true;
+    if (!wireAppend) {
+      if (appendAction === OVERWRITE_IF_EXISTS_OR_ADD) append = false;
+      else if (appendAction !== APPEND_IF_EXISTS_OR_ADD)
         ctx.problem(
           at(p, 'append_action'),
-          `${APPEND_ACTIONS[o.appendAction] ?? o.appendAction} is not supported: use APPEND_IF_EXISTS_OR_ADD or OVERWRITE_IF_EXISTS_OR_ADD`,
+          `${APPEND_ACTIONS[appendAction] ?? appendAction} is not supported: use APPEND_IF_EXISTS_OR_ADD or OVERWRITE_IF_EXISTS_OR_ADD`,
         );
     }
-    const value =
-      o.header.value || (o.header.rawValue?.length ? Buffer.from(o.header.rawValue).toString() : '');
-    if (value || o.keepEmptyValue) adds.push({ name, value, append });
+    const value = text || (rawValue?.length ? Buffer.from(rawValue).toString() : '');
+    if (value || keepEmptyValue) adds.push({ name, value, append });
   });
   const removes = remove.map((n, i) => {
     const name = n.toLowerCase();

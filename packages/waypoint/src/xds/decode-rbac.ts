@@ -5,6 +5,7 @@
  */
 
 import type { WirePermission, WirePrincipal, WireRbacFilter, WireRbacPolicy } from '@ambient/shared';
+import { allFieldsHandled } from '@ambient/shared';
 import type { RbacPermission, RbacPolicy, RbacPrincipal, RbacRules } from '../config/waypoint-config.js';
 import { at, cidr, type DecodeContext } from './decode-context.js';
 import { headerMatch, stringMatch } from './decode-matchers.js';
@@ -23,41 +24,60 @@ const SNAKE: Record<string, string> = {
 };
 
 function permission(p: WirePermission, path: string, ctx: DecodeContext): RbacPermission | undefined {
-  switch (p.rule) {
+  const { rule, andRules, orRules, any, header: wireHeader, urlPath, destinationPort, notRule, ...rest } = p;
+  allFieldsHandled(rest);
+  switch (rule) {
     case 'any':
-      if (!p.any) ctx.problem(at(path, 'any'), 'must be true');
+      if (!any) ctx.problem(at(path, 'any'), 'must be true');
       return { any: true };
     case 'andRules':
-      return { andRules: permissions(p.andRules?.rules ?? [], at(path, 'and_rules.rules'), ctx) };
+      return { andRules: permissions(rules(andRules), at(path, 'and_rules.rules'), ctx) };
     case 'orRules':
-      return { orRules: permissions(p.orRules?.rules ?? [], at(path, 'or_rules.rules'), ctx) };
+      return { orRules: permissions(rules(orRules), at(path, 'or_rules.rules'), ctx) };
     case 'notRule': {
-      const inner = p.notRule && permission(p.notRule, at(path, 'not_rule'), ctx);
+      const inner = notRule && permission(notRule, at(path, 'not_rule'), ctx);
       return inner && { notRule: inner };
     }
     case 'header': {
-      const header = p.header && headerMatch(p.header, at(path, 'header'), ctx);
+      const header = wireHeader && headerMatch(wireHeader, at(path, 'header'), ctx);
       return header && { header };
     }
     case 'urlPath': {
-      if (!p.urlPath?.path) {
+      // PathMatcher's rule is its oneof case; path is its only member.
+      const { rule: _pathRule, path: pathMatcher, ...pathRest } = urlPath ?? {};
+      allFieldsHandled(pathRest);
+      if (!pathMatcher) {
         ctx.problem(at(path, 'url_path.path'), 'is required');
         return undefined;
       }
-      const m = stringMatch(p.urlPath.path, at(path, 'url_path.path'), ctx);
+      const m = stringMatch(pathMatcher, at(path, 'url_path.path'), ctx);
       return m && { urlPath: m };
     }
     case 'destinationPort':
-      if (!p.destinationPort || p.destinationPort > 65535)
-        ctx.problem(at(path, 'destination_port'), `${p.destinationPort} is not a port from 1 to 65535`);
-      return { destinationPort: p.destinationPort ?? 0 };
+      if (!destinationPort || destinationPort > 65535)
+        ctx.problem(at(path, 'destination_port'), `${destinationPort} is not a port from 1 to 65535`);
+      return { destinationPort: destinationPort ?? 0 };
     case undefined:
       ctx.problem(path, 'must set a rule');
       return undefined;
     default:
-      ctx.problem(at(path, SNAKE[p.rule] ?? p.rule), 'is not supported');
+      ctx.problem(at(path, SNAKE[rule] ?? rule), 'is not supported');
       return undefined;
   }
+}
+
+function rules(set: WirePermission['andRules']): WirePermission[] {
+  if (!set) return [];
+  const { rules: list, ...rest } = set;
+  allFieldsHandled(rest);
+  return list;
+}
+
+function ids(set: WirePrincipal['andIds']): WirePrincipal[] {
+  if (!set) return [];
+  const { ids: list, ...rest } = set;
+  allFieldsHandled(rest);
+  return list;
 }
 
 function permissions(list: readonly WirePermission[], path: string, ctx: DecodeContext): RbacPermission[] {
@@ -65,27 +85,42 @@ function permissions(list: readonly WirePermission[], path: string, ctx: DecodeC
 }
 
 function principal(p: WirePrincipal, path: string, ctx: DecodeContext): RbacPrincipal | undefined {
-  switch (p.identifier) {
+  const {
+    identifier,
+    andIds,
+    orIds,
+    any,
+    authenticated,
+    sourceIp,
+    directRemoteIp,
+    remoteIp,
+    header: wireHeader,
+    notId,
+    ...rest
+  } = p;
+  allFieldsHandled(rest);
+  switch (identifier) {
     case 'any':
-      if (!p.any) ctx.problem(at(path, 'any'), 'must be true');
+      if (!any) ctx.problem(at(path, 'any'), 'must be true');
       return { any: true };
     case 'andIds':
-      return { andIds: principals(p.andIds?.ids ?? [], at(path, 'and_ids.ids'), ctx) };
+      return { andIds: principals(ids(andIds), at(path, 'and_ids.ids'), ctx) };
     case 'orIds':
-      return { orIds: principals(p.orIds?.ids ?? [], at(path, 'or_ids.ids'), ctx) };
+      return { orIds: principals(ids(orIds), at(path, 'or_ids.ids'), ctx) };
     case 'notId': {
-      const inner = p.notId && principal(p.notId, at(path, 'not_id'), ctx);
+      const inner = notId && principal(notId, at(path, 'not_id'), ctx);
       return inner && { notId: inner };
     }
     case 'authenticated': {
-      const name = p.authenticated?.principalName;
+      const { principalName: name, ...authenticatedRest } = authenticated ?? { principalName: null };
+      allFieldsHandled(authenticatedRest);
       // Without principal_name Envoy matches any authenticated peer: any non-empty principal.
       if (!name) return { principalName: { prefix: '' } };
       const m = stringMatch(name, at(path, 'authenticated.principal_name'), ctx);
       return m && { principalName: m };
     }
     case 'header': {
-      const header = p.header && headerMatch(p.header, at(path, 'header'), ctx);
+      const header = wireHeader && headerMatch(wireHeader, at(path, 'header'), ctx);
       return header && { header };
     }
     // The waypoint takes the client address from HBONE and never from x-forwarded-for, so the
@@ -94,12 +129,12 @@ function principal(p: WirePrincipal, path: string, ctx: DecodeContext): RbacPrin
     case 'directRemoteIp':
     case 'remoteIp': {
       const field =
-        p.identifier === 'sourceIp'
+        identifier === 'sourceIp'
           ? 'source_ip'
-          : p.identifier === 'remoteIp'
+          : identifier === 'remoteIp'
             ? 'remote_ip'
             : 'direct_remote_ip';
-      const range = p[p.identifier];
+      const range = { sourceIp, directRemoteIp, remoteIp }[identifier];
       const r = range && cidr(range, at(path, field), ctx);
       return r && { sourceIp: r };
     }
@@ -107,7 +142,7 @@ function principal(p: WirePrincipal, path: string, ctx: DecodeContext): RbacPrin
       ctx.problem(path, 'must set an identifier');
       return undefined;
     default:
-      ctx.problem(at(path, SNAKE[p.identifier] ?? p.identifier), 'is not supported');
+      ctx.problem(at(path, SNAKE[identifier] ?? identifier), 'is not supported');
       return undefined;
   }
 }
@@ -117,14 +152,21 @@ function principals(list: readonly WirePrincipal[], path: string, ctx: DecodeCon
 }
 
 function policy(name: string, p: WireRbacPolicy, path: string, ctx: DecodeContext): RbacPolicy {
-  if (!p.permissions.length) ctx.problem(at(path, 'permissions'), 'must not be empty');
-  if (!p.principals.length) ctx.problem(at(path, 'principals'), 'must not be empty');
-  if (p.condition || p.checkedCondition)
-    ctx.problem(at(path, 'condition'), 'CEL conditions are not supported');
+  const {
+    permissions: wirePermissions,
+    principals: wirePrincipals,
+    condition,
+    checkedCondition,
+    ...rest
+  } = p;
+  allFieldsHandled(rest);
+  if (!wirePermissions.length) ctx.problem(at(path, 'permissions'), 'must not be empty');
+  if (!wirePrincipals.length) ctx.problem(at(path, 'principals'), 'must not be empty');
+  if (condition || checkedCondition) ctx.problem(at(path, 'condition'), 'CEL conditions are not supported');
   return {
     name,
-    permissions: permissions(p.permissions, at(path, 'permissions'), ctx),
-    principals: principals(p.principals, at(path, 'principals'), ctx),
+    permissions: permissions(wirePermissions, at(path, 'permissions'), ctx),
+    principals: principals(wirePrincipals, at(path, 'principals'), ctx),
   };
 }
 
@@ -134,17 +176,20 @@ function policy(name: string, p: WireRbacPolicy, path: string, ctx: DecodeContex
  * reports the first match in that order.
  */
 export function decodeRbacFilter(f: WireRbacFilter, path: string, ctx: DecodeContext): RbacRules | undefined {
-  if (f.matcher) ctx.problem(at(path, 'matcher'), 'is not supported: use rules');
-  if (!f.rules) return undefined;
-  const action = f.rules.action;
+  const { rules: wireRules, matcher, ...rest } = f;
+  allFieldsHandled(rest);
+  if (matcher) ctx.problem(at(path, 'matcher'), 'is not supported: use rules');
+  if (!wireRules) return undefined;
+  const { action, policies: wirePolicies, ...rulesRest } = wireRules;
+  allFieldsHandled(rulesRest);
   if (action === LOG) return undefined;
   if (action !== ALLOW && action !== DENY) {
     ctx.problem(at(path, 'rules.action'), `${action} is not ALLOW, DENY or LOG`);
     return undefined;
   }
-  const names = Object.keys(f.rules.policies).sort();
+  const names = Object.keys(wirePolicies).sort();
   const policies = names.map((name) =>
-    policy(name, f.rules?.policies[name] as WireRbacPolicy, `${path}.rules.policies[${name}]`, ctx),
+    policy(name, wirePolicies[name] as WireRbacPolicy, `${path}.rules.policies[${name}]`, ctx),
   );
   return { action: action === ALLOW ? 'ALLOW' : 'DENY', policies };
 }
