@@ -25,6 +25,7 @@ import type {
   PolicyCondition,
   PolicyOperation,
   PolicySource,
+  ServiceAccountRef,
 } from '../manifests/kube-objects.js';
 
 type Principal = EnvoyInput<WirePrincipal>;
@@ -92,6 +93,17 @@ function namespacePrincipal(ns: string): Principal {
   };
 }
 
+/**
+ * A source service account as a match on the peer's SPIFFE ID, in the form istiod writes
+ * (istio/istio pilot/pkg/security/authz/model/generator.go serviceAccountRegex): any trust domain,
+ * `/ns/<ns>/`, optional segments, `sa/<sa>`, then the end or further segments. Names are quoted,
+ * so that a `.` in a service account name matches only itself.
+ */
+function serviceAccountPrincipal(sa: ServiceAccountRef): Principal {
+  const regex = `spiffe://.+/ns/${quoteRegex(sa.namespace)}/(.+/|)sa/${quoteRegex(sa.serviceAccount)}(/.+)?`;
+  return { authenticated: { principalName: { safeRegex: { regex } } } };
+}
+
 function cidrPrincipal(cidr: string): Principal {
   const [address = '', len] = cidr.split('/');
   const prefixLen = len === undefined ? (address.includes(':') ? 128 : 32) : Number(len);
@@ -153,6 +165,8 @@ function sourceFields(src: PolicySource, ctx: RuleContext, path: string): Princi
   field(out, src.notNamespaces, namespacePrincipal, orIds, notId);
   field(out, src.ipBlocks, cidrPrincipal, orIds);
   field(out, src.notIpBlocks, cidrPrincipal, orIds, notId);
+  field(out, src.serviceAccounts, serviceAccountPrincipal, orIds);
+  field(out, src.notServiceAccounts, serviceAccountPrincipal, orIds, notId);
   for (const k of src.l7Fields) unsupported(ctx, `${path}.${k}`, k);
   return out;
 }
