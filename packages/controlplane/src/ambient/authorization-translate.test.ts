@@ -394,6 +394,18 @@ describe('translateAuthorizationPolicy: source.serviceAccounts', () => {
   });
 });
 
+describe('translateAuthorizationPolicy: the source.serviceAccount condition', () => {
+  it('is not an L4 condition for ztunnel, as in istiod: an ALLOW rule using it is dropped, a DENY rule ignores it', () => {
+    const when = [{ key: 'source.serviceAccount', values: ['sleep'] }];
+    const allow = translate(policy({ rules: [{ from: [{ source: { namespaces: ['a'] } }], when }] }));
+    expect(allow.rules).toEqual([]);
+    const deny = translate(
+      policy({ action: 'DENY', rules: [{ from: [{ source: { namespaces: ['a'] } }], when }] }),
+    );
+    expect(onlyRule(deny)).toEqual([[{ namespaces: [{ exact: 'a' }] }]]);
+  });
+});
+
 describe('staticStrictPolicy', () => {
   it('denies connections without a peer principal, as a workload-selector policy in the root namespace', () => {
     expect(STATIC_STRICT_NAME).toBe('istio_converted_static_strict');

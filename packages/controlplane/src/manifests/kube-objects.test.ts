@@ -694,6 +694,26 @@ describe('decodeManifest: authorization rules and conditions', () => {
     ]);
   });
 
+  it('accepts the source.serviceAccount condition and refuses a malformed value with its path', () => {
+    const r = refused(
+      authz({
+        rules: [{ when: [{ key: 'source.serviceAccount', values: ['sleep', 'a/b'], notValues: ['x/*'] }] }],
+      }),
+    );
+    expect(r.problems).toEqual([
+      {
+        path: 'spec.rules[0].when[0].notValues[0]',
+        message:
+          '"x/*" is not a service account: use <namespace>/<name> or <name> (Kubernetes names, no wildcards)',
+      },
+    ]);
+    const ok = decodeAs(
+      'AuthorizationPolicy',
+      authz({ rules: [{ when: [{ key: 'source.serviceAccount', values: ['sleep', 'a/b'] }] }] }),
+    );
+    expect(ok.rules![0]!.when).toEqual([{ key: 'source.serviceAccount', values: ['sleep', 'a/b'] }]);
+  });
+
   it('counts service accounts towards the policy value limit', () => {
     const r = decodeManifest(
       authz({ rules: [{ from: [{ source: { serviceAccounts: ['a', 'b', 'c'] } }] }] }),

@@ -248,11 +248,25 @@ const NAMESPACE_NAME = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const SERVICE_ACCOUNT_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 
 /**
- * `source.serviceAccounts` values: `<namespace>/<name>`, or `<name>` in the policy's namespace
+ * A service account as AuthorizationPolicy names it (`source.serviceAccounts`, condition
+ * `source.serviceAccount`): `<namespace>/<name>`, or `<name>` in the policy's namespace
  * (istio/istio pilot/pkg/serviceregistry/kube/controller/ambient/authorization.go
  * stringToServiceAccountMatch). Istio matches them exactly, so a wildcard or any other character a
- * Kubernetes name cannot hold is refused rather than silently never matching.
+ * Kubernetes name cannot hold gives undefined, for the decoder to refuse rather than silently
+ * never match.
  */
+export function parseServiceAccount(value: string, policyNamespace: string): ServiceAccountRef | undefined {
+  const parts = value.split('/');
+  if (parts.length > 2) return undefined;
+  const [ns, sa] = parts.length === 1 ? [policyNamespace, parts[0]] : parts;
+  if (ns === undefined || sa === undefined || !NAMESPACE_NAME.test(ns) || !SERVICE_ACCOUNT_NAME.test(sa))
+    return undefined;
+  return { namespace: ns, serviceAccount: sa };
+}
+
+const notAServiceAccount = (value: string) =>
+  `${JSON.stringify(value)} is not a service account: use <namespace>/<name> or <name> (Kubernetes names, no wildcards)`;
+
 function decodeServiceAccounts(
   f: Fields,
   v: unknown,
@@ -260,22 +274,9 @@ function decodeServiceAccounts(
   policyNamespace: string,
 ): ServiceAccountRef[] | undefined {
   return f.strings(v, path)?.flatMap((value, i) => {
-    const parts = value.split('/');
-    const [ns, sa] = parts.length === 1 ? [policyNamespace, parts[0] ?? ''] : parts;
-    if (
-      parts.length > 2 ||
-      ns === undefined ||
-      sa === undefined ||
-      !NAMESPACE_NAME.test(ns) ||
-      !SERVICE_ACCOUNT_NAME.test(sa)
-    ) {
-      f.add(
-        `${path}[${i}]`,
-        `${JSON.stringify(value)} is not a service account: use <namespace>/<name> or <name> (Kubernetes names, no wildcards)`,
-      );
-      return [];
-    }
-    return [{ namespace: ns, serviceAccount: sa }];
+    const sa = parseServiceAccount(value, policyNamespace);
+    if (!sa) f.add(`${path}[${i}]`, notAServiceAccount(value));
+    return sa ? [sa] : [];
   });
 }
 
@@ -300,6 +301,7 @@ const CONDITION_KEYS = new Set([
   'remote.ip',
   'source.namespace',
   'source.principal',
+  'source.serviceAccount',
   'destination.ip',
   'destination.port',
   'connection.sni',
@@ -310,7 +312,12 @@ const CONDITION_KEYS = new Set([
 const CONDITION_PREFIXES = ['request.headers[', 'request.auth.claims[', 'experimental.envoy.filters.'];
 
 /** Validates a condition key; returns the check for its values, if they have a format. */
-function conditionCheck(f: Fields, key: string, path: string): ((v: string, p: string) => void) | undefined {
+function conditionCheck(
+  f: Fields,
+  key: string,
+  path: string,
+  policyNamespace: string,
+): ((v: string, p: string) => void) | undefined {
   if (!key) return undefined;
   if (!CONDITION_KEYS.has(key) && !CONDITION_PREFIXES.some((prefix) => key.startsWith(prefix))) {
     f.add(path, `${JSON.stringify(key)} is not a supported condition key`);
@@ -319,6 +326,11 @@ function conditionCheck(f: Fields, key: string, path: string): ((v: string, p: s
   if (key === 'source.ip' || key === 'remote.ip' || key === 'destination.ip') {
     return (v, p) => {
       f.cidr(v, p);
+    };
+  }
+  if (key === 'source.serviceAccount') {
+    return (v, p) => {
+      if (!parseServiceAccount(v, policyNamespace)) f.add(p, notAServiceAccount(v));
     };
   }
   if (key === 'destination.port') {
@@ -440,7 +452,7 @@ function decodeAuthorizationPolicy(f: Fields, o: Obj, limits: ManifestLimits): A
       for (const k of Object.keys(cond))
         if (!['key', 'values', 'notValues'].includes(k)) f.add(`${cp}.${k}`, 'unknown field');
       const key = f.str(cond.key, `${cp}.key`);
-      const check = conditionCheck(f, key, `${cp}.key`);
+      const check = conditionCheck(f, key, `${cp}.key`, metadata.namespace);
       const values = counted(f.strings(cond.values, `${cp}.values`), `${cp}.values`);
       const notValues = counted(f.strings(cond.notValues, `${cp}.notValues`), `${cp}.notValues`);
       if (!values?.length && !notValues?.length) f.add(cp, 'must have values or notValues');

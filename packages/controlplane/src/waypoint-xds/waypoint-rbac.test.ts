@@ -190,6 +190,33 @@ describe('waypoint RBAC: sources, operations and conditions', () => {
     expect(matches(ab, 'spiffe://cluster.local/ns/other/sa/a-b')).toBe(false);
   });
 
+  it('turns the source.serviceAccount condition into the same regex, ANDed into every principal', () => {
+    const { rbac, notices } = translate(
+      policy({
+        rules: [
+          {
+            from: [{ source: { namespaces: ['demo'] } }],
+            when: [{ key: 'source.serviceAccount', values: ['sleep'], notValues: ['other/curl'] }],
+          },
+        ],
+      }),
+    );
+    const sa = (ns: string, name: string) =>
+      authn({ safeRegex: { regex: `spiffe://.+/ns/${ns}/(.+/|)sa/${name}(/.+)?` } });
+    expect(notices).toEqual([]);
+    expect(rbac.allow?.policies[NAME]?.principals).toEqual([
+      {
+        andIds: {
+          ids: [
+            { orIds: { ids: [authn({ safeRegex: { regex: 'spiffe://[^/]+/ns/demo/sa/[^/]+' } })] } },
+            { orIds: { ids: [sa('demo', 'sleep')] } },
+            { notId: { orIds: { ids: [sa('other', 'curl')] } } },
+          ],
+        },
+      },
+    ]);
+  });
+
   it('turns methods, paths, hosts and ports into permissions, with not_rule for the not* forms', () => {
     const { rbac } = translate(
       policy({
