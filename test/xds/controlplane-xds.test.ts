@@ -2,7 +2,7 @@ import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ControlPlaneApp } from '@ambient/controlplane';
 import { createCsr, GrpcCaClient, SpiffeId, XdsClientMetrics } from '@ambient/shared';
-import { type LocalConfig, XdsConfigSource } from '@ambient/ztunnel';
+import { compilePolicy, type LocalConfig, XdsConfigSource } from '@ambient/ztunnel';
 import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
@@ -180,6 +180,40 @@ describe('control plane over real gRPC and TLS: Delta ADS to ztunnel decoders, a
       'demo/get-only',
       'istio-system/istio_converted_static_strict',
     ]);
+    await rm(join(dir, 'manifests', 'policy.yaml'));
+    await until('policy removal', () => configs.at(-1)?.policies.length === 0);
+  });
+
+  it('sends source.serviceAccounts to ztunnel, which then admits only that service account', async () => {
+    const configs: LocalConfig[] = [];
+    const { src } = connect(NODE0_TOKEN, 'node0', (c) => configs.push(c));
+    await src.start();
+    await write('policy.yaml', [
+      {
+        apiVersion: 'security.istio.io/v1',
+        kind: 'AuthorizationPolicy',
+        metadata: { name: 'sleep-only', namespace: 'demo' },
+        spec: {
+          selector: { matchLabels: { app: 'echo' } },
+          rules: [
+            { from: [{ source: { serviceAccounts: ['sleep'], notServiceAccounts: ['other/sleep'] } }] },
+          ],
+        },
+      },
+    ]);
+    const c = await until('policy', () =>
+      configs.find((x) => x.policies.some((p) => p.name === 'sleep-only')),
+    );
+    expect(src.dump().rejections).toEqual([]);
+    const policy = compilePolicy(c.policies.find((p) => p.name === 'sleep-only')!);
+    const from = (principal: string) =>
+      policy.matches({ principal, sourceIp: '10.0.0.1', destinationIp: '10.0.1.1', destinationPort: 8080 });
+    expect(from('cluster.local/ns/demo/sa/sleep')).toBe(true);
+    expect(from('cluster.local/ns/demo/sa/echo')).toBe(false);
+    expect(from('cluster.local/ns/other/sa/sleep')).toBe(false);
+    expect(policy.matches({ sourceIp: '10.0.0.1', destinationIp: '10.0.1.1', destinationPort: 8080 })).toBe(
+      false,
+    );
     await rm(join(dir, 'manifests', 'policy.yaml'));
     await until('policy removal', () => configs.at(-1)?.policies.length === 0);
   });

@@ -4,6 +4,7 @@ import {
   ResourceEncoder,
   type ResourceEntry,
   TokenAuthenticator,
+  XDS_METRIC_TYPES,
 } from '@ambient/controlplane';
 import {
   ADDRESS_CODEC,
@@ -75,7 +76,7 @@ describe('Delta ADS client against the control plane ADS server over real gRPC',
           [TOKEN, { kind: 'ztunnel', node: 'node0', namespace: 'istio-system', serviceAccount: 'ztunnel' }],
         ]),
       ),
-      typeLabels: { [ADDRESS_TYPE_URL]: 'wads' },
+      typeLabels: XDS_METRIC_TYPES,
     });
     const server = new grpc.Server();
     ads.register(server);
@@ -139,7 +140,7 @@ describe('Delta ADS client against the control plane ADS server over real gRPC',
     expect(conn.lastNack?.message).toBe(rejection.message);
     expect(conn.node).toBe('node0');
     const rejects = await registry.getSingleMetric('pilot_total_xds_rejects')?.get();
-    expect(rejects?.values).toEqual([expect.objectContaining({ labels: { type: 'wads' }, value: 1 })]);
+    expect(rejects?.values).toEqual([expect.objectContaining({ labels: { type: 'wds' }, value: 1 })]);
   });
 
   it('ignores unknown fields and decodes by the response type whatever the Any type URL says, as ztunnel does', async () => {

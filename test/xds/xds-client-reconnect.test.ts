@@ -1,4 +1,9 @@
-import { ControlPlaneMetrics, DeltaAdsServer, TokenAuthenticator } from '@ambient/controlplane';
+import {
+  ControlPlaneMetrics,
+  DeltaAdsServer,
+  TokenAuthenticator,
+  XDS_METRIC_TYPES,
+} from '@ambient/controlplane';
 import { ADDRESS_TYPE_URL, DeltaAdsClient, XdsClientMetrics } from '@ambient/shared';
 import { addressResourceType } from '@ambient/ztunnel';
 import * as grpc from '@grpc/grpc-js';
@@ -32,7 +37,7 @@ describe('Delta ADS client reconnecting to a control plane that went away (real 
           [TOKEN, { kind: 'ztunnel', node: 'node0', namespace: 'istio-system', serviceAccount: 'ztunnel' }],
         ]),
       ),
-      typeLabels: { [ADDRESS_TYPE_URL]: 'wads' },
+      typeLabels: XDS_METRIC_TYPES,
     });
     ads.publish(new Map([[ADDRESS_TYPE_URL, new Map()]]));
     const server = new grpc.Server();

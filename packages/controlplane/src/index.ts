@@ -7,7 +7,7 @@ export type { ControlPlaneConfig } from './app/controlplane-config.js';
 export { parseControlPlaneConfig } from './app/controlplane-config.js';
 export { TokenAuthenticator } from './auth/token-authenticator.js';
 export { DEFAULT_MANIFEST_LIMITS, decodeManifest } from './manifests/kube-objects.js';
-export { ControlPlaneMetrics } from './telemetry/controlplane-metrics.js';
+export { ControlPlaneMetrics, XDS_METRIC_TYPES, xdsMetricType } from './telemetry/controlplane-metrics.js';
 export {
   CLUSTER_LOAD_ASSIGNMENT_TYPE_URL,
   CLUSTER_TYPE_URL,

@@ -1,3 +1,4 @@
+import { AUTHORIZATION_CODEC } from '@ambient/shared';
 import { describe, expect, it } from 'vitest';
 import {
   type AuthorizationPolicyObject,
@@ -332,6 +333,76 @@ describe('translateAuthorizationPolicy: rules', () => {
       expect(onlyRule(a)).toEqual([[match]]);
       expect(Object.keys(onlyRule(a)[0]![0]!).sort()).toEqual(Object.keys(match).sort());
     }
+  });
+});
+
+describe('translateAuthorizationPolicy: source.serviceAccounts', () => {
+  it('sends service accounts as istiod does: a ServiceAccountMatch, a bare name in the policy namespace', () => {
+    const a = translate(
+      policy(
+        {
+          action: 'DENY',
+          rules: [
+            {
+              from: [
+                { source: { serviceAccounts: ['sleep', 'other/curl'] } },
+                { source: { notServiceAccounts: ['istio-system/ztunnel', 'web'] } },
+              ],
+            },
+          ],
+        },
+        { namespace: 'shop' },
+      ),
+    );
+    expect(onlyRule(a)).toEqual([
+      [
+        {
+          serviceAccounts: [
+            { namespace: 'shop', serviceAccount: 'sleep' },
+            { namespace: 'other', serviceAccount: 'curl' },
+          ],
+        },
+        {
+          notServiceAccounts: [
+            { namespace: 'istio-system', serviceAccount: 'ztunnel' },
+            { namespace: 'shop', serviceAccount: 'web' },
+          ],
+        },
+      ],
+    ]);
+  });
+
+  it('keeps an ALLOW rule that names only service accounts (they are L4), and leaves empty lists out', () => {
+    const a = translate(
+      policy({ rules: [{ from: [{ source: { serviceAccounts: ['sleep'], ipBlocks: ['10.0.0.0/8'] } }] }] }),
+    );
+    const [[match]] = onlyRule(a) as [[WireMatch]];
+    expect(Object.keys(match).sort()).toEqual(['serviceAccounts', 'sourceIps']);
+  });
+
+  it('encodes them in the Authorization wire fields a node agent decodes (Match.service_accounts = 11, not_service_accounts = 12)', () => {
+    const a = translate(
+      policy({
+        rules: [{ from: [{ source: { serviceAccounts: ['sleep'], notServiceAccounts: ['a/b'] } }] }],
+      }),
+    );
+    const decoded = AUTHORIZATION_CODEC.decode(AUTHORIZATION_CODEC.encode(a));
+    const m = decoded.rules[0]!.clauses[0]!.matches[0]!;
+    expect(m.serviceAccounts.map((x) => [x.namespace, x.serviceAccount])).toEqual([['demo', 'sleep']]);
+    expect(m.notServiceAccounts.map((x) => [x.namespace, x.serviceAccount])).toEqual([['a', 'b']]);
+    expect(m.principals).toEqual([]);
+  });
+});
+
+describe('translateAuthorizationPolicy: the source.serviceAccount condition', () => {
+  it('is not an L4 condition for ztunnel, as in istiod: an ALLOW rule using it is dropped, a DENY rule ignores it', () => {
+    const when = [{ key: 'source.serviceAccount', values: ['sleep'] }];
+    const allow = translate(policy({ rules: [{ from: [{ source: { namespaces: ['a'] } }], when }] }));
+    expect(allow.rules).toEqual([]);
+    const deny = translate(
+      policy({ action: 'DENY', rules: [{ from: [{ source: { namespaces: ['a'] } }], when }] }),
+    );
+    expect(onlyRule(deny)).toEqual([[{ namespaces: [{ exact: 'a' }] }]]);
   });
 });
 

@@ -4,6 +4,7 @@
  * - HTTP-only fields (hosts, methods, paths, request principals, remote IPs, request.* conditions)
  *   cannot be checked at L4: an ALLOW rule using them is dropped (so a policy left without rules
  *   denies), and a DENY rule ignores them (denying more, never less).
+ * - `source.serviceAccounts` become ServiceAccountMatch (a bare name in the policy's namespace).
  * - STRICT mTLS becomes a DENY of connections without a principal, `<root>/istio_converted_static_strict`;
  *   port-level modes become `<ns>/converted_peer_authentication_<name>`.
  * Pure functions over decoded objects; output is the wire shape for the protobuf encoder.
@@ -15,6 +16,7 @@ import type {
   MtlsMode,
   PeerAuthenticationObject,
   PolicyRuleSpec,
+  ServiceAccountRef,
 } from '../manifests/kube-objects.js';
 
 export type WireStringMatch = Input<securityapi.StringMatch>;
@@ -76,6 +78,10 @@ function cidr(value: string): WireIpMatch {
   return { address: ipBytes(addr), length: len === undefined ? (isIP(addr) === 6 ? 128 : 32) : Number(len) };
 }
 
+function serviceAccountMatch(sa: ServiceAccountRef): Input<securityapi.ServiceAccountMatch> {
+  return { namespace: sa.namespace, serviceAccount: sa.serviceAccount };
+}
+
 const L4_CONDITIONS = new Set([
   'source.ip',
   'source.namespace',
@@ -115,6 +121,10 @@ function translateRule(rule: PolicyRuleSpec, allow: boolean): WireRule | undefin
         notPrincipals: nonEmpty(f.notPrincipals?.map((v) => stringMatch(v, true))),
         sourceIps: nonEmpty(f.ipBlocks?.map(cidr)),
         notSourceIps: nonEmpty(f.notIpBlocks?.map(cidr)),
+        // Sent as istiod sends them (ServiceAccountMatch, namespace already resolved): ztunnel
+        // matches the peer identity's namespace and service account in any trust domain.
+        serviceAccounts: nonEmpty(f.serviceAccounts?.map(serviceAccountMatch)),
+        notServiceAccounts: nonEmpty(f.notServiceAccounts?.map(serviceAccountMatch)),
       }),
     );
     if (matches.length) clauses.push({ matches });

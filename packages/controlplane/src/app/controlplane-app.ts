@@ -24,15 +24,8 @@ import { TokenAuthenticator } from '../auth/token-authenticator.js';
 import { CaService } from '../ca/ca-service.js';
 import type { KubeObject } from '../manifests/kube-objects.js';
 import { type ConfigSource, ManifestDirSource } from '../source/manifest-dir-source.js';
-import { ControlPlaneMetrics } from '../telemetry/controlplane-metrics.js';
-import {
-  CLUSTER_LOAD_ASSIGNMENT_TYPE_URL,
-  CLUSTER_TYPE_URL,
-  EnvoyEncoder,
-  LISTENER_TYPE_URL,
-  ROUTE_CONFIGURATION_TYPE_URL,
-  WAYPOINT_TYPE_URLS,
-} from '../waypoint-xds/envoy-encoder.js';
+import { ControlPlaneMetrics, XDS_METRIC_TYPES } from '../telemetry/controlplane-metrics.js';
+import { EnvoyEncoder, WAYPOINT_TYPE_URLS } from '../waypoint-xds/envoy-encoder.js';
 import { WaypointResourceBuilder, type WaypointResources } from '../waypoint-xds/waypoint-resources.js';
 import {
   DeltaAdsServer,
@@ -125,14 +118,7 @@ export class ControlPlaneApp {
       logger: logger.child({ component: 'ads' }),
       metrics: this.metrics,
       authenticator,
-      typeLabels: {
-        [ADDRESS_TYPE_URL]: 'wads',
-        [AUTHORIZATION_TYPE_URL]: 'wauthz',
-        [LISTENER_TYPE_URL]: 'lds',
-        [ROUTE_CONFIGURATION_TYPE_URL]: 'rds',
-        [CLUSTER_TYPE_URL]: 'cds',
-        [CLUSTER_LOAD_ASSIGNMENT_TYPE_URL]: 'eds',
-      },
+      typeLabels: XDS_METRIC_TYPES,
       proxies: this.proxyDirectory(),
     });
     await this.source.start();

@@ -93,4 +93,14 @@ describe('CA service with a 20 s workload certificate TTL', () => {
     expect(all).toMatch(/controlplane_ca_csr_count\{node="node0",identity="",result="refused"\} 1/);
     expect(all).not.toContain('demo/gone');
   });
+
+  it("counts an issued certificate in istiod's citadel_server_success_cert_issuance_count", async () => {
+    const value = async () =>
+      (await registry.getSingleMetric('citadel_server_success_cert_issuance_count')?.get())?.values[0]
+        ?.value ?? 0;
+    const before = await value();
+    await lifetime(60);
+    expect(await value()).toBe(before + 1);
+    expect(registry.getSingleMetric('citadel_server_success_cert_issue_count')).toBeUndefined();
+  });
 });

@@ -1,6 +1,12 @@
 import type { Problem } from '@ambient/shared';
 import { describe, expect, it } from 'vitest';
-import { decodeManifest, type KubeKind, type KubeObject, objectKey } from './kube-objects.js';
+import {
+  DEFAULT_MANIFEST_LIMITS,
+  decodeManifest,
+  type KubeKind,
+  type KubeObject,
+  objectKey,
+} from './kube-objects.js';
 
 type Of<K extends KubeKind> = Extract<KubeObject, { kind: K }>;
 
@@ -612,6 +618,110 @@ describe('decodeManifest: authorization rules and conditions', () => {
       { path: 'spec.rules[0].form', message: 'unknown field' },
       { path: 'spec.rules[0].when[0].key', message: '"source.color" is not a supported condition key' },
       { path: 'spec.rules[0].when[1]', message: 'must have values or notValues' },
+    ]);
+  });
+
+  it('decodes source.serviceAccounts and notServiceAccounts, a bare name in the policy namespace', () => {
+    const p = decodeAs(
+      'AuthorizationPolicy',
+      authz({
+        rules: [
+          {
+            from: [
+              { source: { serviceAccounts: ['sleep', 'other/curl', 'demo/a.b'] } },
+              { source: { notServiceAccounts: ['istio-system/ztunnel'], ipBlocks: ['10.0.0.0/8'] } },
+            ],
+          },
+        ],
+      }),
+    );
+    expect(p.rules![0]!.from).toEqual([
+      {
+        serviceAccounts: [
+          { namespace: 'demo', serviceAccount: 'sleep' },
+          { namespace: 'other', serviceAccount: 'curl' },
+          { namespace: 'demo', serviceAccount: 'a.b' },
+        ],
+        l7Fields: [],
+      },
+      {
+        notServiceAccounts: [{ namespace: 'istio-system', serviceAccount: 'ztunnel' }],
+        ipBlocks: ['10.0.0.0/8'],
+        l7Fields: [],
+      },
+    ]);
+  });
+
+  it('refuses a malformed service account with its field path, and service accounts with namespaces or principals', () => {
+    const bad = (v: string) =>
+      `${JSON.stringify(v)} is not a service account: use <namespace>/<name> or <name> (Kubernetes names, no wildcards)`;
+    const r = refused(
+      authz({
+        rules: [
+          {
+            from: [
+              {
+                source: {
+                  serviceAccounts: ['ok', '', 'sleep*', '*', 'a/b/c', 'Upper', '/sa', 'ns/', 'a.b/sa', 7],
+                },
+              },
+              { source: { notServiceAccounts: ['x'], principals: ['cluster.local/ns/a/sa/b'] } },
+              { source: { serviceAccounts: ['x'], notNamespaces: ['a'] } },
+            ],
+          },
+        ],
+      }),
+    );
+    const sp = 'spec.rules[0].from[0].source.serviceAccounts';
+    expect(r.problems).toEqual([
+      { path: `${sp}[9]`, message: 'must be a string' },
+      { path: `${sp}[1]`, message: bad('') },
+      { path: `${sp}[2]`, message: bad('sleep*') },
+      { path: `${sp}[3]`, message: bad('*') },
+      { path: `${sp}[4]`, message: bad('a/b/c') },
+      { path: `${sp}[5]`, message: bad('Upper') },
+      { path: `${sp}[6]`, message: bad('/sa') },
+      { path: `${sp}[7]`, message: bad('ns/') },
+      { path: `${sp}[8]`, message: bad('a.b/sa') },
+      {
+        path: 'spec.rules[0].from[1].source',
+        message: 'cannot set serviceAccounts or notServiceAccounts with namespaces or principals',
+      },
+      {
+        path: 'spec.rules[0].from[2].source',
+        message: 'cannot set serviceAccounts or notServiceAccounts with namespaces or principals',
+      },
+    ]);
+  });
+
+  it('accepts the source.serviceAccount condition and refuses a malformed value with its path', () => {
+    const r = refused(
+      authz({
+        rules: [{ when: [{ key: 'source.serviceAccount', values: ['sleep', 'a/b'], notValues: ['x/*'] }] }],
+      }),
+    );
+    expect(r.problems).toEqual([
+      {
+        path: 'spec.rules[0].when[0].notValues[0]',
+        message:
+          '"x/*" is not a service account: use <namespace>/<name> or <name> (Kubernetes names, no wildcards)',
+      },
+    ]);
+    const ok = decodeAs(
+      'AuthorizationPolicy',
+      authz({ rules: [{ when: [{ key: 'source.serviceAccount', values: ['sleep', 'a/b'] }] }] }),
+    );
+    expect(ok.rules![0]!.when).toEqual([{ key: 'source.serviceAccount', values: ['sleep', 'a/b'] }]);
+  });
+
+  it('counts service accounts towards the policy value limit', () => {
+    const r = decodeManifest(
+      authz({ rules: [{ from: [{ source: { serviceAccounts: ['a', 'b', 'c'] } }] }] }),
+      { ...DEFAULT_MANIFEST_LIMITS, maxPolicyValues: 2 },
+    );
+    expect(r.ok).toBe(false);
+    expect(r.ok === false && r.problems.map((p) => p.path)).toEqual([
+      'spec.rules[0].from[0].source.serviceAccounts',
     ]);
   });
 

@@ -60,8 +60,20 @@ export interface PolicySource {
   readonly notNamespaces?: readonly string[];
   readonly ipBlocks?: readonly string[];
   readonly notIpBlocks?: readonly string[];
+  /**
+   * `source.serviceAccounts` / `notServiceAccounts`, each `<namespace>/<name>` or `<name>`; a bare
+   * name is resolved here to the policy's namespace, as istiod does.
+   */
+  readonly serviceAccounts?: readonly ServiceAccountRef[];
+  readonly notServiceAccounts?: readonly ServiceAccountRef[];
   /** Fields only an L7 proxy can check, by name (requestPrincipals, remoteIpBlocks, ...). */
   readonly l7Fields: readonly string[];
+}
+
+/** A Kubernetes service account named by an AuthorizationPolicy source. */
+export interface ServiceAccountRef {
+  readonly namespace: string;
+  readonly serviceAccount: string;
 }
 
 export interface PolicyOperation {
@@ -218,10 +230,55 @@ function decodeService(f: Fields, o: Obj): ServiceObject {
   return { kind: 'Service', metadata, clusterIps, ports, ...(selector && { selector }) };
 }
 
-const SOURCE_L4 = ['principals', 'notPrincipals', 'namespaces', 'notNamespaces', 'ipBlocks', 'notIpBlocks'];
+const SOURCE_L4 = [
+  'principals',
+  'notPrincipals',
+  'namespaces',
+  'notNamespaces',
+  'ipBlocks',
+  'notIpBlocks',
+  'serviceAccounts',
+  'notServiceAccounts',
+];
 const SOURCE_L7 = ['requestPrincipals', 'notRequestPrincipals', 'remoteIpBlocks', 'notRemoteIpBlocks'];
 const OPERATION_L4 = ['ports', 'notPorts'];
 const OPERATION_L7 = ['hosts', 'notHosts', 'methods', 'notMethods', 'paths', 'notPaths'];
+
+const NAMESPACE_NAME = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const SERVICE_ACCOUNT_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
+
+/**
+ * A service account as AuthorizationPolicy names it (`source.serviceAccounts`, condition
+ * `source.serviceAccount`): `<namespace>/<name>`, or `<name>` in the policy's namespace
+ * (istio/istio pilot/pkg/serviceregistry/kube/controller/ambient/authorization.go
+ * stringToServiceAccountMatch). Istio matches them exactly, so a wildcard or any other character a
+ * Kubernetes name cannot hold gives undefined, for the decoder to refuse rather than silently
+ * never match.
+ */
+export function parseServiceAccount(value: string, policyNamespace: string): ServiceAccountRef | undefined {
+  const parts = value.split('/');
+  if (parts.length > 2) return undefined;
+  const [ns, sa] = parts.length === 1 ? [policyNamespace, parts[0]] : parts;
+  if (ns === undefined || sa === undefined || !NAMESPACE_NAME.test(ns) || !SERVICE_ACCOUNT_NAME.test(sa))
+    return undefined;
+  return { namespace: ns, serviceAccount: sa };
+}
+
+const notAServiceAccount = (value: string) =>
+  `${JSON.stringify(value)} is not a service account: use <namespace>/<name> or <name> (Kubernetes names, no wildcards)`;
+
+function decodeServiceAccounts(
+  f: Fields,
+  v: unknown,
+  path: string,
+  policyNamespace: string,
+): ServiceAccountRef[] | undefined {
+  return f.strings(v, path)?.flatMap((value, i) => {
+    const sa = parseServiceAccount(value, policyNamespace);
+    if (!sa) f.add(`${path}[${i}]`, notAServiceAccount(value));
+    return sa ? [sa] : [];
+  });
+}
 
 function decodeSelector(f: Fields, spec: Obj): Record<string, string> | undefined {
   const sel = f.obj(spec.selector, 'spec.selector');
@@ -244,6 +301,7 @@ const CONDITION_KEYS = new Set([
   'remote.ip',
   'source.namespace',
   'source.principal',
+  'source.serviceAccount',
   'destination.ip',
   'destination.port',
   'connection.sni',
@@ -254,7 +312,12 @@ const CONDITION_KEYS = new Set([
 const CONDITION_PREFIXES = ['request.headers[', 'request.auth.claims[', 'experimental.envoy.filters.'];
 
 /** Validates a condition key; returns the check for its values, if they have a format. */
-function conditionCheck(f: Fields, key: string, path: string): ((v: string, p: string) => void) | undefined {
+function conditionCheck(
+  f: Fields,
+  key: string,
+  path: string,
+  policyNamespace: string,
+): ((v: string, p: string) => void) | undefined {
   if (!key) return undefined;
   if (!CONDITION_KEYS.has(key) && !CONDITION_PREFIXES.some((prefix) => key.startsWith(prefix))) {
     f.add(path, `${JSON.stringify(key)} is not a supported condition key`);
@@ -263,6 +326,11 @@ function conditionCheck(f: Fields, key: string, path: string): ((v: string, p: s
   if (key === 'source.ip' || key === 'remote.ip' || key === 'destination.ip') {
     return (v, p) => {
       f.cidr(v, p);
+    };
+  }
+  if (key === 'source.serviceAccount') {
+    return (v, p) => {
+      if (!parseServiceAccount(v, policyNamespace)) f.add(p, notAServiceAccount(v));
     };
   }
   if (key === 'destination.port') {
@@ -340,6 +408,15 @@ function decodeAuthorizationPolicy(f: Fields, o: Obj, limits: ManifestLimits): A
       const src = f.obj(f.obj(s, `${path}.from[${j}]`)?.source, sp) ?? {};
       for (const k of Object.keys(src))
         if (!SOURCE_L4.includes(k) && !SOURCE_L7.includes(k)) f.add(`${sp}.${k}`, 'unknown field');
+      // As Istio's validation: a service account already names a namespace and a principal.
+      const identityKeys = ['principals', 'notPrincipals', 'namespaces', 'notNamespaces'];
+      if (
+        (src.serviceAccounts !== undefined || src.notServiceAccounts !== undefined) &&
+        identityKeys.some((k) => src[k] !== undefined)
+      )
+        f.add(sp, 'cannot set serviceAccounts or notServiceAccounts with namespaces or principals');
+      const serviceAccounts = (key: 'serviceAccounts' | 'notServiceAccounts') =>
+        counted(decodeServiceAccounts(f, src[key], `${sp}.${key}`, metadata.namespace), `${sp}.${key}`);
       return {
         principals: counted(f.strings(src.principals, `${sp}.principals`), `${sp}.principals`),
         notPrincipals: counted(f.strings(src.notPrincipals, `${sp}.notPrincipals`), `${sp}.notPrincipals`),
@@ -347,6 +424,8 @@ function decodeAuthorizationPolicy(f: Fields, o: Obj, limits: ManifestLimits): A
         notNamespaces: counted(f.strings(src.notNamespaces, `${sp}.notNamespaces`), `${sp}.notNamespaces`),
         ipBlocks: counted(f.cidrs(src.ipBlocks, `${sp}.ipBlocks`), `${sp}.ipBlocks`),
         notIpBlocks: counted(f.cidrs(src.notIpBlocks, `${sp}.notIpBlocks`), `${sp}.notIpBlocks`),
+        serviceAccounts: serviceAccounts('serviceAccounts'),
+        notServiceAccounts: serviceAccounts('notServiceAccounts'),
         l7Fields: SOURCE_L7.filter((k) => src[k] !== undefined),
       };
     });
@@ -373,7 +452,7 @@ function decodeAuthorizationPolicy(f: Fields, o: Obj, limits: ManifestLimits): A
       for (const k of Object.keys(cond))
         if (!['key', 'values', 'notValues'].includes(k)) f.add(`${cp}.${k}`, 'unknown field');
       const key = f.str(cond.key, `${cp}.key`);
-      const check = conditionCheck(f, key, `${cp}.key`);
+      const check = conditionCheck(f, key, `${cp}.key`, metadata.namespace);
       const values = counted(f.strings(cond.values, `${cp}.values`), `${cp}.values`);
       const notValues = counted(f.strings(cond.notValues, `${cp}.notValues`), `${cp}.notValues`);
       if (!values?.length && !notValues?.length) f.add(cp, 'must have values or notValues');

@@ -1,4 +1,31 @@
+import {
+  ADDRESS_TYPE_URL,
+  AUTHORIZATION_TYPE_URL,
+  CLUSTER_LOAD_ASSIGNMENT_TYPE_URL,
+  CLUSTER_TYPE_URL,
+  LISTENER_TYPE_URL,
+  ROUTE_CONFIGURATION_TYPE_URL,
+} from '@ambient/shared';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+
+/**
+ * The `type` label of `pilot_xds_pushes` and `pilot_total_xds_rejects` for each type URL we serve,
+ * as istiod's GetMetricType writes it, so that dashboards built for istiod read ours. Any other
+ * type URL is reported as itself (as istiod does).
+ */
+export const XDS_METRIC_TYPES: Readonly<Record<string, string>> = {
+  [ADDRESS_TYPE_URL]: 'wds',
+  [AUTHORIZATION_TYPE_URL]: 'wads',
+  [LISTENER_TYPE_URL]: 'lds',
+  [ROUTE_CONFIGURATION_TYPE_URL]: 'rds',
+  [CLUSTER_TYPE_URL]: 'cds',
+  [CLUSTER_LOAD_ASSIGNMENT_TYPE_URL]: 'eds',
+};
+
+/** istiod's metric form of a type URL: a short name for the types above, else the URL itself. */
+export function xdsMetricType(typeUrl: string): string {
+  return XDS_METRIC_TYPES[typeUrl] ?? typeUrl;
+}
 
 /** The control plane's metrics, named as istiod names them where istiod has one. */
 export class ControlPlaneMetrics {
@@ -22,7 +49,7 @@ export class ControlPlaneMetrics {
     });
     this.pushes = new Counter({
       name: 'pilot_xds_pushes',
-      help: 'xDS responses sent, by type (wads: workload addresses, wauthz: authorizations)',
+      help: 'xDS responses sent, by type (wds: workload addresses, wads: authorizations, lds, rds, cds, eds)',
       labelNames: ['type'],
       registers,
     });
@@ -49,7 +76,7 @@ export class ControlPlaneMetrics {
       registers,
     });
     this.certsIssued = new Counter({
-      name: 'citadel_server_success_cert_issue_count',
+      name: 'citadel_server_success_cert_issuance_count',
       help: 'Certificates issued',
       registers,
     });

@@ -1,3 +1,4 @@
+import { RE2JS } from 're2js';
 import { describe, expect, it } from 'vitest';
 import { type AuthorizationPolicyObject, decodeManifest } from '../manifests/kube-objects.js';
 import { istioStringMatcher, quoteRegex, rbacPolicyName, waypointRbac } from './waypoint-rbac.js';
@@ -139,6 +140,77 @@ describe('waypoint RBAC: sources, operations and conditions', () => {
                 ],
               },
             },
+          ],
+        },
+      },
+    ]);
+  });
+
+  it("turns serviceAccounts into istiod's SPIFFE ID regex, a bare name in the policy namespace", () => {
+    const { rbac } = translate(
+      policy({
+        rules: [
+          {
+            from: [
+              { source: { serviceAccounts: ['sleep', 'other/a.b'] } },
+              { source: { notServiceAccounts: ['istio-system/ztunnel'] } },
+            ],
+          },
+        ],
+      }),
+    );
+    const sa = (ns: string, name: string) =>
+      authn({ safeRegex: { regex: `spiffe://.+/ns/${ns}/(.+/|)sa/${name}(/.+)?` } });
+    expect(rbac.allow?.policies[NAME]?.principals).toEqual([
+      { andIds: { ids: [{ orIds: { ids: [sa('demo', 'sleep'), sa('other', 'a\\.b')] } }] } },
+      { andIds: { ids: [{ notId: { orIds: { ids: [sa('istio-system', 'ztunnel')] } } }] } },
+    ]);
+  });
+
+  it('matches a service account regex against whole SPIFFE IDs only (Envoy safe_regex is a full match)', () => {
+    const { rbac } = translate(
+      policy({ rules: [{ from: [{ source: { serviceAccounts: ['sleep', 'other/a.b'] } }] }] }),
+    );
+    // The regexes of the one source's service accounts, in order.
+    const regexes: string[] = [];
+    JSON.stringify(rbac.allow?.policies[NAME]?.principals, (k, v) => {
+      if (k === 'regex') regexes.push(v as string);
+      return v;
+    });
+    expect(regexes).toHaveLength(2);
+    const [sleep, ab] = regexes.map((r) => RE2JS.compile(r));
+    const matches = (re: RE2JS | undefined, id: string) => re?.matches(id) ?? false;
+    expect(matches(sleep, 'spiffe://cluster.local/ns/demo/sa/sleep')).toBe(true);
+    expect(matches(sleep, 'spiffe://other.domain/ns/demo/sa/sleep')).toBe(true);
+    expect(matches(sleep, 'spiffe://cluster.local/ns/demo/sa/sleepy')).toBe(false);
+    expect(matches(sleep, 'spiffe://cluster.local/ns/demo/sa/sleep-x')).toBe(false);
+    expect(matches(sleep, 'spiffe://cluster.local/ns/demo2/sa/sleep')).toBe(false);
+    expect(matches(sleep, 'spiffe://cluster.local/ns/other/sa/sleep')).toBe(false);
+    expect(matches(ab, 'spiffe://cluster.local/ns/other/sa/a.b')).toBe(true);
+    expect(matches(ab, 'spiffe://cluster.local/ns/other/sa/a-b')).toBe(false);
+  });
+
+  it('turns the source.serviceAccount condition into the same regex, ANDed into every principal', () => {
+    const { rbac, notices } = translate(
+      policy({
+        rules: [
+          {
+            from: [{ source: { namespaces: ['demo'] } }],
+            when: [{ key: 'source.serviceAccount', values: ['sleep'], notValues: ['other/curl'] }],
+          },
+        ],
+      }),
+    );
+    const sa = (ns: string, name: string) =>
+      authn({ safeRegex: { regex: `spiffe://.+/ns/${ns}/(.+/|)sa/${name}(/.+)?` } });
+    expect(notices).toEqual([]);
+    expect(rbac.allow?.policies[NAME]?.principals).toEqual([
+      {
+        andIds: {
+          ids: [
+            { orIds: { ids: [authn({ safeRegex: { regex: 'spiffe://[^/]+/ns/demo/sa/[^/]+' } })] } },
+            { orIds: { ids: [sa('demo', 'sleep')] } },
+            { notId: { orIds: { ids: [sa('other', 'curl')] } } },
           ],
         },
       },

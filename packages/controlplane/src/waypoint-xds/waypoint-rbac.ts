@@ -20,11 +20,13 @@ import type {
   WireStringMatcher,
 } from '@ambient/shared';
 import { DRY_RUN_ANNOTATION } from '../ambient/authorization-translate.js';
-import type {
-  AuthorizationPolicyObject,
-  PolicyCondition,
-  PolicyOperation,
-  PolicySource,
+import {
+  type AuthorizationPolicyObject,
+  type PolicyCondition,
+  type PolicyOperation,
+  type PolicySource,
+  parseServiceAccount,
+  type ServiceAccountRef,
 } from '../manifests/kube-objects.js';
 
 type Principal = EnvoyInput<WirePrincipal>;
@@ -92,6 +94,20 @@ function namespacePrincipal(ns: string): Principal {
   };
 }
 
+/**
+ * A source service account as a match on the peer's SPIFFE ID, in the form istiod writes
+ * (istio/istio pilot/pkg/security/authz/model/generator.go serviceAccountRegex): any trust domain,
+ * `/ns/<ns>/`, optional segments, `sa/<sa>`, then the end or further segments. Names are quoted,
+ * so that a `.` in a service account name matches only itself.
+ */
+function serviceAccountPrincipal(sa: ServiceAccountRef): Principal {
+  const regex = `spiffe://.+/ns/${quoteRegex(sa.namespace)}/(.+/|)sa/${quoteRegex(sa.serviceAccount)}(/.+)?`;
+  return { authenticated: { principalName: { safeRegex: { regex } } } };
+}
+
+/** Never a Kubernetes name, so never matches: the decoder refuses such values before this point. */
+const NO_SUCH_SERVICE_ACCOUNT: ServiceAccountRef = { namespace: '-', serviceAccount: '-' };
+
 function cidrPrincipal(cidr: string): Principal {
   const [address = '', len] = cidr.split('/');
   const prefixLen = len === undefined ? (address.includes(':') ? 128 : 32) : Number(len);
@@ -127,6 +143,8 @@ function field<T, M>(
 
 interface RuleContext {
   readonly allow: boolean;
+  /** The policy's namespace, for service accounts named without one. */
+  readonly namespace: string;
   readonly ref: string;
   readonly path: string;
   readonly notice: RbacNotice;
@@ -153,6 +171,8 @@ function sourceFields(src: PolicySource, ctx: RuleContext, path: string): Princi
   field(out, src.notNamespaces, namespacePrincipal, orIds, notId);
   field(out, src.ipBlocks, cidrPrincipal, orIds);
   field(out, src.notIpBlocks, cidrPrincipal, orIds, notId);
+  field(out, src.serviceAccounts, serviceAccountPrincipal, orIds);
+  field(out, src.notServiceAccounts, serviceAccountPrincipal, orIds, notId);
   for (const k of src.l7Fields) unsupported(ctx, `${path}.${k}`, k);
   return out;
 }
@@ -204,6 +224,13 @@ function conditionFields(
         field(principals, values, namespacePrincipal, orIds);
         field(principals, notValues, namespacePrincipal, orIds, notId);
         return;
+      case 'source.serviceAccount': {
+        // Values were checked by the decoder; a bare name is the policy's namespace.
+        const sa = (v: string) => parseServiceAccount(v, ctx.namespace) ?? NO_SUCH_SERVICE_ACCOUNT;
+        field(principals, values, (v) => serviceAccountPrincipal(sa(v)), orIds);
+        field(principals, notValues, (v) => serviceAccountPrincipal(sa(v)), orIds, notId);
+        return;
+      }
       case 'source.ip':
         field(principals, values, cidrPrincipal, orIds);
         field(principals, notValues, cidrPrincipal, orIds, notId);
@@ -253,7 +280,7 @@ export function waypointRbac(
     if (isAllow) anyAllow = true;
     (p.rules ?? []).forEach((rule, i) => {
       const path = `spec.rules[${i}]`;
-      const ctx: RuleContext = { allow: isAllow, ref, path, notice, dropped: false };
+      const ctx: RuleContext = { allow: isAllow, namespace, ref, path, notice, dropped: false };
       const when = conditionFields(rule.when ?? [], ctx, `${path}.when`);
       // An empty list is no list: the rule then matches any source or any operation.
       const from = rule.from?.length ? rule.from : [undefined];
