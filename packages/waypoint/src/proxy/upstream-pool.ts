@@ -58,6 +58,9 @@ export class UpstreamConnectError extends WaypointError {
 }
 
 class EndpointAgent extends http.Agent {
+  /** Connections being opened: they count towards max_connections before they exist, as Envoy's. */
+  connecting = 0;
+
   constructor(
     private readonly connectStream: (o: EndpointRequestOptions) => Promise<Duplex>,
     maxSockets: number,
@@ -83,9 +86,16 @@ class EndpointAgent extends http.Agent {
     options: unknown,
     callback: (err: Error | null, stream?: Duplex) => void,
   ): undefined {
+    this.connecting += 1;
     this.connectStream(options as EndpointRequestOptions).then(
-      (s) => callback(null, socketLike(s)),
-      (err: unknown) => callback(new UpstreamConnectError((err as Error).message)),
+      (s) => {
+        this.connecting -= 1;
+        callback(null, socketLike(s));
+      },
+      (err: unknown) => {
+        this.connecting -= 1;
+        callback(new UpstreamConnectError((err as Error).message));
+      },
     );
     return undefined;
   }
@@ -128,7 +138,7 @@ export class UpstreamPool {
     const agent = this.agents.get(cluster.name);
     if (!agent) return false;
     const free = count(agent.freeSockets);
-    const open = count(agent.sockets) + free;
+    const open = count(agent.sockets) + free + agent.connecting;
     if (free > 0 || open < cluster.circuitBreakers.maxConnections) return false;
     return count(agent.requests) >= cluster.circuitBreakers.maxPendingRequests;
   }
