@@ -72,8 +72,14 @@ function backend(
     if (m) {
       const first = !seen.has(m[1] as string);
       seen.add(m[1] as string);
-      res.writeHead(first ? 503 : 200);
-      return void res.end(`${name} ${first ? 'failed' : 'ok'}`);
+      // Answered once the whole body is in, so the proxy has streamed all of it before it learns
+      // of the failure (and a body over the replay buffer can no longer be retried).
+      req.resume();
+      req.once('end', () => {
+        res.writeHead(first ? 503 : 200);
+        res.end(`${name} ${first ? 'failed' : 'ok'}`);
+      });
+      return;
     }
     m = /^\/fail-on\/([\w-]+)/.exec(url);
     if (m) {
@@ -81,7 +87,8 @@ function backend(
       return void res.end(name);
     }
     if (url.startsWith('/hold')) {
-      setTimeout(() => res.end(`${name} held`), 300);
+      // Long enough that staggered requests overlap even on a slow, cold start.
+      setTimeout(() => res.end(`${name} held`), 1000);
       return;
     }
     if (url.startsWith('/slow')) {
