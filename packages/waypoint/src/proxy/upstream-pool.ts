@@ -58,7 +58,7 @@ export class UpstreamConnectError extends WaypointError {
 }
 
 class EndpointAgent extends http.Agent {
-  /** Connections being opened: they count towards max_connections before they exist, as Envoy's. */
+  /** Connections being opened: they count towards max_connections before they exist. */
   connecting = 0;
 
   constructor(
