@@ -20,7 +20,7 @@ describe('HBONE server replies', () => {
     expect(HBONE_SERVER_REPLIES).toEqual({
       MESH_ERR_HBONE_NOT_CONNECT: { status: 400, reason: 'method', streamError: true },
       MESH_ERR_HBONE_BAD_REQUEST: { status: 400, reason: 'authority', streamError: true },
-      MESH_ERR_HBONE_FORBIDDEN_PORT: { status: 400, reason: 'forbidden_port', streamError: true },
+      MESH_ERR_HBONE_FORBIDDEN_PORT: { status: 503, reason: 'forbidden_port', streamError: true },
       MESH_ERR_HBONE_DENIED: { status: 401, reason: 'denied', streamError: false },
       MESH_ERR_HBONE_UPSTREAM: { status: 503, reason: 'upstream', streamError: false },
     });
@@ -40,9 +40,16 @@ describe('HBONE server replies', () => {
     expect(hboneStatusFor(undefined)).toBe(503);
   });
 
-  it('only 400s count as stream errors: the client sent what it should not have', () => {
-    for (const reply of Object.values(HBONE_SERVER_REPLIES)) {
-      expect(reply.streamError).toBe(reply.status === 400);
+  it('counts as stream errors only what the client should not have sent: the 400s and a call to a capture port', () => {
+    // A call to a capture port answers 503 as upstream does, but it is the client's fault, not the upstream's.
+    const clientFaults = [
+      'MESH_ERR_HBONE_NOT_CONNECT',
+      'MESH_ERR_HBONE_BAD_REQUEST',
+      'MESH_ERR_HBONE_FORBIDDEN_PORT',
+    ];
+    for (const [code, reply] of Object.entries(HBONE_SERVER_REPLIES)) {
+      expect(reply.streamError).toBe(clientFaults.includes(code));
+      if (reply.status === 400) expect(reply.streamError).toBe(true);
     }
   });
 });

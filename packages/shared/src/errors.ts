@@ -50,14 +50,15 @@ export interface HboneServerReply {
 /**
  * HBONE statuses by error, as upstream ztunnel answers in src/proxy/inbound.rs: 400 for a method
  * other than CONNECT or a bad authority, 401 when authorization denies, 503 when the upstream
- * connection fails. An error not listed (including one that is not a MeshError) answers
+ * connection fails or the target is one of the proxy's own ports (upstream's `Error::SelfCall` from
+ * `resolve_inbound_target`, answered SERVICE_UNAVAILABLE). An error not listed (including one that is not a MeshError) answers
  * HBONE_SERVER_DEFAULT_REPLY.
  */
 export const HBONE_SERVER_REPLIES: Readonly<Partial<Record<MeshErrorCode, HboneServerReply>>> = Object.freeze(
   {
     MESH_ERR_HBONE_NOT_CONNECT: { status: 400, reason: 'method', streamError: true },
     MESH_ERR_HBONE_BAD_REQUEST: { status: 400, reason: 'authority', streamError: true },
-    MESH_ERR_HBONE_FORBIDDEN_PORT: { status: 400, reason: 'forbidden_port', streamError: true },
+    MESH_ERR_HBONE_FORBIDDEN_PORT: { status: 503, reason: 'forbidden_port', streamError: true },
     MESH_ERR_HBONE_DENIED: { status: 401, reason: 'denied', streamError: false },
     MESH_ERR_HBONE_UPSTREAM: { status: 503, reason: 'upstream', streamError: false },
   },

@@ -301,14 +301,15 @@ describe('HBONE server refuses bad peers, counts them, and keeps serving', () =>
     await expectServerStillServes();
   });
 
-  it('answers 400 to a malformed or forbidden authority', async () => {
+  it('answers 400 to a malformed authority and 503 to a target on a capture port', async () => {
     await setup();
     const session = await rawSession();
     for (const authority of ['reviews.demo.svc:80', '127.0.0.1', '127.0.0.1:99999']) {
       expect(await statusOf(session, { ':method': 'CONNECT', ':authority': authority })).toBe(400);
     }
+    // A call to the proxy's own ports: upstream answers SERVICE_UNAVAILABLE (Error::SelfCall).
     for (const port of [15001, 15006, 15008]) {
-      expect(await statusOf(session, { ':method': 'CONNECT', ':authority': `127.0.0.1:${port}` })).toBe(400);
+      expect(await statusOf(session, { ':method': 'CONNECT', ':authority': `127.0.0.1:${port}` })).toBe(503);
     }
     expect(
       await metricValue(pair.registry, 'hbone_stream_errors_total', { side: 'server', reason: 'authority' }),
