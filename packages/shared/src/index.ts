@@ -43,6 +43,8 @@ export type { Always, Input, Written, WrittenFields } from './istio-wire/wire-in
 export { dialTcp } from './net/dial-tcp.js';
 export type { HttpHandler } from './net/http-endpoint.js';
 export { listenHttp, sendJson, sendText } from './net/http-endpoint.js';
+export type { ReadinessReply } from './net/readiness-reply.js';
+export { pathOf, readinessReply, sendReadinessReply } from './net/readiness-reply.js';
 export type { SpliceStats } from './net/splice.js';
 export { resetSocket, splice } from './net/splice.js';
 export { runComponent } from './process/run-component.js';

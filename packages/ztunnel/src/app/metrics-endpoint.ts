@@ -3,9 +3,8 @@
  * exposition on `/metrics` and `/stats/prometheus` (the path Istio's scrape annotations name), an
  * empty 404 elsewhere. Like upstream it does not look at the method.
  */
-import type { HttpHandler } from '@ambient/shared';
+import { type HttpHandler, pathOf } from '@ambient/shared';
 import type { Registry } from 'prom-client';
-import { pathOf } from '../readiness/readiness.js';
 
 /** The paths that serve the exposition. */
 export const METRICS_PATHS: readonly string[] = ['/metrics', '/stats/prometheus'];

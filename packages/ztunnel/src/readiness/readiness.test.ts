@@ -2,7 +2,7 @@ import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { listenHttp } from '@ambient/shared';
 import { afterEach, describe, expect, it } from 'vitest';
-import { podBlocker, Readiness, readinessReply } from './readiness.js';
+import { podBlocker, Readiness } from './readiness.js';
 
 const servers: http.Server[] = [];
 afterEach(() => {
@@ -27,34 +27,6 @@ async function get(readiness: Readiness, path: string): Promise<{ status: number
   const { status, body } = await request(readiness, path);
   return { status, body };
 }
-
-describe('readinessReply', () => {
-  it('200 ready when nothing blocks, 500 naming the blockers sorted otherwise', () => {
-    expect(readinessReply('GET', '/healthz/ready', [])).toEqual({ status: 200, body: 'ready\n' });
-    expect(readinessReply('GET', '/healthz/ready', ['pod demo/sleep', 'config'])).toEqual({
-      status: 500,
-      body: 'not ready, pending: config, pod demo/sleep\n',
-    });
-  });
-
-  it('ignores the query', () => {
-    expect(readinessReply('GET', '/healthz/ready?x=1', [])).toEqual({ status: 200, body: 'ready\n' });
-  });
-
-  it('another method on /healthz/ready is an empty 405, ready or not', () => {
-    for (const method of ['POST', 'PUT', 'DELETE', 'HEAD', 'OPTIONS']) {
-      expect(readinessReply(method, '/healthz/ready', [])).toEqual({ status: 405, body: '' });
-      expect(readinessReply(method, '/healthz/ready', ['config'])).toEqual({ status: 405, body: '' });
-    }
-  });
-
-  it('any other path is an empty 404, whatever the method and readiness', () => {
-    for (const url of ['/', '/other', '/healthz/ready/', '/healthz', '/HEALTHZ/READY', '/metrics']) {
-      expect(readinessReply('GET', url, [])).toEqual({ status: 404, body: '' });
-      expect(readinessReply('POST', url, ['config'])).toEqual({ status: 404, body: '' });
-    }
-  });
-});
 
 describe('Readiness', () => {
   it('answers 500 naming every blocker until the last one is lifted, then 200', async () => {
