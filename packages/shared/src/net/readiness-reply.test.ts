@@ -27,4 +27,25 @@ describe('readinessReply', () => {
       expect(readinessReply('POST', url, ['config'])).toEqual({ status: 404, body: '' });
     }
   });
+
+  it('answers the chosen not-ready status, and only when not ready', () => {
+    expect(
+      readinessReply('GET', '/healthz/ready', ['config', 'certificate'], { notReadyStatus: 503 }),
+    ).toEqual({
+      status: 503,
+      body: 'not ready, pending: certificate, config\n',
+    });
+    expect(readinessReply('GET', '/healthz/ready', [], { notReadyStatus: 503 })).toEqual({
+      status: 200,
+      body: 'ready\n',
+    });
+    expect(readinessReply('POST', '/healthz/ready', ['config'], { notReadyStatus: 503 })).toEqual({
+      status: 405,
+      body: '',
+    });
+    expect(readinessReply('GET', '/other', ['config'], { notReadyStatus: 503 })).toEqual({
+      status: 404,
+      body: '',
+    });
+  });
 });

@@ -39,6 +39,7 @@ import { UpstreamPool } from '../proxy/upstream-pool.js';
 import { hboneRefusal, REPLIES } from '../proxy/waypoint-errors.js';
 import { RequestMetrics } from '../telemetry/request-metrics.js';
 import { WaypointConfigStore } from '../xds/waypoint-config-store.js';
+import { waypointReadinessHandler } from './waypoint-readiness.js';
 import type { WaypointSettings } from './waypoint-settings.js';
 
 /** Retries for the waypoint's first certificate: 200 ms doubling to 5 s, jittered. */
@@ -137,10 +138,11 @@ export class WaypointApp {
 
   async start(): Promise<WaypointAddresses> {
     const { settings: s, logger } = this.inputs;
-    const readiness = await this.serve(s.metricsAddress, s.readinessPort, (req, res) => {
-      if (req.url === '/healthz/ready' && this.blockers.size === 0) return sendText(res, 200, 'ready\n');
-      sendText(res, 503, `not ready: ${[...this.blockers].join(', ')}\n`);
-    });
+    const readiness = await this.serve(
+      s.metricsAddress,
+      s.readinessPort,
+      waypointReadinessHandler(() => [...this.blockers]),
+    );
     const metrics = await this.serve(s.metricsAddress, s.metricsPort, async (req, res) => {
       if (req.url !== '/metrics' && req.url !== '/stats/prometheus') return sendText(res, 404, 'not found\n');
       res.setHeader('content-type', this.registry.contentType);
