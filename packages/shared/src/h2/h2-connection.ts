@@ -104,6 +104,8 @@ export class H2Connection extends EventEmitter {
   private goawayReceived = false;
   private prefaceReceived: boolean;
   private prefaceTimer?: NodeJS.Timeout;
+  /** The peer's preface ends with its SETTINGS; until then no other frame is allowed (RFC 9113 §3.4). */
+  private peerSettingsSeen = false;
   /** Unparsed bytes carried over between reads (never more than one frame). */
   private pending: Buffer | undefined;
   /** The DATA frame whose payload is being streamed: bytes left, target stream, END_STREAM. */
@@ -495,6 +497,12 @@ export class H2Connection extends EventEmitter {
           H2_ERROR.FRAME_SIZE_ERROR,
           `frame of ${length} bytes exceeds ${this.maxFrameSize}`,
         );
+      }
+      if (!this.peerSettingsSeen) {
+        if (type !== FRAME.SETTINGS || (flags & FLAG.ACK) !== 0) {
+          throw new H2ConnectionError(H2_ERROR.PROTOCOL_ERROR, 'first frame of the peer is not SETTINGS');
+        }
+        this.peerSettingsSeen = true;
       }
       if (this.headerBlock && type !== FRAME.CONTINUATION) {
         throw new H2ConnectionError(H2_ERROR.PROTOCOL_ERROR, 'header block interrupted');

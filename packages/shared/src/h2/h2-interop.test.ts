@@ -219,6 +219,16 @@ describe('H2Connection interoperates with Node http2', () => {
         H2_ERROR.PROTOCOL_ERROR,
       ],
       [
+        'first frame after the preface is not SETTINGS',
+        Buffer.concat([preface, frameHeader(8, FRAME.PING, 0, 0), Buffer.alloc(8), settings]),
+        H2_ERROR.PROTOCOL_ERROR,
+      ],
+      [
+        'SETTINGS ACK before SETTINGS',
+        Buffer.concat([preface, frameHeader(0, FRAME.SETTINGS, FLAG.ACK, 0), settings]),
+        H2_ERROR.PROTOCOL_ERROR,
+      ],
+      [
         'DATA on idle stream',
         Buffer.concat([preface, settings, frameHeader(1, FRAME.DATA, 0, 7), Buffer.from('x')]),
         H2_ERROR.PROTOCOL_ERROR,
@@ -239,6 +249,34 @@ describe('H2Connection interoperates with Node http2', () => {
       expect(goawayAt, name).toBeGreaterThan(0);
       expect(all.readUInt32BE(goawayAt + 10), name).toBe(code);
     }
+  });
+
+  it('as a client: a server whose first frame is not SETTINGS gets GOAWAY PROTOCOL_ERROR (RFC 9113 §3.4)', async () => {
+    const { server, client } = await tlsMaterial();
+    const received: Buffer[] = [];
+    let serverClosed!: Promise<unknown>;
+    const port = await tlsServer(server, (socket) => {
+      socket.on('error', () => {});
+      socket.on('data', (d: Buffer) => received.push(d));
+      serverClosed = new Promise((r) => socket.once('close', r));
+      // A PING where the server preface (SETTINGS) belongs.
+      socket.write(Buffer.concat([frameHeader(8, FRAME.PING, 0, 0), Buffer.alloc(8)]));
+    });
+    const socket = await tlsClient(port, client);
+    const conn = new H2Connection(socket, { role: 'client', ...WINDOWS });
+    const errors: number[] = [];
+    conn.on('protocolError', (e: { code: number }) => errors.push(e.code));
+    conn.on('error', () => {});
+    closers.push(() => conn.destroy());
+    await eventually(() => errors.length > 0);
+    expect(errors).toEqual([H2_ERROR.PROTOCOL_ERROR]);
+    await serverClosed;
+    const all = Buffer.concat(received);
+    const goawayAt = all.lastIndexOf(Buffer.from([FRAME.GOAWAY, 0, 0, 0, 0, 0]));
+    expect(goawayAt).toBeGreaterThan(0);
+    expect(all.readUInt32BE(goawayAt + 10)).toBe(H2_ERROR.PROTOCOL_ERROR);
+    // No PING ACK: the PING was never processed.
+    expect(all.includes(Buffer.from([FRAME.PING, FLAG.ACK, 0, 0, 0, 0]))).toBe(false);
   });
 
   it('stops a peer that floods PINGs without reading, and a rapid-reset client, with ENHANCE_YOUR_CALM', async () => {
