@@ -27,7 +27,7 @@ import {
   SETTING,
 } from './h2-frames.js';
 import { H2Stream, type OutItem } from './h2-stream.js';
-import { type HeaderList, HpackDecoder, HpackEncoder, HpackError } from './hpack.js';
+import { type HeaderList, HpackDecoder, HpackEncoder, HpackError, HpackListTooLargeError } from './hpack.js';
 
 export type H2Headers = Record<string, string | number | undefined>;
 /** Received headers: names lower-case, repeated names joined with ", ". */
@@ -690,9 +690,16 @@ export class H2Connection extends EventEmitter {
     const block = this.headerBlock as HeaderBlock;
     this.headerBlock = undefined;
     // Always decode, even for refused streams, to keep the HPACK table in step with the peer.
-    const list = this.decoder.decode(
-      block.parts.length === 1 ? (block.parts[0] as Buffer) : Buffer.concat(block.parts),
-    );
+    let list: HeaderList;
+    try {
+      list = this.decoder.decode(
+        block.parts.length === 1 ? (block.parts[0] as Buffer) : Buffer.concat(block.parts),
+      );
+    } catch (err) {
+      if (!(err instanceof HpackListTooLargeError)) throw err;
+      this.refuseLargeHeaderList(block);
+      return;
+    }
     const headers = toRecord(list);
     const { streamId } = block;
     const existing = this.streams.get(streamId);
@@ -740,6 +747,38 @@ export class H2Connection extends EventEmitter {
     existing.responded = true;
     existing.emit('response', headers);
     if (block.endStream) this.remoteEnd(existing);
+  }
+
+  /**
+   * A header list over our SETTINGS_MAX_HEADER_LIST_SIZE costs only its stream (RFC 9113 §6.5.2,
+   * §10.5.1): a new request gets 431, anything else a reset. The block was fully decoded, so the
+   * connection stays usable.
+   */
+  private refuseLargeHeaderList(block: HeaderBlock): void {
+    const { streamId } = block;
+    const existing = this.streams.get(streamId);
+    if (existing) {
+      this.streamError(new H2StreamError(streamId, H2_ERROR.CANCEL, 'header list too large'));
+      return;
+    }
+    if (this.options.role === 'client') {
+      if (streamId % 2 === 1 && streamId < this.nextStreamId) return; // a stream we already reset
+      throw new H2ConnectionError(H2_ERROR.PROTOCOL_ERROR, `HEADERS on unknown stream ${streamId}`);
+    }
+    if (streamId % 2 === 0 || streamId <= this.lastPeerStreamId) {
+      throw new H2ConnectionError(H2_ERROR.PROTOCOL_ERROR, `client opened invalid stream ${streamId}`);
+    }
+    this.lastPeerStreamId = streamId;
+    this.socket.cork();
+    this.writeFrame(
+      FRAME.HEADERS,
+      FLAG.END_HEADERS | FLAG.END_STREAM,
+      streamId,
+      encodeHeaders(this.encoder, { ':status': '431' }),
+    );
+    // The rest of the request is not wanted; NO_ERROR asks the client to stop sending it (§8.1).
+    if (!block.endStream) this.writeFrame(FRAME.RST_STREAM, 0, streamId, u32(H2_ERROR.NO_ERROR));
+    this.socket.uncork();
   }
 
   private onRstStream(streamId: number, payload: Buffer): void {

@@ -11,7 +11,7 @@ import { secureContextOptions } from '../tls/mesh-tls.js';
 import { H2Connection, type H2IncomingHeaders } from './h2-connection.js';
 import { FLAG, FRAME, frameHeader, H2_ERROR } from './h2-frames.js';
 import type { H2Stream } from './h2-stream.js';
-import { hpackEncode } from './hpack.js';
+import { HpackDecoder, hpackEncode } from './hpack.js';
 
 const closers: Array<() => unknown> = [];
 afterEach(async () => {
@@ -422,5 +422,93 @@ describe('H2Connection honours a peer SETTINGS_HEADER_TABLE_SIZE of 0 (RFC 7541 
       expect((await Promise.race([collect(s), goaway])).toString()).toBe(`hello /r${i}`);
     }
     expect(sessionErrors).toEqual([]);
+  });
+});
+
+/** Splits raw bytes into frames (whole frames only). */
+function frames(all: Buffer): Array<{ type: number; flags: number; id: number; payload: Buffer }> {
+  const out: Array<{ type: number; flags: number; id: number; payload: Buffer }> = [];
+  let off = 0;
+  while (off + 9 <= all.length) {
+    const length = all.readUIntBE(off, 3);
+    if (off + 9 + length > all.length) break;
+    out.push({
+      type: all[off + 3] as number,
+      flags: all[off + 4] as number,
+      id: all.readUInt32BE(off + 5) & 0x7fffffff,
+      payload: all.subarray(off + 9, off + 9 + length),
+    });
+    off += 9 + length;
+  }
+  return out;
+}
+
+describe('H2Connection refuses an oversized header list per stream (RFC 9113 §10.5.1)', () => {
+  it('as a server: 431 for the oversized request, and the next request on the connection succeeds', async () => {
+    const { server, client } = await tlsMaterial();
+    const errors: number[] = [];
+    const seen: Array<string | undefined> = [];
+    const port = await tlsServer(server, (socket) => {
+      const conn = new H2Connection(socket, { role: 'server', ...WINDOWS, maxHeaderListSize: 4096 });
+      conn.on('protocolError', (e: { code: number }) => errors.push(e.code));
+      conn.on('stream', (s: H2Stream, headers: H2IncomingHeaders) => {
+        const sync = headers['x-sync'];
+        seen.push(typeof sync === 'string' ? sync : undefined);
+        s.on('error', () => {});
+        s.respond({ ':status': 200, 'x-sync': String(sync) }, { endStream: true });
+      });
+      closers.push(() => conn.destroy());
+    });
+    const preface = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+    const get = hpackEncode([
+      [':method', 'GET'],
+      [':scheme', 'https'],
+      [':path', '/'],
+      [':authority', 'x'],
+    ]);
+    // 5000 bytes over a 4096 limit, then 'x-sync: 1' with incremental indexing: it must still
+    // enter the dynamic table, or the second request (which names it by index 62) cannot decode.
+    const big = Buffer.concat([
+      get,
+      hpackEncode([['x-big', 'a'.repeat(5000)]]),
+      Buffer.from([0x40, 6]),
+      Buffer.from('x-sync'),
+      Buffer.from([1]),
+      Buffer.from('1'),
+    ]);
+    const next = Buffer.concat([get, Buffer.from([0xbe])]);
+    const s = await tlsClient(port, client);
+    s.on('error', () => {});
+    const reply: Buffer[] = [];
+    s.on('data', (d: Buffer) => reply.push(d));
+    s.write(
+      Buffer.concat([
+        preface,
+        frameHeader(0, FRAME.SETTINGS, 0, 0),
+        frameHeader(big.length, FRAME.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, 1),
+        big,
+        frameHeader(next.length, FRAME.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, 3),
+        next,
+      ]),
+    );
+    const done = () =>
+      frames(Buffer.concat(reply)).some(
+        (f) => f.type === FRAME.GOAWAY || (f.type === FRAME.HEADERS && f.id === 3),
+      );
+    await eventually(done);
+    s.destroy();
+    const got = frames(Buffer.concat(reply));
+    expect(got.filter((f) => f.type === FRAME.GOAWAY)).toEqual([]);
+    expect(errors).toEqual([]);
+    const decoder = new HpackDecoder();
+    const responses = got
+      .filter((f) => f.type === FRAME.HEADERS)
+      .map((f) => ({ id: f.id, headers: Object.fromEntries(decoder.decode(f.payload)) }));
+    expect(responses).toEqual([
+      { id: 1, headers: { ':status': '431' } },
+      { id: 3, headers: { ':status': '200', 'x-sync': '1' } },
+    ]);
+    // The oversized request never reached the application.
+    expect(seen).toEqual(['1']);
   });
 });
