@@ -585,7 +585,14 @@ export class H2Connection extends EventEmitter {
     this.dataLeft = length;
     this.dataEnd = (flags & FLAG.END_STREAM) !== 0;
     const stream = this.streams.get(streamId);
-    if (!stream || stream.remoteEnded) {
+    if (stream?.remoteEnded) {
+      // Half-closed (remote): the peer already sent END_STREAM (RFC 9113 §5.1).
+      this.dataStream = undefined;
+      this.creditConnection(length);
+      this.streamError(new H2StreamError(streamId, H2_ERROR.STREAM_CLOSED, 'DATA after END_STREAM'));
+      return;
+    }
+    if (!stream) {
       this.dataStream = undefined;
       this.creditConnection(length);
       if (streamId > this.highestStreamId()) {
@@ -703,6 +710,9 @@ export class H2Connection extends EventEmitter {
     const headers = toRecord(list);
     const { streamId } = block;
     const existing = this.streams.get(streamId);
+    if (existing?.remoteEnded) {
+      throw new H2StreamError(streamId, H2_ERROR.STREAM_CLOSED, 'HEADERS after END_STREAM');
+    }
     if (this.options.role === 'server') {
       if (existing) {
         // Trailers from the client.
@@ -947,8 +957,9 @@ export class H2Connection extends EventEmitter {
 
   private streamError(err: H2StreamError): void {
     const stream = this.streams.get(err.streamId);
-    this.writeFrame(FRAME.RST_STREAM, 0, err.streamId, u32(err.code));
+    // Never RST_STREAM a stream that is already closed (RFC 9113 §5.1, §5.4.2).
     if (!stream) return;
+    this.writeFrame(FRAME.RST_STREAM, 0, err.streamId, u32(err.code));
     stream.rstCode = err.code;
     stream.aborted = true;
     this.release(stream);

@@ -512,3 +512,68 @@ describe('H2Connection refuses an oversized header list per stream (RFC 9113 §1
     expect(seen).toEqual(['1']);
   });
 });
+
+describe('H2Connection on half-closed and closed streams (RFC 9113 §5.1)', () => {
+  it('as a server: STREAM_CLOSED for DATA or HEADERS after END_STREAM, and no RST_STREAM on a closed stream', async () => {
+    const { server, client } = await tlsMaterial();
+    const errors: number[] = [];
+    const port = await tlsServer(server, (socket) => {
+      const conn = new H2Connection(socket, { role: 'server', ...WINDOWS });
+      conn.on('protocolError', (e: { code: number }) => errors.push(e.code));
+      // The application holds every request without answering: the streams stay half-closed (remote).
+      conn.on('stream', (s: H2Stream) => s.on('error', () => {}));
+      closers.push(() => conn.destroy());
+    });
+    const preface = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+    const get = hpackEncode([
+      [':method', 'GET'],
+      [':scheme', 'https'],
+      [':path', '/'],
+      [':authority', 'x'],
+    ]);
+    const trailers = hpackEncode([['x-trailer', '1']]);
+    const s = await tlsClient(port, client);
+    s.on('error', () => {});
+    const reply: Buffer[] = [];
+    s.on('data', (d: Buffer) => reply.push(d));
+    s.write(
+      Buffer.concat([
+        preface,
+        frameHeader(0, FRAME.SETTINGS, 0, 0),
+        // Stream 1: request with END_STREAM, then DATA on it.
+        frameHeader(get.length, FRAME.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, 1),
+        get,
+        frameHeader(1, FRAME.DATA, 0, 1),
+        Buffer.from('x'),
+        // Stream 3: request with END_STREAM, then trailers on it.
+        frameHeader(get.length, FRAME.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, 3),
+        get,
+        frameHeader(trailers.length, FRAME.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, 3),
+        trailers,
+        // Stream 1 is closed now: a bad WINDOW_UPDATE and a RST_STREAM for it get no RST_STREAM back.
+        frameHeader(4, FRAME.WINDOW_UPDATE, 0, 1),
+        Buffer.alloc(4),
+        frameHeader(4, FRAME.RST_STREAM, 0, 1),
+        Buffer.from([0, 0, 0, H2_ERROR.CANCEL]),
+        // A fence: its ACK comes after any answer to the frames above.
+        frameHeader(8, FRAME.PING, 0, 0),
+        Buffer.from('fence123'),
+      ]),
+    );
+    const fenced = () =>
+      frames(Buffer.concat(reply)).some((f) => f.type === FRAME.PING && f.flags === FLAG.ACK);
+    await eventually(() => fenced() || frames(Buffer.concat(reply)).some((f) => f.type === FRAME.GOAWAY));
+    s.destroy();
+    const got = frames(Buffer.concat(reply));
+    expect(got.filter((f) => f.type === FRAME.GOAWAY)).toEqual([]);
+    expect(errors).toEqual([]);
+    const resets = got
+      .filter((f) => f.type === FRAME.RST_STREAM)
+      .map((f) => ({ id: f.id, code: f.payload.readUInt32BE(0) }));
+    expect(resets).toEqual([
+      { id: 1, code: H2_ERROR.STREAM_CLOSED },
+      { id: 3, code: H2_ERROR.STREAM_CLOSED },
+    ]);
+    expect(fenced()).toBe(true);
+  });
+});
