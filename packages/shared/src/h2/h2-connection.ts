@@ -69,6 +69,8 @@ const PING_TIMEOUT_MS = 10_000;
 const INVALID_FIELD = /[\r\n\0]/;
 /** Bytes of our own output the peer may leave unread before its control frames stop being answered. */
 const CONTROL_BACKLOG_LIMIT = 1024 * 1024;
+/** How many recently closed streams are remembered to answer late frames with STREAM_CLOSED. */
+const PEER_FINISHED_MEMORY = 1024;
 /** Streams a peer may reset (or have refused) per second before it is treated as an attack. */
 const RESET_BUDGET_PER_SECOND = 1_000;
 
@@ -106,6 +108,11 @@ export class H2Connection extends EventEmitter {
   private prefaceTimer?: NodeJS.Timeout;
   /** The peer's preface ends with its SETTINGS; until then no other frame is allowed (RFC 9113 §3.4). */
   private peerSettingsSeen = false;
+  /**
+   * Recently closed streams on which the peer itself can send nothing more (it sent END_STREAM or
+   * RST_STREAM). Streams we reset are not here: the peer may still have frames in flight for them.
+   */
+  private readonly peerFinished = new Set<number>();
   /** Unparsed bytes carried over between reads (never more than one frame). */
   private pending: Buffer | undefined;
   /** The DATA frame whose payload is being streamed: bytes left, target stream, END_STREAM. */
@@ -411,9 +418,18 @@ export class H2Connection extends EventEmitter {
     if (stream.released) return;
     stream.released = true;
     this.streams.delete(stream.id);
+    if (stream.remoteEnded) this.notePeerFinished(stream.id);
     this.blocked.delete(stream);
     stream.emit('released');
     this.maybeFinish();
+  }
+
+  private notePeerFinished(streamId: number): void {
+    this.peerFinished.add(streamId);
+    // Bounded: older streams fall back to being ignored.
+    if (this.peerFinished.size > PEER_FINISHED_MEMORY) {
+      this.peerFinished.delete(this.peerFinished.values().next().value as number);
+    }
   }
 
   private maybeFinish(): void {
@@ -595,6 +611,9 @@ export class H2Connection extends EventEmitter {
     if (!stream) {
       this.dataStream = undefined;
       this.creditConnection(length);
+      if (this.peerFinished.has(streamId)) {
+        throw new H2ConnectionError(H2_ERROR.STREAM_CLOSED, `DATA on closed stream ${streamId}`);
+      }
       if (streamId > this.highestStreamId()) {
         throw new H2ConnectionError(H2_ERROR.PROTOCOL_ERROR, `DATA on idle stream ${streamId}`);
       }
@@ -721,6 +740,9 @@ export class H2Connection extends EventEmitter {
         this.remoteEnd(existing);
         return;
       }
+      if (this.peerFinished.has(streamId)) {
+        throw new H2ConnectionError(H2_ERROR.STREAM_CLOSED, `HEADERS on closed stream ${streamId}`);
+      }
       if (streamId % 2 === 0 || streamId <= this.lastPeerStreamId) {
         throw new H2ConnectionError(H2_ERROR.PROTOCOL_ERROR, `client opened invalid stream ${streamId}`);
       }
@@ -742,6 +764,9 @@ export class H2Connection extends EventEmitter {
       return;
     }
     if (!existing) {
+      if (this.peerFinished.has(streamId)) {
+        throw new H2ConnectionError(H2_ERROR.STREAM_CLOSED, `HEADERS on closed stream ${streamId}`);
+      }
       if (streamId % 2 === 1 && streamId < this.nextStreamId) return; // a stream we already reset
       throw new H2ConnectionError(H2_ERROR.PROTOCOL_ERROR, `HEADERS on unknown stream ${streamId}`);
     }
@@ -797,6 +822,7 @@ export class H2Connection extends EventEmitter {
     const stream = this.streams.get(streamId);
     if (!stream) return;
     if (this.options.role === 'server') this.countReset();
+    this.notePeerFinished(streamId);
     const code = payload.readUInt32BE(0);
     stream.rstCode = code;
     stream.aborted = true;

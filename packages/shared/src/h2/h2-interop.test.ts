@@ -577,3 +577,83 @@ describe('H2Connection on half-closed and closed streams (RFC 9113 §5.1)', () =
     expect(fenced()).toBe(true);
   });
 });
+
+describe('H2Connection on fully closed streams (RFC 9113 §5.1, §6.1)', () => {
+  const get = hpackEncode([
+    [':method', 'GET'],
+    [':scheme', 'https'],
+    [':path', '/'],
+    [':authority', 'x'],
+  ]);
+  const preface = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+
+  async function serve(onStream: (s: H2Stream) => void) {
+    const { server, client } = await tlsMaterial();
+    const errors: number[] = [];
+    const port = await tlsServer(server, (socket) => {
+      const conn = new H2Connection(socket, { role: 'server', ...WINDOWS });
+      conn.on('protocolError', (e: { code: number }) => errors.push(e.code));
+      conn.on('stream', (s: H2Stream) => {
+        s.on('error', () => {});
+        onStream(s);
+      });
+      closers.push(() => conn.destroy());
+    });
+    const s = await tlsClient(port, client);
+    s.on('error', () => {});
+    const reply: Buffer[] = [];
+    s.on('data', (d: Buffer) => reply.push(d));
+    closers.push(() => s.destroy());
+    return { s, errors, got: () => frames(Buffer.concat(reply)) };
+  }
+
+  it('as a server: DATA or HEADERS on a stream both sides ended is a connection error STREAM_CLOSED', async () => {
+    for (const late of [
+      Buffer.concat([frameHeader(1, FRAME.DATA, 0, 1), Buffer.from('x')]),
+      Buffer.concat([frameHeader(get.length, FRAME.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, 1), get]),
+    ]) {
+      const { s, errors, got } = await serve((st) => st.respond({ ':status': 200 }, { endStream: true }));
+      s.write(
+        Buffer.concat([
+          preface,
+          frameHeader(0, FRAME.SETTINGS, 0, 0),
+          frameHeader(get.length, FRAME.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, 1),
+          get,
+        ]),
+      );
+      await eventually(() => got().some((f) => f.type === FRAME.HEADERS && f.id === 1));
+      s.write(late);
+      await eventually(() => got().some((f) => f.type === FRAME.GOAWAY));
+      const goaway = got().find((f) => f.type === FRAME.GOAWAY);
+      expect(goaway?.payload.readUInt32BE(4)).toBe(H2_ERROR.STREAM_CLOSED);
+      expect(errors).toEqual([H2_ERROR.STREAM_CLOSED]);
+      // Never a RST_STREAM on the closed stream.
+      expect(got().filter((f) => f.type === FRAME.RST_STREAM)).toEqual([]);
+    }
+  });
+
+  it('as a server: DATA still in flight on a stream we reset is ignored', async () => {
+    const { s, errors, got } = await serve((st) => st.close(H2_ERROR.CANCEL));
+    s.write(
+      Buffer.concat([
+        preface,
+        frameHeader(0, FRAME.SETTINGS, 0, 0),
+        frameHeader(get.length, FRAME.HEADERS, FLAG.END_HEADERS, 1),
+        get,
+      ]),
+    );
+    await eventually(() => got().some((f) => f.type === FRAME.RST_STREAM && f.id === 1));
+    s.write(
+      Buffer.concat([
+        frameHeader(1, FRAME.DATA, FLAG.END_STREAM, 1),
+        Buffer.from('x'),
+        frameHeader(8, FRAME.PING, 0, 0),
+        Buffer.from('fence123'),
+      ]),
+    );
+    await eventually(() => got().some((f) => f.type === FRAME.PING || f.type === FRAME.GOAWAY));
+    expect(got().filter((f) => f.type === FRAME.GOAWAY)).toEqual([]);
+    expect(errors).toEqual([]);
+    expect(got().filter((f) => f.type === FRAME.RST_STREAM)).toHaveLength(1);
+  });
+});
