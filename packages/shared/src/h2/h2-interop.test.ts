@@ -657,3 +657,42 @@ describe('H2Connection on fully closed streams (RFC 9113 §5.1, §6.1)', () => {
     expect(got().filter((f) => f.type === FRAME.RST_STREAM)).toHaveLength(1);
   });
 });
+
+describe('H2Connection refuses an oversized response header list per stream', () => {
+  it('as a client: the stream is reset with CANCEL and the next request on the connection succeeds', async () => {
+    const server = http2.createServer();
+    const serverRst: number[] = [];
+    server.on('stream', (stream, headers) => {
+      stream.on('error', () => {});
+      stream.on('close', () => {
+        if (headers[':path'] === '/big') serverRst.push(stream.rstCode);
+      });
+      const big = headers[':path'] === '/big';
+      stream.respond({ ':status': 200, ...(big ? { 'x-big': 'a'.repeat(5000) } : { 'x-small': '1' }) });
+      // The big response stays open, so the client's RST_STREAM is what closes it.
+      if (!big) stream.end('ok');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    closers.push(() => server.close());
+    const { port } = server.address() as net.AddressInfo;
+    const socket = net.connect(port, '127.0.0.1');
+    await new Promise((r) => socket.once('connect', r));
+    const conn = new H2Connection(socket, { role: 'client', ...WINDOWS, maxHeaderListSize: 4096 });
+    closers.push(() => conn.destroy());
+    const outcome = (path: string) => {
+      const s = conn.request(
+        { ':method': 'GET', ':path': path, ':scheme': 'http', ':authority': 'example' },
+        { endStream: true },
+      );
+      return new Promise<string>((resolve) => {
+        s.once('response', (h: H2IncomingHeaders) => resolve(`response ${h[':status']}`));
+        s.once('error', (e: Error) => resolve(`error ${e.message}`));
+        s.once('close', () => resolve('closed'));
+      });
+    };
+    expect(await outcome('/big')).toMatch(/^error .*header list too large/);
+    expect(await outcome('/small')).toBe('response 200');
+    await eventually(() => serverRst.length > 0);
+    expect(serverRst).toEqual([H2_ERROR.CANCEL]);
+  });
+});
