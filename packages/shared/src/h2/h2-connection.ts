@@ -679,6 +679,12 @@ export class H2Connection extends EventEmitter {
     if (stream.localEnded) this.release(stream);
   }
 
+  /** A stream never opened by either side (RFC 9113 §5.1 "idle"); we never push, so the peer's even ids stay idle. */
+  private isIdle(streamId: number): boolean {
+    const ours = (streamId % 2 === 1) === (this.options.role === 'client');
+    return ours ? streamId >= this.nextStreamId : streamId > this.lastPeerStreamId;
+  }
+
   private highestStreamId(): number {
     return this.options.role === 'server' ? this.lastPeerStreamId : this.nextStreamId - 2;
   }
@@ -820,7 +826,12 @@ export class H2Connection extends EventEmitter {
     if (streamId === 0) throw new H2ConnectionError(H2_ERROR.PROTOCOL_ERROR, 'RST_STREAM on stream 0');
     if (payload.length !== 4) throw new H2ConnectionError(H2_ERROR.FRAME_SIZE_ERROR, 'RST_STREAM size');
     const stream = this.streams.get(streamId);
-    if (!stream) return;
+    if (!stream) {
+      if (this.isIdle(streamId)) {
+        throw new H2ConnectionError(H2_ERROR.PROTOCOL_ERROR, `RST_STREAM on idle stream ${streamId}`);
+      }
+      return; // closed: ignored (RFC 9113 §5.1), and never answered with RST_STREAM
+    }
     if (this.options.role === 'server') this.countReset();
     this.notePeerFinished(streamId);
     const code = payload.readUInt32BE(0);
@@ -945,6 +956,9 @@ export class H2Connection extends EventEmitter {
       return;
     }
     const stream = this.streams.get(streamId);
+    if (!stream && this.isIdle(streamId)) {
+      throw new H2ConnectionError(H2_ERROR.PROTOCOL_ERROR, `WINDOW_UPDATE on idle stream ${streamId}`);
+    }
     if (increment === 0) throw new H2StreamError(streamId, H2_ERROR.PROTOCOL_ERROR, 'WINDOW_UPDATE of 0');
     if (!stream) return;
     stream.sendWindow += increment;

@@ -229,6 +229,21 @@ describe('H2Connection interoperates with Node http2', () => {
         H2_ERROR.PROTOCOL_ERROR,
       ],
       [
+        'RST_STREAM on idle stream',
+        Buffer.concat([preface, settings, frameHeader(4, FRAME.RST_STREAM, 0, 9), Buffer.alloc(4)]),
+        H2_ERROR.PROTOCOL_ERROR,
+      ],
+      [
+        'WINDOW_UPDATE on idle stream',
+        Buffer.concat([
+          preface,
+          settings,
+          frameHeader(4, FRAME.WINDOW_UPDATE, 0, 9),
+          Buffer.from([0, 0, 0, 1]),
+        ]),
+        H2_ERROR.PROTOCOL_ERROR,
+      ],
+      [
         'DATA on idle stream',
         Buffer.concat([preface, settings, frameHeader(1, FRAME.DATA, 0, 7), Buffer.from('x')]),
         H2_ERROR.PROTOCOL_ERROR,
