@@ -27,7 +27,7 @@ import {
   SETTING,
 } from './h2-frames.js';
 import { H2Stream, type OutItem } from './h2-stream.js';
-import { type HeaderList, HpackDecoder, HpackEncoder, HpackError } from './hpack.js';
+import { type HeaderList, HpackDecoder, HpackEncoder, HpackError, HpackListTooLargeError } from './hpack.js';
 
 export type H2Headers = Record<string, string | number | undefined>;
 /** Received headers: names lower-case, repeated names joined with ", ". */
@@ -69,6 +69,8 @@ const PING_TIMEOUT_MS = 10_000;
 const INVALID_FIELD = /[\r\n\0]/;
 /** Bytes of our own output the peer may leave unread before its control frames stop being answered. */
 const CONTROL_BACKLOG_LIMIT = 1024 * 1024;
+/** How many recently closed streams are remembered to answer late frames with STREAM_CLOSED. */
+const PEER_FINISHED_MEMORY = 1024;
 /** Streams a peer may reset (or have refused) per second before it is treated as an attack. */
 const RESET_BUDGET_PER_SECOND = 1_000;
 
@@ -104,6 +106,13 @@ export class H2Connection extends EventEmitter {
   private goawayReceived = false;
   private prefaceReceived: boolean;
   private prefaceTimer?: NodeJS.Timeout;
+  /** The peer's preface ends with its SETTINGS; until then no other frame is allowed (RFC 9113 §3.4). */
+  private peerSettingsSeen = false;
+  /**
+   * Recently closed streams on which the peer itself can send nothing more (it sent END_STREAM or
+   * RST_STREAM). Streams we reset are not here: the peer may still have frames in flight for them.
+   */
+  private readonly peerFinished = new Set<number>();
   /** Unparsed bytes carried over between reads (never more than one frame). */
   private pending: Buffer | undefined;
   /** The DATA frame whose payload is being streamed: bytes left, target stream, END_STREAM. */
@@ -409,9 +418,18 @@ export class H2Connection extends EventEmitter {
     if (stream.released) return;
     stream.released = true;
     this.streams.delete(stream.id);
+    if (stream.remoteEnded) this.notePeerFinished(stream.id);
     this.blocked.delete(stream);
     stream.emit('released');
     this.maybeFinish();
+  }
+
+  private notePeerFinished(streamId: number): void {
+    this.peerFinished.add(streamId);
+    // Bounded: older streams fall back to being ignored.
+    if (this.peerFinished.size > PEER_FINISHED_MEMORY) {
+      this.peerFinished.delete(this.peerFinished.values().next().value as number);
+    }
   }
 
   private maybeFinish(): void {
@@ -496,6 +514,12 @@ export class H2Connection extends EventEmitter {
           `frame of ${length} bytes exceeds ${this.maxFrameSize}`,
         );
       }
+      if (!this.peerSettingsSeen) {
+        if (type !== FRAME.SETTINGS || (flags & FLAG.ACK) !== 0) {
+          throw new H2ConnectionError(H2_ERROR.PROTOCOL_ERROR, 'first frame of the peer is not SETTINGS');
+        }
+        this.peerSettingsSeen = true;
+      }
       if (this.headerBlock && type !== FRAME.CONTINUATION) {
         throw new H2ConnectionError(H2_ERROR.PROTOCOL_ERROR, 'header block interrupted');
       }
@@ -577,9 +601,19 @@ export class H2Connection extends EventEmitter {
     this.dataLeft = length;
     this.dataEnd = (flags & FLAG.END_STREAM) !== 0;
     const stream = this.streams.get(streamId);
-    if (!stream || stream.remoteEnded) {
+    if (stream?.remoteEnded) {
+      // Half-closed (remote): the peer already sent END_STREAM (RFC 9113 §5.1).
       this.dataStream = undefined;
       this.creditConnection(length);
+      this.streamError(new H2StreamError(streamId, H2_ERROR.STREAM_CLOSED, 'DATA after END_STREAM'));
+      return;
+    }
+    if (!stream) {
+      this.dataStream = undefined;
+      this.creditConnection(length);
+      if (this.peerFinished.has(streamId)) {
+        throw new H2ConnectionError(H2_ERROR.STREAM_CLOSED, `DATA on closed stream ${streamId}`);
+      }
       if (streamId > this.highestStreamId()) {
         throw new H2ConnectionError(H2_ERROR.PROTOCOL_ERROR, `DATA on idle stream ${streamId}`);
       }
@@ -645,6 +679,12 @@ export class H2Connection extends EventEmitter {
     if (stream.localEnded) this.release(stream);
   }
 
+  /** A stream never opened by either side (RFC 9113 §5.1 "idle"); we never push, so the peer's even ids stay idle. */
+  private isIdle(streamId: number): boolean {
+    const ours = (streamId % 2 === 1) === (this.options.role === 'client');
+    return ours ? streamId >= this.nextStreamId : streamId > this.lastPeerStreamId;
+  }
+
   private highestStreamId(): number {
     return this.options.role === 'server' ? this.lastPeerStreamId : this.nextStreamId - 2;
   }
@@ -682,12 +722,22 @@ export class H2Connection extends EventEmitter {
     const block = this.headerBlock as HeaderBlock;
     this.headerBlock = undefined;
     // Always decode, even for refused streams, to keep the HPACK table in step with the peer.
-    const list = this.decoder.decode(
-      block.parts.length === 1 ? (block.parts[0] as Buffer) : Buffer.concat(block.parts),
-    );
+    let list: HeaderList;
+    try {
+      list = this.decoder.decode(
+        block.parts.length === 1 ? (block.parts[0] as Buffer) : Buffer.concat(block.parts),
+      );
+    } catch (err) {
+      if (!(err instanceof HpackListTooLargeError)) throw err;
+      this.refuseLargeHeaderList(block);
+      return;
+    }
     const headers = toRecord(list);
     const { streamId } = block;
     const existing = this.streams.get(streamId);
+    if (existing?.remoteEnded) {
+      throw new H2StreamError(streamId, H2_ERROR.STREAM_CLOSED, 'HEADERS after END_STREAM');
+    }
     if (this.options.role === 'server') {
       if (existing) {
         // Trailers from the client.
@@ -695,6 +745,9 @@ export class H2Connection extends EventEmitter {
           throw new H2StreamError(streamId, H2_ERROR.PROTOCOL_ERROR, 'second HEADERS without END_STREAM');
         this.remoteEnd(existing);
         return;
+      }
+      if (this.peerFinished.has(streamId)) {
+        throw new H2ConnectionError(H2_ERROR.STREAM_CLOSED, `HEADERS on closed stream ${streamId}`);
       }
       if (streamId % 2 === 0 || streamId <= this.lastPeerStreamId) {
         throw new H2ConnectionError(H2_ERROR.PROTOCOL_ERROR, `client opened invalid stream ${streamId}`);
@@ -717,6 +770,9 @@ export class H2Connection extends EventEmitter {
       return;
     }
     if (!existing) {
+      if (this.peerFinished.has(streamId)) {
+        throw new H2ConnectionError(H2_ERROR.STREAM_CLOSED, `HEADERS on closed stream ${streamId}`);
+      }
       if (streamId % 2 === 1 && streamId < this.nextStreamId) return; // a stream we already reset
       throw new H2ConnectionError(H2_ERROR.PROTOCOL_ERROR, `HEADERS on unknown stream ${streamId}`);
     }
@@ -734,12 +790,50 @@ export class H2Connection extends EventEmitter {
     if (block.endStream) this.remoteEnd(existing);
   }
 
+  /**
+   * A header list over our SETTINGS_MAX_HEADER_LIST_SIZE costs only its stream (RFC 9113 §6.5.2,
+   * §10.5.1): a new request gets 431, anything else a reset. The block was fully decoded, so the
+   * connection stays usable.
+   */
+  private refuseLargeHeaderList(block: HeaderBlock): void {
+    const { streamId } = block;
+    const existing = this.streams.get(streamId);
+    if (existing) {
+      this.streamError(new H2StreamError(streamId, H2_ERROR.CANCEL, 'header list too large'));
+      return;
+    }
+    if (this.options.role === 'client') {
+      if (streamId % 2 === 1 && streamId < this.nextStreamId) return; // a stream we already reset
+      throw new H2ConnectionError(H2_ERROR.PROTOCOL_ERROR, `HEADERS on unknown stream ${streamId}`);
+    }
+    if (streamId % 2 === 0 || streamId <= this.lastPeerStreamId) {
+      throw new H2ConnectionError(H2_ERROR.PROTOCOL_ERROR, `client opened invalid stream ${streamId}`);
+    }
+    this.lastPeerStreamId = streamId;
+    this.socket.cork();
+    this.writeFrame(
+      FRAME.HEADERS,
+      FLAG.END_HEADERS | FLAG.END_STREAM,
+      streamId,
+      encodeHeaders(this.encoder, { ':status': '431' }),
+    );
+    // The rest of the request is not wanted; NO_ERROR asks the client to stop sending it (§8.1).
+    if (!block.endStream) this.writeFrame(FRAME.RST_STREAM, 0, streamId, u32(H2_ERROR.NO_ERROR));
+    this.socket.uncork();
+  }
+
   private onRstStream(streamId: number, payload: Buffer): void {
     if (streamId === 0) throw new H2ConnectionError(H2_ERROR.PROTOCOL_ERROR, 'RST_STREAM on stream 0');
     if (payload.length !== 4) throw new H2ConnectionError(H2_ERROR.FRAME_SIZE_ERROR, 'RST_STREAM size');
     const stream = this.streams.get(streamId);
-    if (!stream) return;
+    if (!stream) {
+      if (this.isIdle(streamId)) {
+        throw new H2ConnectionError(H2_ERROR.PROTOCOL_ERROR, `RST_STREAM on idle stream ${streamId}`);
+      }
+      return; // closed: ignored (RFC 9113 §5.1), and never answered with RST_STREAM
+    }
     if (this.options.role === 'server') this.countReset();
+    this.notePeerFinished(streamId);
     const code = payload.readUInt32BE(0);
     stream.rstCode = code;
     stream.aborted = true;
@@ -862,6 +956,9 @@ export class H2Connection extends EventEmitter {
       return;
     }
     const stream = this.streams.get(streamId);
+    if (!stream && this.isIdle(streamId)) {
+      throw new H2ConnectionError(H2_ERROR.PROTOCOL_ERROR, `WINDOW_UPDATE on idle stream ${streamId}`);
+    }
     if (increment === 0) throw new H2StreamError(streamId, H2_ERROR.PROTOCOL_ERROR, 'WINDOW_UPDATE of 0');
     if (!stream) return;
     stream.sendWindow += increment;
@@ -900,8 +997,9 @@ export class H2Connection extends EventEmitter {
 
   private streamError(err: H2StreamError): void {
     const stream = this.streams.get(err.streamId);
-    this.writeFrame(FRAME.RST_STREAM, 0, err.streamId, u32(err.code));
+    // Never RST_STREAM a stream that is already closed (RFC 9113 §5.1, §5.4.2).
     if (!stream) return;
+    this.writeFrame(FRAME.RST_STREAM, 0, err.streamId, u32(err.code));
     stream.rstCode = err.code;
     stream.aborted = true;
     this.release(stream);

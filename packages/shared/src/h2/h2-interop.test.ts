@@ -11,7 +11,7 @@ import { secureContextOptions } from '../tls/mesh-tls.js';
 import { H2Connection, type H2IncomingHeaders } from './h2-connection.js';
 import { FLAG, FRAME, frameHeader, H2_ERROR } from './h2-frames.js';
 import type { H2Stream } from './h2-stream.js';
-import { hpackEncode } from './hpack.js';
+import { HpackDecoder, hpackEncode } from './hpack.js';
 
 const closers: Array<() => unknown> = [];
 afterEach(async () => {
@@ -219,6 +219,31 @@ describe('H2Connection interoperates with Node http2', () => {
         H2_ERROR.PROTOCOL_ERROR,
       ],
       [
+        'first frame after the preface is not SETTINGS',
+        Buffer.concat([preface, frameHeader(8, FRAME.PING, 0, 0), Buffer.alloc(8), settings]),
+        H2_ERROR.PROTOCOL_ERROR,
+      ],
+      [
+        'SETTINGS ACK before SETTINGS',
+        Buffer.concat([preface, frameHeader(0, FRAME.SETTINGS, FLAG.ACK, 0), settings]),
+        H2_ERROR.PROTOCOL_ERROR,
+      ],
+      [
+        'RST_STREAM on idle stream',
+        Buffer.concat([preface, settings, frameHeader(4, FRAME.RST_STREAM, 0, 9), Buffer.alloc(4)]),
+        H2_ERROR.PROTOCOL_ERROR,
+      ],
+      [
+        'WINDOW_UPDATE on idle stream',
+        Buffer.concat([
+          preface,
+          settings,
+          frameHeader(4, FRAME.WINDOW_UPDATE, 0, 9),
+          Buffer.from([0, 0, 0, 1]),
+        ]),
+        H2_ERROR.PROTOCOL_ERROR,
+      ],
+      [
         'DATA on idle stream',
         Buffer.concat([preface, settings, frameHeader(1, FRAME.DATA, 0, 7), Buffer.from('x')]),
         H2_ERROR.PROTOCOL_ERROR,
@@ -239,6 +264,34 @@ describe('H2Connection interoperates with Node http2', () => {
       expect(goawayAt, name).toBeGreaterThan(0);
       expect(all.readUInt32BE(goawayAt + 10), name).toBe(code);
     }
+  });
+
+  it('as a client: a server whose first frame is not SETTINGS gets GOAWAY PROTOCOL_ERROR (RFC 9113 §3.4)', async () => {
+    const { server, client } = await tlsMaterial();
+    const received: Buffer[] = [];
+    let serverClosed!: Promise<unknown>;
+    const port = await tlsServer(server, (socket) => {
+      socket.on('error', () => {});
+      socket.on('data', (d: Buffer) => received.push(d));
+      serverClosed = new Promise((r) => socket.once('close', r));
+      // A PING where the server preface (SETTINGS) belongs.
+      socket.write(Buffer.concat([frameHeader(8, FRAME.PING, 0, 0), Buffer.alloc(8)]));
+    });
+    const socket = await tlsClient(port, client);
+    const conn = new H2Connection(socket, { role: 'client', ...WINDOWS });
+    const errors: number[] = [];
+    conn.on('protocolError', (e: { code: number }) => errors.push(e.code));
+    conn.on('error', () => {});
+    closers.push(() => conn.destroy());
+    await eventually(() => errors.length > 0);
+    expect(errors).toEqual([H2_ERROR.PROTOCOL_ERROR]);
+    await serverClosed;
+    const all = Buffer.concat(received);
+    const goawayAt = all.lastIndexOf(Buffer.from([FRAME.GOAWAY, 0, 0, 0, 0, 0]));
+    expect(goawayAt).toBeGreaterThan(0);
+    expect(all.readUInt32BE(goawayAt + 10)).toBe(H2_ERROR.PROTOCOL_ERROR);
+    // No PING ACK: the PING was never processed.
+    expect(all.includes(Buffer.from([FRAME.PING, FLAG.ACK, 0, 0, 0, 0]))).toBe(false);
   });
 
   it('stops a peer that floods PINGs without reading, and a rapid-reset client, with ENHANCE_YOUR_CALM', async () => {
@@ -384,5 +437,277 @@ describe('H2Connection honours a peer SETTINGS_HEADER_TABLE_SIZE of 0 (RFC 7541 
       expect((await Promise.race([collect(s), goaway])).toString()).toBe(`hello /r${i}`);
     }
     expect(sessionErrors).toEqual([]);
+  });
+});
+
+/** Splits raw bytes into frames (whole frames only). */
+function frames(all: Buffer): Array<{ type: number; flags: number; id: number; payload: Buffer }> {
+  const out: Array<{ type: number; flags: number; id: number; payload: Buffer }> = [];
+  let off = 0;
+  while (off + 9 <= all.length) {
+    const length = all.readUIntBE(off, 3);
+    if (off + 9 + length > all.length) break;
+    out.push({
+      type: all[off + 3] as number,
+      flags: all[off + 4] as number,
+      id: all.readUInt32BE(off + 5) & 0x7fffffff,
+      payload: all.subarray(off + 9, off + 9 + length),
+    });
+    off += 9 + length;
+  }
+  return out;
+}
+
+describe('H2Connection refuses an oversized header list per stream (RFC 9113 §10.5.1)', () => {
+  it('as a server: 431 for the oversized request, and the next request on the connection succeeds', async () => {
+    const { server, client } = await tlsMaterial();
+    const errors: number[] = [];
+    const seen: Array<string | undefined> = [];
+    const port = await tlsServer(server, (socket) => {
+      const conn = new H2Connection(socket, { role: 'server', ...WINDOWS, maxHeaderListSize: 4096 });
+      conn.on('protocolError', (e: { code: number }) => errors.push(e.code));
+      conn.on('stream', (s: H2Stream, headers: H2IncomingHeaders) => {
+        const sync = headers['x-sync'];
+        seen.push(typeof sync === 'string' ? sync : undefined);
+        s.on('error', () => {});
+        s.respond({ ':status': 200, 'x-sync': String(sync) }, { endStream: true });
+      });
+      closers.push(() => conn.destroy());
+    });
+    const preface = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+    const get = hpackEncode([
+      [':method', 'GET'],
+      [':scheme', 'https'],
+      [':path', '/'],
+      [':authority', 'x'],
+    ]);
+    // 5000 bytes over a 4096 limit, then 'x-sync: 1' with incremental indexing: it must still
+    // enter the dynamic table, or the second request (which names it by index 62) cannot decode.
+    const big = Buffer.concat([
+      get,
+      hpackEncode([['x-big', 'a'.repeat(5000)]]),
+      Buffer.from([0x40, 6]),
+      Buffer.from('x-sync'),
+      Buffer.from([1]),
+      Buffer.from('1'),
+    ]);
+    const next = Buffer.concat([get, Buffer.from([0xbe])]);
+    const s = await tlsClient(port, client);
+    s.on('error', () => {});
+    const reply: Buffer[] = [];
+    s.on('data', (d: Buffer) => reply.push(d));
+    s.write(
+      Buffer.concat([
+        preface,
+        frameHeader(0, FRAME.SETTINGS, 0, 0),
+        frameHeader(big.length, FRAME.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, 1),
+        big,
+        frameHeader(next.length, FRAME.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, 3),
+        next,
+      ]),
+    );
+    const done = () =>
+      frames(Buffer.concat(reply)).some(
+        (f) => f.type === FRAME.GOAWAY || (f.type === FRAME.HEADERS && f.id === 3),
+      );
+    await eventually(done);
+    s.destroy();
+    const got = frames(Buffer.concat(reply));
+    expect(got.filter((f) => f.type === FRAME.GOAWAY)).toEqual([]);
+    expect(errors).toEqual([]);
+    const decoder = new HpackDecoder();
+    const responses = got
+      .filter((f) => f.type === FRAME.HEADERS)
+      .map((f) => ({ id: f.id, headers: Object.fromEntries(decoder.decode(f.payload)) }));
+    expect(responses).toEqual([
+      { id: 1, headers: { ':status': '431' } },
+      { id: 3, headers: { ':status': '200', 'x-sync': '1' } },
+    ]);
+    // The oversized request never reached the application.
+    expect(seen).toEqual(['1']);
+  });
+});
+
+describe('H2Connection on half-closed and closed streams (RFC 9113 §5.1)', () => {
+  it('as a server: STREAM_CLOSED for DATA or HEADERS after END_STREAM, and no RST_STREAM on a closed stream', async () => {
+    const { server, client } = await tlsMaterial();
+    const errors: number[] = [];
+    const port = await tlsServer(server, (socket) => {
+      const conn = new H2Connection(socket, { role: 'server', ...WINDOWS });
+      conn.on('protocolError', (e: { code: number }) => errors.push(e.code));
+      // The application holds every request without answering: the streams stay half-closed (remote).
+      conn.on('stream', (s: H2Stream) => s.on('error', () => {}));
+      closers.push(() => conn.destroy());
+    });
+    const preface = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+    const get = hpackEncode([
+      [':method', 'GET'],
+      [':scheme', 'https'],
+      [':path', '/'],
+      [':authority', 'x'],
+    ]);
+    const trailers = hpackEncode([['x-trailer', '1']]);
+    const s = await tlsClient(port, client);
+    s.on('error', () => {});
+    const reply: Buffer[] = [];
+    s.on('data', (d: Buffer) => reply.push(d));
+    s.write(
+      Buffer.concat([
+        preface,
+        frameHeader(0, FRAME.SETTINGS, 0, 0),
+        // Stream 1: request with END_STREAM, then DATA on it.
+        frameHeader(get.length, FRAME.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, 1),
+        get,
+        frameHeader(1, FRAME.DATA, 0, 1),
+        Buffer.from('x'),
+        // Stream 3: request with END_STREAM, then trailers on it.
+        frameHeader(get.length, FRAME.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, 3),
+        get,
+        frameHeader(trailers.length, FRAME.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, 3),
+        trailers,
+        // Stream 1 is closed now: a bad WINDOW_UPDATE and a RST_STREAM for it get no RST_STREAM back.
+        frameHeader(4, FRAME.WINDOW_UPDATE, 0, 1),
+        Buffer.alloc(4),
+        frameHeader(4, FRAME.RST_STREAM, 0, 1),
+        Buffer.from([0, 0, 0, H2_ERROR.CANCEL]),
+        // A fence: its ACK comes after any answer to the frames above.
+        frameHeader(8, FRAME.PING, 0, 0),
+        Buffer.from('fence123'),
+      ]),
+    );
+    const fenced = () =>
+      frames(Buffer.concat(reply)).some((f) => f.type === FRAME.PING && f.flags === FLAG.ACK);
+    await eventually(() => fenced() || frames(Buffer.concat(reply)).some((f) => f.type === FRAME.GOAWAY));
+    s.destroy();
+    const got = frames(Buffer.concat(reply));
+    expect(got.filter((f) => f.type === FRAME.GOAWAY)).toEqual([]);
+    expect(errors).toEqual([]);
+    const resets = got
+      .filter((f) => f.type === FRAME.RST_STREAM)
+      .map((f) => ({ id: f.id, code: f.payload.readUInt32BE(0) }));
+    expect(resets).toEqual([
+      { id: 1, code: H2_ERROR.STREAM_CLOSED },
+      { id: 3, code: H2_ERROR.STREAM_CLOSED },
+    ]);
+    expect(fenced()).toBe(true);
+  });
+});
+
+describe('H2Connection on fully closed streams (RFC 9113 §5.1, §6.1)', () => {
+  const get = hpackEncode([
+    [':method', 'GET'],
+    [':scheme', 'https'],
+    [':path', '/'],
+    [':authority', 'x'],
+  ]);
+  const preface = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+
+  async function serve(onStream: (s: H2Stream) => void) {
+    const { server, client } = await tlsMaterial();
+    const errors: number[] = [];
+    const port = await tlsServer(server, (socket) => {
+      const conn = new H2Connection(socket, { role: 'server', ...WINDOWS });
+      conn.on('protocolError', (e: { code: number }) => errors.push(e.code));
+      conn.on('stream', (s: H2Stream) => {
+        s.on('error', () => {});
+        onStream(s);
+      });
+      closers.push(() => conn.destroy());
+    });
+    const s = await tlsClient(port, client);
+    s.on('error', () => {});
+    const reply: Buffer[] = [];
+    s.on('data', (d: Buffer) => reply.push(d));
+    closers.push(() => s.destroy());
+    return { s, errors, got: () => frames(Buffer.concat(reply)) };
+  }
+
+  it('as a server: DATA or HEADERS on a stream both sides ended is a connection error STREAM_CLOSED', async () => {
+    for (const late of [
+      Buffer.concat([frameHeader(1, FRAME.DATA, 0, 1), Buffer.from('x')]),
+      Buffer.concat([frameHeader(get.length, FRAME.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, 1), get]),
+    ]) {
+      const { s, errors, got } = await serve((st) => st.respond({ ':status': 200 }, { endStream: true }));
+      s.write(
+        Buffer.concat([
+          preface,
+          frameHeader(0, FRAME.SETTINGS, 0, 0),
+          frameHeader(get.length, FRAME.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, 1),
+          get,
+        ]),
+      );
+      await eventually(() => got().some((f) => f.type === FRAME.HEADERS && f.id === 1));
+      s.write(late);
+      await eventually(() => got().some((f) => f.type === FRAME.GOAWAY));
+      const goaway = got().find((f) => f.type === FRAME.GOAWAY);
+      expect(goaway?.payload.readUInt32BE(4)).toBe(H2_ERROR.STREAM_CLOSED);
+      expect(errors).toEqual([H2_ERROR.STREAM_CLOSED]);
+      // Never a RST_STREAM on the closed stream.
+      expect(got().filter((f) => f.type === FRAME.RST_STREAM)).toEqual([]);
+    }
+  });
+
+  it('as a server: DATA still in flight on a stream we reset is ignored', async () => {
+    const { s, errors, got } = await serve((st) => st.close(H2_ERROR.CANCEL));
+    s.write(
+      Buffer.concat([
+        preface,
+        frameHeader(0, FRAME.SETTINGS, 0, 0),
+        frameHeader(get.length, FRAME.HEADERS, FLAG.END_HEADERS, 1),
+        get,
+      ]),
+    );
+    await eventually(() => got().some((f) => f.type === FRAME.RST_STREAM && f.id === 1));
+    s.write(
+      Buffer.concat([
+        frameHeader(1, FRAME.DATA, FLAG.END_STREAM, 1),
+        Buffer.from('x'),
+        frameHeader(8, FRAME.PING, 0, 0),
+        Buffer.from('fence123'),
+      ]),
+    );
+    await eventually(() => got().some((f) => f.type === FRAME.PING || f.type === FRAME.GOAWAY));
+    expect(got().filter((f) => f.type === FRAME.GOAWAY)).toEqual([]);
+    expect(errors).toEqual([]);
+    expect(got().filter((f) => f.type === FRAME.RST_STREAM)).toHaveLength(1);
+  });
+});
+
+describe('H2Connection refuses an oversized response header list per stream', () => {
+  it('as a client: the stream is reset with CANCEL and the next request on the connection succeeds', async () => {
+    const server = http2.createServer();
+    const serverRst: number[] = [];
+    server.on('stream', (stream, headers) => {
+      stream.on('error', () => {});
+      stream.on('close', () => {
+        if (headers[':path'] === '/big') serverRst.push(stream.rstCode);
+      });
+      const big = headers[':path'] === '/big';
+      stream.respond({ ':status': 200, ...(big ? { 'x-big': 'a'.repeat(5000) } : { 'x-small': '1' }) });
+      // The big response stays open, so the client's RST_STREAM is what closes it.
+      if (!big) stream.end('ok');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    closers.push(() => server.close());
+    const { port } = server.address() as net.AddressInfo;
+    const socket = net.connect(port, '127.0.0.1');
+    await new Promise((r) => socket.once('connect', r));
+    const conn = new H2Connection(socket, { role: 'client', ...WINDOWS, maxHeaderListSize: 4096 });
+    closers.push(() => conn.destroy());
+    const outcome = (path: string) => {
+      const s = conn.request(
+        { ':method': 'GET', ':path': path, ':scheme': 'http', ':authority': 'example' },
+        { endStream: true },
+      );
+      return new Promise<string>((resolve) => {
+        s.once('response', (h: H2IncomingHeaders) => resolve(`response ${h[':status']}`));
+        s.once('error', (e: Error) => resolve(`error ${e.message}`));
+        s.once('close', () => resolve('closed'));
+      });
+    };
+    expect(await outcome('/big')).toMatch(/^error .*header list too large/);
+    expect(await outcome('/small')).toBe('response 200');
+    await eventually(() => serverRst.length > 0);
+    expect(serverRst).toEqual([H2_ERROR.CANCEL]);
   });
 });

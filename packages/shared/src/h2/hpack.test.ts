@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { HpackDecoder, HpackEncoder, HpackError, hpackEncode, huffmanDecode } from './hpack.js';
+import {
+  HpackDecoder,
+  HpackEncoder,
+  HpackError,
+  HpackListTooLargeError,
+  hpackEncode,
+  huffmanDecode,
+} from './hpack.js';
 
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 
@@ -79,6 +86,25 @@ describe('HPACK decoder (RFC 7541 Appendix C examples)', () => {
     expect(() => new HpackDecoder(4096, 100).decode(hpackEncode([['x', 'y'.repeat(200)]]))).toThrow(
       /too large/,
     );
+  });
+});
+
+describe('HPACK decoder over SETTINGS_MAX_HEADER_LIST_SIZE', () => {
+  it('refuses the list but applies the whole block to the dynamic table', () => {
+    const d = new HpackDecoder(4096, 100);
+    // 'x: yyy…' (too large), then 'k: v' with incremental indexing.
+    const block = Buffer.concat([hpackEncode([['x', 'y'.repeat(200)]]), hex('40 01 6b 01 76')]);
+    let thrown: unknown;
+    try {
+      d.decode(block);
+    } catch (err) {
+      thrown = err;
+    }
+    // Not a COMPRESSION_ERROR: only the stream is refused.
+    expect(thrown).toBeInstanceOf(HpackListTooLargeError);
+    expect(thrown).not.toBeInstanceOf(HpackError);
+    // Index 62 is the entry the refused block added.
+    expect(d.decode(hex('be'))).toEqual([['k', 'v']]);
   });
 });
 

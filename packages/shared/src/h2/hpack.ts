@@ -77,6 +77,17 @@ export class HpackError extends Error {
   override readonly name = 'HpackError';
 }
 
+/**
+ * The block decoded fine but its list exceeds our SETTINGS_MAX_HEADER_LIST_SIZE. Only that stream
+ * is refused: the whole block was decoded, so the dynamic table stays in step with the peer.
+ */
+export class HpackListTooLargeError extends Error {
+  override readonly name = 'HpackListTooLargeError';
+  constructor(readonly size: number) {
+    super(`header list too large (${size} bytes)`);
+  }
+}
+
 export type HeaderList = Array<[string, string]>;
 
 /** Binary tree of the Huffman code, built on first use: node = [child0, child1] or a symbol. */
@@ -187,8 +198,8 @@ export class HpackDecoder {
     };
     const emit = (name: string, value: string) => {
       listSize += name.length + value.length + 32;
-      if (listSize > this.maxHeaderListSize) throw new HpackError('header list too large');
-      headers.push([name, value]);
+      // Keep decoding past the limit (table updates must still apply), but keep nothing more.
+      if (listSize <= this.maxHeaderListSize) headers.push([name, value]);
     };
     let sawField = false;
     while (pos < block.length) {
@@ -219,6 +230,7 @@ export class HpackDecoder {
         sawField = true;
       }
     }
+    if (listSize > this.maxHeaderListSize) throw new HpackListTooLargeError(listSize);
     return headers;
   }
 
