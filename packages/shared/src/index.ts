@@ -4,7 +4,7 @@
 export type { BackoffPolicy } from './backoff.js';
 export { backoffDelay } from './backoff.js';
 export type { EnvMap } from './config/env-settings.js';
-export { EnvSettings } from './config/env-settings.js';
+export { EnvSettings, parseDurationMs } from './config/env-settings.js';
 export type { HboneServerReply, MeshErrorCode } from './errors.js';
 export {
   HBONE_CLIENT_REFUSAL_REASONS,

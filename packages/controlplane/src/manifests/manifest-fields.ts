@@ -3,7 +3,7 @@
  * stopping at the first: the decoders of each kind build on it.
  */
 import { isIP } from 'node:net';
-import type { Problem } from '@ambient/shared';
+import { type Problem, parseDurationMs } from '@ambient/shared';
 import { RE2JS } from 're2js';
 
 export type Obj = Record<string, unknown>;
@@ -17,19 +17,6 @@ export interface ObjectMeta {
 }
 
 const NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
-
-/** Go's time.ParseDuration units (what Istio accepts; Gateway API durations are a subset). */
-const DURATION_UNITS: Record<string, number> = {
-  ns: 1e-6,
-  us: 1e-3,
-  µs: 1e-3,
-  ms: 1,
-  s: 1000,
-  m: 60_000,
-  h: 3_600_000,
-};
-const DURATION = /^(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+$/;
-const DURATION_PART = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g;
 
 export class ManifestFields {
   readonly problems: Problem[] = [];
@@ -116,13 +103,10 @@ export class ManifestFields {
   /** An optional duration such as `10s`, `250ms` or `1m30s`, in milliseconds. */
   duration(v: unknown, path: string): number | undefined {
     if (v === undefined || v === null) return undefined;
-    if (typeof v !== 'string' || !DURATION.test(v)) {
+    // Go's time.ParseDuration syntax, what Istio accepts (Gateway API durations are a subset).
+    const ms = typeof v === 'string' ? parseDurationMs(v) : undefined;
+    if (ms === undefined)
       this.add(path, `${JSON.stringify(v)} is not a duration such as 10s, 250ms or 1m30s`);
-      return undefined;
-    }
-    let ms = 0;
-    for (const [, n, unit] of v.matchAll(DURATION_PART))
-      ms += Number(n) * (DURATION_UNITS[unit as string] ?? 0);
     return ms;
   }
   /** An optional value that must be one of `values`. */
