@@ -97,20 +97,31 @@ export function parseBaggage(value: string | undefined): Map<string, string> {
   return out;
 }
 
+/** Per config snapshot: `address|principal` -> workload name of the endpoints it lists. */
+const workloadsByPeer = new WeakMap<WaypointConfig, Map<string, string>>();
+
 /**
  * The workload at the verified source address, when this waypoint knows it (an endpoint of one of
  * its clusters) and it holds the peer's identity: telemetry names the source from what was verified.
+ * Indexed once per config, so a tunnel costs one lookup, not a scan of every endpoint.
  */
 export function sourceWorkload(
   config: WaypointConfig,
   sourceIp: string,
   principal: string,
 ): { sourceWorkload?: string } {
-  for (const eps of config.endpoints.values()) {
-    const ep = eps.find((e) => e.address === sourceIp && e.identity?.toString() === principal);
-    if (ep) return { sourceWorkload: ep.workload };
+  let index = workloadsByPeer.get(config);
+  if (!index) {
+    index = new Map();
+    for (const eps of config.endpoints.values())
+      for (const e of eps) {
+        const key = `${e.address}|${e.identity?.toString() ?? ''}`;
+        if (e.identity && !index.has(key)) index.set(key, e.workload);
+      }
+    workloadsByPeer.set(config, index);
   }
-  return {};
+  const workload = index.get(`${sourceIp}|${principal}`);
+  return workload !== undefined ? { sourceWorkload: workload } : {};
 }
 
 export class WaypointApp {
