@@ -16,6 +16,7 @@ import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
+import { until } from '../xds/loopback-control-plane.js';
 
 const logger = pino({ level: 'silent' });
 const TOKEN = 'waypoint-token-0123456789abcdef';
@@ -51,16 +52,6 @@ function assignment(address: string, identity: string) {
       },
     ],
   };
-}
-
-async function until<T>(what: string, probe: () => T | undefined | false, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = probe();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 describe('fault: an endpoint with a malformed identity reaches a waypoint', () => {

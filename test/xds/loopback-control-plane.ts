@@ -35,3 +35,18 @@ export async function startControlPlane(
   const cp = new ControlPlaneApp({ config: config.value, logger });
   return { cp, port: (await cp.start()).grpc.port };
 }
+
+/** Polls `probe` every 10 ms until it returns a value, or fails naming `what` after `timeoutMs`. */
+export async function until<T>(
+  what: string,
+  probe: () => T | undefined | false,
+  timeoutMs = 10_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = probe();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

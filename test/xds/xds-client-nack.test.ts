@@ -22,6 +22,7 @@ import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import protobuf from 'protobufjs';
 import { afterEach, describe, expect, it } from 'vitest';
+import { until } from './loopback-control-plane.js';
 
 const logger = pino({ level: 'silent' });
 const TOKEN = 'node0-token-0123456789abcdef';
@@ -48,16 +49,6 @@ function rawEntry(name: string, version: string, typeUrl: string, payload: Uint8
   w.uint32(18).fork().uint32(10).string(typeUrl).uint32(18).bytes(payload).ldelim();
   w.uint32(26).string(name);
   return { version, encoded: w.finish() };
-}
-
-async function until<T>(what: string, probe: () => T | undefined | false, timeoutMs = 5000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = probe();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 describe('Delta ADS client against the control plane ADS server over real gRPC', () => {
