@@ -13,7 +13,7 @@ import { fail, ok, type Problem, type Result, SpiffeId } from '@ambient/shared';
 import { parse as parseYaml } from 'yaml';
 import type { AuthorizationPolicy, PolicyMatch, PolicyRule, StringMatch } from '../state/policy.js';
 import type { Service } from '../state/service.js';
-import type { TunnelProtocol, Workload } from '../state/workload.js';
+import type { TunnelProtocol, Workload, WorkloadMeta, WorkloadType } from '../state/workload.js';
 
 export interface LocalConfig {
   readonly workloads: readonly Workload[];
@@ -145,6 +145,22 @@ function decodeWorkload(d: Decoder, v: unknown, path: string): Workload | undefi
   const trustDomain = d.str(o, 'trustDomain', path, false);
   if (trustDomain && !SpiffeId.isTrustDomain(trustDomain))
     d.add(`${path}.trustDomain`, `${JSON.stringify(trustDomain)} has characters outside [a-z0-9._-]`);
+  const workloadType = d.str(o, 'workloadType', path, false);
+  if (workloadType && !['deployment', 'cronjob', 'pod', 'job'].includes(workloadType))
+    d.add(`${path}.workloadType`, 'must be deployment, cronjob, pod or job');
+  const status = d.str(o, 'status', path, false);
+  if (status && status !== 'Healthy' && status !== 'Unhealthy')
+    d.add(`${path}.status`, 'must be Healthy or Unhealthy');
+  const text = (key: string) => d.str(o, key, path, false);
+  const meta: WorkloadMeta = {
+    ...(text('workloadName') && { workloadName: text('workloadName') }),
+    ...(workloadType && { workloadType: workloadType as WorkloadType }),
+    ...(text('canonicalName') && { canonicalName: text('canonicalName') }),
+    ...(text('canonicalRevision') && { canonicalRevision: text('canonicalRevision') }),
+    ...(text('clusterId') && { clusterId: text('clusterId') }),
+    status: status === 'Unhealthy' ? 'Unhealthy' : 'Healthy',
+    networkMode: 'Standard',
+  };
   return {
     uid: d.str(o, 'uid', path, false) || `//v1/Pod/${namespace}/${name}`,
     name,
@@ -158,6 +174,7 @@ function decodeWorkload(d: Decoder, v: unknown, path: string): Workload | undefi
     authorizationPolicies: policies,
     ...(typeof o.netns === 'string' && o.netns !== '' && { netns: o.netns }),
     ...(trustDomain && { trustDomain }),
+    meta,
   };
 }
 

@@ -31,4 +31,24 @@ export interface Workload {
   /** Set when the control plane names a trust domain other than the node agent's. */
   readonly trustDomain?: string;
   readonly waypoint?: GatewayAddress;
+  /**
+   * What telemetry and `config_dump` report of the workload, as the control plane sends it
+   * (istio.workload.Workload fields 10-13, 17, 18, 21, 24, 25). Absent when the source names none.
+   */
+  readonly meta?: WorkloadMeta;
+}
+
+export type WorkloadType = 'deployment' | 'cronjob' | 'pod' | 'job';
+
+export interface WorkloadMeta {
+  /** The owner's name (a Deployment's, a Job's), else the pod's. */
+  readonly workloadName?: string;
+  readonly workloadType?: WorkloadType;
+  readonly canonicalName?: string;
+  readonly canonicalRevision?: string;
+  readonly clusterId?: string;
+  readonly hostname?: string;
+  readonly status?: 'Healthy' | 'Unhealthy';
+  readonly locality?: { readonly region: string; readonly zone: string; readonly subzone: string };
+  readonly networkMode?: 'Standard' | 'HostNetwork';
 }

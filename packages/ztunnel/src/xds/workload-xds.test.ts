@@ -52,7 +52,48 @@ describe('addressResourceType', () => {
       services: new Map([['demo/web.demo.svc.cluster.local', new Map([[80, 80]])]]),
       authorizationPolicies: ['demo/allow'],
       waypoint: { namespace: 'demo', hostname: 'wp.demo.svc.cluster.local', port: 15008 },
+      meta: { status: 'Healthy', networkMode: 'Standard', workloadType: 'deployment' },
     });
+  });
+
+  it('keeps the telemetry and status fields the control plane sends', () => {
+    const r = decodeAddress({
+      workload: {
+        ...web,
+        workloadName: 'web',
+        workloadType: 3,
+        canonicalName: 'web-app',
+        canonicalRevision: 'v2',
+        clusterId: 'east',
+        hostname: 'web-0.web.demo.svc.cluster.local',
+        status: 1,
+        networkMode: 1,
+        locality: { region: 'r1', zone: 'z1', subzone: 's1' },
+      },
+    });
+    if (!r.ok) throw new Error(JSON.stringify(r.problems));
+    expect(workloadOf(r.value).meta).toEqual({
+      workloadName: 'web',
+      workloadType: 'job',
+      canonicalName: 'web-app',
+      canonicalRevision: 'v2',
+      clusterId: 'east',
+      hostname: 'web-0.web.demo.svc.cluster.local',
+      status: 'Unhealthy',
+      locality: { region: 'r1', zone: 'z1', subzone: 's1' },
+      networkMode: 'HostNetwork',
+    });
+  });
+
+  it('refuses a workload type, status or network mode the contract does not define', () => {
+    const r = decodeAddress({
+      workload: { ...web, workloadType: 9, status: 4, networkMode: 7 } as unknown as typeof web,
+    });
+    expect(r.ok ? [] : r.problems.map((p) => p.path)).toEqual([
+      'workload.workload_type',
+      'workload.status',
+      'workload.network_mode',
+    ]);
   });
 
   it('keeps the trust domain the control plane names, and leaves it out when empty', () => {

@@ -16,12 +16,12 @@ import {
   type Result,
   SpiffeId,
   securityapi,
-  type workloadapi,
+  workloadapi,
   type XdsResourceType,
 } from '@ambient/shared';
 import type { AuthorizationPolicy, PolicyMatch, StringMatch } from '../state/policy.js';
 import type { Service } from '../state/service.js';
-import type { GatewayAddress, Workload } from '../state/workload.js';
+import type { GatewayAddress, Workload, WorkloadMeta, WorkloadType } from '../state/workload.js';
 
 export type AddressValue = { readonly workload: Workload } | { readonly service: Service };
 
@@ -92,19 +92,19 @@ function decodeWorkload(w: workloadapi.Workload, problems: Problem[]): Workload 
     node,
     services: wireServices,
     authorizationPolicies,
-    // Not used by this ztunnel: telemetry labels, status, and tunnels and gateways it does not offer.
-    hostname: _hostname,
+    hostname,
+    canonicalName,
+    canonicalRevision,
+    workloadType,
+    workloadName,
+    status,
+    clusterId,
+    locality,
+    networkMode,
+    // Not used by this ztunnel: tunnels and gateways it does not offer.
     networkGateway: _networkGateway,
-    canonicalName: _canonicalName,
-    canonicalRevision: _canonicalRevision,
-    workloadType: _workloadType,
-    workloadName: _workloadName,
     nativeTunnel: _nativeTunnel,
     applicationTunnel: _applicationTunnel,
-    status: _status,
-    clusterId: _clusterId,
-    locality: _locality,
-    networkMode: _networkMode,
     extensions: _extensions,
     capacity: _capacity,
     ...rest
@@ -126,6 +126,29 @@ function decodeWorkload(w: workloadapi.Workload, problems: Problem[]): Workload 
       message: `${JSON.stringify(trustDomain)} has characters outside [a-z0-9._-]`,
     });
   const waypoint = gateway(wireWaypoint, 'workload.waypoint', problems);
+  const type = WORKLOAD_TYPES[workloadType];
+  if (!type)
+    problems.push({ path: 'workload.workload_type', message: `${workloadType} is not a WorkloadType` });
+  if (status !== 0 && status !== 1)
+    problems.push({ path: 'workload.status', message: `${status} is not HEALTHY or UNHEALTHY` });
+  if (networkMode !== 0 && networkMode !== 1)
+    problems.push({
+      path: 'workload.network_mode',
+      message: `${networkMode} is not STANDARD or HOST_NETWORK`,
+    });
+  const meta: WorkloadMeta = {
+    ...(workloadName && { workloadName }),
+    ...(type && { workloadType: type }),
+    ...(canonicalName && { canonicalName }),
+    ...(canonicalRevision && { canonicalRevision }),
+    ...(clusterId && { clusterId }),
+    ...(hostname && { hostname }),
+    status: status === 1 ? 'Unhealthy' : 'Healthy',
+    ...(locality && {
+      locality: { region: locality.region, zone: locality.zone, subzone: locality.subzone },
+    }),
+    networkMode: networkMode === 1 ? 'HostNetwork' : 'Standard',
+  };
   return {
     uid: required(uid, 'workload.uid', problems),
     name: required(name, 'workload.name', problems),
@@ -139,8 +162,16 @@ function decodeWorkload(w: workloadapi.Workload, problems: Problem[]): Workload 
     authorizationPolicies,
     ...(trustDomain && { trustDomain }),
     ...(waypoint && { waypoint }),
+    meta,
   };
 }
+
+const WORKLOAD_TYPES: Record<number, WorkloadType | undefined> = {
+  [workloadapi.WorkloadType.DEPLOYMENT]: 'deployment',
+  [workloadapi.WorkloadType.CRONJOB]: 'cronjob',
+  [workloadapi.WorkloadType.POD]: 'pod',
+  [workloadapi.WorkloadType.JOB]: 'job',
+};
 
 function decodeService(s: workloadapi.Service, problems: Problem[]): Service {
   const {
