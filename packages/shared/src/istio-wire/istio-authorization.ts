@@ -4,6 +4,8 @@
  * istio-workload.ts. The proto field number follows each field.
  */
 
+import type { Extension } from './istio-workload.js';
+
 type EnumValue<E> = E[keyof E];
 
 export const Scope = { GLOBAL: 0, NAMESPACE: 1, WORKLOAD_SELECTOR: 2 } as const;
@@ -21,6 +23,7 @@ export interface Authorization {
   /** OR of rules; no rule matches nothing. */
   readonly rules: readonly Rule[]; // 5
   readonly dryRun: boolean; // 6
+  readonly extensions: readonly Extension[]; // 7
 }
 
 export interface Rule {
@@ -47,6 +50,7 @@ export interface Match {
   readonly notDestinationIps: readonly Address[]; // 8
   readonly destinationPorts: readonly number[]; // 9
   readonly notDestinationPorts: readonly number[]; // 10
+  readonly extensions: readonly Extension[]; // 13
 }
 
 /** A CIDR: address bytes (4 or 16) and prefix length. */

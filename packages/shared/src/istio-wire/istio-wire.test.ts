@@ -5,8 +5,10 @@ import * as securityapi from './istio-authorization.js';
 import { ADDRESS_CODEC, AUTHORIZATION_CODEC } from './istio-codecs.js';
 import * as workloadapi from './istio-workload.js';
 
+/** The keys of T that are fields: every key but a oneof's discriminator (the only optional ones). */
+type FieldKeys<T> = { [K in keyof T]-?: undefined extends T[K] ? never : K }[keyof T];
 /** Field name to number, for every field of a decoded type: a field missing here fails to compile. */
-type FieldNumbers<T> = Record<Exclude<keyof T, 'type' | 'destination' | 'matchType'>, number>;
+type FieldNumbers<T> = Record<FieldKeys<T>, number>;
 
 // Numbers as in upstream istio/ztunnel proto/workload.proto and proto/authorization.proto.
 const WORKLOAD: FieldNumbers<workloadapi.Workload> = {
@@ -49,6 +51,9 @@ const SERVICE: FieldNumbers<workloadapi.Service> = {
   ipFamilies: 9,
   extensions: 10,
   canonical: 11,
+  ingressUseWaypoint: 12,
+  weightedWaypoints: 13,
+  visibility: 14,
 };
 const MESSAGES: Array<[string, Record<string, number>]> = [
   ['istio.workload.Address', { workload: 1, service: 2 } satisfies FieldNumbers<workloadapi.Address>],
@@ -63,7 +68,10 @@ const MESSAGES: Array<[string, Record<string, number>]> = [
     { region: 1, zone: 2, subzone: 3 } satisfies FieldNumbers<workloadapi.Locality>,
   ],
   ['istio.workload.PortList', { ports: 1 } satisfies FieldNumbers<workloadapi.PortList>],
-  ['istio.workload.Port', { servicePort: 1, targetPort: 2 } satisfies FieldNumbers<workloadapi.Port>],
+  [
+    'istio.workload.Port',
+    { servicePort: 1, targetPort: 2, appProtocol: 3 } satisfies FieldNumbers<workloadapi.Port>,
+  ],
   [
     'istio.workload.ApplicationTunnel',
     { protocol: 1, port: 2 } satisfies FieldNumbers<workloadapi.ApplicationTunnel>,
@@ -74,13 +82,18 @@ const MESSAGES: Array<[string, Record<string, number>]> = [
   ],
   [
     'istio.workload.NetworkAddress',
-    { network: 1, address: 2 } satisfies FieldNumbers<workloadapi.NetworkAddress>,
+    { network: 1, address: 2, length: 3 } satisfies FieldNumbers<workloadapi.NetworkAddress>,
+  ],
+  [
+    'istio.workload.WeightedWaypoint',
+    { destination: 1, weight: 2 } satisfies FieldNumbers<workloadapi.WeightedWaypoint>,
   ],
   [
     'istio.workload.NamespacedHostname',
     { namespace: 1, hostname: 2 } satisfies FieldNumbers<workloadapi.NamespacedHostname>,
   ],
   ['istio.workload.Extension', { name: 1, config: 2 } satisfies FieldNumbers<workloadapi.Extension>],
+  ['google.protobuf.Any', { type_url: 1, value: 2 } satisfies FieldNumbers<workloadapi.Any>],
   [
     'istio.security.Authorization',
     {
@@ -90,6 +103,7 @@ const MESSAGES: Array<[string, Record<string, number>]> = [
       action: 4,
       rules: 5,
       dryRun: 6,
+      extensions: 7,
     } satisfies FieldNumbers<securityapi.Authorization>,
   ],
   ['istio.security.Rule', { clauses: 1 } satisfies FieldNumbers<securityapi.Rule>],
@@ -109,6 +123,7 @@ const MESSAGES: Array<[string, Record<string, number>]> = [
       notDestinationIps: 8,
       destinationPorts: 9,
       notDestinationPorts: 10,
+      extensions: 13,
     } satisfies FieldNumbers<securityapi.Match>,
   ],
   ['istio.security.Address', { address: 1, length: 2 } satisfies FieldNumbers<securityapi.Address>],
@@ -134,6 +149,8 @@ describe('Istio wire types', () => {
     ['istio.workload.WorkloadType', workloadapi.WorkloadType],
     ['istio.workload.WorkloadStatus', workloadapi.WorkloadStatus],
     ['istio.workload.NetworkMode', workloadapi.NetworkMode],
+    ['istio.workload.AppProtocol', workloadapi.AppProtocol],
+    ['istio.workload.Service.Visibility', workloadapi.ServiceVisibility],
     ['istio.workload.IPFamilies', workloadapi.IPFamilies],
     ['istio.workload.LoadBalancing.Scope', workloadapi.LoadBalancingScope],
     ['istio.workload.LoadBalancing.Mode', workloadapi.LoadBalancingMode],
@@ -196,6 +213,64 @@ describe('ADDRESS_CODEC and AUTHORIZATION_CODEC', () => {
     expect(m?.namespaces).toEqual([]);
   });
 
+  it('round-trips the service fields 12-14, a port app protocol and a VIP prefix length', () => {
+    const bytes = ADDRESS_CODEC.encode({
+      service: {
+        name: 'web',
+        addresses: [
+          { network: 'n', address: Buffer.from([198, 18, 32, 0]), length: 24 },
+          { network: 'n', address: Buffer.from([198, 18, 33, 1]) },
+        ],
+        ports: [{ servicePort: 80, targetPort: 8080, appProtocol: workloadapi.AppProtocol.HTTP2 }],
+        ingressUseWaypoint: true,
+        weightedWaypoints: [
+          { destination: { hostname: { namespace: 'demo', hostname: 'wp.demo' } }, weight: 90 },
+          { destination: { hostname: { namespace: 'demo', hostname: 'wp2.demo' } } },
+        ],
+        visibility: workloadapi.ServiceVisibility.NAMESPACE,
+      },
+    });
+    const s = ADDRESS_CODEC.decode(bytes).service;
+    expect(s?.ingressUseWaypoint).toBe(true);
+    expect(s?.visibility).toBe(1);
+    expect(s?.ports[0]?.appProtocol).toBe(2);
+    expect(s?.weightedWaypoints.map((w) => [w.destination?.hostname?.hostname, w.weight])).toEqual([
+      ['wp.demo', 90],
+      ['wp2.demo', 0],
+    ]);
+    // proto3 `optional`: an unset length is null (a host address), not 0.
+    expect(s?.addresses.map((a) => a.length)).toEqual([24, null]);
+    const unset = ADDRESS_CODEC.decode(ADDRESS_CODEC.encode({ service: { name: 'web' } })).service;
+    expect([unset?.ingressUseWaypoint, unset?.visibility, unset?.weightedWaypoints]).toEqual([false, 0, []]);
+  });
+
+  it('writes an explicit prefix length of 0 (tag 0x18), and nothing for an unset one', () => {
+    const type = meshProtos().lookupType('istio.workload.NetworkAddress');
+    const zero = Buffer.from(type.encode({ address: Buffer.from([0, 0, 0, 0]), length: 0 }).finish());
+    expect([...zero.subarray(-2)]).toEqual([0x18, 0]);
+    expect(type.decode(zero)).toMatchObject({ length: 0 });
+    const host = Buffer.from(type.encode({ address: Buffer.from([1, 2, 3, 4]) }).finish());
+    expect(host.includes(0x18)).toBe(false);
+  });
+
+  it('round-trips extensions on an authorization and its matches (istio.workload.Extension)', () => {
+    const ext = {
+      name: 'x',
+      config: { type_url: 'type.googleapis.com/google.protobuf.Empty', value: new Uint8Array() },
+    };
+    const a = AUTHORIZATION_CODEC.decode(
+      AUTHORIZATION_CODEC.encode({
+        name: 'p',
+        extensions: [ext],
+        rules: [{ clauses: [{ matches: [{ extensions: [ext] }] }] }],
+      }),
+    );
+    expect(a.extensions.map((e) => [e.name, e.config?.type_url])).toEqual([
+      ['x', 'type.googleapis.com/google.protobuf.Empty'],
+    ]);
+    expect(a.rules[0]?.clauses[0]?.matches[0]?.extensions[0]?.name).toBe('x');
+  });
+
   it('names its type URL', () => {
     expect(ADDRESS_CODEC.typeUrl).toBe('type.googleapis.com/istio.workload.Address');
     expect(AUTHORIZATION_CODEC.typeUrl).toBe('type.googleapis.com/istio.security.Authorization');
@@ -208,9 +283,16 @@ describe('ADDRESS_CODEC and AUTHORIZATION_CODEC', () => {
 
 describe('allFieldsHandled', () => {
   it('compiles for a fully destructured message and not for one with a field left over', () => {
-    const { name, namespace, scope, action, rules, dryRun, ...rest } = AUTHORIZATION_CODEC.decode(
-      AUTHORIZATION_CODEC.encode({ name: 'p' }),
-    );
+    const {
+      name,
+      namespace,
+      scope,
+      action,
+      rules,
+      dryRun,
+      extensions: _extensions,
+      ...rest
+    } = AUTHORIZATION_CODEC.decode(AUTHORIZATION_CODEC.encode({ name: 'p' }));
     allFieldsHandled(rest);
     expect([name, namespace, scope, action, rules, dryRun]).toEqual(['p', '', 0, 0, [], false]);
     const { name: _name, ...withScope } = { name: 'p', scope: 0 };

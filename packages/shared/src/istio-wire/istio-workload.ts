@@ -9,11 +9,18 @@
 /** A value of an `as const` enum object. Decoded enums may hold numbers the enum lacks: check them. */
 type EnumValue<E> = E[keyof E];
 
-export const TunnelProtocol = { NONE: 0, HBONE: 1 } as const;
+export const TunnelProtocol = { NONE: 0, HBONE: 1, LEGACY_ISTIO_MTLS: 2 } as const;
 export type TunnelProtocol = EnumValue<typeof TunnelProtocol>;
 
 export const IPFamilies = { AUTOMATIC: 0, IPV4_ONLY: 1, IPV6_ONLY: 2, DUAL: 3 } as const;
 export type IPFamilies = EnumValue<typeof IPFamilies>;
+
+export const AppProtocol = { UNKNOWN: 0, HTTP11: 1, HTTP2: 2, GRPC: 3, TCP: 4, TLS: 5 } as const;
+export type AppProtocol = EnumValue<typeof AppProtocol>;
+
+/** Service.Visibility */
+export const ServiceVisibility = { PUBLIC: 0, NAMESPACE: 1 } as const;
+export type ServiceVisibility = EnumValue<typeof ServiceVisibility>;
 
 export const NetworkMode = { STANDARD: 0, HOST_NETWORK: 1 } as const;
 export type NetworkMode = EnumValue<typeof NetworkMode>;
@@ -48,9 +55,9 @@ export type LoadBalancingHealthPolicy = EnumValue<typeof LoadBalancingHealthPoli
 export const ApplicationTunnelProtocol = { NONE: 0, PROXY: 1 } as const;
 export type ApplicationTunnelProtocol = EnumValue<typeof ApplicationTunnelProtocol>;
 
-/** google.protobuf.Any */
+/** google.protobuf.Any: protobufjs's built-in definition keeps the proto field name `type_url`. */
 export interface Any {
-  readonly typeUrl: string; // 1
+  readonly type_url: string; // 1
   readonly value: Uint8Array; // 2
 }
 
@@ -79,6 +86,14 @@ export interface Service {
   readonly ipFamilies: IPFamilies; // 9
   readonly extensions: readonly Extension[]; // 10
   readonly canonical: boolean; // 11
+  readonly ingressUseWaypoint: boolean; // 12
+  readonly weightedWaypoints: readonly WeightedWaypoint[]; // 13
+  readonly visibility: ServiceVisibility; // 14
+}
+
+export interface WeightedWaypoint {
+  readonly destination: GatewayAddress | null; // 1
+  readonly weight: number; // 2
 }
 
 export interface LoadBalancing {
@@ -132,6 +147,7 @@ export interface Port {
   readonly servicePort: number; // 1
   /** 0: the same as servicePort. */
   readonly targetPort: number; // 2
+  readonly appProtocol: AppProtocol; // 3
 }
 
 export interface ApplicationTunnel {
@@ -150,6 +166,8 @@ export interface GatewayAddress {
 export interface NetworkAddress {
   readonly network: string; // 1
   readonly address: Uint8Array; // 2
+  /** proto3 `optional`: null when unset (a host address), else the CIDR prefix length. */
+  readonly length: number | null; // 3
 }
 
 export interface NamespacedHostname {

@@ -31,11 +31,26 @@ export interface Workload {
   /** Set when the control plane names a trust domain other than the node agent's. */
   readonly trustDomain?: string;
   readonly waypoint?: GatewayAddress;
+  /** East-west gateway through which clients on other networks reach the workload. */
+  readonly networkGateway?: GatewayAddress;
+  /** The workload terminates the tunnel protocol itself (istio.workload.Workload.native_tunnel). */
+  readonly nativeTunnel?: boolean;
+  /** How tunnel metadata is handed to the application (e.g. a sandwiched waypoint). */
+  readonly applicationTunnel?: ApplicationTunnel;
+  /** Traffic the workload takes relative to others; absent means 1. */
+  readonly capacity?: number;
   /**
    * What telemetry and `config_dump` report of the workload, as the control plane sends it
    * (istio.workload.Workload fields 10-13, 17, 18, 21, 24, 25). Absent when the source names none.
    */
   readonly meta?: WorkloadMeta;
+}
+
+export interface ApplicationTunnel {
+  /** NONE copies bytes as they are; PROXY prefixes a PROXY protocol header. */
+  readonly protocol: 'NONE' | 'PROXY';
+  /** Port to deliver to after the last ztunnel hop; absent: the original port. */
+  readonly port?: number;
 }
 
 export type WorkloadType = 'deployment' | 'cronjob' | 'pod' | 'job';

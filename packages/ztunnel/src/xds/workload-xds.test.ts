@@ -145,7 +145,8 @@ describe('addressResourceType', () => {
           ...web,
           uid: 'Kubernetes//Pod/demo/other',
           addresses: [Buffer.from([10, 0, 0, 1, 7])],
-          tunnelProtocol: 2 as workloadapi.TunnelProtocol,
+          // 3: a value this contract does not define (2 is LEGACY_ISTIO_MTLS).
+          tunnelProtocol: 3 as workloadapi.TunnelProtocol,
           waypoint: { hboneMtlsPort: 15008 },
         },
       },
@@ -155,9 +156,186 @@ describe('addressResourceType', () => {
     if (r.ok) return;
     expect(r.problems).toEqual([
       { path: 'workload.addresses[0]', message: '5 bytes is not an IPv4 (4) or IPv6 (16) address' },
-      { path: 'workload.tunnel_protocol', message: '2 is not NONE or HBONE' },
+      { path: 'workload.tunnel_protocol', message: '3 is not NONE or HBONE' },
       { path: 'workload.waypoint', message: 'must have a hostname or an address' },
       { path: 'workload.uid', message: 'Kubernetes//Pod/demo/other does not match the resource name' },
+    ]);
+  });
+
+  it('refuses a LEGACY_ISTIO_MTLS workload, as upstream ztunnel: it cannot send legacy Istio mTLS', () => {
+    const r = decodeAddress({ workload: { ...web, tunnelProtocol: 2 } });
+    expect(r.ok ? [] : r.problems).toEqual([
+      {
+        path: 'workload.tunnel_protocol',
+        message: 'LEGACY_ISTIO_MTLS is not supported: ztunnel sends only NONE or HBONE',
+      },
+    ]);
+  });
+
+  it('keeps the network gateway, native and application tunnels and capacity', () => {
+    const r = decodeAddress({
+      workload: {
+        ...web,
+        networkGateway: {
+          address: { network: 'west', address: Buffer.from([198, 18, 0, 9]) },
+          hboneMtlsPort: 15009,
+        },
+        nativeTunnel: true,
+        applicationTunnel: { protocol: 1, port: 15088 },
+        capacity: { value: 3 },
+      },
+    });
+    if (!r.ok) throw new Error(JSON.stringify(r.problems));
+    expect(workloadOf(r.value)).toMatchObject({
+      networkGateway: { network: 'west', address: '198.18.0.9', port: 15009 },
+      nativeTunnel: true,
+      applicationTunnel: { protocol: 'PROXY', port: 15088 },
+      capacity: 3,
+    });
+    // Unset: absent (capacity 1, no tunnels); port 0 means the original port; capacity 0 is kept.
+    const plain = decodeAddress({
+      workload: { ...web, applicationTunnel: { protocol: 0 }, capacity: { value: 0 } },
+    });
+    if (!plain.ok) throw new Error(JSON.stringify(plain.problems));
+    expect(workloadOf(plain.value).applicationTunnel).toEqual({ protocol: 'NONE' });
+    expect(workloadOf(plain.value).capacity).toBe(0);
+    const none = decodeAddress({ workload: web });
+    if (!none.ok) throw new Error(JSON.stringify(none.problems));
+    for (const key of ['networkGateway', 'nativeTunnel', 'applicationTunnel', 'capacity'])
+      expect(workloadOf(none.value)).not.toHaveProperty(key);
+    const bad = decodeAddress({
+      workload: {
+        ...web,
+        applicationTunnel: { protocol: 5 as workloadapi.ApplicationTunnelProtocol, port: 70000 },
+        networkGateway: {},
+      },
+    });
+    expect(bad.ok ? [] : bad.problems.map((p) => p.path)).toEqual([
+      'workload.network_gateway',
+      'workload.application_tunnel.protocol',
+      'workload.application_tunnel.port',
+    ]);
+  });
+
+  it('keeps a VIP with a prefix length as a CIDR VIP, and a full-length one as an address', () => {
+    const r = decodeAddress(
+      {
+        service: {
+          name: 'range',
+          namespace: 'demo',
+          hostname: 'range.demo',
+          addresses: [
+            { network: '', address: Buffer.from([198, 18, 32, 0]), length: 24 },
+            { network: '', address: Buffer.from([198, 18, 33, 7]), length: 32 },
+            { network: '', address: Buffer.from([198, 18, 34, 7]) },
+            { network: 'v6', address: Buffer.from('fd000000000000000000000000000000', 'hex'), length: 64 },
+          ],
+          ports: [{ servicePort: 80 }],
+        },
+      },
+      'demo/range.demo',
+    );
+    if (!r.ok) throw new Error(JSON.stringify(r.problems));
+    if (!('service' in r.value)) throw new Error('not a service');
+    expect(r.value.service.vips).toEqual([
+      { network: '', address: '198.18.33.7' },
+      { network: '', address: '198.18.34.7' },
+    ]);
+    expect(r.value.service.cidrVips).toEqual([
+      { network: '', address: '198.18.32.0', length: 24 },
+      { network: 'v6', address: 'fd00:0:0:0:0:0:0:0', length: 64 },
+    ]);
+    const tooLong = decodeAddress(
+      {
+        service: {
+          name: 'range',
+          namespace: 'demo',
+          hostname: 'range.demo',
+          addresses: [{ address: Buffer.from([198, 18, 32, 0]), length: 33 }],
+        },
+      },
+      'demo/range.demo',
+    );
+    expect(tooLong.ok ? [] : tooLong.problems).toEqual([
+      { path: 'service.addresses[0].length', message: '33 is longer than 32' },
+    ]);
+  });
+
+  it('keeps app protocols, weighted waypoints, load balancing, IP families and the service flags', () => {
+    const wp = (host: string) => ({ hostname: { namespace: 'demo', hostname: host }, hboneMtlsPort: 15008 });
+    const r = decodeAddress(
+      {
+        service: {
+          name: 'web',
+          namespace: 'demo',
+          hostname: 'web.demo',
+          ports: [
+            { servicePort: 80, targetPort: 8080, appProtocol: 1 },
+            { servicePort: 81, appProtocol: 3 },
+            { servicePort: 82 },
+          ],
+          waypoint: wp('a.demo'),
+          weightedWaypoints: [
+            { destination: wp('a.demo'), weight: 90 },
+            { destination: wp('b.demo'), weight: 10 },
+          ],
+          loadBalancing: { routingPreference: [2, 6], mode: 2, healthPolicy: 1 },
+          ipFamilies: 3,
+          canonical: true,
+          ingressUseWaypoint: true,
+          visibility: 1,
+        },
+      },
+      'demo/web.demo',
+    );
+    if (!r.ok) throw new Error(JSON.stringify(r.problems));
+    if (!('service' in r.value)) throw new Error('not a service');
+    const s = r.value.service;
+    expect(s.appProtocols).toEqual(
+      new Map([
+        [80, 'HTTP11'],
+        [81, 'GRPC'],
+      ]),
+    );
+    expect(s.weightedWaypoints?.map((w) => [w.destination.hostname, w.weight])).toEqual([
+      ['a.demo', 90],
+      ['b.demo', 10],
+    ]);
+    expect(s).toMatchObject({
+      loadBalancer: { routingPreferences: ['Zone', 'Network'], mode: 'Failover', healthPolicy: 'AllowAll' },
+      ipFamilies: 'Dual',
+      canonical: true,
+      ingressUseWaypoint: true,
+      visibility: 'Namespace',
+    });
+  });
+
+  it('reads an unknown visibility as PUBLIC, as upstream, and refuses other unknown values', () => {
+    const base = { name: 'web', namespace: 'demo', hostname: 'web.demo' };
+    const r = decodeAddress(
+      { service: { ...base, visibility: 7 as workloadapi.ServiceVisibility } },
+      'demo/web.demo',
+    );
+    if (!r.ok) throw new Error(JSON.stringify(r.problems));
+    expect('service' in r.value && r.value.service).not.toHaveProperty('visibility');
+    const bad = decodeAddress(
+      {
+        service: {
+          ...base,
+          ports: [{ servicePort: 80, appProtocol: 9 as workloadapi.AppProtocol }],
+          loadBalancing: { routingPreference: [0], mode: 8 as workloadapi.LoadBalancingMode },
+          ipFamilies: 6 as workloadapi.IPFamilies,
+          weightedWaypoints: [{ weight: 1 }],
+        },
+      },
+      'demo/web.demo',
+    );
+    expect(bad.ok ? [] : bad.problems.map((p) => p.path)).toEqual([
+      'service.weighted_waypoints[0].destination',
+      'service.load_balancing.routing_preference[0]',
+      'service.load_balancing.mode',
+      'service.ip_families',
+      'service.ports[0].app_protocol',
     ]);
   });
 

@@ -20,8 +20,21 @@ import {
   type XdsResourceType,
 } from '@ambient/shared';
 import type { AuthorizationPolicy, PolicyMatch, StringMatch } from '../state/policy.js';
-import type { Service } from '../state/service.js';
-import type { GatewayAddress, Workload, WorkloadMeta, WorkloadType } from '../state/workload.js';
+import type {
+  AppProtocol,
+  CidrVip,
+  LoadBalancer,
+  LoadBalancerScope,
+  Service,
+  WeightedWaypoint,
+} from '../state/service.js';
+import type {
+  ApplicationTunnel,
+  GatewayAddress,
+  Workload,
+  WorkloadMeta,
+  WorkloadType,
+} from '../state/workload.js';
 
 export type AddressValue = { readonly workload: Workload } | { readonly service: Service };
 
@@ -78,6 +91,57 @@ function portMap(ports: readonly workloadapi.Port[], path: string, problems: Pro
   return out;
 }
 
+const APP_PROTOCOLS: Record<number, AppProtocol | undefined> = {
+  [workloadapi.AppProtocol.HTTP11]: 'HTTP11',
+  [workloadapi.AppProtocol.HTTP2]: 'HTTP2',
+  [workloadapi.AppProtocol.GRPC]: 'GRPC',
+  [workloadapi.AppProtocol.TCP]: 'TCP',
+  [workloadapi.AppProtocol.TLS]: 'TLS',
+};
+
+/** Service port to app protocol, for ports that name one (UNKNOWN is no entry). */
+function appProtocols(
+  ports: readonly workloadapi.Port[],
+  path: string,
+  problems: Problem[],
+): Map<number, AppProtocol> {
+  const out = new Map<number, AppProtocol>();
+  ports.forEach((p, i) => {
+    if (p.appProtocol === workloadapi.AppProtocol.UNKNOWN) return;
+    const protocol = APP_PROTOCOLS[p.appProtocol];
+    if (protocol) out.set(p.servicePort, protocol);
+    else
+      problems.push({
+        path: `${path}[${i}].app_protocol`,
+        message: `${p.appProtocol} is not an AppProtocol`,
+      });
+  });
+  return out;
+}
+
+function applicationTunnel(
+  t: workloadapi.ApplicationTunnel | null,
+  problems: Problem[],
+): ApplicationTunnel | undefined {
+  if (!t) return undefined;
+  const { protocol, port: tunnelPort, ...rest } = t;
+  allFieldsHandled(rest);
+  const name =
+    protocol === workloadapi.ApplicationTunnelProtocol.PROXY
+      ? 'PROXY'
+      : protocol === workloadapi.ApplicationTunnelProtocol.NONE
+        ? 'NONE'
+        : undefined;
+  if (!name)
+    problems.push({
+      path: 'workload.application_tunnel.protocol',
+      message: `${protocol} is not NONE or PROXY`,
+    });
+  // port 0 means "the original port", as upstream ztunnel's ApplicationTunnel.
+  const p = tunnelPort === 0 ? undefined : port(tunnelPort, 'workload.application_tunnel.port', problems);
+  return name ? { protocol: name, ...(p !== undefined && { port: p }) } : undefined;
+}
+
 function decodeWorkload(w: workloadapi.Workload, problems: Problem[]): Workload {
   const {
     uid,
@@ -101,17 +165,24 @@ function decodeWorkload(w: workloadapi.Workload, problems: Problem[]): Workload 
     clusterId,
     locality,
     networkMode,
-    // Not used by this ztunnel: tunnels and gateways it does not offer.
-    networkGateway: _networkGateway,
-    nativeTunnel: _nativeTunnel,
-    applicationTunnel: _applicationTunnel,
+    networkGateway: wireNetworkGateway,
+    nativeTunnel,
+    applicationTunnel: wireApplicationTunnel,
+    capacity,
+    // Opaque configuration; upstream ztunnel reads none of it either.
     extensions: _extensions,
-    capacity: _capacity,
     ...rest
   } = w;
   allFieldsHandled(rest);
   const ips = addresses.flatMap((a, i) => ipFromBytes(a, `workload.addresses[${i}]`, problems) ?? []);
-  if (tunnelProtocol !== 0 && tunnelProtocol !== 1)
+  // As upstream ztunnel (src/state/workload.rs, InboundProtocol): a ztunnel cannot send legacy
+  // Istio mTLS, so such a workload is refused rather than sent plain TCP it would not accept.
+  if (tunnelProtocol === workloadapi.TunnelProtocol.LEGACY_ISTIO_MTLS)
+    problems.push({
+      path: 'workload.tunnel_protocol',
+      message: 'LEGACY_ISTIO_MTLS is not supported: ztunnel sends only NONE or HBONE',
+    });
+  else if (tunnelProtocol !== 0 && tunnelProtocol !== 1)
     problems.push({ path: 'workload.tunnel_protocol', message: `${tunnelProtocol} is not NONE or HBONE` });
   const services = new Map<string, ReadonlyMap<number, number>>();
   for (const [key, list] of Object.entries(wireServices)) {
@@ -126,6 +197,8 @@ function decodeWorkload(w: workloadapi.Workload, problems: Problem[]): Workload 
       message: `${JSON.stringify(trustDomain)} has characters outside [a-z0-9._-]`,
     });
   const waypoint = gateway(wireWaypoint, 'workload.waypoint', problems);
+  const networkGateway = gateway(wireNetworkGateway, 'workload.network_gateway', problems);
+  const appTunnel = applicationTunnel(wireApplicationTunnel, problems);
   const type = WORKLOAD_TYPES[workloadType];
   if (!type)
     problems.push({ path: 'workload.workload_type', message: `${workloadType} is not a WorkloadType` });
@@ -162,6 +235,11 @@ function decodeWorkload(w: workloadapi.Workload, problems: Problem[]): Workload 
     authorizationPolicies,
     ...(trustDomain && { trustDomain }),
     ...(waypoint && { waypoint }),
+    ...(networkGateway && { networkGateway }),
+    ...(nativeTunnel && { nativeTunnel }),
+    ...(appTunnel && { applicationTunnel: appTunnel }),
+    // Unset means 1 (google.protobuf.UInt32Value); an explicit 0 is kept.
+    ...(capacity && { capacity: capacity.value }),
     meta,
   };
 }
@@ -182,28 +260,118 @@ function decodeService(s: workloadapi.Service, problems: Problem[]): Service {
     ports,
     subjectAltNames,
     waypoint: wireWaypoint,
-    // Not used by this ztunnel: locality-aware balancing, address family choice, extensions.
-    loadBalancing: _loadBalancing,
-    ipFamilies: _ipFamilies,
+    loadBalancing,
+    ipFamilies: wireIpFamilies,
+    canonical,
+    ingressUseWaypoint,
+    weightedWaypoints: wireWeighted,
+    visibility,
+    // Opaque configuration; upstream ztunnel reads none of it either.
     extensions: _extensions,
-    canonical: _canonical,
     ...rest
   } = s;
   allFieldsHandled(rest);
-  const vips = addresses.flatMap((a, i) => {
-    const address = ipFromBytes(a.address, `service.addresses[${i}].address`, problems);
-    return address ? [{ network: a.network, address }] : [];
+  const vips: Array<{ network: string; address: string }> = [];
+  const cidrVips: CidrVip[] = [];
+  addresses.forEach((a, i) => {
+    const { network, address: bytes, length, ...addressRest } = a;
+    allFieldsHandled(addressRest);
+    const address = ipFromBytes(bytes, `service.addresses[${i}].address`, problems);
+    if (!address) return;
+    const max = bytes.length * 8;
+    // As upstream ztunnel (src/state/service.rs): no length, or the full length, is one address.
+    if (length === null || length === max) vips.push({ network, address });
+    else if (length > max)
+      problems.push({ path: `service.addresses[${i}].length`, message: `${length} is longer than ${max}` });
+    else cidrVips.push({ network, address, length });
   });
   const waypoint = gateway(wireWaypoint, 'service.waypoint', problems);
+  const weightedWaypoints = wireWeighted.flatMap((ww, i): WeightedWaypoint[] => {
+    const { destination, weight, ...wwRest } = ww;
+    allFieldsHandled(wwRest);
+    const path = `service.weighted_waypoints[${i}]`;
+    if (!destination) {
+      problems.push({ path: `${path}.destination`, message: 'is required' });
+      return [];
+    }
+    const gw = gateway(destination, `${path}.destination`, problems);
+    return gw ? [{ destination: gw, weight }] : [];
+  });
+  const lb = loadBalancer(loadBalancing, problems);
+  const ipFamilies = IP_FAMILIES[wireIpFamilies];
+  if (!Object.hasOwn(IP_FAMILIES, wireIpFamilies))
+    problems.push({ path: 'service.ip_families', message: `${wireIpFamilies} is not an IPFamilies value` });
+  const appProtocolMap = appProtocols(ports, 'service.ports', problems);
   return {
     name: required(name, 'service.name', problems),
     namespace: required(namespace, 'service.namespace', problems),
     hostname: required(hostname, 'service.hostname', problems),
     vips,
+    ...(cidrVips.length > 0 && { cidrVips }),
     ports: portMap(ports, 'service.ports', problems),
+    ...(appProtocolMap.size > 0 && { appProtocols: appProtocolMap }),
     subjectAltNames,
     ...(waypoint && { waypoint }),
+    ...(weightedWaypoints.length > 0 && { weightedWaypoints }),
+    ...(lb && { loadBalancer: lb }),
+    ...(ipFamilies && { ipFamilies }),
+    ...(canonical && { canonical }),
+    ...(ingressUseWaypoint && { ingressUseWaypoint }),
+    // As upstream ztunnel (src/state/service.rs): a value this version does not know is PUBLIC,
+    // rather than the service being dropped.
+    ...(visibility === workloadapi.ServiceVisibility.NAMESPACE && { visibility: 'Namespace' as const }),
   };
+}
+
+const IP_FAMILIES: Record<number, Service['ipFamilies']> = {
+  [workloadapi.IPFamilies.AUTOMATIC]: undefined,
+  [workloadapi.IPFamilies.IPV4_ONLY]: 'IPv4',
+  [workloadapi.IPFamilies.IPV6_ONLY]: 'IPv6',
+  [workloadapi.IPFamilies.DUAL]: 'Dual',
+};
+
+const LB_SCOPES: Record<number, LoadBalancerScope | undefined> = {
+  [workloadapi.LoadBalancingScope.REGION]: 'Region',
+  [workloadapi.LoadBalancingScope.ZONE]: 'Zone',
+  [workloadapi.LoadBalancingScope.SUBZONE]: 'Subzone',
+  [workloadapi.LoadBalancingScope.NODE]: 'Node',
+  [workloadapi.LoadBalancingScope.CLUSTER]: 'Cluster',
+  [workloadapi.LoadBalancingScope.NETWORK]: 'Network',
+};
+const LB_MODES: Record<number, LoadBalancer['mode'] | undefined> = {
+  [workloadapi.LoadBalancingMode.UNSPECIFIED_MODE]: 'Standard',
+  [workloadapi.LoadBalancingMode.STRICT]: 'Strict',
+  [workloadapi.LoadBalancingMode.FAILOVER]: 'Failover',
+  [workloadapi.LoadBalancingMode.PASSTHROUGH]: 'Passthrough',
+};
+const LB_HEALTH: Record<number, LoadBalancer['healthPolicy'] | undefined> = {
+  [workloadapi.LoadBalancingHealthPolicy.ONLY_HEALTHY]: 'OnlyHealthy',
+  [workloadapi.LoadBalancingHealthPolicy.ALLOW_ALL]: 'AllowAll',
+};
+
+/** As upstream ztunnel's `LoadBalancer` (src/state/service.rs): an UNSPECIFIED scope is an error. */
+function loadBalancer(lb: workloadapi.LoadBalancing | null, problems: Problem[]): LoadBalancer | undefined {
+  if (!lb) return undefined;
+  const { routingPreference, mode: wireMode, healthPolicy: wireHealth, ...rest } = lb;
+  allFieldsHandled(rest);
+  const routingPreferences = routingPreference.flatMap((scope, i) => {
+    const name = LB_SCOPES[scope];
+    if (!name)
+      problems.push({
+        path: `service.load_balancing.routing_preference[${i}]`,
+        message: `${scope} is not REGION, ZONE, SUBZONE, NODE, CLUSTER or NETWORK`,
+      });
+    return name ?? [];
+  });
+  const mode = LB_MODES[wireMode];
+  if (!mode) problems.push({ path: 'service.load_balancing.mode', message: `${wireMode} is not a Mode` });
+  const healthPolicy = LB_HEALTH[wireHealth];
+  if (!healthPolicy)
+    problems.push({
+      path: 'service.load_balancing.health_policy',
+      message: `${wireHealth} is not a HealthPolicy`,
+    });
+  return mode && healthPolicy ? { routingPreferences, mode, healthPolicy } : undefined;
 }
 
 /** Decodes an Address resource; the resource name must be the workload uid or `namespace/hostname`. */
@@ -304,6 +472,7 @@ function decodeMatch(m: securityapi.Match, path: string, problems: Problem[]): P
     notDestinationIps,
     destinationPorts,
     notDestinationPorts,
+    extensions: _extensions,
     ...rest
   } = m;
   allFieldsHandled(rest);
@@ -357,6 +526,8 @@ export function authorizationResourceType(): XdsResourceType<AuthorizationPolicy
         action: wireAction,
         rules: wireRules,
         dryRun,
+        // Opaque configuration; upstream ztunnel reads none of it either.
+        extensions: _extensions,
         ...rest
       } = a;
       allFieldsHandled(rest);
