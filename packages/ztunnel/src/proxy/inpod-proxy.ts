@@ -164,7 +164,7 @@ export class InpodProxy {
     const { sockets, netnsPath } = this.inputs;
     const st = this.inputs.state();
     const dst = sockets.originalDst(down);
-    const svc = st.serviceByVip(dst.host);
+    const svc = st.serviceByVip(dst.host, this.inputs.workload.namespace);
     let target: HostPort = dst;
     let dstWorkload = st.workloadByIp(dst.host);
     if (svc) {
@@ -177,7 +177,7 @@ export class InpodProxy {
     // A service with a waypoint, or a workload with one (the waypoint of its service account),
     // is reached only through it: HBONE to a waypoint pod with the original address as
     // authority, never around it.
-    const waypoint = svc?.waypoint ?? dstWorkload?.waypoint;
+    const waypoint = (svc && st.serviceWaypoint(svc)) ?? dstWorkload?.waypoint;
     if (waypoint) return this.viaWaypoint(down, dst, waypoint, source, svc, dstWorkload);
     const hbone = dstWorkload?.protocol === 'HBONE';
     const parties: ConnectionParties = {

@@ -79,3 +79,116 @@ describe('ZtunnelState.identity', () => {
     expect(state.identity(home).toString()).toBe('spiffe://node.example/ns/demo/sa/home');
   });
 });
+
+describe('ZtunnelState.serviceByVip', () => {
+  const svc = (name: string, namespace: string, extra: Partial<Service> = {}): Service => ({
+    name,
+    namespace,
+    hostname: `${name}.${namespace}.svc.cluster.local`,
+    vips: [],
+    ports: new Map([[80, 8080]]),
+    subjectAltNames: [],
+    ...extra,
+  });
+  const vip = (address: string) => [{ network: '', address }];
+
+  it('finds a service by every address in its CIDR VIP, and none outside it', () => {
+    const range = svc('range', 'demo', { cidrVips: [{ network: '', address: '198.18.32.0', length: 24 }] });
+    const v6 = svc('range6', 'demo', {
+      cidrVips: [{ network: '', address: 'fd00:0:0:0:0:0:0:0', length: 64 }],
+    });
+    const state = new ZtunnelState({ workloads: [], services: [range, v6], policies: [] });
+    expect(state.serviceByVip('198.18.32.0')?.name).toBe('range');
+    expect(state.serviceByVip('198.18.32.77')?.name).toBe('range');
+    expect(state.serviceByVip('198.18.32.255')?.name).toBe('range');
+    expect(state.serviceByVip('198.18.33.1')).toBeUndefined();
+    expect(state.serviceByVip('fd00::1234')?.name).toBe('range6');
+    expect(state.serviceByVip('fd01::1')).toBeUndefined();
+  });
+
+  it('prefers an exact VIP, then the CIDR in the client namespace, then the longest prefix, then canonical', () => {
+    const exact = svc('exact', 'demo', { vips: vip('198.18.32.5') });
+    const wide = svc('wide', 'demo', { cidrVips: [{ network: '', address: '198.18.0.0', length: 16 }] });
+    const narrow = svc('narrow', 'other', {
+      cidrVips: [{ network: '', address: '198.18.32.0', length: 24 }],
+    });
+    const narrowCanonical = svc('narrow-canonical', 'third', {
+      canonical: true,
+      cidrVips: [{ network: '', address: '198.18.32.0', length: 24 }],
+    });
+    const state = new ZtunnelState({
+      workloads: [],
+      services: [exact, wide, narrow, narrowCanonical],
+      policies: [],
+    });
+    expect(state.serviceByVip('198.18.32.5', 'other')?.name).toBe('exact');
+    expect(state.serviceByVip('198.18.32.6', 'demo')?.name).toBe('wide');
+    expect(state.serviceByVip('198.18.32.6', 'other')?.name).toBe('narrow');
+    expect(state.serviceByVip('198.18.32.6', 'elsewhere')?.name).toBe('narrow-canonical');
+    expect(state.serviceByVip('198.18.40.1', 'elsewhere')?.name).toBe('wide');
+  });
+
+  it('hides a namespace-visible service from clients in other namespaces, at exact and CIDR VIPs', () => {
+    const priv = svc('private', 'demo', {
+      visibility: 'Namespace',
+      vips: vip('198.18.50.1'),
+      cidrVips: [{ network: '', address: '198.18.51.0', length: 24 }],
+    });
+    const state = new ZtunnelState({ workloads: [], services: [priv], policies: [] });
+    expect(state.serviceByVip('198.18.50.1', 'demo')?.name).toBe('private');
+    expect(state.serviceByVip('198.18.51.9', 'demo')?.name).toBe('private');
+    expect(state.serviceByVip('198.18.50.1', 'other')).toBeUndefined();
+    expect(state.serviceByVip('198.18.51.9', 'other')).toBeUndefined();
+  });
+
+  it('of services sharing a VIP, picks the one in the client namespace, else the canonical one, else the first', () => {
+    const first = svc('first', 'a', { vips: vip('198.18.60.1') });
+    const canonical = svc('canonical', 'b', { vips: vip('198.18.60.1'), canonical: true });
+    const mine = svc('mine', 'c', { vips: vip('198.18.60.1') });
+    const state = new ZtunnelState({ workloads: [], services: [first, canonical, mine], policies: [] });
+    expect(state.serviceByVip('198.18.60.1', 'c')?.name).toBe('mine');
+    expect(state.serviceByVip('198.18.60.1', 'z')?.name).toBe('canonical');
+    const plain = new ZtunnelState({ workloads: [], services: [first, mine], policies: [] });
+    expect(plain.serviceByVip('198.18.60.1', 'z')?.name).toBe('first');
+  });
+});
+
+describe('ZtunnelState.serviceWaypoint', () => {
+  const gw = (hostname: string) => ({ namespace: 'demo', hostname, port: 15008 });
+  const service = (weighted?: Service['weightedWaypoints']): Service => ({
+    ...waypointService,
+    name: 'reviews',
+    waypoint: gw('primary'),
+    ...(weighted && { weightedWaypoints: weighted }),
+  });
+  const state = new ZtunnelState({ workloads: [], services: [], policies: [] });
+
+  it('draws a weighted waypoint in proportion to its weight', () => {
+    const s = service([
+      { destination: gw('primary'), weight: 90 },
+      { destination: gw('canary'), weight: 10 },
+    ]);
+    expect(state.serviceWaypoint(s, () => 0)?.hostname).toBe('primary');
+    expect(state.serviceWaypoint(s, () => 0.8999)?.hostname).toBe('primary');
+    expect(state.serviceWaypoint(s, () => 0.9)?.hostname).toBe('canary');
+    expect(state.serviceWaypoint(s, () => 0.99999)?.hostname).toBe('canary');
+    // 1000 evenly spread draws: the realized share is the weight's share.
+    let canary = 0;
+    for (let i = 0; i < 1000; i++)
+      if (state.serviceWaypoint(s, () => i / 1000)?.hostname === 'canary') canary++;
+    expect(canary).toBe(100);
+  });
+
+  it('never sends to a weight-0 waypoint, and falls back to the single waypoint without weights', () => {
+    const zero = service([
+      { destination: gw('off'), weight: 0 },
+      { destination: gw('on'), weight: 5 },
+    ]);
+    for (const r of [0, 0.5, 0.999999]) expect(state.serviceWaypoint(zero, () => r)?.hostname).toBe('on');
+    expect(state.serviceWaypoint(service(), () => 0.5)?.hostname).toBe('primary');
+    expect(state.serviceWaypoint(service([{ destination: gw('off'), weight: 0 }]), () => 0)?.hostname).toBe(
+      'primary',
+    );
+    expect(state.serviceWaypoint({ ...waypointService }, () => 0)).toBeUndefined();
+  });
+});

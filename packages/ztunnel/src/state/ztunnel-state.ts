@@ -3,10 +3,11 @@
  * policies, built once per config; the config is never mutated, and a new config makes a new
  * state. Lookups made per connection are indexed or memoized here rather than recomputed.
  */
+import { BlockList, isIPv6 } from 'node:net';
 import { SpiffeId } from '@ambient/shared';
 import { applicablePolicies, type CompiledPolicy, compilePolicy } from '../authz/authorization.js';
 import type { LocalConfig } from '../config/local-config.js';
-import type { Service } from './service.js';
+import type { CidrVip, Service } from './service.js';
 import type { GatewayAddress, Workload } from './workload.js';
 
 export interface Endpoint {
@@ -17,7 +18,14 @@ export interface Endpoint {
 
 export class ZtunnelState {
   private readonly workloadsByIp = new Map<string, Workload>();
-  private readonly servicesByVip = new Map<string, Service>();
+  /** Services per exact VIP, in config order (several namespaces may share one). */
+  private readonly servicesByVip = new Map<string, Service[]>();
+  /** Services reached by a whole prefix (a CIDR VIP), checked when no exact VIP matches. */
+  private readonly cidrVips: Array<{
+    readonly vip: CidrVip;
+    readonly service: Service;
+    readonly block: BlockList;
+  }> = [];
   private readonly servicesByKey = new Map<string, Service>();
   private readonly policies: CompiledPolicy[];
   private readonly policiesByWorkload = new Map<Workload, CompiledPolicy[]>();
@@ -42,7 +50,16 @@ export class ZtunnelState {
     }
     for (const s of config.services) {
       this.servicesByKey.set(`${s.namespace}/${s.hostname}`, s);
-      for (const vip of s.vips) this.servicesByVip.set(vip.address, s);
+      for (const vip of s.vips) {
+        const list = this.servicesByVip.get(vip.address);
+        if (list) list.push(s);
+        else this.servicesByVip.set(vip.address, [s]);
+      }
+      for (const vip of s.cidrVips ?? []) {
+        const block = new BlockList();
+        block.addSubnet(vip.address, vip.length, isIPv6(vip.address) ? 'ipv6' : 'ipv4');
+        this.cidrVips.push({ vip, service: s, block });
+      }
     }
     this.policies = config.policies.map(compilePolicy);
   }
@@ -51,8 +68,56 @@ export class ZtunnelState {
     return this.workloadsByIp.get(ip);
   }
 
-  serviceByVip(ip: string): Service | undefined {
-    return this.servicesByVip.get(ip);
+  /**
+   * The service at a VIP, as upstream ztunnel's `ServiceStore::get_best_by_vip`
+   * (src/state/service.rs): services not visible to the client's namespace are skipped (when one
+   * is given); of several, the one in the client's namespace, else the last canonical one, else
+   * the first. An address no exact VIP names falls back to the CIDR VIPs that contain it, ranked
+   * by (in the client's namespace, longest prefix, canonical).
+   */
+  serviceByVip(ip: string, clientNamespace?: string): Service | undefined {
+    const visible = (s: Service) =>
+      clientNamespace === undefined || s.visibility !== 'Namespace' || s.namespace === clientNamespace;
+    let best: Service | undefined;
+    for (const s of this.servicesByVip.get(ip) ?? []) {
+      if (!visible(s)) continue;
+      if (clientNamespace !== undefined && s.namespace === clientNamespace) return s;
+      if (s.canonical || !best) best = s;
+    }
+    if (best || this.cidrVips.length === 0) return best;
+    const family = isIPv6(ip) ? 'ipv6' : 'ipv4';
+    let bestRank: readonly [number, number, number] | undefined;
+    for (const { vip, service, block } of this.cidrVips) {
+      if (!visible(service) || !block.check(ip, family)) continue;
+      const rank = [
+        service.namespace === clientNamespace ? 1 : 0,
+        vip.length,
+        service.canonical ? 1 : 0,
+      ] as const;
+      if (!bestRank || rankAbove(rank, bestRank)) {
+        best = service;
+        bestRank = rank;
+      }
+    }
+    return best;
+  }
+
+  /**
+   * The waypoint for a connection to `service`: with weighted waypoints, one drawn in proportion
+   * to its weight, as upstream ztunnel's `sample_weighted_waypoint` (src/state.rs); when there
+   * are none, or every weight is 0, the single `waypoint`.
+   */
+  serviceWaypoint(service: Service, random: () => number = Math.random): GatewayAddress | undefined {
+    const weighted = service.weightedWaypoints ?? [];
+    const total = weighted.reduce((sum, w) => sum + w.weight, 0);
+    if (total <= 0) return service.waypoint;
+    let point = random() * total;
+    for (const w of weighted) {
+      if (w.weight > 0 && point < w.weight) return w.destination;
+      point -= w.weight;
+    }
+    // Rounding can leave the point just past the end: the last waypoint with weight.
+    return weighted.findLast((w) => w.weight > 0)?.destination;
   }
 
   /**
@@ -74,7 +139,8 @@ export class ZtunnelState {
     let svc: Service | undefined;
     if (gw.hostname) svc = this.servicesByKey.get(`${gw.namespace ?? ''}/${gw.hostname}`);
     else if (gw.address) {
-      svc = this.servicesByVip.get(gw.address);
+      // Exact VIPs only: an address inside some service's CIDR VIP is still the waypoint's own.
+      svc = this.servicesByVip.get(gw.address)?.[0];
       if (!svc) {
         const w = this.workloadsByIp.get(gw.address);
         return w ? [w] : [];
@@ -142,4 +208,10 @@ export class ZtunnelState {
     }
     return list;
   }
+}
+
+/** Lexicographic comparison of CIDR match ranks. */
+function rankAbove(a: readonly number[], b: readonly number[]): boolean {
+  for (let i = 0; i < a.length; i++) if ((a[i] ?? 0) !== (b[i] ?? 0)) return (a[i] ?? 0) > (b[i] ?? 0);
+  return false;
 }
