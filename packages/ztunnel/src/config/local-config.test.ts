@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rename, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,74 +7,324 @@ import { describe, expect, it } from 'vitest';
 import { type LocalConfig, parseLocalConfig } from './local-config.js';
 import { LocalConfigError, LocalConfigFile } from './local-config-file.js';
 
-/** Istio ztunnel's own example local config (examples/localhost.yaml), as Istio writes it. */
-const ISTIO_EXAMPLE = `
-workloads:
-- uid: cluster1//v1/Pod/default/local
-  name: local
-  namespace: default
-  serviceAccount: default
-  workloadIps: ["127.0.0.1"]
-  protocol: HBONE
-  node: local
-  network: ""
-  services:
-    "default/example.com":
-      80: 8080
-- uid: cluster1//v1/Pod/default/local-tcp
-  name: local-tcp
-  namespace: default
-  serviceAccount: default
-  workloadIps: ["127.0.0.2"]
-  protocol: TCP
-  node: local
-  network: ""
-policies:
-  - action: Allow
-    rules:
-    - - - notDestinationPorts:
-          - 9999
-    name: deny-9999
-    namespace: default
-    scope: Namespace
-services:
-- name: local
-  namespace: default
-  hostname: example.com
-  vips:
-    - /127.10.0.1
-  ports:
-    80: 8080
-  subjectAltNames:
-   - spiffe://cluster.local/ns/default/sa/local
-`;
+/**
+ * Istio ztunnel's own example local config (examples/localhost.yaml at istio/ztunnel commit
+ * 62d826530e5ce85764e309170205b293efcbc80b), as Istio writes it.
+ */
+const ISTIO_EXAMPLE = readFileSync(new URL('./fixtures/istio-localhost.yaml', import.meta.url), 'utf8');
 
 describe('parseLocalConfig', () => {
   it("decodes Istio ztunnel's example local config into domain types", () => {
     const r = parseLocalConfig(ISTIO_EXAMPLE);
-    expect(r.ok).toBe(true);
-    if (!r.ok) return;
-    const [local, tcp] = r.value.workloads;
-    expect(local).toMatchObject({
-      name: 'local',
-      namespace: 'default',
-      ips: ['127.0.0.1'],
+    if (!r.ok) throw new Error(JSON.stringify(r.problems));
+    const ports = new Map([[80, 8080]]);
+    const services = new Map([
+      ['default/example.com', ports],
+      ['default/example2.com', ports],
+    ]);
+    const meta = { status: 'Healthy', networkMode: 'Standard' };
+    expect(r.value).toEqual({
+      workloads: [
+        {
+          uid: 'cluster1//v1/Pod/default/local',
+          name: 'local',
+          namespace: 'default',
+          serviceAccount: 'default',
+          ips: ['127.0.0.1'],
+          protocol: 'HBONE',
+          node: 'local',
+          network: '',
+          services,
+          authorizationPolicies: [],
+          meta,
+        },
+        {
+          uid: 'cluster1//v1/Pod/default/local-tcp',
+          name: 'local-tcp',
+          namespace: 'default',
+          serviceAccount: 'default',
+          ips: ['127.0.0.2'],
+          protocol: 'TCP',
+          node: 'local',
+          network: '',
+          services,
+          authorizationPolicies: [],
+          meta,
+        },
+      ],
+      services: [
+        {
+          name: 'local',
+          namespace: 'default',
+          hostname: 'example.com',
+          vips: [{ network: '', address: '127.10.0.1' }],
+          ports,
+          subjectAltNames: ['spiffe://cluster.local/ns/default/sa/local'],
+          canonical: true,
+        },
+        {
+          name: 'remote',
+          namespace: 'default',
+          hostname: 'example2.com',
+          vips: [{ network: 'remote', address: '127.10.0.2' }],
+          ports,
+          subjectAltNames: [],
+          canonical: true,
+        },
+      ],
+      policies: [
+        {
+          name: 'deny-9999',
+          namespace: 'default',
+          scope: 'namespace',
+          action: 'allow',
+          rules: [
+            {
+              clauses: [
+                {
+                  matches: [
+                    {
+                      namespaces: [],
+                      notNamespaces: [],
+                      principals: [],
+                      notPrincipals: [],
+                      sourceIps: [],
+                      notSourceIps: [],
+                      destinationIps: [],
+                      notDestinationIps: [],
+                      destinationPorts: [],
+                      notDestinationPorts: [9999],
+                    },
+                  ],
+                },
+              ],
+            },
+          ],
+        },
+      ],
+    });
+  });
+
+  it("decodes every field of upstream ztunnel's local config workloads", () => {
+    const r = parseLocalConfig(`
+workloads:
+- uid: east//v1/Pod/demo/web-0
+  name: web-0
+  namespace: demo
+  serviceAccount: web
+  trustDomain: east.example
+  workloadIps: ["198.18.16.10", "fd00::10"]
+  protocol: HBONE
+  networkMode: HostNetwork
+  node: node0
+  network: east
+  hostname: web-0.web.demo.svc.cluster.local
+  services: {"demo/web.demo.svc.cluster.local": {80: 8080}}
+  authorizationPolicies: [demo/allow]
+  waypoint: {destination: demo/waypoint.demo.svc.cluster.local, hboneMtlsPort: 15008}
+  networkGateway: {destination: east/198.18.0.9, hboneMtlsPort: 15009}
+  nativeTunnel: true
+  applicationTunnel: {protocol: PROXY, port: 15088}
+  workloadName: web
+  workloadType: deployment
+  canonicalName: web-app
+  canonicalRevision: v2
+  status: Unhealthy
+  clusterId: east
+  locality: {region: r1, zone: z1, subzone: s1}
+  capacity: 3
+  netns: /var/run/netns/web-0
+- namespace: demo
+  uid: demo-only-uid
+  workloadIps: ["198.18.16.11"]
+  applicationTunnel: {protocol: NONE}
+`);
+    if (!r.ok) throw new Error(JSON.stringify(r.problems));
+    const [w, bare] = r.value.workloads;
+    expect(w).toEqual({
+      uid: 'east//v1/Pod/demo/web-0',
+      name: 'web-0',
+      namespace: 'demo',
+      serviceAccount: 'web',
+      trustDomain: 'east.example',
+      ips: ['198.18.16.10', 'fd00::10'],
       protocol: 'HBONE',
+      node: 'node0',
+      network: 'east',
+      services: new Map([['demo/web.demo.svc.cluster.local', new Map([[80, 8080]])]]),
+      authorizationPolicies: ['demo/allow'],
+      waypoint: { namespace: 'demo', hostname: 'waypoint.demo.svc.cluster.local', port: 15008 },
+      networkGateway: { network: 'east', address: '198.18.0.9', port: 15009 },
+      nativeTunnel: true,
+      applicationTunnel: { protocol: 'PROXY', port: 15088 },
+      capacity: 3,
+      netns: '/var/run/netns/web-0',
+      meta: {
+        workloadName: 'web',
+        workloadType: 'deployment',
+        canonicalName: 'web-app',
+        canonicalRevision: 'v2',
+        clusterId: 'east',
+        hostname: 'web-0.web.demo.svc.cluster.local',
+        status: 'Unhealthy',
+        locality: { region: 'r1', zone: 'z1', subzone: 's1' },
+        networkMode: 'HostNetwork',
+      },
     });
-    expect(local?.services.get('default/example.com')?.get(80)).toBe(8080);
-    expect(tcp?.protocol).toBe('TCP');
-    expect(r.value.services[0]).toMatchObject({
-      hostname: 'example.com',
-      vips: [{ network: '', address: '127.10.0.1' }],
-      subjectAltNames: ['spiffe://cluster.local/ns/default/sa/local'],
+    // Upstream defaults the name to ""; a uid is then the workload's only name.
+    expect(bare).toMatchObject({ uid: 'demo-only-uid', name: '', applicationTunnel: { protocol: 'NONE' } });
+  });
+
+  it("decodes every field of upstream ztunnel's local config services, and adds endpoints to their workloads", () => {
+    const r = parseLocalConfig(`
+workloads:
+- uid: c//v1/Pod/demo/a
+  name: a
+  namespace: demo
+  workloadIps: ["198.18.16.10"]
+services:
+- name: web
+  namespace: demo
+  hostname: web.demo.svc.cluster.local
+  vips: [/198.19.0.10]
+  cidrVips: [{network: "", cidr: 198.19.8.0/24}]
+  ports: {80: 8080}
+  endpoints:
+    c//v1/Pod/demo/a: {workloadUid: c//v1/Pod/demo/a, port: {80: 9090}, status: Healthy}
+  subjectAltNames: [spiffe://cluster.local/ns/demo/sa/web]
+  waypoint: {destination: /198.19.0.99, hboneMtlsPort: 15008}
+  weightedWaypoints:
+  - {destination: {destination: /198.19.0.99, hboneMtlsPort: 15008}, weight: 90}
+  - {destination: {destination: demo/canary.demo.svc.cluster.local, hboneMtlsPort: 0}, weight: 10}
+  loadBalancer: {routingPreferences: [Network, Zone], mode: Failover, healthPolicy: AllowAll}
+  ipFamilies: IPv4
+  canonical: true
+  visibility: Namespace
+`);
+    if (!r.ok) throw new Error(JSON.stringify(r.problems));
+    expect(r.value.services[0]).toEqual({
+      name: 'web',
+      namespace: 'demo',
+      hostname: 'web.demo.svc.cluster.local',
+      vips: [{ network: '', address: '198.19.0.10' }],
+      cidrVips: [{ network: '', address: '198.19.8.0', length: 24 }],
+      ports: new Map([[80, 8080]]),
+      subjectAltNames: ['spiffe://cluster.local/ns/demo/sa/web'],
+      waypoint: { network: '', address: '198.19.0.99', port: 15008 },
+      weightedWaypoints: [
+        { destination: { network: '', address: '198.19.0.99', port: 15008 }, weight: 90 },
+        {
+          destination: { namespace: 'demo', hostname: 'canary.demo.svc.cluster.local', port: 15008 },
+          weight: 10,
+        },
+      ],
+      loadBalancer: { routingPreferences: ['Network', 'Zone'], mode: 'Failover', healthPolicy: 'AllowAll' },
+      ipFamilies: 'IPv4',
+      canonical: true,
+      visibility: 'Namespace',
     });
-    expect(r.value.services[0]?.ports.get(80)).toBe(8080);
-    expect(r.value.policies[0]).toMatchObject({
-      name: 'deny-9999',
-      scope: 'namespace',
-      action: 'allow',
-      rules: [{ clauses: [{ matches: [{ notDestinationPorts: [9999] }] }] }],
-    });
+    expect(r.value.workloads[0]?.services).toEqual(
+      new Map([['demo/web.demo.svc.cluster.local', new Map([[80, 9090]])]]),
+    );
+  });
+
+  it('requires what upstream requires: every policy field, service vips and ports, gateway fields', () => {
+    const r = parseLocalConfig(`
+workloads:
+- namespace: demo
+  workloadIps: ["198.18.16.10"]
+  waypoint: {destination: demo/wp}
+  locality: {region: r1}
+services:
+- {name: s, namespace: demo, hostname: s.demo}
+policies:
+- {name: p, namespace: demo}
+`);
+    expect(r.ok ? [] : r.problems).toEqual([
+      { path: 'workloads[0].name', message: 'is required' },
+      { path: 'workloads[0].locality.zone', message: 'is required' },
+      { path: 'workloads[0].locality.subzone', message: 'is required' },
+      { path: 'workloads[0].waypoint.hboneMtlsPort', message: 'is required' },
+      { path: 'services[0].vips', message: 'is required' },
+      { path: 'services[0].ports', message: 'is required' },
+      { path: 'policies[0].scope', message: 'is required' },
+      { path: 'policies[0].action', message: 'is required' },
+      { path: 'policies[0].rules', message: 'is required' },
+      { path: 'policies[0].dryRun', message: 'is required' },
+    ]);
+  });
+
+  it('reports a bad value in each new field with its path', () => {
+    const r = parseLocalConfig(`
+workloads:
+- name: a
+  namespace: demo
+  workloadIps: ["198.18.16.10"]
+  networkMode: Bridge
+  status: Sick
+  nativeTunnel: "yes"
+  applicationTunnel: {protocol: QUIC, port: 0}
+  capacity: -1
+  networkGateway: {destination: nowhere, hboneMtlsPort: 15008, extra: 1}
+services:
+- name: s
+  namespace: demo
+  hostname: s.demo
+  vips: []
+  cidrVips: [{network: "", cidr: 198.19.8.0/33}]
+  ports: {}
+  endpoints: {x: {workloadUid: nobody, port: {80: 80}, status: Healthy}}
+  weightedWaypoints: [{destination: {destination: demo/wp, hboneMtlsPort: 15008}}]
+  loadBalancer: {routingPreferences: [Planet], mode: Random, healthPolicy: AllowAll}
+  ipFamilies: IPv5
+  canonical: 1
+  visibility: Secret
+policies:
+- name: p
+  namespace: demo
+  scope: Namespace
+  action: Allow
+  dryRun: false
+  rules: [[[{serviceAccounts: [{namespace: demo}], notServiceAccounts: [{namespace: demo, serviceAccount: x, y: 1}]}]]]
+`);
+    expect(r.ok ? [] : r.problems.map((p) => p.path).sort()).toEqual(
+      [
+        'workloads[0].networkMode',
+        'workloads[0].status',
+        'workloads[0].nativeTunnel',
+        'workloads[0].applicationTunnel.protocol',
+        'workloads[0].applicationTunnel.port',
+        'workloads[0].capacity',
+        'workloads[0].networkGateway.extra',
+        'workloads[0].networkGateway.destination',
+        'services[0].cidrVips[0].cidr',
+        'services[0].weightedWaypoints[0].weight',
+        'services[0].loadBalancer.routingPreferences[0]',
+        'services[0].loadBalancer.mode',
+        'services[0].ipFamilies',
+        'services[0].canonical',
+        'services[0].visibility',
+        'services[0].endpoints.x.workloadUid',
+        'policies[0].rules[0][0][0].serviceAccounts[0].serviceAccount',
+        'policies[0].rules[0][0][0].notServiceAccounts[0].y',
+      ].sort(),
+    );
+  });
+
+  it('matches service accounts as principals ending in /ns/<namespace>/sa/<name>, as the xDS decoder', () => {
+    const r = parseLocalConfig(`
+policies:
+- name: p
+  namespace: demo
+  scope: Namespace
+  action: Deny
+  dryRun: false
+  rules: [[[{serviceAccounts: [{namespace: demo, serviceAccount: sleep}], notServiceAccounts: [{namespace: demo, serviceAccount: admin}]}]]]
+`);
+    if (!r.ok) throw new Error(JSON.stringify(r.problems));
+    const m = r.value.policies[0]?.rules[0]?.clauses[0]?.matches[0];
+    expect(m?.principals).toEqual([{ suffix: '/ns/demo/sa/sleep' }]);
+    expect(m?.notPrincipals).toEqual([{ suffix: '/ns/demo/sa/admin' }]);
   });
 
   it("keeps a workload's own trust domain, and refuses one no SPIFFE ID can carry", () => {

@@ -1,19 +1,39 @@
 /**
- * ztunnel's local config file, in the shape of Istio ztunnel's (examples/localhost.yaml):
- *   workloads: [{ uid, name, namespace, serviceAccount, workloadIps, protocol: HBONE|TCP, node,
- *                 network, services: { "ns/hostname": { port: targetPort } }, authorizationPolicies }]
- *   services:  [{ name, namespace, hostname, vips: ["network/ip"], ports: { port: targetPort },
- *                 subjectAltNames }]
+ * ztunnel's local config file, in the shape of Istio ztunnel's (`LocalConfig` in upstream
+ * src/xds.rs, with the serde shapes of src/state/workload.rs, src/state/service.rs and
+ * src/rbac.rs; example: examples/localhost.yaml):
+ *   workloads: [{ uid, name, namespace, serviceAccount, trustDomain, workloadIps, protocol: HBONE|TCP,
+ *                 networkMode, node, network, hostname, services: { "ns/hostname": { port: targetPort } },
+ *                 authorizationPolicies, waypoint, networkGateway, nativeTunnel, applicationTunnel,
+ *                 workloadName, workloadType, canonicalName, canonicalRevision, status, clusterId,
+ *                 locality, capacity, netns }]
+ *   services:  [{ name, namespace, hostname, vips: ["network/ip"], cidrVips, ports: { port: targetPort },
+ *                 endpoints, subjectAltNames, waypoint, weightedWaypoints, loadBalancer, ipFamilies,
+ *                 canonical, visibility }]
  *   policies:  [{ name, namespace, scope: Global|Namespace|WorkloadSelector, action: Allow|Deny,
  *                 rules: [ [ [ match ] ] ], dryRun }]   (rules OR, clauses AND, matches OR)
+ * `netns` is ours (the pod's network namespace for local runs). docs/ztunnel.md lists every field.
  * Decoding returns every problem with its field path; nothing is thrown for bad input.
  */
 import { isIP } from 'node:net';
 import { fail, ok, type Problem, type Result, SpiffeId } from '@ambient/shared';
 import { parse as parseYaml } from 'yaml';
 import type { AuthorizationPolicy, PolicyMatch, PolicyRule, StringMatch } from '../state/policy.js';
-import type { Service } from '../state/service.js';
-import type { TunnelProtocol, Workload, WorkloadMeta, WorkloadType } from '../state/workload.js';
+import type {
+  CidrVip,
+  LoadBalancer,
+  LoadBalancerScope,
+  Service,
+  WeightedWaypoint,
+} from '../state/service.js';
+import type {
+  ApplicationTunnel,
+  GatewayAddress,
+  TunnelProtocol,
+  Workload,
+  WorkloadMeta,
+  WorkloadType,
+} from '../state/workload.js';
 
 export interface LocalConfig {
   readonly workloads: readonly Workload[];
@@ -81,6 +101,91 @@ class Decoder {
   unknownKeys(o: Obj, allowed: readonly string[], path: string): void {
     for (const k of Object.keys(o)) if (!allowed.includes(k)) this.add(`${path}.${k}`, 'unknown field');
   }
+
+  /** One of `values` (upstream's serde enum spellings); `fallback` when absent, or required if none. */
+  oneOf<T extends string>(
+    o: Obj,
+    key: string,
+    path: string,
+    values: readonly T[],
+    fallback?: T,
+  ): T | undefined {
+    const v = o[key];
+    if (v === undefined || v === null) {
+      if (fallback === undefined) this.add(`${path}.${key}`, 'is required');
+      return fallback;
+    }
+    if (typeof v === 'string' && (values as readonly string[]).includes(v)) return v as T;
+    this.add(`${path}.${key}`, `must be ${values.slice(0, -1).join(', ')} or ${values.at(-1)}`);
+    return undefined;
+  }
+
+  bool(o: Obj, key: string, path: string, required = false): boolean {
+    const v = o[key];
+    if (v === undefined || v === null) {
+      if (required) this.add(`${path}.${key}`, 'is required');
+      return false;
+    }
+    if (typeof v === 'boolean') return v;
+    this.add(`${path}.${key}`, 'must be true or false');
+    return false;
+  }
+
+  /** An unsigned 32-bit integer. */
+  uint(o: Obj, key: string, path: string): number | undefined {
+    const v = o[key];
+    if (v === undefined || v === null) return undefined;
+    if (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0xffffffff) return v;
+    this.add(`${path}.${key}`, `${JSON.stringify(v)} is not an integer from 0 to 4294967295`);
+    return undefined;
+  }
+}
+
+/** `network/ip` (upstream's NetworkAddress string); the network may be empty. */
+function networkAddress(text: string): { network: string; address: string } | undefined {
+  const slash = text.indexOf('/');
+  if (slash < 0) return undefined;
+  const address = text.slice(slash + 1);
+  return isIP(address) ? { network: text.slice(0, slash), address } : undefined;
+}
+
+/**
+ * A waypoint or network gateway: `{ destination, hboneMtlsPort }`, both required as upstream's
+ * GatewayAddress. The destination is `network/ip` when the part after the slash is an IP
+ * address, else `namespace/hostname` (upstream's untagged enum tries the address first).
+ */
+function decodeGateway(d: Decoder, v: unknown, path: string): GatewayAddress | undefined {
+  if (v === undefined || v === null) return undefined;
+  const o = d.obj(v, path);
+  if (!o) return undefined;
+  d.unknownKeys(o, ['destination', 'hboneMtlsPort'], path);
+  const destination = d.str(o, 'destination', path);
+  const rawPort = o.hboneMtlsPort;
+  let port: number | undefined;
+  if (rawPort === undefined || rawPort === null) d.add(`${path}.hboneMtlsPort`, 'is required');
+  // 0 means the default HBONE port, as on the wire.
+  else port = rawPort === 0 ? 15008 : d.port(rawPort, `${path}.hboneMtlsPort`);
+  if (!destination) return undefined;
+  const address = networkAddress(destination);
+  const slash = destination.indexOf('/');
+  if (!address && (slash <= 0 || slash === destination.length - 1)) {
+    d.add(`${path}.destination`, `${JSON.stringify(destination)} is not network/ip or namespace/hostname`);
+    return undefined;
+  }
+  if (port === undefined) return undefined;
+  return address
+    ? { network: address.network, address: address.address, port }
+    : { namespace: destination.slice(0, slash), hostname: destination.slice(slash + 1), port };
+}
+
+function decodeApplicationTunnel(d: Decoder, v: unknown, path: string): ApplicationTunnel | undefined {
+  if (v === undefined || v === null) return undefined;
+  const o = d.obj(v, path);
+  if (!o) return undefined;
+  d.unknownKeys(o, ['protocol', 'port'], path);
+  const protocol = d.oneOf(o, 'protocol', path, ['NONE', 'PROXY'] as const);
+  const port = o.port === undefined || o.port === null ? undefined : d.port(o.port, `${path}.port`);
+  return protocol ? { protocol, ...(port !== undefined && { port }) } : undefined;
 }
 
 const WORKLOAD_KEYS = [
@@ -88,22 +193,46 @@ const WORKLOAD_KEYS = [
   'name',
   'namespace',
   'serviceAccount',
+  'trustDomain',
   'workloadIps',
   'protocol',
+  'networkMode',
   'node',
   'network',
+  'hostname',
   'services',
   'authorizationPolicies',
-  'netns',
-  'trustDomain',
-  'canonicalName',
-  'canonicalRevision',
+  'waypoint',
+  'networkGateway',
+  'nativeTunnel',
+  'applicationTunnel',
   'workloadName',
   'workloadType',
+  'canonicalName',
+  'canonicalRevision',
   'status',
   'clusterId',
+  'locality',
+  'capacity',
+  // Ours: the pod's network namespace for local runs.
+  'netns',
 ];
-const SERVICE_KEYS = ['name', 'namespace', 'hostname', 'vips', 'ports', 'subjectAltNames', 'endpoints'];
+const SERVICE_KEYS = [
+  'name',
+  'namespace',
+  'hostname',
+  'vips',
+  'cidrVips',
+  'ports',
+  'endpoints',
+  'subjectAltNames',
+  'waypoint',
+  'weightedWaypoints',
+  'loadBalancer',
+  'ipFamilies',
+  'canonical',
+  'visibility',
+];
 const POLICY_KEYS = ['name', 'namespace', 'scope', 'action', 'rules', 'dryRun'];
 const MATCH_KEYS = [
   'namespaces',
@@ -116,6 +245,8 @@ const MATCH_KEYS = [
   'notDestinationIps',
   'destinationPorts',
   'notDestinationPorts',
+  'serviceAccounts',
+  'notServiceAccounts',
 ];
 
 function decodeWorkload(d: Decoder, v: unknown, path: string): Workload | undefined {
@@ -127,9 +258,9 @@ function decodeWorkload(d: Decoder, v: unknown, path: string): Workload | undefi
     if (typeof ip === 'string' && isIP(ip)) ips.push(ip);
     else d.add(`${path}.workloadIps[${i}]`, `${JSON.stringify(ip)} is not an IP address`);
   });
-  const protocol = o.protocol ?? 'TCP';
-  if (protocol !== 'HBONE' && protocol !== 'TCP') d.add(`${path}.protocol`, 'must be HBONE or TCP');
+  const protocol = d.oneOf<TunnelProtocol>(o, 'protocol', path, ['TCP', 'HBONE'], 'TCP');
   const services = new Map<string, Map<number, number>>();
+  // Upstream requires `services`; a workload that backs none may leave it out here.
   const svcObj = o.services === undefined ? {} : d.obj(o.services, `${path}.services`);
   for (const [key, ports] of Object.entries(svcObj ?? {})) {
     if (!/^[^/]+\/[^/]+$/.test(key)) d.add(`${path}.services.${key}`, 'key must be namespace/hostname');
@@ -140,7 +271,9 @@ function decodeWorkload(d: Decoder, v: unknown, path: string): Workload | undefi
       d.add(`${path}.authorizationPolicies[${i}]`, 'must be namespace/name');
     return String(p);
   });
-  const name = d.str(o, 'name', path);
+  const uid = d.str(o, 'uid', path, false);
+  // Upstream defaults the name to ""; ours names the uid after it, so one of the two is needed.
+  const name = d.str(o, 'name', path, !uid);
   const namespace = d.str(o, 'namespace', path);
   const trustDomain = d.str(o, 'trustDomain', path, false);
   if (trustDomain && !SpiffeId.isTrustDomain(trustDomain))
@@ -148,58 +281,172 @@ function decodeWorkload(d: Decoder, v: unknown, path: string): Workload | undefi
   const workloadType = d.str(o, 'workloadType', path, false);
   if (workloadType && !['deployment', 'cronjob', 'pod', 'job'].includes(workloadType))
     d.add(`${path}.workloadType`, 'must be deployment, cronjob, pod or job');
-  const status = d.str(o, 'status', path, false);
-  if (status && status !== 'Healthy' && status !== 'Unhealthy')
-    d.add(`${path}.status`, 'must be Healthy or Unhealthy');
+  const status = d.oneOf(o, 'status', path, ['Healthy', 'Unhealthy'] as const, 'Healthy');
+  const networkMode = d.oneOf(o, 'networkMode', path, ['Standard', 'HostNetwork'] as const, 'Standard');
   const text = (key: string) => d.str(o, key, path, false);
+  let locality: WorkloadMeta['locality'];
+  if (o.locality !== undefined && o.locality !== null) {
+    const l = d.obj(o.locality, `${path}.locality`);
+    if (l) {
+      const lp = `${path}.locality`;
+      d.unknownKeys(l, ['region', 'zone', 'subzone'], lp);
+      locality = {
+        region: d.str(l, 'region', lp),
+        zone: d.str(l, 'zone', lp),
+        subzone: d.str(l, 'subzone', lp),
+      };
+    }
+  }
+  const waypoint = decodeGateway(d, o.waypoint, `${path}.waypoint`);
+  const networkGateway = decodeGateway(d, o.networkGateway, `${path}.networkGateway`);
+  const applicationTunnel = decodeApplicationTunnel(d, o.applicationTunnel, `${path}.applicationTunnel`);
+  const nativeTunnel = d.bool(o, 'nativeTunnel', path);
+  const capacity = d.uint(o, 'capacity', path);
   const meta: WorkloadMeta = {
     ...(text('workloadName') && { workloadName: text('workloadName') }),
     ...(workloadType && { workloadType: workloadType as WorkloadType }),
     ...(text('canonicalName') && { canonicalName: text('canonicalName') }),
     ...(text('canonicalRevision') && { canonicalRevision: text('canonicalRevision') }),
     ...(text('clusterId') && { clusterId: text('clusterId') }),
-    status: status === 'Unhealthy' ? 'Unhealthy' : 'Healthy',
-    networkMode: 'Standard',
+    ...(text('hostname') && { hostname: text('hostname') }),
+    status: status ?? 'Healthy',
+    ...(locality && { locality }),
+    networkMode: networkMode ?? 'Standard',
   };
   return {
-    uid: d.str(o, 'uid', path, false) || `//v1/Pod/${namespace}/${name}`,
+    uid: uid || `//v1/Pod/${namespace}/${name}`,
     name,
     namespace,
     serviceAccount: d.str(o, 'serviceAccount', path, false) || 'default',
     ips,
-    protocol: protocol as TunnelProtocol,
+    protocol: protocol ?? 'TCP',
     node: d.str(o, 'node', path, false),
     network: d.str(o, 'network', path, false),
     services,
     authorizationPolicies: policies,
     ...(typeof o.netns === 'string' && o.netns !== '' && { netns: o.netns }),
     ...(trustDomain && { trustDomain }),
+    ...(waypoint && { waypoint }),
+    ...(networkGateway && { networkGateway }),
+    ...(nativeTunnel && { nativeTunnel }),
+    ...(applicationTunnel && { applicationTunnel }),
+    ...(capacity !== undefined && { capacity }),
     meta,
   };
 }
 
-function decodeService(d: Decoder, v: unknown, path: string): Service | undefined {
+const LB_SCOPES: readonly LoadBalancerScope[] = ['Region', 'Zone', 'Subzone', 'Node', 'Cluster', 'Network'];
+
+/** `{ routingPreferences, mode, healthPolicy }`, every field required as upstream's LoadBalancer. */
+function decodeLoadBalancer(d: Decoder, v: unknown, path: string): LoadBalancer | undefined {
+  if (v === undefined || v === null) return undefined;
+  const o = d.obj(v, path);
+  if (!o) return undefined;
+  d.unknownKeys(o, ['routingPreferences', 'mode', 'healthPolicy'], path);
+  const routingPreferences = d
+    .list(o.routingPreferences, `${path}.routingPreferences`, false)
+    .flatMap((scope, i): LoadBalancerScope[] => {
+      if (typeof scope === 'string' && (LB_SCOPES as readonly string[]).includes(scope))
+        return [scope as LoadBalancerScope];
+      d.add(`${path}.routingPreferences[${i}]`, `must be ${LB_SCOPES.slice(0, -1).join(', ')} or Network`);
+      return [];
+    });
+  const mode = d.oneOf(o, 'mode', path, ['Standard', 'Strict', 'Failover', 'Passthrough'] as const);
+  const healthPolicy = d.oneOf(o, 'healthPolicy', path, ['OnlyHealthy', 'AllowAll'] as const);
+  return mode && healthPolicy ? { routingPreferences, mode, healthPolicy } : undefined;
+}
+
+/** An upstream service endpoint: `{ workloadUid, port: { servicePort: targetPort }, status }`. */
+interface LocalEndpoint {
+  readonly workloadUid: string;
+  readonly ports: Map<number, number>;
+  readonly path: string;
+}
+
+function decodeEndpoints(d: Decoder, v: unknown, path: string): LocalEndpoint[] {
+  if (v === undefined || v === null) return [];
+  const o = d.obj(v, path);
+  return Object.entries(o ?? {}).flatMap(([key, ep]) => {
+    const p = `${path}.${key}`;
+    const e = d.obj(ep, p);
+    if (!e) return [];
+    d.unknownKeys(e, ['workloadUid', 'port', 'status'], p);
+    const workloadUid = d.str(e, 'workloadUid', p);
+    if (e.port === undefined) d.add(`${p}.port`, 'is required');
+    const ports = d.portMap(e.port, `${p}.port`);
+    d.oneOf(e, 'status', p, ['Healthy', 'Unhealthy'] as const);
+    return workloadUid ? [{ workloadUid, ports, path: p }] : [];
+  });
+}
+
+function decodeService(
+  d: Decoder,
+  v: unknown,
+  path: string,
+): { service: Service; endpoints: LocalEndpoint[] } | undefined {
   const o = d.obj(v, path);
   if (!o) return undefined;
   d.unknownKeys(o, SERVICE_KEYS, path);
-  const vips = d.list(o.vips, `${path}.vips`).flatMap((vip, i) => {
-    const text = typeof vip === 'string' ? vip : '';
-    const slash = text.indexOf('/');
-    const address = slash >= 0 ? text.slice(slash + 1) : text;
-    if (!isIP(address)) {
-      d.add(`${path}.vips[${i}]`, `${JSON.stringify(vip)} is not network/ip`);
+  const vips = d.list(o.vips, `${path}.vips`, false).flatMap((vip, i) => {
+    // Ours also takes a bare IP, on the default network.
+    const address =
+      typeof vip === 'string' ? (isIP(vip) ? { network: '', address: vip } : networkAddress(vip)) : undefined;
+    if (!address) d.add(`${path}.vips[${i}]`, `${JSON.stringify(vip)} is not network/ip`);
+    return address ?? [];
+  });
+  const cidrVips = d.list(o.cidrVips, `${path}.cidrVips`).flatMap((entry, i): CidrVip[] => {
+    const p = `${path}.cidrVips[${i}]`;
+    const c = d.obj(entry, p);
+    if (!c) return [];
+    d.unknownKeys(c, ['network', 'cidr'], p);
+    const network = d.str(c, 'network', p);
+    const cidr = d.str(c, 'cidr', p);
+    const [address = '', len = ''] = cidr.split('/');
+    const max = isIP(address) === 6 ? 128 : 32;
+    if (!isIP(address) || !/^\d+$/.test(len) || Number(len) > max) {
+      if (cidr) d.add(`${p}.cidr`, `${JSON.stringify(cidr)} is not a CIDR (ip/length)`);
       return [];
     }
-    return [{ network: slash >= 0 ? text.slice(0, slash) : '', address }];
+    return [{ network, address, length: Number(len) }];
   });
-  return {
+  if (o.ports === undefined || o.ports === null) d.add(`${path}.ports`, 'is required');
+  const waypoint = decodeGateway(d, o.waypoint, `${path}.waypoint`);
+  const weightedWaypoints = d
+    .list(o.weightedWaypoints, `${path}.weightedWaypoints`)
+    .flatMap((entry, i): WeightedWaypoint[] => {
+      const p = `${path}.weightedWaypoints[${i}]`;
+      const w = d.obj(entry, p);
+      if (!w) return [];
+      d.unknownKeys(w, ['destination', 'weight'], p);
+      if (w.destination === undefined || w.destination === null) d.add(`${p}.destination`, 'is required');
+      const destination = decodeGateway(d, w.destination, `${p}.destination`);
+      const weight = d.uint(w, 'weight', p);
+      if (w.weight === undefined || w.weight === null) d.add(`${p}.weight`, 'is required');
+      return destination && weight !== undefined ? [{ destination, weight }] : [];
+    });
+  const loadBalancer = decodeLoadBalancer(d, o.loadBalancer, `${path}.loadBalancer`);
+  const ipFamilies =
+    o.ipFamilies === undefined || o.ipFamilies === null
+      ? undefined
+      : d.oneOf(o, 'ipFamilies', path, ['Dual', 'IPv4', 'IPv6'] as const);
+  const canonical = d.bool(o, 'canonical', path);
+  const visibility = d.oneOf(o, 'visibility', path, ['Public', 'Namespace'] as const, 'Public');
+  const service: Service = {
     name: d.str(o, 'name', path),
     namespace: d.str(o, 'namespace', path),
     hostname: d.str(o, 'hostname', path),
     vips,
+    ...(cidrVips.length > 0 && { cidrVips }),
     ports: d.portMap(o.ports, `${path}.ports`),
     subjectAltNames: d.list(o.subjectAltNames, `${path}.subjectAltNames`).map(String),
+    ...(waypoint && { waypoint }),
+    ...(weightedWaypoints.length > 0 && { weightedWaypoints }),
+    ...(loadBalancer && { loadBalancer }),
+    ...(ipFamilies && { ipFamilies }),
+    ...(canonical && { canonical }),
+    ...(visibility === 'Namespace' && { visibility }),
   };
+  return { service, endpoints: decodeEndpoints(d, o.endpoints, `${path}.endpoints`) };
 }
 
 function decodeStringMatch(d: Decoder, v: unknown, path: string): StringMatch | undefined {
@@ -244,11 +491,22 @@ function decodeMatch(d: Decoder, v: unknown, path: string): PolicyMatch {
     });
   const ports = (key: string) =>
     d.list(o[key], `${path}.${key}`).flatMap((p, i) => d.port(p, `${path}.${key}[${i}]`) ?? []);
+  // As the xDS decoder: a service account is a principal ending in /ns/<namespace>/sa/<name>.
+  const serviceAccounts = (key: string): StringMatch[] =>
+    d.list(o[key], `${path}.${key}`).flatMap((entry, i) => {
+      const p = `${path}.${key}[${i}]`;
+      const sa = d.obj(entry, p);
+      if (!sa) return [];
+      d.unknownKeys(sa, ['namespace', 'serviceAccount'], p);
+      const namespace = d.str(sa, 'namespace', p);
+      const account = d.str(sa, 'serviceAccount', p);
+      return namespace && account ? [{ suffix: `/ns/${namespace}/sa/${account}` }] : [];
+    });
   return {
     namespaces: strings('namespaces'),
     notNamespaces: strings('notNamespaces'),
-    principals: strings('principals'),
-    notPrincipals: strings('notPrincipals'),
+    principals: [...strings('principals'), ...serviceAccounts('serviceAccounts')],
+    notPrincipals: [...strings('notPrincipals'), ...serviceAccounts('notServiceAccounts')],
     sourceIps: ips('sourceIps'),
     notSourceIps: ips('notSourceIps'),
     destinationIps: ips('destinationIps'),
@@ -267,26 +525,26 @@ function decodePolicy(d: Decoder, v: unknown, path: string): AuthorizationPolicy
     Namespace: 'namespace',
     WorkloadSelector: 'workload',
   };
-  const scope = scopes[String(o.scope ?? 'WorkloadSelector')];
-  if (!scope) d.add(`${path}.scope`, 'must be Global, Namespace or WorkloadSelector');
-  const action = o.action === 'Allow' ? 'allow' : o.action === 'Deny' ? 'deny' : undefined;
-  if (!action) d.add(`${path}.action`, 'must be Allow or Deny');
-  const rules: PolicyRule[] = d.list(o.rules, `${path}.rules`).map((rule, r) => ({
+  // Every field is required, as upstream's Authorization (src/rbac.rs) has no serde defaults.
+  const scopeName = d.oneOf(o, 'scope', path, ['Global', 'Namespace', 'WorkloadSelector'] as const);
+  const scope = scopeName && scopes[scopeName];
+  const actionName = d.oneOf(o, 'action', path, ['Allow', 'Deny'] as const);
+  const action = actionName === 'Allow' ? 'allow' : actionName === 'Deny' ? 'deny' : undefined;
+  const rules: PolicyRule[] = d.list(o.rules, `${path}.rules`, false).map((rule, r) => ({
     clauses: d.list(rule, `${path}.rules[${r}]`).map((clause, c) => ({
       matches: d
         .list(clause, `${path}.rules[${r}][${c}]`)
         .map((m, i) => decodeMatch(d, m, `${path}.rules[${r}][${c}][${i}]`)),
     })),
   }));
-  if (o.dryRun !== undefined && typeof o.dryRun !== 'boolean')
-    d.add(`${path}.dryRun`, 'must be true or false');
+  const dryRun = d.bool(o, 'dryRun', path, true);
   return {
     name: d.str(o, 'name', path),
     namespace: d.str(o, 'namespace', path),
     scope: scope ?? 'workload',
     action: action ?? 'deny',
     rules,
-    ...(o.dryRun === true && { dryRun: true }),
+    ...(dryRun && { dryRun: true }),
   };
 }
 
@@ -299,9 +557,10 @@ export function decodeLocalConfig(doc: unknown): Result<LocalConfig> {
   const workloads = d
     .list(root.workloads, 'workloads')
     .flatMap((w, i) => decodeWorkload(d, w, `workloads[${i}]`) ?? []);
-  const services = d
+  const decodedServices = d
     .list(root.services, 'services')
     .flatMap((s, i) => decodeService(d, s, `services[${i}]`) ?? []);
+  const services = decodedServices.map((s) => s.service);
   const policies = d
     .list(root.policies, 'policies')
     .flatMap((p, i) => decodePolicy(d, p, `policies[${i}]`) ?? []);
@@ -313,6 +572,26 @@ export function decodeLocalConfig(doc: unknown): Result<LocalConfig> {
       seenIps.set(`${w.network}/${ip}`, `${w.namespace}/${w.name}`);
     }
   });
+  // A service's endpoints, as upstream's, name workloads by uid: each is the same as the workload
+  // listing the service with those ports.
+  const byUid = new Map(workloads.map((w, i) => [w.uid, i]));
+  const extraServices = new Map<number, Map<string, ReadonlyMap<number, number>>>();
+  for (const { service, endpoints } of decodedServices) {
+    for (const ep of endpoints) {
+      const i = byUid.get(ep.workloadUid);
+      if (i === undefined) {
+        d.add(`${ep.path}.workloadUid`, `${ep.workloadUid} is not the uid of a workload in this file`);
+        continue;
+      }
+      const extra = extraServices.get(i) ?? new Map<string, ReadonlyMap<number, number>>();
+      extra.set(`${service.namespace}/${service.hostname}`, ep.ports);
+      extraServices.set(i, extra);
+    }
+  }
+  for (const [i, extra] of extraServices) {
+    const w = workloads[i];
+    if (w) workloads[i] = { ...w, services: new Map([...extra, ...w.services]) };
+  }
   // Problems lose their leading dot when they sit on the root.
   const problems = d.problems.map((p) => (p.path.startsWith('.') ? { ...p, path: p.path.slice(1) } : p));
   return problems.length ? fail(problems) : ok({ workloads, services, policies });
