@@ -259,6 +259,51 @@ describe.skipIf(!isRoot)('ztunnel in-pod L4 data path across two lab nodes (root
     state = new ZtunnelState(base);
   });
 
+  it('a service with a CIDR VIP is reached at any address in the prefix; a namespace-only service at an exact VIP is not seen from another namespace', async () => {
+    const RANGE = 'echo-range.demo.svc.cluster.local';
+    const HIDDEN = 'hidden.other.svc.cluster.local';
+    state = new ZtunnelState({
+      ...base,
+      workloads: base.workloads.map((w) =>
+        w.name === 'echo'
+          ? { ...w, services: new Map([...w.services, [`demo/${RANGE}`, new Map([[80, 8080]])]]) }
+          : w,
+      ),
+      services: [
+        ...base.services,
+        {
+          name: 'echo-range',
+          namespace: 'demo',
+          hostname: RANGE,
+          vips: [],
+          cidrVips: [{ network: '', address: '198.19.200.0', length: 24 }],
+          ports: new Map([[80, 8080]]),
+          subjectAltNames: [],
+        },
+        // No endpoints: a client that could see it would fail, not reach echo.
+        {
+          name: 'hidden',
+          namespace: 'other',
+          hostname: HIDDEN,
+          vips: [{ network: '', address: '198.19.200.88' }],
+          ports: new Map([[80, 8080]]),
+          subjectAltNames: [],
+          visibility: 'Namespace',
+        },
+      ],
+    });
+    const sleep = lab.pod('demo', 'sleep');
+    for (const address of ['198.19.200.7', '198.19.200.254', '198.19.200.88'])
+      expect(await curl('sleep', `http://${address}/`)).toBe(`echo saw ${sleep.ip}`);
+    expect(
+      await counter(registry, 'istio_tcp_connections_opened_total', {
+        reporter: 'source',
+        destination_service: RANGE,
+      }),
+    ).toBe(3);
+    state = new ZtunnelState(base);
+  });
+
   it('removing the capture from a pod restores its plain networking, with its app still running', async () => {
     const echo = lab.pod('demo', 'echo');
     await removeCapture(echo.netnsPath);
