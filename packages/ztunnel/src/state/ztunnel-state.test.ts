@@ -106,6 +106,15 @@ describe('ZtunnelState.serviceByVip', () => {
     expect(state.serviceByVip('fd01::1')).toBeUndefined();
   });
 
+  it("leaves a workload's own address to the workload, even inside a CIDR VIP, as upstream's find_address", () => {
+    const range = svc('range', 'demo', { cidrVips: [{ network: '', address: '198.18.0.0', length: 15 }] });
+    const pod = workload('pod', '198.18.16.10');
+    const state = new ZtunnelState({ workloads: [pod], services: [range], policies: [] });
+    expect(state.serviceByVip('198.18.16.10', 'demo')).toBeUndefined();
+    expect(state.workloadByIp('198.18.16.10')?.name).toBe('pod');
+    expect(state.serviceByVip('198.18.16.11', 'demo')?.name).toBe('range');
+  });
+
   it('prefers an exact VIP, then the CIDR in the client namespace, then the longest prefix, then canonical', () => {
     const exact = svc('exact', 'demo', { vips: vip('198.18.32.5') });
     const wide = svc('wide', 'demo', { cidrVips: [{ network: '', address: '198.18.0.0', length: 16 }] });

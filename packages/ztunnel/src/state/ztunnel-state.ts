@@ -72,8 +72,8 @@ export class ZtunnelState {
    * The service at a VIP, as upstream ztunnel's `ServiceStore::get_best_by_vip`
    * (src/state/service.rs): services not visible to the client's namespace are skipped (when one
    * is given); of several, the one in the client's namespace, else the last canonical one, else
-   * the first. An address no exact VIP names falls back to the CIDR VIPs that contain it, ranked
-   * by (in the client's namespace, longest prefix, canonical).
+   * the first. An address no exact VIP and no workload names falls back to the CIDR VIPs that
+   * contain it, ranked by (in the client's namespace, longest prefix, canonical).
    */
   serviceByVip(ip: string, clientNamespace?: string): Service | undefined {
     const visible = (s: Service) =>
@@ -84,7 +84,9 @@ export class ZtunnelState {
       if (clientNamespace !== undefined && s.namespace === clientNamespace) return s;
       if (s.canonical || !best) best = s;
     }
-    if (best || this.cidrVips.length === 0) return best;
+    // A workload's own address is that workload, never a prefix's: upstream's find_address
+    // (src/state.rs) looks workloads up first.
+    if (best || this.cidrVips.length === 0 || this.workloadsByIp.has(ip)) return best;
     const family = isIPv6(ip) ? 'ipv6' : 'ipv4';
     let bestRank: readonly [number, number, number] | undefined;
     for (const { vip, service, block } of this.cidrVips) {
