@@ -172,16 +172,13 @@ describe('the waypoint reports Istio standard metrics with the full label set', 
       response_flags: '-',
       connection_security_policy: 'mutual_tls',
     };
-    const closedSeries = await pollSeries(
-      scrape,
-      'istio_tcp_connections_closed_total',
-      'db.demo.svc.cluster.local',
-    );
-    expect(closedSeries).toEqual({ labels: expected, value: 1 });
+    // Bytes are added when the tunnel ends, after both sides closed.
+    await pollSeries(scrape, 'istio_tcp_sent_bytes_total', 'db.demo.svc.cluster.local');
     const text = await scrape();
     const one = (name: string) =>
       series(text, name).filter((s) => s.labels.destination_service === 'db.demo.svc.cluster.local');
     expect(one('istio_tcp_connections_opened_total')).toEqual([{ labels: expected, value: 1 }]);
+    expect(one('istio_tcp_connections_closed_total')).toEqual([{ labels: expected, value: 1 }]);
     expect(one('istio_tcp_received_bytes_total')).toEqual([{ labels: expected, value: 10 }]);
     expect(one('istio_tcp_sent_bytes_total')).toEqual([{ labels: expected, value: 10 }]);
     // TCP metrics carry no HTTP labels.

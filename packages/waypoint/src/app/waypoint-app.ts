@@ -44,7 +44,7 @@ import { HttpProxy } from '../proxy/http-proxy.js';
 import { UpstreamPool } from '../proxy/upstream-pool.js';
 import { hboneRefusal, REPLIES } from '../proxy/waypoint-errors.js';
 import { RequestMetrics } from '../telemetry/request-metrics.js';
-import { TcpMetrics } from '../telemetry/tcp-metrics.js';
+import { type TcpConnectionRecord, TcpMetrics } from '../telemetry/tcp-metrics.js';
 import {
   endpointPeer,
   serviceOfChain,
@@ -143,8 +143,8 @@ export class WaypointApp {
   private readonly hboneMetrics = new HboneMetrics(this.registry);
   private readonly requestMetrics = new RequestMetrics(this.registry);
   private readonly tcpMetrics = new TcpMetrics(this.registry);
-  /** TCP-chain tunnels open now: counts their close and bytes when the HBONE server ends them. */
-  private readonly tcpTunnels = new WeakMap<HboneRequest, (received: number, sent: number) => void>();
+  /** TCP-chain tunnels open now: their bytes are counted when the HBONE server ends them. */
+  private readonly tcpTunnels = new WeakMap<HboneRequest, TcpConnectionRecord>();
   private readonly store: WaypointConfigStore;
   private readonly identity: SpiffeId;
   /** Named reasons not to be ready yet; ready when empty. */
@@ -241,7 +241,7 @@ export class WaypointApp {
     this.hboneServer = new HboneServer({
       certificateFor: () => certs.fetch(this.identity),
       onRequest: (req) => this.onTunnel(req),
-      onTunnelClosed: (req, stats) => this.tcpTunnels.get(req)?.(stats.aToB, stats.bToA),
+      onTunnelClosed: (req, stats) => this.tcpTunnels.get(req)?.bytes(stats.aToB, stats.bToA),
       metrics: this.hboneMetrics,
       logger,
     });
@@ -327,8 +327,9 @@ export class WaypointApp {
 
   /**
    * A TCP chain: the connection goes to one endpoint of the chain's cluster, by its lb policy, and
-   * is counted in Istio's TCP metrics: opened once the endpoint is connected, closed with its bytes
-   * when the tunnel ends, failed (with the refusal's response flag) when it cannot be opened.
+   * is counted in Istio's TCP metrics: opened once the endpoint is connected, closed when the
+   * endpoint side closes, its bytes when the tunnel ends, failed (with the refusal's response
+   * flag) when it cannot be opened.
    */
   private readonly tcpBalancers = new Map<string, LoadBalancer>();
   private async tcpUpstream(
@@ -367,7 +368,9 @@ export class WaypointApp {
       throw hboneRefusal('WP_ERR_TCP_UPSTREAM_CONNECT', (err as Error).message, { cause: err });
     }
     // Closed with the labels it was opened with, even if the config changes meanwhile.
-    this.tcpTunnels.set(req, this.tcpMetrics.open(tcpLabels(parties(ep))));
+    const record = this.tcpMetrics.open(tcpLabels(parties(ep)));
+    this.tcpTunnels.set(req, record);
+    upstream.once('close', () => record.closed());
     return upstream;
   }
 

@@ -32,16 +32,32 @@ export class TcpMetrics {
     this.sent = make('istio_tcp_sent_bytes_total', 'Bytes sent to the client of a TCP connection');
   }
 
-  /** Counts a connection opened; the function returned counts its close and its bytes, once. */
-  open(labels: IstioTcpLabels): (receivedBytes: number, sentBytes: number) => void {
+  /**
+   * Counts a connection opened. Its close is counted once, when the endpoint side closes (even if
+   * the tunnel never starts: a client that reset while the waypoint connected); its bytes once,
+   * when the tunnel ends.
+   */
+  open(labels: IstioTcpLabels): TcpConnectionRecord {
     this.opened.inc(labels);
-    let done = false;
-    return (receivedBytes, sentBytes) => {
-      if (done) return;
-      done = true;
-      this.received.inc(labels, receivedBytes);
-      this.sent.inc(labels, sentBytes);
-      this.closed.inc(labels);
+    let closed = false;
+    let counted = false;
+    return {
+      closed: () => {
+        if (closed) return;
+        closed = true;
+        this.closed.inc(labels);
+      },
+      bytes: (receivedBytes, sentBytes) => {
+        if (counted) return;
+        counted = true;
+        this.received.inc(labels, receivedBytes);
+        this.sent.inc(labels, sentBytes);
+      },
     };
   }
+}
+
+export interface TcpConnectionRecord {
+  closed(): void;
+  bytes(receivedBytes: number, sentBytes: number): void;
 }
