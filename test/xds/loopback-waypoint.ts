@@ -94,8 +94,8 @@ export interface LoopbackWaypoint {
   readonly metricsPort: number;
   /** GET `path` through the waypoint, as demo/sleep calling `vip:80`; the response head. */
   call(path: string): Promise<string>;
-  /** An HBONE stream to the waypoint, as demo/sleep calling `authority` (`VIP:port`). */
-  open(authority: string): Promise<Duplex>;
+  /** An HBONE stream to the waypoint, as demo/sleep calling `authority` (`VIP:port`), with `baggage`. */
+  open(authority: string, baggage?: string): Promise<Duplex>;
   close(): Promise<void>;
 }
 
@@ -138,12 +138,13 @@ export async function startLoopbackWaypoint(
     ca: await LocalCa.loadOrCreate(join(dir, 'ca'), { trustDomain: 'cluster.local' }),
   });
   const client = new HboneClient({ certificates: certs, metrics: new HboneMetrics(new Registry()), logger });
-  const open = (authority: string) =>
+  const open = (authority: string, baggage?: string) =>
     client.connect({
       source: SpiffeId.of('cluster.local', 'demo', 'sleep'),
       destination: SpiffeId.of('cluster.local', 'demo', 'waypoint'),
       address: { host: '127.0.0.1', port: addresses.hbone.port },
       authority,
+      ...(baggage !== undefined && { baggage }),
     });
   return {
     cp,

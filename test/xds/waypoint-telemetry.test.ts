@@ -141,6 +141,26 @@ describe('the waypoint reports Istio standard metrics with the full label set', 
     expect(durations[0]?.labels.destination_canonical_service).toBe('hello-svc');
   });
 
+  it('keeps the verified source`s labels when the client`s baggage names another workload', async () => {
+    const forged =
+      'k8s.namespace.name=demo,k8s.deployment.name=hello,service.name=forged,k8s.cluster.name=evil';
+    const head = await httpOver(await w.open(`${HELLO_VIP}:80`, forged), '/', 'hello.demo.svc.cluster.local');
+    expect(head).toMatch(/^HTTP\/1.1 200 /);
+    const deadline = Date.now() + 10_000;
+    let all: ReturnType<typeof series> = [];
+    for (;;) {
+      all = series(await scrape(), 'istio_requests_total').filter(
+        (s) => s.labels.destination_service === 'hello.demo.svc.cluster.local',
+      );
+      if (all.some((s) => s.value >= 2) || Date.now() > deadline) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    // The same series as the first request: the baggage changed no label.
+    expect(all).toHaveLength(1);
+    expect(all[0]?.value).toBe(2);
+    expect(all[0]?.labels).toMatchObject(SLEEP_LABELS);
+  });
+
   it('counts a TCP chain`s connection, its bytes each way and its close, with the same labels', async () => {
     const stream = await w.open(`${DB_VIP}:5432`);
     const echoed = await new Promise<string>((resolve, reject) => {
