@@ -68,7 +68,11 @@ export function waypointManifests(vip: string): object[] {
 }
 
 /** One HTTP/1.1 exchange on a fresh HBONE stream to the waypoint; the raw response head. */
-export function httpOver(stream: Duplex, path: string): Promise<string> {
+export function httpOver(
+  stream: Duplex,
+  path: string,
+  host = 'echo.demo.svc.cluster.local',
+): Promise<string> {
   return new Promise((resolve, reject) => {
     let text = '';
     stream.on('data', (d: Buffer) => {
@@ -79,7 +83,7 @@ export function httpOver(stream: Duplex, path: string): Promise<string> {
       }
     });
     stream.on('error', reject);
-    stream.write(`GET ${path} HTTP/1.1\r\nhost: echo.demo.svc.cluster.local\r\nconnection: close\r\n\r\n`);
+    stream.write(`GET ${path} HTTP/1.1\r\nhost: ${host}\r\nconnection: close\r\n\r\n`);
   });
 }
 
@@ -87,8 +91,11 @@ export interface LoopbackWaypoint {
   readonly cp: ControlPlaneApp;
   readonly wp: WaypointApp;
   readonly adminPort: number;
+  readonly metricsPort: number;
   /** GET `path` through the waypoint, as demo/sleep calling `vip:80`; the response head. */
   call(path: string): Promise<string>;
+  /** An HBONE stream to the waypoint, as demo/sleep calling `authority` (`VIP:port`), with `baggage`. */
+  open(authority: string, baggage?: string): Promise<Duplex>;
   close(): Promise<void>;
 }
 
@@ -131,20 +138,21 @@ export async function startLoopbackWaypoint(
     ca: await LocalCa.loadOrCreate(join(dir, 'ca'), { trustDomain: 'cluster.local' }),
   });
   const client = new HboneClient({ certificates: certs, metrics: new HboneMetrics(new Registry()), logger });
+  const open = (authority: string, baggage?: string) =>
+    client.connect({
+      source: SpiffeId.of('cluster.local', 'demo', 'sleep'),
+      destination: SpiffeId.of('cluster.local', 'demo', 'waypoint'),
+      address: { host: '127.0.0.1', port: addresses.hbone.port },
+      authority,
+      ...(baggage !== undefined && { baggage }),
+    });
   return {
     cp,
     wp,
     adminPort: addresses.admin.port,
-    call: async (path) =>
-      httpOver(
-        await client.connect({
-          source: SpiffeId.of('cluster.local', 'demo', 'sleep'),
-          destination: SpiffeId.of('cluster.local', 'demo', 'waypoint'),
-          address: { host: '127.0.0.1', port: addresses.hbone.port },
-          authority: `${vip}:80`,
-        }),
-        path,
-      ),
+    metricsPort: addresses.metrics.port,
+    call: async (path) => httpOver(await open(`${vip}:80`), path),
+    open,
     close: async () => {
       client.destroy();
       certs.close();

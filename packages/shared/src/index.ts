@@ -51,6 +51,30 @@ export { runComponent } from './process/run-component.js';
 export type { Problem, Result } from './result.js';
 export { fail, formatProblems, ok } from './result.js';
 export { HboneMetrics } from './telemetry/hbone-metrics.js';
+export type {
+  DestinationServiceLabels,
+  EndpointWorkload,
+  IstioReporter,
+  IstioRequestLabelName,
+  IstioRequestLabels,
+  IstioTcpLabelName,
+  IstioTcpLabels,
+  PeerDescription,
+  PeerSide,
+  ServiceDescription,
+  WorkloadLabelSuffix,
+  WorkloadLabels,
+} from './telemetry/istio-labels.js';
+export {
+  DEFAULT_CANONICAL_REVISION,
+  formatEndpointWorkload,
+  ISTIO_REQUEST_LABELS,
+  ISTIO_TCP_LABELS,
+  parseEndpointWorkload,
+  serviceLabels,
+  UNKNOWN_LABEL_VALUE,
+  workloadLabels,
+} from './telemetry/istio-labels.js';
 export type { HandshakeLimits } from './tls/handshake-limits.js';
 export { DEFAULT_HANDSHAKE_LIMITS } from './tls/handshake-limits.js';
 export { secureContextOptions } from './tls/mesh-tls.js';

@@ -11,7 +11,13 @@ import type {
   WireStruct,
   WireValue,
 } from '@ambient/shared';
-import { type MeshModel, type ModelProblem, matchesSelector, WAYPOINT_CLASS } from '../ambient/mesh-model.js';
+import {
+  type MeshModel,
+  type ModelProblem,
+  matchesSelector,
+  WAYPOINT_CLASS,
+  type WireWorkload,
+} from '../ambient/mesh-model.js';
 import type {
   AuthorizationPolicyObject,
   DestinationRuleObject,
@@ -200,6 +206,7 @@ export function indexObjects(objects: ReadonlyMap<string, KubeObject>): Index {
 export class BuildContext {
   private readonly notices = new Map<string, ModelProblem>();
   private readonly drCache = new Map<string, DestinationRuleObject | undefined>();
+  private workloadsByPod?: Map<string, WireWorkload>;
 
   constructor(
     readonly ix: Index,
@@ -265,6 +272,20 @@ export class BuildContext {
     const own = subset?.trafficPolicy;
     if (!own) return top;
     return { ...top, ...own };
+  }
+
+  /**
+   * The Workload that workload discovery sends for a pod: the one place its workload name,
+   * canonical name and revision, and cluster are derived, so endpoint metadata says the same.
+   */
+  workloadOf(pod: PodObject): WireWorkload | undefined {
+    if (!this.workloadsByPod) {
+      this.workloadsByPod = new Map();
+      for (const a of this.model.addresses.values())
+        if ('workload' in a)
+          this.workloadsByPod.set(`${a.workload.namespace}/${a.workload.name}`, a.workload);
+    }
+    return this.workloadsByPod.get(`${pod.metadata.namespace}/${pod.metadata.name}`);
   }
 
   pods(svc: ServiceObject, subset?: DestinationSubset): PodObject[] {

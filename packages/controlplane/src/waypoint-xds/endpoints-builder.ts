@@ -1,9 +1,10 @@
 /**
  * The ClusterLoadAssignment of a cluster: the running pods behind its service (and subset), at the
  * port's target port, each with the metadata the waypoint needs to reach it (its identity, and
- * whether its ztunnel takes HBONE).
+ * whether its ztunnel takes HBONE) and to label its telemetry (istiod's `workload` key:
+ * workload name, namespace, canonical name and revision, cluster).
  */
-import type { EnvoyInput, WireClusterLoadAssignment } from '@ambient/shared';
+import { type EnvoyInput, formatEndpointWorkload, type WireClusterLoadAssignment } from '@ambient/shared';
 import { isAmbientEnrolled } from '../ambient/mesh-model.js';
 import { type BuildContext, type ClusterEntry, struct } from './build-context.js';
 
@@ -19,13 +20,20 @@ export function buildLoadAssignment(
     const target = typeof port.targetPort === 'number' ? port.targetPort : pod.namedPorts[port.targetPort];
     if (target === undefined) return [];
     const { name: podName, namespace } = pod.metadata;
+    const w = b.workloadOf(pod);
     return [
       {
         endpoint: { address: { socketAddress: { address: pod.podIps[0], portValue: target } } },
         metadata: {
           filterMetadata: {
             istio: struct({
-              workload: podName,
+              workload: formatEndpointWorkload({
+                workloadName: w?.workloadName || podName,
+                namespace,
+                canonicalName: w?.canonicalName ?? '',
+                canonicalRevision: w?.canonicalRevision ?? '',
+                clusterId: w?.clusterId ?? '',
+              }),
               namespace,
               service_account: pod.serviceAccountName,
               identity: `spiffe://${trustDomain}/ns/${namespace}/sa/${pod.serviceAccountName}`,

@@ -1,7 +1,7 @@
 import { SpiffeId } from '@ambient/shared';
 import { describe, expect, it } from 'vitest';
 import type { FilterChain, UpstreamEndpoint, WaypointConfig } from '../config/waypoint-config.js';
-import { matchChain, parseBaggage, sourceWorkload } from './waypoint-app.js';
+import { knownSource, matchChain, parseBaggage } from './waypoint-app.js';
 
 const chain = (name: string, port: number, ...prefixes: Array<[string, number]>): FilterChain => ({
   name,
@@ -43,7 +43,7 @@ describe('parseBaggage', () => {
   });
 });
 
-describe('sourceWorkload', () => {
+describe('knownSource', () => {
   const ep = (workload: string, address: string, sa: string): UpstreamEndpoint => ({
     address,
     port: 8080,
@@ -60,13 +60,13 @@ describe('sourceWorkload', () => {
   };
 
   it('names the workload at the verified address when it holds the peer identity', () => {
-    expect(sourceWorkload(config, '10.0.0.1', 'spiffe://cluster.local/ns/demo/sa/sleep')).toEqual({
-      sourceWorkload: 'sleep',
-    });
+    const found = knownSource(config, '10.0.0.1', 'spiffe://cluster.local/ns/demo/sa/sleep');
+    expect(found.knownSource?.workload).toBe('sleep');
+    expect(found.knownSource?.address).toBe('10.0.0.1');
   });
 
   it("never names a workload whose identity is not the peer's", () => {
-    expect(sourceWorkload(config, '10.0.0.1', 'spiffe://cluster.local/ns/demo/sa/other')).toEqual({});
-    expect(sourceWorkload(config, '10.0.0.9', 'spiffe://cluster.local/ns/demo/sa/sleep')).toEqual({});
+    expect(knownSource(config, '10.0.0.1', 'spiffe://cluster.local/ns/demo/sa/other')).toEqual({});
+    expect(knownSource(config, '10.0.0.9', 'spiffe://cluster.local/ns/demo/sa/sleep')).toEqual({});
   });
 });

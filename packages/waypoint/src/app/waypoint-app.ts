@@ -29,7 +29,13 @@ import {
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
-import type { FilterChain, HttpChain, WaypointConfig } from '../config/waypoint-config.js';
+import type {
+  FilterChain,
+  HttpChain,
+  TcpChain,
+  UpstreamEndpoint,
+  WaypointConfig,
+} from '../config/waypoint-config.js';
 import { createLoadBalancer } from '../lb/create-load-balancer.js';
 import type { LoadBalancer } from '../lb/load-balancer.js';
 import { matchCidr } from '../match/cidr-match.js';
@@ -38,6 +44,14 @@ import { HttpProxy } from '../proxy/http-proxy.js';
 import { UpstreamPool } from '../proxy/upstream-pool.js';
 import { hboneRefusal, REPLIES } from '../proxy/waypoint-errors.js';
 import { RequestMetrics } from '../telemetry/request-metrics.js';
+import { type TcpConnectionRecord, TcpMetrics } from '../telemetry/tcp-metrics.js';
+import {
+  endpointPeer,
+  serviceOfChain,
+  sourcePeer,
+  type TrafficParties,
+  tcpLabels,
+} from '../telemetry/waypoint-labels.js';
 import { WaypointConfigStore } from '../xds/waypoint-config-store.js';
 import { waypointReadinessHandler } from './waypoint-readiness.js';
 import type { WaypointSettings } from './waypoint-settings.js';
@@ -97,37 +111,40 @@ export function parseBaggage(value: string | undefined): Map<string, string> {
   return out;
 }
 
-/** Per config snapshot: `address|principal` -> workload name of the endpoints it lists. */
-const workloadsByPeer = new WeakMap<WaypointConfig, Map<string, string>>();
+/** Per config snapshot: `address|principal` -> the first endpoint it lists there with that identity. */
+const endpointsByPeer = new WeakMap<WaypointConfig, Map<string, UpstreamEndpoint>>();
 
 /**
  * The workload at the verified source address, when this waypoint knows it (an endpoint of one of
  * its clusters) and it holds the peer's identity: telemetry names the source from what was verified.
  * Indexed once per config, so a tunnel costs one lookup, not a scan of every endpoint.
  */
-export function sourceWorkload(
+export function knownSource(
   config: WaypointConfig,
   sourceIp: string,
   principal: string,
-): { sourceWorkload?: string } {
-  let index = workloadsByPeer.get(config);
+): { knownSource?: UpstreamEndpoint } {
+  let index = endpointsByPeer.get(config);
   if (!index) {
     index = new Map();
     for (const eps of config.endpoints.values())
       for (const e of eps) {
         const key = `${e.address}|${e.identity?.toString() ?? ''}`;
-        if (e.identity && !index.has(key)) index.set(key, e.workload);
+        if (e.identity && !index.has(key)) index.set(key, e);
       }
-    workloadsByPeer.set(config, index);
+    endpointsByPeer.set(config, index);
   }
-  const workload = index.get(`${sourceIp}|${principal}`);
-  return workload !== undefined ? { sourceWorkload: workload } : {};
+  const known = index.get(`${sourceIp}|${principal}`);
+  return known !== undefined ? { knownSource: known } : {};
 }
 
 export class WaypointApp {
   private readonly registry = new Registry();
   private readonly hboneMetrics = new HboneMetrics(this.registry);
   private readonly requestMetrics = new RequestMetrics(this.registry);
+  private readonly tcpMetrics = new TcpMetrics(this.registry);
+  /** TCP-chain tunnels open now: their bytes are counted when the HBONE server ends them. */
+  private readonly tcpTunnels = new WeakMap<HboneRequest, TcpConnectionRecord>();
   private readonly store: WaypointConfigStore;
   private readonly identity: SpiffeId;
   /** Named reasons not to be ready yet; ready when empty. */
@@ -224,6 +241,7 @@ export class WaypointApp {
     this.hboneServer = new HboneServer({
       certificateFor: () => certs.fetch(this.identity),
       onRequest: (req) => this.onTunnel(req),
+      onTunnelClosed: (req, stats) => this.tcpTunnels.get(req)?.bytes(stats.aToB, stats.bToA),
       metrics: this.hboneMetrics,
       logger,
     });
@@ -292,37 +310,68 @@ export class WaypointApp {
     // from inside the client pod, so it is the pod's IP); a Forwarded header is the client's word.
     const sourceIp = req.remoteAddress.replace('::ffff:', '');
     const handler = chain.handler;
-    if (handler.kind === 'tcp') return this.tcpUpstream(handler.cluster);
+    const baggage = parseBaggage(req.baggage);
+    const known = knownSource(this.store.config, sourceIp, req.peer.toString());
+    if (handler.kind === 'tcp') return this.tcpUpstream(req, chain, handler, baggage, known.knownSource);
     const [tunnelSide, httpSide] = duplexPair();
     (this.proxy as HttpProxy).serve(httpSide, {
       peer: req.peer,
       sourceIp,
       target: req.target,
       chain: chain as FilterChain & { handler: HttpChain },
-      baggage: parseBaggage(req.baggage),
-      ...sourceWorkload(this.store.config, sourceIp, req.peer.toString()),
+      baggage,
+      ...known,
     });
     return tunnelSide;
   }
 
-  /** A TCP chain: the connection goes to one endpoint of the chain's cluster, by its lb policy. */
+  /**
+   * A TCP chain: the connection goes to one endpoint of the chain's cluster, by its lb policy, and
+   * is counted in Istio's TCP metrics: opened once the endpoint is connected, closed when the
+   * endpoint side closes, its bytes when the tunnel ends, failed (with the refusal's response
+   * flag) when it cannot be opened.
+   */
   private readonly tcpBalancers = new Map<string, LoadBalancer>();
-  private async tcpUpstream(clusterName: string): Promise<Duplex> {
+  private async tcpUpstream(
+    req: HboneRequest,
+    chain: FilterChain,
+    handler: TcpChain,
+    baggage: ReadonlyMap<string, string>,
+    known: UpstreamEndpoint | undefined,
+  ): Promise<Duplex> {
+    const clusterName = handler.cluster;
     const config = this.store.config;
     const cluster = config.clusters.get(clusterName);
+    const ownClusterId = this.inputs.settings.clusterId;
+    const service = cluster?.service ?? serviceOfChain(chain.name);
+    const parties = (ep?: UpstreamEndpoint): TrafficParties => ({
+      source: sourcePeer({ peer: req.peer, baggage, ...(known && { known }) }, ownClusterId),
+      ...(ep && { destination: endpointPeer(ep, ownClusterId) }),
+      ...(service && { service }),
+      ownClusterId,
+    });
     let lb = this.tcpBalancers.get(clusterName);
     if (cluster && lb?.policy !== cluster.lbPolicy) {
       lb = createLoadBalancer(cluster.lbPolicy);
       this.tcpBalancers.set(clusterName, lb);
     }
     const ep = lb?.pick(config.endpoints.get(clusterName) ?? []);
-    if (!cluster || !ep)
+    if (!cluster || !ep) {
+      this.tcpMetrics.failed.inc(tcpLabels(parties(), REPLIES.WP_ERR_TCP_NO_ENDPOINT.flag));
       throw hboneRefusal('WP_ERR_TCP_NO_ENDPOINT', `no endpoint for cluster ${clusterName}`);
+    }
+    let upstream: Duplex;
     try {
-      return await (this.upstreams as UpstreamPool).connect(ep, cluster.connectTimeoutMs);
+      upstream = await (this.upstreams as UpstreamPool).connect(ep, cluster.connectTimeoutMs);
     } catch (err) {
+      this.tcpMetrics.failed.inc(tcpLabels(parties(ep), REPLIES.WP_ERR_TCP_UPSTREAM_CONNECT.flag));
       throw hboneRefusal('WP_ERR_TCP_UPSTREAM_CONNECT', (err as Error).message, { cause: err });
     }
+    // Closed with the labels it was opened with, even if the config changes meanwhile.
+    const record = this.tcpMetrics.open(tcpLabels(parties(ep)));
+    this.tcpTunnels.set(req, record);
+    upstream.once('close', () => record.closed());
+    return upstream;
   }
 
   private admin(req: http.IncomingMessage, res: http.ServerResponse): void {

@@ -246,8 +246,13 @@ export interface UpstreamCluster {
 export interface UpstreamEndpoint {
   readonly address: string;
   readonly port: number;
+  /** The workload (the pod's owner, e.g. a Deployment), as the control plane names it. */
   readonly workload: string;
   readonly namespace: string;
+  /** Telemetry labels from istiod's endpoint `workload` metadata; absent when not sent. */
+  readonly canonicalName?: string;
+  readonly canonicalRevision?: string;
+  readonly clusterId?: string;
   readonly serviceAccount: string;
   /** Parsed by the decoder; absent only for an endpoint outside the mesh (`tunnel: none`). */
   readonly identity?: SpiffeId;

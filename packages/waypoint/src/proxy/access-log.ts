@@ -1,5 +1,6 @@
 /** The end of an exchange: its request metrics and its access log line. */
-import type { RequestLabels, RequestMetrics } from '../telemetry/request-metrics.js';
+import type { RequestMetrics } from '../telemetry/request-metrics.js';
+import { endpointPeer, requestLabels, serviceOfChain, sourcePeer } from '../telemetry/waypoint-labels.js';
 import type { Exchange } from './exchange.js';
 
 export interface ExchangeSinks {
@@ -14,40 +15,27 @@ export function recordExchange(sinks: ExchangeSinks, ex: Exchange, status: numbe
   const durationMs = performance.now() - ex.start;
   const flags = ex.flags.size ? [...ex.flags].join(',') : '-';
   const peer = ex.ctx.peer;
-  const bagNamespace = ex.ctx.baggage.get('k8s.namespace.name');
   const dst = ex.endpoint;
+  const ownClusterId = sinks.clusterName ?? 'Kubernetes';
   // Before a cluster is chosen (a denial, no route), the chain says which service was called.
   const svc = ex.cluster?.service ?? serviceOfChain(ex.ctx.chain.name);
-  const labels: RequestLabels = {
-    reporter: 'waypoint',
-    // The workload found at the verified address first; else the peer metadata the client's
-    // ztunnel sent, if it names the certificate's namespace (a label only, never authorization).
-    source_workload:
-      ex.ctx.sourceWorkload ??
-      (bagNamespace === undefined || bagNamespace === peer.namespace
-        ? (ex.ctx.baggage.get('k8s.deployment.name') ?? ex.ctx.baggage.get('k8s.pod.name'))
-        : undefined) ??
-      'unknown',
-    source_workload_namespace: peer.namespace,
-    source_principal: peer.toString(),
-    source_app: ex.ctx.baggage.get('service.name') ?? 'unknown',
-    source_version: ex.ctx.baggage.get('service.version') ?? 'unknown',
-    source_cluster: ex.ctx.baggage.get('k8s.cluster.name') ?? sinks.clusterName ?? 'Kubernetes',
-    destination_workload: dst?.workload ?? 'unknown',
-    destination_workload_namespace: dst?.namespace ?? 'unknown',
-    destination_principal: dst?.identity?.toString() ?? 'unknown',
-    destination_app: dst?.workload ?? 'unknown',
-    destination_version: 'unknown',
-    destination_service: svc?.host ?? 'unknown',
-    destination_service_name: svc?.name ?? 'unknown',
-    destination_service_namespace: svc?.namespace ?? 'unknown',
-    destination_cluster: sinks.clusterName ?? 'Kubernetes',
-    request_protocol: ex.grpc ? 'grpc' : 'http',
-    response_code: String(status),
-    grpc_response_status: ex.grpcStatus ?? '',
-    response_flags: flags,
-    connection_security_policy: 'mutual_tls',
-  };
+  const labels = requestLabels(
+    {
+      source: sourcePeer(
+        { peer, baggage: ex.ctx.baggage, ...(ex.ctx.knownSource && { known: ex.ctx.knownSource }) },
+        ownClusterId,
+      ),
+      ...(dst && { destination: endpointPeer(dst, ownClusterId) }),
+      ...(svc && { service: svc }),
+      ownClusterId,
+    },
+    {
+      grpc: ex.grpc,
+      responseCode: status,
+      ...(ex.grpcStatus !== undefined && { grpcStatus: ex.grpcStatus }),
+      responseFlags: flags,
+    },
+  );
   sinks.metrics.record(labels, durationMs, ex.requestBytes, ex.responseBytes);
   sinks.accessLog?.({
     start_time: new Date(performance.timeOrigin + ex.start).toISOString(),
@@ -70,11 +58,4 @@ export function recordExchange(sinks: ExchangeSinks, ex: Exchange, status: numbe
     downstream_peer: peer.toString(),
     downstream_remote_address: ex.ctx.sourceIp,
   });
-}
-
-/** `inbound-vip|<port>|<proto>|<name>.<ns>.svc...` names its service last. */
-function serviceOfChain(chain: string): { host: string; name: string; namespace: string } | undefined {
-  const host = chain.split('|').pop() ?? '';
-  const [name, namespace] = host.split('.');
-  return name && namespace && host.includes('.svc.') ? { host, name, namespace } : undefined;
 }

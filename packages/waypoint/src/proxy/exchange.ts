@@ -10,7 +10,7 @@ export interface ConnectionContext {
   /** The verified HBONE connection's remote address, never one a client wrote in a header. */
   readonly sourceIp: string;
   /** The workload known at `sourceIp` with the peer's identity, for telemetry. */
-  readonly sourceWorkload?: string;
+  readonly knownSource?: UpstreamEndpoint;
   /** The original destination (the CONNECT authority): a service VIP and port. */
   readonly target: HostPort;
   readonly chain: FilterChain & { readonly handler: HttpChain };

@@ -40,10 +40,17 @@ const EXPECTED: { readonly [K in ReplyKey]: ReplySpec } = {
     delivery: 'hbone',
     meshCode: 'MESH_ERR_HBONE_BAD_REQUEST',
   },
-  WP_ERR_TCP_NO_ENDPOINT: { status: 503, body: '', delivery: 'hbone', meshCode: 'MESH_ERR_HBONE_UPSTREAM' },
+  WP_ERR_TCP_NO_ENDPOINT: {
+    status: 503,
+    body: '',
+    flag: 'UH',
+    delivery: 'hbone',
+    meshCode: 'MESH_ERR_HBONE_UPSTREAM',
+  },
   WP_ERR_TCP_UPSTREAM_CONNECT: {
     status: 503,
     body: '',
+    flag: 'UF',
     delivery: 'hbone',
     meshCode: 'MESH_ERR_HBONE_UPSTREAM',
   },

@@ -2,33 +2,13 @@
  * Istio's standard request metrics as a waypoint reports them (`reporter="waypoint"`), plus the
  * waypoint's own counters for refused downstream input and local replies.
  */
+import { ISTIO_REQUEST_LABELS, type IstioRequestLabels } from '@ambient/shared';
 import { Counter, Histogram, type Registry } from 'prom-client';
 
-export const REQUEST_LABELS = [
-  'reporter',
-  'source_workload',
-  'source_workload_namespace',
-  'source_principal',
-  'source_app',
-  'source_version',
-  'source_cluster',
-  'destination_workload',
-  'destination_workload_namespace',
-  'destination_principal',
-  'destination_app',
-  'destination_version',
-  'destination_service',
-  'destination_service_name',
-  'destination_service_namespace',
-  'destination_cluster',
-  'request_protocol',
-  'response_code',
-  'grpc_response_status',
-  'response_flags',
-  'connection_security_policy',
-] as const;
+/** Istio's full label set for request metrics, shared with every proxy that reports them. */
+export const REQUEST_LABELS = ISTIO_REQUEST_LABELS;
 
-export type RequestLabels = Record<(typeof REQUEST_LABELS)[number], string>;
+export type RequestLabels = IstioRequestLabels;
 
 /** Istio's default buckets for request duration (ms) and sizes (bytes). */
 const DURATION_BUCKETS = [
@@ -114,7 +94,7 @@ export class RequestMetrics {
   }
 
   record(labels: RequestLabels, durationMs: number, requestBytes: number, responseBytes: number): void {
-    // prom-client hashes a label set on every call (sorting 21 names); the bound children are
+    // prom-client hashes a label set on every call (sorting 25 names); the bound children are
     // kept per label set instead, keyed in label order.
     let key = '';
     for (const name of REQUEST_LABELS) key += `${labels[name]}\u0001`;

@@ -28,6 +28,11 @@ const meta = (pod: string, tunnel = 'hbone') => ({
   tunnel,
 });
 
+function withoutNamespace(m: Record<string, unknown>): Record<string, unknown> {
+  const { namespace: _namespace, ...rest } = m;
+  return rest;
+}
+
 function decode(object: Record<string, unknown>, name = NAME): Result<ClusterEndpoints> {
   return clusterLoadAssignmentResourceType().decode(
     encodeMessage('envoy.config.endpoint.v3.ClusterLoadAssignment', object),
@@ -97,6 +102,59 @@ describe('clusterLoadAssignmentResourceType', () => {
     // Parsed once here: connects use the SpiffeId as it is.
     expect(r.ok && r.value.endpoints[0]?.identity instanceof SpiffeId).toBe(true);
     expect(r.ok && r.value.endpoints[2]?.identity).toBe(undefined);
+  });
+
+  it('reads istiod`s workload metadata: workload name, canonical service and revision, cluster', () => {
+    const r = decode({
+      clusterName: NAME,
+      endpoints: [
+        {
+          lbEndpoints: [
+            lbEndpoint('10.1.0.5', 9080, meta('reviews-v1;bookinfo;reviews;v1;east')),
+            // The default revision travels empty and reads back as istiod's "latest".
+            lbEndpoint('10.1.0.6', 9080, meta('reviews-v2;bookinfo;reviews;;Kubernetes')),
+            lbEndpoint('10.1.0.7', 9080, withoutNamespace(meta('ratings;bookinfo;ratings;;west'))),
+          ],
+        },
+      ],
+    });
+    if (!r.ok) throw new Error(JSON.stringify(r.problems));
+    const [a, b, c] = r.value.endpoints;
+    expect(a).toMatchObject({
+      workload: 'reviews-v1',
+      namespace: 'bookinfo',
+      canonicalName: 'reviews',
+      canonicalRevision: 'v1',
+      clusterId: 'east',
+    });
+    expect(b).toMatchObject({ workload: 'reviews-v2', canonicalRevision: 'latest', clusterId: 'Kubernetes' });
+    // Without a namespace key, the workload metadata's namespace is the endpoint's.
+    expect(c).toMatchObject({ workload: 'ratings', namespace: 'bookinfo', clusterId: 'west' });
+  });
+
+  it('refuses workload metadata that is malformed or names another namespace', () => {
+    const p = problems({
+      clusterName: NAME,
+      endpoints: [
+        {
+          lbEndpoints: [
+            lbEndpoint('10.1.0.1', 80, meta('reviews-v1;bookinfo;reviews;v1')),
+            lbEndpoint('10.1.0.2', 80, meta(';bookinfo;reviews;v1;east')),
+            lbEndpoint('10.1.0.3', 80, meta('reviews-v1;other;reviews;v1;east')),
+          ],
+        },
+      ],
+    });
+    const e = (i: number) => `endpoints[0].lb_endpoints[${i}].metadata.filter_metadata.istio.workload`;
+    expect(p).toEqual([
+      {
+        path: e(0),
+        message:
+          '"reviews-v1;bookinfo;reviews;v1" is not name;namespace;canonical_name;canonical_revision;cluster_id',
+      },
+      { path: e(1), message: 'names no workload' },
+      { path: e(2), message: 'names namespace "other", not "bookinfo"' },
+    ]);
   });
 
   it('refuses a malformed identity with its field path, hbone or not', () => {

@@ -1,10 +1,13 @@
 /**
  * ClusterLoadAssignment to the cluster's endpoints, each carrying the workload identity and tunnel
- * the waypoint needs to reach it (metadata.filter_metadata.istio).
+ * the waypoint needs to reach it, and the workload its telemetry names
+ * (metadata.filter_metadata.istio).
  */
 import { isIP } from 'node:net';
 import {
   allFieldsHandled,
+  type EndpointWorkload,
+  parseEndpointWorkload,
   SpiffeId,
   type WireClusterLoadAssignment,
   type WireLbEndpoint,
@@ -49,6 +52,31 @@ function parseIdentity(
   if (parsed.ok) return parsed.value;
   ctx.problem(path, parsed.problems[0]?.message ?? 'is not a SPIFFE ID');
   return undefined;
+}
+
+/**
+ * The `workload` key: istiod's `name;namespace;canonical_name;canonical_revision;cluster_id`, or a
+ * bare workload name (no telemetry fields). A malformed value is refused, as is one naming another
+ * namespace than the endpoint's: labels must not shift or contradict the identity metadata.
+ */
+function workloadOf(
+  raw: string,
+  namespace: string,
+  path: string,
+  ctx: DecodeContext,
+): Partial<EndpointWorkload> & { readonly workloadName: string } {
+  if (!raw.includes(';')) return { workloadName: raw };
+  const parsed = parseEndpointWorkload(raw);
+  if (!parsed.ok) {
+    ctx.problem(path, parsed.problems[0]?.message ?? 'is malformed');
+    return { workloadName: '' };
+  }
+  if (namespace !== '' && parsed.value.namespace !== namespace)
+    ctx.problem(
+      path,
+      `names namespace ${JSON.stringify(parsed.value.namespace)}, not ${JSON.stringify(namespace)}`,
+    );
+  return parsed.value;
 }
 
 function endpoint(e: WireLbEndpoint, path: string, ctx: DecodeContext): UpstreamEndpoint | undefined {
@@ -104,11 +132,16 @@ function endpoint(e: WireLbEndpoint, path: string, ctx: DecodeContext): Upstream
   if (tunnel !== 'hbone' && tunnel !== 'none')
     ctx.problem(`${mp}.tunnel`, `${JSON.stringify(tunnel)} is not hbone or none`);
   const identity = parseIdentity(str(meta, 'identity', mp, ctx), tunnel === 'hbone', `${mp}.identity`, ctx);
+  const namespaceKey = str(meta, 'namespace', mp, ctx);
+  const w = workloadOf(str(meta, 'workload', mp, ctx), namespaceKey, `${mp}.workload`, ctx);
   return {
     address: ip,
     port: portValue,
-    workload: str(meta, 'workload', mp, ctx),
-    namespace: str(meta, 'namespace', mp, ctx),
+    workload: w.workloadName,
+    namespace: namespaceKey || (w.namespace ?? ''),
+    ...(w.canonicalName && { canonicalName: w.canonicalName }),
+    ...(w.canonicalRevision && { canonicalRevision: w.canonicalRevision }),
+    ...(w.clusterId && { clusterId: w.clusterId }),
     serviceAccount: str(meta, 'service_account', mp, ctx),
     ...(identity && { identity }),
     tunnel: tunnel === 'hbone' ? 'hbone' : 'none',
