@@ -11,6 +11,7 @@
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
+import { requestProblem, responseProblem, trailersProblem } from './h2-field-validation.js';
 import {
   CLIENT_PREFACE,
   DATA_FRAME_PAYLOAD,
@@ -77,7 +78,8 @@ const RESET_BUDGET_PER_SECOND = 1_000;
 /**
  * Events: 'stream' (stream, headers) on servers; 'remoteSettings' (settings); 'goaway'
  * (errorCode, lastStreamId); 'protocolError' (H2ConnectionError) when the peer broke the
- * protocol; 'error' (socket errors); 'close'.
+ * protocol; 'malformed' (H2StreamError) on servers for a request reset as malformed (RFC 9113
+ * §8.1.1); 'error' (socket errors); 'close'.
  */
 export class H2Connection extends EventEmitter {
   readonly remoteSettings: RemoteSettings = {
@@ -113,6 +115,8 @@ export class H2Connection extends EventEmitter {
    * RST_STREAM). Streams we reset are not here: the peer may still have frames in flight for them.
    */
   private readonly peerFinished = new Set<number>();
+  /** Recently closed streams we reset before the peer finished them: its late frames are ignored. */
+  private readonly locallyReset = new Set<number>();
   /** Unparsed bytes carried over between reads (never more than one frame). */
   private pending: Buffer | undefined;
   /** The DATA frame whose payload is being streamed: bytes left, target stream, END_STREAM. */
@@ -419,9 +423,17 @@ export class H2Connection extends EventEmitter {
     stream.released = true;
     this.streams.delete(stream.id);
     if (stream.remoteEnded) this.notePeerFinished(stream.id);
+    else if (!this.peerFinished.has(stream.id)) this.noteLocallyReset(stream.id);
     this.blocked.delete(stream);
     stream.emit('released');
     this.maybeFinish();
+  }
+
+  private noteLocallyReset(streamId: number): void {
+    this.locallyReset.add(streamId);
+    if (this.locallyReset.size > PEER_FINISHED_MEMORY) {
+      this.locallyReset.delete(this.locallyReset.values().next().value as number);
+    }
   }
 
   private notePeerFinished(streamId: number): void {
@@ -743,19 +755,34 @@ export class H2Connection extends EventEmitter {
         // Trailers from the client.
         if (!block.endStream)
           throw new H2StreamError(streamId, H2_ERROR.PROTOCOL_ERROR, 'second HEADERS without END_STREAM');
+        const bad = trailersProblem(list);
+        if (bad) throw new H2StreamError(streamId, H2_ERROR.PROTOCOL_ERROR, `malformed trailers: ${bad}`);
         this.remoteEnd(existing);
         return;
       }
       if (this.peerFinished.has(streamId)) {
         throw new H2ConnectionError(H2_ERROR.STREAM_CLOSED, `HEADERS on closed stream ${streamId}`);
       }
+      // Trailers the client sent before it learned that we reset the stream (RFC 9113 §5.4.2).
+      if (this.locallyReset.has(streamId)) return;
       if (streamId % 2 === 0 || streamId <= this.lastPeerStreamId) {
         throw new H2ConnectionError(H2_ERROR.PROTOCOL_ERROR, `client opened invalid stream ${streamId}`);
       }
       this.lastPeerStreamId = streamId;
+      const bad = requestProblem(list);
+      if (bad) {
+        // Counted like a refusal: a peer cannot make us answer malformed requests at line rate.
+        this.countReset();
+        this.refuseStream(streamId, H2_ERROR.PROTOCOL_ERROR, block.endStream);
+        this.emit(
+          'malformed',
+          new H2StreamError(streamId, H2_ERROR.PROTOCOL_ERROR, `malformed request: ${bad}`),
+        );
+        return;
+      }
       if (this.closed || this.streams.size >= this.options.maxConcurrentStreams) {
         this.countReset();
-        this.writeFrame(FRAME.RST_STREAM, 0, streamId, u32(H2_ERROR.REFUSED_STREAM));
+        this.refuseStream(streamId, H2_ERROR.REFUSED_STREAM, block.endStream);
         return;
       }
       const stream = new H2Stream(
@@ -780,11 +807,20 @@ export class H2Connection extends EventEmitter {
       // Trailers: they end the stream and carry nothing HBONE uses.
       if (!block.endStream)
         throw new H2StreamError(streamId, H2_ERROR.PROTOCOL_ERROR, 'HEADERS after the response');
+      const bad = trailersProblem(list);
+      if (bad) throw new H2StreamError(streamId, H2_ERROR.PROTOCOL_ERROR, `malformed trailers: ${bad}`);
       this.remoteEnd(existing);
       return;
     }
+    const bad = responseProblem(list);
+    if (bad) throw new H2StreamError(streamId, H2_ERROR.PROTOCOL_ERROR, `malformed response: ${bad}`);
     const status = Number(headers[':status']);
-    if (status >= 100 && status < 200) return; // informational
+    if (status >= 100 && status < 200) {
+      // Informational: a final response must follow on the same stream (RFC 9113 §8.1).
+      if (block.endStream)
+        throw new H2StreamError(streamId, H2_ERROR.PROTOCOL_ERROR, 'informational response with END_STREAM');
+      return;
+    }
     existing.responded = true;
     existing.emit('response', headers);
     if (block.endStream) this.remoteEnd(existing);
@@ -818,8 +854,18 @@ export class H2Connection extends EventEmitter {
       encodeHeaders(this.encoder, { ':status': '431' }),
     );
     // The rest of the request is not wanted; NO_ERROR asks the client to stop sending it (§8.1).
-    if (!block.endStream) this.writeFrame(FRAME.RST_STREAM, 0, streamId, u32(H2_ERROR.NO_ERROR));
+    if (!block.endStream) this.refuseStream(streamId, H2_ERROR.NO_ERROR, false);
     this.socket.uncork();
+  }
+
+  /**
+   * Resets a stream the application never saw. Frames the peer sent before it learned so are
+   * ignored; its trailers must not look like a stream opened out of order.
+   */
+  private refuseStream(streamId: number, code: number, peerEnded: boolean): void {
+    this.writeFrame(FRAME.RST_STREAM, 0, streamId, u32(code));
+    if (peerEnded) this.notePeerFinished(streamId);
+    else this.noteLocallyReset(streamId);
   }
 
   private onRstStream(streamId: number, payload: Buffer): void {
