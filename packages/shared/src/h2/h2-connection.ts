@@ -47,7 +47,26 @@ export interface H2Options {
   readonly maxHeaderListSize?: number;
   /** Server: how long the client has to send its preface. */
   readonly prefaceTimeoutMs?: number;
+  /**
+   * Liveness: once the peer has sent nothing for `intervalMs`, PING it; if it still sends nothing
+   * for `timeoutMs`, the connection is closed (GOAWAY) and its streams fail. Off when unset.
+   */
+  readonly keepalive?: KeepaliveOptions;
 }
+
+export interface KeepaliveOptions {
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
+}
+
+/**
+ * Streams a client may open before the server's first SETTINGS says how many it allows. RFC 9113
+ * §6.5.2 leaves the initial value unlimited but recommends servers allow no fewer than 100, and
+ * the HBONE pool puts at most 100 on a connection. The hyperium h2 crate assumes 100 as well
+ * (client::Builder::initial_max_send_streams) and, like it, a first SETTINGS without
+ * MAX_CONCURRENT_STREAMS lifts the limit.
+ */
+export const ASSUMED_PEER_MAX_CONCURRENT_STREAMS = 100;
 
 export interface RemoteSettings {
   headerTableSize: number;
@@ -79,7 +98,8 @@ const RESET_BUDGET_PER_SECOND = 1_000;
  * Events: 'stream' (stream, headers) on servers; 'remoteSettings' (settings); 'goaway'
  * (errorCode, lastStreamId); 'protocolError' (H2ConnectionError) when the peer broke the
  * protocol; 'malformed' (H2StreamError) on servers for a request reset as malformed (RFC 9113
- * §8.1.1); 'error' (socket errors); 'close'.
+ * §8.1.1); 'keepalive' (answered: boolean) when a liveness PING is answered or given up on;
+ * 'error' (socket errors); 'close'.
  */
 export class H2Connection extends EventEmitter {
   readonly remoteSettings: RemoteSettings = {
@@ -92,6 +112,8 @@ export class H2Connection extends EventEmitter {
   };
   closed = false;
   destroyed = false;
+  /** The peer's first SETTINGS arrived (its limits in `remoteSettings` are its own, not assumed). */
+  settingsReceived = false;
 
   private readonly streams = new Map<number, H2Stream>();
   private readonly blocked = new Set<H2Stream>();
@@ -128,6 +150,11 @@ export class H2Connection extends EventEmitter {
   private readonly deferred: Array<(err?: Error | null) => void> = [];
   private resetWindowStart = 0;
   private resetsInWindow = 0;
+  /** When the peer last sent anything (ms since epoch), for liveness. */
+  private lastReadAt = Date.now();
+  private keepaliveTimer?: NodeJS.Timeout;
+  /** A liveness PING is out and the peer has sent nothing since. */
+  private probeTimer?: NodeJS.Timeout;
 
   constructor(
     readonly socket: Duplex,
@@ -139,6 +166,8 @@ export class H2Connection extends EventEmitter {
     this.nextStreamId = options.role === 'client' ? 1 : 2;
     this.connRecvWindow = options.connectionWindow;
     this.prefaceReceived = options.role === 'client';
+    if (options.role === 'client')
+      this.remoteSettings.maxConcurrentStreams = ASSUMED_PEER_MAX_CONCURRENT_STREAMS;
     // Frames are small and latency-bound: never wait for Nagle.
     (socket as Duplex & { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
@@ -163,6 +192,15 @@ export class H2Connection extends EventEmitter {
       );
       this.prefaceTimer.unref();
     }
+    if (options.keepalive) this.scheduleKeepalive(options.keepalive.intervalMs);
+  }
+
+  /**
+   * True while a liveness PING is unanswered: the peer has been silent for the keepalive interval.
+   * A pool places no new stream here until the peer speaks again.
+   */
+  get unresponsive(): boolean {
+    return this.probeTimer !== undefined;
   }
 
   private get dataFrameLimit(): number {
@@ -236,6 +274,9 @@ export class H2Connection extends EventEmitter {
     this.destroyed = true;
     this.closed = true;
     clearTimeout(this.prefaceTimer);
+    clearTimeout(this.keepaliveTimer);
+    clearTimeout(this.probeTimer);
+    this.probeTimer = undefined;
     for (const stream of [...this.streams.values()]) {
       stream.released = true;
       stream.emit('released');
@@ -470,9 +511,54 @@ export class H2Connection extends EventEmitter {
     setTimeout(() => this.socket.destroy(), 1_000).unref();
   }
 
+  // ---- liveness ----
+
+  private scheduleKeepalive(delayMs: number): void {
+    if (this.destroyed) return;
+    this.keepaliveTimer = setTimeout(() => this.keepaliveDue(), Math.max(1, delayMs));
+    this.keepaliveTimer.unref();
+  }
+
+  private keepaliveDue(): void {
+    const { intervalMs, timeoutMs } = this.options.keepalive as KeepaliveOptions;
+    const silentMs = Date.now() - this.lastReadAt;
+    if (silentMs < intervalMs) {
+      this.scheduleKeepalive(intervalMs - silentMs);
+      return;
+    }
+    // Any frame from the peer ends the probe (onData), the PING's ACK being the one it owes us.
+    this.probeTimer = setTimeout(() => this.keepaliveFailed(silentMs + timeoutMs), timeoutMs);
+    this.probeTimer.unref();
+    this.writeFrame(FRAME.PING, 0, 0, randomBytes(8));
+  }
+
+  private endProbe(): void {
+    clearTimeout(this.probeTimer);
+    this.probeTimer = undefined;
+    this.emit('keepalive', true);
+    const keepalive = this.options.keepalive;
+    if (keepalive) this.scheduleKeepalive(keepalive.intervalMs);
+  }
+
+  /** The peer stopped answering: its streams fail now; the GOAWAY is a courtesy it may never read. */
+  private keepaliveFailed(silentMs: number): void {
+    this.probeTimer = undefined;
+    if (this.destroyed) return;
+    this.emit('keepalive', false);
+    const err = Object.assign(new Error(`peer sent nothing for ${silentMs} ms, PING unanswered`), {
+      code: 'ERR_H2_PEER_UNRESPONSIVE',
+    });
+    this.sendGoaway(H2_ERROR.NO_ERROR, 'PING unanswered');
+    this.teardown(err);
+    this.socket.end();
+    setTimeout(() => this.socket.destroy(), 1_000).unref();
+  }
+
   // ---- reading ----
 
   private onData(chunk: Buffer): void {
+    this.lastReadAt = Date.now();
+    if (this.probeTimer) this.endProbe();
     try {
       this.parse(chunk);
     } catch (err) {
@@ -903,6 +989,8 @@ export class H2Connection extends EventEmitter {
     }
     if (payload.length % 6 !== 0) throw new H2ConnectionError(H2_ERROR.FRAME_SIZE_ERROR, 'SETTINGS size');
     const s = this.remoteSettings;
+    // The assumed client limit holds only until the peer states its own; silence means unlimited.
+    if (!this.settingsReceived) s.maxConcurrentStreams = Number.POSITIVE_INFINITY;
     for (let i = 0; i < payload.length; i += 6) {
       const id = payload.readUInt16BE(i);
       const value = payload.readUInt32BE(i + 2);
@@ -947,6 +1035,7 @@ export class H2Connection extends EventEmitter {
       }
     }
     this.checkControlBacklog();
+    this.settingsReceived = true;
     this.writeFrame(FRAME.SETTINGS, FLAG.ACK, 0);
     this.emit('remoteSettings', { ...s });
     this.flushBlocked();
