@@ -103,6 +103,8 @@ export interface PoolDump {
   idleMs: number;
   peer?: string;
   peerSerial?: string;
+  /** A liveness PING is unanswered: the server has gone silent, and no new stream goes here. */
+  unresponsive?: true;
 }
 
 /** How many times a stream that found its connection full is placed again, before giving up. */
@@ -234,6 +236,7 @@ export class HboneClient {
       idleMs: now - c.lastUsed,
       ...(c.peer !== undefined && { peer: c.peer }),
       ...(c.peerSerial !== undefined && { peerSerial: c.peerSerial }),
+      ...(c.session?.unresponsive === true && { unresponsive: true as const }),
     }));
   }
 
