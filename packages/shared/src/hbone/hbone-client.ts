@@ -28,6 +28,23 @@ import { drainSessions } from './drain-sessions.js';
 import { formatAuthority, type HostPort } from './hbone-headers.js';
 import { HBONE_CONNECTION_WINDOW, HBONE_MAX_STREAMS, HBONE_STREAM_WINDOW } from './hbone-server.js';
 
+/** The client's deadlines and liveness bounds, as each proxy's settings give them. */
+export interface HboneClientTimings {
+  /** Default deadline of `connect()`: TCP, TLS and the server's SETTINGS, then the CONNECT response. */
+  readonly connectTimeoutMs: number;
+  /** A connection whose server sent nothing for this long is pinged, with or without open streams. */
+  readonly pingIntervalMs: number;
+  /** A pinged server that still sends nothing for this long is given up on; its streams fail. */
+  readonly pingTimeoutMs: number;
+}
+
+/** 10 s to connect; ping after 10 s of silence, give up 20 s later (istio/ztunnel's PING_INTERVAL and PING_TIMEOUT). */
+export const DEFAULT_HBONE_CLIENT_TIMINGS: HboneClientTimings = Object.freeze({
+  connectTimeoutMs: 10_000,
+  pingIntervalMs: 10_000,
+  pingTimeoutMs: 20_000,
+});
+
 export interface CertificateSource {
   fetch(identity: SpiffeId): Promise<WorkloadCertificate>;
 }
@@ -132,9 +149,9 @@ export class HboneClient {
   constructor(private readonly inputs: HboneClientInputs) {
     this.maxStreams = inputs.maxStreamsPerConnection ?? HBONE_MAX_STREAMS;
     this.idleTimeoutMs = inputs.idleTimeoutMs ?? 5 * 60_000;
-    this.pingIntervalMs = inputs.pingIntervalMs ?? 10_000;
-    this.pingTimeoutMs = inputs.pingTimeoutMs ?? 20_000;
-    this.connectTimeoutMs = inputs.connectTimeoutMs ?? 10_000;
+    this.pingIntervalMs = inputs.pingIntervalMs ?? DEFAULT_HBONE_CLIENT_TIMINGS.pingIntervalMs;
+    this.pingTimeoutMs = inputs.pingTimeoutMs ?? DEFAULT_HBONE_CLIENT_TIMINGS.pingTimeoutMs;
+    this.connectTimeoutMs = inputs.connectTimeoutMs ?? DEFAULT_HBONE_CLIENT_TIMINGS.connectTimeoutMs;
   }
 
   /**
