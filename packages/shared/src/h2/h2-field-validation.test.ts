@@ -58,6 +58,7 @@ describe('requestProblem (RFC 9113 §8.2–§8.5)', () => {
     ['transfer-encoding', [...CONNECT, ['transfer-encoding', 'chunked']], /connection-specific/],
     ['upgrade', [...CONNECT, ['upgrade', 'h2c']], /connection-specific field upgrade/],
     ['te other than trailers', [...CONNECT, ['te', 'gzip']], /te other than/],
+    ['te: trailers in another case', [...CONNECT, ['te', 'Trailers']], /te other than/],
     ['a CR in a value', [...CONNECT, ['x-a', 'a\rb']], /NUL, CR or LF/],
     ['an LF in a value', [...CONNECT, ['x-a', 'a\nb']], /NUL, CR or LF/],
     ['a NUL in a value', [...CONNECT, ['x-a', 'a\0b']], /NUL, CR or LF/],

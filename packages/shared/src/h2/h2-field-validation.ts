@@ -73,7 +73,8 @@ export function requestProblem(list: HeaderList): string | undefined {
     regular = true;
     const bad = fieldProblem(name, value);
     if (bad) return bad;
-    if (name === 'te' && value.toLowerCase() !== 'trailers') return 'te other than "trailers"';
+    // Exactly "trailers", as the hyperium h2 crate requires (src/frame/headers.rs).
+    if (name === 'te' && value !== 'trailers') return 'te other than "trailers"';
     if (name === 'host') host = value;
   }
   const method = pseudo.get(':method');
