@@ -4,6 +4,7 @@
  * tries a refused stream (RFC 9113 §8.7) once more on a new connection. The server is our own
  * HTTP/2 engine behind real mutual TLS, scripted per stream.
  */
+import http2 from 'node:http2';
 import type net from 'node:net';
 import tls from 'node:tls';
 import { pino } from 'pino';
@@ -175,5 +176,88 @@ describe('HboneClient connect deadline', () => {
     expect((err as MeshError).code).toBe('MESH_ERR_HBONE_UPSTREAM');
     expect((err as Error).message).toMatch(/not ready/);
     await eventually(() => client.size === 0);
+  });
+});
+
+describe("HboneClient pool against Node's http2 server", () => {
+  /** A Node http2 server presenting SERVER_ID with `maxConcurrentStreams`; `refuse(n)` resets stream n unprocessed. */
+  async function nodeServer(
+    certs: CertManager,
+    maxConcurrentStreams: number,
+    refuse: (n: number) => boolean,
+  ) {
+    const cert = await certs.fetch(SERVER_ID);
+    const server = http2.createSecureServer({
+      ...secureContextOptions(cert),
+      ALPNProtocols: ['h2'],
+      requestCert: true,
+      settings: { maxConcurrentStreams },
+    });
+    const streams: number[] = [];
+    const sessions: http2.ServerHttp2Session[] = [];
+    server.on('session', (session) => sessions.push(session));
+    server.on('stream', (stream) => {
+      const n = streams.length;
+      streams.push(sessions.indexOf(stream.session as http2.ServerHttp2Session));
+      stream.on('error', () => {});
+      if (refuse(n)) {
+        stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+        return;
+      }
+      stream.respond({ ':status': 200 });
+      stream.resume();
+      stream.on('end', () => stream.end());
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    closers.push(() => {
+      for (const s of sessions) s.destroy();
+      server.close();
+    });
+    return { port: (server.address() as net.AddressInfo).port, streams, sessions };
+  }
+
+  async function clientFor(port: number, certs: CertManager) {
+    const client = new HboneClient({
+      certificates: certs,
+      metrics: new HboneMetrics(new Registry()),
+      logger: pino({ level: 'silent' }),
+    });
+    closers.push(() => client.destroy());
+    const request: HboneConnectRequest = {
+      source: CLIENT_ID,
+      destination: SERVER_ID,
+      address: { host: '127.0.0.1', port },
+      authority: '10.0.0.1:80',
+    };
+    return { client, request };
+  }
+
+  async function certManager() {
+    const certs = new CertManager({
+      ca: await LocalCa.create({ trustDomain: TRUST_DOMAIN }),
+      logger: pino({ level: 'silent' }),
+    });
+    closers.push(() => certs.close());
+    return certs;
+  }
+
+  it('keeps within a MAX_CONCURRENT_STREAMS of 2: 5 concurrent streams take 3 connections', async () => {
+    const certs = await certManager();
+    const server = await nodeServer(certs, 2, () => false);
+    const { client, request } = await clientFor(server.port, certs);
+    const streams = await Promise.all([1, 2, 3, 4, 5].map(() => client.connect(request)));
+    // Node's server resets streams over its limit before its 'stream' event; none was.
+    expect(server.streams).toHaveLength(5);
+    expect(server.sessions).toHaveLength(3);
+    for (const s of streams) s.end();
+  });
+
+  it('retries a stream Node refused with REFUSED_STREAM on a new connection', async () => {
+    const certs = await certManager();
+    const server = await nodeServer(certs, 100, (n) => n === 0);
+    const { client, request } = await clientFor(server.port, certs);
+    const s = await client.connect(request);
+    expect(server.streams).toEqual([0, 1]);
+    s.end();
   });
 });
