@@ -7,7 +7,14 @@ import tls from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CLIENT_PREFACE, FLAG, FRAME, frameHeader, H2_ERROR } from '../h2/h2-frames.js';
 import { type HeaderList, HpackDecoder, hpackEncode } from '../h2/hpack.js';
-import { CLIENT_ID, echoServer, eventually, type MeshPair, meshPair } from '../testing/mesh-fixture.js';
+import {
+  CLIENT_ID,
+  echoServer,
+  eventually,
+  type MeshPair,
+  meshPair,
+  metricValue,
+} from '../testing/mesh-fixture.js';
 import { secureContextOptions } from '../tls/mesh-tls.js';
 
 let pair: MeshPair | undefined;
@@ -136,5 +143,8 @@ describe('HBONE server and malformed CONNECT requests', () => {
     expect(pair.requests).toHaveLength(1);
     expect(pair.requests[0]?.target).toEqual({ host: '127.0.0.1', port: echo.port });
     expect(pair.requests[0]?.forwardedFor).toBeUndefined();
+    expect(
+      await metricValue(pair.registry, 'hbone_stream_errors_total', { side: 'server', reason: 'malformed' }),
+    ).toBe(bad.length);
   });
 });
