@@ -18,7 +18,8 @@ export {
   MESH_ERRORS,
   MeshError,
 } from './errors.js';
-export { HboneClient, HboneRefusedError } from './hbone/hbone-client.js';
+export type { HboneClientTimings } from './hbone/hbone-client.js';
+export { DEFAULT_HBONE_CLIENT_TIMINGS, HboneClient, HboneRefusedError } from './hbone/hbone-client.js';
 export type { HostPort } from './hbone/hbone-headers.js';
 export { formatAuthority, formatForwarded, validTraceparent } from './hbone/hbone-headers.js';
 export type { HboneRequest } from './hbone/hbone-server.js';

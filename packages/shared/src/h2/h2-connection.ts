@@ -11,6 +11,7 @@
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
+import { requestProblem, responseProblem, trailersProblem } from './h2-field-validation.js';
 import {
   CLIENT_PREFACE,
   DATA_FRAME_PAYLOAD,
@@ -46,7 +47,26 @@ export interface H2Options {
   readonly maxHeaderListSize?: number;
   /** Server: how long the client has to send its preface. */
   readonly prefaceTimeoutMs?: number;
+  /**
+   * Liveness: once the peer has sent nothing for `intervalMs`, PING it; if it still sends nothing
+   * for `timeoutMs`, the connection is closed (GOAWAY) and its streams fail. Off when unset.
+   */
+  readonly keepalive?: KeepaliveOptions;
 }
+
+export interface KeepaliveOptions {
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
+}
+
+/**
+ * Streams a client may open before the server's first SETTINGS says how many it allows. RFC 9113
+ * §6.5.2 leaves the initial value unlimited but recommends servers allow no fewer than 100, and
+ * the HBONE pool puts at most 100 on a connection. The hyperium h2 crate assumes 100 as well
+ * (client::Builder::initial_max_send_streams) and, like it, a first SETTINGS without
+ * MAX_CONCURRENT_STREAMS lifts the limit.
+ */
+export const ASSUMED_PEER_MAX_CONCURRENT_STREAMS = 100;
 
 export interface RemoteSettings {
   headerTableSize: number;
@@ -77,7 +97,9 @@ const RESET_BUDGET_PER_SECOND = 1_000;
 /**
  * Events: 'stream' (stream, headers) on servers; 'remoteSettings' (settings); 'goaway'
  * (errorCode, lastStreamId); 'protocolError' (H2ConnectionError) when the peer broke the
- * protocol; 'error' (socket errors); 'close'.
+ * protocol; 'malformed' (H2StreamError) on servers for a request reset as malformed (RFC 9113
+ * §8.1.1); 'keepalive' (answered: boolean) when a liveness PING is answered or given up on;
+ * 'error' (socket errors); 'close'.
  */
 export class H2Connection extends EventEmitter {
   readonly remoteSettings: RemoteSettings = {
@@ -90,6 +112,8 @@ export class H2Connection extends EventEmitter {
   };
   closed = false;
   destroyed = false;
+  /** The peer's first SETTINGS arrived (its limits in `remoteSettings` are its own, not assumed). */
+  settingsReceived = false;
 
   private readonly streams = new Map<number, H2Stream>();
   private readonly blocked = new Set<H2Stream>();
@@ -113,6 +137,8 @@ export class H2Connection extends EventEmitter {
    * RST_STREAM). Streams we reset are not here: the peer may still have frames in flight for them.
    */
   private readonly peerFinished = new Set<number>();
+  /** Recently closed streams we reset before the peer finished them: its late frames are ignored. */
+  private readonly locallyReset = new Set<number>();
   /** Unparsed bytes carried over between reads (never more than one frame). */
   private pending: Buffer | undefined;
   /** The DATA frame whose payload is being streamed: bytes left, target stream, END_STREAM. */
@@ -124,6 +150,11 @@ export class H2Connection extends EventEmitter {
   private readonly deferred: Array<(err?: Error | null) => void> = [];
   private resetWindowStart = 0;
   private resetsInWindow = 0;
+  /** When the peer last sent anything (ms since epoch), for liveness. */
+  private lastReadAt = Date.now();
+  private keepaliveTimer?: NodeJS.Timeout;
+  /** A liveness PING is out and the peer has sent nothing since. */
+  private probeTimer?: NodeJS.Timeout;
 
   constructor(
     readonly socket: Duplex,
@@ -135,6 +166,8 @@ export class H2Connection extends EventEmitter {
     this.nextStreamId = options.role === 'client' ? 1 : 2;
     this.connRecvWindow = options.connectionWindow;
     this.prefaceReceived = options.role === 'client';
+    if (options.role === 'client')
+      this.remoteSettings.maxConcurrentStreams = ASSUMED_PEER_MAX_CONCURRENT_STREAMS;
     // Frames are small and latency-bound: never wait for Nagle.
     (socket as Duplex & { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
@@ -159,6 +192,15 @@ export class H2Connection extends EventEmitter {
       );
       this.prefaceTimer.unref();
     }
+    if (options.keepalive) this.scheduleKeepalive(options.keepalive.intervalMs);
+  }
+
+  /**
+   * True while a liveness PING is unanswered: the peer has been silent for the keepalive interval.
+   * A pool places no new stream here until the peer speaks again.
+   */
+  get unresponsive(): boolean {
+    return this.probeTimer !== undefined;
   }
 
   private get dataFrameLimit(): number {
@@ -232,6 +274,9 @@ export class H2Connection extends EventEmitter {
     this.destroyed = true;
     this.closed = true;
     clearTimeout(this.prefaceTimer);
+    clearTimeout(this.keepaliveTimer);
+    clearTimeout(this.probeTimer);
+    this.probeTimer = undefined;
     for (const stream of [...this.streams.values()]) {
       stream.released = true;
       stream.emit('released');
@@ -419,9 +464,17 @@ export class H2Connection extends EventEmitter {
     stream.released = true;
     this.streams.delete(stream.id);
     if (stream.remoteEnded) this.notePeerFinished(stream.id);
+    else if (!this.peerFinished.has(stream.id)) this.noteLocallyReset(stream.id);
     this.blocked.delete(stream);
     stream.emit('released');
     this.maybeFinish();
+  }
+
+  private noteLocallyReset(streamId: number): void {
+    this.locallyReset.add(streamId);
+    if (this.locallyReset.size > PEER_FINISHED_MEMORY) {
+      this.locallyReset.delete(this.locallyReset.values().next().value as number);
+    }
   }
 
   private notePeerFinished(streamId: number): void {
@@ -458,9 +511,54 @@ export class H2Connection extends EventEmitter {
     setTimeout(() => this.socket.destroy(), 1_000).unref();
   }
 
+  // ---- liveness ----
+
+  private scheduleKeepalive(delayMs: number): void {
+    if (this.destroyed) return;
+    this.keepaliveTimer = setTimeout(() => this.keepaliveDue(), Math.max(1, delayMs));
+    this.keepaliveTimer.unref();
+  }
+
+  private keepaliveDue(): void {
+    const { intervalMs, timeoutMs } = this.options.keepalive as KeepaliveOptions;
+    const silentMs = Date.now() - this.lastReadAt;
+    if (silentMs < intervalMs) {
+      this.scheduleKeepalive(intervalMs - silentMs);
+      return;
+    }
+    // Any frame from the peer ends the probe (onData), the PING's ACK being the one it owes us.
+    this.probeTimer = setTimeout(() => this.keepaliveFailed(silentMs + timeoutMs), timeoutMs);
+    this.probeTimer.unref();
+    this.writeFrame(FRAME.PING, 0, 0, randomBytes(8));
+  }
+
+  private endProbe(): void {
+    clearTimeout(this.probeTimer);
+    this.probeTimer = undefined;
+    this.emit('keepalive', true);
+    const keepalive = this.options.keepalive;
+    if (keepalive) this.scheduleKeepalive(keepalive.intervalMs);
+  }
+
+  /** The peer stopped answering: its streams fail now; the GOAWAY is a courtesy it may never read. */
+  private keepaliveFailed(silentMs: number): void {
+    this.probeTimer = undefined;
+    if (this.destroyed) return;
+    this.emit('keepalive', false);
+    const err = Object.assign(new Error(`peer sent nothing for ${silentMs} ms, PING unanswered`), {
+      code: 'ERR_H2_PEER_UNRESPONSIVE',
+    });
+    this.sendGoaway(H2_ERROR.NO_ERROR, 'PING unanswered');
+    this.teardown(err);
+    this.socket.end();
+    setTimeout(() => this.socket.destroy(), 1_000).unref();
+  }
+
   // ---- reading ----
 
   private onData(chunk: Buffer): void {
+    this.lastReadAt = Date.now();
+    if (this.probeTimer) this.endProbe();
     try {
       this.parse(chunk);
     } catch (err) {
@@ -743,19 +841,34 @@ export class H2Connection extends EventEmitter {
         // Trailers from the client.
         if (!block.endStream)
           throw new H2StreamError(streamId, H2_ERROR.PROTOCOL_ERROR, 'second HEADERS without END_STREAM');
+        const bad = trailersProblem(list);
+        if (bad) throw new H2StreamError(streamId, H2_ERROR.PROTOCOL_ERROR, `malformed trailers: ${bad}`);
         this.remoteEnd(existing);
         return;
       }
       if (this.peerFinished.has(streamId)) {
         throw new H2ConnectionError(H2_ERROR.STREAM_CLOSED, `HEADERS on closed stream ${streamId}`);
       }
+      // Trailers the client sent before it learned that we reset the stream (RFC 9113 §5.4.2).
+      if (this.locallyReset.has(streamId)) return;
       if (streamId % 2 === 0 || streamId <= this.lastPeerStreamId) {
         throw new H2ConnectionError(H2_ERROR.PROTOCOL_ERROR, `client opened invalid stream ${streamId}`);
       }
       this.lastPeerStreamId = streamId;
+      const bad = requestProblem(list);
+      if (bad) {
+        // Counted like a refusal: a peer cannot make us answer malformed requests at line rate.
+        this.countReset();
+        this.refuseStream(streamId, H2_ERROR.PROTOCOL_ERROR, block.endStream);
+        this.emit(
+          'malformed',
+          new H2StreamError(streamId, H2_ERROR.PROTOCOL_ERROR, `malformed request: ${bad}`),
+        );
+        return;
+      }
       if (this.closed || this.streams.size >= this.options.maxConcurrentStreams) {
         this.countReset();
-        this.writeFrame(FRAME.RST_STREAM, 0, streamId, u32(H2_ERROR.REFUSED_STREAM));
+        this.refuseStream(streamId, H2_ERROR.REFUSED_STREAM, block.endStream);
         return;
       }
       const stream = new H2Stream(
@@ -780,11 +893,20 @@ export class H2Connection extends EventEmitter {
       // Trailers: they end the stream and carry nothing HBONE uses.
       if (!block.endStream)
         throw new H2StreamError(streamId, H2_ERROR.PROTOCOL_ERROR, 'HEADERS after the response');
+      const bad = trailersProblem(list);
+      if (bad) throw new H2StreamError(streamId, H2_ERROR.PROTOCOL_ERROR, `malformed trailers: ${bad}`);
       this.remoteEnd(existing);
       return;
     }
+    const bad = responseProblem(list);
+    if (bad) throw new H2StreamError(streamId, H2_ERROR.PROTOCOL_ERROR, `malformed response: ${bad}`);
     const status = Number(headers[':status']);
-    if (status >= 100 && status < 200) return; // informational
+    if (status >= 100 && status < 200) {
+      // Informational: a final response must follow on the same stream (RFC 9113 §8.1).
+      if (block.endStream)
+        throw new H2StreamError(streamId, H2_ERROR.PROTOCOL_ERROR, 'informational response with END_STREAM');
+      return;
+    }
     existing.responded = true;
     existing.emit('response', headers);
     if (block.endStream) this.remoteEnd(existing);
@@ -818,8 +940,18 @@ export class H2Connection extends EventEmitter {
       encodeHeaders(this.encoder, { ':status': '431' }),
     );
     // The rest of the request is not wanted; NO_ERROR asks the client to stop sending it (§8.1).
-    if (!block.endStream) this.writeFrame(FRAME.RST_STREAM, 0, streamId, u32(H2_ERROR.NO_ERROR));
+    if (!block.endStream) this.refuseStream(streamId, H2_ERROR.NO_ERROR, false);
     this.socket.uncork();
+  }
+
+  /**
+   * Resets a stream the application never saw. Frames the peer sent before it learned so are
+   * ignored; its trailers must not look like a stream opened out of order.
+   */
+  private refuseStream(streamId: number, code: number, peerEnded: boolean): void {
+    this.writeFrame(FRAME.RST_STREAM, 0, streamId, u32(code));
+    if (peerEnded) this.notePeerFinished(streamId);
+    else this.noteLocallyReset(streamId);
   }
 
   private onRstStream(streamId: number, payload: Buffer): void {
@@ -857,6 +989,8 @@ export class H2Connection extends EventEmitter {
     }
     if (payload.length % 6 !== 0) throw new H2ConnectionError(H2_ERROR.FRAME_SIZE_ERROR, 'SETTINGS size');
     const s = this.remoteSettings;
+    // The assumed client limit holds only until the peer states its own; silence means unlimited.
+    if (!this.settingsReceived) s.maxConcurrentStreams = Number.POSITIVE_INFINITY;
     for (let i = 0; i < payload.length; i += 6) {
       const id = payload.readUInt16BE(i);
       const value = payload.readUInt32BE(i + 2);
@@ -901,6 +1035,7 @@ export class H2Connection extends EventEmitter {
       }
     }
     this.checkControlBacklog();
+    this.settingsReceived = true;
     this.writeFrame(FRAME.SETTINGS, FLAG.ACK, 0);
     this.emit('remoteSettings', { ...s });
     this.flushBlocked();

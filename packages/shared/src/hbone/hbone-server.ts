@@ -281,6 +281,10 @@ export class HboneServer {
     session.on('error', (err: Error) =>
       this.inputs.logger.debug({ err: err.message }, 'HBONE session error'),
     );
+    session.on('malformed', (err: Error) => {
+      this.inputs.metrics.streamErrors.inc({ side: 'server', reason: 'malformed' });
+      this.inputs.logger.debug({ err: err.message }, 'HBONE peer sent a malformed request; stream reset');
+    });
     session.once('close', () => this.sessions.delete(session));
     const peer = verdict.identity;
     session.on('stream', (stream: H2Stream, headers: H2IncomingHeaders) => {

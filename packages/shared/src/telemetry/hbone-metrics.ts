@@ -34,13 +34,13 @@ export class HboneMetrics {
     });
     this.streamErrors = new Counter({
       name: 'hbone_stream_errors_total',
-      help: 'HBONE streams that ended abnormally: reason is method, authority, forbidden_port, reset, upstream',
+      help: 'HBONE streams that ended abnormally: reason is method, authority, forbidden_port, reset, upstream, malformed',
       labelNames: ['side', 'reason'],
       registers,
     });
     this.pings = new Counter({
       name: 'hbone_pool_pings_total',
-      help: 'Keep-alive pings sent on idle pooled HBONE connections',
+      help: 'Keep-alive pings sent on pooled HBONE connections whose server went silent, by outcome',
       labelNames: ['result'],
       registers,
     });

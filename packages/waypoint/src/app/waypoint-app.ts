@@ -195,7 +195,13 @@ export class WaypointApp {
       logger: logger.child({ component: 'certs' }),
     });
     const certs = this.certs;
-    this.hboneClient = new HboneClient({ certificates: certs, metrics: this.hboneMetrics, logger });
+    this.hboneClient = new HboneClient({
+      certificates: certs,
+      metrics: this.hboneMetrics,
+      logger,
+      pingIntervalMs: s.hbonePingIntervalMs,
+      pingTimeoutMs: s.hbonePingTimeoutMs,
+    });
     this.upstreams = new UpstreamPool({
       hbone: this.hboneClient,
       identity: this.identity,

@@ -35,4 +35,24 @@ describe('parseWaypointSettings', () => {
     const bad = parseWaypointSettings({ ...BASE, WP_ACCESS_LOG: 'no' });
     expect(!bad.ok && bad.problems).toEqual([{ path: 'WP_ACCESS_LOG', message: 'must be true or false' }]);
   });
+
+  it('pings a silent HBONE connection after 10 s and gives up 20 s later unless set, and names a bad value', () => {
+    const d = parseWaypointSettings(BASE);
+    expect(d.ok && [d.value.hbonePingIntervalMs, d.value.hbonePingTimeoutMs]).toEqual([10_000, 20_000]);
+    const set = parseWaypointSettings({
+      ...BASE,
+      WP_HBONE_PING_INTERVAL_MS: '500',
+      WP_HBONE_PING_TIMEOUT_MS: '1500',
+    });
+    expect(set.ok && [set.value.hbonePingIntervalMs, set.value.hbonePingTimeoutMs]).toEqual([500, 1500]);
+    const bad = parseWaypointSettings({
+      ...BASE,
+      WP_HBONE_PING_INTERVAL_MS: '50',
+      WP_HBONE_PING_TIMEOUT_MS: 'soon',
+    });
+    expect(!bad.ok && bad.problems.map((p) => p.path)).toEqual([
+      'WP_HBONE_PING_INTERVAL_MS',
+      'WP_HBONE_PING_TIMEOUT_MS',
+    ]);
+  });
 });

@@ -1,4 +1,4 @@
-import { type EnvMap, EnvSettings, type Result } from '@ambient/shared';
+import { DEFAULT_HBONE_CLIENT_TIMINGS, type EnvMap, EnvSettings, type Result } from '@ambient/shared';
 
 /** The waypoint's settings, parsed once from an environment map and frozen. */
 export interface WaypointSettings {
@@ -34,6 +34,12 @@ export interface WaypointSettings {
    * more is refused with 431. Envoy's default, 100.
    */
   readonly maxHeadersCount: number;
+  /**
+   * Liveness of HBONE connections to endpoints: ping after this much silence, give up this much
+   * later. (Their connect deadline is each cluster's connect_timeout.)
+   */
+  readonly hbonePingIntervalMs: number;
+  readonly hbonePingTimeoutMs: number;
 }
 
 export function parseWaypointSettings(env: EnvMap): Result<WaypointSettings> {
@@ -65,5 +71,17 @@ export function parseWaypointSettings(env: EnvMap): Result<WaypointSettings> {
     accessLog: e.boolean('WP_ACCESS_LOG', true),
     logLevel: e.logLevel('WP_LOG_LEVEL'),
     maxHeadersCount: e.integer('WP_MAX_HEADERS_COUNT', 100, 1, 4096),
+    hbonePingIntervalMs: e.integer(
+      'WP_HBONE_PING_INTERVAL_MS',
+      DEFAULT_HBONE_CLIENT_TIMINGS.pingIntervalMs,
+      100,
+      3_600_000,
+    ),
+    hbonePingTimeoutMs: e.integer(
+      'WP_HBONE_PING_TIMEOUT_MS',
+      DEFAULT_HBONE_CLIENT_TIMINGS.pingTimeoutMs,
+      100,
+      600_000,
+    ),
   });
 }

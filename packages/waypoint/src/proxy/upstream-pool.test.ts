@@ -1,6 +1,6 @@
 import http from 'node:http';
-import type net from 'node:net';
-import { dialTcp, HboneClient, HboneMetrics, SpiffeId } from '@ambient/shared';
+import net from 'node:net';
+import { CertManager, dialTcp, HboneClient, HboneMetrics, LocalCa, SpiffeId } from '@ambient/shared';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -147,5 +147,95 @@ describe('UpstreamPool: endpoint identity', () => {
     await pool.connect(ep, 1000).catch(() => {});
     expect(seen).toEqual([identity]);
     expect(seen[0]).toBe(identity);
+  });
+
+  it("passes each cluster's connect_timeout to the HBONE client as the deadline of the tunnel", async () => {
+    const seen: unknown[] = [];
+    const pool = new UpstreamPool({
+      hbone: {
+        connect: (o: { connectTimeoutMs?: number }) => {
+          seen.push(o.connectTimeoutMs);
+          return Promise.reject(new Error('stop here'));
+        },
+      } as unknown as HboneClient,
+      identity: SpiffeId.of('cluster.local', 'demo', 'wp'),
+      dialTcp: () => Promise.reject(new Error('not reached')),
+    });
+    const ep: UpstreamEndpoint = {
+      address: '198.18.16.32',
+      port: 8080,
+      workload: 'w',
+      namespace: 'demo',
+      serviceAccount: 'reviews',
+      identity: SpiffeId.of('cluster.local', 'demo', 'reviews'),
+      tunnel: 'hbone',
+    };
+    await pool.connect(ep, 1234).catch(() => {});
+    const cluster: UpstreamCluster = {
+      name: 'c',
+      connectTimeoutMs: 4321,
+      lbPolicy: 'ROUND_ROBIN',
+      circuitBreakers: {
+        maxConnections: UNLIMITED,
+        maxPendingRequests: UNLIMITED,
+        maxRequests: UNLIMITED,
+        maxRetries: 3,
+      },
+      protocol: 'http1',
+    };
+    await new Promise<void>((resolve) => {
+      const req = pool.http1Request(cluster, ep, 'GET', '/', { host: 'x' });
+      req.on('error', () => resolve());
+      req.end();
+    });
+    pool.close();
+    expect(seen).toEqual([1234, 4321]);
+  });
+
+  it('an HBONE endpoint whose node agent never completes TLS fails at the connect_timeout', async () => {
+    // Accepts TCP and then says nothing: the TLS handshake never completes.
+    const sockets: net.Socket[] = [];
+    const silent = net.createServer((s) => {
+      sockets.push(s);
+      s.on('error', () => {});
+    });
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const silentPort = (silent.address() as net.AddressInfo).port;
+    const logger = pino({ level: 'silent' });
+    const certs = new CertManager({ ca: await LocalCa.create({ trustDomain: 'cluster.local' }), logger });
+    const hbone = new HboneClient({
+      certificates: certs,
+      metrics: new HboneMetrics(new Registry()),
+      logger,
+      // Every endpoint address leads to the silent listener.
+      dialSocket: () => dialTcp({ host: '127.0.0.1', port: silentPort }),
+    });
+    const pool = new UpstreamPool({
+      hbone,
+      identity: SpiffeId.of('cluster.local', 'demo', 'wp'),
+      dialTcp: () => Promise.reject(new Error('not reached')),
+    });
+    const ep: UpstreamEndpoint = {
+      address: '198.18.16.33',
+      port: 8080,
+      workload: 'w',
+      namespace: 'demo',
+      serviceAccount: 'reviews',
+      identity: SpiffeId.of('cluster.local', 'demo', 'reviews'),
+      tunnel: 'hbone',
+    };
+    try {
+      const started = Date.now();
+      const err = await pool.connect(ep, 250).catch((e: unknown) => e);
+      console.log(`HBONE endpoint with connect_timeout 250 ms: failed after ${Date.now() - started} ms`);
+      expect(err).toBeInstanceOf(Error);
+      expect((err as Error).message).toMatch(/not ready/);
+      expect(sockets).toHaveLength(1);
+    } finally {
+      hbone.destroy();
+      certs.close();
+      for (const s of sockets) s.destroy();
+      silent.close();
+    }
   });
 });

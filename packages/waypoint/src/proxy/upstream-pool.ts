@@ -153,6 +153,8 @@ export class UpstreamPool {
         destination: ep.identity,
         address: { host: ep.address, port: HBONE_PORT },
         authority: formatAuthority({ host: ep.address, port: ep.port }),
+        // The cluster's connect_timeout bounds TCP, TLS and SETTINGS to the endpoint's node agent.
+        connectTimeoutMs,
         // The destination's node agent trusts this from its waypoint only, as Istio's does.
         ...(clientIp && { forwarded: `for="${clientIp}"` }),
       });

@@ -311,6 +311,7 @@ export class ZtunnelApp {
           preserveClientIpThroughWaypoint: this.inputs.config.preserveClientIpThroughWaypoint,
           logger: logger.child({ pod: `${w.namespace}/${w.name}` }),
           hboneHandshake: this.inputs.config.hboneHandshake,
+          hboneClient: this.inputs.config.hboneClient,
         });
         await proxy.start();
         this.proxies.set(uid, { proxy, netnsPath: ns });

@@ -1,4 +1,4 @@
-import { DEFAULT_HANDSHAKE_LIMITS } from '@ambient/shared';
+import { DEFAULT_HANDSHAKE_LIMITS, DEFAULT_HBONE_CLIENT_TIMINGS } from '@ambient/shared';
 import { describe, expect, it } from 'vitest';
 import { parseZtunnelConfig } from './ztunnel-config.js';
 
@@ -51,6 +51,43 @@ describe('ztunnel settings: HBONE handshake limits', () => {
       'ZT_HBONE_HANDSHAKE_TIMEOUT_MS',
       'ZT_HBONE_MAX_HANDSHAKES',
       'ZT_HBONE_MAX_HANDSHAKES_PER_SOURCE',
+    ]);
+  });
+});
+
+describe('ztunnel settings: outbound HBONE connect deadline and liveness', () => {
+  it('defaults to 10 s to connect, a PING after 10 s of silence and 20 s for its answer', () => {
+    const d = parseZtunnelConfig(BASE);
+    expect(d.ok && d.value.hboneClient).toEqual(DEFAULT_HBONE_CLIENT_TIMINGS);
+    expect(DEFAULT_HBONE_CLIENT_TIMINGS).toEqual({
+      connectTimeoutMs: 10_000,
+      pingIntervalMs: 10_000,
+      pingTimeoutMs: 20_000,
+    });
+  });
+
+  it('reads each setting and names every bad one', () => {
+    const set = parseZtunnelConfig({
+      ...BASE,
+      ZT_HBONE_CONNECT_TIMEOUT_MS: '3000',
+      ZT_HBONE_PING_INTERVAL_MS: '1000',
+      ZT_HBONE_PING_TIMEOUT_MS: '2000',
+    });
+    expect(set.ok && set.value.hboneClient).toEqual({
+      connectTimeoutMs: 3000,
+      pingIntervalMs: 1000,
+      pingTimeoutMs: 2000,
+    });
+    const bad = parseZtunnelConfig({
+      ...BASE,
+      ZT_HBONE_CONNECT_TIMEOUT_MS: '0',
+      ZT_HBONE_PING_INTERVAL_MS: 'often',
+      ZT_HBONE_PING_TIMEOUT_MS: '99',
+    });
+    expect(!bad.ok && bad.problems.map((p) => p.path)).toEqual([
+      'ZT_HBONE_CONNECT_TIMEOUT_MS',
+      'ZT_HBONE_PING_INTERVAL_MS',
+      'ZT_HBONE_PING_TIMEOUT_MS',
     ]);
   });
 });

@@ -1,8 +1,10 @@
 import {
   DEFAULT_HANDSHAKE_LIMITS,
+  DEFAULT_HBONE_CLIENT_TIMINGS,
   type EnvMap,
   EnvSettings,
   type HandshakeLimits,
+  type HboneClientTimings,
   type Result,
 } from '@ambient/shared';
 
@@ -49,6 +51,8 @@ export interface ZtunnelConfig {
   readonly preserveClientIpThroughWaypoint: boolean;
   /** Bounds on TLS handshakes in progress at each pod's inbound HBONE listener (15008). */
   readonly hboneHandshake: HandshakeLimits;
+  /** Outbound HBONE: connect deadline and liveness of pooled connections. */
+  readonly hboneClient: HboneClientTimings;
 }
 
 export function parseZtunnelConfig(env: EnvMap): Result<ZtunnelConfig> {
@@ -98,6 +102,26 @@ export function parseZtunnelConfig(env: EnvMap): Result<ZtunnelConfig> {
         DEFAULT_HANDSHAKE_LIMITS.maxPendingPerSource,
         1,
         1_000_000,
+      ),
+    }),
+    hboneClient: Object.freeze({
+      connectTimeoutMs: e.integer(
+        'ZT_HBONE_CONNECT_TIMEOUT_MS',
+        DEFAULT_HBONE_CLIENT_TIMINGS.connectTimeoutMs,
+        100,
+        600_000,
+      ),
+      pingIntervalMs: e.integer(
+        'ZT_HBONE_PING_INTERVAL_MS',
+        DEFAULT_HBONE_CLIENT_TIMINGS.pingIntervalMs,
+        100,
+        3_600_000,
+      ),
+      pingTimeoutMs: e.integer(
+        'ZT_HBONE_PING_TIMEOUT_MS',
+        DEFAULT_HBONE_CLIENT_TIMINGS.pingTimeoutMs,
+        100,
+        600_000,
       ),
     }),
   });

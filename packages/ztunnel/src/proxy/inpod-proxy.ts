@@ -15,6 +15,7 @@ import {
   formatForwarded,
   type HandshakeLimits,
   HboneClient,
+  type HboneClientTimings,
   type HboneMetrics,
   type HboneRequest,
   HboneServer,
@@ -48,6 +49,8 @@ export interface InpodProxyInputs {
   readonly preserveClientIpThroughWaypoint?: boolean;
   /** Bounds on TLS handshakes in progress at this pod's 15008 listener (defaults when absent). */
   readonly hboneHandshake?: HandshakeLimits;
+  /** Connect deadline and liveness of this pod's outbound HBONE connections (defaults when absent). */
+  readonly hboneClient?: HboneClientTimings;
 }
 
 /** An accepted inbound connection, kept so that a policy change can re-check it. */
@@ -72,6 +75,7 @@ export class InpodProxy {
       metrics,
       logger,
       dialSocket: (address) => sockets.connect(netnsPath, { target: address, mark: ZTUNNEL_MARK }),
+      ...inputs.hboneClient,
     });
     this.hboneServer = new HboneServer({
       certificateFor: async (localAddress) => {
