@@ -4,16 +4,20 @@
  * can play them, over the mesh's mutual TLS (ALPN h2) with certificates from our CA.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { HboneClient } from '../hbone/hbone-client.js';
 import { CertManager } from '../identity/cert-manager.js';
 import { LocalCa } from '../identity/local-ca.js';
 import { SpiffeId } from '../identity/spiffe-id.js';
+import { HboneMetrics } from '../telemetry/hbone-metrics.js';
 import {
   buildGoProgram,
   DEBIAN_PYTHON,
@@ -408,7 +412,7 @@ describe.skipIf(missing.nghttp2)('nghttp2 peers', () => {
     const pem = await material.pem('nghttpd');
     const { dir } = material;
     const htdocs = path.join(dir, 'htdocs');
-    await import('node:fs/promises').then((fs) => fs.mkdir(htdocs, { recursive: true }));
+    await mkdir(htdocs, { recursive: true });
     await writeFile(path.join(htdocs, 'index.html'), 'hello from nghttpd\n');
     const port = await freePort();
     const peer = startPeer(NGHTTPD, [
@@ -565,5 +569,360 @@ describe.skipIf(missing.nghttp2)('nghttp2 peers', () => {
     await echoed;
     expect(sha(Buffer.concat(parts))).toBe(sha(payload));
     stream.close();
+  });
+});
+
+interface GoResult {
+  kind: string;
+  status: number;
+  proto: string;
+  headers: Record<string, string>;
+  sentSha256: string;
+  bodySha256: string;
+  bodyLength: number;
+  firstLine?: string;
+  error?: string;
+  serverIdentity: string;
+}
+
+describe.skipIf(missing.go)("Go's net/http", () => {
+  let goPeer = '';
+  beforeAll(async () => {
+    const build = await buildGoProgram(path.join(FIXTURES, 'go-peer.go'));
+    console.log(`go peer: ${build.cached ? 'cached build' : `built in ${build.ms} ms`} at ${build.binary}`);
+    goPeer = build.binary;
+  }, 180_000);
+
+  async function goClient(args: string[]): Promise<GoResult[]> {
+    const result = await run(goPeer, ['client', ...args], { timeoutMs: 25_000 });
+    expect(result.code, result.stderr).toBe(0);
+    return result.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as GoResult)
+      .sort((a, b) => a.kind.localeCompare(b.kind));
+  }
+
+  async function goServer(): Promise<number> {
+    const pem = await material.pem('go-server');
+    const peer = startPeer(goPeer, ['server', '--cert', pem.cert, '--key', pem.key, '--ca', pem.ca]);
+    closers.push(() => peer.stop());
+    const [, port] = await peer.waitFor(/listening (\d+)/);
+    return Number(port);
+  }
+
+  it('Go client → our HBONE server: CONNECT over mutual TLS, 2 MiB each way through the tunnel', async () => {
+    const echo = await echoServer();
+    closers.push(() => echo.server.close());
+    const mesh = await meshPair();
+    closers.push(() => mesh.close());
+    const pem = await writePemFiles(
+      material.dir,
+      'go-hbone-client',
+      await mesh.certs.fetch(SpiffeId.of(TRUST_DOMAIN, 'peer', 'go-client')),
+    );
+    const [connect] = await goClient([
+      ...['--cert', pem.cert, '--key', pem.key, '--ca', pem.ca],
+      ...['--addr', `127.0.0.1:${mesh.serverPort}`, '--authority', `127.0.0.1:${echo.port}`],
+      ...['--body-bytes', String(2 * 1024 * 1024), '--streams', '0'],
+    ]);
+    expect(connect).toMatchObject({
+      kind: 'connect',
+      status: 200,
+      proto: 'HTTP/2.0',
+      bodyLength: 2 * 1024 * 1024,
+    });
+    expect(connect?.error).toBeUndefined();
+    expect(connect?.bodySha256).toBe(connect?.sentSha256);
+    // Go verified our server's chain; the mesh identity it presented is the HBONE server's.
+    expect(connect?.serverIdentity).toBe(`spiffe://${TRUST_DOMAIN}/ns/demo/sa/server`);
+    // Our server verified Go's certificate and authorized on it, not on anything Go wrote.
+    expect(
+      mesh.requests.map((r) => [r.peer.toString(), `${r.target.host}:${r.target.port}`, r.forwardedFor]),
+    ).toEqual([[spiffe('go-client'), `127.0.0.1:${echo.port}`, '198.18.0.7:40000']]);
+  });
+
+  it('Go client → our server: 6 concurrent uploads with large headers from its dynamic table, and CONNECT', async () => {
+    const server = await ourServer();
+    const pem = await material.pem('go-client');
+    const results = await goClient([
+      ...['--cert', pem.cert, '--key', pem.key, '--ca', pem.ca],
+      ...['--addr', `127.0.0.1:${server.port}`, '--authority', '10.1.2.3:443'],
+      ...['--body-bytes', String(1024 * 1024), '--streams', '6', '--big-header', '3000'],
+    ]);
+    expect(results.map((r) => r.kind)).toEqual([
+      'connect',
+      ...Array.from({ length: 6 }, (_, i) => `post ${i}`),
+    ]);
+    for (const r of results) {
+      expect(r.error, r.kind).toBeUndefined();
+      expect(r.status, r.kind).toBe(200);
+      expect(r.proto).toBe('HTTP/2.0');
+      expect(r.bodySha256, r.kind).toBe(r.sentSha256);
+      expect(r.serverIdentity).toBe(`spiffe://${TRUST_DOMAIN}/ns/x/sa/ours-server`);
+    }
+    const connect = results[0] as GoResult;
+    expect(connect.headers['x-authority']).toBe('10.1.2.3:443');
+    expect(connect.bodyLength).toBe(1024 * 1024);
+    for (const r of results.slice(1)) {
+      expect(r.headers['x-body-sha256']).toBe(r.sentSha256);
+      // Our 3 kB response headers, decoded by Go.
+      expect(r.headers['x-big-a']).toBe('a'.repeat(3000));
+      expect(r.headers['x-big-b']).toBe('b'.repeat(1500));
+    }
+    const posts = server.seen.filter((s) => s.headers[':method'] === 'POST');
+    expect(posts).toHaveLength(6);
+    for (const s of posts) {
+      expect(s.headers['x-big-a']).toBe('a'.repeat(3000));
+      expect(s.headers['x-big-b']).toBe('b'.repeat(1500));
+      const i = Number(s.headers['x-stream']);
+      expect(s.headers[':path']).toBe(`/post/${i}`);
+      expect(s.bodyLength).toBe(Math.floor((1024 * 1024) / (i + 1)));
+    }
+    expect(server.protocolErrors).toEqual([]);
+  });
+
+  it('our HBONE client → Go server: CONNECT over mutual TLS, each side verifying the other', async () => {
+    const port = await goServer();
+    const client = new HboneClient({
+      certificates: material.certs,
+      metrics: new HboneMetrics(new Registry()),
+      logger: pino({ level: 'silent' }),
+    });
+    closers.push(() => client.destroy());
+    const source = SpiffeId.of(TRUST_DOMAIN, 'x', 'ours-client');
+    const stream = await client.connect({
+      source,
+      destination: SpiffeId.of(TRUST_DOMAIN, 'peer', 'go-server'),
+      address: { host: '127.0.0.1', port },
+      authority: '10.9.8.7:5432',
+      forwarded: 'for="198.18.0.7:40000"',
+    });
+    expect(client.peerOf(stream)).toBe(spiffe('go-server'));
+    const payload = randomBytes(2 * 1024 * 1024);
+    const echoed = readAll(stream);
+    stream.end(payload);
+    const got = await echoed;
+    const newline = got.indexOf(10);
+    // Go's first line: the identity it verified on our client certificate.
+    expect(got.subarray(0, newline).toString()).toBe(source.toString());
+    expect(sha(got.subarray(newline + 1))).toBe(sha(payload));
+  });
+
+  it('our client → Go server: concurrent uploads, large response headers from its dynamic table, CONNECT', async () => {
+    const port = await goServer();
+    const conn = await ourClient(port);
+    const bodies = Array.from({ length: 5 }, (_, i) => randomBytes(400_000 + i));
+    const results = await Promise.all(
+      bodies.map((body, i) =>
+        exchange(
+          conn,
+          {
+            ':method': 'POST',
+            ':scheme': 'https',
+            ':authority': `127.0.0.1:${port}`,
+            ':path': `/up/${i}`,
+            'x-big-a': 'A'.repeat(1800),
+            'x-big-b': 'B'.repeat(1200),
+          },
+          body,
+        ),
+      ),
+    );
+    results.forEach((r, i) => {
+      expect(r.headers[':status']).toBe('200');
+      expect(r.headers['x-proto']).toBe('HTTP/2.0');
+      expect(r.headers['x-peer-identity']).toBe(`spiffe://${TRUST_DOMAIN}/ns/x/sa/ours-client`);
+      expect(r.headers['x-path']).toBe(`/up/${i}`);
+      expect(r.headers['x-body-sha256']).toBe(sha(bodies[i] as Buffer));
+      expect(r.headers['x-big-a']).toBe('A'.repeat(1800));
+      expect(r.headers['x-big-b']).toBe('B'.repeat(1200));
+      expect(sha(r.body)).toBe(sha(bodies[i] as Buffer));
+    });
+    const payload = randomBytes(1024 * 1024);
+    const { headers, body } = await tunnel(conn, '10.0.0.5:9000', payload);
+    expect(headers[':status']).toBe('200');
+    expect(headers['x-authority']).toBe('10.0.0.5:9000');
+    const newline = body.indexOf(10);
+    expect(body.subarray(0, newline).toString()).toBe(`spiffe://${TRUST_DOMAIN}/ns/x/sa/ours-client`);
+    expect(sha(body.subarray(newline + 1))).toBe(sha(payload));
+  });
+});
+
+interface PyStream {
+  kind: string;
+  sent: string;
+  headers: Record<string, string>;
+  bodySha256: string;
+  bodyLength: number;
+  reset?: number;
+}
+
+describe.skipIf(missing.python)('python3-h2', () => {
+  const script = path.join(FIXTURES, 'python-h2-peer.py');
+
+  async function pyClient(port: number, args: string[]) {
+    const pem = await material.pem('python-client');
+    const result = await run(
+      DEBIAN_PYTHON,
+      [script, 'client', '--port', String(port), '--cert', pem.cert, '--key', pem.key, ...args],
+      { timeoutMs: 25_000 },
+    );
+    expect(result.code, result.stderr + result.stdout).toBe(0);
+    const lines = result.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    const connection = lines.pop() as { kind: string; maxOpen: number; limit: number };
+    expect(connection.kind).toBe('connection');
+    return { streams: (lines as PyStream[]).sort((a, b) => a.kind.localeCompare(b.kind)), connection };
+  }
+
+  async function pyServer(args: string[]): Promise<number> {
+    const pem = await material.pem('python-server');
+    const peer = startPeer(DEBIAN_PYTHON, [
+      script,
+      'server',
+      ...['--cert', pem.cert, '--key', pem.key, '--ca', pem.ca],
+      ...args,
+    ]);
+    closers.push(() => peer.stop());
+    const [, port] = await peer.waitFor(/listening (\d+)/);
+    return Number(port);
+  }
+
+  it('python3-h2 client → our server: CONNECT and 5 uploads, SETTINGS_HEADER_TABLE_SIZE 0, large headers', async () => {
+    const server = await ourServer();
+    const { streams } = await pyClient(server.port, [
+      ...['--header-table-size', '0', '--streams', '5', '--body-bytes', String(512 * 1024)],
+      ...['--big-header', '2500', '--authority', '10.20.30.40:8443'],
+    ]);
+    expect(streams.map((s) => s.kind)).toEqual(['connect', 'post 0', 'post 1', 'post 2', 'post 3', 'post 4']);
+    for (const s of streams) {
+      expect(s.reset, s.kind).toBeUndefined();
+      expect(s.headers[':status'], s.kind).toBe('200');
+      expect(s.bodySha256, s.kind).toBe(s.sent);
+    }
+    expect(streams[0]?.headers['x-authority']).toBe('10.20.30.40:8443');
+    for (const s of streams.slice(1)) {
+      expect(s.headers['x-body-sha256']).toBe(s.sent);
+      expect(s.headers['x-big-a']).toBe('a'.repeat(2500));
+    }
+    const connect = server.seen.find((s) => s.headers[':method'] === 'CONNECT');
+    expect(connect?.headers).toMatchObject({
+      ':authority': '10.20.30.40:8443',
+      forwarded: 'for="198.18.0.7:40000"',
+    });
+    const posts = server.seen.filter((s) => s.headers[':method'] === 'POST');
+    expect(posts.map((s) => s.headers['x-big-b'])).toEqual(Array(5).fill('b'.repeat(1250)));
+    expect(server.protocolErrors).toEqual([]);
+  });
+
+  it('python3-h2 client → our server advertising MAX_CONCURRENT_STREAMS 2: 8 streams, never more than 2 open', async () => {
+    const server = await ourServer({ maxConcurrentStreams: 2 });
+    const { streams, connection } = await pyClient(server.port, ['--streams', '7', '--body-bytes', '300000']);
+    expect(streams).toHaveLength(8);
+    for (const s of streams) {
+      expect(s.headers[':status'], s.kind).toBe('200');
+      expect(s.bodySha256, s.kind).toBe(s.sent);
+    }
+    expect(connection.limit).toBe(2);
+    console.log(
+      `python3-h2 → ours (limit 2): client had at most ${connection.maxOpen}, we saw ${server.maxOpen()}`,
+    );
+    expect(connection.maxOpen).toBeLessThanOrEqual(2);
+    expect(server.maxOpen()).toBeLessThanOrEqual(2);
+  });
+
+  it('python3-h2 client → our HBONE server: CONNECT over mutual TLS through to the upstream', async () => {
+    const echo = await echoServer();
+    closers.push(() => echo.server.close());
+    const mesh = await meshPair();
+    closers.push(() => mesh.close());
+    const pem = await writePemFiles(
+      material.dir,
+      'python-hbone-client',
+      await mesh.certs.fetch(SpiffeId.of(TRUST_DOMAIN, 'peer', 'python-client')),
+    );
+    const result = await run(
+      DEBIAN_PYTHON,
+      [
+        script,
+        'client',
+        ...['--port', String(mesh.serverPort), '--cert', pem.cert, '--key', pem.key],
+        ...['--streams', '0', '--body-bytes', String(1024 * 1024), '--authority', `127.0.0.1:${echo.port}`],
+      ],
+      { timeoutMs: 25_000 },
+    );
+    expect(result.code, result.stderr).toBe(0);
+    const connect = JSON.parse(result.stdout.split('\n')[0] as string) as PyStream;
+    expect(connect.headers[':status']).toBe('200');
+    expect(connect.bodyLength).toBe(1024 * 1024);
+    expect(connect.bodySha256).toBe(connect.sent);
+    expect(mesh.requests.map((r) => r.peer.toString())).toEqual([spiffe('python-client')]);
+  });
+
+  it('our client → python3-h2 server with SETTINGS_HEADER_TABLE_SIZE 0 and MAX_CONCURRENT_STREAMS 2', async () => {
+    const port = await pyServer(['--header-table-size', '0', '--max-concurrent-streams', '2']);
+    const conn = await ourClient(port);
+    await waitForSettings(conn);
+    expect(conn.remoteSettings).toMatchObject({ headerTableSize: 0, maxConcurrentStreams: 2 });
+    for (let round = 0; round < 4; round++) {
+      const bodies = [randomBytes(200_000), randomBytes(90_000)];
+      const results = await Promise.all(
+        bodies.map((body, i) =>
+          exchange(
+            conn,
+            {
+              ':method': 'POST',
+              ':scheme': 'https',
+              ':authority': 'peer.test',
+              ':path': `/r${round}/${i}`,
+              'x-big-a': 'q'.repeat(1500),
+            },
+            body,
+          ),
+        ),
+      );
+      results.forEach((r, i) => {
+        expect(r.headers[':status']).toBe('200');
+        expect(r.headers['x-path']).toBe(`/r${round}/${i}`);
+        expect(r.headers['x-body-sha256']).toBe(sha(bodies[i] as Buffer));
+        expect(Number(r.headers['x-max-open'])).toBeLessThanOrEqual(2);
+        expect(sha(r.body)).toBe(sha(bodies[i] as Buffer));
+      });
+    }
+  });
+
+  it('our client → python3-h2 server: large response headers from its dynamic table, and a CONNECT tunnel', async () => {
+    const port = await pyServer(['--allow-connect']);
+    const conn = await ourClient(port);
+    for (let i = 0; i < 6; i++) {
+      const r = await exchange(
+        conn,
+        {
+          ':method': 'PUT',
+          ':scheme': 'https',
+          ':authority': 'peer.test',
+          ':path': `/h/${i}`,
+          'x-big-a': 'x'.repeat(2000),
+          'x-big-b': 'y'.repeat(1000),
+          // Over 16 KiB in all: HEADERS plus CONTINUATION from us.
+          'x-big-c': 'z'.repeat(17_000),
+        },
+        Buffer.from(`body ${i}`),
+      );
+      expect(r.headers[':status']).toBe('200');
+      // Sent back by python3-h2's HPACK encoder, which indexes them after the first response.
+      expect(r.headers['x-big-a']).toBe('x'.repeat(2000));
+      expect(r.headers['x-big-b']).toBe('y'.repeat(1000));
+      expect(r.headers['x-big-c']).toBe('z'.repeat(17_000));
+      expect(r.body.toString()).toBe(`body ${i}`);
+    }
+    const payload = randomBytes(2 * 1024 * 1024);
+    const { headers, body } = await tunnel(conn, '10.0.0.8:7000', payload);
+    expect(headers[':status']).toBe('200');
+    expect(headers['x-authority']).toBe('10.0.0.8:7000');
+    expect(sha(body)).toBe(sha(payload));
   });
 });

@@ -213,7 +213,6 @@ export async function buildGoProgram(source: string): Promise<GoBuild> {
       GOCACHE: path.join(root, 'gocache'),
       GOPATH: path.join(work, 'gopath'),
       GOTOOLCHAIN: 'local',
-      CGO_ENABLED: '0',
     };
     const result = await run(GO, ['build', '-o', 'peer', '.'], { env, cwd: work, timeoutMs: 170_000 });
     if (result.code !== 0) throw new Error(`go build failed: ${result.stderr}`);
