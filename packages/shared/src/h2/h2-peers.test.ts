@@ -709,6 +709,29 @@ describe.skipIf(missing.go)("Go's net/http", () => {
     expect(sha(got.subarray(newline + 1))).toBe(sha(payload));
   });
 
+  it('our client → Go server: a complete response before the request body, then RST_STREAM NO_ERROR, is kept (RFC 9113 §8.1)', async () => {
+    const port = await goServer();
+    const conn = await ourClient(port);
+    // Go answers /early without reading the 8 MiB body, then resets the stream with NO_ERROR so
+    // that we stop sending. The response is complete and must reach the application whole.
+    const early = await exchange(
+      conn,
+      { ':method': 'POST', ':scheme': 'https', ':authority': `127.0.0.1:${port}`, ':path': '/early' },
+      randomBytes(8 * 1024 * 1024),
+    );
+    expect(early.headers[':status']).toBe('202');
+    expect(early.body.toString()).toBe('early answer');
+    // The connection carries on.
+    const next = await exchange(
+      conn,
+      { ':method': 'POST', ':scheme': 'https', ':authority': `127.0.0.1:${port}`, ':path': '/after' },
+      Buffer.from('after'),
+    );
+    expect(next.headers[':status']).toBe('200');
+    expect(next.body.toString()).toBe('after');
+    await eventually(() => conn.streamCount === 0);
+  });
+
   it('our client → Go server: concurrent uploads, large response headers from its dynamic table, CONNECT', async () => {
     const port = await goServer();
     const conn = await ourClient(port);
