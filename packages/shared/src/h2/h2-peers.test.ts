@@ -4,7 +4,7 @@
  * can play them, over the mesh's mutual TLS (ALPN h2) with certificates from our CA.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
@@ -26,6 +26,7 @@ import {
   NGHTTP,
   NGHTTPD,
   NGHTTPX,
+  type PeerProcess,
   type PemFiles,
   run,
   startPeer,
@@ -274,7 +275,7 @@ function nghttpResponses(verbose: string): Map<number, Record<string, string>> {
 }
 
 describe.skipIf(missing.nghttp2)('nghttp2 peers', () => {
-  it('nghttp client → our server: uploads on 8 concurrent streams, padded frames, a CONTINUATION header block', async () => {
+  it('nghttp client → our server: uploads on 8 concurrent streams, padded frames, a CONTINUATION header block, trailers', async () => {
     const server = await ourServer();
     const pem = await material.pem('nghttp');
     const upload = randomBytes(300_000);
@@ -294,6 +295,8 @@ describe.skipIf(missing.nghttp2)('nghttp2 peers', () => {
         '-b',
         '31',
         '--continuation',
+        '--trailer',
+        'x-upload-trailer: done',
         '-H',
         'x-summary: 1',
         ...uris,
@@ -370,6 +373,30 @@ describe.skipIf(missing.nghttp2)('nghttp2 peers', () => {
       `nghttp → ours: ${server.bytesIn()} bytes received for ${headerBytes} bytes of big header values`,
     );
     expect(server.bytesIn()).toBeLessThan(headerBytes / 2);
+  });
+
+  it('nghttp client with a 1023-byte stream window → our server: a 3 MiB upload echoed', async () => {
+    const server = await ourServer();
+    const pem = await material.pem('nghttp');
+    const upload = randomBytes(3 * 1024 * 1024);
+    const file = path.join(material.dir, 'nghttp-upload-3.bin');
+    await writeFile(file, upload);
+    const out = path.join(material.dir, 'nghttp-echo.bin');
+    const result = await run(
+      '/bin/sh',
+      [
+        '-c',
+        `"$0" "$@" > '${out}'`,
+        NGHTTP,
+        ...['--cert', pem.cert, '--key', pem.key, '--window-bits=10', '--connection-window-bits=16'],
+        ...['-d', file, `https://127.0.0.1:${server.port}/echo`],
+      ],
+      { timeoutMs: 40_000 },
+    );
+    expect(result.code, result.stderr).toBe(0);
+    // Our 3 MiB reply went out in slices of at most the 1023-byte window nghttp kept re-opening.
+    expect(sha(await readFile(out))).toBe(sha(upload));
+    expect(server.seen.map((r) => r.bodySha256)).toEqual([sha(upload)]);
   });
 
   it('nghttp client → our server advertising MAX_CONCURRENT_STREAMS 2: 10 uploads, never more than 2 open', async () => {
@@ -469,6 +496,27 @@ describe.skipIf(missing.nghttp2)('nghttp2 peers', () => {
     expect(peer.stdout()).toMatch(
       /send DATA frame <length=\d+, flags=0x0[89], stream_id=\d+>\n\s+; (END_STREAM \| )?PADDED/,
     );
+  });
+
+  it('our client → nghttpd with a 1023-byte stream window: 2 MiB and 1 MiB uploads echoed', async () => {
+    const { port } = await nghttpd(['--window-bits=10', '--connection-window-bits=16']);
+    const conn = await ourClient(port);
+    await waitForSettings(conn);
+    expect(conn.remoteSettings.initialWindowSize).toBe(1023);
+    const bodies = [randomBytes(2 * 1024 * 1024), randomBytes(1024 * 1024 + 7)];
+    const results = await Promise.all(
+      bodies.map((body, i) =>
+        exchange(
+          conn,
+          { ':method': 'POST', ':scheme': 'https', ':authority': `127.0.0.1:${port}`, ':path': `/w/${i}` },
+          body,
+        ),
+      ),
+    );
+    results.forEach((r, i) => {
+      expect(r.headers[':status']).toBe('200');
+      expect(sha(r.body)).toBe(sha(bodies[i] as Buffer));
+    });
   });
 
   it('our client → nghttpd with SETTINGS_HEADER_TABLE_SIZE 0 and MAX_CONCURRENT_STREAMS 2', async () => {
@@ -603,13 +651,14 @@ describe.skipIf(missing.go)("Go's net/http", () => {
       .sort((a, b) => a.kind.localeCompare(b.kind));
   }
 
-  async function goServer(): Promise<number> {
+  async function goServerProcess(): Promise<{ port: number; peer: PeerProcess }> {
     const pem = await material.pem('go-server');
     const peer = startPeer(goPeer, ['server', '--cert', pem.cert, '--key', pem.key, '--ca', pem.ca]);
     closers.push(() => peer.stop());
     const [, port] = await peer.waitFor(/listening (\d+)/);
-    return Number(port);
+    return { port: Number(port), peer };
   }
+  const goServer = async () => (await goServerProcess()).port;
 
   it('Go client → our HBONE server: CONNECT over mutual TLS, 2 MiB each way through the tunnel', async () => {
     const echo = await echoServer();
@@ -730,6 +779,52 @@ describe.skipIf(missing.go)("Go's net/http", () => {
     expect(next.headers[':status']).toBe('200');
     expect(next.body.toString()).toBe('after');
     await eventually(() => conn.streamCount === 0);
+  });
+
+  it('our client → Go server shutting down gracefully: GOAWAY NO_ERROR, the open tunnel finishes, no new streams', async () => {
+    const { port, peer } = await goServerProcess();
+    const conn = await ourClient(port);
+    const stream = conn.request(
+      { ':method': 'CONNECT', ':authority': '10.0.0.6:6000' },
+      { endStream: false },
+    );
+    stream.on('error', () => {});
+    const response = await new Promise<H2IncomingHeaders>((resolve) => stream.once('response', resolve));
+    expect(response[':status']).toBe('200');
+    const echoed = readAll(stream);
+    const first = randomBytes(512 * 1024);
+    stream.write(first);
+    const goaway = new Promise<[number, number]>((resolve) =>
+      conn.once('goaway', (code: number, lastStreamId: number) => resolve([code, lastStreamId])),
+    );
+    peer.child.kill('SIGTERM');
+    const [code, lastStreamId] = await goaway;
+    expect(code).toBe(0);
+    expect(lastStreamId).toBeGreaterThanOrEqual(stream.id);
+    // No new stream gets through: refused at once, or closed without a response.
+    const refused = await new Promise<boolean>((resolve) => {
+      try {
+        const late = conn.request(
+          { ':method': 'CONNECT', ':authority': '10.0.0.6:6001' },
+          { endStream: false },
+        );
+        late.on('error', () => {});
+        late.once('response', () => resolve(false));
+        late.once('close', () => resolve(true));
+      } catch {
+        resolve(true);
+      }
+    });
+    expect(refused).toBe(true);
+    // The tunnel opened before the GOAWAY keeps working both ways until it ends.
+    const second = randomBytes(512 * 1024);
+    stream.end(second);
+    const body = await echoed;
+    const newline = body.indexOf(10);
+    expect(body.subarray(0, newline).toString()).toBe(`spiffe://${TRUST_DOMAIN}/ns/x/sa/ours-client`);
+    expect(sha(body.subarray(newline + 1))).toBe(sha(Buffer.concat([first, second])));
+    await peer.waitFor(/shut down/);
+    await new Promise((r) => (conn.destroyed ? r(undefined) : conn.once('close', r)));
   });
 
   it('our client → Go server: concurrent uploads, large response headers from its dynamic table, CONNECT', async () => {
