@@ -37,6 +37,7 @@ import {
 import { echoServer, eventually, meshPair, readAll } from '../testing/mesh-fixture.js';
 import { secureContextOptions } from '../tls/mesh-tls.js';
 import { H2Connection, type H2Headers, type H2IncomingHeaders } from './h2-connection.js';
+import { FRAME } from './h2-frames.js';
 import type { H2Stream } from './h2-stream.js';
 
 const FIXTURES = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures');
@@ -92,6 +93,32 @@ afterAll(async () => {
 
 const spiffe = (name: string) => `spiffe://${TRUST_DOMAIN}/ns/peer/sa/${name}`;
 
+/** Counts the frames a peer sends on `socket`, by type (the client preface skipped). */
+function countFrames(
+  socket: NodeJS.EventEmitter,
+  preface: boolean,
+  counts = new Map<number, number>(),
+): Map<number, number> {
+  let pending = Buffer.alloc(0);
+  let skip = preface ? 24 : 0;
+  socket.on('data', (chunk: Buffer) => {
+    let buf = pending.length > 0 ? Buffer.concat([pending, chunk]) : chunk;
+    for (;;) {
+      if (skip > 0) {
+        const n = Math.min(skip, buf.length);
+        skip -= n;
+        buf = buf.subarray(n);
+      }
+      if (skip > 0 || buf.length < 9) break;
+      const type = buf[3] as number;
+      counts.set(type, (counts.get(type) ?? 0) + 1);
+      skip = 9 + buf.readUIntBE(0, 3);
+    }
+    pending = Buffer.from(buf);
+  });
+  return counts;
+}
+
 // ---- our engine as the server ----
 
 interface SeenRequest {
@@ -107,8 +134,10 @@ interface OurServer {
   maxOpen(): number;
   /** Bytes the peer sent, all connections together. */
   bytesIn(): number;
-  /** Streams we refused or reset, by code. */
+  /** Connection errors we reported, by code. */
   protocolErrors: number[];
+  /** Frames received, by type, all connections together. */
+  frames: Map<number, number>;
 }
 
 /**
@@ -122,10 +151,12 @@ async function ourServer(options: { maxConcurrentStreams?: number; tls?: boolean
   const protocolErrors: number[] = [];
   let maxOpen = 0;
   let bytesIn = 0;
+  const frames = new Map<number, number>();
   const onSocket = (socket: net.Socket) => {
     socket.on('data', (d: Buffer) => {
       bytesIn += d.length;
     });
+    countFrames(socket, true, frames);
     const conn = new H2Connection(socket, {
       role: 'server',
       ...WINDOWS,
@@ -182,6 +213,7 @@ async function ourServer(options: { maxConcurrentStreams?: number; tls?: boolean
     maxOpen: () => maxOpen,
     bytesIn: () => bytesIn,
     protocolErrors,
+    frames,
   };
 }
 
@@ -324,6 +356,7 @@ describe.skipIf(missing.nghttp2)('nghttp2 peers', () => {
       expect(r.headers[':method']).toBe('POST');
       expect(r.headers['continuation-test-6']).toBe('-'.repeat(4096));
     }
+    expect(server.frames.get(FRAME.CONTINUATION)).toBeGreaterThanOrEqual(8);
     expect(server.protocolErrors).toEqual([]);
   });
 
@@ -555,6 +588,58 @@ describe.skipIf(missing.nghttp2)('nghttp2 peers', () => {
         expect(sha(r.body)).toBe(sha(bodies[i] as Buffer));
       });
     }
+  });
+
+  it('our client → nghttpx → our server as its HTTP/2 backend: 30 kB header blocks split into CONTINUATION both ways', async () => {
+    const backend = await ourServer({ tls: false });
+    const pem = await material.pem('nghttpx');
+    const port = await freePort();
+    const proxy = startPeer(NGHTTPX, [
+      `--frontend=127.0.0.1,${port}`,
+      `--backend=127.0.0.1,${backend.port};;proto=h2`,
+      ...['--workers=1', '--no-ocsp', '--conf=/dev/null', '--errorlog-file=/dev/stderr'],
+      '--accesslog-file=/dev/null',
+      pem.key,
+      pem.cert,
+    ]);
+    closers.push(() => proxy.stop());
+    await waitForListener(port, proxy);
+    const conn = await ourClient(port);
+    const fromProxy = countFrames(conn.socket, false);
+    const bigA = 'A'.repeat(20_000);
+    const bigB = 'B'.repeat(10_000);
+    const bodies = [randomBytes(600_000), randomBytes(300_000), randomBytes(5)];
+    const results = await Promise.all(
+      bodies.map((body, i) =>
+        exchange(
+          conn,
+          {
+            ':method': 'POST',
+            ':scheme': 'https',
+            ':authority': `127.0.0.1:${port}`,
+            ':path': `/via/${i}`,
+            'x-big-a': bigA,
+            'x-big-b': bigB,
+          },
+          body,
+        ),
+      ),
+    );
+    results.forEach((r, i) => {
+      expect(r.headers[':status']).toBe('200');
+      expect(r.headers.via).toMatch(/nghttpx/);
+      // nghttp2 sends header blocks over 16 KiB as HEADERS plus CONTINUATION, whatever frame size we allow.
+      expect(r.headers['x-big-a']).toBe(bigA);
+      expect(r.headers['x-big-b']).toBe(bigB);
+      expect(r.headers['x-body-sha256']).toBe(sha(bodies[i] as Buffer));
+      expect(sha(r.body)).toBe(sha(bodies[i] as Buffer));
+    });
+    expect(
+      backend.seen.map((r) => [r.headers[':path'], r.headers['x-big-a'], r.headers['x-big-b']]).sort(),
+    ).toEqual(bodies.map((_, i) => [`/via/${i}`, bigA, bigB]));
+    expect(backend.protocolErrors).toEqual([]);
+    expect(backend.frames.get(FRAME.CONTINUATION)).toBeGreaterThanOrEqual(3);
+    expect(fromProxy.get(FRAME.CONTINUATION)).toBeGreaterThanOrEqual(3);
   });
 
   it('our client → nghttpx (HTTP/2 proxy mode): a CONNECT tunnel to an HTTP/1.1 backend carries 3 MiB each way', async () => {
