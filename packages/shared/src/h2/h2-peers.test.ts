@@ -146,7 +146,9 @@ interface OurServer {
  * length, every x-big-* header copied back, and the body echoed (or, with `x-summary`, one line
  * naming path, hash and length).
  */
-async function ourServer(options: { maxConcurrentStreams?: number; tls?: boolean } = {}): Promise<OurServer> {
+async function ourServer(
+  options: { maxConcurrentStreams?: number; maxHeaderListSize?: number; tls?: boolean } = {},
+): Promise<OurServer> {
   const seen: SeenRequest[] = [];
   const protocolErrors: number[] = [];
   let maxOpen = 0;
@@ -161,6 +163,7 @@ async function ourServer(options: { maxConcurrentStreams?: number; tls?: boolean
       role: 'server',
       ...WINDOWS,
       maxConcurrentStreams: options.maxConcurrentStreams ?? 100,
+      ...(options.maxHeaderListSize !== undefined && { maxHeaderListSize: options.maxHeaderListSize }),
     });
     closers.push(() => conn.destroy());
     conn.on('error', () => {});
@@ -287,6 +290,11 @@ async function tunnel(
   return { headers, body: await body };
 }
 
+/** A PING round trip to the peer. */
+function ping(conn: H2Connection): Promise<void> {
+  return new Promise((resolve, reject) => conn.ping((err) => (err ? reject(err) : resolve())));
+}
+
 async function waitForSettings(conn: H2Connection): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     conn.once('remoteSettings', () => resolve());
@@ -408,6 +416,25 @@ describe.skipIf(missing.nghttp2)('nghttp2 peers', () => {
     expect(server.bytesIn()).toBeLessThan(headerBytes / 2);
   });
 
+  it('nghttp client → our server: a header list over our SETTINGS_MAX_HEADER_LIST_SIZE gets 431, the connection carries on', async () => {
+    // 8 KiB here: nghttp2 itself refuses to send a header block near 64 KiB, our default.
+    const server = await ourServer({ maxHeaderListSize: 8192 });
+    const pem = await material.pem('nghttp');
+    const uris = [0, 1, 2].map((i) => `https://127.0.0.1:${server.port}/big/${i}`);
+    const result = await run(
+      NGHTTP,
+      ['-v', '--cert', pem.cert, '--key', pem.key, '-H', `x-huge: ${'h'.repeat(10_000)}`, ...uris],
+      { timeoutMs: 20_000 },
+    );
+    expect(result.code, result.stderr).toBe(0);
+    const responses = [...nghttpResponses(result.stdout).values()];
+    expect(responses.map((h) => h[':status'])).toEqual(['431', '431', '431']);
+    expect(result.stdout).not.toMatch(/recv GOAWAY/);
+    // Refused before the application saw anything, with no connection error.
+    expect(server.seen).toEqual([]);
+    expect(server.protocolErrors).toEqual([]);
+  });
+
   it('nghttp client with a 1023-byte stream window → our server: a 3 MiB upload echoed', async () => {
     const server = await ourServer();
     const pem = await material.pem('nghttp');
@@ -491,7 +518,7 @@ describe.skipIf(missing.nghttp2)('nghttp2 peers', () => {
     return { port, peer };
   }
 
-  it('our client → nghttpd: echoed uploads on 6 concurrent streams, padded responses, a large request header block', async () => {
+  it('our client → nghttpd: echoed uploads on 6 concurrent streams, padded responses, a large request header block, an interim 100, PING', async () => {
     const { port, peer } = await nghttpd(['-v', '-b', '19', '--trailer', 'x-trailer: t']);
     const conn = await ourClient(port);
     const bodies = Array.from({ length: 6 }, (_, i) => randomBytes(150_000 * (i + 1)));
@@ -524,6 +551,23 @@ describe.skipIf(missing.nghttp2)('nghttp2 peers', () => {
     });
     expect(page.headers[':status']).toBe('200');
     expect(page.body.toString()).toBe('hello from nghttpd\n');
+    // An interim 100 (Continue) before the final response is skipped.
+    const continued = await exchange(
+      conn,
+      {
+        ':method': 'POST',
+        ':scheme': 'https',
+        ':authority': `127.0.0.1:${port}`,
+        ':path': '/continue',
+        expect: '100-continue',
+      },
+      Buffer.from('after the 100'),
+    );
+    expect(continued.headers[':status']).toBe('200');
+    expect(continued.body.toString()).toBe('after the 100');
+    // nghttpd's log (written after the frames) shows the interim response went out.
+    await eventually(() => /:status: 100/.test(peer.stdout()));
+    await ping(conn);
     // nghttpd padded its DATA frames and ended each response with trailers, as asked.
     await eventually(() => /x-trailer: t/.test(peer.stdout()));
     expect(peer.stdout()).toMatch(
@@ -946,6 +990,7 @@ describe.skipIf(missing.go)("Go's net/http", () => {
     const { headers, body } = await tunnel(conn, '10.0.0.5:9000', payload);
     expect(headers[':status']).toBe('200');
     expect(headers['x-authority']).toBe('10.0.0.5:9000');
+    await ping(conn);
     const newline = body.indexOf(10);
     expect(body.subarray(0, newline).toString()).toBe(`spiffe://${TRUST_DOMAIN}/ns/x/sa/ours-client`);
     expect(sha(body.subarray(newline + 1))).toBe(sha(payload));
@@ -1127,5 +1172,6 @@ describe.skipIf(missing.python)('python3-h2', () => {
     expect(headers[':status']).toBe('200');
     expect(headers['x-authority']).toBe('10.0.0.8:7000');
     expect(sha(body)).toBe(sha(payload));
+    await ping(conn);
   });
 });
