@@ -138,6 +138,7 @@ interface OurServer {
   protocolErrors: number[];
   /** Frames received, by type, all connections together. */
   frames: Map<number, number>;
+  connections(): number;
 }
 
 /**
@@ -147,14 +148,22 @@ interface OurServer {
  * naming path, hash and length).
  */
 async function ourServer(
-  options: { maxConcurrentStreams?: number; maxHeaderListSize?: number; tls?: boolean } = {},
+  options: {
+    maxConcurrentStreams?: number;
+    maxHeaderListSize?: number;
+    tls?: boolean;
+    /** Each connection starts a graceful close (GOAWAY NO_ERROR) when its first request arrives. */
+    goawayOnFirstStream?: boolean;
+  } = {},
 ): Promise<OurServer> {
   const seen: SeenRequest[] = [];
   const protocolErrors: number[] = [];
   let maxOpen = 0;
   let bytesIn = 0;
   const frames = new Map<number, number>();
+  let connections = 0;
   const onSocket = (socket: net.Socket) => {
+    connections += 1;
     socket.on('data', (d: Buffer) => {
       bytesIn += d.length;
     });
@@ -170,6 +179,7 @@ async function ourServer(
     conn.on('protocolError', (e: { code: number }) => protocolErrors.push(e.code));
     conn.on('stream', (stream: H2Stream, headers: H2IncomingHeaders) => {
       maxOpen = Math.max(maxOpen, conn.streamCount);
+      if (options.goawayOnFirstStream) conn.close();
       stream.on('error', () => {});
       if (headers[':method'] === 'CONNECT') {
         seen.push({ headers, bodyLength: 0, bodySha256: '' });
@@ -217,6 +227,7 @@ async function ourServer(
     bytesIn: () => bytesIn,
     protocolErrors,
     frames,
+    connections: () => connections,
   };
 }
 
@@ -770,14 +781,17 @@ describe.skipIf(missing.go)("Go's net/http", () => {
     goPeer = build.binary;
   }, 180_000);
 
-  async function goClient(args: string[]): Promise<GoResult[]> {
+  /** Runs the Go client; its requests sorted by kind, and how many connections they used. */
+  async function goClient(args: string[]): Promise<GoResult[] & { connections: number }> {
     const result = await run(goPeer, ['client', ...args], { timeoutMs: 25_000 });
     expect(result.code, result.stderr).toBe(0);
-    return result.stdout
+    const lines = result.stdout
       .trim()
       .split('\n')
-      .map((l) => JSON.parse(l) as GoResult)
-      .sort((a, b) => a.kind.localeCompare(b.kind));
+      .map((l) => JSON.parse(l) as GoResult);
+    const summary = lines.find((l) => l.kind === '~connections');
+    const requests = lines.filter((l) => l !== summary).sort((a, b) => a.kind.localeCompare(b.kind));
+    return Object.assign(requests, { connections: summary?.status ?? 0 });
   }
 
   async function goServerProcess(): Promise<{ port: number; peer: PeerProcess }> {
@@ -857,6 +871,30 @@ describe.skipIf(missing.go)("Go's net/http", () => {
       expect(s.headers[':path']).toBe(`/post/${i}`);
       expect(s.bodyLength).toBe(Math.floor((1024 * 1024) / (i + 1)));
     }
+    expect(server.protocolErrors).toEqual([]);
+  });
+
+  it('Go client → our server closing gracefully: GOAWAY after each first request, Go retries the rest elsewhere, none served twice', async () => {
+    const server = await ourServer({ goawayOnFirstStream: true });
+    const pem = await material.pem('go-client');
+    const results = await goClient([
+      ...['--cert', pem.cert, '--key', pem.key, '--ca', pem.ca],
+      ...['--addr', `127.0.0.1:${server.port}`, '--authority', ''],
+      ...['--body-bytes', String(256 * 1024), '--streams', '8'],
+    ]);
+    expect(results.map((r) => r.kind)).toEqual(Array.from({ length: 8 }, (_, i) => `post ${i}`));
+    for (const r of results) {
+      expect(r.error, r.kind).toBeUndefined();
+      expect(r.status, r.kind).toBe(200);
+      expect(r.bodySha256, r.kind).toBe(r.sentSha256);
+    }
+    // Each connection served what it accepted before its GOAWAY; Go sent everything beyond the
+    // GOAWAY's last stream id again on a new connection, and nothing reached us twice.
+    console.log(`Go → ours closing on each first request: ${results.connections} connections for 8 requests`);
+    expect(results.connections).toBeGreaterThanOrEqual(2);
+    expect(server.connections()).toBe(results.connections);
+    const paths = server.seen.map((r) => r.headers[':path']).sort();
+    expect(paths).toEqual(Array.from({ length: 8 }, (_, i) => `/post/${i}`));
     expect(server.protocolErrors).toEqual([]);
   });
 
