@@ -326,7 +326,7 @@ function nghttpResponses(verbose: string): Map<number, Record<string, string>> {
 }
 
 describe.skipIf(missing.nghttp2)('nghttp2 peers', () => {
-  it('nghttp client → our server: uploads on 8 concurrent streams, padded frames, a CONTINUATION header block, trailers', async () => {
+  it('nghttp client → our server: uploads on 8 concurrent streams, padded frames, CONTINUATION, trailers, a smaller encoder table', async () => {
     const server = await ourServer();
     const pem = await material.pem('nghttp');
     const upload = randomBytes(300_000);
@@ -346,6 +346,8 @@ describe.skipIf(missing.nghttp2)('nghttp2 peers', () => {
         '-b',
         '31',
         '--continuation',
+        // Its encoder's table shrinks from 4096: a size update our decoder must apply.
+        '--encoder-header-table-size=512',
         '--trailer',
         'x-upload-trailer: done',
         '-H',
@@ -607,8 +609,13 @@ describe.skipIf(missing.nghttp2)('nghttp2 peers', () => {
     });
   });
 
-  it('our client → nghttpd with SETTINGS_HEADER_TABLE_SIZE 0 and MAX_CONCURRENT_STREAMS 2', async () => {
-    const { port } = await nghttpd(['--header-table-size=0', '--max-concurrent-streams=2']);
+  it('our client → nghttpd with SETTINGS_HEADER_TABLE_SIZE 0, a 256-byte encoder table and MAX_CONCURRENT_STREAMS 2', async () => {
+    // Its encoder's table also shrinks (to 256 bytes): size updates for our decoder.
+    const { port } = await nghttpd([
+      '--header-table-size=0',
+      '--encoder-header-table-size=256',
+      '--max-concurrent-streams=2',
+    ]);
     const conn = await ourClient(port);
     await waitForSettings(conn);
     expect(conn.remoteSettings.maxConcurrentStreams).toBe(2);
