@@ -269,8 +269,14 @@ interface Exchange {
 }
 
 /** One request with a body; resolves with the response once its body ended. */
-function exchange(conn: H2Connection, headers: H2Headers, body?: Buffer): Promise<Exchange> {
+function exchange(
+  conn: H2Connection,
+  headers: H2Headers,
+  body?: Buffer,
+  onStream?: (stream: H2Stream) => void,
+): Promise<Exchange> {
   const stream = conn.request(headers, { endStream: body === undefined });
+  onStream?.(stream);
   return new Promise((resolve, reject) => {
     stream.once('error', reject);
     // 'close' follows 'end' on the next tick, before readAll's promise settles: only an early close fails.
@@ -1186,6 +1192,41 @@ describe.skipIf(missing.python)('python3-h2', () => {
       });
     }
   });
+
+  for (const window of [1000, 1024 * 1024]) {
+    it(`our client → python3-h2 server changing SETTINGS_INITIAL_WINDOW_SIZE to ${window} mid-upload`, async () => {
+      const port = await pyServer(['--window-after-first', String(window)]);
+      const conn = await ourClient(port);
+      await waitForSettings(conn);
+      const streams: H2Stream[] = [];
+      const post = (i: number, body: Buffer) => {
+        const headers = {
+          ':method': 'POST',
+          ':scheme': 'https',
+          ':authority': 'peer.test',
+          ':path': `/w/${i}`,
+        };
+        return exchange(conn, headers, body, (s) => streams.push(s));
+      };
+      // Stream 1 has sent at least one 16 KiB frame when the window changes under it.
+      const size = window < 65_535 ? 100_000 : 1024 * 1024;
+      const bodies = [randomBytes(size), randomBytes(size / 2), randomBytes(size / 4)];
+      const first = post(0, bodies[0] as Buffer);
+      const windowAfter = await new Promise<number>((resolve) =>
+        conn.on('remoteSettings', (s: { initialWindowSize: number }) => {
+          if (s.initialWindowSize === window) resolve(streams[0]?.sendWindow ?? Number.NaN);
+        }),
+      );
+      console.log(`python3-h2 INITIAL_WINDOW_SIZE → ${window}: stream 1's send window became ${windowAfter}`);
+      if (window < 65_535) expect(windowAfter).toBeLessThan(0);
+      const results = await Promise.all([first, post(1, bodies[1] as Buffer), post(2, bodies[2] as Buffer)]);
+      results.forEach((r, i) => {
+        expect(r.headers[':status']).toBe('200');
+        expect(r.headers['x-body-sha256']).toBe(sha(bodies[i] as Buffer));
+        expect(sha(r.body)).toBe(sha(bodies[i] as Buffer));
+      });
+    });
+  }
 
   it('our client → python3-h2 server: large response headers from its dynamic table, and a CONNECT tunnel', async () => {
     const port = await pyServer(['--allow-connect']);
