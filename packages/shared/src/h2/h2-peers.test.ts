@@ -816,7 +816,7 @@ describe.skipIf(missing.go)("Go's net/http", () => {
   }
   const goServer = async () => (await goServerProcess()).port;
 
-  it('Go client → our HBONE server: CONNECT over mutual TLS, 2 MiB each way through the tunnel', async () => {
+  it('Go client → our HBONE server: CONNECT over mutual TLS, 2 MiB each way through the tunnel; POST gets 400', async () => {
     const echo = await echoServer();
     closers.push(() => echo.server.close());
     const mesh = await meshPair();
@@ -826,10 +826,15 @@ describe.skipIf(missing.go)("Go's net/http", () => {
       'go-hbone-client',
       await mesh.certs.fetch(SpiffeId.of(TRUST_DOMAIN, 'peer', 'go-client')),
     );
-    const [connect] = await goClient([
+    const [connect, ...posts] = await goClient([
       ...['--cert', pem.cert, '--key', pem.key, '--ca', pem.ca],
       ...['--addr', `127.0.0.1:${mesh.serverPort}`, '--authority', `127.0.0.1:${echo.port}`],
-      ...['--body-bytes', String(2 * 1024 * 1024), '--streams', '0'],
+      ...['--body-bytes', String(2 * 1024 * 1024), '--streams', '2'],
+    ]);
+    // HBONE carries only CONNECT: Go's POSTs on the same connection are answered 400.
+    expect(posts.map((p) => [p.kind, p.status, p.error])).toEqual([
+      ['post 0', 400, undefined],
+      ['post 1', 400, undefined],
     ]);
     expect(connect).toMatchObject({
       kind: 'connect',
