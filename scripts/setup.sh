@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # Installs everything the demo, the tests and the benchmarks need on a machine that has only
 # Node.js and npm: Debian packages, pnpm, the workspace's node packages. Safe to run repeatedly.
-#   scripts/setup.sh          packages for the demo and the tests, and the native capture addon
+#   scripts/setup.sh          packages for the demo and the tests (HTTP/2 interop peers included), and
+#                             the native capture addon
 #   scripts/setup.sh --bench  also the benchmark baselines and load tools (stunnel4, iperf3, haproxy, wrk)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 debs=(openssl ca-certificates iproute2 iptables gcc libc6-dev curl tcpdump)
+# Independent HTTP/2 peers for the engine's interop tests (packages/shared/src/h2/h2-peers.test.ts):
+# nghttp, nghttpd, nghttpx; python3-h2 for Debian's /usr/bin/python3; Go's net/http. golang-go is
+# the large one (about 80 MB to download, 450 MB installed).
+debs+=(nghttp2-client nghttp2-server nghttp2-proxy python3-h2 golang-go)
 if [[ "${1:-}" == "--bench" ]]; then
   debs+=(stunnel4 iperf3 haproxy wrk)
 fi
@@ -21,6 +26,10 @@ if ((${#missing[@]})); then
   [[ $(id -u) -eq 0 ]] || sudo_cmd=(sudo)
   "${sudo_cmd[@]}" apt-get update -qq
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Where systemd runs, nghttp2-proxy's package starts an nghttpx service; the tests start their own.
+  if [[ " ${missing[*]} " == *" nghttp2-proxy "* ]] && command -v systemctl >/dev/null 2>&1; then
+    "${sudo_cmd[@]}" systemctl disable --now nghttpx >/dev/null 2>&1 || true
+  fi
 fi
 
 want_pnpm=$(node -p "require('./package.json').packageManager.split('@')[1]")

@@ -336,7 +336,9 @@ export class H2Connection extends EventEmitter {
 
   queueData(stream: H2Stream, item: OutItem): void {
     if (stream.released || this.destroyed) {
-      item.cb(stream.localEnded && item.end ? null : new Error('stream closed'));
+      // After a complete response and RST_STREAM NO_ERROR, the rest of the request is unwanted.
+      const unwanted = stream.rstCode === H2_ERROR.NO_ERROR && stream.remoteEnded && !this.destroyed;
+      item.cb(unwanted || (stream.localEnded && item.end) ? null : new Error('stream closed'));
       return;
     }
     if (stream.localEnded) {
@@ -968,6 +970,15 @@ export class H2Connection extends EventEmitter {
     this.notePeerFinished(streamId);
     const code = payload.readUInt32BE(0);
     stream.rstCode = code;
+    if (code === H2_ERROR.NO_ERROR && stream.remoteEnded && this.options.role === 'client') {
+      // A complete response, then "stop sending the request" (RFC 9113 §8.1): the response must
+      // not be discarded. What we still had to send is dropped; the stream closes once read.
+      this.release(stream);
+      for (const item of stream.out.splice(0)) item.cb(null);
+      if (stream.readableEnded) stream.destroy();
+      else stream.once('end', () => stream.destroy());
+      return;
+    }
     stream.aborted = true;
     this.release(stream);
     stream.emit('aborted');
