@@ -90,6 +90,7 @@ export interface PoolDump {
 export class HboneClient {
   private readonly pool = new Map<string, PooledConnection[]>();
   private readonly peers = new WeakMap<H2Stream, string>();
+  private readonly answers = new WeakMap<H2Stream, H2IncomingHeaders>();
   private readonly maxStreams: number;
   private readonly idleTimeoutMs: number;
   private readonly pingIntervalMs: number;
@@ -132,7 +133,7 @@ export class HboneClient {
     // The slot frees when the stream leaves the connection, even if nobody reads what is left.
     stream.once('released', () => this.release(conn));
     if (conn.peer) this.peers.set(stream, conn.peer);
-    const status = await new Promise<number>((resolve, reject) => {
+    const answer = await new Promise<H2IncomingHeaders>((resolve, reject) => {
       const onError = (err: Error) => {
         cleanup();
         reject(new MeshError('MESH_ERR_HBONE_RESET', err.message, { cause: err }));
@@ -145,7 +146,7 @@ export class HboneClient {
       };
       const onResponse = (h: H2IncomingHeaders) => {
         cleanup();
-        resolve(Number(h[':status']));
+        resolve(h);
       };
       const cleanup = () => {
         stream.off('error', onError);
@@ -156,13 +157,20 @@ export class HboneClient {
       stream.once('close', onClose);
       stream.once('response', onResponse);
     });
+    const status = Number(answer[':status']);
     this.inputs.metrics.streams.inc({ side: 'client', status: String(status) });
     if (status !== 200) {
       stream.on('error', () => {});
       stream.close(H2_ERROR.CANCEL);
       throw new HboneRefusedError(status);
     }
+    this.answers.set(stream, answer);
     return stream;
+  }
+
+  /** The headers of the 200 answer to `stream` (the peer's `baggage`, say). */
+  answerOf(stream: H2Stream): Readonly<H2IncomingHeaders> | undefined {
+    return this.answers.get(stream);
   }
 
   /** The identity the server of `stream` presented and this client verified. */
