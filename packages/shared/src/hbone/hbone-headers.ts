@@ -100,7 +100,7 @@ export function formatForwarded(src: HostPort, serviceHostname?: string): string
  * absent, empty, or the header is not ASCII.
  */
 export function parseForwardedHost(value: unknown): string | undefined {
-  if (typeof value !== 'string' || !/^[\x00-\x7f]*$/.test(value)) return undefined;
+  if (typeof value !== 'string' || /[^\x20-\x7e\t]/.test(value)) return undefined;
   for (const part of value.split(';')) {
     const p = part.trim();
     if (!p.startsWith('host=')) continue;
