@@ -29,6 +29,7 @@ export {
 export { HboneClient, HboneRefusedError } from './hbone/hbone-client.js';
 export type { HboneAddress, HostPort } from './hbone/hbone-headers.js';
 export {
+  FORBIDDEN_TARGET_PORTS,
   formatAuthority,
   formatForwarded,
   newTraceparent,

@@ -311,6 +311,8 @@ export class ZtunnelApp {
           preserveClientIpThroughWaypoint: this.inputs.config.preserveClientIpThroughWaypoint,
           logger: logger.child({ pod: `${w.namespace}/${w.name}` }),
           hboneHandshake: this.inputs.config.hboneHandshake,
+          clusterId: this.inputs.config.clusterId,
+          responseBaggage: this.inputs.config.enableResponseBaggage,
         });
         await proxy.start();
         this.proxies.set(uid, { proxy, netnsPath: ns });

@@ -19,6 +19,8 @@ export class ZtunnelState {
   private readonly workloadsByIp = new Map<string, Workload>();
   private readonly servicesByVip = new Map<string, Service>();
   private readonly servicesByKey = new Map<string, Service>();
+  /** Services by host name, in config order (one host name may exist in several namespaces). */
+  private readonly servicesByHostname = new Map<string, Service[]>();
   private readonly policies: CompiledPolicy[];
   private readonly policiesByWorkload = new Map<Workload, CompiledPolicy[]>();
   private readonly identities = new Map<Workload, SpiffeId>();
@@ -42,6 +44,9 @@ export class ZtunnelState {
     }
     for (const s of config.services) {
       this.servicesByKey.set(`${s.namespace}/${s.hostname}`, s);
+      const named = this.servicesByHostname.get(s.hostname.toLowerCase());
+      if (named) named.push(s);
+      else this.servicesByHostname.set(s.hostname.toLowerCase(), [s]);
       for (const vip of s.vips) this.servicesByVip.set(vip.address, s);
     }
     this.policies = config.policies.map(compilePolicy);
@@ -53,6 +58,15 @@ export class ZtunnelState {
 
   serviceByVip(ip: string): Service | undefined {
     return this.servicesByVip.get(ip);
+  }
+
+  /**
+   * The service with this host name, the one in `namespace` first when several namespaces have
+   * one (as upstream's `get_best_by_host` ranks by the client's namespace).
+   */
+  serviceByHostname(hostname: string, namespace?: string): Service | undefined {
+    const list = this.servicesByHostname.get(hostname.toLowerCase());
+    return list?.find((s) => s.namespace === namespace) ?? list?.[0];
   }
 
   /**
