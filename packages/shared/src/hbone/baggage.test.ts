@@ -87,6 +87,12 @@ describe('parseBaggage', () => {
       namespace: 'ok',
     });
     expect(parseBaggage('service.name=%E0%A4%A')).toEqual({});
+    // Octets W3C does not allow in a value (quotes, spaces inside, backslash, non-ASCII).
+    expect(
+      parseBaggage('service.name="a b",k8s.pod.name=a\\b,k8s.namespace.name=caf\u00e9,service.version=v1'),
+    ).toEqual({
+      revision: 'v1',
+    });
     for (const v of [undefined, null, 42, {}, '', '\u0000\u0001'])
       expect(parseBaggage(v as unknown)).toEqual({});
   });

@@ -29,6 +29,8 @@ export const BAGGAGE_MAX_MEMBERS = 64;
 /** W3C baggage-octet: printable ASCII except space, `"`, `,`, `;`, `\`; `%` is escaped too. */
 const PLAIN_OCTET = /[\x21\x23-\x24\x26-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]/;
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** A W3C baggage value: baggage-octets, `%` included (it starts an escape). */
+const VALUE = /^[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*$/;
 
 function encodeValue(value: string): string {
   let out = '';
@@ -82,8 +84,9 @@ const FIELD_BY_KEY: Readonly<Record<string, keyof Baggage>> = {
 
 /**
  * Reads the fields upstream reads (`parse_baggage_header`) from one or more `baggage` values
- * (repeated headers arrive joined with `, `). Malformed members, unknown keys, properties and empty
- * values are skipped; a later member wins. A header over BAGGAGE_MAX_BYTES or BAGGAGE_MAX_MEMBERS
+ * (repeated headers arrive joined with `, `). Malformed members (a key that is not a token, a value
+ * with octets W3C does not allow or a broken escape), unknown keys and properties are skipped; an
+ * empty value unsets its field; a later member wins. A header over BAGGAGE_MAX_BYTES or BAGGAGE_MAX_MEMBERS
  * gives nothing at all.
  */
 export function parseBaggage(value: unknown): Baggage {
@@ -100,7 +103,7 @@ export function parseBaggage(value: unknown): Baggage {
     if (eq < 0) continue;
     const key = pair.slice(0, eq).trim();
     const raw = pair.slice(eq + 1).trim();
-    if (!TOKEN.test(key)) continue;
+    if (!TOKEN.test(key) || !VALUE.test(raw)) continue;
     const field = WORKLOAD_KEYS.has(key) ? 'workloadName' : FIELD_BY_KEY[key];
     if (!field) continue;
     const decoded = decodeValue(raw);
