@@ -41,7 +41,7 @@ const echo = workload('echo-0', {
 });
 
 describe('tcpLabels', () => {
-  it('has upstream ztunnel CommonTrafficLabels names in its order, locality last', () => {
+  it('has upstream ztunnel CommonTrafficLabels names in its order, locality before the protocol labels', () => {
     expect(TCP_LABELS).toEqual([
       'reporter',
       'source_workload',
@@ -63,13 +63,13 @@ describe('tcpLabels', () => {
       'destination_app',
       'destination_version',
       'destination_cluster',
-      'request_protocol',
-      'response_flags',
-      'connection_security_policy',
       'source_region',
       'source_zone',
       'destination_region',
       'destination_zone',
+      'request_protocol',
+      'response_flags',
+      'connection_security_policy',
     ]);
   });
 

@@ -1,7 +1,9 @@
 /**
  * Istio's standard TCP metrics, as ztunnel reports them: reporter "source" on the client's node
  * and "destination" on the server's, with the labels of upstream ztunnel's CommonTrafficLabels
- * (istio/ztunnel src/proxy/metrics.rs), in its order.
+ * (istio/ztunnel src/proxy/metrics.rs), in its order except that the locality labels, last there,
+ * come before request_protocol here, so every series still ends with connection_security_policy
+ * (label order carries no meaning in the exposition format).
  */
 import type { Baggage, BaggageWorkloadKind } from '@ambient/shared';
 import { Counter, type Registry } from 'prom-client';
@@ -30,13 +32,13 @@ export const TCP_LABELS = [
   'destination_app',
   'destination_version',
   'destination_cluster',
-  'request_protocol',
-  'response_flags',
-  'connection_security_policy',
   'source_region',
   'source_zone',
   'destination_region',
   'destination_zone',
+  'request_protocol',
+  'response_flags',
+  'connection_security_policy',
 ] as const;
 
 export type TcpLabelName = (typeof TCP_LABELS)[number];
@@ -197,13 +199,13 @@ export function tcpLabels(p: ConnectionParties, flags: ResponseFlags, nodeCluste
     destination_app: dst.app,
     destination_version: dst.version,
     destination_cluster: dst.cluster,
-    request_protocol: 'tcp',
-    response_flags: flags,
-    connection_security_policy: p.mtls ? 'mutual_tls' : 'unknown',
     source_region: src.region,
     source_zone: src.zone,
     destination_region: dst.region,
     destination_zone: dst.zone,
+    request_protocol: 'tcp',
+    response_flags: flags,
+    connection_security_policy: p.mtls ? 'mutual_tls' : 'unknown',
   };
 }
 
