@@ -18,10 +18,26 @@ export {
   MESH_ERRORS,
   MeshError,
 } from './errors.js';
+export type { Baggage, BaggageWorkloadKind } from './hbone/baggage.js';
+export {
+  BAGGAGE_MAX_BYTES,
+  BAGGAGE_MAX_MEMBERS,
+  BAGGAGE_WORKLOAD_KINDS,
+  formatBaggage,
+  parseBaggage,
+} from './hbone/baggage.js';
 export type { HboneClientTimings } from './hbone/hbone-client.js';
 export { DEFAULT_HBONE_CLIENT_TIMINGS, HboneClient, HboneRefusedError } from './hbone/hbone-client.js';
-export type { HostPort } from './hbone/hbone-headers.js';
-export { formatAuthority, formatForwarded, validTraceparent } from './hbone/hbone-headers.js';
+export type { HboneAddress, HostPort } from './hbone/hbone-headers.js';
+export {
+  FORBIDDEN_TARGET_PORTS,
+  formatAuthority,
+  formatForwarded,
+  newTraceparent,
+  parseForwardedHost,
+  parseHboneAddress,
+  validTraceparent,
+} from './hbone/hbone-headers.js';
 export type { HboneRequest } from './hbone/hbone-server.js';
 export { HboneServer } from './hbone/hbone-server.js';
 export type { CaClient } from './identity/ca-client.js';

@@ -138,6 +138,7 @@ export class HboneClient {
   private readonly peers = new WeakMap<H2Stream, string>();
   /** The stream limit each key's server last stated, to size its next connections before it speaks. */
   private readonly peerLimits = new Map<string, number>();
+  private readonly answers = new WeakMap<H2Stream, H2IncomingHeaders>();
   private readonly maxStreams: number;
   private readonly idleTimeoutMs: number;
   private readonly pingIntervalMs: number;
@@ -221,22 +222,29 @@ export class HboneClient {
     // The slot frees when the stream leaves the connection, even if nobody reads what is left.
     stream.once('released', () => this.release(conn));
     if (conn.peer) this.peers.set(stream, conn.peer);
-    let status: number;
+    let answer: H2IncomingHeaders;
     try {
-      status = await responseStatus(stream, deadline - Date.now(), timeoutMs);
+      answer = await responseHeaders(stream, deadline - Date.now(), timeoutMs);
     } catch (err) {
       stream.on('error', () => {});
       if (!stream.destroyed) stream.close(H2_ERROR.CANCEL);
       const refused = stream.rstCode === H2_ERROR.REFUSED_STREAM;
       return { error: err as Error, ...(refused && { retry: 'refused' as const }) };
     }
+    const status = Number(answer[':status']);
     this.inputs.metrics.streams.inc({ side: 'client', status: String(status) });
     if (status !== 200) {
       stream.on('error', () => {});
       stream.close(H2_ERROR.CANCEL);
       return { error: new HboneRefusedError(status) };
     }
+    this.answers.set(stream, answer);
     return { stream };
+  }
+
+  /** The headers of the 200 answer to `stream` (the peer's `baggage`, say). */
+  answerOf(stream: H2Stream): Readonly<H2IncomingHeaders> | undefined {
+    return this.answers.get(stream);
   }
 
   /** The identity the server of `stream` presented and this client verified. */
@@ -502,8 +510,12 @@ function beforeDeadline<T>(promise: Promise<T>, deadline: number, timeoutMs: num
 }
 
 /** The status of the CONNECT's response, or the stream's error; bounded by the connect deadline. */
-function responseStatus(stream: H2Stream, remainingMs: number, timeoutMs: number): Promise<number> {
-  return new Promise<number>((resolve, reject) => {
+function responseHeaders(
+  stream: H2Stream,
+  remainingMs: number,
+  timeoutMs: number,
+): Promise<H2IncomingHeaders> {
+  return new Promise<H2IncomingHeaders>((resolve, reject) => {
     const timer = setTimeout(
       () => {
         cleanup();
@@ -523,7 +535,7 @@ function responseStatus(stream: H2Stream, remainingMs: number, timeoutMs: number
     };
     const onResponse = (h: H2IncomingHeaders) => {
       cleanup();
-      resolve(Number(h[':status']));
+      resolve(h);
     };
     const cleanup = () => {
       clearTimeout(timer);

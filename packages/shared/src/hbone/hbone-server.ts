@@ -21,9 +21,10 @@ import { drainSessions } from './drain-sessions.js';
 import {
   FORBIDDEN_TARGET_PORTS,
   forwardedIp,
-  type HostPort,
-  parseAuthority,
+  type HboneAddress,
   parseForwardedFor,
+  parseForwardedHost,
+  parseHboneAddress,
   validTraceparent,
 } from './hbone-headers.js';
 
@@ -34,7 +35,11 @@ export const HBONE_MAX_STREAMS = 100;
 
 /** One CONNECT request that passed transport checks, handed to the owner to authorize and connect. */
 export interface HboneRequest {
-  readonly target: HostPort;
+  /**
+   * The `:authority`: an address, or (only when the server accepts them, `hostnameAuthority`) a
+   * service host name with `hostname` set and a service port, which the owner resolves.
+   */
+  readonly target: HboneAddress;
   /** The verified identity of the client (the source workload or a waypoint). */
   readonly peer: SpiffeId;
   /** The identity this server presented (the destination workload). */
@@ -45,6 +50,8 @@ export interface HboneRequest {
   /** Original client address from `forwarded: for=`, when sent. */
   readonly forwardedFor?: string;
   readonly forwardedIp?: string;
+  /** `forwarded: host=`, the service the client says it addressed (telemetry only). */
+  readonly forwardedHost?: string;
   readonly baggage?: string;
   readonly traceparent?: string;
 }
@@ -59,6 +66,16 @@ export interface HboneServerInputs {
   readonly onRequest: (request: HboneRequest) => Promise<Duplex>;
   /** Called once per accepted tunnel when both directions have closed. */
   readonly onTunnelClosed?: (request: HboneRequest, stats: SpliceStats) => void;
+  /**
+   * Extra headers of the 200 answer to an accepted request (ztunnel's `baggage` of the
+   * destination workload). Error answers carry none.
+   */
+  readonly answerHeaders?: (request: HboneRequest) => Readonly<Record<string, string>> | undefined;
+  /**
+   * Accept a service `hostname:port` authority and hand it to onRequest to resolve (istio/ztunnel
+   * `HboneAddress::SvcHostname`). Off: a name is answered 400.
+   */
+  readonly hostnameAuthority?: boolean;
   readonly metrics: HboneMetrics;
   readonly logger: Logger;
   /**
@@ -310,20 +327,20 @@ export class HboneServer {
       this.reject(stream, new MeshError('MESH_ERR_HBONE_NOT_CONNECT', String(headers[':method'])));
       return;
     }
-    const target = parseAuthority(headers[':authority']);
-    if (!target.ok) {
-      this.reject(
-        stream,
-        new MeshError('MESH_ERR_HBONE_BAD_REQUEST', target.problems[0]?.message ?? 'bad authority'),
-      );
+    const target = parseHboneAddress(headers[':authority']);
+    if (!target.ok || (target.value.hostname && !this.inputs.hostnameAuthority)) {
+      const detail = target.ok ? `${target.value.host} is not an IP address` : target.problems[0]?.message;
+      this.reject(stream, new MeshError('MESH_ERR_HBONE_BAD_REQUEST', detail ?? 'bad authority'));
       return;
     }
-    if (FORBIDDEN_TARGET_PORTS.has(target.value.port)) {
+    // A host name's port is a service port: the owner checks the target port it resolves to.
+    if (!target.value.hostname && FORBIDDEN_TARGET_PORTS.has(target.value.port)) {
       this.reject(stream, new MeshError('MESH_ERR_HBONE_FORBIDDEN_PORT', `port ${target.value.port}`));
       return;
     }
     const forwardedFor = parseForwardedFor(headers.forwarded);
     const fwdIp = forwardedFor === undefined ? undefined : forwardedIp(forwardedFor);
+    const forwardedHost = parseForwardedHost(headers.forwarded);
     const baggage = typeof headers.baggage === 'string' ? headers.baggage : undefined;
     const traceparent = validTraceparent(headers.traceparent);
     const request: HboneRequest = {
@@ -334,6 +351,7 @@ export class HboneServer {
       remoteAddress: socket.remoteAddress ?? '',
       ...(forwardedFor !== undefined && { forwardedFor }),
       ...(fwdIp !== undefined && { forwardedIp: fwdIp }),
+      ...(forwardedHost !== undefined && { forwardedHost }),
       ...(baggage !== undefined && { baggage }),
       ...(traceparent !== undefined && { traceparent }),
     };
@@ -350,7 +368,14 @@ export class HboneServer {
       metrics.streamErrors.inc({ side: 'server', reason: 'reset' });
       return;
     }
-    stream.respond({ ':status': 200 });
+    let extra: Readonly<Record<string, string>> | undefined;
+    try {
+      extra = this.inputs.answerHeaders?.(request);
+    } catch (err) {
+      // Telemetry headers never cost a tunnel.
+      logger.debug({ err: (err as Error).message }, 'HBONE answer headers failed');
+    }
+    stream.respond({ ...extra, ':status': 200 });
     metrics.streams.inc({ side: 'server', status: '200' });
     const stats = await splice(stream, upstream);
     if (stats.error) {

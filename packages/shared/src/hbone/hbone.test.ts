@@ -4,6 +4,7 @@ import { MeshError } from '../errors.js';
 import { SpiffeId } from '../identity/spiffe-id.js';
 import {
   CLIENT_ID,
+  dialUpstream,
   echoServer,
   eventually,
   type MeshPair,
@@ -56,6 +57,68 @@ describe('HBONE tunnel', () => {
       1,
     );
     expect(await metricValue(pair.registry, 'hbone_connections_opened_total', { side: 'server' })).toBe(1);
+  });
+
+  it('hands a service host name authority to an owner that accepts them, with forwarded host, and answers with its headers', async () => {
+    const echo = await echoServer();
+    closers.push(() => echo.server.close());
+    pair = await meshPair({
+      server: {
+        hostnameAuthority: true,
+        onRequest: async (req) => {
+          pair?.requests.push(req);
+          // The owner resolves the service port (80) to its target port.
+          return dialUpstream(echo.port);
+        },
+        answerHeaders: (req) => ({ baggage: `k8s.namespace.name=demo,service.name=${req.target.host}` }),
+      },
+    });
+    const stream = await pair.client.connect({
+      source: CLIENT_ID,
+      destination: SERVER_ID,
+      address: { host: '127.0.0.1', port: pair.serverPort },
+      authority: 'Echo.Demo.svc.cluster.local:80',
+      forwarded: 'for="198.18.0.7:40000";host=echo.demo.svc.cluster.local',
+    });
+    expect(await roundTrip(stream, 'ping')).toBe('ping');
+    expect(pair.client.answerOf(stream)?.baggage).toBe(
+      'k8s.namespace.name=demo,service.name=echo.demo.svc.cluster.local',
+    );
+    stream.end();
+    const [req] = pair.requests;
+    expect(req?.target).toEqual({ host: 'echo.demo.svc.cluster.local', port: 80, hostname: true });
+    expect(req?.forwardedHost).toBe('echo.demo.svc.cluster.local');
+    expect(req?.forwardedIp).toBe('198.18.0.7');
+  });
+
+  it('answers 400 to a host name authority unless the owner accepts them, whose port the owner checks', async () => {
+    let asked = 0;
+    pair = await meshPair({ server: { answerHeaders: () => ({ baggage: 'x=1' }) } });
+    const address = { host: '127.0.0.1', port: pair.serverPort };
+    await expect(
+      pair.client.connect({ source: CLIENT_ID, destination: SERVER_ID, address, authority: 'echo.demo:80' }),
+    ).rejects.toMatchObject({ status: 400 });
+    expect(pair.requests).toHaveLength(0);
+    await pair.close();
+    pair = await meshPair({
+      server: {
+        hostnameAuthority: true,
+        onRequest: async () => {
+          asked += 1;
+          throw new MeshError('MESH_ERR_HBONE_UPSTREAM', 'no such service');
+        },
+      },
+    });
+    await expect(
+      pair.client.connect({
+        source: CLIENT_ID,
+        destination: SERVER_ID,
+        address: { host: '127.0.0.1', port: pair.serverPort },
+        authority: 'echo.demo:15008',
+      }),
+    ).rejects.toMatchObject({ status: 503 });
+    // A name's port is a service port: the owner, not the server, decides on it.
+    expect(asked).toBe(1);
   });
 
   it('passes half-close through: the upstream sees end, and its reply still arrives', async () => {

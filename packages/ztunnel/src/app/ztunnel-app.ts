@@ -312,6 +312,8 @@ export class ZtunnelApp {
           logger: logger.child({ pod: `${w.namespace}/${w.name}` }),
           hboneHandshake: this.inputs.config.hboneHandshake,
           hboneClient: this.inputs.config.hboneClient,
+          clusterId: this.inputs.config.clusterId,
+          responseBaggage: this.inputs.config.enableResponseBaggage,
         });
         await proxy.start();
         this.proxies.set(uid, { proxy, netnsPath: ns });

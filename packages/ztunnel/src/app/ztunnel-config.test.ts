@@ -12,6 +12,15 @@ describe('parseZtunnelConfig', () => {
     expect(on.ok && on.value.preserveClientIpThroughWaypoint).toBe(true);
   });
 
+  it('reads and answers baggage unless told not to, and labels by cluster Kubernetes unless told', () => {
+    const d = parseZtunnelConfig(BASE);
+    expect(d.ok && d.value.enableResponseBaggage).toBe(true);
+    expect(d.ok && d.value.clusterId).toBe('Kubernetes');
+    const set = parseZtunnelConfig({ ...BASE, ZT_ENABLE_RESPONSE_BAGGAGE: 'false', ZT_CLUSTER_ID: 'east' });
+    expect(set.ok && set.value.enableResponseBaggage).toBe(false);
+    expect(set.ok && set.value.clusterId).toBe('east');
+  });
+
   it('refuses a setting that is not true or false, naming it', () => {
     const r = parseZtunnelConfig({ ...BASE, ZT_PRESERVE_CLIENT_IP_THROUGH_WAYPOINT: 'yes' });
     expect(r.ok).toBe(false);

@@ -53,6 +53,11 @@ export interface ZtunnelConfig {
   readonly hboneHandshake: HandshakeLimits;
   /** Outbound HBONE: connect deadline and liveness of pooled connections. */
   readonly hboneClient: HboneClientTimings;
+  /**
+   * Read a peer's `baggage` for telemetry when its workload is not known here, and answer CONNECT
+   * with the destination's `baggage`: upstream's ENABLE_RESPONSE_BAGGAGE, on by default.
+   */
+  readonly enableResponseBaggage: boolean;
 }
 
 export function parseZtunnelConfig(env: EnvMap): Result<ZtunnelConfig> {
@@ -94,6 +99,7 @@ export function parseZtunnelConfig(env: EnvMap): Result<ZtunnelConfig> {
     drainMs: e.integer('ZT_DRAIN_SECONDS', 5, 0, 3600) * 1000,
     logLevel: e.logLevel('ZT_LOG_LEVEL'),
     preserveClientIpThroughWaypoint: e.boolean('ZT_PRESERVE_CLIENT_IP_THROUGH_WAYPOINT', false),
+    enableResponseBaggage: e.boolean('ZT_ENABLE_RESPONSE_BAGGAGE', true),
     hboneHandshake: Object.freeze({
       timeoutMs: e.integer('ZT_HBONE_HANDSHAKE_TIMEOUT_MS', DEFAULT_HANDSHAKE_LIMITS.timeoutMs, 100, 120_000),
       maxPending: e.integer('ZT_HBONE_MAX_HANDSHAKES', DEFAULT_HANDSHAKE_LIMITS.maxPending, 1, 1_000_000),

@@ -26,6 +26,8 @@ describe('CONNECTION_FAILURES', () => {
       MESH_ERR_CLOSED: { flag: 'CONNECT', reason: 'closed' },
       ZT_ERR_NO_ENDPOINT: { flag: 'CONNECT', reason: 'no_endpoint' },
       ZT_ERR_WAYPOINT_UNREACHABLE: { flag: 'CONNECT', reason: 'waypoint_unreachable' },
+      ZT_ERR_UNKNOWN_HOSTNAME: { flag: 'CONNECT', reason: 'unknown_hostname' },
+      ZT_ERR_NO_TARGET_PORT: { flag: 'CONNECT', reason: 'no_target_port' },
     });
     for (const [code, failure] of Object.entries(CONNECTION_FAILURES)) {
       expect(connectionFailureFor(errorFor(code))).toBe(failure);

@@ -33,6 +33,8 @@ export const CONNECTION_FAILURES: Readonly<Partial<Record<MeshErrorCode | ZtErro
     MESH_ERR_CLOSED: { flag: 'CONNECT', reason: 'closed' },
     ZT_ERR_NO_ENDPOINT: { flag: 'CONNECT', reason: 'no_endpoint' },
     ZT_ERR_WAYPOINT_UNREACHABLE: { flag: 'CONNECT', reason: 'waypoint_unreachable' },
+    ZT_ERR_UNKNOWN_HOSTNAME: { flag: 'CONNECT', reason: 'unknown_hostname' },
+    ZT_ERR_NO_TARGET_PORT: { flag: 'CONNECT', reason: 'no_target_port' },
   });
 
 /** For an error no entry names (a socket error, say): the connection failed. */

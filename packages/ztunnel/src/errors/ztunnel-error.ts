@@ -5,6 +5,8 @@
 export const ZT_ERRORS = {
   ZT_ERR_NO_ENDPOINT: 'service has no endpoint for the port',
   ZT_ERR_WAYPOINT_UNREACHABLE: 'waypoint has no reachable pod',
+  ZT_ERR_UNKNOWN_HOSTNAME: 'no service has the host name of the HBONE authority',
+  ZT_ERR_NO_TARGET_PORT: 'the service has no target port for the HBONE authority port',
 } as const;
 
 export type ZtErrorCode = keyof typeof ZT_ERRORS;

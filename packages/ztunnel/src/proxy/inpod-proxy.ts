@@ -12,6 +12,7 @@ import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import {
   type CertManager,
+  formatBaggage,
   formatForwarded,
   type HandshakeLimits,
   HboneClient,
@@ -21,6 +22,8 @@ import {
   HboneServer,
   type HostPort,
   MeshError,
+  newTraceparent,
+  parseBaggage,
   resetSocket,
   type SpliceStats,
   splice,
@@ -34,7 +37,15 @@ import { ZtunnelError } from '../errors/ztunnel-error.js';
 import type { Service } from '../state/service.js';
 import type { GatewayAddress, Workload } from '../state/workload.js';
 import type { ZtunnelState } from '../state/ztunnel-state.js';
-import { type ConnectionParties, type TcpMetrics, tcpLabels } from '../telemetry/tcp-metrics.js';
+import {
+  type ConnectionParties,
+  guessInboundService,
+  serviceLabel,
+  type TcpMetrics,
+  tcpLabels,
+  workloadBaggage,
+} from '../telemetry/tcp-metrics.js';
+import { resolveInboundTarget } from './inbound-target.js';
 
 export interface InpodProxyInputs {
   readonly workload: Workload;
@@ -51,6 +62,13 @@ export interface InpodProxyInputs {
   readonly hboneHandshake?: HandshakeLimits;
   /** Connect deadline and liveness of this pod's outbound HBONE connections (defaults when absent). */
   readonly hboneClient?: HboneClientTimings;
+  /** The node agent's cluster, for workloads whose source names none (default `Kubernetes`). */
+  readonly clusterId?: string;
+  /**
+   * Read the peer's `baggage` for telemetry and answer CONNECT with this pod's, as upstream's
+   * ENABLE_RESPONSE_BAGGAGE (default on).
+   */
+  readonly responseBaggage?: boolean;
 }
 
 /** An accepted inbound connection, kept so that a policy change can re-check it. */
@@ -67,8 +85,13 @@ export class InpodProxy {
   private readonly open = new Set<OpenInbound>();
   private readonly tunnelParties = new WeakMap<HboneRequest, ConnectionParties>();
 
+  private readonly cluster: string;
+  private readonly responseBaggage: boolean;
+
   constructor(private readonly inputs: InpodProxyInputs) {
     this.podIp = inputs.workload.ips[0] ?? '';
+    this.cluster = inputs.clusterId ?? 'Kubernetes';
+    this.responseBaggage = inputs.responseBaggage ?? true;
     const { sockets, netnsPath, certs, metrics, logger } = inputs;
     this.hboneClient = new HboneClient({
       certificates: certs,
@@ -82,22 +105,35 @@ export class InpodProxy {
         const w = inputs.state().workloadByIp(localAddress.replace('::ffff:', ''));
         return w ? certs.fetch(inputs.state().identity(w)) : undefined;
       },
+      // A service `hostname:port` is delivered to this pod's target port for that service port.
+      hostnameAuthority: true,
+      answerHeaders: (req) => this.answerHeaders(req.localAddress),
       onRequest: async (req) => {
         const target = req.target;
-        if (target.host !== this.podIp) {
+        if (!target.hostname && target.host !== this.podIp) {
           throw new MeshError('MESH_ERR_HBONE_BAD_REQUEST', `${target.host} is not this pod (${this.podIp})`);
         }
+        const st = inputs.state();
+        const local = st.workloadByIp(this.podIp) ?? inputs.workload;
+        const { port, services } = resolveInboundTarget(st, local, target);
         // Authorized and reported on what was verified: the peer's certificate and its socket
-        // address, never a Forwarded address a client chose (istio/ztunnel src/proxy/inbound.rs).
+        // address, never a Forwarded address or baggage a client chose (istio/ztunnel
+        // src/proxy/inbound.rs).
         const remote = req.remoteAddress.replace('::ffff:', '');
         const facts: ConnectionFacts = {
           principal: req.peer.toString().slice('spiffe://'.length),
           namespace: req.peer.namespace,
           sourceIp: remote,
-          destinationIp: target.host,
-          destinationPort: target.port,
+          destinationIp: this.podIp,
+          destinationPort: port,
         };
-        const parties = this.inboundParties(remote, req.peer.toString(), true);
+        const service = guessInboundService(services, local, port, req.forwardedHost);
+        const parties: ConnectionParties = {
+          ...this.inboundParties(remote, req.peer.toString(), true),
+          ...(this.responseBaggage &&
+            req.baggage !== undefined && { derivedSource: parseBaggage(req.baggage) }),
+          ...(service && { service: serviceLabel(service) }),
+        };
         // Opt-in: the app sees the original client that this pod's own waypoint names.
         const deliverFrom =
           this.inputs.preserveClientIpThroughWaypoint && req.forwardedIp && this.fromOwnWaypoint(req.peer)
@@ -202,14 +238,14 @@ export class InpodProxy {
               destination: st.identity(dstWorkload),
               address: { host: target.host, port: INBOUND_HBONE_PORT },
               authority: `${target.host}:${target.port}`,
-              forwarded: formatForwarded({ host: this.podIp, port: down.remotePort ?? 0 }),
+              ...this.connectHeaders(down, source, svc),
             })
           : await sockets.connect(netnsPath, { target, mark: ZTUNNEL_MARK });
     } catch (err) {
       this.fail(parties, err);
       throw err;
     }
-    this.inputs.tcpMetrics.opened.inc(tcpLabels(parties, '-'));
+    this.inputs.tcpMetrics.opened.inc(tcpLabels(parties, '-', this.cluster));
     this.count(parties, await splice(down, up));
   }
 
@@ -245,22 +281,57 @@ export class InpodProxy {
         destination: st.identity(wp),
         address: { host: address, port: gw.port || INBOUND_HBONE_PORT },
         authority: `${dst.host}:${dst.port}`,
-        forwarded: formatForwarded({ host: this.podIp, port: down.remotePort ?? 0 }),
-        // Peer metadata for the waypoint's telemetry, as Istio's ztunnel sends it.
-        baggage: `k8s.namespace.name=${source.namespace},k8s.pod.name=${source.name},service.name=${source.name}`,
+        ...this.connectHeaders(down, source, svc),
       });
     } catch (err) {
       this.fail(parties, err);
       throw err;
     }
-    this.inputs.tcpMetrics.opened.inc(tcpLabels(parties, '-'));
+    this.inputs.tcpMetrics.opened.inc(tcpLabels(parties, '-', this.cluster));
     this.count(parties, await splice(down, up));
+  }
+
+  /**
+   * The headers every outbound CONNECT carries, as upstream's create_hbone_request
+   * (istio/ztunnel src/proxy/outbound.rs): `forwarded` with the client address and, when it
+   * addressed a service, `;host=<service hostname>`; `baggage` describing the source workload;
+   * and a fresh `traceparent`.
+   */
+  private connectHeaders(
+    down: net.Socket,
+    source: Workload,
+    svc: Service | undefined,
+  ): { forwarded: string; baggage?: string; traceparent: string } {
+    const { baggage, kind } = workloadBaggage(source, this.cluster);
+    const text = formatBaggage(baggage, kind);
+    return {
+      forwarded: formatForwarded({ host: this.podIp, port: down.remotePort ?? 0 }, svc?.hostname),
+      ...(text !== '' && { baggage: text }),
+      traceparent: newTraceparent(),
+    };
+  }
+
+  /** This pod's `baggage` on a 200 answer, as upstream's build_response (when enabled). */
+  private answerHeaders(localAddress: string): Record<string, string> | undefined {
+    if (!this.responseBaggage) return undefined;
+    const st = this.inputs.state();
+    const w = st.workloadByIp(localAddress.replace('::ffff:', '')) ?? this.inputs.workload;
+    const { baggage, kind } = workloadBaggage(w, this.cluster);
+    const text = formatBaggage(baggage, kind);
+    return text === '' ? undefined : { baggage: text };
   }
 
   private async inboundPlaintext(down: net.Socket): Promise<void> {
     const dst = this.inputs.sockets.originalDst(down);
     const sourceIp = (down.remoteAddress ?? '').replace('::ffff:', '');
-    const parties = this.inboundParties(sourceIp, undefined, false);
+    const st = this.inputs.state();
+    const local = st.workloadByIp(this.podIp) ?? this.inputs.workload;
+    // As upstream's inbound_passthrough.rs: the service guessed from the port, no baggage here.
+    const service = guessInboundService(st.servicesOf(local), local, dst.port);
+    const parties: ConnectionParties = {
+      ...this.inboundParties(sourceIp, undefined, false),
+      ...(service && { service: serviceLabel(service) }),
+    };
     const up = await this.admit({ sourceIp, destinationIp: dst.host, destinationPort: dst.port }, parties);
     this.count(parties, await splice(down, up));
   }
@@ -285,7 +356,7 @@ export class InpodProxy {
       this.fail(parties, err);
       throw err;
     }
-    this.inputs.tcpMetrics.opened.inc(tcpLabels(parties, '-'));
+    this.inputs.tcpMetrics.opened.inc(tcpLabels(parties, '-', this.cluster));
     const entry: OpenInbound = { facts, upstream };
     this.open.add(entry);
     upstream.once('close', () => this.open.delete(entry));
@@ -325,12 +396,12 @@ export class InpodProxy {
 
   /** Counts a failed connection with the response flag CONNECTION_FAILURES gives its error. */
   private fail(parties: ConnectionParties, err: unknown): void {
-    this.inputs.tcpMetrics.failed.inc(tcpLabels(parties, connectionFailureFor(err).flag));
+    this.inputs.tcpMetrics.failed.inc(tcpLabels(parties, connectionFailureFor(err).flag, this.cluster));
   }
 
   /** Close and byte counters: the client's bytes are "received", the app's are "sent". */
   private count(parties: ConnectionParties, stats: SpliceStats): void {
-    const labels = tcpLabels(parties, '-');
+    const labels = tcpLabels(parties, '-', this.cluster);
     const m = this.inputs.tcpMetrics;
     m.closed.inc(labels);
     // Access log with the fields of Istio ztunnel's.

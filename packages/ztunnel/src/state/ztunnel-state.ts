@@ -27,6 +27,8 @@ export class ZtunnelState {
     readonly block: BlockList;
   }> = [];
   private readonly servicesByKey = new Map<string, Service>();
+  /** Services by host name, in config order (one host name may exist in several namespaces). */
+  private readonly servicesByHostname = new Map<string, Service[]>();
   private readonly policies: CompiledPolicy[];
   private readonly policiesByWorkload = new Map<Workload, CompiledPolicy[]>();
   private readonly identities = new Map<Workload, SpiffeId>();
@@ -60,6 +62,9 @@ export class ZtunnelState {
         block.addSubnet(vip.address, vip.length, isIPv6(vip.address) ? 'ipv6' : 'ipv4');
         this.cidrVips.push({ vip, service: s, block });
       }
+      const named = this.servicesByHostname.get(s.hostname.toLowerCase());
+      if (named) named.push(s);
+      else this.servicesByHostname.set(s.hostname.toLowerCase(), [s]);
     }
     this.policies = config.policies.map(compilePolicy);
   }
@@ -120,6 +125,15 @@ export class ZtunnelState {
     }
     // Rounding can leave the point just past the end: the last waypoint with weight.
     return weighted.findLast((w) => w.weight > 0)?.destination;
+  }
+
+  /**
+   * The service with this host name, the one in `namespace` first when several namespaces have
+   * one (as upstream's `get_best_by_host` ranks by the client's namespace).
+   */
+  serviceByHostname(hostname: string, namespace?: string): Service | undefined {
+    const list = this.servicesByHostname.get(hostname.toLowerCase());
+    return list?.find((s) => s.namespace === namespace) ?? list?.[0];
   }
 
   /**
