@@ -408,6 +408,34 @@ describe('MeshModelBuilder: authorization', () => {
     expect(model.authorizations.has('istio-system/mesh-wide')).toBe(true);
   });
 
+  it('leaves a dry-run policy out of the Authorizations and the workloads it selects, with a notice', () => {
+    const dry = {
+      ...authz('dry-deny', 'demo', {
+        action: 'DENY',
+        selector: { matchLabels: { app: 'web' } },
+        rules: [{}],
+      }),
+    };
+    const docs = [
+      pod('web'),
+      { ...dry, metadata: { ...dry.metadata, annotations: { 'istio.io/dry-run': 'true' } } },
+      authz('real', 'demo', { selector: { matchLabels: { app: 'web' } }, rules: [{}] }),
+    ];
+    const model = build(...docs);
+    expect([...model.authorizations.keys()]).toEqual(['demo/real']);
+    expect(mustWorkload(model, 'web').authorizationPolicies).toEqual(['demo/real']);
+    expect(model.problems).toContainEqual({
+      ref: 'AuthorizationPolicy demo/dry-deny',
+      path: 'spec',
+      message: 'not sent to ztunnel: dry-run policy, and sending dry-run policies to ztunnel is not enabled',
+    });
+
+    // Enabled, the policy is sent marked dry_run and listed on the workload like any other.
+    const sending = new MeshModelBuilder({ ...OPTIONS, sendDryRunPolicies: true }).build(objects(...docs));
+    expect(sending.authorizations.get('demo/dry-deny')).toMatchObject({ action: 1, dryRun: true });
+    expect(mustWorkload(sending, 'web').authorizationPolicies).toEqual(['demo/dry-deny', 'demo/real']);
+  });
+
   it('sends no static strict policy when there is no PeerAuthentication', () => {
     const model = build(pod('web'));
     expect(model.authorizations.has(STATIC_STRICT)).toBe(false);

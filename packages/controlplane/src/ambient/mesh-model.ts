@@ -44,6 +44,8 @@ export interface MeshModelOptions {
   readonly trustDomain: string;
   readonly rootNamespace: string;
   readonly domainSuffix: string;
+  /** Send dry-run AuthorizationPolicies to ztunnel marked dry_run; off, they are left out. */
+  readonly sendDryRunPolicies?: boolean;
 }
 
 /** The waypoint the builder names: always by hostname, with its HBONE port. */
@@ -214,7 +216,9 @@ export class MeshModelBuilder {
     const authorizations = new Map<string, WireAuthorization>();
     for (const list of ix.policiesByNs.values()) {
       for (const p of list) {
-        const t = translateAuthorizationPolicy(p, this.options.rootNamespace);
+        const t = translateAuthorizationPolicy(p, this.options.rootNamespace, {
+          sendDryRun: this.options.sendDryRunPolicies ?? false,
+        });
         if (t.kind === 'skipped') {
           problems.push({
             ref: `AuthorizationPolicy ${p.metadata.namespace}/${p.metadata.name}`,
@@ -223,6 +227,12 @@ export class MeshModelBuilder {
           });
           continue;
         }
+        if (t.notice)
+          problems.push({
+            ref: `AuthorizationPolicy ${p.metadata.namespace}/${p.metadata.name}`,
+            path: 'metadata.annotations',
+            message: t.notice,
+          });
         authorizations.set(`${p.metadata.namespace}/${p.metadata.name}`, t.authorization);
         yield;
       }

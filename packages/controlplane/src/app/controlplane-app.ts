@@ -94,6 +94,7 @@ export class ControlPlaneApp {
       trustDomain: config.trustDomain,
       rootNamespace: config.rootNamespace,
       domainSuffix: config.domainSuffix,
+      sendDryRunPolicies: config.sendDryRunPolicies,
     });
     this.waypointBuilder = new WaypointResourceBuilder(
       { trustDomain: config.trustDomain, domainSuffix: config.domainSuffix },
