@@ -27,13 +27,9 @@ import { type ConfigSource, ManifestDirSource } from '../source/manifest-dir-sou
 import { ControlPlaneMetrics, XDS_METRIC_TYPES } from '../telemetry/controlplane-metrics.js';
 import { EnvoyEncoder, WAYPOINT_TYPE_URLS } from '../waypoint-xds/envoy-encoder.js';
 import { WaypointResourceBuilder, type WaypointResources } from '../waypoint-xds/waypoint-resources.js';
-import {
-  DeltaAdsServer,
-  encodeResources,
-  ResourceEncoder,
-  type TypeSnapshot,
-} from '../xds/delta-ads-server.js';
+import { DeltaAdsServer } from '../xds/delta-ads-server.js';
 import { type ProxyDirectory, waypointScope } from '../xds/proxy-admission.js';
+import { encodeResources, ResourceEncoder, type TypeSnapshot } from '../xds/snapshot-store.js';
 import type { ControlPlaneConfig } from './controlplane-config.js';
 
 export interface ControlPlaneAppInputs {
