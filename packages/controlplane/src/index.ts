@@ -19,3 +19,4 @@ export { DeltaAdsServer } from './xds/delta-ads-server.js';
 export { waypointScope } from './xds/proxy-admission.js';
 export type { ResourceEntry } from './xds/snapshot-store.js';
 export { encodeResources, ResourceEncoder, SnapshotStore } from './xds/snapshot-store.js';
+export { SOTW_ADS_METHOD, SotwAdsServer } from './xds/sotw-ads-server.js';

@@ -66,6 +66,8 @@ interface WireRequest {
 
 export interface ConnectionDump {
   id: number;
+  /** Delta (DeltaAggregatedResources) or state of the world (StreamAggregatedResources). */
+  protocol: 'delta' | 'sotw';
   nodeId: string;
   node: string;
   peer: string;
@@ -156,6 +158,7 @@ export class DeltaAdsServer {
   dump(): ConnectionDump[] {
     return [...this.connections.values()].map((c) => ({
       id: c.id,
+      protocol: 'delta' as const,
       nodeId: c.nodeId,
       node: c.metadata.NODE_NAME ?? '',
       peer: c.peer,
@@ -205,10 +208,11 @@ export class DeltaAdsServer {
       connectedAt: new Date().toISOString(),
     };
     this.connections.set(conn.id, conn);
-    metrics.connectedProxies.set(this.connections.size);
+    // The gauge counts the streams of both ADS servers: each adds and removes its own.
+    metrics.connectedProxies.inc();
     const done = () => {
       if (!this.connections.delete(conn.id)) return;
-      metrics.connectedProxies.set(this.connections.size);
+      metrics.connectedProxies.dec();
       logger.debug({ id: conn.id, node: conn.nodeId }, 'xDS stream closed');
     };
     call.on('data', (buf: Buffer) => {
@@ -236,8 +240,7 @@ export class DeltaAdsServer {
 
   private refuse(conn: Connection, code: grpc.status, details: string): void {
     this.inputs.logger.warn({ id: conn.id, node: conn.nodeId, details }, 'xDS stream refused');
-    this.connections.delete(conn.id);
-    this.inputs.metrics.connectedProxies.set(this.connections.size);
+    if (this.connections.delete(conn.id)) this.inputs.metrics.connectedProxies.dec();
     conn.call.emit('error', { code, details });
   }
 
