@@ -1,6 +1,6 @@
 /**
- * The control plane: manifests -> mesh model -> ADS (Delta and state of the world) to every proxy, plus the CA, on one TLS
- * gRPC port (15012), and monitoring over HTTP (15014). Changes are debounced: a push goes out once
+ * The control plane: manifests -> mesh model -> ADS (Delta and state of the world) to every
+ * proxy, plus the CA, on one TLS gRPC port (15012), and monitoring over HTTP (15014). Changes are debounced: a push goes out once
  * the source has been quiet for `debounceMs`, or `debounceMaxMs` after the first change at most.
  */
 import http from 'node:http';

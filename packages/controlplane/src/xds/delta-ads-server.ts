@@ -13,7 +13,13 @@ import type { Logger } from 'pino';
 import protobuf from 'protobufjs';
 import type { Caller, TokenAuthenticator } from '../auth/token-authenticator.js';
 import type { ControlPlaneMetrics } from '../telemetry/controlplane-metrics.js';
-import { admitProxy, type ProxyDirectory } from './proxy-admission.js';
+import {
+  admitProxy,
+  authenticateStream,
+  nodeIdentity,
+  type ProxyDirectory,
+  type WireNode,
+} from './proxy-admission.js';
 import {
   type ResourceEntry,
   type SnapshotChange,
@@ -55,7 +61,7 @@ interface Connection {
 }
 
 interface WireRequest {
-  node?: { id?: string; metadata?: { fields?: Record<string, { stringValue?: string }> } };
+  node?: WireNode;
   typeUrl: string;
   resourceNamesSubscribe: string[];
   resourceNamesUnsubscribe: string[];
@@ -182,20 +188,12 @@ export class DeltaAdsServer {
 
   private onStream(call: grpc.ServerDuplexStream<Buffer, Buffer>): void {
     const { logger, metrics, authenticator } = this.inputs;
-    const auth = authenticator.authenticate(call.metadata.get('authorization')[0]?.toString());
-    if (!auth.ok) {
-      metrics.authFailures.inc({ reason: 'token' });
-      logger.warn({ peer: call.getPeer(), problem: auth.problems[0]?.message }, 'xDS stream refused');
-      call.emit('error', {
-        code: grpc.status.UNAUTHENTICATED,
-        details: `authentication failed: ${auth.problems[0]?.message}`,
-      });
-      return;
-    }
+    const caller = authenticateStream(call, authenticator, metrics, logger);
+    if (!caller) return;
     const conn: Connection = {
       id: this.nextId++,
       call,
-      caller: auth.value,
+      caller,
       peer: call.getPeer(),
       nodeId: '',
       metadata: {},
@@ -247,10 +245,9 @@ export class DeltaAdsServer {
   private onRequest(conn: Connection, req: WireRequest): void {
     const { logger, metrics } = this.inputs;
     if (req.node?.id && !conn.nodeId) {
-      conn.nodeId = req.node.id;
-      conn.metadata = Object.fromEntries(
-        Object.entries(req.node.metadata?.fields ?? {}).map(([k, v]) => [k, v.stringValue ?? '']),
-      );
+      const node = nodeIdentity(req.node);
+      conn.nodeId = node.id;
+      conn.metadata = node.metadata;
       const admission = admitProxy(conn.caller, conn.nodeId, conn.metadata, this.inputs.proxies);
       if (!admission.ok) {
         metrics.authFailures.inc({ reason: admission.reason });

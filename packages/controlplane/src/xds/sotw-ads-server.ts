@@ -14,7 +14,13 @@ import protobuf from 'protobufjs';
 import type { Caller, TokenAuthenticator } from '../auth/token-authenticator.js';
 import type { ControlPlaneMetrics } from '../telemetry/controlplane-metrics.js';
 import type { ConnectionDump } from './delta-ads-server.js';
-import { admitProxy, type ProxyDirectory } from './proxy-admission.js';
+import {
+  admitProxy,
+  authenticateStream,
+  nodeIdentity,
+  type ProxyDirectory,
+  type WireNode,
+} from './proxy-admission.js';
 import type { ResourceEntry, SnapshotChange, SnapshotStore } from './snapshot-store.js';
 import { decideSotw, type SotwWatch, watches } from './sotw-watch.js';
 
@@ -51,7 +57,7 @@ interface Connection {
 
 interface WireRequest {
   versionInfo: string;
-  node?: { id?: string; metadata?: { fields?: Record<string, { stringValue?: string }> } };
+  node?: WireNode;
   resourceNames: string[];
   typeUrl: string;
   responseNonce: string;
@@ -154,20 +160,12 @@ export class SotwAdsServer {
 
   private onStream(call: grpc.ServerDuplexStream<Buffer, Buffer>): void {
     const { logger, metrics, authenticator } = this.inputs;
-    const auth = authenticator.authenticate(call.metadata.get('authorization')[0]?.toString());
-    if (!auth.ok) {
-      metrics.authFailures.inc({ reason: 'token' });
-      logger.warn({ peer: call.getPeer(), problem: auth.problems[0]?.message }, 'xDS stream refused');
-      call.emit('error', {
-        code: grpc.status.UNAUTHENTICATED,
-        details: `authentication failed: ${auth.problems[0]?.message}`,
-      });
-      return;
-    }
+    const caller = authenticateStream(call, authenticator, metrics, logger);
+    if (!caller) return;
     const conn: Connection = {
       id: this.nextId++,
       call,
-      caller: auth.value,
+      caller,
       peer: call.getPeer(),
       nodeId: '',
       metadata: {},
@@ -218,10 +216,9 @@ export class SotwAdsServer {
   private onRequest(conn: Connection, req: WireRequest): void {
     const { logger, metrics } = this.inputs;
     if (req.node?.id && !conn.nodeId) {
-      conn.nodeId = req.node.id;
-      conn.metadata = Object.fromEntries(
-        Object.entries(req.node.metadata?.fields ?? {}).map(([k, v]) => [k, v.stringValue ?? '']),
-      );
+      const node = nodeIdentity(req.node);
+      conn.nodeId = node.id;
+      conn.metadata = node.metadata;
       const admission = admitProxy(conn.caller, conn.nodeId, conn.metadata, this.inputs.proxies);
       if (!admission.ok) {
         metrics.authFailures.inc({ reason: admission.reason });
