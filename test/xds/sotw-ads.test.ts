@@ -416,4 +416,20 @@ describe('state-of-the-world ADS over real gRPC and TLS', () => {
     await until('refusal', () => other.error);
     expect(other.error?.code).toBe(grpc.status.PERMISSION_DENIED);
   });
+
+  it('refuses an undecodable request and a first request without a node, INVALID_ARGUMENT', async () => {
+    const garbage = new SotwStream(client, NODE0_TOKEN);
+    garbage.call.write(Buffer.from([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f]));
+    await until('refusal', () => garbage.error);
+    expect(garbage.error?.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(garbage.error?.details).toMatch(/^undecodable request/);
+    const anonymous = new SotwStream(client, NODE0_TOKEN);
+    anonymous.send({ typeUrl: ADDRESS });
+    await until('refusal', () => anonymous.error);
+    expect(anonymous.error?.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(anonymous.error?.details).toBe('the first request must carry the node');
+    // Refused streams are not held (earlier tests' closed streams drain too).
+    await until('no open SotW stream', () => cp.adsDump().every((c) => c.protocol !== 'sotw'));
+    expect(await gauge('pilot_xds')).toBe(0);
+  });
 });
