@@ -436,6 +436,25 @@ describe('MeshModelBuilder: authorization', () => {
     expect(mustWorkload(sending, 'web').authorizationPolicies).toEqual(['demo/dry-deny', 'demo/real']);
   });
 
+  it('enforces a policy whose dry-run annotation is not a boolean, and says so', () => {
+    const doc = authz('maybe', 'demo', {
+      action: 'DENY',
+      selector: { matchLabels: { app: 'web' } },
+      rules: [{}],
+    });
+    const model = build(pod('web'), {
+      ...doc,
+      metadata: { ...doc.metadata, annotations: { 'istio.io/dry-run': 'yes' } },
+    });
+    expect(model.authorizations.get('demo/maybe')).not.toHaveProperty('dryRun');
+    expect(mustWorkload(model, 'web').authorizationPolicies).toEqual(['demo/maybe']);
+    expect(model.problems).toContainEqual({
+      ref: 'AuthorizationPolicy demo/maybe',
+      path: 'metadata.annotations',
+      message: 'istio.io/dry-run: "yes" is not a boolean; the policy is enforced',
+    });
+  });
+
   it('sends no static strict policy when there is no PeerAuthentication', () => {
     const model = build(pod('web'));
     expect(model.authorizations.has(STATIC_STRICT)).toBe(false);
