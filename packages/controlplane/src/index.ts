@@ -15,6 +15,8 @@ export {
   LISTENER_TYPE_URL,
   ROUTE_CONFIGURATION_TYPE_URL,
 } from './waypoint-xds/envoy-encoder.js';
-export type { ResourceEntry } from './xds/delta-ads-server.js';
-export { DeltaAdsServer, encodeResources, ResourceEncoder } from './xds/delta-ads-server.js';
+export { DeltaAdsServer } from './xds/delta-ads-server.js';
 export { waypointScope } from './xds/proxy-admission.js';
+export type { ResourceEntry } from './xds/snapshot-store.js';
+export { encodeResources, ResourceEncoder, SnapshotStore } from './xds/snapshot-store.js';
+export { SOTW_ADS_METHOD, SotwAdsServer } from './xds/sotw-ads-server.js';

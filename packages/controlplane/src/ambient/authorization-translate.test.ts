@@ -9,6 +9,7 @@ import {
 import {
   convertedPeerAuthentication,
   ipBytes,
+  parseDryRun,
   STATIC_STRICT_NAME,
   staticStrictPolicy,
   stringMatch,
@@ -97,12 +98,54 @@ describe('translateAuthorizationPolicy: scope, name and action', () => {
     expect(translate(policy({ rules: [{}, {}] })).rules).toEqual([{ clauses: [] }, { clauses: [] }]);
   });
 
-  it('marks a policy annotated istio.io/dry-run=true as dry run, and only then', () => {
-    expect(translate(policy({}, { annotations: { 'istio.io/dry-run': 'true' } })).dryRun).toBe(true);
-    expect(translate(policy({}, { annotations: { 'istio.io/dry-run': 'false' } }))).not.toHaveProperty(
-      'dryRun',
-    );
+  it('does not send a dry-run policy to ztunnel unless sending them is enabled', () => {
+    const dry = policy({ rules: [{}] }, { annotations: { 'istio.io/dry-run': 'true' } });
+    expect(translateAuthorizationPolicy(dry, ROOT)).toEqual({
+      kind: 'skipped',
+      reason: 'dry-run policy, and sending dry-run policies to ztunnel is not enabled',
+    });
+    const sent = translateAuthorizationPolicy(dry, ROOT, { sendDryRun: true });
+    expect(sent.kind === 'ztunnel' && sent.authorization).toMatchObject({ name: 'policy', dryRun: true });
+  });
+
+  it('reads the dry-run annotation as Go booleans: 1, t, TRUE, True are dry run; 0, f, False, empty are not', () => {
+    for (const v of ['1', 't', 'T', 'TRUE', 'true', 'True']) {
+      expect(parseDryRun({ 'istio.io/dry-run': v }), v).toEqual({ dryRun: true });
+      const t = translateAuthorizationPolicy(policy({}, { annotations: { 'istio.io/dry-run': v } }), ROOT);
+      expect(t.kind, v).toBe('skipped');
+    }
+    for (const v of ['0', 'f', 'F', 'FALSE', 'false', 'False', '']) {
+      expect(parseDryRun({ 'istio.io/dry-run': v }), v).toEqual({ dryRun: false });
+      const a = translate(policy({}, { annotations: { 'istio.io/dry-run': v } }));
+      expect(a, v).not.toHaveProperty('dryRun');
+    }
     expect(translate(policy({}))).not.toHaveProperty('dryRun');
+  });
+
+  it('enforces a policy whose dry-run annotation is not a boolean, with a notice', () => {
+    const t = translateAuthorizationPolicy(
+      policy({ action: 'DENY', rules: [{}] }, { annotations: { 'istio.io/dry-run': 'yes' } }),
+      ROOT,
+    );
+    expect(t).toMatchObject({
+      kind: 'ztunnel',
+      notice: 'istio.io/dry-run: "yes" is not a boolean; the policy is enforced',
+    });
+    expect(t.kind === 'ztunnel' && t.authorization).not.toHaveProperty('dryRun');
+  });
+
+  it('skips a dry-run policy for being dry run before looking at its targetRefs or action', () => {
+    const t = translateAuthorizationPolicy(
+      policy(
+        { action: 'AUDIT', targetRefs: [{ group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'w' }] },
+        { annotations: { 'istio.io/dry-run': 'true' } },
+      ),
+      ROOT,
+    );
+    expect(t).toEqual({
+      kind: 'skipped',
+      reason: 'dry-run policy, and sending dry-run policies to ztunnel is not enabled',
+    });
   });
 
   it.each(['AUDIT', 'CUSTOM'])('skips action %s, which ztunnel does not enforce', (action) => {

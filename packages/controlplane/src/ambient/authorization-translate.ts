@@ -164,15 +164,56 @@ function translateRule(rule: PolicyRuleSpec, allow: boolean): WireRule | undefin
   return { clauses };
 }
 
+/** Go's strconv.ParseBool, which istiod applies to the dry-run annotation. */
+const GO_TRUE = new Set(['1', 't', 'T', 'TRUE', 'true', 'True']);
+const GO_FALSE = new Set(['0', 'f', 'F', 'FALSE', 'false', 'False']);
+
+export interface DryRunValue {
+  readonly dryRun: boolean;
+  /** Set when the annotation is not a boolean: the policy is then enforced (fail closed). */
+  readonly problem?: string;
+}
+
+/** The `istio.io/dry-run` annotation read as istiod reads it: absent or empty is not dry run. */
+export function parseDryRun(annotations: Readonly<Record<string, string>>): DryRunValue {
+  const v = annotations[DRY_RUN_ANNOTATION];
+  if (v === undefined || v === '' || GO_FALSE.has(v)) return { dryRun: false };
+  if (GO_TRUE.has(v)) return { dryRun: true };
+  return {
+    dryRun: false,
+    problem: `${DRY_RUN_ANNOTATION}: ${JSON.stringify(v)} is not a boolean; the policy is enforced`,
+  };
+}
+
+export interface TranslateOptions {
+  /**
+   * Send dry-run policies to ztunnel marked `dry_run` (istiod's
+   * AMBIENT_ENABLE_DRY_RUN_AUTHORIZATION_POLICY); off, they are not sent at all.
+   */
+  readonly sendDryRun?: boolean;
+}
+
 export type TranslatedPolicy =
-  | { readonly kind: 'ztunnel'; readonly authorization: WireAuthorization }
-  /** Not a ztunnel policy: for a waypoint (targetRefs), or an action ztunnel does not enforce. */
+  | { readonly kind: 'ztunnel'; readonly authorization: WireAuthorization; readonly notice?: string }
+  /**
+   * Not a ztunnel policy: for a waypoint (targetRefs), an action ztunnel does not enforce, or a
+   * dry-run policy while those are not sent.
+   */
   | { readonly kind: 'skipped'; readonly reason: string };
 
 export function translateAuthorizationPolicy(
   p: AuthorizationPolicyObject,
   rootNamespace: string,
+  options: TranslateOptions = {},
 ): TranslatedPolicy {
+  const dry = parseDryRun(p.metadata.annotations);
+  // istiod checks this before anything else, so such a policy is never sent to ztunnel, where
+  // a node agent that predates dry_run would enforce it.
+  if (dry.dryRun && !options.sendDryRun)
+    return {
+      kind: 'skipped',
+      reason: 'dry-run policy, and sending dry-run policies to ztunnel is not enabled',
+    };
   if (p.targetRefs.length > 0) return { kind: 'skipped', reason: 'attached to a waypoint by targetRefs' };
   if (p.action !== 'ALLOW' && p.action !== 'DENY')
     return { kind: 'skipped', reason: `action ${p.action} is not enforced by ztunnel` };
@@ -191,8 +232,9 @@ export function translateAuthorizationPolicy(
       scope,
       action: allow ? ALLOW : DENY,
       rules,
-      ...(p.metadata.annotations[DRY_RUN_ANNOTATION] === 'true' && { dryRun: true }),
+      ...(dry.dryRun && { dryRun: true }),
     },
+    ...(dry.problem && { notice: dry.problem }),
   };
 }
 

@@ -159,7 +159,8 @@ describe('MeshModelBuilder: workloads', () => {
       addresses: [Buffer.from([10, 0, 0, 5])],
       network: '',
       tunnelProtocol: 1,
-      trustDomain: 'cluster.local',
+      // istiod leaves the default trust domain out; ztunnel assumes it.
+      trustDomain: '',
       serviceAccount: 'web-sa',
       node: 'node-a',
       canonicalName: 'web',
@@ -174,7 +175,7 @@ describe('MeshModelBuilder: workloads', () => {
     expect(mustWorkload(model, 'web')).not.toHaveProperty('waypoint');
   });
 
-  it('prefers the canonical-name and canonical-revision labels, falling back to the pod name and latest', () => {
+  it('prefers the canonical-name and canonical-revision labels, falling back to the workload name and latest', () => {
     const model = build(
       pod('a', {
         labels: {
@@ -188,13 +189,49 @@ describe('MeshModelBuilder: workloads', () => {
     expect(mustWorkload(model, 'a')).toMatchObject({
       canonicalName: 'frontend',
       canonicalRevision: 'r1',
-      workloadName: 'web',
+      // The workload name comes from what controls the pod, never from the app label.
+      workloadName: 'a',
     });
     expect(mustWorkload(model, 'b')).toMatchObject({
       canonicalName: 'b',
       canonicalRevision: 'latest',
       workloadName: 'b',
     });
+  });
+
+  it('names a Deployment pod after its Deployment, and derives the canonical name from it', () => {
+    const doc = pod('reviews-v1-7d4b9c8f5-x2x9q', { labels: { 'pod-template-hash': '7d4b9c8f5' } });
+    const model = build({
+      ...doc,
+      metadata: {
+        ...doc.metadata,
+        generateName: 'reviews-v1-7d4b9c8f5-',
+        ownerReferences: [
+          {
+            apiVersion: 'apps/v1',
+            kind: 'ReplicaSet',
+            name: 'reviews-v1-7d4b9c8f5',
+            uid: 'u',
+            controller: true,
+          },
+        ],
+      },
+    });
+    expect(mustWorkload(model, 'reviews-v1-7d4b9c8f5-x2x9q')).toMatchObject({
+      name: 'reviews-v1-7d4b9c8f5-x2x9q',
+      workloadName: 'reviews-v1',
+      workloadType: 2,
+      canonicalName: 'reviews-v1',
+      canonicalRevision: 'latest',
+    });
+  });
+
+  it('writes a trust domain other than cluster.local, and the cluster id, on every workload', () => {
+    const model = new MeshModelBuilder({ ...OPTIONS, trustDomain: 'example.org', clusterId: 'east' }).build(
+      objects(pod('web')),
+    );
+    const w = [...model.addresses.values()].flatMap((a) => ('workload' in a ? [a.workload] : []))[0];
+    expect(w).toMatchObject({ trustDomain: 'example.org', clusterId: 'east', uid: 'east//Pod/demo/web' });
   });
 
   it('sends every address of a dual-stack pod', () => {
@@ -369,6 +406,53 @@ describe('MeshModelBuilder: authorization', () => {
     ]);
     expect(model.authorizations.has('demo/namespace-wide')).toBe(true);
     expect(model.authorizations.has('istio-system/mesh-wide')).toBe(true);
+  });
+
+  it('leaves a dry-run policy out of the Authorizations and the workloads it selects, with a notice', () => {
+    const dry = {
+      ...authz('dry-deny', 'demo', {
+        action: 'DENY',
+        selector: { matchLabels: { app: 'web' } },
+        rules: [{}],
+      }),
+    };
+    const docs = [
+      pod('web'),
+      { ...dry, metadata: { ...dry.metadata, annotations: { 'istio.io/dry-run': 'true' } } },
+      authz('real', 'demo', { selector: { matchLabels: { app: 'web' } }, rules: [{}] }),
+    ];
+    const model = build(...docs);
+    expect([...model.authorizations.keys()]).toEqual(['demo/real']);
+    expect(mustWorkload(model, 'web').authorizationPolicies).toEqual(['demo/real']);
+    expect(model.problems).toContainEqual({
+      ref: 'AuthorizationPolicy demo/dry-deny',
+      path: 'spec',
+      message: 'not sent to ztunnel: dry-run policy, and sending dry-run policies to ztunnel is not enabled',
+    });
+
+    // Enabled, the policy is sent marked dry_run and listed on the workload like any other.
+    const sending = new MeshModelBuilder({ ...OPTIONS, sendDryRunPolicies: true }).build(objects(...docs));
+    expect(sending.authorizations.get('demo/dry-deny')).toMatchObject({ action: 1, dryRun: true });
+    expect(mustWorkload(sending, 'web').authorizationPolicies).toEqual(['demo/dry-deny', 'demo/real']);
+  });
+
+  it('enforces a policy whose dry-run annotation is not a boolean, and says so', () => {
+    const doc = authz('maybe', 'demo', {
+      action: 'DENY',
+      selector: { matchLabels: { app: 'web' } },
+      rules: [{}],
+    });
+    const model = build(pod('web'), {
+      ...doc,
+      metadata: { ...doc.metadata, annotations: { 'istio.io/dry-run': 'yes' } },
+    });
+    expect(model.authorizations.get('demo/maybe')).not.toHaveProperty('dryRun');
+    expect(mustWorkload(model, 'web').authorizationPolicies).toEqual(['demo/maybe']);
+    expect(model.problems).toContainEqual({
+      ref: 'AuthorizationPolicy demo/maybe',
+      path: 'metadata.annotations',
+      message: 'istio.io/dry-run: "yes" is not a boolean; the policy is enforced',
+    });
   });
 
   it('sends no static strict policy when there is no PeerAuthentication', () => {

@@ -28,6 +28,7 @@ import {
   type WireAuthorization,
 } from './authorization-translate.js';
 import { runToEnd } from './time-slicer.js';
+import { canonicalService, workloadName, workloadTrustDomain } from './workload-naming.js';
 
 export const DATAPLANE_MODE = 'istio.io/dataplane-mode';
 export const USE_WAYPOINT = 'istio.io/use-waypoint';
@@ -43,6 +44,8 @@ export interface MeshModelOptions {
   readonly trustDomain: string;
   readonly rootNamespace: string;
   readonly domainSuffix: string;
+  /** Send dry-run AuthorizationPolicies to ztunnel marked dry_run; off, they are left out. */
+  readonly sendDryRunPolicies?: boolean;
 }
 
 /** The waypoint the builder names: always by hostname, with its HBONE port. */
@@ -213,7 +216,9 @@ export class MeshModelBuilder {
     const authorizations = new Map<string, WireAuthorization>();
     for (const list of ix.policiesByNs.values()) {
       for (const p of list) {
-        const t = translateAuthorizationPolicy(p, this.options.rootNamespace);
+        const t = translateAuthorizationPolicy(p, this.options.rootNamespace, {
+          sendDryRun: this.options.sendDryRunPolicies ?? false,
+        });
         if (t.kind === 'skipped') {
           problems.push({
             ref: `AuthorizationPolicy ${p.metadata.namespace}/${p.metadata.name}`,
@@ -222,6 +227,12 @@ export class MeshModelBuilder {
           });
           continue;
         }
+        if (t.notice)
+          problems.push({
+            ref: `AuthorizationPolicy ${p.metadata.namespace}/${p.metadata.name}`,
+            path: 'metadata.annotations',
+            message: t.notice,
+          });
         authorizations.set(`${p.metadata.namespace}/${p.metadata.name}`, t.authorization);
         yield;
       }
@@ -388,6 +399,8 @@ export class MeshModelBuilder {
     const waypoint = isWaypoint
       ? undefined
       : this.waypointFor(labels, ns, namespace, 'workload', ix, pod.serviceAccountName);
+    const wlName = workloadName(pod);
+    const canonical = canonicalService(labels, wlName);
     return {
       uid: `${this.options.clusterId}//Pod/${namespace}/${name}`,
       name,
@@ -395,14 +408,15 @@ export class MeshModelBuilder {
       addresses: pod.podIps.map(ipBytes),
       network: '',
       tunnelProtocol: ambient ? workloadapi.TunnelProtocol.HBONE : workloadapi.TunnelProtocol.NONE,
-      trustDomain: this.options.trustDomain,
+      trustDomain: workloadTrustDomain(this.options.trustDomain),
       serviceAccount: pod.serviceAccountName,
       ...(waypoint && { waypoint }),
       node: pod.nodeName,
-      canonicalName: labels['service.istio.io/canonical-name'] ?? labels.app ?? name,
-      canonicalRevision: labels['service.istio.io/canonical-revision'] ?? labels.version ?? 'latest',
+      canonicalName: canonical.name,
+      canonicalRevision: canonical.revision,
+      // istiod writes POD for every workload since 1.25, whatever controls it.
       workloadType: workloadapi.WorkloadType.POD,
-      workloadName: labels.app ?? name,
+      workloadName: wlName,
       services,
       authorizationPolicies: policies.sort(),
       status: workloadapi.WorkloadStatus.HEALTHY,

@@ -1,6 +1,6 @@
 /**
- * The control plane: manifests -> mesh model -> Delta ADS to every proxy, plus the CA, on one TLS
- * gRPC port (15012), and monitoring over HTTP (15014). Changes are debounced: a push goes out once
+ * The control plane: manifests -> mesh model -> ADS (Delta and state of the world) to every
+ * proxy, plus the CA, on one TLS gRPC port (15012), and monitoring over HTTP (15014). Changes are debounced: a push goes out once
  * the source has been quiet for `debounceMs`, or `debounceMaxMs` after the first change at most.
  */
 import http from 'node:http';
@@ -27,13 +27,10 @@ import { type ConfigSource, ManifestDirSource } from '../source/manifest-dir-sou
 import { ControlPlaneMetrics, XDS_METRIC_TYPES } from '../telemetry/controlplane-metrics.js';
 import { EnvoyEncoder, WAYPOINT_TYPE_URLS } from '../waypoint-xds/envoy-encoder.js';
 import { WaypointResourceBuilder, type WaypointResources } from '../waypoint-xds/waypoint-resources.js';
-import {
-  DeltaAdsServer,
-  encodeResources,
-  ResourceEncoder,
-  type TypeSnapshot,
-} from '../xds/delta-ads-server.js';
+import { DeltaAdsServer } from '../xds/delta-ads-server.js';
 import { type ProxyDirectory, waypointScope } from '../xds/proxy-admission.js';
+import { encodeResources, ResourceEncoder, SnapshotStore, type TypeSnapshot } from '../xds/snapshot-store.js';
+import { SotwAdsServer } from '../xds/sotw-ads-server.js';
 import type { ControlPlaneConfig } from './controlplane-config.js';
 
 export interface ControlPlaneAppInputs {
@@ -57,6 +54,7 @@ export class ControlPlaneApp {
   private readonly addressEncoder = new ResourceEncoder<workloadapi.Address>(ADDRESS_CODEC);
   private readonly authorizationEncoder = new ResourceEncoder<securityapi.Authorization>(AUTHORIZATION_CODEC);
   private ads?: DeltaAdsServer;
+  private sotw?: SotwAdsServer;
   private authenticator?: TokenAuthenticator;
   private grpcServer?: grpc.Server;
   private monitor?: http.Server;
@@ -94,6 +92,7 @@ export class ControlPlaneApp {
       trustDomain: config.trustDomain,
       rootNamespace: config.rootNamespace,
       domainSuffix: config.domainSuffix,
+      sendDryRunPolicies: config.sendDryRunPolicies,
     });
     this.waypointBuilder = new WaypointResourceBuilder(
       { trustDomain: config.trustDomain, domainSuffix: config.domainSuffix },
@@ -114,12 +113,23 @@ export class ControlPlaneApp {
       logger.error({ err }, `tokens file rejected, previous tokens kept: ${err.message}`),
     );
     this.authenticator = authenticator;
+    // One store, two protocols: Delta and state-of-the-world streams see the same resources.
+    const store = new SnapshotStore();
     this.ads = new DeltaAdsServer({
       logger: logger.child({ component: 'ads' }),
       metrics: this.metrics,
       authenticator,
       typeLabels: XDS_METRIC_TYPES,
       proxies: this.proxyDirectory(),
+      store,
+    });
+    this.sotw = new SotwAdsServer({
+      logger: logger.child({ component: 'ads-sotw' }),
+      metrics: this.metrics,
+      authenticator,
+      typeLabels: XDS_METRIC_TYPES,
+      proxies: this.proxyDirectory(),
+      store,
     });
     await this.source.start();
     this.source.onChange((keys) => this.onChange(keys));
@@ -131,6 +141,7 @@ export class ControlPlaneApp {
     );
     const server = new grpc.Server({ 'grpc.max_send_message_length': 256 * 1024 * 1024 });
     this.ads.register(server);
+    this.sotw.register(server);
     new CaService({
       ca: this.ca,
       authenticator,
@@ -165,6 +176,7 @@ export class ControlPlaneApp {
     clearTimeout(this.maxTimer);
     this.source.close();
     this.ads?.closeAll();
+    this.sotw?.closeAll();
     const server = this.grpcServer;
     if (server) {
       await new Promise<void>((resolve) => {
@@ -203,7 +215,7 @@ export class ControlPlaneApp {
   }
 
   adsDump() {
-    return this.ads?.dump() ?? [];
+    return [...(this.ads?.dump() ?? []), ...(this.sotw?.dump() ?? [])];
   }
 
   /** The xDS server, for composing another source of resources (a second registry, a test). */

@@ -30,3 +30,19 @@ describe('control plane settings: CP_WORKLOAD_CERT_TTL', () => {
     }
   });
 });
+
+describe('control plane settings: CP_AMBIENT_ENABLE_DRY_RUN_AUTHORIZATION_POLICY', () => {
+  it('is off by default, as istiod’s AMBIENT_ENABLE_DRY_RUN_AUTHORIZATION_POLICY', () => {
+    const r = parseControlPlaneConfig(BASE);
+    expect(r.ok && r.value.sendDryRunPolicies).toBe(false);
+    const on = parseControlPlaneConfig({ ...BASE, CP_AMBIENT_ENABLE_DRY_RUN_AUTHORIZATION_POLICY: 'true' });
+    expect(on.ok && on.value.sendDryRunPolicies).toBe(true);
+  });
+
+  it('refuses a value that is not true or false, naming the setting', () => {
+    const r = parseControlPlaneConfig({ ...BASE, CP_AMBIENT_ENABLE_DRY_RUN_AUTHORIZATION_POLICY: 'yes' });
+    expect(r.ok).toBe(false);
+    if (!r.ok)
+      expect(r.problems.map((p) => p.path)).toEqual(['CP_AMBIENT_ENABLE_DRY_RUN_AUTHORIZATION_POLICY']);
+  });
+});

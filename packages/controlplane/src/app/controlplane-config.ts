@@ -36,6 +36,11 @@ export interface ControlPlaneConfig {
   readonly maxObjectBytes: number;
   /** Most principals, namespaces, IP blocks, ports and other values in one AuthorizationPolicy. */
   readonly maxPolicyValues: number;
+  /**
+   * Send dry-run AuthorizationPolicies to ztunnel marked dry_run, as istiod does with
+   * AMBIENT_ENABLE_DRY_RUN_AUTHORIZATION_POLICY; off (the default), they are not sent.
+   */
+  readonly sendDryRunPolicies: boolean;
 }
 
 /** Istio's DEFAULT_WORKLOAD_CERT_TTL default. */
@@ -92,5 +97,6 @@ export function parseControlPlaneConfig(env: EnvMap): Result<ControlPlaneConfig>
       1,
       10_000_000,
     ),
+    sendDryRunPolicies: e.boolean('CP_AMBIENT_ENABLE_DRY_RUN_AUTHORIZATION_POLICY', false),
   });
 }

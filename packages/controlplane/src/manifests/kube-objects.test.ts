@@ -147,6 +147,51 @@ describe('decodeManifest: valid objects', () => {
     expect(decodeAs('Pod', pod({ status: { phase, podIP: '10.0.0.5' } })).running).toBe(running);
   });
 
+  it('decodes generateName and ownerReferences, a missing controller being false', () => {
+    const p = decodeAs(
+      'Pod',
+      pod({
+        metadata: {
+          ...meta('web-7d4-x2'),
+          generateName: 'web-7d4-',
+          ownerReferences: [
+            { apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'web-7d4', uid: 'u1', controller: true },
+            { apiVersion: 'v1', kind: 'ConfigMap', name: 'cm', uid: 'u2' },
+          ],
+        },
+      }),
+    );
+    expect(p.generateName).toBe('web-7d4-');
+    expect(p.ownerReferences).toEqual([
+      { apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'web-7d4', controller: true },
+      { apiVersion: 'v1', kind: 'ConfigMap', name: 'cm', controller: false },
+    ]);
+  });
+
+  it('refuses malformed ownerReferences with the field path of each problem', () => {
+    const r = refused(
+      pod({
+        metadata: {
+          ...meta('web'),
+          generateName: 7,
+          ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', controller: 'yes' }, 'x'],
+        },
+      }),
+    );
+    expect(r.problems).toEqual(
+      expect.arrayContaining([
+        { path: 'metadata.generateName', message: 'must be a string' },
+        { path: 'metadata.ownerReferences[0].name', message: 'is required' },
+        { path: 'metadata.ownerReferences[0].controller', message: 'must be true or false' },
+        { path: 'metadata.ownerReferences[1]', message: 'must be a map' },
+      ]),
+    );
+    expect(refused(pod({ metadata: { ...meta('web'), ownerReferences: {} } })).problems).toContainEqual({
+      path: 'metadata.ownerReferences',
+      message: 'must be a list',
+    });
+  });
+
   it('marks a hostNetwork pod as not running in the mesh', () => {
     const p = decodeAs('Pod', pod({ spec: { hostNetwork: true }, status: { podIP: '192.168.1.10' } }));
     expect(p.running).toBe(false);

@@ -20,9 +20,22 @@ export interface NamespaceObject {
   readonly metadata: ObjectMeta;
 }
 
+/** A `metadata.ownerReferences` entry: what created the object (a ReplicaSet, a Job, ...). */
+export interface OwnerReference {
+  readonly apiVersion: string;
+  readonly kind: string;
+  readonly name: string;
+  /** Whether this owner is the managing controller (at most one is). */
+  readonly controller: boolean;
+}
+
 export interface PodObject {
   readonly kind: 'Pod';
   readonly metadata: ObjectMeta;
+  /** `metadata.generateName`: set when a controller named the pod. */
+  readonly generateName?: string;
+  /** `metadata.ownerReferences`, absent when there are none. */
+  readonly ownerReferences?: readonly OwnerReference[];
   readonly nodeName: string;
   readonly serviceAccountName: string;
   readonly podIps: readonly string[];
@@ -185,9 +198,26 @@ function decodePod(f: Fields, o: Obj): PodObject {
     });
   });
   const phase = status.phase === undefined ? 'Running' : f.str(status.phase, 'status.phase');
+  const meta = (f.obj(o.metadata, 'metadata') ?? {}) as Obj;
+  const generateName = f.optStr(meta.generateName, 'metadata.generateName');
+  const ownerReferences = (f.list(meta.ownerReferences, 'metadata.ownerReferences') ?? []).flatMap((r, i) => {
+    const path = `metadata.ownerReferences[${i}]`;
+    const ref = f.obj(r, path, false);
+    if (!ref) return [];
+    return [
+      {
+        apiVersion: f.str(ref.apiVersion, `${path}.apiVersion`),
+        kind: f.str(ref.kind, `${path}.kind`),
+        name: f.str(ref.name, `${path}.name`),
+        controller: f.bool(ref.controller, `${path}.controller`) ?? false,
+      },
+    ];
+  });
   return {
     kind: 'Pod',
     metadata,
+    ...(generateName && { generateName }),
+    ...(ownerReferences.length > 0 && { ownerReferences }),
     nodeName: f.str(spec.nodeName, 'spec.nodeName', ''),
     serviceAccountName: f.str(spec.serviceAccountName, 'spec.serviceAccountName', 'default'),
     podIps,

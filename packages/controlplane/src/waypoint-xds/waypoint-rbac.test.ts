@@ -404,12 +404,15 @@ describe('waypoint RBAC: actions and fields a waypoint cannot check', () => {
       policy({ action: 'AUDIT', rules: [{}] }, { name: 'audit' }),
       policy({ action: 'CUSTOM', rules: [{}] }, { name: 'custom' }),
       policy({ action: 'DENY', rules: [{}] }, { name: 'dry', annotations: { 'istio.io/dry-run': 'true' } }),
+      // Read as Go's ParseBool, as istiod reads it.
+      policy({ action: 'DENY', rules: [{}] }, { name: 'dry-1', annotations: { 'istio.io/dry-run': '1' } }),
     );
     expect(rbac).toEqual({});
     expect(notices.map((n) => `${n.ref}: ${n.message}`)).toEqual([
       'AuthorizationPolicy demo/audit: action AUDIT is not enforced by the waypoint',
       'AuthorizationPolicy demo/custom: action CUSTOM is not enforced by the waypoint',
       'AuthorizationPolicy demo/dry: dry-run policies are not enforced by the waypoint',
+      'AuthorizationPolicy demo/dry-1: dry-run policies are not enforced by the waypoint',
     ]);
   });
 

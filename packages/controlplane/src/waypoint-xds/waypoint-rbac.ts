@@ -19,7 +19,7 @@ import type {
   WireRbacPolicy,
   WireStringMatcher,
 } from '@ambient/shared';
-import { DRY_RUN_ANNOTATION } from '../ambient/authorization-translate.js';
+import { parseDryRun } from '../ambient/authorization-translate.js';
 import {
   type AuthorizationPolicyObject,
   type PolicyCondition,
@@ -272,7 +272,7 @@ export function waypointRbac(
       continue;
     }
     // A dry-run policy must not change what is allowed.
-    if (annotations[DRY_RUN_ANNOTATION] === 'true') {
+    if (parseDryRun(annotations).dryRun) {
       notice(ref, 'metadata.annotations', 'dry-run policies are not enforced by the waypoint');
       continue;
     }

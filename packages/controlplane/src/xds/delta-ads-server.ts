@@ -1,81 +1,31 @@
 /**
- * Delta ADS for many proxies. The server holds snapshots per scope and type URL (name -> version
- * and the encoded `Resource`): scope '' is what every ztunnel sees, and each waypoint gateway has
- * a scope of its own, so one waypoint never sees another's listener or routes. Per connection it
- * holds what it has sent. A publish computes which names changed
- * or disappeared since the previous snapshot and sends each connection only those it subscribes to
- * and holds at another version; a new stream (or one that resumes with initial_resource_versions)
+ * Delta ADS for many proxies. It serves the snapshots of a `SnapshotStore` (per scope and type URL:
+ * scope '' is what every ztunnel sees, and each waypoint gateway has a scope of its own, so one
+ * waypoint never sees another's listener or routes). Per connection it holds what it has sent. A
+ * publish tells it which names changed or disappeared since the previous snapshot and it sends
+ * each connection only those it subscribes to and holds at another version; a new stream (or one that resumes with initial_resource_versions)
  * gets the difference between what it holds and the snapshot. ACKs and NACKs are tracked per
  * connection, and the time from a config change to each proxy's ACK is recorded as convergence.
  */
-import { createHash } from 'node:crypto';
-import { DELTA_ADS_METHOD, type Input, meshProtos, type WireCodec } from '@ambient/shared';
+import { DELTA_ADS_METHOD, meshProtos } from '@ambient/shared';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import protobuf from 'protobufjs';
-import { runToEnd } from '../ambient/time-slicer.js';
 import type { Caller, TokenAuthenticator } from '../auth/token-authenticator.js';
 import type { ControlPlaneMetrics } from '../telemetry/controlplane-metrics.js';
-import { admitProxy, type ProxyDirectory } from './proxy-admission.js';
-
-export interface ResourceEntry {
-  readonly version: string;
-  /** The encoded envoy.service.discovery.v3.Resource. */
-  readonly encoded: Uint8Array;
-}
-
-export type TypeSnapshot = ReadonlyMap<string, ResourceEntry>;
-
-/** Encodes resources into `Resource` messages, caching by the identity of each wire object. */
-export class ResourceEncoder<T> {
-  private readonly cache = new WeakMap<object, { name: string; entry: ResourceEntry }>();
-  readonly typeUrl: string;
-
-  constructor(private readonly codec: WireCodec<T>) {
-    this.typeUrl = codec.typeUrl;
-  }
-
-  encode(name: string, value: Input<T> & object): ResourceEntry {
-    const hit = this.cache.get(value);
-    if (hit && hit.name === name) return hit.entry;
-    const entry = resourceEntry(this.typeUrl, name, this.codec.encode(value));
-    this.cache.set(value, { name, entry });
-    return entry;
-  }
-
-  encodeAll(values: ReadonlyMap<string, Input<T> & object>): Map<string, ResourceEntry> {
-    return runToEnd(this.encodeSteps(values));
-  }
-
-  /** `encodeAll` as steps, one per resource, for running in time slices. */
-  *encodeSteps(values: ReadonlyMap<string, Input<T> & object>): Generator<void, Map<string, ResourceEntry>> {
-    const out = new Map<string, ResourceEntry>();
-    for (const [name, v] of values) {
-      out.set(name, this.encode(name, v));
-      yield;
-    }
-    return out;
-  }
-}
-
-/** Wraps already encoded messages into `Resource`s, versioned by the hash of their bytes. */
-export function encodeResources(
-  typeUrl: string,
-  messages: ReadonlyMap<string, Uint8Array>,
-): Map<string, ResourceEntry> {
-  const out = new Map<string, ResourceEntry>();
-  for (const [name, bytes] of messages) out.set(name, resourceEntry(typeUrl, name, bytes));
-  return out;
-}
-
-function resourceEntry(typeUrl: string, name: string, bytes: Uint8Array): ResourceEntry {
-  const version = createHash('sha256').update(bytes).digest('base64url').slice(0, 16);
-  const w = protobuf.Writer.create();
-  w.uint32(10).string(version); // version = 1
-  w.uint32(18).fork().uint32(10).string(typeUrl).uint32(18).bytes(bytes).ldelim(); // resource = 2 (Any)
-  w.uint32(26).string(name); // name = 3
-  return { version, encoded: w.finish() };
-}
+import {
+  admitProxy,
+  authenticateStream,
+  nodeIdentity,
+  type ProxyDirectory,
+  type WireNode,
+} from './proxy-admission.js';
+import {
+  type ResourceEntry,
+  type SnapshotChange,
+  SnapshotStore,
+  type TypeSnapshot,
+} from './snapshot-store.js';
 
 interface Subscription {
   wildcard: boolean;
@@ -111,7 +61,7 @@ interface Connection {
 }
 
 interface WireRequest {
-  node?: { id?: string; metadata?: { fields?: Record<string, { stringValue?: string }> } };
+  node?: WireNode;
   typeUrl: string;
   resourceNamesSubscribe: string[];
   resourceNamesUnsubscribe: string[];
@@ -122,6 +72,8 @@ interface WireRequest {
 
 export interface ConnectionDump {
   id: number;
+  /** Delta (DeltaAggregatedResources) or state of the world (StreamAggregatedResources). */
+  protocol: 'delta' | 'sotw';
   nodeId: string;
   node: string;
   peer: string;
@@ -143,20 +95,20 @@ export interface DeltaAdsServerInputs {
   /** Pods and gateways, to admit waypoint proxies; without it waypoint streams are refused. */
   readonly proxies?: ProxyDirectory;
   readonly now?: () => number;
+  /** The resources served; one of its own when absent. */
+  readonly store?: SnapshotStore;
 }
 
-const EMPTY: TypeSnapshot = new Map();
-
 export class DeltaAdsServer {
-  /** scope -> type URL -> snapshot. */
-  private readonly snapshots = new Map<string, Map<string, TypeSnapshot>>();
+  readonly store: SnapshotStore;
   private readonly connections = new Map<number, Connection>();
   private readonly requestType: protobuf.Type;
   private nextId = 1;
-  private version = 0;
 
   constructor(private readonly inputs: DeltaAdsServerInputs) {
     this.requestType = meshProtos().lookupType('envoy.service.discovery.v3.DeltaDiscoveryRequest');
+    this.store = inputs.store ?? new SnapshotStore();
+    this.store.onChange((change) => this.onChange(change));
   }
 
   /** Adds the DeltaAggregatedResources method to a gRPC server. */
@@ -176,8 +128,7 @@ export class DeltaAdsServer {
    * when the change that caused this publish happened, for convergence time.
    */
   publish(next: ReadonlyMap<string, TypeSnapshot>, changedAt?: number): void {
-    this.version += 1;
-    for (const [typeUrl, snap] of next) this.install('', typeUrl, snap, changedAt);
+    this.store.publish(next, changedAt);
   }
 
   /**
@@ -189,30 +140,10 @@ export class DeltaAdsServer {
     next: ReadonlyMap<string, ReadonlyMap<string, TypeSnapshot>>,
     changedAt?: number,
   ): void {
-    this.version += 1;
-    const scopes = new Set([...this.snapshots.keys(), ...next.keys()]);
-    scopes.delete('');
-    for (const scope of scopes) {
-      for (const typeUrl of typeUrls)
-        this.install(scope, typeUrl, next.get(scope)?.get(typeUrl) ?? EMPTY, changedAt);
-      const held = this.snapshots.get(scope);
-      if (held && [...held.values()].every((s) => s.size === 0)) this.snapshots.delete(scope);
-    }
+    this.store.publishScoped(typeUrls, next, changedAt);
   }
 
-  private install(scope: string, typeUrl: string, snap: TypeSnapshot, changedAt?: number): void {
-    let byType = this.snapshots.get(scope);
-    if (!byType) {
-      byType = new Map();
-      this.snapshots.set(scope, byType);
-    }
-    const prev = byType.get(typeUrl) ?? EMPTY;
-    const changed: string[] = [];
-    const removed: string[] = [];
-    for (const [name, e] of snap) if (prev.get(name)?.version !== e.version) changed.push(name);
-    for (const name of prev.keys()) if (!snap.has(name)) removed.push(name);
-    byType.set(typeUrl, snap);
-    if (changed.length === 0 && removed.length === 0) return;
+  private onChange({ scope, typeUrl, changed, removed, changedAt }: SnapshotChange): void {
     for (const conn of this.connections.values()) {
       if (conn.scope !== scope) continue;
       const sub = conn.subs.get(typeUrl);
@@ -223,7 +154,7 @@ export class DeltaAdsServer {
 
   /** The resources currently published for a type, in a scope ('' is the ztunnel scope). */
   snapshot(typeUrl: string, scope = ''): TypeSnapshot {
-    return this.snapshots.get(scope)?.get(typeUrl) ?? EMPTY;
+    return this.store.snapshot(typeUrl, scope);
   }
 
   connectionCount(): number {
@@ -233,6 +164,7 @@ export class DeltaAdsServer {
   dump(): ConnectionDump[] {
     return [...this.connections.values()].map((c) => ({
       id: c.id,
+      protocol: 'delta' as const,
       nodeId: c.nodeId,
       node: c.metadata.NODE_NAME ?? '',
       peer: c.peer,
@@ -256,20 +188,12 @@ export class DeltaAdsServer {
 
   private onStream(call: grpc.ServerDuplexStream<Buffer, Buffer>): void {
     const { logger, metrics, authenticator } = this.inputs;
-    const auth = authenticator.authenticate(call.metadata.get('authorization')[0]?.toString());
-    if (!auth.ok) {
-      metrics.authFailures.inc({ reason: 'token' });
-      logger.warn({ peer: call.getPeer(), problem: auth.problems[0]?.message }, 'xDS stream refused');
-      call.emit('error', {
-        code: grpc.status.UNAUTHENTICATED,
-        details: `authentication failed: ${auth.problems[0]?.message}`,
-      });
-      return;
-    }
+    const caller = authenticateStream(call, authenticator, metrics, logger);
+    if (!caller) return;
     const conn: Connection = {
       id: this.nextId++,
       call,
-      caller: auth.value,
+      caller,
       peer: call.getPeer(),
       nodeId: '',
       metadata: {},
@@ -282,10 +206,11 @@ export class DeltaAdsServer {
       connectedAt: new Date().toISOString(),
     };
     this.connections.set(conn.id, conn);
-    metrics.connectedProxies.set(this.connections.size);
+    // The gauge counts the streams of both ADS servers: each adds and removes its own.
+    metrics.connectedProxies.inc();
     const done = () => {
       if (!this.connections.delete(conn.id)) return;
-      metrics.connectedProxies.set(this.connections.size);
+      metrics.connectedProxies.dec();
       logger.debug({ id: conn.id, node: conn.nodeId }, 'xDS stream closed');
     };
     call.on('data', (buf: Buffer) => {
@@ -313,18 +238,16 @@ export class DeltaAdsServer {
 
   private refuse(conn: Connection, code: grpc.status, details: string): void {
     this.inputs.logger.warn({ id: conn.id, node: conn.nodeId, details }, 'xDS stream refused');
-    this.connections.delete(conn.id);
-    this.inputs.metrics.connectedProxies.set(this.connections.size);
+    if (this.connections.delete(conn.id)) this.inputs.metrics.connectedProxies.dec();
     conn.call.emit('error', { code, details });
   }
 
   private onRequest(conn: Connection, req: WireRequest): void {
     const { logger, metrics } = this.inputs;
     if (req.node?.id && !conn.nodeId) {
-      conn.nodeId = req.node.id;
-      conn.metadata = Object.fromEntries(
-        Object.entries(req.node.metadata?.fields ?? {}).map(([k, v]) => [k, v.stringValue ?? '']),
-      );
+      const node = nodeIdentity(req.node);
+      conn.nodeId = node.id;
+      conn.metadata = node.metadata;
       const admission = admitProxy(conn.caller, conn.nodeId, conn.metadata, this.inputs.proxies);
       if (!admission.ok) {
         metrics.authFailures.inc({ reason: admission.reason });
@@ -427,7 +350,7 @@ export class DeltaAdsServer {
     const snap = this.snapshot(typeUrl, conn.scope);
     const nonce = `${conn.id}-${++conn.nonces}`;
     const w = protobuf.Writer.create();
-    w.uint32(10).string(String(this.version)); // system_version_info = 1
+    w.uint32(10).string(String(this.store.version)); // system_version_info = 1
     for (const name of changed) {
       const e = snap.get(name) as ResourceEntry;
       w.uint32(18).bytes(e.encoded); // resources = 2

@@ -6,9 +6,11 @@
  * namespace. The stream then sees that gateway's resources and nothing else.
  */
 import * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
 import { GATEWAY_NAME_LABEL, WAYPOINT_CLASS } from '../ambient/mesh-model.js';
-import type { Caller } from '../auth/token-authenticator.js';
+import type { Caller, TokenAuthenticator } from '../auth/token-authenticator.js';
 import type { GatewayObject, PodObject } from '../manifests/kube-objects.js';
+import type { ControlPlaneMetrics } from '../telemetry/controlplane-metrics.js';
 
 /** Where admission looks pods and gateways up (the control plane's current objects). */
 export interface ProxyDirectory {
@@ -124,5 +126,42 @@ export function admitProxy(
     kind: 'waypoint',
     scope: waypointScope(id.namespace, gatewayName),
     gateway: `${id.namespace}/${gatewayName}`,
+  };
+}
+
+/**
+ * The caller of a new xDS stream (Delta or state of the world), from its bearer token; a stream
+ * without a valid one is ended UNAUTHENTICATED, counted and logged, and undefined returned.
+ */
+export function authenticateStream(
+  call: grpc.ServerDuplexStream<Buffer, Buffer>,
+  authenticator: TokenAuthenticator,
+  metrics: ControlPlaneMetrics,
+  logger: Logger,
+): Caller | undefined {
+  const auth = authenticator.authenticate(call.metadata.get('authorization')[0]?.toString());
+  if (auth.ok) return auth.value;
+  metrics.authFailures.inc({ reason: 'token' });
+  logger.warn({ peer: call.getPeer(), problem: auth.problems[0]?.message }, 'xDS stream refused');
+  call.emit('error', {
+    code: grpc.status.UNAUTHENTICATED,
+    details: `authentication failed: ${auth.problems[0]?.message}`,
+  });
+  return undefined;
+}
+
+/** A request's Node as decoded by protobufjs. */
+export interface WireNode {
+  id?: string;
+  metadata?: { fields?: Record<string, { stringValue?: string }> };
+}
+
+/** The node id and the string values of the node metadata. */
+export function nodeIdentity(node: WireNode): { id: string; metadata: Record<string, string> } {
+  return {
+    id: node.id ?? '',
+    metadata: Object.fromEntries(
+      Object.entries(node.metadata?.fields ?? {}).map(([k, v]) => [k, v.stringValue ?? '']),
+    ),
   };
 }
