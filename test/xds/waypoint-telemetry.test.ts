@@ -36,8 +36,9 @@ const pod = (deployment: string, sa: string, labels: Record<string, string>) => 
     kind: 'Pod',
     metadata: {
       name: `${rs}-x2x4z`,
+      generateName: `${rs}-`,
       namespace: 'demo',
-      labels: { app: deployment, ...labels },
+      labels: { app: deployment, 'pod-template-hash': '6d5c8b7f4', ...labels },
       ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: rs, controller: true }],
     },
     spec: { nodeName: 'node0', serviceAccountName: sa },
