@@ -36,6 +36,9 @@ export const WAYPOINT_FOR = 'istio.io/waypoint-for';
 export const FOR_SERVICE_ACCOUNT = 'istio.io/for-service-account';
 export const WAYPOINT_CLASS = 'istio-waypoint';
 export const GATEWAY_NAME_LABEL = 'gateway.networking.k8s.io/gateway-name';
+/** On the Service the waypoint deployment controller makes for a waypoint: it never gets one. */
+export const GATEWAY_MANAGED_LABEL = 'gateway.istio.io/managed';
+export const MESH_CONTROLLER = 'istio.io-mesh-controller';
 export const HBONE_PORT = 15008;
 
 export interface MeshModelOptions {
@@ -109,6 +112,18 @@ export interface MeshModel {
 export function isAmbientEnrolled(pod: PodObject, ns: NamespaceObject | undefined): boolean {
   const podMode = pod.metadata.labels[DATAPLANE_MODE];
   return podMode ? podMode === 'ambient' : ns?.metadata.labels[DATAPLANE_MODE] === 'ambient';
+}
+
+/** Whether a waypoint lets objects of `namespace` (with labels `nsLabels`) attach to it. */
+export function allowsAttachment(
+  gw: GatewayObject,
+  namespace: string,
+  nsLabels: Readonly<Record<string, string>>,
+): boolean {
+  const { from, selector } = gw.allowedRoutes;
+  if (from === 'All') return true;
+  if (from === 'Selector') return matchesSelector(selector ?? {}, nsLabels);
+  return gw.metadata.namespace === namespace;
 }
 
 /** Whether every label of a selector is on the object. */
@@ -290,7 +305,15 @@ export class MeshModelBuilder {
     return `${name}.${namespace}.svc.${this.options.domainSuffix}`;
   }
 
-  /** The waypoint a pod or service uses: its own label, else its namespace's. */
+  /**
+   * The waypoint a pod or service uses, as istiod picks it (pilot/pkg/serviceregistry/ambient/
+   * waypoints.go): the object's own `istio.io/use-waypoint` label wins over its namespace's, and
+   * `none` (on the object, or on its namespace when the object has none) opts it out; the Gateway is looked up in `istio.io/use-waypoint-namespace`
+   * (else the object's namespace) and must let that namespace attach (`allowedRoutes` of its HBONE
+   * listener, `Same` by default). A service gets it only when the Gateway's `istio.io/waypoint-for`
+   * is service (the default) or all; a workload only when it is workload or all. A name that finds
+   * no such Gateway gives no waypoint: the namespace label is not tried instead.
+   */
   private waypointFor(
     labels: Readonly<Record<string, string>>,
     ns: NamespaceObject | undefined,
@@ -299,17 +322,24 @@ export class MeshModelBuilder {
     ix: Indexes,
     serviceAccount?: string,
   ): WireGatewayAddress | undefined {
-    const own = labels[USE_WAYPOINT];
     const nsLabels = ns?.metadata.labels ?? {};
-    const name = own ?? nsLabels[USE_WAYPOINT];
-    if (name === 'none') return undefined;
-    if (name) {
-      const gwNs = (own ? labels[USE_WAYPOINT_NAMESPACE] : nsLabels[USE_WAYPOINT_NAMESPACE]) ?? namespace;
+    const from =
+      labels[USE_WAYPOINT] !== undefined
+        ? labels
+        : nsLabels[USE_WAYPOINT] !== undefined
+          ? nsLabels
+          : undefined;
+    if (from) {
+      const name = from[USE_WAYPOINT] as string;
+      if (name === 'none') return undefined;
+      const gwNs = from[USE_WAYPOINT_NAMESPACE] ?? namespace;
       const gw = ix.gateways.get(`${gwNs}/${name}`);
-      const target = gw?.metadata.labels[WAYPOINT_FOR] ?? 'service';
-      if (gw && (target === forKind || target === 'all')) return this.gatewayAddress(gw);
-      return undefined;
+      if (!gw || !allowsAttachment(gw, namespace, nsLabels)) return undefined;
+      const target = gw.metadata.labels[WAYPOINT_FOR] ?? 'service';
+      return target === forKind || target === 'all' ? this.gatewayAddress(gw) : undefined;
     }
+    // Legacy (before Istio 1.22): a Gateway annotated for a service account serves that account's
+    // pods in its namespace; only when no use-waypoint label applies.
     if (forKind === 'workload' && serviceAccount) {
       for (const gw of ix.gateways.values()) {
         if (
@@ -412,7 +442,11 @@ export class MeshModelBuilder {
 
   private service(svc: ServiceObject, ns: NamespaceObject | undefined, ix: Indexes): WireService {
     const { namespace, name, labels } = svc.metadata;
-    const waypoint = this.waypointFor(labels, ns, namespace, 'service', ix);
+    // A waypoint's own Service would otherwise point at itself through a namespace label.
+    const waypoint =
+      labels[GATEWAY_MANAGED_LABEL] === MESH_CONTROLLER
+        ? undefined
+        : this.waypointFor(labels, ns, namespace, 'service', ix);
     return {
       name,
       namespace,
