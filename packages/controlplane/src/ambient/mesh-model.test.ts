@@ -722,6 +722,27 @@ describe('MeshModelBuilder: waypoints', () => {
     expect(mustWorkload(model, 'elsewhere', 'other').waypoint).toBeUndefined();
   });
 
+  it('puts a legacy service-account waypoint on the services selecting that account’s pods, and follows pod changes', () => {
+    const builder = new MeshModelBuilder(OPTIONS);
+    // The same Gateway and Service objects in both builds, as a config source keeps them.
+    const kept = [
+      decode(gateway('sa-waypoint', 'demo', { annotations: { 'istio.io/for-service-account': 'web-sa' } })),
+      decode(service('web')),
+      decode(service('db', { clusterIP: '10.96.0.11' })),
+    ];
+    const withPod = (sa: string) => {
+      const map = new Map(kept.map((o) => [objectKey(o), o]));
+      const p = decode(pod('web', { sa }));
+      return map.set(objectKey(p), p);
+    };
+    const first = builder.build(withPod('web-sa'));
+    expect(serviceOf(first, 'web').waypoint).toEqual(waypointAddress('sa-waypoint'));
+    expect(serviceOf(first, 'db').waypoint).toBeUndefined();
+    // The pod now runs as another account: the service loses the waypoint on a pod-only change.
+    const second = builder.build(withPod('other-sa'), new Set(['Pod']));
+    expect(serviceOf(second, 'web').waypoint).toBeUndefined();
+  });
+
   it('uses the legacy for-service-account annotation only when no use-waypoint label applies', () => {
     const model = build(
       namespace('demo', useWaypoint('svc-wp')),

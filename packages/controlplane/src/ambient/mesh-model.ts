@@ -135,6 +135,19 @@ export function matchesSelector(
   return true;
 }
 
+/** Whether a service selects a running pod of a service account in its namespace. */
+function selectsPodOf(svc: ServiceObject, serviceAccount: string, ix: Indexes): boolean {
+  const sel = svc.selector;
+  if (!sel || Object.keys(sel).length === 0) return false;
+  return ix.pods.some(
+    (p) =>
+      p.running &&
+      p.metadata.namespace === svc.metadata.namespace &&
+      p.serviceAccountName === serviceAccount &&
+      matchesSelector(sel, p.metadata.labels),
+  );
+}
+
 interface Indexes {
   readonly namespaces: Map<string, NamespaceObject>;
   readonly pods: PodObject[];
@@ -222,8 +235,12 @@ export class MeshModelBuilder {
     objects: ReadonlyMap<string, KubeObject>,
     changedKinds?: ReadonlySet<KubeObject['kind']>,
   ): Generator<void, MeshModel> {
-    if (!changedKinds || [...changedKinds].some((k) => SHARED_KINDS.has(k))) this.generation += 1;
     const ix = index(objects);
+    // A legacy service-account waypoint puts itself on the services selecting that account's
+    // pods, so with one present a pod change can change a service too.
+    const legacy = [...ix.gateways.values()].some((gw) => gw.metadata.annotations[FOR_SERVICE_ACCOUNT]);
+    if (!changedKinds || [...changedKinds].some((k) => SHARED_KINDS.has(k) || (legacy && k === 'Pod')))
+      this.generation += 1;
     const problems: ModelProblem[] = [];
     const authorizations = new Map<string, WireAuthorization>();
     for (const list of ix.policiesByNs.values()) {
@@ -320,7 +337,7 @@ export class MeshModelBuilder {
     namespace: string,
     forKind: 'service' | 'workload',
     ix: Indexes,
-    serviceAccount?: string,
+    servesLegacy?: (serviceAccount: string) => boolean,
   ): WireGatewayAddress | undefined {
     const nsLabels = ns?.metadata.labels ?? {};
     const from =
@@ -338,16 +355,14 @@ export class MeshModelBuilder {
       const target = gw.metadata.labels[WAYPOINT_FOR] ?? 'service';
       return target === forKind || target === 'all' ? this.gatewayAddress(gw) : undefined;
     }
-    // Legacy (before Istio 1.22): a Gateway annotated for a service account serves that account's
-    // pods in its namespace; only when no use-waypoint label applies.
-    if (forKind === 'workload' && serviceAccount) {
+    // Legacy (Istio before 1.22): a Gateway annotated `istio.io/for-service-account` serves that
+    // account's pods in its namespace, and the services selecting them (so VIP traffic reaches
+    // it too, as it did then); only when no use-waypoint label applies.
+    if (servesLegacy) {
       for (const gw of ix.gateways.values()) {
-        if (
-          gw.metadata.namespace === namespace &&
-          gw.metadata.annotations[FOR_SERVICE_ACCOUNT] === serviceAccount
-        ) {
+        const sa = gw.metadata.annotations[FOR_SERVICE_ACCOUNT];
+        if (gw.metadata.namespace === namespace && sa !== undefined && servesLegacy(sa))
           return this.gatewayAddress(gw);
-        }
       }
     }
     return undefined;
@@ -417,7 +432,7 @@ export class MeshModelBuilder {
     const isWaypoint = labels[GATEWAY_NAME_LABEL] !== undefined;
     const waypoint = isWaypoint
       ? undefined
-      : this.waypointFor(labels, ns, namespace, 'workload', ix, pod.serviceAccountName);
+      : this.waypointFor(labels, ns, namespace, 'workload', ix, (sa) => sa === pod.serviceAccountName);
     return {
       uid: `${this.options.clusterId}//Pod/${namespace}/${name}`,
       name,
@@ -446,7 +461,7 @@ export class MeshModelBuilder {
     const waypoint =
       labels[GATEWAY_MANAGED_LABEL] === MESH_CONTROLLER
         ? undefined
-        : this.waypointFor(labels, ns, namespace, 'service', ix);
+        : this.waypointFor(labels, ns, namespace, 'service', ix, (sa) => selectsPodOf(svc, sa, ix));
     return {
       name,
       namespace,
