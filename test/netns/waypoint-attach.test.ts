@@ -17,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 const run = promisify(execFile);
 const isRoot = process.getuid?.() === 0;
 const CLI = fileURLToPath(new URL('../../packages/cli/dist/main.js', import.meta.url));
-const name = `w${process.pid % 100_000}`;
+const name = `a${process.pid % 100_000}`;
 
 const NO_POST = `apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
