@@ -6,8 +6,8 @@
  * ClusterLoadAssignment per cluster with the pods behind it.
  *
  * A service is served by a waypoint when workload discovery puts that waypoint on it (so ztunnel
- * and the waypoint never disagree), or when it selects pods of the gateway's legacy
- * `istio.io/for-service-account`. A pod whose workload carries the waypoint (`istio.io/waypoint-for`
+ * and the waypoint never disagree; that includes the services selecting the pods of a legacy
+ * `istio.io/for-service-account` gateway). A pod whose workload carries the waypoint (`istio.io/waypoint-for`
  * workload or all) is served at its own address: one chain per port of the services selecting
  * it, matched on the pod IP and target port, with the default route to that pod alone. Resources are built as plain objects in Envoy's v3 shape and
  * encoded with Envoy's protos; problems that do not invalidate an object (a backend that does not
@@ -22,7 +22,6 @@ import {
   type WireFilterChain,
 } from '@ambient/shared';
 import {
-  FOR_SERVICE_ACCOUNT,
   GATEWAY_NAME_LABEL,
   type MeshModel,
   type ModelProblem,
@@ -79,7 +78,7 @@ export interface WaypointResources {
 
 /** Services this waypoint serves, by namespace and name. */
 function servedServices(b: BuildContext, gw: GatewayObject): ServiceObject[] {
-  const { namespace, name, annotations } = gw.metadata;
+  const { namespace, name } = gw.metadata;
   const gwHost = b.hostname(name, namespace);
   const out = new Set<ServiceObject>();
   for (const svc of b.ix.services.values()) {
@@ -90,15 +89,6 @@ function servedServices(b: BuildContext, gw: GatewayObject): ServiceObject[] {
     );
     const wp = a && 'service' in a ? a.service.waypoint : undefined;
     if (wp && wp.hostname.hostname === gwHost && wp.hostname.namespace === namespace) out.add(svc);
-  }
-  const sa = annotations[FOR_SERVICE_ACCOUNT];
-  if (sa) {
-    const pods = (b.ix.podsByNs.get(namespace) ?? []).filter((p) => p.running && p.serviceAccountName === sa);
-    for (const svc of b.ix.servicesByNs.get(namespace) ?? []) {
-      const sel = svc.selector;
-      if (!sel || Object.keys(sel).length === 0 || sel[GATEWAY_NAME_LABEL] !== undefined) continue;
-      if (pods.some((p) => matchesSelector(sel, p.metadata.labels))) out.add(svc);
-    }
   }
   return [...out].sort(byName);
 }
