@@ -11,13 +11,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { Lab, type LabSpec } from '@ambient/lab';
+import { Lab, type LabSpec, labelManifest } from '@ambient/lab';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const run = promisify(execFile);
 const isRoot = process.getuid?.() === 0;
 const CLI = fileURLToPath(new URL('../../packages/cli/dist/main.js', import.meta.url));
 const name = `a${process.pid % 100_000}`;
+const MANIFESTS = `/run/ambient-lab/${name}/manifests`;
 
 const NO_POST = `apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
@@ -111,5 +112,24 @@ describe.skipIf(!isRoot)('waypoint attachment: use-waypoint and waypoint-for (ro
     for (let i = 0; i < 8; i++) seen.add(await curl('GET', VIP));
     console.log(`VIP answers through the service waypoint: ${[...seen].join(' | ')}`);
     for (const answer of seen) expect(answer).toMatch(new RegExp(`^echo-[01] saw ${svcWp} \\[200\\]$`));
+
+    // Without the namespace's service waypoint, VIP traffic goes straight to the endpoints, echo-0
+    // included: its workload waypoint never takes traffic addressed to the service.
+    await labelManifest(MANIFESTS, { kind: 'Namespace', namespace: '', name: 'demo' }, [
+      'istio.io/use-waypoint-',
+    ]);
+    const direct = [`echo-0 saw ${sleepIp} [200]`, `echo-1 saw ${sleepIp} [200]`];
+    await expect
+      .poll(
+        async () => {
+          const answers = new Set<string>();
+          for (let i = 0; i < 6; i++) answers.add(await curl('GET', VIP));
+          return [...answers].sort();
+        },
+        { timeout: 15_000 },
+      )
+      .toEqual(direct);
+    // And echo-0's own IP still goes through its workload waypoint.
+    expect(await curl('POST', echo0)).toBe('RBAC: access denied [403]');
   }, 90_000);
 });
