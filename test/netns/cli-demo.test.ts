@@ -22,8 +22,9 @@ describe.skipIf(!isRoot)('ambientctl (root)', () => {
     );
     expect(stdout).toContain('mutual_tls  principal spiffe://cluster.local/ns/demo/sa/sleep');
     expect(stdout).toContain('OK: 2 echo endpoints answered over mutual TLS');
-    // The L7 part: a waypoint for the echo service account, and a GET-only policy on it.
-    expect(stdout).toContain('waypoint demo/echo-waypoint ready');
+    // The L7 part: a waypoint for the namespace's services, and a GET-only policy on it.
+    expect(stdout).toContain('waypoint demo/waypoint ready: pod waypoint-0 198.18.17.12 on node1');
+    expect(stdout).toContain('namespace/demo labeled with istio.io/use-waypoint=waypoint');
     // Through the waypoint the app sees the waypoint's address (198.18.17.12), as with upstream ztunnel.
     expect(stdout).toMatch(/-> {2}echo-[01] saw 198\.18\.17\.12 \[200\] {2}\(x-request-id [0-9a-f-]{36}\)/);
     expect(stdout).toContain("through a waypoint the app sees the waypoint's address");

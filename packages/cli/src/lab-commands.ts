@@ -193,19 +193,19 @@ export async function demoLab(options: {
     );
 
     print(
-      '\nAn L7 waypoint for the echo service account (ambientctl waypoint apply --service-account echo -n demo):',
+      '\nAn L7 waypoint for the services of namespace demo (ambientctl waypoint apply -n demo --enroll-namespace):',
     );
     await waypointApply({
       lab: name,
       namespace: 'demo',
-      serviceAccount: 'echo',
+      enrollNamespace: true,
       print: (l) => print(`  ${l}`),
     });
     const policy = `apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
 metadata: { name: echo-get-only, namespace: demo }
 spec:
-  targetRefs: [{ kind: Gateway, group: gateway.networking.k8s.io, name: echo-waypoint }]
+  targetRefs: [{ kind: Gateway, group: gateway.networking.k8s.io, name: waypoint }]
   action: ALLOW
   rules:
     - from: [{ source: { principals: [cluster.local/ns/demo/sa/sleep] } }]
@@ -230,12 +230,14 @@ spec:
       return { text: `${body.trim()} [${status}]`, id };
     };
     const wp = Lab.attach(name, (await readState(name)).spec).pods.find(
-      (p) => p.namespace === 'demo' && p.name === 'echo-waypoint-0',
+      (p) => p.namespace === 'demo' && p.name === 'waypoint-0',
     );
-    // Wait until the policy has reached the waypoint (it takes well under a second).
+    // Wait until the policy has reached the waypoint and sleep's node agent sends the echo
+    // service through it (it takes well under a second).
     for (let i = 0; i < 100 && wp; i++) {
-      if (JSON.stringify(await mesh.waypointConfigDump(wp).catch(() => ({}))).includes('echo-get-only'))
-        break;
+      const atWaypoint = JSON.stringify(await mesh.waypointConfigDump(wp).catch(() => ({})));
+      const atNode = JSON.stringify(await mesh.configDump(sleep.node).catch(() => ({})));
+      if (atWaypoint.includes('echo-get-only') && atNode.includes('waypoint.demo.svc.cluster.local')) break;
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
     const denied = (await call('POST')).text;
@@ -354,25 +356,52 @@ export async function deleteFile(options: {
 /** Waypoint service VIPs come from their own block of the VIP range. */
 const WAYPOINT_VIP_BASE = '198.19.250.';
 
+/** The `--for` values of `ambientctl waypoint apply`, as `istioctl waypoint apply --for`. */
+export const WAYPOINT_FOR = ['service', 'workload', 'all', 'none'] as const;
+
 /**
- * `ambientctl waypoint apply`: an `istio-waypoint` Gateway and, as Istio's deployment controller
- * does, its pod and Service; returns once the waypoint has its certificate and config.
+ * `ambientctl waypoint apply`, the form of `istioctl waypoint apply`: an `istio-waypoint` Gateway
+ * named `waypoint` unless `--name` says otherwise, labelled `istio.io/waypoint-for` when `--for`
+ * is given, and, as Istio's deployment controller does, its pod and Service; returns once the
+ * waypoint has its certificate and config. `--enroll-namespace` then labels the namespace
+ * `istio.io/use-waypoint=<name>`; when the namespace already uses another waypoint, nothing is
+ * applied unless `--overwrite`.
+ * `--service-account` is the legacy form (`istio.io/for-service-account`, default name
+ * `<service-account>-waypoint`).
  */
 export async function waypointApply(options: {
   lab: string;
   namespace: string;
+  /** Legacy: serve this service account's workloads. */
   serviceAccount?: string;
   name?: string;
   waypointFor?: string;
+  enrollNamespace?: boolean;
+  overwrite?: boolean;
   node?: number;
   print: (l: string) => void;
 }): Promise<void> {
-  const state = await readState(options.lab);
   const name = options.name ?? (options.serviceAccount ? `${options.serviceAccount}-waypoint` : 'waypoint');
+  if (name === 'none') throw new Error("invalid name provided for waypoint, 'none' is a reserved value");
+  if (options.waypointFor !== undefined && !(WAYPOINT_FOR as readonly string[]).includes(options.waypointFor))
+    throw new Error(
+      `invalid traffic type: ${options.waypointFor}. Valid options are: ${WAYPOINT_FOR.join(', ')}`,
+    );
+  const state = await readState(options.lab);
   const waypoints = state.waypoints ?? [];
   const existing = waypoints.find((w) => w.namespace === options.namespace && w.name === name);
   const lab = Lab.attach(options.lab, state.spec);
   const mesh = new LabMesh(lab, { dir: state.dir, enrolledNamespaces: state.enrolled });
+  if (options.enrollNamespace && !options.overwrite) {
+    // As istioctl: leave everything as it is rather than take the namespace from another waypoint.
+    const current = await mesh.namespaceWaypoint(options.namespace);
+    if (current !== undefined && current !== name) {
+      options.print(
+        `warning: namespace ${options.namespace} already uses waypoint ${current}; add --overwrite to switch it to ${name}`,
+      );
+      return;
+    }
+  }
   const vip = existing?.vip ?? `${WAYPOINT_VIP_BASE}${waypoints.length + 1}`;
   const deployed = await mesh.deployWaypoint(
     {
@@ -399,9 +428,17 @@ export async function waypointApply(options: {
   if (deployed.pid) state.pids.push(deployed.pid);
   await writeFile(join(state.dir, 'state.json'), JSON.stringify(state, null, 2));
   await mesh.waitWaypointReady(deployed.pod);
+  const serving = options.serviceAccount
+    ? `serving service account ${options.serviceAccount}`
+    : `for ${options.waypointFor ?? 'service'} traffic`;
   options.print(
-    `waypoint ${options.namespace}/${name} ready: pod ${deployed.pod.name} ${deployed.pod.ip} on node${deployed.pod.node}, identity spiffe://cluster.local/ns/${options.namespace}/sa/${name}${options.serviceAccount ? `, serving service account ${options.serviceAccount}` : ''}`,
+    `waypoint ${options.namespace}/${name} ready: pod ${deployed.pod.name} ${deployed.pod.ip} on node${deployed.pod.node}, identity spiffe://cluster.local/ns/${options.namespace}/sa/${name}, ${serving}`,
   );
+  if (options.enrollNamespace) {
+    const ns = options.namespace;
+    await mesh.setNamespaceWaypoint(ns, name);
+    options.print(`namespace/${ns} labeled with istio.io/use-waypoint=${name}`);
+  }
 }
 
 async function readStdin(): Promise<string> {

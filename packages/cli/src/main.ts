@@ -11,6 +11,7 @@ import {
   labelObject,
   labStatus,
   labUp,
+  WAYPOINT_FOR,
   waypointApply,
 } from './lab-commands.js';
 
@@ -122,12 +123,28 @@ await yargs(hideBin(process.argv))
         (yy) =>
           yy
             .option('namespace', { alias: 'n', type: 'string', default: 'default' })
-            .option('service-account', { type: 'string', describe: "serve this service account's workloads" })
-            .option('name', { type: 'string', describe: 'Gateway name (default <service-account>-waypoint)' })
+            .option('name', {
+              type: 'string',
+              describe: 'Gateway name (default waypoint; <service-account>-waypoint with --service-account)',
+            })
             .option('for', {
               type: 'string',
-              choices: ['service', 'workload', 'all', 'none'],
-              describe: 'istio.io/waypoint-for',
+              choices: [...WAYPOINT_FOR],
+              describe: 'traffic the waypoint serves: istio.io/waypoint-for (unset: service)',
+            })
+            .option('enroll-namespace', {
+              type: 'boolean',
+              default: false,
+              describe: 'label the namespace istio.io/use-waypoint=<name>',
+            })
+            .option('overwrite', {
+              type: 'boolean',
+              default: false,
+              describe: 'with --enroll-namespace, replace the waypoint the namespace already uses',
+            })
+            .option('service-account', {
+              type: 'string',
+              describe: "legacy: serve this service account's workloads (istio.io/for-service-account)",
             })
             .option('node', { type: 'number', describe: 'lab node for the waypoint pod (default: the last)' })
             .option('lab', { type: 'string', default: 'demo', describe: 'lab name' }),
@@ -138,6 +155,8 @@ await yargs(hideBin(process.argv))
             ...(argv['service-account'] && { serviceAccount: argv['service-account'] }),
             ...(argv.name && { name: argv.name }),
             ...(argv.for && { waypointFor: argv.for }),
+            enrollNamespace: argv['enroll-namespace'],
+            overwrite: argv.overwrite,
             ...(argv.node !== undefined && { node: argv.node }),
             print: (l) => console.log(l),
           });

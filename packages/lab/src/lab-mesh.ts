@@ -57,13 +57,20 @@ export function waypointEntry(): string {
 }
 
 export const GATEWAY_NAME_LABEL = 'gateway.networking.k8s.io/gateway-name';
+/** Legacy (Istio before 1.22): the service account whose workloads a waypoint serves. */
 export const FOR_SERVICE_ACCOUNT = 'istio.io/for-service-account';
+/** On a namespace, service or pod: the waypoint its traffic goes through (or `none`). */
+export const USE_WAYPOINT_LABEL = 'istio.io/use-waypoint';
+/** On the Gateway: which traffic it serves, service (default), workload, all or none. */
+export const WAYPOINT_FOR_LABEL = 'istio.io/waypoint-for';
+/** The label Istio's deployment controller puts on a waypoint's Service. */
+const MANAGED = { 'gateway.istio.io/managed': 'istio.io-mesh-controller' };
 
 export interface WaypointSpec {
   readonly namespace: string;
   /** The Gateway's name; its pods run as a service account of the same name. */
   readonly name: string;
-  /** Serve this service account's workloads (`istio.io/for-service-account`). */
+  /** Legacy: serve this service account's workloads (`istio.io/for-service-account`). */
   readonly forServiceAccount?: string;
   /** `istio.io/waypoint-for`: service (default), workload, all or none. */
   readonly waypointFor?: string;
@@ -267,7 +274,11 @@ export class LabMesh {
     await writeManifest(m, {
       apiVersion: 'v1',
       kind: 'Service',
-      metadata: { name: spec.name, namespace: spec.namespace, labels: { [GATEWAY_NAME_LABEL]: spec.name } },
+      metadata: {
+        name: spec.name,
+        namespace: spec.namespace,
+        labels: { [GATEWAY_NAME_LABEL]: spec.name, ...MANAGED },
+      },
       spec: {
         clusterIP: vip,
         selector: { [GATEWAY_NAME_LABEL]: spec.name },
@@ -280,7 +291,7 @@ export class LabMesh {
       metadata: {
         name: spec.name,
         namespace: spec.namespace,
-        ...(spec.waypointFor && { labels: { 'istio.io/waypoint-for': spec.waypointFor } }),
+        ...(spec.waypointFor && { labels: { [WAYPOINT_FOR_LABEL]: spec.waypointFor } }),
         ...(spec.forServiceAccount && { annotations: { [FOR_SERVICE_ACCOUNT]: spec.forServiceAccount } }),
       },
       spec: {
@@ -342,6 +353,22 @@ export class LabMesh {
       string,
       unknown
     >;
+  }
+
+  /** The waypoint a namespace's `istio.io/use-waypoint` label names, if any. */
+  async namespaceWaypoint(namespace: string): Promise<string | undefined> {
+    const ns = await readManifest(this.manifestDir, { kind: 'Namespace', namespace: '', name: namespace });
+    return (ns.metadata as { labels?: Record<string, string> } | undefined)?.labels?.[USE_WAYPOINT_LABEL];
+  }
+
+  /**
+   * Labels a namespace `istio.io/use-waypoint=<waypoint>` (what `istioctl waypoint apply
+   * --enroll-namespace` does), or removes the label.
+   */
+  async setNamespaceWaypoint(namespace: string, waypoint: string | undefined): Promise<void> {
+    await labelManifest(this.manifestDir, { kind: 'Namespace', namespace: '', name: namespace }, [
+      waypoint === undefined ? `${USE_WAYPOINT_LABEL}-` : `${USE_WAYPOINT_LABEL}=${waypoint}`,
+    ]);
   }
 
   /** Labels a namespace in or out of ambient enrollment; the control plane pushes the change. */

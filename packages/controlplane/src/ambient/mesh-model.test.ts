@@ -115,12 +115,28 @@ const peerAuth = (
 const gateway = (
   name: string,
   ns = 'demo',
-  o: { className?: string; labels?: Record<string, string>; annotations?: Record<string, string> } = {},
+  o: {
+    className?: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+    /** allowedRoutes.namespaces of the HBONE listener. */
+    allowed?: { from: string; selector?: { matchLabels: Record<string, string> } };
+  } = {},
 ) => ({
   apiVersion: 'gateway.networking.k8s.io/v1',
   kind: 'Gateway',
   metadata: { name, namespace: ns, labels: o.labels ?? {}, annotations: o.annotations ?? {} },
-  spec: { gatewayClassName: o.className ?? 'istio-waypoint' },
+  spec: {
+    gatewayClassName: o.className ?? 'istio-waypoint',
+    listeners: [
+      {
+        name: 'mesh',
+        port: 15008,
+        protocol: 'HBONE',
+        ...(o.allowed && { allowedRoutes: { namespaces: o.allowed } }),
+      },
+    ],
+  },
 });
 
 function workloadOf(model: MeshModel, name: string, ns = 'demo'): WireWorkload | undefined {
@@ -674,9 +690,9 @@ describe('MeshModelBuilder: waypoints', () => {
     expect(serviceOf(model, 'db').waypoint).toBeUndefined();
   });
 
-  it('finds the waypoint in the namespace named by use-waypoint-namespace', () => {
+  it('finds the waypoint in the namespace named by use-waypoint-namespace, when it lets every namespace attach', () => {
     const model = build(
-      gateway('shared', 'infra', waypointFor('all')),
+      gateway('shared', 'infra', { ...waypointFor('all'), allowed: { from: 'All' } }),
       pod('web', {
         labels: { app: 'web', ...useWaypoint('shared'), 'istio.io/use-waypoint-namespace': 'infra' },
       }),
@@ -685,6 +701,85 @@ describe('MeshModelBuilder: waypoints', () => {
     );
     expect(mustWorkload(model, 'web').waypoint).toEqual(waypointAddress('shared', 'infra'));
     expect(serviceOf(model, 'api', 'other').waypoint).toEqual(waypointAddress('shared', 'infra'));
+  });
+
+  it('refuses a waypoint in another namespace unless its HBONE listener lets that namespace attach', () => {
+    const nsRef = { ...useWaypoint('shared'), 'istio.io/use-waypoint-namespace': 'infra' };
+    const model = build(
+      // No allowedRoutes: Same, as istiod defaults it.
+      gateway('shared', 'infra', waypointFor('all')),
+      gateway('picky', 'infra', { allowed: { from: 'Selector', selector: { matchLabels: { team: 'a' } } } }),
+      namespace('demo'),
+      pod('web', { labels: { app: 'web', ...nsRef } }),
+      service('web', { labels: nsRef }),
+      namespace('team-a', { team: 'a', ...useWaypoint('picky'), 'istio.io/use-waypoint-namespace': 'infra' }),
+      namespace('team-b', { team: 'b', ...useWaypoint('picky'), 'istio.io/use-waypoint-namespace': 'infra' }),
+      service('api', { ns: 'team-a' }),
+      service('api', { ns: 'team-b' }),
+      // The Gateway's own namespace always may.
+      service('local', { ns: 'infra', labels: useWaypoint('shared') }),
+    );
+    expect(mustWorkload(model, 'web').waypoint).toBeUndefined();
+    expect(serviceOf(model, 'web').waypoint).toBeUndefined();
+    expect(serviceOf(model, 'api', 'team-a').waypoint).toEqual(waypointAddress('picky', 'infra'));
+    expect(serviceOf(model, 'api', 'team-b').waypoint).toBeUndefined();
+    expect(serviceOf(model, 'local', 'infra').waypoint).toEqual(waypointAddress('shared', 'infra'));
+  });
+
+  it('does not fall back to the namespace label when the object names a waypoint that does not serve it', () => {
+    const model = build(
+      namespace('demo', useWaypoint('waypoint')),
+      gateway('waypoint', 'demo', waypointFor('all')),
+      gateway('svc-only', 'demo', waypointFor('service')),
+      pod('web', { labels: { app: 'web', ...useWaypoint('missing') } }),
+      service('web', { labels: useWaypoint('missing') }),
+      pod('api', { labels: { app: 'api', ...useWaypoint('svc-only') } }),
+    );
+    expect(mustWorkload(model, 'web').waypoint).toBeUndefined();
+    expect(serviceOf(model, 'web').waypoint).toBeUndefined();
+    expect(mustWorkload(model, 'api').waypoint).toBeUndefined();
+  });
+
+  it('filters a namespace label by waypoint-for: a service waypoint serves services, a workload one pods', () => {
+    const model = build(
+      namespace('demo', useWaypoint('svc-wp')),
+      namespace('other', useWaypoint('wl-wp')),
+      gateway('svc-wp', 'demo'),
+      gateway('wl-wp', 'other', waypointFor('workload')),
+      pod('web'),
+      service('web'),
+      pod('api', { ns: 'other' }),
+      service('api', { ns: 'other' }),
+    );
+    expect(serviceOf(model, 'web').waypoint).toEqual(waypointAddress('svc-wp'));
+    expect(mustWorkload(model, 'web').waypoint).toBeUndefined();
+    expect(serviceOf(model, 'api', 'other').waypoint).toBeUndefined();
+    expect(mustWorkload(model, 'api', 'other').waypoint).toEqual(waypointAddress('wl-wp', 'other'));
+  });
+
+  it('gives nothing for a namespace labelled use-waypoint=none', () => {
+    const model = build(
+      namespace('demo', useWaypoint('none')),
+      gateway('none', 'demo', waypointFor('all')),
+      pod('web'),
+      service('web'),
+    );
+    expect(mustWorkload(model, 'web').waypoint).toBeUndefined();
+    expect(serviceOf(model, 'web').waypoint).toBeUndefined();
+  });
+
+  it("gives the waypoint's own Service (managed by the mesh controller) no waypoint, whatever its namespace says", () => {
+    const model = build(
+      namespace('demo', useWaypoint('waypoint')),
+      gateway('waypoint', 'demo', waypointFor('all')),
+      service('waypoint', {
+        labels: {
+          'gateway.networking.k8s.io/gateway-name': 'waypoint',
+          'gateway.istio.io/managed': 'istio.io-mesh-controller',
+        },
+      }),
+    );
+    expect(serviceOf(model, 'waypoint').waypoint).toBeUndefined();
   });
 
   it('ignores a waypoint that does not exist or is not of class istio-waypoint', () => {
@@ -709,6 +804,43 @@ describe('MeshModelBuilder: waypoints', () => {
     expect(mustWorkload(model, 'web').waypoint).toEqual(waypointAddress('sa-waypoint'));
     expect(mustWorkload(model, 'db').waypoint).toBeUndefined();
     expect(mustWorkload(model, 'elsewhere', 'other').waypoint).toBeUndefined();
+  });
+
+  it('puts a legacy service-account waypoint on the services selecting that account’s pods, and follows pod changes', () => {
+    const builder = new MeshModelBuilder(OPTIONS);
+    // The same Gateway and Service objects in both builds, as a config source keeps them.
+    const kept = [
+      decode(gateway('sa-waypoint', 'demo', { annotations: { 'istio.io/for-service-account': 'web-sa' } })),
+      decode(service('web')),
+      decode(service('db', { clusterIP: '10.96.0.11' })),
+    ];
+    const withPod = (sa: string) => {
+      const map = new Map(kept.map((o) => [objectKey(o), o]));
+      const p = decode(pod('web', { sa }));
+      return map.set(objectKey(p), p);
+    };
+    const first = builder.build(withPod('web-sa'));
+    expect(serviceOf(first, 'web').waypoint).toEqual(waypointAddress('sa-waypoint'));
+    expect(serviceOf(first, 'db').waypoint).toBeUndefined();
+    // The pod now runs as another account: the service loses the waypoint on a pod-only change.
+    const second = builder.build(withPod('other-sa'), new Set(['Pod']));
+    expect(serviceOf(second, 'web').waypoint).toBeUndefined();
+  });
+
+  it('uses the legacy for-service-account annotation only when no use-waypoint label applies', () => {
+    const model = build(
+      namespace('demo', useWaypoint('svc-wp')),
+      gateway('svc-wp', 'demo'),
+      gateway('sa-waypoint', 'demo', { annotations: { 'istio.io/for-service-account': 'web-sa' } }),
+      gateway('sa-waypoint', 'other', { annotations: { 'istio.io/for-service-account': 'web-sa' } }),
+      pod('web', { sa: 'web-sa' }),
+      pod('web', { ns: 'other', sa: 'web-sa' }),
+      pod('opted-out', { ns: 'other', sa: 'web-sa', labels: useWaypoint('none') }),
+    );
+    // The namespace label names a service-only waypoint: the pod gets none, not the legacy one.
+    expect(mustWorkload(model, 'web').waypoint).toBeUndefined();
+    expect(mustWorkload(model, 'web', 'other').waypoint).toEqual(waypointAddress('sa-waypoint', 'other'));
+    expect(mustWorkload(model, 'opted-out', 'other').waypoint).toBeUndefined();
   });
 
   it('gives a waypoint pod no waypoint of its own', () => {

@@ -37,6 +37,9 @@ export const WAYPOINT_FOR = 'istio.io/waypoint-for';
 export const FOR_SERVICE_ACCOUNT = 'istio.io/for-service-account';
 export const WAYPOINT_CLASS = 'istio-waypoint';
 export const GATEWAY_NAME_LABEL = 'gateway.networking.k8s.io/gateway-name';
+/** On the Service the waypoint deployment controller makes for a waypoint: it never gets one. */
+export const GATEWAY_MANAGED_LABEL = 'gateway.istio.io/managed';
+export const MESH_CONTROLLER = 'istio.io-mesh-controller';
 export const HBONE_PORT = 15008;
 
 export interface MeshModelOptions {
@@ -114,6 +117,18 @@ export function isAmbientEnrolled(pod: PodObject, ns: NamespaceObject | undefine
   return podMode ? podMode === 'ambient' : ns?.metadata.labels[DATAPLANE_MODE] === 'ambient';
 }
 
+/** Whether a waypoint lets objects of `namespace` (with labels `nsLabels`) attach to it. */
+export function allowsAttachment(
+  gw: GatewayObject,
+  namespace: string,
+  nsLabels: Readonly<Record<string, string>>,
+): boolean {
+  const { from, selector } = gw.allowedRoutes;
+  if (from === 'All') return true;
+  if (from === 'Selector') return matchesSelector(selector ?? {}, nsLabels);
+  return gw.metadata.namespace === namespace;
+}
+
 /** Whether every label of a selector is on the object. */
 export function matchesSelector(
   selector: Readonly<Record<string, string>>,
@@ -121,6 +136,19 @@ export function matchesSelector(
 ): boolean {
   for (const k in selector) if (labels[k] !== selector[k]) return false;
   return true;
+}
+
+/** Whether a service selects a running pod of a service account in its namespace. */
+function selectsPodOf(svc: ServiceObject, serviceAccount: string, ix: Indexes): boolean {
+  const sel = svc.selector;
+  if (!sel || Object.keys(sel).length === 0) return false;
+  return ix.pods.some(
+    (p) =>
+      p.running &&
+      p.metadata.namespace === svc.metadata.namespace &&
+      p.serviceAccountName === serviceAccount &&
+      matchesSelector(sel, p.metadata.labels),
+  );
 }
 
 interface Indexes {
@@ -210,8 +238,12 @@ export class MeshModelBuilder {
     objects: ReadonlyMap<string, KubeObject>,
     changedKinds?: ReadonlySet<KubeObject['kind']>,
   ): Generator<void, MeshModel> {
-    if (!changedKinds || [...changedKinds].some((k) => SHARED_KINDS.has(k))) this.generation += 1;
     const ix = index(objects);
+    // A legacy service-account waypoint puts itself on the services selecting that account's
+    // pods, so with one present a pod change can change a service too.
+    const legacy = [...ix.gateways.values()].some((gw) => gw.metadata.annotations[FOR_SERVICE_ACCOUNT]);
+    if (!changedKinds || [...changedKinds].some((k) => SHARED_KINDS.has(k) || (legacy && k === 'Pod')))
+      this.generation += 1;
     const problems: ModelProblem[] = [];
     const authorizations = new Map<string, WireAuthorization>();
     for (const list of ix.policiesByNs.values()) {
@@ -301,34 +333,47 @@ export class MeshModelBuilder {
     return `${name}.${namespace}.svc.${this.options.domainSuffix}`;
   }
 
-  /** The waypoint a pod or service uses: its own label, else its namespace's. */
+  /**
+   * The waypoint a pod or service uses, as istiod picks it (pilot/pkg/serviceregistry/ambient/
+   * waypoints.go): the object's own `istio.io/use-waypoint` label wins over its namespace's, and
+   * `none` (on the object, or on its namespace when the object has none) opts it out; the Gateway is looked up in `istio.io/use-waypoint-namespace`
+   * (else the object's namespace) and must let that namespace attach (`allowedRoutes` of its HBONE
+   * listener, `Same` by default). A service gets it only when the Gateway's `istio.io/waypoint-for`
+   * is service (the default) or all; a workload only when it is workload or all. A name that finds
+   * no such Gateway gives no waypoint: the namespace label is not tried instead.
+   */
   private waypointFor(
     labels: Readonly<Record<string, string>>,
     ns: NamespaceObject | undefined,
     namespace: string,
     forKind: 'service' | 'workload',
     ix: Indexes,
-    serviceAccount?: string,
+    servesLegacy?: (serviceAccount: string) => boolean,
   ): WireGatewayAddress | undefined {
-    const own = labels[USE_WAYPOINT];
     const nsLabels = ns?.metadata.labels ?? {};
-    const name = own ?? nsLabels[USE_WAYPOINT];
-    if (name === 'none') return undefined;
-    if (name) {
-      const gwNs = (own ? labels[USE_WAYPOINT_NAMESPACE] : nsLabels[USE_WAYPOINT_NAMESPACE]) ?? namespace;
+    const from =
+      labels[USE_WAYPOINT] !== undefined
+        ? labels
+        : nsLabels[USE_WAYPOINT] !== undefined
+          ? nsLabels
+          : undefined;
+    if (from) {
+      const name = from[USE_WAYPOINT] as string;
+      if (name === 'none') return undefined;
+      const gwNs = from[USE_WAYPOINT_NAMESPACE] ?? namespace;
       const gw = ix.gateways.get(`${gwNs}/${name}`);
-      const target = gw?.metadata.labels[WAYPOINT_FOR] ?? 'service';
-      if (gw && (target === forKind || target === 'all')) return this.gatewayAddress(gw);
-      return undefined;
+      if (!gw || !allowsAttachment(gw, namespace, nsLabels)) return undefined;
+      const target = gw.metadata.labels[WAYPOINT_FOR] ?? 'service';
+      return target === forKind || target === 'all' ? this.gatewayAddress(gw) : undefined;
     }
-    if (forKind === 'workload' && serviceAccount) {
+    // Legacy (Istio before 1.22): a Gateway annotated `istio.io/for-service-account` serves that
+    // account's pods in its namespace, and the services selecting them (so VIP traffic reaches
+    // it too, as it did then); only when no use-waypoint label applies.
+    if (servesLegacy) {
       for (const gw of ix.gateways.values()) {
-        if (
-          gw.metadata.namespace === namespace &&
-          gw.metadata.annotations[FOR_SERVICE_ACCOUNT] === serviceAccount
-        ) {
+        const sa = gw.metadata.annotations[FOR_SERVICE_ACCOUNT];
+        if (gw.metadata.namespace === namespace && sa !== undefined && servesLegacy(sa))
           return this.gatewayAddress(gw);
-        }
       }
     }
     return undefined;
@@ -398,7 +443,7 @@ export class MeshModelBuilder {
     const isWaypoint = labels[GATEWAY_NAME_LABEL] !== undefined;
     const waypoint = isWaypoint
       ? undefined
-      : this.waypointFor(labels, ns, namespace, 'workload', ix, pod.serviceAccountName);
+      : this.waypointFor(labels, ns, namespace, 'workload', ix, (sa) => sa === pod.serviceAccountName);
     const wlName = workloadName(pod);
     const canonical = canonicalService(labels, wlName);
     return {
@@ -426,7 +471,11 @@ export class MeshModelBuilder {
 
   private service(svc: ServiceObject, ns: NamespaceObject | undefined, ix: Indexes): WireService {
     const { namespace, name, labels } = svc.metadata;
-    const waypoint = this.waypointFor(labels, ns, namespace, 'service', ix);
+    // A waypoint's own Service would otherwise point at itself through a namespace label.
+    const waypoint =
+      labels[GATEWAY_MANAGED_LABEL] === MESH_CONTROLLER
+        ? undefined
+        : this.waypointFor(labels, ns, namespace, 'service', ix, (sa) => selectsPodOf(svc, sa, ix));
     return {
       name,
       namespace,

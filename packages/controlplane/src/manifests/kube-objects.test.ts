@@ -408,7 +408,57 @@ describe('decodeManifest: valid objects', () => {
         annotations: {},
       },
       gatewayClassName: 'istio-waypoint',
+      allowedRoutes: { from: 'Same' },
     });
+  });
+
+  it("reads which namespaces may attach from the Gateway's HBONE listener on 15008 only", () => {
+    const gw = (listeners: unknown[]) =>
+      decodeAs('Gateway', {
+        apiVersion: 'gateway.networking.k8s.io/v1',
+        kind: 'Gateway',
+        metadata: meta('waypoint'),
+        spec: { gatewayClassName: 'istio-waypoint', listeners },
+      }).allowedRoutes;
+    const all = { allowedRoutes: { namespaces: { from: 'All' } } };
+    expect(gw([{ name: 'mesh', port: 15008, protocol: 'HBONE', ...all }])).toEqual({ from: 'All' });
+    expect(gw([{ name: 'http', port: 80, protocol: 'HTTP', ...all }])).toEqual({ from: 'Same' });
+    expect(
+      gw([
+        {
+          name: 'mesh',
+          port: 15008,
+          protocol: 'HBONE',
+          allowedRoutes: { namespaces: { from: 'Selector', selector: { matchLabels: { team: 'a' } } } },
+        },
+      ]),
+    ).toEqual({ from: 'Selector', selector: { team: 'a' } });
+  });
+
+  it('refuses a Gateway whose HBONE listener names an unknown allowedRoutes source, with the field path', () => {
+    const r = refused({
+      apiVersion: 'gateway.networking.k8s.io/v1',
+      kind: 'Gateway',
+      metadata: meta('waypoint'),
+      spec: {
+        gatewayClassName: 'istio-waypoint',
+        listeners: [
+          { name: 'x', port: 80, protocol: 'HTTP' },
+          {
+            name: 'mesh',
+            port: 15008,
+            protocol: 'HBONE',
+            allowedRoutes: { namespaces: { from: 'Anywhere' } },
+          },
+        ],
+      },
+    });
+    expect(r.problems).toEqual([
+      {
+        path: 'spec.listeners[1].allowedRoutes.namespaces.from',
+        message: 'must be one of All, Same, Selector',
+      },
+    ]);
   });
 
   it.each([

@@ -140,11 +140,23 @@ export interface PeerAuthenticationObject {
   readonly portLevel: Readonly<Record<number, MtlsMode>>;
 }
 
+/** Which namespaces may attach to a waypoint (Gateway API `allowedRoutes.namespaces`). */
+export interface GatewayAllowedRoutes {
+  readonly from: 'All' | 'Same' | 'Selector';
+  /** With `Selector`: the labels a namespace must carry (`selector.matchLabels`). */
+  readonly selector?: Readonly<Record<string, string>>;
+}
+
 export interface GatewayObject {
   readonly kind: 'Gateway';
   readonly metadata: ObjectMeta;
   readonly gatewayClassName: string;
+  /** From the HBONE listener on 15008, as istiod reads it for waypoints; `Same` when absent. */
+  readonly allowedRoutes: GatewayAllowedRoutes;
 }
+
+/** The port of a waypoint's HBONE listener. */
+const HBONE_LISTENER_PORT = 15008;
 
 export type KubeObject =
   | NamespaceObject
@@ -544,7 +556,37 @@ function decodeGateway(f: Fields, o: Obj): GatewayObject {
     kind: 'Gateway',
     metadata,
     gatewayClassName: f.str(spec.gatewayClassName, 'spec.gatewayClassName'),
+    allowedRoutes: decodeAllowedRoutes(f, spec),
   };
+}
+
+const ALLOWED_FROM = ['All', 'Same', 'Selector'] as const;
+
+/**
+ * The namespaces allowed to attach, read from the listener istiod reads for a waypoint (protocol
+ * HBONE, port 15008); `Same` when there is none or it says nothing.
+ */
+function decodeAllowedRoutes(f: Fields, spec: Obj): GatewayAllowedRoutes {
+  const listeners = f.list(spec.listeners, 'spec.listeners') ?? [];
+  const i = listeners.findIndex((l) => {
+    const o = l as Obj | null;
+    return o !== null && typeof o === 'object' && o.protocol === 'HBONE' && o.port === HBONE_LISTENER_PORT;
+  });
+  if (i < 0) return { from: 'Same' };
+  const path = `spec.listeners[${i}].allowedRoutes.namespaces`;
+  const ar = f.obj((listeners[i] as Obj).allowedRoutes, `spec.listeners[${i}].allowedRoutes`);
+  const ns = f.obj(ar?.namespaces, path);
+  if (!ns) return { from: 'Same' };
+  const from = f.str(ns.from, `${path}.from`, 'Same');
+  if (!(ALLOWED_FROM as readonly string[]).includes(from)) {
+    f.add(`${path}.from`, `must be one of ${ALLOWED_FROM.join(', ')}`);
+    return { from: 'Same' };
+  }
+  if (from !== 'Selector') return { from: from as 'All' | 'Same' };
+  const sel = f.obj(ns.selector, `${path}.selector`, false);
+  if (sel?.matchExpressions !== undefined)
+    f.add(`${path}.selector.matchExpressions`, 'is not supported; use matchLabels');
+  return { from: 'Selector', selector: f.labels(sel?.matchLabels, `${path}.selector.matchLabels`) };
 }
 
 /**

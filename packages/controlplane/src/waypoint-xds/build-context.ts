@@ -127,6 +127,11 @@ export interface SvcPort {
   readonly host: string;
   /** The cluster name, which is also the chain and route configuration name. */
   readonly name: string;
+  /**
+   * Workload-addressed: traffic to this pod's own address at `port.port` (its target port),
+   * routed to this pod only; absent for traffic to the service's VIP.
+   */
+  readonly pod?: PodObject;
 }
 
 export interface ClusterEntry {
@@ -232,6 +237,17 @@ export class BuildContext {
     const proto = portProtocol(port);
     const host = this.hostname(svc.metadata.name, svc.metadata.namespace);
     return { svc, port, proto, host, name: waypointClusterName(port.port, proto, host) };
+  }
+
+  /**
+   * A service port as a pod of the service serves it at its own address (for a waypoint that
+   * serves workloads): `inbound-pod|<targetPort>|<proto>|<pod IP>|<host>`, the service named last.
+   */
+  podPort(svc: ServiceObject, port: ServicePort, pod: PodObject, target: number): SvcPort {
+    const proto = portProtocol(port);
+    const host = this.hostname(svc.metadata.name, svc.metadata.namespace);
+    const name = `inbound-pod|${target}|${proto}|${pod.podIps[0]}|${host}`;
+    return { svc, port: { ...port, port: target, targetPort: target }, proto, host, name, pod };
   }
 
   /** A host as Istio resolves it from an object in `namespace`: short name, `name.ns`, or FQDN. */

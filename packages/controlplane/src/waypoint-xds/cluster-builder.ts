@@ -25,6 +25,8 @@ export class ClusterSet {
   add(sp: SvcPort): void {
     if (this.entries.has(sp.name)) return;
     this.entries.set(sp.name, { sp, policy: this.b.trafficPolicy(sp.svc) });
+    // A pod's own cluster has one endpoint: subsets do not apply.
+    if (sp.pod) return;
     for (const subset of this.b.destinationRule(sp.svc)?.subsets ?? []) {
       const name = waypointClusterName(sp.port.port, sp.proto, sp.host, subset.name);
       this.entries.set(name, { sp, subset, policy: this.b.trafficPolicy(sp.svc, subset) });

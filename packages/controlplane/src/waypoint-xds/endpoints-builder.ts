@@ -16,7 +16,7 @@ export function buildLoadAssignment(
   const { svc, port } = e.sp;
   const { trustDomain } = b.options;
   const ns = b.ix.namespaces.get(svc.metadata.namespace);
-  const lbEndpoints = b.pods(svc, e.subset).flatMap((pod) => {
+  const lbEndpoints = (e.sp.pod ? [e.sp.pod] : b.pods(svc, e.subset)).flatMap((pod) => {
     const target = typeof port.targetPort === 'number' ? port.targetPort : pod.namedPorts[port.targetPort];
     if (target === undefined) return [];
     const { name: podName, namespace } = pod.metadata;

@@ -71,7 +71,7 @@ export class ListenerBuilder {
 
   filterChain(sp: SvcPort): EnvoyInput<WireFilterChain> {
     const match = {
-      prefixRanges: sp.svc.clusterIps.map((ip) => ({
+      prefixRanges: (sp.pod?.podIps ?? sp.svc.clusterIps).map((ip) => ({
         addressPrefix: ip,
         prefixLen: { value: ip.includes(':') ? 128 : 32 },
       })),

@@ -108,7 +108,8 @@ export class RouteBuilder {
   private routes(sp: SvcPort): EnvoyInput<WireRoute>[] {
     const { namespace, name } = sp.svc.metadata;
     const attached: HttpRouteObject[] = [];
-    for (const r of this.b.ix.httpRoutes) {
+    // Traffic addressed to a pod gets the default route to it: service routes are for its VIP.
+    for (const r of sp.pod ? [] : this.b.ix.httpRoutes) {
       const refs = r.parentRefs.filter(
         (p) =>
           p.kind === 'Service' &&
@@ -128,7 +129,7 @@ export class RouteBuilder {
       if (refs.some((p) => p.port === undefined || p.port === sp.port.port)) attached.push(r);
     }
     if (attached.length > 0) return this.httpRouteRoutes(attached);
-    const vs = this.virtualService(sp);
+    const vs = sp.pod ? undefined : this.virtualService(sp);
     if (vs) return this.vsRoutes(vs, sp);
     return [
       {

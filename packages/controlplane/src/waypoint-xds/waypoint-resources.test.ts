@@ -9,8 +9,10 @@ import {
   destinationRule,
   gateway,
   HTTP80,
+  httpRoute,
   namespace,
   pod,
+  routesOf,
   service,
 } from './waypoint-fixture.js';
 import { fractionalPercent } from './waypoint-resources.js';
@@ -97,12 +99,44 @@ describe('waypoint resources: which services a waypoint serves', () => {
         { 'istio.io/for-service-account': 'echo' },
         { 'istio.io/waypoint-for': 'workload' },
       ),
-      pod('echo-v1', { app: 'echo' }, { sa: 'echo' }),
+      pod('echo-v1', { app: 'echo' }, { sa: 'echo', ip: '10.0.0.7' }),
       pod('other', { app: 'other' }, { sa: 'other' }),
       service('echo', [HTTP80]),
       service('other', [HTTP80], { ips: ['10.96.0.40'] }),
     );
-    expect(decoded(r, 'demo/echo-wp').listener.filterChains.map((c: D) => c.name)).toEqual([C80]);
+    // The echo pods carry the legacy waypoint as their workload waypoint: served at their address too.
+    expect(decoded(r, 'demo/echo-wp').listener.filterChains.map((c: D) => c.name)).toEqual([
+      C80,
+      'inbound-pod|8080|http|10.0.0.7|echo.demo.svc.cluster.local',
+    ]);
+  });
+
+  it('serves the pods of a workload waypoint at their own address: a chain per pod port, a cluster of that pod, the default route', () => {
+    const POD_CHAIN = 'inbound-pod|8080|http|10.0.0.5|echo.demo.svc.cluster.local';
+    const r = build(
+      namespace('demo', { ...AMBIENT, 'istio.io/use-waypoint': 'waypoint' }),
+      gateway('waypoint', 'demo', {}, { 'istio.io/waypoint-for': 'workload' }),
+      pod('echo-v1', { app: 'echo' }, { ip: '10.0.0.5' }),
+      pod('echo-v2', { app: 'echo', 'istio.io/use-waypoint': 'none' }, { ip: '10.0.0.6' }),
+      service('echo', [HTTP80]),
+      // Service routes are for the VIP: they do not apply to traffic addressed to the pod.
+      httpRoute('split', { rules: [{ backendRefs: [{ name: 'echo', port: 80 }] }] }),
+    );
+    const d = decoded(r);
+    // A workload-only waypoint serves no service VIP, and echo-v2 opted out.
+    expect(d.listener.filterChains.map((c: D) => [c.name, c.filterChainMatch])).toEqual([
+      [
+        POD_CHAIN,
+        {
+          prefixRanges: [{ addressPrefix: '10.0.0.5', prefixLen: { value: 32 } }],
+          destinationPort: { value: 8080 },
+        },
+      ],
+    ]);
+    expect(routesOf(d, POD_CHAIN).map((x: D) => [x.name, x.route.cluster])).toEqual([['default', POD_CHAIN]]);
+    expect(
+      d.endpoints.get(POD_CHAIN).endpoints[0].lbEndpoints.map((e: D) => e.endpoint.address.socketAddress),
+    ).toEqual([{ address: '10.0.0.5', portValue: 8080 }]);
   });
 
   it('sends every gateway an empty listener when it serves nothing, and nothing without waypoint gateways', () => {

@@ -6,8 +6,10 @@
  * ClusterLoadAssignment per cluster with the pods behind it.
  *
  * A service is served by a waypoint when workload discovery puts that waypoint on it (so ztunnel
- * and the waypoint never disagree), or when it selects pods of the gateway's
- * `istio.io/for-service-account`. Resources are built as plain objects in Envoy's v3 shape and
+ * and the waypoint never disagree; that includes the services selecting the pods of a legacy
+ * `istio.io/for-service-account` gateway). A pod whose workload carries the waypoint (`istio.io/waypoint-for`
+ * workload or all) is served at its own address: one chain per port of the services selecting
+ * it, matched on the pod IP and target port, with the default route to that pod alone. Resources are built as plain objects in Envoy's v3 shape and
  * encoded with Envoy's protos; problems that do not invalidate an object (a backend that does not
  * exist, a policy field a waypoint cannot check) become notices and the rest is served.
  */
@@ -20,7 +22,6 @@ import {
   type WireFilterChain,
 } from '@ambient/shared';
 import {
-  FOR_SERVICE_ACCOUNT,
   GATEWAY_NAME_LABEL,
   type MeshModel,
   type ModelProblem,
@@ -32,6 +33,7 @@ import {
   byName,
   type ClusterEntry,
   indexObjects,
+  type SvcPort,
   WAYPOINT_LISTENER_NAME,
   type WaypointResourceOptions,
 } from './build-context.js';
@@ -76,7 +78,7 @@ export interface WaypointResources {
 
 /** Services this waypoint serves, by namespace and name. */
 function servedServices(b: BuildContext, gw: GatewayObject): ServiceObject[] {
-  const { namespace, name, annotations } = gw.metadata;
+  const { namespace, name } = gw.metadata;
   const gwHost = b.hostname(name, namespace);
   const out = new Set<ServiceObject>();
   for (const svc of b.ix.services.values()) {
@@ -88,16 +90,38 @@ function servedServices(b: BuildContext, gw: GatewayObject): ServiceObject[] {
     const wp = a && 'service' in a ? a.service.waypoint : undefined;
     if (wp && wp.hostname.hostname === gwHost && wp.hostname.namespace === namespace) out.add(svc);
   }
-  const sa = annotations[FOR_SERVICE_ACCOUNT];
-  if (sa) {
-    const pods = (b.ix.podsByNs.get(namespace) ?? []).filter((p) => p.running && p.serviceAccountName === sa);
-    for (const svc of b.ix.servicesByNs.get(namespace) ?? []) {
+  return [...out].sort(byName);
+}
+
+/**
+ * The ports of the pods this waypoint serves as a workload waypoint (their workload carries it):
+ * each port of each service selecting the pod, at the pod's own address and target port.
+ */
+function servedPodPorts(b: BuildContext, gw: GatewayObject): SvcPort[] {
+  const { namespace, name } = gw.metadata;
+  const gwHost = b.hostname(name, namespace);
+  const out = new Map<string, SvcPort>();
+  for (const a of b.model.addresses.values()) {
+    if (!('workload' in a)) continue;
+    const w = a.workload;
+    const wp = w.waypoint?.hostname;
+    if (!wp || wp.hostname !== gwHost || wp.namespace !== namespace) continue;
+    const pod = (b.ix.podsByNs.get(w.namespace) ?? []).find((p) => p.metadata.name === w.name);
+    if (!pod?.running || pod.podIps.length === 0) continue;
+    for (const svc of [...(b.ix.servicesByNs.get(w.namespace) ?? [])].sort(byName)) {
       const sel = svc.selector;
-      if (!sel || Object.keys(sel).length === 0 || sel[GATEWAY_NAME_LABEL] !== undefined) continue;
-      if (pods.some((p) => matchesSelector(sel, p.metadata.labels))) out.add(svc);
+      if (!sel || Object.keys(sel).length === 0 || !matchesSelector(sel, pod.metadata.labels)) continue;
+      for (const port of svc.ports) {
+        const target =
+          typeof port.targetPort === 'number' ? port.targetPort : pod.namedPorts[port.targetPort];
+        if (target === undefined) continue;
+        // One chain per pod address and port: the first service by name names it.
+        const key = `${pod.podIps[0]}:${target}`;
+        if (!out.has(key)) out.set(key, b.podPort(svc, port, pod, target));
+      }
     }
   }
-  return [...out].sort(byName);
+  return [...out.values()];
 }
 
 /** One gateway's resources, encoded: its listener, and the routes, clusters and endpoints it reaches. */
@@ -108,7 +132,8 @@ function gatewayResources(b: BuildContext, gw: GatewayObject): WaypointResourceS
   const routeBuilder = new RouteBuilder(b, clusterSet);
   const ports = servedServices(b, gw)
     .filter((svc) => svc.clusterIps.length > 0)
-    .flatMap((svc) => svc.ports.map((p) => b.svcPort(svc, p)));
+    .flatMap((svc) => svc.ports.map((p) => b.svcPort(svc, p)))
+    .concat(servedPodPorts(b, gw));
   const chains: EnvoyInput<WireFilterChain>[] = [];
   const routes = new Map<string, Uint8Array>();
   for (const sp of ports) {

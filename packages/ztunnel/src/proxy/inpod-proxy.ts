@@ -46,6 +46,7 @@ import {
   workloadBaggage,
 } from '../telemetry/tcp-metrics.js';
 import { resolveInboundTarget } from './inbound-target.js';
+import { chooseWaypoint } from './waypoint-choice.js';
 
 export interface InpodProxyInputs {
   readonly workload: Workload;
@@ -214,11 +215,20 @@ export class InpodProxy {
       dstWorkload = ep.workload;
     }
     const source = st.workloadByIp(this.podIp) ?? this.inputs.workload;
-    // A service with a waypoint, or a workload with one (the waypoint of its service account),
-    // is reached only through it: HBONE to a waypoint pod with the original address as
-    // authority, never around it.
-    const waypoint = (svc && st.serviceWaypoint(svc)) ?? dstWorkload?.waypoint;
-    if (waypoint) return this.viaWaypoint(down, dst, waypoint, source, svc, dstWorkload);
+    // A VIP goes through its service's waypoint, a pod IP through its workload's: HBONE to a
+    // waypoint pod with the original address as authority (see waypoint-choice.ts).
+    const addressed = svc ? undefined : dstWorkload;
+    const serviceGateway = svc && st.serviceWaypoint(svc);
+    const choice = chooseWaypoint({
+      ...(svc && { addressedService: serviceGateway ? { waypoint: serviceGateway } : {} }),
+      addressedWorkload: addressed,
+      fromWorkloadWaypoint:
+        addressed?.waypoint !== undefined &&
+        st
+          .waypointPods(addressed.waypoint)
+          .some((wp) => wp.ips.includes(this.podIp) && `${st.identity(wp)}` === `${st.identity(source)}`),
+    });
+    if (choice.via !== 'direct') return this.viaWaypoint(down, dst, choice.gateway, source, svc, dstWorkload);
     const hbone = dstWorkload?.protocol === 'HBONE';
     const parties: ConnectionParties = {
       reporter: 'source',
