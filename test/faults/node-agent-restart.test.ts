@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { applyManifests, Lab, LabMesh, type LabPod } from '@ambient/lab';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { enrolledUids } from '../ztunnel-dump.js';
 
 const isRoot = process.getuid?.() === 0;
 const prefix = `r${process.pid % 100_000}`;
@@ -26,7 +27,7 @@ describe.skipIf(!isRoot)('node agent restarts and kills (root)', () => {
   };
   const echoUrl = () => `http://${lab.pod('demo', 'echo').ip}:8080/`;
   const enrolled = async (node: number) =>
-    ((await mesh.configDump(node).catch(() => ({ enrolled: ['unreachable'] }))).enrolled as string[]).sort();
+    enrolledUids(await mesh.configDump(node).catch(() => ({ workloadState: { unreachable: {} } })));
   /** What of the capture rule set the echo pod holds. */
   const rulesInEcho = async () => {
     const echo = lab.pod('demo', 'echo');

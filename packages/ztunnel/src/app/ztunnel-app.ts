@@ -70,7 +70,7 @@ export class ZtunnelApp {
   private readonly registry = new Registry();
   private readonly hboneMetrics = new HboneMetrics(this.registry);
   private readonly tcpMetrics = new TcpMetrics(this.registry);
-  private readonly proxies = new Map<string, { proxy: InpodProxy; netnsPath: string }>();
+  private readonly proxies = new Map<string, { proxy: InpodProxy; netnsPath: string; workload: Workload }>();
   private readonly servers: http.Server[] = [];
   private readonly readiness = new Readiness(['config', 'enrollment']);
   private state?: ZtunnelState;
@@ -108,10 +108,13 @@ export class ZtunnelApp {
       config.adminPort,
       adminHandler({
         nodeName: config.nodeName,
+        trustDomain: config.trustDomain,
+        settings: config,
         logger,
         state: () => this.state,
         certs: () => this.certs,
-        enrolled: () => [...this.proxies.keys()],
+        enrolled: () => [...this.proxies.values()].map((e) => e.workload),
+        staticConfig: () => (this.file ? this.state?.config : undefined),
         configRejections: () => this.configRejections,
         lastConfigProblems: () => this.file?.lastProblems ?? [],
         xds: () => this.xds,
@@ -313,7 +316,7 @@ export class ZtunnelApp {
           hboneHandshake: this.inputs.config.hboneHandshake,
         });
         await proxy.start();
-        this.proxies.set(uid, { proxy, netnsPath: ns });
+        this.proxies.set(uid, { proxy, netnsPath: ns, workload: w });
         this.readiness.unblock(podBlocker(w));
         this.succeeded(uid);
         logger.info({ uid, netns: ns }, 'pod enrolled');
