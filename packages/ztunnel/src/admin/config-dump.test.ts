@@ -195,6 +195,39 @@ describe('config dump in upstream ztunnel shape', () => {
     expect(dumpPolicy({ ...policy, scope: 'namespace' }).scope).toBe('Namespace');
   });
 
+  it('orders every list by its upstream key, and shows the local file as staticConfig when it is the source', () => {
+    const other: Workload = { ...sleep, uid: 'Kubernetes//Pod/demo/aaa', name: 'other', services: new Map() };
+    const config = { workloads: [sleep, other], services: [echo], policies: [] };
+    const base = { nodeName: 'node0', trustDomain: 'cluster.local', settings: {}, enrolled: [sleep, other] };
+    const fromFile = buildConfigDump({
+      ...base,
+      config,
+      staticConfig: config,
+      configRejections: 0,
+      lastConfigProblems: [],
+    });
+    expect(fromFile.workloads.map((w) => w.uid)).toEqual([
+      'Kubernetes//Pod/demo/aaa',
+      'Kubernetes//Pod/demo/sleep',
+    ]);
+    expect(Object.keys(fromFile.workloadState)).toEqual([
+      'Kubernetes//Pod/demo/aaa',
+      'Kubernetes//Pod/demo/sleep',
+    ]);
+    // staticConfig keeps the file's order, as upstream re-reads the file.
+    expect(fromFile.staticConfig.workloads[0]).toMatchObject({
+      uid: 'Kubernetes//Pod/demo/sleep',
+      services: { 'demo/echo.demo.svc.cluster.local': { '80': 8080 } },
+    });
+    // A file's services have no endpoints of their own: the workloads name them.
+    expect(fromFile.staticConfig.services).toEqual([
+      expect.objectContaining({ name: 'echo', endpoints: {} }),
+    ]);
+    const fromXds = buildConfigDump({ ...base, config, configRejections: 0, lastConfigProblems: [] });
+    expect(fromXds.staticConfig).toEqual({ workloads: [], policies: [], services: [] });
+    expect(fromXds.stagedServices).toEqual({});
+  });
+
   it('renders a certificate as upstream: base64 PEM, decimal serial, RFC 3339 times in seconds', async () => {
     const ca = await LocalCa.create({ trustDomain: 'cluster.local' });
     const certs = new CertManager({ ca });
