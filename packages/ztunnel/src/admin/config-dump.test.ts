@@ -1,4 +1,5 @@
 import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { CertManager, LocalCa, SpiffeId } from '@ambient/shared';
 import { describe, expect, it } from 'vitest';
 import type { AuthorizationPolicy } from '../state/policy.js';
@@ -226,6 +227,14 @@ describe('config dump in upstream ztunnel shape', () => {
     const fromXds = buildConfigDump({ ...base, config, configRejections: 0, lastConfigProblems: [] });
     expect(fromXds.staticConfig).toEqual({ workloads: [], policies: [], services: [] });
     expect(fromXds.stagedServices).toEqual({});
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+      version: string;
+    };
+    expect(fromXds.version).toEqual({
+      version: pkg.version,
+      nodeVersion: process.version,
+      cryptoProvider: 'openssl',
+    });
   });
 
   it('renders a certificate as upstream: base64 PEM, decimal serial, RFC 3339 times in seconds', async () => {

@@ -445,12 +445,18 @@ let cachedBuildInfo: Record<string, string> | undefined;
 /** Upstream's `BuildInfo` keys where they apply; the runtime in place of Rust's version. */
 function buildInfo(): Record<string, string> {
   if (!cachedBuildInfo) {
-    // src/admin and dist/admin both sit two levels under the package root.
-    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
-      version?: string;
-    };
+    let version = 'unknown';
+    try {
+      // src/admin and dist/admin both sit two levels under the package root.
+      const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+        version?: unknown;
+      };
+      if (typeof pkg.version === 'string') version = pkg.version;
+    } catch {
+      // An image without the package manifest still answers, with the version unknown.
+    }
     cachedBuildInfo = {
-      version: pkg.version ?? 'unknown',
+      version,
       nodeVersion: process.version,
       cryptoProvider: 'openssl',
     };
