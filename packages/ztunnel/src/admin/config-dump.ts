@@ -208,9 +208,21 @@ export function buildConfigDump(inputs: ConfigDumpInputs): ConfigDump {
   const byKey = <T>(items: readonly T[], key: (t: T) => string) =>
     [...items].sort((a, b) => compare(key(a), key(b)));
   const rawCerts = inputs.certs?.dump() ?? [];
+  const sorted = byKey(workloads, (w) => w.uid);
+  // One pass over the workloads, not one per service: dumps of large configs stay linear.
+  const backing = new Map<string, Workload[]>();
+  for (const w of sorted) {
+    for (const key of w.services.keys()) {
+      const list = backing.get(key);
+      if (list) list.push(w);
+      else backing.set(key, [w]);
+    }
+  }
   return {
-    workloads: byKey(workloads, (w) => w.uid).map((w) => dumpWorkload(w, trustDomain)),
-    services: byKey(config?.services ?? [], serviceKey).map((s) => dumpService(s, workloads)),
+    workloads: sorted.map((w) => dumpWorkload(w, trustDomain)),
+    services: byKey(config?.services ?? [], serviceKey).map((s) =>
+      dumpService(s, backing.get(serviceKey(s)) ?? []),
+    ),
     policies: byKey(config?.policies ?? [], (p) => `${p.namespace}/${p.name}`).map(dumpPolicy),
     stagedServices: {},
     staticConfig: inputs.staticConfig
@@ -309,7 +321,8 @@ function isGateway(v: unknown): v is GatewayAddress {
   return typeof v === 'object' && v !== null && typeof (v as { port?: unknown }).port === 'number';
 }
 
-export function dumpService(s: Service, workloads: readonly Workload[]): ServiceDump {
+/** `backing`: the workloads that name this service, in uid order (they make its endpoints). */
+export function dumpService(s: Service, backing: readonly Workload[]): ServiceDump {
   const loose = s as unknown as Record<string, unknown>;
   const vips: string[] = [];
   const cidrVips: Array<{ network: string; cidr: string }> = [];
@@ -322,7 +335,7 @@ export function dumpService(s: Service, workloads: readonly Workload[]): Service
   }
   const key = serviceKey(s);
   const endpoints: Record<string, EndpointDump> = {};
-  for (const w of [...workloads].sort((a, b) => compare(a.uid, b.uid))) {
+  for (const w of backing) {
     const ports = w.services.get(key);
     if (ports)
       endpoints[w.uid] = { workloadUid: w.uid, port: portMap(ports), status: w.meta?.status ?? 'Healthy' };
@@ -464,7 +477,9 @@ function buildInfo(): Record<string, string> {
   return cachedBuildInfo;
 }
 
+/** serde's `skip_serializing_if`: the fields left undefined are not keys at all. */
 function omitUndefined<T extends Record<string, unknown>>(o: T): T {
-  for (const k of Object.keys(o)) if (o[k] === undefined) delete o[k];
-  return o;
+  const out: Record<string, unknown> = {};
+  for (const k in o) if (o[k] !== undefined) out[k] = o[k];
+  return out as T;
 }
