@@ -35,9 +35,12 @@ export interface ZtunnelDump {
   };
 }
 
-/** Uids of the pods the node agent serves now, sorted. */
+/** Uids of the pods the node agent serves now (state `Up`; `Pending` ones are not served yet), sorted. */
 export function enrolledUids(dump: unknown): string[] {
-  return Object.keys((dump as ZtunnelDump).workloadState).sort();
+  return Object.entries((dump as ZtunnelDump).workloadState)
+    .filter(([, s]) => s.state === 'Up')
+    .map(([uid]) => uid)
+    .sort();
 }
 
 /** Each identity's leaf certificate, when it has one. */

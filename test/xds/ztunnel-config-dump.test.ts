@@ -142,8 +142,8 @@ describe.skipIf(!isRoot)(
       for (;;) {
         d = await dump();
         const certs = d.certificates as Array<{ state: string }>;
-        if (Object.keys(d.workloadState as Obj).length > 0 && certs.some((c) => c.state === 'Available'))
-          break;
+        const states = Object.values(d.workloadState as Record<string, { state: string }>);
+        if (states.some((s) => s.state === 'Up') && certs.some((c) => c.state === 'Available')) break;
         if (Date.now() > deadline)
           throw new Error(`no enrolled pod with a certificate: ${JSON.stringify(d)}`);
         await new Promise((r) => setTimeout(r, 50));

@@ -21,6 +21,7 @@ function inputs(extra: Partial<AdminInputs> = {}): AdminInputs {
     state: () => undefined,
     certs: () => undefined,
     enrolled: () => [],
+    pending: () => [],
     staticConfig: () => undefined,
     configRejections: () => 0,
     lastConfigProblems: () => [],

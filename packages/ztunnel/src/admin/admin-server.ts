@@ -30,6 +30,8 @@ export interface AdminInputs {
   readonly certs: () => CertManager | undefined;
   /** The pods served now. */
   readonly enrolled: () => readonly Workload[];
+  /** Pods this node should serve whose proxy is not up yet (starting, or retried after a failure). */
+  readonly pending: () => readonly Workload[];
   /** The local config file's content, when that is the config source. */
   readonly staticConfig: () => LocalConfig | undefined;
   readonly configRejections: () => number;
@@ -64,6 +66,7 @@ export function adminHandler(inputs: AdminInputs): HttpHandler {
             },
           }),
           enrolled: inputs.enrolled(),
+          pending: inputs.pending(),
           configRejections: inputs.configRejections(),
           lastConfigProblems: inputs.lastConfigProblems(),
           ...(xds && { xds }),

@@ -215,6 +215,22 @@ describe('config dump in upstream ztunnel shape', () => {
       'Kubernetes//Pod/demo/aaa',
       'Kubernetes//Pod/demo/sleep',
     ]);
+    // A pod both pending and up (its proxy came up since) is Up; one only pending is Pending.
+    const late: Workload = { ...sleep, uid: 'Kubernetes//Pod/demo/late', name: 'late' };
+    const withPending = buildConfigDump({
+      ...base,
+      config,
+      pending: [late, sleep],
+      configRejections: 0,
+      lastConfigProblems: [],
+    });
+    expect(
+      Object.fromEntries(Object.entries(withPending.workloadState).map(([k, v]) => [k, v.state])),
+    ).toEqual({
+      'Kubernetes//Pod/demo/aaa': 'Up',
+      'Kubernetes//Pod/demo/late': 'Pending',
+      'Kubernetes//Pod/demo/sleep': 'Up',
+    });
     // staticConfig keeps the file's order, as upstream re-reads the file.
     expect(fromFile.staticConfig.workloads[0]).toMatchObject({
       uid: 'Kubernetes//Pod/demo/sleep',

@@ -197,6 +197,8 @@ export interface ConfigDumpInputs {
   readonly certs?: CertSource;
   /** Pods served now. */
   readonly enrolled: readonly Workload[];
+  /** Pods to serve whose proxy is not up yet (upstream's `Pending`). */
+  readonly pending?: readonly Workload[];
   readonly configRejections: number;
   readonly lastConfigProblems: readonly Problem[];
   readonly xds?: XdsClientDump;
@@ -238,12 +240,7 @@ export function buildConfigDump(inputs: ConfigDumpInputs): ConfigDump {
     version: buildInfo(),
     config: inputs.settings,
     certificates: byKey(rawCerts, (c) => c.identity).map((c) => dumpCerts(c, inputs.certs)),
-    workloadState: Object.fromEntries(
-      byKey(inputs.enrolled, (w) => w.uid).map((w) => [
-        w.uid,
-        { state: 'Up', info: { name: w.name, namespace: w.namespace, serviceAccount: w.serviceAccount } },
-      ]),
-    ),
+    workloadState: workloadState(inputs.enrolled, inputs.pending ?? []),
     agentState: {
       nodeName: inputs.nodeName,
       configRejections: inputs.configRejections,
@@ -252,6 +249,17 @@ export function buildConfigDump(inputs: ConfigDumpInputs): ConfigDump {
       certificates: rawCerts,
     },
   };
+}
+
+function workloadState(
+  up: readonly Workload[],
+  pending: readonly Workload[],
+): Record<string, WorkloadStateDump> {
+  const info = (w: Workload) => ({ name: w.name, namespace: w.namespace, serviceAccount: w.serviceAccount });
+  const byUid = new Map<string, WorkloadStateDump>();
+  for (const w of pending) byUid.set(w.uid, { state: 'Pending', info: info(w) });
+  for (const w of up) byUid.set(w.uid, { state: 'Up', info: info(w) });
+  return Object.fromEntries([...byUid].sort(([a], [b]) => compare(a, b)));
 }
 
 /** Byte order, as Rust's `sorted_by_key` on strings: the same on every machine and locale. */

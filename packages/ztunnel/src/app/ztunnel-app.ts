@@ -74,6 +74,8 @@ export class ZtunnelApp {
   private readonly servers: http.Server[] = [];
   private readonly readiness = new Readiness(['config', 'enrollment']);
   private state?: ZtunnelState;
+  /** Pods this node should serve, by uid, as of the last config (served or not yet). */
+  private wanted = new Map<string, Workload>();
   private certs?: CertManager;
   private file?: LocalConfigFile;
   private xds?: XdsConfigSource;
@@ -114,6 +116,7 @@ export class ZtunnelApp {
         state: () => this.state,
         certs: () => this.certs,
         enrolled: () => [...this.proxies.values()].map((e) => e.workload),
+        pending: () => [...this.wanted.values()].filter((w) => !this.proxies.has(w.uid)),
         staticConfig: () => (this.file ? this.state?.config : undefined),
         configRejections: () => this.configRejections,
         lastConfigProblems: () => this.file?.lastProblems ?? [],
@@ -255,6 +258,7 @@ export class ZtunnelApp {
       const netns = w.netns ?? this.podNetns.get(`${w.namespace}/${w.name}`);
       if (w.protocol === 'HBONE' && netns && w.ips[0]) wanted.set(w.uid, { ...w, netns });
     }
+    this.wanted = wanted;
     // Readiness waits for every pod that should be served, each under its own name.
     for (const b of this.readiness.pending()) if (b.startsWith('pod ')) this.readiness.unblock(b);
     for (const w of wanted.values()) if (!this.proxies.has(w.uid)) this.readiness.block(podBlocker(w));
