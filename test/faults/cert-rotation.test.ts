@@ -7,6 +7,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { deleteManifest, type Lab, type LabMesh, type LabPod } from '@ambient/lab';
 import { afterAll, beforeAll, describe, it } from 'vitest';
+import { leafCerts } from '../ztunnel-dump.js';
 import { createMeshLab, type MeshLab, sleepEchoSpec } from './fault-lab.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -18,7 +19,8 @@ const TCP_ECHO = `require('net').createServer((s)=>s.pipe(s)).listen(8080,'0.0.0
 const HOLD = (host: string) =>
   `const s=require('net').connect(8080,'${host}',()=>s.write('ping\\n'));s.on('data',(d)=>process.stdout.write(d));s.on('error',(e)=>console.error(e.message))`;
 
-interface DumpCert {
+/** An identity's leaf certificate, as the node agent's config_dump lists it. */
+interface LeafCert {
   identity: string;
   serialNumber?: string;
   notAfter?: string;
@@ -33,7 +35,11 @@ describe.skipIf(!isRoot)('certificate lifecycle faults (root)', () => {
     const r = await lab.exec(pod, ['curl', '-s', '--max-time', '3', url]);
     return r.code === 0 ? r.stdout : `curl exit ${r.code}`;
   };
-  const certs = async (node: number) => (await mesh.configDump(node)).certificates as DumpCert[];
+  const certs = async (node: number): Promise<LeafCert[]> =>
+    leafCerts(await mesh.configDump(node)).map((c) => ({
+      identity: c.identity,
+      ...(c.leaf && { serialNumber: c.leaf.serialNumber, notAfter: c.leaf.expirationTime }),
+    }));
   /** Sum of the control plane's controlplane_ca_csr_count series whose labels include `match`. */
   const csrs = async (match: Record<string, string>): Promise<number> => {
     const text = await mesh.controlPlaneGet('/metrics');

@@ -115,7 +115,7 @@ describe.skipIf(!isRoot)(
 
     it('control plane: new connections keep working on the last config while it is dead; a pod added meanwhile gets identity and traffic once it is back', async () => {
       const xds = async (node: number) =>
-        (await m.mesh.configDump(node)).xds as { streams: number; connected: boolean };
+        ((await m.mesh.configDump(node)).agentState as { xds: { streams: number; connected: boolean } }).xds;
       const streamsBefore = [(await xds(0)).streams, (await xds(1)).streams];
       /** A node agent is back when a stream opened after the kill has received config. */
       const back = async (node: number) => {

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { LabPod } from '@ambient/lab';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { enrolledUids, leafCerts } from '../ztunnel-dump.js';
 import {
   createMeshLab,
   formatStats,
@@ -94,7 +95,7 @@ describe.skipIf(!isRoot)('a 200 MB stream through the mesh survives faults and l
   let m: MeshLab;
   const sender = () => m.lab.pod('demo', 'sender');
   const receiver = () => m.lab.pod('demo', 'receiver');
-  const enrolled = async (node: number) => ((await m.mesh.configDump(node)).enrolled as string[]).sort();
+  const enrolled = async (node: number) => enrolledUids(await m.mesh.configDump(node));
 
   beforeAll(async () => {
     m = await createMeshLab(
@@ -286,9 +287,9 @@ describe.skipIf(!isRoot)('a 200 MB stream through the mesh survives faults and l
   // Certificate rotation mid-stream: the lab's workload certificates live 20 s (above).
   it('a stream keeps flowing, and its bytes intact, while both workload certificates rotate (CP_WORKLOAD_CERT_TTL)', async () => {
     const serial = async (node: number, sa: string) =>
-      (
-        (await m.mesh.configDump(node)).certificates as Array<{ identity: string; serialNumber?: string }>
-      ).find((c) => c.identity === `spiffe://cluster.local/ns/demo/sa/${sa}`)?.serialNumber;
+      leafCerts(await m.mesh.configDump(node)).find(
+        (c) => c.identity === `spiffe://cluster.local/ns/demo/sa/${sa}`,
+      )?.leaf?.serialNumber;
     const total = 64 * 2 ** 20;
     const stream = await startStream(2 * 2 ** 20, total);
     await waitFor('4 MB through the mesh', () => stream.bytes() >= 4 * 2 ** 20, { timeoutMs: 20_000 });

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { applyManifests, Lab, LabMesh, type LabPod } from '@ambient/lab';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { enrolledUids } from '../ztunnel-dump.js';
 
 const isRoot = process.getuid?.() === 0;
 const prefix = `r${process.pid % 100_000}`;
@@ -25,8 +26,10 @@ describe.skipIf(!isRoot)('node agent restarts and kills (root)', () => {
     return r.code === 0 ? r.stdout : `curl exit ${r.code}`;
   };
   const echoUrl = () => `http://${lab.pod('demo', 'echo').ip}:8080/`;
-  const enrolled = async (node: number) =>
-    ((await mesh.configDump(node).catch(() => ({ enrolled: ['unreachable'] }))).enrolled as string[]).sort();
+  const enrolled = async (node: number) => {
+    const dump = await mesh.configDump(node).catch(() => undefined);
+    return dump ? enrolledUids(dump) : ['unreachable'];
+  };
   /** What of the capture rule set the echo pod holds. */
   const rulesInEcho = async () => {
     const echo = lab.pod('demo', 'echo');
@@ -162,6 +165,10 @@ describe.skipIf(!isRoot)('node agent restarts and kills (root)', () => {
       .poll(() => mesh.readiness(1), { timeout: 20_000, interval: 100 })
       .toBe('not ready, pending: pod demo/echo');
     expect(await enrolled(1)).toEqual([]);
+    // The dump names it as upstream's does a pod whose proxy is not up: Pending.
+    expect(
+      ((await mesh.configDump(1)).workloadState as Record<string, { state: string }>)[ECHO_UID]?.state,
+    ).toBe('Pending');
     // Not served, still captured: a STRICT pod's traffic is refused, not let through.
     expect(await curl(lab.pod('outside', 'legacy'), echoUrl())).toMatch(/^curl exit/);
     expect(await rulesInEcho()).toEqual(ONE_OF_EACH);

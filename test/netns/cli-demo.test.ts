@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { enrolledUids } from '../ztunnel-dump.js';
 
 const run = promisify(execFile);
 const isRoot = process.getuid?.() === 0;
@@ -62,9 +63,11 @@ describe.skipIf(!isRoot)('ambientctl (root)', () => {
     await expect
       .poll(
         async () =>
-          JSON.parse(
-            (await cli('exec', 'node1', '--', 'curl', '-s', 'http://127.0.0.1:15000/config_dump')).stdout,
-          ).enrolled,
+          enrolledUids(
+            JSON.parse(
+              (await cli('exec', 'node1', '--', 'curl', '-s', 'http://127.0.0.1:15000/config_dump')).stdout,
+            ),
+          ),
         { timeout: 10_000 },
       )
       .toEqual([]);

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { applyManifests, deleteManifest, Lab, LabMesh, type LabPod } from '@ambient/lab';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { enrolledUids, type ZtunnelDump } from '../ztunnel-dump.js';
 
 const isRoot = process.getuid?.() === 0;
 const prefix = `c${process.pid % 100_000}`;
@@ -42,7 +43,7 @@ describe.skipIf(!isRoot)('control plane in the lab: enrollment by label, NACKs, 
     const r = await lab.exec(pod, ['curl', '-s', '--max-time', '3', url]);
     return r.code === 0 ? r.stdout : `curl exit ${r.code}`;
   };
-  const enrolled = async (node: number) => ((await mesh.configDump(node)).enrolled as string[]).sort();
+  const enrolled = async (node: number) => enrolledUids(await mesh.configDump(node));
 
   /** Captures the service network at node0's port while `action` runs; returns the packets as text. */
   const capture = async (
@@ -216,8 +217,8 @@ describe.skipIf(!isRoot)('control plane in the lab: enrollment by label, NACKs, 
         );
       }
       for (const node of [0, 1]) {
-        const xds = (await mesh.configDump(node)).xds as { rejections: Array<{ message: string }> };
-        expect(xds.rejections.at(-1)?.message).toBe(server[0]?.lastNack?.message);
+        const xds = ((await mesh.configDump(node)) as unknown as ZtunnelDump).agentState.xds;
+        expect(xds?.rejections.at(-1)?.message).toBe(server[0]?.lastNack?.message);
       }
       expect(await curl(sleep, 'http://echo.demo.svc.cluster.local/')).toBe(`echo saw ${sleep.ip}`);
     } finally {

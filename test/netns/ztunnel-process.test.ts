@@ -7,6 +7,7 @@ import { Lab, type LabPod } from '@ambient/lab';
 import { LocalCa } from '@ambient/shared';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
+import { enrolledUids } from '../ztunnel-dump.js';
 
 const isRoot = process.getuid?.() === 0;
 const prefix = `p${process.pid % 100_000}`;
@@ -182,15 +183,15 @@ describe.skipIf(!isRoot)('ztunnel processes on a two-node lab (root)', () => {
       .poll(
         async () =>
           JSON.parse((await inNode(0, ['curl', '-s', 'http://127.0.0.1:15000/config_dump'])).stdout)
-            .configRejections,
+            .agentState.configRejections,
         {
           timeout: 10_000,
         },
       )
       .toBeGreaterThanOrEqual(1);
     const dump = JSON.parse((await inNode(0, ['curl', '-s', 'http://127.0.0.1:15000/config_dump'])).stdout);
-    expect(dump.lastConfigProblems[0].path).toBe('workloads[0].workloadIps[0]');
-    expect(dump.enrolled).toEqual(['lab//v1/Pod/demo/sleep']);
+    expect(dump.agentState.lastConfigProblems[0].path).toBe('workloads[0].workloadIps[0]');
+    expect(enrolledUids(dump)).toEqual(['lab//v1/Pod/demo/sleep']);
     expect(await curl('sleep', 'http://echo.demo.svc.cluster.local/')).toBe(
       `echo saw ${lab.pod('demo', 'sleep').ip}`,
     );
@@ -204,7 +205,9 @@ describe.skipIf(!isRoot)('ztunnel processes on a two-node lab (root)', () => {
     await expect
       .poll(
         async () =>
-          JSON.parse((await inNode(0, ['curl', '-s', 'http://127.0.0.1:15000/config_dump'])).stdout).enrolled,
+          enrolledUids(
+            JSON.parse((await inNode(0, ['curl', '-s', 'http://127.0.0.1:15000/config_dump'])).stdout),
+          ),
         {
           timeout: 10_000,
         },

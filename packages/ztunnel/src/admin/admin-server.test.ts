@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { listenHttp } from '@ambient/shared';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
+import type { Workload } from '../state/workload.js';
 import { ZtunnelState } from '../state/ztunnel-state.js';
 import { type AdminInputs, adminHandler } from './admin-server.js';
 
@@ -14,10 +15,14 @@ afterEach(() => {
 function inputs(extra: Partial<AdminInputs> = {}): AdminInputs {
   return {
     nodeName: 'node0',
+    trustDomain: 'cluster.local',
+    settings: { nodeName: 'node0' },
     logger: pino({ level: 'info' }, pino.destination('/dev/null')),
     state: () => undefined,
     certs: () => undefined,
     enrolled: () => [],
+    pending: () => [],
+    staticConfig: () => undefined,
     configRejections: () => 0,
     lastConfigProblems: () => [],
     xds: () => undefined,
@@ -34,22 +39,21 @@ async function get(admin: AdminInputs, path: string): Promise<{ status: number; 
 }
 
 describe('adminHandler', () => {
-  it('/config_dump shows the state in force, with maps as objects', async () => {
+  it("/config_dump shows the state in force in upstream ztunnel's shape, our extras under agentState", async () => {
+    const sleep: Workload = {
+      uid: 'u1',
+      name: 'sleep',
+      namespace: 'demo',
+      serviceAccount: 'sleep',
+      ips: ['198.18.16.10'],
+      protocol: 'HBONE',
+      node: 'node0',
+      network: '',
+      services: new Map([['demo/sleep.demo.svc.cluster.local', new Map([[80, 8080]])]]),
+      authorizationPolicies: [],
+    };
     const state = new ZtunnelState({
-      workloads: [
-        {
-          uid: 'u1',
-          name: 'sleep',
-          namespace: 'demo',
-          serviceAccount: 'sleep',
-          ips: ['198.18.16.10'],
-          protocol: 'HBONE',
-          node: 'node0',
-          network: '',
-          services: new Map([['demo/sleep.demo.svc.cluster.local', new Map([[80, 8080]])]]),
-          authorizationPolicies: [],
-        },
-      ],
+      workloads: [sleep],
       services: [
         {
           name: 'sleep',
@@ -65,7 +69,7 @@ describe('adminHandler', () => {
     const res = await get(
       inputs({
         state: () => state,
-        enrolled: () => ['u1'],
+        enrolled: () => [sleep],
         configRejections: () => 2,
         lastConfigProblems: () => [{ path: 'workloads[0].name', message: 'is required' }],
       }),
@@ -73,14 +77,36 @@ describe('adminHandler', () => {
     );
     expect(res.status).toBe(200);
     const dump = JSON.parse(res.body);
-    expect(dump.node).toBe('node0');
-    expect(dump.workloads[0].services).toEqual({ 'demo/sleep.demo.svc.cluster.local': { 80: 8080 } });
+    expect(Object.keys(dump)).toEqual([
+      'workloads',
+      'services',
+      'policies',
+      'stagedServices',
+      'staticConfig',
+      'version',
+      'config',
+      'certificates',
+      'workloadState',
+      'agentState',
+    ]);
+    expect(dump.agentState.nodeName).toBe('node0');
+    expect(dump.config).toEqual({ nodeName: 'node0' });
+    expect(dump.workloads[0].services).toEqual(['demo/sleep.demo.svc.cluster.local']);
     expect(dump.services[0].ports).toEqual({ 80: 8080 });
-    expect(dump.enrolled).toEqual(['u1']);
-    expect(dump.configRejections).toBe(2);
-    expect(dump.lastConfigProblems).toEqual([{ path: 'workloads[0].name', message: 'is required' }]);
+    expect(dump.services[0].endpoints).toEqual({
+      u1: { workloadUid: 'u1', port: { 80: 8080 }, status: 'Healthy' },
+    });
+    expect(dump.workloadState).toEqual({
+      u1: { state: 'Up', info: { name: 'sleep', namespace: 'demo', serviceAccount: 'sleep' } },
+    });
+    expect(dump.agentState.configRejections).toBe(2);
+    expect(dump.agentState.lastConfigProblems).toEqual([
+      { path: 'workloads[0].name', message: 'is required' },
+    ]);
     expect(dump.certificates).toEqual([]);
-    expect(dump.xds).toBeUndefined();
+    expect(dump.agentState.certificates).toEqual([]);
+    expect(dump.agentState.xds).toBeUndefined();
+    expect(dump.staticConfig).toEqual({ workloads: [], policies: [], services: [] });
   });
 
   it('/logging sets a known level and refuses an unknown one', async () => {

@@ -1,21 +1,39 @@
 /**
- * The admin endpoint (15000, localhost): `/config_dump` and `/logging?level=`, as upstream
- * ztunnel's src/admin.rs. It reads the node agent's parts through getters, so a dump always
- * shows the state in force when it is asked for.
+ * The admin endpoint (15000, localhost): `/config_dump` (upstream's shape, see config-dump.ts)
+ * and `/logging?level=`, as upstream ztunnel's src/admin.rs. It reads the node agent's parts
+ * through getters, so a dump always shows the state in force when it is asked for.
  */
-import { type CertManager, type HttpHandler, type Problem, sendJson, sendText } from '@ambient/shared';
+import {
+  type CertManager,
+  type HttpHandler,
+  type Problem,
+  SpiffeId,
+  sendJson,
+  sendText,
+} from '@ambient/shared';
 import type { Logger } from 'pino';
+import type { LocalConfig } from '../config/local-config.js';
+import type { Workload } from '../state/workload.js';
 import type { ZtunnelState } from '../state/ztunnel-state.js';
 import type { XdsConfigSource } from '../xds/xds-config-source.js';
+import { buildConfigDump } from './config-dump.js';
 
 export interface AdminInputs {
   readonly nodeName: string;
+  /** The node agent's trust domain, before any config arrives. */
+  readonly trustDomain: string;
+  /** The node agent's settings, dumped as upstream's `config`. */
+  readonly settings: unknown;
   /** Its level is changed by `/logging?level=`. */
   readonly logger: Logger;
   readonly state: () => ZtunnelState | undefined;
   readonly certs: () => CertManager | undefined;
-  /** Uids of the pods served now. */
-  readonly enrolled: () => string[];
+  /** The pods served now. */
+  readonly enrolled: () => readonly Workload[];
+  /** Pods this node should serve whose proxy is not up yet (starting, or retried after a failure). */
+  readonly pending: () => readonly Workload[];
+  /** The local config file's content, when that is the config source. */
+  readonly staticConfig: () => LocalConfig | undefined;
   readonly configRejections: () => number;
   readonly lastConfigProblems: () => readonly Problem[];
   readonly xds: () => XdsConfigSource | undefined;
@@ -26,23 +44,34 @@ export function adminHandler(inputs: AdminInputs): HttpHandler {
   return (req, res) => {
     const url = new URL(req.url ?? '/', 'http://admin');
     if (url.pathname === '/config_dump') {
-      const c = inputs.state()?.config;
-      const xds = inputs.xds();
-      sendJson(res, {
-        node: inputs.nodeName,
-        workloads:
-          c?.workloads.map((w) => ({
-            ...w,
-            services: Object.fromEntries([...w.services].map(([k, v]) => [k, Object.fromEntries(v)])),
-          })) ?? [],
-        services: c?.services.map((s) => ({ ...s, ports: Object.fromEntries(s.ports) })) ?? [],
-        policies: c?.policies ?? [],
-        certificates: inputs.certs()?.dump() ?? [],
-        enrolled: inputs.enrolled(),
-        configRejections: inputs.configRejections(),
-        lastConfigProblems: inputs.lastConfigProblems(),
-        ...(xds && { xds: xds.dump() }),
-      });
+      const state = inputs.state();
+      const certs = inputs.certs();
+      const staticConfig = inputs.staticConfig();
+      const xds = inputs.xds()?.dump();
+      sendJson(
+        res,
+        buildConfigDump({
+          nodeName: inputs.nodeName,
+          ...(state && { config: state.config }),
+          trustDomain: state?.trustDomain ?? inputs.trustDomain,
+          ...(staticConfig && { staticConfig }),
+          settings: inputs.settings,
+          ...(certs && {
+            certs: {
+              dump: () => certs.dump(),
+              current: (id: string) => {
+                const parsed = SpiffeId.parse(id);
+                return parsed.ok ? certs.current(parsed.value) : undefined;
+              },
+            },
+          }),
+          enrolled: inputs.enrolled(),
+          pending: inputs.pending(),
+          configRejections: inputs.configRejections(),
+          lastConfigProblems: inputs.lastConfigProblems(),
+          ...(xds && { xds }),
+        }),
+      );
       return;
     }
     if (url.pathname === '/logging') {

@@ -70,10 +70,12 @@ export class ZtunnelApp {
   private readonly registry = new Registry();
   private readonly hboneMetrics = new HboneMetrics(this.registry);
   private readonly tcpMetrics = new TcpMetrics(this.registry);
-  private readonly proxies = new Map<string, { proxy: InpodProxy; netnsPath: string }>();
+  private readonly proxies = new Map<string, { proxy: InpodProxy; netnsPath: string; workload: Workload }>();
   private readonly servers: http.Server[] = [];
   private readonly readiness = new Readiness(['config', 'enrollment']);
   private state?: ZtunnelState;
+  /** Pods this node should serve, by uid, as of the last config (served or not yet). */
+  private wanted = new Map<string, Workload>();
   private certs?: CertManager;
   private file?: LocalConfigFile;
   private xds?: XdsConfigSource;
@@ -108,10 +110,14 @@ export class ZtunnelApp {
       config.adminPort,
       adminHandler({
         nodeName: config.nodeName,
+        trustDomain: config.trustDomain,
+        settings: config,
         logger,
         state: () => this.state,
         certs: () => this.certs,
-        enrolled: () => [...this.proxies.keys()],
+        enrolled: () => [...this.proxies.values()].map((e) => e.workload),
+        pending: () => [...this.wanted.values()].filter((w) => !this.proxies.has(w.uid)),
+        staticConfig: () => (this.file ? this.state?.config : undefined),
         configRejections: () => this.configRejections,
         lastConfigProblems: () => this.file?.lastProblems ?? [],
         xds: () => this.xds,
@@ -252,6 +258,7 @@ export class ZtunnelApp {
       const netns = w.netns ?? this.podNetns.get(`${w.namespace}/${w.name}`);
       if (w.protocol === 'HBONE' && netns && w.ips[0]) wanted.set(w.uid, { ...w, netns });
     }
+    this.wanted = wanted;
     // Readiness waits for every pod that should be served, each under its own name.
     for (const b of this.readiness.pending()) if (b.startsWith('pod ')) this.readiness.unblock(b);
     for (const w of wanted.values()) if (!this.proxies.has(w.uid)) this.readiness.block(podBlocker(w));
@@ -316,7 +323,7 @@ export class ZtunnelApp {
           responseBaggage: this.inputs.config.enableResponseBaggage,
         });
         await proxy.start();
-        this.proxies.set(uid, { proxy, netnsPath: ns });
+        this.proxies.set(uid, { proxy, netnsPath: ns, workload: w });
         this.readiness.unblock(podBlocker(w));
         this.succeeded(uid);
         logger.info({ uid, netns: ns }, 'pod enrolled');
