@@ -92,6 +92,25 @@ describe('config dump in upstream ztunnel shape', () => {
     });
   });
 
+  it('writes a network gateway, a native tunnel, an application tunnel and capacity as upstream', () => {
+    const dump = dumpWorkload(
+      {
+        ...sleep,
+        networkGateway: { network: 'east', address: '198.19.0.1', port: 15008 },
+        nativeTunnel: true,
+        applicationTunnel: { protocol: 'PROXY' },
+        capacity: 3,
+      },
+      'cluster.local',
+    );
+    expect(dump).toMatchObject({
+      networkGateway: { destination: 'east/198.19.0.1', hboneMtlsPort: 15008 },
+      nativeTunnel: true,
+      applicationTunnel: { protocol: 'PROXY', port: null },
+      capacity: 3,
+    });
+  });
+
   it('renders a service with network/ip VIPs, string-keyed ports and endpoints by workload uid', () => {
     expect(dumpService(echo, [sleep])).toEqual({
       name: 'echo',
@@ -113,25 +132,27 @@ describe('config dump in upstream ztunnel shape', () => {
     });
   });
 
-  it('reads fields a newer service model carries: prefix VIPs, visibility, weighted waypoints, canonical', () => {
-    const newer = {
+  it('writes prefix VIPs, visibility, weighted waypoints, load balancing, IP families and canonical as upstream', () => {
+    const newer: Service = {
       ...echo,
-      vips: [
-        { network: '', address: '198.19.0.10', length: 32 },
-        { network: '', address: '198.19.8.0', length: 24 },
-      ],
-      visibility: 'NAMESPACE',
+      vips: [{ network: '', address: '198.19.0.10' }],
+      cidrVips: [{ network: '', address: '198.19.8.0', length: 24 }],
+      visibility: 'Namespace',
       canonical: true,
       weightedWaypoints: [
         { destination: { namespace: 'demo', hostname: 'wp.demo', port: 15008 }, weight: 10 },
       ],
-    } as unknown as Service;
+      loadBalancer: { routingPreferences: ['Node', 'Zone'], mode: 'Failover', healthPolicy: 'AllowAll' },
+      ipFamilies: 'Dual',
+    };
     expect(dumpService(newer, [])).toMatchObject({
       vips: ['/198.19.0.10'],
       cidrVips: [{ network: '', cidr: '198.19.8.0/24' }],
       visibility: 'Namespace',
       canonical: true,
       weightedWaypoints: [{ destination: { destination: 'demo/wp.demo', hboneMtlsPort: 15008 }, weight: 10 }],
+      loadBalancer: { routingPreferences: ['Node', 'Zone'], mode: 'Failover', healthPolicy: 'AllowAll' },
+      ipFamilies: 'Dual',
       endpoints: {},
     });
   });

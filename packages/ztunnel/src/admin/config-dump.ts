@@ -29,6 +29,9 @@ export interface LocalityDump {
 export interface WorkloadDump {
   readonly workloadIps: readonly string[];
   readonly waypoint?: GatewayAddressDump;
+  readonly networkGateway?: GatewayAddressDump;
+  readonly nativeTunnel?: true;
+  readonly applicationTunnel?: { readonly protocol: 'NONE' | 'PROXY'; readonly port: number | null };
   readonly protocol: 'HBONE' | 'TCP';
   readonly networkMode: 'Standard' | 'HostNetwork';
   readonly uid?: string;
@@ -78,6 +81,12 @@ export interface ServiceDump {
   readonly subjectAltNames: readonly string[];
   readonly waypoint?: GatewayAddressDump;
   readonly weightedWaypoints?: readonly WeightedWaypointDump[];
+  readonly loadBalancer?: {
+    readonly routingPreferences: readonly string[];
+    readonly mode: string;
+    readonly healthPolicy: string;
+  };
+  readonly ipFamilies?: 'IPv4' | 'IPv6' | 'Dual';
   readonly canonical: boolean;
   readonly visibility: 'Public' | 'Namespace';
 }
@@ -291,6 +300,7 @@ export function dumpWorkload(w: Workload, trustDomain: string): WorkloadDump {
   return omitUndefined({
     workloadIps: [...w.ips],
     waypoint: w.waypoint && dumpGateway(w.waypoint),
+    networkGateway: w.networkGateway && dumpGateway(w.networkGateway),
     protocol: w.protocol,
     networkMode: m?.networkMode ?? 'Standard',
     uid: str(w.uid),
@@ -305,42 +315,25 @@ export function dumpWorkload(w: Workload, trustDomain: string): WorkloadDump {
     canonicalRevision: str(m?.canonicalRevision),
     hostname: str(m?.hostname),
     node: str(w.node),
+    nativeTunnel: w.nativeTunnel === true ? true : undefined,
+    applicationTunnel: w.applicationTunnel && {
+      protocol: w.applicationTunnel.protocol,
+      port: w.applicationTunnel.port ?? null,
+    },
     authorizationPolicies: w.authorizationPolicies.length > 0 ? [...w.authorizationPolicies] : undefined,
     status: m?.status ?? 'Healthy',
     clusterId: m?.clusterId ?? '',
     locality:
       locality && (locality.region || locality.zone || locality.subzone) ? { ...locality } : undefined,
     services: services.length > 0 ? services : undefined,
-    capacity: optionalNumber(w, 'capacity') ?? 1,
+    capacity: w.capacity ?? 1,
   }) as WorkloadDump;
-}
-
-/**
- * Fields that the domain types may carry as the wire contract grows (NetworkAddress.length,
- * Service.visibility, weighted waypoints, canonical, capacity): read when present, upstream's
- * default otherwise.
- */
-function optionalNumber(o: object, key: string): number | undefined {
-  const v = (o as Record<string, unknown>)[key];
-  return typeof v === 'number' ? v : undefined;
-}
-
-function isGateway(v: unknown): v is GatewayAddress {
-  return typeof v === 'object' && v !== null && typeof (v as { port?: unknown }).port === 'number';
 }
 
 /** `backing`: the workloads that name this service, in uid order (they make its endpoints). */
 export function dumpService(s: Service, backing: readonly Workload[]): ServiceDump {
-  const loose = s as unknown as Record<string, unknown>;
-  const vips: string[] = [];
-  const cidrVips: Array<{ network: string; cidr: string }> = [];
-  for (const v of s.vips) {
-    const length = optionalNumber(v, 'length');
-    const max = isIP(v.address) === 6 ? 128 : 32;
-    if (length !== undefined && length !== max)
-      cidrVips.push({ network: v.network, cidr: `${v.address}/${length}` });
-    else vips.push(`${v.network}/${v.address}`);
-  }
+  const vips = s.vips.map((v) => `${v.network}/${v.address}`);
+  const cidrVips = (s.cidrVips ?? []).map((v) => ({ network: v.network, cidr: `${v.address}/${v.length}` }));
   const key = serviceKey(s);
   const endpoints: Record<string, EndpointDump> = {};
   for (const w of backing) {
@@ -348,16 +341,10 @@ export function dumpService(s: Service, backing: readonly Workload[]): ServiceDu
     if (ports)
       endpoints[w.uid] = { workloadUid: w.uid, port: portMap(ports), status: w.meta?.status ?? 'Healthy' };
   }
-  const weighted = Array.isArray(loose.weightedWaypoints)
-    ? (loose.weightedWaypoints as unknown[]).flatMap((ww) => {
-        const o = ww as Record<string, unknown> | null;
-        const dest = o?.destination ?? o?.waypoint;
-        return isGateway(dest) && typeof o?.weight === 'number'
-          ? [{ destination: dumpGateway(dest), weight: o.weight }]
-          : [];
-      })
-    : [];
-  const visibility = typeof loose.visibility === 'string' ? loose.visibility.toLowerCase() : '';
+  const weighted = (s.weightedWaypoints ?? []).map((ww) => ({
+    destination: dumpGateway(ww.destination),
+    weight: ww.weight,
+  }));
   return omitUndefined({
     name: s.name,
     namespace: s.namespace,
@@ -369,8 +356,14 @@ export function dumpService(s: Service, backing: readonly Workload[]): ServiceDu
     subjectAltNames: [...s.subjectAltNames],
     waypoint: s.waypoint && dumpGateway(s.waypoint),
     weightedWaypoints: weighted.length > 0 ? weighted : undefined,
-    canonical: loose.canonical === true,
-    visibility: visibility === 'namespace' ? 'Namespace' : 'Public',
+    loadBalancer: s.loadBalancer && {
+      routingPreferences: [...s.loadBalancer.routingPreferences],
+      mode: s.loadBalancer.mode,
+      healthPolicy: s.loadBalancer.healthPolicy,
+    },
+    ipFamilies: s.ipFamilies,
+    canonical: s.canonical === true,
+    visibility: s.visibility === 'Namespace' ? 'Namespace' : 'Public',
   }) as ServiceDump;
 }
 
