@@ -29,7 +29,7 @@ const ads = app.adsServer;
 while (ads.connectionCount() < 2 || ads.dump().some((c) => c.acks < 2)) await new Promise((r) => setTimeout(r, 20));
 const enc = new ResourceEncoder(ADDRESS_CODEC);
 const name = 'Kubernetes//Pod/demo/from-the-future';
-const bad = enc.encode(name, { workload: { uid: name, name: 'from-the-future', namespace: 'demo', addresses: [Buffer.from([198, 18, 99, 1])], tunnelProtocol: 2 } });
+const bad = enc.encode(name, { workload: { uid: name, name: 'from-the-future', namespace: 'demo', addresses: [Buffer.from([198, 18, 99, 1])], tunnelProtocol: 3 } });
 ads.publish(new Map([[ADDRESS_TYPE_URL, new Map([...ads.snapshot(ADDRESS_TYPE_URL), [name, bad]])]]));
 while (ads.dump().filter((c) => c.nacks > 0).length < 2) await new Promise((r) => setTimeout(r, 20));
 console.log('DUMP ' + JSON.stringify(ads.dump()));
@@ -213,7 +213,7 @@ describe.skipIf(!isRoot)('control plane in the lab: enrollment by label, NACKs, 
       expect(server.map((c) => c.node).sort()).toEqual(['node0', 'node1']);
       for (const c of server) {
         expect(c.lastNack?.message).toBe(
-          'Kubernetes//Pod/demo/from-the-future: workload.tunnel_protocol: 2 is not NONE or HBONE',
+          'Kubernetes//Pod/demo/from-the-future: workload.tunnel_protocol: 3 is not NONE or HBONE',
         );
       }
       for (const node of [0, 1]) {
