@@ -1,18 +1,24 @@
 #!/usr/bin/env bash
 # Installs everything the demo, the tests and the benchmarks need on a machine that has only
 # Node.js and npm: Debian packages, pnpm, the workspace's node packages. Safe to run repeatedly.
-#   scripts/setup.sh          packages for the demo and the tests (HTTP/2 interop peers included), and
-#                             the native capture addon
+#   scripts/setup.sh          packages for the demo, and the native capture addon
+#   scripts/setup.sh --test   also what only the tests use: the HTTP/2 interop peers, etcd and kubectl,
+#                             and the Kubernetes binaries built from Debian's source package (cached
+#                             in /var/cache/ambient-mesh; about 13 minutes on two cores, once)
 #   scripts/setup.sh --bench  also the benchmark baselines and load tools (stunnel4, iperf3, haproxy, wrk)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+mode=${1:-}
 debs=(openssl ca-certificates iproute2 iptables gcc libc6-dev curl tcpdump)
-# Independent HTTP/2 peers for the engine's interop tests (packages/shared/src/h2/h2-peers.test.ts):
-# nghttp, nghttpd, nghttpx; python3-h2 for Debian's /usr/bin/python3; Go's net/http. golang-go is
-# the large one (about 80 MB to download, 450 MB installed).
-debs+=(nghttp2-client nghttp2-server nghttp2-proxy python3-h2 golang-go)
-if [[ "${1:-}" == "--bench" ]]; then
+if [[ "$mode" == "--test" ]]; then
+  # Independent HTTP/2 peers for the engine's interop tests (packages/shared/src/h2/h2-peers.test.ts):
+  # nghttp, nghttpd, nghttpx; python3-h2 for Debian's /usr/bin/python3; Go's net/http. golang-go is
+  # the large one (about 80 MB to download, 450 MB installed); it also builds the Kubernetes
+  # binaries. etcd and kubectl for the suites on a real API server (test/kube).
+  debs+=(nghttp2-client nghttp2-server nghttp2-proxy python3-h2 golang-go etcd-server kubernetes-client)
+fi
+if [[ "$mode" == "--bench" ]]; then
   debs+=(stunnel4 iperf3 haproxy wrk)
 fi
 
@@ -30,6 +36,10 @@ if ((${#missing[@]})); then
   if [[ " ${missing[*]} " == *" nghttp2-proxy "* ]] && command -v systemctl >/dev/null 2>&1; then
     "${sudo_cmd[@]}" systemctl disable --now nghttpx >/dev/null 2>&1 || true
   fi
+  # The suites start their own etcd on loopback; a packaged service would only hold port 2379.
+  if [[ " ${missing[*]} " == *" etcd-server "* ]] && command -v systemctl >/dev/null 2>&1; then
+    "${sudo_cmd[@]}" systemctl disable --now etcd >/dev/null 2>&1 || true
+  fi
 fi
 
 want_pnpm=$(node -p "require('./package.json').packageManager.split('@')[1]")
@@ -42,3 +52,7 @@ pnpm install --frozen-lockfile --reporter=silent
 
 # The ztunnel's netns socket addon: plain C against the running Node's N-API headers.
 node packages/ztunnel/native/build.mjs >/dev/null
+
+if [[ "$mode" == "--test" ]]; then
+  bash scripts/kube/build-binaries.sh >/dev/null
+fi

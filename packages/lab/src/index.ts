@@ -1,5 +1,7 @@
 // The public API of @ambient/lab: what the CLI, the end-to-end suites and the benchmarks use.
 
+export type { KubeApiServerOptions } from './kube-api-server.js';
+export { freeLoopbackPort, KubeApiServer, kubeBinaries } from './kube-api-server.js';
 export type { LabPod } from './lab.js';
 export { Lab } from './lab.js';
 export { applyManifests, deleteManifest, labelManifest, manifestFile } from './lab-manifests.js';
