@@ -86,6 +86,8 @@ describe('parseLocalConfig', () => {
                     {
                       namespaces: [],
                       notNamespaces: [],
+                      serviceAccounts: [],
+                      notServiceAccounts: [],
                       principals: [],
                       notPrincipals: [],
                       sourceIps: [],
@@ -311,7 +313,7 @@ policies:
     );
   });
 
-  it('matches service accounts as principals ending in /ns/<namespace>/sa/<name>, as the xDS decoder', () => {
+  it('keeps service accounts as their own match field, apart from principals, as the xDS decoder', () => {
     const r = parseLocalConfig(`
 policies:
 - name: p
@@ -323,8 +325,10 @@ policies:
 `);
     if (!r.ok) throw new Error(JSON.stringify(r.problems));
     const m = r.value.policies[0]?.rules[0]?.clauses[0]?.matches[0];
-    expect(m?.principals).toEqual([{ suffix: '/ns/demo/sa/sleep' }]);
-    expect(m?.notPrincipals).toEqual([{ suffix: '/ns/demo/sa/admin' }]);
+    expect(m?.serviceAccounts).toEqual([{ namespace: 'demo', serviceAccount: 'sleep' }]);
+    expect(m?.notServiceAccounts).toEqual([{ namespace: 'demo', serviceAccount: 'admin' }]);
+    expect(m?.principals).toEqual([]);
+    expect(m?.notPrincipals).toEqual([]);
   });
 
   it("keeps a workload's own trust domain, and refuses one no SPIFFE ID can carry", () => {
