@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Problem } from '@ambient/shared';
 import { describe, expect, it } from 'vitest';
+import { compilePolicy } from '../authz/authorization.js';
 import { type LocalConfig, parseLocalConfig } from './local-config.js';
 import { LocalConfigError, LocalConfigFile } from './local-config-file.js';
 
@@ -329,6 +330,30 @@ policies:
     expect(m?.notServiceAccounts).toEqual([{ namespace: 'demo', serviceAccount: 'admin' }]);
     expect(m?.principals).toEqual([]);
     expect(m?.notPrincipals).toEqual([]);
+  });
+
+  it('a match naming principals and service accounts needs both, as upstream (src/rbac.rs)', () => {
+    const r = parseLocalConfig(`
+policies:
+- name: p
+  namespace: demo
+  scope: Namespace
+  action: Allow
+  dryRun: false
+  rules: [[[{principals: [{Exact: cluster.local/ns/demo/sa/admin}], serviceAccounts: [{namespace: demo, serviceAccount: sleep}]}]]]
+`);
+    if (!r.ok) throw new Error(JSON.stringify(r.problems));
+    const [policy] = r.value.policies;
+    if (!policy) throw new Error('no policy');
+    const from = (principal: string) =>
+      compilePolicy(policy).matches({
+        principal,
+        sourceIp: '10.0.0.1',
+        destinationIp: '10.0.1.1',
+        destinationPort: 80,
+      });
+    expect(from('cluster.local/ns/demo/sa/sleep')).toBe(false);
+    expect(from('cluster.local/ns/demo/sa/admin')).toBe(false);
   });
 
   it("keeps a workload's own trust domain, and refuses one no SPIFFE ID can carry", () => {
