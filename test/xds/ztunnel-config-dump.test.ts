@@ -81,6 +81,15 @@ const MANIFESTS = [
     metadata: { name: 'deny-others', namespace: 'demo' },
     spec: { action: 'DENY', rules: [{ from: [{ source: { notNamespaces: ['demo', 'istio-system'] } }] }] },
   },
+  {
+    apiVersion: 'security.istio.io/v1',
+    kind: 'AuthorizationPolicy',
+    metadata: { name: 'echo-from-sleep-account', namespace: 'demo' },
+    spec: {
+      selector: { matchLabels: { app: 'echo' } },
+      rules: [{ from: [{ source: { serviceAccounts: ['sleep'] } }] }],
+    },
+  },
 ];
 
 type Obj = Record<string, unknown>;
@@ -171,7 +180,11 @@ describe.skipIf(!isRoot)(
       const certificates = d.certificates as Obj[];
       expect(workloads.map((w) => w.name).sort()).toEqual(['echo', 'sleep', 'waypoint']);
       expect(services.map((s) => s.name)).toEqual(['echo', 'waypoint']);
-      expect(policies.map((p) => p.name).sort()).toEqual(['deny-others', 'echo-from-sleep']);
+      expect(policies.map((p) => p.name).sort()).toEqual([
+        'deny-others',
+        'echo-from-sleep',
+        'echo-from-sleep-account',
+      ]);
 
       for (const w of workloads) {
         expect(missing(w, ISTIOCTL_READS.ZtunnelWorkload), `workload ${w.name}`).toEqual([]);
@@ -240,6 +253,10 @@ describe.skipIf(!isRoot)(
         scope: 'Namespace',
         action: 'Deny',
       });
+      // source.serviceAccounts reaches the dump as upstream's serviceAccounts, not as principals.
+      expect(policies.find((p) => p.name === 'echo-from-sleep-account')?.rules).toEqual([
+        [[{ serviceAccounts: [{ namespace: 'demo', serviceAccount: 'sleep' }] }]],
+      ]);
 
       const sleepCerts = certificates.find(
         (c) => c.identity === 'spiffe://cluster.local/ns/demo/sa/sleep',

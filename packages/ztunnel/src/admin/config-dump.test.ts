@@ -2,6 +2,7 @@ import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { CertManager, LocalCa, SpiffeId } from '@ambient/shared';
 import { describe, expect, it } from 'vitest';
+import { parseLocalConfig } from '../config/local-config.js';
 import type { AuthorizationPolicy } from '../state/policy.js';
 import type { Service } from '../state/service.js';
 import type { Workload } from '../state/workload.js';
@@ -215,6 +216,31 @@ describe('config dump in upstream ztunnel shape', () => {
       dryRun: true,
     });
     expect(dumpPolicy({ ...policy, scope: 'namespace' }).scope).toBe('Namespace');
+  });
+
+  it('writes service account matches under serviceAccounts, as upstream, decoded from the local config', () => {
+    const r = parseLocalConfig(`
+policies:
+- name: p
+  namespace: demo
+  scope: Namespace
+  action: Allow
+  dryRun: false
+  rules: [[[{serviceAccounts: [{namespace: demo, serviceAccount: sleep}], notServiceAccounts: [{namespace: demo, serviceAccount: admin}]}]]]
+`);
+    if (!r.ok) throw new Error(JSON.stringify(r.problems));
+    const [policy] = r.value.policies;
+    if (!policy) throw new Error('no policy');
+    expect(dumpPolicy(policy).rules).toEqual([
+      [
+        [
+          {
+            serviceAccounts: [{ namespace: 'demo', serviceAccount: 'sleep' }],
+            notServiceAccounts: [{ namespace: 'demo', serviceAccount: 'admin' }],
+          },
+        ],
+      ],
+    ]);
   });
 
   it('orders every list by its upstream key, and shows the local file as staticConfig when it is the source', () => {

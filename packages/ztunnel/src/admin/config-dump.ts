@@ -387,19 +387,13 @@ function dumpMatch(m: PolicyMatch): MatchDump {
   const strings = (l: readonly StringMatch[] | undefined) => (l?.length ? l.map(dumpStringMatch) : undefined);
   const ips = (l: readonly string[] | undefined) => (l?.length ? l.map(cidr) : undefined);
   const ports = (l: readonly number[] | undefined) => (l?.length ? [...l] : undefined);
-  const accounts = (v: unknown) =>
-    Array.isArray(v) && v.length > 0
-      ? (v as Array<{ namespace?: unknown; serviceAccount?: unknown }>).map((a) => ({
-          namespace: String(a.namespace ?? ''),
-          serviceAccount: String(a.serviceAccount ?? ''),
-        }))
-      : undefined;
-  const loose = m as unknown as Record<string, unknown>;
+  const accounts = (l: readonly ServiceAccountMatchDump[] | undefined) =>
+    l?.length ? l.map((a) => ({ namespace: a.namespace, serviceAccount: a.serviceAccount })) : undefined;
   return omitUndefined({
     namespaces: strings(m.namespaces),
     notNamespaces: strings(m.notNamespaces),
-    serviceAccounts: accounts(loose.serviceAccounts),
-    notServiceAccounts: accounts(loose.notServiceAccounts),
+    serviceAccounts: accounts(m.serviceAccounts),
+    notServiceAccounts: accounts(m.notServiceAccounts),
     principals: strings(m.principals),
     notPrincipals: strings(m.notPrincipals),
     sourceIps: ips(m.sourceIps),

@@ -133,6 +133,42 @@ describe('authorize: fields', () => {
     expect(decide([policy('allow', [match])], SLEEP).allowed).toBe(allowed);
   });
 
+  it("matches service accounts by the identity's namespace and account in any trust domain, as upstream's ServiceAccountMatch", () => {
+    const sa = (namespace: string, serviceAccount: string) => ({ namespace, serviceAccount });
+    const allowed = (m: PolicyMatch, c: ConnectionFacts = SLEEP) => decide([policy('allow', [m])], c).allowed;
+    expect(allowed({ serviceAccounts: [sa('other', 'x'), sa('demo', 'sleep')] })).toBe(true);
+    expect(allowed({ serviceAccounts: [sa('demo', 'web')] })).toBe(false);
+    expect(
+      allowed(
+        { serviceAccounts: [sa('demo', 'sleep')] },
+        { ...SLEEP, principal: 'example.org/ns/demo/sa/sleep' },
+      ),
+    ).toBe(true);
+    // Not a suffix match: a longer path that ends the same way is another identity.
+    expect(
+      allowed({ serviceAccounts: [sa('demo', 'sleep')] }, { ...SLEEP, principal: 'td/x/ns/demo/sa/sleep' }),
+    ).toBe(false);
+    expect(allowed({ notServiceAccounts: [sa('demo', 'sleep')] })).toBe(false);
+    expect(allowed({ notServiceAccounts: [sa('demo', 'web')] })).toBe(true);
+    expect(allowed({ serviceAccounts: [sa('demo', 'sleep')] }, PLAINTEXT)).toBe(false);
+    expect(allowed({ notServiceAccounts: [sa('demo', 'sleep')] }, PLAINTEXT)).toBe(true);
+  });
+
+  it('ANDs service accounts with principals in one match, as upstream, never ORs them', () => {
+    const both: PolicyMatch = {
+      principals: [{ exact: 'cluster.local/ns/demo/sa/admin' }],
+      serviceAccounts: [{ namespace: 'demo', serviceAccount: 'sleep' }],
+    };
+    // sleep names one of the two only: an ALLOW that needs both does not let it in.
+    expect(decide([policy('allow', [both])], SLEEP).allowed).toBe(false);
+    expect(
+      decide(
+        [policy('allow', [{ ...both, principals: [{ exact: 'cluster.local/ns/demo/sa/sleep' }] }])],
+        SLEEP,
+      ).allowed,
+    ).toBe(true);
+  });
+
   it('a plaintext connection matches no positive principal or namespace, and every negated one', () => {
     expect(decide([policy('allow', [{ principals: [{ presence: true }] }])], PLAINTEXT).allowed).toBe(false);
     expect(decide([policy('allow', [{ namespaces: [{ prefix: '' }] }])], PLAINTEXT).allowed).toBe(false);

@@ -9,7 +9,7 @@
  * never enforced. Policies are compiled once; decisions are pure functions of the connection.
  */
 import { BlockList, isIP } from 'node:net';
-import type { AuthorizationPolicy, PolicyMatch, StringMatch } from '../state/policy.js';
+import type { AuthorizationPolicy, PolicyMatch, ServiceAccountMatch, StringMatch } from '../state/policy.js';
 
 /** What is known about a connection when it is authorized. */
 export interface ConnectionFacts {
@@ -46,6 +46,16 @@ function anyString(list: readonly StringMatch[]): (v: string | undefined) => boo
   return (v) => ms.some((m) => m(v));
 }
 
+/** Upstream's `ServiceAccountMatch::matches`: namespace and account of the identity, any trust domain. */
+function anyServiceAccount(list: readonly ServiceAccountMatch[]): (principal: string | undefined) => boolean {
+  const wanted = new Set(list.map((sa) => `${sa.namespace}/${sa.serviceAccount}`));
+  return (principal) => {
+    const parts = principal?.split('/');
+    if (parts?.length !== 5 || parts[1] !== 'ns' || parts[3] !== 'sa') return false;
+    return wanted.has(`${parts[2]}/${parts[4]}`);
+  };
+}
+
 function cidrs(list: readonly string[]): (ip: string) => boolean {
   const block = new BlockList();
   for (const entry of list) {
@@ -70,6 +80,14 @@ function compileMatch(m: PolicyMatch): Predicate {
   if (nonEmpty(m.notNamespaces)) {
     const f = anyString(m.notNamespaces);
     checks.push((c) => !f(c.namespace));
+  }
+  if (nonEmpty(m.serviceAccounts)) {
+    const f = anyServiceAccount(m.serviceAccounts);
+    checks.push((c) => f(c.principal));
+  }
+  if (nonEmpty(m.notServiceAccounts)) {
+    const f = anyServiceAccount(m.notServiceAccounts);
+    checks.push((c) => !f(c.principal));
   }
   if (nonEmpty(m.principals)) {
     const f = anyString(m.principals);

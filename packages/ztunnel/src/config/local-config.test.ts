@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Problem } from '@ambient/shared';
 import { describe, expect, it } from 'vitest';
+import { compilePolicy } from '../authz/authorization.js';
 import { type LocalConfig, parseLocalConfig } from './local-config.js';
 import { LocalConfigError, LocalConfigFile } from './local-config-file.js';
 
@@ -86,6 +87,8 @@ describe('parseLocalConfig', () => {
                     {
                       namespaces: [],
                       notNamespaces: [],
+                      serviceAccounts: [],
+                      notServiceAccounts: [],
                       principals: [],
                       notPrincipals: [],
                       sourceIps: [],
@@ -311,7 +314,7 @@ policies:
     );
   });
 
-  it('matches service accounts as principals ending in /ns/<namespace>/sa/<name>, as the xDS decoder', () => {
+  it('keeps service accounts as their own match field, apart from principals, as the xDS decoder', () => {
     const r = parseLocalConfig(`
 policies:
 - name: p
@@ -323,8 +326,34 @@ policies:
 `);
     if (!r.ok) throw new Error(JSON.stringify(r.problems));
     const m = r.value.policies[0]?.rules[0]?.clauses[0]?.matches[0];
-    expect(m?.principals).toEqual([{ suffix: '/ns/demo/sa/sleep' }]);
-    expect(m?.notPrincipals).toEqual([{ suffix: '/ns/demo/sa/admin' }]);
+    expect(m?.serviceAccounts).toEqual([{ namespace: 'demo', serviceAccount: 'sleep' }]);
+    expect(m?.notServiceAccounts).toEqual([{ namespace: 'demo', serviceAccount: 'admin' }]);
+    expect(m?.principals).toEqual([]);
+    expect(m?.notPrincipals).toEqual([]);
+  });
+
+  it('a match naming principals and service accounts needs both, as upstream (src/rbac.rs)', () => {
+    const r = parseLocalConfig(`
+policies:
+- name: p
+  namespace: demo
+  scope: Namespace
+  action: Allow
+  dryRun: false
+  rules: [[[{principals: [{Exact: cluster.local/ns/demo/sa/admin}], serviceAccounts: [{namespace: demo, serviceAccount: sleep}]}]]]
+`);
+    if (!r.ok) throw new Error(JSON.stringify(r.problems));
+    const [policy] = r.value.policies;
+    if (!policy) throw new Error('no policy');
+    const from = (principal: string) =>
+      compilePolicy(policy).matches({
+        principal,
+        sourceIp: '10.0.0.1',
+        destinationIp: '10.0.1.1',
+        destinationPort: 80,
+      });
+    expect(from('cluster.local/ns/demo/sa/sleep')).toBe(false);
+    expect(from('cluster.local/ns/demo/sa/admin')).toBe(false);
   });
 
   it("keeps a workload's own trust domain, and refuses one no SPIFFE ID can carry", () => {

@@ -18,7 +18,13 @@
 import { isIP } from 'node:net';
 import { fail, ok, type Problem, type Result, SpiffeId } from '@ambient/shared';
 import { parse as parseYaml } from 'yaml';
-import type { AuthorizationPolicy, PolicyMatch, PolicyRule, StringMatch } from '../state/policy.js';
+import type {
+  AuthorizationPolicy,
+  PolicyMatch,
+  PolicyRule,
+  ServiceAccountMatch,
+  StringMatch,
+} from '../state/policy.js';
 import type {
   CidrVip,
   LoadBalancer,
@@ -491,8 +497,7 @@ function decodeMatch(d: Decoder, v: unknown, path: string): PolicyMatch {
     });
   const ports = (key: string) =>
     d.list(o[key], `${path}.${key}`).flatMap((p, i) => d.port(p, `${path}.${key}[${i}]`) ?? []);
-  // As the xDS decoder: a service account is a principal ending in /ns/<namespace>/sa/<name>.
-  const serviceAccounts = (key: string): StringMatch[] =>
+  const serviceAccounts = (key: string): ServiceAccountMatch[] =>
     d.list(o[key], `${path}.${key}`).flatMap((entry, i) => {
       const p = `${path}.${key}[${i}]`;
       const sa = d.obj(entry, p);
@@ -500,13 +505,15 @@ function decodeMatch(d: Decoder, v: unknown, path: string): PolicyMatch {
       d.unknownKeys(sa, ['namespace', 'serviceAccount'], p);
       const namespace = d.str(sa, 'namespace', p);
       const account = d.str(sa, 'serviceAccount', p);
-      return namespace && account ? [{ suffix: `/ns/${namespace}/sa/${account}` }] : [];
+      return namespace && account ? [{ namespace, serviceAccount: account }] : [];
     });
   return {
     namespaces: strings('namespaces'),
     notNamespaces: strings('notNamespaces'),
-    principals: [...strings('principals'), ...serviceAccounts('serviceAccounts')],
-    notPrincipals: [...strings('notPrincipals'), ...serviceAccounts('notServiceAccounts')],
+    serviceAccounts: serviceAccounts('serviceAccounts'),
+    notServiceAccounts: serviceAccounts('notServiceAccounts'),
+    principals: strings('principals'),
+    notPrincipals: strings('notPrincipals'),
     sourceIps: ips('sourceIps'),
     notSourceIps: ips('notSourceIps'),
     destinationIps: ips('destinationIps'),

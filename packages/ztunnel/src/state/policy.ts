@@ -10,9 +10,18 @@ export interface StringMatch {
   readonly presence?: boolean;
 }
 
+/** A source identity's namespace and service account, in any trust domain (upstream `ServiceAccountMatch`). */
+export interface ServiceAccountMatch {
+  readonly namespace: string;
+  readonly serviceAccount: string;
+}
+
 export interface PolicyMatch {
   readonly namespaces?: readonly StringMatch[];
   readonly notNamespaces?: readonly StringMatch[];
+  /** A field of its own, ANDed with `principals` as upstream's `RbacMatch`, never merged into it. */
+  readonly serviceAccounts?: readonly ServiceAccountMatch[];
+  readonly notServiceAccounts?: readonly ServiceAccountMatch[];
   readonly principals?: readonly StringMatch[];
   readonly notPrincipals?: readonly StringMatch[];
   /** CIDRs or single addresses. */

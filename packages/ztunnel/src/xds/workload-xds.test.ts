@@ -371,7 +371,9 @@ describe('authorizationResourceType', () => {
     expect(r.value.rules[0]?.clauses[0]?.matches[0]).toEqual({
       namespaces: [{ exact: 'demo' }],
       notNamespaces: [],
-      principals: [{ suffix: '/ns/demo/sa/web' }],
+      serviceAccounts: [{ namespace: 'demo', serviceAccount: 'web' }],
+      notServiceAccounts: [],
+      principals: [],
       notPrincipals: [{ presence: true }],
       sourceIps: ['10.0.0.0/8'],
       notSourceIps: [],

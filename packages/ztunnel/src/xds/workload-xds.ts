@@ -19,7 +19,7 @@ import {
   workloadapi,
   type XdsResourceType,
 } from '@ambient/shared';
-import type { AuthorizationPolicy, PolicyMatch, StringMatch } from '../state/policy.js';
+import type { AuthorizationPolicy, PolicyMatch, ServiceAccountMatch, StringMatch } from '../state/policy.js';
 import type {
   AppProtocol,
   CidrVip,
@@ -441,8 +441,8 @@ function stringMatches(
 }
 
 /** A service account match is a principal whose path ends with `/ns/<ns>/sa/<sa>` in any trust domain. */
-function serviceAccountPrincipals(list: readonly securityapi.ServiceAccountMatch[]): StringMatch[] {
-  return list.map((sa) => ({ suffix: `/ns/${sa.namespace}/sa/${sa.serviceAccount}` }));
+function serviceAccountMatches(list: readonly securityapi.ServiceAccountMatch[]): ServiceAccountMatch[] {
+  return list.map((sa) => ({ namespace: sa.namespace, serviceAccount: sa.serviceAccount }));
 }
 
 function cidrs(list: readonly securityapi.Address[], path: string, problems: Problem[]): string[] {
@@ -481,14 +481,10 @@ function decodeMatch(m: securityapi.Match, path: string, problems: Problem[]): P
   return {
     namespaces: stringMatches(namespaces, `${path}.namespaces`, problems),
     notNamespaces: stringMatches(notNamespaces, `${path}.not_namespaces`, problems),
-    principals: [
-      ...stringMatches(principals, `${path}.principals`, problems),
-      ...serviceAccountPrincipals(serviceAccounts),
-    ],
-    notPrincipals: [
-      ...stringMatches(notPrincipals, `${path}.not_principals`, problems),
-      ...serviceAccountPrincipals(notServiceAccounts),
-    ],
+    serviceAccounts: serviceAccountMatches(serviceAccounts),
+    notServiceAccounts: serviceAccountMatches(notServiceAccounts),
+    principals: stringMatches(principals, `${path}.principals`, problems),
+    notPrincipals: stringMatches(notPrincipals, `${path}.not_principals`, problems),
     sourceIps: cidrs(sourceIps, `${path}.source_ips`, problems),
     notSourceIps: cidrs(notSourceIps, `${path}.not_source_ips`, problems),
     destinationIps: cidrs(destinationIps, `${path}.destination_ips`, problems),
