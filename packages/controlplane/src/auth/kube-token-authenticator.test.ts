@@ -84,9 +84,15 @@ describe('readTokenReview', () => {
 
 describe('callerOf', () => {
   const pods = new Map<string, KnownPod>([
-    ['istio-system/ztunnel-a', { uid: 'za', nodeName: 'node-a', serviceAccountName: 'ztunnel' }],
-    ['istio-system/ztunnel-pending', { uid: 'zp', nodeName: '', serviceAccountName: 'ztunnel' }],
-    ['istio-system/other', { uid: 'zo', nodeName: 'node-a', serviceAccountName: 'default' }],
+    [
+      'istio-system/ztunnel-a',
+      { metadata: { uid: 'za' }, nodeName: 'node-a', serviceAccountName: 'ztunnel' },
+    ],
+    [
+      'istio-system/ztunnel-pending',
+      { metadata: { uid: 'zp' }, nodeName: '', serviceAccountName: 'ztunnel' },
+    ],
+    ['istio-system/other', { metadata: { uid: 'zo' }, nodeName: 'node-a', serviceAccountName: 'default' }],
   ]);
   const lookup = (ns: string, name: string) => pods.get(`${ns}/${name}`);
   const node = (name: string, uid: string) =>

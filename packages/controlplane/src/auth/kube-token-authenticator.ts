@@ -46,9 +46,9 @@ export interface TokenReviewStatus {
 /** POSTs a TokenReview and returns its status; rejects when the API cannot be asked. */
 export type TokenReviewer = (token: string, audiences: readonly string[]) => Promise<TokenReviewStatus>;
 
-/** What the node authorization needs of a pod. */
+/** What the node authorization needs of a pod (a PodObject is one). */
 export interface KnownPod {
-  readonly uid?: string;
+  readonly metadata: { readonly uid?: string };
   readonly nodeName: string;
   readonly serviceAccountName: string;
 }
@@ -130,8 +130,11 @@ export function callerOf(
   const known = pods(namespace, pod.name);
   if (!known) return refusal('pod', `node agent pod ${ref} is not known`);
   // A pod re-created under the same name is another pod: the client retries with a new token.
-  if (known.uid !== pod.uid)
-    return refusal('pod', `node agent pod ${ref} has UID ${known.uid ?? '(none)'}, the token ${pod.uid}`);
+  if (known.metadata.uid !== pod.uid)
+    return refusal(
+      'pod',
+      `node agent pod ${ref} has UID ${known.metadata.uid ?? '(none)'}, the token ${pod.uid}`,
+    );
   if (known.serviceAccountName !== serviceAccount)
     return refusal('pod', `node agent pod ${ref} runs as ${known.serviceAccountName}, not ${serviceAccount}`);
   if (!known.nodeName) return refusal('pod', `node agent pod ${ref} is not scheduled to a node`);
