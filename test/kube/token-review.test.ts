@@ -9,7 +9,7 @@
  */
 import { execFile } from 'node:child_process';
 import { createSign, generateKeyPairSync } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -30,12 +30,13 @@ let api: KubeApiServer;
 let dir: string;
 let cp: ControlPlaneApp;
 let port: number;
+let cpKubeconfig: string;
 
 const kubectl = async (...args: string[]) =>
   (await run('kubectl', ['--kubeconfig', api.kubeconfig, ...args], { encoding: 'utf8', maxBuffer: 1 << 26 }))
     .stdout;
 
-/** Runs kubectl with a body on stdin (`create --raw`, `apply -f -`); returns stdout. */
+/** Runs kubectl with a body on stdin (`create --raw`, `apply -f -`); returns stdout once it is closed. */
 async function kubectlStdin(body: string, ...args: string[]): Promise<string> {
   const p = execFile('kubectl', ['--kubeconfig', api.kubeconfig, ...args]);
   let out = '';
@@ -47,7 +48,7 @@ async function kubectlStdin(body: string, ...args: string[]): Promise<string> {
     err += d.toString();
   });
   p.stdin?.end(body);
-  const code = await new Promise<number | null>((r) => p.once('exit', r));
+  const code = await new Promise<number | null>((r) => p.once('close', r));
   if (code !== 0) throw new Error(`kubectl ${args.join(' ')}: ${err}`);
   return out;
 }
@@ -249,11 +250,31 @@ describe('TokenReview authentication and node authorization on a real kube-apise
     nodeAgentA = await token('istio-system', 'ztunnel', ['istio-ca'], 'ztunnel-a');
     const objects = await apiObjects();
     dir = await mkdtemp(path.join(os.tmpdir(), 'cp-tokenreview-'));
+    // The control plane talks to the API as its own service account, with only the RBAC it ships.
+    await kubectl('apply', '-f', path.join(ROOT, 'manifests/controlplane-rbac.yaml'));
+    const cpRes = await rawPost('/api/v1/namespaces/istio-system/serviceaccounts/controlplane/token', {
+      apiVersion: 'authentication.k8s.io/v1',
+      kind: 'TokenRequest',
+      spec: { audiences: ['https://kubernetes.default.svc.cluster.local'], expirationSeconds: 3600 },
+    });
+    cpKubeconfig = path.join(dir, 'controlplane.kubeconfig');
+    await writeFile(
+      cpKubeconfig,
+      [
+        'apiVersion: v1',
+        'kind: Config',
+        `clusters:\n- name: lab\n  cluster:\n    server: ${api.url}\n    certificate-authority: ${api.caFile}`,
+        `users:\n- name: controlplane\n  user:\n    token: ${(cpRes.status as { token: string }).token}`,
+        'contexts:\n- name: lab\n  context:\n    cluster: lab\n    user: controlplane',
+        'current-context: lab',
+        '',
+      ].join('\n'),
+    );
     const config = parseControlPlaneConfig({
       CP_MANIFEST_DIR: dir,
       CP_CA_DIR: path.join(dir, 'ca'),
       CP_AUTHENTICATION: 'tokenreview',
-      CP_KUBECONFIG: api.kubeconfig,
+      CP_KUBECONFIG: cpKubeconfig,
       CP_GRPC_ADDRESS: '127.0.0.1',
       CP_GRPC_PORT: '0',
       CP_MONITOR_ADDRESS: '127.0.0.1',
@@ -332,7 +353,9 @@ describe('TokenReview authentication and node authorization on a real kube-apise
     // stands for an expired one (the API server refuses both at review time).
     const doomed = await token('demo', 'sleep', ['istio-ca'], 'doomed');
     await kubectl('delete', 'pod', 'doomed', '-n', 'demo', '--grace-period=0', '--force');
-    await expect(certFor(doomed, SLEEP, false)).rejects.toThrow(/UNAUTHENTICATED/);
+    await expect(certFor(doomed, SLEEP, false)).rejects.toThrow(
+      /UNAUTHENTICATED.*TokenReview.*Token has been invalidated/,
+    );
     const sleepA = await token('demo', 'sleep', ['istio-ca'], 'sleep-a');
     await expect(certFor(forged(sleepA), SLEEP, false)).rejects.toThrow(/UNAUTHENTICATED/);
     const unbound = await token('demo', 'sleep', ['istio-ca']);
@@ -380,5 +403,84 @@ describe('TokenReview authentication and node authorization on a real kube-apise
       `50 concurrent CSRs with one token: ${reviews} TokenReview request(s), ${Date.now() - t0} ms`,
     );
     expect(reviews).toBeLessThanOrEqual(1);
+  }, 60_000);
+
+  it('the control plane RBAC grants what it reads and writes, and refuses the rest', async () => {
+    // A SubjectAccessReview per check, as `kubectl auth can-i --as=...` asks, but naming the API
+    // group itself: can-i resolves kinds through discovery, which lacks CRDs not installed here.
+    const can = async (verb: string, resource: string, namespace = '', subresource = '') => {
+      const [plural = '', ...group] = resource.split('.');
+      const res = await rawPost('/apis/authorization.k8s.io/v1/subjectaccessreviews', {
+        apiVersion: 'authorization.k8s.io/v1',
+        kind: 'SubjectAccessReview',
+        spec: {
+          user: 'system:serviceaccount:istio-system:controlplane',
+          groups: ['system:serviceaccounts', 'system:serviceaccounts:istio-system', 'system:authenticated'],
+          resourceAttributes: { verb, resource: plural, group: group.join('.'), namespace, subresource },
+        },
+      });
+      return (res.status as { allowed?: boolean }).allowed === true ? 'yes' : 'no';
+    };
+    const allowed: [string, string, string?, string?][] = [
+      ['watch', 'pods'],
+      ['list', 'namespaces'],
+      ['watch', 'services', 'demo'],
+      ['list', 'serviceaccounts', 'demo'],
+      ['watch', 'gateways.gateway.networking.k8s.io', 'demo'],
+      ['list', 'httproutes.gateway.networking.k8s.io'],
+      ['watch', 'authorizationpolicies.security.istio.io'],
+      ['list', 'peerauthentications.security.istio.io'],
+      ['watch', 'virtualservices.networking.istio.io'],
+      ['list', 'destinationrules.networking.istio.io'],
+      ['watch', 'customresourcedefinitions.apiextensions.k8s.io'],
+      ['create', 'tokenreviews.authentication.k8s.io'],
+      ['create', 'deployments.apps', 'demo'],
+      ['delete', 'services', 'demo'],
+      ['create', 'serviceaccounts', 'demo'],
+      ['update', 'gateways.gateway.networking.k8s.io', 'demo', 'status'],
+      ['patch', 'authorizationpolicies.security.istio.io', 'demo', 'status'],
+      ['create', 'gatewayclasses.gateway.networking.k8s.io'],
+      ['update', 'leases.coordination.k8s.io', 'istio-system'],
+    ];
+    const denied: [string, string, string?, string?][] = [
+      ['get', 'secrets', 'istio-system'],
+      ['create', 'pods', 'demo'],
+      ['delete', 'namespaces'],
+      ['update', 'gateways.gateway.networking.k8s.io', 'demo'],
+      ['create', 'authorizationpolicies.security.istio.io', 'demo'],
+      ['update', 'leases.coordination.k8s.io', 'demo'],
+      ['create', 'subjectaccessreviews.authorization.k8s.io'],
+      ['update', 'nodes'],
+    ];
+    const answers = await Promise.all([...allowed, ...denied].map((a) => can(...a)));
+    const got = [...allowed, ...denied].map((a, i) => `${a.join(' ')}: ${answers[i]}`);
+    expect(got).toEqual([
+      ...allowed.map((a) => `${a.join(' ')}: yes`),
+      ...denied.map((a) => `${a.join(' ')}: no`),
+    ]);
+    // kubectl auth can-i itself, for built-in kinds discovery knows.
+    const canI = async (...args: string[]) =>
+      (
+        await run(
+          'kubectl',
+          [
+            '--kubeconfig',
+            api.kubeconfig,
+            'auth',
+            'can-i',
+            ...args,
+            '--as=system:serviceaccount:istio-system:controlplane',
+          ],
+          { encoding: 'utf8' },
+        ).catch((err: { stdout?: string }) => ({ stdout: err.stdout ?? '' }))
+      ).stdout.trim();
+    expect(await canI('watch', 'pods', '--all-namespaces')).toBe('yes');
+    expect(await canI('create', 'tokenreviews')).toBe('yes');
+    expect(await canI('get', 'secrets', '-n', 'istio-system')).toBe('no');
+    // Every TokenReview above was made as this account (the control plane's CP_KUBECONFIG holds
+    // its token); reading secrets with that kubeconfig is forbidden.
+    await expect(
+      run('kubectl', ['--kubeconfig', cpKubeconfig, 'get', 'secrets', '-n', 'istio-system']),
+    ).rejects.toThrow(/forbidden/);
   }, 60_000);
 });
