@@ -75,7 +75,13 @@ function pod(ns: string, name: string, sa: string, node: string, labels: Record<
 }
 
 /** A TokenRequest for a service account, bound to a pod unless `bound` is undefined. */
-async function token(ns: string, sa: string, audiences: string[], bound?: string): Promise<string> {
+async function token(
+  ns: string,
+  sa: string,
+  audiences: string[],
+  bound?: string,
+  expirationSeconds = 600,
+): Promise<string> {
   const uid = bound
     ? (await kubectl('get', 'pod', bound, '-n', ns, '-o', 'jsonpath={.metadata.uid}')).trim()
     : '';
@@ -84,7 +90,7 @@ async function token(ns: string, sa: string, audiences: string[], bound?: string
     kind: 'TokenRequest',
     spec: {
       audiences,
-      expirationSeconds: 600,
+      expirationSeconds,
       ...(bound && { boundObjectRef: { apiVersion: 'v1', kind: 'Pod', name: bound, uid } }),
     },
   });
@@ -384,8 +390,9 @@ describe('TokenReview authentication and node authorization on a real kube-apise
     expect(await xdsStream('not-a-token', ZTUNNEL_A_ID, 'node-a')).toMatch(/^UNAUTHENTICATED/);
   }, 60_000);
 
-  it('a burst of certificate requests with one token costs the API server at most one TokenReview', async () => {
-    const sleepA = await token('demo', 'sleep', ['istio-ca'], 'sleep-a');
+  it('a burst of certificate requests with one new token costs the API server one TokenReview', async () => {
+    // A lifetime no other test uses: a token no earlier review has seen.
+    const sleepA = await token('demo', 'sleep', ['istio-ca'], 'sleep-a', 800);
     const before = await tokenReviewsServed();
     const t0 = Date.now();
     const client = caClient(sleepA, false);
@@ -402,8 +409,27 @@ describe('TokenReview authentication and node authorization on a real kube-apise
     console.log(
       `50 concurrent CSRs with one token: ${reviews} TokenReview request(s), ${Date.now() - t0} ms`,
     );
-    expect(reviews).toBeLessThanOrEqual(1);
+    expect(reviews).toBe(1);
   }, 60_000);
+
+  it('API server down: a token reviewed before keeps working until its cache entry ends, a new one is refused (review_error), and accepted once it is back', async () => {
+    const known = await token('demo', 'sleep', ['istio-ca'], 'sleep-a');
+    // Another lifetime: two requests in one second would otherwise give the same token.
+    const fresh = await token('demo', 'sleep', ['istio-ca'], 'sleep-a', 700);
+    expect((await certFor(known, SLEEP, false)).length).toBeGreaterThanOrEqual(2);
+    const before = (await authFailures()).review_error ?? 0;
+    await api.stopApiServer();
+    try {
+      const t0 = Date.now();
+      await expect(certFor(fresh, SLEEP, false)).rejects.toThrow(/UNAUTHENTICATED.*TokenReview failed/);
+      console.log(`refusal with the API server down took ${Date.now() - t0} ms`);
+      expect((await authFailures()).review_error).toBe(before + 1);
+      expect((await certFor(known, SLEEP, false)).length).toBeGreaterThanOrEqual(2);
+    } finally {
+      await api.startApiServer();
+    }
+    expect((await certFor(fresh, SLEEP, false)).length).toBeGreaterThanOrEqual(2);
+  }, 90_000);
 
   it('the control plane RBAC grants what it reads and writes, and refuses the rest', async () => {
     // A SubjectAccessReview per check, as `kubectl auth can-i --as=...` asks, but naming the API
