@@ -216,6 +216,33 @@ describe('KubeTokenAuthenticator', () => {
     expect(await auth.authenticate('Basic abc')).toMatchObject({ ok: false });
   });
 
+  it('refuses, with review_busy, a token needing a review beyond maxReviewsInFlight, and reviews again once one ends', async () => {
+    const release: Array<() => void> = [];
+    const auth = new KubeTokenAuthenticator({
+      review: () =>
+        new Promise((resolve) =>
+          release.push(() => resolve(status('system:serviceaccount:demo:sleep', { name: 's', uid: 'u' }))),
+        ),
+      pods: () => undefined,
+      maxReviewsInFlight: 2,
+      now: () => 1_000_000,
+    });
+    const [a, b, c] = ['a', 'b', 'c'].map((s) => `Bearer ${jwt(2000, s)}`) as [string, string, string];
+    const first = [auth.authenticate(a), auth.authenticate(b), auth.authenticate(a)];
+    expect(await auth.authenticate(c)).toMatchObject({
+      ok: false,
+      reason: 'review_busy',
+      problems: [{ message: '2 TokenReviews are in flight; retry' }],
+    });
+    expect(auth.reviews).toBe(2);
+    for (const r of release.splice(0)) r();
+    expect((await Promise.all(first)).map((r) => r.ok)).toEqual([true, true, true]);
+    const again = auth.authenticate(c);
+    for (const r of release.splice(0)) r();
+    expect((await again).ok).toBe(true);
+    expect(auth.reviews).toBe(3);
+  });
+
   it('reads exp from a JWT and nothing from a non-JWT', () => {
     expect(tokenExpiryMs(jwt(1234))).toBe(1_234_000);
     expect(tokenExpiryMs('opaque')).toBeUndefined();

@@ -14,7 +14,7 @@
  *
  * Positive reviews are cached (bounded in entries and time, never past the token's `exp`) and
  * concurrent reviews of one token share a request, so a reconnecting fleet does not multiply
- * TokenReview calls. The node lookup is not cached: it reads the current pods every time.
+ * TokenReview calls; at most `maxReviewsInFlight` reviews run at once. The node lookup is not cached: it reads the current pods every time.
  */
 import { createHash } from 'node:crypto';
 import type * as k8s from '@kubernetes/client-node';
@@ -164,6 +164,11 @@ export interface KubeTokenAuthenticatorOptions {
   readonly cacheTtlMs?: number;
   /** Most cached tokens; the oldest goes first. Default 10,000. */
   readonly cacheMaxEntries?: number;
+  /**
+   * Most TokenReviews in flight; a token needing one more is refused (`review_busy`) rather than
+   * queued, so a flood of distinct tokens cannot pile requests on the API server. Default 100.
+   */
+  readonly maxReviewsInFlight?: number;
   readonly now?: () => number;
 }
 
@@ -219,6 +224,9 @@ export class KubeTokenAuthenticator implements Authenticator {
     if (hit) this.cache.delete(key);
     const pending = this.inflight.get(key);
     if (pending) return pending;
+    const most = this.options.maxReviewsInFlight ?? 100;
+    if (this.inflight.size >= most)
+      return refusal('review_busy', `${most} TokenReviews are in flight; retry`);
     const review = this.review(token, key).finally(() => this.inflight.delete(key));
     this.inflight.set(key, review);
     return review;

@@ -39,7 +39,8 @@ export type AuthFailureReason =
   | 'unbound'
   | 'not_service_account'
   | 'pod'
-  | 'review_error';
+  | 'review_error'
+  | 'review_busy';
 
 /** A caller, or why there is none (`reason` absent: `token`). */
 export type Authentication = Result<Caller> & { readonly reason?: AuthFailureReason };
