@@ -374,7 +374,7 @@ describe('TokenReview authentication and node authorization on a real kube-apise
     expect(failures.token).toBeGreaterThanOrEqual(2);
   }, 30_000);
 
-  it('xDS: a node agent opens a stream for its own node only; a waypoint token only its own pod', async () => {
+  it('xDS: a node agent opens a stream for its own node only; a waypoint token only its own pod, and only its own certificate', async () => {
     expect(await xdsStream(nodeAgentA, ZTUNNEL_A_ID, 'node-a')).toBe('ok');
     expect(await xdsStream(nodeAgentA, ZTUNNEL_A_ID, 'node-b')).toBe(
       'PERMISSION_DENIED: token is bound to node node-a, not node-b',
@@ -388,6 +388,12 @@ describe('TokenReview authentication and node authorization on a real kube-apise
       /^PERMISSION_DENIED: a node agent token/,
     );
     expect(await xdsStream('not-a-token', ZTUNNEL_A_ID, 'node-a')).toMatch(/^UNAUTHENTICATED/);
+    // Its certificate: the gateway's own account, and no other.
+    const waypointId = SpiffeId.of(TD, 'demo', 'waypoint');
+    expect((await certFor(wp0, waypointId, false)).length).toBeGreaterThanOrEqual(2);
+    await expect(certFor(wp0, SLEEP)).rejects.toThrow(
+      /PERMISSION_DENIED.*demo\/waypoint may not impersonate/,
+    );
   }, 60_000);
 
   it('a burst of certificate requests with one new token costs the API server one TokenReview', async () => {
