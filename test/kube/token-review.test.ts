@@ -467,11 +467,13 @@ describe('TokenReview authentication and node authorization on a real kube-apise
       ['watch', 'customresourcedefinitions.apiextensions.k8s.io'],
       ['create', 'tokenreviews.authentication.k8s.io'],
       ['create', 'deployments.apps', 'demo'],
-      ['delete', 'services', 'demo'],
-      ['create', 'serviceaccounts', 'demo'],
+      ['patch', 'deployments.apps', 'demo'],
+      ['patch', 'services', 'demo'],
+      ['patch', 'serviceaccounts', 'demo'],
       ['update', 'gateways.gateway.networking.k8s.io', 'demo', 'status'],
       ['patch', 'authorizationpolicies.security.istio.io', 'demo', 'status'],
       ['create', 'gatewayclasses.gateway.networking.k8s.io'],
+      ['patch', 'gatewayclasses.gateway.networking.k8s.io', '', 'status'],
       ['update', 'leases.coordination.k8s.io', 'istio-system'],
     ];
     const denied: [string, string, string?, string?][] = [
@@ -483,6 +485,9 @@ describe('TokenReview authentication and node authorization on a real kube-apise
       ['update', 'leases.coordination.k8s.io', 'demo'],
       ['create', 'subjectaccessreviews.authorization.k8s.io'],
       ['update', 'nodes'],
+      ['delete', 'services', 'demo'],
+      ['delete', 'deployments.apps', 'demo'],
+      ['update', 'gatewayclasses.gateway.networking.k8s.io'],
     ];
     const answers = await Promise.all([...allowed, ...denied].map((a) => can(...a)));
     const got = [...allowed, ...denied].map((a, i) => `${a.join(' ')}: ${answers[i]}`);
