@@ -464,14 +464,13 @@ describe('TokenReview authentication and node authorization on a real kube-apise
       ['list', 'peerauthentications.security.istio.io'],
       ['watch', 'virtualservices.networking.istio.io'],
       ['list', 'destinationrules.networking.istio.io'],
-      ['watch', 'customresourcedefinitions.apiextensions.k8s.io'],
       ['create', 'tokenreviews.authentication.k8s.io'],
       ['create', 'deployments.apps', 'demo'],
       ['patch', 'deployments.apps', 'demo'],
       ['patch', 'services', 'demo'],
       ['patch', 'serviceaccounts', 'demo'],
-      ['update', 'gateways.gateway.networking.k8s.io', 'demo', 'status'],
-      ['patch', 'authorizationpolicies.security.istio.io', 'demo', 'status'],
+      ['patch', 'gateways.gateway.networking.k8s.io', 'demo', 'status'],
+      ['get', 'gatewayclasses.gateway.networking.k8s.io'],
       ['create', 'gatewayclasses.gateway.networking.k8s.io'],
       ['patch', 'gatewayclasses.gateway.networking.k8s.io', '', 'status'],
       ['update', 'leases.coordination.k8s.io', 'istio-system'],
@@ -488,6 +487,9 @@ describe('TokenReview authentication and node authorization on a real kube-apise
       ['delete', 'services', 'demo'],
       ['delete', 'deployments.apps', 'demo'],
       ['update', 'gatewayclasses.gateway.networking.k8s.io'],
+      ['watch', 'customresourcedefinitions.apiextensions.k8s.io'],
+      ['patch', 'authorizationpolicies.security.istio.io', 'demo', 'status'],
+      ['update', 'gateways.gateway.networking.k8s.io', 'demo', 'status'],
     ];
     const answers = await Promise.all([...allowed, ...denied].map((a) => can(...a)));
     const got = [...allowed, ...denied].map((a, i) => `${a.join(' ')}: ${answers[i]}`);
