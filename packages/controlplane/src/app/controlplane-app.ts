@@ -20,7 +20,8 @@ import type { Logger } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { type MeshModel, MeshModelBuilder } from '../ambient/mesh-model.js';
 import { TimeSlicer } from '../ambient/time-slicer.js';
-import { TokenAuthenticator } from '../auth/token-authenticator.js';
+import { createAuthenticator } from '../auth/authenticators.js';
+import type { Authenticator } from '../auth/token-authenticator.js';
 import { CaService } from '../ca/ca-service.js';
 import type { KubeObject } from '../manifests/kube-objects.js';
 import { type ConfigSource, ManifestDirSource } from '../source/manifest-dir-source.js';
@@ -55,7 +56,7 @@ export class ControlPlaneApp {
   private readonly authorizationEncoder = new ResourceEncoder<securityapi.Authorization>(AUTHORIZATION_CODEC);
   private ads?: DeltaAdsServer;
   private sotw?: SotwAdsServer;
-  private authenticator?: TokenAuthenticator;
+  private authenticator?: Authenticator;
   private grpcServer?: grpc.Server;
   private monitor?: http.Server;
   private model?: MeshModel;
@@ -108,9 +109,11 @@ export class ControlPlaneApp {
   async start(): Promise<ControlPlaneAddresses> {
     const { config, logger } = this.inputs;
     this.ca = await LocalCa.loadOrCreate(config.caDir, { trustDomain: config.trustDomain });
-    const authenticator = await TokenAuthenticator.fromFile(config.tokensFile);
-    authenticator.watch(config.tokensFile, (err) =>
-      logger.error({ err }, `tokens file rejected, previous tokens kept: ${err.message}`),
+    // A node agent's node is its pod's, among the pods of the last build (as identitiesOnNode).
+    const authenticator = await createAuthenticator(
+      config,
+      (ns, name) => this.proxyDirectory().pod(ns, name),
+      logger,
     );
     this.authenticator = authenticator;
     // One store, two protocols: Delta and state-of-the-world streams see the same resources.

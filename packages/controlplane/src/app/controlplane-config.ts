@@ -1,4 +1,5 @@
 import { type EnvMap, EnvSettings, type Result } from '@ambient/shared';
+import { type AuthSettings, parseAuthSettings } from '../auth/auth-settings.js';
 import { DEFAULT_MANIFEST_LIMITS } from '../manifests/kube-objects.js';
 
 /** The control plane's settings, parsed once from an environment map and frozen. */
@@ -7,8 +8,12 @@ export interface ControlPlaneConfig {
   readonly manifestDir: string;
   /** Directory holding the CA root (created on first start, reused after). */
   readonly caDir: string;
-  /** JSON file of bearer tokens and the callers they stand for. */
+  /** JSON file of bearer tokens and the callers they stand for (required when auth.mode is file). */
   readonly tokensFile: string;
+  /** How callers are authenticated: the tokens file or TokenReview. */
+  readonly auth: AuthSettings;
+  /** CP_KUBECONFIG: kubeconfig file for the Kubernetes API; empty: in-cluster config. */
+  readonly kubeconfig: string;
   /** gRPC (TLS) for xDS and the CA. */
   readonly grpcAddress: string;
   readonly grpcPort: number;
@@ -58,10 +63,13 @@ export function parseControlPlaneConfig(env: EnvMap): Result<ControlPlaneConfig>
       `${JSON.stringify(env.CP_WORKLOAD_CERT_TTL)} must be a whole number of seconds from 1s to 2160h (90 days)`,
     );
   }
+  const auth = parseAuthSettings(e);
   return e.result<ControlPlaneConfig>({
     manifestDir: e.required('CP_MANIFEST_DIR'),
     caDir: e.required('CP_CA_DIR'),
-    tokensFile: e.required('CP_TOKENS_FILE'),
+    tokensFile: auth.mode === 'file' ? e.required('CP_TOKENS_FILE') : (e.optional('CP_TOKENS_FILE') ?? ''),
+    auth,
+    kubeconfig: e.optional('CP_KUBECONFIG') ?? '',
     grpcAddress: e.required('CP_GRPC_ADDRESS', '0.0.0.0'),
     grpcPort: e.integer('CP_GRPC_PORT', 15012, 0, 65535),
     monitorAddress: e.required('CP_MONITOR_ADDRESS', '0.0.0.0'),

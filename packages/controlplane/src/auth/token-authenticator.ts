@@ -9,14 +9,50 @@ import { unwatchFile, watchFile } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { fail, ok, type Problem, type Result } from '@ambient/shared';
 
+/** The pod a service-account token is bound to (TokenReview's pod-name and pod-uid extras). */
+export interface BoundPod {
+  readonly name: string;
+  readonly uid: string;
+}
+
 export type Caller =
   | {
       readonly kind: 'ztunnel';
       readonly node: string;
       readonly namespace: string;
       readonly serviceAccount: string;
+      readonly pod?: BoundPod;
     }
-  | { readonly kind: 'workload'; readonly namespace: string; readonly serviceAccount: string };
+  | {
+      readonly kind: 'workload';
+      readonly namespace: string;
+      readonly serviceAccount: string;
+      /** Set when the token is bound to a pod: the caller is that pod and no other. */
+      readonly pod?: BoundPod;
+    };
+
+/** Metric label (citadel_server_authentication_failure_count{reason}) of a refused token. */
+export type AuthFailureReason =
+  | 'token'
+  | 'audience'
+  | 'expired'
+  | 'unbound'
+  | 'not_service_account'
+  | 'pod'
+  | 'review_error'
+  | 'review_busy';
+
+/** A caller, or why there is none (`reason` absent: `token`). */
+export type Authentication = Result<Caller> & { readonly reason?: AuthFailureReason };
+
+/**
+ * What the xDS servers and the CA ask who a bearer token stands for: the token file here, the
+ * Kubernetes TokenReview API in a cluster (kube-token-authenticator.ts).
+ */
+export interface Authenticator {
+  authenticate(header: string | undefined): Authentication | Promise<Authentication>;
+  close(): void;
+}
 
 export function parseTokenFile(text: string): Result<ReadonlyMap<string, Caller>> {
   let doc: unknown;
@@ -56,7 +92,7 @@ export function parseTokenFile(text: string): Result<ReadonlyMap<string, Caller>
   return problems.length ? fail(problems) : ok(out);
 }
 
-export class TokenAuthenticator {
+export class TokenAuthenticator implements Authenticator {
   private watched?: string;
 
   constructor(private tokens: ReadonlyMap<string, Caller>) {}

@@ -17,12 +17,12 @@ import {
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type protobuf from 'protobufjs';
-import type { TokenAuthenticator } from '../auth/token-authenticator.js';
+import type { Authenticator } from '../auth/token-authenticator.js';
 import type { ControlPlaneMetrics } from '../telemetry/controlplane-metrics.js';
 
 export interface CaServiceInputs {
   readonly ca: LocalCa;
-  readonly authenticator: TokenAuthenticator;
+  readonly authenticator: Authenticator;
   /** `namespace/serviceAccount` of the running pods on a node. */
   readonly identitiesOnNode: (node: string) => ReadonlySet<string>;
   readonly metrics: ControlPlaneMetrics;
@@ -80,7 +80,9 @@ export class CaService {
   private async create(call: grpc.ServerUnaryCall<WireCertificateRequest, object>): Promise<string[]> {
     const { metrics, logger, ca } = this.inputs;
     metrics.csrCount.inc();
-    const auth = this.inputs.authenticator.authenticate(call.metadata.get('authorization')[0]?.toString());
+    const auth = await this.inputs.authenticator.authenticate(
+      call.metadata.get('authorization')[0]?.toString(),
+    );
     // Per caller node and granted identity, so that a node agent's signing rate can be read. The
     // identity label is set only once granted: a refused request cannot add label values.
     const count = (result: CsrResult, identity?: SpiffeId) =>
@@ -91,7 +93,7 @@ export class CaService {
       });
     if (!auth.ok) {
       count('refused');
-      metrics.authFailures.inc({ reason: 'token' });
+      metrics.authFailures.inc({ reason: auth.reason ?? 'token' });
       throw {
         code: grpc.status.UNAUTHENTICATED,
         details: `authentication failed: ${auth.problems[0]?.message}`,

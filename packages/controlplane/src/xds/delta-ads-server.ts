@@ -11,7 +11,7 @@ import { DELTA_ADS_METHOD, meshProtos } from '@ambient/shared';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import protobuf from 'protobufjs';
-import type { Caller, TokenAuthenticator } from '../auth/token-authenticator.js';
+import type { Authenticator, Caller } from '../auth/token-authenticator.js';
 import type { ControlPlaneMetrics } from '../telemetry/controlplane-metrics.js';
 import {
   admitProxy,
@@ -89,7 +89,7 @@ export interface ConnectionDump {
 export interface DeltaAdsServerInputs {
   readonly logger: Logger;
   readonly metrics: ControlPlaneMetrics;
-  readonly authenticator: TokenAuthenticator;
+  readonly authenticator: Authenticator;
   /** Short names for metric labels. */
   readonly typeLabels?: Readonly<Record<string, string>>;
   /** Pods and gateways, to admit waypoint proxies; without it waypoint streams are refused. */
@@ -186,9 +186,9 @@ export class DeltaAdsServer {
     return this.inputs.typeLabels?.[typeUrl] ?? typeUrl;
   }
 
-  private onStream(call: grpc.ServerDuplexStream<Buffer, Buffer>): void {
+  private async onStream(call: grpc.ServerDuplexStream<Buffer, Buffer>): Promise<void> {
     const { logger, metrics, authenticator } = this.inputs;
-    const caller = authenticateStream(call, authenticator, metrics, logger);
+    const caller = await authenticateStream(call, authenticator, metrics, logger);
     if (!caller) return;
     const conn: Connection = {
       id: this.nextId++,

@@ -182,6 +182,41 @@ describe('admitProxy', () => {
     expect(admitProxy(caller, id, {}, directory)).toEqual({ ok: false, code, reason: 'waypoint', details });
   });
 
+  it('admits a pod-bound waypoint token for its own pod only', () => {
+    const bound = (name: string, uid: string): Caller => ({
+      kind: 'workload',
+      namespace: 'demo',
+      serviceAccount: 'waypoint',
+      pod: { name, uid },
+    });
+    expect(admitProxy(bound('waypoint-0', 'u0'), router('waypoint-0'), {}, directory)).toMatchObject({
+      ok: true,
+      gateway: 'demo/waypoint',
+    });
+    // Another replica of the same account: its token does not open this pod's stream.
+    expect(admitProxy(bound('waypoint-1', 'u1'), router('waypoint-0'), {}, directory)).toEqual({
+      ok: false,
+      code: grpc.status.PERMISSION_DENIED,
+      reason: 'waypoint',
+      details: 'token is bound to pod demo/waypoint-1 (u1), not demo/waypoint-0',
+    });
+    const withUid: ProxyDirectory = {
+      ...directory,
+      pod: (ns, name) => {
+        const p = pods.get(`${ns}/${name}`);
+        return p && { ...p, metadata: { ...p.metadata, uid: 'u-now' } };
+      },
+    };
+    // The pod was re-created under the same name: the old pod's token is not the new pod's.
+    expect(admitProxy(bound('waypoint-0', 'u-old'), router('waypoint-0'), {}, withUid)).toMatchObject({
+      ok: false,
+      details: 'token is bound to pod demo/waypoint-0 (u-old), not demo/waypoint-0 (u-now)',
+    });
+    expect(admitProxy(bound('waypoint-0', 'u-now'), router('waypoint-0'), {}, withUid)).toMatchObject({
+      ok: true,
+    });
+  });
+
   it('refuses waypoints when the server has no directory of pods', () => {
     expect(admitProxy(workload('waypoint'), router('waypoint-0'), {}, undefined)).toMatchObject({
       ok: false,

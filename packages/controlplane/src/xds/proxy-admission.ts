@@ -8,7 +8,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { GATEWAY_NAME_LABEL, WAYPOINT_CLASS } from '../ambient/mesh-model.js';
-import type { Caller, TokenAuthenticator } from '../auth/token-authenticator.js';
+import type { Authentication, Authenticator, Caller } from '../auth/token-authenticator.js';
 import type { GatewayObject, PodObject } from '../manifests/kube-objects.js';
 import type { ControlPlaneMetrics } from '../telemetry/controlplane-metrics.js';
 
@@ -107,6 +107,13 @@ export function admitProxy(
       'waypoint',
       `token is for ${caller.namespace}/${caller.serviceAccount}, but pod ${ref} runs as ${id.namespace}/${pod.serviceAccountName}`,
     );
+  // A pod-bound token (TokenReview) speaks for its own pod only, not for a sibling replica.
+  if (caller.pod && (caller.pod.name !== id.pod || (pod.metadata.uid && pod.metadata.uid !== caller.pod.uid)))
+    return refuse(
+      grpc.status.PERMISSION_DENIED,
+      'waypoint',
+      `token is bound to pod ${id.namespace}/${caller.pod.name} (${caller.pod.uid}), not ${ref}${pod.metadata.uid ? ` (${pod.metadata.uid})` : ''}`,
+    );
   const gatewayName = pod.metadata.labels[GATEWAY_NAME_LABEL];
   if (!gatewayName)
     return refuse(
@@ -133,15 +140,26 @@ export function admitProxy(
  * The caller of a new xDS stream (Delta or state of the world), from its bearer token; a stream
  * without a valid one is ended UNAUTHENTICATED, counted and logged, and undefined returned.
  */
-export function authenticateStream(
+export async function authenticateStream(
   call: grpc.ServerDuplexStream<Buffer, Buffer>,
-  authenticator: TokenAuthenticator,
+  authenticator: Authenticator,
   metrics: ControlPlaneMetrics,
   logger: Logger,
-): Caller | undefined {
-  const auth = authenticator.authenticate(call.metadata.get('authorization')[0]?.toString());
+): Promise<Caller | undefined> {
+  let auth: Authentication;
+  try {
+    auth = await authenticator.authenticate(call.metadata.get('authorization')[0]?.toString());
+  } catch (err) {
+    auth = {
+      ok: false,
+      reason: 'review_error',
+      problems: [{ path: 'authorization', message: (err as Error).message }],
+    };
+  }
+  // Requests wait unread in the stream meanwhile; a client gone by now needs nothing more.
+  if (call.cancelled) return undefined;
   if (auth.ok) return auth.value;
-  metrics.authFailures.inc({ reason: 'token' });
+  metrics.authFailures.inc({ reason: auth.reason ?? 'token' });
   logger.warn({ peer: call.getPeer(), problem: auth.problems[0]?.message }, 'xDS stream refused');
   call.emit('error', {
     code: grpc.status.UNAUTHENTICATED,

@@ -11,7 +11,7 @@ import { meshProtos } from '@ambient/shared';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import protobuf from 'protobufjs';
-import type { Caller, TokenAuthenticator } from '../auth/token-authenticator.js';
+import type { Authenticator, Caller } from '../auth/token-authenticator.js';
 import type { ControlPlaneMetrics } from '../telemetry/controlplane-metrics.js';
 import type { ConnectionDump } from './delta-ads-server.js';
 import {
@@ -67,7 +67,7 @@ interface WireRequest {
 export interface SotwAdsServerInputs {
   readonly logger: Logger;
   readonly metrics: ControlPlaneMetrics;
-  readonly authenticator: TokenAuthenticator;
+  readonly authenticator: Authenticator;
   readonly store: SnapshotStore;
   /** Short names for metric labels. */
   readonly typeLabels?: Readonly<Record<string, string>>;
@@ -158,9 +158,9 @@ export class SotwAdsServer {
     }
   }
 
-  private onStream(call: grpc.ServerDuplexStream<Buffer, Buffer>): void {
+  private async onStream(call: grpc.ServerDuplexStream<Buffer, Buffer>): Promise<void> {
     const { logger, metrics, authenticator } = this.inputs;
-    const caller = authenticateStream(call, authenticator, metrics, logger);
+    const caller = await authenticateStream(call, authenticator, metrics, logger);
     if (!caller) return;
     const conn: Connection = {
       id: this.nextId++,
