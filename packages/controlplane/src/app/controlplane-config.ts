@@ -3,8 +3,15 @@ import { DEFAULT_MANIFEST_LIMITS } from '../manifests/kube-objects.js';
 
 /** The control plane's settings, parsed once from an environment map and frozen. */
 export interface ControlPlaneConfig {
-  /** Directory of Kubernetes manifests (the config source). */
+  /** Where resources come from: a manifest directory (the lab) or a Kubernetes API server. */
+  readonly configSource: 'directory' | 'kubernetes';
+  /** Directory of Kubernetes manifests (the `directory` source); empty otherwise. */
   readonly manifestDir: string;
+  /** Kubeconfig for the `kubernetes` source; empty: the pod's service account (in-cluster). */
+  readonly kubeconfig: string;
+  /** KUBERNETES_SERVICE_HOST / _PORT, for the in-cluster connection. */
+  readonly kubernetesServiceHost: string;
+  readonly kubernetesServicePort: string;
   /** Directory holding the CA root (created on first start, reused after). */
   readonly caDir: string;
   /** JSON file of bearer tokens and the callers they stand for. */
@@ -58,8 +65,26 @@ export function parseControlPlaneConfig(env: EnvMap): Result<ControlPlaneConfig>
       `${JSON.stringify(env.CP_WORKLOAD_CERT_TTL)} must be a whole number of seconds from 1s to 2160h (90 days)`,
     );
   }
+  const configSource =
+    e.optional('CP_CONFIG_SOURCE') ?? (e.optional('CP_MANIFEST_DIR') ? 'directory' : 'kubernetes');
+  if (configSource !== 'directory' && configSource !== 'kubernetes') {
+    e.add('CP_CONFIG_SOURCE', `${JSON.stringify(configSource)} must be directory or kubernetes`);
+  }
+  const kubeconfig = e.optional('CP_KUBECONFIG') ?? '';
+  const kubernetesServiceHost = e.optional('KUBERNETES_SERVICE_HOST') ?? '';
+  const kubernetesServicePort = e.optional('KUBERNETES_SERVICE_PORT') ?? '443';
+  if (configSource === 'kubernetes' && !kubeconfig && !kubernetesServiceHost) {
+    e.add(
+      'CP_KUBECONFIG',
+      'is required outside a cluster: the kubernetes source needs a kubeconfig, or KUBERNETES_SERVICE_HOST (in a pod)',
+    );
+  }
   return e.result<ControlPlaneConfig>({
-    manifestDir: e.required('CP_MANIFEST_DIR'),
+    configSource: configSource === 'kubernetes' ? 'kubernetes' : 'directory',
+    manifestDir: configSource === 'directory' ? e.required('CP_MANIFEST_DIR') : '',
+    kubeconfig,
+    kubernetesServiceHost,
+    kubernetesServicePort,
     caDir: e.required('CP_CA_DIR'),
     tokensFile: e.required('CP_TOKENS_FILE'),
     grpcAddress: e.required('CP_GRPC_ADDRESS', '0.0.0.0'),
