@@ -154,6 +154,7 @@ export class KubeApiSource implements ConfigSource {
   private closed = false;
   private settledCount = 0;
   private onSettled?: () => void;
+  private onClosed?: (err: Error) => void;
   private counts = { relists: 0, failures: 0, watches: 0 };
 
   constructor(private readonly inputs: KubeApiSourceInputs) {
@@ -174,8 +175,9 @@ export class KubeApiSource implements ConfigSource {
 
   /** Resolves once every kind has been listed, or found not served. */
   start(): Promise<void> {
-    const settled = new Promise<void>((resolve) => {
+    const settled = new Promise<void>((resolve, reject) => {
       this.onSettled = resolve;
+      this.onClosed = reject;
     });
     if (this.kinds.length === 0) this.onSettled?.();
     for (const k of this.kinds) void this.run(k);
@@ -184,6 +186,8 @@ export class KubeApiSource implements ConfigSource {
 
   close(): void {
     this.closed = true;
+    // A start still waiting for its first sync will not get one.
+    if (this.settledCount < this.kinds.length) this.onClosed?.(new Error('closed before the initial sync'));
     for (const req of this.requests) req.destroy();
     this.requests.clear();
     for (const s of this.sleepers) {
@@ -498,6 +502,8 @@ export class KubeApiSource implements ConfigSource {
     const url = new URL(cluster.server.replace(/\/$/, '') + path);
     const opts: https.RequestOptions = { method: 'GET', headers: { accept: 'application/json' } };
     await this.inputs.kubeConfig.applyToHTTPSOptions(opts);
+    // A plain-HTTP server (kubectl proxy, a test server) takes no TLS agent.
+    if (url.protocol === 'http:') delete opts.agent;
     if (this.closed) throw new Error('closed');
     return new Promise((resolve, reject) => {
       const req = (url.protocol === 'http:' ? http : https).request(url, opts, (res) => {
