@@ -39,6 +39,18 @@ const changes: string[] = [];
 const kubectl = async (...args: string[]) =>
   (await run('kubectl', ['--kubeconfig', api.kubeconfig, ...args], { encoding: 'utf8' })).stdout;
 
+/** kubectl apply of a YAML text. */
+async function apply(yaml: string): Promise<void> {
+  const p = execFile('kubectl', ['--kubeconfig', api.kubeconfig, 'apply', '-f', '-']);
+  let err = '';
+  p.stderr?.on('data', (d: Buffer) => {
+    err += d.toString();
+  });
+  p.stdin?.end(yaml);
+  const code = await new Promise<number | null>((r) => p.once('exit', r));
+  if (code !== 0) throw new Error(`kubectl apply: ${err}`);
+}
+
 /** A request to the API server as its admin (for what kubectl 1.20 cannot do: pod status). */
 function kapi(method: string, apiPath: string, body?: unknown, contentType = 'application/json') {
   return new Promise<{ status: number; body: string }>((resolve, reject) => {
@@ -282,5 +294,41 @@ describe('the control plane on a real Kubernetes API server', () => {
     } finally {
       await app2.close();
     }
+  }, 60_000);
+
+  it('on the real API server: an AuthorizationPolicy added and removed, and one the decoder refuses reported with its field path (skipped where this kube-apiserver build cannot store custom resources)', async (ctx) => {
+    const policy = (name: string, action: string) => `apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: ${name}, namespace: demo }
+spec: { action: ${action}, rules: [{ from: [{ source: { namespaces: [demo] } }] }] }
+`;
+    const stored: Error | undefined = await apply(policy('allow-demo', 'ALLOW')).then(
+      () => undefined,
+      (err: Error) => err,
+    );
+    if (stored) {
+      // kube-apiserver 1.20 built with Go 1.19 (vendored modern-go/reflect2 1.0.1) exits with
+      // SIGSEGV encoding a custom resource: bring it back, let the source resync, and skip.
+      console.log(
+        `custom resources cannot be stored by this kube-apiserver build: ${stored.message.split('\n')[0]}`,
+      );
+      await new Promise((r) => setTimeout(r, 1000));
+      await api.startApiServer();
+      const want = await apiPods();
+      await eventually('resync after the crash', () => sourcePods().join() === want.join(), 30_000);
+      ctx.skip();
+      return;
+    }
+    await eventually('policy in', () => app.currentModel()?.authorizations.has('demo/allow-demo'));
+    await apply(policy('allow-demo', 'MAYBE'));
+    const refused = await eventually('refusal', () =>
+      source.invalid().find((i) => i.ref === 'AuthorizationPolicy demo/allow-demo'),
+    );
+    expect(refused.problems.map((p) => p.path)).toEqual(['spec.action']);
+    expect(refused.kept).toEqual(['AuthorizationPolicy/demo/allow-demo']);
+    expect(app.currentModel()?.authorizations.has('demo/allow-demo')).toBe(true);
+    await kubectl('delete', 'authorizationpolicy', 'allow-demo', '-n', 'demo');
+    await eventually('policy out', () => !app.currentModel()?.authorizations.has('demo/allow-demo'));
+    expect(source.invalid().some((i) => i.ref.startsWith('AuthorizationPolicy'))).toBe(false);
   }, 60_000);
 });
