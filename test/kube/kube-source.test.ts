@@ -27,7 +27,16 @@ const run = promisify(execFile);
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const FIXTURES = path.join(import.meta.dirname, 'fixtures');
 const FAST = { initialMs: 100, maxMs: 1000 };
-const logger = pino({ level: process.env.KUBE_SOURCE_LOG ?? 'silent' });
+/** Warnings logged, parsed: what an operator reads. */
+const warnings: Array<{ msg: string; resource?: string; kind?: string }> = [];
+const logger = pino(
+  { level: 'warn' },
+  {
+    write: (line: string) => {
+      warnings.push(JSON.parse(line));
+    },
+  },
+);
 
 let api: KubeApiServer;
 let tmp: string;
@@ -236,7 +245,10 @@ describe('the control plane on a real Kubernetes API server', () => {
     expect([...demoWorkloads().values()].every((p) => p === HBONE)).toBe(true);
   });
 
-  it('a missing CRD installed later is picked up and its notice cleared, the other kinds still served', async () => {
+  it('a missing CRD installed later is picked up and its notice cleared, the other kinds still served; it was logged once, not with every push', async () => {
+    const vs = 'CustomResourceDefinition virtualservices.networking.istio.io';
+    expect(warnings.filter((w) => w.resource === vs)).toHaveLength(1);
+    expect(warnings.filter((w) => w.kind === 'VirtualService' && /not served/.test(w.msg))).toHaveLength(1);
     changes.length = 0;
     await kubectl('apply', '-f', path.join(FIXTURES, 'crds-istio-networking.yaml'));
     await kubectl('wait', '--for=condition=Established', 'crd', '--all', '--timeout=30s');

@@ -73,6 +73,8 @@ export class ControlPlaneApp {
   private lastPushMs = 0;
   /** One clock for every long computation, so the event loop is handed back across stages. */
   private readonly slicer = new TimeSlicer();
+  /** The refusals already logged, as JSON. */
+  private reportedInvalid = new Set<string>();
   /** Set once the first build from a fully synced source is published: what /ready reports. */
   private synced = false;
   /** Builds run one after another (the model builder keeps state between builds). */
@@ -313,12 +315,18 @@ export class ControlPlaneApp {
   private reportInvalid(): void {
     const invalid = this.source.invalid();
     this.metrics.invalidResources.set(invalid.length);
+    // Each refusal is logged once while it lasts, not again with every push.
+    const reported = new Set<string>();
     for (const i of invalid) {
+      const id = JSON.stringify(i);
+      reported.add(id);
+      if (this.reportedInvalid.has(id)) continue;
       this.inputs.logger.warn(
         { file: i.file, resource: i.ref, problems: i.problems, ...(i.kept && { kept: i.kept }) },
         i.kept ? 'invalid resource refused, last good version kept' : 'invalid resource refused',
       );
     }
+    this.reportedInvalid = reported;
   }
 
   private async serveMonitor(): Promise<AddressInfo> {
