@@ -7,6 +7,9 @@ export type { ControlPlaneConfig } from './app/controlplane-config.js';
 export { parseControlPlaneConfig } from './app/controlplane-config.js';
 export { TokenAuthenticator } from './auth/token-authenticator.js';
 export { DEFAULT_MANIFEST_LIMITS, decodeManifest } from './manifests/kube-objects.js';
+export type { KubeKindSpec, KubeSourceStats } from './source/kube-api-source.js';
+export { KUBE_SOURCE_KINDS, KubeApiSource } from './source/kube-api-source.js';
+export { loadKubeConfig } from './source/kube-config-loader.js';
 export { ControlPlaneMetrics, XDS_METRIC_TYPES, xdsMetricType } from './telemetry/controlplane-metrics.js';
 export {
   CLUSTER_LOAD_ASSIGNMENT_TYPE_URL,

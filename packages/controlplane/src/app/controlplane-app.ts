@@ -24,6 +24,8 @@ import { createAuthenticator } from '../auth/authenticators.js';
 import type { Authenticator } from '../auth/token-authenticator.js';
 import { CaService } from '../ca/ca-service.js';
 import type { KubeObject } from '../manifests/kube-objects.js';
+import { KubeApiSource } from '../source/kube-api-source.js';
+import { loadKubeConfig } from '../source/kube-config-loader.js';
 import { type ConfigSource, ManifestDirSource } from '../source/manifest-dir-source.js';
 import { ControlPlaneMetrics, XDS_METRIC_TYPES } from '../telemetry/controlplane-metrics.js';
 import { EnvoyEncoder, WAYPOINT_TYPE_URLS } from '../waypoint-xds/envoy-encoder.js';
@@ -37,7 +39,7 @@ import type { ControlPlaneConfig } from './controlplane-config.js';
 export interface ControlPlaneAppInputs {
   readonly config: ControlPlaneConfig;
   readonly logger: Logger;
-  /** Defaults to the manifest directory of the config. */
+  /** Defaults to the source the config names (a manifest directory or a Kubernetes API server). */
   readonly source?: ConfigSource;
 }
 
@@ -72,22 +74,33 @@ export class ControlPlaneApp {
   private lastPushMs = 0;
   /** One clock for every long computation, so the event loop is handed back across stages. */
   private readonly slicer = new TimeSlicer();
+  /** The refusals already logged, as JSON. */
+  private reportedInvalid = new Set<string>();
+  /** Set once the first build from a fully synced source is published: what /ready reports. */
+  private synced = false;
   /** Builds run one after another (the model builder keeps state between builds). */
   private building: Promise<void> = Promise.resolve();
 
   constructor(private readonly inputs: ControlPlaneAppInputs) {
     const { config } = inputs;
+    const limits = {
+      maxFileBytes: config.maxManifestFileBytes,
+      maxObjectBytes: config.maxObjectBytes,
+      maxPolicyValues: config.maxPolicyValues,
+    };
     this.source =
       inputs.source ??
-      new ManifestDirSource({
-        dir: config.manifestDir,
-        slicer: this.slicer,
-        limits: {
-          maxFileBytes: config.maxManifestFileBytes,
-          maxObjectBytes: config.maxObjectBytes,
-          maxPolicyValues: config.maxPolicyValues,
-        },
-      });
+      (config.configSource === 'kubernetes'
+        ? new KubeApiSource({
+            kubeConfig: loadKubeConfig({
+              kubeconfig: config.kubeconfig,
+              serviceHost: config.kubernetesServiceHost,
+              servicePort: config.kubernetesServicePort,
+            }),
+            logger: inputs.logger.child({ component: 'kube-source' }),
+            limits,
+          })
+        : new ManifestDirSource({ dir: config.manifestDir, slicer: this.slicer, limits }));
     this.builder = new MeshModelBuilder({
       clusterId: config.clusterId,
       trustDomain: config.trustDomain,
@@ -134,6 +147,8 @@ export class ControlPlaneApp {
       proxies: this.proxyDirectory(),
       store,
     });
+    // Monitoring first, so /ready can say "not ready" while the source's initial sync runs.
+    const monitor = await this.serveMonitor();
     await this.source.start();
     this.source.onChange((keys) => this.onChange(keys));
     await this.rebuild(undefined);
@@ -164,9 +179,14 @@ export class ControlPlaneApp {
       ),
     );
     this.grpcServer = server;
-    const monitor = await this.serveMonitor();
+    this.synced = true;
     logger.info(
-      { grpcPort: port, monitor: monitor.port, manifests: config.manifestDir },
+      {
+        grpcPort: port,
+        monitor: monitor.port,
+        source: config.configSource,
+        ...(config.configSource === 'directory' && { manifests: config.manifestDir }),
+      },
       'control plane ready',
     );
     return { grpc: { address: config.grpcAddress, port }, monitor };
@@ -298,12 +318,18 @@ export class ControlPlaneApp {
   private reportInvalid(): void {
     const invalid = this.source.invalid();
     this.metrics.invalidResources.set(invalid.length);
+    // Each refusal is logged once while it lasts, not again with every push.
+    const reported = new Set<string>();
     for (const i of invalid) {
+      const id = JSON.stringify(i);
+      reported.add(id);
+      if (this.reportedInvalid.has(id)) continue;
       this.inputs.logger.warn(
         { file: i.file, resource: i.ref, problems: i.problems, ...(i.kept && { kept: i.kept }) },
         i.kept ? 'invalid resource refused, last good version kept' : 'invalid resource refused',
       );
     }
+    this.reportedInvalid = reported;
   }
 
   private async serveMonitor(): Promise<AddressInfo> {
@@ -328,6 +354,11 @@ export class ControlPlaneApp {
         return;
       }
       if (url.pathname === '/ready') {
+        if (!this.synced) {
+          res.statusCode = 503;
+          res.end('not ready: the initial sync of the config source is not complete\n');
+          return;
+        }
         res.end('ready\n');
         return;
       }
@@ -341,6 +372,7 @@ export class ControlPlaneApp {
           pushes: this.pushes,
           lastBuildMs: Math.round(this.lastPushMs * 10) / 10,
           invalid: this.source.invalid(),
+          ...(this.source instanceof KubeApiSource && { kubernetes: this.source.stats() }),
           notices: m?.problems ?? [],
           waypoints: Object.fromEntries(
             [...(this.waypoints?.byGateway.values() ?? [])].map((set) => [

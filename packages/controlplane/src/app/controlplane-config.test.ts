@@ -46,3 +46,36 @@ describe('control plane settings: CP_AMBIENT_ENABLE_DRY_RUN_AUTHORIZATION_POLICY
       expect(r.problems.map((p) => p.path)).toEqual(['CP_AMBIENT_ENABLE_DRY_RUN_AUTHORIZATION_POLICY']);
   });
 });
+
+describe('control plane settings: the config source', () => {
+  const CA = { CP_CA_DIR: '/ca', CP_TOKENS_FILE: '/t.json' };
+
+  it('reads the manifest directory when CP_MANIFEST_DIR is set, as before', () => {
+    const r = parseControlPlaneConfig(BASE);
+    expect(r.ok && [r.value.configSource, r.value.manifestDir]).toEqual(['directory', '/m']);
+  });
+
+  it('reads the Kubernetes API without CP_MANIFEST_DIR: a kubeconfig, or in-cluster from KUBERNETES_SERVICE_HOST', () => {
+    const file = parseControlPlaneConfig({ ...CA, CP_KUBECONFIG: '/kc' });
+    expect(file.ok && [file.value.configSource, file.value.kubeconfig]).toEqual(['kubernetes', '/kc']);
+    const pod = parseControlPlaneConfig({
+      ...CA,
+      KUBERNETES_SERVICE_HOST: '10.96.0.1',
+      KUBERNETES_SERVICE_PORT: '443',
+    });
+    expect(pod.ok && [pod.value.configSource, pod.value.kubeconfig, pod.value.kubernetesServiceHost]).toEqual(
+      ['kubernetes', '', '10.96.0.1'],
+    );
+    const chosen = parseControlPlaneConfig({ ...BASE, CP_CONFIG_SOURCE: 'kubernetes', CP_KUBECONFIG: '/kc' });
+    expect(chosen.ok && chosen.value.configSource).toBe('kubernetes');
+  });
+
+  it('refuses an unknown source, and the kubernetes source with nothing to connect to, naming the setting', () => {
+    const unknown = parseControlPlaneConfig({ ...BASE, CP_CONFIG_SOURCE: 'etcd' });
+    expect(!unknown.ok && unknown.problems.map((p) => p.path)).toEqual(['CP_CONFIG_SOURCE']);
+    const nowhere = parseControlPlaneConfig(CA);
+    expect(!nowhere.ok && nowhere.problems.map((p) => p.path)).toEqual(['CP_KUBECONFIG']);
+    const noDir = parseControlPlaneConfig({ ...CA, CP_CONFIG_SOURCE: 'directory' });
+    expect(!noDir.ok && noDir.problems.map((p) => p.path)).toEqual(['CP_MANIFEST_DIR']);
+  });
+});

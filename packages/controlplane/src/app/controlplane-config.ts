@@ -4,16 +4,21 @@ import { DEFAULT_MANIFEST_LIMITS } from '../manifests/kube-objects.js';
 
 /** The control plane's settings, parsed once from an environment map and frozen. */
 export interface ControlPlaneConfig {
-  /** Directory of Kubernetes manifests (the config source). */
+  /** Where resources come from: a manifest directory (the lab) or a Kubernetes API server. */
+  readonly configSource: 'directory' | 'kubernetes';
+  /** Directory of Kubernetes manifests (the `directory` source); empty otherwise. */
   readonly manifestDir: string;
+  /** Kubeconfig for the `kubernetes` source; empty: the pod's service account (in-cluster). */
+  readonly kubeconfig: string;
+  /** KUBERNETES_SERVICE_HOST / _PORT, for the in-cluster connection. */
+  readonly kubernetesServiceHost: string;
+  readonly kubernetesServicePort: string;
   /** Directory holding the CA root (created on first start, reused after). */
   readonly caDir: string;
   /** JSON file of bearer tokens and the callers they stand for (required when auth.mode is file). */
   readonly tokensFile: string;
   /** How callers are authenticated: the tokens file or TokenReview. */
   readonly auth: AuthSettings;
-  /** CP_KUBECONFIG: kubeconfig file for the Kubernetes API; empty: in-cluster config. */
-  readonly kubeconfig: string;
   /** gRPC (TLS) for xDS and the CA. */
   readonly grpcAddress: string;
   readonly grpcPort: number;
@@ -64,12 +69,33 @@ export function parseControlPlaneConfig(env: EnvMap): Result<ControlPlaneConfig>
     );
   }
   const auth = parseAuthSettings(e);
+  const configSource =
+    e.optional('CP_CONFIG_SOURCE') ?? (e.optional('CP_MANIFEST_DIR') ? 'directory' : 'kubernetes');
+  if (configSource !== 'directory' && configSource !== 'kubernetes') {
+    e.add('CP_CONFIG_SOURCE', `${JSON.stringify(configSource)} must be directory or kubernetes`);
+  }
+  const kubeconfig = e.optional('CP_KUBECONFIG') ?? '';
+  const kubernetesServiceHost = e.optional('KUBERNETES_SERVICE_HOST') ?? '';
+  const kubernetesServicePort = e.optional('KUBERNETES_SERVICE_PORT') ?? '443';
+  if (
+    (configSource === 'kubernetes' || auth.mode === 'tokenreview') &&
+    !kubeconfig &&
+    !kubernetesServiceHost
+  ) {
+    e.add(
+      'CP_KUBECONFIG',
+      'is required outside a cluster: the kubernetes source and TokenReview need a kubeconfig, or KUBERNETES_SERVICE_HOST (in a pod)',
+    );
+  }
   return e.result<ControlPlaneConfig>({
-    manifestDir: e.required('CP_MANIFEST_DIR'),
+    configSource: configSource === 'kubernetes' ? 'kubernetes' : 'directory',
+    manifestDir: configSource === 'directory' ? e.required('CP_MANIFEST_DIR') : '',
+    kubeconfig,
+    kubernetesServiceHost,
+    kubernetesServicePort,
     caDir: e.required('CP_CA_DIR'),
     tokensFile: auth.mode === 'file' ? e.required('CP_TOKENS_FILE') : (e.optional('CP_TOKENS_FILE') ?? ''),
     auth,
-    kubeconfig: e.optional('CP_KUBECONFIG') ?? '',
     grpcAddress: e.required('CP_GRPC_ADDRESS', '0.0.0.0'),
     grpcPort: e.integer('CP_GRPC_PORT', 15012, 0, 65535),
     monitorAddress: e.required('CP_MONITOR_ADDRESS', '0.0.0.0'),

@@ -21,9 +21,12 @@ export async function createAuthenticator(
     return authenticator;
   }
   const k8s = await import('@kubernetes/client-node');
-  const kc = new k8s.KubeConfig();
-  if (config.kubeconfig) kc.loadFromFile(config.kubeconfig);
-  else kc.loadFromCluster();
+  const { loadKubeConfig } = await import('../source/kube-config-loader.js');
+  const kc = loadKubeConfig({
+    kubeconfig: config.kubeconfig,
+    serviceHost: config.kubernetesServiceHost,
+    servicePort: config.kubernetesServicePort,
+  });
   return new KubeTokenAuthenticator({
     review: apiTokenReviewer(kc.makeApiClient(k8s.AuthenticationV1Api)),
     pods,
