@@ -25,6 +25,8 @@ import { CaService } from '../ca/ca-service.js';
 import type { KubeObject } from '../manifests/kube-objects.js';
 import { type ConfigSource, ManifestDirSource } from '../source/manifest-dir-source.js';
 import { ControlPlaneMetrics, XDS_METRIC_TYPES } from '../telemetry/controlplane-metrics.js';
+import { startWaypointController } from '../waypoint-controller/start-waypoint-controller.js';
+import type { WaypointController } from '../waypoint-controller/waypoint-controller.js';
 import { EnvoyEncoder, WAYPOINT_TYPE_URLS } from '../waypoint-xds/envoy-encoder.js';
 import { WaypointResourceBuilder, type WaypointResources } from '../waypoint-xds/waypoint-resources.js';
 import { DeltaAdsServer } from '../xds/delta-ads-server.js';
@@ -63,6 +65,8 @@ export class ControlPlaneApp {
   /** The objects of the last build: what admission checks waypoint pods against. */
   private objects: ReadonlyMap<string, KubeObject> = new Map();
   private ca?: LocalCa;
+  /** Deploys waypoints for istio-waypoint Gateways while this replica holds the Lease. */
+  waypointController?: WaypointController;
   private pendingKinds = new Set<KubeObject['kind']>();
   private firstChangeAt?: number;
   private quietTimer?: NodeJS.Timeout;
@@ -161,6 +165,8 @@ export class ControlPlaneApp {
       ),
     );
     this.grpcServer = server;
+    if (config.waypointController)
+      this.waypointController = startWaypointController(config, config.waypointController, logger);
     const monitor = await this.serveMonitor();
     logger.info(
       { grpcPort: port, monitor: monitor.port, manifests: config.manifestDir },
@@ -171,6 +177,7 @@ export class ControlPlaneApp {
 
   /** Stops serving: open streams end and proxies keep their last config until one is back. */
   async close(): Promise<void> {
+    await this.waypointController?.close();
     this.authenticator?.close();
     clearTimeout(this.quietTimer);
     clearTimeout(this.maxTimer);

@@ -1,5 +1,9 @@
 import { type EnvMap, EnvSettings, type Result } from '@ambient/shared';
 import { DEFAULT_MANIFEST_LIMITS } from '../manifests/kube-objects.js';
+import {
+  parseWaypointControllerConfig,
+  type WaypointControllerConfig,
+} from '../waypoint-controller/waypoint-controller-config.js';
 
 /** The control plane's settings, parsed once from an environment map and frozen. */
 export interface ControlPlaneConfig {
@@ -41,6 +45,8 @@ export interface ControlPlaneConfig {
    * AMBIENT_ENABLE_DRY_RUN_AUTHORIZATION_POLICY; off (the default), they are not sent.
    */
   readonly sendDryRunPolicies: boolean;
+  /** The waypoint deployment controller with leader election; undefined: off. */
+  readonly waypointController: WaypointControllerConfig | undefined;
 }
 
 /** Istio's DEFAULT_WORKLOAD_CERT_TTL default. */
@@ -98,5 +104,6 @@ export function parseControlPlaneConfig(env: EnvMap): Result<ControlPlaneConfig>
       10_000_000,
     ),
     sendDryRunPolicies: e.boolean('CP_AMBIENT_ENABLE_DRY_RUN_AUTHORIZATION_POLICY', false),
+    waypointController: parseWaypointControllerConfig(e, env, env.CP_ROOT_NAMESPACE || 'istio-system'),
   });
 }
