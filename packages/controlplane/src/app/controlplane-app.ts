@@ -353,6 +353,12 @@ export class ControlPlaneApp {
             ]),
           ),
           waypointNotices: this.waypoints?.problems ?? [],
+          ...(this.waypointController && {
+            waypointController: {
+              leader: this.waypointController.isLeader,
+              writes: this.waypointController.writes,
+            },
+          }),
         });
       }
       res.statusCode = 404;
