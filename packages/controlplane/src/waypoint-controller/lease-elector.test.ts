@@ -114,6 +114,29 @@ describe('LeaseElector', () => {
     expect(events).toEqual(['a:true', 'a:false']);
   });
 
+  it('a round whose request hangs ends at the renew deadline, and a leader stops leading then', async () => {
+    const api: LeaseApi = {
+      get: () => new Promise(() => undefined),
+      create: () => new Promise(() => undefined),
+      update: () => new Promise(() => undefined),
+    };
+    const fake = new FakeLeases();
+    let now = 0;
+    const elector = new LeaseElector({
+      name: 'l',
+      namespace: 'ns',
+      identity: 'a',
+      api: { get: () => fake.get(), create: (l) => fake.create(l), update: (l) => fake.update(l) },
+      timings: { leaseDurationMs: 200, renewDeadlineMs: 50, retryPeriodMs: 10 },
+      clock: { now: () => now },
+    });
+    expect(await elector.tick()).toBe(true);
+    // Now every call hangs; the round still returns, and once the deadline has passed it gives up.
+    Object.assign(fake, { get: api.get, update: api.update });
+    now = 50;
+    expect(await elector.tick()).toBe(false);
+  });
+
   it('two candidates racing for a free Lease: the resourceVersion lets only one win', async () => {
     const { api, a, b } = pair();
     await a.tick();

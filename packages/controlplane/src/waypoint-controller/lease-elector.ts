@@ -109,9 +109,35 @@ export class LeaseElector {
 
   /** One round: read the Lease, then create, renew or take it over, or wait. Returns whether leading. */
   async tick(): Promise<boolean> {
-    const { api, identity, timings } = this.inputs;
+    const { timings } = this.inputs;
     const now = this.clock.now();
+    // A round never outlives the renew deadline: a hung request must not keep a leader leading,
+    // nor stop the rounds (client-go bounds each renewal by the same deadline).
+    const budgetMs = this.leading
+      ? Math.max(1, this.lastRenewMs + timings.renewDeadlineMs - now)
+      : timings.renewDeadlineMs;
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`lease round took over ${budgetMs} ms`)), budgetMs);
+      timer.unref();
+    });
     try {
+      return await Promise.race([this.round(now), deadline]);
+    } catch (err) {
+      this.inputs.onError?.(err as Error);
+      // A leader that has not renewed within the renew deadline stops acting as one, so it has
+      // stopped before a candidate (waiting a whole lease duration) can take over.
+      if (this.leading && this.clock.now() - this.lastRenewMs >= timings.renewDeadlineMs)
+        this.setLeading(false);
+      return this.leading;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async round(now: number): Promise<boolean> {
+    const { api, identity, timings } = this.inputs;
+    {
       const lease = await api.get();
       if (lease) {
         const key = `${lease.spec.holderIdentity ?? ''}|${lease.spec.renewTime ?? ''}`;
@@ -148,12 +174,6 @@ export class LeaseElector {
       if (!this.leading) this.acquisitions += 1;
       this.setLeading(true);
       return true;
-    } catch (err) {
-      this.inputs.onError?.(err as Error);
-      // A leader that has not renewed within the renew deadline stops acting as one, so it has
-      // stopped before a candidate (waiting a whole lease duration) can take over.
-      if (this.leading && now - this.lastRenewMs >= timings.renewDeadlineMs) this.setLeading(false);
-      return this.leading;
     }
   }
 
