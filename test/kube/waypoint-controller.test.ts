@@ -273,4 +273,23 @@ describe('waypoint deployment controller on a real kube-apiserver', () => {
     expect(controller(b).writes.apply).toBeGreaterThan(0);
     expect(controller(a).writes).toEqual(aWrites);
   }, 90_000);
+  it('stops writing when the API server is gone past the renew deadline, and leads and reconciles again once it is back', async () => {
+    const b = replicas.get('cp-b')?.app as ControlPlaneApp;
+    expect(controller(b).isLeader).toBe(true);
+    const t0 = Date.now();
+    const stopping = api.stopApiServer();
+    await until('cp-b to stop leading', async () => !controller(b).isLeader, 20_000);
+    console.log(`leader stopped writing ${Date.now() - t0} ms after the API server began to stop`);
+    await stopping;
+    console.log(`the API server took ${Date.now() - t0} ms to stop (renew deadline 2000 ms)`);
+    const t1 = Date.now();
+    await api.startApiServer();
+    await until('cp-b to lead again', async () => controller(b).isLeader, 30_000);
+    console.log(`leading again ${Date.now() - t1} ms after the API server restart began`);
+    await kubectl('label', 'gateway', 'wp', '-n', 'demo', 'istio.io/waypoint-for=all', '--overwrite');
+    await until('relabelled after the outage', async () => {
+      const o = await getJson('deployment', 'wp', '-n', 'demo');
+      return o?.metadata.labels['istio.io/waypoint-for'] === 'all';
+    });
+  }, 90_000);
 });

@@ -84,10 +84,9 @@ async function makePki(dir: string): Promise<void> {
 function waitExit(p: ChildProcess, ms: number): Promise<void> {
   if (p.exitCode !== null || p.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => {
-    const t = setTimeout(() => {
-      p.kill('SIGKILL');
-      resolve();
-    }, ms);
+    // Past the grace period the process is killed, and still awaited: a caller that restarts it
+    // must not find it looking alive.
+    const t = setTimeout(() => p.kill('SIGKILL'), ms);
     p.once('exit', () => {
       clearTimeout(t);
       resolve();
