@@ -9,7 +9,8 @@ set -euo pipefail
 
 version=1.20.2
 src_version='1.20.5+really1.20.2-1.1+deb12u1'
-cache=${KUBE_CACHE_DIR:-/var/cache/ambient-mesh/kube-v$version}
+# -b2: built with reflect2 1.0.2 (see below); a cache of the first build is not reused.
+cache=${KUBE_CACHE_DIR:-/var/cache/ambient-mesh/kube-v$version-b2}
 bins=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy pause)
 
 have_all() { for b in "${bins[@]}"; do [[ -x "$cache/$b" ]] || return 1; done; }
@@ -21,7 +22,7 @@ fi
 sudo_cmd=()
 [[ $(id -u) -eq 0 ]] || sudo_cmd=(sudo)
 need=()
-for d in golang-go make rsync gcc libc6-dev dpkg-dev; do dpkg -s "$d" >/dev/null 2>&1 || need+=("$d"); done
+for d in golang-go make rsync gcc libc6-dev dpkg-dev golang-github-modern-go-reflect2-dev; do dpkg -s "$d" >/dev/null 2>&1 || need+=("$d"); done
 if ((${#need[@]})); then
   echo "kube-build: installing Debian packages: ${need[*]}" >&2
   "${sudo_cmd[@]}" apt-get update -qq
@@ -43,6 +44,15 @@ echo "kube-build: fetching the kubernetes $src_version source package" >&2
 apt-get "${apt_opts[@]}" update -qq
 (cd "$work" && apt-get "${apt_opts[@]}" source -qq --download-only "kubernetes=$src_version" >/dev/null)
 (cd "$work" && dpkg-source -x --no-check ./kubernetes_*.dsc src >/dev/null)
+# Kubernetes 1.20 vendors modern-go/reflect2 1.0.1, whose map iteration faults under Go 1.18 and
+# later: kube-apiserver dies on the first custom resource it decodes (json-iterator marshalling
+# the object's metadata). Debian's reflect2 1.0.2 is the fix upstream Kubernetes took.
+reflect2=/usr/share/gocode/src/github.com/modern-go/reflect2
+[[ -f $reflect2/unsafe_map.go ]] || { echo "kube-build: $reflect2 missing" >&2; exit 1; }
+rm -rf "$work/src/vendor/github.com/modern-go/reflect2"
+mkdir -p "$work/src/vendor/github.com/modern-go/reflect2"
+cp "$reflect2"/*.go "$work/src/vendor/github.com/modern-go/reflect2/"
+rm -f "$work/src/vendor/github.com/modern-go/reflect2/"*_test.go
 
 echo "kube-build: building ${bins[*]} (about 13 minutes on two cores)" >&2
 start=$(date +%s)

@@ -25,6 +25,11 @@ export interface KubeApiServerOptions {
   readonly startTimeoutMs?: number;
   /** Extra kube-apiserver flags (`--name=value`). */
   readonly extraArgs?: readonly string[];
+  /**
+   * Also run kube-controller-manager from binDir with these controllers (e.g. `garbagecollector`,
+   * which deletes objects whose owner is gone). Absent: no controller runs.
+   */
+  readonly controllers?: readonly string[];
 }
 
 /** A free TCP port on 127.0.0.1 (the OS picks; closed again before use). */
@@ -79,10 +84,9 @@ async function makePki(dir: string): Promise<void> {
 function waitExit(p: ChildProcess, ms: number): Promise<void> {
   if (p.exitCode !== null || p.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => {
-    const t = setTimeout(() => {
-      p.kill('SIGKILL');
-      resolve();
-    }, ms);
+    // Past the grace period the process is killed, and still awaited: a caller that restarts it
+    // must not find it looking alive.
+    const t = setTimeout(() => p.kill('SIGKILL'), ms);
     p.once('exit', () => {
       clearTimeout(t);
       resolve();
@@ -100,8 +104,8 @@ export class KubeApiServer {
     /** A kubeconfig file for kubectl and @kubernetes/client-node, as that admin. */
     readonly kubeconfig: string,
     readonly caFile: string,
-    private readonly procs: { etcd: ChildProcess; apiserver: ChildProcess },
-    private readonly logs: { etcd: string[]; apiserver: string[] },
+    private readonly procs: { etcd: ChildProcess; apiserver: ChildProcess; controllers?: ChildProcess },
+    private readonly logs: { etcd: string[]; apiserver: string[]; controllers: string[] },
     private readonly spawnApiServer: () => ChildProcess,
   ) {}
 
@@ -115,7 +119,7 @@ export class KubeApiServer {
       await freeLoopbackPort(),
       await freeLoopbackPort(),
     ];
-    const logs = { etcd: [] as string[], apiserver: [] as string[] };
+    const logs = { etcd: [] as string[], apiserver: [] as string[], controllers: [] as string[] };
     const keep = (into: string[]) => (chunk: Buffer) => {
       into.push(chunk.toString());
       if (into.length > 200) into.splice(0, into.length - 200);
@@ -197,6 +201,24 @@ export class KubeApiServer {
     );
     try {
       await server.waitReady(opts.startTimeoutMs ?? 60_000);
+      if (opts.controllers?.length) {
+        const cm = spawn(
+          path.join(opts.binDir, 'kube-controller-manager'),
+          [
+            `--kubeconfig=${kubeconfig}`,
+            `--controllers=${opts.controllers.join(',')}`,
+            '--leader-elect=false',
+            '--bind-address=127.0.0.1',
+            `--secure-port=${await freeLoopbackPort()}`,
+            '--port=0',
+            '--v=1',
+          ],
+          { stdio: ['ignore', 'pipe', 'pipe'] },
+        );
+        cm.stdout?.on('data', keep(logs.controllers));
+        cm.stderr?.on('data', keep(logs.controllers));
+        server.procs.controllers = cm;
+      }
     } catch (err) {
       await server.stop();
       throw err;
@@ -239,7 +261,7 @@ export class KubeApiServer {
   }
 
   /** The last lines a component printed, for error messages. */
-  tail(which: 'etcd' | 'apiserver', chars = 2000): string {
+  tail(which: 'etcd' | 'apiserver' | 'controllers', chars = 2000): string {
     return this.logs[which].join('').slice(-chars);
   }
 
@@ -257,6 +279,10 @@ export class KubeApiServer {
   }
 
   async stop(): Promise<void> {
+    if (this.procs.controllers) {
+      this.procs.controllers.kill('SIGTERM');
+      await waitExit(this.procs.controllers, 10_000);
+    }
     this.procs.apiserver.kill('SIGTERM');
     await waitExit(this.procs.apiserver, 10_000);
     this.procs.etcd.kill('SIGTERM');

@@ -28,6 +28,8 @@ import { KubeApiSource } from '../source/kube-api-source.js';
 import { loadKubeConfig } from '../source/kube-config-loader.js';
 import { type ConfigSource, ManifestDirSource } from '../source/manifest-dir-source.js';
 import { ControlPlaneMetrics, XDS_METRIC_TYPES } from '../telemetry/controlplane-metrics.js';
+import { startWaypointController } from '../waypoint-controller/start-waypoint-controller.js';
+import type { WaypointController } from '../waypoint-controller/waypoint-controller.js';
 import { EnvoyEncoder, WAYPOINT_TYPE_URLS } from '../waypoint-xds/envoy-encoder.js';
 import { WaypointResourceBuilder, type WaypointResources } from '../waypoint-xds/waypoint-resources.js';
 import { DeltaAdsServer } from '../xds/delta-ads-server.js';
@@ -66,6 +68,8 @@ export class ControlPlaneApp {
   /** The objects of the last build: what admission checks waypoint pods against. */
   private objects: ReadonlyMap<string, KubeObject> = new Map();
   private ca?: LocalCa;
+  /** Deploys waypoints for istio-waypoint Gateways while this replica holds the Lease. */
+  waypointController?: WaypointController;
   private pendingKinds = new Set<KubeObject['kind']>();
   private firstChangeAt?: number;
   private quietTimer?: NodeJS.Timeout;
@@ -179,6 +183,8 @@ export class ControlPlaneApp {
       ),
     );
     this.grpcServer = server;
+    if (config.waypointController)
+      this.waypointController = startWaypointController(config, config.waypointController, logger);
     this.synced = true;
     logger.info(
       {
@@ -194,6 +200,7 @@ export class ControlPlaneApp {
 
   /** Stops serving: open streams end and proxies keep their last config until one is back. */
   async close(): Promise<void> {
+    await this.waypointController?.close();
     this.authenticator?.close();
     clearTimeout(this.quietTimer);
     clearTimeout(this.maxTimer);
@@ -381,6 +388,12 @@ export class ControlPlaneApp {
             ]),
           ),
           waypointNotices: this.waypoints?.problems ?? [],
+          ...(this.waypointController && {
+            waypointController: {
+              leader: this.waypointController.isLeader,
+              writes: this.waypointController.writes,
+            },
+          }),
         });
       }
       res.statusCode = 404;

@@ -1,6 +1,10 @@
 import { type EnvMap, EnvSettings, type Result } from '@ambient/shared';
 import { type AuthSettings, parseAuthSettings } from '../auth/auth-settings.js';
 import { DEFAULT_MANIFEST_LIMITS } from '../manifests/kube-objects.js';
+import {
+  parseWaypointControllerConfig,
+  type WaypointControllerConfig,
+} from '../waypoint-controller/waypoint-controller-config.js';
 
 /** The control plane's settings, parsed once from an environment map and frozen. */
 export interface ControlPlaneConfig {
@@ -51,6 +55,8 @@ export interface ControlPlaneConfig {
    * AMBIENT_ENABLE_DRY_RUN_AUTHORIZATION_POLICY; off (the default), they are not sent.
    */
   readonly sendDryRunPolicies: boolean;
+  /** The waypoint deployment controller with leader election; undefined: off. */
+  readonly waypointController: WaypointControllerConfig | undefined;
 }
 
 /** Istio's DEFAULT_WORKLOAD_CERT_TTL default. */
@@ -78,13 +84,15 @@ export function parseControlPlaneConfig(env: EnvMap): Result<ControlPlaneConfig>
   const kubernetesServiceHost = e.optional('KUBERNETES_SERVICE_HOST') ?? '';
   const kubernetesServicePort = e.optional('KUBERNETES_SERVICE_PORT') ?? '443';
   if (
-    (configSource === 'kubernetes' || auth.mode === 'tokenreview') &&
+    (configSource === 'kubernetes' ||
+      auth.mode === 'tokenreview' ||
+      e.optional('CP_WAYPOINT_CONTROLLER') === 'true') &&
     !kubeconfig &&
     !kubernetesServiceHost
   ) {
     e.add(
       'CP_KUBECONFIG',
-      'is required outside a cluster: the kubernetes source and TokenReview need a kubeconfig, or KUBERNETES_SERVICE_HOST (in a pod)',
+      'is required outside a cluster: the kubernetes source, TokenReview and the waypoint controller need a kubeconfig, or KUBERNETES_SERVICE_HOST (in a pod)',
     );
   }
   return e.result<ControlPlaneConfig>({
@@ -132,5 +140,6 @@ export function parseControlPlaneConfig(env: EnvMap): Result<ControlPlaneConfig>
       10_000_000,
     ),
     sendDryRunPolicies: e.boolean('CP_AMBIENT_ENABLE_DRY_RUN_AUTHORIZATION_POLICY', false),
+    waypointController: parseWaypointControllerConfig(e, env, env.CP_ROOT_NAMESPACE || 'istio-system'),
   });
 }
