@@ -86,7 +86,8 @@ const COMPONENTS: ReadonlyArray<{
   {
     name: 'controlplane',
     parse: parseControlPlaneConfig,
-    base: { CP_MANIFEST_DIR: '/m', CP_CA_DIR: '/ca', CP_TOKENS_FILE: '/t.json' },
+    // CP_CA_DIR first: it is required whatever the source (an empty CP_MANIFEST_DIR means the Kubernetes source).
+    base: { CP_CA_DIR: '/ca', CP_MANIFEST_DIR: '/m', CP_TOKENS_FILE: '/t.json' },
     settings: [
       'CP_MANIFEST_DIR',
       'CP_CA_DIR',
