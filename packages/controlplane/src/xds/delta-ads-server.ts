@@ -14,6 +14,7 @@ import protobuf from 'protobufjs';
 import type { Authenticator, Caller } from '../auth/token-authenticator.js';
 import type { ControlPlaneMetrics } from '../telemetry/controlplane-metrics.js';
 import {
+  AdsStreams,
   admitProxy,
   authenticateStream,
   nodeIdentity,
@@ -101,12 +102,15 @@ export interface DeltaAdsServerInputs {
 
 export class DeltaAdsServer {
   readonly store: SnapshotStore;
-  private readonly connections = new Map<number, Connection>();
-  private readonly requestType: protobuf.Type;
+  private readonly streams: AdsStreams<Connection>;
   private nextId = 1;
 
   constructor(private readonly inputs: DeltaAdsServerInputs) {
-    this.requestType = meshProtos().lookupType('envoy.service.discovery.v3.DeltaDiscoveryRequest');
+    this.streams = new AdsStreams(
+      meshProtos().lookupType('envoy.service.discovery.v3.DeltaDiscoveryRequest'),
+      inputs.metrics,
+      inputs.logger,
+    );
     this.store = inputs.store ?? new SnapshotStore();
     this.store.onChange((change) => this.onChange(change));
   }
@@ -144,7 +148,7 @@ export class DeltaAdsServer {
   }
 
   private onChange({ scope, typeUrl, changed, removed, changedAt }: SnapshotChange): void {
-    for (const conn of this.connections.values()) {
+    for (const conn of this.streams.connections.values()) {
       if (conn.scope !== scope) continue;
       const sub = conn.subs.get(typeUrl);
       if (!sub?.responded) continue;
@@ -158,11 +162,11 @@ export class DeltaAdsServer {
   }
 
   connectionCount(): number {
-    return this.connections.size;
+    return this.streams.connections.size;
   }
 
   dump(): ConnectionDump[] {
-    return [...this.connections.values()].map((c) => ({
+    return [...this.streams.connections.values()].map((c) => ({
       id: c.id,
       protocol: 'delta' as const,
       nodeId: c.nodeId,
@@ -179,7 +183,7 @@ export class DeltaAdsServer {
 
   /** Ends every stream (proxies reconnect to another instance, or to this one after a restart). */
   closeAll(): void {
-    for (const c of this.connections.values()) c.call.end();
+    for (const c of this.streams.connections.values()) c.call.end();
   }
 
   private label(typeUrl: string): string {
@@ -205,41 +209,11 @@ export class DeltaAdsServer {
       nacks: 0,
       connectedAt: new Date().toISOString(),
     };
-    this.connections.set(conn.id, conn);
-    // The gauge counts the streams of both ADS servers: each adds and removes its own.
-    metrics.connectedProxies.inc();
-    const done = () => {
-      if (!this.connections.delete(conn.id)) return;
-      metrics.connectedProxies.dec();
-      logger.debug({ id: conn.id, node: conn.nodeId }, 'xDS stream closed');
-    };
-    call.on('data', (buf: Buffer) => {
-      let req: WireRequest;
-      try {
-        req = this.requestType.toObject(this.requestType.decode(buf), {
-          arrays: true,
-          objects: true,
-          defaults: true,
-        }) as WireRequest;
-      } catch (err) {
-        this.refuse(conn, grpc.status.INVALID_ARGUMENT, `undecodable request: ${(err as Error).message}`);
-        return;
-      }
-      this.onRequest(conn, req);
-    });
-    call.on('end', () => {
-      done();
-      call.end();
-    });
-    call.on('error', done);
-    call.on('close', done);
-    call.on('cancelled', done);
+    this.streams.serve<WireRequest>(conn, (c, req) => this.onRequest(c, req));
   }
 
   private refuse(conn: Connection, code: grpc.status, details: string): void {
-    this.inputs.logger.warn({ id: conn.id, node: conn.nodeId, details }, 'xDS stream refused');
-    if (this.connections.delete(conn.id)) this.inputs.metrics.connectedProxies.dec();
-    conn.call.emit('error', { code, details });
+    this.streams.refuse(conn, code, details);
   }
 
   private onRequest(conn: Connection, req: WireRequest): void {

@@ -7,6 +7,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
+import type protobuf from 'protobufjs';
 import { GATEWAY_NAME_LABEL, WAYPOINT_CLASS } from '../ambient/mesh-model.js';
 import type { Authentication, Authenticator, Caller } from '../auth/token-authenticator.js';
 import type { GatewayObject, PodObject } from '../manifests/kube-objects.js';
@@ -182,4 +183,67 @@ export function nodeIdentity(node: WireNode): { id: string; metadata: Record<str
       Object.entries(node.metadata?.fields ?? {}).map(([k, v]) => [k, v.stringValue ?? '']),
     ),
   };
+}
+
+/** What both ADS servers keep of a stream for its lifecycle. */
+export interface AdsStream {
+  readonly id: number;
+  readonly call: grpc.ServerDuplexStream<Buffer, Buffer>;
+  nodeId: string;
+}
+
+/**
+ * The lifecycle both ADS servers (Delta and state of the world) give an authenticated stream:
+ * counted while open; each message decoded as `requestType` and handed to `onRequest`, an
+ * undecodable one refused INVALID_ARGUMENT; forgotten once when it ends, fails or is cancelled.
+ * Messages still queued after a refusal are dropped.
+ */
+export class AdsStreams<C extends AdsStream> {
+  readonly connections = new Map<number, C>();
+
+  constructor(
+    private readonly requestType: protobuf.Type,
+    private readonly metrics: ControlPlaneMetrics,
+    private readonly logger: Logger,
+  ) {}
+
+  serve<R>(conn: C, onRequest: (conn: C, req: R) => void): void {
+    const { call } = conn;
+    this.connections.set(conn.id, conn);
+    this.metrics.connectedProxies.inc();
+    const done = () => {
+      if (!this.connections.delete(conn.id)) return;
+      this.metrics.connectedProxies.dec();
+      this.logger.debug({ id: conn.id, node: conn.nodeId }, 'xDS stream closed');
+    };
+    call.on('data', (buf: Buffer) => {
+      if (!this.connections.has(conn.id)) return;
+      let req: R;
+      try {
+        req = this.requestType.toObject(this.requestType.decode(buf), {
+          arrays: true,
+          objects: true,
+          defaults: true,
+        }) as R;
+      } catch (err) {
+        this.refuse(conn, grpc.status.INVALID_ARGUMENT, `undecodable request: ${(err as Error).message}`);
+        return;
+      }
+      onRequest(conn, req);
+    });
+    call.on('end', () => {
+      done();
+      call.end();
+    });
+    call.on('error', done);
+    call.on('close', done);
+    call.on('cancelled', done);
+  }
+
+  /** Ends a stream with a gRPC status, counted and logged. */
+  refuse(conn: C, code: grpc.status, details: string): void {
+    this.logger.warn({ id: conn.id, node: conn.nodeId, details }, 'xDS stream refused');
+    if (this.connections.delete(conn.id)) this.metrics.connectedProxies.dec();
+    conn.call.emit('error', { code, details });
+  }
 }

@@ -15,6 +15,7 @@ import type { Authenticator, Caller } from '../auth/token-authenticator.js';
 import type { ControlPlaneMetrics } from '../telemetry/controlplane-metrics.js';
 import type { ConnectionDump } from './delta-ads-server.js';
 import {
+  AdsStreams,
   admitProxy,
   authenticateStream,
   nodeIdentity,
@@ -97,12 +98,15 @@ export function resourceAny(entry: ResourceEntry): Uint8Array {
 }
 
 export class SotwAdsServer {
-  private readonly connections = new Map<number, Connection>();
-  private readonly requestType: protobuf.Type;
+  private readonly streams: AdsStreams<Connection>;
   private nextId = 1;
 
   constructor(private readonly inputs: SotwAdsServerInputs) {
-    this.requestType = meshProtos().lookupType('envoy.service.discovery.v3.DiscoveryRequest');
+    this.streams = new AdsStreams(
+      meshProtos().lookupType('envoy.service.discovery.v3.DiscoveryRequest'),
+      inputs.metrics,
+      inputs.logger,
+    );
     inputs.store.onChange((change) => this.onChange(change));
   }
 
@@ -119,11 +123,11 @@ export class SotwAdsServer {
   }
 
   connectionCount(): number {
-    return this.connections.size;
+    return this.streams.connections.size;
   }
 
   dump(): ConnectionDump[] {
-    return [...this.connections.values()].map((c) => ({
+    return [...this.streams.connections.values()].map((c) => ({
       id: c.id,
       protocol: 'sotw' as const,
       nodeId: c.nodeId,
@@ -140,7 +144,7 @@ export class SotwAdsServer {
 
   /** Ends every stream. */
   closeAll(): void {
-    for (const c of this.connections.values()) c.call.end();
+    for (const c of this.streams.connections.values()) c.call.end();
   }
 
   private label(typeUrl: string): string {
@@ -148,7 +152,7 @@ export class SotwAdsServer {
   }
 
   private onChange({ scope, typeUrl, changed, removed, changedAt }: SnapshotChange): void {
-    for (const conn of this.connections.values()) {
+    for (const conn of this.streams.connections.values()) {
       if (conn.scope !== scope) continue;
       const state = conn.types.get(typeUrl);
       if (!state?.nonce) continue;
@@ -176,41 +180,11 @@ export class SotwAdsServer {
       nacks: 0,
       connectedAt: new Date().toISOString(),
     };
-    this.connections.set(conn.id, conn);
-    metrics.connectedProxies.inc();
-    const done = () => {
-      if (!this.connections.delete(conn.id)) return;
-      metrics.connectedProxies.dec();
-      logger.debug({ id: conn.id, node: conn.nodeId }, 'xDS stream closed');
-    };
-    call.on('data', (buf: Buffer) => {
-      if (!this.connections.has(conn.id)) return;
-      let req: WireRequest;
-      try {
-        req = this.requestType.toObject(this.requestType.decode(buf), {
-          arrays: true,
-          objects: true,
-          defaults: true,
-        }) as WireRequest;
-      } catch (err) {
-        this.refuse(conn, grpc.status.INVALID_ARGUMENT, `undecodable request: ${(err as Error).message}`);
-        return;
-      }
-      this.onRequest(conn, req);
-    });
-    call.on('end', () => {
-      done();
-      call.end();
-    });
-    call.on('error', done);
-    call.on('close', done);
-    call.on('cancelled', done);
+    this.streams.serve<WireRequest>(conn, (c, req) => this.onRequest(c, req));
   }
 
   private refuse(conn: Connection, code: grpc.status, details: string): void {
-    this.inputs.logger.warn({ id: conn.id, node: conn.nodeId, details }, 'xDS stream refused');
-    if (this.connections.delete(conn.id)) this.inputs.metrics.connectedProxies.dec();
-    conn.call.emit('error', { code, details });
+    this.streams.refuse(conn, code, details);
   }
 
   private onRequest(conn: Connection, req: WireRequest): void {
