@@ -6,7 +6,9 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { parseControlPlaneConfig } from '@ambient/controlplane';
 import { createCsr, LocalCa, SpiffeId } from '@ambient/shared';
+import { parseZtunnelConfig } from '@ambient/ztunnel';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { CHART_NAMES, CHARTS_DIR, helm, helmBinary, helmTemplate, type KubeDoc } from './helm.js';
 
@@ -61,6 +63,21 @@ const volume = (w: Workload, name: string) => {
   if (!v) throw new Error(`no volume ${name}`);
   return v;
 };
+/** The env a pod's process sees: downward API fields filled in as the kubelet would, plus what it adds. */
+const podEnv = (c: Container, extra: Record<string, string>) => ({
+  ...Object.fromEntries(
+    Object.entries(envOf(c)).map(([k, v]) => [
+      k,
+      {
+        'field:metadata.name': 'pod-0',
+        'field:metadata.namespace': 'istio-system',
+        'field:spec.nodeName': 'node-a',
+        'field:status.podIP': '10.244.0.5',
+      }[v] ?? v,
+    ]),
+  ),
+  ...extra,
+});
 const kinds = (docs: KubeDoc[]) => docs.map((d) => `${d.kind}/${d.metadata.name}`).sort();
 
 beforeAll(async () => {
@@ -225,6 +242,23 @@ describe('controlplane', () => {
     console.log(`generated root: ${root.subject.trim()}, valid to ${root.validTo}`);
   });
 
+  it("the Deployment's environment is one the control plane's own settings parser accepts, as the chart means it", () => {
+    const env = podEnv(container(workload(docs, 'Deployment', 'controlplane')), {
+      KUBERNETES_SERVICE_HOST: '10.96.0.1',
+      HOSTNAME: 'pod-0',
+    });
+    const r = parseControlPlaneConfig(env);
+    if (!r.ok) throw new Error(JSON.stringify(r.problems));
+    expect([r.value.configSource, r.value.auth.mode, r.value.caDir, r.value.serverNames[0]]).toEqual([
+      'kubernetes',
+      'tokenreview',
+      '/etc/ambient-mesh/ca',
+      'istiod.istio-system.svc',
+    ]);
+    expect(r.value.waypointController?.identity).toBe('pod-0');
+    expect(r.value.waypointController?.image).toBe('ambient-mesh/waypoint:0.1.0');
+  });
+
   it('chooses policy/v1beta1 for the PodDisruptionBudget on 1.20, policy/v1 on 1.29, none with one replica', async () => {
     expect(find(docs, 'PodDisruptionBudget', 'controlplane').apiVersion).toBe('policy/v1beta1');
     const newer = await helmTemplate('controlplane', ['--kube-version', '1.29.0']);
@@ -316,6 +350,24 @@ describe('ztunnel', () => {
       'istiod-ca-cert': '/var/run/secrets/istio',
       'istio-token': '/var/run/secrets/tokens',
       'cni-ztunnel-sock-dir': '/var/run/ztunnel',
+    });
+  });
+
+  it("the DaemonSet's environment is one the ztunnel's own settings parser accepts", () => {
+    const r = parseZtunnelConfig(podEnv(container(workload(docs, 'DaemonSet', 'ztunnel')), {}));
+    if (!r.ok) throw new Error(JSON.stringify(r.problems));
+    expect(r.value).toMatchObject({
+      nodeName: 'node-a',
+      xdsAddress: 'istiod.istio-system.svc:15012',
+      rootCertFile: '/var/run/secrets/istio/root-cert.pem',
+      tokenFile: '/var/run/secrets/tokens/istio-token',
+      controlPlaneName: 'istiod.istio-system.svc',
+      podName: 'pod-0',
+      podNamespace: 'istio-system',
+      instanceIp: '10.244.0.5',
+      trustDomain: 'cluster.local',
+      readinessPort: 15021,
+      metricsPort: 15020,
     });
   });
 
