@@ -48,6 +48,23 @@ async function served(release: string): Promise<Map<string, string>> {
   );
 }
 
+/** Runs kubectl with a body on stdin; resolves with stdout, rejects with stderr. */
+async function kubectlStdin(body: string, ...args: string[]): Promise<string> {
+  const p = execFile('kubectl', ['--kubeconfig', api.kubeconfig, ...args]);
+  let out = '';
+  let err = '';
+  p.stdout?.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  p.stderr?.on('data', (d: Buffer) => {
+    err += d.toString();
+  });
+  p.stdin?.end(body);
+  const code = await new Promise<number | null>((r) => p.once('close', r));
+  if (code !== 0) throw new Error(`kubectl ${args.join(' ')}: ${err}`);
+  return out;
+}
+
 const caRoot = async () => {
   const s = await kubectlJson<{ data: Record<string, string> }>('get', 'secret', 'istio-ca-secret', '-n', NS);
   return Object.fromEntries(Object.entries(s.data).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()]));
@@ -162,9 +179,7 @@ describe('helm install into a real Kubernetes 1.20 API server', () => {
       metadata: { name: 'p', namespace: 'demo' },
       spec: { action: 'DENY' },
     };
-    const p = execFile('kubectl', ['--kubeconfig', api.kubeconfig, 'apply', '-f', '-']);
-    p.stdin?.end(JSON.stringify(ap));
-    expect(await new Promise((r) => p.once('close', r))).toBe(0);
+    await kubectlStdin(JSON.stringify(ap), 'apply', '-f', '-');
     expect(
       await kubectl(
         'get',
@@ -187,6 +202,39 @@ describe('helm install into a real Kubernetes 1.20 API server', () => {
       '/var/lib/k/net.d',
     );
   }, 120_000);
+
+  it("each workload's pod passes the API server's pod admission (server-side dry run): its priority class resolves", async () => {
+    // No controller makes the pods here, so each pod template is sent as a Pod, dry run. The one
+    // change: no legacy token secret exists without the token controller, which the
+    // ServiceAccount admission plugin would otherwise require for the automounted API token.
+    const priorities: Record<string, number> = {};
+    for (const [kind, name] of [
+      ['deployment', 'controlplane'],
+      ['daemonset', 'ztunnel'],
+      ['daemonset', 'ambient-cni-node'],
+    ] as const) {
+      const w = await kubectlJson<{ spec: { template: { metadata: object; spec: object } } }>(
+        'get',
+        kind,
+        name,
+        '-n',
+        NS,
+      );
+      const pod = {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { ...w.spec.template.metadata, name: `${name}-dry-run`, namespace: NS },
+        spec: { ...w.spec.template.spec, nodeName: 'node-a', automountServiceAccountToken: false },
+      };
+      const admitted = JSON.parse(
+        await kubectlStdin(JSON.stringify(pod), 'create', '--dry-run=server', '-o', 'json', '-f', '-'),
+      ) as { spec: { priority?: number; priorityClassName?: string } };
+      priorities[name] = admitted.spec.priority ?? -1;
+    }
+    console.log(`admitted pod priorities: ${JSON.stringify(priorities)}`);
+    // system-node-critical is 2000001000; the control plane has no priority class (0).
+    expect(priorities).toEqual({ controlplane: 0, ztunnel: 2000001000, 'ambient-cni-node': 2000001000 });
+  }, 60_000);
 
   it('helm upgrade with changed values changes the objects and keeps the CA', async () => {
     const before = await caRoot();
