@@ -518,6 +518,23 @@ describe('values.schema.json', () => {
     }
   });
 
+  it('env refuses exactly the names each chart sets itself (a duplicate entry breaks an upgrade patch), and takes the rest as strings', async () => {
+    for (const [chart, kind, name] of [
+      ['controlplane', 'Deployment', 'controlplane'],
+      ['ztunnel', 'DaemonSet', 'ztunnel'],
+      ['cni', 'DaemonSet', 'ambient-cni-node'],
+    ] as const) {
+      const schema = JSON.parse(readFileSync(path.join(CHARTS_DIR, chart, 'values.schema.json'), 'utf8')) as {
+        properties: { env: { propertyNames: { not: { enum: string[] } } } };
+      };
+      const rendered = await helmTemplate(chart, ['--set', 'env.EXTRA_SETTING=5000']);
+      const env = envOf(container(workload(rendered, kind, name)));
+      expect(env.EXTRA_SETTING).toBe('5000');
+      delete env.EXTRA_SETTING;
+      expect(schema.properties.env.propertyNames.not.enum).toEqual(Object.keys(env).sort());
+    }
+  });
+
   // [chart, --set, what Helm must name]: the chart whose schema refuses and the value's path.
   const refused: [string, string, RegExp][] = [
     ['controlplane', 'replicaCount=two', /controlplane:\s*- replicaCount: Invalid type. Expected: integer/],
@@ -532,6 +549,9 @@ describe('values.schema.json', () => {
       'tolerations[0].operator=Maybe',
       /tolerations.0.operator: tolerations.0.operator must be one of/,
     ],
+    ['ztunnel', 'env.ZT_LOG_LEVEL=debug', /ztunnel:\s*- env: Property name of "ZT_LOG_LEVEL" does not match/],
+    ['controlplane', 'env.CP_CA_DIR=/x', /env: Property name of "CP_CA_DIR" does not match/],
+    ['cni', 'env.CNI_NODE_NAME=n', /env: Property name of "CNI_NODE_NAME" does not match/],
     ['cni', 'cniBinDir=opt/cni/bin', /cni:\s*- cniBinDir: Does not match pattern/],
     ['cni', 'readyPort=70000', /readyPort: Must be less than or equal to 65535/],
     ['base', 'gatewayAPI.install=true', /gatewayAPI: Additional property install is not allowed/],
