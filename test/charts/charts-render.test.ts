@@ -4,13 +4,19 @@
  * cluster's version (1.20 against 1.29), and values refused by each chart's values.schema.json with
  * the path of the wrong value.
  */
+import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { parseControlPlaneConfig } from '@ambient/controlplane';
 import { createCsr, LocalCa, SpiffeId } from '@ambient/shared';
 import { parseZtunnelConfig } from '@ambient/ztunnel';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { CHART_NAMES, CHARTS_DIR, helm, helmBinary, helmTemplate, type KubeDoc } from './helm.js';
+
+const run = promisify(execFile);
 
 interface Container {
   name: string;
@@ -265,6 +271,38 @@ describe('controlplane', () => {
     expect(find(newer, 'PodDisruptionBudget', 'controlplane').apiVersion).toBe('policy/v1');
     const one = await helmTemplate('controlplane', ['--set', 'replicaCount=1']);
     expect(one.some((d) => d.kind === 'PodDisruptionBudget')).toBe(false);
+  });
+
+  it("an RSA root (Helm's genCA, or a user's own) is refused by the control plane's CA loader: hence genCAWithKey with a P-256 key", async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'rsa-ca-'));
+    try {
+      await run('openssl', [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-subj',
+        '/CN=rsa root',
+        '-days',
+        '1',
+        '-keyout',
+        path.join(dir, 'k.pem'),
+        '-out',
+        path.join(dir, 'c.pem'),
+      ]);
+      await expect(
+        LocalCa.fromPem(
+          readFileSync(path.join(dir, 'c.pem'), 'utf8'),
+          readFileSync(path.join(dir, 'k.pem'), 'utf8'),
+          {
+            trustDomain: 'cluster.local',
+          },
+        ),
+      ).rejects.toMatchObject({ code: 'MESH_ERR_CA_FILES' });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('ca.generate=false renders no Secret: the cluster must hold istio-ca-secret', async () => {
