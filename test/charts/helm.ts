@@ -59,6 +59,8 @@ export async function helm(args: readonly string[], env: Record<string, string> 
       timeout: 5 * 60_000,
       env: {
         PATH: process.env.PATH ?? '/usr/bin:/bin',
+        // The API discovery cache goes under $HOME/.kube: here too, not in the working directory.
+        HOME: home,
         HELM_CACHE_HOME: path.join(home, 'cache'),
         HELM_CONFIG_HOME: path.join(home, 'config'),
         HELM_DATA_HOME: path.join(home, 'data'),
