@@ -4,7 +4,7 @@
 #   scripts/setup.sh          packages for the demo, and the native capture addon
 #   scripts/setup.sh --test   also what only the tests use: the HTTP/2 interop peers, etcd and kubectl,
 #                             and the Kubernetes binaries built from Debian's source package (cached
-#                             in /var/cache/ambient-mesh; about 13 minutes on two cores, once)
+#                             in /var/cache/ambient-mesh; about 13 minutes on two cores, once), and Helm
 #   scripts/setup.sh --bench  also the benchmark baselines and load tools (stunnel4, iperf3, haproxy, wrk)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,4 +55,5 @@ node packages/ztunnel/native/build.mjs >/dev/null
 
 if [[ "$mode" == "--test" ]]; then
   bash scripts/kube/build-binaries.sh >/dev/null
+  bash scripts/kube/install-helm.sh >/dev/null
 fi

@@ -25,7 +25,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const run = promisify(execFile);
 const ROOT = path.resolve(import.meta.dirname, '../..');
-const FIXTURES = path.join(import.meta.dirname, 'fixtures');
+// The CRDs the base chart installs (charts/base/files), applied as plain files.
+const CRDS = path.join(import.meta.dirname, '../../charts/base/files');
 const FAST = { initialMs: 100, maxMs: 1000 };
 /** Warnings logged, parsed: what an operator reads. */
 const warnings: Array<{ msg: string; resource?: string; kind?: string }> = [];
@@ -183,8 +184,8 @@ describe('the control plane on a real Kubernetes API server', () => {
     tmp = await mkdtemp(path.join(os.tmpdir(), 'kube-source-'));
     await writeFile(path.join(tmp, 'tokens.json'), '{}');
     // The networking.istio.io CRDs are left out: they are installed later, while running.
-    await kubectl('apply', '-f', path.join(FIXTURES, 'crds-gateway-api.yaml'));
-    await kubectl('apply', '-f', path.join(FIXTURES, 'crds-istio-security.yaml'));
+    await kubectl('apply', '-f', path.join(CRDS, 'crd-gateway-api.yaml'));
+    await kubectl('apply', '-f', path.join(CRDS, 'crd-security.yaml'));
     await kubectl('wait', '--for=condition=Established', 'crd', '--all', '--timeout=30s');
     await kubectl('create', 'namespace', 'demo');
     await kubectl('create', 'serviceaccount', 'default', '-n', 'demo');
@@ -250,7 +251,7 @@ describe('the control plane on a real Kubernetes API server', () => {
     expect(warnings.filter((w) => w.resource === vs)).toHaveLength(1);
     expect(warnings.filter((w) => w.kind === 'VirtualService' && /not served/.test(w.msg))).toHaveLength(1);
     changes.length = 0;
-    await kubectl('apply', '-f', path.join(FIXTURES, 'crds-istio-networking.yaml'));
+    await kubectl('apply', '-f', path.join(CRDS, 'crd-networking.yaml'));
     await kubectl('wait', '--for=condition=Established', 'crd', '--all', '--timeout=30s');
     await eventually('notices cleared', () => source.stats().missing.length === 0);
     expect(source.invalid().filter((i) => i.ref.startsWith('CustomResourceDefinition'))).toEqual([]);

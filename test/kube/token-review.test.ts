@@ -19,6 +19,7 @@ import { ADDRESS_TYPE_URL, createCsr, GrpcCaClient, meshProtos, SpiffeId } from 
 import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CHARTS_DIR, helm } from '../charts/helm.js';
 
 const run = promisify(execFile);
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -95,6 +96,25 @@ async function token(
     },
   });
   return (res.status as { token: string }).token;
+}
+
+/** The controlplane chart's ServiceAccount, ClusterRole(Binding) and Role(Binding), as `helm template` renders them. */
+async function controlplaneRbac(): Promise<string> {
+  const r = await helm([
+    'template',
+    'controlplane',
+    path.join(CHARTS_DIR, 'controlplane'),
+    '--namespace',
+    'istio-system',
+    '--show-only',
+    'templates/serviceaccount.yaml',
+    '--show-only',
+    'templates/clusterrole.yaml',
+    '--show-only',
+    'templates/role.yaml',
+  ]);
+  if (r.code !== 0) throw new Error(`helm template controlplane: ${r.stderr}`);
+  return r.stdout;
 }
 
 /** The same claims as a real token, signed by a key the API server does not know. */
@@ -256,8 +276,9 @@ describe('TokenReview authentication and node authorization on a real kube-apise
     nodeAgentA = await token('istio-system', 'ztunnel', ['istio-ca'], 'ztunnel-a');
     const objects = await apiObjects();
     dir = await mkdtemp(path.join(os.tmpdir(), 'cp-tokenreview-'));
-    // The control plane talks to the API as its own service account, with only the RBAC it ships.
-    await kubectl('apply', '-f', path.join(ROOT, 'manifests/controlplane-rbac.yaml'));
+    // The control plane talks to the API as its own service account, with only the RBAC its chart
+    // installs (charts/controlplane, rendered by the real Helm).
+    await kubectlStdin(await controlplaneRbac(), 'apply', '-f', '-');
     const cpRes = await rawPost('/api/v1/namespaces/istio-system/serviceaccounts/controlplane/token', {
       apiVersion: 'authentication.k8s.io/v1',
       kind: 'TokenRequest',
@@ -474,6 +495,10 @@ describe('TokenReview authentication and node authorization on a real kube-apise
       ['create', 'gatewayclasses.gateway.networking.k8s.io'],
       ['patch', 'gatewayclasses.gateway.networking.k8s.io', '', 'status'],
       ['update', 'leases.coordination.k8s.io', 'istio-system'],
+      // The istio-ca-root-cert ConfigMap in every namespace.
+      ['create', 'configmaps', 'demo'],
+      ['update', 'configmaps', 'demo'],
+      ['watch', 'configmaps'],
     ];
     const denied: [string, string, string?, string?][] = [
       ['get', 'secrets', 'istio-system'],
@@ -490,6 +515,7 @@ describe('TokenReview authentication and node authorization on a real kube-apise
       ['watch', 'customresourcedefinitions.apiextensions.k8s.io'],
       ['patch', 'authorizationpolicies.security.istio.io', 'demo', 'status'],
       ['update', 'gateways.gateway.networking.k8s.io', 'demo', 'status'],
+      ['delete', 'configmaps', 'demo'],
     ];
     const answers = await Promise.all([...allowed, ...denied].map((a) => can(...a)));
     const got = [...allowed, ...denied].map((a, i) => `${a.join(' ')}: ${answers[i]}`);

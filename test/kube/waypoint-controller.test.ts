@@ -120,7 +120,7 @@ describe('waypoint deployment controller on a real kube-apiserver', () => {
   beforeAll(async () => {
     const t0 = Date.now();
     api = await KubeApiServer.start({ binDir: await kubeBinaries(ROOT), controllers: ['garbagecollector'] });
-    await kubectl('apply', '-f', join(import.meta.dirname, 'fixtures/gateway-crds-minimal.yaml'));
+    await kubectl('apply', '-f', join(import.meta.dirname, '../../charts/base/files/crd-gateway-api.yaml'));
     await kubectl(
       'wait',
       '--for',
