@@ -474,6 +474,12 @@ describe('TokenReview authentication and node authorization on a real kube-apise
       ['create', 'gatewayclasses.gateway.networking.k8s.io'],
       ['patch', 'gatewayclasses.gateway.networking.k8s.io', '', 'status'],
       ['update', 'leases.coordination.k8s.io', 'istio-system'],
+      ['patch', 'authorizationpolicies.security.istio.io', 'demo', 'status'],
+      ['patch', 'services', 'demo', 'status'],
+      ['watch', 'configmaps'],
+      ['get', 'configmaps', 'demo'],
+      ['create', 'configmaps', 'demo'],
+      ['update', 'configmaps', 'demo'],
     ];
     const denied: [string, string, string?, string?][] = [
       ['get', 'secrets', 'istio-system'],
@@ -488,8 +494,13 @@ describe('TokenReview authentication and node authorization on a real kube-apise
       ['delete', 'deployments.apps', 'demo'],
       ['update', 'gatewayclasses.gateway.networking.k8s.io'],
       ['watch', 'customresourcedefinitions.apiextensions.k8s.io'],
-      ['patch', 'authorizationpolicies.security.istio.io', 'demo', 'status'],
       ['update', 'gateways.gateway.networking.k8s.io', 'demo', 'status'],
+      ['update', 'authorizationpolicies.security.istio.io', 'demo', 'status'],
+      ['patch', 'peerauthentications.security.istio.io', 'demo', 'status'],
+      ['update', 'services', 'demo', 'status'],
+      ['delete', 'configmaps', 'demo'],
+      ['patch', 'configmaps', 'demo'],
+      ['patch', 'httproutes.gateway.networking.k8s.io', 'demo', 'status'],
     ];
     const answers = await Promise.all([...allowed, ...denied].map((a) => can(...a)));
     const got = [...allowed, ...denied].map((a, i) => `${a.join(' ')}: ${answers[i]}`);

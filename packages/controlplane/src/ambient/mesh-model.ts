@@ -171,6 +171,8 @@ interface Indexes {
   readonly policiesByNs: Map<string, AuthorizationPolicyObject[]>;
   readonly peerAuthByNs: Map<string, PeerAuthenticationObject[]>;
   readonly gateways: Map<string, GatewayObject>;
+  /** Gateways of any other class: not ours to serve. */
+  readonly otherGateways: GatewayObject[];
 }
 
 function push<K, V>(map: Map<K, V[]>, key: K, value: V): void {
@@ -187,6 +189,7 @@ function index(objects: ReadonlyMap<string, KubeObject>): Indexes {
     policiesByNs: new Map(),
     peerAuthByNs: new Map(),
     gateways: new Map(),
+    otherGateways: [],
   };
   for (const o of objects.values()) {
     switch (o.kind) {
@@ -208,6 +211,7 @@ function index(objects: ReadonlyMap<string, KubeObject>): Indexes {
       case 'Gateway':
         if (o.gatewayClassName === WAYPOINT_CLASS)
           ix.gateways.set(`${o.metadata.namespace}/${o.metadata.name}`, o);
+        else ix.otherGateways.push(o);
         break;
     }
   }
@@ -260,6 +264,13 @@ export class MeshModelBuilder {
     if (!changedKinds || [...changedKinds].some((k) => SHARED_KINDS.has(k) || (legacy && k === 'Pod')))
       this.generation += 1;
     const problems: ModelProblem[] = [];
+    // Accepted by the API server, but of a class this control plane neither deploys nor configures.
+    for (const gw of ix.otherGateways)
+      problems.push({
+        ref: `Gateway ${gw.metadata.namespace}/${gw.metadata.name}`,
+        path: 'spec.gatewayClassName',
+        message: `class ${JSON.stringify(gw.gatewayClassName)} is not served here (only ${WAYPOINT_CLASS}): the Gateway is ignored`,
+      });
     const authorizations = new Map<string, WireAuthorization>();
     const policyBindings = new Map<string, PolicyBinding>();
     for (const list of ix.policiesByNs.values()) {
