@@ -9,7 +9,7 @@
  */
 import { execFile } from 'node:child_process';
 import { createSign, generateKeyPairSync } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -103,6 +103,22 @@ function forged(real: string): string {
   const [h, p] = real.split('.') as [string, string];
   const sig = createSign('RSA-SHA256').update(`${h}.${p}`).sign(privateKey).toString('base64url');
   return `${h}.${p}.${sig}`;
+}
+
+/**
+ * The claims of a real token with its times moved by `shiftSeconds`, signed again with the API
+ * server's own service-account key (same issuer, audience, key id and bound pod): a token only its
+ * times set apart.
+ */
+async function resigned(real: string, shiftSeconds: number): Promise<string> {
+  const [h, p] = real.split('.') as [string, string];
+  const claims = JSON.parse(Buffer.from(p, 'base64url').toString('utf8')) as Record<string, number>;
+  for (const k of ['exp', 'iat', 'nbf'] as const)
+    if (typeof claims[k] === 'number') claims[k] += shiftSeconds;
+  const payload = Buffer.from(JSON.stringify(claims)).toString('base64url');
+  const key = await readFile(path.join(api.dir, 'sa.key'), 'utf8');
+  const sig = createSign('RSA-SHA256').update(`${h}.${payload}`).sign(key).toString('base64url');
+  return `${h}.${payload}.${sig}`;
 }
 
 /** The objects the control plane knows: what the API server holds now, plus a waypoint Gateway. */
@@ -372,6 +388,34 @@ describe('TokenReview authentication and node authorization on a real kube-apise
     console.log(`authentication failures by reason: ${JSON.stringify(failures)}`);
     expect(failures.unbound).toBeGreaterThanOrEqual(1);
     expect(failures.token).toBeGreaterThanOrEqual(2);
+  }, 30_000);
+
+  it('refuses an expired token the API server itself refuses (signed with its key, exp in the past), counted as expired', async () => {
+    const real = await token('demo', 'sleep', ['istio-ca'], 'sleep-a', 900);
+    // Moved 2 h back: expired an hour and more ago. Moved 1 h on and back: the control, valid.
+    const expired = await resigned(real, -7200);
+    const valid = await resigned(real, 60);
+    const review = async (tok: string) =>
+      (
+        (await rawPost('/apis/authentication.k8s.io/v1/tokenreviews', {
+          apiVersion: 'authentication.k8s.io/v1',
+          kind: 'TokenReview',
+          spec: { token: tok, audiences: ['istio-ca'] },
+        })) as { status: { authenticated?: boolean; error?: string } }
+      ).status;
+    const refused = await review(expired);
+    console.log(`TokenReview of the expired token: ${JSON.stringify(refused)}`);
+    expect(refused.authenticated).not.toBe(true);
+    expect(refused.error).toMatch(/expired/);
+    expect((await review(valid)).authenticated).toBe(true);
+    const before = (await authFailures()).expired ?? 0;
+    await expect(certFor(expired, SLEEP, false)).rejects.toThrow(/UNAUTHENTICATED.*TokenReview.*expired/);
+    expect((await authFailures()).expired).toBe(before + 1);
+    // xDS refuses it too, counted under the same reason.
+    expect(await xdsStream(expired, router('sleep-a'))).toMatch(/^UNAUTHENTICATED: .*expired/);
+    expect((await authFailures()).expired).toBeGreaterThan(before + 1);
+    // The same claims, not expired, are accepted: the refusal is about exp alone.
+    expect((await certFor(valid, SLEEP, false)).length).toBeGreaterThanOrEqual(2);
   }, 30_000);
 
   it('xDS: a node agent opens a stream for its own node only; a waypoint token only its own pod, and only its own certificate', async () => {
