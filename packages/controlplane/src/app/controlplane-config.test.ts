@@ -132,5 +132,7 @@ describe('control plane settings: the leader-elected writers', () => {
       CP_CA_CERT_CONFIGMAP: 'mesh-root',
     });
     expect(wp.ok && [wp.value.writeStatus, wp.value.rootCertConfigMap]).toEqual([false, 'mesh-root']);
+    // The waypoint pods mount the ConfigMap the namespace controller writes.
+    expect(wp.ok && wp.value.waypointController?.rootCertConfigMap).toBe('mesh-root');
   });
 });

@@ -120,6 +120,8 @@ export function parseControlPlaneConfig(env: EnvMap): Result<ControlPlaneConfig>
     e.boolean('CP_NAMESPACE_CONTROLLER', true) && (configSource === 'kubernetes' || waypointOn);
   const leaderElection =
     writeStatus || rootCertOn || waypointOn ? parseLeaderElection(e, env, rootNamespace) : undefined;
+  // One name for the ConfigMap the namespace controller writes and the waypoint pods mount.
+  const caCertConfigMap = e.required('CP_CA_CERT_CONFIGMAP', 'istio-ca-root-cert');
   return e.result<ControlPlaneConfig>({
     configSource: configSource === 'kubernetes' ? 'kubernetes' : 'directory',
     manifestDir: configSource === 'directory' ? e.required('CP_MANIFEST_DIR') : '',
@@ -169,9 +171,10 @@ export function parseControlPlaneConfig(env: EnvMap): Result<ControlPlaneConfig>
       e,
       rootNamespace,
       waypointOn ? leaderElection : undefined,
+      caCertConfigMap,
     ),
     leaderElection,
     writeStatus,
-    rootCertConfigMap: rootCertOn ? e.required('CP_CA_CERT_CONFIGMAP', 'istio-ca-root-cert') : undefined,
+    rootCertConfigMap: rootCertOn ? caCertConfigMap : undefined,
   });
 }

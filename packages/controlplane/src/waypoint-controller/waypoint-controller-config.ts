@@ -31,6 +31,7 @@ export function parseWaypointControllerConfig(
   e: EnvSettings,
   rootNamespace: string,
   leader: LeaderElectionConfig | undefined,
+  caCertConfigMap = 'istio-ca-root-cert',
 ): WaypointControllerConfig | undefined {
   if (!leader) return undefined;
   return {
@@ -38,7 +39,7 @@ export function parseWaypointControllerConfig(
     resyncMs: e.durationMs('CP_WAYPOINT_RESYNC', 60_000),
     image: e.required('CP_WAYPOINT_IMAGE', DEFAULT_WAYPOINT_IMAGE),
     xdsAddress: e.hostPort('CP_WAYPOINT_XDS_ADDRESS', `istiod.${rootNamespace}.svc:15012`),
-    rootCertConfigMap: e.required('CP_WAYPOINT_ROOT_CERT_CONFIGMAP', 'istio-ca-root-cert'),
+    rootCertConfigMap: e.required('CP_WAYPOINT_ROOT_CERT_CONFIGMAP', caCertConfigMap),
   };
 }
 
