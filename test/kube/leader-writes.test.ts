@@ -289,6 +289,14 @@ describe('what the leader writes on a real kube-apiserver', () => {
       reason: 'WaypointAccepted',
       message: 'Successfully attached to waypoint demo/wp',
     });
+    const svc = await getJson('service', 'bound', '-n', 'demo', '--show-managed-fields');
+    // The Service's generation when it has one (a 1.20 Service has none: then none is written).
+    expect(condition(svc, 'istio.io/WaypointBound')?.observedGeneration).toBe(svc.metadata.generation);
+    expect(
+      svc.metadata.managedFields.map(
+        (m: { manager: string; operation: string }) => `${m.manager}/${m.operation}`,
+      ),
+    ).toContain('istio-ambient-service/Apply');
     expect(await cond('missing')).toMatchObject({
       status: 'False',
       reason: 'WaypointIsNotReady',
@@ -335,6 +343,7 @@ describe('what the leader writes on a real kube-apiserver', () => {
     );
     expect(after).toEqual(before);
     expect(before.writes).toBeGreaterThan(0);
+    expect(replica('cp-a').app.statusWriter?.counts.failures).toBe(0);
     expect(statusWrites('cp-b')).toBe(0);
     expect(replica('cp-b').app.rootCertController?.writes).toEqual({ created: 0, updated: 0 });
   }, 60_000);
