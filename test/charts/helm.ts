@@ -99,3 +99,22 @@ export async function helmTemplate(chart: string, args: readonly string[] = []):
   if (r.code !== 0) throw new Error(`helm template ${chart} failed: ${r.stderr}`);
   return parseManifests(r.stdout);
 }
+
+/** The controlplane chart's ServiceAccount, ClusterRole(Binding) and Role(Binding), as `helm template` renders them. */
+export async function controlplaneRbac(): Promise<string> {
+  const r = await helm([
+    'template',
+    'controlplane',
+    path.join(CHARTS_DIR, 'controlplane'),
+    '--namespace',
+    'istio-system',
+    '--show-only',
+    'templates/serviceaccount.yaml',
+    '--show-only',
+    'templates/clusterrole.yaml',
+    '--show-only',
+    'templates/role.yaml',
+  ]);
+  if (r.code !== 0) throw new Error(`helm template controlplane: ${r.stderr}`);
+  return r.stdout;
+}

@@ -160,6 +160,8 @@ function configFor(monitor: number) {
     CP_GRPC_PORT: '0',
     CP_MONITOR_ADDRESS: '127.0.0.1',
     CP_MONITOR_PORT: String(monitor),
+    // The replicas here elect a leader for their writes (status, root-cert ConfigMaps).
+    CP_POD_NAME: `cp-${monitor}`,
   });
   if (!config.ok) throw new Error(JSON.stringify(config.problems));
   return config.value;

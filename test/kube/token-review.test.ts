@@ -9,7 +9,7 @@
  */
 import { execFile } from 'node:child_process';
 import { createSign, generateKeyPairSync } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -19,7 +19,7 @@ import { ADDRESS_TYPE_URL, createCsr, GrpcCaClient, meshProtos, SpiffeId } from 
 import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CHARTS_DIR, helm } from '../charts/helm.js';
+import { controlplaneRbac } from '../charts/helm.js';
 
 const run = promisify(execFile);
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -98,31 +98,28 @@ async function token(
   return (res.status as { token: string }).token;
 }
 
-/** The controlplane chart's ServiceAccount, ClusterRole(Binding) and Role(Binding), as `helm template` renders them. */
-async function controlplaneRbac(): Promise<string> {
-  const r = await helm([
-    'template',
-    'controlplane',
-    path.join(CHARTS_DIR, 'controlplane'),
-    '--namespace',
-    'istio-system',
-    '--show-only',
-    'templates/serviceaccount.yaml',
-    '--show-only',
-    'templates/clusterrole.yaml',
-    '--show-only',
-    'templates/role.yaml',
-  ]);
-  if (r.code !== 0) throw new Error(`helm template controlplane: ${r.stderr}`);
-  return r.stdout;
-}
-
 /** The same claims as a real token, signed by a key the API server does not know. */
 function forged(real: string): string {
   const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const [h, p] = real.split('.') as [string, string];
   const sig = createSign('RSA-SHA256').update(`${h}.${p}`).sign(privateKey).toString('base64url');
   return `${h}.${p}.${sig}`;
+}
+
+/**
+ * The claims of a real token with its times moved by `shiftSeconds`, signed again with the API
+ * server's own service-account key (same issuer, audience, key id and bound pod): a token only its
+ * times set apart.
+ */
+async function resigned(real: string, shiftSeconds: number): Promise<string> {
+  const [h, p] = real.split('.') as [string, string];
+  const claims = JSON.parse(Buffer.from(p, 'base64url').toString('utf8')) as Record<string, number>;
+  for (const k of ['exp', 'iat', 'nbf'] as const)
+    if (typeof claims[k] === 'number') claims[k] += shiftSeconds;
+  const payload = Buffer.from(JSON.stringify(claims)).toString('base64url');
+  const key = await readFile(path.join(api.dir, 'sa.key'), 'utf8');
+  const sig = createSign('RSA-SHA256').update(`${h}.${payload}`).sign(key).toString('base64url');
+  return `${h}.${payload}.${sig}`;
 }
 
 /** The objects the control plane knows: what the API server holds now, plus a waypoint Gateway. */
@@ -395,6 +392,34 @@ describe('TokenReview authentication and node authorization on a real kube-apise
     expect(failures.token).toBeGreaterThanOrEqual(2);
   }, 30_000);
 
+  it('refuses an expired token the API server itself refuses (signed with its key, exp in the past), counted as expired', async () => {
+    const real = await token('demo', 'sleep', ['istio-ca'], 'sleep-a', 900);
+    // Moved 2 h back: expired an hour and more ago. Moved 1 h on and back: the control, valid.
+    const expired = await resigned(real, -7200);
+    const valid = await resigned(real, 60);
+    const review = async (tok: string) =>
+      (
+        (await rawPost('/apis/authentication.k8s.io/v1/tokenreviews', {
+          apiVersion: 'authentication.k8s.io/v1',
+          kind: 'TokenReview',
+          spec: { token: tok, audiences: ['istio-ca'] },
+        })) as { status: { authenticated?: boolean; error?: string } }
+      ).status;
+    const refused = await review(expired);
+    console.log(`TokenReview of the expired token: ${JSON.stringify(refused)}`);
+    expect(refused.authenticated).not.toBe(true);
+    expect(refused.error).toMatch(/expired/);
+    expect((await review(valid)).authenticated).toBe(true);
+    const before = (await authFailures()).expired ?? 0;
+    await expect(certFor(expired, SLEEP, false)).rejects.toThrow(/UNAUTHENTICATED.*TokenReview.*expired/);
+    expect((await authFailures()).expired).toBe(before + 1);
+    // xDS refuses it too, counted under the same reason.
+    expect(await xdsStream(expired, router('sleep-a'))).toMatch(/^UNAUTHENTICATED: .*expired/);
+    expect((await authFailures()).expired).toBeGreaterThan(before + 1);
+    // The same claims, not expired, are accepted: the refusal is about exp alone.
+    expect((await certFor(valid, SLEEP, false)).length).toBeGreaterThanOrEqual(2);
+  }, 30_000);
+
   it('xDS: a node agent opens a stream for its own node only; a waypoint token only its own pod, and only its own certificate', async () => {
     expect(await xdsStream(nodeAgentA, ZTUNNEL_A_ID, 'node-a')).toBe('ok');
     expect(await xdsStream(nodeAgentA, ZTUNNEL_A_ID, 'node-b')).toBe(
@@ -495,10 +520,12 @@ describe('TokenReview authentication and node authorization on a real kube-apise
       ['create', 'gatewayclasses.gateway.networking.k8s.io'],
       ['patch', 'gatewayclasses.gateway.networking.k8s.io', '', 'status'],
       ['update', 'leases.coordination.k8s.io', 'istio-system'],
-      // The istio-ca-root-cert ConfigMap in every namespace.
+      ['patch', 'authorizationpolicies.security.istio.io', 'demo', 'status'],
+      ['patch', 'services', 'demo', 'status'],
+      ['watch', 'configmaps'],
+      ['get', 'configmaps', 'demo'],
       ['create', 'configmaps', 'demo'],
       ['update', 'configmaps', 'demo'],
-      ['watch', 'configmaps'],
     ];
     const denied: [string, string, string?, string?][] = [
       ['get', 'secrets', 'istio-system'],
@@ -513,9 +540,13 @@ describe('TokenReview authentication and node authorization on a real kube-apise
       ['delete', 'deployments.apps', 'demo'],
       ['update', 'gatewayclasses.gateway.networking.k8s.io'],
       ['watch', 'customresourcedefinitions.apiextensions.k8s.io'],
-      ['patch', 'authorizationpolicies.security.istio.io', 'demo', 'status'],
       ['update', 'gateways.gateway.networking.k8s.io', 'demo', 'status'],
+      ['update', 'authorizationpolicies.security.istio.io', 'demo', 'status'],
+      ['patch', 'peerauthentications.security.istio.io', 'demo', 'status'],
+      ['update', 'services', 'demo', 'status'],
       ['delete', 'configmaps', 'demo'],
+      ['patch', 'configmaps', 'demo'],
+      ['patch', 'httproutes.gateway.networking.k8s.io', 'demo', 'status'],
     ];
     const answers = await Promise.all([...allowed, ...denied].map((a) => can(...a)));
     const got = [...allowed, ...denied].map((a, i) => `${a.join(' ')}: ${answers[i]}`);

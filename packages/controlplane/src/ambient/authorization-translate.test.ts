@@ -103,6 +103,14 @@ describe('translateAuthorizationPolicy: scope, name and action', () => {
     expect(translateAuthorizationPolicy(dry, ROOT)).toEqual({
       kind: 'skipped',
       reason: 'dry-run policy, and sending dry-run policies to ztunnel is not enabled',
+      binding: {
+        bound: false,
+        status: {
+          reason: 'UnsupportedValue',
+          message:
+            'found policy "demo/policy" using dry-run annotation, but support for ambient dry-run authorizationPolicies isn\'t enabled',
+        },
+      },
     });
     const sent = translateAuthorizationPolicy(dry, ROOT, { sendDryRun: true });
     expect(sent.kind === 'ztunnel' && sent.authorization).toMatchObject({ name: 'policy', dryRun: true });
@@ -145,12 +153,27 @@ describe('translateAuthorizationPolicy: scope, name and action', () => {
     expect(t).toEqual({
       kind: 'skipped',
       reason: 'dry-run policy, and sending dry-run policies to ztunnel is not enabled',
+      binding: {
+        bound: false,
+        status: {
+          reason: 'UnsupportedValue',
+          message:
+            'found policy "demo/policy" using dry-run annotation, but support for ambient dry-run authorizationPolicies isn\'t enabled',
+        },
+      },
     });
   });
 
   it.each(['AUDIT', 'CUSTOM'])('skips action %s, which ztunnel does not enforce', (action) => {
     const t = translateAuthorizationPolicy(policy({ action, rules: [{}] }), ROOT);
-    expect(t).toEqual({ kind: 'skipped', reason: `action ${action} is not enforced by ztunnel` });
+    expect(t).toEqual({
+      kind: 'skipped',
+      reason: `action ${action} is not enforced by ztunnel`,
+      binding: {
+        bound: false,
+        status: { reason: 'UnsupportedValue', message: `ztunnel does not support the ${action} action` },
+      },
+    });
   });
 
   it('skips a policy attached to a waypoint by targetRefs', () => {
@@ -536,5 +559,79 @@ describe('ipBytes', () => {
   ])('writes IPv6 %s as 16 bytes', (ip, bytes) => {
     expect(ipBytes(ip)).toEqual(hex(bytes));
     expect(ipBytes(ip)).toHaveLength(16);
+  });
+});
+
+describe('translateAuthorizationPolicy: the ZtunnelAccepted binding, in istiod words', () => {
+  const HTTP = 'ztunnel does not support HTTP attributes (found: ';
+  const WAYPOINT = '). In ambient mode you must use a waypoint proxy to enforce HTTP rules. ';
+
+  it('accepts an L4 policy as written (no status message: "attached to ztunnel")', () => {
+    const t = translateAuthorizationPolicy(
+      policy({ rules: [{ to: [{ operation: { ports: ['80'] } }] }] }),
+      ROOT,
+    );
+    expect(t.kind === 'ztunnel' && t.binding).toEqual({ bound: true });
+    expect(t.kind === 'ztunnel' && t.omitted).toEqual([]);
+  });
+
+  it('binds an ALLOW policy with HTTP fields, saying which are omitted (sorted, once each) and where', () => {
+    const t = translateAuthorizationPolicy(
+      policy({
+        rules: [
+          { to: [{ operation: { methods: ['GET'], paths: ['/a'] } }] },
+          {
+            from: [{ source: { requestPrincipals: ['*'] } }],
+            to: [{ operation: { methods: ['POST'] } }],
+            when: [{ key: 'request.headers[x]', values: ['1'] }],
+          },
+        ],
+      }),
+      ROOT,
+    );
+    if (t.kind !== 'ztunnel') throw new Error('not sent');
+    expect(t.binding).toEqual({
+      bound: true,
+      status: {
+        reason: 'UnsupportedValue',
+        message: `${HTTP}methods, paths, request.headers[x], requestPrincipals${WAYPOINT}Within an ALLOW policy, rules matching HTTP attributes are omitted. This will be more restrictive than requested.`,
+      },
+    });
+    expect(t.omitted.map((a) => a.path)).toEqual([
+      'spec.rules[0].to[0].operation.methods',
+      'spec.rules[0].to[0].operation.paths',
+      'spec.rules[1].to[0].operation.methods',
+      'spec.rules[1].from[0].source.requestPrincipals',
+      'spec.rules[1].when[0].key',
+    ]);
+  });
+
+  it('tells a DENY policy whose rules keep an L4 match from one left with nothing to match', () => {
+    const mixed = translateAuthorizationPolicy(
+      policy({ action: 'DENY', rules: [{ to: [{ operation: { ports: ['80'], methods: ['GET'] } }] }] }),
+      ROOT,
+    );
+    expect(mixed.kind === 'ztunnel' && mixed.binding.status?.message).toBe(
+      `${HTTP}methods${WAYPOINT}DENY policy with HTTP attributes is enforced without the HTTP rules. This will be more restrictive than requested.`,
+    );
+    const none = translateAuthorizationPolicy(
+      policy({ action: 'DENY', rules: [{ to: [{ operation: { methods: ['GET'] } }] }] }),
+      ROOT,
+    );
+    expect(none.kind === 'ztunnel' && none.binding).toEqual({
+      bound: true,
+      status: {
+        reason: 'UnsupportedValue',
+        message: `${HTTP}methods${WAYPOINT}After omitting unsupported HTTP attributes, this DENY policy has no enforceable rules at ztunnel and will have no effect. Deploy a waypoint proxy and use a targetRef to enforce this policy.`,
+      },
+    });
+  });
+
+  it('gives a waypoint policy (targetRefs) no ztunnel binding at all', () => {
+    const t = translateAuthorizationPolicy(
+      policy({ targetRefs: [{ group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'waypoint' }] }),
+      ROOT,
+    );
+    expect(t.kind === 'skipped' && t.binding).toBeUndefined();
   });
 });

@@ -18,6 +18,12 @@ import type {
   PolicyRuleSpec,
   ServiceAccountRef,
 } from '../manifests/kube-objects.js';
+import {
+  actionNotSupported,
+  dryRunNotEnabled,
+  httpAttributesOmitted,
+  type PolicyBinding,
+} from './binding-status.js';
 
 export type WireStringMatch = Input<securityapi.StringMatch>;
 
@@ -96,6 +102,27 @@ function nonEmpty<T>(list: T[] | undefined): T[] | undefined {
 
 function compact(m: WireMatch): WireMatch {
   return Object.fromEntries(Object.entries(m).filter(([, v]) => v !== undefined)) as WireMatch;
+}
+
+/** An HTTP attribute ztunnel cannot check: its name (as istiod reports it) and its field path. */
+export interface HttpAttribute {
+  readonly name: string;
+  readonly path: string;
+}
+
+/** Every HTTP-only attribute of a rule, with its field path. */
+function httpAttributes(rule: PolicyRuleSpec, path: string): HttpAttribute[] {
+  const out: HttpAttribute[] = [];
+  rule.to?.forEach((t, j) => {
+    for (const name of t.l7Fields) out.push({ name, path: `${path}.to[${j}].operation.${name}` });
+  });
+  rule.from?.forEach((f, j) => {
+    for (const name of f.l7Fields) out.push({ name, path: `${path}.from[${j}].source.${name}` });
+  });
+  rule.when?.forEach((w, j) => {
+    if (!L4_CONDITIONS.has(w.key)) out.push({ name: w.key, path: `${path}.when[${j}].key` });
+  });
+  return out;
 }
 
 /** One rule, or undefined when an ALLOW rule uses fields only an L7 proxy can check. */
@@ -194,12 +221,25 @@ export interface TranslateOptions {
 }
 
 export type TranslatedPolicy =
-  | { readonly kind: 'ztunnel'; readonly authorization: WireAuthorization; readonly notice?: string }
+  | {
+      readonly kind: 'ztunnel';
+      readonly authorization: WireAuthorization;
+      readonly notice?: string;
+      /** HTTP attributes left out, with their field paths. */
+      readonly omitted: readonly HttpAttribute[];
+      readonly binding: PolicyBinding;
+    }
   /**
    * Not a ztunnel policy: for a waypoint (targetRefs), an action ztunnel does not enforce, or a
-   * dry-run policy while those are not sent.
+   * dry-run policy while those are not sent. `binding` is absent for a waypoint's policy (istiod
+   * writes no ZtunnelAccepted condition on it).
    */
-  | { readonly kind: 'skipped'; readonly reason: string };
+  | { readonly kind: 'skipped'; readonly reason: string; readonly binding?: PolicyBinding };
+
+/** Whether a rule can match at ztunnel: no clauses matches all; a clause of empty matches, nothing. */
+function ruleHasEffect(r: WireRule): boolean {
+  return r.clauses.every((c) => c.matches.some((m) => Object.keys(m).length > 0));
+}
 
 export function translateAuthorizationPolicy(
   p: AuthorizationPolicyObject,
@@ -213,12 +253,18 @@ export function translateAuthorizationPolicy(
     return {
       kind: 'skipped',
       reason: 'dry-run policy, and sending dry-run policies to ztunnel is not enabled',
+      binding: { bound: false, status: dryRunNotEnabled(p.metadata.namespace, p.metadata.name) },
     };
   if (p.targetRefs.length > 0) return { kind: 'skipped', reason: 'attached to a waypoint by targetRefs' };
   if (p.action !== 'ALLOW' && p.action !== 'DENY')
-    return { kind: 'skipped', reason: `action ${p.action} is not enforced by ztunnel` };
+    return {
+      kind: 'skipped',
+      reason: `action ${p.action} is not enforced by ztunnel`,
+      binding: { bound: false, status: actionNotSupported(p.action) },
+    };
   const allow = p.action === 'ALLOW';
   const rules = (p.rules ?? []).flatMap((r) => translateRule(r, allow) ?? []);
+  const omitted = (p.rules ?? []).flatMap((r, i) => httpAttributes(r, `spec.rules[${i}]`));
   const scope = p.selector
     ? SCOPE_WORKLOAD
     : p.metadata.namespace === rootNamespace
@@ -235,6 +281,17 @@ export function translateAuthorizationPolicy(
       ...(dry.dryRun && { dryRun: true }),
     },
     ...(dry.problem && { notice: dry.problem }),
+    omitted,
+    binding: {
+      bound: true,
+      ...(omitted.length > 0 && {
+        status: httpAttributesOmitted(
+          omitted.map((a) => a.name),
+          p.action,
+          rules.some(ruleHasEffect),
+        ),
+      }),
+    },
   };
 }
 

@@ -674,6 +674,48 @@ describe('MeshModelBuilder: waypoints', () => {
     expect(serviceOf(model, 'api', 'other').waypoint).toBeUndefined();
   });
 
+  it('says why a Service is bound to no waypoint, as istiod does (WaypointIsNotReady, AttachmentDenied, UnsupportedTrafficType)', () => {
+    const model = build(
+      gateway('wp', 'demo'),
+      gateway('wl-only', 'demo', waypointFor('workload')),
+      gateway('infra-only', 'infra'),
+      gateway('ingress', 'demo', { className: 'istio' }),
+      namespace('demo', { 'istio.io/ingress-use-waypoint': 'true' }),
+      service('bound', { labels: useWaypoint('wp') }),
+      service('missing', { labels: useWaypoint('nope'), clusterIP: '10.96.0.21' }),
+      service('other-class', { labels: useWaypoint('ingress'), clusterIP: '10.96.0.22' }),
+      service('wrong-traffic', { labels: useWaypoint('wl-only'), clusterIP: '10.96.0.23' }),
+      service('denied', {
+        labels: { ...useWaypoint('infra-only'), 'istio.io/use-waypoint-namespace': 'infra' },
+        clusterIP: '10.96.0.24',
+      }),
+      service('opted-out', { labels: useWaypoint('none'), clusterIP: '10.96.0.25' }),
+    );
+    const b = (name: string) => model.serviceBindings.get(`demo/${name}`);
+    expect(b('bound')).toEqual({ waypoint: 'demo/wp', ingressLabelPresent: true, ingressUseWaypoint: true });
+    expect(b('missing')?.error).toEqual({
+      reason: 'WaypointIsNotReady',
+      message: 'waypoint "demo/nope" is not ready',
+    });
+    expect(b('other-class')?.error?.reason).toBe('WaypointIsNotReady');
+    expect(b('wrong-traffic')?.error).toEqual({
+      reason: 'UnsupportedTrafficType',
+      message:
+        'attempting to bind to traffic type "service" which the waypoint "demo/wl-only" does not support',
+    });
+    expect(b('denied')?.error).toEqual({
+      reason: 'AttachmentDenied',
+      message: 'we are not permitted to attach to waypoint "infra/infra-only" (missing allowedRoutes?)',
+    });
+    expect(b('opted-out')).toEqual({ ingressLabelPresent: false, ingressUseWaypoint: false });
+    // The Gateway of another class is a notice with its field path.
+    expect(model.problems).toContainEqual({
+      ref: 'Gateway demo/ingress',
+      path: 'spec.gatewayClassName',
+      message: 'class "istio" is not served here (only istio-waypoint): the Gateway is ignored',
+    });
+  });
+
   it('lets a pod or service label name another waypoint, or opt out with none', () => {
     const model = build(
       namespace('demo', useWaypoint('waypoint')),

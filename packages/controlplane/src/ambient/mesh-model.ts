@@ -27,6 +27,14 @@ import {
   translateAuthorizationPolicy,
   type WireAuthorization,
 } from './authorization-translate.js';
+import {
+  type PolicyBinding,
+  type StatusMessage,
+  type WaypointBinding,
+  waypointAttachmentDenied,
+  waypointNotReady,
+  waypointUnsupportedTrafficType,
+} from './binding-status.js';
 import { runToEnd } from './time-slicer.js';
 import { canonicalService, workloadName, workloadTrustDomain } from './workload-naming.js';
 
@@ -40,6 +48,7 @@ export const GATEWAY_NAME_LABEL = 'gateway.networking.k8s.io/gateway-name';
 /** On the Service the waypoint deployment controller makes for a waypoint: it never gets one. */
 export const GATEWAY_MANAGED_LABEL = 'gateway.istio.io/managed';
 export const MESH_CONTROLLER = 'istio.io-mesh-controller';
+export const INGRESS_USE_WAYPOINT = 'istio.io/ingress-use-waypoint';
 export const HBONE_PORT = 15008;
 
 export interface MeshModelOptions {
@@ -106,6 +115,10 @@ export interface MeshModel {
   /** `namespace/serviceAccount` of the running pods on each node, for the CA. */
   readonly identitiesByNode: ReadonlyMap<string, ReadonlySet<string>>;
   readonly problems: readonly ModelProblem[];
+  /** Each AuthorizationPolicy's binding to ztunnel by `namespace/name` (none for a waypoint's). */
+  readonly policyBindings: ReadonlyMap<string, PolicyBinding>;
+  /** Each Service's waypoint binding by `namespace/name`. */
+  readonly serviceBindings: ReadonlyMap<string, WaypointBinding>;
 }
 
 /**
@@ -158,6 +171,8 @@ interface Indexes {
   readonly policiesByNs: Map<string, AuthorizationPolicyObject[]>;
   readonly peerAuthByNs: Map<string, PeerAuthenticationObject[]>;
   readonly gateways: Map<string, GatewayObject>;
+  /** Gateways of any other class: not ours to serve. */
+  readonly otherGateways: GatewayObject[];
 }
 
 function push<K, V>(map: Map<K, V[]>, key: K, value: V): void {
@@ -174,6 +189,7 @@ function index(objects: ReadonlyMap<string, KubeObject>): Indexes {
     policiesByNs: new Map(),
     peerAuthByNs: new Map(),
     gateways: new Map(),
+    otherGateways: [],
   };
   for (const o of objects.values()) {
     switch (o.kind) {
@@ -195,6 +211,7 @@ function index(objects: ReadonlyMap<string, KubeObject>): Indexes {
       case 'Gateway':
         if (o.gatewayClassName === WAYPOINT_CLASS)
           ix.gateways.set(`${o.metadata.namespace}/${o.metadata.name}`, o);
+        else ix.otherGateways.push(o);
         break;
     }
   }
@@ -209,6 +226,8 @@ interface Cached<T> {
   readonly value: T | undefined;
   /** The Address wrapper, kept so that encoders caching by identity hit while inputs are unchanged. */
   readonly address: WireAddress | undefined;
+  /** A service's waypoint binding. */
+  readonly binding?: WaypointBinding;
 }
 
 const SHARED_KINDS = new Set<KubeObject['kind']>([
@@ -245,12 +264,21 @@ export class MeshModelBuilder {
     if (!changedKinds || [...changedKinds].some((k) => SHARED_KINDS.has(k) || (legacy && k === 'Pod')))
       this.generation += 1;
     const problems: ModelProblem[] = [];
+    // Accepted by the API server, but of a class this control plane neither deploys nor configures.
+    for (const gw of ix.otherGateways)
+      problems.push({
+        ref: `Gateway ${gw.metadata.namespace}/${gw.metadata.name}`,
+        path: 'spec.gatewayClassName',
+        message: `class ${JSON.stringify(gw.gatewayClassName)} is not served here (only ${WAYPOINT_CLASS}): the Gateway is ignored`,
+      });
     const authorizations = new Map<string, WireAuthorization>();
+    const policyBindings = new Map<string, PolicyBinding>();
     for (const list of ix.policiesByNs.values()) {
       for (const p of list) {
         const t = translateAuthorizationPolicy(p, this.options.rootNamespace, {
           sendDryRun: this.options.sendDryRunPolicies ?? false,
         });
+        if (t.binding) policyBindings.set(`${p.metadata.namespace}/${p.metadata.name}`, t.binding);
         if (t.kind === 'skipped') {
           problems.push({
             ref: `AuthorizationPolicy ${p.metadata.namespace}/${p.metadata.name}`,
@@ -259,6 +287,16 @@ export class MeshModelBuilder {
           });
           continue;
         }
+        // Accepted by the API server, but not what ztunnel can check: each field is named.
+        for (const a of t.omitted)
+          problems.push({
+            ref: `AuthorizationPolicy ${p.metadata.namespace}/${p.metadata.name}`,
+            path: a.path,
+            message:
+              p.action === 'ALLOW'
+                ? `${a.name} is HTTP-only and ztunnel checks L4 only: this rule is left out (it allows nothing); attach the policy to a waypoint with targetRefs`
+                : `${a.name} is HTTP-only and ztunnel checks L4 only: it is ignored, so the rule denies more than it says; attach the policy to a waypoint with targetRefs`,
+          });
         if (t.notice)
           problems.push({
             ref: `AuthorizationPolicy ${p.metadata.namespace}/${p.metadata.name}`,
@@ -310,23 +348,32 @@ export class MeshModelBuilder {
     this.byKeyWorkload = nextWorkloads;
 
     const nextServices = new Map<string, Cached<WireService>>();
+    const serviceBindings = new Map<string, WaypointBinding>();
     for (const list of ix.servicesByNs.values()) {
       for (const svc of list) {
         const key = `${svc.metadata.namespace}/${svc.metadata.name}`;
         const ns = ix.namespaces.get(svc.metadata.namespace);
         let cached = this.byKeyService.get(key);
         if (!cached || cached.object !== svc || cached.ns !== ns || cached.generation !== this.generation) {
-          const value = this.service(svc, ns, ix);
-          cached = { object: svc, ns, generation: this.generation, value, address: { service: value } };
+          const { value, binding } = this.service(svc, ns, ix);
+          cached = {
+            object: svc,
+            ns,
+            generation: this.generation,
+            value,
+            address: { service: value },
+            binding,
+          };
         }
         nextServices.set(key, cached);
+        if (cached.binding) serviceBindings.set(key, cached.binding);
         const v = cached.value as WireService;
         addresses.set(`${v.namespace}/${v.hostname}`, cached.address as WireAddress);
         yield;
       }
     }
     this.byKeyService = nextServices;
-    return { addresses, authorizations, identitiesByNode, problems };
+    return { addresses, authorizations, identitiesByNode, problems, policyBindings, serviceBindings };
   }
 
   private hostname(name: string, namespace: string): string {
@@ -350,6 +397,23 @@ export class MeshModelBuilder {
     ix: Indexes,
     servesLegacy?: (serviceAccount: string) => boolean,
   ): WireGatewayAddress | undefined {
+    const gw = this.resolveWaypoint(labels, ns, namespace, forKind, ix, servesLegacy).gateway;
+    return gw && this.gatewayAddress(gw);
+  }
+
+  /**
+   * The waypoint an object binds to, or why it binds to none (istiod's fetchWaypointForTarget,
+   * fetchWaypointForService and fetchWaypointForWorkload, whose StatusMessages become the
+   * `istio.io/WaypointBound` condition).
+   */
+  private resolveWaypoint(
+    labels: Readonly<Record<string, string>>,
+    ns: NamespaceObject | undefined,
+    namespace: string,
+    forKind: 'service' | 'workload',
+    ix: Indexes,
+    servesLegacy?: (serviceAccount: string) => boolean,
+  ): { gateway?: GatewayObject; error?: StatusMessage } {
     const nsLabels = ns?.metadata.labels ?? {};
     const from =
       labels[USE_WAYPOINT] !== undefined
@@ -359,12 +423,17 @@ export class MeshModelBuilder {
           : undefined;
     if (from) {
       const name = from[USE_WAYPOINT] as string;
-      if (name === 'none') return undefined;
+      if (name === 'none') return {};
       const gwNs = from[USE_WAYPOINT_NAMESPACE] ?? namespace;
-      const gw = ix.gateways.get(`${gwNs}/${name}`);
-      if (!gw || !allowsAttachment(gw, namespace, nsLabels)) return undefined;
+      const ref = `${gwNs}/${name}`;
+      const gw = ix.gateways.get(ref);
+      if (!gw) return { error: waypointNotReady(ref) };
+      if (!allowsAttachment(gw, namespace, nsLabels)) return { error: waypointAttachmentDenied(ref) };
       const target = gw.metadata.labels[WAYPOINT_FOR] ?? 'service';
-      return target === forKind || target === 'all' ? this.gatewayAddress(gw) : undefined;
+      if (target === forKind || target === 'all') return { gateway: gw };
+      // A workload inheriting its namespace's waypoint, which is for services, is no error.
+      if (forKind === 'workload' && from !== labels) return {};
+      return { error: waypointUnsupportedTrafficType(ref, forKind) };
     }
     // Legacy (Istio before 1.22): a Gateway annotated `istio.io/for-service-account` serves that
     // account's pods in its namespace, and the services selecting them (so VIP traffic reaches
@@ -373,10 +442,10 @@ export class MeshModelBuilder {
       for (const gw of ix.gateways.values()) {
         const sa = gw.metadata.annotations[FOR_SERVICE_ACCOUNT];
         if (gw.metadata.namespace === namespace && sa !== undefined && servesLegacy(sa))
-          return this.gatewayAddress(gw);
+          return { gateway: gw };
       }
     }
-    return undefined;
+    return {};
   }
 
   private gatewayAddress(gw: GatewayObject): WireGatewayAddress {
@@ -469,24 +538,44 @@ export class MeshModelBuilder {
     };
   }
 
-  private service(svc: ServiceObject, ns: NamespaceObject | undefined, ix: Indexes): WireService {
+  private service(
+    svc: ServiceObject,
+    ns: NamespaceObject | undefined,
+    ix: Indexes,
+  ): { value: WireService; binding: WaypointBinding } {
     const { namespace, name, labels } = svc.metadata;
     // A waypoint's own Service would otherwise point at itself through a namespace label.
-    const waypoint =
+    const resolved: { gateway?: GatewayObject; error?: StatusMessage } =
       labels[GATEWAY_MANAGED_LABEL] === MESH_CONTROLLER
-        ? undefined
-        : this.waypointFor(labels, ns, namespace, 'service', ix, (sa) => selectsPodOf(svc, sa, ix));
+        ? {}
+        : this.resolveWaypoint(labels, ns, namespace, 'service', ix, (sa) => selectsPodOf(svc, sa, ix));
+    const gw = resolved.gateway;
+    const waypoint = gw && this.gatewayAddress(gw);
+    // istiod's ingressUseWaypointFromLabels: the Service's label, else its namespace's.
+    const ingress = labels[INGRESS_USE_WAYPOINT] ?? ns?.metadata.labels[INGRESS_USE_WAYPOINT];
+    const binding: WaypointBinding = {
+      ...(gw && { waypoint: `${gw.metadata.namespace}/${gw.metadata.name}` }),
+      ingressLabelPresent: gw !== undefined && ingress !== undefined,
+      ingressUseWaypoint: gw !== undefined && ingress !== undefined && GO_TRUE.has(ingress),
+      ...(resolved.error && { error: resolved.error }),
+    };
     return {
-      name,
-      namespace,
-      hostname: this.hostname(name, namespace),
-      addresses: svc.clusterIps.map((ip) => ({ network: '', address: ipBytes(ip) })),
-      ports: svc.ports.map((p) => ({
-        servicePort: p.port,
-        targetPort: typeof p.targetPort === 'number' ? p.targetPort : 0,
-      })),
-      subjectAltNames: [],
-      ...(waypoint && { waypoint }),
+      binding,
+      value: {
+        name,
+        namespace,
+        hostname: this.hostname(name, namespace),
+        addresses: svc.clusterIps.map((ip) => ({ network: '', address: ipBytes(ip) })),
+        ports: svc.ports.map((p) => ({
+          servicePort: p.port,
+          targetPort: typeof p.targetPort === 'number' ? p.targetPort : 0,
+        })),
+        subjectAltNames: [],
+        ...(waypoint && { waypoint }),
+      },
     };
   }
 }
+
+/** Go's strconv.ParseBool true values. */
+const GO_TRUE = new Set(['1', 't', 'T', 'TRUE', 'true', 'True']);

@@ -18,16 +18,21 @@ import {
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
-import { type MeshModel, MeshModelBuilder } from '../ambient/mesh-model.js';
+import { type MeshModel, MeshModelBuilder, type ModelProblem } from '../ambient/mesh-model.js';
 import { TimeSlicer } from '../ambient/time-slicer.js';
 import { createAuthenticator } from '../auth/authenticators.js';
 import type { Authenticator } from '../auth/token-authenticator.js';
 import { CaService } from '../ca/ca-service.js';
+import { LeaderElection } from '../leader/leader-election.js';
 import type { KubeObject } from '../manifests/kube-objects.js';
+import { RootCertController } from '../namespace-controller/root-cert-controller.js';
 import { KubeApiSource } from '../source/kube-api-source.js';
 import { loadKubeConfig } from '../source/kube-config-loader.js';
 import { type ConfigSource, ManifestDirSource } from '../source/manifest-dir-source.js';
+import { ambientStatusTargets } from '../status/ambient-status.js';
+import { StatusWriter } from '../status/status-writer.js';
 import { ControlPlaneMetrics, XDS_METRIC_TYPES } from '../telemetry/controlplane-metrics.js';
+import { KubeRest } from '../waypoint-controller/kube-rest.js';
 import { startWaypointController } from '../waypoint-controller/start-waypoint-controller.js';
 import type { WaypointController } from '../waypoint-controller/waypoint-controller.js';
 import { EnvoyEncoder, WAYPOINT_TYPE_URLS } from '../waypoint-xds/envoy-encoder.js';
@@ -70,6 +75,12 @@ export class ControlPlaneApp {
   private ca?: LocalCa;
   /** Deploys waypoints for istio-waypoint Gateways while this replica holds the Lease. */
   waypointController?: WaypointController;
+  /** The Lease every writer of this replica shares. */
+  leader?: LeaderElection;
+  /** Writes ZtunnelAccepted and istio.io/WaypointBound while leading. */
+  statusWriter?: StatusWriter;
+  /** Keeps the CA root ConfigMap in every namespace while leading. */
+  rootCertController?: RootCertController;
   private pendingKinds = new Set<KubeObject['kind']>();
   private firstChangeAt?: number;
   private quietTimer?: NodeJS.Timeout;
@@ -80,6 +91,8 @@ export class ControlPlaneApp {
   private readonly slicer = new TimeSlicer();
   /** The refusals already logged, as JSON. */
   private reportedInvalid = new Set<string>();
+  /** The notices already logged, as JSON. */
+  private reportedNotices = new Set<string>();
   /** Set once the first build from a fully synced source is published: what /ready reports. */
   private synced = false;
   /** Builds run one after another (the model builder keeps state between builds). */
@@ -183,8 +196,7 @@ export class ControlPlaneApp {
       ),
     );
     this.grpcServer = server;
-    if (config.waypointController)
-      this.waypointController = startWaypointController(config, config.waypointController, logger);
+    this.startWriters();
     this.synced = true;
     logger.info(
       {
@@ -198,9 +210,67 @@ export class ControlPlaneApp {
     return { grpc: { address: config.grpcAddress, port }, monitor };
   }
 
+  /**
+   * The writers that need the Lease (waypoint controller, status, root-cert ConfigMaps) on one
+   * API connection and one election; they write only while this replica leads.
+   */
+  private startWriters(): void {
+    const { config, logger } = this.inputs;
+    const le = config.leaderElection;
+    if (!le) return;
+    const kube = new KubeRest(
+      // The same API server connection as the source and TokenReview (CP_KUBECONFIG, else in-cluster).
+      loadKubeConfig({
+        kubeconfig: config.kubeconfig,
+        serviceHost: config.kubernetesServiceHost,
+        servicePort: config.kubernetesServicePort,
+      }),
+    );
+    const leader = new LeaderElection({
+      kube,
+      logger: logger.child({ component: 'leader-election' }),
+      identity: le.identity,
+      namespace: le.leaseNamespace,
+      timings: le.timings,
+    });
+    this.leader = leader;
+    if (config.waypointController)
+      this.waypointController = startWaypointController(
+        config,
+        config.waypointController,
+        kube,
+        leader,
+        logger,
+      );
+    const source = this.source;
+    if (config.writeStatus && source instanceof KubeApiSource) {
+      this.statusWriter = new StatusWriter({
+        kube,
+        leader,
+        logger: logger.child({ component: 'status' }),
+        view: (key) => source.statusOf(key),
+        targets: () =>
+          this.model ? ambientStatusTargets(this.model, (key) => source.statusOf(key)?.generation) : [],
+      });
+    }
+    if (config.rootCertConfigMap) {
+      this.rootCertController = new RootCertController({
+        kube,
+        leader,
+        logger: logger.child({ component: 'namespace-controller' }),
+        configMapName: config.rootCertConfigMap,
+        rootCertPem: () => this.rootCertPem,
+      });
+    }
+    leader.start();
+  }
+
   /** Stops serving: open streams end and proxies keep their last config until one is back. */
   async close(): Promise<void> {
+    this.statusWriter?.close();
+    this.rootCertController?.close();
     await this.waypointController?.close();
+    await this.leader?.close();
     this.authenticator?.close();
     clearTimeout(this.quietTimer);
     clearTimeout(this.maxTimer);
@@ -320,6 +390,28 @@ export class ControlPlaneApp {
     this.pushes += 1;
     this.lastPushMs = performance.now() - started;
     this.reportInvalid();
+    this.reportNotices([...model.problems, ...waypoints.problems]);
+    this.statusWriter?.kick();
+  }
+
+  /**
+   * What is accepted but not (all) usable: counted by kind, logged once while it lasts, and
+   * listed in /debug/config. The rest of the config is served as usual.
+   */
+  private reportNotices(notices: readonly ModelProblem[]): void {
+    const byKind = new Map<string, number>();
+    const reported = new Set<string>();
+    for (const n of notices) {
+      const kind = n.ref.slice(0, n.ref.indexOf(' '));
+      byKind.set(kind, (byKind.get(kind) ?? 0) + 1);
+      const id = JSON.stringify(n);
+      reported.add(id);
+      if (this.reportedNotices.has(id)) continue;
+      this.inputs.logger.warn({ resource: n.ref, path: n.path }, `${n.ref}: ${n.path}: ${n.message}`);
+    }
+    this.reportedNotices = reported;
+    this.metrics.configNotices.reset();
+    for (const [kind, n] of byKind) this.metrics.configNotices.set({ kind }, n);
   }
 
   private reportInvalid(): void {
@@ -392,6 +484,14 @@ export class ControlPlaneApp {
             waypointController: {
               leader: this.waypointController.isLeader,
               writes: this.waypointController.writes,
+            },
+          }),
+          ...(this.leader && {
+            leaderElection: {
+              identity: config.leaderElection?.identity,
+              leader: this.leader.isLeader,
+              ...(this.statusWriter && { statusWrites: this.statusWriter.counts }),
+              ...(this.rootCertController && { rootCertConfigMapWrites: this.rootCertController.writes }),
             },
           }),
         });

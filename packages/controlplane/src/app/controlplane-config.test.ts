@@ -48,7 +48,8 @@ describe('control plane settings: CP_AMBIENT_ENABLE_DRY_RUN_AUTHORIZATION_POLICY
 });
 
 describe('control plane settings: the config source', () => {
-  const CA = { CP_CA_DIR: '/ca', CP_TOKENS_FILE: '/t.json' };
+  // HOSTNAME: what a pod has, and what the kubernetes source's leader election names it by.
+  const CA = { CP_CA_DIR: '/ca', CP_TOKENS_FILE: '/t.json', HOSTNAME: 'cp-0' };
 
   it('reads the manifest directory when CP_MANIFEST_DIR is set, as before', () => {
     const r = parseControlPlaneConfig(BASE);
@@ -66,7 +67,12 @@ describe('control plane settings: the config source', () => {
     expect(pod.ok && [pod.value.configSource, pod.value.kubeconfig, pod.value.kubernetesServiceHost]).toEqual(
       ['kubernetes', '', '10.96.0.1'],
     );
-    const chosen = parseControlPlaneConfig({ ...BASE, CP_CONFIG_SOURCE: 'kubernetes', CP_KUBECONFIG: '/kc' });
+    const chosen = parseControlPlaneConfig({
+      ...BASE,
+      HOSTNAME: 'cp-0',
+      CP_CONFIG_SOURCE: 'kubernetes',
+      CP_KUBECONFIG: '/kc',
+    });
     expect(chosen.ok && chosen.value.configSource).toBe('kubernetes');
   });
 
@@ -77,5 +83,56 @@ describe('control plane settings: the config source', () => {
     expect(!nowhere.ok && nowhere.problems.map((p) => p.path)).toEqual(['CP_KUBECONFIG']);
     const noDir = parseControlPlaneConfig({ ...CA, CP_CONFIG_SOURCE: 'directory' });
     expect(!noDir.ok && noDir.problems.map((p) => p.path)).toEqual(['CP_MANIFEST_DIR']);
+  });
+});
+
+describe('control plane settings: the leader-elected writers', () => {
+  const KUBE = { CP_CA_DIR: '/ca', CP_TOKENS_FILE: '/t.json', CP_KUBECONFIG: '/kc' };
+
+  it('with the kubernetes source, write status and root-cert ConfigMaps by default, under one election', () => {
+    const r = parseControlPlaneConfig({ ...KUBE, CP_POD_NAME: 'cp-1' });
+    if (!r.ok) throw new Error(JSON.stringify(r.problems));
+    expect([r.value.writeStatus, r.value.rootCertConfigMap]).toEqual([true, 'istio-ca-root-cert']);
+    expect(r.value.leaderElection).toEqual({
+      identity: 'cp-1',
+      leaseNamespace: 'istio-system',
+      timings: { leaseDurationMs: 30_000, renewDeadlineMs: 15_000, retryPeriodMs: 7_500 },
+    });
+    const off = parseControlPlaneConfig({
+      ...KUBE,
+      CP_AMBIENT_ENABLE_STATUS: 'false',
+      CP_NAMESPACE_CONTROLLER: 'false',
+    });
+    expect(off.ok && [off.value.writeStatus, off.value.rootCertConfigMap, off.value.leaderElection]).toEqual([
+      false,
+      undefined,
+      undefined,
+    ]);
+  });
+
+  it('need a name in the Lease: CP_POD_NAME, else HOSTNAME', () => {
+    const r = parseControlPlaneConfig(KUBE);
+    expect(!r.ok && r.problems.map((p) => p.path)).toEqual(['CP_POD_NAME']);
+    const host = parseControlPlaneConfig({ ...KUBE, HOSTNAME: 'pod-a' });
+    expect(host.ok && host.value.leaderElection?.identity).toBe('pod-a');
+  });
+
+  it('with a manifest directory, write nothing unless the waypoint controller is on (its pods mount the root cert)', () => {
+    const dir = parseControlPlaneConfig(BASE);
+    expect(dir.ok && [dir.value.writeStatus, dir.value.rootCertConfigMap, dir.value.leaderElection]).toEqual([
+      false,
+      undefined,
+      undefined,
+    ]);
+    const wp = parseControlPlaneConfig({
+      ...BASE,
+      CP_KUBECONFIG: '/kc',
+      CP_WAYPOINT_CONTROLLER: 'true',
+      CP_POD_NAME: 'a',
+      CP_CA_CERT_CONFIGMAP: 'mesh-root',
+    });
+    expect(wp.ok && [wp.value.writeStatus, wp.value.rootCertConfigMap]).toEqual([false, 'mesh-root']);
+    // The waypoint pods mount the ConfigMap the namespace controller writes.
+    expect(wp.ok && wp.value.waypointController?.rootCertConfigMap).toBe('mesh-root');
   });
 });

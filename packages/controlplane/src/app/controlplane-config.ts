@@ -2,6 +2,8 @@ import { type EnvMap, EnvSettings, type Result } from '@ambient/shared';
 import { type AuthSettings, parseAuthSettings } from '../auth/auth-settings.js';
 import { DEFAULT_MANIFEST_LIMITS } from '../manifests/kube-objects.js';
 import {
+  type LeaderElectionConfig,
+  parseLeaderElection,
   parseWaypointControllerConfig,
   type WaypointControllerConfig,
 } from '../waypoint-controller/waypoint-controller-config.js';
@@ -57,6 +59,22 @@ export interface ControlPlaneConfig {
   readonly sendDryRunPolicies: boolean;
   /** The waypoint deployment controller with leader election; undefined: off. */
   readonly waypointController: WaypointControllerConfig | undefined;
+  /**
+   * The one leader election of every writer (waypoint controller, status, root-cert ConfigMaps);
+   * undefined when none is on.
+   */
+  readonly leaderElection: LeaderElectionConfig | undefined;
+  /**
+   * The leader writes `status.conditions` (ZtunnelAccepted, istio.io/WaypointBound), as istiod's
+   * AMBIENT_ENABLE_STATUS: on by default with the kubernetes source, never with a directory.
+   */
+  readonly writeStatus: boolean;
+  /**
+   * The ConfigMap with the CA root (`root-cert.pem`) the leader keeps in every namespace, as
+   * istiod's namespace controller: on by default whenever the control plane talks to an API
+   * server for objects (the kubernetes source or the waypoint controller); undefined: off.
+   */
+  readonly rootCertConfigMap: string | undefined;
 }
 
 /** Istio's DEFAULT_WORKLOAD_CERT_TTL default. */
@@ -95,6 +113,15 @@ export function parseControlPlaneConfig(env: EnvMap): Result<ControlPlaneConfig>
       'is required outside a cluster: the kubernetes source, TokenReview and the waypoint controller need a kubeconfig, or KUBERNETES_SERVICE_HOST (in a pod)',
     );
   }
+  const rootNamespace = env.CP_ROOT_NAMESPACE || 'istio-system';
+  const waypointOn = e.boolean('CP_WAYPOINT_CONTROLLER', false);
+  const writeStatus = e.boolean('CP_AMBIENT_ENABLE_STATUS', true) && configSource === 'kubernetes';
+  const rootCertOn =
+    e.boolean('CP_NAMESPACE_CONTROLLER', true) && (configSource === 'kubernetes' || waypointOn);
+  const leaderElection =
+    writeStatus || rootCertOn || waypointOn ? parseLeaderElection(e, env, rootNamespace) : undefined;
+  // One name for the ConfigMap the namespace controller writes and the waypoint pods mount.
+  const caCertConfigMap = e.required('CP_CA_CERT_CONFIGMAP', 'istio-ca-root-cert');
   return e.result<ControlPlaneConfig>({
     configSource: configSource === 'kubernetes' ? 'kubernetes' : 'directory',
     manifestDir: configSource === 'directory' ? e.required('CP_MANIFEST_DIR') : '',
@@ -140,6 +167,14 @@ export function parseControlPlaneConfig(env: EnvMap): Result<ControlPlaneConfig>
       10_000_000,
     ),
     sendDryRunPolicies: e.boolean('CP_AMBIENT_ENABLE_DRY_RUN_AUTHORIZATION_POLICY', false),
-    waypointController: parseWaypointControllerConfig(e, env, env.CP_ROOT_NAMESPACE || 'istio-system'),
+    waypointController: parseWaypointControllerConfig(
+      e,
+      rootNamespace,
+      waypointOn ? leaderElection : undefined,
+      caCertConfigMap,
+    ),
+    leaderElection,
+    writeStatus,
+    rootCertConfigMap: rootCertOn ? caCertConfigMap : undefined,
   });
 }

@@ -137,6 +137,21 @@ interface KindState {
   missingPolls: number;
 }
 
+/** Kinds whose status the control plane writes: their generation and status are kept as read. */
+const STATUS_KINDS: ReadonlySet<KubeKind> = new Set<KubeKind>([
+  'Service',
+  'AuthorizationPolicy',
+  'HTTPRoute',
+]);
+
+/** What the API server holds of an object besides its spec: for status writes. */
+export interface ObjectStatusView {
+  readonly generation: number;
+  readonly resourceVersion: string;
+  /** `status` as read (undefined when the object has none). */
+  readonly status: unknown;
+}
+
 interface Entry {
   readonly object: KubeObject;
   /** Canonical JSON of the decoded object: a change the mesh cannot see is no change. */
@@ -146,6 +161,8 @@ interface Entry {
 export class KubeApiSource implements ConfigSource {
   private readonly current = new Map<string, Entry>();
   private readonly invalidByKey = new Map<string, InvalidResource>();
+  /** Generation and status of the objects of STATUS_KINDS, by key; not part of what `onChange` reports. */
+  private readonly views = new Map<string, ObjectStatusView>();
   private readonly listeners: Array<(keys: readonly string[]) => void> = [];
   private readonly kinds: KindState[];
   private readonly limits: ManifestLimits;
@@ -205,6 +222,11 @@ export class KubeApiSource implements ConfigSource {
 
   invalid(): readonly InvalidResource[] {
     return [...this.invalidByKey.values()];
+  }
+
+  /** The generation, resourceVersion and status of a Service, AuthorizationPolicy or HTTPRoute as last read. */
+  statusOf(key: string): ObjectStatusView | undefined {
+    return this.views.get(key);
   }
 
   onChange(listener: (keys: readonly string[]) => void): void {
@@ -354,6 +376,8 @@ export class KubeApiSource implements ConfigSource {
         changed.push(key);
       }
     }
+    for (const key of [...this.views.keys()])
+      if (key.startsWith(prefix) && !seen.has(key)) this.views.delete(key);
     for (const key of [...this.invalidByKey.keys()]) {
       if (key.startsWith(prefix) && !seen.has(key)) {
         this.invalidByKey.delete(key);
@@ -373,6 +397,14 @@ export class KubeApiSource implements ConfigSource {
         : raw;
     const key = manifestKey(doc);
     if (!key) return { changed: false, invalidChanged: false };
+    if (STATUS_KINDS.has(k.spec.kind)) {
+      const o = doc as { metadata?: { generation?: unknown; resourceVersion?: unknown }; status?: unknown };
+      this.views.set(key, {
+        generation: typeof o.metadata?.generation === 'number' ? o.metadata.generation : 0,
+        resourceVersion: typeof o.metadata?.resourceVersion === 'string' ? o.metadata.resourceVersion : '',
+        status: o.status,
+      });
+    }
     const decoded = decodeManifest(doc, this.limits);
     if (decoded.ok === 'ignored') return { key, changed: false, invalidChanged: false };
     if (decoded.ok === false) {
@@ -400,6 +432,7 @@ export class KubeApiSource implements ConfigSource {
         : raw;
     const key = manifestKey(doc);
     if (!key) return;
+    this.views.delete(key);
     const had = this.current.delete(key);
     const hadInvalid = this.invalidByKey.delete(key);
     if (had || hadInvalid) this.emit(had ? [key] : []);

@@ -34,6 +34,7 @@ export class ControlPlaneMetrics {
   readonly rejects: Counter<'type'>;
   readonly convergence: Histogram;
   readonly invalidResources: Gauge;
+  readonly configNotices: Gauge<'kind'>;
   readonly csrCount: Counter;
   readonly certsIssued: Counter;
   readonly authFailures: Counter<'reason'>;
@@ -68,6 +69,12 @@ export class ControlPlaneMetrics {
     this.invalidResources = new Gauge({
       name: 'controlplane_invalid_resources',
       help: 'Resources refused as invalid: left out of the mesh config, or held at their last good version',
+      registers,
+    });
+    this.configNotices = new Gauge({
+      name: 'controlplane_config_notices',
+      help: 'Parts of accepted resources the mesh cannot use (HTTP-only policy fields at ztunnel, a Gateway of another class, a missing backend, ...), by kind of resource; each is in /debug/config with its field path',
+      labelNames: ['kind'],
       registers,
     });
     this.csrCount = new Counter({

@@ -83,10 +83,11 @@ export class KubeRest {
     resourceVersion: string,
     onEvent: (type: string, object: Record<string, unknown>) => void,
     onDone: (err?: Error) => void,
+    query: Readonly<Record<string, string>> = {},
   ): Promise<() => void> {
     const ctl = await new Watch(this.kubeConfig).watch(
       path,
-      { resourceVersion, allowWatchBookmarks: true },
+      { ...query, resourceVersion, allowWatchBookmarks: true },
       (type, obj) => onEvent(type, obj as Record<string, unknown>),
       (err) => onDone(err ?? undefined),
     );

@@ -1,29 +1,22 @@
 import type { Logger } from 'pino';
 import type { ControlPlaneConfig } from '../app/controlplane-config.js';
-import { loadKubeConfig } from '../source/kube-config-loader.js';
-import { KubeRest } from './kube-rest.js';
+import type { LeaderElection } from '../leader/leader-election.js';
+import type { KubeRest } from './kube-rest.js';
 import { WaypointController } from './waypoint-controller.js';
 import type { WaypointControllerConfig } from './waypoint-controller-config.js';
 
-/** Builds the controller from the settings and starts its election. */
+/** Builds the controller from the settings on the replica's API connection and election. */
 export function startWaypointController(
   config: ControlPlaneConfig,
   wc: WaypointControllerConfig,
+  kube: KubeRest,
+  leader: LeaderElection,
   logger: Logger,
 ): WaypointController {
-  const controller = new WaypointController({
-    // The same API server connection as the Kubernetes source and TokenReview (CP_KUBECONFIG, else in-cluster).
-    kube: new KubeRest(
-      loadKubeConfig({
-        kubeconfig: config.kubeconfig,
-        serviceHost: config.kubernetesServiceHost,
-        servicePort: config.kubernetesServicePort,
-      }),
-    ),
+  return new WaypointController({
+    kube,
+    leader,
     logger: logger.child({ component: 'waypoint-controller' }),
-    identity: wc.identity,
-    leaseNamespace: wc.leaseNamespace,
-    timings: wc.timings,
     resyncMs: wc.resyncMs,
     template: {
       image: wc.image,
@@ -35,6 +28,4 @@ export function startWaypointController(
       rootCertConfigMap: wc.rootCertConfigMap,
     },
   });
-  controller.start();
-  return controller;
 }

@@ -16,13 +16,39 @@ export interface WaypointControllerConfig {
 
 export const DEFAULT_WAYPOINT_IMAGE = 'ambient-mesh/waypoint:0.1.0';
 
-/** Undefined when the controller is off (the default). */
+/** Who this replica is in the Lease, where the Lease lives, and its timings. */
+export interface LeaderElectionConfig {
+  readonly identity: string;
+  readonly leaseNamespace: string;
+  readonly timings: LeaseTimings;
+}
+
+/**
+ * The controller's settings when CP_WAYPOINT_CONTROLLER is on (`leader` given: the election's
+ * settings, parsed once); undefined when off, the default.
+ */
 export function parseWaypointControllerConfig(
+  e: EnvSettings,
+  rootNamespace: string,
+  leader: LeaderElectionConfig | undefined,
+  caCertConfigMap = 'istio-ca-root-cert',
+): WaypointControllerConfig | undefined {
+  if (!leader) return undefined;
+  return {
+    ...leader,
+    resyncMs: e.durationMs('CP_WAYPOINT_RESYNC', 60_000),
+    image: e.required('CP_WAYPOINT_IMAGE', DEFAULT_WAYPOINT_IMAGE),
+    xdsAddress: e.hostPort('CP_WAYPOINT_XDS_ADDRESS', `istiod.${rootNamespace}.svc:15012`),
+    rootCertConfigMap: e.required('CP_WAYPOINT_ROOT_CERT_CONFIGMAP', caCertConfigMap),
+  };
+}
+
+/** The leader election every writer of this replica shares (the waypoint controller, status, root-cert ConfigMaps). */
+export function parseLeaderElection(
   e: EnvSettings,
   env: EnvMap,
   rootNamespace: string,
-): WaypointControllerConfig | undefined {
-  if (!e.boolean('CP_WAYPOINT_CONTROLLER', false)) return undefined;
+): LeaderElectionConfig {
   const timings: LeaseTimings = {
     leaseDurationMs: e.durationMs('CP_LEADER_ELECTION_LEASE_DURATION', DEFAULT_LEASE_TIMINGS.leaseDurationMs),
     renewDeadlineMs: e.durationMs('CP_LEADER_ELECTION_RENEW_DEADLINE', DEFAULT_LEASE_TIMINGS.renewDeadlineMs),
@@ -43,13 +69,5 @@ export function parseWaypointControllerConfig(
   }
   const identity = e.optional('CP_POD_NAME') ?? env.HOSTNAME ?? '';
   if (!identity) e.add('CP_POD_NAME', 'is required for leader election (HOSTNAME is not set either)');
-  return {
-    identity,
-    leaseNamespace: e.required('CP_POD_NAMESPACE', rootNamespace),
-    timings,
-    resyncMs: e.durationMs('CP_WAYPOINT_RESYNC', 60_000),
-    image: e.required('CP_WAYPOINT_IMAGE', DEFAULT_WAYPOINT_IMAGE),
-    xdsAddress: e.hostPort('CP_WAYPOINT_XDS_ADDRESS', `istiod.${rootNamespace}.svc:15012`),
-    rootCertConfigMap: e.required('CP_WAYPOINT_ROOT_CERT_CONFIGMAP', 'istio-ca-root-cert'),
-  };
+  return { identity, leaseNamespace: e.required('CP_POD_NAMESPACE', rootNamespace), timings };
 }

@@ -11,8 +11,9 @@
  * every `resyncMs` repairs objects changed behind the controller's back.
  */
 import type { Logger } from 'pino';
+import type { LeaderElection } from '../leader/leader-election.js';
 import { CONTENT_APPLY, CONTENT_MERGE, KubeApiError, type KubeRest } from './kube-rest.js';
-import { type Lease, type LeaseApi, LeaseElector, type LeaseTimings, microTime } from './lease-elector.js';
+import { microTime } from './lease-elector.js';
 import {
   FIELD_MANAGER,
   type GatewayObject,
@@ -34,16 +35,10 @@ export interface WaypointControllerInputs {
   readonly kube: KubeRest;
   readonly logger: Logger;
   readonly template: WaypointTemplateSettings;
-  /** This replica's name in the Lease (its pod name). */
-  readonly identity: string;
-  readonly leaseNamespace: string;
-  /** istiod's per-revision name: istio-gateway-deployment-default. */
-  readonly leaseName?: string;
-  readonly timings: LeaseTimings;
+  /** The replica's election, shared with its other writers. */
+  readonly leader: LeaderElection;
   readonly resyncMs?: number;
 }
-
-export const DEFAULT_LEASE_NAME = 'istio-gateway-deployment-default';
 
 /** Writes by kind, for tests and metrics: only a leader makes any. */
 export interface WriteCounts {
@@ -53,7 +48,7 @@ export interface WriteCounts {
 }
 
 export class WaypointController {
-  readonly elector: LeaseElector;
+  private readonly leader: LeaderElection;
   readonly writes: WriteCounts = { apply: 0, status: 0, gatewayClass: 0 };
   private queue = new Set<string>();
   private retries = new Set<string>();
@@ -67,39 +62,28 @@ export class WaypointController {
   private failures = 0;
 
   constructor(private readonly inputs: WaypointControllerInputs) {
-    const ns = inputs.leaseNamespace;
-    const name = inputs.leaseName ?? DEFAULT_LEASE_NAME;
-    this.elector = new LeaseElector({
-      name,
-      namespace: ns,
-      identity: inputs.identity,
-      timings: inputs.timings,
-      api: leaseApi(inputs.kube, ns, name),
-      onChange: (leading) => this.onLeadership(leading),
-      onError: (err) => inputs.logger.debug({ err }, `lease ${ns}/${name}: ${err.message}`),
-    });
+    this.leader = inputs.leader;
+    this.leader.subscribe((leading) => this.onLeadership(leading));
+    // Subscribed after the election started: it may lead already.
+    if (this.leader.isLeader) queueMicrotask(() => this.onLeadership(true));
   }
 
   get isLeader(): boolean {
-    return this.elector.isLeader;
+    return this.leader.isLeader;
   }
 
-  start(): void {
-    this.elector.start();
-  }
-
-  /** Stops and releases the Lease. */
+  /** Stops and releases the Lease (the replica's other writers stop with it). */
   async close(): Promise<void> {
     this.closed = true;
     this.stopWork();
-    await this.elector.close();
+    await this.leader.close();
   }
 
-  /** Stops at once without releasing the Lease, as a killed replica. */
+  /** Stops at once without releasing the Lease, as a killed replica (its other writers stop too). */
   destroy(): void {
     this.closed = true;
     this.stopWork();
-    this.elector.destroy();
+    this.leader.destroy();
   }
 
   private stopWork(): void {
@@ -114,16 +98,12 @@ export class WaypointController {
   }
 
   private onLeadership(leading: boolean): void {
-    this.inputs.logger.info(
-      { identity: this.inputs.identity },
-      leading ? 'leading: waypoint controller writes' : 'not leading',
-    );
     this.stopWork();
     if (leading && !this.closed) void this.resync(this.term);
   }
 
   private leadingIn(term: number): boolean {
-    return this.term === term && this.elector.isLeader && !this.closed;
+    return this.term === term && this.leader.isLeader && !this.closed;
   }
 
   /** Ensures the GatewayClass, lists every Gateway, queues the waypoints, and watches from there. */
@@ -284,20 +264,4 @@ export class WaypointController {
     this.writes.gatewayClass += 1;
     await kube.request('PATCH', `${path}/status`, { status }, CONTENT_MERGE);
   }
-}
-
-/** The Lease calls over the API: get, create, and update with the resourceVersion read. */
-export function leaseApi(kube: KubeRest, namespace: string, name: string): LeaseApi {
-  const base = `/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases`;
-  const body = (l: Lease) => ({
-    apiVersion: 'coordination.k8s.io/v1',
-    kind: 'Lease',
-    metadata: l.metadata,
-    spec: l.spec,
-  });
-  return {
-    get: () => kube.request<Lease>('GET', `${base}/${name}`, undefined, undefined, true),
-    create: async (l) => (await kube.request<Lease>('POST', base, body(l))) as Lease,
-    update: async (l) => (await kube.request<Lease>('PUT', `${base}/${name}`, body(l))) as Lease,
-  };
 }
