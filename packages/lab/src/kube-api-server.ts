@@ -12,7 +12,7 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, openSync, readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
@@ -304,8 +304,11 @@ export class KubeApiServer {
         'current-context: lab',
         '',
       ].join('\n');
-    await writeFile(kubeconfig, config(url));
-    await writeFile(netnsKubeconfig, config(netnsUrl));
+    // Renamed into place: a component started early waits for the file, never reads half of it.
+    await writeFile(`${kubeconfig}.tmp`, config(url));
+    await rename(`${kubeconfig}.tmp`, kubeconfig);
+    await writeFile(`${netnsKubeconfig}.tmp`, config(netnsUrl));
+    await rename(`${netnsKubeconfig}.tmp`, netnsKubeconfig);
     const server = new KubeApiServer(
       dir,
       url,

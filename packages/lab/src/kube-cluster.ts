@@ -25,7 +25,6 @@ import {
 } from 'node:fs/promises';
 import https from 'node:https';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import {
   CLUSTER_API_SERVICE_IP,
   CLUSTER_DNS_IP,
@@ -37,8 +36,6 @@ import {
 } from './address-plan.js';
 import { singleBinaryImageArchive } from './image-archive.js';
 import { KubeApiServer, kubeBinaries } from './kube-api-server.js';
-
-const run = promisify(execFile);
 
 export const CLUSTER_STATE_ROOT = '/run/ambient-kube';
 /** The pod sandbox image, built from the cached pause binary (a tag other than `latest`: never pulled). */
@@ -318,6 +315,8 @@ export class KubeCluster implements KubeClusterInfo {
       if (child.pid) pids[name] = child.pid;
       return child;
     };
+    // Set when start fails, so that nothing still waiting starts a process after the cleanup.
+    let abandoned = false;
     const tail = async (name: string) =>
       (await readFile(p('logs', `${name}.log`), 'utf8').catch(() => '')).slice(-3000);
     try {
@@ -408,6 +407,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
     max_conf_num = 1
 `;
       await writeFile(p('containerd', 'config.toml'), cfg);
+      log(`node namespace ${netns} ready at ${Date.now() - t0} ms`);
       spawnIn('containerd', '/usr/bin/containerd', ['--config', p('containerd', 'config.toml')]);
       const pauseArchive = p('pause.tar');
       await writeFile(
@@ -460,9 +460,93 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
             throw new KubeClusterError('start_failed', `containerd not ready: ${await tail('containerd')}`);
           await sleep(100);
         }
+        log(`containerd ready at ${Date.now() - t0} ms`);
         await cmd('ctr', ['--address', containerdSocket, '-n', 'k8s.io', 'images', 'import', pauseArchive]);
+        log(`pause image imported at ${Date.now() - t0} ms`);
       })();
-      const [api] = await Promise.all([apiP, containerdReady]);
+      // The node's components start while the API server does (they retry until it answers): their
+      // own start-up, seconds on a busy machine, overlaps its. They need only its kubeconfig.
+      const netnsKubeconfig = p('api', 'kubeconfig-netns');
+      const caFile = p('api', 'ca.crt');
+      const nodeComponents = (async () => {
+        await containerdReady;
+        while (!(await exists(netnsKubeconfig))) {
+          if (abandoned) return;
+          await sleep(50);
+        }
+        if (abandoned) return;
+        spawnIn('kube-scheduler', path.join(binDir, 'kube-scheduler'), [
+          `--kubeconfig=${netnsKubeconfig}`,
+          '--leader-elect=false',
+          '--bind-address=127.0.0.1',
+          '--port=0',
+          '--v=1',
+        ]);
+        await writeFile(p('kubelet', 'resolv.conf'), '');
+        spawnIn('kubelet', path.join(binDir, 'kubelet'), [
+          `--kubeconfig=${netnsKubeconfig}`,
+          '--container-runtime=remote',
+          `--container-runtime-endpoint=unix://${containerdSocket}`,
+          `--image-service-endpoint=unix://${containerdSocket}`,
+          '--runtime-request-timeout=5m',
+          '--cgroup-driver=cgroupfs',
+          `--cgroup-root=/${cgroup}`,
+          `--root-dir=${p('kubelet')}`,
+          `--cert-dir=${p('kubelet', 'pki')}`,
+          `--volume-plugin-dir=${p('kubelet', 'volume-plugins')}`,
+          `--node-ip=${CLUSTER_NODE_IP}`,
+          `--hostname-override=${nodeName}`,
+          `--cluster-dns=${CLUSTER_DNS_IP}`,
+          '--cluster-domain=cluster.local',
+          `--resolv-conf=${p('kubelet', 'resolv.conf')}`,
+          `--pod-infra-container-image=${PAUSE_IMAGE}`,
+          `--client-ca-file=${caFile}`,
+          '--anonymous-auth=false',
+          '--authorization-mode=AlwaysAllow',
+          '--read-only-port=0',
+          '--healthz-bind-address=127.0.0.1',
+          '--fail-swap-on=false',
+          '--image-gc-high-threshold=100',
+          '--image-gc-low-threshold=99',
+          '--serialize-image-pulls=false',
+          '--node-status-update-frequency=4s',
+          '--v=1',
+        ]);
+        spawnIn('kube-proxy', path.join(binDir, 'kube-proxy'), [
+          `--kubeconfig=${netnsKubeconfig}`,
+          `--hostname-override=${nodeName}`,
+          '--proxy-mode=iptables',
+          `--cluster-cidr=${CLUSTER_POD_RANGE}`,
+          // 0: leave the machine-wide conntrack table size and timeouts as they are.
+          '--conntrack-max-per-core=0',
+          '--conntrack-tcp-timeout-established=0',
+          '--conntrack-tcp-timeout-close-wait=0',
+          '--metrics-bind-address=127.0.0.1:10249',
+          '--healthz-bind-address=127.0.0.1:10256',
+          '--v=1',
+        ]);
+        const hostsPath = p('dns', 'hosts.d', 'services');
+        await writeFile(hostsPath, '');
+        spawnIn('dnsmasq', '/usr/sbin/dnsmasq', [
+          '--keep-in-foreground',
+          '--conf-file=/dev/null',
+          '--no-resolv',
+          '--no-hosts',
+          `--hostsdir=${p('dns', 'hosts.d')}`,
+          `--listen-address=${CLUSTER_NODE_IP}`,
+          '--bind-interfaces',
+          '--local=/cluster.local/',
+          '--user=root',
+          `--pid-file=${p('dns', 'dnsmasq.pid')}`,
+          '--log-facility=-',
+        ]);
+        spawnIn('cluster-dns', process.execPath, [
+          path.join(import.meta.dirname, '../dist/cluster-dns-main.js'),
+          netnsKubeconfig,
+          hostsPath,
+        ]);
+      })();
+      const [api] = await Promise.all([apiP, containerdReady, nodeComponents]);
       const apiReadyMs = Date.now() - t0;
       log(`API server ready in ${apiReadyMs} ms`);
       Object.assign(pids, Object.fromEntries(Object.entries(api.pids()).map(([k, v]) => [k, v])));
@@ -497,79 +581,6 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
       await cluster.writeState();
       // Cluster DNS: a selector-less kube-dns Service whose endpoint is dnsmasq on the node.
       await cluster.createDnsService();
-      spawnIn('kube-scheduler', path.join(binDir, 'kube-scheduler'), [
-        `--kubeconfig=${api.netnsKubeconfig}`,
-        '--leader-elect=false',
-        '--bind-address=127.0.0.1',
-        '--port=0',
-        '--v=1',
-      ]);
-      await writeFile(p('kubelet', 'resolv.conf'), '');
-      spawnIn('kubelet', path.join(binDir, 'kubelet'), [
-        `--kubeconfig=${api.netnsKubeconfig}`,
-        '--container-runtime=remote',
-        `--container-runtime-endpoint=unix://${containerdSocket}`,
-        `--image-service-endpoint=unix://${containerdSocket}`,
-        '--runtime-request-timeout=5m',
-        '--cgroup-driver=cgroupfs',
-        `--cgroup-root=/${cgroup}`,
-        `--root-dir=${p('kubelet')}`,
-        `--cert-dir=${p('kubelet', 'pki')}`,
-        `--volume-plugin-dir=${p('kubelet', 'volume-plugins')}`,
-        `--node-ip=${CLUSTER_NODE_IP}`,
-        `--hostname-override=${nodeName}`,
-        `--cluster-dns=${CLUSTER_DNS_IP}`,
-        '--cluster-domain=cluster.local',
-        `--resolv-conf=${p('kubelet', 'resolv.conf')}`,
-        `--pod-infra-container-image=${PAUSE_IMAGE}`,
-        `--client-ca-file=${api.caFile}`,
-        '--anonymous-auth=false',
-        '--authorization-mode=AlwaysAllow',
-        '--read-only-port=0',
-        '--healthz-bind-address=127.0.0.1',
-        '--fail-swap-on=false',
-        '--image-gc-high-threshold=100',
-        '--image-gc-low-threshold=99',
-        '--serialize-image-pulls=false',
-        '--node-status-update-frequency=4s',
-        '--v=1',
-      ]);
-      spawnIn('kube-proxy', path.join(binDir, 'kube-proxy'), [
-        `--kubeconfig=${api.netnsKubeconfig}`,
-        `--hostname-override=${nodeName}`,
-        '--proxy-mode=iptables',
-        `--cluster-cidr=${CLUSTER_POD_RANGE}`,
-        // 0: leave the machine-wide conntrack table size and timeouts as they are.
-        '--conntrack-max-per-core=0',
-        '--conntrack-tcp-timeout-established=0',
-        '--conntrack-tcp-timeout-close-wait=0',
-        '--metrics-bind-address=127.0.0.1:10249',
-        '--healthz-bind-address=127.0.0.1:10256',
-        '--v=1',
-      ]);
-      const hostsPath = p('dns', 'hosts.d', 'services');
-      await writeFile(hostsPath, '');
-      spawnIn('dnsmasq', '/usr/sbin/dnsmasq', [
-        '--keep-in-foreground',
-        '--conf-file=/dev/null',
-        '--no-resolv',
-        '--no-hosts',
-        `--hostsdir=${p('dns', 'hosts.d')}`,
-        `--listen-address=${CLUSTER_NODE_IP}`,
-        '--bind-interfaces',
-        '--local=/cluster.local/',
-        '--user=root',
-        `--pid-file=${p('dns', 'dnsmasq.pid')}`,
-        '--log-facility=-',
-      ]);
-      await writeFile(p('dns', 'token'), api.adminToken, { mode: 0o600 });
-      spawnIn('cluster-dns', process.execPath, [
-        path.join(import.meta.dirname, '../dist/cluster-dns-main.js'),
-        api.netnsUrl,
-        p('dns', 'token'),
-        api.caFile,
-        hostsPath,
-      ]);
       await cluster.writeState();
       await cluster.waitUsable(opts.startTimeoutMs ?? 120_000, tail);
       const usable = new KubeCluster(
@@ -580,6 +591,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
       log(`cluster usable in ${usable.timings.usableMs} ms`);
       return usable;
     } catch (err) {
+      abandoned = true;
       const pidsNow = { ...pids };
       if (!opts.keepOnFailure) await KubeCluster.cleanup(prefix, stateRoot).catch(() => {});
       if (err instanceof KubeClusterError) throw err;
