@@ -4,11 +4,13 @@
  * machine-wide sysctl it changed. Built by hand here (no Kubernetes binaries needed).
  */
 import { execFile, spawn } from 'node:child_process';
-import { mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { hostsFile, serviceRecord } from './cluster-dns.js';
+import { kubeBinaries } from './kube-api-server.js';
 import { KubeCluster, KubeClusterError } from './kube-cluster.js';
 
 const run = promisify(execFile);
@@ -40,11 +42,13 @@ describe('KubeCluster prefixes', () => {
   });
 });
 
+afterAll(async () => {
+  if (!isRoot) return;
+  await KubeCluster.cleanup(PREFIX, STATE_ROOT);
+  await rm(STATE_ROOT, { recursive: true, force: true });
+});
+
 describe.skipIf(!isRoot)('KubeCluster.cleanup after a crash', () => {
-  afterAll(async () => {
-    await KubeCluster.cleanup(PREFIX, STATE_ROOT);
-    await run('rm', ['-rf', STATE_ROOT]);
-  });
 
   it('kills, unmounts and removes everything a crashed cluster left, and puts a held sysctl back', async () => {
     const dir = path.join(STATE_ROOT, PREFIX);
@@ -104,4 +108,43 @@ describe.skipIf(!isRoot)('KubeCluster.cleanup after a crash', () => {
     expect((await readFile(`/proc/sys/${key}`, 'utf8')).trim()).toBe(original);
     expect(await readdir(STATE_ROOT)).not.toContain('sysctls.json');
   });
+});
+
+describe.skipIf(!isRoot)('KubeCluster.start when a component cannot start', () => {
+  it('fails with the component and its output, and leaves no process, namespace or directory behind', async () => {
+    const real = await kubeBinaries(path.resolve(import.meta.dirname, '../../..'));
+    const bin = await mkdtemp(path.join(os.tmpdir(), 'kube-bin-'));
+    try {
+      for (const b of ['kube-controller-manager', 'kube-scheduler', 'kubelet', 'kube-proxy', 'pause'])
+        await symlink(path.join(real, b), path.join(bin, b));
+      await writeFile(
+        path.join(bin, 'kube-apiserver'),
+        '#!/bin/sh\necho "apiserver: broken on purpose" >&2\nexit 3\n',
+      );
+      await chmod(path.join(bin, 'kube-apiserver'), 0o755);
+      const prefix = `f${process.pid % 100000}`;
+      const err = await KubeCluster.start({ prefix, binDir: bin, stateRoot: STATE_ROOT }).catch(
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(KubeClusterError);
+      expect((err as KubeClusterError).code).toBe('start_failed');
+      expect((err as Error).message).toContain('kube-apiserver exited 3');
+      expect((err as Error).message).toContain('broken on purpose');
+      // Components started early (containerd, kubelet, ...) are gone with the rest.
+      await new Promise((r) => setTimeout(r, 500));
+      const dir = path.join(STATE_ROOT, prefix);
+      const strays: string[] = [];
+      for (const e of await readdir('/proc')) {
+        if (!/^\d+$/.test(e)) continue;
+        const c = await readFile(`/proc/${e}/cmdline`, 'utf8').catch(() => '');
+        if (c.includes(`${dir}/`)) strays.push(c.replace(/\0/g, ' '));
+      }
+      expect(strays).toEqual([]);
+      expect((await run('ip', ['netns', 'list'])).stdout).not.toContain(`${prefix}-node`);
+      await expect(readdir(dir)).rejects.toThrow();
+      expect(await readdir(STATE_ROOT)).not.toContain('sysctls.json');
+    } finally {
+      await rm(bin, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
