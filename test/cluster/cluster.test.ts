@@ -155,6 +155,21 @@ describe.skipIf(!isRoot)('a real one-node Kubernetes in a network namespace', ()
       'web-a\n',
     );
     expect(await exec('web-a', '/bb/busybox', 'wget', '-qO-', `http://${ip('web-b')}:8080/`)).toBe('web-b\n');
+    // The pod's own network namespace, as a node agent would enter it; and the node reaches the pod.
+    const netnsPath = await cluster.podNetnsPath('default', 'web-a');
+    expect(netnsPath.startsWith(`${cluster.containerdState}/`)).toBe(true);
+    const { stdout: addrs } = await run('nsenter', [
+      `--net=${netnsPath}`,
+      'ip',
+      '-4',
+      '-o',
+      'addr',
+      'show',
+      'eth0',
+    ]);
+    expect(addrs).toContain(`${ip('web-a')}/22`);
+    const fromNode = await cluster.nodeExec(['/bin/busybox', 'wget', '-qO-', `http://${ip('web-a')}:8080/`]);
+    expect(fromNode.stdout).toBe('web-a\n');
   }, 90_000);
 
   it('mounts the default ServiceAccount token and a projected istio-ca token, both accepted by TokenReview', async () => {
@@ -200,6 +215,10 @@ describe.skipIf(!isRoot)('a real one-node Kubernetes in a network namespace', ()
     );
     const resolv = await exec('client', '/bin/busybox', 'cat', '/etc/resolv.conf');
     expect(resolv).toContain(`nameserver ${cluster.dnsIp}`);
+    // kube-proxy's iptables rules in the node's namespace, not the host's.
+    const rules = await cluster.nodeExec(['iptables-save', '-t', 'nat']);
+    expect(rules.stdout).toContain('KUBE-SVC-');
+    expect(rules.stdout).toContain('default/web');
   }, 60_000);
 
   it('answers for a Service created after start, and no longer once it is deleted', async () => {

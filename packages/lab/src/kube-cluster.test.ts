@@ -49,7 +49,6 @@ afterAll(async () => {
 });
 
 describe.skipIf(!isRoot)('KubeCluster.cleanup after a crash', () => {
-
   it('kills, unmounts and removes everything a crashed cluster left, and puts a held sysctl back', async () => {
     const dir = path.join(STATE_ROOT, PREFIX);
     const netns = `${PREFIX}-node`;

@@ -670,6 +670,61 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
     return [...out.matchAll(/unpacking (\S+)/g)].map((m) => m[1] as string);
   }
 
+  /** Runs a command inside the node's network namespace (iptables-save, ip route, curl to a pod...). */
+  nodeExec(
+    command: readonly string[],
+    timeoutMs = 15_000,
+  ): Promise<{ stdout: string; stderr: string; code: number }> {
+    return new Promise((resolve) => {
+      execFile(
+        'nsenter',
+        [`--net=${this.netnsPath}`, '--', ...command],
+        { timeout: timeoutMs, maxBuffer: 32 * 1024 * 1024 },
+        (err, stdout, stderr) => {
+          const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
+          resolve({ stdout, stderr, code });
+        },
+      );
+    });
+  }
+
+  /**
+   * The network namespace file of a running pod (pinned under containerd's state directory), for
+   * `nsenter --net=` or for handing to a node agent: from the spec of the pod's sandbox container.
+   */
+  async podNetnsPath(namespace: string, pod: string): Promise<string> {
+    const id = (
+      await this.kubectl([
+        'get',
+        'pod',
+        '-n',
+        namespace,
+        pod,
+        '-o',
+        'jsonpath={.status.containerStatuses[0].containerID}',
+      ])
+    )
+      .trim()
+      .replace(/^containerd:\/\//, '');
+    if (!id) throw new KubeClusterError('not_up', `pod ${namespace}/${pod} has no running container`);
+    type Info = {
+      Spec?: {
+        annotations?: Record<string, string>;
+        linux?: { namespaces?: { type: string; path?: string }[] };
+      };
+    };
+    const info = async (cid: string) =>
+      JSON.parse(
+        await cmd('ctr', ['--address', this.containerdSocket, '-n', 'k8s.io', 'containers', 'info', cid]),
+      ) as Info;
+    // An app container joins its sandbox's namespace through /proc/<pid>; the sandbox names the file.
+    const sandbox = (await info(id)).Spec?.annotations?.['io.kubernetes.cri.sandbox-id'];
+    if (!sandbox) throw new KubeClusterError('not_up', `pod ${namespace}/${pod}: no sandbox id`);
+    const net = (await info(sandbox)).Spec?.linux?.namespaces?.find((n) => n.type === 'network')?.path;
+    if (!net) throw new KubeClusterError('not_up', `pod ${namespace}/${pod}: no network namespace path`);
+    return net;
+  }
+
   private async createDnsService(): Promise<void> {
     const deadline = Date.now() + 30_000;
     const svc = {
