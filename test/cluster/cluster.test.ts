@@ -18,6 +18,20 @@ const PREFIX = `k${process.pid % 100000}`;
 const BUSYBOX_IMAGE = 'ambient.local/busybox:test';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** kubelet's and the CNI library's fixed machine paths that exist. */
+const fixedPaths = async () => {
+  const out: string[] = [];
+  for (const p of ['/var/lib/kubelet', '/var/lib/cni', '/usr/libexec/kubernetes'])
+    if (
+      await readdir(p).then(
+        () => true,
+        () => false,
+      )
+    )
+      out.push(p);
+  return out;
+};
+
 const readSysctls = async () =>
   Object.fromEntries(
     await Promise.all(
@@ -85,11 +99,13 @@ const webService = {
 describe.skipIf(!isRoot)('a real one-node Kubernetes in a network namespace', () => {
   let cluster: KubeCluster;
   let sysctlsBefore: Record<string, string>;
+  let fixedPathsBefore: string[];
   const exec = (pod: string, ...cmd: string[]) => cluster.kubectl(['exec', pod, '--', ...cmd]);
 
   beforeAll(async () => {
     // The machine's own values: those another running cluster saved, else the current ones.
     sysctlsBefore = (await KubeCluster.savedSysctls())?.originals ?? (await readSysctls());
+    fixedPathsBefore = await fixedPaths();
     const binDir = await kubeBinaries(ROOT);
     cluster = await KubeCluster.start({ prefix: PREFIX, binDir });
     console.log(
@@ -291,6 +307,10 @@ describe.skipIf(!isRoot)('a real one-node Kubernetes in a network namespace', ()
     // Put back, unless another cluster on this machine still holds kubelet's values.
     const held = await KubeCluster.savedSysctls();
     if (held?.holders.length) expect(held.holders).not.toContain(PREFIX);
-    else expect(await readSysctls()).toEqual(sysctlsBefore);
+    else {
+      expect(await readSysctls()).toEqual(sysctlsBefore);
+      // And no directory kubelet or CNI made outside the cluster's own is left.
+      expect((await fixedPaths()).filter((p) => !fixedPathsBefore.includes(p))).toEqual([]);
+    }
   }, 60_000);
 });

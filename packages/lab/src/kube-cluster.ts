@@ -221,6 +221,28 @@ async function clusterPids(netns: string, dir: string, cgroupName: string): Prom
   return [...pids].filter((p) => p > 1);
 }
 
+/**
+ * kubelet 1.20 keeps its device-plugin socket in /var/lib/kubelet/device-plugins whatever its root
+ * directory, and the CNI library its result cache in /var/lib/cni/results. Once no cluster runs,
+ * they are removed, but only while they hold nothing else (a kubelet of the machine's own would
+ * have more there, and keeps it).
+ */
+async function removeFixedPaths(): Promise<void> {
+  const plugins = '/var/lib/kubelet/device-plugins';
+  const entries = await readdir(plugins).catch(() => undefined);
+  const own = ['DEPRECATION', 'kubelet.sock'];
+  if (
+    entries?.every((e) => own.includes(e)) &&
+    (await readdir('/var/lib/kubelet')).join() === 'device-plugins'
+  ) {
+    for (const e of entries) await rm(path.join(plugins, e), { force: true });
+    await rmdir(plugins).catch(() => {});
+    await rmdir('/var/lib/kubelet').catch(() => {});
+  }
+  await rmdir('/var/lib/cni/results').catch(() => {});
+  await rmdir('/var/lib/cni').catch(() => {});
+}
+
 async function rmCgroupTree(d: string): Promise<void> {
   for (const e of await readdir(d, { withFileTypes: true }).catch(() => []))
     if (e.isDirectory()) await rmCgroupTree(path.join(d, e.name));
@@ -968,6 +990,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
       for (const [k, v] of Object.entries(reg.originals))
         await writeFile(`/proc/sys/${k}`, v).catch(() => {});
       await rm(file, { force: true });
+      await removeFixedPaths();
     });
   }
 
