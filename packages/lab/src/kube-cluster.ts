@@ -228,6 +228,11 @@ async function clusterPids(netns: string, dir: string, cgroupName: string): Prom
  * have more there, and keeps it).
  */
 async function removeFixedPaths(): Promise<void> {
+  // Not while any kubelet runs (another state root's cluster, or the machine's own).
+  for (const e of await readdir('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    if ((await readFile(`/proc/${e}/comm`, 'utf8').catch(() => '')).trim() === 'kubelet') return;
+  }
   const plugins = '/var/lib/kubelet/device-plugins';
   const entries = await readdir(plugins).catch(() => undefined);
   const own = ['DEPRECATION', 'kubelet.sock'];
