@@ -231,7 +231,9 @@ async function removeFixedPaths(): Promise<void> {
   // Not while any kubelet runs (another state root's cluster, or the machine's own).
   for (const e of await readdir('/proc')) {
     if (!/^\d+$/.test(e)) continue;
-    if ((await readFile(`/proc/${e}/comm`, 'utf8').catch(() => '')).trim() === 'kubelet') return;
+    const stat = await readFile(`/proc/${e}/stat`, 'utf8').catch(() => '');
+    // "pid (comm) state …"; a killed kubelet not yet reaped (Z) no longer runs.
+    if (/^\d+ \(kubelet\) [^Z]/.test(stat)) return;
   }
   const plugins = '/var/lib/kubelet/device-plugins';
   const entries = await readdir(plugins).catch(() => undefined);
