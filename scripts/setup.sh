@@ -3,8 +3,9 @@
 # Node.js and npm: Debian packages, pnpm, the workspace's node packages. Safe to run repeatedly.
 #   scripts/setup.sh          packages for the demo, and the native capture addon
 #   scripts/setup.sh --test   also what only the tests use: the HTTP/2 interop peers, etcd and kubectl,
-#                             and the Kubernetes binaries built from Debian's source package (cached
-#                             in /var/cache/ambient-mesh; about 13 minutes on two cores, once), and Helm
+#                             containerd and what the one-node cluster needs, the Kubernetes binaries
+#                             built from Debian's source package (cached in /var/cache/ambient-mesh;
+#                             about 13 minutes on two cores, once), and Helm
 #   scripts/setup.sh --bench  also the benchmark baselines and load tools (stunnel4, iperf3, haproxy, wrk)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +18,9 @@ if [[ "$mode" == "--test" ]]; then
   # the large one (about 80 MB to download, 450 MB installed); it also builds the Kubernetes
   # binaries. etcd and kubectl for the suites on a real API server (test/kube).
   debs+=(nghttp2-client nghttp2-server nghttp2-proxy python3-h2 golang-go etcd-server kubernetes-client)
+  # The one-node cluster (test/cluster, KubeCluster): its own containerd and runc, the CNI plugins,
+  # conntrack for kube-proxy, socat for the API forward, dnsmasq for cluster DNS, busybox in pods.
+  debs+=(containerd runc containernetworking-plugins conntrack socat dnsmasq-base busybox-static)
 fi
 if [[ "$mode" == "--bench" ]]; then
   debs+=(stunnel4 iperf3 haproxy wrk)
@@ -39,6 +43,10 @@ if ((${#missing[@]})); then
   # The suites start their own etcd on loopback; a packaged service would only hold port 2379.
   if [[ " ${missing[*]} " == *" etcd-server "* ]] && command -v systemctl >/dev/null 2>&1; then
     "${sudo_cmd[@]}" systemctl disable --now etcd >/dev/null 2>&1 || true
+  fi
+  # Likewise containerd: each cluster runs a private one with its own socket and directories.
+  if [[ " ${missing[*]} " == *" containerd "* ]] && command -v systemctl >/dev/null 2>&1; then
+    "${sudo_cmd[@]}" systemctl disable --now containerd >/dev/null 2>&1 || true
   fi
 fi
 

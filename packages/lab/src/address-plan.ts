@@ -57,3 +57,18 @@ const PREFIX = /^[a-z][a-z0-9]{0,5}$/;
 export function validPrefix(prefix: string): boolean {
   return PREFIX.test(prefix);
 }
+
+/**
+ * A real one-node Kubernetes (KubeCluster) uses its own sub-ranges, apart from the lab's, so that
+ * a lab and a cluster never claim the same address:
+ *   198.18.224.0/24   the node network (the node: 198.18.224.10, on a veth inside its namespace)
+ *   198.18.228.0/22   pods (host-local IPAM on the node's bridge; gateway 198.18.228.1)
+ *   198.18.232.0/22   Service cluster IPs (kubernetes: 198.18.232.1, cluster DNS: 198.18.232.10)
+ */
+export const CLUSTER_NODE_NETWORK = '198.18.224.0/24';
+export const CLUSTER_NODE_IP = '198.18.224.10';
+export const CLUSTER_POD_RANGE = '198.18.228.0/22';
+export const CLUSTER_POD_GATEWAY = '198.18.228.1';
+export const CLUSTER_SERVICE_RANGE = '198.18.232.0/22';
+export const CLUSTER_API_SERVICE_IP = '198.18.232.1';
+export const CLUSTER_DNS_IP = '198.18.232.10';
