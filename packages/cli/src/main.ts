@@ -1,6 +1,15 @@
 #!/usr/bin/env node
-import yargs from 'yargs';
+import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import {
+  metricsCommand,
+  waypointApplyCommand,
+  waypointDeleteCommand,
+  waypointListCommand,
+  waypointStatusCommand,
+  type ZtunnelArgs,
+  ztunnelConfigCommand,
+} from './cluster-commands.js';
 import { runHboneDemo } from './hbone-demo.js';
 import {
   applyFile,
@@ -12,10 +21,63 @@ import {
   labStatus,
   labUp,
   WAYPOINT_FOR,
-  waypointApply,
 } from './lab-commands.js';
+import { OUTPUT_FORMATS, type OutputFormat, type ZtunnelConfigKind } from './ztunnel/ztunnel-config-view.js';
 
 const controller = new AbortController();
+const print = (l: string) => console.log(l);
+
+// --lab has no default here: whether it was given decides between a lab and a cluster
+// (cluster/cluster-target.ts).
+const LAB_OPTION = {
+  type: 'string',
+  describe: 'lab name: use this lab even when a kubeconfig is set',
+} as const;
+const KUBECONFIG_OPTION = {
+  type: 'string',
+  describe: 'kubeconfig file (else KUBECONFIG, else in-cluster; without any: the lab demo)',
+} as const;
+
+function target(argv: { lab?: string; kubeconfig?: string }) {
+  return {
+    env: process.env,
+    print,
+    ...(argv.lab !== undefined && { lab: argv.lab }),
+    ...(argv.kubeconfig !== undefined && { kubeconfig: argv.kubeconfig }),
+  };
+}
+
+function ztunnelOptions<T>(y: Argv<T>) {
+  return y
+    .option('node', { type: 'string', describe: 'the node whose agent to read (lab: node0, node1, ...)' })
+    .option('ztunnel-namespace', {
+      type: 'string',
+      default: 'istio-system',
+      describe: 'cluster: namespace of the ztunnel pods',
+    })
+    .option('ztunnel-selector', {
+      type: 'string',
+      default: 'app=ztunnel',
+      describe: 'cluster: label selector of the ztunnel pods',
+    })
+    .option('lab', LAB_OPTION)
+    .option('kubeconfig', KUBECONFIG_OPTION);
+}
+
+function ztunnelArgs(argv: {
+  lab?: string;
+  kubeconfig?: string;
+  node?: string;
+  'ztunnel-namespace': string;
+  'ztunnel-selector': string;
+}): ZtunnelArgs {
+  return {
+    ...target(argv),
+    ...(argv.node !== undefined && { node: argv.node }),
+    ztunnelNamespace: argv['ztunnel-namespace'],
+    ztunnelSelector: argv['ztunnel-selector'],
+  };
+}
 for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => controller.abort());
 
 await yargs(hideBin(process.argv))
@@ -115,17 +177,18 @@ await yargs(hideBin(process.argv))
       });
     },
   )
-  .command('waypoint', 'deploy an L7 waypoint in a lab', (y) =>
+  .command('waypoint', 'deploy, list, delete and check L7 waypoints (in a lab or a cluster)', (y) =>
     y
+      .option('name', { type: 'string', describe: 'name of the waypoint (default waypoint)' })
       .command(
         'apply',
-        'deploy a waypoint (an istio-waypoint Gateway, its pod and Service) and wait until it is ready',
+        'apply an istio-waypoint Gateway (in a lab: also its pod and Service, waiting until it is ready)',
         (yy) =>
           yy
-            .option('namespace', { alias: 'n', type: 'string', default: 'default' })
-            .option('name', {
+            .option('namespace', {
+              alias: 'n',
               type: 'string',
-              describe: 'Gateway name (default waypoint; <service-account>-waypoint with --service-account)',
+              describe: "namespace (default: the context's, else default)",
             })
             .option('for', {
               type: 'string',
@@ -142,27 +205,151 @@ await yargs(hideBin(process.argv))
               default: false,
               describe: 'with --enroll-namespace, replace the waypoint the namespace already uses',
             })
+            .option('wait', {
+              alias: 'w',
+              type: 'boolean',
+              default: false,
+              describe: 'cluster: wait until the Gateway is Programmed',
+            })
+            .option('waypoint-timeout', {
+              type: 'string',
+              default: '90s',
+              describe: 'cluster: how long --wait waits',
+            })
             .option('service-account', {
               type: 'string',
-              describe: "legacy: serve this service account's workloads (istio.io/for-service-account)",
+              describe: "lab, legacy: serve this service account's workloads (istio.io/for-service-account)",
             })
             .option('node', { type: 'number', describe: 'lab node for the waypoint pod (default: the last)' })
-            .option('lab', { type: 'string', default: 'demo', describe: 'lab name' }),
+            .option('lab', LAB_OPTION)
+            .option('kubeconfig', KUBECONFIG_OPTION),
         async (argv) => {
-          await waypointApply({
-            lab: argv.lab,
-            namespace: argv.namespace,
-            ...(argv['service-account'] && { serviceAccount: argv['service-account'] }),
+          await waypointApplyCommand({
+            ...target(argv),
+            ...(argv.namespace !== undefined && { namespace: argv.namespace }),
             ...(argv.name && { name: argv.name }),
-            ...(argv.for && { waypointFor: argv.for }),
+            ...(argv.for !== undefined && { waypointFor: argv.for }),
             enrollNamespace: argv['enroll-namespace'],
             overwrite: argv.overwrite,
+            ...(argv['service-account'] !== undefined && { serviceAccount: argv['service-account'] }),
             ...(argv.node !== undefined && { node: argv.node }),
-            print: (l) => console.log(l),
+            wait: argv.wait,
+            waypointTimeout: argv['waypoint-timeout'],
+          });
+        },
+      )
+      .command(
+        'list',
+        'list the waypoints of a namespace, or of all with -A (cluster)',
+        (yy) =>
+          yy
+            .option('namespace', { alias: 'n', type: 'string' })
+            .option('all-namespaces', { alias: 'A', type: 'boolean', default: false })
+            .option('kubeconfig', KUBECONFIG_OPTION),
+        async (argv) => {
+          await waypointListCommand({
+            ...target(argv),
+            ...(argv.namespace !== undefined && { namespace: argv.namespace }),
+            allNamespaces: argv['all-namespaces'],
+          });
+        },
+      )
+      .command(
+        'delete [names..]',
+        'delete waypoints by name, or all of a namespace with --all (cluster)',
+        (yy) =>
+          yy
+            .positional('names', { type: 'string', array: true })
+            .option('namespace', { alias: 'n', type: 'string' })
+            .option('all', {
+              type: 'boolean',
+              default: false,
+              describe: 'delete all waypoints in the namespace',
+            })
+            .option('kubeconfig', KUBECONFIG_OPTION),
+        async (argv) => {
+          const names = [...((argv.names as string[] | undefined) ?? []), ...(argv.name ? [argv.name] : [])];
+          await waypointDeleteCommand({
+            ...target(argv),
+            ...(argv.namespace !== undefined && { namespace: argv.namespace }),
+            names: names.map(String),
+            all: argv.all,
+          });
+        },
+      )
+      .command(
+        'status',
+        "show each waypoint's Programmed condition, waiting for it with --wait (cluster)",
+        (yy) =>
+          yy
+            .option('namespace', { alias: 'n', type: 'string' })
+            .option('all-namespaces', { alias: 'A', type: 'boolean', default: false })
+            .option('wait', {
+              alias: 'w',
+              type: 'boolean',
+              default: true,
+              describe: 'wait for the waypoint to be ready',
+            })
+            .option('waypoint-timeout', { type: 'string', default: '90s' })
+            .option('kubeconfig', KUBECONFIG_OPTION),
+        async (argv) => {
+          await waypointStatusCommand({
+            ...target(argv),
+            ...(argv.namespace !== undefined && { namespace: argv.namespace }),
+            allNamespaces: argv['all-namespaces'],
+            wait: argv.wait,
+            waypointTimeout: argv['waypoint-timeout'],
           });
         },
       )
       .demandCommand(1),
+  )
+  .command(
+    ['ztunnel-config', 'zc'],
+    "tables of a node agent's config (from its /config_dump), as istioctl ztunnel-config",
+    (y) => {
+      const kinds: Array<[ZtunnelConfigKind, string[], string]> = [
+        ['workloads', ['workload', 'w'], 'workloads the node agent knows'],
+        ['services', ['service', 's', 'svc'], 'services, their VIPs, waypoint and healthy endpoints'],
+        ['policies', ['policy', 'pol'], 'authorization policies'],
+        ['certificates', ['certificate', 'certs', 'cert'], 'workload certificates the node agent holds'],
+      ];
+      for (const [kind, aliases, describe] of kinds)
+        y.command(
+          [kind, ...aliases],
+          describe,
+          (yy) =>
+            ztunnelOptions(yy)
+              .option('output', {
+                alias: 'o',
+                type: 'string',
+                choices: [...OUTPUT_FORMATS],
+                default: 'short',
+              })
+              .option('file', {
+                alias: 'f',
+                type: 'string',
+                describe: 'read a config dump from this file instead',
+              }),
+          async (argv) => {
+            await ztunnelConfigCommand({
+              ...ztunnelArgs(argv),
+              kind,
+              output: argv.output as OutputFormat,
+              ...(argv.file !== undefined && { file: argv.file }),
+            });
+          },
+        );
+      return y.demandCommand(1);
+    },
+  )
+  .command(
+    'metrics',
+    "each node agent's TCP connections and bytes by source and destination workload (its /metrics)",
+    (y) => ztunnelOptions(y),
+    async (argv) => {
+      await metricsCommand(ztunnelArgs(argv));
+    },
   )
   .command(
     'apply',
