@@ -1,9 +1,10 @@
 // The public API of @ambient/cli, for the end-to-end suites: running a command line in-process,
 // and the transport to a cluster's node agents.
-export type { CliErrorCode } from './cli-error.js';
-export { CliError } from './cli-error.js';
+
 export type { CliIo } from './cli.js';
 export { runCli } from './cli.js';
+export type { CliErrorCode } from './cli-error.js';
+export { CliError } from './cli-error.js';
 export type { ClusterTarget } from './cluster/cluster-target.js';
 export { selectTarget } from './cluster/cluster-target.js';
 export { KubeClient } from './cluster/kube-client.js';
