@@ -115,7 +115,14 @@ export class KubeClient {
     if (err instanceof CliError) return err;
     if (err instanceof KubeApiError)
       return new CliError('CLI_ERR_API', apiMessage(err.status, err.method, err.path, err.body), err.status);
-    const e = err as { code?: unknown; body?: unknown; message?: string; cause?: { code?: unknown } };
+    // `error` is where a WebSocket ErrorEvent (port-forward) keeps the socket's error.
+    const e = err as {
+      code?: unknown;
+      body?: unknown;
+      message?: string;
+      cause?: { code?: unknown };
+      error?: { code?: unknown };
+    };
     // client-node's generated APIs: ApiException with the HTTP status as `code` and the body.
     if (typeof e.code === 'number')
       return new CliError(
@@ -123,7 +130,8 @@ export class KubeClient {
         apiMessage(e.code, 'GET', '', typeof e.body === 'string' ? e.body : ''),
         e.code,
       );
-    const code = typeof e.code === 'string' ? e.code : typeof e.cause?.code === 'string' ? e.cause.code : '';
+    const nested = [e.code, e.cause?.code, e.error?.code].find((c) => typeof c === 'string');
+    const code = typeof nested === 'string' ? nested : '';
     const msg = e.message ?? String(err);
     if (
       NETWORK_CODES.has(code) ||
