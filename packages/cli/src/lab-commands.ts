@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { applyManifests, deleteManifest, Lab, LabMesh, type LabSpec, labelManifest } from '@ambient/lab';
 import { parseAllDocuments } from 'yaml';
 import { CliError } from './cli-error.js';
+import { parsePrometheusText } from './ztunnel/tcp-traffic-table.js';
 import type { ZtunnelReader } from './ztunnel/ztunnel-commands.js';
 
 export const STATE_ROOT = '/run/ambient-lab';
@@ -180,13 +181,12 @@ export async function demoLab(options: {
     if (r.code !== 0) throw new Error('the plaintext call failed');
     print('\nWhat the node agents report (istio_tcp_connections_opened_total, reporter="destination"):');
     for (const node of lab.nodes) {
-      const lines = (await mesh.metrics(node.index))
-        .split('\n')
-        .filter((l) => l.startsWith('istio_tcp_connections_opened_total{reporter="destination"'));
-      for (const l of lines) {
-        const pick = (k: string) => new RegExp(`${k}="([^"]*)"`).exec(l)?.[1];
+      const samples = parsePrometheusText(await mesh.metrics(node.index)).filter(
+        (x) => x.name === 'istio_tcp_connections_opened_total' && x.labels.reporter === 'destination',
+      );
+      for (const { labels: m, value } of samples) {
         print(
-          `  node${node.index}: ${pick('source_workload')} -> ${pick('destination_workload')}  ${pick('connection_security_policy')}  principal ${pick('source_principal')}  count ${l.split(' ').pop()}`,
+          `  node${node.index}: ${m.source_workload} -> ${m.destination_workload}  ${m.connection_security_policy}  principal ${m.source_principal}  count ${value}`,
         );
       }
     }
@@ -255,12 +255,11 @@ spec:
       throw new Error('the waypoint did not apply the policy');
     if (wp) {
       print('\nWhat the waypoint reports (istio_requests_total, reporter="waypoint"):');
-      for (const l of (await mesh.waypointMetrics(wp))
-        .split('\n')
-        .filter((x) => x.startsWith('istio_requests_total{'))) {
-        const pick = (k: string) => new RegExp(`${k}="([^"]*)"`).exec(l)?.[1];
+      for (const { labels: m, value } of parsePrometheusText(await mesh.waypointMetrics(wp)).filter(
+        (x) => x.name === 'istio_requests_total',
+      )) {
         print(
-          `  ${pick('source_workload')} -> ${pick('destination_service_name')} (${pick('destination_workload')})  ${pick('response_code')}  flags ${pick('response_flags')}  principal ${pick('source_principal')}  count ${l.split(' ').pop()}`,
+          `  ${m.source_workload} -> ${m.destination_service_name} (${m.destination_workload})  ${m.response_code}  flags ${m.response_flags}  principal ${m.source_principal}  count ${value}`,
         );
       }
     }

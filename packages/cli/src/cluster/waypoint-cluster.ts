@@ -227,6 +227,9 @@ export async function clusterWaypointStatus(
   }
   const rows = [[...(o.allNamespaces ? ['NAMESPACE'] : []), 'NAME', 'STATUS', 'TYPE', 'REASON', 'MESSAGE']];
   let failure: CliError | undefined;
+  // One deadline for all of them, as istioctl's.
+  const total = o.waiting?.timeoutMs ?? DEFAULT_WAYPOINT_TIMEOUT_MS;
+  const start = Date.now();
   for (const g of gws) {
     let seen = g;
     if (o.wait && !failure) {
@@ -235,7 +238,7 @@ export async function clusterWaypointStatus(
           kube,
           g.metadata.namespace,
           g.metadata.name,
-          o.waiting ?? {},
+          { ...o.waiting, timeoutMs: Math.max(0, total - (Date.now() - start)) },
           'timed out while retrieving status for waypoint',
         );
       } catch (err) {
