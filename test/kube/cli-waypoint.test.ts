@@ -379,13 +379,7 @@ describe('ambientctl waypoint and ztunnel lookup on a real kube-apiserver', () =
     await kubectl('create', 'serviceaccount', 'ztunnel', '-n', 'istio-system');
     await createZtunnelPod('ztunnel-a', 'node-a');
     await createZtunnelPod('ztunnel-b', 'node-b');
-    const kube = KubeClient.connect({
-      kind: 'kube',
-      kubeconfig: api.kubeconfig,
-      from: '--kubeconfig',
-      serviceHost: '',
-      servicePort: '',
-    });
+    const kube = KubeClient.fromFile(api.kubeconfig);
     const where = { namespace: 'istio-system', selector: 'app=ztunnel' };
     expect(await findZtunnelPods(kube, where)).toEqual([
       { namespace: 'istio-system', name: 'ztunnel-a', node: 'node-a' },

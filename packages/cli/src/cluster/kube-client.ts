@@ -62,6 +62,14 @@ export class KubeClient {
     return new KubeClient(kc, timeoutMs);
   }
 
+  /** A client for the current context of a kubeconfig file (what the cluster suites use). */
+  static fromFile(kubeconfig: string, timeoutMs = DEFAULT_REQUEST_TIMEOUT_MS): KubeClient {
+    return KubeClient.connect(
+      { kind: 'kube', kubeconfig, from: '--kubeconfig', serviceHost: '', servicePort: '' },
+      timeoutMs,
+    );
+  }
+
   /** GET; undefined on 404 when `allowMissing`. */
   get<T>(path: string, allowMissing = false): Promise<T | undefined> {
     return this.call(() => this.rest.request<T>('GET', path, undefined, undefined, allowMissing));
