@@ -9,6 +9,9 @@ import { mkdir, readFile, readFile as readText, rm, writeFile } from 'node:fs/pr
 import { join } from 'node:path';
 import { applyManifests, deleteManifest, Lab, LabMesh, type LabSpec, labelManifest } from '@ambient/lab';
 import { parseAllDocuments } from 'yaml';
+import { CliError } from './cli-error.js';
+import { parsePrometheusText } from './ztunnel/tcp-traffic-table.js';
+import type { ZtunnelReader } from './ztunnel/ztunnel-commands.js';
 
 export const STATE_ROOT = '/run/ambient-lab';
 
@@ -178,13 +181,12 @@ export async function demoLab(options: {
     if (r.code !== 0) throw new Error('the plaintext call failed');
     print('\nWhat the node agents report (istio_tcp_connections_opened_total, reporter="destination"):');
     for (const node of lab.nodes) {
-      const lines = (await mesh.metrics(node.index))
-        .split('\n')
-        .filter((l) => l.startsWith('istio_tcp_connections_opened_total{reporter="destination"'));
-      for (const l of lines) {
-        const pick = (k: string) => new RegExp(`${k}="([^"]*)"`).exec(l)?.[1];
+      const samples = parsePrometheusText(await mesh.metrics(node.index)).filter(
+        (x) => x.name === 'istio_tcp_connections_opened_total' && x.labels.reporter === 'destination',
+      );
+      for (const { labels: m, value } of samples) {
         print(
-          `  node${node.index}: ${pick('source_workload')} -> ${pick('destination_workload')}  ${pick('connection_security_policy')}  principal ${pick('source_principal')}  count ${l.split(' ').pop()}`,
+          `  node${node.index}: ${m.source_workload} -> ${m.destination_workload}  ${m.connection_security_policy}  principal ${m.source_principal}  count ${value}`,
         );
       }
     }
@@ -253,12 +255,11 @@ spec:
       throw new Error('the waypoint did not apply the policy');
     if (wp) {
       print('\nWhat the waypoint reports (istio_requests_total, reporter="waypoint"):');
-      for (const l of (await mesh.waypointMetrics(wp))
-        .split('\n')
-        .filter((x) => x.startsWith('istio_requests_total{'))) {
-        const pick = (k: string) => new RegExp(`${k}="([^"]*)"`).exec(l)?.[1];
+      for (const { labels: m, value } of parsePrometheusText(await mesh.waypointMetrics(wp)).filter(
+        (x) => x.name === 'istio_requests_total',
+      )) {
         print(
-          `  ${pick('source_workload')} -> ${pick('destination_service_name')} (${pick('destination_workload')})  ${pick('response_code')}  flags ${pick('response_flags')}  principal ${pick('source_principal')}  count ${l.split(' ').pop()}`,
+          `  ${m.source_workload} -> ${m.destination_service_name} (${m.destination_workload})  ${m.response_code}  flags ${m.response_flags}  principal ${m.source_principal}  count ${value}`,
         );
       }
     }
@@ -359,6 +360,17 @@ const WAYPOINT_VIP_BASE = '198.19.250.';
 /** The `--for` values of `ambientctl waypoint apply`, as `istioctl waypoint apply --for`. */
 export const WAYPOINT_FOR = ['service', 'workload', 'all', 'none'] as const;
 
+/** Refuses what istioctl refuses before it writes anything: the reserved name, an unknown --for. */
+export function checkWaypointArgs(name: string, waypointFor: string | undefined): void {
+  if (name === 'none')
+    throw new CliError('CLI_ERR_ARGS', "invalid name provided for waypoint, 'none' is a reserved value");
+  if (waypointFor !== undefined && !(WAYPOINT_FOR as readonly string[]).includes(waypointFor))
+    throw new CliError(
+      'CLI_ERR_ARGS',
+      `invalid traffic type: ${waypointFor}. Valid options are: ${WAYPOINT_FOR.join(', ')}`,
+    );
+}
+
 /**
  * `ambientctl waypoint apply`, the form of `istioctl waypoint apply`: an `istio-waypoint` Gateway
  * named `waypoint` unless `--name` says otherwise, labelled `istio.io/waypoint-for` when `--for`
@@ -382,11 +394,7 @@ export async function waypointApply(options: {
   print: (l: string) => void;
 }): Promise<void> {
   const name = options.name ?? (options.serviceAccount ? `${options.serviceAccount}-waypoint` : 'waypoint');
-  if (name === 'none') throw new Error("invalid name provided for waypoint, 'none' is a reserved value");
-  if (options.waypointFor !== undefined && !(WAYPOINT_FOR as readonly string[]).includes(options.waypointFor))
-    throw new Error(
-      `invalid traffic type: ${options.waypointFor}. Valid options are: ${WAYPOINT_FOR.join(', ')}`,
-    );
+  checkWaypointArgs(name, options.waypointFor);
   const state = await readState(options.lab);
   const waypoints = state.waypoints ?? [];
   const existing = waypoints.find((w) => w.namespace === options.namespace && w.name === name);
@@ -445,4 +453,39 @@ async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const c of process.stdin) chunks.push(c as Buffer);
   return Buffer.concat(chunks).toString('utf8');
+}
+
+/** A lab's node agents (`node0`, `node1`, ...) for `ztunnel-config` and `metrics`. */
+export async function labZtunnelReader(name: string): Promise<ZtunnelReader> {
+  const state = await readState(name);
+  const lab = Lab.attach(name, state.spec);
+  const mesh = new LabMesh(lab, { dir: state.dir, enrolledNamespaces: state.enrolled });
+  const all = lab.nodes.map((n) => `node${n.index}`);
+  const index = (node: string) => {
+    const i = all.indexOf(node);
+    if (i < 0)
+      throw new CliError(
+        'CLI_ERR_NO_ZTUNNEL',
+        `no ztunnel on node ${node} in lab "${name}" (nodes: ${all.join(', ')})`,
+      );
+    return i;
+  };
+  return {
+    async nodes(node) {
+      if (node === undefined) return all;
+      index(node);
+      return [node];
+    },
+    async read(node, endpoint) {
+      const i = index(node);
+      try {
+        return endpoint === 'metrics' ? await mesh.metrics(i) : JSON.stringify(await mesh.configDump(i));
+      } catch (err) {
+        throw new CliError(
+          'CLI_ERR_ZTUNNEL',
+          `cannot read the ztunnel of ${node} in lab "${name}": ${(err as Error).message}`,
+        );
+      }
+    },
+  };
 }

@@ -11,6 +11,8 @@ export type { KubeKindSpec, KubeSourceStats } from './source/kube-api-source.js'
 export { KUBE_SOURCE_KINDS, KubeApiSource } from './source/kube-api-source.js';
 export { loadKubeConfig } from './source/kube-config-loader.js';
 export { ControlPlaneMetrics, XDS_METRIC_TYPES, xdsMetricType } from './telemetry/controlplane-metrics.js';
+export type { KubeRestOptions } from './waypoint-controller/kube-rest.js';
+export { CONTENT_APPLY, CONTENT_MERGE, KubeApiError, KubeRest } from './waypoint-controller/kube-rest.js';
 export {
   CLUSTER_LOAD_ASSIGNMENT_TYPE_URL,
   CLUSTER_TYPE_URL,

@@ -18,3 +18,5 @@ export { applyManifests, deleteManifest, labelManifest, manifestFile } from './l
 export type { LabMeshOptions } from './lab-mesh.js';
 export { LabMesh } from './lab-mesh.js';
 export type { LabSpec } from './lab-spec.js';
+export type { WaypointGatewayManifest, WaypointGatewaySpec } from './waypoint-gateway.js';
+export { WAYPOINT_FOR_LABEL, waypointGateway } from './waypoint-gateway.js';

@@ -15,6 +15,7 @@ import { LocalCa } from '@ambient/shared';
 import type { Lab, LabPod } from './lab.js';
 import { deleteManifest, labelManifest, readManifest, writeManifest } from './lab-manifests.js';
 import type { PodSpec } from './lab-spec.js';
+import { waypointGateway } from './waypoint-gateway.js';
 
 export interface LabMeshOptions {
   /** Working directory: CA root, manifests, tokens, logs. */
@@ -58,11 +59,12 @@ export function waypointEntry(): string {
 
 export const GATEWAY_NAME_LABEL = 'gateway.networking.k8s.io/gateway-name';
 /** Legacy (Istio before 1.22): the service account whose workloads a waypoint serves. */
-export const FOR_SERVICE_ACCOUNT = 'istio.io/for-service-account';
+export { FOR_SERVICE_ACCOUNT } from './waypoint-gateway.js';
 /** On a namespace, service or pod: the waypoint its traffic goes through (or `none`). */
 export const USE_WAYPOINT_LABEL = 'istio.io/use-waypoint';
 /** On the Gateway: which traffic it serves, service (default), workload, all or none. */
-export const WAYPOINT_FOR_LABEL = 'istio.io/waypoint-for';
+export { WAYPOINT_FOR_LABEL } from './waypoint-gateway.js';
+
 /** The label Istio's deployment controller puts on a waypoint's Service. */
 const MANAGED = { 'gateway.istio.io/managed': 'istio.io-mesh-controller' };
 
@@ -285,20 +287,7 @@ export class LabMesh {
         ports: [{ name: 'mesh', port: 15008, targetPort: 15008, appProtocol: 'all' }],
       },
     });
-    await writeManifest(m, {
-      apiVersion: 'gateway.networking.k8s.io/v1',
-      kind: 'Gateway',
-      metadata: {
-        name: spec.name,
-        namespace: spec.namespace,
-        ...(spec.waypointFor && { labels: { [WAYPOINT_FOR_LABEL]: spec.waypointFor } }),
-        ...(spec.forServiceAccount && { annotations: { [FOR_SERVICE_ACCOUNT]: spec.forServiceAccount } }),
-      },
-      spec: {
-        gatewayClassName: 'istio-waypoint',
-        listeners: [{ name: 'mesh', port: 15008, protocol: 'HBONE' }],
-      },
-    });
+    await writeManifest(m, waypointGateway(spec));
     const child = this.startWaypoint(pod, spec.name, tokenFile);
     return { pod, vip, ...(child !== undefined && { pid: child }) };
   }
