@@ -15,3 +15,7 @@ export { TcpMetrics } from './telemetry/tcp-metrics.js';
 export type { AddressValue } from './xds/workload-xds.js';
 export { addressResourceType, authorizationResourceType } from './xds/workload-xds.js';
 export { XdsConfigSource } from './xds/xds-config-source.js';
+export type { ZtErrorCode } from './errors/ztunnel-error.js';
+export { ZtunnelError } from './errors/ztunnel-error.js';
+export type { ZdsLog, ZdsServerOptions } from './zds/zds-server.js';
+export { ZdsServer } from './zds/zds-server.js';
