@@ -41,7 +41,11 @@ describe.skipIf(!isRoot)('ztunnel fed by ZDS on a lab node (root)', () => {
   const inNode = (cmd: string[]) => lab.exec({ netns: node().netns } as LabPod, cmd);
   const http = async (port: number, path: string) =>
     (await inNode(['curl', '-s', '--max-time', '2', `http://${node().ip}:${port}${path}`])).stdout;
-  const info = (p: LabPod) => ({ name: p.name, namespace: p.namespace, serviceAccount: p.serviceAccount });
+  const info = (p: LabPod) => ({
+    name: p.name,
+    namespace: p.namespace,
+    serviceAccount: p.serviceAccount ?? 'default',
+  });
   const sleep = () => lab.pod('demo', 'sleep');
   const echo = () => lab.pod('demo', 'echo');
   const curlEcho = async () => {

@@ -89,7 +89,7 @@ describe('ZdsWorkloadManager (statemanager.rs semantics)', () => {
     await m.handle(add('a', ns('na')));
     expect(await m.handle({ kind: 'keep', uid: 'b' })).toEqual({ ok: true });
     await m.handle({ kind: 'snapshotSent' });
-    expect(m.served.sort()).toEqual(['a', 'b']);
+    expect([...m.served].sort()).toEqual(['a', 'b']);
     expect(host.log.filter((l) => l.startsWith('stop'))).toEqual(['stop c']);
     expect(m.ready).toBe(true);
   });
