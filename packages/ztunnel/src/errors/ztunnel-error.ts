@@ -8,8 +8,6 @@ export const ZT_ERRORS = {
   ZT_ERR_UNKNOWN_HOSTNAME: 'no service has the host name of the HBONE authority',
   ZT_ERR_NO_TARGET_PORT: 'the service has no target port for the HBONE authority port',
   ZT_ERR_ZDS_SOCKET: 'ZDS socket failed',
-  ZT_ERR_ZDS_MESSAGE: 'malformed ZDS message',
-  ZT_ERR_ZDS_PROTOCOL: 'ZDS request out of protocol order',
   ZT_ERR_ZDS_PROXY: 'the pod could not be served',
   ZT_ERR_ZDS_NOT_CONNECTED: 'no ztunnel connection',
   ZT_ERR_ZDS_REFUSED: 'ztunnel refused the request',
