@@ -9,8 +9,6 @@ export { installCapture, removeCapture } from './capture/inpod-capture.js';
 export { NetnsSockets, ZTUNNEL_MARK } from './capture/netns-sockets.js';
 export type { LocalConfig } from './config/local-config.js';
 export { decodeLocalConfig } from './config/local-config.js';
-export type { ZtErrorCode } from './errors/ztunnel-error.js';
-export { ZtunnelError } from './errors/ztunnel-error.js';
 export { InpodProxy } from './proxy/inpod-proxy.js';
 export { ZtunnelState } from './state/ztunnel-state.js';
 export { TcpMetrics } from './telemetry/tcp-metrics.js';
@@ -19,5 +17,7 @@ export { addressResourceType, authorizationResourceType } from './xds/workload-x
 export { XdsConfigSource } from './xds/xds-config-source.js';
 export type { SeqpacketMessage } from './zds/seqpacket.js';
 export { SeqpacketServer, SeqpacketSocket } from './zds/seqpacket.js';
+export type { ZdsErrorCode } from './zds/zds-error.js';
+export { ZdsError } from './zds/zds-error.js';
 export type { ZdsLog, ZdsServerOptions } from './zds/zds-server.js';
 export { ZdsServer } from './zds/zds-server.js';

@@ -33,7 +33,6 @@ import { installCapture, removeCapture } from '../capture/inpod-capture.js';
 import { NetnsSockets } from '../capture/netns-sockets.js';
 import type { LocalConfig } from '../config/local-config.js';
 import { LocalConfigFile } from '../config/local-config-file.js';
-import { ZtunnelError } from '../errors/ztunnel-error.js';
 import { InpodProxy } from '../proxy/inpod-proxy.js';
 import { podBlocker, Readiness } from '../readiness/readiness.js';
 import type { Workload } from '../state/workload.js';
@@ -42,6 +41,7 @@ import { TcpMetrics } from '../telemetry/tcp-metrics.js';
 import { XdsConfigSource } from '../xds/xds-config-source.js';
 import { closeFds } from '../zds/seqpacket.js';
 import { ZdsClient } from '../zds/zds-client.js';
+import { ZdsError } from '../zds/zds-error.js';
 import { ZdsMetrics } from '../zds/zds-metrics.js';
 import { type ZdsNetns, ZdsWorkloadManager } from '../zds/zds-workload-manager.js';
 import { planEnrollment } from './enrollment-plan.js';
@@ -409,7 +409,7 @@ export class ZtunnelApp {
       : w.protocol !== 'HBONE' || !w.ips[0]
         ? `workload ${pod} is not an HBONE workload with an address`
         : `enrolling ${pod} failed: ${this.enrollErrors.get(w.uid) ?? 'unknown'}`;
-    throw new ZtunnelError('ZT_ERR_ZDS_PROXY', reason);
+    throw new ZdsError('ZT_ERR_ZDS_PROXY', reason);
   }
 
   /** Stops serving a pod; its netns fd is closed once its proxy has drained. */

@@ -7,12 +7,6 @@ export const ZT_ERRORS = {
   ZT_ERR_WAYPOINT_UNREACHABLE: 'waypoint has no reachable pod',
   ZT_ERR_UNKNOWN_HOSTNAME: 'no service has the host name of the HBONE authority',
   ZT_ERR_NO_TARGET_PORT: 'the service has no target port for the HBONE authority port',
-  ZT_ERR_ZDS_SOCKET: 'ZDS socket failed',
-  ZT_ERR_ZDS_PROXY: 'the pod could not be served',
-  ZT_ERR_ZDS_NOT_CONNECTED: 'no ztunnel connection',
-  ZT_ERR_ZDS_REFUSED: 'ztunnel refused the request',
-  ZT_ERR_ZDS_TIMEOUT: 'ztunnel did not answer in time',
-  ZT_ERR_ZDS_CLOSED: 'the ZDS connection closed before the answer',
 } as const;
 
 export type ZtErrorCode = keyof typeof ZT_ERRORS;

@@ -8,7 +8,7 @@
  */
 import os from 'node:os';
 import { loadAddon } from '../capture/netns-sockets.js';
-import { ZtunnelError } from '../errors/ztunnel-error.js';
+import { ZdsError } from './zds-error.js';
 
 interface SeqpacketAddon {
   seqpacketListen(path: string): number;
@@ -42,9 +42,9 @@ export interface SeqpacketHandlers {
   onClose(err?: Error): void;
 }
 
-function socketError(op: string, err: unknown): ZtunnelError {
+function socketError(op: string, err: unknown): ZdsError {
   const e = err as NodeJS.ErrnoException;
-  const wrapped = new ZtunnelError('ZT_ERR_ZDS_SOCKET', `${op}: ${e.message}`, { cause: err });
+  const wrapped = new ZdsError('ZT_ERR_ZDS_SOCKET', `${op}: ${e.message}`, { cause: err });
   (wrapped as { errno?: string }).errno = e.code;
   return wrapped;
 }
@@ -91,7 +91,7 @@ export class SeqpacketSocket {
 
   /** One message, with `passFd` beside it (the caller keeps its own copy open). */
   send(data: Uint8Array, passFd?: number): void {
-    if (this.isClosed) throw new ZtunnelError('ZT_ERR_ZDS_SOCKET', 'send on a closed socket');
+    if (this.isClosed) throw new ZdsError('ZT_ERR_ZDS_SOCKET', 'send on a closed socket');
     try {
       addon().seqpacketSend(this.fd, data, passFd ?? -1);
     } catch (err) {

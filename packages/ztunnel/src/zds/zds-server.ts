@@ -18,7 +18,6 @@ import {
   type ZdsRequest,
   type ZdsWorkloadInfo,
 } from '@ambient/shared';
-import { ZtunnelError } from '../errors/ztunnel-error.js';
 import {
   closeFds,
   isNetnsFd,
@@ -27,6 +26,7 @@ import {
   SeqpacketServer,
   type SeqpacketSocket,
 } from './seqpacket.js';
+import { ZdsError } from './zds-error.js';
 
 /** ztunnelserver_linux.go readWriteDeadline: the hello, each write and each ack. */
 export const ZDS_READ_WRITE_DEADLINE_MS = 5_000;
@@ -72,7 +72,7 @@ const SYSTEM_IO: ZdsServerIo = {
     const fd = openSync(path, 'r');
     if (!isNetnsFd(fd)) {
       closeFds([fd]);
-      throw new ZtunnelError('ZT_ERR_ZDS_SOCKET', `${path} is not a network namespace`);
+      throw new ZdsError('ZT_ERR_ZDS_SOCKET', `${path} is not a network namespace`);
     }
     return fd;
   },
@@ -157,7 +157,7 @@ export class ZdsServer {
    * namespace rejects and the pod is not remembered.
    */
   addWorkload(uid: string, netnsPath: string, info: ZdsWorkloadInfo): Promise<void> {
-    if (this.closed) return Promise.reject(new ZtunnelError('ZT_ERR_ZDS_CLOSED', 'server closed'));
+    if (this.closed) return Promise.reject(new ZdsError('ZT_ERR_ZDS_CLOSED', 'server closed'));
     let fd: number;
     try {
       fd = this.io.openNetns(netnsPath);
@@ -171,7 +171,7 @@ export class ZdsServer {
     const latest = this.connections.at(-1);
     if (!latest) {
       return Promise.reject(
-        new ZtunnelError('ZT_ERR_ZDS_NOT_CONNECTED', `pod ${uid} kept for the next snapshot`),
+        new ZdsError('ZT_ERR_ZDS_NOT_CONNECTED', `pod ${uid} kept for the next snapshot`),
       );
     }
     return this.enqueue(latest, { kind: 'add', uid, workloadInfo: { ...info } }, netns);
@@ -207,7 +207,7 @@ export class ZdsServer {
       onClose: (err) => this.dropped(c, err),
     });
     c.cancelTimer = this.io.setTimer(
-      () => this.fail(c, new ZtunnelError('ZT_ERR_ZDS_TIMEOUT', 'no hello from ztunnel')),
+      () => this.fail(c, new ZdsError('ZT_ERR_ZDS_TIMEOUT', 'no hello from ztunnel')),
       this.deadline,
     );
   }
@@ -221,7 +221,7 @@ export class ZdsServer {
     for (const fd of m.fds) this.io.closeFd(fd);
     if (c.phase === 'closed') return;
     const err = this.read(c, m);
-    if (err) this.fail(c, new ZtunnelError('ZT_ERR_ZDS_SOCKET', err));
+    if (err) this.fail(c, new ZdsError('ZT_ERR_ZDS_SOCKET', err));
   }
 
   /** Handles one message from ztunnel; returns what is wrong with it, if anything. */
@@ -244,7 +244,7 @@ export class ZdsServer {
     if (!ack.ok) return `bad ack: ${formatProblems(ack.problems)}`;
     c.cancelTimer?.();
     c.inFlight = undefined;
-    item.settle(ack.value.error ? new ZtunnelError('ZT_ERR_ZDS_REFUSED', ack.value.error) : undefined);
+    item.settle(ack.value.error ? new ZdsError('ZT_ERR_ZDS_REFUSED', ack.value.error) : undefined);
     this.pump(c);
     return undefined;
   }
@@ -299,7 +299,7 @@ export class ZdsServer {
     // Upstream waits readWriteDeadline for the ack; a late ack would be paired with the next
     // request, so a timeout here ends the connection (ztunnel reconnects and gets a snapshot).
     c.cancelTimer = this.io.setTimer(
-      () => this.fail(c, new ZtunnelError('ZT_ERR_ZDS_TIMEOUT', `no ack for ${item.request.kind}`)),
+      () => this.fail(c, new ZdsError('ZT_ERR_ZDS_TIMEOUT', `no ack for ${item.request.kind}`)),
       this.deadline,
     );
   }
@@ -316,13 +316,13 @@ export class ZdsServer {
     c.phase = 'closed';
     c.cancelTimer?.();
     this.connections = this.connections.filter((x) => x !== c);
-    const reason = new ZtunnelError('ZT_ERR_ZDS_CLOSED', err?.message ?? 'ztunnel disconnected');
+    const reason = new ZdsError('ZT_ERR_ZDS_CLOSED', err?.message ?? 'ztunnel disconnected');
     const inFlight = c.inFlight;
     const queued = c.queue;
     c.inFlight = undefined;
     c.queue = [];
     // The request in flight fails with what ended the connection (a timeout names itself).
-    inFlight?.settle(err instanceof ZtunnelError && err.code === 'ZT_ERR_ZDS_TIMEOUT' ? err : reason);
+    inFlight?.settle(err instanceof ZdsError && err.code === 'ZT_ERR_ZDS_TIMEOUT' ? err : reason);
     for (const item of queued) {
       // A queued add never passed its fd: let go of it (the one in flight already did).
       if (item.netns) this.release(item.netns);
