@@ -108,6 +108,9 @@ export class ZtunnelApp {
   /** Why the last enrollment of a pod (by workload uid) failed. */
   private readonly enrollErrors = new Map<string, string>();
   private zds?: ZdsClient;
+  /** ZDS mode: pods draining in the background, by netns path, and their drains. */
+  private readonly draining = new Map<string, number>();
+  private readonly drains = new Set<Promise<void>>();
 
   constructor(private readonly inputs: ZtunnelAppInputs) {
     collectDefaultMetrics({ register: this.registry });
@@ -173,6 +176,7 @@ export class ZtunnelApp {
     await this.applying;
     await Promise.all([...this.proxies.values()].map(({ proxy }) => proxy.close(this.inputs.config.drainMs)));
     this.proxies.clear();
+    await Promise.all([...this.drains]);
     this.zdsPods.clear();
     this.releaseUnusedNetns();
     this.certs?.close();
@@ -298,7 +302,26 @@ export class ZtunnelApp {
     for (const uid of plan.stop) {
       const entry = this.proxies.get(uid);
       this.proxies.delete(uid);
-      await entry?.proxy.close(this.inputs.config.drainMs);
+      if (!entry) continue;
+      const closing = entry.proxy.close(this.inputs.config.drainMs);
+      if (!zds) {
+        await closing;
+        continue;
+      }
+      // With ZDS the ack of a del does not wait for the drain (upstream drains in the background,
+      // statemanager.rs shutdown_workload); the netns stays open until the drain is over.
+      const path = entry.netnsPath;
+      this.draining.set(path, (this.draining.get(path) ?? 0) + 1);
+      const done = closing
+        .catch((err: unknown) => logger.warn({ err, uid }, 'draining pod failed'))
+        .finally(() => {
+          const left = (this.draining.get(path) ?? 1) - 1;
+          if (left > 0) this.draining.set(path, left);
+          else this.draining.delete(path);
+          this.drains.delete(done);
+          this.releaseUnusedNetns();
+        });
+      this.drains.add(done);
     }
     for (const path of this.releasing.keys()) {
       if (!plan.release.has(path)) {
@@ -429,6 +452,7 @@ export class ZtunnelApp {
   /** Closes each held netns fd no pod names and no proxy uses any more (each exactly once). */
   private releaseUnusedNetns(): void {
     const used = new Set([...this.zdsPods.values()].map((p) => p.path));
+    for (const path of this.draining.keys()) used.add(path);
     for (const e of this.proxies.values()) used.add(e.netnsPath);
     for (const [path, fd] of this.zdsFds) {
       if (used.has(path)) continue;

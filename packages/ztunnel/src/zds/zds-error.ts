@@ -10,6 +10,7 @@ export const ZDS_ERRORS = {
   ZT_ERR_ZDS_REFUSED: 'ztunnel refused the request',
   ZT_ERR_ZDS_TIMEOUT: 'ztunnel did not answer in time',
   ZT_ERR_ZDS_CLOSED: 'the ZDS connection closed before the answer',
+  ZT_ERR_ZDS_TOO_LARGE: 'the request exceeds the 1024 bytes upstream reads per message',
 } as const;
 
 export type ZdsErrorCode = keyof typeof ZDS_ERRORS;

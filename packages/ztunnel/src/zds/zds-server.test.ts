@@ -174,6 +174,17 @@ describe('ZdsServer (ztunnelserver.go semantics)', () => {
     expect(server.knownPods).toEqual([]);
   });
 
+  it('refuses an add upstream ztunnel could not read whole (over 1024 bytes), opening nothing', async () => {
+    const { server, open } = setup();
+    await server.start();
+    const long = { ...INFO, name: 'n'.repeat(1100) };
+    expect(await settled(server.addWorkload('u1', '/ns/a', long))).toMatch(
+      /^ZT_ERR_ZDS_TOO_LARGE: .* 11\d\d bytes$/,
+    );
+    expect(server.knownPods).toEqual([]);
+    expect(open.size).toBe(0);
+  });
+
   it('ends a connection without hello, without ack, or with an unexpected message, failing what was pending', async () => {
     const { server, connect, fireTimers } = setup();
     await server.start();

@@ -15,6 +15,7 @@ import {
   decodeZdsHello,
   encodeZdsRequest,
   formatProblems,
+  ZDS_MAX_MESSAGE_BYTES,
   type ZdsRequest,
   type ZdsWorkloadInfo,
 } from '@ambient/shared';
@@ -158,6 +159,11 @@ export class ZdsServer {
    */
   addWorkload(uid: string, netnsPath: string, info: ZdsWorkloadInfo): Promise<void> {
     if (this.closed) return Promise.reject(new ZdsError('ZT_ERR_ZDS_CLOSED', 'server closed'));
+    // Upstream ztunnel reads each message into 1024 bytes and refuses a truncated one.
+    const size = encodeZdsRequest({ kind: 'add', uid, workloadInfo: info }).length;
+    if (size > ZDS_MAX_MESSAGE_BYTES) {
+      return Promise.reject(new ZdsError('ZT_ERR_ZDS_TOO_LARGE', `add of pod ${uid} is ${size} bytes`));
+    }
     let fd: number;
     try {
       fd = this.io.openNetns(netnsPath);
