@@ -1,6 +1,7 @@
 // The public API of @ambient/ztunnel: what the end-to-end suites and the benchmarks use. The node
 // agent runs from main.ts; anything else is internal to the package.
 
+export type { ZdsWorkloadInfo } from '@ambient/shared';
 export { type ZtunnelAddresses, ZtunnelApp } from './app/ztunnel-app.js';
 export type { ZtunnelConfig } from './app/ztunnel-config.js';
 export { parseZtunnelConfig } from './app/ztunnel-config.js';

@@ -9,7 +9,8 @@
  * Invariant: a netns fd stays open while the pod is known or a queued add still has to pass it;
  * it is closed exactly once after that.
  */
-import { existsSync, openSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, rmSync } from 'node:fs';
+import { dirname } from 'node:path';
 import {
   decodeZdsAck,
   decodeZdsHello,
@@ -66,6 +67,7 @@ export interface ZdsServerIo {
 
 const SYSTEM_IO: ZdsServerIo = {
   listen(path, onConnection) {
+    mkdirSync(dirname(path), { recursive: true });
     if (existsSync(path)) rmSync(path, { force: true });
     return SeqpacketServer.listen(path, (s: SeqpacketSocket) => onConnection(s));
   },
@@ -122,7 +124,7 @@ export class ZdsServer {
     this.io = io ?? SYSTEM_IO;
   }
 
-  /** Listens at the socket path (a stale socket file from an earlier agent is removed). */
+  /** Listens at the socket path (its directory is created; a stale socket file from an earlier agent is removed). */
   async start(): Promise<void> {
     this.listener = this.io.listen(this.options.socketPath, (t) => this.accepted(t));
     this.options.log.info({ socket: this.options.socketPath }, 'ZDS server listening');
