@@ -89,7 +89,13 @@ export class ZdsClient {
     metrics.connected.set(1);
     socket.start({
       onMessage: (packet) => {
-        this.work = this.work.then(() => this.process(socket, packet));
+        this.work = this.work
+          .then(() => this.process(socket, packet))
+          .catch((err: unknown) => {
+            // Never expected; the chain must survive it, and the connection starts over.
+            logger.error({ err }, 'handling a ZDS request failed');
+            socket.close(err as Error);
+          });
       },
       onClose: (err) => this.closed(socket, err),
     });
@@ -157,11 +163,13 @@ export class ZdsClient {
     if (this.retryTimer || this.closing) return;
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
-      this.work = this.work.then(async () => {
-        await this.inputs.manager.retryPending();
-        if (this.inputs.manager.pendingUids.length > 0) this.scheduleRetry();
-        this.inputs.onReadiness(this.inputs.manager.ready);
-      });
+      this.work = this.work
+        .then(async () => {
+          await this.inputs.manager.retryPending();
+          if (this.inputs.manager.pendingUids.length > 0) this.scheduleRetry();
+          this.inputs.onReadiness(this.inputs.manager.ready);
+        })
+        .catch((err: unknown) => this.inputs.logger.error({ err }, 'retrying pending pods failed'));
     }, this.inputs.retryMs ?? ZDS_RETRY_MS);
     this.retryTimer.unref();
   }
