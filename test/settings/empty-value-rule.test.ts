@@ -32,6 +32,8 @@ const COMPONENTS: ReadonlyArray<{
       'ZT_POD_NAMESPACE',
       'ZT_INSTANCE_IP',
       'ZT_POD_NETNS_FILE',
+      'ZT_POD_SOURCE',
+      'ZT_ZDS_SOCKET',
       'ZT_TRUST_DOMAIN',
       'ZT_ADMIN_ADDRESS',
       'ZT_ADMIN_PORT',

@@ -56,6 +56,17 @@ export {
   AUTHORIZATION_TYPE_URL,
 } from './istio-wire/istio-codecs.js';
 export * as workloadapi from './istio-wire/istio-workload.js';
+export type { ZdsAck, ZdsHello, ZdsRequest, ZdsWorkloadInfo } from './istio-wire/istio-zds.js';
+export {
+  decodeZdsAck,
+  decodeZdsHello,
+  decodeZdsRequest,
+  encodeZdsAck,
+  encodeZdsHello,
+  encodeZdsRequest,
+  ZDS_MAX_MESSAGE_BYTES,
+  ZdsVersion,
+} from './istio-wire/istio-zds.js';
 export type { Always, Input, Written, WrittenFields } from './istio-wire/wire-input.js';
 export { dialTcp } from './net/dial-tcp.js';
 export type { HttpHandler } from './net/http-endpoint.js';

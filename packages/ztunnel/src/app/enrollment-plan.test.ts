@@ -36,6 +36,17 @@ describe('planEnrollment', () => {
     expect(plan.enroll).toEqual(['uid-b']);
   });
 
+  it('serves a pod afresh when it is wanted in another netns, releasing the old one', () => {
+    const plan = planEnrollment({
+      wanted: m(['uid-a', '/proc/self/fd/31']),
+      served: m(['uid-a', '/proc/self/fd/30']),
+      releasing: m(),
+    });
+    expect(plan.stop).toEqual(['uid-a']);
+    expect(plan.enroll).toEqual(['uid-a']);
+    expect([...plan.release]).toEqual([['/proc/self/fd/30', 'uid-a']]);
+  });
+
   it('nothing to do when what is served is what is wanted', () => {
     const plan = planEnrollment({ wanted: m(['u', '/ns/u']), served: m(['u', '/ns/u']), releasing: m() });
     expect(plan).toEqual({ stop: [], release: new Map(), enroll: [] });

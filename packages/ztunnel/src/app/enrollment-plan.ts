@@ -27,11 +27,13 @@ export interface EnrollmentPlan {
 }
 
 export function planEnrollment(s: EnrollmentState): EnrollmentPlan {
-  const stop = [...s.served.keys()].filter((uid) => !s.wanted.has(uid));
+  // A pod now in another netns (a pod runtime handed a new one) is served afresh there.
+  const moved = [...s.served].filter(([uid, path]) => s.wanted.has(uid) && s.wanted.get(uid) !== path);
+  const stop = [...s.served.keys()].filter((uid) => !s.wanted.has(uid)).concat(moved.map(([uid]) => uid));
   const release = new Map<string, string>(s.sweep ?? []);
   for (const [path, pod] of s.releasing) release.set(path, pod);
   for (const uid of stop) release.set(s.served.get(uid) as string, uid);
   for (const path of s.wanted.values()) release.delete(path);
-  const enroll = [...s.wanted.keys()].filter((uid) => !s.served.has(uid));
+  const enroll = [...s.wanted.keys()].filter((uid) => !s.served.has(uid) || moved.some(([m]) => m === uid));
   return { stop, release, enroll };
 }

@@ -23,6 +23,7 @@ import {
   LocalCa,
   listenHttp,
   XdsClientMetrics,
+  type ZdsWorkloadInfo,
 } from '@ambient/shared';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
@@ -38,6 +39,11 @@ import type { Workload } from '../state/workload.js';
 import { ZtunnelState } from '../state/ztunnel-state.js';
 import { TcpMetrics } from '../telemetry/tcp-metrics.js';
 import { XdsConfigSource } from '../xds/xds-config-source.js';
+import { closeFds } from '../zds/seqpacket.js';
+import { ZdsClient } from '../zds/zds-client.js';
+import { ZdsError } from '../zds/zds-error.js';
+import { ZdsMetrics } from '../zds/zds-metrics.js';
+import { type ZdsNetns, ZdsWorkloadManager } from '../zds/zds-workload-manager.js';
 import { planEnrollment } from './enrollment-plan.js';
 import { metricsHandler } from './metrics-endpoint.js';
 import type { ZtunnelConfig } from './ztunnel-config.js';
@@ -59,6 +65,9 @@ function netnsPath(netns: string): string {
 
 /** Retries of a pod whose enrollment (or release) failed. */
 export const ENROLL_BACKOFF: BackoffPolicy = Object.freeze({ initialMs: 200, maxMs: 15_000 });
+
+/** The readiness blocker of the ZDS connection (upstream's task name). */
+export const ZDS_BLOCKER = 'workload proxy manager';
 
 /** A pod whose enrollment or release failed, and when it is tried again. */
 interface Retry {
@@ -92,6 +101,16 @@ export class ZtunnelApp {
   /** Set once the first config has been reconciled (stale rules on the node are swept then). */
   private swept = false;
   private closing = false;
+  /** ZDS mode: pods the CNI agent handed over, by its uid, and their netns as a /proc/self/fd path. */
+  private readonly zdsPods = new Map<string, { info: ZdsWorkloadInfo; path: string }>();
+  /** ZDS mode: the netns fds held, by path; closed once no pod names and no proxy uses them. */
+  private readonly zdsFds = new Map<string, number>();
+  /** Why the last enrollment of a pod (by workload uid) failed. */
+  private readonly enrollErrors = new Map<string, string>();
+  private zds?: ZdsClient;
+  /** ZDS mode: pods draining in the background, by netns path, and their drains. */
+  private readonly draining = new Map<string, number>();
+  private readonly drains = new Set<Promise<void>>();
 
   constructor(private readonly inputs: ZtunnelAppInputs) {
     collectDefaultMetrics({ register: this.registry });
@@ -123,6 +142,7 @@ export class ZtunnelApp {
         xds: () => this.xds,
       }),
     );
+    if (config.podSource === 'zds') this.readiness.block(ZDS_BLOCKER);
     this.sockets = NetnsSockets.load();
     this.certs = new CertManager({ ca: await this.caClient(), logger: logger.child({ component: 'certs' }) });
     this.loadPodNetns();
@@ -131,6 +151,7 @@ export class ZtunnelApp {
     this.apply(first);
     await this.applying;
     this.readiness.unblock('enrollment');
+    if (config.podSource === 'zds') this.startZds();
     logger.info(
       { node: config.nodeName, enrolled: [...this.proxies.keys()], blockers: this.readiness.pending() },
       'ztunnel started',
@@ -148,12 +169,16 @@ export class ZtunnelApp {
     this.readiness.block('draining');
     for (const r of this.retries.values()) clearTimeout(r.timer);
     this.retries.clear();
+    await this.zds?.close();
     this.file?.close();
     this.xds?.close();
     if (this.podNetnsWatcher && this.inputs.config.podNetnsFile) unwatchFile(this.inputs.config.podNetnsFile);
     await this.applying;
     await Promise.all([...this.proxies.values()].map(({ proxy }) => proxy.close(this.inputs.config.drainMs)));
     this.proxies.clear();
+    await Promise.all([...this.drains]);
+    this.zdsPods.clear();
+    this.releaseUnusedNetns();
     this.certs?.close();
     for (const s of this.servers) s.close();
   }
@@ -222,7 +247,7 @@ export class ZtunnelApp {
   /** Reads the pod runtime's `namespace/name -> netns` map, and re-applies config when it changes. */
   private loadPodNetns(): void {
     const file = this.inputs.config.podNetnsFile;
-    if (!file) return;
+    if (!file || this.inputs.config.podSource === 'zds') return;
     const read = () => {
       try {
         const parsed = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
@@ -254,8 +279,11 @@ export class ZtunnelApp {
     const { logger } = this.inputs;
     this.state = new ZtunnelState(config, this.inputs.config.trustDomain);
     const wanted = new Map<string, Workload>();
+    const zds = this.inputs.config.podSource === 'zds';
     for (const w of this.state.workloadsOnNode(this.inputs.config.nodeName)) {
-      const netns = w.netns ?? this.podNetns.get(`${w.namespace}/${w.name}`);
+      // With ZDS only the CNI agent says which pods are served, and in which netns.
+      const fromRuntime = this.podNetns.get(`${w.namespace}/${w.name}`);
+      const netns = zds ? fromRuntime : (w.netns ?? fromRuntime);
       if (w.protocol === 'HBONE' && netns && w.ips[0]) wanted.set(w.uid, { ...w, netns });
     }
     this.wanted = wanted;
@@ -267,13 +295,33 @@ export class ZtunnelApp {
       wanted: new Map([...wanted].map(([uid, w]) => [uid, netnsPath(w.netns as string)])),
       served: new Map([...this.proxies].map(([uid, e]) => [uid, e.netnsPath])),
       releasing: this.releasing,
-      ...(!this.swept && { sweep: new Map([...this.podNetns].map(([pod, ns]) => [netnsPath(ns), pod])) }),
+      ...(!this.swept &&
+        !zds && { sweep: new Map([...this.podNetns].map(([pod, ns]) => [netnsPath(ns), pod])) }),
     });
     this.swept = true;
     for (const uid of plan.stop) {
       const entry = this.proxies.get(uid);
       this.proxies.delete(uid);
-      await entry?.proxy.close(this.inputs.config.drainMs);
+      if (!entry) continue;
+      const closing = entry.proxy.close(this.inputs.config.drainMs);
+      if (!zds) {
+        await closing;
+        continue;
+      }
+      // With ZDS the ack of a del does not wait for the drain (upstream drains in the background,
+      // statemanager.rs shutdown_workload); the netns stays open until the drain is over.
+      const path = entry.netnsPath;
+      this.draining.set(path, (this.draining.get(path) ?? 0) + 1);
+      const done = closing
+        .catch((err: unknown) => logger.warn({ err, uid }, 'draining pod failed'))
+        .finally(() => {
+          const left = (this.draining.get(path) ?? 1) - 1;
+          if (left > 0) this.draining.set(path, left);
+          else this.draining.delete(path);
+          this.drains.delete(done);
+          this.releaseUnusedNetns();
+        });
+      this.drains.add(done);
     }
     for (const path of this.releasing.keys()) {
       if (!plan.release.has(path)) {
@@ -281,7 +329,8 @@ export class ZtunnelApp {
         this.succeeded(path);
       }
     }
-    for (const [ns, pod] of plan.release) {
+    // With ZDS the CNI agent owns the capture rules: it removes them on un-enrollment.
+    for (const [ns, pod] of zds ? [] : plan.release) {
       this.releasing.set(ns, pod);
       try {
         if (await removeCapture(ns)) logger.info({ pod, netns: ns }, 'pod released');
@@ -306,7 +355,7 @@ export class ZtunnelApp {
       const ns = netnsPath(w.netns as string);
       let proxy: InpodProxy | undefined;
       try {
-        await installCapture(ns);
+        if (!zds) await installCapture(ns);
         proxy = new InpodProxy({
           workload: w,
           netnsPath: ns,
@@ -326,8 +375,10 @@ export class ZtunnelApp {
         this.proxies.set(uid, { proxy, netnsPath: ns, workload: w });
         this.readiness.unblock(podBlocker(w));
         this.succeeded(uid);
+        this.enrollErrors.delete(uid);
         logger.info({ uid, netns: ns }, 'pod enrolled');
       } catch (err) {
+        this.enrollErrors.set(uid, (err as Error).message);
         // The rules stay: the pod's traffic is refused until a retry serves it (fail closed).
         logger.error({ err, uid }, 'enrolling pod failed; retrying');
         await proxy?.close(0).catch(() => {});
@@ -337,9 +388,77 @@ export class ZtunnelApp {
     for (const key of this.retries.keys()) {
       if (!wanted.has(key) && !this.releasing.has(key)) this.succeeded(key);
     }
+    if (zds) this.releaseUnusedNetns();
     let closed = 0;
     for (const { proxy } of this.proxies.values()) closed += proxy.reauthorize();
     if (closed > 0) logger.info({ closed }, 'connections closed by a policy change');
+  }
+
+  /** ZDS mode: the CNI agent's connection, driving which pods are served. */
+  private startZds(): void {
+    const { config, logger } = this.inputs;
+    const manager = new ZdsWorkloadManager({
+      start: (uid, info, netns) => this.zdsStart(uid, info, netns),
+      stop: (uid) => this.zdsStop(uid),
+      release: (netns) => closeFds([netns.fd]),
+    });
+    this.zds = new ZdsClient({
+      socketPath: config.zdsSocket,
+      manager,
+      logger: logger.child({ component: 'zds' }),
+      metrics: new ZdsMetrics(this.registry),
+      onReadiness: (ready) =>
+        ready ? this.readiness.unblock(ZDS_BLOCKER) : this.readiness.block(ZDS_BLOCKER),
+    });
+    this.zds.start();
+  }
+
+  /** Serves a pod the CNI agent added: the same reconcile as a file-named pod, then checks it is served. */
+  private async zdsStart(uid: string, info: ZdsWorkloadInfo, netns: ZdsNetns): Promise<void> {
+    const path = `/proc/self/fd/${netns.fd}`;
+    this.zdsFds.set(path, netns.fd);
+    this.zdsPods.set(uid, { info, path });
+    this.refreshZdsNetns();
+    if (this.lastConfig) this.apply(this.lastConfig);
+    await this.applying;
+    if ([...this.proxies.values()].some((e) => e.netnsPath === path)) return;
+    const pod = `${info.namespace}/${info.name}`;
+    const node = this.inputs.config.nodeName;
+    const w = this.state
+      ?.workloadsOnNode(node)
+      .find((x) => x.namespace === info.namespace && x.name === info.name);
+    const reason = !w
+      ? `no workload ${pod} on node ${node} in the control plane's config yet`
+      : w.protocol !== 'HBONE' || !w.ips[0]
+        ? `workload ${pod} is not an HBONE workload with an address`
+        : `enrolling ${pod} failed: ${this.enrollErrors.get(w.uid) ?? 'unknown'}`;
+    throw new ZdsError('ZT_ERR_ZDS_PROXY', reason);
+  }
+
+  /** Stops serving a pod; its netns fd is closed once its proxy has drained. */
+  private zdsStop(uid: string): void {
+    if (!this.zdsPods.delete(uid)) return;
+    this.refreshZdsNetns();
+    if (this.lastConfig && !this.closing) this.apply(this.lastConfig);
+    else this.releaseUnusedNetns();
+  }
+
+  private refreshZdsNetns(): void {
+    this.podNetns = new Map(
+      [...this.zdsPods.values()].map((p) => [`${p.info.namespace}/${p.info.name}`, p.path]),
+    );
+  }
+
+  /** Closes each held netns fd no pod names and no proxy uses any more (each exactly once). */
+  private releaseUnusedNetns(): void {
+    const used = new Set([...this.zdsPods.values()].map((p) => p.path));
+    for (const path of this.draining.keys()) used.add(path);
+    for (const e of this.proxies.values()) used.add(e.netnsPath);
+    for (const [path, fd] of this.zdsFds) {
+      if (used.has(path)) continue;
+      this.zdsFds.delete(path);
+      closeFds([fd]);
+    }
   }
 
   /** Re-applies the last config after a backoff, for a pod whose enrollment or release failed. */

@@ -21,6 +21,15 @@ describe('parseZtunnelConfig', () => {
     expect(set.ok && set.value.clusterId).toBe('east');
   });
 
+  it("takes pods from the file unless told zds, with upstream ztunnel's socket path by default", () => {
+    const d = parseZtunnelConfig(BASE);
+    expect(d.ok && [d.value.podSource, d.value.zdsSocket]).toEqual(['file', '/var/run/ztunnel/ztunnel.sock']);
+    const z = parseZtunnelConfig({ ...BASE, ZT_POD_SOURCE: 'zds', ZT_ZDS_SOCKET: '/tmp/z.sock' });
+    expect(z.ok && [z.value.podSource, z.value.zdsSocket]).toEqual(['zds', '/tmp/z.sock']);
+    const bad = parseZtunnelConfig({ ...BASE, ZT_POD_SOURCE: 'cni' });
+    expect(!bad.ok && bad.problems).toEqual([{ path: 'ZT_POD_SOURCE', message: 'must be file or zds' }]);
+  });
+
   it('refuses a setting that is not true or false, naming it', () => {
     const r = parseZtunnelConfig({ ...BASE, ZT_PRESERVE_CLIENT_IP_THROUGH_WAYPOINT: 'yes' });
     expect(r.ok).toBe(false);

@@ -34,6 +34,14 @@ export interface ZtunnelConfig {
    * runtime (in a cluster, Istio's CNI agent hands ztunnel each pod's namespace instead).
    */
   readonly podNetnsFile?: string;
+  /**
+   * Where pods and their network namespaces come from: `file` (the local config's `netns` and
+   * `podNetnsFile`; this process installs the capture rules) or `zds` (the CNI node agent hands
+   * each pod's netns over `zdsSocket`, and owns the capture rules).
+   */
+  readonly podSource: 'file' | 'zds';
+  /** The CNI node agent's ZDS socket (upstream's default path). */
+  readonly zdsSocket: string;
   readonly trustDomain: string;
   readonly adminAddress: string;
   readonly adminPort: number;
@@ -75,6 +83,8 @@ export function parseZtunnelConfig(env: EnvMap): Result<ZtunnelConfig> {
     e.add('ZT_ROOT_CERT', 'is required with a control plane address');
   if ((xdsAddress || caAddress) && !tokenFile)
     e.add('ZT_TOKEN_FILE', 'is required with a control plane address');
+  const podSource = e.required('ZT_POD_SOURCE', 'file');
+  if (podSource !== 'file' && podSource !== 'zds') e.add('ZT_POD_SOURCE', 'must be file or zds');
   const nodeName = e.required('ZT_NODE_NAME');
   return e.result<ZtunnelConfig>({
     nodeName,
@@ -90,6 +100,8 @@ export function parseZtunnelConfig(env: EnvMap): Result<ZtunnelConfig> {
     podNamespace: e.required('ZT_POD_NAMESPACE', 'istio-system'),
     instanceIp: e.required('ZT_INSTANCE_IP', '127.0.0.1'),
     ...(podNetnsFile && { podNetnsFile }),
+    podSource: podSource === 'zds' ? 'zds' : 'file',
+    zdsSocket: e.required('ZT_ZDS_SOCKET', '/var/run/ztunnel/ztunnel.sock'),
     trustDomain: e.required('ZT_TRUST_DOMAIN', 'cluster.local'),
     adminAddress: e.required('ZT_ADMIN_ADDRESS', '127.0.0.1'),
     adminPort: e.integer('ZT_ADMIN_PORT', 15000, 0, 65535),

@@ -41,19 +41,24 @@ function fdOf(socket: net.Socket): number {
   return fd;
 }
 
+/** The compiled addon; a clear error says how to build it when it is missing. */
+export function loadAddon(): unknown {
+  const require = createRequire(import.meta.url);
+  try {
+    return require('../../build/netns-sockets.node');
+  } catch (err) {
+    throw new Error(
+      `netns-sockets addon not loadable (${(err as Error).message}); build it with: node packages/ztunnel/native/build.mjs`,
+    );
+  }
+}
+
 export class NetnsSockets {
   private constructor(private readonly addon: Addon) {}
 
   /** Loads the addon; a clear error says how to build it when it is missing. */
   static load(): NetnsSockets {
-    const require = createRequire(import.meta.url);
-    try {
-      return new NetnsSockets(require('../../build/netns-sockets.node') as Addon);
-    } catch (err) {
-      throw new Error(
-        `netns-sockets addon not loadable (${(err as Error).message}); build it with: node packages/ztunnel/native/build.mjs`,
-      );
-    }
+    return new NetnsSockets(loadAddon() as Addon);
   }
 
   /** A listening server whose socket lives in the namespace at `netnsPath` (e.g. /var/run/netns/pod). */
