@@ -1,0 +1,85 @@
+#!/usr/bin/env node
+// The only place that reads the environment, handles signals and sets the exit code.
+//   main.js             runs the node agent (the DaemonSet's container)
+//   main.js uninstall   removes the plugin from the node's CNI config and bin dir, then exits
+import { fileURLToPath } from 'node:url';
+import { loadKubeConfig } from '@ambient/controlplane';
+import { formatProblems, runComponent } from '@ambient/shared';
+import { pino, type Logger } from 'pino';
+import type { ZtunnelLink } from './agent/ztunnel-link.js';
+import { CniApp } from './app/cni-app.js';
+import { type CniConfig, parseCniConfig } from './config/cni-config.js';
+import { PluginInstaller } from './install/plugin-installer.js';
+import { PLUGIN_TYPE } from './install/conflist.js';
+
+const PLUGIN_BINARY = fileURLToPath(new URL('../plugin/bin/ambient-cni', import.meta.url));
+
+/**
+ * ZTUNNEL CONNECTION: the one place ztunnel is attached. Until the ZDS server is wired here
+ * (`new ZdsServer({ socketPath: config.zdsSocket, log: logger })` from @ambient/ztunnel, started and
+ * closed with the agent), no ztunnel ever acknowledges a pod: enrolled pods get their rules and
+ * stay closed, and new enrolled pods wait in their sandbox setup (fail closed).
+ */
+function connectZtunnel(
+  config: CniConfig,
+  logger: Logger,
+): { link: ZtunnelLink; start(): Promise<void>; close(): Promise<void> } {
+  const refuse = () => Promise.reject(new Error(`no ZDS server on ${config.zdsSocket} in this build`));
+  logger.warn({ socket: config.zdsSocket }, 'ZDS is not wired in this build: no pod will be handed to ztunnel');
+  return {
+    link: { addWorkload: refuse, removeWorkload: () => Promise.resolve() },
+    start: () => Promise.resolve(),
+    close: () => Promise.resolve(),
+  };
+}
+
+function kubeConfigOf(config: CniConfig) {
+  return loadKubeConfig({
+    kubeconfig: config.kubeconfig,
+    serviceHost: config.kubernetesServiceHost,
+    servicePort: config.kubernetesServicePort,
+  });
+}
+
+if (process.argv[2] === 'uninstall') {
+  const parsed = parseCniConfig(process.env);
+  if (!parsed.ok) {
+    process.stderr.write(`cni: invalid settings: ${formatProblems(parsed.problems)}\n`);
+    process.exit(2);
+  }
+  const config = parsed.value;
+  const logger = pino({ level: config.logLevel, base: { component: 'cni', node: config.nodeName } });
+  await new PluginInstaller({
+    binDir: config.hostBinDir,
+    netDir: config.hostNetDir,
+    pluginBinary: PLUGIN_BINARY,
+    logger,
+    entry: { type: PLUGIN_TYPE, name: PLUGIN_TYPE, agent_socket: '', exclude_namespaces: [], timeout_seconds: 0 },
+  }).uninstall();
+} else {
+  await runComponent(process, {
+    name: 'cni',
+    parseSettings: parseCniConfig,
+    logBindings: (c) => ({ component: 'cni', node: c.nodeName }),
+    create: (config, logger) => {
+      const ztunnel = connectZtunnel(config, logger);
+      const app = new CniApp({
+        config,
+        logger,
+        kubeConfig: kubeConfigOf(config),
+        link: ztunnel.link,
+        pluginBinary: PLUGIN_BINARY,
+      });
+      return {
+        start: async () => {
+          await ztunnel.start();
+          return app.start();
+        },
+        close: async () => {
+          await app.close();
+          await ztunnel.close();
+        },
+      };
+    },
+  });
+}
