@@ -1,6 +1,6 @@
 // The public API of @ambient/cni: what the end-to-end suites use. The agent runs from main.ts.
 
-export type { CaptureRules, CapturedPod, KubeReader, NetnsFinder } from './agent/node-agent.js';
+export type { CapturedPod, CaptureRules, KubeReader, NetnsFinder } from './agent/node-agent.js';
 export { NodeAgent } from './agent/node-agent.js';
 export type { PluginAddEvent, PluginAddReply } from './agent/plugin-event.js';
 export { CMDADD_PATH, decodePluginAddEvent } from './agent/plugin-event.js';

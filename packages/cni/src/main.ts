@@ -5,12 +5,12 @@
 import { fileURLToPath } from 'node:url';
 import { loadKubeConfig } from '@ambient/controlplane';
 import { formatProblems, runComponent } from '@ambient/shared';
-import { pino, type Logger } from 'pino';
+import { type Logger, pino } from 'pino';
 import type { ZtunnelLink } from './agent/ztunnel-link.js';
 import { CniApp } from './app/cni-app.js';
 import { type CniConfig, parseCniConfig } from './config/cni-config.js';
-import { PluginInstaller } from './install/plugin-installer.js';
 import { PLUGIN_TYPE } from './install/conflist.js';
+import { PluginInstaller } from './install/plugin-installer.js';
 
 const PLUGIN_BINARY = fileURLToPath(new URL('../plugin/bin/ambient-cni', import.meta.url));
 
@@ -25,7 +25,10 @@ function connectZtunnel(
   logger: Logger,
 ): { link: ZtunnelLink; start(): Promise<void>; close(): Promise<void> } {
   const refuse = () => Promise.reject(new Error(`no ZDS server on ${config.zdsSocket} in this build`));
-  logger.warn({ socket: config.zdsSocket }, 'ZDS is not wired in this build: no pod will be handed to ztunnel');
+  logger.warn(
+    { socket: config.zdsSocket },
+    'ZDS is not wired in this build: no pod will be handed to ztunnel',
+  );
   return {
     link: { addWorkload: refuse, removeWorkload: () => Promise.resolve() },
     start: () => Promise.resolve(),
@@ -54,7 +57,13 @@ if (process.argv[2] === 'uninstall') {
     netDir: config.hostNetDir,
     pluginBinary: PLUGIN_BINARY,
     logger,
-    entry: { type: PLUGIN_TYPE, name: PLUGIN_TYPE, agent_socket: '', exclude_namespaces: [], timeout_seconds: 0 },
+    entry: {
+      type: PLUGIN_TYPE,
+      name: PLUGIN_TYPE,
+      agent_socket: '',
+      exclude_namespaces: [],
+      timeout_seconds: 0,
+    },
   }).uninstall();
 } else {
   await runComponent(process, {

@@ -12,8 +12,13 @@
  * - Work on one pod is serialized, whoever asked (informer, plugin event, retry).
  */
 import type { Logger } from 'pino';
+import {
+  DEFAULT_EXCLUDED_NAMESPACES,
+  decideEnrollment,
+  type PodView,
+  podTerminated,
+} from '../enroll/enrollment.js';
 import { CniError } from '../errors.js';
-import { DEFAULT_EXCLUDED_NAMESPACES, decideEnrollment, type PodView, podTerminated } from '../enroll/enrollment.js';
 import type { PluginAddEvent, PluginAddReply } from './plugin-event.js';
 import type { ZtunnelLink } from './ztunnel-link.js';
 
@@ -25,7 +30,9 @@ export interface CaptureRules {
 
 /** Finds the netns of running pods (the /proc scan). */
 export interface NetnsFinder {
-  find(wanted: ReadonlyMap<string, { readonly ips: readonly string[] }>): Promise<Map<string, { netnsPath: string }>>;
+  find(
+    wanted: ReadonlyMap<string, { readonly ips: readonly string[] }>,
+  ): Promise<Map<string, { netnsPath: string }>>;
 }
 
 /** Reads the API server directly, for a pod the informers have not delivered yet. */
@@ -124,7 +131,10 @@ export class NodeAgent {
       });
       if (!fetched) throw new CniError('CNI_ERR_POD_UNKNOWN', `${ev.podNamespace}/${ev.podName}`);
       if (ev.podUid && fetched.uid !== ev.podUid)
-        throw new CniError('CNI_ERR_POD_MISMATCH', `${ev.podNamespace}/${ev.podName} is ${fetched.uid}, not ${ev.podUid}`);
+        throw new CniError(
+          'CNI_ERR_POD_MISMATCH',
+          `${ev.podNamespace}/${ev.podName} is ${fetched.uid}, not ${ev.podUid}`,
+        );
       pod = fetched;
       if (!this.pods.has(pod.uid)) this.pods.set(pod.uid, pod);
     }
@@ -150,7 +160,11 @@ export class NodeAgent {
   }
 
   private decide(pod: PodView) {
-    return decideEnrollment(pod, this.namespaces.get(pod.namespace), this.inputs.excludedNamespaces ?? DEFAULT_EXCLUDED_NAMESPACES);
+    return decideEnrollment(
+      pod,
+      this.namespaces.get(pod.namespace),
+      this.inputs.excludedNamespaces ?? DEFAULT_EXCLUDED_NAMESPACES,
+    );
   }
 
   private serialized<T>(uid: string, work: () => Promise<T>): Promise<T> {
@@ -232,7 +246,9 @@ export class NodeAgent {
       try {
         await this.inputs.capture.install(netnsPath);
       } catch (err) {
-        throw new CniError('CNI_ERR_CAPTURE', `${pod.namespace}/${pod.name}: ${(err as Error).message}`, { cause: err });
+        throw new CniError('CNI_ERR_CAPTURE', `${pod.namespace}/${pod.name}: ${(err as Error).message}`, {
+          cause: err,
+        });
       }
       cap = { netnsPath, linked: false };
       this.captured.set(pod.uid, cap);
@@ -246,11 +262,16 @@ export class NodeAgent {
       });
     } catch (err) {
       // The rules stay: the pod's traffic goes nowhere rather than around ztunnel.
-      throw new CniError('CNI_ERR_ZTUNNEL', `${pod.namespace}/${pod.name}: ${(err as Error).message}`, { cause: err });
+      throw new CniError('CNI_ERR_ZTUNNEL', `${pod.namespace}/${pod.name}: ${(err as Error).message}`, {
+        cause: err,
+      });
     }
     cap.linked = true;
     this.counts.enrolled += 1;
-    this.inputs.logger.info({ pod: `${pod.namespace}/${pod.name}`, uid: pod.uid, netns: netnsPath }, 'pod captured');
+    this.inputs.logger.info(
+      { pod: `${pod.namespace}/${pod.name}`, uid: pod.uid, netns: netnsPath },
+      'pod captured',
+    );
   }
 
   /** Removes the rules (when `netnsPath` is given: the pod still runs), then takes it from ztunnel. */
@@ -259,7 +280,9 @@ export class NodeAgent {
       try {
         await this.inputs.capture.remove(netnsPath);
       } catch (err) {
-        throw new CniError('CNI_ERR_CAPTURE', `remove from ${netnsPath}: ${(err as Error).message}`, { cause: err });
+        throw new CniError('CNI_ERR_CAPTURE', `remove from ${netnsPath}: ${(err as Error).message}`, {
+          cause: err,
+        });
       }
     }
     await this.inputs.link.removeWorkload(uid).catch((err: unknown) => {

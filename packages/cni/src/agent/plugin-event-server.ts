@@ -10,7 +10,12 @@ import path from 'node:path';
 import { formatProblems } from '@ambient/shared';
 import type { Logger } from 'pino';
 import { CniError, cniErrorStatus } from '../errors.js';
-import { CMDADD_PATH, decodePluginAddEvent, type PluginAddEvent, type PluginAddReply } from './plugin-event.js';
+import {
+  CMDADD_PATH,
+  decodePluginAddEvent,
+  type PluginAddEvent,
+  type PluginAddReply,
+} from './plugin-event.js';
 
 /** An ADD event carries a few names and addresses; anything larger is refused unread. */
 export const MAX_EVENT_BYTES = 64 * 1024;

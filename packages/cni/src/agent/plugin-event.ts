@@ -32,7 +32,8 @@ export function decodePluginAddEvent(body: string): Result<PluginAddEvent> {
   } catch (err) {
     return fail({ path: '', message: `is not JSON: ${(err as Error).message}` });
   }
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) return fail({ path: '', message: 'is not an object' });
+  if (typeof v !== 'object' || v === null || Array.isArray(v))
+    return fail({ path: '', message: 'is not an object' });
   const o = v as Record<string, unknown>;
   const problems: Problem[] = [];
   const str = (key: string, required: boolean, pattern?: RegExp): string => {
@@ -45,7 +46,8 @@ export function decodePluginAddEvent(body: string): Result<PluginAddEvent> {
       problems.push({ path: key, message: 'must be a string' });
       return '';
     }
-    if (pattern && !pattern.test(x)) problems.push({ path: key, message: `${JSON.stringify(x)} is not valid` });
+    if (pattern && !pattern.test(x))
+      problems.push({ path: key, message: `${JSON.stringify(x)} is not valid` });
     return x;
   };
   const netns = str('netns', true, /^\/[^\0]*$/);

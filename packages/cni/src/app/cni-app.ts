@@ -5,10 +5,10 @@
  * scanned, the event server listens and the plugin is chained; GET /healthz always 200).
  */
 import http from 'node:http';
+import { installCapture, removeCapture } from '@ambient/ztunnel';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { installCapture, removeCapture } from '@ambient/ztunnel';
-import { NodeAgent, type CaptureRules } from '../agent/node-agent.js';
+import { type CaptureRules, NodeAgent } from '../agent/node-agent.js';
 import { PluginEventServer } from '../agent/plugin-event-server.js';
 import type { ZtunnelLink } from '../agent/ztunnel-link.js';
 import type { CniConfig } from '../config/cni-config.js';
@@ -94,7 +94,10 @@ export class CniApp {
       if (url !== '/readyz') return void res.writeHead(404).end();
       const pending = this.pending();
       if (pending.length === 0) res.writeHead(200, { 'content-type': 'text/plain' }).end('ready\n');
-      else res.writeHead(503, { 'content-type': 'text/plain' }).end(`not ready, pending: ${pending.join(', ')}\n`);
+      else
+        res
+          .writeHead(503, { 'content-type': 'text/plain' })
+          .end(`not ready, pending: ${pending.join(', ')}\n`);
     });
   }
 
@@ -123,7 +126,11 @@ export class CniApp {
     this.scanned = true;
     await this.installer.start();
     const port = (this.health.address() as { port: number }).port;
-    return { pluginEventSocket: config.pluginEventSocket, readyPort: port, conflist: this.installer.conflist };
+    return {
+      pluginEventSocket: config.pluginEventSocket,
+      readyPort: port,
+      conflist: this.installer.conflist,
+    };
   }
 
   /**

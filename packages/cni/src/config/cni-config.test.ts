@@ -30,11 +30,9 @@ describe('parseCniConfig', () => {
       KUBERNETES_SERVICE_HOST: '10.96.0.1',
       KUBERNETES_SERVICE_PORT: '6443',
     });
-    expect(r.ok && [r.value.kubeconfig, r.value.kubernetesServiceHost, r.value.kubernetesServicePort]).toEqual([
-      '',
-      '10.96.0.1',
-      '6443',
-    ]);
+    expect(
+      r.ok && [r.value.kubeconfig, r.value.kubernetesServiceHost, r.value.kubernetesServicePort],
+    ).toEqual(['', '10.96.0.1', '6443']);
   });
 
   it('refuses every bad setting at once, by name', () => {

@@ -28,7 +28,10 @@ export function parseCniConfig(env: EnvMap): Result<CniConfig> {
   const kubeconfig = e.optional('CNI_KUBECONFIG') ?? '';
   const kubernetesServiceHost = e.optional('KUBERNETES_SERVICE_HOST') ?? '';
   if (!kubeconfig && !kubernetesServiceHost) {
-    e.add('CNI_KUBECONFIG', 'is required outside a cluster: a kubeconfig, or KUBERNETES_SERVICE_HOST (in a pod)');
+    e.add(
+      'CNI_KUBECONFIG',
+      'is required outside a cluster: a kubeconfig, or KUBERNETES_SERVICE_HOST (in a pod)',
+    );
   }
   return e.result<CniConfig>({
     nodeName: e.required('CNI_NODE_NAME'),

@@ -21,19 +21,49 @@ describe('decideEnrollment', () => {
     ['namespace labeled ambient', pod(), AMBIENT, true, 'namespace_label'],
     ['namespace unlabeled', pod(), {}, false, 'not_selected'],
     ['namespace labeled none', pod(), NONE, false, 'not_selected'],
-    ['namespace labeled something else', pod(), { 'istio.io/dataplane-mode': 'sidecar' }, false, 'not_selected'],
+    [
+      'namespace labeled something else',
+      pod(),
+      { 'istio.io/dataplane-mode': 'sidecar' },
+      false,
+      'not_selected',
+    ],
     ['pod labeled ambient in an unlabeled namespace', pod({ labels: AMBIENT }), {}, true, 'pod_label'],
     ['pod labeled ambient, namespace unknown', pod({ labels: AMBIENT }), undefined, true, 'pod_label'],
     ['pod labeled none in an ambient namespace', pod({ labels: NONE }), AMBIENT, false, 'opted_out'],
-    ['pod with another label value in an ambient namespace', pod({ labels: { 'istio.io/dataplane-mode': 'x' } }), AMBIENT, true, 'namespace_label'],
+    [
+      'pod with another label value in an ambient namespace',
+      pod({ labels: { 'istio.io/dataplane-mode': 'x' } }),
+      AMBIENT,
+      true,
+      'namespace_label',
+    ],
     ['host-network pod in an ambient namespace', pod({ hostNetwork: true }), AMBIENT, false, 'host_network'],
-    ['host-network pod labeled ambient', pod({ hostNetwork: true, labels: AMBIENT }), {}, false, 'host_network'],
-    ['pod with a sidecar in an ambient namespace', pod({ annotations: { 'sidecar.istio.io/status': '{}' } }), AMBIENT, false, 'sidecar'],
+    [
+      'host-network pod labeled ambient',
+      pod({ hostNetwork: true, labels: AMBIENT }),
+      {},
+      false,
+      'host_network',
+    ],
+    [
+      'pod with a sidecar in an ambient namespace',
+      pod({ annotations: { 'sidecar.istio.io/status': '{}' } }),
+      AMBIENT,
+      false,
+      'sidecar',
+    ],
     ['succeeded pod', pod({ phase: 'Succeeded' }), AMBIENT, false, 'terminated'],
     ['failed pod', pod({ phase: 'Failed' }), AMBIENT, false, 'terminated'],
     ['pending pod (no phase yet)', pod({ phase: '' }), AMBIENT, true, 'namespace_label'],
     ['kube-system labeled ambient', pod({ namespace: 'kube-system' }), AMBIENT, false, 'excluded_namespace'],
-    ['kube-system pod labeled ambient', pod({ namespace: 'kube-system', labels: AMBIENT }), {}, false, 'excluded_namespace'],
+    [
+      'kube-system pod labeled ambient',
+      pod({ namespace: 'kube-system', labels: AMBIENT }),
+      {},
+      false,
+      'excluded_namespace',
+    ],
     ['namespace not known yet', pod(), undefined, false, 'namespace_unknown'],
   ];
   for (const [name, p, ns, enroll, reason] of table) {
@@ -51,13 +81,8 @@ describe('decideEnrollment', () => {
   });
 
   it('reads Succeeded and Failed as terminated, nothing else', () => {
-    expect(['Pending', 'Running', 'Unknown', '', 'Succeeded', 'Failed'].map((phase) => podTerminated({ phase }))).toEqual([
-      false,
-      false,
-      false,
-      false,
-      true,
-      true,
-    ]);
+    expect(
+      ['Pending', 'Running', 'Unknown', '', 'Succeeded', 'Failed'].map((phase) => podTerminated({ phase })),
+    ).toEqual([false, false, false, false, true, true]);
   });
 });

@@ -12,7 +12,13 @@ import path from 'node:path';
 import { formatProblems } from '@ambient/shared';
 import type { Logger } from 'pino';
 import { CniError } from '../errors.js';
-import { insertPlugin, isUsableNetworkConfig, PLUGIN_TYPE, type PluginEntry, removePlugin } from './conflist.js';
+import {
+  insertPlugin,
+  isUsableNetworkConfig,
+  PLUGIN_TYPE,
+  type PluginEntry,
+  removePlugin,
+} from './conflist.js';
 
 export interface PluginInstallerInputs {
   readonly binDir: string;
@@ -130,7 +136,10 @@ export class PluginInstaller {
     const mode = Number((await stat(file)).mode & 0o777);
     await atomicWrite(target, edit.value.text, mode);
     if (target !== file) await rm(file, { force: true });
-    this.inputs.logger.info({ path: target, converted: target !== file }, 'plugin chained into the network config');
+    this.inputs.logger.info(
+      { path: target, converted: target !== file },
+      'plugin chained into the network config',
+    );
     return target;
   }
 

@@ -13,8 +13,8 @@ import {
   Watch,
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import type { PodView } from '../enroll/enrollment.js';
 import type { KubeReader } from '../agent/node-agent.js';
+import type { PodView } from '../enroll/enrollment.js';
 import { podView } from './pod-view.js';
 
 export interface KubeWatchHandlers {
@@ -54,12 +54,18 @@ export class KubeWatch implements KubeReader {
       undefined,
       fieldSelector,
     );
-    this.namespaces = new ListWatch<V1Namespace>('/api/v1/namespaces', watch, () => this.core.listNamespace(), false);
+    this.namespaces = new ListWatch<V1Namespace>(
+      '/api/v1/namespaces',
+      watch,
+      () => this.core.listNamespace(),
+      false,
+    );
     const h = inputs.handlers;
     this.pods.on('add', (p) => h.podChanged(podView(p)));
     this.pods.on('update', (p) => h.podChanged(podView(p)));
     this.pods.on('delete', (p) => h.podDeleted(podView(p)));
-    const nsChanged = (n: V1Namespace) => h.namespaceChanged(n.metadata?.name ?? '', { ...(n.metadata?.labels ?? {}) });
+    const nsChanged = (n: V1Namespace) =>
+      h.namespaceChanged(n.metadata?.name ?? '', { ...(n.metadata?.labels ?? {}) });
     this.namespaces.on('add', nsChanged);
     this.namespaces.on('update', nsChanged);
     this.namespaces.on('delete', (n) => h.namespaceChanged(n.metadata?.name ?? '', undefined));

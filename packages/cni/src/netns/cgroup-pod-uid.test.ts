@@ -13,21 +13,36 @@ describe('podFromCgroupPath', () => {
   it('reads systemd paths, turning _ back into -', () => {
     const sd = UID.replaceAll('-', '_');
     expect(
-      podFromCgroupPath(`/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod${sd}.slice/cri-containerd-0fe1.scope`),
+      podFromCgroupPath(
+        `/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod${sd}.slice/cri-containerd-0fe1.scope`,
+      ),
     ).toEqual({ podUid: UID, containerId: '0fe1' });
   });
   it('reads a uid written without dashes', () => {
-    expect(podFromCgroupPath(`/kubepods/pod${UID.replaceAll('-', '')}/c1`)?.podUid).toBe(UID.replaceAll('-', ''));
+    expect(podFromCgroupPath(`/kubepods/pod${UID.replaceAll('-', '')}/c1`)?.podUid).toBe(
+      UID.replaceAll('-', ''),
+    );
   });
   it('finds nothing in paths without a pod', () => {
-    for (const p of ['/', '/user.slice/user-0.slice/session-1.scope', '/process_api/19f369ad4511b37161d6febad4bd80ed', `/pod${UID}`])
+    for (const p of [
+      '/',
+      '/user.slice/user-0.slice/session-1.scope',
+      '/process_api/19f369ad4511b37161d6febad4bd80ed',
+      `/pod${UID}`,
+    ])
       expect(podFromCgroupPath(p)).toBeUndefined();
   });
 });
 
 describe('podFromCgroupFile', () => {
   it('finds the pod on any hierarchy line (cgroup v1)', () => {
-    const text = ['12:pids:/', `4:memory:/kubepods/besteffort/pod${UID}/c1`, `8:cpu:/kubepods/besteffort/pod${UID}/c1`, '0::/', ''].join('\n');
+    const text = [
+      '12:pids:/',
+      `4:memory:/kubepods/besteffort/pod${UID}/c1`,
+      `8:cpu:/kubepods/besteffort/pod${UID}/c1`,
+      '0::/',
+      '',
+    ].join('\n');
     expect(podFromCgroupFile(text)).toEqual({ podUid: UID, containerId: 'c1' });
   });
   it('refuses a file naming two containers', () => {

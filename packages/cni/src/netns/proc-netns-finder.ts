@@ -42,7 +42,10 @@ export function netnsAddresses(netnsPath: string): Promise<string[]> {
 
 /** Field 22 of /proc/<pid>/stat (start time in clock ticks), counted after the command's ')'. */
 export function startTimeOf(statText: string): bigint | undefined {
-  const fields = statText.slice(statText.lastIndexOf(')') + 1).trim().split(/\s+/);
+  const fields = statText
+    .slice(statText.lastIndexOf(')') + 1)
+    .trim()
+    .split(/\s+/);
   const v = fields[19];
   return v && /^\d+$/.test(v) ? BigInt(v) : undefined;
 }
