@@ -53,7 +53,7 @@ export function decodePluginAddEvent(body: string): Result<PluginAddEvent> {
   const netns = str('netns', true, /^\/[^\0]*$/);
   const podName = str('podName', true, NAME);
   const podNamespace = str('podNamespace', true, NAME);
-  const podUid = str('podUid', false, /^[0-9a-fA-F-]{1,64}$/);
+  const podUid = str('podUid', false, /^[0-9A-Za-z-]{1,64}$/);
   const ips: string[] = [];
   if (o.ips !== undefined) {
     if (!Array.isArray(o.ips)) problems.push({ path: 'ips', message: 'must be a list' });
