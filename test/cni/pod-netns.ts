@@ -53,7 +53,13 @@ export class PodNetns {
       const dir = path.join(CGROUP_ROOT, 'kubepods/besteffort', `pod${podUid}`, containerId);
       try {
         await mkdir(dir, { recursive: true });
-        this.cgroupDirs = [dir, path.dirname(dir)];
+        // Innermost first; the shared parents go when no other pod of the suite uses them.
+        this.cgroupDirs = [
+          dir,
+          path.dirname(dir),
+          path.join(CGROUP_ROOT, 'kubepods/besteffort'),
+          path.join(CGROUP_ROOT, 'kubepods'),
+        ];
         await writeFile(path.join(dir, 'cgroup.procs'), String(this.pid));
         this.realCgroup = true;
       } catch {

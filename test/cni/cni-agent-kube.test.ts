@@ -1,0 +1,335 @@
+/**
+ * The CNI node agent against a real kube-apiserver, with a real network namespace per pod and the
+ * real in-pod rules (iptables-save and ip rule read back inside each pod's netns), ztunnel replaced
+ * by a recorder of the ZDS calls. Pods are created through the API with spec.nodeName set and their
+ * status patched, as a kubelet would; the chained plugin binary is run as a runtime runs it.
+ */
+import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { CniApp, PLUGIN_TYPE, parseCniConfig, type WorkloadInfo, type ZtunnelLink } from '@ambient/cni';
+import { loadKubeConfig } from '@ambient/controlplane';
+import { KubeApiServer, kubeBinaries } from '@ambient/lab';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pluginBinary, runPlugin } from './plugin-binary.js';
+import { PodNetns } from './pod-netns.js';
+
+const isRoot = process.getuid?.() === 0;
+const run = promisify(execFile);
+const ROOT = path.resolve(import.meta.dirname, '../..');
+const PREFIX = `k${process.pid % 100000}`;
+const NODE = 'node-a';
+
+/** ztunnel's side of ZDS, recorded; `down` makes it refuse every workload. */
+class RecordingLink implements ZtunnelLink {
+  readonly calls: string[] = [];
+  down = false;
+  async addWorkload(uid: string, netnsPath: string, info: WorkloadInfo): Promise<void> {
+    if (this.down) {
+      this.calls.push(`refused ${uid}`);
+      throw new Error('no ztunnel connected');
+    }
+    this.calls.push(`add ${uid} ${netnsPath} ${info.namespace}/${info.name} ${info.serviceAccount}`);
+  }
+  async removeWorkload(uid: string): Promise<void> {
+    this.calls.push(`del ${uid}`);
+  }
+}
+
+let api: KubeApiServer;
+let dir: string;
+let app: CniApp;
+let readyPort: number;
+let binary: string;
+const link = new RecordingLink();
+const netnses: PodNetns[] = [];
+const uids = new Map<string, string>();
+
+const kubectl = async (...args: string[]) =>
+  (await run('kubectl', ['--kubeconfig', api.kubeconfig, ...args], { encoding: 'utf8' })).stdout;
+
+async function kubectlApply(obj: object): Promise<void> {
+  const p = execFile('kubectl', ['--kubeconfig', api.kubeconfig, 'apply', '-f', '-']);
+  let err = '';
+  p.stderr?.on('data', (d: Buffer) => {
+    err += d.toString();
+  });
+  p.stdin?.end(JSON.stringify(obj));
+  const code = await new Promise<number | null>((r) => p.once('exit', r));
+  if (code !== 0) throw new Error(`kubectl apply: ${err}`);
+}
+
+/** Creates the pod through the API as scheduled on `node`; returns its UID. */
+async function createPod(
+  namespace: string,
+  name: string,
+  node = NODE,
+  labels: Record<string, string> = {},
+): Promise<string> {
+  await kubectlApply({
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, namespace, labels },
+    spec: {
+      nodeName: node,
+      automountServiceAccountToken: false,
+      containers: [{ name: 'app', image: 'lab/app:test' }],
+    },
+  });
+  const uid = (await kubectl('get', 'pod', '-n', namespace, name, '-o', 'jsonpath={.metadata.uid}')).trim();
+  uids.set(`${namespace}/${name}`, uid);
+  return uid;
+}
+
+/** What a kubelet reports once the sandbox is up: Running, with the pod's IP. */
+async function patchRunning(namespace: string, name: string, ip: string): Promise<void> {
+  const patch = { status: { phase: 'Running', podIP: ip, podIPs: [{ ip }] } };
+  await kubectl(
+    'patch',
+    'pod',
+    '-n',
+    namespace,
+    name,
+    '--subresource=status',
+    '--type=merge',
+    '-p',
+    JSON.stringify(patch),
+  );
+}
+
+async function netns(name: string, ip: string): Promise<PodNetns> {
+  const n = await PodNetns.create(`${PREFIX}${name}`, ip);
+  netnses.push(n);
+  return n;
+}
+
+/** The rules the agent owns inside a pod's netns: iptables chains and the policy rule. */
+async function rulesIn(n: PodNetns): Promise<{ iptables: boolean; ipRule: boolean }> {
+  const saved = (await run('ip', ['netns', 'exec', n.name, 'iptables-save'], { encoding: 'utf8' })).stdout;
+  const rules = (await run('ip', ['-n', n.name, 'rule', 'show'], { encoding: 'utf8' })).stdout;
+  return {
+    iptables: saved.includes('-A ISTIO_OUTPUT') && saved.includes('--to-ports 15001'),
+    ipRule: /fwmark 0x111\/0xfff lookup 100/.test(rules),
+  };
+}
+
+async function until<T>(
+  what: string,
+  probe: () => Promise<T | undefined | false> | T | undefined | false,
+  timeoutMs = 20_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v) return v;
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${what}; link calls: ${link.calls.join(' | ')}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function getReady(): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    http
+      .get({ host: '127.0.0.1', port: readyPort, path: '/readyz' }, (res) => {
+        let body = '';
+        res.on('data', (c) => {
+          body += c;
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      })
+      .on('error', reject);
+  });
+}
+
+const pluginConf = (socket: string) =>
+  JSON.stringify({
+    cniVersion: '1.0.0',
+    name: 'k8s-pod-network',
+    type: PLUGIN_TYPE,
+    agent_socket: socket,
+    exclude_namespaces: ['kube-system'],
+    timeout_seconds: 20,
+    prevResult: { cniVersion: '1.0.0', ips: [{ address: '198.18.90.30/24' }] },
+  });
+
+describe.skipIf(!isRoot)('CNI node agent on a real kube-apiserver (root)', () => {
+  let web: PodNetns;
+  let early: PodNetns;
+  let socket: string;
+
+  beforeAll(async () => {
+    const t0 = Date.now();
+    binary = await pluginBinary();
+    api = await KubeApiServer.start({ binDir: await kubeBinaries(ROOT) });
+    for (const ns of ['demo', 'mesh']) {
+      await kubectl('create', 'namespace', ns);
+      // The ServiceAccount admission plugin needs the account (no controller creates it here).
+      await kubectl('create', 'serviceaccount', '-n', ns, 'default');
+    }
+    await kubectl('label', 'namespace', 'mesh', 'istio.io/dataplane-mode=ambient');
+    // Running before the agent starts: `web` in an unlabeled namespace, `early` in an ambient one.
+    web = await netns('web', '198.18.90.10');
+    early = await netns('early', '198.18.90.11');
+    const webUid = await createPod('demo', 'web');
+    const earlyUid = await createPod('mesh', 'early');
+    await createPod('mesh', 'elsewhere', 'node-b');
+    await web.startProcess(webUid);
+    await early.startProcess(earlyUid);
+    if (!web.realCgroup || !early.realCgroup)
+      throw new Error('the cgroup v1 pids hierarchy is not writable here');
+    await patchRunning('demo', 'web', web.address);
+    await patchRunning('mesh', 'early', early.address);
+
+    dir = await mkdtemp(path.join(tmpdir(), 'cni-kube-'));
+    socket = path.join(dir, 'run/pluginevent.sock');
+    await mkdir(path.join(dir, 'net.d'), { recursive: true });
+    await writeFile(
+      path.join(dir, 'net.d/10-bridge.conflist'),
+      JSON.stringify({ cniVersion: '1.0.0', name: 'bridge', plugins: [{ type: 'bridge' }] }),
+    );
+    const config = parseCniConfig({
+      CNI_NODE_NAME: NODE,
+      CNI_KUBECONFIG: api.kubeconfig,
+      CNI_PLUGIN_EVENT_SOCKET: socket,
+      CNI_HOST_BIN_DIR: path.join(dir, 'bin'),
+      CNI_HOST_NET_DIR: path.join(dir, 'net.d'),
+      CNI_HOST_PROC: '/proc',
+      CNI_READY_PORT: '0',
+      CNI_LOG_LEVEL: 'silent',
+    });
+    if (!config.ok) throw new Error(JSON.stringify(config.problems));
+    app = new CniApp({
+      config: config.value,
+      logger: pino({ level: 'silent' }),
+      kubeConfig: loadKubeConfig({ kubeconfig: api.kubeconfig, serviceHost: '', servicePort: '' }),
+      link,
+      pluginBinary: binary,
+    });
+    readyPort = (await app.start()).readyPort;
+    console.log(`kube-apiserver, pods and the agent ready in ${Date.now() - t0} ms`);
+  }, 180_000);
+
+  afterAll(async () => {
+    await app?.close();
+    for (const n of netnses) await n.destroy();
+    await api?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('is ready once listed, scanned and installed: /readyz 200, the plugin chained into the conflist', async () => {
+    expect(await getReady()).toEqual({ status: 200, body: 'ready\n' });
+    const conf = JSON.parse(await readFile(path.join(dir, 'net.d/10-bridge.conflist'), 'utf8'));
+    expect(conf.plugins.map((p: { type: string }) => p.type)).toEqual(['bridge', PLUGIN_TYPE]);
+    expect(conf.plugins[1].agent_socket).toBe(socket);
+    // Compared with equals(): a deep equality over 4 MB of bytes would take minutes.
+    expect((await readFile(path.join(dir, 'bin', PLUGIN_TYPE))).equals(await readFile(binary))).toBe(true);
+  });
+
+  it('a pod already running in an ambient namespace is found in /proc at start: rules in its netns, handed to ztunnel', async () => {
+    const uid = uids.get('mesh/early') as string;
+    await until('early added', () => link.calls.some((c) => c.startsWith(`add ${uid}`)));
+    expect(await rulesIn(early)).toEqual({ iptables: true, ipRule: true });
+    expect(link.calls).toContain(`add ${uid} /proc/${early.pid}/ns/net mesh/early default`);
+    // Not on this node: never considered.
+    expect(link.calls.some((c) => c.includes('elsewhere'))).toBe(false);
+  });
+
+  it('labeling the namespace ambient captures its running pod; removing the label releases it', async () => {
+    const uid = uids.get('demo/web') as string;
+    expect(await rulesIn(web)).toEqual({ iptables: false, ipRule: false });
+    await kubectl('label', 'namespace', 'demo', 'istio.io/dataplane-mode=ambient');
+    await until('web added', () => link.calls.some((c) => c.startsWith(`add ${uid}`)));
+    expect(await rulesIn(web)).toEqual({ iptables: true, ipRule: true });
+    expect(link.calls).toContain(`add ${uid} /proc/${web.pid}/ns/net demo/web default`);
+
+    await kubectl('label', 'namespace', 'demo', 'istio.io/dataplane-mode-');
+    await until('web removed', () => link.calls.includes(`del ${uid}`));
+    expect(await rulesIn(web)).toEqual({ iptables: false, ipRule: false });
+  });
+
+  it('a pod labeled none leaves the mesh of its ambient namespace', async () => {
+    const uid = uids.get('mesh/early') as string;
+    await kubectl('label', 'pod', '-n', 'mesh', 'early', 'istio.io/dataplane-mode=none');
+    await until('early removed', () => link.calls.includes(`del ${uid}`));
+    expect(await rulesIn(early)).toEqual({ iptables: false, ipRule: false });
+    await kubectl('label', 'pod', '-n', 'mesh', 'early', 'istio.io/dataplane-mode-');
+    await until('early back', () => link.calls.filter((c) => c.startsWith(`add ${uid}`)).length === 2);
+    expect(await rulesIn(early)).toEqual({ iptables: true, ipRule: true });
+  });
+
+  it('a new pod: the plugin ADD returns only once its rules are in place and ztunnel took it', async () => {
+    const fresh = await netns('fresh', '198.18.90.30');
+    const uid = await createPod('mesh', 'fresh');
+    const r = await runPlugin(
+      binary,
+      {
+        CNI_COMMAND: 'ADD',
+        CNI_CONTAINERID: 'c-fresh',
+        CNI_NETNS: fresh.path,
+        CNI_IFNAME: 'eth0',
+        CNI_PATH: path.join(dir, 'bin'),
+        CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=mesh;K8S_POD_NAME=fresh;K8S_POD_UID=${uid}`,
+      },
+      pluginConf(socket),
+    );
+    expect(r.code, r.stderr).toBe(0);
+    // Checked right after the plugin exits, before the app could send anything.
+    expect(await rulesIn(fresh)).toEqual({ iptables: true, ipRule: true });
+    expect(link.calls).toContain(`add ${uid} ${fresh.path} mesh/fresh default`);
+
+    await kubectl('delete', 'pod', '-n', 'mesh', 'fresh', '--wait=false');
+    // No kubelet confirms the deletion here: force it, as a kubelet's final delete would.
+    await kubectl('delete', 'pod', '-n', 'mesh', 'fresh', '--grace-period=0', '--force').catch(() => '');
+    await until('fresh removed', () => link.calls.includes(`del ${uid}`));
+  });
+
+  it('a new pod in an unlabeled namespace: the plugin ADD succeeds and nothing is installed', async () => {
+    const plain = await netns('plain', '198.18.90.31');
+    await kubectl('create', 'namespace', 'plain');
+    await kubectl('create', 'serviceaccount', '-n', 'plain', 'default');
+    const uid = await createPod('plain', 'p1');
+    const r = await runPlugin(
+      binary,
+      {
+        CNI_COMMAND: 'ADD',
+        CNI_CONTAINERID: 'c-p1',
+        CNI_NETNS: plain.path,
+        CNI_IFNAME: 'eth0',
+        CNI_ARGS: `K8S_POD_NAMESPACE=plain;K8S_POD_NAME=p1;K8S_POD_UID=${uid}`,
+      },
+      pluginConf(socket),
+    );
+    expect(r.code, r.stderr).toBe(0);
+    expect(await rulesIn(plain)).toEqual({ iptables: false, ipRule: false });
+    expect(link.calls.some((c) => c.includes(uid))).toBe(false);
+  });
+
+  it('fail closed: with ztunnel down the plugin ADD fails and the new pod keeps its rules', async () => {
+    const closed = await netns('closed', '198.18.90.32');
+    const uid = await createPod('mesh', 'closed');
+    link.down = true;
+    try {
+      const r = await runPlugin(
+        binary,
+        {
+          CNI_COMMAND: 'ADD',
+          CNI_CONTAINERID: 'c-closed',
+          CNI_NETNS: closed.path,
+          CNI_IFNAME: 'eth0',
+          CNI_ARGS: `K8S_POD_NAMESPACE=mesh;K8S_POD_NAME=closed;K8S_POD_UID=${uid}`,
+        },
+        pluginConf(socket),
+      );
+      expect(r.code).not.toBe(0);
+      expect(r.json.details).toContain('CNI_ERR_ZTUNNEL');
+      expect(await rulesIn(closed)).toEqual({ iptables: true, ipRule: true });
+    } finally {
+      link.down = false;
+    }
+  });
+});
