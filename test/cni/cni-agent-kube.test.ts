@@ -4,7 +4,7 @@
  * by a recorder of the ZDS calls. Pods are created through the API with spec.nodeName set and their
  * status patched, as a kubelet would; the chained plugin binary is run as a runtime runs it.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
@@ -12,7 +12,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { CniApp, PLUGIN_TYPE, parseCniConfig, type WorkloadInfo, type ZtunnelLink } from '@ambient/cni';
 import { loadKubeConfig } from '@ambient/controlplane';
-import { KubeApiServer, kubeBinaries } from '@ambient/lab';
+import { freeLoopbackPort, KubeApiServer, kubeBinaries } from '@ambient/lab';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pluginBinary, runPlugin } from './plugin-binary.js';
@@ -132,10 +132,10 @@ async function until<T>(
   }
 }
 
-function getReady(): Promise<{ status: number; body: string }> {
+function getReady(port = readyPort): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     http
-      .get({ host: '127.0.0.1', port: readyPort, path: '/readyz' }, (res) => {
+      .get({ host: '127.0.0.1', port, path: '/readyz' }, (res) => {
         let body = '';
         res.on('data', (c) => {
           body += c;
@@ -331,5 +331,52 @@ describe.skipIf(!isRoot)('CNI node agent on a real kube-apiserver (root)', () =>
     } finally {
       link.down = false;
     }
+  });
+
+  it('the entry point (dist/main.js, ZDS not wired yet) gets ready, keeps new pods closed, and leaves the plugin in place on SIGTERM', async () => {
+    await app.close();
+    const port = await freeLoopbackPort();
+    const child = spawn(process.execPath, [path.join(ROOT, 'packages/cni/dist/main.js')], {
+      env: {
+        PATH: process.env.PATH ?? '',
+        CNI_NODE_NAME: NODE,
+        CNI_KUBECONFIG: api.kubeconfig,
+        CNI_PLUGIN_EVENT_SOCKET: socket,
+        CNI_HOST_BIN_DIR: path.join(dir, 'bin'),
+        CNI_HOST_NET_DIR: path.join(dir, 'net.d'),
+        CNI_HOST_PROC: '/proc',
+        CNI_READY_PORT: String(port),
+        CNI_LOG_LEVEL: 'error',
+      },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    try {
+      await until(
+        'main.js ready',
+        async () => (await getReady(port).catch(() => ({ status: 0 }))).status === 200,
+      );
+      const late = await netns('late', '198.18.90.33');
+      const uid = await createPod('mesh', 'late');
+      const r = await runPlugin(
+        binary,
+        {
+          CNI_COMMAND: 'ADD',
+          CNI_CONTAINERID: 'c-late',
+          CNI_NETNS: late.path,
+          CNI_IFNAME: 'eth0',
+          CNI_ARGS: `K8S_POD_NAMESPACE=mesh;K8S_POD_NAME=late;K8S_POD_UID=${uid}`,
+        },
+        pluginConf(socket),
+      );
+      expect(r.code).not.toBe(0);
+      expect(r.json.details).toContain('CNI_ERR_ZTUNNEL');
+      expect(await rulesIn(late)).toEqual({ iptables: true, ipRule: true });
+    } finally {
+      child.kill('SIGTERM');
+    }
+    expect(await exited).toBe(0);
+    const conf = JSON.parse(await readFile(path.join(dir, 'net.d/10-bridge.conflist'), 'utf8'));
+    expect(conf.plugins.map((p: { type: string }) => p.type)).toEqual(['bridge', PLUGIN_TYPE]);
   });
 });

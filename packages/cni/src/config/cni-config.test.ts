@@ -45,4 +45,23 @@ describe('parseCniConfig', () => {
       'CNI_READY_PORT',
     ]);
   });
+
+  it('reads every setting set to "" exactly as if it were unset (the shared empty-value rule)', () => {
+    const base = { CNI_NODE_NAME: 'n', CNI_KUBECONFIG: '/k' };
+    for (const key of [
+      'CNI_ZDS_SOCKET',
+      'CNI_PLUGIN_EVENT_SOCKET',
+      'CNI_HOST_BIN_DIR',
+      'CNI_HOST_NET_DIR',
+      'CNI_HOST_PROC',
+      'CNI_LOG_LEVEL',
+      'CNI_READY_PORT',
+      'KUBERNETES_SERVICE_PORT',
+    ])
+      expect(parseCniConfig({ ...base, [key]: '' }), key).toEqual(parseCniConfig(base));
+    expect(parseCniConfig({ ...base, CNI_NODE_NAME: '' })).toMatchObject({
+      ok: false,
+      problems: [{ path: 'CNI_NODE_NAME', message: 'is required' }],
+    });
+  });
 });
