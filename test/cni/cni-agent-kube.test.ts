@@ -4,41 +4,24 @@
  * by a recorder of the ZDS calls. Pods are created through the API with spec.nodeName set and their
  * status patched, as a kubelet would; the chained plugin binary is run as a runtime runs it.
  */
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
-import { CniApp, PLUGIN_TYPE, parseCniConfig, type WorkloadInfo, type ZtunnelLink } from '@ambient/cni';
+import { CniApp, PLUGIN_TYPE, parseCniConfig } from '@ambient/cni';
 import { loadKubeConfig } from '@ambient/controlplane';
 import { freeLoopbackPort, KubeApiServer, kubeBinaries } from '@ambient/lab';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { KubePods, RecordingLink, rulesIn, until } from './kube-pods.js';
 import { pluginBinary, runPlugin } from './plugin-binary.js';
 import { PodNetns } from './pod-netns.js';
 
 const isRoot = process.getuid?.() === 0;
-const run = promisify(execFile);
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const PREFIX = `k${process.pid % 100000}`;
 const NODE = 'node-a';
-
-/** ztunnel's side of ZDS, recorded; `down` makes it refuse every workload. */
-class RecordingLink implements ZtunnelLink {
-  readonly calls: string[] = [];
-  down = false;
-  async addWorkload(uid: string, netnsPath: string, info: WorkloadInfo): Promise<void> {
-    if (this.down) {
-      this.calls.push(`refused ${uid}`);
-      throw new Error('no ztunnel connected');
-    }
-    this.calls.push(`add ${uid} ${netnsPath} ${info.namespace}/${info.name} ${info.serviceAccount}`);
-  }
-  async removeWorkload(uid: string): Promise<void> {
-    this.calls.push(`del ${uid}`);
-  }
-}
 
 let api: KubeApiServer;
 let dir: string;
@@ -49,87 +32,26 @@ const link = new RecordingLink();
 const netnses: PodNetns[] = [];
 const uids = new Map<string, string>();
 
-const kubectl = async (...args: string[]) =>
-  (await run('kubectl', ['--kubeconfig', api.kubeconfig, ...args], { encoding: 'utf8' })).stdout;
+let pods: KubePods;
+const kubectl = (...args: string[]) => pods.kubectl(...args);
 
-async function kubectlApply(obj: object): Promise<void> {
-  const p = execFile('kubectl', ['--kubeconfig', api.kubeconfig, 'apply', '-f', '-']);
-  let err = '';
-  p.stderr?.on('data', (d: Buffer) => {
-    err += d.toString();
-  });
-  p.stdin?.end(JSON.stringify(obj));
-  const code = await new Promise<number | null>((r) => p.once('exit', r));
-  if (code !== 0) throw new Error(`kubectl apply: ${err}`);
-}
-
-/** Creates the pod through the API as scheduled on `node`; returns its UID. */
 async function createPod(
   namespace: string,
   name: string,
   node = NODE,
   labels: Record<string, string> = {},
 ): Promise<string> {
-  await kubectlApply({
-    apiVersion: 'v1',
-    kind: 'Pod',
-    metadata: { name, namespace, labels },
-    spec: {
-      nodeName: node,
-      automountServiceAccountToken: false,
-      containers: [{ name: 'app', image: 'lab/app:test' }],
-    },
-  });
-  const uid = (await kubectl('get', 'pod', '-n', namespace, name, '-o', 'jsonpath={.metadata.uid}')).trim();
+  const uid = await pods.createPod(namespace, name, node, labels);
   uids.set(`${namespace}/${name}`, uid);
   return uid;
 }
 
-/** What a kubelet reports once the sandbox is up: Running, with the pod's IP. */
-async function patchRunning(namespace: string, name: string, ip: string): Promise<void> {
-  const patch = { status: { phase: 'Running', podIP: ip, podIPs: [{ ip }] } };
-  await kubectl(
-    'patch',
-    'pod',
-    '-n',
-    namespace,
-    name,
-    '--subresource=status',
-    '--type=merge',
-    '-p',
-    JSON.stringify(patch),
-  );
-}
+const patchRunning = (namespace: string, name: string, ip: string) => pods.patchRunning(namespace, name, ip);
 
 async function netns(name: string, ip: string): Promise<PodNetns> {
   const n = await PodNetns.create(`${PREFIX}${name}`, ip);
   netnses.push(n);
   return n;
-}
-
-/** The rules the agent owns inside a pod's netns: iptables chains and the policy rule. */
-async function rulesIn(n: PodNetns): Promise<{ iptables: boolean; ipRule: boolean }> {
-  const saved = (await run('ip', ['netns', 'exec', n.name, 'iptables-save'], { encoding: 'utf8' })).stdout;
-  const rules = (await run('ip', ['-n', n.name, 'rule', 'show'], { encoding: 'utf8' })).stdout;
-  return {
-    iptables: saved.includes('-A ISTIO_OUTPUT') && saved.includes('--to-ports 15001'),
-    ipRule: /fwmark 0x111\/0xfff lookup 100/.test(rules),
-  };
-}
-
-async function until<T>(
-  what: string,
-  probe: () => Promise<T | undefined | false> | T | undefined | false,
-  timeoutMs = 20_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v) return v;
-    if (Date.now() > deadline)
-      throw new Error(`timed out waiting for ${what}; link calls: ${link.calls.join(' | ')}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 function getReady(port = readyPort): Promise<{ status: number; body: string }> {
@@ -166,12 +88,9 @@ describe.skipIf(!isRoot)('CNI node agent on a real kube-apiserver (root)', () =>
     const t0 = Date.now();
     binary = await pluginBinary();
     api = await KubeApiServer.start({ binDir: await kubeBinaries(ROOT) });
-    for (const ns of ['demo', 'mesh']) {
-      await kubectl('create', 'namespace', ns);
-      // The ServiceAccount admission plugin needs the account (no controller creates it here).
-      await kubectl('create', 'serviceaccount', '-n', ns, 'default');
-    }
-    await kubectl('label', 'namespace', 'mesh', 'istio.io/dataplane-mode=ambient');
+    pods = new KubePods(api);
+    await pods.namespace('demo');
+    await pods.namespace('mesh', { 'istio.io/dataplane-mode': 'ambient' });
     // Running before the agent starts: `web` in an unlabeled namespace, `early` in an ambient one.
     web = await netns('web', '198.18.90.10');
     early = await netns('early', '198.18.90.11');
@@ -290,8 +209,7 @@ describe.skipIf(!isRoot)('CNI node agent on a real kube-apiserver (root)', () =>
 
   it('a new pod in an unlabeled namespace: the plugin ADD succeeds and nothing is installed', async () => {
     const plain = await netns('plain', '198.18.90.31');
-    await kubectl('create', 'namespace', 'plain');
-    await kubectl('create', 'serviceaccount', '-n', 'plain', 'default');
+    await pods.namespace('plain');
     const uid = await createPod('plain', 'p1');
     const r = await runPlugin(
       binary,
