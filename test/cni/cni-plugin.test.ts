@@ -138,10 +138,11 @@ describe('ambient-cni plugin binary', () => {
     const r = await runPlugin(
       binary,
       env('web', 'demo'),
-      conf({ agent_socket: path.join(dir, 'nobody.sock') }),
+      conf({ agent_socket: path.join(dir, 'nobody.sock'), cniVersion: '0.4.0' }),
     );
     expect(r.code).not.toBe(0);
-    expect(r.json).toMatchObject({ code: 11 });
+    // The error in the configuration's version, as the spec asks.
+    expect(r.json).toMatchObject({ code: 11, cniVersion: '0.4.0' });
     expect(r.json.msg).toContain('node agent unreachable');
   });
 
@@ -245,6 +246,11 @@ describe('ambient-cni plugin binary', () => {
       conf({ prevResult: undefined }),
     );
     expect(bad.json).toMatchObject({ code: 7 });
+  });
+
+  it('the event socket is for root only (mode 0600): whoever posts names a netns and a pod identity', async () => {
+    const { stat } = await import('node:fs/promises');
+    expect((await stat(socket)).mode & 0o777).toBe(0o600);
   });
 
   it('VERSION lists the supported spec versions', async () => {

@@ -73,9 +73,8 @@ func fail(code int, msg string, details string) *cniError {
 }
 
 func main() {
-	out, err := run(os.Getenv, os.Stdin)
+	out, version, err := run(os.Getenv, os.Stdin)
 	if err != nil {
-		version := "1.0.0"
 		body, _ := json.Marshal(struct {
 			CNIVersion string `json:"cniVersion"`
 			*cniError
@@ -89,7 +88,15 @@ func main() {
 	}
 }
 
-func run(getenv func(string) string, stdin io.Reader) ([]byte, *cniError) {
+// run executes the command; the version is the configuration's when it could be read (errors are
+// written in it, as the spec asks), else the newest supported.
+func run(getenv func(string) string, stdin io.Reader) ([]byte, string, *cniError) {
+	version := "1.1.0"
+	out, err := runCommand(getenv, stdin, &version)
+	return out, version, err
+}
+
+func runCommand(getenv func(string) string, stdin io.Reader, version *string) ([]byte, *cniError) {
 	command := getenv("CNI_COMMAND")
 	switch command {
 	case "VERSION":
@@ -111,6 +118,7 @@ func run(getenv func(string) string, stdin io.Reader) ([]byte, *cniError) {
 	if !supported(conf.CNIVersion) {
 		return nil, fail(errIncompatibleVersion, "unsupported cniVersion", conf.CNIVersion)
 	}
+	*version = conf.CNIVersion
 	switch command {
 	case "ADD":
 		return add(getenv, conf)

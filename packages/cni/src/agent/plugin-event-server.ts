@@ -4,7 +4,7 @@
  * are in place and ztunnel acknowledged, so no packet of the pod's app leaves uncaptured. Any failure
  * answers an error status, and the plugin then fails the pod's sandbox (the kubelet retries).
  */
-import { mkdir, rm } from 'node:fs/promises';
+import { chmod, mkdir, rm } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
 import { formatProblems } from '@ambient/shared';
@@ -36,7 +36,7 @@ export class PluginEventServer {
   }
 
   async start(): Promise<{ socketPath: string }> {
-    await mkdir(path.dirname(this.inputs.socketPath), { recursive: true });
+    await mkdir(path.dirname(this.inputs.socketPath), { recursive: true, mode: 0o700 });
     // A socket file left by an agent that did not stop cleanly would make listen fail.
     await rm(this.inputs.socketPath, { force: true });
     await new Promise<void>((resolve, reject) => {
@@ -46,6 +46,9 @@ export class PluginEventServer {
         resolve();
       });
     });
+    // Whoever can post here picks a netns and names a pod whose identity ztunnel then serves from
+    // it: only root (the container runtime running the plugin) may connect.
+    await chmod(this.inputs.socketPath, 0o600);
     return { socketPath: this.inputs.socketPath };
   }
 
