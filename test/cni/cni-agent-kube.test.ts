@@ -251,8 +251,11 @@ describe.skipIf(!isRoot)('CNI node agent on a real kube-apiserver (root)', () =>
     }
   });
 
-  it('the entry point (dist/main.js, ZDS not wired yet) gets ready, keeps new pods closed, and leaves the plugin in place on SIGTERM', async () => {
+  it('the entry point (dist/main.js, ZDS not wired yet) gets ready, removes the rules the stopped agent left in a pod opted out meanwhile, keeps new pods closed, and leaves the plugin in place on SIGTERM', async () => {
     await app.close();
+    // While no agent runs, a captured pod opts out: the next agent finds its rules and removes them.
+    expect(await rulesIn(early)).toEqual({ iptables: true, ipRule: true });
+    await kubectl('label', 'pod', '-n', 'mesh', 'early', 'istio.io/dataplane-mode=none');
     const port = await freeLoopbackPort();
     const child = spawn(process.execPath, [path.join(ROOT, 'packages/cni/dist/main.js')], {
       env: {
@@ -274,6 +277,7 @@ describe.skipIf(!isRoot)('CNI node agent on a real kube-apiserver (root)', () =>
         'main.js ready',
         async () => (await getReady(port).catch(() => ({ status: 0 }))).status === 200,
       );
+      expect(await rulesIn(early)).toEqual({ iptables: false, ipRule: false });
       const late = await netns('late', '198.18.90.33');
       const uid = await createPod('mesh', 'late');
       const r = await runPlugin(

@@ -94,10 +94,15 @@ describe('NodeAgent', () => {
     agent.namespaceChanged('demo', {});
     agent.podChanged(pod('a'));
     await agent.enrollRunning();
-    expect(rec.calls).toEqual([]);
+    // Checked at start for rules a previous agent left (there were none).
+    expect(rec.calls).toEqual(['remove /proc/42/ns/net']);
     agent.namespaceChanged('demo', AMBIENT);
-    await until('add', () => rec.calls.length === 2);
-    expect(rec.calls).toEqual(['install /proc/42/ns/net', 'add uid-a /proc/42/ns/net demo/a sa=sa1']);
+    await until('add', () => rec.calls.length === 3);
+    expect(rec.calls.slice(1)).toEqual([
+      'install /proc/42/ns/net',
+      'add uid-a /proc/42/ns/net demo/a sa=sa1',
+    ]);
+    // The netns found at start is kept: labeling needs no second scan.
     expect(scans).toEqual([['uid-a']]);
     expect(agent.capturedPods().get('uid-a')).toEqual({ netnsPath: '/proc/42/ns/net', linked: true });
   });
@@ -277,5 +282,21 @@ describe('NodeAgent', () => {
       'install /n/2',
       'add uid-a /n/2 demo/a sa=sa1',
     ]);
+  });
+
+  it('at start, removes the rules a previous agent left in a pod that is no longer enrolled, and only there', async () => {
+    const { rec, agent, scans } = setup({
+      found: { 'uid-a': '/n/a', 'uid-none': '/n/none', 'uid-side': '/n/side', 'uid-host': '/n/host' },
+    });
+    for (const n of ['/n/a', '/n/none', '/n/side', '/n/host']) rec.rules.add(n);
+    agent.namespaceChanged('demo', {});
+    agent.podChanged(pod('a'));
+    agent.podChanged(pod('none', { labels: { 'istio.io/dataplane-mode': 'none' } }));
+    agent.podChanged(pod('side', { annotations: { 'sidecar.istio.io/status': '{}' } }));
+    agent.podChanged(pod('host', { hostNetwork: true }));
+    await agent.enrollRunning();
+    expect(scans).toEqual([['uid-a', 'uid-none']]);
+    expect(rec.calls.sort()).toEqual(['remove /n/a', 'remove /n/none']);
+    expect([...rec.rules].sort()).toEqual(['/n/host', '/n/side']);
   });
 });

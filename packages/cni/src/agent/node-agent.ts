@@ -22,6 +22,13 @@ import { CniError } from '../errors.js';
 import type { PluginAddEvent, PluginAddReply } from './plugin-event.js';
 import type { ZtunnelLink } from './ztunnel-link.js';
 
+/**
+ * Decisions under which a running pod is checked for rules a previous agent left: only pods the
+ * selectors leave out. A pod with a sidecar is never touched (its own iptables use ISTIO_* chains),
+ * nor a host-network pod (its netns is the node's).
+ */
+const STALE_RULES_CHECKED: ReadonlySet<string> = new Set(['not_selected', 'opted_out']);
+
 /** Installs and removes the in-pod capture rules (inside the netns at a path). */
 export interface CaptureRules {
   install(netnsPath: string): Promise<void>;
@@ -103,16 +110,48 @@ export class NodeAgent {
   }
 
   /**
-   * Once the informers delivered their first lists: finds in /proc the netns of every pod that is to
-   * be captured and is not known yet, then reconciles every pod. Resolves when the scan is done.
+   * Once the informers delivered their first lists: finds in /proc the netns of every running pod,
+   * then reconciles every pod. A pod that is not to be captured but still holds our rules (a
+   * previous agent captured it; its label went while no agent ran) has them removed: enrollment
+   * state lives in the pods' netns, not in the agent. Resolves when the scan and that clean-up are
+   * done; resolves with the number of pods found.
    */
   async enrollRunning(): Promise<number> {
     const wanted = new Map<string, PodView>();
-    for (const pod of this.pods.values())
-      if (!this.netns.has(pod.uid) && this.decide(pod).enroll) wanted.set(pod.uid, pod);
-    const found = wanted.size ? await this.inputs.finder.find(wanted) : new Map();
-    for (const [uid, f] of found) if (!this.netns.has(uid)) this.netns.set(uid, f.netnsPath);
-    this.inputs.logger.info({ wanted: wanted.size, found: found.size }, 'running pods scanned in /proc');
+    for (const pod of this.pods.values()) {
+      const d = this.decide(pod);
+      if (!this.netns.has(pod.uid) && (d.enroll || STALE_RULES_CHECKED.has(d.reason)))
+        wanted.set(pod.uid, pod);
+    }
+    const found = wanted.size
+      ? await this.inputs.finder.find(wanted)
+      : new Map<string, { netnsPath: string }>();
+    let cleaned = 0;
+    for (const [uid, f] of found) {
+      const pod = wanted.get(uid) as PodView;
+      if (!this.netns.has(uid)) this.netns.set(uid, f.netnsPath);
+      if (this.decide(pod).enroll) continue;
+      const removed = await this.serialized(uid, () => this.inputs.capture.remove(f.netnsPath)).catch(
+        (err: unknown) => {
+          this.inputs.logger.warn(
+            { err, pod: `${pod.namespace}/${pod.name}` },
+            'could not check a pod for stale capture rules',
+          );
+          return false;
+        },
+      );
+      if (removed) {
+        cleaned += 1;
+        this.inputs.logger.info(
+          { pod: `${pod.namespace}/${pod.name}`, netns: f.netnsPath },
+          'stale capture rules removed',
+        );
+      }
+    }
+    this.inputs.logger.info(
+      { wanted: wanted.size, found: found.size, cleaned },
+      'running pods scanned in /proc',
+    );
     for (const uid of this.pods.keys()) this.reconcileSoon(uid);
     return found.size;
   }
@@ -144,10 +183,11 @@ export class NodeAgent {
       });
       if (labels && !this.namespaces.has(pod.namespace)) this.namespaces.set(pod.namespace, labels);
     }
+    const uid = pod.uid;
+    // Recorded whatever the decision: a pod enrolled later is captured in its current sandbox.
+    this.netns.set(uid, ev.netns);
     const decision = this.decide(pod);
     if (!decision.enroll) return { enrolled: false, reason: decision.reason };
-    const uid = pod.uid;
-    this.netns.set(uid, ev.netns);
     const current = pod;
     await this.serialized(uid, () => this.ensureCaptured(current, ev.netns));
     return { enrolled: true, reason: decision.reason };
@@ -222,7 +262,6 @@ export class NodeAgent {
     }
     const decision = this.decide(pod);
     if (!decision.enroll) {
-      if (!podTerminated(pod)) this.netns.delete(uid);
       if (cap) await this.release(uid, podTerminated(pod) ? undefined : cap.netnsPath, decision.reason);
       return;
     }
