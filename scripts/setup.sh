@@ -64,4 +64,6 @@ node packages/ztunnel/native/build.mjs >/dev/null
 if [[ "$mode" == "--test" ]]; then
   bash scripts/kube/build-binaries.sh >/dev/null
   bash scripts/kube/install-helm.sh >/dev/null
+  # The chained CNI plugin (Go standard library only), for the suites in test/cni.
+  bash packages/cni/plugin/build.sh
 fi

@@ -1,0 +1,3 @@
+module ambient-cni
+
+go 1.19
