@@ -15,8 +15,10 @@ if [[ "$mode" == "--test" ]]; then
   # Independent HTTP/2 peers for the engine's interop tests (packages/shared/src/h2/h2-peers.test.ts):
   # nghttp, nghttpd, nghttpx; python3-h2 for Debian's /usr/bin/python3; Go's net/http. golang-go is
   # the large one (about 80 MB to download, 450 MB installed); it also builds the Kubernetes
-  # binaries. etcd and kubectl for the suites on a real API server (test/kube).
+  # binaries. etcd and kubectl for the suites on a real API server (test/kube). containerd and runc
+  # for the image suite (test/images), which imports and runs the images in a containerd of its own.
   debs+=(nghttp2-client nghttp2-server nghttp2-proxy python3-h2 golang-go etcd-server kubernetes-client)
+  debs+=(containerd runc)
 fi
 if [[ "$mode" == "--bench" ]]; then
   debs+=(stunnel4 iperf3 haproxy wrk)
@@ -39,6 +41,10 @@ if ((${#missing[@]})); then
   # The suites start their own etcd on loopback; a packaged service would only hold port 2379.
   if [[ " ${missing[*]} " == *" etcd-server "* ]] && command -v systemctl >/dev/null 2>&1; then
     "${sudo_cmd[@]}" systemctl disable --now etcd >/dev/null 2>&1 || true
+  fi
+  # Likewise containerd: the image suite starts its own, with its own socket and directories.
+  if [[ " ${missing[*]} " == *" containerd "* ]] && command -v systemctl >/dev/null 2>&1; then
+    "${sudo_cmd[@]}" systemctl disable --now containerd >/dev/null 2>&1 || true
   fi
 fi
 
