@@ -5,8 +5,9 @@
 // dependencies). Layers are content-addressed and written with fixed owners and mtimes, so a
 // rebuild with no change reproduces the same digests and reuses the cached gzip.
 //
-//   node scripts/image/build-images.mjs build [--out DIR] [--images a,b] [--json]
-//       writes DIR/<image>.tar (docker-archive, what `ctr images import` reads) for each image
+//   node scripts/image/build-images.mjs build [--out DIR] [--images a,b] [--json] [--no-cache]
+//       writes DIR/<image>.tar (docker-archive, what `ctr images import` reads) for each image;
+//       --no-cache reads every input again instead of trusting the fingerprints of earlier builds
 //   node scripts/image/build-images.mjs import --address SOCKET [--out DIR] [--images a,b]
 //       ctr --address SOCKET -n k8s.io images import DIR/<image>.tar, for each built image
 //   node scripts/image/build-images.mjs stage IMAGE DIR
@@ -296,6 +297,18 @@ function runtimeLayer(work) {
   return layer;
 }
 
+/** What the tools layer is made of, for its fingerprint. */
+const TOOL_INPUTS = [
+  '/usr/sbin/xtables-nft-multi',
+  '/usr/sbin/ip',
+  '/usr/bin/nsenter',
+  '/usr/lib/x86_64-linux-gnu/xtables',
+  '/usr/lib/aarch64-linux-gnu/xtables',
+  '/etc/protocols',
+  '/etc/ethertypes',
+  '/etc/iproute2',
+];
+
 const XTABLES_NAMES = [
   'iptables',
   'iptables-save',
@@ -464,8 +477,55 @@ function checkBuilt(image) {
 
 const sha256 = (buf) => createHash('sha256').update(buf).digest('hex');
 
-/** The layer's diff ID, and its gzip in the cache (made once per content). */
-function materialize(layer, out) {
+/** The builder's own text: a changed builder changes every fingerprint. */
+const BUILDER_HASH = sha256(fs.readFileSync(fileURLToPath(import.meta.url)));
+
+function statKey(p) {
+  const st = fs.statSync(p, { throwIfNoEntry: false });
+  return st ? `${p}:${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}` : `${p}:absent`;
+}
+
+/**
+ * What a layer is made of, cheaply: paths, modes, links, inline data, and the identity (inode,
+ * size, mtime) of each file it copies. Equal fingerprints mean the layer need not be read again.
+ */
+function fingerprint(layer) {
+  const h = createHash('sha256').update(BUILDER_HASH).update(layer.name);
+  for (const key of layer.sorted()) {
+    const e = layer.entries.get(key);
+    h.update(`\0${key}\0${e.type}\0${e.mode}\0${e.link ?? ''}\0`);
+    if (e.data) h.update(e.data);
+    else if (e.source) h.update(statKey(e.source));
+  }
+  return h.digest('hex');
+}
+
+/** A layer whose fingerprint was recorded by an earlier build, if its gzip is still there. */
+function recorded(out, fp) {
+  const rec = path.join(out, 'fingerprints', `${fp}.json`);
+  if (!fs.existsSync(rec)) return undefined;
+  const layer = JSON.parse(fs.readFileSync(rec, 'utf8'));
+  const file = path.join(out, 'layers', `${layer.diffId}.tar.gz`);
+  if (!fs.existsSync(file)) return undefined;
+  return { ...layer, file, gzSize: fs.statSync(file).size };
+}
+
+function record(out, fp, layer) {
+  const dir = path.join(out, 'fingerprints');
+  fs.mkdirSync(dir, { recursive: true });
+  const tmp = path.join(dir, `${fp}.${process.pid}.tmp`);
+  fs.writeFileSync(tmp, JSON.stringify({ name: layer.name, diffId: layer.diffId, size: layer.size }));
+  fs.renameSync(tmp, path.join(dir, `${fp}.json`));
+}
+
+/**
+ * The layer's diff ID (sha256 of the uncompressed tar), and its gzip in the cache, made once per
+ * content. With `cache`, a layer whose fingerprint an earlier build recorded is not read again.
+ */
+function materialize(layer, out, cache) {
+  const fp = fingerprint(layer);
+  const known = cache ? recorded(out, fp) : undefined;
+  if (known) return known;
   const tar = layer.tar();
   const diffId = sha256(tar);
   const file = path.join(out, 'layers', `${diffId}.tar.gz`);
@@ -475,7 +535,26 @@ function materialize(layer, out) {
     fs.writeFileSync(tmp, zlib.gzipSync(tar, { level: 6 }));
     fs.renameSync(tmp, file);
   }
-  return { name: layer.name, diffId, file, size: tar.length, gzSize: fs.statSync(file).size };
+  const made = { name: layer.name, diffId, file, size: tar.length, gzSize: fs.statSync(file).size };
+  record(out, fp, made);
+  return made;
+}
+
+/**
+ * A layer of this machine's files (node, libraries, tools): finding them (ldd, strip) is the
+ * slow part, so with `cache` the layer is reused while the named inputs and the library cache
+ * (/etc/ld.so.cache, rewritten whenever a library is installed) are unchanged.
+ */
+function hostLayer(out, cache, name, inputs, make) {
+  const keys = [name, BUILDER_HASH, '/etc/ld.so.cache', ...inputs].map((p) =>
+    p.startsWith('/') ? statKey(p) : p,
+  );
+  const fp = `host-${sha256(keys.join('\n'))}`;
+  const known = cache ? recorded(out, fp) : undefined;
+  if (known) return known;
+  const made = materialize(make(), out, false);
+  record(out, fp, made);
+  return made;
 }
 
 function goArch() {
@@ -525,17 +604,25 @@ function writeArchive(image, layers, out) {
 }
 
 /** Builds every available image (or those named) into `out`; returns what it wrote. */
-export function buildImages({ out = DEFAULT_OUT, names } = {}) {
+export function buildImages({ out = DEFAULT_OUT, names, cache = true } = {}) {
   const images = selectImages(names);
   for (const image of images) checkBuilt(image);
   fs.mkdirSync(out, { recursive: true });
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'ambient-image-'));
   try {
-    const runtime = materialize(runtimeLayer(work), out);
+    const runtime = hostLayer(
+      out,
+      cache,
+      'runtime',
+      [process.execPath, '/etc/ssl/certs/ca-certificates.crt'],
+      () => runtimeLayer(work),
+    );
     const sharedEntries = appEntries('packages/shared');
     sharedEntries.name = 'workspace-shared';
-    const shared = materialize(sharedEntries, out);
-    const tools = images.some((i) => i.tools) ? materialize(toolsLayer(), out) : undefined;
+    const shared = materialize(sharedEntries, out, cache);
+    const tools = images.some((i) => i.tools)
+      ? hostLayer(out, cache, 'tools', TOOL_INPUTS, () => toolsLayer())
+      : undefined;
     const built = [];
     for (const image of images) {
       if (image.probe) {
@@ -545,11 +632,11 @@ export function buildImages({ out = DEFAULT_OUT, names } = {}) {
       }
       const closure = appEntries(image.pkg);
       const usesShared = closure.entries.has('app/packages/shared/package.json');
-      const own = materialize(appLayer(image, closure, usesShared ? sharedEntries : undefined), out);
+      const own = materialize(appLayer(image, closure, usesShared ? sharedEntries : undefined), out, cache);
       const layers = [runtime, ...(image.tools ? [tools] : []), ...(usesShared ? [shared] : []), own];
       built.push(summary(image, writeArchive(image, layers, out), layers));
     }
-    if (!names) pruneLayers(out, built);
+    pruneLayers(out, built);
     return built;
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
@@ -576,10 +663,11 @@ function summary(image, archive, layers) {
 function pruneLayers(out, built) {
   const now = new Date();
   for (const l of built.flatMap((b) => b.layers)) fs.utimesSync(l.file, now, now);
-  const dir = path.join(out, 'layers');
-  for (const f of fs.readdirSync(dir)) {
-    const st = fs.statSync(path.join(dir, f), { throwIfNoEntry: false });
-    if (st && now.getTime() - st.mtimeMs > 86_400_000) fs.rmSync(path.join(dir, f), { force: true });
+  for (const dir of ['layers', 'fingerprints'].map((d) => path.join(out, d))) {
+    for (const f of fs.existsSync(dir) ? fs.readdirSync(dir) : []) {
+      const st = fs.statSync(path.join(dir, f), { throwIfNoEntry: false });
+      if (st && now.getTime() - st.mtimeMs > 86_400_000) fs.rmSync(path.join(dir, f), { force: true });
+    }
   }
 }
 
@@ -622,7 +710,7 @@ function main(argv) {
   const names = opt('--images')?.split(',');
   const out = opt('--out') ?? DEFAULT_OUT;
   if (cmd === 'build') {
-    const built = buildImages({ out, names });
+    const built = buildImages({ out, names, cache: !rest.includes('--no-cache') });
     if (rest.includes('--json')) {
       console.log(JSON.stringify(built));
       return;
