@@ -92,9 +92,16 @@ function listTar(layer: string): Promise<string[]> {
   return listing;
 }
 
-/** A preload that prints the process's uid and gid before the entrypoint runs. */
-const PRINT_UID =
-  "NODE_OPTIONS=--import=data:text/javascript,process.stderr.write('uid='+process.getuid()+':'+process.getgid()+'\\n')";
+/**
+ * A preload that prints the process's uid and gid, and what writing to / gives (EROFS on a
+ * read-only root), before the entrypoint runs. No spaces: NODE_OPTIONS splits on them.
+ */
+const PRINT_UID = `NODE_OPTIONS=--import=data:text/javascript,${[
+  "import{writeFileSync}from'node:fs';",
+  "try{writeFileSync('/.rootcheck','');process.stderr.write('root=rw\\n')}",
+  "catch(e){process.stderr.write('root='+e.code+'\\n')}",
+  "process.stderr.write('uid='+process.getuid()+':'+process.getgid()+'\\n')",
+].join('')}`;
 
 /**
  * Run inside the tools image with CAP_NET_ADMIN, in the container's own network namespace: the
@@ -120,9 +127,16 @@ console.log(JSON.stringify({
 }));
 `;
 
+/** A read-only root with a writable /tmp, as a chart's readOnlyRootFilesystem and an emptyDir give. */
+const READ_ONLY_ROOT = [
+  '--read-only',
+  '--mount',
+  'type=tmpfs,src=tmpfs,dst=/tmp,options=rw:nosuid:nodev:mode=1777',
+];
+
 /**
- * `ctr run` of an image's entrypoint (with the uid preload) until its output shows `ready`, then
- * SIGTERM through ctr; resolves with the output and ctr's exit code (the task's).
+ * `ctr run` of an image's entrypoint (with the uid preload) on a read-only root until its output
+ * shows `ready`, then SIGTERM through ctr; resolves with the output and ctr's exit code (the task's).
  */
 async function runUntilReady(
   ctd: PrivateContainerd,
@@ -132,7 +146,18 @@ async function runUntilReady(
   const id = runArgs.at(-1) as string;
   const child = spawn(
     'ctr',
-    ['--address', ctd.address, '-n', 'k8s.io', 'run', '--rm', '--env', PRINT_UID, ...runArgs],
+    [
+      '--address',
+      ctd.address,
+      '-n',
+      'k8s.io',
+      'run',
+      '--rm',
+      ...READ_ONLY_ROOT,
+      '--env',
+      PRINT_UID,
+      ...runArgs,
+    ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let out = '';
@@ -290,7 +315,7 @@ describe.skipIf(!canRun)('container images: offline build, private containerd', 
     expect(r.code).toBe(2);
   }, 60_000);
 
-  it('starts the ztunnel as root with its addon loaded, and drains on SIGTERM', async () => {
+  it('starts the ztunnel as root on a read-only root with its addon loaded, and drains on SIGTERM', async () => {
     // A node with no workloads: the ztunnel starts, serves, and enrolls nothing.
     const config = path.join(scratch, 'ztunnel');
     mkdirSync(config, { recursive: true });
@@ -317,13 +342,14 @@ describe.skipIf(!canRun)('container images: offline build, private containerd', 
       'ztunnel started',
     );
     expect(r.out).toContain('uid=0:0');
+    expect(r.out).toContain('root=EROFS');
     expect(r.out).not.toContain('netns-sockets addon not loadable');
     expect(r.out).toContain('ztunnel started');
     expect(r.out).toContain('"msg":"draining"');
     expect(r.code).toBe(0);
   }, 90_000);
 
-  it('starts the control plane as uid 1337 on a manifest directory, with its CA in /tmp, and drains on SIGTERM', async () => {
+  it('starts the control plane as uid 1337 on a read-only root and a manifest directory, with its CA in /tmp, and drains on SIGTERM', async () => {
     const dir = path.join(scratch, 'controlplane');
     mkdirSync(path.join(dir, 'manifests'), { recursive: true });
     writeFileSync(path.join(dir, 'tokens.json'), '{}\n');
@@ -336,7 +362,7 @@ describe.skipIf(!canRun)('container images: offline build, private containerd', 
         'CP_MANIFEST_DIR=/etc/controlplane/manifests',
         '--env',
         'CP_TOKENS_FILE=/etc/controlplane/tokens.json',
-        // Written by uid 1337: the image's /tmp is open to it.
+        // Written by uid 1337 into the writable /tmp.
         '--env',
         'CP_CA_DIR=/tmp/ca',
         refs.get('controlplane')!,
@@ -345,6 +371,7 @@ describe.skipIf(!canRun)('container images: offline build, private containerd', 
       'control plane ready',
     );
     expect(r.out).toContain('uid=1337:1337');
+    expect(r.out).toContain('root=EROFS');
     expect(r.out).toContain('"msg":"control plane ready"');
     expect(r.out).toContain('"msg":"draining"');
     expect(r.code).toBe(0);
