@@ -8,7 +8,15 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -433,4 +441,30 @@ describe.skipIf(!canRun)('container images: offline build, private containerd', 
     },
     60_000,
   );
+});
+
+describe('the offline image builder', () => {
+  it('refuses an image name it does not know, and a command it does not have, writing nothing', async () => {
+    const out = mkdtempSync(path.join(os.tmpdir(), 'ambient-img-bad-'));
+    try {
+      const bad = await run('node', [
+        BUILDER,
+        'build',
+        '--out',
+        out,
+        '--images',
+        'controlplane,nosuch',
+      ]).catch((err: { code: number; stderr: string }) => err);
+      expect('code' in bad && bad.code).toBe(1);
+      expect(bad.stderr).toContain('build-images: no image named nosuch in this checkout');
+      const usage = await run('node', [BUILDER, 'push']).catch(
+        (err: { code: number; stderr: string }) => err,
+      );
+      expect('code' in usage && usage.code).toBe(2);
+      expect(usage.stderr).toContain('usage: build-images.mjs build|import|stage');
+      expect(readdirSync(out)).toEqual([]);
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  });
 });
