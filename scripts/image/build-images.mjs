@@ -662,6 +662,8 @@ function summary(image, archive, layers) {
  */
 function pruneLayers(out, built) {
   const now = new Date();
+  // When this cache was last used, for whoever cleans up caches of checkouts long gone.
+  fs.writeFileSync(path.join(out, 'last-build'), `${now.toISOString()}\n`);
   for (const l of built.flatMap((b) => b.layers)) fs.utimesSync(l.file, now, now);
   for (const dir of ['layers', 'fingerprints'].map((d) => path.join(out, d))) {
     for (const f of fs.existsSync(dir) ? fs.readdirSync(dir) : []) {

@@ -15,6 +15,7 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from 'node:fs';
 import os from 'node:os';
@@ -189,6 +190,18 @@ async function runUntilReady(
   return { out, code };
 }
 
+/** Caches of other checkouts (fresh clones each get one) that no build used for two days. */
+function dropStaleCaches(): void {
+  const parent = path.dirname(OUT);
+  if (!existsSync(parent)) return;
+  for (const name of readdirSync(parent).filter((n) => n.startsWith('images-test-'))) {
+    const dir = path.join(parent, name);
+    if (dir === OUT) continue;
+    const stamp = statSync(path.join(dir, 'last-build'), { throwIfNoEntry: false }) ?? statSync(dir);
+    if (Date.now() - stamp.mtimeMs > 2 * 86_400_000) rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 describe.skipIf(!canRun)('container images: offline build, private containerd', () => {
   let built: Built[] = [];
   let ctd: PrivateContainerd | undefined;
@@ -198,6 +211,7 @@ describe.skipIf(!canRun)('container images: offline build, private containerd', 
   const configs = new Map<string, ImageConfig>();
 
   beforeAll(async () => {
+    dropStaleCaches();
     scratch = mkdtempSync(path.join(os.tmpdir(), 'ambient-img-'));
     const t0 = Date.now();
     built = await build();
