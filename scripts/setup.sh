@@ -16,9 +16,10 @@ if [[ "$mode" == "--test" ]]; then
   # Independent HTTP/2 peers for the engine's interop tests (packages/shared/src/h2/h2-peers.test.ts):
   # nghttp, nghttpd, nghttpx; python3-h2 for Debian's /usr/bin/python3; Go's net/http. golang-go is
   # the large one (about 80 MB to download, 450 MB installed); it also builds the Kubernetes
-  # binaries. etcd and kubectl for the suites on a real API server (test/kube).
+  # binaries. etcd and kubectl for the suites on a real API server (test/kube). containerd and runc
+  # for the image suite (test/images), which imports and runs the images in a containerd of its own.
   debs+=(nghttp2-client nghttp2-server nghttp2-proxy python3-h2 golang-go etcd-server kubernetes-client)
-  # The one-node cluster (test/cluster, KubeCluster): its own containerd and runc, the CNI plugins,
+  # The one-node cluster (test/cluster, KubeCluster) and the image suite (test/images): containerd and runc, the CNI plugins,
   # conntrack for kube-proxy, socat for the API forward, dnsmasq for cluster DNS, busybox in pods.
   debs+=(containerd runc containernetworking-plugins conntrack socat dnsmasq-base busybox-static)
 fi
@@ -44,7 +45,8 @@ if ((${#missing[@]})); then
   if [[ " ${missing[*]} " == *" etcd-server "* ]] && command -v systemctl >/dev/null 2>&1; then
     "${sudo_cmd[@]}" systemctl disable --now etcd >/dev/null 2>&1 || true
   fi
-  # Likewise containerd: each cluster runs a private one with its own socket and directories.
+  # Likewise containerd: each cluster and the image suite run a private one with its own socket
+  # and directories.
   if [[ " ${missing[*]} " == *" containerd "* ]] && command -v systemctl >/dev/null 2>&1; then
     "${sudo_cmd[@]}" systemctl disable --now containerd >/dev/null 2>&1 || true
   fi
