@@ -1,5 +1,5 @@
 /**
- * Control plane benchmark: one control plane process (TLS gRPC on loopback) with 10,000 workloads
+ * Control plane benchmark (default, `--source directory`): one control plane process (TLS gRPC on loopback) with 10,000 workloads
  * and 1,000 services from a manifest directory, and 50 real xDS clients (ztunnel's DeltaAdsClient
  * and decoders, with per-node tokens) in two client processes. Measures:
  *   - initial sync: from the clients being told to connect until each holds its full config;
@@ -8,6 +8,10 @@
  *     the per-client delivery times;
  *   - the control plane's RSS and CPU time in each phase.
  * Needs no root: everything is on 127.0.0.1.
+ *
+ * `--source kubernetes`: the enrolment benchmark (enrol-bench.ts) on a real Kubernetes API server,
+ * after the same run over a manifest directory as its baseline (BENCH_BASELINE=0 skips it).
+ * BENCH_PODS, BENCH_SERVICES, BENCH_CLIENTS, BENCH_ROUNDS and BENCH_WRITE_CONCURRENCY set the sizes.
  */
 import { mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
@@ -15,7 +19,11 @@ import { join } from 'node:path';
 import { LocalCa } from '@ambient/shared';
 import { ClientFleet } from './client-fleet.js';
 import { type ControlPlaneProcess, startControlPlaneProcess } from './control-plane-process.js';
+import { type EnrolBenchOptions, type EnrolResult, runEnrolBench } from './enrol-bench.js';
+import { directorySource, kubernetesSource } from './enrol-sources.js';
+import { printEnrolTable } from './enrol-table.js';
 import { freePort, now, pct, printTable, sleep, usage } from './measure.js';
+import { Teardown } from './teardown.js';
 
 const WORKLOADS = Number(process.env.BENCH_WORKLOADS ?? 10_000);
 const SERVICES = Number(process.env.BENCH_SERVICES ?? 1_000);
@@ -80,7 +88,7 @@ async function writeTarget(dir: string, k: number): Promise<void> {
   await rename(join(dir, '.target.json'), join(dir, 'target.json'));
 }
 
-async function main(): Promise<void> {
+async function directoryBench(): Promise<void> {
   const work = await mkdtemp(join(tmpdir(), 'bench-xds-'));
   const manifests = join(work, 'manifests');
   await mkdir(manifests);
@@ -203,6 +211,62 @@ async function main(): Promise<void> {
     await rm(work, { recursive: true, force: true });
   }
 }
+
+async function kubernetesBench(): Promise<void> {
+  const num = (name: string, dflt: number) => {
+    const v = Number(process.env[name] ?? dflt);
+    if (!Number.isInteger(v) || v < 1)
+      throw new Error(`${name} must be a whole number from 1, not ${process.env[name]}`);
+    return v;
+  };
+  const clients = num('BENCH_CLIENTS', 50);
+  const opts: EnrolBenchOptions = {
+    pods: num('BENCH_PODS', 10_000),
+    services: num('BENCH_SERVICES', 1_000),
+    nodes: clients,
+    rounds: num('BENCH_ROUNDS', 3),
+    clientProcesses: CLIENT_PROCESSES,
+    phaseTimeoutMs: num('BENCH_PHASE_TIMEOUT_MS', 180_000),
+    log: (line) => process.stderr.write(`bench: ${line}\n`),
+    cpNodeArgs: process.env.BENCH_CP_NODE_ARGS?.split(' ').filter(Boolean) ?? [],
+    clientNodeArgs: process.env.BENCH_CLIENT_NODE_ARGS?.split(' ').filter(Boolean) ?? [],
+  };
+  const concurrency = num('BENCH_WRITE_CONCURRENCY', 16);
+  const results: EnrolResult[] = [];
+  const once = async (make: Parameters<typeof runEnrolBench>[0]) => {
+    const teardown = new Teardown();
+    const stop = () => {
+      process.stderr.write('bench: interrupted, cleaning up\n');
+      void teardown.run().finally(() => process.exit(130));
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+    try {
+      results.push(await runEnrolBench(make, opts, teardown));
+    } finally {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      await teardown.run();
+    }
+  };
+  if (process.env.BENCH_BASELINE !== '0') await once((work) => directorySource(work, opts));
+  await once((_work, teardown) => kubernetesSource(opts, teardown, { concurrency, log: opts.log }));
+  printEnrolTable(results);
+}
+
+function sourceArg(argv: readonly string[]): string {
+  const i = argv.indexOf('--source');
+  const v = i >= 0 ? argv[i + 1] : argv.find((a) => a.startsWith('--source='))?.slice('--source='.length);
+  return v ?? 'directory';
+}
+
+const source = sourceArg(process.argv.slice(2));
+const main =
+  source === 'kubernetes'
+    ? kubernetesBench
+    : source === 'directory'
+      ? directoryBench
+      : () => Promise.reject(new Error(`--source must be directory or kubernetes, not ${source}`));
 
 main().catch((err: unknown) => {
   console.error(`bench/xds: ${(err as Error).stack ?? err}`);

@@ -1,0 +1,21 @@
+/**
+ * What a bench run must undo (processes, temporary directories), undone in reverse order exactly
+ * once: from the run's `finally`, or from a signal handler while the run is still going.
+ */
+export class Teardown {
+  private readonly steps: Array<() => Promise<void> | void> = [];
+
+  add(step: () => Promise<void> | void): void {
+    this.steps.push(step);
+  }
+
+  async run(): Promise<void> {
+    for (let step = this.steps.pop(); step; step = this.steps.pop()) {
+      try {
+        await step();
+      } catch (err) {
+        process.stderr.write(`bench: clean-up step failed: ${(err as Error).message}\n`);
+      }
+    }
+  }
+}
