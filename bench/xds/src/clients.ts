@@ -34,6 +34,11 @@ function emit(o: object): void {
   process.stdout.write(`${JSON.stringify(o)}\n`);
 }
 
+/** The watched namespace's workloads (resource name -> carried over HBONE), with a running count. */
+class Watched extends Map<string, boolean> {
+  hbone = 0;
+}
+
 /**
  * Updates client i's view of the watched namespace from one response and, when the response
  * touched it, reports that view once the response has been answered: the client ACKs or NACKs
@@ -42,29 +47,37 @@ function emit(o: object): void {
 function watch(
   client: DeltaAdsClient,
   i: number,
-  watched: Map<string, boolean>,
+  watched: Watched,
   updated: ReadonlyMap<string, AddressValue>,
   removed: readonly string[],
 ): void {
   let touched = false;
-  for (const [name, v] of updated) {
-    if ('workload' in v && v.workload.namespace === watchNs) {
-      watched.set(name, v.workload.protocol === 'HBONE');
-      touched = true;
-    } else if (watched.delete(name)) touched = true;
-  }
-  for (const name of removed) if (watched.delete(name)) touched = true;
+  const set = (name: string, hbone: boolean | undefined) => {
+    const was = watched.get(name);
+    if (was === undefined && hbone === undefined) return;
+    touched = true;
+    if (was) watched.hbone--;
+    if (hbone === undefined) watched.delete(name);
+    else {
+      watched.set(name, hbone);
+      if (hbone) watched.hbone++;
+    }
+  };
+  for (const [name, v] of updated)
+    set(
+      name,
+      'workload' in v && v.workload.namespace === watchNs ? v.workload.protocol === 'HBONE' : undefined,
+    );
+  for (const name of removed) set(name, undefined);
   if (!touched) return;
   const answers = () => client.dump().types.find((t) => t.typeUrl === ADDRESS_URL);
   const before = answers();
   queueMicrotask(() => {
     const after = answers();
-    let hbone = 0;
-    for (const h of watched.values()) if (h) hbone++;
     emit({
       ns: i,
       workloads: watched.size,
-      hbone,
+      hbone: watched.hbone,
       acked: (after?.acks ?? 0) > (before?.acks ?? 0),
       at: now(),
     });
@@ -74,8 +87,7 @@ function watch(
 function startClient(i: number, solo = false): void {
   const node = `node${i}`;
   let addresses = 0;
-  // The watched namespace's workloads: resource name -> carried over HBONE.
-  const watched = new Map<string, boolean>();
+  const watched = new Watched();
   const client: DeltaAdsClient = new DeltaAdsClient({
     target,
     credentials: grpc.credentials.createSsl(root),

@@ -52,6 +52,8 @@ export interface EnrolResult {
   readonly labelMs: readonly number[];
   /** Per round: label removal start until every client has ACKed all N without HBONE. */
   readonly unlabelMs: readonly number[];
+  /** Responses touching the namespace a client took in to get there (mean over clients, last round). */
+  readonly labelResponses: number;
   /** Each client's view at the end of the last label and unlabel phases. */
   readonly afterLabel: readonly ClientView[];
   readonly afterUnlabel: readonly ClientView[];
@@ -78,13 +80,17 @@ async function phase(
   want: { workloads: number; hbone: number },
   what: string,
   timeoutMs: number,
-): Promise<{ ms: number; views: ClientView[] }> {
+): Promise<{ ms: number; views: ClientView[]; responses: number }> {
   const latest = new Map<number, Report>();
   let seen = from;
+  let responses = 0;
   const done = () => {
     for (; seen < fleet.reports.length; seen++) {
       const r = fleet.reports[seen];
-      if (r?.ns !== undefined) latest.set(r.ns, r);
+      if (r?.ns !== undefined) {
+        latest.set(r.ns, r);
+        responses++;
+      }
     }
     if (latest.size < clients) return false;
     for (const r of latest.values())
@@ -100,7 +106,11 @@ async function phase(
       acked: r.acked === true,
     }))
     .sort((a, b) => a.client - b.client);
-  return { ms: Math.max(...[...latest.values()].map((r) => r.at)) - t0, views };
+  return {
+    ms: Math.max(...[...latest.values()].map((r) => r.at)) - t0,
+    views,
+    responses: responses / clients,
+  };
 }
 
 /** CPU seconds of the control plane, the source's processes and the client processes. */
@@ -196,6 +206,7 @@ export async function runEnrolBench(
   const unlabelMs: number[] = [];
   const roundsCpu: Array<Record<string, number>> = [];
   let afterLabel: ClientView[] = [];
+  let labelResponses = 0;
   let afterUnlabel: ClientView[] = [];
   const all = { workloads: opts.pods, hbone: opts.pods };
   for (let round = 1; round <= opts.rounds; round++) {
@@ -207,6 +218,7 @@ export async function runEnrolBench(
     const on = await phase(fleet, from, t0, clients, all, `round ${round}: label`, opts.phaseTimeoutMs);
     labelMs.push(on.ms);
     afterLabel = on.views;
+    labelResponses = on.responses;
     await sleep(1000);
     from = fleet.reports.length;
     t0 = now();
@@ -227,6 +239,7 @@ export async function runEnrolBench(
     resources,
     labelMs,
     unlabelMs,
+    labelResponses,
     afterLabel,
     afterUnlabel,
     cpRssAfterSyncMb,

@@ -52,6 +52,7 @@ export function printEnrolTable(results: readonly EnrolResult[]): void {
     row('initial sync, all clients (ms)', (r) => r.syncMs),
     spreadRow(`label -> all clients ACKed ${pods} HBONE, min / median / max (ms)`, (r) => r.labelMs),
     spreadRow(`unlabel -> all clients ACKed ${pods} plain, min / median / max (ms)`, (r) => r.unlabelMs),
+    row('responses per client in a label (mean)', (r) => r.labelResponses, 1, false),
     row('control plane RSS after sync (MB)', (r) => r.cpRssAfterSyncMb),
     row('control plane peak RSS, VmHWM (MB)', (r) => r.cpPeakMb),
     row('control plane CPU, load + initial sync (s)', (r) => r.cpu.sync['control plane'], 2),
