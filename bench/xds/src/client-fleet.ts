@@ -6,6 +6,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { endProcess } from './teardown.js';
 
 // The built entry, from the sources (vitest) as from dist.
 const CLIENTS_ENTRY = join(dirname(fileURLToPath(import.meta.url)), '../dist/clients.js');
@@ -117,6 +118,6 @@ export class ClientFleet {
       Promise.all(alive.map((c) => new Promise((resolve) => c.once('exit', resolve)))),
       new Promise((resolve) => setTimeout(resolve, graceMs)),
     ]);
-    for (const c of this.children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
+    await Promise.all(this.children.map((c) => endProcess(c)));
   }
 }

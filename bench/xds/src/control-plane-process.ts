@@ -25,6 +25,8 @@ export interface ControlPlaneProcessOptions {
   readonly monitorPort: number;
   readonly nodeArgs?: readonly string[];
   readonly readyTimeoutMs?: number;
+  /** Told of the process as soon as it is spawned (to end it if the run is interrupted meanwhile). */
+  readonly onSpawn?: (child: ChildProcess) => void;
 }
 
 /** Spawns the control plane; the caller ends `child` (also when this throws, it is already ended). */
@@ -35,6 +37,7 @@ export async function startControlPlaneProcess(
     env: { ...process.env, ...opts.env },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
+  opts.onSpawn?.(child);
   const startedAt = now();
   const monitorUrl = `http://127.0.0.1:${opts.monitorPort}`;
   const timeoutMs = opts.readyTimeoutMs ?? 60_000;

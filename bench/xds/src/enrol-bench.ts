@@ -17,7 +17,7 @@ import { startControlPlaneProcess } from './control-plane-process.js';
 import { BENCH_NAMESPACE, checkSizes, type EnrolSizes } from './enrol-objects.js';
 import type { EnrolSource } from './enrol-sources.js';
 import { cpuOf, freePort, now, sleep, usage } from './measure.js';
-import type { Teardown } from './teardown.js';
+import { endProcess, type Teardown } from './teardown.js';
 
 export interface EnrolBenchOptions extends EnrolSizes {
   /** One client per node: `nodes` clients. */
@@ -168,9 +168,7 @@ export async function runEnrolBench(
     monitorPort: monitor,
     nodeArgs: opts.cpNodeArgs ?? [],
     readyTimeoutMs: opts.phaseTimeoutMs,
-  });
-  teardown.add(() => {
-    cp.child.kill('SIGTERM');
+    onSpawn: (child) => teardown.add(() => endProcess(child)),
   });
   opts.log(`${source.name}: control plane ready in ${cp.loadMs.toFixed(0)} ms`);
 

@@ -83,8 +83,12 @@ export async function kubernetesSource(
   opts: KubernetesSourceOptions,
 ): Promise<EnrolSource> {
   const binDir = await kubeBinaries(REPO_ROOT);
-  const api = await KubeApiServer.start({ binDir });
-  teardown.add(() => api.stop());
+  const starting = KubeApiServer.start({ binDir });
+  // Registered before the start resolves, so an interrupt meanwhile still stops what it started.
+  teardown.add(async () => {
+    await (await starting.catch(() => undefined))?.stop();
+  });
+  const api = await starting;
   const writer = new KubeWriter({
     url: api.url,
     token: api.adminToken,

@@ -1,3 +1,5 @@
+import type { ChildProcess } from 'node:child_process';
+
 /**
  * What a bench run must undo (processes, temporary directories), undone in reverse order exactly
  * once: from the run's `finally`, or from a signal handler while the run is still going.
@@ -18,4 +20,17 @@ export class Teardown {
       }
     }
   }
+}
+
+/** Ends a child process: SIGTERM, then SIGKILL past the grace period; resolves once it has exited. */
+export function endProcess(child: ChildProcess, graceMs = 5000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const t = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    child.once('exit', () => {
+      clearTimeout(t);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
 }
