@@ -226,7 +226,7 @@ async function kubernetesBench(): Promise<void> {
     nodes: clients,
     rounds: num('BENCH_ROUNDS', 3),
     clientProcesses: CLIENT_PROCESSES,
-    phaseTimeoutMs: num('BENCH_PHASE_TIMEOUT_MS', 180_000),
+    phaseTimeoutMs: num('BENCH_PHASE_TIMEOUT_MS', 600_000),
     log: (line) => process.stderr.write(`bench: ${line}\n`),
     cpNodeArgs: process.env.BENCH_CP_NODE_ARGS?.split(' ').filter(Boolean) ?? [],
     clientNodeArgs: process.env.BENCH_CLIENT_NODE_ARGS?.split(' ').filter(Boolean) ?? [],
