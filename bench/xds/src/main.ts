@@ -1,5 +1,5 @@
 /**
- * Control plane benchmark: one control plane process (TLS gRPC on loopback) with 10,000 workloads
+ * Control plane benchmark (default, `--source directory`): one control plane process (TLS gRPC on loopback) with 10,000 workloads
  * and 1,000 services from a manifest directory, and 50 real xDS clients (ztunnel's DeltaAdsClient
  * and decoders, with per-node tokens) in two client processes. Measures:
  *   - initial sync: from the clients being told to connect until each holds its full config;
@@ -8,16 +8,23 @@
  *     the per-client delivery times;
  *   - the control plane's RSS and CPU time in each phase.
  * Needs no root: everything is on 127.0.0.1.
+ *
+ * `--source kubernetes`: the enrolment benchmark (enrol-bench.ts) on a real Kubernetes API server,
+ * after the same run over a manifest directory as its baseline (BENCH_BASELINE=0 skips it).
+ * BENCH_PODS, BENCH_SERVICES, BENCH_CLIENTS, BENCH_ROUNDS and BENCH_WRITE_CONCURRENCY set the sizes.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { LocalCa } from '@ambient/shared';
+import { ClientFleet } from './client-fleet.js';
+import { type ControlPlaneProcess, startControlPlaneProcess } from './control-plane-process.js';
+import { type EnrolBenchOptions, type EnrolResult, runEnrolBench } from './enrol-bench.js';
+import { directorySource, kubernetesSource } from './enrol-sources.js';
+import { printEnrolTable } from './enrol-table.js';
+import { freePort, now, pct, printTable, sleep, usage } from './measure.js';
+import { Teardown } from './teardown.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
 const WORKLOADS = Number(process.env.BENCH_WORKLOADS ?? 10_000);
 const SERVICES = Number(process.env.BENCH_SERVICES ?? 1_000);
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 50);
@@ -25,29 +32,6 @@ const CHANGES = Number(process.env.BENCH_CHANGES ?? 30);
 const WARMUP = 3;
 const NAMESPACES = 10;
 const CLIENT_PROCESSES = Number(process.env.BENCH_CLIENT_PROCESSES ?? 2);
-
-const now = () => performance.timeOrigin + performance.now();
-
-function pct(values: readonly number[], p: number): number {
-  const s = [...values].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))] ?? Number.NaN;
-}
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((resolve) => s.close(resolve));
-  return port;
-}
-
-/** CPU seconds (user + system) and RSS in MB of a process, from /proc. */
-async function usage(pid: number): Promise<{ cpu: number; rssMb: number }> {
-  const stat = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]?.split(' ') ?? [];
-  const ticks = Number(stat[11]) + Number(stat[12]);
-  const rss = /VmRSS:\s+(\d+) kB/.exec(await readFile(`/proc/${pid}/status`, 'utf8'))?.[1];
-  return { cpu: ticks / 100, rssMb: Number(rss) / 1024 };
-}
 
 async function writeManifests(dir: string): Promise<void> {
   const perNs = Math.ceil(WORKLOADS / NAMESPACES);
@@ -104,20 +88,12 @@ async function writeTarget(dir: string, k: number): Promise<void> {
   await rename(join(dir, '.target.json'), join(dir, 'target.json'));
 }
 
-interface Report {
-  solo?: number;
-  synced?: number;
-  change?: number;
-  client?: number;
-  at: number;
-  resources?: number;
-}
-
-async function main(): Promise<void> {
+async function directoryBench(): Promise<void> {
   const work = await mkdtemp(join(tmpdir(), 'bench-xds-'));
   const manifests = join(work, 'manifests');
   await mkdir(manifests);
-  const children: ChildProcess[] = [];
+  let cp: ControlPlaneProcess | undefined;
+  let fleet: ClientFleet | undefined;
   try {
     process.stderr.write(`bench: writing ${WORKLOADS} pods and ${SERVICES} services\n`);
     await writeManifests(manifests);
@@ -127,95 +103,46 @@ async function main(): Promise<void> {
     await writeFile(join(work, 'tokens.json'), JSON.stringify(tokens));
     const port = await freePort();
     const monitor = await freePort();
-    const cpEntry = join(here, '../../../packages/controlplane/dist/main.js');
-    const cp = spawn(
-      process.execPath,
-      [...(process.env.BENCH_CP_NODE_ARGS?.split(' ').filter(Boolean) ?? []), cpEntry],
-      {
-        env: {
-          ...process.env,
-          CP_MANIFEST_DIR: manifests,
-          CP_CA_DIR: join(work, 'ca'),
-          CP_TOKENS_FILE: join(work, 'tokens.json'),
-          CP_GRPC_ADDRESS: '127.0.0.1',
-          CP_GRPC_PORT: String(port),
-          CP_MONITOR_ADDRESS: '127.0.0.1',
-          CP_MONITOR_PORT: String(monitor),
-          CP_LOG_LEVEL: 'warn',
-        },
-        stdio: ['ignore', 'inherit', 'inherit'],
+    cp = await startControlPlaneProcess({
+      env: {
+        CP_MANIFEST_DIR: manifests,
+        CP_CA_DIR: join(work, 'ca'),
+        CP_TOKENS_FILE: join(work, 'tokens.json'),
+        CP_GRPC_ADDRESS: '127.0.0.1',
+        CP_GRPC_PORT: String(port),
+        CP_MONITOR_ADDRESS: '127.0.0.1',
+        CP_MONITOR_PORT: String(monitor),
+        CP_LOG_LEVEL: 'warn',
       },
-    );
-    children.push(cp);
-    const startedAt = now();
-    for (let i = 0; ; i++) {
-      const ok = await fetch(`http://127.0.0.1:${monitor}/ready`).then(
-        (r) => r.ok,
-        () => false,
-      );
-      if (ok) break;
-      if (i > 600) throw new Error('control plane did not start in 60 s');
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-    const loadMs = now() - startedAt;
-    const cpPid = cp.pid as number;
+      monitorPort: monitor,
+      nodeArgs: process.env.BENCH_CP_NODE_ARGS?.split(' ').filter(Boolean) ?? [],
+    });
+    const loadMs = cp.loadMs;
+    const cpPid = cp.pid;
     const idle = await usage(cpPid);
 
-    const reports: Report[] = [];
-    const waiters: Array<() => void> = [];
-    const per = Math.ceil(CLIENTS / CLIENT_PROCESSES);
-    for (let p = 0; p < CLIENT_PROCESSES; p++) {
-      const first = p * per;
-      const count = Math.min(per, CLIENTS - first);
-      const child = spawn(
-        process.execPath,
-        [
-          ...(process.env.BENCH_CLIENT_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
-          join(here, 'clients.js'),
-          `127.0.0.1:${port}`,
-          join(work, 'ca', 'root-cert.pem'),
-          join(work, 'tokens.json'),
-          String(first),
-          String(count),
-        ],
-        { stdio: ['pipe', 'pipe', 'inherit'] },
-      );
-      children.push(child);
-      let buf = '';
-      child.stdout?.on('data', (d: Buffer) => {
-        buf += d.toString();
-        let nl = buf.indexOf('\n');
-        while (nl >= 0) {
-          reports.push(JSON.parse(buf.slice(0, nl)) as Report);
-          buf = buf.slice(nl + 1);
-          nl = buf.indexOf('\n');
-        }
-        for (const w of waiters.splice(0)) w();
-      });
-    }
-    const waitFor = async (pred: () => boolean, what: string, ms: number) => {
-      const deadline = Date.now() + ms;
-      while (!pred()) {
-        if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
-        await new Promise<void>((resolve) => {
-          waiters.push(resolve);
-          setTimeout(resolve, 50);
-        });
-      }
-    };
-    await new Promise((resolve) => setTimeout(resolve, 500)); // client processes load their modules
+    fleet = ClientFleet.spawn({
+      target: `127.0.0.1:${port}`,
+      rootCertFile: join(work, 'ca', 'root-cert.pem'),
+      tokensFile: join(work, 'tokens.json'),
+      clients: CLIENTS,
+      processes: CLIENT_PROCESSES,
+      nodeArgs: process.env.BENCH_CLIENT_NODE_ARGS?.split(' ').filter(Boolean) ?? [],
+    });
+    const { reports } = fleet;
+    await sleep(500); // client processes load their modules
 
     process.stderr.write('bench: one client syncing alone\n');
     const soloStart = now();
-    children[1]?.stdin?.write('solo\n');
-    await waitFor(() => reports.some((r) => r.solo !== undefined), 'solo sync', 60_000);
+    fleet.send('solo', 'first');
+    await fleet.waitFor(() => reports.some((r) => r.solo !== undefined), 'solo sync', 60_000);
     const soloMs = (reports.find((r) => r.solo !== undefined)?.at ?? Number.NaN) - soloStart;
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    await sleep(500);
 
     process.stderr.write(`bench: ${CLIENTS} clients connecting\n`);
     const syncStart = now();
-    for (const c of children.slice(1)) c.stdin?.write('start\n');
-    await waitFor(
+    fleet.send('start');
+    await fleet.waitFor(
       () => reports.filter((r) => r.synced !== undefined).length >= CLIENTS,
       'initial sync',
       120_000,
@@ -227,13 +154,13 @@ async function main(): Promise<void> {
 
     process.stderr.write(`bench: ${CHANGES} one-pod changes (after ${WARMUP} warm-up changes)\n`);
     // Let the clients' heaps settle after taking in the snapshot, then warm up.
-    await new Promise((resolve) => setTimeout(resolve, 1000));
+    await sleep(1000);
     const allClients: number[] = [];
     const perClient: number[] = [];
     for (let k = 1; k <= CHANGES + WARMUP; k++) {
       const t0 = now();
       await writeTarget(manifests, k);
-      await waitFor(
+      await fleet.waitFor(
         () => reports.filter((r) => r.change === k).length >= CLIENTS,
         `change ${k} to reach all clients`,
         30_000,
@@ -243,13 +170,12 @@ async function main(): Promise<void> {
         allClients.push(Math.max(...times));
         perClient.push(...times);
       }
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      await sleep(100);
     }
     if (process.env.BENCH_VERBOSE)
       process.stderr.write(`all-clients ms: ${allClients.map((v) => v.toFixed(0)).join(' ')}\n`);
     const afterChanges = await usage(cpPid);
-    const metrics = await (await fetch(`http://127.0.0.1:${monitor}/metrics`)).text();
-    const nacks = Number(/^pilot_total_xds_rejects\S* (\d+)/m.exec(metrics)?.[1] ?? 0);
+    const nacks = await cp.nacks();
 
     const f = (n: number, d = 0) => n.toFixed(d);
     const rows: Array<[string, string]> = [
@@ -272,9 +198,7 @@ async function main(): Promise<void> {
       [`control plane CPU in ${CHANGES} changes (s)`, f(afterChanges.cpu - afterSync.cpu, 2)],
       ['NACKs', String(nacks)],
     ];
-    const width = Math.max(...rows.map(([k]) => k.length));
-    console.log(`${'metric'.padEnd(width)}  value`);
-    for (const [k, v] of rows) console.log(`${k.padEnd(width)}  ${v}`);
+    printTable(['metric', 'value'], rows, 'left');
     const sync = Math.max(...syncTimes);
     const conv = pct(allClients, 99);
     console.log(`target initial sync <= 2000 ms: ${sync <= 2000 ? 'met' : 'NOT met'} (${f(sync)} ms)`);
@@ -282,13 +206,67 @@ async function main(): Promise<void> {
       `target one-change convergence p99 <= 100 ms: ${conv <= 100 ? 'met' : 'NOT met'} (${f(conv, 1)} ms)`,
     );
   } finally {
-    for (const c of children.slice(1)) c.stdin?.write('stop\n');
-    // Let clients exit on their own first (profiles and reports are written at exit).
-    await new Promise((resolve) => setTimeout(resolve, 1000));
-    for (const c of children) c.kill('SIGTERM');
+    await fleet?.stop();
+    cp?.child.kill('SIGTERM');
     await rm(work, { recursive: true, force: true });
   }
 }
+
+async function kubernetesBench(): Promise<void> {
+  const num = (name: string, dflt: number) => {
+    const v = Number(process.env[name] ?? dflt);
+    if (!Number.isInteger(v) || v < 1)
+      throw new Error(`${name} must be a whole number from 1, not ${process.env[name]}`);
+    return v;
+  };
+  const clients = num('BENCH_CLIENTS', 50);
+  const opts: EnrolBenchOptions = {
+    pods: num('BENCH_PODS', 10_000),
+    services: num('BENCH_SERVICES', 1_000),
+    nodes: clients,
+    rounds: num('BENCH_ROUNDS', 3),
+    clientProcesses: CLIENT_PROCESSES,
+    phaseTimeoutMs: num('BENCH_PHASE_TIMEOUT_MS', 600_000),
+    log: (line) => process.stderr.write(`bench: ${line}\n`),
+    cpNodeArgs: process.env.BENCH_CP_NODE_ARGS?.split(' ').filter(Boolean) ?? [],
+    clientNodeArgs: process.env.BENCH_CLIENT_NODE_ARGS?.split(' ').filter(Boolean) ?? [],
+  };
+  const concurrency = num('BENCH_WRITE_CONCURRENCY', 16);
+  const results: EnrolResult[] = [];
+  const once = async (make: Parameters<typeof runEnrolBench>[0]) => {
+    const teardown = new Teardown();
+    const stop = () => {
+      process.stderr.write('bench: interrupted, cleaning up\n');
+      void teardown.run().finally(() => process.exit(130));
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+    try {
+      results.push(await runEnrolBench(make, opts, teardown));
+    } finally {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      await teardown.run();
+    }
+  };
+  if (process.env.BENCH_BASELINE !== '0') await once((work) => directorySource(work, opts));
+  await once((_work, teardown) => kubernetesSource(opts, teardown, { concurrency, log: opts.log }));
+  printEnrolTable(results);
+}
+
+function sourceArg(argv: readonly string[]): string {
+  const i = argv.indexOf('--source');
+  const v = i >= 0 ? argv[i + 1] : argv.find((a) => a.startsWith('--source='))?.slice('--source='.length);
+  return v ?? 'directory';
+}
+
+const source = sourceArg(process.argv.slice(2));
+const main =
+  source === 'kubernetes'
+    ? kubernetesBench
+    : source === 'directory'
+      ? directoryBench
+      : () => Promise.reject(new Error(`--source must be directory or kubernetes, not ${source}`));
 
 main().catch((err: unknown) => {
   console.error(`bench/xds: ${(err as Error).stack ?? err}`);
