@@ -401,11 +401,6 @@ export class KubeApiServer {
     return this.logs[which].join('').slice(-chars);
   }
 
-  /** Process ids of etcd and the API server (benchmarks read their CPU time from /proc). */
-  pids(): { etcd?: number; apiserver?: number } {
-    return { etcd: this.procs.etcd.pid, apiserver: this.procs.apiserver.pid };
-  }
-
   /** Stops the API server (only), leaving etcd and its data: for restart-mid-watch cases. */
   async stopApiServer(): Promise<void> {
     this.procs.apiserver.kill('SIGTERM');
