@@ -508,6 +508,19 @@ describe('what the leader writes on a real kube-apiserver', () => {
     });
     // The entry for the parent no longer referenced is gone.
     expect(await parents('no-parent')).toHaveLength(1);
+    // A valid route broken alone by a refused field (its last good version stays in force for
+    // the waypoint until then): the refusal by itself rewrites the status, which no longer claims it.
+    await apply(
+      route('ok', {
+        parentRefs: [svcParent('bound')],
+        rules: [{ backendRefs: [{ name: 'bound', port: 80 }], filters: [{ type: 'ExtensionRef' }] }],
+      }),
+    );
+    const broken = await ours('ok', (p) => byType(p).Accepted?.startsWith('False') ?? false);
+    expect(byType(broken).Accepted).toMatch(
+      /^False UnsupportedValue: Route was refused: spec\.rules\[0\]\.filters\[0\]/,
+    );
+    expect(broken.conditions.every((c) => c.observedGeneration === 2)).toBe(true);
   }, 60_000);
 
   it('only the leader writes, and a write never causes another (no loop): counts and resourceVersions stay put', async () => {
