@@ -1,6 +1,7 @@
 /**
  * What the leader writes to a real kube-apiserver, as istiod does: status.conditions on
- * AuthorizationPolicies (ZtunnelAccepted) and Services (istio.io/WaypointBound), and the CA root
+ * AuthorizationPolicies (ZtunnelAccepted, WaypointAccepted) and Services (istio.io/WaypointBound),
+ * HTTPRoute status.parents for Service parents, and the CA root
  * ConfigMap in every namespace. Two control plane replicas read the API (the kubernetes source) as
  * their own service account with the RBAC the project ships; only the one holding the Lease
  * writes. Objects the API server accepts but the mesh cannot use are reported with their field
@@ -263,8 +264,12 @@ describe('what the leader writes on a real kube-apiserver', () => {
       (m: { manager: string; operation: string; subresource?: string }) => `${m.manager}/${m.operation}`,
     );
     expect(managers).toContain('istio-ambient-ztunnel-policy/Apply');
+    // A policy with targetRefs is the waypoint's: WaypointAccepted (next test), never ZtunnelAccepted.
+    await until('WaypointAccepted on for-waypoint', async () =>
+      condition(await getJson('authorizationpolicy', 'for-waypoint', '-n', 'demo'), 'WaypointAccepted'),
+    );
     expect(
-      (await getJson('authorizationpolicy', 'for-waypoint', '-n', 'demo')).status?.conditions,
+      condition(await getJson('authorizationpolicy', 'for-waypoint', '-n', 'demo'), 'ZtunnelAccepted'),
     ).toBeUndefined();
     // A new generation is observed.
     await apply(policy('l4', { action: 'ALLOW', rules: [{ to: [{ operation: { ports: ['9090'] } }] }] }));
@@ -318,6 +323,206 @@ describe('what the leader writes on a real kube-apiserver', () => {
     });
   }, 60_000);
 
+  it('WaypointAccepted on AuthorizationPolicies with targetRefs: bound, a missing or non-waypoint target, a Service without a waypoint, several targets; it changes when the target is fixed', async () => {
+    const GW = 'gateway.networking.k8s.io';
+    const targeted = (name: string, targetRefs: object[]) =>
+      policy(name, { targetRefs, action: 'ALLOW', rules: [{}] });
+    await apply(
+      targeted('to-wp', [{ group: GW, kind: 'Gateway', name: 'wp' }]),
+      targeted('to-ingress', [{ group: GW, kind: 'Gateway', name: 'ingress' }]),
+      targeted('to-bound', [{ group: '', kind: 'Service', name: 'bound' }]),
+      targeted('to-plain', [{ group: '', kind: 'Service', name: 'plain' }]),
+      targeted('to-later', [{ group: '', kind: 'Service', name: 'later-svc' }]),
+      targeted('to-several', [
+        { group: GW, kind: 'Gateway', name: 'wp' },
+        { group: '', kind: 'Service', name: 'absent' },
+      ]),
+    );
+    const cond = async (name: string, accept: (c: Cond) => boolean = () => true) =>
+      until(`WaypointAccepted on ${name}`, async () => {
+        const c = condition(await getJson('authorizationpolicy', name, '-n', 'demo'), 'WaypointAccepted');
+        return c && accept(c) && c;
+      });
+    expect(await cond('to-wp')).toMatchObject({
+      status: 'True',
+      reason: 'Accepted',
+      message: 'bound to demo/wp',
+      observedGeneration: 1,
+    });
+    expect(await cond('to-ingress')).toMatchObject({
+      status: 'False',
+      reason: 'TargetNotFound',
+      message: 'not bound',
+    });
+    expect(await cond('to-bound')).toMatchObject({
+      status: 'True',
+      reason: 'Accepted',
+      message: 'bound to demo/wp',
+    });
+    expect(await cond('to-plain')).toMatchObject({
+      status: 'False',
+      reason: 'AncestorNotBound',
+      message: 'Service demo/plain is not bound to a waypoint',
+    });
+    const before = await cond('to-later');
+    expect(before).toMatchObject({
+      status: 'False',
+      reason: 'TargetNotFound',
+      message: 'Service demo/later-svc was not found',
+    });
+    expect(await cond('to-several')).toMatchObject({
+      status: 'True',
+      reason: 'PartiallyInvalid',
+      message: 'Invalid targetRefs: Service.core:demo/absent',
+    });
+    const managers = (
+      await getJson('authorizationpolicy', 'to-wp', '-n', 'demo', '--show-managed-fields')
+    ).metadata.managedFields.map(
+      (m: { manager: string; operation: string }) => `${m.manager}/${m.operation}`,
+    );
+    expect(managers).toContain('istio-ambient-waypoint-policy/Apply');
+    // The target appears, bound to the waypoint: the condition follows.
+    const t0 = Date.now();
+    await apply(service('later-svc', { 'istio.io/use-waypoint': 'wp' }));
+    const fixed = await cond('to-later', (c) => c.status === 'True');
+    console.log(`WaypointAccepted turned True ${Date.now() - t0} ms after its Service appeared`);
+    expect(fixed).toMatchObject({ reason: 'Accepted', message: 'bound to demo/wp' });
+    expect(fixed.lastTransitionTime >= before.lastTransitionTime).toBe(true);
+  }, 60_000);
+
+  it("HTTPRoute status.parents for Service parents: accepted, a missing backend, a refused field, a missing parent; fixed routes follow, and another controller's entry is kept", async () => {
+    const route = (name: string, spec: object) => ({
+      apiVersion: 'gateway.networking.k8s.io/v1',
+      kind: 'HTTPRoute',
+      metadata: { name, namespace: 'demo' },
+      spec,
+    });
+    const svcParent = (name: string) => ({ group: '', kind: 'Service', name });
+    const backend = (name: string) => [{ backendRefs: [{ name, port: 80 }] }];
+    await apply(
+      route('ok', { parentRefs: [svcParent('bound')], rules: backend('bound') }),
+      route('no-backend', { parentRefs: [svcParent('bound')], rules: backend('nowhere') }),
+      route('refused', {
+        parentRefs: [svcParent('bound')],
+        rules: [{ filters: [{ type: 'ExtensionRef', extensionRef: { group: 'x', kind: 'Y', name: 'z' } }] }],
+      }),
+      route('no-parent', { parentRefs: [svcParent('ghost')] }),
+      route('waypoint-parent', { parentRefs: [{ name: 'wp' }] }),
+    );
+    interface Parent {
+      parentRef: { name: string; kind?: string };
+      controllerName: string;
+      conditions: Cond[];
+    }
+    const parents = async (name: string): Promise<Parent[]> =>
+      (await getJson('httproute', name, '-n', 'demo'))?.status?.parents ?? [];
+    const ours = async (name: string, accept: (p: Parent) => boolean = () => true) =>
+      until(`status.parents of ${name}`, async () => {
+        const p = (await parents(name)).find((x) => x.controllerName === 'istio.io/gateway-controller');
+        return p && accept(p) && p;
+      });
+    const byType = (p: Parent) =>
+      Object.fromEntries(p.conditions.map((c) => [c.type, `${c.status} ${c.reason}: ${c.message}`]));
+    const ok = await ours('ok');
+    expect(ok.parentRef).toEqual(svcParent('bound'));
+    expect(byType(ok)).toEqual({
+      Accepted: 'True Accepted: Route was valid',
+      ResolvedRefs: 'True ResolvedRefs: All references resolved',
+      ResolvedWaypoints: 'True ResolvedWaypoints: All waypoints resolved',
+    });
+    expect(ok.conditions.every((c) => c.observedGeneration === 1)).toBe(true);
+    const managers = (
+      await getJson('httproute', 'ok', '-n', 'demo', '--show-managed-fields')
+    ).metadata.managedFields.map(
+      (m: { manager: string; operation: string }) => `${m.manager}/${m.operation}`,
+    );
+    expect(managers).toContain('pilot-discovery/Apply');
+    expect(byType(await ours('no-backend')).ResolvedRefs).toBe(
+      'False BackendNotFound: backend(nowhere.demo.svc.cluster.local) not found',
+    );
+    const refused = byType(await ours('refused'));
+    expect(refused.Accepted).toMatch(
+      /^False UnsupportedValue: Route was refused: spec\.rules\[0\]\.filters\[0\]/,
+    );
+    expect(refused.ResolvedRefs).toMatch(/^False InvalidConfiguration: spec\.rules\[0\]\.filters\[0\]/);
+    expect(byType(await ours('no-parent'))).toMatchObject({
+      Accepted: 'False NoMatchingParent: parent service: "ghost" not found',
+      ResolvedWaypoints: 'True ResolvedWaypoints: parent not found',
+    });
+    // A waypoint Gateway parent: istiod builds no parent for it, so no entry.
+    await new Promise((r) => setTimeout(r, 500));
+    expect(await parents('waypoint-parent')).toEqual([]);
+
+    // Another controller's entry on a route we write: kept, ours replaced beside it.
+    const foreign = {
+      parentRef: { group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'edge' },
+      controllerName: 'example.com/gateway-controller',
+      conditions: [
+        {
+          type: 'Accepted',
+          status: 'True',
+          reason: 'Accepted',
+          message: 'theirs',
+          observedGeneration: 1,
+          lastTransitionTime: '2026-01-01T00:00:00Z',
+        },
+      ],
+    };
+    const current = await parents('no-backend');
+    await kubectl(
+      'patch',
+      'httproute',
+      'no-backend',
+      '-n',
+      'demo',
+      '--subresource=status',
+      '--type=merge',
+      '-p',
+      JSON.stringify({ status: { parents: [foreign, ...current] } }),
+    );
+    const t0 = Date.now();
+    // The backend appears; the route and the refused one are fixed.
+    await apply(service('nowhere'));
+    await apply(
+      route('refused', { parentRefs: [svcParent('bound')], rules: backend('bound') }),
+      route('no-parent', { parentRefs: [svcParent('plain')], rules: backend('plain') }),
+    );
+    const resolved = await ours('no-backend', (p) => byType(p).ResolvedRefs?.startsWith('True') ?? false);
+    console.log(`HTTPRoute ResolvedRefs turned True ${Date.now() - t0} ms after its backend appeared`);
+    expect(byType(resolved).ResolvedRefs).toBe('True ResolvedRefs: All references resolved');
+    const all = await parents('no-backend');
+    expect(all).toHaveLength(2);
+    expect(all[0]).toEqual(foreign);
+    const fixed = await ours('refused', (p) => byType(p).Accepted?.startsWith('True') ?? false);
+    expect(byType(fixed)).toMatchObject({
+      Accepted: 'True Accepted: Route was valid',
+      ResolvedRefs: 'True ResolvedRefs: All references resolved',
+    });
+    expect(fixed.conditions.every((c) => c.observedGeneration === 2)).toBe(true);
+    const moved = await ours('no-parent', (p) => p.parentRef.name === 'plain');
+    expect(byType(moved)).toEqual({
+      Accepted: 'True Accepted: Route was valid',
+      ResolvedRefs: 'True ResolvedRefs: All references resolved',
+      ResolvedWaypoints:
+        'True ResolvedWaypoints: istio.io/use-waypoint label missing from parent and parent namespace; in ambient mode, route will not be respected',
+    });
+    // The entry for the parent no longer referenced is gone.
+    expect(await parents('no-parent')).toHaveLength(1);
+    // A valid route broken alone by a refused field (its last good version stays in force for
+    // the waypoint until then): the refusal by itself rewrites the status, which no longer claims it.
+    await apply(
+      route('ok', {
+        parentRefs: [svcParent('bound')],
+        rules: [{ backendRefs: [{ name: 'bound', port: 80 }], filters: [{ type: 'ExtensionRef' }] }],
+      }),
+    );
+    const broken = await ours('ok', (p) => byType(p).Accepted?.startsWith('False') ?? false);
+    expect(byType(broken).Accepted).toMatch(
+      /^False UnsupportedValue: Route was refused: spec\.rules\[0\]\.filters\[0\]/,
+    );
+    expect(broken.conditions.every((c) => c.observedGeneration === 2)).toBe(true);
+  }, 60_000);
+
   it('only the leader writes, and a write never causes another (no loop): counts and resourceVersions stay put', async () => {
     // Everything above has settled once the policies' and services' conditions are there.
     await until('writes settle', async () => {
@@ -329,7 +534,7 @@ describe('what the leader writes on a real kube-apiserver', () => {
       (
         await kubectl(
           'get',
-          'authorizationpolicies,services',
+          'authorizationpolicies,services,httproutes',
           '-n',
           'demo',
           '-o',

@@ -522,6 +522,7 @@ describe('TokenReview authentication and node authorization on a real kube-apise
       ['update', 'leases.coordination.k8s.io', 'istio-system'],
       ['patch', 'authorizationpolicies.security.istio.io', 'demo', 'status'],
       ['patch', 'services', 'demo', 'status'],
+      ['patch', 'httproutes.gateway.networking.k8s.io', 'demo', 'status'],
       ['watch', 'configmaps'],
       ['get', 'configmaps', 'demo'],
       ['create', 'configmaps', 'demo'],
@@ -546,7 +547,9 @@ describe('TokenReview authentication and node authorization on a real kube-apise
       ['update', 'services', 'demo', 'status'],
       ['delete', 'configmaps', 'demo'],
       ['patch', 'configmaps', 'demo'],
-      ['patch', 'httproutes.gateway.networking.k8s.io', 'demo', 'status'],
+      ['update', 'httproutes.gateway.networking.k8s.io', 'demo', 'status'],
+      ['patch', 'httproutes.gateway.networking.k8s.io', 'demo'],
+      ['patch', 'grpcroutes.gateway.networking.k8s.io', 'demo', 'status'],
     ];
     const answers = await Promise.all([...allowed, ...denied].map((a) => can(...a)));
     const got = [...allowed, ...denied].map((a, i) => `${a.join(' ')}: ${answers[i]}`);

@@ -29,7 +29,7 @@ import { RootCertController } from '../namespace-controller/root-cert-controller
 import { KubeApiSource } from '../source/kube-api-source.js';
 import { loadKubeConfig } from '../source/kube-config-loader.js';
 import { type ConfigSource, ManifestDirSource } from '../source/manifest-dir-source.js';
-import { ambientStatusTargets } from '../status/ambient-status.js';
+import { meshStatusTargets } from '../status/ambient-status.js';
 import { StatusWriter } from '../status/status-writer.js';
 import { ControlPlaneMetrics, XDS_METRIC_TYPES } from '../telemetry/controlplane-metrics.js';
 import { KubeRest } from '../waypoint-controller/kube-rest.js';
@@ -250,7 +250,12 @@ export class ControlPlaneApp {
         logger: logger.child({ component: 'status' }),
         view: (key) => source.statusOf(key),
         targets: () =>
-          this.model ? ambientStatusTargets(this.model, (key) => source.statusOf(key)?.generation) : [],
+          this.model
+            ? meshStatusTargets(this.model, this.objects, source, {
+                rootNamespace: config.rootNamespace,
+                domainSuffix: config.domainSuffix,
+              })
+            : [],
       });
     }
     if (config.rootCertConfigMap) {
@@ -325,8 +330,10 @@ export class ControlPlaneApp {
 
   private onChange(keys: readonly string[]): void {
     if (keys.length === 0) {
-      // Only the refusals changed: nothing to push, but they are reported now.
+      // Only the refusals changed: nothing to push, but they are reported now (a refused route's
+      // status says so).
       this.reportInvalid();
+      this.statusWriter?.kick();
       return;
     }
     for (const k of keys) this.pendingKinds.add(k.slice(0, k.indexOf('/')) as KubeObject['kind']);

@@ -150,6 +150,8 @@ export interface ObjectStatusView {
   readonly resourceVersion: string;
   /** `status` as read (undefined when the object has none). */
   readonly status: unknown;
+  /** An HTTPRoute's `spec.parentRefs` as read, refused or not: its status is kept per parent. */
+  readonly parentRefs?: unknown;
 }
 
 interface Entry {
@@ -227,6 +229,16 @@ export class KubeApiSource implements ConfigSource {
   /** The generation, resourceVersion and status of a Service, AuthorizationPolicy or HTTPRoute as last read. */
   statusOf(key: string): ObjectStatusView | undefined {
     return this.views.get(key);
+  }
+
+  /** Keys of the objects of a status kind as last read, accepted or refused. */
+  statusKeys(kind: KubeKind): string[] {
+    return [...this.views.keys()].filter((k) => k.startsWith(`${kind}/`));
+  }
+
+  /** The problems an object was refused for, when it was. */
+  problemsOf(key: string): InvalidResource['problems'] | undefined {
+    return this.invalidByKey.get(key)?.problems;
   }
 
   onChange(listener: (keys: readonly string[]) => void): void {
@@ -398,11 +410,16 @@ export class KubeApiSource implements ConfigSource {
     const key = manifestKey(doc);
     if (!key) return { changed: false, invalidChanged: false };
     if (STATUS_KINDS.has(k.spec.kind)) {
-      const o = doc as { metadata?: { generation?: unknown; resourceVersion?: unknown }; status?: unknown };
+      const o = doc as {
+        metadata?: { generation?: unknown; resourceVersion?: unknown };
+        spec?: { parentRefs?: unknown };
+        status?: unknown;
+      };
       this.views.set(key, {
         generation: typeof o.metadata?.generation === 'number' ? o.metadata.generation : 0,
         resourceVersion: typeof o.metadata?.resourceVersion === 'string' ? o.metadata.resourceVersion : '',
         status: o.status,
+        ...(k.spec.kind === 'HTTPRoute' && { parentRefs: o.spec?.parentRefs }),
       });
     }
     const decoded = decodeManifest(doc, this.limits);

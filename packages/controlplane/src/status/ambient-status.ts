@@ -6,17 +6,38 @@
  *   targetRefs): True "attached to ztunnel", or the UnsupportedValue message, True when it is sent
  *   without what ztunnel cannot check, False when it is not sent at all;
  * - `istio.io/WaypointBound` on a Service: True/WaypointAccepted when bound to a waypoint, False with
- *   the reason when its use-waypoint label names no usable one, and removed when it names none.
+ *   the reason when its use-waypoint label names no usable one, and removed when it names none;
+ * - `WaypointAccepted` on every AuthorizationPolicy with targetRefs (waypoint-policy-status.ts);
+ * - HTTPRoute `status.parents` for Service parents (route-status.ts).
  */
+import type { Problem } from '@ambient/shared';
 import type { PolicyBinding, WaypointBinding } from '../ambient/binding-status.js';
-import type { MeshModel } from '../ambient/mesh-model.js';
-import type { ConditionSet, OwnedCondition } from './status-conditions.js';
+import { type MeshModel, WAYPOINT_CLASS } from '../ambient/mesh-model.js';
+import {
+  flattenPolicyBindings,
+  WAYPOINT_ACCEPTED,
+  type WaypointPolicyLookups,
+  waypointPolicyBindings,
+} from '../ambient/waypoint-policy-status.js';
+import type { KubeObject } from '../manifests/kube-objects.js';
+import type { ObjectStatusView } from '../source/kube-api-source.js';
+import {
+  desiredRouteParents,
+  type RawParentRef,
+  ROUTE_FIELD_MANAGER,
+  type RouteLookups,
+  readParentRefs,
+  routeParentsToWrite,
+  type Wanted,
+} from './route-status.js';
+import { type ConditionSet, conditionsToWrite, type OwnedCondition } from './status-conditions.js';
 
 export const ZTUNNEL_ACCEPTED = 'ZtunnelAccepted';
 export const WAYPOINT_BOUND = 'istio.io/WaypointBound';
 /** istiod's field managers for these two writers. */
 export const POLICY_FIELD_MANAGER = 'istio-ambient-ztunnel-policy';
 export const SERVICE_FIELD_MANAGER = 'istio-ambient-service';
+export const WAYPOINT_POLICY_FIELD_MANAGER = 'istio-ambient-waypoint-policy';
 
 export function ztunnelAcceptedConditions(binding: PolicyBinding, generation: number): ConditionSet {
   return new Map([
@@ -63,7 +84,36 @@ export interface StatusTarget {
   /** The object's path on the API server (its status is `<path>/status`). */
   readonly path: string;
   readonly fieldManager: string;
+  /** Our `status.conditions` (empty for a route). */
   readonly desired: ConditionSet;
+  /** An HTTPRoute: our `status.parents` entries, by parentRefString. */
+  readonly parents?: DesiredParents;
+}
+
+export interface DesiredParents {
+  readonly routeNamespace: string;
+  readonly generation: number;
+  readonly entries: ReadonlyMap<string, { ref: RawParentRef; conditions: readonly Wanted[] }>;
+}
+
+/** What to send as `status` for a target, or undefined when the object already says it. */
+export function statusToWrite(
+  t: StatusTarget,
+  status: unknown,
+  now: string,
+): Record<string, unknown> | undefined {
+  if (t.parents) {
+    const parents = routeParentsToWrite(
+      t.parents.entries,
+      t.parents.routeNamespace,
+      t.parents.generation,
+      status,
+      now,
+    );
+    return parents && { parents };
+  }
+  const conditions = conditionsToWrite(t.desired, status, now);
+  return conditions && { conditions };
 }
 
 /** What the source knows of an object besides its spec. */
@@ -105,4 +155,120 @@ export function ambientStatusTargets(model: MeshModel, generationOf: GenerationO
     });
   }
   return out;
+}
+
+/** What the route and waypoint-policy targets read besides the model. */
+export interface StatusSourceView {
+  readonly statusOf: (key: string) => ObjectStatusView | undefined;
+  readonly statusKeys: (kind: 'HTTPRoute') => readonly string[];
+  readonly problemsOf: (key: string) => readonly Problem[] | undefined;
+}
+
+export interface MeshStatusOptions {
+  readonly rootNamespace: string;
+  readonly domainSuffix: string;
+}
+
+/**
+ * `WaypointAccepted` on every AuthorizationPolicy with targetRefs (istiod's
+ * WaypointPolicyStatusCollection, written under `istio-ambient-waypoint-policy`).
+ */
+export function waypointPolicyTargets(
+  model: MeshModel,
+  objects: ReadonlyMap<string, KubeObject>,
+  generationOf: GenerationOf,
+  rootNamespace: string,
+): StatusTarget[] {
+  const out: StatusTarget[] = [];
+  const look: WaypointPolicyLookups = {
+    rootNamespace,
+    waypoint: (key) => {
+      const gw = objects.get(`Gateway/${key}`);
+      return gw?.kind === 'Gateway' && gw.gatewayClassName === WAYPOINT_CLASS ? key : undefined;
+    },
+    serviceExists: (key) => objects.get(`Service/${key}`)?.kind === 'Service',
+    serviceWaypoint: (key) => model.serviceBindings.get(key)?.waypoint,
+  };
+  for (const [key, o] of objects) {
+    if (o.kind !== 'AuthorizationPolicy' || o.targetRefs.length === 0) continue;
+    const generation = generationOf(key);
+    if (generation === undefined) continue;
+    const { namespace, name } = o.metadata;
+    out.push({
+      key,
+      apiVersion: 'security.istio.io/v1',
+      kind: 'AuthorizationPolicy',
+      namespace,
+      name,
+      path: `/apis/security.istio.io/v1/namespaces/${namespace}/authorizationpolicies/${name}`,
+      fieldManager: WAYPOINT_POLICY_FIELD_MANAGER,
+      desired: new Map([
+        [WAYPOINT_ACCEPTED, flattenPolicyBindings(waypointPolicyBindings(o, generation, look))],
+      ]),
+    });
+  }
+  return out;
+}
+
+/** HTTPRoute `status.parents` for every route as read, refused ones included. */
+export function routeStatusTargets(
+  objects: ReadonlyMap<string, KubeObject>,
+  source: StatusSourceView,
+  domainSuffix: string,
+): StatusTarget[] {
+  const out: StatusTarget[] = [];
+  const look: RouteLookups = {
+    domainSuffix,
+    serviceLabels: (key) => {
+      const o = objects.get(`Service/${key}`);
+      return o?.kind === 'Service' ? o.metadata.labels : undefined;
+    },
+    namespaceLabels: (name) => {
+      const o = objects.get(`Namespace//${name}`);
+      return o?.kind === 'Namespace' ? o.metadata.labels : undefined;
+    },
+  };
+  for (const key of source.statusKeys('HTTPRoute')) {
+    const view = source.statusOf(key);
+    if (!view) continue;
+    const [, namespace = '', name = ''] = key.split('/');
+    const problems = source.problemsOf(key);
+    const decoded = objects.get(key);
+    // A refused route is not in force, even when an earlier version of it is kept.
+    const route = !problems && decoded?.kind === 'HTTPRoute' ? decoded : undefined;
+    const entries = desiredRouteParents(
+      namespace,
+      readParentRefs(view.parentRefs),
+      route,
+      problems ?? [],
+      look,
+    );
+    out.push({
+      key,
+      apiVersion: 'gateway.networking.k8s.io/v1',
+      kind: 'HTTPRoute',
+      namespace,
+      name,
+      path: `/apis/gateway.networking.k8s.io/v1/namespaces/${namespace}/httproutes/${name}`,
+      fieldManager: ROUTE_FIELD_MANAGER,
+      desired: new Map(),
+      parents: { routeNamespace: namespace, generation: view.generation, entries },
+    });
+  }
+  return out;
+}
+
+/** Every status target the leader keeps. */
+export function meshStatusTargets(
+  model: MeshModel,
+  objects: ReadonlyMap<string, KubeObject>,
+  source: StatusSourceView,
+  opts: MeshStatusOptions,
+): StatusTarget[] {
+  const generationOf = (key: string) => source.statusOf(key)?.generation;
+  return [
+    ...ambientStatusTargets(model, generationOf),
+    ...waypointPolicyTargets(model, objects, generationOf, opts.rootNamespace),
+    ...routeStatusTargets(objects, source, opts.domainSuffix),
+  ];
 }

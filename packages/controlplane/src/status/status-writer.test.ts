@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import type { ObjectStatusView } from '../source/kube-api-source.js';
 import type { KubeRest } from '../waypoint-controller/kube-rest.js';
 import { type StatusTarget, ztunnelAcceptedConditions } from './ambient-status.js';
+import { desiredRouteParents, ROUTE_FIELD_MANAGER } from './route-status.js';
 import { StatusWriter } from './status-writer.js';
 
 /** An API that stores status as `store` says (possibly not what was sent) and bumps the version. */
@@ -140,6 +141,73 @@ describe('StatusWriter', () => {
     leader.set(true);
     await settle();
     expect(w.counts.writes).toBe(1);
+    w.close();
+  });
+});
+
+describe('StatusWriter, HTTPRoute parents', () => {
+  it('applies the whole parents list (others kept) at the version it was read, then not again once held', async () => {
+    const foreign = { parentRef: { name: 'edge' }, controllerName: 'example.com/gw', conditions: [] };
+    const views = new Map<string, ObjectStatusView>([
+      ['HTTPRoute/demo/r', { generation: 3, resourceVersion: '7', status: { parents: [foreign] } }],
+    ]);
+    const sent: Array<{ path: string; body: { metadata: object; status: { parents: unknown[] } } }> = [];
+    const kube = {
+      request: async (
+        _m: string,
+        path: string,
+        body: { metadata: object; status: { parents: unknown[] } },
+      ) => {
+        sent.push({ path, body });
+        return { metadata: { resourceVersion: '8' } };
+      },
+    } as unknown as KubeRest;
+    const entries = desiredRouteParents(
+      'demo',
+      [{ group: '', kind: 'Service', name: 'echo' }],
+      undefined,
+      [{ path: 'spec.rules[0].filters[0].type', message: 'refused' }],
+      { domainSuffix: 'cluster.local', serviceLabels: () => ({}), namespaceLabels: () => ({}) },
+    );
+    const t: StatusTarget = {
+      key: 'HTTPRoute/demo/r',
+      apiVersion: 'gateway.networking.k8s.io/v1',
+      kind: 'HTTPRoute',
+      namespace: 'demo',
+      name: 'r',
+      path: '/apis/gateway.networking.k8s.io/v1/namespaces/demo/httproutes/r',
+      fieldManager: ROUTE_FIELD_MANAGER,
+      desired: new Map(),
+      parents: { routeNamespace: 'demo', generation: 3, entries },
+    };
+    const w = new StatusWriter({
+      kube,
+      logger: pino({ level: 'silent' }),
+      leader: leadership(),
+      view: (k) => views.get(k),
+      targets: () => [t],
+    });
+    w.kick();
+    await settle();
+    expect(sent.map((s) => s.path)).toEqual([
+      '/apis/gateway.networking.k8s.io/v1/namespaces/demo/httproutes/r/status?fieldManager=pilot-discovery&force=true',
+    ]);
+    const body = sent[0]?.body;
+    expect(body?.metadata).toEqual({ name: 'r', namespace: 'demo', resourceVersion: '7' });
+    expect(body?.status.parents[0]).toEqual(foreign);
+    expect(body?.status.parents[1]).toMatchObject({
+      controllerName: 'istio.io/gateway-controller',
+      conditions: [
+        { type: 'Accepted', status: 'False', reason: 'UnsupportedValue', observedGeneration: 3 },
+        { type: 'ResolvedRefs', status: 'False', reason: 'InvalidConfiguration' },
+        { type: 'ResolvedWaypoints', status: 'True' },
+      ],
+    });
+    // Its watch event: the object holds what was sent; nothing more is written.
+    views.set('HTTPRoute/demo/r', { generation: 3, resourceVersion: '8', status: body?.status });
+    w.kick();
+    await settle();
+    expect(sent).toHaveLength(1);
     w.close();
   });
 });

@@ -13,8 +13,7 @@ import type { Logger } from 'pino';
 import type { Leadership } from '../leader/leader-election.js';
 import type { ObjectStatusView } from '../source/kube-api-source.js';
 import { CONTENT_APPLY, KubeApiError, type KubeRest } from '../waypoint-controller/kube-rest.js';
-import type { StatusTarget } from './ambient-status.js';
-import { conditionsToWrite } from './status-conditions.js';
+import { type StatusTarget, statusToWrite } from './ambient-status.js';
 
 export interface StatusWriterInputs {
   readonly kube: KubeRest;
@@ -96,7 +95,7 @@ export class StatusWriter {
   private needsWrite(t: StatusTarget, now: string): StatusTarget | undefined {
     const view = this.inputs.view(t.key);
     if (!view) return undefined;
-    if (!conditionsToWrite(t.desired, view.status, now)) return undefined;
+    if (!statusToWrite(t, view.status, now)) return undefined;
     const w = this.written.get(t.key);
     if (
       w &&
@@ -148,8 +147,8 @@ export class StatusWriter {
     const now = new Date((this.inputs.now ?? Date.now)()).toISOString().replace(/\.\d{3}Z$/, 'Z');
     const view = this.inputs.view(t.key);
     if (!view) return;
-    const conditions = conditionsToWrite(t.desired, view.status, now);
-    if (!conditions || !this.leading(term)) return;
+    const status = statusToWrite(t, view.status, now);
+    if (!status || !this.leading(term)) return;
     const record: Written = { wish: wishOf(t), before: view.resourceVersion, after: view.resourceVersion };
     this.written.set(t.key, record);
     this.counts.writes += 1;
@@ -160,13 +159,19 @@ export class StatusWriter {
         {
           apiVersion: t.apiVersion,
           kind: t.kind,
-          metadata: { name: t.name, namespace: t.namespace },
-          status: { conditions },
+          metadata: {
+            name: t.name,
+            namespace: t.namespace,
+            // A route's parents are one list shared with other controllers, sent back whole: only
+            // over the version they were read from (a conflict is retried after the next read).
+            ...(t.parents && view.resourceVersion && { resourceVersion: view.resourceVersion }),
+          },
+          status,
         },
         CONTENT_APPLY,
       );
       record.after = res?.metadata?.resourceVersion ?? record.after;
-      this.inputs.logger.debug({ object: t.key, conditions }, 'status written');
+      this.inputs.logger.debug({ object: t.key, status }, 'status written');
     } catch (err) {
       this.written.delete(t.key);
       // Deleted meanwhile: its DELETED event drops the target.
@@ -177,5 +182,5 @@ export class StatusWriter {
 }
 
 function wishOf(t: StatusTarget): string {
-  return JSON.stringify([...t.desired]);
+  return JSON.stringify([[...t.desired], t.parents && [...t.parents.entries]]);
 }
