@@ -116,4 +116,42 @@ describe('ZdsClient over a real socket', () => {
     console.log(`open fds: ${before} before, ${openFds()} after`);
     expect(openFds()).toBe(before);
   });
+
+  it('starts its backoff afresh once connected: failures before a connection do not slow the reconnect after it ends', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'zds-client-'));
+    cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
+    const path = join(dir, 'z.sock');
+    const lines: Array<{ msg: string; retryMs?: number }> = [];
+    const logger = pino({ level: 'warn' }, { write: (l: string) => void lines.push(JSON.parse(l)) });
+    const client = new ZdsClient({
+      socketPath: path,
+      manager: new ZdsWorkloadManager({
+        start: async () => {},
+        stop: () => {},
+        release: (n) => closeFds([n.fd]),
+      }),
+      logger,
+      metrics: new ZdsMetrics(new Registry()),
+      onReadiness: () => {},
+      backoff: { initialMs: 4, maxMs: 60_000 },
+    });
+    client.start();
+    cleanup.push(() => void client.close());
+    const failed = () => lines.filter((l) => /failed to connect/.test(l.msg)).length;
+    for (let i = 0; i < 500 && failed() < 6; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(failed()).toBeGreaterThanOrEqual(6);
+    const conns: SeqpacketSocket[] = [];
+    const server = SeqpacketServer.listen(path, (s) => conns.push(s));
+    cleanup.push(() => server.close());
+    for (let i = 0; i < 500 && conns.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    const agent = agentEnd(conns[0] as SeqpacketSocket);
+    expect(decodeZdsHello((await agent.next()).data).ok).toBe(true);
+    agent.socket.close();
+    for (let i = 0; i < 300 && conns.length < 2; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(conns.length).toBe(2);
+    const ended = lines.find((l) => /connection ended/.test(l.msg));
+    // The first step of the policy (at most initialMs), not the seventh (4 * 2^6 ms).
+    expect(ended?.retryMs).toBeLessThanOrEqual(4);
+    conns[1]?.close();
+  });
 });

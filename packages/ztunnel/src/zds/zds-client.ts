@@ -83,6 +83,9 @@ export class ZdsClient {
       return;
     }
     this.connections += 1;
+    // Each connect starts its backoff afresh, as upstream's connect() loop does (workloadmanager.rs):
+    // earlier failures must not slow the reconnect after a connection that worked ends.
+    this.attempt = 0;
     this.socket = socket;
     this.inputs.manager.resetSnapshot();
     this.inputs.onReadiness(false);
@@ -114,9 +117,12 @@ export class ZdsClient {
     this.inputs.metrics.connected.set(0);
     this.inputs.onReadiness(false);
     if (this.closing) return;
-    this.inputs.logger.warn({ err: err?.message }, 'ZDS connection ended; reconnecting');
     const delay = backoffDelay(this.inputs.backoff ?? ZDS_CONNECT_BACKOFF, this.attempt);
     this.attempt += 1;
+    this.inputs.logger.warn(
+      { err: err?.message, retryMs: Math.round(delay) },
+      'ZDS connection ended; reconnecting',
+    );
     this.timer = setTimeout(() => this.connect(), delay);
     this.timer.unref();
   }
