@@ -78,9 +78,12 @@ describe.skipIf(!isRoot)('ZDS faults against a ztunnel process (root)', () => {
     }
     throw new Error(`timed out waiting for ${what}`);
   };
-  /** The next connection from ztunnel, after its hello. */
-  const connection = async () => {
-    const seen = peers.length;
+  /**
+   * The next connection from ztunnel, after its hello: the first one after `after` (ztunnel may
+   * already have reconnected by the time a closed peer is noticed), else the next new one.
+   */
+  const connection = async (after?: Peer) => {
+    const seen = after ? peers.indexOf(after) + 1 : peers.length;
     await waitFor('a ztunnel connection', () => peers.length > seen);
     const peer = peers[seen] as Peer;
     const hello = decodeZdsHello((await peer.next('hello')).data);
@@ -149,7 +152,7 @@ describe.skipIf(!isRoot)('ZDS faults against a ztunnel process (root)', () => {
     peer.socket.send(Uint8Array.from([0xff, 0xff, 0xff, 0xff]));
     expect(await ackOf(peer)).toMatch(/^failure to read message : not a WorkloadRequest/);
     await peer.untilClosed();
-    await connection();
+    await connection(peer);
     expect(metric('ztunnel_zds_rejected_messages_total{reason="malformed"}')).toBe(1);
   });
 
@@ -158,7 +161,7 @@ describe.skipIf(!isRoot)('ZDS faults against a ztunnel process (root)', () => {
     peer.socket.send(encodeZdsRequest({ kind: 'add', uid: 'u1', workloadInfo: INFO }));
     expect(await ackOf(peer)).toBe('failure to read message : No control message');
     await peer.untilClosed();
-    await connection();
+    await connection(peer);
     expect(metric('ztunnel_zds_rejected_messages_total{reason="missing_fd"}')).toBe(1);
   });
 
@@ -172,7 +175,7 @@ describe.skipIf(!isRoot)('ZDS faults against a ztunnel process (root)', () => {
       'failure to read message : the fd beside the add is not a network namespace',
     );
     await peer.untilClosed();
-    await connection();
+    await connection(peer);
     expect(metric('ztunnel_zds_rejected_messages_total{reason="not_netns"}')).toBe(1);
     console.log(`/dev/null fds in ztunnel: ${before} before, ${devNullFds()} after the refused add`);
     expect(devNullFds()).toBe(before);
@@ -185,14 +188,14 @@ describe.skipIf(!isRoot)('ZDS faults against a ztunnel process (root)', () => {
     closeSync(stray);
     expect(await ackOf(peer)).toBe('failure to read message : Unexpected control message');
     await peer.untilClosed();
-    peer = await connection();
+    peer = await connection(peer);
     peer.socket.send(encodeZdsRequest({ kind: 'snapshotSent' }));
     expect(await ackOf(peer)).toBe('');
     await waitFor('readiness', () => ready() === 'ready\n');
     peer.socket.send(encodeZdsRequest({ kind: 'snapshotSent' }));
     expect(await ackOf(peer)).toBe('failure to process message : pod snapshot received already');
     await peer.untilClosed();
-    await connection();
+    await connection(peer);
     expect(metric('ztunnel_zds_rejected_messages_total{reason="protocol"}')).toBe(1);
     expect(ztunnel.exitCode).toBe(null);
     console.log(`connections from one ztunnel process over the run: ${peers.length}`);
