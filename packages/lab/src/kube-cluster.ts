@@ -335,7 +335,7 @@ export class KubeCluster implements KubeClusterInfo {
     // that directory as a hostPath with HostToContainer propagation (as istio-cni mounts
     // /var/run/netns), which kubelet refuses unless the host path is a shared mount: the host's
     // root here is private, so the directory is bound onto itself and made shared.
-    const netnsDir = p('containerd', 'state', 'netns');
+    const netnsDir = p('containerd', 'state', 'io.containerd.grpc.v1.cri', 'netns');
     await mkdir(netnsDir, { recursive: true });
     await cmd('mount', ['--bind', netnsDir, netnsDir]);
     await cmd('mount', ['--make-shared', netnsDir]);
