@@ -270,12 +270,6 @@ describe.skipIf(!isRoot)('the mesh installed with Helm on a real one-node Kubern
 
   afterAll(async () => {
     if (cluster) {
-      const ours = await meshMemory(PREFIX).catch(() => ({}));
-      console.log(
-        `memory of the mesh (RSS MiB per process): ${Object.entries(ours)
-          .map(([k, v]) => `${k} ${v}`)
-          .join(', ')}`,
-      );
       const memory = await cluster.memory().catch(() => ({}));
       console.log(
         `memory (RSS MiB): ${Object.entries(memory)
@@ -641,6 +635,14 @@ describe.skipIf(!isRoot)('the mesh installed with Helm on a real one-node Kubern
     });
     expect(packets.length).toBeGreaterThan(0);
     for (const p of packets) expect([p.sport, p.dport]).toContain(15008);
+    // Everything of ours is running here (control plane, ztunnel, cni agent, waypoint).
+    const ours = await meshMemory(PREFIX);
+    note(
+      `memory of the mesh (RSS MiB per process): ${Object.entries(ours)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ')}`,
+    );
+    expect(Object.keys(ours).sort()).toEqual(['cni', 'controlplane', 'waypoint', 'ztunnel']);
   }, 300_000);
 
   it('un-enrolled then uninstalled with helm: the demo pods talk plaintext again', async () => {
