@@ -288,7 +288,11 @@ export class ZtunnelApp {
       // uid, and the proxy finds its address in the config once the control plane sends it.
       for (const [uid, p] of this.zdsPods) {
         const known = onNode.find((x) => x.namespace === p.info.namespace && x.name === p.info.name);
-        wanted.set(uid, { ...(known ?? provisionalWorkload(uid, p.info, this.inputs.config.nodeName)), uid, netns: p.path });
+        wanted.set(uid, {
+          ...(known ?? provisionalWorkload(uid, p.info, this.inputs.config.nodeName)),
+          uid,
+          netns: p.path,
+        });
       }
     } else {
       for (const w of onNode) {
