@@ -463,9 +463,20 @@ describe('cni', () => {
       CNI_HOST_BIN_DIR: '/host/opt/cni/bin',
       CNI_HOST_NET_DIR: '/host/etc/cni/net.d',
       CNI_HOST_PROC: '/host/proc',
+      CNI_HOST_MOUNTS: '/host',
       CNI_LOG_LEVEL: 'info',
       CNI_READY_PORT: '8000',
     });
+  });
+
+  it('mounts another netns directory at the same path under /host, where the agent opens the plugin-reported path', async () => {
+    const other = await helmTemplate('cni', ['--set', 'cniNetnsDir=/run/k/containerd/state/netns']);
+    const ds = workload(other, 'DaemonSet', 'ambient-cni-node');
+    const m = container(ds).volumeMounts.find((v) => v.name === 'cni-netns-dir');
+    expect(m?.mountPath).toBe('/host/run/k/containerd/state/netns');
+    expect((volume(ds, 'cni-netns-dir').hostPath as { path: string }).path).toBe(
+      '/run/k/containerd/state/netns',
+    );
   });
 
   it("runs as upstream istio-cni's: host network, system-node-critical, its capabilities, ready on 8000 /readyz", () => {

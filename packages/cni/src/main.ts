@@ -2,6 +2,7 @@
 // The only place that reads the environment, handles signals and sets the exit code.
 //   main.js             runs the node agent (the DaemonSet's container)
 //   main.js uninstall   removes the plugin from the node's CNI config and bin dir, then exits
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { loadKubeConfig } from '@ambient/controlplane';
 import { formatProblems, runComponent } from '@ambient/shared';
@@ -13,7 +14,12 @@ import { type CniConfig, parseCniConfig } from './config/cni-config.js';
 import { PLUGIN_TYPE } from './install/conflist.js';
 import { PluginInstaller } from './install/plugin-installer.js';
 
-const PLUGIN_BINARY = fileURLToPath(new URL('../plugin/bin/ambient-cni', import.meta.url));
+// The cni image carries the plugin at /opt/ambient-cni/bin (docs/images.md); a checkout has it
+// where packages/cni/plugin/build.sh writes it.
+const IMAGE_PLUGIN_BINARY = '/opt/ambient-cni/bin/ambient-cni';
+const PLUGIN_BINARY = existsSync(IMAGE_PLUGIN_BINARY)
+  ? IMAGE_PLUGIN_BINARY
+  : fileURLToPath(new URL('../plugin/bin/ambient-cni', import.meta.url));
 
 /**
  * The ztunnel link: the ZDS server on CNI_ZDS_SOCKET that the node's ztunnel connects to, as

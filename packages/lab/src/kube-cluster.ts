@@ -331,6 +331,14 @@ export class KubeCluster implements KubeClusterInfo {
     const p = (...parts: string[]) => path.join(dir, ...parts);
     for (const d of ['logs', 'containerd', 'cni/bin', 'cni/net.d', 'cni/ipam', 'kubelet', 'dns/hosts.d'])
       await mkdir(p(d), { recursive: true });
+    // Pod network namespaces are mounts under containerd's state directory. A node agent mounts
+    // that directory as a hostPath with HostToContainer propagation (as istio-cni mounts
+    // /var/run/netns), which kubelet refuses unless the host path is a shared mount: the host's
+    // root here is private, so the directory is bound onto itself and made shared.
+    const netnsDir = p('containerd', 'state', 'io.containerd.grpc.v1.cri', 'netns');
+    await mkdir(netnsDir, { recursive: true });
+    await cmd('mount', ['--bind', netnsDir, netnsDir]);
+    await cmd('mount', ['--make-shared', netnsDir]);
     const pids: Record<string, number> = {};
     const spawnIn = (name: string, file: string, args: string[]) => {
       const fd = openSync(p('logs', `${name}.log`), 'a');

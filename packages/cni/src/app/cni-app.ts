@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import { type CaptureRules, NodeAgent } from '../agent/node-agent.js';
 import { PluginEventServer } from '../agent/plugin-event-server.js';
 import type { ZtunnelLink } from '../agent/ztunnel-link.js';
-import type { CniConfig } from '../config/cni-config.js';
+import { type CniConfig, netnsInAgent } from '../config/cni-config.js';
 import { DEFAULT_EXCLUDED_NAMESPACES } from '../enroll/enrollment.js';
 import { PLUGIN_TYPE } from '../install/conflist.js';
 import { PluginInstaller } from '../install/plugin-installer.js';
@@ -72,7 +72,7 @@ export class CniApp {
     this.events = new PluginEventServer({
       socketPath: config.pluginEventSocket,
       logger,
-      onAdd: (ev) => this.agent.pluginAdd(ev),
+      onAdd: (ev) => this.agent.pluginAdd({ ...ev, netns: netnsInAgent(config.hostMounts, ev.netns) }),
     });
     this.installer = new PluginInstaller({
       binDir: config.hostBinDir,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseCniConfig } from './cni-config.js';
+import { netnsInAgent, parseCniConfig } from './cni-config.js';
 
 describe('parseCniConfig', () => {
   it('takes the chart defaults when only the node name and a kubeconfig are set', () => {
@@ -13,6 +13,7 @@ describe('parseCniConfig', () => {
         hostBinDir: '/host/opt/cni/bin',
         hostNetDir: '/host/etc/cni/net.d',
         hostProc: '/host/proc',
+        hostMounts: '',
         logLevel: 'info',
         readyPort: 8000,
         kubeconfig: '/k',
@@ -63,5 +64,13 @@ describe('parseCniConfig', () => {
       ok: false,
       problems: [{ path: 'CNI_NODE_NAME', message: 'is required' }],
     });
+  });
+
+  it('opens the netns path the plugin reports under CNI_HOST_MOUNTS (the host root in the container)', () => {
+    const r = parseCniConfig({ CNI_NODE_NAME: 'n', CNI_KUBECONFIG: '/k', CNI_HOST_MOUNTS: '/host' });
+    expect(r.ok && r.value.hostMounts).toBe('/host');
+    expect(netnsInAgent('/host', '/var/run/netns/cni-1234')).toBe('/host/var/run/netns/cni-1234');
+    // On the host (no mount): the path as reported.
+    expect(netnsInAgent('', '/var/run/netns/cni-1234')).toBe('/var/run/netns/cni-1234');
   });
 });

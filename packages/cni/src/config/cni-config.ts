@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { type EnvMap, EnvSettings, type Result } from '@ambient/shared';
 
 /** The CNI node agent's settings, parsed once from an environment map and frozen. */
@@ -14,6 +15,12 @@ export interface CniConfig {
   readonly hostNetDir: string;
   /** The host's /proc, scanned for the network namespaces of pods already running. */
   readonly hostProc: string;
+  /**
+   * Where the host's root is mounted in the agent's container: the network namespace path the
+   * plugin reports (a host path) is opened under it, as istio-cni opens it under /host
+   * (`openNetnsInRoot(HostMountsPath)`). Empty: the agent runs on the host and opens it as is.
+   */
+  readonly hostMounts: string;
   readonly logLevel: string;
   /** HTTP port of GET /readyz. */
   readonly readyPort: number;
@@ -40,10 +47,16 @@ export function parseCniConfig(env: EnvMap): Result<CniConfig> {
     hostBinDir: e.required('CNI_HOST_BIN_DIR', '/host/opt/cni/bin'),
     hostNetDir: e.required('CNI_HOST_NET_DIR', '/host/etc/cni/net.d'),
     hostProc: e.required('CNI_HOST_PROC', '/host/proc'),
+    hostMounts: e.optional('CNI_HOST_MOUNTS') ?? '',
     logLevel: e.logLevel('CNI_LOG_LEVEL'),
     readyPort: e.integer('CNI_READY_PORT', 8000, 0, 65535),
     kubeconfig,
     kubernetesServiceHost,
     kubernetesServicePort: e.optional('KUBERNETES_SERVICE_PORT') ?? '443',
   });
+}
+
+/** The plugin's netns path (a host path) as the agent opens it: under `hostMounts` when set. */
+export function netnsInAgent(hostMounts: string, hostPath: string): string {
+  return hostMounts ? path.posix.join(hostMounts, hostPath) : hostPath;
 }

@@ -280,11 +280,25 @@ export class ZtunnelApp {
     this.state = new ZtunnelState(config, this.inputs.config.trustDomain);
     const wanted = new Map<string, Workload>();
     const zds = this.inputs.config.podSource === 'zds';
-    for (const w of this.state.workloadsOnNode(this.inputs.config.nodeName)) {
-      // With ZDS only the CNI agent says which pods are served, and in which netns.
-      const fromRuntime = this.podNetns.get(`${w.namespace}/${w.name}`);
-      const netns = zds ? fromRuntime : (w.netns ?? fromRuntime);
-      if (w.protocol === 'HBONE' && netns && w.ips[0]) wanted.set(w.uid, { ...w, netns });
+    const onNode = this.state.workloadsOnNode(this.inputs.config.nodeName);
+    if (zds) {
+      // Only the CNI agent says which pods are served, and in which netns. A pod comes in its CNI
+      // ADD, before the API server (and so the control plane) knows its address: as upstream's
+      // inpod state manager, it is served from the agent's WorkloadInfo alone, keyed by its pod
+      // uid, and the proxy finds its address in the config once the control plane sends it.
+      for (const [uid, p] of this.zdsPods) {
+        const known = onNode.find((x) => x.namespace === p.info.namespace && x.name === p.info.name);
+        wanted.set(uid, {
+          ...(known ?? provisionalWorkload(uid, p.info, this.inputs.config.nodeName)),
+          uid,
+          netns: p.path,
+        });
+      }
+    } else {
+      for (const w of onNode) {
+        const netns = w.netns ?? this.podNetns.get(`${w.namespace}/${w.name}`);
+        if (w.protocol === 'HBONE' && netns && w.ips[0]) wanted.set(w.uid, { ...w, netns });
+      }
     }
     this.wanted = wanted;
     // Readiness waits for every pod that should be served, each under its own name.
@@ -423,15 +437,9 @@ export class ZtunnelApp {
     await this.applying;
     if ([...this.proxies.values()].some((e) => e.netnsPath === path)) return;
     const pod = `${info.namespace}/${info.name}`;
-    const node = this.inputs.config.nodeName;
-    const w = this.state
-      ?.workloadsOnNode(node)
-      .find((x) => x.namespace === info.namespace && x.name === info.name);
-    const reason = !w
-      ? `no workload ${pod} on node ${node} in the control plane's config yet`
-      : w.protocol !== 'HBONE' || !w.ips[0]
-        ? `workload ${pod} is not an HBONE workload with an address`
-        : `enrolling ${pod} failed: ${this.enrollErrors.get(w.uid) ?? 'unknown'}`;
+    const reason = !this.state
+      ? `no config from the control plane yet for ${pod}`
+      : `enrolling ${pod} failed: ${this.enrollErrors.get(uid) ?? 'unknown'}`;
     throw new ZdsError('ZT_ERR_ZDS_PROXY', reason);
   }
 
@@ -487,4 +495,20 @@ export class ZtunnelApp {
     this.servers.push(server);
     return server.address() as AddressInfo;
   }
+}
+
+/** A pod the CNI agent handed over before the control plane sent its workload: HBONE, no address yet. */
+export function provisionalWorkload(uid: string, info: ZdsWorkloadInfo, node: string): Workload {
+  return {
+    uid,
+    name: info.name,
+    namespace: info.namespace,
+    serviceAccount: info.serviceAccount || 'default',
+    ips: [],
+    protocol: 'HBONE',
+    node,
+    network: '',
+    services: new Map(),
+    authorizationPolicies: [],
+  };
 }

@@ -82,15 +82,27 @@ export class InpodProxy {
   private readonly servers: net.Server[] = [];
   private readonly hboneServer: HboneServer;
   private readonly hboneClient: HboneClient;
-  private readonly podIp: string;
   private readonly open = new Set<OpenInbound>();
   private readonly tunnelParties = new WeakMap<HboneRequest, ConnectionParties>();
 
   private readonly cluster: string;
   private readonly responseBaggage: boolean;
 
+  /**
+   * The pod's address: the workload's, or, for a pod handed over before the control plane knew
+   * its address (a CNI ADD), the current config's; empty until then (inbound is refused).
+   */
+  private get podIp(): string {
+    const w = this.inputs.workload;
+    if (w.ips[0]) return w.ips[0];
+    const known = this.inputs
+      .state()
+      .workloadsOnNode(w.node)
+      .find((x) => x.namespace === w.namespace && x.name === w.name);
+    return known?.ips[0] ?? '';
+  }
+
   constructor(private readonly inputs: InpodProxyInputs) {
-    this.podIp = inputs.workload.ips[0] ?? '';
     this.cluster = inputs.clusterId ?? 'Kubernetes';
     this.responseBaggage = inputs.responseBaggage ?? true;
     const { sockets, netnsPath, certs, metrics, logger } = inputs;
