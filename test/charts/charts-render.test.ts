@@ -436,6 +436,7 @@ describe('cni', () => {
     ]);
     expect(find(docs, 'ClusterRole', 'ambient-cni').rules).toEqual([
       { apiGroups: [''], resources: ['pods', 'namespaces'], verbs: ['get', 'list', 'watch'] },
+      { apiGroups: ['apps'], resources: ['daemonsets'], resourceNames: ['ambient-cni-node'], verbs: ['get'] },
     ]);
   });
 
@@ -464,6 +465,8 @@ describe('cni', () => {
       CNI_HOST_NET_DIR: '/host/etc/cni/net.d',
       CNI_HOST_PROC: '/host/proc',
       CNI_HOST_MOUNTS: '/host',
+      CNI_POD_NAMESPACE: 'field:metadata.namespace',
+      CNI_DAEMONSET_NAME: 'ambient-cni-node',
       CNI_LOG_LEVEL: 'info',
       CNI_READY_PORT: '8000',
     });

@@ -22,6 +22,15 @@ const isRoot = process.getuid?.() === 0;
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const PREFIX = `k${process.pid % 100000}`;
 const NODE = 'node-a';
+const DAEMONSET = `apiVersion: apps/v1
+kind: DaemonSet
+metadata: { name: ambient-cni-node, namespace: istio-system }
+spec:
+  selector: { matchLabels: { k8s-app: ambient-cni-node } }
+  template:
+    metadata: { labels: { k8s-app: ambient-cni-node } }
+    spec: { containers: [{ name: install-cni, image: ambient-mesh/cni:0.1.0 }] }
+`;
 
 let api: KubeApiServer;
 let dir: string;
@@ -255,8 +264,12 @@ describe.skipIf(!isRoot)('CNI node agent on a real kube-apiserver (root)', () =>
     }
   });
 
-  it('the entry point (dist/main.js, no ztunnel on its ZDS socket) gets ready, serves ZDS on CNI_ZDS_SOCKET, removes the rules the stopped agent left in a pod opted out meanwhile, keeps new pods closed, and leaves the plugin in place on SIGTERM', async () => {
+  it('the entry point (dist/main.js, no ztunnel on its ZDS socket) gets ready, serves ZDS on CNI_ZDS_SOCKET, removes the rules the stopped agent left in a pod opted out meanwhile, keeps new pods closed, and leaves the plugin in place on SIGTERM while its DaemonSet exists (an upgrade)', async () => {
     await app.close();
+    // The agent's own DaemonSet, as the chart installs it (no controller runs it here).
+    await writeFile(path.join(dir, 'ds.yaml'), DAEMONSET);
+    await kubectl('create', 'namespace', 'istio-system');
+    await kubectl('apply', '-f', path.join(dir, 'ds.yaml'));
     // While no agent runs, a captured pod opts out: the next agent finds its rules and removes them.
     expect(await rulesIn(early)).toEqual({ iptables: true, ipRule: true });
     await kubectl('label', 'pod', '-n', 'mesh', 'early', 'istio.io/dataplane-mode=none');
@@ -307,5 +320,38 @@ describe.skipIf(!isRoot)('CNI node agent on a real kube-apiserver (root)', () =>
     expect(await exited).toBe(0);
     const conf = JSON.parse(await readFile(path.join(dir, 'net.d/10-bridge.conflist'), 'utf8'));
     expect(conf.plugins.map((p: { type: string }) => p.type)).toEqual(['bridge', PLUGIN_TYPE]);
+  });
+
+  it('on SIGTERM with its DaemonSet deleted (an uninstall), the entry point takes the plugin out of the conflist and the bin dir', async () => {
+    const port = await freeLoopbackPort();
+    const child = spawn(process.execPath, [path.join(ROOT, 'packages/cni/dist/main.js')], {
+      env: {
+        PATH: process.env.PATH ?? '',
+        CNI_NODE_NAME: NODE,
+        CNI_KUBECONFIG: api.kubeconfig,
+        CNI_PLUGIN_EVENT_SOCKET: socket,
+        CNI_ZDS_SOCKET: path.join(dir, 'zds', 'ztunnel.sock'),
+        CNI_HOST_BIN_DIR: path.join(dir, 'bin'),
+        CNI_HOST_NET_DIR: path.join(dir, 'net.d'),
+        CNI_HOST_PROC: '/proc',
+        CNI_READY_PORT: String(port),
+        CNI_LOG_LEVEL: 'error',
+      },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    try {
+      await until(
+        'main.js ready',
+        async () => (await getReady(port).catch(() => ({ status: 0 }))).status === 200,
+      );
+      await kubectl('delete', 'daemonset', '-n', 'istio-system', 'ambient-cni-node');
+    } finally {
+      child.kill('SIGTERM');
+    }
+    expect(await exited).toBe(0);
+    const conf = JSON.parse(await readFile(path.join(dir, 'net.d/10-bridge.conflist'), 'utf8'));
+    expect(conf.plugins.map((p: { type: string }) => p.type)).toEqual(['bridge']);
+    await expect(stat(path.join(dir, 'bin', PLUGIN_TYPE))).rejects.toThrow(/ENOENT/);
   });
 });

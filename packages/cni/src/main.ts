@@ -13,6 +13,7 @@ import { CniApp } from './app/cni-app.js';
 import { type CniConfig, parseCniConfig } from './config/cni-config.js';
 import { PLUGIN_TYPE } from './install/conflist.js';
 import { PluginInstaller } from './install/plugin-installer.js';
+import { lookupDaemonSet, removePluginOnStop } from './install/shutdown-cleanup.js';
 
 // The cni image carries the plugin at /opt/ambient-cni/bin (docs/images.md); a checkout has it
 // where packages/cni/plugin/build.sh writes it.
@@ -42,15 +43,9 @@ function kubeConfigOf(config: CniConfig) {
   });
 }
 
-if (process.argv[2] === 'uninstall') {
-  const parsed = parseCniConfig(process.env);
-  if (!parsed.ok) {
-    process.stderr.write(`cni: invalid settings: ${formatProblems(parsed.problems)}\n`);
-    process.exit(2);
-  }
-  const config = parsed.value;
-  const logger = pino({ level: config.logLevel, base: { component: 'cni', node: config.nodeName } });
-  await new PluginInstaller({
+/** Takes the plugin out of the node's CNI config and bin dir. */
+function uninstallPlugin(config: CniConfig, logger: Logger): Promise<void> {
+  return new PluginInstaller({
     binDir: config.hostBinDir,
     netDir: config.hostNetDir,
     pluginBinary: PLUGIN_BINARY,
@@ -63,6 +58,17 @@ if (process.argv[2] === 'uninstall') {
       timeout_seconds: 0,
     },
   }).uninstall();
+}
+
+if (process.argv[2] === 'uninstall') {
+  const parsed = parseCniConfig(process.env);
+  if (!parsed.ok) {
+    process.stderr.write(`cni: invalid settings: ${formatProblems(parsed.problems)}\n`);
+    process.exit(2);
+  }
+  const config = parsed.value;
+  const logger = pino({ level: config.logLevel, base: { component: 'cni', node: config.nodeName } });
+  await uninstallPlugin(config, logger);
 } else {
   await runComponent(process, {
     name: 'cni',
@@ -85,6 +91,19 @@ if (process.argv[2] === 'uninstall') {
         close: async () => {
           await app.close();
           await ztunnel.close();
+          // An uninstall takes the plugin out, so new pods start with plain networking; an upgrade
+          // or a reboot leaves it, so they wait for the next agent.
+          const lookup = await lookupDaemonSet(
+            kubeConfigOf(config),
+            config.podNamespace,
+            config.daemonSetName,
+          );
+          const remove = removePluginOnStop(lookup);
+          logger.info(
+            { daemonSet: `${config.podNamespace}/${config.daemonSetName}`, lookup, removePlugin: remove },
+            remove ? 'the agent is being uninstalled: removing the plugin' : 'leaving the plugin in place',
+          );
+          if (remove) await uninstallPlugin(config, logger);
         },
       };
     },

@@ -14,6 +14,8 @@ describe('parseCniConfig', () => {
         hostNetDir: '/host/etc/cni/net.d',
         hostProc: '/host/proc',
         hostMounts: '',
+        podNamespace: 'istio-system',
+        daemonSetName: 'ambient-cni-node',
         logLevel: 'info',
         readyPort: 8000,
         kubeconfig: '/k',

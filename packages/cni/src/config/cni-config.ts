@@ -21,6 +21,9 @@ export interface CniConfig {
    * (`openNetnsInRoot(HostMountsPath)`). Empty: the agent runs on the host and opens it as is.
    */
   readonly hostMounts: string;
+  /** The agent's namespace and DaemonSet, read as it stops to tell an uninstall from an upgrade. */
+  readonly podNamespace: string;
+  readonly daemonSetName: string;
   readonly logLevel: string;
   /** HTTP port of GET /readyz. */
   readonly readyPort: number;
@@ -48,6 +51,8 @@ export function parseCniConfig(env: EnvMap): Result<CniConfig> {
     hostNetDir: e.required('CNI_HOST_NET_DIR', '/host/etc/cni/net.d'),
     hostProc: e.required('CNI_HOST_PROC', '/host/proc'),
     hostMounts: e.optional('CNI_HOST_MOUNTS') ?? '',
+    podNamespace: e.required('CNI_POD_NAMESPACE', 'istio-system'),
+    daemonSetName: e.required('CNI_DAEMONSET_NAME', 'ambient-cni-node'),
     logLevel: e.logLevel('CNI_LOG_LEVEL'),
     readyPort: e.integer('CNI_READY_PORT', 8000, 0, 65535),
     kubeconfig,
