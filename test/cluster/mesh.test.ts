@@ -645,7 +645,7 @@ describe.skipIf(!isRoot)('the mesh installed with Helm on a real one-node Kubern
     expect(Object.keys(ours).sort()).toEqual(['cni', 'controlplane', 'waypoint', 'ztunnel']);
   }, 300_000);
 
-  it('un-enrolled then uninstalled with helm: the demo pods talk plaintext again', async () => {
+  it('un-enrolled then uninstalled with helm: the demo pods talk plaintext again, the plugin is gone from the conflist, and a new pod starts', async () => {
     // As Istio's uninstall steps: un-enroll first (the agent removes the in-pod rules), then uninstall.
     const t0 = Date.now();
     await kubectl(['label', 'namespace', 'demo', 'istio.io/dataplane-mode-', 'istio.io/use-waypoint-']);
@@ -667,5 +667,14 @@ describe.skipIf(!isRoot)('the mesh installed with Helm on a real one-node Kubern
     });
     expect(packets.some((p) => p.dport === 80 && p.text.includes('GET / HTTP/1.'))).toBe(true);
     expect(packets.some((p) => p.syn && p.dport === 15008)).toBe(false);
-  }, 240_000);
+    // The stopping agent saw its DaemonSet go and took its plugin out: pods created after the
+    // uninstall start with plain networking instead of waiting for an agent that is gone.
+    const conf = JSON.parse(await readFile(cluster.cniConfFile, 'utf8'));
+    expect(conf.plugins.map((p: { type: string }) => p.type)).toEqual(['bridge', 'portmap']);
+    const t1 = Date.now();
+    await apply([clientPod('after')]);
+    await kubectl(['wait', '-n', 'demo', '--for=condition=Ready', 'pod/after', '--timeout=90s']);
+    note(`a pod created after the uninstall Ready in ${since(t1)}`);
+    expect(await request('after', `http://${web}/`)).toEqual({ ok: true, body: 'web\n' });
+  }, 300_000);
 });

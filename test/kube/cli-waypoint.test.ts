@@ -141,7 +141,7 @@ describe('ambientctl waypoint and ztunnel lookup on a real kube-apiserver', () =
   beforeAll(async () => {
     const t0 = Date.now();
     api = await KubeApiServer.start({ binDir: await kubeBinaries(ROOT) });
-    await kubectl('apply', '-f', join(import.meta.dirname, 'fixtures/gateway-crds-minimal.yaml'));
+    await kubectl('apply', '-f', join(import.meta.dirname, '../../charts/base/files/crd-gateway-api.yaml'));
     await kubectl(
       'wait',
       '--for',

@@ -135,7 +135,7 @@ export async function kubernetesSource(
     run('kubectl', ['--kubeconfig', api.kubeconfig, ...args], { timeout: 60_000 });
   return {
     name: 'kubernetes',
-    env: { CP_CONFIG_SOURCE: 'kubernetes', CP_KUBECONFIG: api.kubeconfig },
+    env: { CP_CONFIG_SOURCE: 'kubernetes', CP_KUBECONFIG: api.kubeconfig, CP_POD_NAME: 'xds-bench-0' },
     writeMs,
     writeCpu: Object.fromEntries(Object.entries(cpu1).map(([k, v]) => [k, v - (cpu0[k] ?? 0)])),
     setEnrolled: async (on) => {
