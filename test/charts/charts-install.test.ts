@@ -5,22 +5,18 @@
  * value says and keeps the CA; an uninstall removes the release and keeps what is marked keep (the
  * CRDs, the CA Secret). No kubelet runs: nothing is waited for (`helm install` without --wait).
  */
-import { execFile } from 'node:child_process';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { KubeApiServer, kubeBinaries } from '@ambient/lab';
 import { LocalCa } from '@ambient/shared';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { kubectlOf } from '../kube/kubectl.js';
 import { CHARTS_DIR, helm, helmBinary, type KubeDoc, parseManifests, REPO_ROOT } from './helm.js';
 
-const run = promisify(execFile);
 const NS = 'istio-system';
 
 let api: KubeApiServer;
 
-const kubectl = async (...args: string[]) =>
-  (await run('kubectl', ['--kubeconfig', api.kubeconfig, ...args], { encoding: 'utf8', maxBuffer: 1 << 26 }))
-    .stdout;
+const { kubectl, kubectlStdin } = kubectlOf(() => api.kubeconfig);
 const kubectlJson = async <T>(...args: string[]) => JSON.parse(await kubectl(...args, '-o', 'json')) as T;
 
 /** helm against the test API server; fails the test with Helm's message when it fails. */
@@ -46,23 +42,6 @@ async function served(release: string): Promise<Map<string, string>> {
   return new Map(
     docs.map((d) => [`${d.kind}/${d.metadata.name}`, got.get(`${d.kind}/${d.metadata.name}`) ?? '']),
   );
-}
-
-/** Runs kubectl with a body on stdin; resolves with stdout, rejects with stderr. */
-async function kubectlStdin(body: string, ...args: string[]): Promise<string> {
-  const p = execFile('kubectl', ['--kubeconfig', api.kubeconfig, ...args]);
-  let out = '';
-  let err = '';
-  p.stdout?.on('data', (d: Buffer) => {
-    out += d.toString();
-  });
-  p.stderr?.on('data', (d: Buffer) => {
-    err += d.toString();
-  });
-  p.stdin?.end(body);
-  const code = await new Promise<number | null>((r) => p.once('close', r));
-  if (code !== 0) throw new Error(`kubectl ${args.join(' ')}: ${err}`);
-  return out;
 }
 
 const caRoot = async () => {

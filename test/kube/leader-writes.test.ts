@@ -7,18 +7,16 @@
  * writes. Objects the API server accepts but the mesh cannot use are reported with their field
  * path (log, /debug/config, metric) while the rest is served. One API server for the file.
  */
-import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { ControlPlaneApp, parseControlPlaneConfig } from '@ambient/controlplane';
 import { KubeApiServer, kubeBinaries } from '@ambient/lab';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { controlplaneRbac } from '../charts/helm.js';
+import { kubectlOf } from './kubectl.js';
 
-const run = promisify(execFile);
 const ROOT = path.resolve(import.meta.dirname, '../..');
 // The CRDs the base chart installs (charts/base/files), applied as plain files.
 const CRDS = path.join(import.meta.dirname, '../../charts/base/files');
@@ -36,25 +34,7 @@ interface LogLine {
   problems?: Array<{ path: string; message: string }>;
 }
 
-const kubectl = async (...args: string[]) =>
-  (await run('kubectl', ['--kubeconfig', api.kubeconfig, ...args], { encoding: 'utf8', maxBuffer: 1 << 26 }))
-    .stdout;
-
-async function kubectlStdin(body: string, ...args: string[]): Promise<string> {
-  const p = execFile('kubectl', ['--kubeconfig', api.kubeconfig, ...args]);
-  let out = '';
-  let err = '';
-  p.stdout?.on('data', (d: Buffer) => {
-    out += d.toString();
-  });
-  p.stderr?.on('data', (d: Buffer) => {
-    err += d.toString();
-  });
-  p.stdin?.end(body);
-  const code = await new Promise<number | null>((r) => p.once('close', r));
-  if (code !== 0) throw new Error(`kubectl ${args.join(' ')}: ${err}`);
-  return out;
-}
+const { kubectl, kubectlStdin } = kubectlOf(() => api.kubeconfig);
 
 /** One kubectl apply for all the objects. */
 const apply = (...items: object[]) =>

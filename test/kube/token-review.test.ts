@@ -20,6 +20,7 @@ import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { controlplaneRbac } from '../charts/helm.js';
+import { kubectlOf } from './kubectl.js';
 
 const run = promisify(execFile);
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -33,26 +34,7 @@ let cp: ControlPlaneApp;
 let port: number;
 let cpKubeconfig: string;
 
-const kubectl = async (...args: string[]) =>
-  (await run('kubectl', ['--kubeconfig', api.kubeconfig, ...args], { encoding: 'utf8', maxBuffer: 1 << 26 }))
-    .stdout;
-
-/** Runs kubectl with a body on stdin (`create --raw`, `apply -f -`); returns stdout once it is closed. */
-async function kubectlStdin(body: string, ...args: string[]): Promise<string> {
-  const p = execFile('kubectl', ['--kubeconfig', api.kubeconfig, ...args]);
-  let out = '';
-  let err = '';
-  p.stdout?.on('data', (d: Buffer) => {
-    out += d.toString();
-  });
-  p.stderr?.on('data', (d: Buffer) => {
-    err += d.toString();
-  });
-  p.stdin?.end(body);
-  const code = await new Promise<number | null>((r) => p.once('close', r));
-  if (code !== 0) throw new Error(`kubectl ${args.join(' ')}: ${err}`);
-  return out;
-}
+const { kubectl, kubectlStdin } = kubectlOf(() => api.kubeconfig);
 
 const rawPost = async (apiPath: string, body: object) =>
   JSON.parse(await kubectlStdin(JSON.stringify(body), 'create', '--raw', apiPath, '-f', '-')) as Record<
