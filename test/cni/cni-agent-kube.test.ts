@@ -93,6 +93,27 @@ describe.skipIf(!isRoot)('CNI node agent on a real kube-apiserver (root)', () =>
   let early: PodNetns;
   let socket: string;
 
+  /** The agent's entry point (dist/main.js) on this suite's API server and directories. */
+  const spawnAgent = (port: number) => {
+    const child = spawn(process.execPath, [path.join(ROOT, 'packages/cni/dist/main.js')], {
+      env: {
+        PATH: process.env.PATH ?? '',
+        CNI_NODE_NAME: NODE,
+        CNI_KUBECONFIG: api.kubeconfig,
+        CNI_PLUGIN_EVENT_SOCKET: socket,
+        CNI_ZDS_SOCKET: path.join(dir, 'zds', 'ztunnel.sock'),
+        CNI_HOST_BIN_DIR: path.join(dir, 'bin'),
+        CNI_HOST_NET_DIR: path.join(dir, 'net.d'),
+        CNI_HOST_PROC: '/proc',
+        CNI_READY_PORT: String(port),
+        CNI_LOG_LEVEL: 'error',
+      },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    return { child, exited };
+  };
+
   beforeAll(async () => {
     const t0 = Date.now();
     binary = await pluginBinary();
@@ -274,22 +295,7 @@ describe.skipIf(!isRoot)('CNI node agent on a real kube-apiserver (root)', () =>
     expect(await rulesIn(early)).toEqual({ iptables: true, ipRule: true });
     await kubectl('label', 'pod', '-n', 'mesh', 'early', 'istio.io/dataplane-mode=none');
     const port = await freeLoopbackPort();
-    const child = spawn(process.execPath, [path.join(ROOT, 'packages/cni/dist/main.js')], {
-      env: {
-        PATH: process.env.PATH ?? '',
-        CNI_NODE_NAME: NODE,
-        CNI_KUBECONFIG: api.kubeconfig,
-        CNI_PLUGIN_EVENT_SOCKET: socket,
-        CNI_ZDS_SOCKET: path.join(dir, 'zds', 'ztunnel.sock'),
-        CNI_HOST_BIN_DIR: path.join(dir, 'bin'),
-        CNI_HOST_NET_DIR: path.join(dir, 'net.d'),
-        CNI_HOST_PROC: '/proc',
-        CNI_READY_PORT: String(port),
-        CNI_LOG_LEVEL: 'error',
-      },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    const { child, exited } = spawnAgent(port);
     try {
       await until(
         'main.js ready',
@@ -324,22 +330,7 @@ describe.skipIf(!isRoot)('CNI node agent on a real kube-apiserver (root)', () =>
 
   it('on SIGTERM with its DaemonSet deleted (an uninstall), the entry point takes the plugin out of the conflist and the bin dir', async () => {
     const port = await freeLoopbackPort();
-    const child = spawn(process.execPath, [path.join(ROOT, 'packages/cni/dist/main.js')], {
-      env: {
-        PATH: process.env.PATH ?? '',
-        CNI_NODE_NAME: NODE,
-        CNI_KUBECONFIG: api.kubeconfig,
-        CNI_PLUGIN_EVENT_SOCKET: socket,
-        CNI_ZDS_SOCKET: path.join(dir, 'zds', 'ztunnel.sock'),
-        CNI_HOST_BIN_DIR: path.join(dir, 'bin'),
-        CNI_HOST_NET_DIR: path.join(dir, 'net.d'),
-        CNI_HOST_PROC: '/proc',
-        CNI_READY_PORT: String(port),
-        CNI_LOG_LEVEL: 'error',
-      },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    const { child, exited } = spawnAgent(port);
     try {
       await until(
         'main.js ready',
