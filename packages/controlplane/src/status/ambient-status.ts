@@ -116,6 +116,27 @@ export function statusToWrite(
   return conditions && { conditions };
 }
 
+/** Where each kind whose status the leader writes lives on the API server. */
+const STATUS_KINDS = {
+  AuthorizationPolicy: { apiVersion: 'security.istio.io/v1', plural: 'authorizationpolicies' },
+  Service: { apiVersion: 'v1', plural: 'services' },
+  HTTPRoute: { apiVersion: 'gateway.networking.k8s.io/v1', plural: 'httproutes' },
+} as const;
+
+/** A status target's object reference: its key, apiVersion, kind, names and API path. */
+function statusObject(kind: keyof typeof STATUS_KINDS, namespace: string, name: string) {
+  const { apiVersion, plural } = STATUS_KINDS[kind];
+  const prefix = apiVersion === 'v1' ? '/api/v1' : `/apis/${apiVersion}`;
+  return {
+    key: `${kind}/${namespace}/${name}`,
+    apiVersion,
+    kind,
+    namespace,
+    name,
+    path: `${prefix}/namespaces/${namespace}/${plural}/${name}`,
+  };
+}
+
 /** What the source knows of an object besides its spec. */
 export type GenerationOf = (key: string) => number | undefined;
 
@@ -128,12 +149,7 @@ export function ambientStatusTargets(model: MeshModel, generationOf: GenerationO
     const generation = generationOf(key);
     if (generation === undefined) continue;
     out.push({
-      key,
-      apiVersion: 'security.istio.io/v1',
-      kind: 'AuthorizationPolicy',
-      namespace,
-      name,
-      path: `/apis/security.istio.io/v1/namespaces/${namespace}/authorizationpolicies/${name}`,
+      ...statusObject('AuthorizationPolicy', namespace, name),
       fieldManager: POLICY_FIELD_MANAGER,
       desired: ztunnelAcceptedConditions(binding, generation),
     });
@@ -144,12 +160,7 @@ export function ambientStatusTargets(model: MeshModel, generationOf: GenerationO
     const generation = generationOf(key);
     if (generation === undefined) continue;
     out.push({
-      key,
-      apiVersion: 'v1',
-      kind: 'Service',
-      namespace,
-      name,
-      path: `/api/v1/namespaces/${namespace}/services/${name}`,
+      ...statusObject('Service', namespace, name),
       fieldManager: SERVICE_FIELD_MANAGER,
       desired: waypointBoundConditions(binding, generation),
     });
@@ -195,12 +206,7 @@ export function waypointPolicyTargets(
     if (generation === undefined) continue;
     const { namespace, name } = o.metadata;
     out.push({
-      key,
-      apiVersion: 'security.istio.io/v1',
-      kind: 'AuthorizationPolicy',
-      namespace,
-      name,
-      path: `/apis/security.istio.io/v1/namespaces/${namespace}/authorizationpolicies/${name}`,
+      ...statusObject('AuthorizationPolicy', namespace, name),
       fieldManager: WAYPOINT_POLICY_FIELD_MANAGER,
       desired: new Map([
         [WAYPOINT_ACCEPTED, flattenPolicyBindings(waypointPolicyBindings(o, generation, look))],
@@ -244,12 +250,7 @@ export function routeStatusTargets(
       look,
     );
     out.push({
-      key,
-      apiVersion: 'gateway.networking.k8s.io/v1',
-      kind: 'HTTPRoute',
-      namespace,
-      name,
-      path: `/apis/gateway.networking.k8s.io/v1/namespaces/${namespace}/httproutes/${name}`,
+      ...statusObject('HTTPRoute', namespace, name),
       fieldManager: ROUTE_FIELD_MANAGER,
       desired: new Map(),
       parents: { routeNamespace: namespace, generation: view.generation, entries },
