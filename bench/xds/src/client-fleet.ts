@@ -1,5 +1,5 @@
 /**
- * The bench's xDS clients: `clients.js` processes, each running a share of the node agents'
+ * The bench's xDS clients: `clients.js` (or count-only `count-clients.js`) processes, each running a share of the node agents'
  * clients, told what to do over stdin ("solo", "start", "stop") and reporting JSON lines on stdout
  * (see clients.ts), collected here in arrival order. Every wait is bounded in time.
  */
@@ -9,7 +9,13 @@ import { fileURLToPath } from 'node:url';
 import { endProcess } from './teardown.js';
 
 // The built entry, from the sources (vitest) as from dist.
-const CLIENTS_ENTRY = join(dirname(fileURLToPath(import.meta.url)), '../dist/clients.js');
+const DIST = join(dirname(fileURLToPath(import.meta.url)), '../dist');
+/** What the clients do with a response: decode it as ztunnel does, or only count its resources. */
+export type ClientMode = 'decode' | 'count';
+const ENTRY: Record<ClientMode, string> = {
+  decode: join(DIST, 'clients.js'),
+  count: join(DIST, 'count-clients.js'),
+};
 
 /** One line a client process printed (which fields are set says what happened). */
 export interface Report {
@@ -37,6 +43,8 @@ export interface ClientFleetOptions {
   readonly clients: number;
   readonly processes: number;
   readonly nodeArgs?: readonly string[];
+  /** 'decode' (the default): ztunnel's client and decoders (clients.ts); 'count': count-clients.ts. */
+  readonly mode?: ClientMode;
   /** Report the workloads of this namespace after every response that touches it. */
   readonly watchNamespace?: string;
 }
@@ -59,7 +67,7 @@ export class ClientFleet {
         process.execPath,
         [
           ...(opts.nodeArgs ?? []),
-          CLIENTS_ENTRY,
+          ENTRY[opts.mode ?? 'decode'],
           opts.target,
           opts.rootCertFile,
           opts.tokensFile,

@@ -4,7 +4,7 @@
  * Reports (JSON lines on stdout, timestamps on the machine's shared clock):
  *   {"synced": i, "at": ms, "resources": n}    when client i holds its first full config
  *   {"solo": i, "at": ms, "resources": n}      the same for a client synced alone ("solo"), then closed
- *   {"change": k, "client": i, "at": ms}         when client i sees the target pod at 198.18.200.k
+ *   {"change": k, "client": i, "at": ms}         when client i sees the target pod's change k (bench-target.ts)
  *   {"ns": i, "workloads": n, "hbone": h, "acked": b, "at": ms}
  *                                                with a namespace to watch: after every response
  *                                                touching its workloads, how many client i holds,
@@ -18,6 +18,7 @@ import { type AddressValue, addressResourceType, authorizationResourceType } fro
 import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
+import { changeOfIp, TARGET } from './bench-target.js';
 import { now } from './measure.js';
 
 const [target = '', rootFile = '', tokensJson = '', first = '0', count = '1', watchNs = ''] =
@@ -25,7 +26,6 @@ const [target = '', rootFile = '', tokensJson = '', first = '0', count = '1', wa
 const root = readFileSync(rootFile);
 const tokens = JSON.parse(readFileSync(tokensJson, 'utf8')) as Record<string, { node: string }>;
 const tokenOf = new Map(Object.entries(tokens).map(([t, v]) => [v.node, t]));
-const TARGET = 'Kubernetes//Pod/bench/target';
 const ADDRESS_URL = addressResourceType().typeUrl;
 const logger = pino({ level: 'silent' });
 const clients: DeltaAdsClient[] = [];
@@ -115,8 +115,8 @@ function startClient(i: number, solo = false): void {
           if (watchNs) watch(client, i, watched, updated, removed);
           const t = updated.get(TARGET);
           if (t && 'workload' in t && client.isSynced()) {
-            const k = Number(t.workload.ips[0]?.split('.')[3]);
-            emit({ change: k, client: i, at: now() });
+            const k = changeOfIp(t.workload.ips[0]);
+            if (k !== undefined) emit({ change: k, client: i, at: now() });
           }
         },
       },
