@@ -1,12 +1,19 @@
 /**
- * Control plane benchmark (default, `--source directory`): one control plane process (TLS gRPC on loopback) with 10,000 workloads
- * and 1,000 services from a manifest directory, and 50 real xDS clients (ztunnel's DeltaAdsClient
- * and decoders, with per-node tokens) in two client processes. Measures:
+ * Control plane benchmark (default, `--source directory`): one control plane process (TLS gRPC on
+ * loopback) with 10,000 workloads and 1,000 services from a manifest directory, and 50 real xDS
+ * clients in two client processes, in two modes: count-only clients (count-clients.ts: the same
+ * stream and ACKs, resources counted from the raw bytes, not decoded) and decoding clients
+ * (clients.ts: ztunnel's DeltaAdsClient and decoders). Each of BENCH_ROUNDS rounds (default 3)
+ * starts a fresh fleet per mode, modes alternating, and measures:
  *   - initial sync: from the clients being told to connect until each holds its full config;
  *   - convergence: from writing one pod change (its IP) to every client holding it, over
- *     BENCH_CHANGES changes (default 30), reported as p50/p99 of the all-clients time and of
- *     the per-client delivery times;
- *   - the control plane's RSS and CPU time in each phase.
+ *     BENCH_CHANGES changes (default 30), as p50/p99 of the all-clients time and of the
+ *     per-client delivery times;
+ *   - the CPU seconds of the control plane and of each client process in each phase, and the
+ *     control plane's RSS after the sync.
+ * Every figure is printed as min / median / max over the rounds. BENCH_MODES=count (or decode)
+ * runs one mode only; BENCH_WORKLOADS, BENCH_SERVICES, BENCH_CLIENTS, BENCH_CLIENT_PROCESSES set
+ * the sizes; BENCH_CP_NODE_ARGS and BENCH_CLIENT_NODE_ARGS pass Node flags (e.g. --cpu-prof).
  * Needs no root: everything is on 127.0.0.1.
  *
  * `--source kubernetes`: the enrolment benchmark (enrol-bench.ts) on a real Kubernetes API server,
@@ -209,7 +216,10 @@ async function runRound(ctx: RoundContext, mode: ClientMode, round: number): Pro
   }
 }
 
-const MODES: readonly ClientMode[] = ['count', 'decode'];
+const MODES: readonly ClientMode[] = (process.env.BENCH_MODES ?? 'count,decode').split(',').map((m) => {
+  if (m !== 'count' && m !== 'decode') throw new Error(`BENCH_MODES lists count and decode, not ${m}`);
+  return m;
+});
 
 function printDirectoryTable(rounds: readonly Round[], loadMs: number, nacks: number, load: string): void {
   const f = (n: number, d = 0) => n.toFixed(d);

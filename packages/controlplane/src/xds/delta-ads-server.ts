@@ -10,9 +10,10 @@
 import { DELTA_ADS_METHOD, meshProtos } from '@ambient/shared';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import protobuf from 'protobufjs';
 import type { Authenticator, Caller } from '../auth/token-authenticator.js';
 import type { ControlPlaneMetrics } from '../telemetry/controlplane-metrics.js';
+import { deltaResponseBytes, framedResource, wholeSnapshotResponse } from './delta-response.js';
+import { HeldVersions } from './held-versions.js';
 import {
   AdsStreams,
   admitProxy,
@@ -32,7 +33,7 @@ interface Subscription {
   wildcard: boolean;
   readonly names: Set<string>;
   /** name -> version this connection was last sent (or said it holds). */
-  readonly sent: Map<string, string>;
+  readonly sent: HeldVersions;
   responded: boolean;
 }
 
@@ -267,7 +268,7 @@ export class DeltaAdsServer {
     const subscribing = req.resourceNamesSubscribe.length > 0 || req.resourceNamesUnsubscribe.length > 0;
     if (!sub) {
       if (req.responseNonce && !subscribing) return; // an ACK for a type this stream never asked for
-      sub = { wildcard: false, names: new Set(), sent: new Map(), responded: false };
+      sub = { wildcard: false, names: new Set(), sent: new HeldVersions(), responded: false };
       conn.subs.set(typeUrl, sub);
       // No names on the first request is the legacy wildcard form.
       if (req.resourceNamesSubscribe.length === 0) sub.wildcard = true;
@@ -287,12 +288,32 @@ export class DeltaAdsServer {
   /** Sends everything this connection lacks or holds at another version, and removals. */
   private pushFull(conn: Connection, typeUrl: string, sub: Subscription): void {
     const snap = this.snapshot(typeUrl, conn.scope);
+    if (sub.wildcard && sub.sent.size === 0 && (snap.size > 0 || !sub.responded)) {
+      // A new wildcard stream (the usual first request): it lacks every resource.
+      this.sendWhole(conn, typeUrl, sub, snap);
+      return;
+    }
     const changed: string[] = [];
     for (const [name, e] of snap) {
       if ((sub.wildcard || sub.names.has(name)) && sub.sent.get(name) !== e.version) changed.push(name);
     }
     const removed = [...sub.sent.keys()].filter((n) => !snap.has(n) || !(sub.wildcard || sub.names.has(n)));
     this.send(conn, typeUrl, sub, changed, removed, !sub.responded);
+  }
+
+  /** Sends a connection that holds nothing of a type every resource of its snapshot. */
+  private sendWhole(conn: Connection, typeUrl: string, sub: Subscription, snap: TypeSnapshot): void {
+    // Nonces count per stream (as go-control-plane's delta server does), so every stream that
+    // connects to this snapshot is sent the same bytes, built once.
+    const nonce = String(++conn.nonces);
+    sub.sent.holdAll(snap);
+    this.written(
+      conn,
+      typeUrl,
+      sub,
+      nonce,
+      wholeSnapshotResponse(snap, String(this.store.version), typeUrl, nonce),
+    );
   }
 
   private push(
@@ -322,26 +343,37 @@ export class DeltaAdsServer {
   ): void {
     if (!always && changed.length === 0 && removed.length === 0) return;
     const snap = this.snapshot(typeUrl, conn.scope);
-    const nonce = `${conn.id}-${++conn.nonces}`;
-    const w = protobuf.Writer.create();
-    w.uint32(10).string(String(this.store.version)); // system_version_info = 1
+    const nonce = String(++conn.nonces);
+    const resources: Buffer[] = [];
     for (const name of changed) {
       const e = snap.get(name) as ResourceEntry;
-      w.uint32(18).bytes(e.encoded); // resources = 2
+      resources.push(framedResource(e));
       sub.sent.set(name, e.version);
     }
-    w.uint32(34).string(typeUrl); // type_url = 4
-    w.uint32(42).string(nonce); // nonce = 5
-    for (const name of removed) {
-      w.uint32(50).string(name); // removed_resources = 6
-      sub.sent.delete(name);
-    }
-    const bytes = w.finish();
+    for (const name of removed) sub.sent.delete(name);
+    const bytes = deltaResponseBytes({
+      systemVersionInfo: String(this.store.version),
+      resources,
+      typeUrl,
+      nonce,
+      removed,
+    });
+    this.written(conn, typeUrl, sub, nonce, bytes, changedAt);
+  }
+
+  private written(
+    conn: Connection,
+    typeUrl: string,
+    sub: Subscription,
+    nonce: string,
+    bytes: Buffer,
+    changedAt?: number,
+  ): void {
     sub.responded = true;
     conn.pending.set(nonce, { typeUrl, ...(changedAt !== undefined && { changedAt }) });
     // Unanswered nonces of a stuck proxy must not grow without bound.
     if (conn.pending.size > 64) conn.pending.delete(conn.pending.keys().next().value as string);
     this.inputs.metrics.pushes.inc({ type: this.label(typeUrl) });
-    conn.call.write(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+    conn.call.write(bytes);
   }
 }
