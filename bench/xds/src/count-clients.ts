@@ -82,6 +82,9 @@ function startClient(i: number, solo = false): void {
     'grpc.ssl_target_name_override': 'istiod.istio-system.svc',
     'grpc.max_receive_message_length': 256 * 1024 * 1024,
     'grpc.use_local_subchannel_pool': 1,
+    ...(process.env.BENCH_FLOW_WINDOW && {
+      'grpc-node.flow_control_window': Number(process.env.BENCH_FLOW_WINDOW),
+    }),
   });
   const metadata = new grpc.Metadata();
   metadata.set('authorization', `Bearer ${tokenOf.get(node)}`);

@@ -14,6 +14,7 @@ import type { Authenticator, Caller } from '../auth/token-authenticator.js';
 import type { ControlPlaneMetrics } from '../telemetry/controlplane-metrics.js';
 import { deltaResponseBytes, framedResource, wholeSnapshotResponse } from './delta-response.js';
 import { HeldVersions } from './held-versions.js';
+import { PacedWrites } from './paced-writes.js';
 import {
   AdsStreams,
   admitProxy,
@@ -104,6 +105,7 @@ export interface DeltaAdsServerInputs {
 export class DeltaAdsServer {
   readonly store: SnapshotStore;
   private readonly streams: AdsStreams<Connection>;
+  private readonly writes = new PacedWrites();
   private nextId = 1;
 
   constructor(private readonly inputs: DeltaAdsServerInputs) {
@@ -374,6 +376,6 @@ export class DeltaAdsServer {
     // Unanswered nonces of a stuck proxy must not grow without bound.
     if (conn.pending.size > 64) conn.pending.delete(conn.pending.keys().next().value as string);
     this.inputs.metrics.pushes.inc({ type: this.label(typeUrl) });
-    conn.call.write(bytes);
+    this.writes.write(conn.call, bytes);
   }
 }
