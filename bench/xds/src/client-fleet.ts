@@ -19,12 +19,16 @@ const ENTRY: Record<ClientMode, string> = {
 
 /** One line a client process printed (which fields are set says what happened). */
 export interface Report {
+  /** The process of this first client index has loaded its modules. */
+  ready?: number;
   solo?: number;
   synced?: number;
   change?: number;
   client?: number;
   at: number;
   resources?: number;
+  /** Count-only clients: the size of the first Address response. */
+  bytes?: number;
   /** Client index of a watched-namespace report: the state after a response touching it. */
   ns?: number;
   /** Workloads of the watched namespace the client holds, and how many of them are HBONE. */

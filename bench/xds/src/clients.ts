@@ -2,6 +2,7 @@
  * A process of real xDS clients for bench/xds: each is a DeltaAdsClient subscribed to Istio's
  * Address and Authorization types with ztunnel's own decoders, over TLS with its node's token.
  * Reports (JSON lines on stdout, timestamps on the machine's shared clock):
+ *   {"ready": firstIndex}                       once its modules are loaded
  *   {"synced": i, "at": ms, "resources": n}    when client i holds its first full config
  *   {"solo": i, "at": ms, "resources": n}      the same for a client synced alone ("solo"), then closed
  *   {"change": k, "client": i, "at": ms}         when client i sees the target pod's change k (bench-target.ts)
@@ -144,3 +145,4 @@ process.stdin.on('data', (d: Buffer) => {
     process.exit(0);
   }
 });
+emit({ ready: Number(first) }); // modules loaded, commands heard from now on

@@ -7,7 +7,8 @@
  * the control plane. After the first full config, a response's resources are looked at by name
  * only to find the benchmark's target pod, whose Address alone is decoded (to read the change
  * number from its IP).
- * Reports the same JSON lines as clients.ts ("synced", "solo", "change"); same arguments.
+ * Reports the same JSON lines as clients.ts ("synced", "solo", "change"), the first two with the
+ * size of the first Address response in "bytes"; same arguments.
  */
 import { readFileSync } from 'node:fs';
 import { DELTA_ADS_METHOD, meshProtos } from '@ambient/shared';
@@ -101,12 +102,16 @@ function startClient(i: number, solo = false): void {
   call.on('error', () => {});
   const seen = new Set<string>();
   let addresses = 0;
+  let bytes = 0;
   call.on('data', (buf: Buffer) => {
     const synced = seen.size === TYPE_URLS.length;
     const env = readEnvelope(buf, synced && buf.length < 1 << 20);
     call.write({ typeUrl: env.typeUrl, responseNonce: env.nonce });
     if (env.typeUrl === ADDRESS.typeUrl) {
-      if (!synced) addresses = env.resources;
+      if (!synced) {
+        addresses = env.resources;
+        bytes = buf.length;
+      }
       for (const [start, end] of env.spans) {
         const res = readResource(buf.subarray(start, end));
         if (res.name !== TARGET || !res.value) continue;
@@ -121,9 +126,9 @@ function startClient(i: number, solo = false): void {
     seen.add(env.typeUrl);
     if (seen.size < TYPE_URLS.length) return;
     if (solo) {
-      emit({ solo: i, at: now(), resources: addresses });
+      emit({ solo: i, at: now(), resources: addresses, bytes });
       close();
-    } else emit({ synced: i, at: now(), resources: addresses });
+    } else emit({ synced: i, at: now(), resources: addresses, bytes });
   });
   for (const [n, typeUrl] of TYPE_URLS.entries())
     call.write({
@@ -148,3 +153,4 @@ process.stdin.on('data', (d: Buffer) => {
     process.exit(0);
   }
 });
+emit({ ready: Number(first) }); // modules loaded, commands heard from now on

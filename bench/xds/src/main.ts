@@ -101,6 +101,8 @@ async function writeTarget(dir: string, k: number): Promise<void> {
 interface Round {
   readonly mode: ClientMode;
   readonly resources: number;
+  /** The first Address response's size (count-only clients measure it). */
+  readonly bytes?: number;
   readonly soloMs: number;
   /** Per client, from "start" to holding its full config. */
   readonly syncTimes: readonly number[];
@@ -144,7 +146,12 @@ async function runRound(ctx: RoundContext, mode: ClientMode, round: number): Pro
     const { reports } = fleet;
     const pids = fleet.pids();
     const log = (what: string) => process.stderr.write(`bench: round ${round} (${mode}): ${what}\n`);
-    await sleep(500); // client processes load their modules
+    // Client processes load their modules before anything is timed.
+    await fleet.waitFor(
+      () => reports.filter((r) => r.ready !== undefined).length >= pids.length,
+      'client processes to load',
+      60_000,
+    );
 
     log('one client syncing alone');
     const soloStart = now();
@@ -201,6 +208,7 @@ async function runRound(ctx: RoundContext, mode: ClientMode, round: number): Pro
     return {
       mode,
       resources: synced[0]?.resources ?? 0,
+      ...(synced[0]?.bytes !== undefined && { bytes: synced[0].bytes }),
       soloMs,
       syncTimes,
       allClients,
@@ -224,11 +232,15 @@ const MODES: readonly ClientMode[] = (process.env.BENCH_MODES ?? 'count,decode')
 function printDirectoryTable(rounds: readonly Round[], loadMs: number, nacks: number, load: string): void {
   const f = (n: number, d = 0) => n.toFixed(d);
   const of = (mode: ClientMode) => rounds.filter((r) => r.mode === mode);
-  const cell = (mode: ClientMode, pick: (r: Round) => number, d = 0) => {
-    const s = spread(of(mode).map(pick));
+  const cell = (mode: ClientMode, pick: (r: Round) => number | undefined, d = 0) => {
+    const values = of(mode)
+      .map(pick)
+      .filter((v): v is number => v !== undefined);
+    if (values.length === 0) return '-';
+    const s = spread(values);
     return `${f(s.min, d)} / ${f(s.median, d)} / ${f(s.max, d)}`;
   };
-  const row = (label: string, pick: (r: Round) => number, d = 0): [string, string, string] => [
+  const row = (label: string, pick: (r: Round) => number | undefined, d = 0): [string, string, string] => [
     label,
     cell('count', pick, d),
     cell('decode', pick, d),
@@ -246,6 +258,7 @@ function printDirectoryTable(rounds: readonly Round[], loadMs: number, nacks: nu
     ['metric (min / median / max over rounds)', 'count-only clients', 'decoding clients'],
     [
       row('resources per client (Address)', (r) => r.resources),
+      row('first Address response (MB)', (r) => (r.bytes === undefined ? undefined : r.bytes / 1e6), 2),
       row('initial sync, one client alone (ms)', (r) => r.soloMs),
       row('initial sync, all clients (ms)', (r) => Math.max(...r.syncTimes)),
       row('initial sync, per client p50 (ms)', (r) => pct(r.syncTimes, 50)),
@@ -260,6 +273,7 @@ function printDirectoryTable(rounds: readonly Round[], loadMs: number, nacks: nu
       row('control plane RSS after sync (MB)', (r) => r.cpRssAfterSyncMb),
     ],
   );
+  if (of('count').length === 0 || of('decode').length === 0) return; // the targets need both modes
   const sync = spread(of('count').map((r) => Math.max(...r.syncTimes)));
   const decodeSync = spread(of('decode').map((r) => Math.max(...r.syncTimes)));
   const conv = pct(
