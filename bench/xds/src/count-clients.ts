@@ -11,9 +11,9 @@
  * size of the first Address response in "bytes"; same arguments.
  */
 import { readFileSync } from 'node:fs';
+import http2 from 'node:http2';
 import { DELTA_ADS_METHOD, meshProtos } from '@ambient/shared';
 import { addressResourceType, authorizationResourceType } from '@ambient/ztunnel';
-import * as grpc from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
 import { changeOfIp, TARGET } from './bench-target.js';
 import { now } from './measure.js';
@@ -77,43 +77,170 @@ function readResource(buf: Uint8Array): { name: string; value?: Uint8Array } {
   return value ? { name, value } : { name };
 }
 
+/** Reads varints, skips and slices across the chunks a message arrived in, without joining them. */
+class ChunkCursor {
+  private ci = 0;
+  private off = 0;
+  pos = 0;
+
+  constructor(private readonly chunks: readonly Buffer[]) {}
+
+  private byte(): number {
+    let c = this.chunks[this.ci] as Buffer;
+    while (this.off >= c.length) {
+      this.ci += 1;
+      this.off = 0;
+      c = this.chunks[this.ci] as Buffer;
+    }
+    this.pos += 1;
+    return c[this.off++] as number;
+  }
+
+  varint(): number {
+    let v = 0;
+    for (let shift = 0; ; shift += 7) {
+      const b = this.byte();
+      v += (b & 0x7f) * 2 ** shift;
+      if (b < 0x80) return v;
+    }
+  }
+
+  skip(n: number): void {
+    this.pos += n;
+    while (n > 0) {
+      const left = (this.chunks[this.ci] as Buffer).length - this.off;
+      if (n < left) {
+        this.off += n;
+        return;
+      }
+      n -= left;
+      this.ci += 1;
+      this.off = 0;
+    }
+  }
+
+  string(n: number): string {
+    const parts: Buffer[] = [];
+    this.pos += n;
+    while (n > 0) {
+      const c = this.chunks[this.ci] as Buffer;
+      const take = Math.min(n, c.length - this.off);
+      parts.push(c.subarray(this.off, this.off + take));
+      this.off += take;
+      n -= take;
+      if (this.off >= c.length && n > 0) {
+        this.ci += 1;
+        this.off = 0;
+      }
+    }
+    return Buffer.concat(parts).toString();
+  }
+}
+
+/** readEnvelope for a message still in the chunks it arrived in: resources counted, no spans. */
+function countEnvelope(chunks: readonly Buffer[], length: number): Envelope {
+  const r = new ChunkCursor(chunks);
+  const env: Envelope = { typeUrl: '', nonce: '', resources: 0, spans: [] };
+  while (r.pos < length) {
+    const tag = r.varint();
+    const wire = tag & 7;
+    if (wire === 0) r.varint();
+    else if (wire === 1) r.skip(8);
+    else if (wire === 5) r.skip(4);
+    else if (wire !== 2) throw new Error(`wire type ${wire} in a DeltaDiscoveryResponse`);
+    else {
+      const len = r.varint();
+      if (tag === 18) {
+        env.resources += 1;
+        r.skip(len);
+      } else if (tag === 34) env.typeUrl = r.string(len);
+      else if (tag === 42) env.nonce = r.string(len);
+      else r.skip(len);
+    }
+  }
+  return env;
+}
+
+/**
+ * A Delta ADS stream over node:http2 with gRPC's framing (a 5-byte prefix per message), handing
+ * over each received message as the chunks it arrived in: a multi-MB first response is never
+ * joined into one buffer (gRPC client libraries do that, which is most of their cost here).
+ */
+function openStream(
+  node: string,
+  onMessage: (chunks: Buffer[], length: number) => void,
+): { write: (req: object) => void; close: () => void } {
+  const session = http2.connect(`https://${target}`, { ca: root, servername: 'istiod.istio-system.svc' });
+  session.on('error', () => {});
+  const stream = session.request({
+    ':method': 'POST',
+    ':path': `/${DELTA_ADS_METHOD.replace(/^\//, '')}`,
+    'content-type': 'application/grpc',
+    te: 'trailers',
+    authorization: `Bearer ${tokenOf.get(node)}`,
+  });
+  stream.on('error', () => {});
+  let head = Buffer.alloc(0);
+  let need = -1; // body bytes still missing of the current message; -1 while reading its prefix
+  let length = 0;
+  let parts: Buffer[] = [];
+  stream.on('data', (chunk: Buffer) => {
+    let at = 0;
+    while (at < chunk.length) {
+      if (need < 0) {
+        const take = Math.min(5 - head.length, chunk.length - at);
+        head = Buffer.concat([head, chunk.subarray(at, at + take)]);
+        at += take;
+        if (head.length < 5) return;
+        length = head.readUInt32BE(1);
+        need = length;
+        head = Buffer.alloc(0);
+        parts = [];
+      }
+      const take = Math.min(need, chunk.length - at);
+      if (take > 0) parts.push(chunk.subarray(at, at + take));
+      at += take;
+      need -= take;
+      if (need === 0) {
+        need = -1;
+        onMessage(parts, length);
+      }
+    }
+  });
+  return {
+    write: (req) => {
+      const body = request.encode(req).finish();
+      const framed = Buffer.allocUnsafe(body.length + 5);
+      framed.writeUInt8(0, 0);
+      framed.writeUInt32BE(body.length, 1);
+      framed.set(body, 5);
+      stream.write(framed);
+    },
+    close: () => {
+      stream.close();
+      session.destroy();
+    },
+  };
+}
+
 function startClient(i: number, solo = false): void {
   const node = `node${i}`;
-  const channel = new grpc.Client(target, grpc.credentials.createSsl(root), {
-    'grpc.ssl_target_name_override': 'istiod.istio-system.svc',
-    'grpc.max_receive_message_length': 256 * 1024 * 1024,
-    'grpc.use_local_subchannel_pool': 1,
-    ...(process.env.BENCH_FLOW_WINDOW && {
-      'grpc-node.flow_control_window': Number(process.env.BENCH_FLOW_WINDOW),
-    }),
-  });
-  const metadata = new grpc.Metadata();
-  metadata.set('authorization', `Bearer ${tokenOf.get(node)}`);
-  const call = channel.makeBidiStreamRequest<object, Buffer>(
-    DELTA_ADS_METHOD,
-    (req) => Buffer.from(request.encode(req).finish()),
-    (buf) => buf,
-    metadata,
-  );
-  const close = () => {
-    call.cancel();
-    channel.close();
-  };
-  call.on('error', () => {});
   const seen = new Set<string>();
   let addresses = 0;
   let bytes = 0;
-  call.on('data', (buf: Buffer) => {
+  const call = openStream(node, (chunks, length) => {
     const synced = seen.size === TYPE_URLS.length;
-    const env = readEnvelope(buf, synced && buf.length < 1 << 20);
+    // After the first full config, responses are small: joined, and their resources looked at.
+    const whole = synced && length < 1 << 20 ? Buffer.concat(chunks, length) : undefined;
+    const env = whole ? readEnvelope(whole, true) : countEnvelope(chunks, length);
     call.write({ typeUrl: env.typeUrl, responseNonce: env.nonce });
     if (env.typeUrl === ADDRESS.typeUrl) {
       if (!synced) {
         addresses = env.resources;
-        bytes = buf.length;
+        bytes = length;
       }
       for (const [start, end] of env.spans) {
-        const res = readResource(buf.subarray(start, end));
+        const res = readResource((whole as Buffer).subarray(start, end));
         if (res.name !== TARGET || !res.value) continue;
         const v = ADDRESS.decode(res.value, res.name);
         if (v.ok && 'workload' in v.value) {
@@ -127,7 +254,7 @@ function startClient(i: number, solo = false): void {
     if (seen.size < TYPE_URLS.length) return;
     if (solo) {
       emit({ solo: i, at: now(), resources: addresses, bytes });
-      close();
+      call.close();
     } else emit({ synced: i, at: now(), resources: addresses, bytes });
   });
   for (const [n, typeUrl] of TYPE_URLS.entries())
@@ -141,7 +268,7 @@ function startClient(i: number, solo = false): void {
       typeUrl,
       resourceNamesSubscribe: ['*'],
     });
-  if (!solo) closers.push(close);
+  if (!solo) closers.push(call.close);
 }
 
 process.stdin.on('data', (d: Buffer) => {
