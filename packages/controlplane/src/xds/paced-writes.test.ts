@@ -91,4 +91,22 @@ describe('PacedWrites', () => {
     e.flush();
     expect(w.writing).toBe(0);
   });
+
+  it('never gives a turn to a stream cancelled while it waited, even one not marked ended', () => {
+    const w = new PacedWrites(opts);
+    const [a, b, c, d] = [new FakeStream('a'), new FakeStream('b'), new FakeStream('c'), new FakeStream('d')];
+    w.write(a, large('A'));
+    w.write(b, large('B'));
+    w.write(c, large('C'));
+    w.write(d, large('D'));
+    c.emit('cancelled');
+    a.flush();
+    expect(c.written).toEqual([]);
+    expect(d.written).toEqual([large('D').toString()]);
+    w.write(c, small('late'));
+    expect(c.written).toEqual([]);
+    b.flush();
+    d.flush();
+    expect(w.writing).toBe(0);
+  });
 });

@@ -14,7 +14,6 @@ export interface ResponseStream {
   readonly writableEnded: boolean;
   readonly destroyed: boolean;
   once(event: 'close' | 'cancelled' | 'error', listener: () => void): unknown;
-  off(event: 'close' | 'cancelled' | 'error', listener: () => void): unknown;
 }
 
 interface Outbox {
@@ -22,6 +21,10 @@ interface Outbox {
   readonly queue: Buffer[];
   /** A large write of this stream is being written out, or waits for a turn. */
   blocked: boolean;
+  /** The stream closed, was cancelled or failed: nothing more is written to it. */
+  ended: boolean;
+  /** Gives back the turn of the large write being written out, if any. */
+  release?: () => void;
 }
 
 export interface PacedWritesOptions {
@@ -51,20 +54,39 @@ export class PacedWrites {
   write(stream: ResponseStream, bytes: Buffer): void {
     let box = this.outboxes.get(stream);
     if (!box) {
-      box = { stream, queue: [], blocked: false };
+      const created: Outbox = { stream, queue: [], blocked: false, ended: false };
+      // A cancelled gRPC call never calls back a write, and may never be marked ended: its
+      // events end the outbox and give back its turn.
+      const end = () => {
+        if (created.ended) return;
+        created.ended = true;
+        created.queue.length = 0;
+        created.release?.();
+      };
+      stream.once('close', end);
+      stream.once('cancelled', end);
+      stream.once('error', end);
+      box = created;
       this.outboxes.set(stream, box);
     }
+    if (this.gone(box)) return;
     box.queue.push(bytes);
     this.drain(box);
+  }
+
+  private gone(box: Outbox): boolean {
+    if (box.ended || box.stream.writableEnded || box.stream.destroyed) {
+      box.ended = true;
+      box.queue.length = 0;
+      return true;
+    }
+    return false;
   }
 
   private drain(box: Outbox): void {
     const { stream, queue } = box;
     while (queue.length > 0 && !box.blocked) {
-      if (stream.writableEnded || stream.destroyed) {
-        queue.length = 0;
-        return;
-      }
+      if (this.gone(box)) return;
       const bytes = queue[0] as Buffer;
       if (bytes.length < this.largeBytes) {
         queue.shift();
@@ -82,25 +104,19 @@ export class PacedWrites {
   }
 
   private writeLarge(box: Outbox, bytes: Buffer): void {
-    const { stream } = box;
     this.active += 1;
     let finished = false;
-    // A cancelled gRPC call never calls back a write, so its end releases the turn too.
     const finish = () => {
       if (finished) return;
       finished = true;
-      stream.off('close', finish);
-      stream.off('cancelled', finish);
-      stream.off('error', finish);
+      box.release = undefined;
       this.active -= 1;
       box.blocked = false;
       this.next();
       this.drain(box);
     };
-    stream.once('close', finish);
-    stream.once('cancelled', finish);
-    stream.once('error', finish);
-    stream.write(bytes, finish);
+    box.release = finish;
+    box.stream.write(bytes, finish);
   }
 
   /** Gives a freed turn to the stream that has waited longest and can still be written. */
@@ -108,8 +124,7 @@ export class PacedWrites {
     while (this.active < this.maxLarge) {
       const box = this.waiting.shift();
       if (!box) return;
-      if (box.stream.writableEnded || box.stream.destroyed) {
-        box.queue.length = 0;
+      if (this.gone(box)) {
         box.blocked = false;
         continue;
       }
