@@ -17,6 +17,9 @@
  *   BENCH_RATE             open-loop requests per second (default 1000)
  *   BENCH_POOL             open-loop keep-alive connections (default 8)
  *   BENCH_HAPROXY_THREADS  haproxy nbthread (default 1: one core, as the waypoint's one process)
+ *   BENCH_WAYPOINT_CPU_PROF  a directory: the waypoint runs with node --cpu-prof and writes its
+ *                          profile there when the lab is torn down (its CPU figures then include
+ *                          the profiler's cost)
  */
 import { type ChildProcess, execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -49,6 +52,7 @@ function parseSettings(env: NodeJS.ProcessEnv) {
     rate: positiveInt(env, 'BENCH_RATE', 1000),
     pool: positiveInt(env, 'BENCH_POOL', 8),
     haproxyThreads: positiveInt(env, 'BENCH_HAPROXY_THREADS', 1),
+    cpuProfDir: env.BENCH_WAYPOINT_CPU_PROF || undefined,
   };
   if (s.threads > s.conns) throw new Error('BENCH_THREADS must not exceed BENCH_CONNS (wrk)');
   return Object.freeze(s);
@@ -74,7 +78,14 @@ interface Sample {
   lagP99: number;
   /** Failed requests in this round (wrk non-2xx and socket errors, open-loop failures). */
   errors: number;
+  /** CPU seconds per 1,000 requests of the L7 proxy on the path (waypoint or haproxy) during wrk. */
+  proxyCpu: number;
+  /** CPU seconds per 1,000 requests of both ztunnels together during wrk (NaN off the mesh). */
+  ztunnelCpu: number;
+  /** The L7 proxy's resident memory right after wrk, in MB. */
+  proxyRss: number;
 }
+type Figure = keyof Sample;
 
 let lab: Lab | undefined;
 let work = '';
@@ -174,6 +185,10 @@ async function main(settings: Settings): Promise<number> {
   let waypoint: { pod: LabPod; pid?: number } | undefined;
   let waypointRestarts: string[] = [];
   const waypointLog = join(meshDir, `waypoint-mesh-${WAYPOINT}.log`);
+  // The lab's processes inherit this process's environment: the profiler reaches the waypoint only.
+  const nodeOptions = process.env.NODE_OPTIONS;
+  if (settings.cpuProfDir)
+    process.env.NODE_OPTIONS = `${nodeOptions ?? ''} --cpu-prof --cpu-prof-dir=${settings.cpuProfDir}`;
   try {
     waypoint = await mesh.deployWaypoint(
       { namespace: 'mesh', name: WAYPOINT, forServiceAccount: 'server-l7', node: 1 },
@@ -190,14 +205,23 @@ async function main(settings: Settings): Promise<number> {
       );
   } catch (err) {
     failures.l7 = `waypoint path: ${(err as Error).message}`;
+  } finally {
+    if (nodeOptions === undefined) delete process.env.NODE_OPTIONS;
+    else process.env.NODE_OPTIONS = nodeOptions;
   }
 
   const live = () => MODES.filter((m) => failures[m] === undefined);
   const samples: Record<Mode, Sample[]> = { direct: [], l4: [], l7: [], haproxy: [] };
   const count = settings.rate * settings.seconds;
   const warmup = Math.ceil(settings.rate / 2);
+  /** The L7 proxy process on a mode's path, if any. */
+  const proxyPid = (m: Mode) => (m === 'l7' ? waypoint?.pid : m === 'haproxy' ? haproxy.pid : undefined);
   const wrk = async (m: Mode, seconds: number) => {
     const { client, url } = urls[m];
+    const pid = proxyPid(m);
+    const onMesh = m === 'l4' || m === 'l7';
+    const proxyBefore = pid ? await cpuSeconds(pid) : Number.NaN;
+    const ztBefore = onMesh ? await cpuSecondsOf(mesh.pids) : Number.NaN;
     const r = await L.exec(
       client,
       [
@@ -216,12 +240,16 @@ async function main(settings: Settings): Promise<number> {
     );
     if (r.code !== 0) throw new Error(`wrk ${url}: exit ${r.code} ${r.stderr.trim()}`);
     const w = parseWrk(r.stdout);
+    const perK = w.requests / 1000;
+    const proxyCpu = pid ? ((await cpuSeconds(pid)) - proxyBefore) / perK : Number.NaN;
+    const ztunnelCpu = onMesh ? ((await cpuSecondsOf(mesh.pids)) - ztBefore) / perK : Number.NaN;
+    const proxyRss = pid ? await rssMb(pid) : Number.NaN;
     const errors = w.non2xx + w.socketErrors;
     if (w.requests === 0 || errors > MAX_ERROR_SHARE * w.requests)
       throw new Error(
         `wrk ${url}: ${w.requests} requests, ${w.non2xx} not 2xx, ${w.socketErrors} socket errors`,
       );
-    return { rps: w.rps, errors };
+    return { rps: w.rps, errors, proxyCpu, ztunnelCpu, proxyRss };
   };
   const openLoop = async (m: Mode, n: number, warm: number): Promise<OpenLoopResult> => {
     const { client, url } = urls[m];
@@ -264,6 +292,9 @@ async function main(settings: Settings): Promise<number> {
           p99: lat.p99Us,
           lagP99: lat.lagP99Us,
           errors: max.errors + lat.failed,
+          proxyCpu: max.proxyCpu,
+          ztunnelCpu: max.ztunnelCpu,
+          proxyRss: max.proxyRss,
         });
       });
     }
@@ -278,9 +309,9 @@ async function main(settings: Settings): Promise<number> {
     haproxy: haproxy.pid ? await rssMb(haproxy.pid) : Number.NaN,
     ztunnels: await Promise.all(mesh.pids.map(rssMb)),
   };
-  const med = (m: Mode, k: keyof Sample) =>
-    failures[m] === undefined ? median(samples[m].map((x) => x[k])) : Number.NaN;
-  printTable(settings, count, med, failures, waypointSeen, rss);
+  const spread = (m: Mode, k: Figure): Spread =>
+    failures[m] === undefined ? spreadOf(samples[m].map((x) => x[k])) : NO_SPREAD;
+  printTable(settings, count, spread, failures, waypointSeen, rss);
   if (waypointRestarts.length > 0)
     console.log(
       `the waypoint exited ${waypointRestarts.length} time(s) before it was ready and was restarted, as a kubelet would: ${waypointRestarts.join(' | ')}`,
@@ -298,45 +329,73 @@ async function main(settings: Settings): Promise<number> {
   return 0;
 }
 
+interface Spread {
+  readonly min: number;
+  readonly med: number;
+  readonly max: number;
+}
+const NO_SPREAD: Spread = { min: Number.NaN, med: Number.NaN, max: Number.NaN };
+
+/** Min, median and max of a figure over the rounds; rounds without it (NaN) are left out. */
+function spreadOf(values: number[]): Spread {
+  const xs = values.filter((v) => Number.isFinite(v));
+  if (xs.length === 0) return NO_SPREAD;
+  return { min: Math.min(...xs), med: median(xs), max: Math.max(...xs) };
+}
+
 function printTable(
   s: Settings,
   count: number,
-  med: (m: Mode, k: keyof Sample) => number,
+  spread: (m: Mode, k: Figure) => Spread,
   failures: Partial<Record<Mode, string>>,
   waypointSeen: number,
   rss: { waypoint: number; haproxy: number; ztunnels: number[] },
 ): void {
-  const row = (k: keyof Sample) => MODES.map((m) => med(m, k));
+  const med = (m: Mode, k: Figure) => spread(m, k).med;
+  const row = (k: Figure) => MODES.map((m) => med(m, k));
   const num = (v: number, digits: number) => (Number.isFinite(v) ? v.toFixed(digits) : 'failed');
   const ratio = (a: number, b: number) =>
     Number.isFinite(a) && Number.isFinite(b) && b > 0 ? `${(a / b).toFixed(2)}x` : 'n/a';
   const pad = (v: string, n: number) => v.padStart(n);
   const [, , l7Rps, hRps] = row('rps') as [number, number, number, number];
-  const p50 = row('p50');
   const p99 = row('p99');
-  const over = (xs: number[]) => xs.map((x) => x - (xs[0] as number));
-  const rows: Array<[string, number[], number, boolean]> = [
-    ['max requests/s (wrk)', row('rps'), 0, true],
-    [`p50 at ${s.rate} rps (us)`, p50, 0, true],
-    [`p99 at ${s.rate} rps (us)`, p99, 0, true],
-    ['added p50 over direct (us)', over(p50), 0, false],
-    ['added p99 over direct (us)', over(p99), 0, false],
-    ['load generator lag p99 (us)', row('lagP99'), 0, false],
-    ['failed requests (median/round)', row('errors'), 0, false],
+  // A cell: the median, then min..max over the rounds; '-' where the figure does not apply.
+  const cell = (x: Spread, digits: number) =>
+    !Number.isFinite(x.med)
+      ? '-'
+      : `${x.med.toFixed(digits)} (${x.min.toFixed(digits)}..${x.max.toFixed(digits)})`;
+  // Added latency over direct: medians subtracted, and the bounds bound by bound.
+  const added = (m: Mode, k: Figure) => addedSpread(spread(m, k), spread('direct', k));
+  const rows: Array<[string, (m: Mode) => Spread, number, boolean]> = [
+    ['max requests/s (wrk)', (m) => spread(m, 'rps'), 0, true],
+    [`p50 at ${s.rate} rps (us)`, (m) => spread(m, 'p50'), 0, true],
+    [`p99 at ${s.rate} rps (us)`, (m) => spread(m, 'p99'), 0, true],
+    ['added p50 over direct (us)', (m) => added(m, 'p50'), 0, false],
+    ['added p99 over direct (us)', (m) => added(m, 'p99'), 0, false],
+    ['load generator lag p99 (us)', (m) => spread(m, 'lagP99'), 0, false],
+    ['failed requests (per round)', (m) => spread(m, 'errors'), 0, false],
+    ['L7 proxy CPU s/1k req (wrk)', (m) => spread(m, 'proxyCpu'), 4, true],
+    ['ztunnels CPU s/1k req (wrk)', (m) => spread(m, 'ztunnelCpu'), 4, false],
+    ['L7 proxy RSS MB (after wrk)', (m) => spread(m, 'proxyRss'), 0, false],
   ];
+  const W = 24;
   console.log(
-    `\nwaypoint benchmark: 1 KB HTTP/1.1 GETs pod to pod across two lab nodes; medians of ${s.repeat} interleaved rounds of` +
+    `\nwaypoint benchmark: 1 KB HTTP/1.1 GETs pod to pod across two lab nodes; ${s.repeat} interleaved rounds of` +
       ` wrk ${s.seconds}s (${s.threads} thread(s), ${s.conns} keep-alive connections) and ${count} GETs at ${s.rate} rps` +
-      ` (open loop, ${s.pool} keep-alive connections, latency from each scheduled start); haproxy nbthread ${s.haproxyThreads}`,
+      ` (open loop, ${s.pool} keep-alive connections, latency from each scheduled start); haproxy nbthread ${s.haproxyThreads}.` +
+      " Each cell: median (min..max over rounds). CPU is the process's user+system time from /proc during wrk, over" +
+      " the requests wrk completed: the L7 proxy is the waypoint (L7) or haproxy; ztunnels are both nodes' agents.",
   );
   console.log(
-    `${'metric'.padEnd(32)}${MODES.map((m) => pad(TITLES[m], 10)).join('')}${pad('L7/haproxy', 12)}${pad('L7/L4', 9)}`,
+    `${'metric'.padEnd(30)}${MODES.map((m) => pad(TITLES[m], W)).join('')}${pad('L7/haproxy', 12)}${pad('L7/L4', 9)}`,
   );
-  for (const [name, values, digits, ratios] of rows) {
-    const [, b, c, d] = values as [number, number, number, number];
+  for (const [name, get, digits, ratios] of rows) {
+    const b = get('l4').med;
+    const c = get('l7').med;
+    const d = get('haproxy').med;
     console.log(
-      `${name.padEnd(32)}${values.map((v) => pad(num(v, digits), 10)).join('')}` +
-        `${pad(ratios ? ratio(c, d) : '-', 12)}${pad(ratios ? ratio(c, b) : '-', 9)}`,
+      `${name.padEnd(30)}${MODES.map((m) => pad(cell(get(m), digits), W)).join('')}` +
+        `${pad(ratios ? ratio(c, d) : '-', 12)}${pad(ratios && name.startsWith('max') ? ratio(c, b) : '-', 9)}`,
     );
   }
   const addedP99 = (p99[2] as number) - (p99[1] as number);
@@ -354,11 +413,20 @@ function printTable(
   }
   const share = l7Rps / hRps;
   const tputMet = Number.isFinite(share) && share >= 0.5;
+  const l7 = spread('l7', 'rps');
+  const hp = spread('haproxy', 'rps');
   console.log(
     `target waypoint max throughput >= 0.5x haproxy: ${tputMet ? 'met' : 'NOT met'} (` +
       (Number.isFinite(share)
-        ? `${l7Rps.toFixed(0)} vs ${hRps.toFixed(0)} requests/s, ${share.toFixed(2)}x)`
+        ? `${l7Rps.toFixed(0)} vs ${hRps.toFixed(0)} requests/s, ${share.toFixed(2)}x; per round` +
+          ` L7 ${l7.min.toFixed(0)}..${l7.max.toFixed(0)}, haproxy ${hp.min.toFixed(0)}..${hp.max.toFixed(0)})`
         : `${failures.l7 ?? failures.haproxy ?? 'no measurement'})`),
+  );
+  const wCpu = spread('l7', 'proxyCpu');
+  const hCpu = spread('haproxy', 'proxyCpu');
+  console.log(
+    `CPU per 1,000 requests: waypoint ${cell(wCpu, 4)} s, haproxy ${cell(hCpu, 4)} s, ` +
+      `waypoint/haproxy ${ratio(wCpu.med, hCpu.med)} (the throughput ratio one core would allow: ${ratio(hCpu.med, wCpu.med)})`,
   );
   const latMet = Number.isFinite(addedP99) && addedP99 <= 2000;
   console.log(
@@ -367,6 +435,11 @@ function printTable(
         ? `${(addedP99 / 1000).toFixed(2)} ms: L7 p99 ${num(p99[2] as number, 0)} us, L4 p99 ${num(p99[1] as number, 0)} us)`
         : `${failures.l7 ?? failures.l4 ?? 'no measurement'})`),
   );
+}
+
+/** A spread minus another's, bound by bound (an approximation: rounds are not paired). */
+function addedSpread(x: Spread, base: Spread): Spread {
+  return { min: x.min - base.min, med: x.med - base.med, max: x.max - base.max };
 }
 
 /**
@@ -476,6 +549,24 @@ function median(values: number[]): number {
   const m = Math.floor(s.length / 2);
   return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
 }
+
+/** User plus system CPU seconds a process has used so far (fields 14 and 15 of /proc/<pid>/stat). */
+async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  // The command name (field 2) may hold spaces: count fields from after its closing parenthesis.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  return stat === '' ? Number.NaN : ticks / CLOCK_TICKS;
+}
+
+async function cpuSecondsOf(pids: readonly number[]): Promise<number> {
+  let total = 0;
+  for (const pid of pids) total += await cpuSeconds(pid);
+  return total;
+}
+
+/** USER_HZ: the unit of /proc/<pid>/stat times; 100 on every Linux architecture Node runs on. */
+const CLOCK_TICKS = 100;
 
 async function rssMb(pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
