@@ -17,9 +17,11 @@
  *   BENCH_RATE             open-loop requests per second (default 1000)
  *   BENCH_POOL             open-loop keep-alive connections (default 8)
  *   BENCH_HAPROXY_THREADS  haproxy nbthread (default 1: one core, as the waypoint's one process)
- *   BENCH_WAYPOINT_CPU_PROF  a directory: the waypoint runs with node --cpu-prof and writes its
- *                          profile there when the lab is torn down (its CPU figures then include
- *                          the profiler's cost)
+ *   BENCH_NODE_PROXIES     1: also (e) node http and (f) node raw, the cheapest Node.js
+ *                          HTTP/1.1 proxies (min-proxy.ts) in haproxy's place, as Node's ceiling
+ *   BENCH_WAYPOINT_CPU_PROF  a directory: the waypoint runs V8's CPU profiler (cpu-profile-hook.ts)
+ *                          and writes its profile there after the rounds (its CPU figures then
+ *                          include the profiler's cost)
  */
 import { type ChildProcess, execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -53,6 +55,7 @@ function parseSettings(env: NodeJS.ProcessEnv) {
     pool: positiveInt(env, 'BENCH_POOL', 8),
     haproxyThreads: positiveInt(env, 'BENCH_HAPROXY_THREADS', 1),
     cpuProfDir: env.BENCH_WAYPOINT_CPU_PROF || undefined,
+    nodeProxies: env.BENCH_NODE_PROXIES === '1',
   };
   if (s.threads > s.conns) throw new Error('BENCH_THREADS must not exceed BENCH_CONNS (wrk)');
   return Object.freeze(s);
@@ -67,9 +70,20 @@ const WAYPOINT_VIP = '198.19.250.1';
 const REQUEST_TIMEOUT_MS = 2000;
 /** More failed requests than this share of a run makes the run a failure, not a sample. */
 const MAX_ERROR_SHARE = 0.01;
-const MODES = ['direct', 'l4', 'l7', 'haproxy'] as const;
-type Mode = (typeof MODES)[number];
-const TITLES: Record<Mode, string> = { direct: 'direct', l4: 'L4', l7: 'L7', haproxy: 'haproxy' };
+const ALL_MODES = ['direct', 'l4', 'l7', 'haproxy', 'node-http', 'node-raw'] as const;
+type Mode = (typeof ALL_MODES)[number];
+/** The modes of a run: the Node.js ceilings (min-proxy.ts) only when asked for. */
+let MODES: readonly Mode[] = ['direct', 'l4', 'l7', 'haproxy'];
+const TITLES: Record<Mode, string> = {
+  direct: 'direct',
+  l4: 'L4',
+  l7: 'L7',
+  haproxy: 'haproxy',
+  'node-http': 'node http',
+  'node-raw': 'node raw',
+};
+/** Ports of the Node.js ceilings, in the haproxy pod. */
+const MIN_PROXY_PORTS = { 'node-http': 8081, 'node-raw': 8082 } as const;
 
 interface Sample {
   rps: number;
@@ -162,6 +176,15 @@ async function main(settings: Settings): Promise<number> {
     haproxyConfig(`0.0.0.0:${APP_PORT}`, `${pod('plain', 'server').ip}:${APP_PORT}`, settings.haproxyThreads),
   );
   const haproxy = L.start(haproxyPod.netns, ['haproxy', '-db', '-f', haproxyFile]);
+  if (settings.nodeProxies) MODES = ALL_MODES;
+  const minProxies: Partial<Record<Mode, ChildProcess>> = {};
+  for (const m of ['node-http', 'node-raw'] as const) {
+    if (!MODES.includes(m)) continue;
+    const kind = m === 'node-http' ? 'http' : 'raw';
+    const args = [String(MIN_PROXY_PORTS[m]), pod('plain', 'server').ip, String(APP_PORT)];
+    minProxies[m] = L.start(haproxyPod.netns, [process.execPath, join(here, 'min-proxy.js'), kind, ...args]);
+    await waitLine(minProxies[m] as ChildProcess, `${m} proxy`);
+  }
   haproxy.stderr?.on('data', (d: Buffer) => process.stderr.write(`[haproxy] ${d}`));
 
   const meshDir = join(work, 'mesh');
@@ -173,9 +196,17 @@ async function main(settings: Settings): Promise<number> {
     l4: { client: pod('mesh', 'client'), url: 'http://server-l4/' },
     l7: { client: pod('mesh', 'client'), url: 'http://server-l7/' },
     haproxy: { client: pod('plain', 'client'), url: `http://${haproxyPod.ip}:${APP_PORT}/` },
+    'node-http': {
+      client: pod('plain', 'client'),
+      url: `http://${haproxyPod.ip}:${MIN_PROXY_PORTS['node-http']}/`,
+    },
+    'node-raw': {
+      client: pod('plain', 'client'),
+      url: `http://${haproxyPod.ip}:${MIN_PROXY_PORTS['node-raw']}/`,
+    },
   };
   const failures: Partial<Record<Mode, string>> = {};
-  for (const m of ['direct', 'l4', 'haproxy'] as const) {
+  for (const m of MODES.filter((x) => x !== 'l7')) {
     const got = await waitGet(L, urls[m].client, urls[m].url, 15_000);
     if (got !== `200 ${BODY_BYTES}`) failures[m] = `GET ${urls[m].url} answered "${got}" for 15 s`;
   }
@@ -188,7 +219,7 @@ async function main(settings: Settings): Promise<number> {
   // The lab's processes inherit this process's environment: the profiler reaches the waypoint only.
   const nodeOptions = process.env.NODE_OPTIONS;
   if (settings.cpuProfDir)
-    process.env.NODE_OPTIONS = `${nodeOptions ?? ''} --cpu-prof --cpu-prof-dir=${settings.cpuProfDir}`;
+    process.env.NODE_OPTIONS = `${nodeOptions ?? ''} --import=${join(here, 'cpu-profile-hook.js')}`;
   try {
     waypoint = await mesh.deployWaypoint(
       { namespace: 'mesh', name: WAYPOINT, forServiceAccount: 'server-l7', node: 1 },
@@ -211,11 +242,12 @@ async function main(settings: Settings): Promise<number> {
   }
 
   const live = () => MODES.filter((m) => failures[m] === undefined);
-  const samples: Record<Mode, Sample[]> = { direct: [], l4: [], l7: [], haproxy: [] };
+  const samples = Object.fromEntries(ALL_MODES.map((m) => [m, [] as Sample[]])) as Record<Mode, Sample[]>;
   const count = settings.rate * settings.seconds;
   const warmup = Math.ceil(settings.rate / 2);
   /** The L7 proxy process on a mode's path, if any. */
-  const proxyPid = (m: Mode) => (m === 'l7' ? waypoint?.pid : m === 'haproxy' ? haproxy.pid : undefined);
+  const proxyPid = (m: Mode) =>
+    m === 'l7' ? waypoint?.pid : m === 'haproxy' ? haproxy.pid : minProxies[m]?.pid;
   const wrk = async (m: Mode, seconds: number) => {
     const { client, url } = urls[m];
     const pid = proxyPid(m);
@@ -301,6 +333,10 @@ async function main(settings: Settings): Promise<number> {
   }
 
   if (exiting) return 130; // a signal: the lab is going, and these numbers would mean nothing
+  if (settings.cpuProfDir && waypoint?.pid) {
+    process.kill(waypoint.pid, 'SIGUSR2');
+    console.log(`waypoint CPU profile written to ${settings.cpuProfDir}`);
+  }
   const waypointSeen = waypoint
     ? waypointRequests(await mesh.waypointMetrics(waypoint.pod).catch(() => ''))
     : Number.NaN;
@@ -374,9 +410,9 @@ function printTable(
     ['added p99 over direct (us)', (m) => added(m, 'p99'), 0, false],
     ['load generator lag p99 (us)', (m) => spread(m, 'lagP99'), 0, false],
     ['failed requests (per round)', (m) => spread(m, 'errors'), 0, false],
-    ['L7 proxy CPU s/1k req (wrk)', (m) => spread(m, 'proxyCpu'), 4, true],
+    ['proxy CPU s/1k req (wrk)', (m) => spread(m, 'proxyCpu'), 4, true],
     ['ztunnels CPU s/1k req (wrk)', (m) => spread(m, 'ztunnelCpu'), 4, false],
-    ['L7 proxy RSS MB (after wrk)', (m) => spread(m, 'proxyRss'), 0, false],
+    ['proxy RSS MB (after wrk)', (m) => spread(m, 'proxyRss'), 0, false],
   ];
   const W = 24;
   console.log(
@@ -384,7 +420,7 @@ function printTable(
       ` wrk ${s.seconds}s (${s.threads} thread(s), ${s.conns} keep-alive connections) and ${count} GETs at ${s.rate} rps` +
       ` (open loop, ${s.pool} keep-alive connections, latency from each scheduled start); haproxy nbthread ${s.haproxyThreads}.` +
       " Each cell: median (min..max over rounds). CPU is the process's user+system time from /proc during wrk, over" +
-      " the requests wrk completed: the L7 proxy is the waypoint (L7) or haproxy; ztunnels are both nodes' agents.",
+      " the requests wrk completed: the proxy is the waypoint (L7), haproxy or the Node.js program; ztunnels are both nodes' agents.",
   );
   console.log(
     `${'metric'.padEnd(30)}${MODES.map((m) => pad(TITLES[m], W)).join('')}${pad('L7/haproxy', 12)}${pad('L7/L4', 9)}`,
@@ -428,6 +464,13 @@ function printTable(
     `CPU per 1,000 requests: waypoint ${cell(wCpu, 4)} s, haproxy ${cell(hCpu, 4)} s, ` +
       `waypoint/haproxy ${ratio(wCpu.med, hCpu.med)} (the throughput ratio one core would allow: ${ratio(hCpu.med, wCpu.med)})`,
   );
+  for (const m of MODES.filter((x) => x.startsWith('node-'))) {
+    const c = spread(m, 'proxyCpu');
+    console.log(
+      `Node.js ceiling ${TITLES[m]} (min-proxy.ts, plain TCP like haproxy): ${spread(m, 'rps').med.toFixed(0)} requests/s,` +
+        ` ${ratio(spread(m, 'rps').med, hRps)} haproxy's; CPU per 1,000 requests ${cell(c, 4)} s, ${ratio(c.med, hCpu.med)} haproxy's`,
+    );
+  }
   const latMet = Number.isFinite(addedP99) && addedP99 <= 2000;
   console.log(
     `target added p99 at ${s.rate} rps <= 2 ms over L4: ${latMet ? 'met' : 'NOT met'} (` +
