@@ -17,8 +17,10 @@
  *   BENCH_RATE             open-loop requests per second (default 1000)
  *   BENCH_POOL             open-loop keep-alive connections (default 8)
  *   BENCH_HAPROXY_THREADS  haproxy nbthread (default 1: one core, as the waypoint's one process)
- *   BENCH_NODE_PROXIES     1: also (e) node http and (f) node raw, the cheapest Node.js
- *                          HTTP/1.1 proxies (min-proxy.ts) in haproxy's place, as Node's ceiling
+ *   BENCH_CEILINGS         1: also (e) wp tcp chain: the same waypoint and path as (c) for a
+ *                          service port it treats as TCP (HBONE in, HBONE out, no HTTP: the floor
+ *                          of its HBONE engine), and (f) node http, (g) node raw: the cheapest
+ *                          Node.js HTTP/1.1 proxies (min-proxy.ts) in haproxy's place
  *   BENCH_WAYPOINT_CPU_PROF  a directory: the waypoint runs V8's CPU profiler (cpu-profile-hook.ts)
  *                          and writes its profile there after the rounds (its CPU figures then
  *                          include the profiler's cost)
@@ -55,14 +57,15 @@ function parseSettings(env: NodeJS.ProcessEnv) {
     pool: positiveInt(env, 'BENCH_POOL', 8),
     haproxyThreads: positiveInt(env, 'BENCH_HAPROXY_THREADS', 1),
     cpuProfDir: env.BENCH_WAYPOINT_CPU_PROF || undefined,
-    nodeProxies: env.BENCH_NODE_PROXIES === '1',
+    ceilings: env.BENCH_CEILINGS === '1',
   };
   if (s.threads > s.conns) throw new Error('BENCH_THREADS must not exceed BENCH_CONNS (wrk)');
   return Object.freeze(s);
 }
 type Settings = ReturnType<typeof parseSettings>;
 
-const PREFIX = 'bw';
+/** Unique per run, so that runs side by side do not remove each other's namespaces. */
+const PREFIX = `bw${process.pid % 10000}`;
 const BODY_BYTES = 1024;
 const APP_PORT = 8080;
 const WAYPOINT = 'server-l7-waypoint';
@@ -70,15 +73,16 @@ const WAYPOINT_VIP = '198.19.250.1';
 const REQUEST_TIMEOUT_MS = 2000;
 /** More failed requests than this share of a run makes the run a failure, not a sample. */
 const MAX_ERROR_SHARE = 0.01;
-const ALL_MODES = ['direct', 'l4', 'l7', 'haproxy', 'node-http', 'node-raw'] as const;
+const ALL_MODES = ['direct', 'l4', 'l7', 'haproxy', 'l7-tcp', 'node-http', 'node-raw'] as const;
 type Mode = (typeof ALL_MODES)[number];
-/** The modes of a run: the Node.js ceilings (min-proxy.ts) only when asked for. */
+/** The modes of a run: the ceilings (waypoint TCP chain, min-proxy.ts) only when asked for. */
 let MODES: readonly Mode[] = ['direct', 'l4', 'l7', 'haproxy'];
 const TITLES: Record<Mode, string> = {
   direct: 'direct',
   l4: 'L4',
   l7: 'L7',
   haproxy: 'haproxy',
+  'l7-tcp': 'wp tcp chain',
   'node-http': 'node http',
   'node-raw': 'node raw',
 };
@@ -149,6 +153,13 @@ async function main(settings: Settings): Promise<number> {
         selector: { app: 'server-l7' },
         ports: [{ name: 'http', port: 80, targetPort: APP_PORT }],
       },
+      // The same pods through the same waypoint, on a port named as TCP: a TCP filter chain.
+      {
+        name: 'server-l7-tcp',
+        namespace: 'mesh',
+        selector: { app: 'server-l7' },
+        ports: [{ name: 'tcp', port: 80, targetPort: APP_PORT }],
+      },
     ],
   });
   const L = lab;
@@ -176,7 +187,7 @@ async function main(settings: Settings): Promise<number> {
     haproxyConfig(`0.0.0.0:${APP_PORT}`, `${pod('plain', 'server').ip}:${APP_PORT}`, settings.haproxyThreads),
   );
   const haproxy = L.start(haproxyPod.netns, ['haproxy', '-db', '-f', haproxyFile]);
-  if (settings.nodeProxies) MODES = ALL_MODES;
+  if (settings.ceilings) MODES = ALL_MODES;
   const minProxies: Partial<Record<Mode, ChildProcess>> = {};
   for (const m of ['node-http', 'node-raw'] as const) {
     if (!MODES.includes(m)) continue;
@@ -195,6 +206,7 @@ async function main(settings: Settings): Promise<number> {
     direct: { client: pod('plain', 'client'), url: `http://${pod('plain', 'server').ip}:${APP_PORT}/` },
     l4: { client: pod('mesh', 'client'), url: 'http://server-l4/' },
     l7: { client: pod('mesh', 'client'), url: 'http://server-l7/' },
+    'l7-tcp': { client: pod('mesh', 'client'), url: 'http://server-l7-tcp/' },
     haproxy: { client: pod('plain', 'client'), url: `http://${haproxyPod.ip}:${APP_PORT}/` },
     'node-http': {
       client: pod('plain', 'client'),
@@ -206,7 +218,7 @@ async function main(settings: Settings): Promise<number> {
     },
   };
   const failures: Partial<Record<Mode, string>> = {};
-  for (const m of MODES.filter((x) => x !== 'l7')) {
+  for (const m of MODES.filter((x) => x !== 'l7' && x !== 'l7-tcp')) {
     const got = await waitGet(L, urls[m].client, urls[m].url, 15_000);
     if (got !== `200 ${BODY_BYTES}`) failures[m] = `GET ${urls[m].url} answered "${got}" for 15 s`;
   }
@@ -237,6 +249,11 @@ async function main(settings: Settings): Promise<number> {
   } catch (err) {
     failures.l7 = `waypoint path: ${(err as Error).message}`;
   } finally {
+    if (MODES.includes('l7-tcp')) {
+      const got = await waitGet(L, urls['l7-tcp'].client, urls['l7-tcp'].url, 20_000);
+      if (got !== `200 ${BODY_BYTES}`)
+        failures['l7-tcp'] = `GET ${urls['l7-tcp'].url} answered "${got}" for 20 s`;
+    }
     if (nodeOptions === undefined) delete process.env.NODE_OPTIONS;
     else process.env.NODE_OPTIONS = nodeOptions;
   }
@@ -247,11 +264,11 @@ async function main(settings: Settings): Promise<number> {
   const warmup = Math.ceil(settings.rate / 2);
   /** The L7 proxy process on a mode's path, if any. */
   const proxyPid = (m: Mode) =>
-    m === 'l7' ? waypoint?.pid : m === 'haproxy' ? haproxy.pid : minProxies[m]?.pid;
+    m === 'l7' || m === 'l7-tcp' ? waypoint?.pid : m === 'haproxy' ? haproxy.pid : minProxies[m]?.pid;
   const wrk = async (m: Mode, seconds: number) => {
     const { client, url } = urls[m];
     const pid = proxyPid(m);
-    const onMesh = m === 'l4' || m === 'l7';
+    const onMesh = m === 'l4' || m === 'l7' || m === 'l7-tcp';
     const proxyBefore = pid ? await cpuSeconds(pid) : Number.NaN;
     const ztBefore = onMesh ? await cpuSecondsOf(mesh.pids) : Number.NaN;
     const r = await L.exec(
@@ -464,10 +481,14 @@ function printTable(
     `CPU per 1,000 requests: waypoint ${cell(wCpu, 4)} s, haproxy ${cell(hCpu, 4)} s, ` +
       `waypoint/haproxy ${ratio(wCpu.med, hCpu.med)} (the throughput ratio one core would allow: ${ratio(hCpu.med, wCpu.med)})`,
   );
-  for (const m of MODES.filter((x) => x.startsWith('node-'))) {
+  for (const m of MODES.filter((x) => x === 'l7-tcp' || x.startsWith('node-'))) {
     const c = spread(m, 'proxyCpu');
+    const what =
+      m === 'l7-tcp'
+        ? 'the waypoint relaying HBONE to HBONE with no HTTP (TCP chain)'
+        : 'min-proxy.ts, plain TCP like haproxy';
     console.log(
-      `Node.js ceiling ${TITLES[m]} (min-proxy.ts, plain TCP like haproxy): ${spread(m, 'rps').med.toFixed(0)} requests/s,` +
+      `ceiling ${TITLES[m]} (${what}): ${spread(m, 'rps').med.toFixed(0)} requests/s,` +
         ` ${ratio(spread(m, 'rps').med, hRps)} haproxy's; CPU per 1,000 requests ${cell(c, 4)} s, ${ratio(c.med, hCpu.med)} haproxy's`,
     );
   }
