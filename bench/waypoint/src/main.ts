@@ -19,11 +19,13 @@
  *   BENCH_HAPROXY_THREADS  haproxy nbthread (default 1: one core, as the waypoint's one process)
  *   BENCH_CEILINGS         1: also (e) wp tcp chain: the same waypoint and path as (c) for a
  *                          service port it treats as TCP (HBONE in, HBONE out, no HTTP: the floor
- *                          of its HBONE engine), and (f) node http, (g) node raw: the cheapest
- *                          Node.js HTTP/1.1 proxies (min-proxy.ts) in haproxy's place
- *   BENCH_WAYPOINT_CPU_PROF  a directory: the waypoint runs V8's CPU profiler (cpu-profile-hook.ts)
- *                          and writes its profile there after the rounds (its CPU figures then
- *                          include the profiler's cost)
+ *                          of its HBONE engine), (f) node hbone wp: min-waypoint.ts, HBONE in
+ *                          and out with an HTTP/1.1 relay on the tunnel's bytes, in place of a
+ *                          waypoint, and (g) node http, (h) node raw: the cheapest Node.js
+ *                          HTTP/1.1 proxies (min-proxy.ts) in haproxy's place
+ *   BENCH_WAYPOINT_CPU_PROF  a directory: the waypoint (and min-waypoint.ts) run V8's CPU profiler
+ *                          (cpu-profile-hook.ts) and write their profiles there after the rounds
+ *                          (their CPU figures then include the profiler's cost)
  */
 import { type ChildProcess, execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -70,10 +72,12 @@ const BODY_BYTES = 1024;
 const APP_PORT = 8080;
 const WAYPOINT = 'server-l7-waypoint';
 const WAYPOINT_VIP = '198.19.250.1';
+const MIN_WAYPOINT = 'server-nw-waypoint';
+const MIN_WAYPOINT_VIP = '198.19.250.2';
 const REQUEST_TIMEOUT_MS = 2000;
 /** More failed requests than this share of a run makes the run a failure, not a sample. */
 const MAX_ERROR_SHARE = 0.01;
-const ALL_MODES = ['direct', 'l4', 'l7', 'haproxy', 'l7-tcp', 'node-http', 'node-raw'] as const;
+const ALL_MODES = ['direct', 'l4', 'l7', 'haproxy', 'l7-tcp', 'node-wp', 'node-http', 'node-raw'] as const;
 type Mode = (typeof ALL_MODES)[number];
 /** The modes of a run: the ceilings (waypoint TCP chain, min-proxy.ts) only when asked for. */
 let MODES: readonly Mode[] = ['direct', 'l4', 'l7', 'haproxy'];
@@ -83,6 +87,7 @@ const TITLES: Record<Mode, string> = {
   l7: 'L7',
   haproxy: 'haproxy',
   'l7-tcp': 'wp tcp chain',
+  'node-wp': 'node hbone wp',
   'node-http': 'node http',
   'node-raw': 'node raw',
 };
@@ -139,6 +144,14 @@ async function main(settings: Settings): Promise<number> {
         serviceAccount: 'server-l7',
         labels: { app: 'server-l7' },
       },
+      // Served by min-waypoint.ts in a waypoint's place (BENCH_CEILINGS=1).
+      {
+        name: 'server-nw',
+        namespace: 'mesh',
+        node: 1,
+        serviceAccount: 'server-nw',
+        labels: { app: 'server-nw' },
+      },
     ],
     services: [
       {
@@ -160,6 +173,12 @@ async function main(settings: Settings): Promise<number> {
         selector: { app: 'server-l7' },
         ports: [{ name: 'tcp', port: 80, targetPort: APP_PORT }],
       },
+      {
+        name: 'server-nw',
+        namespace: 'mesh',
+        selector: { app: 'server-nw' },
+        ports: [{ name: 'http', port: 80, targetPort: APP_PORT }],
+      },
     ],
   });
   const L = lab;
@@ -170,6 +189,7 @@ async function main(settings: Settings): Promise<number> {
     ['plain', 'server'],
     ['mesh', 'server-l4'],
     ['mesh', 'server-l7'],
+    ['mesh', 'server-nw'],
   ] as const) {
     const server = L.start(pod(ns, name).netns, [
       process.execPath,
@@ -207,6 +227,7 @@ async function main(settings: Settings): Promise<number> {
     l4: { client: pod('mesh', 'client'), url: 'http://server-l4/' },
     l7: { client: pod('mesh', 'client'), url: 'http://server-l7/' },
     'l7-tcp': { client: pod('mesh', 'client'), url: 'http://server-l7-tcp/' },
+    'node-wp': { client: pod('mesh', 'client'), url: 'http://server-nw/' },
     haproxy: { client: pod('plain', 'client'), url: `http://${haproxyPod.ip}:${APP_PORT}/` },
     'node-http': {
       client: pod('plain', 'client'),
@@ -218,7 +239,7 @@ async function main(settings: Settings): Promise<number> {
     },
   };
   const failures: Partial<Record<Mode, string>> = {};
-  for (const m of MODES.filter((x) => x !== 'l7' && x !== 'l7-tcp')) {
+  for (const m of MODES.filter((x) => x !== 'l7' && x !== 'l7-tcp' && x !== 'node-wp')) {
     const got = await waitGet(L, urls[m].client, urls[m].url, 15_000);
     if (got !== `200 ${BODY_BYTES}`) failures[m] = `GET ${urls[m].url} answered "${got}" for 15 s`;
   }
@@ -258,17 +279,61 @@ async function main(settings: Settings): Promise<number> {
     else process.env.NODE_OPTIONS = nodeOptions;
   }
 
+  // min-waypoint.ts in the place of a waypoint the control plane assigned to server-nw: the
+  // waypoint process is stopped, and the program serves its address with its identity.
+  let minWaypointPid: number | undefined;
+  if (MODES.includes('node-wp')) {
+    try {
+      const wp = await mesh.deployWaypoint(
+        { namespace: 'mesh', name: MIN_WAYPOINT, forServiceAccount: 'server-nw', node: 1 },
+        MIN_WAYPOINT_VIP,
+      );
+      if (wp.pid) {
+        process.kill(wp.pid, 'SIGTERM');
+        while (alive(wp.pid)) await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      if (settings.cpuProfDir)
+        process.env.NODE_OPTIONS = `${nodeOptions ?? ''} --import=${join(here, 'cpu-profile-hook.js')}`;
+      const child = L.start(wp.pod.netns, [
+        process.execPath,
+        join(here, 'min-waypoint.js'),
+        join(meshDir, 'ca'),
+        'cluster.local',
+        'mesh',
+        MIN_WAYPOINT,
+        pod('mesh', 'server-nw').ip,
+        String(APP_PORT),
+        'server-nw',
+      ]);
+      if (nodeOptions === undefined) delete process.env.NODE_OPTIONS;
+      else process.env.NODE_OPTIONS = nodeOptions;
+      await waitLine(child, 'min-waypoint');
+      minWaypointPid = child.pid;
+      const got = await waitGet(L, urls['node-wp'].client, urls['node-wp'].url, 20_000);
+      if (got !== `200 ${BODY_BYTES}`)
+        throw new Error(`GET ${urls['node-wp'].url} answered "${got}" for 20 s`);
+    } catch (err) {
+      failures['node-wp'] = `min-waypoint path: ${(err as Error).message}`;
+    }
+  }
+
   const live = () => MODES.filter((m) => failures[m] === undefined);
   const samples = Object.fromEntries(ALL_MODES.map((m) => [m, [] as Sample[]])) as Record<Mode, Sample[]>;
   const count = settings.rate * settings.seconds;
   const warmup = Math.ceil(settings.rate / 2);
   /** The L7 proxy process on a mode's path, if any. */
   const proxyPid = (m: Mode) =>
-    m === 'l7' || m === 'l7-tcp' ? waypoint?.pid : m === 'haproxy' ? haproxy.pid : minProxies[m]?.pid;
+    m === 'l7' || m === 'l7-tcp'
+      ? waypoint?.pid
+      : m === 'haproxy'
+        ? haproxy.pid
+        : m === 'node-wp'
+          ? minWaypointPid
+          : minProxies[m]?.pid;
   const wrk = async (m: Mode, seconds: number) => {
     const { client, url } = urls[m];
     const pid = proxyPid(m);
-    const onMesh = m === 'l4' || m === 'l7' || m === 'l7-tcp';
+    const onMesh = m === 'l4' || m === 'l7' || m === 'l7-tcp' || m === 'node-wp';
     const proxyBefore = pid ? await cpuSeconds(pid) : Number.NaN;
     const ztBefore = onMesh ? await cpuSecondsOf(mesh.pids) : Number.NaN;
     const r = await L.exec(
@@ -350,9 +415,9 @@ async function main(settings: Settings): Promise<number> {
   }
 
   if (exiting) return 130; // a signal: the lab is going, and these numbers would mean nothing
-  if (settings.cpuProfDir && waypoint?.pid) {
-    process.kill(waypoint.pid, 'SIGUSR2');
-    console.log(`waypoint CPU profile written to ${settings.cpuProfDir}`);
+  if (settings.cpuProfDir) {
+    for (const pid of [waypoint?.pid, minWaypointPid]) if (pid) process.kill(pid, 'SIGUSR2');
+    console.log(`CPU profiles (waypoint-<pid>.cpuprofile) written to ${settings.cpuProfDir}`);
   }
   const waypointSeen = waypoint
     ? waypointRequests(await mesh.waypointMetrics(waypoint.pod).catch(() => ''))
@@ -486,7 +551,9 @@ function printTable(
     const what =
       m === 'l7-tcp'
         ? 'the waypoint relaying HBONE to HBONE with no HTTP (TCP chain)'
-        : 'min-proxy.ts, plain TCP like haproxy';
+        : m === 'node-wp'
+          ? 'min-waypoint.ts: HBONE in and out, HTTP/1.1 relayed on the tunnel bytes'
+          : 'min-proxy.ts, plain TCP like haproxy';
     console.log(
       `ceiling ${TITLES[m]} (${what}): ${spread(m, 'rps').med.toFixed(0)} requests/s,` +
         ` ${ratio(spread(m, 'rps').med, hRps)} haproxy's; CPU per 1,000 requests ${cell(c, 4)} s, ${ratio(c.med, hCpu.med)} haproxy's`,
