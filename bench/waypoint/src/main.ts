@@ -23,6 +23,8 @@
  *                          and out with an HTTP/1.1 relay on the tunnel's bytes, in place of a
  *                          waypoint, and (g) node http, (h) node raw: the cheapest Node.js
  *                          HTTP/1.1 proxies (min-proxy.ts) in haproxy's place
+ *   BENCH_WAYPOINT_NODE_OPTIONS  Node.js options for the waypoint process only (e.g. V8 heap
+ *                          sizes), to measure their effect
  *   BENCH_WAYPOINT_CPU_PROF  a directory: the waypoint (and min-waypoint.ts) run V8's CPU profiler
  *                          (cpu-profile-hook.ts) and write their profiles there after the rounds
  *                          (their CPU figures then include the profiler's cost)
@@ -59,6 +61,7 @@ function parseSettings(env: NodeJS.ProcessEnv) {
     pool: positiveInt(env, 'BENCH_POOL', 8),
     haproxyThreads: positiveInt(env, 'BENCH_HAPROXY_THREADS', 1),
     cpuProfDir: env.BENCH_WAYPOINT_CPU_PROF || undefined,
+    waypointNodeOptions: env.BENCH_WAYPOINT_NODE_OPTIONS ?? '',
     ceilings: env.BENCH_CEILINGS === '1',
   };
   if (s.threads > s.conns) throw new Error('BENCH_THREADS must not exceed BENCH_CONNS (wrk)');
@@ -251,8 +254,9 @@ async function main(settings: Settings): Promise<number> {
   const waypointLog = join(meshDir, `waypoint-mesh-${WAYPOINT}.log`);
   // The lab's processes inherit this process's environment: the profiler reaches the waypoint only.
   const nodeOptions = process.env.NODE_OPTIONS;
-  if (settings.cpuProfDir)
-    process.env.NODE_OPTIONS = `${nodeOptions ?? ''} --import=${join(here, 'cpu-profile-hook.js')}`;
+  const profileHook = settings.cpuProfDir ? ` --import=${join(here, 'cpu-profile-hook.js')}` : '';
+  if (profileHook || settings.waypointNodeOptions)
+    process.env.NODE_OPTIONS = `${nodeOptions ?? ''}${profileHook} ${settings.waypointNodeOptions}`;
   try {
     waypoint = await mesh.deployWaypoint(
       { namespace: 'mesh', name: WAYPOINT, forServiceAccount: 'server-l7', node: 1 },
@@ -292,8 +296,7 @@ async function main(settings: Settings): Promise<number> {
         process.kill(wp.pid, 'SIGTERM');
         while (alive(wp.pid)) await new Promise((resolve) => setTimeout(resolve, 100));
       }
-      if (settings.cpuProfDir)
-        process.env.NODE_OPTIONS = `${nodeOptions ?? ''} --import=${join(here, 'cpu-profile-hook.js')}`;
+      if (profileHook) process.env.NODE_OPTIONS = `${nodeOptions ?? ''}${profileHook}`;
       const child = L.start(wp.pod.netns, [
         process.execPath,
         join(here, 'min-waypoint.js'),
@@ -502,7 +505,8 @@ function printTable(
       ` wrk ${s.seconds}s (${s.threads} thread(s), ${s.conns} keep-alive connections) and ${count} GETs at ${s.rate} rps` +
       ` (open loop, ${s.pool} keep-alive connections, latency from each scheduled start); haproxy nbthread ${s.haproxyThreads}.` +
       " Each cell: median (min..max over rounds). CPU is the process's user+system time from /proc during wrk, over" +
-      " the requests wrk completed: the proxy is the waypoint (L7), haproxy or the Node.js program; ztunnels are both nodes' agents.",
+      " the requests wrk completed: the proxy is the waypoint (L7), haproxy or the Node.js program; ztunnels are both nodes' agents." +
+      (s.waypointNodeOptions ? ` Waypoint Node.js options: ${s.waypointNodeOptions}.` : ''),
   );
   console.log(
     `${'metric'.padEnd(30)}${MODES.map((m) => pad(TITLES[m], W)).join('')}${pad('L7/haproxy', 12)}${pad('L7/L4', 9)}`,
