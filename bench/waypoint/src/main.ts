@@ -23,6 +23,8 @@
  *                          and out with an HTTP/1.1 relay on the tunnel's bytes, in place of a
  *                          waypoint, and (g) node http, (h) node raw: the cheapest Node.js
  *                          HTTP/1.1 proxies (min-proxy.ts) in haproxy's place
+ *   BENCH_MODES            a comma-separated subset of the modes to run (direct, l4, l7, haproxy,
+ *                          l7-tcp, node-wp, node-http, node-raw), e.g. to compare builds quickly
  *   BENCH_WAYPOINT_NODE_OPTIONS  Node.js options for the waypoint process only (e.g. V8 heap
  *                          sizes), to measure their effect
  *   BENCH_WAYPOINT_CPU_PROF  a directory: the waypoint (and min-waypoint.ts) run V8's CPU profiler
@@ -63,8 +65,11 @@ function parseSettings(env: NodeJS.ProcessEnv) {
     cpuProfDir: env.BENCH_WAYPOINT_CPU_PROF || undefined,
     waypointNodeOptions: env.BENCH_WAYPOINT_NODE_OPTIONS ?? '',
     ceilings: env.BENCH_CEILINGS === '1',
+    only: (env.BENCH_MODES ?? '').split(',').filter((m) => m !== ''),
   };
   if (s.threads > s.conns) throw new Error('BENCH_THREADS must not exceed BENCH_CONNS (wrk)');
+  const unknown = s.only.filter((m) => !(ALL_MODES as readonly string[]).includes(m));
+  if (unknown.length > 0) throw new Error(`BENCH_MODES: unknown mode(s) ${unknown.join(', ')}`);
   return Object.freeze(s);
 }
 type Settings = ReturnType<typeof parseSettings>;
@@ -110,6 +115,8 @@ interface Sample {
   ztunnelCpu: number;
   /** The L7 proxy's resident memory right after wrk, in MB. */
   proxyRss: number;
+  /** CPU seconds per 1,000 requests of the proxy during the open loop (a fixed request rate). */
+  proxyCpuAtRate: number;
 }
 type Figure = keyof Sample;
 
@@ -211,6 +218,7 @@ async function main(settings: Settings): Promise<number> {
   );
   const haproxy = L.start(haproxyPod.netns, ['haproxy', '-db', '-f', haproxyFile]);
   if (settings.ceilings) MODES = ALL_MODES;
+  if (settings.only.length > 0) MODES = MODES.filter((m) => settings.only.includes(m));
   const minProxies: Partial<Record<Mode, ChildProcess>> = {};
   for (const m of ['node-http', 'node-raw'] as const) {
     if (!MODES.includes(m)) continue;
@@ -402,7 +410,12 @@ async function main(settings: Settings): Promise<number> {
       process.stderr.write(`bench: round ${round}/${settings.repeat} ${TITLES[m]}\n`);
       await attempt(m, async () => {
         const max = await wrk(m, settings.seconds);
+        const pid = proxyPid(m);
+        const before = pid ? await cpuSeconds(pid) : Number.NaN;
         const lat = await openLoop(m, count, warmup);
+        const proxyCpuAtRate = pid
+          ? ((await cpuSeconds(pid)) - before) / ((count + warmup) / 1000)
+          : Number.NaN;
         samples[m].push({
           rps: max.rps,
           p50: lat.p50Us,
@@ -412,6 +425,7 @@ async function main(settings: Settings): Promise<number> {
           proxyCpu: max.proxyCpu,
           ztunnelCpu: max.ztunnelCpu,
           proxyRss: max.proxyRss,
+          proxyCpuAtRate,
         });
       });
     }
@@ -473,13 +487,14 @@ function printTable(
   rss: { waypoint: number; haproxy: number; ztunnels: number[] },
 ): void {
   const med = (m: Mode, k: Figure) => spread(m, k).med;
-  const row = (k: Figure) => MODES.map((m) => med(m, k));
   const num = (v: number, digits: number) => (Number.isFinite(v) ? v.toFixed(digits) : 'failed');
   const ratio = (a: number, b: number) =>
     Number.isFinite(a) && Number.isFinite(b) && b > 0 ? `${(a / b).toFixed(2)}x` : 'n/a';
   const pad = (v: string, n: number) => v.padStart(n);
-  const [, , l7Rps, hRps] = row('rps') as [number, number, number, number];
-  const p99 = row('p99');
+  const l7Rps = med('l7', 'rps');
+  const hRps = med('haproxy', 'rps');
+  const l7P99 = med('l7', 'p99');
+  const l4P99 = med('l4', 'p99');
   // A cell: the median, then min..max over the rounds; '-' where the figure does not apply.
   const cell = (x: Spread, digits: number) =>
     !Number.isFinite(x.med)
@@ -496,6 +511,7 @@ function printTable(
     ['load generator lag p99 (us)', (m) => spread(m, 'lagP99'), 0, false],
     ['failed requests (per round)', (m) => spread(m, 'errors'), 0, false],
     ['proxy CPU s/1k req (wrk)', (m) => spread(m, 'proxyCpu'), 4, true],
+    [`proxy CPU s/1k req (${s.rate} rps)`, (m) => spread(m, 'proxyCpuAtRate'), 4, true],
     ['ztunnels CPU s/1k req (wrk)', (m) => spread(m, 'ztunnelCpu'), 4, false],
     ['proxy RSS MB (after wrk)', (m) => spread(m, 'proxyRss'), 0, false],
   ];
@@ -520,7 +536,7 @@ function printTable(
         `${pad(ratios ? ratio(c, d) : '-', 12)}${pad(ratios && name.startsWith('max') ? ratio(c, b) : '-', 9)}`,
     );
   }
-  const addedP99 = (p99[2] as number) - (p99[1] as number);
+  const addedP99 = l7P99 - l4P99;
   console.log(`added p99 of L7 over L4 at ${s.rate} rps: ${num(addedP99, 0)} us (target <= 2000 us)`);
   console.log(
     `requests the waypoint counted to server-l7 (HTTP 200): ${Number.isFinite(waypointSeen) ? waypointSeen : 'n/a'}`,
@@ -567,7 +583,7 @@ function printTable(
   console.log(
     `target added p99 at ${s.rate} rps <= 2 ms over L4: ${latMet ? 'met' : 'NOT met'} (` +
       (Number.isFinite(addedP99)
-        ? `${(addedP99 / 1000).toFixed(2)} ms: L7 p99 ${num(p99[2] as number, 0)} us, L4 p99 ${num(p99[1] as number, 0)} us)`
+        ? `${(addedP99 / 1000).toFixed(2)} ms: L7 p99 ${num(l7P99, 0)} us, L4 p99 ${num(l4P99, 0)} us)`
         : `${failures.l7 ?? failures.l4 ?? 'no measurement'})`),
   );
 }
