@@ -453,7 +453,12 @@ async function main(settings: Settings): Promise<number> {
   };
   const spread = (m: Mode, k: Figure): Spread =>
     failures[m] === undefined ? spreadOf(samples[m].map((x) => x[k])) : NO_SPREAD;
-  printTable(settings, count, spread, failures, latencyFailures, waypointSeen, rss);
+  // Rounds are interleaved, so a mode's round k is compared with direct's round k.
+  const overDirect = (m: Mode, k: Figure): Spread =>
+    failures[m] === undefined && failures.direct === undefined
+      ? spreadOf(samples[m].map((x, i) => x[k] - (samples.direct[i]?.[k] ?? Number.NaN)))
+      : NO_SPREAD;
+  printTable(settings, count, spread, overDirect, failures, latencyFailures, waypointSeen, rss);
   if (waypointRestarts.length > 0)
     console.log(
       `the waypoint exited ${waypointRestarts.length} time(s) before it was ready and was restarted, as a kubelet would: ${waypointRestarts.join(' | ')}`,
@@ -489,6 +494,7 @@ function printTable(
   s: Settings,
   count: number,
   spread: (m: Mode, k: Figure) => Spread,
+  overDirect: (m: Mode, k: Figure) => Spread,
   failures: Partial<Record<Mode, string>>,
   latencyFailures: Partial<Record<Mode, string[]>>,
   waypointSeen: number,
@@ -508,14 +514,12 @@ function printTable(
     !Number.isFinite(x.med)
       ? '-'
       : `${x.med.toFixed(digits)} (${x.min.toFixed(digits)}..${x.max.toFixed(digits)})`;
-  // Added latency over direct: medians subtracted, and the bounds bound by bound.
-  const added = (m: Mode, k: Figure) => addedSpread(spread(m, k), spread('direct', k));
   const rows: Array<[string, (m: Mode) => Spread, number, boolean]> = [
     ['max requests/s (wrk)', (m) => spread(m, 'rps'), 0, true],
     [`p50 at ${s.rate} rps (us)`, (m) => spread(m, 'p50'), 0, true],
     [`p99 at ${s.rate} rps (us)`, (m) => spread(m, 'p99'), 0, true],
-    ['added p50 over direct (us)', (m) => added(m, 'p50'), 0, false],
-    ['added p99 over direct (us)', (m) => added(m, 'p99'), 0, false],
+    ['added p50 over direct (us)', (m) => overDirect(m, 'p50'), 0, false],
+    ['added p99 over direct (us)', (m) => overDirect(m, 'p99'), 0, false],
     ['load generator lag p99 (us)', (m) => spread(m, 'lagP99'), 0, false],
     ['failed requests (per round)', (m) => spread(m, 'errors'), 0, false],
     ['proxy CPU s/1k req (wrk)', (m) => spread(m, 'proxyCpu'), 4, true],
@@ -603,11 +607,6 @@ function printTable(
           ? `${(addedP99 / 1000).toFixed(2)} ms: L7 p99 ${num(l7P99, 0)} us, L4 p99 ${num(l4P99, 0)} us)`
           : `${failures.l7 ?? failures.l4 ?? 'no measurement'})`),
   );
-}
-
-/** A spread minus another's, bound by bound (an approximation: rounds are not paired). */
-function addedSpread(x: Spread, base: Spread): Spread {
-  return { min: x.min - base.min, med: x.med - base.med, max: x.max - base.max };
 }
 
 /**
