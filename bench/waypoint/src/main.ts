@@ -17,6 +17,19 @@
  *   BENCH_RATE             open-loop requests per second (default 1000)
  *   BENCH_POOL             open-loop keep-alive connections (default 8)
  *   BENCH_HAPROXY_THREADS  haproxy nbthread (default 1: one core, as the waypoint's one process)
+ *   BENCH_CEILINGS         1: also (e) wp tcp chain: the same waypoint and path as (c) for a
+ *                          service port it treats as TCP (HBONE in, HBONE out, no HTTP: the floor
+ *                          of its HBONE engine), (f) node hbone wp: min-waypoint.ts, HBONE in
+ *                          and out with an HTTP/1.1 relay on the tunnel's bytes, in place of a
+ *                          waypoint, and (g) node http, (h) node raw: the cheapest Node.js
+ *                          HTTP/1.1 proxies (min-proxy.ts) in haproxy's place
+ *   BENCH_MODES            a comma-separated subset of the modes to run (direct, l4, l7, haproxy,
+ *                          l7-tcp, node-wp, node-http, node-raw), e.g. to compare builds quickly
+ *   BENCH_WAYPOINT_NODE_OPTIONS  Node.js options for the waypoint process only (e.g. V8 heap
+ *                          sizes), to measure their effect
+ *   BENCH_WAYPOINT_CPU_PROF  a directory: the waypoint (and min-waypoint.ts) run V8's CPU profiler
+ *                          (cpu-profile-hook.ts) and write their profiles there after the rounds
+ *                          (their CPU figures then include the profiler's cost)
  */
 import { type ChildProcess, execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -49,23 +62,45 @@ function parseSettings(env: NodeJS.ProcessEnv) {
     rate: positiveInt(env, 'BENCH_RATE', 1000),
     pool: positiveInt(env, 'BENCH_POOL', 8),
     haproxyThreads: positiveInt(env, 'BENCH_HAPROXY_THREADS', 1),
+    cpuProfDir: env.BENCH_WAYPOINT_CPU_PROF || undefined,
+    waypointNodeOptions: env.BENCH_WAYPOINT_NODE_OPTIONS ?? '',
+    ceilings: env.BENCH_CEILINGS === '1',
+    only: (env.BENCH_MODES ?? '').split(',').filter((m) => m !== ''),
   };
   if (s.threads > s.conns) throw new Error('BENCH_THREADS must not exceed BENCH_CONNS (wrk)');
+  const unknown = s.only.filter((m) => !(ALL_MODES as readonly string[]).includes(m));
+  if (unknown.length > 0) throw new Error(`BENCH_MODES: unknown mode(s) ${unknown.join(', ')}`);
   return Object.freeze(s);
 }
 type Settings = ReturnType<typeof parseSettings>;
 
-const PREFIX = 'bw';
+/** Unique per run, so that runs side by side do not remove each other's namespaces. */
+const PREFIX = `bw${process.pid % 10000}`;
 const BODY_BYTES = 1024;
 const APP_PORT = 8080;
 const WAYPOINT = 'server-l7-waypoint';
 const WAYPOINT_VIP = '198.19.250.1';
+const MIN_WAYPOINT = 'server-nw-waypoint';
+const MIN_WAYPOINT_VIP = '198.19.250.2';
 const REQUEST_TIMEOUT_MS = 2000;
 /** More failed requests than this share of a run makes the run a failure, not a sample. */
 const MAX_ERROR_SHARE = 0.01;
-const MODES = ['direct', 'l4', 'l7', 'haproxy'] as const;
-type Mode = (typeof MODES)[number];
-const TITLES: Record<Mode, string> = { direct: 'direct', l4: 'L4', l7: 'L7', haproxy: 'haproxy' };
+const ALL_MODES = ['direct', 'l4', 'l7', 'haproxy', 'l7-tcp', 'node-wp', 'node-http', 'node-raw'] as const;
+type Mode = (typeof ALL_MODES)[number];
+/** The modes of a run: the ceilings (waypoint TCP chain, min-proxy.ts) only when asked for. */
+let MODES: readonly Mode[] = ['direct', 'l4', 'l7', 'haproxy'];
+const TITLES: Record<Mode, string> = {
+  direct: 'direct',
+  l4: 'L4',
+  l7: 'L7',
+  haproxy: 'haproxy',
+  'l7-tcp': 'wp tcp chain',
+  'node-wp': 'node hbone wp',
+  'node-http': 'node http',
+  'node-raw': 'node raw',
+};
+/** Ports of the Node.js ceilings, in the haproxy pod. */
+const MIN_PROXY_PORTS = { 'node-http': 8081, 'node-raw': 8082 } as const;
 
 interface Sample {
   rps: number;
@@ -74,7 +109,16 @@ interface Sample {
   lagP99: number;
   /** Failed requests in this round (wrk non-2xx and socket errors, open-loop failures). */
   errors: number;
+  /** CPU seconds per 1,000 requests of the L7 proxy on the path (waypoint or haproxy) during wrk. */
+  proxyCpu: number;
+  /** CPU seconds per 1,000 requests of both ztunnels together during wrk (NaN off the mesh). */
+  ztunnelCpu: number;
+  /** The L7 proxy's resident memory right after wrk, in MB. */
+  proxyRss: number;
+  /** CPU seconds per 1,000 requests of the proxy during the open loop (a fixed request rate). */
+  proxyCpuAtRate: number;
 }
+type Figure = keyof Sample;
 
 let lab: Lab | undefined;
 let work = '';
@@ -110,6 +154,14 @@ async function main(settings: Settings): Promise<number> {
         serviceAccount: 'server-l7',
         labels: { app: 'server-l7' },
       },
+      // Served by min-waypoint.ts in a waypoint's place (BENCH_CEILINGS=1).
+      {
+        name: 'server-nw',
+        namespace: 'mesh',
+        node: 1,
+        serviceAccount: 'server-nw',
+        labels: { app: 'server-nw' },
+      },
     ],
     services: [
       {
@@ -124,6 +176,19 @@ async function main(settings: Settings): Promise<number> {
         selector: { app: 'server-l7' },
         ports: [{ name: 'http', port: 80, targetPort: APP_PORT }],
       },
+      // The same pods through the same waypoint, on a port named as TCP: a TCP filter chain.
+      {
+        name: 'server-l7-tcp',
+        namespace: 'mesh',
+        selector: { app: 'server-l7' },
+        ports: [{ name: 'tcp', port: 80, targetPort: APP_PORT }],
+      },
+      {
+        name: 'server-nw',
+        namespace: 'mesh',
+        selector: { app: 'server-nw' },
+        ports: [{ name: 'http', port: 80, targetPort: APP_PORT }],
+      },
     ],
   });
   const L = lab;
@@ -134,6 +199,7 @@ async function main(settings: Settings): Promise<number> {
     ['plain', 'server'],
     ['mesh', 'server-l4'],
     ['mesh', 'server-l7'],
+    ['mesh', 'server-nw'],
   ] as const) {
     const server = L.start(pod(ns, name).netns, [
       process.execPath,
@@ -151,6 +217,16 @@ async function main(settings: Settings): Promise<number> {
     haproxyConfig(`0.0.0.0:${APP_PORT}`, `${pod('plain', 'server').ip}:${APP_PORT}`, settings.haproxyThreads),
   );
   const haproxy = L.start(haproxyPod.netns, ['haproxy', '-db', '-f', haproxyFile]);
+  if (settings.ceilings) MODES = ALL_MODES;
+  if (settings.only.length > 0) MODES = MODES.filter((m) => settings.only.includes(m));
+  const minProxies: Partial<Record<Mode, ChildProcess>> = {};
+  for (const m of ['node-http', 'node-raw'] as const) {
+    if (!MODES.includes(m)) continue;
+    const kind = m === 'node-http' ? 'http' : 'raw';
+    const args = [String(MIN_PROXY_PORTS[m]), pod('plain', 'server').ip, String(APP_PORT)];
+    minProxies[m] = L.start(haproxyPod.netns, [process.execPath, join(here, 'min-proxy.js'), kind, ...args]);
+    await waitLine(minProxies[m] as ChildProcess, `${m} proxy`);
+  }
   haproxy.stderr?.on('data', (d: Buffer) => process.stderr.write(`[haproxy] ${d}`));
 
   const meshDir = join(work, 'mesh');
@@ -161,10 +237,20 @@ async function main(settings: Settings): Promise<number> {
     direct: { client: pod('plain', 'client'), url: `http://${pod('plain', 'server').ip}:${APP_PORT}/` },
     l4: { client: pod('mesh', 'client'), url: 'http://server-l4/' },
     l7: { client: pod('mesh', 'client'), url: 'http://server-l7/' },
+    'l7-tcp': { client: pod('mesh', 'client'), url: 'http://server-l7-tcp/' },
+    'node-wp': { client: pod('mesh', 'client'), url: 'http://server-nw/' },
     haproxy: { client: pod('plain', 'client'), url: `http://${haproxyPod.ip}:${APP_PORT}/` },
+    'node-http': {
+      client: pod('plain', 'client'),
+      url: `http://${haproxyPod.ip}:${MIN_PROXY_PORTS['node-http']}/`,
+    },
+    'node-raw': {
+      client: pod('plain', 'client'),
+      url: `http://${haproxyPod.ip}:${MIN_PROXY_PORTS['node-raw']}/`,
+    },
   };
   const failures: Partial<Record<Mode, string>> = {};
-  for (const m of ['direct', 'l4', 'haproxy'] as const) {
+  for (const m of MODES.filter((x) => x !== 'l7' && x !== 'l7-tcp' && x !== 'node-wp')) {
     const got = await waitGet(L, urls[m].client, urls[m].url, 15_000);
     if (got !== `200 ${BODY_BYTES}`) failures[m] = `GET ${urls[m].url} answered "${got}" for 15 s`;
   }
@@ -174,6 +260,11 @@ async function main(settings: Settings): Promise<number> {
   let waypoint: { pod: LabPod; pid?: number } | undefined;
   let waypointRestarts: string[] = [];
   const waypointLog = join(meshDir, `waypoint-mesh-${WAYPOINT}.log`);
+  // The lab's processes inherit this process's environment: the profiler reaches the waypoint only.
+  const nodeOptions = process.env.NODE_OPTIONS;
+  const profileHook = settings.cpuProfDir ? ` --import=${join(here, 'cpu-profile-hook.js')}` : '';
+  if (profileHook || settings.waypointNodeOptions)
+    process.env.NODE_OPTIONS = `${nodeOptions ?? ''}${profileHook} ${settings.waypointNodeOptions}`;
   try {
     waypoint = await mesh.deployWaypoint(
       { namespace: 'mesh', name: WAYPOINT, forServiceAccount: 'server-l7', node: 1 },
@@ -190,14 +281,72 @@ async function main(settings: Settings): Promise<number> {
       );
   } catch (err) {
     failures.l7 = `waypoint path: ${(err as Error).message}`;
+  } finally {
+    if (MODES.includes('l7-tcp')) {
+      const got = await waitGet(L, urls['l7-tcp'].client, urls['l7-tcp'].url, 20_000);
+      if (got !== `200 ${BODY_BYTES}`)
+        failures['l7-tcp'] = `GET ${urls['l7-tcp'].url} answered "${got}" for 20 s`;
+    }
+    if (nodeOptions === undefined) delete process.env.NODE_OPTIONS;
+    else process.env.NODE_OPTIONS = nodeOptions;
+  }
+
+  // min-waypoint.ts in the place of a waypoint the control plane assigned to server-nw: the
+  // waypoint process is stopped, and the program serves its address with its identity.
+  let minWaypointPid: number | undefined;
+  if (MODES.includes('node-wp')) {
+    try {
+      const wp = await mesh.deployWaypoint(
+        { namespace: 'mesh', name: MIN_WAYPOINT, forServiceAccount: 'server-nw', node: 1 },
+        MIN_WAYPOINT_VIP,
+      );
+      if (wp.pid) {
+        process.kill(wp.pid, 'SIGTERM');
+        while (alive(wp.pid)) await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      if (profileHook) process.env.NODE_OPTIONS = `${nodeOptions ?? ''}${profileHook}`;
+      const child = L.start(wp.pod.netns, [
+        process.execPath,
+        join(here, 'min-waypoint.js'),
+        join(meshDir, 'ca'),
+        'cluster.local',
+        'mesh',
+        MIN_WAYPOINT,
+        pod('mesh', 'server-nw').ip,
+        String(APP_PORT),
+        'server-nw',
+      ]);
+      if (nodeOptions === undefined) delete process.env.NODE_OPTIONS;
+      else process.env.NODE_OPTIONS = nodeOptions;
+      await waitLine(child, 'min-waypoint');
+      minWaypointPid = child.pid;
+      const got = await waitGet(L, urls['node-wp'].client, urls['node-wp'].url, 20_000);
+      if (got !== `200 ${BODY_BYTES}`)
+        throw new Error(`GET ${urls['node-wp'].url} answered "${got}" for 20 s`);
+    } catch (err) {
+      failures['node-wp'] = `min-waypoint path: ${(err as Error).message}`;
+    }
   }
 
   const live = () => MODES.filter((m) => failures[m] === undefined);
-  const samples: Record<Mode, Sample[]> = { direct: [], l4: [], l7: [], haproxy: [] };
+  const samples = Object.fromEntries(ALL_MODES.map((m) => [m, [] as Sample[]])) as Record<Mode, Sample[]>;
   const count = settings.rate * settings.seconds;
   const warmup = Math.ceil(settings.rate / 2);
+  /** The L7 proxy process on a mode's path, if any. */
+  const proxyPid = (m: Mode) =>
+    m === 'l7' || m === 'l7-tcp'
+      ? waypoint?.pid
+      : m === 'haproxy'
+        ? haproxy.pid
+        : m === 'node-wp'
+          ? minWaypointPid
+          : minProxies[m]?.pid;
   const wrk = async (m: Mode, seconds: number) => {
     const { client, url } = urls[m];
+    const pid = proxyPid(m);
+    const onMesh = m === 'l4' || m === 'l7' || m === 'l7-tcp' || m === 'node-wp';
+    const proxyBefore = pid ? await cpuSeconds(pid) : Number.NaN;
+    const ztBefore = onMesh ? await cpuSecondsOf(mesh.pids) : Number.NaN;
     const r = await L.exec(
       client,
       [
@@ -216,12 +365,16 @@ async function main(settings: Settings): Promise<number> {
     );
     if (r.code !== 0) throw new Error(`wrk ${url}: exit ${r.code} ${r.stderr.trim()}`);
     const w = parseWrk(r.stdout);
+    const perK = w.requests / 1000;
+    const proxyCpu = pid ? ((await cpuSeconds(pid)) - proxyBefore) / perK : Number.NaN;
+    const ztunnelCpu = onMesh ? ((await cpuSecondsOf(mesh.pids)) - ztBefore) / perK : Number.NaN;
+    const proxyRss = pid ? await rssMb(pid) : Number.NaN;
     const errors = w.non2xx + w.socketErrors;
     if (w.requests === 0 || errors > MAX_ERROR_SHARE * w.requests)
       throw new Error(
         `wrk ${url}: ${w.requests} requests, ${w.non2xx} not 2xx, ${w.socketErrors} socket errors`,
       );
-    return { rps: w.rps, errors };
+    return { rps: w.rps, errors, proxyCpu, ztunnelCpu, proxyRss };
   };
   const openLoop = async (m: Mode, n: number, warm: number): Promise<OpenLoopResult> => {
     const { client, url } = urls[m];
@@ -236,6 +389,7 @@ async function main(settings: Settings): Promise<number> {
       );
     return result;
   };
+  const latencyFailures: Partial<Record<Mode, string[]>> = {};
   const attempt = async (m: Mode, what: () => Promise<void>) => {
     try {
       await what();
@@ -257,19 +411,38 @@ async function main(settings: Settings): Promise<number> {
       process.stderr.write(`bench: round ${round}/${settings.repeat} ${TITLES[m]}\n`);
       await attempt(m, async () => {
         const max = await wrk(m, settings.seconds);
-        const lat = await openLoop(m, count, warmup);
+        const pid = proxyPid(m);
+        const before = pid ? await cpuSeconds(pid) : Number.NaN;
+        // A fixed-rate phase the path cannot keep up with (a busy machine) fails only that
+        // round's latency figures: the maximum rate and CPU of the round still count.
+        let lat: OpenLoopResult | undefined;
+        try {
+          lat = await openLoop(m, count, warmup);
+        } catch (err) {
+          latencyFailures[m] = [...(latencyFailures[m] ?? []), `round ${round}: ${(err as Error).message}`];
+        }
+        const proxyCpuAtRate =
+          pid && lat ? ((await cpuSeconds(pid)) - before) / ((count + warmup) / 1000) : Number.NaN;
         samples[m].push({
           rps: max.rps,
-          p50: lat.p50Us,
-          p99: lat.p99Us,
-          lagP99: lat.lagP99Us,
-          errors: max.errors + lat.failed,
+          p50: lat?.p50Us ?? Number.NaN,
+          p99: lat?.p99Us ?? Number.NaN,
+          lagP99: lat?.lagP99Us ?? Number.NaN,
+          errors: max.errors + (lat?.failed ?? 0),
+          proxyCpu: max.proxyCpu,
+          ztunnelCpu: max.ztunnelCpu,
+          proxyRss: max.proxyRss,
+          proxyCpuAtRate,
         });
       });
     }
   }
 
   if (exiting) return 130; // a signal: the lab is going, and these numbers would mean nothing
+  if (settings.cpuProfDir) {
+    for (const pid of [waypoint?.pid, minWaypointPid]) if (pid) process.kill(pid, 'SIGUSR2');
+    console.log(`CPU profiles (waypoint-<pid>.cpuprofile) written to ${settings.cpuProfDir}`);
+  }
   const waypointSeen = waypoint
     ? waypointRequests(await mesh.waypointMetrics(waypoint.pod).catch(() => ''))
     : Number.NaN;
@@ -278,9 +451,14 @@ async function main(settings: Settings): Promise<number> {
     haproxy: haproxy.pid ? await rssMb(haproxy.pid) : Number.NaN,
     ztunnels: await Promise.all(mesh.pids.map(rssMb)),
   };
-  const med = (m: Mode, k: keyof Sample) =>
-    failures[m] === undefined ? median(samples[m].map((x) => x[k])) : Number.NaN;
-  printTable(settings, count, med, failures, waypointSeen, rss);
+  const spread = (m: Mode, k: Figure): Spread =>
+    failures[m] === undefined ? spreadOf(samples[m].map((x) => x[k])) : NO_SPREAD;
+  // Rounds are interleaved, so a mode's round k is compared with direct's round k.
+  const overDirect = (m: Mode, k: Figure): Spread =>
+    failures[m] === undefined && failures.direct === undefined
+      ? spreadOf(samples[m].map((x, i) => x[k] - (samples.direct[i]?.[k] ?? Number.NaN)))
+      : NO_SPREAD;
+  printTable(settings, count, spread, overDirect, failures, latencyFailures, waypointSeen, rss);
   if (waypointRestarts.length > 0)
     console.log(
       `the waypoint exited ${waypointRestarts.length} time(s) before it was ready and was restarted, as a kubelet would: ${waypointRestarts.join(' | ')}`,
@@ -291,55 +469,86 @@ async function main(settings: Settings): Promise<number> {
     const tail = log.trimEnd().split('\n').slice(-40).join('\n');
     console.log(`\nL7 path failed: ${failures.l7}\nwaypoint log (${waypointLog}), last 40 lines:\n${tail}`);
   }
-  if (Object.keys(failures).length > 0) {
+  if (Object.keys(failures).length > 0 || Object.keys(latencyFailures).length > 0) {
     console.log(`lab directory kept for the logs: ${work}`);
     return 1;
   }
   return 0;
 }
 
+interface Spread {
+  readonly min: number;
+  readonly med: number;
+  readonly max: number;
+}
+const NO_SPREAD: Spread = { min: Number.NaN, med: Number.NaN, max: Number.NaN };
+
+/** Min, median and max of a figure over the rounds; rounds without it (NaN) are left out. */
+function spreadOf(values: number[]): Spread {
+  const xs = values.filter((v) => Number.isFinite(v));
+  if (xs.length === 0) return NO_SPREAD;
+  return { min: Math.min(...xs), med: median(xs), max: Math.max(...xs) };
+}
+
 function printTable(
   s: Settings,
   count: number,
-  med: (m: Mode, k: keyof Sample) => number,
+  spread: (m: Mode, k: Figure) => Spread,
+  overDirect: (m: Mode, k: Figure) => Spread,
   failures: Partial<Record<Mode, string>>,
+  latencyFailures: Partial<Record<Mode, string[]>>,
   waypointSeen: number,
   rss: { waypoint: number; haproxy: number; ztunnels: number[] },
 ): void {
-  const row = (k: keyof Sample) => MODES.map((m) => med(m, k));
+  const med = (m: Mode, k: Figure) => spread(m, k).med;
   const num = (v: number, digits: number) => (Number.isFinite(v) ? v.toFixed(digits) : 'failed');
   const ratio = (a: number, b: number) =>
     Number.isFinite(a) && Number.isFinite(b) && b > 0 ? `${(a / b).toFixed(2)}x` : 'n/a';
   const pad = (v: string, n: number) => v.padStart(n);
-  const [, , l7Rps, hRps] = row('rps') as [number, number, number, number];
-  const p50 = row('p50');
-  const p99 = row('p99');
-  const over = (xs: number[]) => xs.map((x) => x - (xs[0] as number));
-  const rows: Array<[string, number[], number, boolean]> = [
-    ['max requests/s (wrk)', row('rps'), 0, true],
-    [`p50 at ${s.rate} rps (us)`, p50, 0, true],
-    [`p99 at ${s.rate} rps (us)`, p99, 0, true],
-    ['added p50 over direct (us)', over(p50), 0, false],
-    ['added p99 over direct (us)', over(p99), 0, false],
-    ['load generator lag p99 (us)', row('lagP99'), 0, false],
-    ['failed requests (median/round)', row('errors'), 0, false],
+  const l7Rps = med('l7', 'rps');
+  const hRps = med('haproxy', 'rps');
+  const l7P99 = med('l7', 'p99');
+  const l4P99 = med('l4', 'p99');
+  // A cell: the median, then min..max over the rounds; '-' where the figure does not apply.
+  const cell = (x: Spread, digits: number) =>
+    !Number.isFinite(x.med)
+      ? '-'
+      : `${x.med.toFixed(digits)} (${x.min.toFixed(digits)}..${x.max.toFixed(digits)})`;
+  const rows: Array<[string, (m: Mode) => Spread, number, boolean]> = [
+    ['max requests/s (wrk)', (m) => spread(m, 'rps'), 0, true],
+    [`p50 at ${s.rate} rps (us)`, (m) => spread(m, 'p50'), 0, true],
+    [`p99 at ${s.rate} rps (us)`, (m) => spread(m, 'p99'), 0, true],
+    ['added p50 over direct (us)', (m) => overDirect(m, 'p50'), 0, false],
+    ['added p99 over direct (us)', (m) => overDirect(m, 'p99'), 0, false],
+    ['load generator lag p99 (us)', (m) => spread(m, 'lagP99'), 0, false],
+    ['failed requests (per round)', (m) => spread(m, 'errors'), 0, false],
+    ['proxy CPU s/1k req (wrk)', (m) => spread(m, 'proxyCpu'), 4, true],
+    [`proxy CPU s/1k req (${s.rate} rps)`, (m) => spread(m, 'proxyCpuAtRate'), 4, true],
+    ['ztunnels CPU s/1k req (wrk)', (m) => spread(m, 'ztunnelCpu'), 4, false],
+    ['proxy RSS MB (after wrk)', (m) => spread(m, 'proxyRss'), 0, false],
   ];
+  const W = 24;
   console.log(
-    `\nwaypoint benchmark: 1 KB HTTP/1.1 GETs pod to pod across two lab nodes; medians of ${s.repeat} interleaved rounds of` +
+    `\nwaypoint benchmark: 1 KB HTTP/1.1 GETs pod to pod across two lab nodes; ${s.repeat} interleaved rounds of` +
       ` wrk ${s.seconds}s (${s.threads} thread(s), ${s.conns} keep-alive connections) and ${count} GETs at ${s.rate} rps` +
-      ` (open loop, ${s.pool} keep-alive connections, latency from each scheduled start); haproxy nbthread ${s.haproxyThreads}`,
+      ` (open loop, ${s.pool} keep-alive connections, latency from each scheduled start); haproxy nbthread ${s.haproxyThreads}.` +
+      " Each cell: median (min..max over rounds). CPU is the process's user+system time from /proc during wrk, over" +
+      " the requests wrk completed: the proxy is the waypoint (L7), haproxy or the Node.js program; ztunnels are both nodes' agents." +
+      (s.waypointNodeOptions ? ` Waypoint Node.js options: ${s.waypointNodeOptions}.` : ''),
   );
   console.log(
-    `${'metric'.padEnd(32)}${MODES.map((m) => pad(TITLES[m], 10)).join('')}${pad('L7/haproxy', 12)}${pad('L7/L4', 9)}`,
+    `${'metric'.padEnd(30)}${MODES.map((m) => pad(TITLES[m], W)).join('')}${pad('L7/haproxy', 12)}${pad('L7/L4', 9)}`,
   );
-  for (const [name, values, digits, ratios] of rows) {
-    const [, b, c, d] = values as [number, number, number, number];
+  for (const [name, get, digits, ratios] of rows) {
+    const b = get('l4').med;
+    const c = get('l7').med;
+    const d = get('haproxy').med;
     console.log(
-      `${name.padEnd(32)}${values.map((v) => pad(num(v, digits), 10)).join('')}` +
-        `${pad(ratios ? ratio(c, d) : '-', 12)}${pad(ratios ? ratio(c, b) : '-', 9)}`,
+      `${name.padEnd(30)}${MODES.map((m) => pad(cell(get(m), digits), W)).join('')}` +
+        `${pad(ratios ? ratio(c, d) : '-', 12)}${pad(ratios && name.startsWith('max') ? ratio(c, b) : '-', 9)}`,
     );
   }
-  const addedP99 = (p99[2] as number) - (p99[1] as number);
+  const addedP99 = l7P99 - l4P99;
   console.log(`added p99 of L7 over L4 at ${s.rate} rps: ${num(addedP99, 0)} us (target <= 2000 us)`);
   console.log(
     `requests the waypoint counted to server-l7 (HTTP 200): ${Number.isFinite(waypointSeen) ? waypointSeen : 'n/a'}`,
@@ -351,21 +560,52 @@ function printTable(
   for (const m of MODES) {
     const f = failures[m];
     if (f !== undefined) console.log(`${TITLES[m]} path failed: ${f}`);
+    const lf = latencyFailures[m];
+    if (lf)
+      console.log(
+        `${TITLES[m]}: the ${s.rate} rps phase failed in ${lf.length} of ${s.repeat} rounds (latency from the others): ${lf.join(' | ')}`,
+      );
   }
   const share = l7Rps / hRps;
   const tputMet = Number.isFinite(share) && share >= 0.5;
+  const l7 = spread('l7', 'rps');
+  const hp = spread('haproxy', 'rps');
   console.log(
     `target waypoint max throughput >= 0.5x haproxy: ${tputMet ? 'met' : 'NOT met'} (` +
       (Number.isFinite(share)
-        ? `${l7Rps.toFixed(0)} vs ${hRps.toFixed(0)} requests/s, ${share.toFixed(2)}x)`
+        ? `${l7Rps.toFixed(0)} vs ${hRps.toFixed(0)} requests/s, ${share.toFixed(2)}x; per round` +
+          ` L7 ${l7.min.toFixed(0)}..${l7.max.toFixed(0)}, haproxy ${hp.min.toFixed(0)}..${hp.max.toFixed(0)})`
         : `${failures.l7 ?? failures.haproxy ?? 'no measurement'})`),
   );
-  const latMet = Number.isFinite(addedP99) && addedP99 <= 2000;
+  const wCpu = spread('l7', 'proxyCpu');
+  const hCpu = spread('haproxy', 'proxyCpu');
+  console.log(
+    `CPU per 1,000 requests: waypoint ${cell(wCpu, 4)} s, haproxy ${cell(hCpu, 4)} s, ` +
+      `waypoint/haproxy ${ratio(wCpu.med, hCpu.med)} (the throughput ratio one core would allow: ${ratio(hCpu.med, wCpu.med)})`,
+  );
+  for (const m of MODES.filter((x) => x === 'l7-tcp' || x.startsWith('node-'))) {
+    const c = spread(m, 'proxyCpu');
+    const what =
+      m === 'l7-tcp'
+        ? 'the waypoint relaying HBONE to HBONE with no HTTP (TCP chain)'
+        : m === 'node-wp'
+          ? 'min-waypoint.ts: HBONE in and out, HTTP/1.1 relayed on the tunnel bytes'
+          : 'min-proxy.ts, plain TCP like haproxy';
+    console.log(
+      `ceiling ${TITLES[m]} (${what}): ${spread(m, 'rps').med.toFixed(0)} requests/s,` +
+        ` ${ratio(spread(m, 'rps').med, hRps)} haproxy's; CPU per 1,000 requests ${cell(c, 4)} s, ${ratio(c.med, hCpu.med)} haproxy's`,
+    );
+  }
+  const latFailed = [...(latencyFailures.l7 ?? []), ...(latencyFailures.l4 ?? [])];
+  const latMet = Number.isFinite(addedP99) && addedP99 <= 2000 && latFailed.length === 0;
   console.log(
     `target added p99 at ${s.rate} rps <= 2 ms over L4: ${latMet ? 'met' : 'NOT met'} (` +
-      (Number.isFinite(addedP99)
-        ? `${(addedP99 / 1000).toFixed(2)} ms: L7 p99 ${num(p99[2] as number, 0)} us, L4 p99 ${num(p99[1] as number, 0)} us)`
-        : `${failures.l7 ?? failures.l4 ?? 'no measurement'})`),
+      (latFailed.length > 0
+        ? `the L4 or L7 path did not keep ${s.rate} rps in ${latFailed.length} round(s)` +
+          (Number.isFinite(addedP99) ? `; ${(addedP99 / 1000).toFixed(2)} ms in the others)` : ')')
+        : Number.isFinite(addedP99)
+          ? `${(addedP99 / 1000).toFixed(2)} ms: L7 p99 ${num(l7P99, 0)} us, L4 p99 ${num(l4P99, 0)} us)`
+          : `${failures.l7 ?? failures.l4 ?? 'no measurement'})`),
   );
 }
 
@@ -476,6 +716,24 @@ function median(values: number[]): number {
   const m = Math.floor(s.length / 2);
   return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
 }
+
+/** User plus system CPU seconds a process has used so far (fields 14 and 15 of /proc/<pid>/stat). */
+async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  // The command name (field 2) may hold spaces: count fields from after its closing parenthesis.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  return stat === '' ? Number.NaN : ticks / CLOCK_TICKS;
+}
+
+async function cpuSecondsOf(pids: readonly number[]): Promise<number> {
+  let total = 0;
+  for (const pid of pids) total += await cpuSeconds(pid);
+  return total;
+}
+
+/** USER_HZ: the unit of /proc/<pid>/stat times; 100 on every Linux architecture Node runs on. */
+const CLOCK_TICKS = 100;
 
 async function rssMb(pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');

@@ -1,13 +1,38 @@
 /** The end of an exchange: its request metrics and its access log line. */
-import type { RequestMetrics } from '../telemetry/request-metrics.js';
+import {
+  type BoundRequestMetrics,
+  type RequestLabels,
+  RequestMetrics,
+} from '../telemetry/request-metrics.js';
 import { endpointPeer, requestLabels, serviceOfChain, sourcePeer } from '../telemetry/waypoint-labels.js';
-import type { Exchange } from './exchange.js';
+import type { ConnectionContext, Exchange } from './exchange.js';
 
 export interface ExchangeSinks {
   readonly metrics: RequestMetrics;
   /** Access log sink: one line per request. */
   readonly accessLog?: (entry: Record<string, unknown>) => void;
   readonly clusterName?: string;
+}
+
+/** Label sets a connection's exchanges ended with, past which its cache starts over. */
+const MAX_BOUND_PER_CONNECTION = 32;
+
+/**
+ * Per connection (its peer, source and chain are fixed), the metrics its exchanges ended in, by
+ * what else decides the labels: the endpoint and service objects (a new config snapshot makes new
+ * ones, so changed metadata never meets a stale label set) and the outcome.
+ */
+const boundByConnection = new WeakMap<ConnectionContext, Map<string, BoundRequestMetrics>>();
+const objectIds = new WeakMap<object, number>();
+let nextObjectId = 1;
+function idOf(o: object | undefined): number {
+  if (o === undefined) return 0;
+  let id = objectIds.get(o);
+  if (id === undefined) {
+    id = nextObjectId++;
+    objectIds.set(o, id);
+  }
+  return id;
 }
 
 /** Records a finished exchange in the metrics and the access log, as `status` (0: no response). */
@@ -17,26 +42,19 @@ export function recordExchange(sinks: ExchangeSinks, ex: Exchange, status: numbe
   const peer = ex.ctx.peer;
   const dst = ex.endpoint;
   const ownClusterId = sinks.clusterName ?? 'Kubernetes';
-  // Before a cluster is chosen (a denial, no route), the chain says which service was called.
-  const svc = ex.cluster?.service ?? serviceOfChain(ex.ctx.chain.name);
-  const labels = requestLabels(
-    {
-      source: sourcePeer(
-        { peer, baggage: ex.ctx.baggage, ...(ex.ctx.knownSource && { known: ex.ctx.knownSource }) },
-        ownClusterId,
-      ),
-      ...(dst && { destination: endpointPeer(dst, ownClusterId) }),
-      ...(svc && { service: svc }),
-      ownClusterId,
-    },
-    {
-      grpc: ex.grpc,
-      responseCode: status,
-      ...(ex.grpcStatus !== undefined && { grpcStatus: ex.grpcStatus }),
-      responseFlags: flags,
-    },
-  );
-  sinks.metrics.record(labels, durationMs, ex.requestBytes, ex.responseBytes);
+  let cache = boundByConnection.get(ex.ctx);
+  if (!cache) {
+    cache = new Map();
+    boundByConnection.set(ex.ctx, cache);
+  }
+  const key = `${idOf(sinks.metrics)}|${idOf(dst)}|${idOf(ex.cluster?.service)}|${status}|${ex.grpc}|${ex.grpcStatus ?? ''}|${flags}|${ownClusterId}`;
+  let bound = cache.get(key);
+  if (!bound) {
+    if (cache.size >= MAX_BOUND_PER_CONNECTION) cache.clear();
+    bound = sinks.metrics.bind(exchangeLabels(ex, status, flags, ownClusterId));
+    cache.set(key, bound);
+  }
+  RequestMetrics.observe(bound, durationMs, ex.requestBytes, ex.responseBytes);
   sinks.accessLog?.({
     start_time: new Date(performance.timeOrigin + ex.start).toISOString(),
     method: ex.method,
@@ -58,4 +76,29 @@ export function recordExchange(sinks: ExchangeSinks, ex: Exchange, status: numbe
     downstream_peer: peer.toString(),
     downstream_remote_address: ex.ctx.sourceIp,
   });
+}
+
+/** Istio's request labels of an exchange that ended as `status`. */
+function exchangeLabels(ex: Exchange, status: number, flags: string, ownClusterId: string): RequestLabels {
+  const { peer } = ex.ctx;
+  const dst = ex.endpoint;
+  // Before a cluster is chosen (a denial, no route), the chain says which service was called.
+  const svc = ex.cluster?.service ?? serviceOfChain(ex.ctx.chain.name);
+  return requestLabels(
+    {
+      source: sourcePeer(
+        { peer, baggage: ex.ctx.baggage, ...(ex.ctx.knownSource && { known: ex.ctx.knownSource }) },
+        ownClusterId,
+      ),
+      ...(dst && { destination: endpointPeer(dst, ownClusterId) }),
+      ...(svc && { service: svc }),
+      ownClusterId,
+    },
+    {
+      grpc: ex.grpc,
+      responseCode: status,
+      ...(ex.grpcStatus !== undefined && { grpcStatus: ex.grpcStatus }),
+      responseFlags: flags,
+    },
+  );
 }

@@ -19,7 +19,8 @@ const SIZE_BUCKETS = [1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000
 /** Label sets whose bound metrics are kept; past this the cache starts over. */
 const MAX_CACHED_LABEL_SETS = 10_000;
 
-interface BoundRequestMetrics {
+/** The request metrics of one label set: what a finished request updates. */
+export interface BoundRequestMetrics {
   readonly requests: { inc(): void };
   readonly duration: { observe(v: number): void };
   readonly requestBytes: { observe(v: number): void };
@@ -94,6 +95,24 @@ export class RequestMetrics {
   }
 
   record(labels: RequestLabels, durationMs: number, requestBytes: number, responseBytes: number): void {
+    RequestMetrics.observe(this.bind(labels), durationMs, requestBytes, responseBytes);
+  }
+
+  /** One finished request in the metrics of its label set. */
+  static observe(
+    c: BoundRequestMetrics,
+    durationMs: number,
+    requestBytes: number,
+    responseBytes: number,
+  ): void {
+    c.requests.inc();
+    c.duration.observe(durationMs);
+    c.requestBytes.observe(requestBytes);
+    c.responseBytes.observe(responseBytes);
+  }
+
+  /** The metrics of a label set, for callers that keep them (a connection's repeated outcomes). */
+  bind(labels: RequestLabels): BoundRequestMetrics {
     // prom-client hashes a label set on every call (sorting 25 names); the bound children are
     // kept per label set instead, keyed in label order.
     let key = '';
@@ -109,9 +128,6 @@ export class RequestMetrics {
       };
       this.children.set(key, c);
     }
-    c.requests.inc();
-    c.duration.observe(durationMs);
-    c.requestBytes.observe(requestBytes);
-    c.responseBytes.observe(responseBytes);
+    return c;
   }
 }
