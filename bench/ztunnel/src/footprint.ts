@@ -97,7 +97,9 @@ function median(values: number[]): number {
 }
 
 async function main(): Promise<void> {
-  console.log(`node agent footprint: RSS after a GC, median of ${REPEAT} fresh processes (${V8_FLAGS.slice(0, 2).join(' ')})`);
+  console.log(
+    `node agent footprint: RSS after a GC, median of ${REPEAT} fresh processes (${V8_FLAGS.slice(0, 2).join(' ')})`,
+  );
   console.log(`${'step'.padEnd(52)}${'RSS MB'.padStart(8)}${'added'.padStart(8)}`);
   let code = '';
   let prev = 0;
