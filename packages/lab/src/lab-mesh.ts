@@ -90,12 +90,11 @@ export interface DeployedWaypoint {
  * chart keeps unless its `env.NODE_OPTIONS` is set). Semi-spaces of at most 4 MB: Node's default
  * lets the young generation grow to 16 MB ones under load, some 25 MB more RSS after a throughput
  * run; 2 MB saved 3 MB more but scavenges twice as often, and throughput runs on a shared machine
- * could not rule out a cost, so the larger was kept. An old generation of at most 384 MB: under Node's default limit
- * (4 GB on a machine with 24 GB) V8 lets the old generation grow far before its first full GC, so
- * an agent kept the garbage of a burst of connections (+15 to 25 MB); with a limit of 512 MB or
- * less it collects and returns to its idle size (docs/performance-ztunnel-memory.md).
+ * could not rule out a cost, so the larger was kept. The old generation keeps Node's limit: capped at
+ * 384 MB it kept the RSS lower after bursts of connections, but cost about a quarter more CPU per
+ * byte tunnelled (docs/performance-ztunnel-memory.md).
  */
-export const ZTUNNEL_NODE_OPTIONS = '--max-semi-space-size=4 --max-old-space-size=384';
+export const ZTUNNEL_NODE_OPTIONS = '--max-semi-space-size=4';
 
 /** Raises the soft descriptor limit to the hard one, then runs the node program. */
 const WITH_ULIMIT = ['sh', '-c', 'ulimit -n "$(ulimit -Hn)" && exec "$0" "$@"', process.execPath];
