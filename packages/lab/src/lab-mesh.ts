@@ -87,10 +87,9 @@ export interface DeployedWaypoint {
 
 /**
  * V8 settings of the node agent, the same as the image's (Dockerfile: ENV NODE_OPTIONS, which the
- * chart keeps unless its `env.NODE_OPTIONS` is set). Semi-spaces of at most 4 MB: Node's default
- * lets the young generation grow to 16 MB ones under load, some 25 MB more RSS after a throughput
- * run; 2 MB saved 3 MB more but scavenges twice as often, and throughput runs on a shared machine
- * could not rule out a cost, so the larger was kept. The old generation keeps Node's limit: capped at
+ * chart keeps unless its `env.NODE_OPTIONS` is set). Semi-spaces of at most 4 MB bound the young
+ * generation, which Node's default lets grow to 16 MB ones under load; 2 MB scavenges twice as
+ * often, and throughput runs on a shared machine could not rule out a cost. The old generation keeps Node's limit: capped at
  * 384 MB it kept the RSS lower after bursts of connections, but cost about a quarter more CPU per
  * byte tunnelled (docs/performance-ztunnel-memory.md).
  */
