@@ -4,9 +4,11 @@
  *   (b) stunnel: an mTLS pair inside those same pods (TLS 1.3, P-256 certs from the same CA),
  *   (c) ztunnel: enrolled pods, through the client's and the server's node agents (HBONE),
  * then each ztunnel's RSS with 1,000 extra workloads in its config and 1,000 open connections.
- * Modes are interleaved over BENCH_REPEAT rounds (default 3) and medians printed. Needs root.
+ * Modes are interleaved over BENCH_REPEAT rounds (default 3); medians are printed with their spread
+ * (min..max), the CPU seconds each process spent per mode (from /proc/<pid>/stat), and the RSS the
+ * held connections add (with them open minus none, on the same agents, per 1,000). Needs root.
  */
-import type { ChildProcess } from 'node:child_process';
+import { type ChildProcess, execFileSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -22,6 +24,8 @@ const CONNS = Number(process.env.BENCH_CONNS ?? 2000);
 const REPEAT = Number(process.env.BENCH_REPEAT ?? 3);
 const HELD = Number(process.env.BENCH_HELD ?? 1000);
 const EXTRA_WORKLOADS = 1000;
+/** Kernel clock ticks per second, the unit of /proc/<pid>/stat times. */
+const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
 const PREFIX = 'bz';
 
 let lab: Lab | undefined;
@@ -58,20 +62,29 @@ async function main(): Promise<void> {
       c.stdout?.once('data', resolve);
       c.once('exit', (code) => reject(new Error(`helper exited with ${code} before it was ready`)));
     });
+  /** Processes whose CPU time is read from /proc per mode, by label. */
+  const tracked = new Map<string, number>();
+  const track = (label: string, c: ChildProcess) => {
+    if (c.pid !== undefined) tracked.set(label, c.pid);
+    return c;
+  };
   for (const ns of ['plain', 'mesh']) {
     const server = pod(ns, 'server');
-    L.start(server.netns, ['iperf3', '-s', '-p', '5201']);
+    track(`iperf3 server (${ns})`, L.start(server.netns, ['iperf3', '-s', '-p', '5201']));
     await waitLine(
-      L.start(server.netns, [
-        'sh',
-        '-c',
-        'ulimit -n "$(ulimit -Hn)" && exec "$0" "$@"',
-        process.execPath,
-        podLoad,
-        'echo',
-        '',
-        '7000',
-      ]),
+      track(
+        `echo server (${ns})`,
+        L.start(server.netns, [
+          'sh',
+          '-c',
+          'ulimit -n "$(ulimit -Hn)" && exec "$0" "$@"',
+          process.execPath,
+          podLoad,
+          'echo',
+          '',
+          '7000',
+        ]),
+      ),
     );
   }
   // stunnel pair inside the plain pods.
@@ -100,7 +113,10 @@ async function main(): Promise<void> {
     ]),
   );
   for (const side of ['server', 'client'] as const) {
-    const st = L.start(pod('plain', side).netns, ['stunnel4', join(work, `st-${side}.conf`)]);
+    const st = track(
+      `stunnel ${side}`,
+      L.start(pod('plain', side).netns, ['stunnel4', join(work, `st-${side}.conf`)]),
+    );
     st.stderr?.on('data', (d: Buffer) => process.stderr.write(`[stunnel ${side}] ${d}`));
   }
   // Wait until both stunnel ends accept (curl exits 7 while the port is refused).
@@ -122,12 +138,16 @@ async function main(): Promise<void> {
     extraWorkloads: EXTRA_WORKLOADS,
   });
   await mesh.start();
+  for (const [k, pid] of mesh.pids.entries()) tracked.set(`ztunnel node${k}`, pid);
   await new Promise((resolve) => setTimeout(resolve, 500));
 
-  // RSS with 1,000 workloads in config and 1,000 open connections through the mesh, measured on
-  // fresh node agents (the scenario), and again after the load runs (their high-water mark).
-  const rssWithHeld = async (): Promise<{ rss: number[]; held: number }> => {
+  // RSS with 1,000 workloads in config and 1,000 open connections through the mesh: on fresh node
+  // agents (the scenario), then after each round of load. Each reading is paired with one taken
+  // just before the connections open, on the same agents, so the cost of the connections
+  // themselves shows apart from the agents' baseline.
+  const rssWithHeld = async (): Promise<RssReading> => {
     process.stderr.write(`bench: holding ${HELD} connections through the mesh\n`);
+    const idle = await Promise.all(mesh.pids.map(rssMb));
     const holder = L.start(pod('mesh', 'client').netns, [
       'sh',
       '-c',
@@ -146,7 +166,13 @@ async function main(): Promise<void> {
     holder.kill();
     await exited;
     await new Promise((resolve) => setTimeout(resolve, 500));
-    return { rss, held: held.held as number };
+    const n = held.held as number;
+    return {
+      idle,
+      rss,
+      held: n,
+      per1000: rss.map((r, k) => ((r - (idle[k] as number)) * 1000) / Math.max(n, 1)),
+    };
   };
   const fresh = await rssWithHeld();
 
@@ -161,45 +187,101 @@ async function main(): Promise<void> {
       echo: 7000,
     },
   ];
-  type Sample = { gbps: number; p50: number; p99: number; cps: number };
   const samples: Record<string, Sample[]> = { direct: [], stunnel: [], ztunnel: [] };
+  const afterRounds: RssReading[] = [];
   for (const m of modes) await runIn(m.client, ['rate', m.host, String(m.echo), '200']); // warm up
   for (let round = 1; round <= REPEAT; round++) {
     for (const m of modes) {
       process.stderr.write(`bench: round ${round}/${REPEAT} ${m.name}\n`);
+      const cpuStart = await cpuOf(tracked);
       const ip = await L.exec(
         m.client,
         ['iperf3', '-c', m.host, '-p', String(m.iperf), '-t', String(SECONDS), '-J'],
         (SECONDS + 30) * 1000,
       );
-      const gbps = JSON.parse(ip.stdout).end.sum_received.bits_per_second / 1e9;
+      const cpuIperf = await cpuOf(tracked);
+      const report = JSON.parse(ip.stdout).end;
+      const gbps = report.sum_received.bits_per_second / 1e9;
+      const gb = report.sum_received.bytes / 1e9;
       const lat = await runIn(m.client, ['latency', m.host, String(m.echo), String(ROUNDS)]);
       const rate = await runIn(m.client, ['rate', m.host, String(m.echo), String(CONNS)]);
-      samples[m.name]?.push({ gbps, p50: lat.p50Us, p99: lat.p99Us, cps: rate.perSecond });
+      const cpuEnd = await cpuOf(tracked);
+      const cpu: Record<string, number> = {};
+      const cpuPerGb: Record<string, number> = {};
+      for (const [label, end] of cpuEnd) {
+        const start = cpuStart.get(label);
+        const mid = cpuIperf.get(label);
+        if (start === undefined) continue;
+        cpu[label] = end - start;
+        if (mid !== undefined && gb > 0) cpuPerGb[label] = (mid - start) / gb;
+      }
+      // The iperf3 client is gone by now: its own report gives its share of the test's wall time.
+      const clientCpu = ((report.cpu_utilization_percent?.host_total ?? Number.NaN) / 100) * SECONDS;
+      cpu['iperf3 client'] = clientCpu;
+      cpuPerGb['iperf3 client'] = clientCpu / gb;
+      samples[m.name]?.push({ gbps, p50: lat.p50Us, p99: lat.p99Us, cps: rate.perSecond, cpu, cpuPerGb });
     }
+    afterRounds.push(await rssWithHeld());
   }
-  const afterLoad = await rssWithHeld();
-  const med = (name: string, k: keyof Sample) => median((samples[name] ?? []).map((x) => x[k]));
-  printTable(med, fresh.rss, afterLoad.rss, fresh.held);
+  printTable(samples, fresh, afterRounds);
 }
 
-function printTable(
-  med: (name: string, k: 'gbps' | 'p50' | 'p99' | 'cps') => number,
-  rss: number[],
-  rssAfterLoad: number[],
-  held: number,
-): void {
-  const d = (k: 'gbps' | 'p50' | 'p99' | 'cps') =>
-    [med('direct', k), med('stunnel', k), med('ztunnel', k)] as const;
+type Metric = 'gbps' | 'p50' | 'p99' | 'cps';
+interface Sample {
+  gbps: number;
+  p50: number;
+  p99: number;
+  cps: number;
+  /** CPU seconds each tracked process spent in this mode's round (iperf3, latency and rate). */
+  cpu: Record<string, number>;
+  /** CPU seconds each tracked process spent per GB received during this mode's iperf3 run. */
+  cpuPerGb: Record<string, number>;
+}
+interface RssReading {
+  /** Per node agent, MB: before the connections open, with them open, and their cost per 1,000. */
+  idle: number[];
+  rss: number[];
+  held: number;
+  per1000: number[];
+}
+
+/** "median (min..max)" of a figure across rounds. */
+function spread(values: number[], digits: number): string {
+  const ok = values.filter((v) => Number.isFinite(v));
+  if (ok.length === 0) return 'n/a';
+  const s = [...ok].sort((a, b) => a - b);
+  return `${median(s).toFixed(digits)} (${(s[0] as number).toFixed(digits)}..${(s[s.length - 1] as number).toFixed(digits)})`;
+}
+
+function printTable(samples: Record<string, Sample[]>, fresh: RssReading, afterRounds: RssReading[]): void {
+  const names = ['direct', 'stunnel', 'ztunnel'] as const;
+  const of = (name: string, k: Metric) => (samples[name] ?? []).map((x) => x[k]);
+  const med = (name: string, k: Metric) => median(of(name, k));
+  const d = (k: Metric) => [med('direct', k), med('stunnel', k), med('ztunnel', k)] as const;
   const ratio = (a: number, b: number) => (b > 0 ? `${(a / b).toFixed(2)}x` : 'n/a');
   const pad = (v: string, n: number) => v.padStart(n);
-  const rows: Array<[string, readonly [number, number, number], number, boolean]> = [
-    ['throughput, 1 stream (Gbit/s)', d('gbps'), 2, true],
-    ['64 B round trip p50 (us)', d('p50'), 0, true],
-    ['64 B round trip p99 (us)', d('p99'), 0, true],
-    ['added p50 over direct (us)', [0, d('p50')[1] - d('p50')[0], d('p50')[2] - d('p50')[0]], 0, false],
-    ['added p99 over direct (us)', [0, d('p99')[1] - d('p99')[0], d('p99')[2] - d('p99')[0]], 0, false],
-    ['new connections/s (x8)', d('cps'), 0, true],
+  // Added latency per round: the same round's mode minus that round's direct.
+  const added = (name: string, k: 'p50' | 'p99') =>
+    of(name, k).map((v, i) => v - ((samples.direct ?? [])[i]?.[k] ?? Number.NaN));
+  const rows: Array<[string, readonly [number, number, number], number, boolean, Array<number[]>]> = [
+    ['throughput, 1 stream (Gbit/s)', d('gbps'), 2, true, names.map((n) => of(n, 'gbps'))],
+    ['64 B round trip p50 (us)', d('p50'), 0, true, names.map((n) => of(n, 'p50'))],
+    ['64 B round trip p99 (us)', d('p99'), 0, true, names.map((n) => of(n, 'p99'))],
+    [
+      'added p50 over direct (us)',
+      [0, d('p50')[1] - d('p50')[0], d('p50')[2] - d('p50')[0]],
+      0,
+      false,
+      names.map((n) => added(n, 'p50')),
+    ],
+    [
+      'added p99 over direct (us)',
+      [0, d('p99')[1] - d('p99')[0], d('p99')[2] - d('p99')[0]],
+      0,
+      false,
+      names.map((n) => added(n, 'p99')),
+    ],
+    ['new connections/s (x8)', d('cps'), 0, true, names.map((n) => of(n, 'cps'))],
   ];
   console.log(
     `\nztunnel benchmark: pod to pod across two lab nodes; medians of ${REPEAT} interleaved rounds of iperf3 ${SECONDS}s, ${ROUNDS} round trips, up to ${CONNS} connections`,
@@ -212,12 +294,58 @@ function printTable(
       `${name.padEnd(32)}${pad(a.toFixed(digits), 10)}${pad(b.toFixed(digits), 10)}${pad(c.toFixed(digits), 10)}${pad(ratios ? ratio(c, a) : '-', 11)}${pad(ratio(c, b), 12)}`,
     );
   }
+  console.log(`\nspread across the ${REPEAT} rounds: median (min..max)`);
+  console.log(`${'metric'.padEnd(32)}${pad('direct', 22)}${pad('stunnel', 22)}${pad('ztunnel', 22)}`);
+  for (const [name, , digits, , perMode] of rows) {
+    console.log(`${name.padEnd(32)}${perMode.map((v) => pad(spread(v, digits), 22)).join('')}`);
+  }
+
+  // CPU seconds per process and mode, so that ratios can be read against the work each side did.
+  const labels = [
+    ...new Set(names.flatMap((n) => (samples[n] ?? []).flatMap((x) => Object.keys(x.cpu)))),
+  ].sort();
   console.log(
-    `ztunnel RSS with ${EXTRA_WORKLOADS} extra workloads in config and ${held} open connections: ${rss.map((r, k) => `node${k} ${r.toFixed(0)} MB`).join(', ')} (fresh); ${rssAfterLoad.map((r, k) => `node${k} ${r.toFixed(0)} MB`).join(', ')} (after the load runs)`,
+    '\nCPU seconds per process and mode, per round (iperf3 + round trips + new connections): median (min..max)',
   );
-  const [gd, gs, gz] = d('gbps');
+  console.log(`${'process'.padEnd(32)}${pad('direct', 22)}${pad('stunnel', 22)}${pad('ztunnel', 22)}`);
+  for (const label of labels) {
+    const cells = names.map((n) => (samples[n] ?? []).map((x) => x.cpu[label] ?? Number.NaN));
+    if (cells.every((c) => c.every((v) => !Number.isFinite(v) || v < 0.005))) continue;
+    console.log(`${label.padEnd(32)}${cells.map((v) => pad(spread(v, 2), 22)).join('')}`);
+  }
+  console.log('CPU seconds per GB received during iperf3: median (min..max)');
+  for (const label of labels) {
+    const cells = names.map((n) => (samples[n] ?? []).map((x) => x.cpuPerGb[label] ?? Number.NaN));
+    if (cells.every((c) => c.every((v) => !Number.isFinite(v) || v < 0.005))) continue;
+    console.log(`${label.padEnd(32)}${cells.map((v) => pad(spread(v, 2), 22)).join('')}`);
+  }
+
+  const mb = (xs: number[]) => xs.map((r, k) => `node${k} ${r.toFixed(0)} MB`).join(', ');
+  const last = afterRounds[afterRounds.length - 1] ?? fresh;
+  const held = fresh.held;
+  const rss = fresh.rss;
+  console.log(
+    `\nztunnel RSS with ${EXTRA_WORKLOADS} extra workloads in config and ${held} open connections: ${mb(rss)} (fresh); ${mb(last.rss)} (after the load runs)`,
+  );
+  const perNode = (pick: (r: RssReading) => number[]) =>
+    fresh.rss
+      .map(
+        (_, k) =>
+          `node${k} ${spread(
+            afterRounds.map((r) => pick(r)[k] as number),
+            1,
+          )}`,
+      )
+      .join(', ');
+  console.log(
+    `ztunnel RSS with no connections open: ${mb(fresh.idle)} (fresh); after each round, MB: ${perNode((r) => r.idle)}`,
+  );
+  console.log(`ztunnel RSS with ${held} connections open, after each round, MB: ${perNode((r) => r.rss)}`);
+  console.log(
+    `ztunnel RSS per 1000 connections (with ${held} open minus none, same agents), MB: fresh ${fresh.per1000.map((v, k) => `node${k} ${v.toFixed(1)}`).join(', ')}; after each round ${perNode((r) => r.per1000)}`,
+  );
+  const [, gs, gz] = d('gbps');
   const [pd, ps, pz] = d('p99');
-  void gd;
   console.log(
     `target throughput >= stunnel: ${gz >= gs ? 'met' : 'NOT met'} (${gz.toFixed(2)} vs ${gs.toFixed(2)} Gbit/s)`,
   );
@@ -233,6 +361,19 @@ function median(values: number[]): number {
   const s = [...values].sort((a, b) => a - b);
   const m = Math.floor(s.length / 2);
   return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+}
+
+/** User plus system CPU seconds of each process (its threads included), by label; gone processes are left out. */
+async function cpuOf(pids: ReadonlyMap<string, number>): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  for (const [label, pid] of pids) {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    if (Number.isFinite(ticks)) out.set(label, ticks / CLOCK_TICKS);
+  }
+  return out;
 }
 
 async function rssMb(pid: number): Promise<number> {

@@ -23,6 +23,9 @@
 #include <netinet/in.h>
 #include <linux/magic.h>
 #include <linux/nsfs.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <node_api.h>
 #include <sched.h>
 #include <stdio.h>
@@ -426,6 +429,22 @@ static napi_value is_netns(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/*
+ * Returns the C heap's free pages to the kernel (glibc's malloc_trim): buffers of busy tunnels are
+ * malloc'd and freed by the thousand, and glibc otherwise keeps the freed pages in RSS. True when
+ * memory was released; always false without glibc.
+ */
+static napi_value malloc_trim_js(napi_env env, napi_callback_info info) {
+  (void)info;
+  int released = 0;
+#ifdef __GLIBC__
+  released = malloc_trim(0);
+#endif
+  napi_value result;
+  napi_get_boolean(env, released != 0, &result);
+  return result;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"socketInNetns", NULL, socket_in_netns, NULL, NULL, NULL, napi_default, NULL},
@@ -440,6 +459,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"unwatch", NULL, unwatch, NULL, NULL, NULL, napi_default, NULL},
       {"closeFd", NULL, close_fd, NULL, NULL, NULL, napi_default, NULL},
       {"isNetns", NULL, is_netns, NULL, NULL, NULL, napi_default, NULL},
+      {"mallocTrim", NULL, malloc_trim_js, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

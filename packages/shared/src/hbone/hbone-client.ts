@@ -20,8 +20,8 @@ import {
 import { H2_ERROR, H2ConnectionError } from '../h2/h2-frames.js';
 import type { H2Stream } from '../h2/h2-stream.js';
 import type { WorkloadCertificate } from '../identity/cert-manager.js';
+import { uriSans } from '../identity/node-x509.js';
 import type { SpiffeId } from '../identity/spiffe-id.js';
-import { uriSans } from '../identity/x509.js';
 import type { HboneMetrics } from '../telemetry/hbone-metrics.js';
 import { expectIdentity, HBONE_ALPN, secureContextFor } from '../tls/mesh-tls.js';
 import { drainSessions } from './drain-sessions.js';

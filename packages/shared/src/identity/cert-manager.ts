@@ -3,9 +3,9 @@ import { type BackoffPolicy, backoffDelay, CERT_BACKOFF } from '../backoff.js';
 import { MeshError } from '../errors.js';
 import type { CaClient } from './ca-client.js';
 import { DEFAULT_CERT_TTL_SECONDS } from './local-ca.js';
+import { certificateFacts, createCsr } from './node-x509.js';
 import { planRotation } from './rotation-schedule.js';
 import type { SpiffeId } from './spiffe-id.js';
-import { certificateFacts, createCsr } from './x509.js';
 
 /** A workload's key and certificate chain as issued by the CA. Immutable; rotation makes a new one. */
 export interface WorkloadCertificate {

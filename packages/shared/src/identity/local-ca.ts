@@ -4,8 +4,12 @@ import { join } from 'node:path';
 import { MeshError } from '../errors.js';
 import { formatProblems } from '../result.js';
 import type { CaClient, CertificateRequest } from './ca-client.js';
+import { EC_P256, generateKeyPair, importPrivateKeyPem, privateKeyPem } from './node-x509.js';
 import type { SpiffeId } from './spiffe-id.js';
-import { EC_P256, generateKeyPair, importPrivateKeyPem, parseCsr, privateKeyPem, x509 } from './x509.js';
+import type { x509 } from './x509.js';
+
+/** The X.509 library, loaded on first use so that importing this package does not (node agents never sign). */
+const caX509 = () => import('./x509.js');
 
 export const DEFAULT_CERT_TTL_SECONDS = 24 * 60 * 60;
 const MAX_TTL_SECONDS = 90 * 24 * 60 * 60;
@@ -46,6 +50,7 @@ export class LocalCa implements CaClient {
 
   /** Creates a root in memory. */
   static async create(options: LocalCaOptions): Promise<LocalCa> {
+    const { x509 } = await caX509();
     const keys = await generateKeyPair();
     const now = Date.now();
     const root = await x509.X509CertificateGenerator.createSelfSigned({
@@ -93,6 +98,7 @@ export class LocalCa implements CaClient {
 
   /** A CA from an existing root certificate and its private key (PEM). */
   static async fromPem(certPem: string, keyPem: string, options: LocalCaOptions): Promise<LocalCa> {
+    const { x509 } = await caX509();
     let root: x509.X509Certificate;
     let key: webcrypto.CryptoKey;
     try {
@@ -123,7 +129,7 @@ export class LocalCa implements CaClient {
 
   /** Verifies a CSR, checks its identity against `allowed` and the trust domain, and signs it. */
   async sign(csrPem: string, options: SignOptions = {}): Promise<string[]> {
-    const parsed = await parseCsr(csrPem);
+    const parsed = await (await caX509()).parseCsr(csrPem);
     if (!parsed.ok) throw new MeshError('MESH_ERR_INVALID_CSR', formatProblems(parsed.problems));
     const { identity, publicKey } = parsed.value;
     if (identity.trustDomain !== this.trustDomain) {
@@ -154,6 +160,7 @@ export class LocalCa implements CaClient {
     notAfter: Date,
     dnsNames: readonly string[] = [],
   ): Promise<string[]> {
+    const { x509 } = await caX509();
     const rootNotAfter = this.root.notAfter;
     const leaf = await x509.X509CertificateGenerator.create({
       serialNumber: randomSerial(),

@@ -2,8 +2,8 @@ import type { PeerCertificate, SecureContext, SecureContextOptions, TLSSocket } 
 import { createSecureContext } from 'node:tls';
 import { MeshError } from '../errors.js';
 import type { WorkloadCertificate } from '../identity/cert-manager.js';
+import { uriSans } from '../identity/node-x509.js';
 import { SpiffeId } from '../identity/spiffe-id.js';
-import { uriSans } from '../identity/x509.js';
 
 /** TLS 1.3 with AES-GCM only, as Istio's ztunnel. */
 export const MESH_TLS_CIPHERS = 'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384';

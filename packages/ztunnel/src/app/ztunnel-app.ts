@@ -30,7 +30,7 @@ import type { Logger } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { adminHandler } from '../admin/admin-server.js';
 import { installCapture, removeCapture } from '../capture/inpod-capture.js';
-import { NetnsSockets } from '../capture/netns-sockets.js';
+import { loadAddon, NetnsSockets } from '../capture/netns-sockets.js';
 import type { LocalConfig } from '../config/local-config.js';
 import { LocalConfigFile } from '../config/local-config-file.js';
 import { InpodProxy } from '../proxy/inpod-proxy.js';
@@ -45,6 +45,7 @@ import { ZdsError } from '../zds/zds-error.js';
 import { ZdsMetrics } from '../zds/zds-metrics.js';
 import { type ZdsNetns, ZdsWorkloadManager } from '../zds/zds-workload-manager.js';
 import { planEnrollment } from './enrollment-plan.js';
+import { HeapTrimmer } from './heap-trimmer.js';
 import { metricsHandler } from './metrics-endpoint.js';
 import type { ZtunnelConfig } from './ztunnel-config.js';
 
@@ -92,6 +93,7 @@ export class ZtunnelApp {
   private podNetnsWatcher?: StatWatcher;
   private lastConfig?: LocalConfig;
   private sockets?: NetnsSockets;
+  private trimmer?: HeapTrimmer;
   private applying = Promise.resolve();
   private configRejections = 0;
   /** Network namespaces whose capture is to be removed (pods no longer enrolled): path -> pod. */
@@ -144,6 +146,10 @@ export class ZtunnelApp {
     );
     if (config.podSource === 'zds') this.readiness.block(ZDS_BLOCKER);
     this.sockets = NetnsSockets.load();
+    this.trimmer = HeapTrimmer.fromAddon(loadAddon());
+    if (this.trimmer) this.trimmer.start();
+    else
+      logger.warn('the netns-sockets addon has no mallocTrim (built before it): freed C heap is not trimmed');
     this.certs = new CertManager({ ca: await this.caClient(), logger: logger.child({ component: 'certs' }) });
     this.loadPodNetns();
     const first = await this.startConfig();
@@ -166,6 +172,7 @@ export class ZtunnelApp {
    */
   async close(): Promise<void> {
     this.closing = true;
+    this.trimmer?.stop();
     this.readiness.block('draining');
     for (const r of this.retries.values()) clearTimeout(r.timer);
     this.retries.clear();
