@@ -24,6 +24,8 @@ export interface ListenOptions {
   readonly host?: string;
   /** Accept connections for any address (needed where traffic is REDIRECTed to us). */
   readonly transparent?: boolean;
+  /** Accepted sockets do not read until their handler asks (see HboneServer.accept). */
+  readonly pauseOnConnect?: boolean;
 }
 
 export interface ConnectOptions {
@@ -74,7 +76,10 @@ export class NetnsSockets {
       closeSync(fd);
       throw err;
     }
-    const server = net.createServer({ allowHalfOpen: true, noDelay: true }, onConnection);
+    const server = net.createServer(
+      { allowHalfOpen: true, noDelay: true, pauseOnConnect: options.pauseOnConnect ?? false },
+      onConnection,
+    );
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen({ fd, backlog: 511 }, () => {

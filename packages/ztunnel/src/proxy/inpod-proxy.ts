@@ -169,12 +169,14 @@ export class InpodProxy {
 
   async start(): Promise<void> {
     const { sockets, netnsPath } = this.inputs;
-    const listen = async (port: number, handler: (s: net.Socket) => void) => {
-      this.servers.push(await sockets.listen(netnsPath, { port, transparent: true }, handler));
+    const listen = async (port: number, handler: (s: net.Socket) => void, pauseOnConnect = false) => {
+      this.servers.push(
+        await sockets.listen(netnsPath, { port, transparent: true, pauseOnConnect }, handler),
+      );
     };
     await listen(OUTBOUND_CAPTURE_PORT, (s) => this.guard(s, this.outbound(s)));
     await listen(INBOUND_PLAINTEXT_PORT, (s) => this.guard(s, this.inboundPlaintext(s)));
-    await listen(INBOUND_HBONE_PORT, (s) => this.hboneServer.accept(s));
+    await listen(INBOUND_HBONE_PORT, (s) => this.hboneServer.accept(s), true);
   }
 
   async close(deadlineMs = 5_000): Promise<void> {
