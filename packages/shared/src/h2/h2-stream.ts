@@ -45,7 +45,12 @@ export class H2Stream extends Duplex {
     sendWindow: number,
     recvWindow: number,
   ) {
-    super({ allowHalfOpen: true, decodeStrings: true });
+    super({
+      allowHalfOpen: true,
+      decodeStrings: true,
+      readableHighWaterMark: STREAM_HIGH_WATER_MARK,
+      writableHighWaterMark: STREAM_HIGH_WATER_MARK,
+    });
     this.sendWindow = sendWindow;
     this.recvWindow = recvWindow;
   }
@@ -95,5 +100,10 @@ export class H2Stream extends Duplex {
   }
 }
 
+/**
+ * Buffered bytes before a stream pushes back, each way. A 64 KiB socket read is written whole and
+ * a turn's DATA frames are read whole, without a pause and resume between every 16 KiB.
+ */
+const STREAM_HIGH_WATER_MARK = 64 * 1024;
 const EMPTY = Buffer.alloc(0);
 const noop = () => {};
