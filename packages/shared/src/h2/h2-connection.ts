@@ -24,6 +24,7 @@ import {
   H2_ERROR,
   H2ConnectionError,
   H2StreamError,
+  LARGE_DATA_FRAME_PAYLOAD,
   MAX_WINDOW,
   SETTING,
 } from './h2-frames.js';
@@ -204,7 +205,10 @@ export class H2Connection extends EventEmitter {
   }
 
   private get dataFrameLimit(): number {
-    return Math.min(this.remoteSettings.maxFrameSize, DATA_FRAME_PAYLOAD);
+    const peerMax = this.remoteSettings.maxFrameSize;
+    return peerMax >= LARGE_DATA_FRAME_PAYLOAD
+      ? LARGE_DATA_FRAME_PAYLOAD
+      : Math.min(peerMax, DATA_FRAME_PAYLOAD);
   }
 
   get streamCount(): number {

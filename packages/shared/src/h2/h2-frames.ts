@@ -56,6 +56,11 @@ export const FRAME_HEADER_LENGTH = 9;
  * receiver gets whole frames per record read instead of headers split across records.
  */
 export const DATA_FRAME_PAYLOAD = 16_384 - FRAME_HEADER_LENGTH;
+/**
+ * Largest DATA payload we send to a peer whose SETTINGS_MAX_FRAME_SIZE allows it: header and payload
+ * fill exactly four 16 KiB TLS records, and a 64 KiB socket read leaves as one frame, not four.
+ */
+export const LARGE_DATA_FRAME_PAYLOAD = 4 * 16_384 - FRAME_HEADER_LENGTH;
 
 export function frameHeader(length: number, type: number, flags: number, streamId: number): Buffer {
   const h = Buffer.allocUnsafe(FRAME_HEADER_LENGTH);
