@@ -52,8 +52,9 @@ export const DEFAULT_MAX_FRAME = 16_384;
 export const MAX_WINDOW = 2 ** 31 - 1;
 export const FRAME_HEADER_LENGTH = 9;
 /**
- * Largest DATA payload we send: with its header it fills exactly one 16 KiB TLS record, so the
- * receiver gets whole frames per record read instead of headers split across records.
+ * Largest DATA payload we send to a peer that keeps the default frame size: with its header it
+ * fills exactly one 16 KiB TLS record, so the receiver gets whole frames per record read instead
+ * of headers split across records.
  */
 export const DATA_FRAME_PAYLOAD = 16_384 - FRAME_HEADER_LENGTH;
 /**
