@@ -64,14 +64,24 @@ export const DATA_FRAME_PAYLOAD = 16_384 - FRAME_HEADER_LENGTH;
 export const LARGE_DATA_FRAME_PAYLOAD = 4 * 16_384 - FRAME_HEADER_LENGTH;
 
 export function frameHeader(length: number, type: number, flags: number, streamId: number): Buffer {
-  const h = Buffer.allocUnsafe(FRAME_HEADER_LENGTH);
-  h[0] = (length >>> 16) & 0xff;
-  h[1] = (length >>> 8) & 0xff;
-  h[2] = length & 0xff;
-  h[3] = type;
-  h[4] = flags;
-  h.writeUInt32BE(streamId & 0x7fffffff, 5);
-  return h;
+  return writeFrameHeader(Buffer.allocUnsafe(FRAME_HEADER_LENGTH), length, type, flags, streamId);
+}
+
+/** Writes a frame header into the first 9 bytes of `into` and returns it. */
+export function writeFrameHeader(
+  into: Buffer,
+  length: number,
+  type: number,
+  flags: number,
+  streamId: number,
+): Buffer {
+  into[0] = (length >>> 16) & 0xff;
+  into[1] = (length >>> 8) & 0xff;
+  into[2] = length & 0xff;
+  into[3] = type;
+  into[4] = flags;
+  into.writeUInt32BE(streamId & 0x7fffffff, 5);
+  return into;
 }
 
 /** A connection error: the whole connection ends with GOAWAY(code). */

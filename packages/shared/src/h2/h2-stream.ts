@@ -1,6 +1,6 @@
 import { Duplex } from 'node:stream';
 import type { H2Connection, H2Headers } from './h2-connection.js';
-import { H2_ERROR } from './h2-frames.js';
+import { FRAME_HEADER_LENGTH, H2_ERROR } from './h2-frames.js';
 
 type WriteCallback = (err?: Error | null) => void;
 
@@ -71,6 +71,25 @@ export class H2Stream extends Duplex {
     this.rstCode = code;
     this.session.resetStream(this, code);
     this.destroy();
+  }
+
+  /**
+   * Writes the `length` bytes at `frame[FRAME_HEADER_LENGTH..]`; the first FRAME_HEADER_LENGTH
+   * bytes are headroom this stream may overwrite with a DATA frame header, so that header and
+   * payload leave as one buffer (see H2Connection.sendFramed). When anything is queued ahead, or
+   * the payload does not fit one frame and the send windows, it is an ordinary write of the
+   * payload. Returns false when the writer should wait for `cb` before writing more.
+   */
+  writeFramed(frame: Buffer, length: number, cb: WriteCallback): boolean {
+    if (
+      this.writableLength === 0 &&
+      !this.writableEnded &&
+      !this.destroyed &&
+      this.session.sendFramed(this, frame, length, cb)
+    ) {
+      return !this.session.writeBlocked;
+    }
+    return this.write(frame.subarray(FRAME_HEADER_LENGTH, FRAME_HEADER_LENGTH + length), cb);
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, cb: WriteCallback): void {
