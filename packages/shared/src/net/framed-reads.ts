@@ -1,9 +1,12 @@
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
-import { FRAME_HEADER_LENGTH } from '../h2/h2-frames.js';
+import { FRAME_HEADER_LENGTH, LARGE_DATA_FRAME_PAYLOAD } from '../h2/h2-frames.js';
 
-/** A read buffer: one 64 KiB socket read after the frame header's headroom. */
-export const FRAMED_READ_SIZE = 64 * 1024;
+/**
+ * Bytes a read may fill after the headroom: the largest DATA payload we send, so that a full read
+ * is one frame and header and payload fill four 16 KiB TLS records exactly.
+ */
+export const FRAMED_READ_SIZE = LARGE_DATA_FRAME_PAYLOAD;
 /**
  * Reads shorter than this are copied into a buffer of their own size and the read buffer is
  * reused: a queued short read never holds a whole read buffer, and small reads cost no allocation
