@@ -10,6 +10,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { H2Connection } from '../h2/h2-connection.js';
 import type { H2Stream } from '../h2/h2-stream.js';
 import { dialTcp } from './dial-tcp.js';
+import { FRAMED_READ_SIZE } from './framed-reads.js';
 import { type SpliceStats, splice } from './splice.js';
 
 const closers: Array<() => unknown> = [];
@@ -73,6 +74,8 @@ interface RelayRun {
   stats: SpliceStats;
   framed: number;
   unframed: number;
+  /** The largest payload sent from the headroom. */
+  largestFramed: number;
 }
 
 /**
@@ -120,11 +123,13 @@ async function relay(pattern: Buffer, sizes: number[], clientWindow: number): Pr
   const received = await readAll(stream);
   const stats = await statsDone;
   const results = sendFramed.mock.results.map((r) => r.value as boolean);
+  const framedLengths = sendFramed.mock.calls.filter((_, i) => results[i]).map((c) => c[2]);
   return {
     received,
     stats,
     framed: results.filter((v) => v).length,
     unframed: results.filter((v) => !v).length,
+    largestFramed: Math.max(0, ...framedLengths),
   };
 }
 
@@ -140,6 +145,17 @@ describe('framed reads into HTTP/2 streams', () => {
     expect(run.stats.bToA).toBe(pattern.length);
     expect(run.stats.error).toBeUndefined();
     expect(run.framed).toBeGreaterThan(0);
+  });
+
+  it('sends a full read as one frame of the largest DATA payload', async () => {
+    const pattern = randomBytes(2 * 1024 * 1024);
+    // One write of everything: the relay's reads fill their buffers.
+    const run = await relay(pattern, [pattern.length], 4 * 1024 * 1024);
+    console.log(
+      `framed reads, one 2 MiB write: ${run.framed} frames sent from the headroom, largest ${run.largestFramed} bytes, ${run.unframed} fell back`,
+    );
+    expect(run.received.equals(pattern)).toBe(true);
+    expect(run.largestFramed).toBe(FRAMED_READ_SIZE);
   });
 
   it('falls back to split frames when the windows are smaller than the reads, bytes still intact', async () => {
