@@ -1,6 +1,7 @@
 /**
  * One side of the benchmarked HBONE pair, run as its own process like a ztunnel on its own node.
- *   server <caDir> <hbonePort>                      HBONE server; CONNECTs go to 127.0.0.1:<authority port>
+ *   server <caDir> <hbonePort> [unframed]           HBONE server; CONNECTs go to 127.0.0.1:<authority port>
+ *                                                   (unframed: upstream reads without frame-header headroom)
  *   client <caDir> <hbonePort> <listen>=<target>... local listeners, each tunnelled to a target port
  * Prints "ready" once listening.
  */
@@ -33,7 +34,7 @@ const hbonePort = Number(hbonePortText);
 if (role === 'server') {
   const server = new HboneServer({
     certificateFor: () => certs.fetch(SERVER),
-    onRequest: (req) => dialTcp(req.target),
+    onRequest: (req) => dialTcp(req.target, undefined, { framedReads: mappings[0] !== 'unframed' }),
     metrics,
     logger,
   });

@@ -3,7 +3,9 @@
  *   (a) direct TCP,
  *   (b) a stunnel mutual-TLS pair (TLS 1.3, AES-GCM, ECDSA P-256 certificates from the same CA),
  *   (c) our HBONE client and server, each in its own process like two node agents,
- * and a table with ratios to (a) and (b) is printed.
+ * and a table with ratios to (a) and (b) is printed: medians, then each figure's spread over the
+ * rounds (min/median/max), then the CPU seconds each process spent per mode, read from /proc, with
+ * CPU seconds per GB during the iperf3 runs (a figure the machine's other load barely moves).
  *   BENCH_SECONDS   iperf3 duration per mode and round (default 3)
  *   BENCH_ROUNDS    64-byte round trips for latency per mode and round (default 3000)
  *   BENCH_CONNS     connections for the connection-rate run per mode and round (default 3000)
@@ -18,6 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { CertManager, LocalCa, SpiffeId } from '@ambient/shared';
 import { measureConnectionRate, measureLatency, startEcho } from './load.js';
+import { cpuSeconds, formatSpread, loadAverage, median, setClockTicks, spread } from './report.js';
 import { stunnelConfig } from './stunnel.js';
 
 const run = promisify(execFile);
@@ -38,6 +41,7 @@ async function main(): Promise<void> {
       throw new Error(`${tool} not found: run scripts/setup.sh --bench`);
     });
   }
+  setClockTicks(Number((await run('getconf', ['CLK_TCK']).catch(() => ({ stdout: '100' }))).stdout.trim()));
   workDir = await mkdtemp(join(tmpdir(), 'bench-hbone-'));
   const caDir = join(workDir, 'ca');
   const ca = await LocalCa.loadOrCreate(caDir, { trustDomain: TD });
@@ -53,9 +57,11 @@ async function main(): Promise<void> {
   await writeFile(join(workDir, 'root.pem'), ca.rootPem);
   certs.close();
 
-  const [iperfPort, stIperf, stIperfSrv, stEcho, stEchoSrv, hbIperf, hbEcho, hbonePort] = await freePorts(8);
+  const [iperfPort, stIperf, stIperfSrv, stEcho, stEchoSrv, hbIperf, hbEcho, hbonePort] = (await freePorts(
+    8,
+  )) as [number, number, number, number, number, number, number, number];
   const echo = await startEcho();
-  spawnChild('iperf3', ['-s', '-p', String(iperfPort)]);
+  const iperfServer = spawnChild('iperf3', ['-s', '-p', String(iperfPort)]);
   await writeFile(
     join(workDir, 'stunnel-server.conf'),
     stunnelConfig(workDir, 'server', [
@@ -70,8 +76,8 @@ async function main(): Promise<void> {
       [`127.0.0.1:${stEcho}`, `127.0.0.1:${stEchoSrv}`],
     ]),
   );
-  spawnChild('stunnel4', [join(workDir, 'stunnel-server.conf')]);
-  spawnChild('stunnel4', [join(workDir, 'stunnel-client.conf')]);
+  const stServer = spawnChild('stunnel4', [join(workDir, 'stunnel-server.conf')]);
+  const stClient = spawnChild('stunnel4', [join(workDir, 'stunnel-client.conf')]);
   const pair = join(here, 'hbone-pair.js');
   const hbServer = spawnChild(process.execPath, [pair, 'server', caDir, String(hbonePort)]);
   const hbClient = spawnChild(process.execPath, [
@@ -89,52 +95,101 @@ async function main(): Promise<void> {
     ),
   );
 
-  const modes = [
-    { name: 'direct', iperf: iperfPort, echo: echo.port },
-    { name: 'stunnel', iperf: stIperf, echo: stEcho },
-    { name: 'hbone', iperf: hbIperf, echo: hbEcho },
-  ] as const;
+  const modes: Mode[] = [
+    { name: 'direct', iperf: iperfPort, echo: echo.port, procs: { 'iperf3 server': iperfServer.pid } },
+    {
+      name: 'stunnel',
+      iperf: stIperf,
+      echo: stEcho,
+      procs: {
+        'tunnel client': stClient.pid,
+        'tunnel server': stServer.pid,
+        'iperf3 server': iperfServer.pid,
+      },
+    },
+    {
+      name: 'hbone',
+      iperf: hbIperf,
+      echo: hbEcho,
+      procs: {
+        'tunnel client': hbClient.pid,
+        'tunnel server': hbServer.pid,
+        'iperf3 server': iperfServer.pid,
+      },
+    },
+  ];
+  const loadAtStart = await loadAverage();
   // Modes are interleaved over several rounds and medians reported, so that drift in the
   // machine's load affects every mode alike.
-  type Sample = { gbps: number; p50: number; p99: number; cps: number; failed: number };
-  const samples: Record<string, Sample[]> = { direct: [], stunnel: [], hbone: [] };
-  for (const m of modes) await measureConnectionRate(m.echo as number, 200, 2_000, CONCURRENCY); // warm pools
+  const samples: Record<ModeName, Sample[]> = { direct: [], stunnel: [], hbone: [] };
+  for (const m of modes) await measureConnectionRate(m.echo, 200, 2_000, CONCURRENCY); // warm pools
   for (let round = 1; round <= ROUNDS_OF_EACH; round++) {
     for (const m of modes) {
       process.stderr.write(
         `bench: round ${round}/${ROUNDS_OF_EACH} ${m.name}: iperf3 ${SECONDS}s, latency, connection rate\n`,
       );
-      const gbps = await iperf(m.iperf as number);
-      const lat = await measureLatency(m.echo as number, ROUNDS, 30_000);
-      const rate = await measureConnectionRate(m.echo as number, CONNS, 10_000, CONCURRENCY);
-      samples[m.name]?.push({
-        gbps,
+      const before = await cpuOf(m.procs);
+      const tput = await iperf(m.iperf);
+      const mid = await cpuOf(m.procs);
+      const self0 = process.cpuUsage();
+      const lat = await measureLatency(m.echo, ROUNDS, 30_000);
+      const rate = await measureConnectionRate(m.echo, CONNS, 10_000, CONCURRENCY);
+      const self = process.cpuUsage(self0);
+      const after = await cpuOf(m.procs);
+      const iperfCpu: Record<string, number> = { 'iperf3 client': tput.clientCpuSeconds };
+      const otherCpu: Record<string, number> = { 'bench (load, echo)': (self.user + self.system) / 1e6 };
+      for (const name of Object.keys(m.procs)) {
+        iperfCpu[name] = (mid[name] as number) - (before[name] as number);
+        otherCpu[name] = (after[name] as number) - (mid[name] as number);
+      }
+      samples[m.name].push({
+        gbps: tput.gbps,
+        gb: tput.gb,
         p50: lat.p50Us,
         p99: lat.p99Us,
         cps: rate.perSecond,
         failed: rate.failed,
+        iperfCpu,
+        otherCpu,
       });
     }
   }
-  const results: Record<string, Sample> = {};
-  for (const [name, list] of Object.entries(samples)) {
-    results[name] = {
-      gbps: median(list.map((x) => x.gbps)),
-      p50: median(list.map((x) => x.p50)),
-      p99: median(list.map((x) => x.p99)),
-      cps: median(list.map((x) => x.cps)),
-      failed: list.reduce((n, x) => n + x.failed, 0),
-    };
-  }
   const rss = await Promise.all([hbClient, hbServer].map((c) => rssMb(c.pid)));
+  const loadAtEnd = await loadAverage();
   echo.close();
-  printTable(
-    results as Record<'direct' | 'stunnel' | 'hbone', (typeof results)[string]>,
-    rss as [number, number],
-  );
+  printTable(samples, rss as [number, number], loadAtStart, loadAtEnd);
 }
 
-async function iperf(port: number): Promise<number> {
+type ModeName = 'direct' | 'stunnel' | 'hbone';
+interface Mode {
+  name: ModeName;
+  iperf: number;
+  echo: number;
+  /** The processes of this mode whose CPU time is read from /proc. */
+  procs: Record<string, number | undefined>;
+}
+interface Sample {
+  gbps: number;
+  /** Gigabytes iperf3 received. */
+  gb: number;
+  p50: number;
+  p99: number;
+  cps: number;
+  failed: number;
+  /** CPU seconds per process during the iperf3 run. */
+  iperfCpu: Record<string, number>;
+  /** CPU seconds per process during the latency and connection-rate runs. */
+  otherCpu: Record<string, number>;
+}
+
+async function cpuOf(procs: Record<string, number | undefined>): Promise<Record<string, number>> {
+  const entries = await Promise.all(
+    Object.entries(procs).map(async ([name, pid]) => [name, await cpuSeconds(pid)] as const),
+  );
+  return Object.fromEntries(entries);
+}
+
+async function iperf(port: number): Promise<{ gbps: number; gb: number; clientCpuSeconds: number }> {
   const { stdout } = await run(
     'iperf3',
     ['-c', '127.0.0.1', '-p', String(port), '-t', String(SECONDS), '-J'],
@@ -143,17 +198,42 @@ async function iperf(port: number): Promise<number> {
       maxBuffer: 16 * 1024 * 1024,
     },
   );
-  const report = JSON.parse(stdout) as { end: { sum_received: { bits_per_second: number } } };
-  return report.end.sum_received.bits_per_second / 1e9;
+  const report = JSON.parse(stdout) as {
+    end: {
+      sum_received: { bits_per_second: number; bytes: number; seconds: number };
+      cpu_utilization_percent?: { host_total: number };
+    };
+  };
+  const received = report.end.sum_received;
+  // iperf3 reports its own CPU use as a share of the test's wall time.
+  const hostPercent = report.end.cpu_utilization_percent?.host_total ?? Number.NaN;
+  return {
+    gbps: received.bits_per_second / 1e9,
+    gb: received.bytes / 1e9,
+    clientCpuSeconds: (hostPercent / 100) * received.seconds,
+  };
 }
 
 function printTable(
-  r: Record<
-    'direct' | 'stunnel' | 'hbone',
-    { gbps: number; p50: number; p99: number; cps: number; failed: number }
-  >,
+  samples: Record<ModeName, Sample[]>,
   [clientRss, serverRss]: [number, number],
+  loadAtStart: string,
+  loadAtEnd: string,
 ): void {
+  const names: ModeName[] = ['direct', 'stunnel', 'hbone'];
+  const med = (name: ModeName, f: (x: Sample) => number) => median(samples[name].map(f));
+  const r = Object.fromEntries(
+    names.map((n) => [
+      n,
+      {
+        gbps: med(n, (x) => x.gbps),
+        p50: med(n, (x) => x.p50),
+        p99: med(n, (x) => x.p99),
+        cps: med(n, (x) => x.cps),
+        failed: samples[n].reduce((sum, x) => sum + x.failed, 0),
+      },
+    ]),
+  ) as Record<ModeName, { gbps: number; p50: number; p99: number; cps: number; failed: number }>;
   const { direct: d, stunnel: s, hbone: h } = r;
   const ratio = (a: number, b: number) => (b > 0 ? `${(a / b).toFixed(2)}x` : 'n/a');
   const rows: Array<[string, number, number, number, number]> = [
@@ -168,6 +248,7 @@ function printTable(
   console.log(
     `\nHBONE benchmark: loopback; medians of ${ROUNDS_OF_EACH} interleaved rounds of iperf3 ${SECONDS}s, ${ROUNDS} round trips, up to ${CONNS} connections`,
   );
+  console.log(`load average (1, 5, 15 min): ${loadAtStart} at the start, ${loadAtEnd} at the end`);
   console.log(
     `${'metric'.padEnd(32)}${pad('direct', 10)}${pad('stunnel', 10)}${pad('hbone', 10)}${pad('hbone/direct', 14)}${pad('hbone/stunnel', 15)}`,
   );
@@ -177,20 +258,92 @@ function printTable(
         `${pad(name.startsWith('added') ? '-' : ratio(c, a), 14)}${pad(ratio(c, b), 15)}`,
     );
   }
+
+  // Per-round figures: added latency and ratios are taken within a round, where the modes ran
+  // back to back under the same load.
+  const perRound: Array<[string, (n: ModeName, i: number) => number, number]> = [
+    ['throughput, 1 stream (Gbit/s)', (n, i) => at(n, i).gbps, 2],
+    ['64 B round trip p50 (us)', (n, i) => at(n, i).p50, 0],
+    ['64 B round trip p99 (us)', (n, i) => at(n, i).p99, 0],
+    ['added p50 over direct (us)', (n, i) => at(n, i).p50 - at('direct', i).p50, 0],
+    ['added p99 over direct (us)', (n, i) => at(n, i).p99 - at('direct', i).p99, 0],
+    ['new connections/s (x8)', (n, i) => at(n, i).cps, 0],
+  ];
+  const at = (n: ModeName, i: number) => samples[n][i] as Sample;
+  const rounds = samples.hbone.length;
+  const idx = Array.from({ length: rounds }, (_, i) => i);
+  console.log(`\nspread over the ${rounds} rounds, min/median/max (ratios taken within each round)`);
   console.log(
-    `hbone process RSS after the run: client ${clientRss.toFixed(0)} MB, server ${serverRss.toFixed(0)} MB`,
+    `${'metric'.padEnd(32)}${pad('direct', 20)}${pad('stunnel', 20)}${pad('hbone', 20)}${pad('hbone/stunnel', 20)}`,
+  );
+  for (const [name, f, digits] of perRound) {
+    const col = (n: ModeName) =>
+      name.startsWith('added') && n === 'direct'
+        ? '-'
+        : formatSpread(spread(idx.map((i) => f(n, i))), digits);
+    const ratios = spread(idx.map((i) => f('hbone', i) / f('stunnel', i)));
+    console.log(
+      `${name.padEnd(32)}${pad(col('direct'), 20)}${pad(col('stunnel'), 20)}${pad(col('hbone'), 20)}${pad(`${formatSpread(ratios, 2)}x`, 20)}`,
+    );
+  }
+
+  // CPU time per process: seconds per GB during the iperf3 runs does not depend on how much CPU
+  // the other work on the machine left over, so it compares the modes even on a loaded machine.
+  const cpuRows = [...new Set(names.flatMap((n) => samples[n].flatMap((x) => Object.keys(x.iperfCpu))))];
+  const order = ['tunnel client', 'tunnel server', 'iperf3 server', 'iperf3 client'];
+  cpuRows.sort((a, b) => order.indexOf(a) - order.indexOf(b));
+  const cpuCell = (n: ModeName, proc: string | undefined) => {
+    const list = samples[n];
+    const secs = (x: Sample) =>
+      proc === undefined
+        ? Object.values(x.iperfCpu).reduce((sum, v) => sum + (Number.isFinite(v) ? v : 0), 0)
+        : (x.iperfCpu[proc] ?? Number.NaN);
+    if (list.every((x) => !Number.isFinite(secs(x)))) return '-';
+    const total = list.reduce((sum, x) => sum + secs(x), 0);
+    return `${total.toFixed(1)} s, ${formatSpread(spread(list.map((x) => secs(x) / x.gb)), 2)}`;
+  };
+  console.log(
+    `\nCPU during the iperf3 runs: seconds summed over the rounds, then CPU seconds per GB received, min/median/max`,
+  );
+  console.log(`${'process'.padEnd(32)}${pad('direct', 24)}${pad('stunnel', 24)}${pad('hbone', 24)}`);
+  for (const proc of [...cpuRows, undefined]) {
+    console.log(
+      `${(proc ?? 'all of the above').padEnd(32)}${names.map((n) => pad(cpuCell(n, proc), 24)).join('')}`,
+    );
+  }
+  const otherRows = [...new Set(names.flatMap((n) => samples[n].flatMap((x) => Object.keys(x.otherCpu))))];
+  otherRows.sort((a, b) => order.indexOf(a) - order.indexOf(b));
+  console.log('CPU seconds during the latency and connection-rate runs, summed over the rounds');
+  for (const proc of otherRows) {
+    const cell = (n: ModeName) => {
+      const v = samples[n].reduce((sum, x) => sum + (x.otherCpu[proc] ?? Number.NaN), 0);
+      return Number.isFinite(v) ? v.toFixed(1) : '-';
+    };
+    console.log(`${proc.padEnd(32)}${names.map((n) => pad(cell(n), 24)).join('')}`);
+  }
+
+  console.log(
+    `\nhbone process RSS after the run: client ${clientRss.toFixed(0)} MB, server ${serverRss.toFixed(0)} MB`,
   );
   if (d.failed + s.failed + h.failed > 0) {
     console.log(`failed connections: direct ${d.failed}, stunnel ${s.failed}, hbone ${h.failed}`);
   }
   const tputOk = h.gbps >= s.gbps;
-  const latOk = h.p50 - d.p50 <= 1.5 * (s.p50 - d.p50);
+  const p50Ok = h.p50 - d.p50 <= 1.5 * (s.p50 - d.p50);
+  const p99Ok = h.p99 - d.p99 <= 1.5 * (s.p99 - d.p99);
   console.log(
     `target throughput >= stunnel: ${tputOk ? 'met' : 'NOT met'} (${h.gbps.toFixed(2)} vs ${s.gbps.toFixed(2)} Gbit/s)`,
   );
-  console.log(
-    `target added p50 <= 1.5x stunnel's: ${latOk ? 'met' : 'NOT met'} (${(h.p50 - d.p50).toFixed(0)} vs ${(1.5 * (s.p50 - d.p50)).toFixed(0)} us)`,
-  );
+  const latencyTarget = (q: 'p50' | 'p99', ok: boolean) => {
+    const budget = 1.5 * (s[q] - d[q]);
+    // A baseline that added nothing (or less than zero, from noise) leaves no budget to compare to.
+    const verdict = s[q] - d[q] > 0 ? (ok ? 'met' : 'NOT met') : 'n/a (stunnel added nothing)';
+    console.log(
+      `target added ${q} <= 1.5x stunnel's: ${verdict} (${(h[q] - d[q]).toFixed(0)} vs ${budget.toFixed(0)} us)`,
+    );
+  };
+  latencyTarget('p50', p50Ok);
+  latencyTarget('p99', p99Ok);
 }
 
 function spawnChild(cmd: string, args: string[]): ChildProcess {
@@ -244,14 +397,6 @@ async function freePorts(n: number): Promise<number[]> {
   const ports = servers.map((s) => (s.address() as net.AddressInfo).port);
   await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
   return ports;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2
-    ? (sorted[mid] as number)
-    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
 }
 
 async function rssMb(pid: number | undefined): Promise<number> {

@@ -69,6 +69,7 @@ export {
 } from './istio-wire/istio-zds.js';
 export type { Always, Input, Written, WrittenFields } from './istio-wire/wire-input.js';
 export { dialTcp } from './net/dial-tcp.js';
+export { FramedReads } from './net/framed-reads.js';
 export type { HttpHandler } from './net/http-endpoint.js';
 export { listenHttp, sendJson, sendText } from './net/http-endpoint.js';
 export type { ReadinessReply } from './net/readiness-reply.js';

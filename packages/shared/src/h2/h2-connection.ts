@@ -24,8 +24,10 @@ import {
   H2_ERROR,
   H2ConnectionError,
   H2StreamError,
+  LARGE_DATA_FRAME_PAYLOAD,
   MAX_WINDOW,
   SETTING,
+  writeFrameHeader,
 } from './h2-frames.js';
 import { H2Stream, type OutItem } from './h2-stream.js';
 import { type HeaderList, HpackDecoder, HpackEncoder, HpackError, HpackListTooLargeError } from './hpack.js';
@@ -204,7 +206,10 @@ export class H2Connection extends EventEmitter {
   }
 
   private get dataFrameLimit(): number {
-    return Math.min(this.remoteSettings.maxFrameSize, DATA_FRAME_PAYLOAD);
+    const peerMax = this.remoteSettings.maxFrameSize;
+    return peerMax >= LARGE_DATA_FRAME_PAYLOAD
+      ? LARGE_DATA_FRAME_PAYLOAD
+      : Math.min(peerMax, DATA_FRAME_PAYLOAD);
   }
 
   get streamCount(): number {
@@ -349,6 +354,34 @@ export class H2Connection extends EventEmitter {
     this.socket.cork();
     this.flush(stream);
     this.socket.uncork();
+  }
+
+  /**
+   * Sends the `length` bytes that follow FRAME_HEADER_LENGTH bytes of headroom in `frame` as one
+   * DATA frame, header written into the headroom, in one socket write: TLS encrypts it in place
+   * instead of first joining a separate header and payload into a new buffer. Only when nothing
+   * is queued ahead on the stream and the whole payload fits one frame and both send windows;
+   * returns false otherwise, having sent nothing (the caller writes the payload the ordinary way).
+   * `cb` runs once the bytes are in the socket, held while the socket is full, as for writes.
+   */
+  sendFramed(stream: H2Stream, frame: Buffer, length: number, cb: (err?: Error | null) => void): boolean {
+    if (stream.released || this.destroyed || stream.localEnded || stream.out.length > 0) return false;
+    if (length <= 0 || frame.length < FRAME_HEADER_LENGTH + length) return false;
+    if (length > this.dataFrameLimit || length > stream.sendWindow || length > this.connSendWindow)
+      return false;
+    writeFrameHeader(frame, length, FRAME.DATA, 0, stream.id);
+    stream.sendWindow -= length;
+    this.connSendWindow -= length;
+    const whole =
+      frame.length === FRAME_HEADER_LENGTH + length ? frame : frame.subarray(0, FRAME_HEADER_LENGTH + length);
+    if (!this.socket.write(whole)) this.socketBlocked = true;
+    this.complete(cb);
+    return true;
+  }
+
+  /** True while the socket holds more than its high-water mark: writers should wait for callbacks. */
+  get writeBlocked(): boolean {
+    return this.socketBlocked;
   }
 
   streamRead(stream: H2Stream): void {

@@ -52,20 +52,36 @@ export const DEFAULT_MAX_FRAME = 16_384;
 export const MAX_WINDOW = 2 ** 31 - 1;
 export const FRAME_HEADER_LENGTH = 9;
 /**
- * Largest DATA payload we send: with its header it fills exactly one 16 KiB TLS record, so the
- * receiver gets whole frames per record read instead of headers split across records.
+ * Largest DATA payload we send to a peer that keeps the default frame size: with its header it
+ * fills exactly one 16 KiB TLS record, so the receiver gets whole frames per record read instead
+ * of headers split across records.
  */
 export const DATA_FRAME_PAYLOAD = 16_384 - FRAME_HEADER_LENGTH;
+/**
+ * Largest DATA payload we send to a peer whose SETTINGS_MAX_FRAME_SIZE allows it: header and payload
+ * fill exactly four 16 KiB TLS records, and a 64 KiB socket read leaves as one frame, not four.
+ */
+export const LARGE_DATA_FRAME_PAYLOAD = 4 * 16_384 - FRAME_HEADER_LENGTH;
 
 export function frameHeader(length: number, type: number, flags: number, streamId: number): Buffer {
-  const h = Buffer.allocUnsafe(FRAME_HEADER_LENGTH);
-  h[0] = (length >>> 16) & 0xff;
-  h[1] = (length >>> 8) & 0xff;
-  h[2] = length & 0xff;
-  h[3] = type;
-  h[4] = flags;
-  h.writeUInt32BE(streamId & 0x7fffffff, 5);
-  return h;
+  return writeFrameHeader(Buffer.allocUnsafe(FRAME_HEADER_LENGTH), length, type, flags, streamId);
+}
+
+/** Writes a frame header into the first 9 bytes of `into` and returns it. */
+export function writeFrameHeader(
+  into: Buffer,
+  length: number,
+  type: number,
+  flags: number,
+  streamId: number,
+): Buffer {
+  into[0] = (length >>> 16) & 0xff;
+  into[1] = (length >>> 8) & 0xff;
+  into[2] = length & 0xff;
+  into[3] = type;
+  into[4] = flags;
+  into.writeUInt32BE(streamId & 0x7fffffff, 5);
+  return into;
 }
 
 /** A connection error: the whole connection ends with GOAWAY(code). */

@@ -1,6 +1,6 @@
 import { Duplex } from 'node:stream';
 import type { H2Connection, H2Headers } from './h2-connection.js';
-import { H2_ERROR } from './h2-frames.js';
+import { FRAME_HEADER_LENGTH, H2_ERROR } from './h2-frames.js';
 
 type WriteCallback = (err?: Error | null) => void;
 
@@ -45,7 +45,12 @@ export class H2Stream extends Duplex {
     sendWindow: number,
     recvWindow: number,
   ) {
-    super({ allowHalfOpen: true, decodeStrings: true });
+    super({
+      allowHalfOpen: true,
+      decodeStrings: true,
+      readableHighWaterMark: STREAM_HIGH_WATER_MARK,
+      writableHighWaterMark: STREAM_HIGH_WATER_MARK,
+    });
     this.sendWindow = sendWindow;
     this.recvWindow = recvWindow;
   }
@@ -66,6 +71,25 @@ export class H2Stream extends Duplex {
     this.rstCode = code;
     this.session.resetStream(this, code);
     this.destroy();
+  }
+
+  /**
+   * Writes the `length` bytes at `frame[FRAME_HEADER_LENGTH..]`; the first FRAME_HEADER_LENGTH
+   * bytes are headroom this stream may overwrite with a DATA frame header, so that header and
+   * payload leave as one buffer (see H2Connection.sendFramed). When anything is queued ahead, or
+   * the payload does not fit one frame and the send windows, it is an ordinary write of the
+   * payload. Returns false when the writer should wait for `cb` before writing more.
+   */
+  writeFramed(frame: Buffer, length: number, cb: WriteCallback): boolean {
+    if (
+      this.writableLength === 0 &&
+      !this.writableEnded &&
+      !this.destroyed &&
+      this.session.sendFramed(this, frame, length, cb)
+    ) {
+      return !this.session.writeBlocked;
+    }
+    return this.write(frame.subarray(FRAME_HEADER_LENGTH, FRAME_HEADER_LENGTH + length), cb);
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, cb: WriteCallback): void {
@@ -95,5 +119,10 @@ export class H2Stream extends Duplex {
   }
 }
 
+/**
+ * Buffered bytes before a stream pushes back, each way. A 64 KiB socket read is written whole and
+ * a turn's DATA frames are read whole, without a pause and resume between every 16 KiB.
+ */
+const STREAM_HIGH_WATER_MARK = 64 * 1024;
 const EMPTY = Buffer.alloc(0);
 const noop = () => {};

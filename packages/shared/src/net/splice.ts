@@ -2,6 +2,7 @@ import { constants as h2 } from 'node:http2';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { TLSSocket } from 'node:tls';
+import { framedReadsOf } from './framed-reads.js';
 
 export interface SpliceStats {
   /** Bytes read from `a` and written to `b`. */
@@ -36,12 +37,19 @@ export function splice(a: Duplex, b: Duplex): Promise<SpliceStats> {
       bToA += chunk.length;
       batchIntoA();
     });
+    // A socket read through FramedReads emits no 'data': its reads go to the other side directly.
+    const framedA = framedReadsOf(a);
+    const framedB = framedReadsOf(b);
     const onClose = (self: Duplex, other: Duplex) => () => {
       if (!endedCleanly(self)) {
         error ??= new Error('peer closed before both directions ended');
         abort(other);
       }
-      if (++closed === 2) resolve(error ? { aToB, bToA, error } : { aToB, bToA });
+      if (++closed === 2) {
+        aToB += framedA?.bytes ?? 0;
+        bToA += framedB?.bytes ?? 0;
+        resolve(error ? { aToB, bToA, error } : { aToB, bToA });
+      }
     };
     const onError = (err: Error) => {
       error ??= err;
@@ -50,8 +58,11 @@ export function splice(a: Duplex, b: Duplex): Promise<SpliceStats> {
     b.on('error', onError);
     a.once('close', onClose(a, b));
     b.once('close', onClose(b, a));
+    // pipe() still passes the end on; attached after it, held reads go first.
     a.pipe(b);
     b.pipe(a);
+    framedA?.attach(b);
+    framedB?.attach(a);
   });
 }
 

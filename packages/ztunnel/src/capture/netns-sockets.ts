@@ -8,7 +8,7 @@
 import { closeSync, openSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import net from 'node:net';
-import { type HostPort, MeshError } from '@ambient/shared';
+import { FramedReads, type HostPort, MeshError } from '@ambient/shared';
 
 interface Addon {
   socketInNetns(netnsFd: number, transparent: boolean, mark: number): number;
@@ -24,6 +24,8 @@ export interface ListenOptions {
   readonly host?: string;
   /** Accept connections for any address (needed where traffic is REDIRECTed to us). */
   readonly transparent?: boolean;
+  /** Accepted sockets do not read until their handler asks (see HboneServer.accept). */
+  readonly pauseOnConnect?: boolean;
 }
 
 export interface ConnectOptions {
@@ -32,6 +34,8 @@ export interface ConnectOptions {
   readonly source?: string;
   readonly mark?: number;
   readonly timeoutMs?: number;
+  /** Read through `onread` into buffers with HTTP/2 frame-header headroom (see FramedReads). */
+  readonly framedReads?: boolean;
 }
 
 function fdOf(socket: net.Socket): number {
@@ -74,7 +78,10 @@ export class NetnsSockets {
       closeSync(fd);
       throw err;
     }
-    const server = net.createServer({ allowHalfOpen: true, noDelay: true }, onConnection);
+    const server = net.createServer(
+      { allowHalfOpen: true, noDelay: true, pauseOnConnect: options.pauseOnConnect ?? false },
+      onConnection,
+    );
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen({ fd, backlog: 511 }, () => {
@@ -94,7 +101,15 @@ export class NetnsSockets {
       closeSync(fd);
       return Promise.reject(err);
     }
-    const socket = new net.Socket({ fd, allowHalfOpen: true, readable: true, writable: true });
+    const reads = options.framedReads ? new FramedReads() : undefined;
+    const socket = new net.Socket({
+      fd,
+      allowHalfOpen: true,
+      readable: true,
+      writable: true,
+      ...(reads && { onread: reads.onread }),
+    });
+    reads?.register(socket);
     return new Promise((resolve, reject) => {
       const fail = (err: Error) => {
         socket.destroy();

@@ -152,7 +152,7 @@ export class InpodProxy {
           this.inputs.preserveClientIpThroughWaypoint && req.forwardedIp && this.fromOwnWaypoint(req.peer)
             ? req.forwardedIp
             : remote;
-        const upstream = await this.admit(facts, parties, deliverFrom);
+        const upstream = await this.admit(facts, parties, deliverFrom, true);
         // Closed with the labels it was opened with, even if the config changes meanwhile.
         this.tunnelParties.set(req, parties);
         return upstream;
@@ -169,12 +169,14 @@ export class InpodProxy {
 
   async start(): Promise<void> {
     const { sockets, netnsPath } = this.inputs;
-    const listen = async (port: number, handler: (s: net.Socket) => void) => {
-      this.servers.push(await sockets.listen(netnsPath, { port, transparent: true }, handler));
+    const listen = async (port: number, handler: (s: net.Socket) => void, pauseOnConnect = false) => {
+      this.servers.push(
+        await sockets.listen(netnsPath, { port, transparent: true, pauseOnConnect }, handler),
+      );
     };
     await listen(OUTBOUND_CAPTURE_PORT, (s) => this.guard(s, this.outbound(s)));
     await listen(INBOUND_PLAINTEXT_PORT, (s) => this.guard(s, this.inboundPlaintext(s)));
-    await listen(INBOUND_HBONE_PORT, (s) => this.hboneServer.accept(s));
+    await listen(INBOUND_HBONE_PORT, (s) => this.hboneServer.accept(s), true);
   }
 
   async close(deadlineMs = 5_000): Promise<void> {
@@ -363,6 +365,8 @@ export class InpodProxy {
     facts: ConnectionFacts,
     parties: ConnectionParties,
     deliverFrom = facts.sourceIp,
+    /** Into an HBONE stream: read with frame-header headroom. */
+    framedReads = false,
   ): Promise<net.Socket> {
     const decision = this.decide(facts);
     if (!decision.allowed) {
@@ -373,7 +377,11 @@ export class InpodProxy {
     }
     let upstream: net.Socket;
     try {
-      upstream = await this.deliver({ host: facts.destinationIp, port: facts.destinationPort }, deliverFrom);
+      upstream = await this.deliver(
+        { host: facts.destinationIp, port: facts.destinationPort },
+        deliverFrom,
+        framedReads,
+      );
     } catch (err) {
       this.fail(parties, err);
       throw err;
@@ -448,11 +456,12 @@ export class InpodProxy {
   }
 
   /** Connects to the app from the given source address (transparent), marked so capture skips it. */
-  private deliver(target: HostPort, sourceIp: string): Promise<net.Socket> {
+  private deliver(target: HostPort, sourceIp: string, framedReads: boolean): Promise<net.Socket> {
     return this.inputs.sockets.connect(this.inputs.netnsPath, {
       target,
       source: sourceIp,
       mark: ZTUNNEL_MARK,
+      framedReads,
     });
   }
 }

@@ -1,0 +1,234 @@
+/**
+ * What a Node.js TLS tunnel costs on this machine, against stunnel and HBONE: single-stream iperf3
+ * through
+ *   stunnel      a stunnel mutual-TLS pair (TLS 1.3, AES-GCM, P-256 certificates from one CA),
+ *   node-tls     the same pair in Node.js: net and TLS sockets joined with pipe() (tls-pipe.ts),
+ *   node-frames  node-tls writing HTTP/2-style DATA frames (header and payload, corked),
+ *   hbone        our HBONE client and server (hbone-pair.ts),
+ * each side in its own process. Printed per mode: throughput, and CPU seconds per GB and read/write
+ * system calls per MB of each tunnel process (from /proc), as min/median/max over interleaved rounds.
+ * CPU per GB barely depends on how busy the machine is, so it is the figure to compare.
+ *   BENCH_SECONDS   iperf3 duration per mode and round (default 4)
+ *   BENCH_REPEAT    interleaved rounds (default 5)
+ */
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { CertManager, LocalCa, SpiffeId } from '@ambient/shared';
+import { cpuSeconds, formatSpread, loadAverage, setClockTicks, spread } from './report.js';
+import { stunnelConfig } from './stunnel.js';
+
+const run = promisify(execFile);
+const here = dirname(fileURLToPath(import.meta.url));
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
+const REPEAT = Number(process.env.BENCH_REPEAT ?? 5);
+const TD = 'cluster.local';
+const children: ChildProcess[] = [];
+let workDir = '';
+
+interface Mode {
+  name: string;
+  /** The port iperf3 connects to. */
+  port: number;
+  client: ChildProcess;
+  server: ChildProcess;
+}
+
+interface Round {
+  gbps: number;
+  cpuPerGb: { client: number; server: number };
+  callsPerMb: { client: [number, number]; server: [number, number] };
+}
+
+async function main(): Promise<void> {
+  setClockTicks(Number((await run('getconf', ['CLK_TCK']).catch(() => ({ stdout: '100' }))).stdout.trim()));
+  workDir = await mkdtemp(join(tmpdir(), 'bench-ceiling-'));
+  const caDir = join(workDir, 'ca');
+  const ca = await LocalCa.loadOrCreate(caDir, { trustDomain: TD });
+  const certs = new CertManager({ ca });
+  for (const name of ['client', 'server'] as const) {
+    const c = await certs.fetch(SpiffeId.of(TD, 'bench', name));
+    await writeFile(join(workDir, `${name}-key.pem`), c.keyPem, { mode: 0o600 });
+    await writeFile(join(workDir, `${name}-cert.pem`), c.chainPem[0] as string);
+  }
+  await writeFile(join(workDir, 'root.pem'), ca.rootPem);
+  certs.close();
+
+  const p = (await freePorts(9)) as [number, number, number, number, number, number, number, number, number];
+  const [iperfPort, stIn, stTls, tlsIn, tlsTls, frIn, frTls, hbIn, hbTls] = p;
+  spawnChild('iperf3', ['-s', '-p', String(iperfPort)]);
+  await writeFile(
+    join(workDir, 'st-server.conf'),
+    stunnelConfig(workDir, 'server', [[`127.0.0.1:${stTls}`, `127.0.0.1:${iperfPort}`]]),
+  );
+  await writeFile(
+    join(workDir, 'st-client.conf'),
+    stunnelConfig(workDir, 'client', [[`127.0.0.1:${stIn}`, `127.0.0.1:${stTls}`]]),
+  );
+  const node = process.execPath;
+  const pipe = join(here, 'tls-pipe.js');
+  const pair = join(here, 'hbone-pair.js');
+  const modes: Mode[] = [
+    {
+      name: 'stunnel',
+      port: stIn,
+      server: spawnChild('stunnel4', [join(workDir, 'st-server.conf')]),
+      client: spawnChild('stunnel4', [join(workDir, 'st-client.conf')]),
+    },
+    {
+      name: 'node-tls',
+      port: tlsIn,
+      server: spawnChild(node, [pipe, 'server', caDir, String(tlsTls), String(iperfPort)]),
+      client: spawnChild(node, [pipe, 'client', caDir, String(tlsTls), String(tlsIn)]),
+    },
+    {
+      name: 'node-frames',
+      port: frIn,
+      server: spawnChild(node, [pipe, 'server', caDir, String(frTls), String(iperfPort), 'frames']),
+      client: spawnChild(node, [pipe, 'client', caDir, String(frTls), String(frIn), 'frames']),
+    },
+    {
+      name: 'hbone',
+      port: hbIn,
+      server: spawnChild(node, [pair, 'server', caDir, String(hbTls)]),
+      client: spawnChild(node, [pair, 'client', caDir, String(hbTls), `${hbIn}=${iperfPort}`]),
+    },
+  ];
+  for (const port of [iperfPort, stIn, stTls, tlsIn, tlsTls, frIn, frTls, hbIn, hbTls])
+    await waitListening(port);
+  // One short run each first: connection pools, JIT and TLS read buffers settle before measuring.
+  for (const m of modes) await iperf(m.port, 1);
+  const rounds: Record<string, Round[]> = Object.fromEntries(modes.map((m) => [m.name, []]));
+  const loadAtStart = await loadAverage();
+  for (let i = 1; i <= REPEAT; i++) {
+    for (const m of modes) {
+      process.stderr.write(`ceiling: round ${i}/${REPEAT} ${m.name}\n`);
+      const pids = { client: m.client.pid, server: m.server.pid };
+      const cpu0 = { client: await cpuSeconds(pids.client), server: await cpuSeconds(pids.server) };
+      const io0 = { client: await syscalls(pids.client), server: await syscalls(pids.server) };
+      const { gbps, gb } = await iperf(m.port, SECONDS);
+      const cpu1 = { client: await cpuSeconds(pids.client), server: await cpuSeconds(pids.server) };
+      const io1 = { client: await syscalls(pids.client), server: await syscalls(pids.server) };
+      const perMb = (a: [number, number], b: [number, number]): [number, number] => [
+        (b[0] - a[0]) / (gb * 1000),
+        (b[1] - a[1]) / (gb * 1000),
+      ];
+      rounds[m.name]?.push({
+        gbps,
+        cpuPerGb: { client: (cpu1.client - cpu0.client) / gb, server: (cpu1.server - cpu0.server) / gb },
+        callsPerMb: { client: perMb(io0.client, io1.client), server: perMb(io0.server, io1.server) },
+      });
+    }
+  }
+  const loadAtEnd = await loadAverage();
+  console.log(
+    `\nTLS tunnel ceiling: loopback, iperf3 ${SECONDS}s, ${REPEAT} interleaved rounds, min/median/max; load average ${loadAtStart} at the start, ${loadAtEnd} at the end`,
+  );
+  const cols = [
+    'Gbit/s',
+    'client CPU s/GB',
+    'server CPU s/GB',
+    'both CPU s/GB',
+    'client r/w per MB',
+    'server r/w per MB',
+  ];
+  console.log(`${'mode'.padEnd(13)}${cols.map((c) => c.padStart(21)).join('')}`);
+  for (const m of modes) {
+    const list = rounds[m.name] as Round[];
+    const f = (g: (r: Round) => number, digits: number) =>
+      formatSpread(spread(list.map(g)), digits).padStart(21);
+    const calls = (side: 'client' | 'server') =>
+      `${spread(list.map((r) => r.callsPerMb[side][0])).median.toFixed(0)}/${spread(list.map((r) => r.callsPerMb[side][1])).median.toFixed(0)}`.padStart(
+        21,
+      );
+    console.log(
+      `${m.name.padEnd(13)}${f((r) => r.gbps, 2)}${f((r) => r.cpuPerGb.client, 2)}${f((r) => r.cpuPerGb.server, 2)}` +
+        `${f((r) => r.cpuPerGb.client + r.cpuPerGb.server, 2)}${calls('client')}${calls('server')}`,
+    );
+  }
+}
+
+/** read() and write() family calls a process has made so far (/proc/<pid>/io syscr, syscw). */
+async function syscalls(pid: number | undefined): Promise<[number, number]> {
+  const text = await readFile(`/proc/${pid}/io`, 'utf8').catch(() => '');
+  return [
+    Number(/syscr: (\d+)/.exec(text)?.[1] ?? Number.NaN),
+    Number(/syscw: (\d+)/.exec(text)?.[1] ?? Number.NaN),
+  ];
+}
+
+async function iperf(port: number, seconds: number): Promise<{ gbps: number; gb: number }> {
+  const { stdout } = await run(
+    'iperf3',
+    ['-c', '127.0.0.1', '-p', String(port), '-t', String(seconds), '-J'],
+    {
+      timeout: (seconds + 30) * 1000,
+      maxBuffer: 16 * 1024 * 1024,
+    },
+  );
+  const received = (
+    JSON.parse(stdout) as { end: { sum_received: { bits_per_second: number; bytes: number } } }
+  ).end.sum_received;
+  return { gbps: received.bits_per_second / 1e9, gb: received.bytes / 1e9 };
+}
+
+function spawnChild(cmd: string, args: string[]): ChildProcess {
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stderr?.on('data', (d: Buffer) => {
+    if (cmd !== 'iperf3') process.stderr.write(`[${cmd.split('/').pop()}] ${d}`);
+  });
+  children.push(child);
+  return child;
+}
+
+async function waitListening(port: number): Promise<void> {
+  for (let i = 0; i < 400; i++) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect(port, '127.0.0.1', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.on('error', () => resolve(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`nothing listens on ${port} after 20 s`);
+}
+
+async function freePorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<net.Server>((r) => {
+          const s = net.createServer();
+          s.listen(0, '127.0.0.1', () => r(s));
+        }),
+    ),
+  );
+  const ports = servers.map((s) => (s.address() as net.AddressInfo).port);
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  return ports;
+}
+
+async function cleanup(): Promise<void> {
+  for (const c of children) c.kill('SIGTERM');
+  if (workDir) await rm(workDir, { recursive: true, force: true });
+}
+
+main().then(
+  async () => {
+    await cleanup();
+    process.exit(0);
+  },
+  async (err: unknown) => {
+    console.error(`bench/hbone ceiling: ${(err as Error).message}`);
+    await cleanup();
+    process.exit(1);
+  },
+);

@@ -1,0 +1,118 @@
+import type net from 'node:net';
+import type { Duplex } from 'node:stream';
+import { FRAME_HEADER_LENGTH, LARGE_DATA_FRAME_PAYLOAD } from '../h2/h2-frames.js';
+
+/**
+ * Bytes a read may fill after the headroom: the largest DATA payload we send, so that a full read
+ * is one frame and header and payload fill four 16 KiB TLS records exactly.
+ */
+export const FRAMED_READ_SIZE = LARGE_DATA_FRAME_PAYLOAD;
+/**
+ * Reads shorter than this are copied into a buffer of their own size and the read buffer is
+ * reused: a queued short read never holds a whole read buffer, and small reads cost no allocation
+ * of 64 KiB each.
+ */
+const COPY_BELOW = 8 * 1024;
+
+type WriteCallback = (err?: Error | null) => void;
+/** A destination that can take a payload with frame-header headroom before it (an H2Stream). */
+interface FramedSink {
+  writeFramed(frame: Buffer, length: number, cb: WriteCallback): boolean;
+}
+
+const readers = new WeakMap<net.Socket, FramedReads>();
+
+/**
+ * Reads a socket (through its `onread` option) into buffers that keep FRAME_HEADER_LENGTH bytes of
+ * headroom before the bytes read, so that an HTTP/2 stream can write its DATA frame header there and
+ * hand header and payload to TLS as one buffer: Node's TLS socket copies every write of more than
+ * one buffer into a new one before encrypting it. Any other destination gets the payload alone.
+ *
+ * Create the socket with `onread: reads.onread`, then `reads.register(socket)`; splice() attaches
+ * the destination. Bytes read before that are held and reading stops until it is attached. Reading
+ * also stops whenever the destination pushes back, and resumes once what it holds is written.
+ */
+export class FramedReads {
+  /** Bytes read from the socket. */
+  bytes = 0;
+  readonly onread = {
+    buffer: (): Buffer => this.nextBuffer(),
+    callback: (n: number, buf: Uint8Array): boolean => this.onRead(n, buf),
+  };
+  private socket: net.Socket | undefined;
+  private sink: (Duplex & Partial<FramedSink>) | undefined;
+  private readonly held: Array<[Buffer, number]> = [];
+  /** The current read buffer, when a short read left it free for reuse. */
+  private spare: Buffer | undefined;
+  /** Writes not yet completed; reading resumes when a push-back's writes are all done. */
+  private inFlight = 0;
+  private paused = false;
+  private failed = false;
+  private readonly done = (err?: Error | null): void => {
+    this.inFlight -= 1;
+    if (err) this.failed = true;
+    if (this.paused && this.inFlight === 0 && !this.failed) {
+      this.paused = false;
+      this.socket?.resume();
+    }
+  };
+
+  register(socket: net.Socket): void {
+    this.socket = socket;
+    readers.set(socket, this);
+  }
+
+  /** Starts delivering to `sink`: held reads first, then every read as it arrives. */
+  attach(sink: Duplex): void {
+    if (this.sink) return;
+    this.sink = sink as Duplex & Partial<FramedSink>;
+    for (const [frame, n] of this.held.splice(0)) this.deliver(frame, n);
+    if (this.paused) this.socket?.pause();
+    else this.socket?.resume();
+  }
+
+  private nextBuffer(): Buffer {
+    const big = this.spare ?? Buffer.allocUnsafeSlow(FRAME_HEADER_LENGTH + FRAMED_READ_SIZE);
+    this.spare = undefined;
+    return big.subarray(FRAME_HEADER_LENGTH);
+  }
+
+  /** Returns false to stop reading (Node then stops the socket's reads until resume()). */
+  private onRead(n: number, buf: Uint8Array): boolean {
+    this.bytes += n;
+    const big = Buffer.from(
+      buf.buffer,
+      buf.byteOffset - FRAME_HEADER_LENGTH,
+      FRAME_HEADER_LENGTH + buf.length,
+    );
+    let frame = big;
+    if (n < COPY_BELOW) {
+      frame = Buffer.allocUnsafe(FRAME_HEADER_LENGTH + n);
+      big.copy(frame, FRAME_HEADER_LENGTH, FRAME_HEADER_LENGTH, FRAME_HEADER_LENGTH + n);
+      this.spare = big;
+    }
+    if (!this.sink) {
+      this.held.push([frame, n]);
+      this.paused = true;
+      return false;
+    }
+    this.deliver(frame, n);
+    return !this.paused;
+  }
+
+  private deliver(frame: Buffer, n: number): void {
+    const sink = this.sink as Duplex & Partial<FramedSink>;
+    this.inFlight += 1;
+    const more =
+      typeof sink.writeFramed === 'function'
+        ? sink.writeFramed(frame, n, this.done)
+        : sink.write(frame.subarray(FRAME_HEADER_LENGTH, FRAME_HEADER_LENGTH + n), this.done);
+    // A callback already run (written at once) left inFlight at zero: nothing to wait for.
+    this.paused = !more && this.inFlight > 0;
+  }
+}
+
+/** The framed reader registered for `socket`, if it was created with one. */
+export function framedReadsOf(stream: Duplex): FramedReads | undefined {
+  return readers.get(stream as net.Socket);
+}
