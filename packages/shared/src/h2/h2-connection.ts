@@ -24,7 +24,6 @@ import {
   H2_ERROR,
   H2ConnectionError,
   H2StreamError,
-  LARGE_DATA_FRAME_PAYLOAD,
   MAX_WINDOW,
   SETTING,
   writeFrameHeader,
@@ -207,9 +206,7 @@ export class H2Connection extends EventEmitter {
 
   private get dataFrameLimit(): number {
     const peerMax = this.remoteSettings.maxFrameSize;
-    return peerMax >= LARGE_DATA_FRAME_PAYLOAD
-      ? LARGE_DATA_FRAME_PAYLOAD
-      : Math.min(peerMax, DATA_FRAME_PAYLOAD);
+    return Math.min(peerMax, DATA_FRAME_PAYLOAD);
   }
 
   get streamCount(): number {

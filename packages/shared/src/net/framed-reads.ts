@@ -1,16 +1,16 @@
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
-import { FRAME_HEADER_LENGTH, LARGE_DATA_FRAME_PAYLOAD } from '../h2/h2-frames.js';
+import { DATA_FRAME_PAYLOAD, FRAME_HEADER_LENGTH } from '../h2/h2-frames.js';
 
 /**
  * Bytes a read may fill after the headroom: the largest DATA payload we send, so that a full read
- * is one frame and header and payload fill four 16 KiB TLS records exactly.
+ * is one frame and header and payload fill one 16 KiB TLS record exactly.
  */
-export const FRAMED_READ_SIZE = LARGE_DATA_FRAME_PAYLOAD;
+export const FRAMED_READ_SIZE = DATA_FRAME_PAYLOAD;
 /**
  * Reads shorter than this are copied into a buffer of their own size and the read buffer is
  * reused: a queued short read never holds a whole read buffer, and small reads cost no allocation
- * of 64 KiB each.
+ * of a whole read buffer each.
  */
 const COPY_BELOW = 8 * 1024;
 
