@@ -13,12 +13,12 @@
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { CertManager, LocalCa, SpiffeId } from '@ambient/shared';
+import { freePorts, waitListening } from './loopback-ports.js';
 import { cpuSeconds, formatSpread, loadAverage, setClockTicks, spread } from './report.js';
 import { stunnelConfig } from './stunnel.js';
 
@@ -99,7 +99,7 @@ async function main(): Promise<void> {
     },
   ];
   for (const port of [iperfPort, stIn, stTls, tlsIn, tlsTls, frIn, frTls, hbIn, hbTls])
-    await waitListening(port);
+    await waitListening(port, 20);
   // One short run each first: connection pools, JIT and TLS read buffers settle before measuring.
   for (const m of modes) await iperf(m.port, 1);
   const rounds: Record<string, Round[]> = Object.fromEntries(modes.map((m) => [m.name, []]));
@@ -183,37 +183,6 @@ function spawnChild(cmd: string, args: string[]): ChildProcess {
   });
   children.push(child);
   return child;
-}
-
-async function waitListening(port: number): Promise<void> {
-  for (let i = 0; i < 400; i++) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = net.connect(port, '127.0.0.1', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.on('error', () => resolve(false));
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`nothing listens on ${port} after 20 s`);
-}
-
-async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from(
-      { length: n },
-      () =>
-        new Promise<net.Server>((r) => {
-          const s = net.createServer();
-          s.listen(0, '127.0.0.1', () => r(s));
-        }),
-    ),
-  );
-  const ports = servers.map((s) => (s.address() as net.AddressInfo).port);
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  return ports;
 }
 
 async function cleanup(): Promise<void> {
