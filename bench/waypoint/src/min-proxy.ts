@@ -13,6 +13,7 @@
  */
 import http from 'node:http';
 import net from 'node:net';
+import { contentLength, HEAD_END } from './http1-head.js';
 
 const [kind, listenArg, upHost = '', upPortArg] = process.argv.slice(2);
 const listenPort = Number(listenArg);
@@ -33,18 +34,6 @@ function httpProxy(): net.Server {
   });
   server.keepAliveTimeout = 300_000;
   return server;
-}
-
-const HEAD_END = Buffer.from('\r\n\r\n');
-
-/** Content-Length of a head (its bytes as latin1), or -1 if it frames its body any other way. */
-function contentLength(head: string, isResponse: boolean): number {
-  const lower = head.toLowerCase();
-  if (lower.includes('\r\ntransfer-encoding:')) return -1;
-  const at = lower.indexOf('\r\ncontent-length:');
-  if (at < 0) return isResponse ? -1 : 0;
-  const n = Number.parseInt(lower.slice(at + 17, lower.indexOf('\r\n', at + 17)).trim(), 10);
-  return Number.isFinite(n) && n >= 0 ? n : -1;
 }
 
 function rawProxy(): net.Server {

@@ -22,6 +22,7 @@ import {
 } from '@ambient/shared';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
+import { contentLength, HEAD_END } from './http1-head.js';
 
 const [caDir = '', trustDomain = '', namespace = '', sa = '', upIp = '', upPortArg = '', upSa = ''] =
   process.argv.slice(2);
@@ -40,18 +41,6 @@ const certs = new CertManager({ ca });
 const own = SpiffeId.of(trustDomain, namespace, sa);
 const upstreamId = SpiffeId.of(trustDomain, namespace, upSa);
 const client = new HboneClient({ certificates: certs, metrics, logger });
-
-const HEAD_END = Buffer.from('\r\n\r\n');
-
-/** Content-Length of a head, or -1 if it frames its body any other way (beyond this program). */
-function contentLength(head: string, isResponse: boolean): number {
-  const lower = head.toLowerCase();
-  if (lower.includes('\r\ntransfer-encoding:')) return -1;
-  const at = lower.indexOf('\r\ncontent-length:');
-  if (at < 0) return isResponse ? -1 : 0;
-  const n = Number.parseInt(lower.slice(at + 17, lower.indexOf('\r\n', at + 17)).trim(), 10);
-  return Number.isFinite(n) && n >= 0 ? n : -1;
-}
 
 /** Idle keep-alive upstream streams, shared by every tunnel. */
 const idle: Duplex[] = [];
