@@ -11,13 +11,14 @@
  *   BENCH_SECONDS   iperf3 duration per mode and round (default 4)
  *   BENCH_REPEAT    interleaved rounds (default 5)
  */
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { type ChildProcess, execFile } from 'node:child_process';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { CertManager, LocalCa, SpiffeId } from '@ambient/shared';
+import { spawnTracked, stopAll } from './bench-processes.js';
 import { freePorts, waitListening } from './loopback-ports.js';
 import { cpuSeconds, formatSpread, loadAverage, setClockTicks, spread } from './report.js';
 import { stunnelConfig } from './stunnel.js';
@@ -177,17 +178,11 @@ async function iperf(port: number, seconds: number): Promise<{ gbps: number; gb:
 }
 
 function spawnChild(cmd: string, args: string[]): ChildProcess {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  child.stderr?.on('data', (d: Buffer) => {
-    if (cmd !== 'iperf3') process.stderr.write(`[${cmd.split('/').pop()}] ${d}`);
-  });
-  children.push(child);
-  return child;
+  return spawnTracked(children, cmd, args);
 }
 
-async function cleanup(): Promise<void> {
-  for (const c of children) c.kill('SIGTERM');
-  if (workDir) await rm(workDir, { recursive: true, force: true });
+function cleanup(): Promise<void> {
+  return stopAll(children, workDir);
 }
 
 main().then(

@@ -11,13 +11,14 @@
  *   BENCH_CONNS     connections for the connection-rate run per mode and round (default 3000)
  *   BENCH_REPEAT    interleaved rounds; the table shows medians (default 3)
  */
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { type ChildProcess, execFile } from 'node:child_process';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { CertManager, LocalCa, SpiffeId } from '@ambient/shared';
+import { spawnTracked, stopAll } from './bench-processes.js';
 import { measureConnectionRate, measureLatency, startEcho } from './load.js';
 import { freePorts, waitListening } from './loopback-ports.js';
 import { cpuSeconds, formatSpread, loadAverage, median, setClockTicks, spread } from './report.js';
@@ -347,12 +348,7 @@ function printTable(
 }
 
 function spawnChild(cmd: string, args: string[]): ChildProcess {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  child.stderr?.on('data', (d: Buffer) => {
-    if (cmd !== 'iperf3') process.stderr.write(`[${cmd.split('/').pop()}] ${d}`);
-  });
-  children.push(child);
-  return child;
+  return spawnTracked(children, cmd, args);
 }
 
 function waitReady(child: ChildProcess): Promise<void> {
@@ -374,9 +370,8 @@ async function rssMb(pid: number | undefined): Promise<number> {
   return kb / 1024;
 }
 
-async function cleanup(): Promise<void> {
-  for (const c of children) c.kill('SIGTERM');
-  if (workDir) await rm(workDir, { recursive: true, force: true });
+function cleanup(): Promise<void> {
+  return stopAll(children, workDir);
 }
 
 main().then(
