@@ -1,0 +1,293 @@
+/**
+ * A strict HTTP/1.1 parser over Buffers, no sockets: request and response heads, and body framers
+ * (Content-Length, chunked with trailers, read until close). It refuses what Node's llhttp refuses
+ * on the waypoint's other path (obs-fold, bare CR or LF, CL with TE, several Content-Lengths, a
+ * Transfer-Encoding other than `chunked`, bad chunk sizes, invalid tokens, CTLs in values, unknown
+ * methods and versions), so either path gives a client the same answer for the same bytes.
+ */
+import http from 'node:http';
+import { WaypointError } from '../waypoint-errors.js';
+
+/** A head or body the parser refuses: malformed (400) or over the head size limit (431). */
+export class Http1ParseError extends WaypointError {
+  constructor(
+    code: 'WP_ERR_MALFORMED_REQUEST' | 'WP_ERR_HEADERS_TOO_LARGE',
+    readonly reason: string,
+  ) {
+    super(code, reason);
+    this.name = 'Http1ParseError';
+  }
+}
+
+const malformed = (reason: string) => new Http1ParseError('WP_ERR_MALFORMED_REQUEST', reason);
+
+/** Header fields as sent (name case kept), in order. */
+export type RawHeaders = Array<[string, string]>;
+
+export interface Http1Head {
+  readonly versionMinor: 0 | 1;
+  readonly raw: RawHeaders;
+  /** Lower-case names; repeated fields joined with ", " (set-cookie kept as a list). */
+  readonly headers: Record<string, string | string[]>;
+  /** Bytes of the head including its blank line. */
+  readonly size: number;
+}
+
+export interface RequestHead extends Http1Head {
+  readonly method: string;
+  readonly target: string;
+}
+
+export interface ResponseHead extends Http1Head {
+  readonly status: number;
+  readonly reason: string;
+}
+
+const METHODS = new Set(http.METHODS);
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+// Field values: HTAB, visible ASCII, space and obs-text; never CR, LF, NUL or other CTLs.
+const VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+const TARGET = /^[\x21-\x7e\x80-\xff]+$/;
+const CRLF = 0x0a;
+
+/**
+ * Where the head in `buf` ends (the index after its blank line), -1 if it has not ended yet.
+ * Throws on a bare LF and when the head is over `maxBytes`. Leading blank lines are skipped by
+ * the caller (`skipBlankLines`).
+ */
+export function headEnd(buf: Buffer, maxBytes: number, from = 0): number {
+  let lineStart = from;
+  for (;;) {
+    const nl = buf.indexOf(CRLF, lineStart);
+    if (nl < 0) break;
+    if (nl === 0 || buf[nl - 1] !== 0x0d) throw malformed('bare LF');
+    if (nl - 1 === lineStart && lineStart > from) {
+      if (nl + 1 - from > maxBytes) throw new Http1ParseError('WP_ERR_HEADERS_TOO_LARGE', 'head too large');
+      return nl + 1;
+    }
+    if (nl - 1 === lineStart) throw malformed('empty start line');
+    lineStart = nl + 1;
+  }
+  if (buf.length - from > maxBytes) throw new Http1ParseError('WP_ERR_HEADERS_TOO_LARGE', 'head too large');
+  return -1;
+}
+
+/** Bytes of blank lines (CRLF) before a request line, which HTTP/1.1 lets a server ignore. */
+export function skipBlankLines(buf: Buffer, from = 0): number {
+  let i = from;
+  while (i + 1 < buf.length && buf[i] === 0x0d && buf[i + 1] === 0x0a) i += 2;
+  return i;
+}
+
+function parseFields(
+  lines: string[],
+  first: number,
+): { raw: RawHeaders; headers: Record<string, string | string[]> } {
+  const raw: RawHeaders = [];
+  const headers: Record<string, string | string[]> = {};
+  for (let i = first; i < lines.length; i++) {
+    const line = lines[i] as string;
+    const c0 = line.charCodeAt(0);
+    if (c0 === 0x20 || c0 === 0x09) throw malformed('obs-fold');
+    const colon = line.indexOf(':');
+    if (colon <= 0) throw malformed('header without a name or colon');
+    const name = line.slice(0, colon);
+    if (!TOKEN.test(name)) throw malformed('invalid header name');
+    const value = line.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, '');
+    if (!VALUE.test(value)) throw malformed('invalid header value');
+    raw.push([name, value]);
+    const k = name.toLowerCase();
+    const had = headers[k];
+    if (had === undefined) headers[k] = k === 'set-cookie' ? [value] : value;
+    else if (Array.isArray(had)) had.push(value);
+    else headers[k] = `${had}, ${value}`;
+  }
+  return { raw, headers };
+}
+
+function headLines(buf: Buffer, start: number, end: number): string[] {
+  // The head without its final CRLF CRLF; every line ended in CRLF (headEnd checked for bare LF).
+  const lines = buf.latin1Slice(start, end - 4).split('\r\n');
+  for (const l of lines) if (l.includes('\r')) throw malformed('bare CR');
+  return lines;
+}
+
+/** Parses a complete request head, `buf[start, end)` as `headEnd` found it. */
+export function parseRequestHead(buf: Buffer, start: number, end: number): RequestHead {
+  const lines = headLines(buf, start, end);
+  const m = /^([^ ]+) ([^ ]+) HTTP\/1\.([01])$/.exec(lines[0] as string);
+  if (!m) throw malformed('bad request line');
+  const method = m[1] as string;
+  if (!TOKEN.test(method) || !METHODS.has(method)) throw malformed('bad method');
+  const target = m[2] as string;
+  if (!TARGET.test(target)) throw malformed('bad request target');
+  const { raw, headers } = parseFields(lines, 1);
+  return { method, target, versionMinor: m[3] === '1' ? 1 : 0, raw, headers, size: end - start };
+}
+
+/** Parses a complete response head. */
+export function parseResponseHead(buf: Buffer, start: number, end: number): ResponseHead {
+  const lines = headLines(buf, start, end);
+  const m = /^HTTP\/1\.([01]) (\d{3})(?: (.*))?$/.exec(lines[0] as string);
+  if (!m) throw malformed('bad status line');
+  const reason = m[3] ?? '';
+  if (!VALUE.test(reason)) throw malformed('bad reason phrase');
+  const { raw, headers } = parseFields(lines, 1);
+  return {
+    status: Number(m[2]),
+    reason,
+    versionMinor: m[1] === '1' ? 1 : 0,
+    raw,
+    headers,
+    size: end - start,
+  };
+}
+
+/** How a message's body is delimited. */
+export type Framing =
+  | { kind: 'none' }
+  | { kind: 'length'; length: number }
+  | { kind: 'chunked' }
+  | { kind: 'close' };
+
+function contentLengthOf(head: Http1Head): number | undefined {
+  let n: number | undefined;
+  for (const [name, value] of head.raw) {
+    if (name.length !== 14 || name.toLowerCase() !== 'content-length') continue;
+    if (!/^\d{1,15}$/.test(value)) throw malformed('bad content-length');
+    // llhttp refuses a second Content-Length even when it repeats the first.
+    if (n !== undefined) throw malformed('several content-length fields');
+    n = Number(value);
+  }
+  return n;
+}
+
+function isChunked(head: Http1Head): boolean | undefined {
+  const te = head.headers['transfer-encoding'];
+  if (te === undefined) return undefined;
+  // Only `chunked`: a body with another coding would lose it, as Transfer-Encoding is hop-by-hop.
+  if (typeof te !== 'string' || te.toLowerCase() !== 'chunked')
+    throw malformed('unsupported transfer-encoding');
+  return true;
+}
+
+/** A request's body framing; refuses both Content-Length and Transfer-Encoding. */
+export function requestFraming(head: RequestHead): Framing {
+  const chunked = isChunked(head);
+  const length = contentLengthOf(head);
+  if (chunked && length !== undefined) throw malformed('content-length with transfer-encoding');
+  if (chunked) return { kind: 'chunked' };
+  return length ? { kind: 'length', length } : { kind: 'none' };
+}
+
+/** A response's body framing, knowing the request's method. */
+export function responseFraming(head: ResponseHead, method: string): Framing {
+  if (method === 'HEAD' || head.status === 204 || head.status === 304 || head.status < 200)
+    return { kind: 'none' };
+  const chunked = isChunked(head);
+  const length = contentLengthOf(head);
+  if (chunked && length !== undefined) throw malformed('content-length with transfer-encoding');
+  if (chunked) return { kind: 'chunked' };
+  if (length !== undefined) return length ? { kind: 'length', length } : { kind: 'none' };
+  return { kind: 'close' };
+}
+
+/** Whether the connection stays open after this message, by HTTP/1.x rules. */
+export function keepAlive(head: Http1Head): boolean {
+  const c = head.headers.connection;
+  const tokens = typeof c === 'string' ? c.toLowerCase().split(/\s*,\s*/) : [];
+  if (tokens.includes('close')) return false;
+  return head.versionMinor === 1 || tokens.includes('keep-alive');
+}
+
+/** Largest chunk-size line (size and extensions) accepted. */
+const MAX_CHUNK_LINE = 4096;
+
+/**
+ * Decodes a body incrementally by its framing. `feed` takes bytes and returns how many it used;
+ * the data goes to `onData`; `done` once the body has ended (for `close`, only `finish()` ends
+ * it). Chunk sizes must be hex digits (extensions after `;` tolerated); trailers are parsed.
+ */
+export class BodyDecoder {
+  done = false;
+  trailers: RawHeaders = [];
+  private remaining = 0;
+  private state: 'size' | 'data' | 'data-crlf' | 'trailers' = 'size';
+
+  constructor(
+    readonly framing: Framing,
+    private readonly maxTrailerBytes = 60 * 1024,
+  ) {
+    if (framing.kind === 'none') this.done = true;
+    if (framing.kind === 'length') this.remaining = framing.length;
+  }
+
+  feed(buf: Buffer, start: number, onData: (chunk: Buffer) => void): number {
+    if (this.done) return 0;
+    const f = this.framing;
+    if (f.kind === 'close') {
+      if (start < buf.length) onData(buf.subarray(start));
+      return buf.length - start;
+    }
+    if (f.kind === 'length') {
+      const n = Math.min(this.remaining, buf.length - start);
+      if (n > 0) onData(buf.subarray(start, start + n));
+      this.remaining -= n;
+      if (this.remaining === 0) this.done = true;
+      return n;
+    }
+    return this.feedChunked(buf, start, onData);
+  }
+
+  /** The peer closed: ends a read-until-close body; false if the body was cut short. */
+  finish(): boolean {
+    if (this.framing.kind === 'close') this.done = true;
+    return this.done;
+  }
+
+  private feedChunked(buf: Buffer, start: number, onData: (chunk: Buffer) => void): number {
+    let i = start;
+    while (i < buf.length && !this.done) {
+      if (this.state === 'size') {
+        const nl = buf.indexOf(CRLF, i);
+        if (nl < 0) {
+          if (buf.length - i > MAX_CHUNK_LINE) throw malformed('chunk size line too long');
+          break;
+        }
+        if (nl === i || buf[nl - 1] !== 0x0d) throw malformed('bare LF in chunk size');
+        const line = buf.latin1Slice(i, nl - 1);
+        const m = /^([0-9A-Fa-f]{1,15})[ \t]*(;.*)?$/.exec(line);
+        if (!m) throw malformed('bad chunk size');
+        if (m[2] !== undefined && !VALUE.test(m[2])) throw malformed('bad chunk extension');
+        this.remaining = Number.parseInt(m[1] as string, 16);
+        i = nl + 1;
+        this.state = this.remaining === 0 ? 'trailers' : 'data';
+      } else if (this.state === 'data') {
+        const n = Math.min(this.remaining, buf.length - i);
+        onData(buf.subarray(i, i + n));
+        this.remaining -= n;
+        i += n;
+        if (this.remaining === 0) this.state = 'data-crlf';
+      } else if (this.state === 'data-crlf') {
+        if (buf.length - i < 2) break;
+        if (buf[i] !== 0x0d || buf[i + 1] !== 0x0a) throw malformed('chunk not followed by CRLF');
+        i += 2;
+        this.state = 'size';
+      } else {
+        // Trailers: header lines up to a blank line.
+        if (buf.length - i >= 2 && buf[i] === 0x0d && buf[i + 1] === 0x0a) {
+          this.done = true;
+          return i + 2 - start;
+        }
+        const end = headEnd(buf, this.maxTrailerBytes, i);
+        if (end < 0) break;
+        const lines = buf.latin1Slice(i, end - 4).split('\r\n');
+        for (const l of lines) if (l.includes('\r')) throw malformed('bare CR');
+        this.trailers = parseFields(lines, 0).raw;
+        this.done = true;
+        return end - start;
+      }
+    }
+    return i - start;
+  }
+}
