@@ -107,7 +107,7 @@ function parseFields(
 
 function headLines(buf: Buffer, start: number, end: number): string[] {
   // The head without its final CRLF CRLF; every line ended in CRLF (headEnd checked for bare LF).
-  const lines = buf.latin1Slice(start, end - 4).split('\r\n');
+  const lines = buf.toString('latin1', start, end - 4).split('\r\n');
   for (const l of lines) if (l.includes('\r')) throw malformed('bare CR');
   return lines;
 }
@@ -255,7 +255,7 @@ export class BodyDecoder {
           break;
         }
         if (nl === i || buf[nl - 1] !== 0x0d) throw malformed('bare LF in chunk size');
-        const line = buf.latin1Slice(i, nl - 1);
+        const line = buf.toString('latin1', i, nl - 1);
         const m = /^([0-9A-Fa-f]{1,15})[ \t]*(;.*)?$/.exec(line);
         if (!m) throw malformed('bad chunk size');
         if (m[2] !== undefined && !VALUE.test(m[2])) throw malformed('bad chunk extension');
@@ -281,7 +281,7 @@ export class BodyDecoder {
         }
         const end = headEnd(buf, this.maxTrailerBytes, i);
         if (end < 0) break;
-        const lines = buf.latin1Slice(i, end - 4).split('\r\n');
+        const lines = buf.toString('latin1', i, end - 4).split('\r\n');
         for (const l of lines) if (l.includes('\r')) throw malformed('bare CR');
         this.trailers = parseFields(lines, 0).raw;
         this.done = true;
