@@ -25,6 +25,7 @@ import { selectRoute } from '../route/route-select.js';
 import { pickWeightedCluster } from '../route/weighted-cluster.js';
 import type { RequestMetrics } from '../telemetry/request-metrics.js';
 import { recordExchange } from './access-log.js';
+import { type DownstreamResponse, onDownstreamClosed, type RequestRecord } from './downstream.js';
 import { type ConnectionContext, type Exchange, mark } from './exchange.js';
 import {
   DEFAULT_MAX_HEADERS_COUNT,
@@ -67,19 +68,33 @@ export { DEFAULT_MAX_HEADERS_COUNT } from './header-limits.js';
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 
 /** A request's headers as one lower-case map with the pseudo-headers, for matching. */
-function headerView(
-  req: http.IncomingMessage | http2.Http2ServerRequest,
-  authority: string,
-): Record<string, string> {
+export function headerView(req: RequestRecord): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(req.headers)) {
     if (v === undefined) continue;
     out[k] = Array.isArray(v) ? v.join(',') : String(v);
   }
-  out[':method'] = req.method ?? 'GET';
-  out[':path'] = req.url ?? '/';
-  out[':authority'] = authority;
+  out[':method'] = req.method;
+  out[':path'] = req.path;
+  out[':authority'] = req.authority;
   return out;
+}
+
+/** A request from Node's HTTP/1.1 or HTTP/2 server, as the steps read it. */
+function recordOf(
+  req: http.IncomingMessage | http2.Http2ServerRequest,
+  ctx: ConnectionContext,
+): RequestRecord {
+  return {
+    method: req.method ?? 'GET',
+    path: req.url ?? '/',
+    authority: String(
+      req.headers[':authority'] ?? req.headers.host ?? `${ctx.target.host}:${ctx.target.port}`,
+    ),
+    protocol: req.httpVersionMajor === 2 ? 'HTTP/2' : `HTTP/${req.httpVersion}`,
+    headers: req.headers,
+    headerCount: headerCount(req),
+  };
 }
 
 export class HttpProxy {
@@ -222,20 +237,30 @@ export class HttpProxy {
       res.end();
       return;
     }
-    const authority = String(
-      req.headers[':authority'] ?? req.headers.host ?? `${ctx.target.host}:${ctx.target.port}`,
-    );
+    await this.handle(recordOf(req, ctx), res as DownstreamResponse, new ReplayableBody(req), ctx);
+  }
+
+  /**
+   * One request, from either server: the decisions, the upstream attempts, the answer, then its
+   * metrics and access log line once the response has finished or the client has gone.
+   */
+  async handle(
+    req: RequestRecord,
+    res: DownstreamResponse,
+    body: ReplayableBody,
+    ctx: ConnectionContext,
+  ): Promise<void> {
     const contentType = String(req.headers['content-type'] ?? '');
     const ex: Exchange = {
       start: performance.now(),
       ctx,
-      method: req.method ?? 'GET',
-      path: req.url ?? '/',
-      authority,
+      method: req.method,
+      path: req.path,
+      authority: req.authority,
       requestId: String(req.headers['x-request-id'] || randomUUID()),
       traceparent: newTraceparent(req.headers.traceparent),
       grpc: contentType.startsWith('application/grpc'),
-      protocol: req.httpVersionMajor === 2 ? 'HTTP/2' : `HTTP/${req.httpVersion}`,
+      protocol: req.protocol,
       flags: new Set(),
       status: 0,
       attempts: 0,
@@ -246,7 +271,6 @@ export class HttpProxy {
     res.once('close', () => {
       if (!res.writableFinished) downstreamGone = true;
     });
-    const body = new ReplayableBody(req);
     try {
       await this.process(req, res, ex, body, () => downstreamGone);
     } catch (err) {
@@ -266,8 +290,8 @@ export class HttpProxy {
   }
 
   private async process(
-    req: http.IncomingMessage | http2.Http2ServerRequest,
-    res: http.ServerResponse | http2.Http2ServerResponse,
+    req: RequestRecord,
+    res: DownstreamResponse,
     ex: Exchange,
     body: ReplayableBody,
     downstreamGone: () => boolean,
@@ -275,14 +299,14 @@ export class HttpProxy {
     const { ctx } = ex;
     const limit =
       ctx.chain.handler.maxHeadersCount ?? this.inputs.maxHeadersCount ?? DEFAULT_MAX_HEADERS_COUNT;
-    if (headerCount(req) > limit) {
+    if (req.headerCount > limit) {
       // Refused whole: policy and upstream must see the same headers, all of them.
       this.countDownstreamError('WP_ERR_TOO_MANY_HEADERS');
       return localReply(res, ex, 'WP_ERR_TOO_MANY_HEADERS', {
         headers: 'stream' in res ? {} : { connection: 'close' },
       });
     }
-    const view = headerView(req, ex.authority);
+    const view = headerView(req);
     const verdict = evaluateRbac(ctx.chain.handler.rbac, {
       principal: ctx.peer.toString(),
       sourceIp: ctx.sourceIp,
@@ -344,8 +368,8 @@ export class HttpProxy {
 
   /** Sends the request upstream with retries, then streams the response back. */
   private async forward(
-    req: http.IncomingMessage | http2.Http2ServerRequest,
-    res: http.ServerResponse | http2.Http2ServerResponse,
+    req: RequestRecord,
+    res: DownstreamResponse,
     ex: Exchange,
     route: Route,
     action: RouteAction,
@@ -395,7 +419,7 @@ export class HttpProxy {
       ex,
       request: { path, authority, headers, body },
       key,
-      res,
+      onDownstreamClosed: (fn) => onDownstreamClosed(res, fn),
       downstreamGone,
     });
     if (downstreamGone()) {

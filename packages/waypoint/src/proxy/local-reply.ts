@@ -1,6 +1,5 @@
 /** Writes a local reply from the reply table (waypoint-errors.ts) on a request's response. */
-import type http from 'node:http';
-import type http2 from 'node:http2';
+import type { DownstreamResponse } from './downstream.js';
 import { type Exchange, mark } from './exchange.js';
 import { REPLIES, type ReplyKey } from './waypoint-errors.js';
 
@@ -9,7 +8,7 @@ import { REPLIES, type ReplyKey } from './waypoint-errors.js';
  * route's config gives for a reply it shapes (redirect, direct response, fault abort).
  */
 export function localReply(
-  res: http.ServerResponse | http2.Http2ServerResponse,
+  res: DownstreamResponse,
   ex: Exchange,
   key: ReplyKey,
   shape: { status?: number; body?: string; headers?: Record<string, string> } = {},
@@ -29,8 +28,8 @@ export function localReply(
   if (ex.grpc && 'stream' in res) {
     const t = takeGrpcStatus(headers);
     if (Object.keys(t).length > 0) {
-      res.writeHead(status, headers as http.OutgoingHttpHeaders);
-      res.addTrailers(t as http.OutgoingHttpHeaders);
+      res.writeHead(status, headers);
+      res.addTrailers(t);
       res.end();
       return;
     }

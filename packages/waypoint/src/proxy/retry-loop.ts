@@ -3,8 +3,6 @@
  * retries by the route's policy (the pure decisions in retry/) within max_retries or the retry
  * budget, and cancelling the attempt in flight when the client goes away.
  */
-import type http from 'node:http';
-import type http2 from 'node:http2';
 import type { RouteAction, UpstreamCluster, WaypointConfig } from '../config/waypoint-config.js';
 import type { ClusterRuntime } from '../lb/cluster-runtime.js';
 import { type AttemptOutcome, isRetriable, retryBackoffMs } from '../retry/retry-policy.js';
@@ -29,7 +27,8 @@ export interface RetryLoopInputs {
   };
   /** The route's hash key for consistent-hash load balancing. */
   readonly key: string | undefined;
-  readonly res: http.ServerResponse | http2.Http2ServerResponse;
+  /** Registers a call for when the client goes away before its response is finished. */
+  readonly onDownstreamClosed: (fn: () => void) => void;
   readonly downstreamGone: () => boolean;
 }
 
@@ -44,7 +43,7 @@ export async function runAttempts({
   ex,
   request,
   key,
-  res,
+  onDownstreamClosed,
   downstreamGone,
 }: RetryLoopInputs): Promise<{ last: Attempt | undefined; timedOut: boolean }> {
   const policy = action.retry;
@@ -63,8 +62,7 @@ export async function runAttempts({
       : undefined;
   let abortInFlight: (() => void) | undefined;
   // A client that goes away cancels the upstream request, as Envoy resets it (flag DC).
-  res.once('close', () => {
-    if (res.writableFinished) return;
+  onDownstreamClosed(() => {
     abortInFlight?.();
     if (current?.ok) current.response.abort();
   });

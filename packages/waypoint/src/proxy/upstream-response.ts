@@ -1,8 +1,7 @@
 /** The upstream response streamed back to the client: headers, body and trailers. */
-import type http from 'node:http';
-import type http2 from 'node:http2';
 import type { Route } from '../config/waypoint-config.js';
 import { applyHeaderMutation } from '../route/header-mutation.js';
+import type { DownstreamResponse } from './downstream.js';
 import { type Exchange, mark } from './exchange.js';
 import { takeGrpcStatus } from './local-reply.js';
 import { grpcStatusOf, type UpstreamResponse } from './request-attempt.js';
@@ -21,7 +20,7 @@ export const HOP_BY_HOP = new Set([
 
 /** Streams an upstream response to the client, with the route's response header changes. */
 export async function respond(
-  res: http.ServerResponse | http2.Http2ServerResponse,
+  res: DownstreamResponse,
   ex: Exchange,
   route: Route,
   up: UpstreamResponse,
@@ -39,11 +38,17 @@ export async function respond(
   // A gRPC trailers-only response: the status goes to the client as trailers after the
   // headers (Node's server cannot send a single HEADERS frame that ends the stream).
   const statusTrailers = ex.grpc && 'stream' in res ? takeGrpcStatus(headers) : {};
-  res.writeHead(up.status, headers as http.OutgoingHttpHeaders);
+  res.writeHead(up.status, headers);
+  // Relayed by hand (not piped): the client's writer need not be a Node stream.
+  const resume = () => up.body.resume();
   up.body.on('data', (c: Buffer) => {
     ex.responseBytes += c.length;
+    if (res.destroyed) return;
+    if (!res.write(c)) {
+      up.body.pause();
+      res.once('drain', resume);
+    }
   });
-  up.body.pipe(res as NodeJS.WritableStream, { end: false });
   res.once('close', () => {
     if (!res.writableFinished) up.abort();
   });
@@ -59,7 +64,7 @@ export async function respond(
     const ts = Object.fromEntries(t);
     const tgs = ts['grpc-status'];
     if (tgs !== undefined) ex.grpcStatus = String(tgs);
-    res.addTrailers(ts as http.OutgoingHttpHeaders);
+    res.addTrailers(ts as Record<string, string | string[]>);
   }
   res.end();
 }
