@@ -39,7 +39,6 @@ import type {
 import { createLoadBalancer } from '../lb/create-load-balancer.js';
 import type { LoadBalancer } from '../lb/load-balancer.js';
 import { matchCidr } from '../match/cidr-match.js';
-import { duplexPair } from '../proxy/duplex-pair.js';
 import { HttpProxy } from '../proxy/http-proxy.js';
 import { UpstreamPool } from '../proxy/upstream-pool.js';
 import { hboneRefusal, REPLIES } from '../proxy/waypoint-errors.js';
@@ -214,6 +213,7 @@ export class WaypointApp {
       logger: logger.child({ component: 'http' }),
       clusterName: s.clusterId,
       maxHeadersCount: s.maxHeadersCount,
+      http1Direct: s.http1Direct,
       ...(s.accessLog &&
         logger.isLevelEnabled('info') && { accessLog: (entry) => logger.info(entry, 'access') }),
     });
@@ -319,8 +319,7 @@ export class WaypointApp {
     const baggage = parseBaggage(req.baggage);
     const known = knownSource(this.store.config, sourceIp, req.peer.toString());
     if (handler.kind === 'tcp') return this.tcpUpstream(req, chain, handler, baggage, known.knownSource);
-    const [tunnelSide, httpSide] = duplexPair();
-    (this.proxy as HttpProxy).serve(httpSide, {
+    return (this.proxy as HttpProxy).connection({
       peer: req.peer,
       sourceIp,
       target: req.target,
@@ -328,7 +327,6 @@ export class WaypointApp {
       baggage,
       ...known,
     });
-    return tunnelSide;
   }
 
   /**

@@ -27,6 +27,15 @@ describe('parseWaypointSettings', () => {
     }
   });
 
+  it('serves HTTP/1.1 on the direct path unless WP_HTTP1_DIRECT is false, and names a bad value', () => {
+    const on = parseWaypointSettings(BASE);
+    expect(on.ok && on.value.http1Direct).toBe(true);
+    const off = parseWaypointSettings({ ...BASE, WP_HTTP1_DIRECT: 'false' });
+    expect(off.ok && off.value.http1Direct).toBe(false);
+    const bad = parseWaypointSettings({ ...BASE, WP_HTTP1_DIRECT: 'off' });
+    expect(!bad.ok && bad.problems).toEqual([{ path: 'WP_HTTP1_DIRECT', message: 'must be true or false' }]);
+  });
+
   it('writes the access log unless WP_ACCESS_LOG is false, and refuses a value that is not true or false', () => {
     const on = parseWaypointSettings(BASE);
     expect(on.ok && on.value.accessLog).toBe(true);

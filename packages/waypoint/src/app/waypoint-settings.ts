@@ -40,6 +40,11 @@ export interface WaypointSettings {
    */
   readonly hbonePingIntervalMs: number;
   readonly hbonePingTimeoutMs: number;
+  /**
+   * HTTP/1.1 served directly on the tunnel's bytes (the waypoint's own parser and upstream
+   * client) rather than through Node's HTTP server and client. Default on.
+   */
+  readonly http1Direct: boolean;
 }
 
 export function parseWaypointSettings(env: EnvMap): Result<WaypointSettings> {
@@ -83,5 +88,6 @@ export function parseWaypointSettings(env: EnvMap): Result<WaypointSettings> {
       100,
       600_000,
     ),
+    http1Direct: e.boolean('WP_HTTP1_DIRECT', true),
   });
 }

@@ -26,6 +26,7 @@ import { pickWeightedCluster } from '../route/weighted-cluster.js';
 import type { RequestMetrics } from '../telemetry/request-metrics.js';
 import { recordExchange } from './access-log.js';
 import { type DownstreamResponse, onDownstreamClosed, type RequestRecord } from './downstream.js';
+import { duplexPair } from './duplex-pair.js';
 import { type ConnectionContext, type Exchange, mark } from './exchange.js';
 import {
   DEFAULT_MAX_HEADERS_COUNT,
@@ -33,9 +34,11 @@ import {
   H2_MAX_HEADER_PAIRS,
   headerCount,
 } from './header-limits.js';
+import { Http1Client } from './http1/http1-client.js';
+import { Http1Connection } from './http1/http1-connection.js';
 import { localReply } from './local-reply.js';
 import { ReplayableBody } from './replayable-body.js';
-import { startAttempt } from './request-attempt.js';
+import { type AttemptDeps, startAttempt } from './request-attempt.js';
 import { runAttempts } from './retry-loop.js';
 import { newTraceparent } from './trace-context.js';
 import type { UpstreamPool } from './upstream-pool.js';
@@ -60,6 +63,11 @@ export interface HttpProxyInputs {
    * own; more is refused with 431, never truncated. Envoy's default is 100.
    */
   readonly maxHeadersCount?: number;
+  /**
+   * HTTP/1.1 served directly on the tunnel's bytes and sent upstream by the direct client
+   * (http1/), instead of Node's HTTP server and client. Default on.
+   */
+  readonly http1Direct?: boolean;
 }
 
 export type { ConnectionContext } from './exchange.js';
@@ -108,8 +116,23 @@ export class HttpProxy {
   /** Per HTTP/1.1 connection: marks a request as started (its headers arrived). */
   private readonly headerGuards = new WeakMap<object, (res: http.ServerResponse) => void>();
 
+  private readonly http1Client: Http1Client | undefined;
+  private readonly attemptDeps: AttemptDeps;
+
   constructor(private readonly inputs: HttpProxyInputs) {
     this.random = inputs.random ?? Math.random;
+    this.http1Client =
+      inputs.http1Direct === false
+        ? undefined
+        : new Http1Client({
+            connect: (ep, timeoutMs, clientIp) => inputs.upstreams.connect(ep, timeoutMs, clientIp),
+            maxHeaderBytes: inputs.maxHeaderBytes ?? 60 * 1024,
+          });
+    this.attemptDeps = {
+      upstreams: inputs.upstreams,
+      metrics: inputs.metrics,
+      ...(this.http1Client && { http1: this.http1Client }),
+    };
     this.http1 = http.createServer({
       maxHeaderSize: inputs.maxHeaderBytes ?? 60 * 1024,
       headersTimeout: inputs.headersTimeoutMs ?? 10_000,
@@ -149,7 +172,47 @@ export class HttpProxy {
     this.http2.on('sessionError', () => this.countDownstreamError('WP_ERR_HTTP2_PROTOCOL'));
   }
 
-  /** Serves HTTP on a connection (the inner stream of an HBONE tunnel). */
+  /**
+   * The stream to splice with an HBONE tunnel's: the direct HTTP/1.1 connection (which hands
+   * HTTP/2 and what it does not serve to Node's servers), or, with the direct path off or an
+   * HTTP/2 chain, one side of an in-memory pair whose other side Node's servers read.
+   */
+  connection(ctx: ConnectionContext): Duplex {
+    if (!this.http1Client || ctx.chain.handler.codec === 'http2') {
+      const [tunnelSide, httpSide] = duplexPair();
+      this.serve(httpSide, ctx);
+      return tunnelSide;
+    }
+    const conn = new Http1Connection({
+      ctx,
+      sniffHttp2: ctx.chain.handler.codec === 'auto',
+      maxHeaderBytes: this.inputs.maxHeaderBytes ?? 60 * 1024,
+      headersTimeoutMs: this.inputs.headersTimeoutMs ?? 10_000,
+      handle: (req, res, body) => this.handle(req, res, body, ctx),
+      fallback: (inner, codec) => this.serveWith(codec, inner, ctx),
+      refused: (key, reason) => {
+        this.countDownstreamError(key);
+        this.inputs.logger.debug(
+          { reason: REPLIES[key].metricReason, err: reason },
+          'downstream input refused',
+        );
+      },
+    });
+    this.open.add(conn);
+    conn.once('close', () => this.open.delete(conn));
+    conn.on('error', () => {});
+    return conn;
+  }
+
+  /** Serves a connection with Node's server for `codec`. */
+  private serveWith(codec: 'http1' | 'http2', conn: Duplex, ctx: ConnectionContext): void {
+    this.open.add(conn);
+    conn.once('close', () => this.open.delete(conn));
+    conn.on('error', () => {});
+    this.hand(codec === 'http1' ? this.http1 : this.http2, conn, ctx);
+  }
+
+  /** Serves HTTP on a connection with Node's servers (the inner stream of an HBONE tunnel). */
   serve(conn: Duplex, ctx: ConnectionContext): void {
     this.open.add(conn);
     conn.once('close', () => this.open.delete(conn));
@@ -176,6 +239,7 @@ export class HttpProxy {
 
   close(): void {
     for (const c of this.open) c.destroy();
+    this.http1Client?.close();
     this.http1.close();
     this.http2.close();
   }
@@ -410,7 +474,7 @@ export class HttpProxy {
 
     const key = hashKey(action.hashPolicies, { headers: view, sourceIp: ex.ctx.sourceIp });
     const { last, timedOut } = await runAttempts({
-      deps: this.inputs,
+      deps: this.attemptDeps,
       random: this.random,
       config,
       cluster,
@@ -454,7 +518,7 @@ export class HttpProxy {
     // Envoy marks shadowed requests by suffixing the host.
     const host = authority.includes(':') ? authority.replace(/^([^:]+)/, '$1-shadow') : `${authority}-shadow`;
     const { result } = startAttempt(
-      this.inputs,
+      this.attemptDeps,
       cluster,
       pick.endpoint,
       method,

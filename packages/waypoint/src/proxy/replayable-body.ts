@@ -4,24 +4,42 @@
  * the limit the copy is dropped and later attachments are refused, so a large upload streams
  * through once and is not retried (as Envoy does past its buffer limit).
  */
-import type { Readable, Writable } from 'node:stream';
-
 export const DEFAULT_BODY_BUFFER_LIMIT = 1024 * 1024;
+
+/** Where the body comes from: Node's request stream, or the direct path's decoder. */
+export interface BodySource {
+  on(event: 'data', listener: (chunk: Buffer) => void): unknown;
+  on(event: 'end', listener: () => void): unknown;
+  pause(): unknown;
+  resume(): unknown;
+}
+
+/** Where a copy goes: Node's client request stream, or the direct client's request writer. */
+export interface BodySink {
+  write(chunk: Buffer): boolean;
+  end(): unknown;
+  once(event: 'drain', listener: () => void): unknown;
+}
 
 export class ReplayableBody {
   private chunks: Buffer[] = [];
   private kept = 0;
   private overflowed = false;
   private ended = false;
-  private readonly writers = new Set<Writable>();
-  private readonly waiting = new Set<Writable>();
+  private readonly writers = new Set<BodySink>();
+  private readonly waiting = new Set<BodySink>();
   /** Bytes received from downstream so far. */
   bytes = 0;
 
   constructor(
-    private readonly source: Readable,
+    /** None: a request without a body (complete from the start). */
+    private readonly source: BodySource | undefined,
     private readonly limit = DEFAULT_BODY_BUFFER_LIMIT,
   ) {
+    if (!source) {
+      this.ended = true;
+      return;
+    }
     source.on('data', (chunk: Buffer) => this.onData(chunk));
     source.on('end', () => {
       this.ended = true;
@@ -40,7 +58,7 @@ export class ReplayableBody {
   }
 
   /** Sends everything so far, then each chunk as it comes, then the end. False if it cannot. */
-  attach(w: Writable): boolean {
+  attach(w: BodySink): boolean {
     if (this.overflowed) return false;
     for (const c of this.chunks) w.write(c);
     if (this.ended) w.end();
@@ -48,7 +66,7 @@ export class ReplayableBody {
     return true;
   }
 
-  detach(w: Writable): void {
+  detach(w: BodySink): void {
     this.writers.delete(w);
     this.release(w);
   }
@@ -67,13 +85,13 @@ export class ReplayableBody {
       if (!w.write(chunk) && !this.waiting.has(w)) {
         // Backpressure from the slowest upstream holds the downstream.
         this.waiting.add(w);
-        this.source.pause();
+        this.source?.pause();
         w.once('drain', () => this.release(w));
       }
     }
   }
 
-  private release(w: Writable): void {
-    if (this.waiting.delete(w) && this.waiting.size === 0) this.source.resume();
+  private release(w: BodySink): void {
+    if (this.waiting.delete(w) && this.waiting.size === 0) this.source?.resume();
   }
 }

@@ -5,6 +5,7 @@ import type { Readable } from 'node:stream';
 import type { UpstreamCluster, UpstreamEndpoint } from '../config/waypoint-config.js';
 import type { AttemptOutcome } from '../retry/retry-policy.js';
 import type { RequestMetrics } from '../telemetry/request-metrics.js';
+import type { Http1Client } from './http1/http1-client.js';
 import type { ReplayableBody } from './replayable-body.js';
 import { UpstreamConnectError, type UpstreamPool } from './upstream-pool.js';
 import { REPLIES, type WaypointErrorCode } from './waypoint-errors.js';
@@ -26,6 +27,8 @@ export type Attempt =
 export interface AttemptDeps {
   readonly upstreams: UpstreamPool;
   readonly metrics: RequestMetrics;
+  /** The direct HTTP/1.1 client; without it HTTP/1.1 goes through Node's client (an Agent). */
+  readonly http1?: Http1Client;
 }
 
 /**
@@ -136,9 +139,13 @@ export function startAttempt(
       );
       return;
     }
-    if (deps.upstreams.wouldOverflow(cluster)) {
+    if (deps.http1 ? deps.http1.wouldOverflow(cluster) : deps.upstreams.wouldOverflow(cluster)) {
       deps.metrics.overflows.inc({ cluster: cluster.name, limit: 'pending_requests' });
       settle({ ok: false, outcome: { overflow: true }, error: 'WP_ERR_UPSTREAM_OVERFLOW' });
+      return;
+    }
+    if (deps.http1) {
+      cancel = deps.http1.request(cluster, ep, method, path, authority, headers, body, clientIp, settle);
       return;
     }
     const h1 = { ...headers, host: authority };

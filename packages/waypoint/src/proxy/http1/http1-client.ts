@@ -1,0 +1,461 @@
+/**
+ * The direct HTTP/1.1 client: requests written as bytes on keep-alive upstream streams (HBONE to
+ * mesh endpoints, TCP otherwise, from UpstreamPool.connect), responses parsed with the strict
+ * parser, no Node http.Agent or ClientRequest. Per cluster it honours max_connections (requests
+ * beyond it wait) and max_pending_requests (beyond that: 503 UO), as the Agent path does.
+ *
+ * Pool invariant: a stream is pooled by (endpoint identity, address, port, tunnel, client address):
+ * an HBONE stream carries one endpoint's traffic and its CONNECT one client's Forwarded address,
+ * so no stream is reused across identities or clients. A stream goes back to the pool only after
+ * a complete response that keeps the connection and a request sent whole; anything else ends it.
+ */
+import { type Duplex, Readable } from 'node:stream';
+import type { UpstreamCluster, UpstreamEndpoint } from '../../config/waypoint-config.js';
+import { UNLIMITED } from '../../config/waypoint-config.js';
+import type { BodySink, ReplayableBody } from '../replayable-body.js';
+import type { Attempt } from '../request-attempt.js';
+import { UpstreamConnectError } from '../upstream-pool.js';
+import {
+  BodyDecoder,
+  type Framing,
+  headEnd,
+  keepAlive,
+  parseResponseHead,
+  type ResponseHead,
+  responseFraming,
+} from './http1-parser.js';
+
+export interface Http1ClientInputs {
+  /** A raw stream to an endpoint (UpstreamPool.connect). */
+  readonly connect: (ep: UpstreamEndpoint, connectTimeoutMs: number, clientIp?: string) => Promise<Duplex>;
+  /** Largest response head accepted. */
+  readonly maxHeaderBytes?: number;
+  /** Idle streams kept per pool key. */
+  readonly maxIdlePerKey?: number;
+}
+
+const EMPTY = Buffer.alloc(0);
+const CRLF = Buffer.from('\r\n');
+const LAST_CHUNK = Buffer.from('0\r\n\r\n');
+const VALUE_OK = /^[^\r\n\0]*$/;
+
+/** One upstream stream and whether it is serving a request. */
+interface UpstreamConn {
+  readonly stream: Duplex;
+  readonly key: string;
+  readonly cluster: ClusterPool;
+  busy: boolean;
+}
+
+interface Waiter {
+  readonly key: string;
+  readonly open: () => void;
+  readonly give: (c: UpstreamConn) => void;
+}
+
+/** A cluster's streams: counted together against its max_connections. */
+class ClusterPool {
+  open = 0;
+  readonly idle = new Map<string, UpstreamConn[]>();
+  readonly waiters: Waiter[] = [];
+  idleCount = 0;
+
+  constructor(public maxConnections: number) {}
+}
+
+function keyOf(ep: UpstreamEndpoint, clientIp: string | undefined): string {
+  return `${ep.identity?.toString() ?? ''}|${ep.address}|${ep.port}|${ep.tunnel}|${clientIp ?? ''}`;
+}
+
+export class Http1Client {
+  private readonly clusters = new Map<string, ClusterPool>();
+  private readonly all = new Set<UpstreamConn>();
+
+  constructor(private readonly inputs: Http1ClientInputs) {}
+
+  private pool(cluster: UpstreamCluster): ClusterPool {
+    let p = this.clusters.get(cluster.name);
+    if (!p) {
+      p = new ClusterPool(cluster.circuitBreakers.maxConnections);
+      this.clusters.set(cluster.name, p);
+    } else p.maxConnections = cluster.circuitBreakers.maxConnections;
+    return p;
+  }
+
+  /**
+   * Whether a new request to the cluster would overflow: every stream it may open is busy and
+   * max_pending_requests are already waiting (Envoy answers 503 UO).
+   */
+  wouldOverflow(cluster: UpstreamCluster): boolean {
+    if (cluster.circuitBreakers.maxConnections >= UNLIMITED) return false;
+    const p = this.clusters.get(cluster.name);
+    if (!p) return false;
+    if (p.idleCount > 0 || p.open < cluster.circuitBreakers.maxConnections) return false;
+    return p.waiters.length >= cluster.circuitBreakers.maxPendingRequests;
+  }
+
+  /** Open upstream streams, and how many of them are idle. */
+  stats(): { open: number; idle: number } {
+    let idle = 0;
+    for (const p of this.clusters.values()) idle += p.idleCount;
+    return { open: this.all.size, idle };
+  }
+
+  close(): void {
+    for (const c of this.all) c.stream.destroy();
+    this.all.clear();
+    this.clusters.clear();
+  }
+
+  /**
+   * One request on a pooled stream. Resolves with the response head and body, or with the
+   * failure as the Node client path reports it (connect failure, connection termination).
+   */
+  request(
+    cluster: UpstreamCluster,
+    ep: UpstreamEndpoint,
+    method: string,
+    path: string,
+    authority: string,
+    headers: Record<string, string | string[]>,
+    body: ReplayableBody,
+    clientIp: string | undefined,
+    settle: (a: Attempt) => void,
+  ): () => void {
+    const pool = this.pool(cluster);
+    const key = keyOf(ep, clientIp);
+    let cancelled = false;
+    let exchange: Exchange | undefined;
+    let waiter: Waiter | undefined;
+    const begin = (conn: UpstreamConn) => {
+      if (cancelled) {
+        this.release(conn, true);
+        return;
+      }
+      exchange = new Exchange(this, conn, method, this.inputs.maxHeaderBytes ?? 60 * 1024, settle);
+      exchange.send(method, path, authority, headers, body);
+    };
+    const open = () => {
+      pool.open += 1;
+      this.inputs.connect(ep, cluster.connectTimeoutMs, clientIp).then(
+        (stream) => {
+          const conn: UpstreamConn = { stream, key, cluster: pool, busy: true };
+          this.all.add(conn);
+          stream.on('error', () => {});
+          stream.once('close', () => this.gone(conn));
+          // An endpoint that half-closes an idle stream ends it: finish our side too.
+          stream.once('end', () => {
+            if (!stream.writableEnded) stream.end();
+          });
+          begin(conn);
+        },
+        (err: unknown) => {
+          pool.open -= 1;
+          this.serveWaiter(pool);
+          if (!cancelled)
+            settle({
+              ok: false,
+              outcome: { connectFailure: true },
+              error: new UpstreamConnectError(String((err as Error)?.message)).code,
+            });
+        },
+      );
+    };
+    const idle = this.takeIdle(pool, key);
+    if (idle) begin(idle);
+    else if (pool.open < pool.maxConnections) open();
+    else if (this.evictIdle(pool)) open();
+    else {
+      waiter = { key, open, give: begin };
+      pool.waiters.push(waiter);
+    }
+    return () => {
+      cancelled = true;
+      if (waiter) {
+        const i = pool.waiters.indexOf(waiter);
+        if (i >= 0) pool.waiters.splice(i, 1);
+      }
+      exchange?.cancel(body);
+      // As a destroyed Node client request reports it (on a later tick, so that a caller that
+      // cancels in order to answer otherwise, as the try timeout does, settles first).
+      process.nextTick(settle, { ok: false, outcome: { reset: true }, error: 'WP_ERR_UPSTREAM_TERMINATED' });
+    };
+  }
+
+  private takeIdle(pool: ClusterPool, key: string): UpstreamConn | undefined {
+    const list = pool.idle.get(key);
+    const conn = list?.pop();
+    if (!conn) return undefined;
+    pool.idleCount -= 1;
+    conn.busy = true;
+    return conn;
+  }
+
+  /** Closes an idle stream of another key, to make room under max_connections. */
+  private evictIdle(pool: ClusterPool): boolean {
+    for (const list of pool.idle.values()) {
+      const conn = list.pop();
+      if (conn) {
+        pool.idleCount -= 1;
+        conn.busy = true;
+        conn.stream.destroy();
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** A stream's exchange ended: back to the pool (reusable) or closed. */
+  release(conn: UpstreamConn, reusable: boolean): void {
+    const pool = conn.cluster;
+    if (!reusable || conn.stream.destroyed || !conn.stream.writable) {
+      conn.stream.destroy();
+      return;
+    }
+    const w = pool.waiters.findIndex((x) => x.key === conn.key);
+    if (w >= 0) {
+      const [waiter] = pool.waiters.splice(w, 1);
+      waiter?.give(conn);
+      return;
+    }
+    if (pool.waiters.length > 0) {
+      // Another endpoint or client waits: this stream makes room for its own.
+      conn.stream.destroy();
+      return;
+    }
+    let list = pool.idle.get(conn.key);
+    if (!list) {
+      list = [];
+      pool.idle.set(conn.key, list);
+    }
+    if (list.length >= (this.inputs.maxIdlePerKey ?? 64)) {
+      conn.stream.destroy();
+      return;
+    }
+    conn.busy = false;
+    list.push(conn);
+    pool.idleCount += 1;
+  }
+
+  private gone(conn: UpstreamConn): void {
+    if (!this.all.delete(conn)) return;
+    const pool = conn.cluster;
+    pool.open -= 1;
+    if (!conn.busy) {
+      const list = pool.idle.get(conn.key);
+      const i = list?.indexOf(conn) ?? -1;
+      if (list && i >= 0) {
+        list.splice(i, 1);
+        pool.idleCount -= 1;
+      }
+    }
+    this.serveWaiter(pool);
+  }
+
+  private serveWaiter(pool: ClusterPool): void {
+    if (pool.open >= pool.maxConnections) return;
+    const waiter = pool.waiters.shift();
+    waiter?.open();
+  }
+}
+
+/** The request body framed onto the stream: raw with a Content-Length, else chunked. */
+class RequestWriter implements BodySink {
+  ended = false;
+  constructor(
+    private readonly stream: Duplex,
+    private readonly chunked: boolean,
+  ) {}
+  write(chunk: Buffer): boolean {
+    if (this.stream.destroyed || chunk.length === 0) return true;
+    if (!this.chunked) return this.stream.write(chunk);
+    return this.stream.write(Buffer.concat([Buffer.from(`${chunk.length.toString(16)}\r\n`), chunk, CRLF]));
+  }
+  end(): void {
+    this.ended = true;
+    if (this.chunked && !this.stream.destroyed) this.stream.write(LAST_CHUNK);
+  }
+  once(event: 'drain', listener: () => void): this {
+    this.stream.once(event, listener);
+    return this;
+  }
+}
+
+/** One request/response on one stream. */
+class Exchange {
+  private buf: Buffer = EMPTY;
+  private head: ResponseHead | undefined;
+  private decoder: BodyDecoder | undefined;
+  private body: Readable | undefined;
+  private writer: RequestWriter | undefined;
+  private done = false;
+  private resolveTrailers!: (t: Record<string, string | string[]>) => void;
+  private rejectTrailers!: (e: Error) => void;
+
+  constructor(
+    private readonly client: Http1Client,
+    private readonly conn: UpstreamConn,
+    private readonly method: string,
+    private readonly maxHeaderBytes: number,
+    private readonly settle: (a: Attempt) => void,
+  ) {
+    conn.stream.on('data', this.onData);
+    conn.stream.once('close', this.onClose);
+  }
+
+  send(
+    method: string,
+    path: string,
+    authority: string,
+    headers: Record<string, string | string[]>,
+    body: ReplayableBody,
+  ): void {
+    let s = `${method} ${path} HTTP/1.1\r\nhost: ${authority}\r\n`;
+    for (const k in headers) {
+      const v = headers[k];
+      if (v === undefined || k === 'host') continue;
+      for (const x of Array.isArray(v) ? v : [v]) {
+        if (!VALUE_OK.test(String(x))) {
+          this.fail();
+          return;
+        }
+        s += `${k}: ${x}\r\n`;
+      }
+    }
+    const hasLength = headers['content-length'] !== undefined;
+    const noBody = !hasLength && body.complete && body.bytes === 0;
+    const chunked = !hasLength && !noBody;
+    if (chunked) s += 'transfer-encoding: chunked\r\n';
+    const stream = this.conn.stream;
+    stream.write(Buffer.from(`${s}\r\n`, 'latin1'));
+    const writer = new RequestWriter(stream, chunked);
+    this.writer = writer;
+    if (noBody) writer.end();
+    else if (!body.attach(writer)) {
+      // The body went past the replay buffer before this attempt: it cannot be sent whole.
+      this.fail();
+    }
+  }
+
+  cancel(body: ReplayableBody): void {
+    if (this.writer) body.detach(this.writer);
+    this.abort();
+  }
+
+  private abort(): void {
+    if (this.done) return;
+    this.done = true;
+    this.detach();
+    this.conn.stream.destroy();
+    this.body?.destroy();
+    this.rejectTrailers?.(new Error('aborted'));
+  }
+
+  private fail(): void {
+    this.abort();
+    this.settle({ ok: false, outcome: { reset: true }, error: 'WP_ERR_UPSTREAM_TERMINATED' });
+  }
+
+  private detach(): void {
+    this.conn.stream.off('data', this.onData);
+    this.conn.stream.off('close', this.onClose);
+  }
+
+  private readonly onClose = (): void => {
+    if (this.done) return;
+    if (this.decoder?.finish()) {
+      this.complete();
+      return;
+    }
+    this.done = true;
+    this.detach();
+    if (!this.head) this.settle({ ok: false, outcome: { reset: true }, error: 'WP_ERR_UPSTREAM_TERMINATED' });
+    else {
+      this.rejectTrailers(new Error('upstream closed mid-response'));
+      this.body?.destroy();
+    }
+  };
+
+  private readonly onData = (chunk: Buffer): void => {
+    if (this.done) return;
+    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+    try {
+      while (!this.head) {
+        const end = headEnd(this.buf, this.maxHeaderBytes);
+        if (end < 0) return;
+        const head = parseResponseHead(this.buf, 0, end);
+        this.buf = this.buf.subarray(end);
+        // Interim responses (1xx) are not relayed; 101 would switch protocols: refused.
+        if (head.status === 101) throw new Error('unexpected 101');
+        if (head.status < 200) continue;
+        this.onHead(head, responseFraming(head, this.method));
+      }
+      this.feed();
+    } catch {
+      this.fail();
+    }
+  };
+
+  private onHead(head: ResponseHead, framing: Framing): void {
+    this.head = head;
+    this.decoder = new BodyDecoder(framing, this.maxHeaderBytes);
+    const stream = this.conn.stream;
+    const body = new Readable({ read: () => stream.resume() });
+    this.body = body;
+    const trailers = new Promise<Record<string, string | string[]>>((resolve, reject) => {
+      this.resolveTrailers = resolve;
+      this.rejectTrailers = reject;
+    });
+    trailers.catch(() => {});
+    this.settle({
+      ok: true,
+      response: {
+        status: head.status,
+        headers: head.headers,
+        body,
+        trailers,
+        abort: () => this.abort(),
+      },
+    });
+  }
+
+  private feed(): void {
+    const decoder = this.decoder;
+    const body = this.body;
+    if (!decoder || !body || this.done) return;
+    if (this.buf.length > 0) {
+      const n = decoder.feed(this.buf, 0, (c) => {
+        if (!body.push(c)) this.conn.stream.pause();
+      });
+      this.buf = n === this.buf.length ? EMPTY : this.buf.subarray(n);
+    }
+    if (decoder.done) this.complete();
+  }
+
+  private complete(): void {
+    if (this.done) return;
+    this.done = true;
+    this.detach();
+    const head = this.head as ResponseHead;
+    const trailers: Record<string, string | string[]> = {};
+    for (const [k, v] of this.decoder?.trailers ?? []) {
+      const name = k.toLowerCase();
+      const had = trailers[name];
+      trailers[name] = had === undefined ? v : `${had}, ${v}`;
+    }
+    // The trailers follow the body: they resolve once the reader has had every byte.
+    const body = this.body;
+    if (body) {
+      body.once('end', () => this.resolveTrailers(trailers));
+      body.push(null);
+    } else this.resolveTrailers(trailers);
+    // Bytes past the response, a request not sent whole, or close by either side: not reused.
+    const reusable =
+      this.buf.length === 0 &&
+      keepAlive(head) &&
+      this.decoder?.framing.kind !== 'close' &&
+      this.writer?.ended === true;
+    this.conn.stream.resume();
+    this.client.release(this.conn, reusable);
+  }
+}
