@@ -160,7 +160,8 @@ export class Http1ResponseWriter extends EventEmitter implements DownstreamRespo
   closed(): void {
     if (this.destroyed) return;
     this.destroyed = true;
-    if (!this.writableFinished) this.emit('close');
+    // On a later tick, as a Node response emits it: the step that destroyed it finishes first.
+    if (!this.writableFinished) process.nextTick(() => this.emit('close'));
   }
 
   private takeHead(): string {
