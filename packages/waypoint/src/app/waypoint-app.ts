@@ -396,6 +396,7 @@ export class WaypointApp {
         xds: this.xds?.dump(),
         certificates: this.certs?.dump(),
         upstreams: this.upstreams?.stats(),
+        upstreamsDirect: this.proxy?.directStats(),
       },
       // Decoded config holds regexes, sets and maps: shown as their sources and entries.
       (_k, v) =>

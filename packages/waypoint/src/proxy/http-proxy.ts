@@ -73,6 +73,9 @@ export interface HttpProxyInputs {
 export type { ConnectionContext } from './exchange.js';
 export { DEFAULT_MAX_HEADERS_COUNT } from './header-limits.js';
 
+/** An idle keep-alive HTTP/1.1 client connection closes after this long (either path). */
+const KEEP_ALIVE_TIMEOUT_MS = 60_000;
+
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 
 /** A request's headers as one lower-case map with the pseudo-headers, for matching. */
@@ -139,7 +142,7 @@ export class HttpProxy {
       // How often slow clients are looked for: a fraction of the timeout, so it fires on time.
       connectionsCheckingInterval: Math.min(1_000, Math.max(50, (inputs.headersTimeoutMs ?? 10_000) / 4)),
       requestTimeout: 0,
-      keepAliveTimeout: 60_000,
+      keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
     });
     // Node would keep the first 1,000 headers and silently drop the rest, hiding them from RBAC:
     // it keeps every one (the byte limit bounds them) and onRequest refuses too many with 431.
@@ -188,6 +191,7 @@ export class HttpProxy {
       sniffHttp2: ctx.chain.handler.codec === 'auto',
       maxHeaderBytes: this.inputs.maxHeaderBytes ?? 60 * 1024,
       headersTimeoutMs: this.inputs.headersTimeoutMs ?? 10_000,
+      keepAliveTimeoutMs: KEEP_ALIVE_TIMEOUT_MS,
       handle: (req, res, body) => this.handle(req, res, body, ctx),
       fallback: (inner, codec) => this.serveWith(codec, inner, ctx),
       refused: (key, reason) => {
@@ -235,6 +239,11 @@ export class HttpProxy {
       this.hand(h2 ? this.http2 : this.http1, conn, ctx);
     };
     conn.on('data', onData);
+  }
+
+  /** The direct HTTP/1.1 client's upstream streams (none with the direct path off). */
+  directStats(): { open: number; idle: number } | undefined {
+    return this.http1Client?.stats();
   }
 
   close(): void {

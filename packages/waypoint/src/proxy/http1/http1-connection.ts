@@ -39,6 +39,8 @@ export interface Http1ConnectionInputs {
   readonly sniffHttp2: boolean;
   readonly maxHeaderBytes: number;
   readonly headersTimeoutMs: number;
+  /** An idle keep-alive connection closes after this long. */
+  readonly keepAliveTimeoutMs: number;
   /** Serves one request (HttpProxy.handle, shared with the Node path). */
   readonly handle: (req: RequestRecord, res: DownstreamResponse, body: ReplayableBody) => Promise<void>;
   /** Serves the rest of the connection with Node's servers. */
@@ -90,10 +92,17 @@ export class Http1ResponseWriter extends EventEmitter implements DownstreamRespo
     if (this.headersSent) return this;
     let s = `HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? 'unknown'}\r\n`;
     let hasLength = false;
+    let hasDate = false;
     for (const k in headers) {
       const v = headers[k];
       if (v === undefined) continue;
       if (k === 'content-length') hasLength = true;
+      else if (k === 'date') hasDate = true;
+      else if (k === 'connection') {
+        // A reply that closes the connection (431 too many headers) says so once, below.
+        if (/(^|[\s,])close($|[\s,])/i.test(String(v))) this.keepAlive = false;
+        continue;
+      }
       for (const x of Array.isArray(v) ? v : [v]) {
         // As Node's writeHead: a value that would split the head is refused, never written.
         if (!VALUE_OK.test(String(x))) throw new TypeError(`invalid value for header ${k}`);
@@ -108,6 +117,8 @@ export class Http1ResponseWriter extends EventEmitter implements DownstreamRespo
         s += 'transfer-encoding: chunked\r\n';
       } else this.keepAlive = false;
     }
+    // As Node's server: a Date on every response that has none.
+    if (!hasDate) s += `date: ${this.conn.date()}\r\n`;
     if (!this.keepAlive) s += 'connection: close\r\n';
     else if (this.versionMinor === 0) s += 'connection: keep-alive\r\n';
     this.head = `${s}\r\n`;
@@ -192,6 +203,9 @@ export class Http1Connection extends Duplex {
   private outputWaiting = false;
   private pumping = false;
   private again = false;
+  private idleTimer: NodeJS.Timeout | undefined;
+  private dateSecond = -1;
+  private dateText = '';
 
   constructor(private readonly inputs: Http1ConnectionInputs) {
     super({ allowHalfOpen: true });
@@ -234,10 +248,22 @@ export class Http1Connection extends Duplex {
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
     this.closing = true;
     clearTimeout(this.headTimer);
+    clearTimeout(this.idleTimer);
     this.response?.closed();
     this.relay?.destroy();
     this.releaseInput();
     cb(err);
+  }
+
+  /** The Date header's value, formatted once a second. */
+  date(): string {
+    const now = Date.now();
+    const second = Math.floor(now / 1000);
+    if (second !== this.dateSecond) {
+      this.dateSecond = second;
+      this.dateText = new Date(now).toUTCString();
+    }
+    return this.dateText;
   }
 
   /** Bytes to the client; false when it is not keeping up ('drain' on the response follows). */
@@ -256,7 +282,23 @@ export class Http1Connection extends Duplex {
       this.endConnection();
       return;
     }
+    this.armIdleTimeout();
     this.pump();
+  }
+
+  /**
+   * A keep-alive connection with no request in progress closes after the idle timeout (as the
+   * Node path's keepAliveTimeout); one timer per connection, refreshed.
+   */
+  private armIdleTimeout(): void {
+    if (this.idleTimer) {
+      this.idleTimer.refresh();
+      return;
+    }
+    this.idleTimer = setTimeout(() => {
+      if (this.response || this.decoder || this.buf.length > 0 || this.relay) return;
+      this.endConnection();
+    }, this.inputs.keepAliveTimeoutMs);
   }
 
   /** Reads what the client sent as far as the current state allows. */
@@ -425,6 +467,7 @@ export class Http1Connection extends Duplex {
     if (this.closing) return;
     this.closing = true;
     clearTimeout(this.headTimer);
+    clearTimeout(this.idleTimer);
     this.push(null);
     this.releaseInput();
   }

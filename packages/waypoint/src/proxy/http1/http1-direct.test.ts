@@ -457,6 +457,19 @@ describe('direct HTTP/1.1 path: connection, framing, pooling and fallback', () =
     );
   });
 
+  it('closes the connection after a 431 for too many headers, serving nothing pipelined behind it', async () => {
+    const fields = Array.from({ length: 120 }, (_, i) => `x-f${i}: v\r\n`).join('');
+    const out = await rawExchange(direct.port, [
+      `GET /many HTTP/1.1\r\nhost: svc\r\n${fields}\r\nGET /behind HTTP/1.1\r\nhost: svc\r\n\r\n`,
+    ]);
+    const rs = responsesOf(out);
+    expect(rs.map((r) => r.status)).toEqual([431]);
+    expect(rs[0]?.headers.connection).toBe('close');
+    expect(out.match(/\r\nconnection:/g)).toHaveLength(1);
+    expect(rs[0]?.headers.date).toMatch(/GMT$/);
+    expect(nb.ports.has('/behind')).toBe(false);
+  });
+
   it('writes the same access log entry on both paths for the same requests', async () => {
     const requests = [
       'GET /same/get HTTP/1.1\r\nhost: svc\r\nx-request-id: id-1\r\nconnection: close\r\n\r\n',
