@@ -122,6 +122,10 @@ export function parseRequestHead(buf: Buffer, start: number, end: number): Reque
   const target = m[2] as string;
   if (!TARGET.test(target)) throw malformed('bad request target');
   const { raw, headers } = parseFields(lines, 1);
+  // RFC 9112 3.2: more than one Host is refused (Node keeps the first; policy must see one).
+  let hosts = 0;
+  for (const [name] of raw) if (name.length === 4 && name.toLowerCase() === 'host') hosts++;
+  if (hosts > 1) throw malformed('several host fields');
   return { method, target, versionMinor: m[3] === '1' ? 1 : 0, raw, headers, size: end - start };
 }
 
