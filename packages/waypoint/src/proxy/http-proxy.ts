@@ -3,6 +3,9 @@
  * chain's codec, or sniffed from the HTTP/2 preface), then per request: RBAC, route selection,
  * fault injection, redirects and direct responses, or the upstream with retries, timeouts,
  * load balancing, circuit breaking and outlier detection; telemetry and an access log line.
+ * HTTP/1.1 is served by the direct path in http1/ (the tunnel's bytes parsed by the waypoint's own
+ * parser, upstream requests written on pooled streams) unless `http1Direct` is off; HTTP/2 and what
+ * the direct path hands over go to Node's servers. Both call `handle` with the same request record.
  * The decisions are pure functions in route/, retry/, fault/, lb/ and authz/. This file wires the
  * servers and the per-request steps: header-limits.ts, request-attempt.ts (one upstream attempt),
  * retry-loop.ts (the attempts of a request), upstream-response.ts, local-reply.ts (answers from

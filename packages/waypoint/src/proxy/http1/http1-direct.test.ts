@@ -344,6 +344,11 @@ describe('direct HTTP/1.1 path: connection, framing, pooling and fallback', () =
     }
     console.log(`upstream connections: ${sameClient} for 3 requests of one client on 2 tunnels`);
     expect(sameClient).toBeLessThanOrEqual(1);
+    // The same upstream stream (its local port) carried all three.
+    expect(nb.ports.get('/k1')).toBeDefined();
+    expect(nb.ports.get('/k2')).toBe(nb.ports.get('/k1'));
+    expect(nb.ports.get('/k3')).toBe(nb.ports.get('/k1'));
+    expect(nb.ports.get('/k4')).not.toBe(nb.ports.get('/k1'));
     // Another client's requests never ride a stream whose CONNECT carried the first's address.
     expect(nb.connections.length - before).toBe(sameClient + 1);
   });
