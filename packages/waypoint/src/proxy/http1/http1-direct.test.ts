@@ -1,4 +1,5 @@
 import http from 'node:http';
+import http2 from 'node:http2';
 import net from 'node:net';
 import { dialTcp, HboneClient, HboneMetrics, SpiffeId } from '@ambient/shared';
 import { pino } from 'pino';
@@ -86,6 +87,13 @@ async function nodeBackend() {
         res.end(first ? 'failed' : `ok ${body.length} ${body}`);
         return;
       }
+      if (url.startsWith('/big')) {
+        // 4 MiB in 64 KiB writes: more than any buffer on the way, so backpressure must hold.
+        const piece = Buffer.alloc(64 * 1024, 98);
+        for (let i = 0; i < 64; i++) res.write(piece);
+        res.end();
+        return;
+      }
       if (url.startsWith('/close')) res.setHeader('connection', 'close');
       res.end(`${req.method} ${url} ${body.length} ${req.headers['transfer-encoding'] ?? '-'}`);
     });
@@ -93,6 +101,18 @@ async function nodeBackend() {
   server.on('connection', (s) => connections.push(`${s.remotePort}`));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return { server, port: (server.address() as net.AddressInfo).port, connections, ports };
+}
+
+/** An HTTP/2 backend answering like a gRPC server: a body, then grpc-status in trailers. */
+async function h2Backend() {
+  const server = http2.createServer();
+  server.on('stream', (stream) => {
+    stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+    stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+    stream.end(Buffer.from([0, 0, 0, 0, 2, 0x0a, 0x00]));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { server, port: (server.address() as net.AddressInfo).port };
 }
 
 /** A scripted backend: answers by path with exact bytes, to try each response framing. */
@@ -264,6 +284,7 @@ function responsesOf(text: string): Array<{ status: number; headers: Record<stri
 describe('direct HTTP/1.1 path: connection, framing, pooling and fallback', () => {
   let nb: Awaited<ReturnType<typeof nodeBackend>>;
   let rb: Awaited<ReturnType<typeof rawBackend>>;
+  let h2b: Awaited<ReturnType<typeof h2Backend>>;
   let direct: Front;
   let node: Front;
   let config: WaypointConfig;
@@ -271,6 +292,7 @@ describe('direct HTTP/1.1 path: connection, framing, pooling and fallback', () =
   beforeAll(async () => {
     nb = await nodeBackend();
     rb = await rawBackend();
+    h2b = await h2Backend();
     config = {
       routes: new Map([
         [
@@ -290,6 +312,7 @@ describe('direct HTTP/1.1 path: connection, framing, pooling and fallback', () =
                 },
               }),
               route('raw', '/raw', { clusters: [{ cluster: 'raw', weight: 1 }] }),
+              route('grpc', '/test.Echo', { clusters: [{ cluster: 'grpc', weight: 1 }] }),
               route('default', '/', { clusters: [{ cluster: 'n', weight: 1 }] }),
             ],
           },
@@ -298,10 +321,12 @@ describe('direct HTTP/1.1 path: connection, framing, pooling and fallback', () =
       clusters: new Map([
         ['n', cluster('n')],
         ['raw', cluster('raw')],
+        ['grpc', { ...cluster('grpc'), protocol: 'http2' }],
       ]),
       endpoints: new Map([
         ['n', [endpoint('n', nb.port)]],
         ['raw', [endpoint('raw', rb.port)]],
+        ['grpc', [endpoint('grpc', h2b.port)]],
       ]),
     };
     direct = await front(config, true);
@@ -315,6 +340,7 @@ describe('direct HTTP/1.1 path: connection, framing, pooling and fallback', () =
     }
     nb.server.close();
     rb.server.close();
+    h2b.server.close();
   });
 
   it('answers pipelined requests in order on one connection, then closes on Connection: close', async () => {
@@ -401,6 +427,30 @@ describe('direct HTTP/1.1 path: connection, framing, pooling and fallback', () =
     expect(old).toMatch(/^HTTP\/1.1 200 OK\r\n/);
     expect(old).toContain('connection: close\r\n');
     expect(old.endsWith('\r\n\r\nhello world')).toBe(true);
+  });
+
+  it('relays a 4 MiB response whole, with backpressure, and counts its bytes', async () => {
+    const r = await fetch(`http://127.0.0.1:${direct.port}/big`);
+    const body = Buffer.from(await r.arrayBuffer());
+    expect(body.length).toBe(4 * 1024 * 1024);
+    expect(body.every((b) => b === 98)).toBe(true);
+    await new Promise((x) => setTimeout(x, 20));
+    expect(direct.logs.find((e) => e.path === '/big')).toMatchObject({ bytes_sent: 4 * 1024 * 1024 });
+  });
+
+  it('sends an HTTP/1.1 request to an HTTP/2 cluster and writes its trailers on the chunked response', async () => {
+    const out = await rawExchange(direct.port, [
+      'POST /test.Echo/Say HTTP/1.1\r\nhost: svc\r\ncontent-type: application/grpc\r\nte: trailers\r\ncontent-length: 5\r\nconnection: close\r\n\r\n\0\0\0\0\0',
+    ]);
+    const [r] = responsesOf(out);
+    expect(r?.status).toBe(200);
+    expect(r?.headers['content-type']).toBe('application/grpc');
+    expect(r?.headers['trailer:grpc-status']).toBe('0');
+    expect(Buffer.from(r?.body ?? '', 'latin1')).toEqual(Buffer.from([0, 0, 0, 0, 2, 0x0a, 0x00]));
+    expect(direct.logs.find((e) => e.path === '/test.Echo/Say')).toMatchObject({
+      grpc_status: '0',
+      upstream_cluster: 'grpc',
+    });
   });
 
   it('destroys the client connection when the upstream resets mid-response, flagged UR', async () => {
