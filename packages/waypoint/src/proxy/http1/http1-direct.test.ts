@@ -512,6 +512,36 @@ describe('direct HTTP/1.1 path: connection, framing, pooling and fallback', () =
     );
   });
 
+  it('answers a client that ends its side mid-body as the Node path does', async () => {
+    const cut = (port: number) =>
+      new Promise<string>((resolve) => {
+        const s = net.connect(port, '127.0.0.1', () =>
+          s.end('POST /cut HTTP/1.1\r\nhost: svc\r\ncontent-length: 10\r\n\r\nabc'),
+        );
+        let out = '';
+        s.on('data', (d) => {
+          out += d.toString('latin1');
+        });
+        s.on('close', () => resolve(out));
+        s.on('error', () => resolve(out));
+        setTimeout(() => s.destroy(), 2000);
+      });
+    const d = await cut(direct.port);
+    const n = await cut(node.port);
+    console.log(
+      `client ended mid-body: direct ${JSON.stringify(d.slice(0, 12))}, node ${JSON.stringify(n.slice(0, 12))}`,
+    );
+    expect(d).toMatch(/^HTTP\/1.1 400 /);
+    expect(d.slice(0, 12)).toBe(n.slice(0, 12));
+    await new Promise((x) => setTimeout(x, 50));
+    const de = direct.logs.find((e) => e.path === '/cut');
+    const ne = node.logs.find((e) => e.path === '/cut');
+    console.log(
+      `logged: direct ${de?.response_code} ${de?.response_flags}, node ${ne?.response_code} ${ne?.response_flags}`,
+    );
+    expect([de?.response_code, de?.response_flags]).toEqual([ne?.response_code, ne?.response_flags]);
+  });
+
   it('closes the connection after a 431 for too many headers, serving nothing pipelined behind it', async () => {
     const fields = Array.from({ length: 120 }, (_, i) => `x-f${i}: v\r\n`).join('');
     const out = await rawExchange(direct.port, [
