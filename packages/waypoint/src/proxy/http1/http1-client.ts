@@ -45,6 +45,8 @@ interface UpstreamConn {
   readonly key: string;
   readonly cluster: ClusterPool;
   busy: boolean;
+  /** Bytes on an idle stream (an early 408, garbage) make it unusable: it is closed. */
+  readonly onIdleData: () => void;
 }
 
 interface Waiter {
@@ -139,7 +141,13 @@ export class Http1Client {
       pool.open += 1;
       this.inputs.connect(ep, cluster.connectTimeoutMs, clientIp).then(
         (stream) => {
-          const conn: UpstreamConn = { stream, key, cluster: pool, busy: true };
+          const conn: UpstreamConn = {
+            stream,
+            key,
+            cluster: pool,
+            busy: true,
+            onIdleData: () => stream.destroy(),
+          };
           this.all.add(conn);
           stream.on('error', () => {});
           stream.once('close', () => this.gone(conn));
@@ -188,6 +196,7 @@ export class Http1Client {
     if (!conn) return undefined;
     pool.idleCount -= 1;
     conn.busy = true;
+    conn.stream.off('data', conn.onIdleData);
     return conn;
   }
 
@@ -198,6 +207,7 @@ export class Http1Client {
       if (conn) {
         pool.idleCount -= 1;
         conn.busy = true;
+        conn.stream.off('data', conn.onIdleData);
         conn.stream.destroy();
         return true;
       }
@@ -233,6 +243,7 @@ export class Http1Client {
       return;
     }
     conn.busy = false;
+    conn.stream.on('data', conn.onIdleData);
     list.push(conn);
     pool.idleCount += 1;
   }

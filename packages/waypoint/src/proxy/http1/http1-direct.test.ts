@@ -115,6 +115,9 @@ async function h2Backend() {
   return { server, port: (server.address() as net.AddressInfo).port };
 }
 
+/** Backend streams the proxy closed after they sent bytes while idle. */
+const closedAfterGarbage: boolean[] = [];
+
 /** A scripted backend: answers by path with exact bytes, to try each response framing. */
 async function rawBackend() {
   const scripts: Record<string, (s: net.Socket) => void> = {
@@ -128,6 +131,13 @@ async function rawBackend() {
     '/raw/reset': (s) => {
       s.write('HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npartial');
       setTimeout(() => s.resetAndDestroy(), 20);
+    },
+    '/raw/garbage-after': (s) => {
+      s.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
+      setTimeout(() => {
+        if (!s.destroyed) s.write('junk');
+        s.once('close', () => closedAfterGarbage.push(true));
+      }, 30);
     },
     '/raw/bad-head': (s) => s.write('HTTP/1.1 200 OK\r\nx-bad : 1\r\ncontent-length: 0\r\n\r\n'),
   };
@@ -466,6 +476,23 @@ describe('direct HTTP/1.1 path: connection, framing, pooling and fallback', () =
     expect(String(d?.response_flags).split(',')).toContain('UR');
     // Logged as the Node path logs it (the client saw no complete response).
     expect([d?.response_code, d?.response_flags]).toEqual([n?.response_code, n?.response_flags]);
+  });
+
+  it('closes a pooled upstream stream that sends bytes while idle', async () => {
+    const [r] = responsesOf(
+      await rawExchange(direct.port, [
+        'GET /raw/garbage-after HTTP/1.1\r\nhost: svc\r\nconnection: close\r\n\r\n',
+      ]),
+    );
+    expect(r?.body).toBe('ok');
+    for (let i = 0; i < 100 && closedAfterGarbage.length === 0; i++)
+      await new Promise((x) => setTimeout(x, 10));
+    expect(closedAfterGarbage).toEqual([true]);
+    // The next request gets a fresh stream and its answer.
+    const [next] = responsesOf(
+      await rawExchange(direct.port, ['GET /raw/cl HTTP/1.1\r\nhost: svc\r\nconnection: close\r\n\r\n']),
+    );
+    expect(next?.body).toBe('hello');
   });
 
   it('answers 503 UC for an upstream response head it refuses, as the Node client path does', async () => {
