@@ -18,6 +18,7 @@ import { createInterface } from 'node:readline';
 import { type BackoffPolicy, backoffDelay } from '@ambient/shared';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { SnapshotMap } from '../ambient/snapshot-map.js';
 import {
   DEFAULT_MANIFEST_LIMITS,
   decodeManifest,
@@ -27,7 +28,6 @@ import {
   manifestKey,
 } from '../manifests/kube-objects.js';
 import type { ConfigSource, InvalidResource } from './manifest-dir-source.js';
-import { SnapshotMap } from './snapshot-map.js';
 
 /** Where a kind is served. */
 export interface KubeKindSpec {

@@ -6,9 +6,9 @@ import { mkdtemp, rename, rm, unlink, utimes, writeFile } from 'node:fs/promises
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { SnapshotMap } from '../ambient/snapshot-map.js';
 import type { KubeObject } from '../manifests/kube-objects.js';
 import { type InvalidResource, ManifestDirSource } from './manifest-dir-source.js';
-import { SnapshotMap } from './snapshot-map.js';
 
 let dir: string;
 let sources: ManifestDirSource[];

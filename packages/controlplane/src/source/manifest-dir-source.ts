@@ -20,6 +20,7 @@ import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 import type { Problem } from '@ambient/shared';
 import { Composer, type Document, isMap, isPair, isScalar, isSeq, LineCounter, Parser } from 'yaml';
+import { SnapshotMap } from '../ambient/snapshot-map.js';
 import { TimeSlicer } from '../ambient/time-slicer.js';
 import {
   DEFAULT_MANIFEST_LIMITS,
@@ -29,7 +30,6 @@ import {
   manifestKey,
   objectKey,
 } from '../manifests/kube-objects.js';
-import { SnapshotMap } from './snapshot-map.js';
 
 export interface InvalidResource {
   readonly file: string;
