@@ -125,10 +125,10 @@ function baseDocs(): unknown[] {
   ];
 }
 
-/** The outputs a model consists of (the update's extra fields left out). */
+/** The outputs a model consists of, as plain maps (an updated model's addresses are a snapshot view). */
 function outputs(m: MeshModel) {
   return {
-    addresses: m.addresses,
+    addresses: new Map(m.addresses),
     authorizations: m.authorizations,
     identitiesByNode: m.identitiesByNode,
     problems: m.problems,

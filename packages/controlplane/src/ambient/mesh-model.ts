@@ -35,6 +35,7 @@ import {
   waypointNotReady,
   waypointUnsupportedTrafficType,
 } from './binding-status.js';
+import { SnapshotMap } from './snapshot-map.js';
 import { runToEnd } from './time-slicer.js';
 import { canonicalService, workloadName, workloadTrustDomain } from './workload-naming.js';
 
@@ -256,6 +257,8 @@ export interface MeshModelUpdate {
 interface BuildState {
   readonly ix: Indexes;
   readonly model: MeshModel;
+  /** The model's addresses, to update without copying them all. */
+  readonly addresses: SnapshotMap<string, WireAddress>;
   /** Running pods per identity per node: a node loses an identity only when its last such pod goes. */
   readonly identityCounts: Map<string, Map<string, number>>;
   /** Whether a legacy service-account waypoint exists, which makes services depend on pods. */
@@ -319,7 +322,7 @@ export class MeshModelBuilder {
     }
     this.state = undefined;
     const prev = state.model;
-    const addresses = new Map(prev.addresses);
+    const addresses = state.addresses;
     const identitiesByNode = new Map(prev.identitiesByNode) as Map<string, ReadonlySet<string>>;
     // Copy on write: the previous model's sets stay as they were.
     const copied = new Set<string>();
@@ -381,7 +384,7 @@ export class MeshModelBuilder {
       }
       yield;
     }
-    const model: MeshModel = { ...prev, addresses, identitiesByNode };
+    const model: MeshModel = { ...prev, addresses: addresses.snapshot(), identitiesByNode };
     this.state = { ...state, model };
     return { model, previous: prev, changedAddresses };
   }
@@ -519,7 +522,7 @@ export class MeshModelBuilder {
     }
     this.byKeyService = nextServices;
     const model = { addresses, authorizations, identitiesByNode, problems, policyBindings, serviceBindings };
-    this.state = { ix, model, identityCounts, legacy };
+    this.state = { ix, model, addresses: new SnapshotMap(addresses), identityCounts, legacy };
     return model;
   }
 

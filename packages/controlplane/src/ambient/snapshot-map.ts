@@ -10,13 +10,22 @@
 const FOLD_AT = 256;
 
 export class SnapshotMap<K, V> {
-  private base = new Map<K, V>();
+  private base: Map<K, V> = new Map();
   /** Set once a snapshot holds `base`: from then on changes go to `over`. */
   private baseShared = false;
   /** Changes on top of `base`: a value, or undefined for a key of `base` no longer present. */
   private over = new Map<K, V | undefined>();
   private count = 0;
   private view?: MapView<K, V>;
+
+  /** Starts from `initial`, which is never modified (it may be in use elsewhere). */
+  constructor(initial?: ReadonlyMap<K, V>) {
+    if (initial) {
+      this.base = initial as Map<K, V>;
+      this.baseShared = true;
+      this.count = initial.size;
+    }
+  }
 
   get size(): number {
     return this.count;

@@ -19,6 +19,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { type MeshModel, MeshModelBuilder, type ModelProblem } from '../ambient/mesh-model.js';
+import { SnapshotMap } from '../ambient/snapshot-map.js';
 import { TimeSlicer } from '../ambient/time-slicer.js';
 import { createAuthenticator } from '../auth/authenticators.js';
 import type { Authenticator } from '../auth/token-authenticator.js';
@@ -39,7 +40,13 @@ import { EnvoyEncoder, WAYPOINT_TYPE_URLS } from '../waypoint-xds/envoy-encoder.
 import { WaypointResourceBuilder, type WaypointResources } from '../waypoint-xds/waypoint-resources.js';
 import { DeltaAdsServer } from '../xds/delta-ads-server.js';
 import { type ProxyDirectory, waypointScope } from '../xds/proxy-admission.js';
-import { encodeResources, ResourceEncoder, SnapshotStore, type TypeSnapshot } from '../xds/snapshot-store.js';
+import {
+  encodeResources,
+  ResourceEncoder,
+  type ResourceEntry,
+  SnapshotStore,
+  type TypeSnapshot,
+} from '../xds/snapshot-store.js';
 import { SotwAdsServer } from '../xds/sotw-ads-server.js';
 import type { ControlPlaneConfig } from './controlplane-config.js';
 
@@ -84,7 +91,13 @@ export class ControlPlaneApp {
   /** Keys (`kind/namespace/name`) of the objects changed since the last build. */
   private pendingKeys = new Set<string>();
   /** What the last publish sent, and the model it came from: the base of an incremental one. */
-  private published?: { model: MeshModel; addresses: TypeSnapshot; authorizations: TypeSnapshot };
+  private published?: {
+    model: MeshModel;
+    addresses: TypeSnapshot;
+    /** The published addresses, to encode the next incremental change into. */
+    addressMap: SnapshotMap<string, ResourceEntry>;
+    authorizations: TypeSnapshot;
+  };
   private firstChangeAt?: number;
   private quietTimer?: NodeJS.Timeout;
   private maxTimer?: NodeJS.Timeout;
@@ -392,7 +405,7 @@ export class ControlPlaneApp {
     const addresses = incremental
       ? await this.slicer.run(
           this.addressEncoder.encodeChangedSteps(
-            incremental.addresses,
+            incremental.addressMap,
             model.addresses,
             update.changedAddresses as ReadonlySet<string>,
           ),
@@ -416,10 +429,22 @@ export class ControlPlaneApp {
       : undefined;
     this.published = undefined;
     this.ads?.publish(snapshots, changedAt, only);
-    this.published = { model, addresses, authorizations };
+    this.published = {
+      model,
+      addresses,
+      addressMap: incremental?.addressMap ?? new SnapshotMap(addresses),
+      authorizations,
+    };
     // Every waypoint's resources are computed again: they depend on routes, rules, policies,
     // services and pods alike, and unchanged ones keep their content hash and are not re-sent.
-    const waypoints = this.waypointBuilder.build(objects, model);
+    // Pods reach them only through a waypoint Gateway, so with none there is nothing a pod-only
+    // change can alter (the build would read every object to find that out).
+    const podsOnly = keys !== undefined && keys.size > 0 && [...keys].every((k) => k.startsWith('Pod/'));
+    const last = this.waypoints;
+    const waypoints =
+      podsOnly && last && last.byGateway.size === 0 && last.problems.length === 0
+        ? last
+        : this.waypointBuilder.build(objects, model);
     this.waypoints = waypoints;
     const scoped = new Map<string, Map<string, TypeSnapshot>>();
     for (const set of waypoints.byGateway.values()) {

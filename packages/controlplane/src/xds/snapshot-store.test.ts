@@ -1,5 +1,6 @@
 import type { WireCodec } from '@ambient/shared';
 import { describe, expect, it } from 'vitest';
+import { SnapshotMap } from '../ambient/snapshot-map.js';
 import { runToEnd } from '../ambient/time-slicer.js';
 import { ResourceEncoder, type SnapshotChange, SnapshotStore, type TypeSnapshot } from './snapshot-store.js';
 
@@ -44,7 +45,7 @@ describe('SnapshotStore: publishing only the named resources', () => {
     const wholeChanges = changes(whole);
     const partialChanges = changes(partial);
     whole.publish(new Map([[TYPE, encoder.encodeAll(next)]]));
-    const snap: TypeSnapshot = runToEnd(encoder.encodeChangedSteps(base, next, named));
+    const snap: TypeSnapshot = runToEnd(encoder.encodeChangedSteps(new SnapshotMap(base), next, named));
     partial.publish(new Map([[TYPE, snap]]), undefined, new Map([[TYPE, named]]));
     expect(partialChanges).toEqual(wholeChanges);
     expect(partialChanges).toEqual([{ scope: '', typeUrl: TYPE, changed: ['b', 'e'], removed: ['c'] }]);

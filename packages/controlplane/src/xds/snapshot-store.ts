@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import type { Input, WireCodec } from '@ambient/shared';
 import protobuf from 'protobufjs';
+import type { SnapshotMap } from '../ambient/snapshot-map.js';
 import { runToEnd } from '../ambient/time-slicer.js';
 
 export interface ResourceEntry {
@@ -39,22 +40,22 @@ export class ResourceEncoder<T> {
   }
 
   /**
-   * The snapshot `base` with only `names` encoded again from `values` (or removed when `values`
-   * lacks them): for a change that touched only those resources. `base` is not modified.
+   * Encodes again only `names` from `values` into `target` (removing those `values` lacks), for a
+   * change that touched only those resources, and returns the snapshot of the result. Snapshots
+   * taken of `target` before are not modified.
    */
   *encodeChangedSteps(
-    base: TypeSnapshot,
+    target: SnapshotMap<string, ResourceEntry>,
     values: ReadonlyMap<string, Input<T> & object>,
     names: Iterable<string>,
-  ): Generator<void, Map<string, ResourceEntry>> {
-    const out = new Map(base);
+  ): Generator<void, TypeSnapshot> {
     for (const name of names) {
       const v = values.get(name);
-      if (v) out.set(name, this.encode(name, v));
-      else out.delete(name);
+      if (v) target.set(name, this.encode(name, v));
+      else target.delete(name);
       yield;
     }
-    return out;
+    return target.snapshot();
   }
 
   /** `encodeAll` as steps, one per resource, for running in time slices. */
