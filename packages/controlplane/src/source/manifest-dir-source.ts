@@ -53,7 +53,8 @@ export interface ConfigSource {
   invalid(): readonly InvalidResource[];
   /**
    * Called with the keys of objects added, changed or removed; with none when only what is
-   * reported as invalid changed.
+   * reported as invalid changed. Every key whose entry in `objects()` changed must be reported:
+   * the model updates only what the keys name when they are all Pods.
    */
   onChange(listener: (keys: readonly string[]) => void): void;
 }
