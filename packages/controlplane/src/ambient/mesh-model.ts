@@ -35,6 +35,7 @@ import {
   waypointNotReady,
   waypointUnsupportedTrafficType,
 } from './binding-status.js';
+import { SnapshotMap } from './snapshot-map.js';
 import { runToEnd } from './time-slicer.js';
 import { canonicalService, workloadName, workloadTrustDomain } from './workload-naming.js';
 
@@ -155,18 +156,21 @@ export function matchesSelector(
 function selectsPodOf(svc: ServiceObject, serviceAccount: string, ix: Indexes): boolean {
   const sel = svc.selector;
   if (!sel || Object.keys(sel).length === 0) return false;
-  return ix.pods.some(
-    (p) =>
+  for (const p of ix.pods.values())
+    if (
       p.running &&
       p.metadata.namespace === svc.metadata.namespace &&
       p.serviceAccountName === serviceAccount &&
-      matchesSelector(sel, p.metadata.labels),
-  );
+      matchesSelector(sel, p.metadata.labels)
+    )
+      return true;
+  return false;
 }
 
 interface Indexes {
   readonly namespaces: Map<string, NamespaceObject>;
-  readonly pods: PodObject[];
+  /** By `namespace/name`. */
+  readonly pods: Map<string, PodObject>;
   readonly servicesByNs: Map<string, ServiceObject[]>;
   readonly policiesByNs: Map<string, AuthorizationPolicyObject[]>;
   readonly peerAuthByNs: Map<string, PeerAuthenticationObject[]>;
@@ -184,7 +188,7 @@ function push<K, V>(map: Map<K, V[]>, key: K, value: V): void {
 function index(objects: ReadonlyMap<string, KubeObject>): Indexes {
   const ix: Indexes = {
     namespaces: new Map(),
-    pods: [],
+    pods: new Map(),
     servicesByNs: new Map(),
     policiesByNs: new Map(),
     peerAuthByNs: new Map(),
@@ -197,7 +201,7 @@ function index(objects: ReadonlyMap<string, KubeObject>): Indexes {
         ix.namespaces.set(o.metadata.name, o);
         break;
       case 'Pod':
-        ix.pods.push(o);
+        ix.pods.set(`${o.metadata.namespace}/${o.metadata.name}`, o);
         break;
       case 'Service':
         push(ix.servicesByNs, o.metadata.namespace, o);
@@ -237,12 +241,153 @@ const SHARED_KINDS = new Set<KubeObject['kind']>([
   'Gateway',
 ]);
 
+/** What a model update changed, beside the model itself. */
+export interface MeshModelUpdate {
+  readonly model: MeshModel;
+  /** The model this one was derived from, when it was derived from one (absent: a full build). */
+  readonly previous?: MeshModel;
+  /**
+   * With `previous`: the names of the Address resources that may differ from it (added, changed or
+   * removed). Every other Address, and every other output, is the same object as in `previous`.
+   */
+  readonly changedAddresses?: ReadonlySet<string>;
+}
+
+/** What the last build left, for updating it in place of a full build. */
+interface BuildState {
+  readonly ix: Indexes;
+  readonly model: MeshModel;
+  /** The model's addresses, to update without copying them all. */
+  readonly addresses: SnapshotMap<string, WireAddress>;
+  /** Running pods per identity per node: a node loses an identity only when its last such pod goes. */
+  readonly identityCounts: Map<string, Map<string, number>>;
+  /** Whether a legacy service-account waypoint exists, which makes services depend on pods. */
+  readonly legacy: boolean;
+}
+
+const POD_PREFIX = 'Pod/';
+
+function kindOf(key: string): KubeObject['kind'] {
+  return key.slice(0, key.indexOf('/')) as KubeObject['kind'];
+}
+
+function countIdentity(
+  counts: Map<string, Map<string, number>>,
+  node: string,
+  id: string,
+  by: number,
+): number {
+  let ids = counts.get(node);
+  if (!ids) {
+    ids = new Map();
+    counts.set(node, ids);
+  }
+  const n = (ids.get(id) ?? 0) + by;
+  if (n > 0) ids.set(id, n);
+  else {
+    ids.delete(id);
+    if (ids.size === 0) counts.delete(node);
+  }
+  return n;
+}
+
 export class MeshModelBuilder {
   private generation = 0;
   private byKeyWorkload = new Map<string, Cached<WireWorkload>>();
   private byKeyService = new Map<string, Cached<WireService>>();
+  /** Set by a completed build, cleared when one starts: an interrupted build leaves nothing to update. */
+  private state?: BuildState;
 
   constructor(private readonly options: MeshModelOptions) {}
+
+  /** Forgets the last build, so the next update is a full build. */
+  reset(): void {
+    this.state = undefined;
+  }
+
+  /**
+   * The model after the objects of `changedKeys` (`kind/namespace/name`) changed; with none given,
+   * after any change. When only pods changed (and no legacy service-account waypoint makes services
+   * depend on pods), only those pods' workloads and node identities are recomputed on top of the
+   * last build: nothing else a model holds reads a pod. Any other change is a full build.
+   */
+  *updateSteps(
+    objects: ReadonlyMap<string, KubeObject>,
+    changedKeys?: ReadonlySet<string>,
+  ): Generator<void, MeshModelUpdate> {
+    const state = this.state;
+    if (!changedKeys || !state || state.legacy || ![...changedKeys].every((k) => k.startsWith(POD_PREFIX))) {
+      const kinds = changedKeys && new Set([...changedKeys].map(kindOf));
+      return { model: yield* this.buildSteps(objects, kinds) };
+    }
+    this.state = undefined;
+    const prev = state.model;
+    const addresses = state.addresses;
+    const identitiesByNode = new Map(prev.identitiesByNode) as Map<string, ReadonlySet<string>>;
+    // Copy on write: the previous model's sets stay as they were.
+    const copied = new Set<string>();
+    const ids = (node: string): Set<string> => {
+      const held = identitiesByNode.get(node);
+      if (held && copied.has(node)) return held as Set<string>;
+      const set = new Set(held);
+      identitiesByNode.set(node, set);
+      copied.add(node);
+      return set;
+    };
+    const changedAddresses = new Set<string>();
+    const { ix, identityCounts } = state;
+    const authorizations = prev.authorizations as Map<string, WireAuthorization>;
+    for (const objectKey of changedKeys) {
+      const key = objectKey.slice(POD_PREFIX.length);
+      const next = objects.get(objectKey);
+      const pod = next?.kind === 'Pod' ? next : undefined;
+      const old = ix.pods.get(key);
+      if (old?.running && old.nodeName) {
+        const id = `${old.metadata.namespace}/${old.serviceAccountName}`;
+        if (countIdentity(identityCounts, old.nodeName, id, -1) === 0) {
+          const set = ids(old.nodeName);
+          set.delete(id);
+          if (set.size === 0) identitiesByNode.delete(old.nodeName);
+        }
+      }
+      let cached = this.byKeyWorkload.get(key);
+      if (cached?.value) {
+        addresses.delete(cached.value.uid);
+        changedAddresses.add(cached.value.uid);
+      }
+      if (!pod) {
+        ix.pods.delete(key);
+        this.byKeyWorkload.delete(key);
+        yield;
+        continue;
+      }
+      ix.pods.set(key, pod);
+      if (pod.running && pod.nodeName) {
+        const id = `${pod.metadata.namespace}/${pod.serviceAccountName}`;
+        if (countIdentity(identityCounts, pod.nodeName, id, 1) === 1) ids(pod.nodeName).add(id);
+      }
+      const ns = ix.namespaces.get(pod.metadata.namespace);
+      if (!cached || cached.object !== pod || cached.ns !== ns || cached.generation !== this.generation) {
+        const value = this.workload(pod, ns, ix, authorizations);
+        cached = {
+          object: pod,
+          ns,
+          generation: this.generation,
+          value,
+          address: value && { workload: value },
+        };
+      }
+      this.byKeyWorkload.set(key, cached);
+      if (cached.value && cached.address) {
+        addresses.set(cached.value.uid, cached.address);
+        changedAddresses.add(cached.value.uid);
+      }
+      yield;
+    }
+    const model: MeshModel = { ...prev, addresses: addresses.snapshot(), identitiesByNode };
+    this.state = { ...state, model };
+    return { model, previous: prev, changedAddresses };
+  }
 
   /** Computes the model; `changedKinds` of the objects changed since the last build (all on the first). */
   build(objects: ReadonlyMap<string, KubeObject>, changedKinds?: ReadonlySet<KubeObject['kind']>): MeshModel {
@@ -257,6 +402,7 @@ export class MeshModelBuilder {
     objects: ReadonlyMap<string, KubeObject>,
     changedKinds?: ReadonlySet<KubeObject['kind']>,
   ): Generator<void, MeshModel> {
+    this.state = undefined;
     const ix = index(objects);
     // A legacy service-account waypoint puts itself on the services selecting that account's
     // pods, so with one present a pod change can change a service too.
@@ -321,13 +467,15 @@ export class MeshModelBuilder {
 
     const addresses = new Map<string, WireAddress>();
     const identitiesByNode = new Map<string, Set<string>>();
+    const identityCounts = new Map<string, Map<string, number>>();
     const nextWorkloads = new Map<string, Cached<WireWorkload>>();
-    for (const pod of ix.pods) {
-      const key = `${pod.metadata.namespace}/${pod.metadata.name}`;
+    for (const [key, pod] of ix.pods) {
       if (pod.running && pod.nodeName) {
         const ids = identitiesByNode.get(pod.nodeName) ?? new Set<string>();
         identitiesByNode.set(pod.nodeName, ids);
-        ids.add(`${pod.metadata.namespace}/${pod.serviceAccountName}`);
+        const id = `${pod.metadata.namespace}/${pod.serviceAccountName}`;
+        ids.add(id);
+        countIdentity(identityCounts, pod.nodeName, id, 1);
       }
       const ns = ix.namespaces.get(pod.metadata.namespace);
       let cached = this.byKeyWorkload.get(key);
@@ -373,7 +521,9 @@ export class MeshModelBuilder {
       }
     }
     this.byKeyService = nextServices;
-    return { addresses, authorizations, identitiesByNode, problems, policyBindings, serviceBindings };
+    const model = { addresses, authorizations, identitiesByNode, problems, policyBindings, serviceBindings };
+    this.state = { ix, model, addresses: new SnapshotMap(addresses), identityCounts, legacy };
+    return model;
   }
 
   private hostname(name: string, namespace: string): string {

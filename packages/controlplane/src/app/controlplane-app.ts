@@ -19,6 +19,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { type MeshModel, MeshModelBuilder, type ModelProblem } from '../ambient/mesh-model.js';
+import { SnapshotMap } from '../ambient/snapshot-map.js';
 import { TimeSlicer } from '../ambient/time-slicer.js';
 import { createAuthenticator } from '../auth/authenticators.js';
 import type { Authenticator } from '../auth/token-authenticator.js';
@@ -39,7 +40,13 @@ import { EnvoyEncoder, WAYPOINT_TYPE_URLS } from '../waypoint-xds/envoy-encoder.
 import { WaypointResourceBuilder, type WaypointResources } from '../waypoint-xds/waypoint-resources.js';
 import { DeltaAdsServer } from '../xds/delta-ads-server.js';
 import { type ProxyDirectory, waypointScope } from '../xds/proxy-admission.js';
-import { encodeResources, ResourceEncoder, SnapshotStore, type TypeSnapshot } from '../xds/snapshot-store.js';
+import {
+  encodeResources,
+  ResourceEncoder,
+  type ResourceEntry,
+  SnapshotStore,
+  type TypeSnapshot,
+} from '../xds/snapshot-store.js';
 import { SotwAdsServer } from '../xds/sotw-ads-server.js';
 import type { ControlPlaneConfig } from './controlplane-config.js';
 
@@ -81,7 +88,16 @@ export class ControlPlaneApp {
   statusWriter?: StatusWriter;
   /** Keeps the CA root ConfigMap in every namespace while leading. */
   rootCertController?: RootCertController;
-  private pendingKinds = new Set<KubeObject['kind']>();
+  /** Keys (`kind/namespace/name`) of the objects changed since the last build. */
+  private pendingKeys = new Set<string>();
+  /** What the last publish sent, and the model it came from: the base of an incremental one. */
+  private published?: {
+    model: MeshModel;
+    addresses: TypeSnapshot;
+    /** The published addresses, to encode the next incremental change into. */
+    addressMap: SnapshotMap<string, ResourceEntry>;
+    authorizations: TypeSnapshot;
+  };
   private firstChangeAt?: number;
   private quietTimer?: NodeJS.Timeout;
   private maxTimer?: NodeJS.Timeout;
@@ -336,7 +352,7 @@ export class ControlPlaneApp {
       this.statusWriter?.kick();
       return;
     }
-    for (const k of keys) this.pendingKinds.add(k.slice(0, k.indexOf('/')) as KubeObject['kind']);
+    for (const k of keys) this.pendingKeys.add(k);
     const { debounceMs, debounceMaxMs } = this.inputs.config;
     if (this.firstChangeAt === undefined) {
       this.firstChangeAt = Date.now();
@@ -350,38 +366,85 @@ export class ControlPlaneApp {
     clearTimeout(this.quietTimer);
     clearTimeout(this.maxTimer);
     const changedAt = this.firstChangeAt;
-    const kinds = this.pendingKinds;
+    const keys = this.pendingKeys;
     this.firstChangeAt = undefined;
-    this.pendingKinds = new Set();
-    void this.rebuild(kinds, changedAt);
+    this.pendingKeys = new Set();
+    void this.rebuild(keys, changedAt);
   }
 
-  private rebuild(kinds: ReadonlySet<KubeObject['kind']> | undefined, changedAt?: number): Promise<void> {
+  private rebuild(keys: ReadonlySet<string> | undefined, changedAt?: number): Promise<void> {
     this.building = this.building
-      .then(() => this.build(kinds, changedAt))
-      .catch((err: Error) =>
-        this.inputs.logger.error({ err }, `build failed, the last config keeps serving: ${err.message}`),
-      );
+      .then(() => this.build(keys, changedAt))
+      .catch((err: Error) => {
+        // Whatever the failed build left half done, the next one starts from scratch.
+        this.builder.reset();
+        this.published = undefined;
+        this.inputs.logger.error({ err }, `build failed, the last config keeps serving: ${err.message}`);
+      });
     return this.building;
   }
 
   /** Model, encoding and publishing, in time slices: a large change never holds the process long. */
-  private async build(kinds: ReadonlySet<KubeObject['kind']> | undefined, changedAt?: number): Promise<void> {
+  private async build(keys: ReadonlySet<string> | undefined, changedAt?: number): Promise<void> {
     const started = performance.now();
     const objects = this.source.objects();
-    const model = await this.slicer.run(this.builder.buildSteps(objects, kinds));
-    const addresses = await this.slicer.run(this.addressEncoder.encodeSteps(model.addresses));
-    const authorizations = await this.slicer.run(this.authorizationEncoder.encodeSteps(model.authorizations));
+    const update = await this.slicer.run(this.builder.updateSteps(objects, keys));
+    const { model } = update;
+    const base = this.published;
+    // Only what the model says changed is encoded and compared, when the model was derived from
+    // exactly what was published last and that is still what is served (nothing else published
+    // over it); anything else is encoded and compared whole.
+    const incremental =
+      base &&
+      update.changedAddresses &&
+      update.previous === base.model &&
+      this.ads?.snapshot(ADDRESS_TYPE_URL) === base.addresses &&
+      this.ads.snapshot(AUTHORIZATION_TYPE_URL) === base.authorizations
+        ? base
+        : undefined;
+    const addresses = incremental
+      ? await this.slicer.run(
+          this.addressEncoder.encodeChangedSteps(
+            incremental.addressMap,
+            model.addresses,
+            update.changedAddresses as ReadonlySet<string>,
+          ),
+        )
+      : await this.slicer.run(this.addressEncoder.encodeSteps(model.addresses));
+    const sameAuthorizations = incremental && model.authorizations === incremental.model.authorizations;
+    const authorizations = sameAuthorizations
+      ? incremental.authorizations
+      : await this.slicer.run(this.authorizationEncoder.encodeSteps(model.authorizations));
     this.model = model;
     this.objects = objects;
     const snapshots = new Map<string, TypeSnapshot>([
       [ADDRESS_TYPE_URL, addresses],
       [AUTHORIZATION_TYPE_URL, authorizations],
     ]);
-    this.ads?.publish(snapshots, changedAt);
+    const only = incremental
+      ? new Map<string, Iterable<string>>([
+          [ADDRESS_TYPE_URL, update.changedAddresses as ReadonlySet<string>],
+          ...(sameAuthorizations ? [[AUTHORIZATION_TYPE_URL, []] as [string, string[]]] : []),
+        ])
+      : undefined;
+    this.published = undefined;
+    this.ads?.publish(snapshots, changedAt, only);
+    this.published = {
+      model,
+      addresses,
+      addressMap: incremental?.addressMap ?? new SnapshotMap(addresses),
+      authorizations,
+    };
     // Every waypoint's resources are computed again: they depend on routes, rules, policies,
     // services and pods alike, and unchanged ones keep their content hash and are not re-sent.
-    const waypoints = this.waypointBuilder.build(objects, model);
+    // Pods reach them only through a waypoint Gateway, so with none there is nothing a pod-only
+    // change can alter (the build would read every object to find that out).
+    const podsOnly = keys !== undefined && keys.size > 0 && [...keys].every((k) => k.startsWith('Pod/'));
+    const last = this.waypoints;
+    const waypoints =
+      podsOnly && last && last.byGateway.size === 0 && last.problems.length === 0
+        ? last
+        : this.waypointBuilder.build(objects, model);
     this.waypoints = waypoints;
     const scoped = new Map<string, Map<string, TypeSnapshot>>();
     for (const set of waypoints.byGateway.values()) {

@@ -218,6 +218,69 @@ describe('KubeApiSource (in-process API server: custom resources, refusals, 410)
     expect(source.stats().resourceVersions.AuthorizationPolicy).toBe('100');
   });
 
+  it('reports the key of every object a watch event or a relist changes, and snapshots stay as they were', async () => {
+    const { api, source, changes } = await setup();
+    api.put('a', 'ALLOW');
+    api.put('b', 'DENY');
+    await source.start();
+    await eventually('watching', () => api.watches.size === 1);
+    let before = source.objects();
+    const first = before;
+    const firstCopy = new Map(first);
+    changes.length = 0;
+    const step = async (what: string, act: () => void, done: () => boolean) => {
+      act();
+      await eventually(what, done);
+      const after = source.objects();
+      const keys = new Set([...before.keys(), ...after.keys()]);
+      const differ = [...keys].filter((k) => before.get(k) !== after.get(k));
+      const reported = new Set(changes.splice(0).flat());
+      expect(
+        differ.filter((k) => !reported.has(k)),
+        what,
+      ).toEqual([]);
+      before = after;
+    };
+    const action = (name: string) => {
+      const o = source.objects().get(`AuthorizationPolicy/demo/${name}`);
+      return o?.kind === 'AuthorizationPolicy' ? o.action : undefined;
+    };
+    await step(
+      'edit',
+      () => api.put('a', 'DENY'),
+      () => action('a') === 'DENY',
+    );
+    await step(
+      'add',
+      () => api.put('c', 'ALLOW'),
+      () => action('c') === 'ALLOW',
+    );
+    await step(
+      'invalid edit',
+      () => api.put('c', 'NOPE'),
+      () => source.invalid().some((i) => i.ref === 'AuthorizationPolicy demo/c'),
+    );
+    await step(
+      'delete',
+      () => api.remove('b'),
+      () => action('b') === undefined,
+    );
+    await step(
+      'relist',
+      () => {
+        api.endWatches();
+        api.store.delete('a');
+        api.rv = 200;
+        api.store.set('d', policy('d', 'DENY', 200));
+        api.oldestRv = 190;
+      },
+      () => action('d') === 'DENY' && action('a') === undefined,
+    );
+    // The first snapshot is unchanged by all of it.
+    expect(new Map(first)).toEqual(firstCopy);
+    expect([...first.keys()].sort()).toEqual(['AuthorizationPolicy/demo/a', 'AuthorizationPolicy/demo/b']);
+  });
+
   it('start waits while the API server is unreachable (retrying with backoff), and close ends the wait', async () => {
     const { api, source } = await setup();
     await api.stop();

@@ -18,6 +18,7 @@ import { createInterface } from 'node:readline';
 import { type BackoffPolicy, backoffDelay } from '@ambient/shared';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { SnapshotMap } from '../ambient/snapshot-map.js';
 import {
   DEFAULT_MANIFEST_LIMITS,
   decodeManifest,
@@ -162,6 +163,8 @@ interface Entry {
 
 export class KubeApiSource implements ConfigSource {
   private readonly current = new Map<string, Entry>();
+  /** `current`'s objects, as `objects()` hands them out. */
+  private readonly objectMap = new SnapshotMap<string, KubeObject>();
   private readonly invalidByKey = new Map<string, InvalidResource>();
   /** Generation and status of the objects of STATUS_KINDS, by key; not part of what `onChange` reports. */
   private readonly views = new Map<string, ObjectStatusView>();
@@ -217,9 +220,7 @@ export class KubeApiSource implements ConfigSource {
   }
 
   objects(): ReadonlyMap<string, KubeObject> {
-    const out = new Map<string, KubeObject>();
-    for (const [k, v] of this.current) out.set(k, v.object);
-    return out;
+    return this.objectMap.snapshot();
   }
 
   invalid(): readonly InvalidResource[] {
@@ -385,6 +386,7 @@ export class KubeApiSource implements ConfigSource {
     for (const key of [...this.current.keys()]) {
       if (key.startsWith(prefix) && !seen.has(key)) {
         this.current.delete(key);
+        this.objectMap.delete(key);
         changed.push(key);
       }
     }
@@ -439,6 +441,7 @@ export class KubeApiSource implements ConfigSource {
     const prev = this.current.get(key);
     if (prev?.json === json) return { key, changed: false, invalidChanged };
     this.current.set(key, { object: decoded.value, json });
+    this.objectMap.set(key, decoded.value);
     return { key, changed: true, invalidChanged };
   }
 
@@ -451,6 +454,7 @@ export class KubeApiSource implements ConfigSource {
     if (!key) return;
     this.views.delete(key);
     const had = this.current.delete(key);
+    this.objectMap.delete(key);
     const hadInvalid = this.invalidByKey.delete(key);
     if (had || hadInvalid) this.emit(had ? [key] : []);
   }

@@ -20,6 +20,7 @@ import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 import type { Problem } from '@ambient/shared';
 import { Composer, type Document, isMap, isPair, isScalar, isSeq, LineCounter, Parser } from 'yaml';
+import { SnapshotMap } from '../ambient/snapshot-map.js';
 import { TimeSlicer } from '../ambient/time-slicer.js';
 import {
   DEFAULT_MANIFEST_LIMITS,
@@ -43,12 +44,17 @@ export interface InvalidResource {
 export interface ConfigSource {
   start(): Promise<void>;
   close(): void;
-  /** Valid objects by `kind/namespace/name`. */
+  /**
+   * Valid objects by `kind/namespace/name`, as they are now: later changes do not show in the
+   * map returned. Between two reported changes it is the same map, and an unchanged object keeps
+   * its identity across changes.
+   */
   objects(): ReadonlyMap<string, KubeObject>;
   invalid(): readonly InvalidResource[];
   /**
    * Called with the keys of objects added, changed or removed; with none when only what is
-   * reported as invalid changed.
+   * reported as invalid changed. Every key whose entry in `objects()` changed must be reported:
+   * the model updates only what the keys name when they are all Pods.
    */
   onChange(listener: (keys: readonly string[]) => void): void;
 }
@@ -80,7 +86,11 @@ export interface ManifestDirSourceInputs {
 
 export class ManifestDirSource implements ConfigSource {
   private readonly files = new Map<string, FileEntry>();
-  private readonly current = new Map<string, { object: KubeObject; json: string; file: string }>();
+  private readonly current = new Map<string, { object: KubeObject; json: string }>();
+  /** `current`'s objects, as `objects()` hands them out. */
+  private readonly objectMap = new SnapshotMap<string, KubeObject>();
+  /** The files defining each key, in name order: the first one's object is in force. */
+  private readonly definers = new Map<string, string[]>();
   private readonly listeners: Array<(keys: readonly string[]) => void> = [];
   private readonly limits: ManifestLimits;
   private readonly slicer: TimeSlicer;
@@ -109,9 +119,7 @@ export class ManifestDirSource implements ConfigSource {
   }
 
   objects(): ReadonlyMap<string, KubeObject> {
-    const out = new Map<string, KubeObject>();
-    for (const [k, v] of this.current) out.set(k, v.object);
-    return out;
+    return this.objectMap.snapshot();
   }
 
   invalid(): readonly InvalidResource[] {
@@ -144,7 +152,8 @@ export class ManifestDirSource implements ConfigSource {
       (n) => !n.startsWith('.') && EXTENSIONS.has(extname(n)),
     );
     const seen = new Set(names);
-    let dirty = false;
+    /** Files read again or gone, with the objects they gave before. */
+    const dirty = new Map<string, ReadonlyMap<string, DocEntry> | undefined>();
     for (const name of names) {
       const path = join(this.inputs.dir, name);
       const st = await stat(path).catch(() => undefined);
@@ -169,51 +178,80 @@ export class ManifestDirSource implements ConfigSource {
         parsed = await parseFile(name, text, prev?.docs, this.limits, this.slicer);
       }
       this.files.set(name, { mtimeMs: st.mtimeMs, size: st.size, ...parsed });
-      dirty = true;
+      if (!dirty.has(name)) dirty.set(name, prev?.docs);
       await this.slicer.tick();
     }
-    for (const name of [...this.files.keys()]) {
+    for (const [name, entry] of [...this.files]) {
       if (!seen.has(name)) {
         this.files.delete(name);
-        dirty = true;
+        if (!dirty.has(name)) dirty.set(name, entry.docs);
       }
     }
-    return { changed: dirty ? this.merge() : [], reread: dirty };
+    return { changed: dirty.size ? this.merge(dirty) : [], reread: dirty.size > 0 };
   }
 
-  /** Rebuilds the object map from the files, keeping unchanged objects as they were. */
-  private merge(): string[] {
-    const next = new Map<string, { doc: DocEntry; file: string }>();
-    for (const name of [...this.files.keys()].sort()) {
-      const entry = this.files.get(name) as FileEntry;
-      entry.invalid = entry.invalid.filter((i) => !i.ref.startsWith('duplicate:'));
-      for (const [key, doc] of entry.docs) {
-        const other = next.get(key);
-        if (other) {
-          entry.invalid.push({
-            file: name,
-            ref: `duplicate:${key}`,
-            problems: [{ path: 'metadata.name', message: `${key} is already defined in ${other.file}` }],
-          });
-          continue;
+  /**
+   * Brings the object map up to date with the files read again or gone (`dirty`, with what each
+   * gave before), touching only the objects those files define or defined. Where several files
+   * define an object, the first by name is in force and the others report it as a duplicate;
+   * an unchanged object keeps its identity, wherever it moved. Returns the keys whose object was
+   * added, replaced or removed.
+   */
+  private merge(dirty: ReadonlyMap<string, ReadonlyMap<string, DocEntry> | undefined>): string[] {
+    const affected = new Set<string>();
+    for (const [name, before] of dirty) {
+      for (const key of before?.keys() ?? []) {
+        affected.add(key);
+        const files = this.definers.get(key);
+        const at = files?.indexOf(name) ?? -1;
+        if (!files || at < 0) continue;
+        files.splice(at, 1);
+        if (files.length === 0) this.definers.delete(key);
+      }
+      for (const key of this.files.get(name)?.docs.keys() ?? []) {
+        affected.add(key);
+        const files = this.definers.get(key);
+        if (!files) this.definers.set(key, [name]);
+        else if (!files.includes(name)) {
+          const at = files.findIndex((f) => f > name);
+          files.splice(at < 0 ? files.length : at, 0, name);
         }
-        next.set(key, { doc, file: name });
       }
     }
     const changed: string[] = [];
-    for (const [key, { doc, file }] of next) {
+    /** Files whose duplicate reports may have changed: every one defining an affected key. */
+    const recheck = new Set<string>(dirty.keys());
+    for (const key of affected) {
+      const files = this.definers.get(key);
+      const winner = files?.[0];
+      const doc = winner === undefined ? undefined : this.files.get(winner)?.docs.get(key);
+      for (const f of files ?? []) recheck.add(f);
       const prev = this.current.get(key);
-      if (prev && prev.json === doc.json) {
-        prev.file = file;
+      if (!doc) {
+        if (prev) {
+          this.current.delete(key);
+          this.objectMap.delete(key);
+          changed.push(key);
+        }
         continue;
       }
-      this.current.set(key, { object: doc.object, json: doc.json, file });
+      if (prev && prev.json === doc.json) continue;
+      this.current.set(key, { object: doc.object, json: doc.json });
+      this.objectMap.set(key, doc.object);
       changed.push(key);
     }
-    for (const key of [...this.current.keys()]) {
-      if (!next.has(key)) {
-        this.current.delete(key);
-        changed.push(key);
+    for (const name of recheck) {
+      const entry = this.files.get(name);
+      if (!entry) continue;
+      entry.invalid = entry.invalid.filter((i) => !i.ref.startsWith('duplicate:'));
+      for (const key of entry.docs.keys()) {
+        const first = this.definers.get(key)?.[0];
+        if (first === undefined || first === name) continue;
+        entry.invalid.push({
+          file: name,
+          ref: `duplicate:${key}`,
+          problems: [{ path: 'metadata.name', message: `${key} is already defined in ${first}` }],
+        });
       }
     }
     return changed;

@@ -132,10 +132,15 @@ export class DeltaAdsServer {
 
   /**
    * Installs new snapshots of the shared (ztunnel) scope and pushes what changed. `changedAt` is
-   * when the change that caused this publish happened, for convergence time.
+   * when the change that caused this publish happened, for convergence time; `only` names, per
+   * type URL, every resource that can have changed (`SnapshotStore.publish`).
    */
-  publish(next: ReadonlyMap<string, TypeSnapshot>, changedAt?: number): void {
-    this.store.publish(next, changedAt);
+  publish(
+    next: ReadonlyMap<string, TypeSnapshot>,
+    changedAt?: number,
+    only?: ReadonlyMap<string, Iterable<string>>,
+  ): void {
+    this.store.publish(next, changedAt, only);
   }
 
   /**

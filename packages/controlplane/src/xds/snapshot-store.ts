@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import type { Input, WireCodec } from '@ambient/shared';
 import protobuf from 'protobufjs';
+import type { SnapshotMap } from '../ambient/snapshot-map.js';
 import { runToEnd } from '../ambient/time-slicer.js';
 
 export interface ResourceEntry {
@@ -36,6 +37,25 @@ export class ResourceEncoder<T> {
 
   encodeAll(values: ReadonlyMap<string, Input<T> & object>): Map<string, ResourceEntry> {
     return runToEnd(this.encodeSteps(values));
+  }
+
+  /**
+   * Encodes again only `names` from `values` into `target` (removing those `values` lacks), for a
+   * change that touched only those resources, and returns the snapshot of the result. Snapshots
+   * taken of `target` before are not modified.
+   */
+  *encodeChangedSteps(
+    target: SnapshotMap<string, ResourceEntry>,
+    values: ReadonlyMap<string, Input<T> & object>,
+    names: Iterable<string>,
+  ): Generator<void, TypeSnapshot> {
+    for (const name of names) {
+      const v = values.get(name);
+      if (v) target.set(name, this.encode(name, v));
+      else target.delete(name);
+      yield;
+    }
+    return target.snapshot();
   }
 
   /** `encodeAll` as steps, one per resource, for running in time slices. */
@@ -96,10 +116,18 @@ export class SnapshotStore {
     this.listeners.push(listener);
   }
 
-  /** Installs new snapshots of the shared (ztunnel) scope. */
-  publish(next: ReadonlyMap<string, TypeSnapshot>, changedAt?: number): void {
+  /**
+   * Installs new snapshots of the shared (ztunnel) scope. `only`, per type URL, names every
+   * resource that can differ from the snapshot installed now (added, changed or removed), so only
+   * those are compared; a type without it is compared whole.
+   */
+  publish(
+    next: ReadonlyMap<string, TypeSnapshot>,
+    changedAt?: number,
+    only?: ReadonlyMap<string, Iterable<string>>,
+  ): void {
     this.publishes += 1;
-    for (const [typeUrl, snap] of next) this.install('', typeUrl, snap, changedAt);
+    for (const [typeUrl, snap] of next) this.install('', typeUrl, snap, changedAt, only?.get(typeUrl));
   }
 
   /**
@@ -127,7 +155,13 @@ export class SnapshotStore {
     return this.snapshots.get(scope)?.get(typeUrl) ?? EMPTY;
   }
 
-  private install(scope: string, typeUrl: string, snap: TypeSnapshot, changedAt?: number): void {
+  private install(
+    scope: string,
+    typeUrl: string,
+    snap: TypeSnapshot,
+    changedAt?: number,
+    only?: Iterable<string>,
+  ): void {
     let byType = this.snapshots.get(scope);
     if (!byType) {
       byType = new Map();
@@ -136,8 +170,17 @@ export class SnapshotStore {
     const prev = byType.get(typeUrl) ?? EMPTY;
     const changed: string[] = [];
     const removed: string[] = [];
-    for (const [name, e] of snap) if (prev.get(name)?.version !== e.version) changed.push(name);
-    for (const name of prev.keys()) if (!snap.has(name)) removed.push(name);
+    if (only) {
+      for (const name of new Set(only)) {
+        const e = snap.get(name);
+        if (e) {
+          if (prev.get(name)?.version !== e.version) changed.push(name);
+        } else if (prev.has(name)) removed.push(name);
+      }
+    } else {
+      for (const [name, e] of snap) if (prev.get(name)?.version !== e.version) changed.push(name);
+      for (const name of prev.keys()) if (!snap.has(name)) removed.push(name);
+    }
     byType.set(typeUrl, snap);
     if (changed.length === 0 && removed.length === 0) return;
     const change: SnapshotChange = {
