@@ -228,8 +228,18 @@ async function main(): Promise<void> {
       const gb = report.sum_received.bytes / 1e9;
       if (LOOP_STATS) for (const k of mesh.pids.keys()) await mesh.loopStats(k, true);
       const counting = SYSCALLS ? await countSyscalls(tracked) : undefined;
+      const cpuLatStart = await cpuOf(tracked);
       const lat = await runIn(m.client, ['latency', m.host, String(m.echo), String(ROUNDS)]);
-      if (counting) printSyscalls(m.name, round, await counting(), ROUNDS);
+      if (counting) {
+        const cpuLatEnd = await cpuOf(tracked);
+        printSyscalls(m.name, round, await counting(), ROUNDS);
+        // CPU time, unlike wall-clock latency, does not grow when other work shares the cores.
+        const perRt = [...cpuLatEnd]
+          .map(([label, end]) => [label, ((end - (cpuLatStart.get(label) ?? end)) * 1e6) / ROUNDS] as const)
+          .filter(([, us]) => us >= 1)
+          .map(([label, us]) => `${label} ${us.toFixed(0)}`);
+        console.log(`CPU us per round trip ${m.name} round ${round}: ${perRt.join(', ')}`);
+      }
       if (LOOP_STATS) {
         for (const k of mesh.pids.keys()) {
           const st = await mesh.loopStats(k, true);
