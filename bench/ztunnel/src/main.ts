@@ -216,6 +216,7 @@ async function main(): Promise<void> {
   for (let round = 1; round <= REPEAT; round++) {
     for (const m of modes) {
       process.stderr.write(`bench: round ${round}/${REPEAT} ${m.name}\n`);
+      if (LOOP_STATS) for (const k of mesh.pids.keys()) await mesh.loopStats(k, true);
       const cpuStart = await cpuOf(tracked);
       const ip = await L.exec(
         m.client,
@@ -226,6 +227,20 @@ async function main(): Promise<void> {
       const report = JSON.parse(ip.stdout).end;
       const gbps = report.sum_received.bits_per_second / 1e9;
       const gb = report.sum_received.bytes / 1e9;
+      if (LOOP_STATS && m.name === 'ztunnel') {
+        // GC work per GB tunnelled: what the young generation's size costs a bulk transfer.
+        for (const k of mesh.pids.keys()) {
+          const st = (await mesh.loopStats(k, true)) as {
+            gc: Record<string, { count: number; totalMs: number }>;
+          };
+          const gc = Object.entries(st.gc)
+            .map(
+              ([kind, t]) => `${kind} ${(t.count / gb).toFixed(0)}/GB ${(t.totalMs / gb).toFixed(1)} ms/GB`,
+            )
+            .join(', ');
+          console.log(`GC during iperf3 round ${round} node${k} (${gb.toFixed(2)} GB): ${gc || 'none'}`);
+        }
+      }
       if (LOOP_STATS) for (const k of mesh.pids.keys()) await mesh.loopStats(k, true);
       const counting = SYSCALLS ? await countSyscalls(tracked) : undefined;
       const cpuLatStart = await cpuOf(tracked);
