@@ -92,13 +92,14 @@ export interface DeployedWaypoint {
 
 /**
  * V8 settings of the node agent, the same as the image's (Dockerfile: ENV NODE_OPTIONS, which the
- * chart keeps unless its `env.NODE_OPTIONS` is set). Semi-spaces of at most 4 MB bound the young
- * generation, which Node's default lets grow to 16 MB ones under load; 2 MB scavenges twice as
- * often, and throughput runs on a shared machine could not rule out a cost. The old generation keeps Node's limit: capped at
- * 384 MB it kept the RSS lower after bursts of connections, but cost about a quarter more CPU per
- * byte tunnelled (docs/performance-ztunnel-memory.md).
+ * chart keeps unless its `env.NODE_OPTIONS` is set). Semi-spaces of at most 8 MB bound the young
+ * generation, which Node's default lets grow to 16 MB ones while 1,000 connections open (fresh RSS
+ * above 100 MB in half the runs); 4 MB ones cost the sending agent about 1.7x the CPU per GB
+ * tunnelled. The old generation keeps Node's limit: capped at 384 MB it kept the RSS lower after
+ * bursts of connections, but cost about a quarter more CPU per byte tunnelled
+ * (docs/performance-ztunnel-memory.md).
  */
-export const ZTUNNEL_NODE_OPTIONS = '--max-semi-space-size=4';
+export const ZTUNNEL_NODE_OPTIONS = '--max-semi-space-size=8';
 
 /** Raises the soft descriptor limit to the hard one, then runs the node program. */
 const WITH_ULIMIT = ['sh', '-c', 'ulimit -n "$(ulimit -Hn)" && exec "$0" "$@"', process.execPath];
