@@ -1,6 +1,7 @@
 /**
  * The admin endpoint (15000, localhost): `/config_dump` (upstream's shape, see config-dump.ts)
- * and `/logging?level=`, as upstream ztunnel's src/admin.rs. It reads the node agent's parts
+ * and `/logging?level=`, as upstream ztunnel's src/admin.rs; `/debug/loop_stats` when
+ * ZT_LOOP_STATS is on (ours, see loop-stats.ts). It reads the node agent's parts
  * through getters, so a dump always shows the state in force when it is asked for.
  */
 import {
