@@ -1,6 +1,6 @@
 import { constants } from 'node:perf_hooks';
 import { describe, expect, it } from 'vitest';
-import { addPause, emptyTally, gcKindName, LoopStats } from './loop-stats.js';
+import { addPause, emptyTally, gcKindName, gcName, LoopStats } from './loop-stats.js';
 
 describe('loop stats', () => {
   it('tallies pauses: count, total, the longest, and those of a millisecond or more', () => {
@@ -15,6 +15,12 @@ describe('loop stats', () => {
     expect(gcKindName(constants.NODE_PERFORMANCE_GC_INCREMENTAL)).toBe('incremental');
     expect(gcKindName(constants.NODE_PERFORMANCE_GC_WEAKCB)).toBe('weak-callbacks');
     expect(gcKindName(99)).toBe('kind-99');
+    expect(
+      gcName(constants.NODE_PERFORMANCE_GC_MAJOR, constants.NODE_PERFORMANCE_GC_FLAGS_ALL_EXTERNAL_MEMORY),
+    ).toBe('mark-sweep-compact (external memory)');
+    expect(gcName(constants.NODE_PERFORMANCE_GC_MINOR, constants.NODE_PERFORMANCE_GC_FLAGS_FORCED)).toBe(
+      'scavenge',
+    );
   });
 
   it('times each trim on the injected clock, counts those that released memory, and resets', () => {

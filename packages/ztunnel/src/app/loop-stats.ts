@@ -51,6 +51,15 @@ export function gcKindName(kind: number): string {
   }
 }
 
+/**
+ * The kind, marked ` (external memory)` when V8 collected because ArrayBuffer memory outside its
+ * heap grew (Node's socket and TLS buffers), not because the heap filled.
+ */
+export function gcName(kind: number, flags: number): string {
+  const external = (flags & constants.NODE_PERFORMANCE_GC_FLAGS_ALL_EXTERNAL_MEMORY) !== 0;
+  return `${gcKindName(kind)}${external ? ' (external memory)' : ''}`;
+}
+
 export function emptyTally(): PauseTally {
   return { count: 0, totalMs: 0, maxMs: 0, over1Ms: 0 };
 }
@@ -86,8 +95,8 @@ export class LoopStats {
     this.delay.enable();
     this.observer = new PerformanceObserver((list) => {
       for (const e of list.getEntries()) {
-        const kind = (e as unknown as { detail?: { kind?: number } }).detail?.kind ?? -1;
-        const name = gcKindName(kind);
+        const detail = (e as unknown as { detail?: { kind?: number; flags?: number } }).detail;
+        const name = gcName(detail?.kind ?? -1, detail?.flags ?? 0);
         this.gc[name] ??= emptyTally();
         addPause(this.gc[name], e.duration);
       }
