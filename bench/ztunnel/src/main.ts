@@ -13,7 +13,8 @@
  *                       malloc_trim durations during each latency phase, from /debug/loop_stats;
  *   BENCH_SYSCALLS=1    syscalls per 64 B round trip of every process on the path (perf tracepoints),
  *                       the loop's turns (epoll waits), reads and writes, per mode;
- *   BENCH_AGENT_ENV     JSON object of more environment for the agents, e.g. '{"NODE_OPTIONS":""}'.
+ *   BENCH_AGENT_ENV     JSON object of more environment for the agents, e.g. '{"NODE_OPTIONS":""}';
+ *   BENCH_LAB_PREFIX    the lab's namespace prefix (default bz), for runs beside another copy of this bench.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -33,7 +34,8 @@ const HELD = Number(process.env.BENCH_HELD ?? 1000);
 const EXTRA_WORKLOADS = 1000;
 /** Kernel clock ticks per second, the unit of /proc/<pid>/stat times. */
 const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-const PREFIX = 'bz';
+/** Lab namespace prefix; set another for runs that may overlap with another copy of this bench. */
+const PREFIX = process.env.BENCH_LAB_PREFIX ?? 'bz';
 const LOOP_STATS = process.env.BENCH_LOOP_STATS === '1';
 const SYSCALLS = process.env.BENCH_SYSCALLS === '1';
 const AGENT_ENV = JSON.parse(process.env.BENCH_AGENT_ENV ?? '{}') as Record<string, string>;
