@@ -36,7 +36,7 @@ FROM runtime AS ztunnel
 COPY --from=build /stage/ztunnel/ /
 USER 0:0
 # V8 settings, as the lab's launcher; the chart's env.NODE_OPTIONS replaces them (docs/performance-ztunnel-memory.md).
-ENV NODE_OPTIONS="--max-semi-space-size=4"
+ENV NODE_OPTIONS="--max-semi-space-size=8"
 ENTRYPOINT ["/usr/local/bin/node", "/app/packages/ztunnel/dist/main.js"]
 
 FROM runtime AS waypoint

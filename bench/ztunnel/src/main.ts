@@ -7,8 +7,16 @@
  * Modes are interleaved over BENCH_REPEAT rounds (default 3); medians are printed with their spread
  * (min..max), the CPU seconds each process spent per mode (from /proc/<pid>/stat), and the RSS the
  * held connections add (with them open minus none, on the same agents, per 1,000). Needs root.
+ *
+ * Diagnostics (opt-in; they do not depend on the machine being idle):
+ *   BENCH_LOOP_STATS=1  the agents run with ZT_LOOP_STATS: event-loop delay, GC pauses by kind and
+ *                       malloc_trim durations during each latency phase, from /debug/loop_stats;
+ *   BENCH_SYSCALLS=1    syscalls per 64 B round trip of every process on the path (perf tracepoints),
+ *                       the loop's turns (epoll waits), reads and writes, per mode;
+ *   BENCH_AGENT_ENV     JSON object of more environment for the agents, e.g. '{"NODE_OPTIONS":""}';
+ *   BENCH_LAB_PREFIX    the lab's namespace prefix (default bz), for runs beside another copy of this bench.
  */
-import { type ChildProcess, execFileSync } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -26,7 +34,23 @@ const HELD = Number(process.env.BENCH_HELD ?? 1000);
 const EXTRA_WORKLOADS = 1000;
 /** Kernel clock ticks per second, the unit of /proc/<pid>/stat times. */
 const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-const PREFIX = 'bz';
+/** Lab namespace prefix; set another for runs that may overlap with another copy of this bench. */
+const PREFIX = process.env.BENCH_LAB_PREFIX ?? 'bz';
+const LOOP_STATS = process.env.BENCH_LOOP_STATS === '1';
+const SYSCALLS = process.env.BENCH_SYSCALLS === '1';
+const AGENT_ENV = JSON.parse(process.env.BENCH_AGENT_ENV ?? '{}') as Record<string, string>;
+/** Tracepoints counted per round trip: the loop's turns (epoll/poll waits), reads, writes, wakeups. */
+const SYSCALL_EVENTS = [
+  'epoll_wait',
+  'epoll_pwait',
+  'poll',
+  'read',
+  'recvfrom',
+  'write',
+  'writev',
+  'sendto',
+  'futex',
+] as const;
 
 let lab: Lab | undefined;
 let work = '';
@@ -136,6 +160,7 @@ async function main(): Promise<void> {
     dir: join(work, 'mesh'),
     enrolledNamespaces: ['mesh'],
     extraWorkloads: EXTRA_WORKLOADS,
+    agentEnv: { ...(LOOP_STATS && { ZT_LOOP_STATS: 'true' }), ...AGENT_ENV },
   });
   await mesh.start();
   for (const [k, pid] of mesh.pids.entries()) tracked.set(`ztunnel node${k}`, pid);
@@ -193,6 +218,7 @@ async function main(): Promise<void> {
   for (let round = 1; round <= REPEAT; round++) {
     for (const m of modes) {
       process.stderr.write(`bench: round ${round}/${REPEAT} ${m.name}\n`);
+      if (LOOP_STATS) for (const k of mesh.pids.keys()) await mesh.loopStats(k, true);
       const cpuStart = await cpuOf(tracked);
       const ip = await L.exec(
         m.client,
@@ -203,7 +229,40 @@ async function main(): Promise<void> {
       const report = JSON.parse(ip.stdout).end;
       const gbps = report.sum_received.bits_per_second / 1e9;
       const gb = report.sum_received.bytes / 1e9;
+      if (LOOP_STATS && m.name === 'ztunnel') {
+        // GC work per GB tunnelled: what the young generation's size costs a bulk transfer.
+        for (const k of mesh.pids.keys()) {
+          const st = (await mesh.loopStats(k, true)) as {
+            gc: Record<string, { count: number; totalMs: number }>;
+          };
+          const gc = Object.entries(st.gc)
+            .map(
+              ([kind, t]) => `${kind} ${(t.count / gb).toFixed(0)}/GB ${(t.totalMs / gb).toFixed(1)} ms/GB`,
+            )
+            .join(', ');
+          console.log(`GC during iperf3 round ${round} node${k} (${gb.toFixed(2)} GB): ${gc || 'none'}`);
+        }
+      }
+      if (LOOP_STATS) for (const k of mesh.pids.keys()) await mesh.loopStats(k, true);
+      const counting = SYSCALLS ? await countSyscalls(tracked) : undefined;
+      const cpuLatStart = await cpuOf(tracked);
       const lat = await runIn(m.client, ['latency', m.host, String(m.echo), String(ROUNDS)]);
+      if (counting) {
+        const cpuLatEnd = await cpuOf(tracked);
+        printSyscalls(m.name, round, await counting(), ROUNDS);
+        // CPU time, unlike wall-clock latency, does not grow when other work shares the cores.
+        const perRt = [...cpuLatEnd]
+          .map(([label, end]) => [label, ((end - (cpuLatStart.get(label) ?? end)) * 1e6) / ROUNDS] as const)
+          .filter(([, us]) => us >= 1)
+          .map(([label, us]) => `${label} ${us.toFixed(0)}`);
+        console.log(`CPU us per round trip ${m.name} round ${round}: ${perRt.join(', ')}`);
+      }
+      if (LOOP_STATS) {
+        for (const k of mesh.pids.keys()) {
+          const st = await mesh.loopStats(k, true);
+          console.log(`loop stats ${m.name} round ${round} node${k}: ${JSON.stringify(st)}`);
+        }
+      }
       const rate = await runIn(m.client, ['rate', m.host, String(m.echo), String(CONNS)]);
       const cpuEnd = await cpuOf(tracked);
       const cpu: Record<string, number> = {};
@@ -374,6 +433,58 @@ async function cpuOf(pids: ReadonlyMap<string, number>): Promise<Map<string, num
     if (Number.isFinite(ticks)) out.set(label, ticks / CLOCK_TICKS);
   }
   return out;
+}
+
+/**
+ * Starts counting syscalls of each process (perf tracepoints); the returned function stops and
+ * resolves with the counts per label and syscall.
+ */
+async function countSyscalls(
+  pids: ReadonlyMap<string, number>,
+): Promise<() => Promise<Map<string, Record<string, number>>>> {
+  const events = SYSCALL_EVENTS.map((e) => `syscalls:sys_enter_${e}`).join(',');
+  const runs = [...pids].map(([label, pid]) => {
+    const p = spawn('perf', ['stat', '-x,', '-e', events, '-p', String(pid)], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let text = '';
+    p.stderr.on('data', (d: Buffer) => {
+      text += d;
+    });
+    const done = new Promise<string>((resolve) => p.once('exit', () => resolve(text)));
+    return { label, p, done };
+  });
+  await new Promise((resolve) => setTimeout(resolve, 300)); // perf attaches
+  return async () => {
+    const out = new Map<string, Record<string, number>>();
+    for (const r of runs) r.p.kill('SIGINT');
+    for (const r of runs) {
+      const counts: Record<string, number> = {};
+      for (const line of (await r.done).split('\n')) {
+        const [count, , event] = line.split(',');
+        const name = event?.replace('syscalls:sys_enter_', '');
+        if (name && Number.isFinite(Number(count))) counts[name] = Number(count);
+      }
+      out.set(r.label, counts);
+    }
+    return out;
+  };
+}
+
+function printSyscalls(
+  mode: string,
+  round: number,
+  counts: Map<string, Record<string, number>>,
+  n: number,
+): void {
+  for (const [label, c] of counts) {
+    const total = Object.values(c).reduce((a, b) => a + b, 0);
+    if (total < n / 2) continue; // not on this mode's path
+    const per = SYSCALL_EVENTS.filter((e) => (c[e] ?? 0) > 0)
+      .map((e) => `${e} ${((c[e] ?? 0) / n).toFixed(2)}`)
+      .join(', ');
+    console.log(`syscalls per round trip ${mode} round ${round} ${label}: ${per}`);
+  }
 }
 
 async function rssMb(pid: number): Promise<number> {

@@ -33,6 +33,11 @@ export interface LabMeshOptions {
   readonly preserveClientIpThroughWaypoint?: boolean;
   /** Lifetime of workload certificates, such as "20s" (the control plane's CP_WORKLOAD_CERT_TTL). */
   readonly workloadCertTtl?: string;
+  /**
+   * More environment for the node agents (benchmarks: ZT_LOOP_STATS, or NODE_OPTIONS to compare
+   * V8 settings), over the defaults.
+   */
+  readonly agentEnv?: Readonly<Record<string, string>>;
 }
 
 export const DATAPLANE_MODE_LABEL = 'istio.io/dataplane-mode';
@@ -87,13 +92,14 @@ export interface DeployedWaypoint {
 
 /**
  * V8 settings of the node agent, the same as the image's (Dockerfile: ENV NODE_OPTIONS, which the
- * chart keeps unless its `env.NODE_OPTIONS` is set). Semi-spaces of at most 4 MB bound the young
- * generation, which Node's default lets grow to 16 MB ones under load; 2 MB scavenges twice as
- * often, and throughput runs on a shared machine could not rule out a cost. The old generation keeps Node's limit: capped at
- * 384 MB it kept the RSS lower after bursts of connections, but cost about a quarter more CPU per
- * byte tunnelled (docs/performance-ztunnel-memory.md).
+ * chart keeps unless its `env.NODE_OPTIONS` is set). Semi-spaces of at most 8 MB bound the young
+ * generation, which Node's default lets grow to 16 MB ones while 1,000 connections open (fresh RSS
+ * above 100 MB in half the runs); 4 MB ones cost the sending agent about 1.7x the CPU per GB
+ * tunnelled. The old generation keeps Node's limit: capped at 384 MB it kept the RSS lower after
+ * bursts of connections, but cost about a quarter more CPU per byte tunnelled
+ * (docs/performance-ztunnel-memory.md).
  */
-export const ZTUNNEL_NODE_OPTIONS = '--max-semi-space-size=4';
+export const ZTUNNEL_NODE_OPTIONS = '--max-semi-space-size=8';
 
 /** Raises the soft descriptor limit to the hard one, then runs the node program. */
 const WITH_ULIMIT = ['sh', '-c', 'ulimit -n "$(ulimit -Hn)" && exec "$0" "$@"', process.execPath];
@@ -150,6 +156,7 @@ export class LabMesh {
         ...(this.options.preserveClientIpThroughWaypoint && {
           ZT_PRESERVE_CLIENT_IP_THROUGH_WAYPOINT: 'true',
         }),
+        ...this.options.agentEnv,
       },
       openSync(join(dir, `ztunnel-node${node.index}.log`), 'a'),
     );
@@ -401,6 +408,13 @@ export class LabMesh {
   }
 
   /** The node agent's config dump. */
+  /** The node agent's loop diagnostics (ZT_LOOP_STATS), starting a new window when `reset`. */
+  async loopStats(node: number, reset = false): Promise<Record<string, unknown>> {
+    const n = this.node(node);
+    const url = `http://127.0.0.1:15000/debug/loop_stats${reset ? '?reset' : ''}`;
+    return JSON.parse(await curlIn(n.netns, url)) as Record<string, unknown>;
+  }
+
   async configDump(node: number): Promise<Record<string, unknown>> {
     const n = this.node(node);
     return JSON.parse(await curlIn(n.netns, 'http://127.0.0.1:15000/config_dump')) as Record<string, unknown>;

@@ -6,11 +6,12 @@
  */
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
+import type { Duplex } from 'node:stream';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { H2Connection } from '../h2/h2-connection.js';
 import type { H2Stream } from '../h2/h2-stream.js';
 import { dialTcp } from './dial-tcp.js';
-import { FRAMED_READ_SIZE } from './framed-reads.js';
+import { FRAMED_READ_SIZE, FramedReads } from './framed-reads.js';
 import { type SpliceStats, splice } from './splice.js';
 
 const closers: Array<() => unknown> = [];
@@ -193,5 +194,45 @@ describe('framed reads into HTTP/2 streams', () => {
     reader.on('connect', () => reader.end());
     const received = await readAll(reader);
     expect(received.equals(pattern)).toBe(true);
+  });
+
+  it('idle sockets share one staging buffer; only a socket in bulk reads holds one of its own', () => {
+    const got: Buffer[] = [];
+    const sink = {
+      write: (b: Buffer, cb: () => void) => {
+        got.push(Buffer.from(b));
+        cb();
+        return true;
+      },
+    } as unknown as Duplex;
+    const a = new FramedReads();
+    const b = new FramedReads();
+    a.attach(sink);
+    const next = (r: FramedReads) => r.onread.buffer();
+    // Node asks for the buffer of a socket's next read as soon as it starts reading, then after each read.
+    expect(next(a).buffer).toBe(next(b).buffer);
+    const short = next(a);
+    short.write('hello', 0);
+    a.onread.callback(5, short);
+    expect(next(a).buffer).toBe(next(b).buffer);
+    // A long read into the shared buffer is copied out: the next read of another socket reuses it.
+    const long = next(a);
+    long.fill(7, 0, 12_000);
+    a.onread.callback(12_000, long);
+    long.fill(9);
+    const own = next(a);
+    expect(own.buffer).not.toBe(next(b).buffer);
+    own.fill(3, 0, FRAMED_READ_SIZE);
+    a.onread.callback(FRAMED_READ_SIZE, own);
+    expect(next(a).buffer).not.toBe(own.buffer);
+    const last = next(a);
+    last.write('bye', 0);
+    a.onread.callback(3, last);
+    expect(next(a).buffer).toBe(next(b).buffer);
+    expect(got.map((x) => x.length)).toEqual([5, 12_000, FRAMED_READ_SIZE, 3]);
+    expect(got[0]?.toString()).toBe('hello');
+    expect(got[1]?.every((v) => v === 7)).toBe(true);
+    expect(got[2]?.every((v) => v === 3)).toBe(true);
+    expect(got[3]?.toString()).toBe('bye');
   });
 });

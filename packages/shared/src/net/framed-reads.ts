@@ -8,9 +8,8 @@ import { DATA_FRAME_PAYLOAD, FRAME_HEADER_LENGTH } from '../h2/h2-frames.js';
  */
 export const FRAMED_READ_SIZE = DATA_FRAME_PAYLOAD;
 /**
- * Reads shorter than this are copied into a buffer of their own size and the read buffer is
- * reused: a queued short read never holds a whole read buffer, and small reads cost no allocation
- * of a whole read buffer each.
+ * Reads shorter than this are copied into a buffer of their own size: a queued short read never
+ * holds a whole read buffer, and small reads cost no allocation of a whole read buffer each.
  */
 const COPY_BELOW = 8 * 1024;
 
@@ -31,6 +30,12 @@ const readers = new WeakMap<net.Socket, FramedReads>();
  * Create the socket with `onread: reads.onread`, then `reads.register(socket)`; splice() attaches
  * the destination. Bytes read before that are held and reading stops until it is attached. Reading
  * also stops whenever the destination pushes back, and resumes once what it holds is written.
+ *
+ * An idle socket holds no read buffer of its own: Node keeps the buffer a socket will read into
+ * next from the moment it starts reading, so sockets read into one staging buffer shared by all of
+ * them (a read is handled before any other read happens) until a read is long (bulk traffic); that
+ * read is copied out once and the socket reads into buffers of its own, each handed to the
+ * destination whole, until a read is short again. 1,000 idle tunnels thus hold no 16 KiB each.
  */
 export class FramedReads {
   /** Bytes read from the socket. */
@@ -42,8 +47,9 @@ export class FramedReads {
   private socket: net.Socket | undefined;
   private sink: (Duplex & Partial<FramedSink>) | undefined;
   private readonly held: Array<[Buffer, number]> = [];
-  /** The current read buffer, when a short read left it free for reuse. */
-  private spare: Buffer | undefined;
+  /** This socket's own read buffer while its reads are long; the shared staging buffer otherwise. */
+  private own: Buffer | undefined;
+  private static staging: Buffer | undefined;
   /** Writes not yet completed; reading resumes when a push-back's writes are all done. */
   private inFlight = 0;
   private paused = false;
@@ -72,9 +78,9 @@ export class FramedReads {
   }
 
   private nextBuffer(): Buffer {
-    const big = this.spare ?? Buffer.allocUnsafeSlow(FRAME_HEADER_LENGTH + FRAMED_READ_SIZE);
-    this.spare = undefined;
-    return big.subarray(FRAME_HEADER_LENGTH);
+    if (this.own) return this.own.subarray(FRAME_HEADER_LENGTH);
+    FramedReads.staging ??= Buffer.allocUnsafeSlow(FRAME_HEADER_LENGTH + FRAMED_READ_SIZE);
+    return FramedReads.staging.subarray(FRAME_HEADER_LENGTH);
   }
 
   /** Returns false to stop reading (Node then stops the socket's reads until resume()). */
@@ -87,9 +93,18 @@ export class FramedReads {
     );
     let frame = big;
     if (n < COPY_BELOW) {
+      // Short: copied out; the next read goes to the staging buffer, this socket's own is dropped.
       frame = Buffer.allocUnsafe(FRAME_HEADER_LENGTH + n);
       big.copy(frame, FRAME_HEADER_LENGTH, FRAME_HEADER_LENGTH, FRAME_HEADER_LENGTH + n);
-      this.spare = big;
+      this.own = undefined;
+    } else if (big.buffer === FramedReads.staging?.buffer) {
+      // Long, into the shared buffer: copied out once; bulk reads follow into buffers of its own.
+      frame = Buffer.allocUnsafeSlow(FRAME_HEADER_LENGTH + n);
+      big.copy(frame, FRAME_HEADER_LENGTH, FRAME_HEADER_LENGTH, FRAME_HEADER_LENGTH + n);
+      this.own = Buffer.allocUnsafeSlow(FRAME_HEADER_LENGTH + FRAMED_READ_SIZE);
+    } else {
+      // Long, into its own buffer: handed to the destination whole; the next read takes a new one.
+      this.own = Buffer.allocUnsafeSlow(FRAME_HEADER_LENGTH + FRAMED_READ_SIZE);
     }
     if (!this.sink) {
       this.held.push([frame, n]);

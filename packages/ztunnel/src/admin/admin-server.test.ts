@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { listenHttp } from '@ambient/shared';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
+import { LoopStats } from '../app/loop-stats.js';
 import type { Workload } from '../state/workload.js';
 import { ZtunnelState } from '../state/ztunnel-state.js';
 import { type AdminInputs, adminHandler } from './admin-server.js';
@@ -118,6 +119,24 @@ describe('adminHandler', () => {
     expect(admin.logger.level).toBe('debug');
     expect(await get(admin, '/logging?level=loud')).toEqual({ status: 400, body: 'unknown level loud\n' });
     expect(admin.logger.level).toBe('debug');
+  });
+
+  it('/debug/loop_stats answers 404 while off, and when on a snapshot that ?reset starts afresh', async () => {
+    expect((await get(inputs(), '/debug/loop_stats')).status).toBe(404);
+    let now = 0;
+    const stats = new LoopStats({ now: () => now });
+    const trim = stats.timeTrim(() => {
+      now += 3;
+      return true;
+    });
+    trim();
+    const admin = inputs({ loopStats: () => stats });
+    const first = await get(admin, '/debug/loop_stats?reset');
+    expect(first.status).toBe(200);
+    expect(JSON.parse(first.body).trim).toEqual({ count: 1, totalMs: 3, maxMs: 3, over1Ms: 1, released: 1 });
+    const second = JSON.parse((await get(admin, '/debug/loop_stats')).body);
+    expect(second.trim.count).toBe(0);
+    expect(second.gc).toEqual({});
   });
 
   it('other paths answer 404 with the list of endpoints', async () => {

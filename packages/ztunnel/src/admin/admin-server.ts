@@ -1,6 +1,7 @@
 /**
  * The admin endpoint (15000, localhost): `/config_dump` (upstream's shape, see config-dump.ts)
- * and `/logging?level=`, as upstream ztunnel's src/admin.rs. It reads the node agent's parts
+ * and `/logging?level=`, as upstream ztunnel's src/admin.rs; `/debug/loop_stats` when
+ * ZT_LOOP_STATS is on (ours, see loop-stats.ts). It reads the node agent's parts
  * through getters, so a dump always shows the state in force when it is asked for.
  */
 import {
@@ -12,6 +13,7 @@ import {
   sendText,
 } from '@ambient/shared';
 import type { Logger } from 'pino';
+import type { LoopStats } from '../app/loop-stats.js';
 import type { LocalConfig } from '../config/local-config.js';
 import type { Workload } from '../state/workload.js';
 import type { ZtunnelState } from '../state/ztunnel-state.js';
@@ -37,6 +39,8 @@ export interface AdminInputs {
   readonly configRejections: () => number;
   readonly lastConfigProblems: () => readonly Problem[];
   readonly xds: () => XdsConfigSource | undefined;
+  /** Loop diagnostics when enabled (ZT_LOOP_STATS), served at `/debug/loop_stats`. */
+  readonly loopStats?: () => LoopStats | undefined;
 }
 
 /** The admin endpoint's request handler. */
@@ -84,6 +88,17 @@ export function adminHandler(inputs: AdminInputs): HttpHandler {
         inputs.logger.level = level;
       }
       sendText(res, 200, `current log level is ${inputs.logger.level}\n`);
+      return;
+    }
+    if (url.pathname === '/debug/loop_stats') {
+      const stats = inputs.loopStats?.();
+      if (!stats) {
+        sendText(res, 404, 'loop stats are off (ZT_LOOP_STATS=true turns them on)\n');
+        return;
+      }
+      // `?reset` starts a new window after this answer, so a client can bracket one phase.
+      sendJson(res, stats.snapshot());
+      if (url.searchParams.has('reset')) stats.reset();
       return;
     }
     sendText(res, 404, 'endpoints: /config_dump /logging?level=\n');

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { loadAddon } from '../capture/netns-sockets.js';
-import { HeapTrimmer } from './heap-trimmer.js';
+import { decideTrim, HeapTrimmer, QUIET_UTILIZATION } from './heap-trimmer.js';
 
 describe('HeapTrimmer', () => {
   afterEach(() => {
@@ -38,5 +38,75 @@ describe('HeapTrimmer', () => {
     const addon = loadAddon() as { mallocTrim: () => boolean };
     expect(typeof addon.mallocTrim()).toBe('boolean');
     expect(HeapTrimmer.fromAddon(addon)).toBeInstanceOf(HeapTrimmer);
+  });
+});
+
+describe('decideTrim', () => {
+  const base = { intervalMs: 5_000, maxDeferMs: 60_000 };
+
+  it('waits until the interval has passed, busy or quiet', () => {
+    expect(decideTrim({ ...base, sinceTrimMs: 4_999, utilization: 0 })).toBe('wait');
+    expect(decideTrim({ ...base, sinceTrimMs: 4_999, utilization: 0.9 })).toBe('wait');
+  });
+
+  it('trims after the interval when the loop was quiet', () => {
+    expect(decideTrim({ ...base, sinceTrimMs: 5_000, utilization: 0 })).toBe('trim');
+    expect(decideTrim({ ...base, sinceTrimMs: 5_000, utilization: QUIET_UTILIZATION - 0.001 })).toBe('trim');
+  });
+
+  it('defers while the loop carries traffic, and trims anyway once the deferral bound is reached', () => {
+    expect(decideTrim({ ...base, sinceTrimMs: 5_000, utilization: QUIET_UTILIZATION })).toBe('defer');
+    expect(decideTrim({ ...base, sinceTrimMs: 64_999, utilization: 0.5 })).toBe('defer');
+    expect(decideTrim({ ...base, sinceTrimMs: 65_000, utilization: 0.5 })).toBe('trim');
+  });
+});
+
+describe('HeapTrimmer with a busy loop', () => {
+  it('does not trim while traffic flows, then trims at the first quiet look', () => {
+    let now = 0;
+    let busy = 0.3;
+    const trim = vi.fn(() => true);
+    const trimmer = new HeapTrimmer({
+      trim,
+      intervalMs: 5_000,
+      maxDeferMs: 60_000,
+      now: () => now,
+      utilization: () => busy,
+    });
+    const decisions: string[] = [];
+    for (let s = 1; s <= 10; s++) {
+      now = s * 1_000;
+      decisions.push(trimmer.tick());
+    }
+    expect(trim).not.toHaveBeenCalled();
+    expect(decisions).toEqual(['wait', 'wait', 'wait', 'wait', ...Array(6).fill('defer')]);
+    expect(trimmer.deferred).toBe(6);
+    busy = 0.01;
+    now = 11_000;
+    expect(trimmer.tick()).toBe('trim');
+    expect(trim).toHaveBeenCalledTimes(1);
+    // The interval starts again from that trim.
+    now = 15_000;
+    expect(trimmer.tick()).toBe('wait');
+    now = 16_000;
+    expect(trimmer.tick()).toBe('trim');
+  });
+
+  it('trims a never-quiet loop once per interval plus the deferral bound', () => {
+    let now = 0;
+    const trim = vi.fn(() => false);
+    const trimmer = new HeapTrimmer({
+      trim,
+      intervalMs: 5_000,
+      maxDeferMs: 20_000,
+      now: () => now,
+      utilization: () => 1,
+    });
+    for (let s = 1; s <= 60; s++) {
+      now = s * 1_000;
+      trimmer.tick();
+    }
+    expect(trim).toHaveBeenCalledTimes(2); // at 25 s and 50 s
+    expect(trimmer.released).toBe(0);
   });
 });

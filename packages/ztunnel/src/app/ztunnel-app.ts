@@ -45,7 +45,8 @@ import { ZdsError } from '../zds/zds-error.js';
 import { ZdsMetrics } from '../zds/zds-metrics.js';
 import { type ZdsNetns, ZdsWorkloadManager } from '../zds/zds-workload-manager.js';
 import { planEnrollment } from './enrollment-plan.js';
-import { HeapTrimmer } from './heap-trimmer.js';
+import { HeapTrimmer, loopUtilization } from './heap-trimmer.js';
+import { LoopStats } from './loop-stats.js';
 import { metricsHandler } from './metrics-endpoint.js';
 import type { ZtunnelConfig } from './ztunnel-config.js';
 
@@ -94,6 +95,7 @@ export class ZtunnelApp {
   private lastConfig?: LocalConfig;
   private sockets?: NetnsSockets;
   private trimmer?: HeapTrimmer;
+  private readonly loopStats?: LoopStats;
   private applying = Promise.resolve();
   private configRejections = 0;
   /** Network namespaces whose capture is to be removed (pods no longer enrolled): path -> pod. */
@@ -116,6 +118,7 @@ export class ZtunnelApp {
 
   constructor(private readonly inputs: ZtunnelAppInputs) {
     collectDefaultMetrics({ register: this.registry });
+    if (inputs.config.loopStats) this.loopStats = new LoopStats({ now: () => performance.now() });
   }
 
   async start(): Promise<ZtunnelAddresses> {
@@ -142,11 +145,17 @@ export class ZtunnelApp {
         configRejections: () => this.configRejections,
         lastConfigProblems: () => this.file?.lastProblems ?? [],
         xds: () => this.xds,
+        loopStats: () => this.loopStats,
       }),
     );
     if (config.podSource === 'zds') this.readiness.block(ZDS_BLOCKER);
     this.sockets = NetnsSockets.load();
-    this.trimmer = HeapTrimmer.fromAddon(loadAddon());
+    this.loopStats?.start();
+    this.trimmer = HeapTrimmer.fromAddon(
+      loadAddon(),
+      { utilization: loopUtilization() },
+      (trim) => this.loopStats?.timeTrim(trim) ?? trim,
+    );
     if (this.trimmer) this.trimmer.start();
     else
       logger.warn('the netns-sockets addon has no mallocTrim (built before it): freed C heap is not trimmed');
@@ -173,6 +182,7 @@ export class ZtunnelApp {
   async close(): Promise<void> {
     this.closing = true;
     this.trimmer?.stop();
+    this.loopStats?.stop();
     this.readiness.block('draining');
     for (const r of this.retries.values()) clearTimeout(r.timer);
     this.retries.clear();

@@ -21,6 +21,15 @@ describe('parseZtunnelConfig', () => {
     expect(set.ok && set.value.clusterId).toBe('east');
   });
 
+  it('keeps the loop diagnostics off unless ZT_LOOP_STATS is true, and refuses anything but true or false', () => {
+    const d = parseZtunnelConfig(BASE);
+    expect(d.ok && d.value.loopStats).toBe(false);
+    const on = parseZtunnelConfig({ ...BASE, ZT_LOOP_STATS: 'true' });
+    expect(on.ok && on.value.loopStats).toBe(true);
+    const bad = parseZtunnelConfig({ ...BASE, ZT_LOOP_STATS: '1' });
+    expect(!bad.ok && bad.problems).toEqual([{ path: 'ZT_LOOP_STATS', message: 'must be true or false' }]);
+  });
+
   it("takes pods from the file unless told zds, with upstream ztunnel's socket path by default", () => {
     const d = parseZtunnelConfig(BASE);
     expect(d.ok && [d.value.podSource, d.value.zdsSocket]).toEqual(['file', '/var/run/ztunnel/ztunnel.sock']);

@@ -66,6 +66,11 @@ export interface ZtunnelConfig {
    * with the destination's `baggage`: upstream's ENABLE_RESPONSE_BAGGAGE, on by default.
    */
   readonly enableResponseBaggage: boolean;
+  /**
+   * Diagnostics, off by default: event-loop delay, GC pauses by kind and malloc_trim durations,
+   * served at the admin endpoint's `/debug/loop_stats` (see loop-stats.ts).
+   */
+  readonly loopStats: boolean;
 }
 
 export function parseZtunnelConfig(env: EnvMap): Result<ZtunnelConfig> {
@@ -112,6 +117,7 @@ export function parseZtunnelConfig(env: EnvMap): Result<ZtunnelConfig> {
     logLevel: e.logLevel('ZT_LOG_LEVEL'),
     preserveClientIpThroughWaypoint: e.boolean('ZT_PRESERVE_CLIENT_IP_THROUGH_WAYPOINT', false),
     enableResponseBaggage: e.boolean('ZT_ENABLE_RESPONSE_BAGGAGE', true),
+    loopStats: e.boolean('ZT_LOOP_STATS', false),
     hboneHandshake: Object.freeze({
       timeoutMs: e.integer('ZT_HBONE_HANDSHAKE_TIMEOUT_MS', DEFAULT_HANDSHAKE_LIMITS.timeoutMs, 100, 120_000),
       maxPending: e.integer('ZT_HBONE_MAX_HANDSHAKES', DEFAULT_HANDSHAKE_LIMITS.maxPending, 1, 1_000_000),
