@@ -23,6 +23,17 @@ import { duplexPair } from '../duplex-pair.js';
 import type { ConnectionContext } from '../exchange.js';
 import { HttpProxy } from '../http-proxy.js';
 import { UpstreamPool } from '../upstream-pool.js';
+import { Http1Connection } from './http1-connection.js';
+import {
+  BodyDecoder,
+  Http1ParseError,
+  headEnd,
+  parseRequestHead,
+  parseResponseHead,
+  requestFraming,
+  responseFraming,
+  skipBlankLines,
+} from './http1-parser.js';
 
 const logger = pino({ level: 'silent' });
 const NO_HEADERS = { add: [], remove: [] };
@@ -256,5 +267,296 @@ describe('direct HTTP/1.1 path under adversarial input', () => {
       }
       expect(be.seen).toEqual([]);
     }
+  });
+});
+
+describe('direct HTTP/1.1 path: requests refused or answered locally, on both paths', () => {
+  let be: Awaited<ReturnType<typeof recordingBackend>>;
+  let direct: Front;
+  let node: Front;
+
+  beforeAll(async () => {
+    be = await recordingBackend();
+    const config: WaypointConfig = {
+      routes: new Map([
+        [
+          'r',
+          {
+            name: 'r',
+            routes: [
+              route('local', { prefix: '/local' }, { kind: 'direct', status: 200, body: 'local' }),
+              route(
+                'all',
+                { prefix: '/' },
+                {
+                  kind: 'route',
+                  timeoutMs: 0,
+                  mirrors: [],
+                  hashPolicies: [],
+                  clusters: [{ cluster: 'b', weight: 1 }],
+                },
+              ),
+            ],
+          },
+        ],
+      ]),
+      clusters: new Map([['b', cluster('b')]]),
+      endpoints: new Map([
+        [
+          'b',
+          [
+            {
+              address: '127.0.0.1',
+              port: be.port,
+              workload: 'b',
+              namespace: 'demo',
+              serviceAccount: 'reviews',
+              identity: SpiffeId.of('cluster.local', 'demo', 'reviews'),
+              tunnel: 'none',
+            },
+          ],
+        ],
+      ]),
+    };
+    const rbac: RbacRules[] = [
+      {
+        action: 'DENY',
+        policies: [
+          { name: 'no-admin', permissions: [{ urlPath: { prefix: '/admin' } }], principals: [{ any: true }] },
+        ],
+      },
+    ];
+    direct = await front(config, rbac, true);
+    node = await front(config, rbac, false);
+  });
+
+  afterAll(() => {
+    for (const f of [direct, node]) {
+      f.proxy.close();
+      f.server.close();
+    }
+    be.server.close();
+  });
+
+  it('refuses an HTTP/1.1 request without Host with 400, as Node’s server does; HTTP/1.0 is served', async () => {
+    for (const f of [direct, node]) {
+      be.seen.length = 0;
+      const out = await rawExchange(f.port, 'GET /nohost HTTP/1.1\r\nx-a: 1\r\n\r\n');
+      const old = await rawExchange(f.port, 'GET /old HTTP/1.0\r\n\r\n');
+      console.log(
+        `no Host (${f === direct ? 'direct' : 'node'}): 1.1 ${statuses(out)}, 1.0 ${statuses(old)}`,
+      );
+      expect(statuses(out)).toEqual([400]);
+      expect(statuses(old)).toEqual([200]);
+      expect(be.seen.map((s) => s.url)).toEqual(['/old']);
+    }
+  });
+
+  it('consumes the body of a denied or locally answered request: body bytes are never parsed as a request', async () => {
+    const smuggled = 'GET /smuggled HTTP/1.1\r\nhost: svc\r\n\r\n';
+    for (const f of [direct, node]) {
+      be.seen.length = 0;
+      const out = await rawExchange(
+        f.port,
+        `POST /admin HTTP/1.1\r\nhost: svc\r\ncontent-length: ${smuggled.length}\r\n\r\n${smuggled}` +
+          `POST /local HTTP/1.1\r\nhost: svc\r\ntransfer-encoding: chunked\r\n\r\n${smuggled.length.toString(16)}\r\n${smuggled}\r\n0\r\n\r\n` +
+          `POST /admin HTTP/1.1\r\nhost: svc\r\ncontent-length: 70000\r\n\r\n${'x'.repeat(70_000 - smuggled.length)}${smuggled}` +
+          'GET /after HTTP/1.1\r\nhost: svc\r\nconnection: close\r\n\r\n',
+      );
+      console.log(`refused bodies (${f === direct ? 'direct' : 'node'}): ${statuses(out)}`);
+      expect(statuses(out)).toEqual([403, 200, 403, 200]);
+      expect(be.seen.map((s) => s.url)).toEqual(['/after']);
+    }
+  });
+});
+
+/** A small seeded PRNG (mulberry32), so a failing case can be replayed. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const SEEDS = [
+  'GET / HTTP/1.1\r\nHost: x\r\n\r\n',
+  'POST /a?b=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET /n HTTP/1.1\r\nHost: x\r\n\r\n',
+  'POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3;e=1\r\nabc\r\nA\r\n0123456789\r\n0\r\nX-T: 1\r\n\r\n',
+  'GET / HTTP/1.0\r\nConnection: keep-alive\r\nX-A: a\tb\r\n\r\n',
+];
+const RESPONSE_SEEDS = [
+  'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok',
+  'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n',
+  'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n',
+  'HTTP/1.0 200 OK\r\n\r\nuntil close',
+];
+const TRICKY = [
+  '\r',
+  '\n',
+  '\0',
+  ' ',
+  '\t',
+  ':',
+  ',',
+  ';',
+  '0',
+  'f',
+  'F',
+  'x',
+  '-',
+  '+',
+  '\x7f',
+  '\xff',
+  '\r\n',
+  'chunked',
+  'Content-Length: 1',
+  'Transfer-Encoding: chunked',
+];
+
+/** One random mutation of a seed: replace, insert, delete, duplicate or truncate. */
+function mutate(text: string, r: () => number): Buffer {
+  let s = text;
+  const n = 1 + Math.floor(r() * 4);
+  for (let k = 0; k < n; k++) {
+    const at = Math.floor(r() * (s.length + 1));
+    const pick = TRICKY[Math.floor(r() * TRICKY.length)] as string;
+    const op = Math.floor(r() * 6);
+    if (op === 0) s = s.slice(0, at) + pick + s.slice(at + 1);
+    else if (op === 1) s = s.slice(0, at) + pick + s.slice(at);
+    else if (op === 2) s = s.slice(0, at) + s.slice(at + 1 + Math.floor(r() * 4));
+    else if (op === 3) s = s.slice(0, at) + s.slice(at, at + 20) + s.slice(at);
+    else if (op === 4) s = s.slice(0, at);
+    else s = s.slice(0, at) + String.fromCharCode(Math.floor(r() * 256)) + s.slice(at);
+  }
+  return Buffer.from(s, 'latin1');
+}
+
+/** Parses requests off `buf` as the connection does, in random pieces: the outcome or a refusal. */
+function parseAll(buf: Buffer, r: () => number): string {
+  let rest = Buffer.alloc(0);
+  let decoder: BodyDecoder | undefined;
+  let requests = 0;
+  for (let at = 0; at < buf.length; ) {
+    const n = 1 + Math.floor(r() * 16);
+    rest = Buffer.concat([rest, buf.subarray(at, at + n)]);
+    at += n;
+    for (;;) {
+      if (decoder) {
+        const used = decoder.feed(rest, 0, () => {});
+        rest = rest.subarray(used);
+        if (!decoder.done) break;
+        decoder = undefined;
+        continue;
+      }
+      const start = skipBlankLines(rest);
+      const end = headEnd(rest, 1024, start);
+      if (end < 0) break;
+      const head = parseRequestHead(rest, start, end);
+      decoder = new BodyDecoder(requestFraming(head), 1024);
+      requests++;
+      rest = rest.subarray(end);
+    }
+  }
+  return `${requests} requests`;
+}
+
+describe('HTTP/1.1 parser and connection under random input', () => {
+  it('refuses a chunk size that does not fit an exact integer', () => {
+    for (const size of ['20000000000000', 'fffffffffffffff']) {
+      const d = new BodyDecoder({ kind: 'chunked' });
+      expect(() => d.feed(Buffer.from(`${size}\r\nabc`), 0, () => {}), size).toThrow(Http1ParseError);
+    }
+    // The largest exact size is still a size (the body just has not come).
+    const ok = new BodyDecoder({ kind: 'chunked' });
+    expect(ok.feed(Buffer.from('1fffffffffffff\r\nabc'), 0, () => {})).toBe(19);
+  });
+
+  it('parser: 20,000 mutated requests and responses give a result or a typed refusal, never another exception', () => {
+    const r = rng(20261205);
+    const outcomes = new Map<string, number>();
+    for (let i = 0; i < 20_000; i++) {
+      const isResponse = i % 4 === 3;
+      const seeds = isResponse ? RESPONSE_SEEDS : SEEDS;
+      const input = mutate(seeds[Math.floor(r() * seeds.length)] as string, r);
+      let outcome: string;
+      try {
+        if (isResponse) {
+          const end = headEnd(input, 1024);
+          if (end < 0) outcome = 'incomplete';
+          else {
+            const head = parseResponseHead(input, 0, end);
+            const d = new BodyDecoder(responseFraming(head, r() < 0.2 ? 'HEAD' : 'GET'), 1024);
+            d.feed(input, end, () => {});
+            outcome = `response ${d.done || d.finish() ? 'whole' : 'short'}`;
+          }
+        } else outcome = parseAll(input, r);
+      } catch (err) {
+        if (!(err instanceof Http1ParseError))
+          throw new Error(`case ${i}: ${JSON.stringify(input.toString('latin1'))}: ${err}`);
+        outcome = `refused ${err.reply.status}`;
+      }
+      outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
+    }
+    console.log(`parser fuzz outcomes: ${JSON.stringify(Object.fromEntries(outcomes))}`);
+    expect(outcomes.get('refused 400')).toBeGreaterThan(1000);
+  });
+
+  it('connection: 2,000 random and mutated byte streams are answered (200/400/403/431) or closed, never crash', async () => {
+    const r = rng(7);
+    const statusesSeen = new Map<string, number>();
+    for (let i = 0; i < 2_000; i++) {
+      const input =
+        i % 2 === 0
+          ? mutate(SEEDS[Math.floor(r() * SEEDS.length)] as string, r)
+          : Buffer.from(Array.from({ length: 1 + Math.floor(r() * 200) }, () => Math.floor(r() * 256)));
+      const conn = new Http1Connection({
+        ctx: { target: { host: '198.19.0.1', port: 80 } } as ConnectionContext,
+        sniffHttp2: true,
+        maxHeaderBytes: 1024,
+        headersTimeoutMs: 1000,
+        keepAliveTimeoutMs: 1000,
+        handle: async (_req, res, body) => {
+          await new Promise<void>((resolve) => {
+            if (body.complete) resolve();
+            else {
+              const w = { write: () => true, end: () => resolve(), once: () => w };
+              body.attach(w);
+            }
+          });
+          res.writeHead(200, { 'content-length': '0' });
+          res.end();
+        },
+        fallback: (inner) => inner.destroy(),
+        refused: () => {},
+      });
+      let out = '';
+      conn.on('data', (c: Buffer) => {
+        out += c.toString('latin1');
+      });
+      conn.on('error', () => {});
+      const closed = new Promise<void>((resolve) => {
+        conn.once('end', resolve);
+        conn.once('close', resolve);
+        setTimeout(resolve, 200);
+      });
+      // In random pieces, then the end of input.
+      for (let at = 0; at < input.length; ) {
+        const n = 1 + Math.floor(r() * 64);
+        conn.write(input.subarray(at, at + n));
+        at += n;
+      }
+      conn.end();
+      await closed;
+      conn.destroy();
+      const codes = statuses(out);
+      for (const c of codes) expect([200, 400, 403, 431]).toContain(c);
+      const key = codes.length ? codes.join(',').replace(/(200,)+/g, '200*,') : 'closed';
+      statusesSeen.set(key, (statusesSeen.get(key) ?? 0) + 1);
+    }
+    console.log(`connection fuzz outcomes: ${JSON.stringify(Object.fromEntries(statusesSeen))}`);
   });
 });

@@ -382,6 +382,9 @@ export class Http1Connection extends Duplex {
           return;
         }
         head = parseRequestHead(this.buf, start, end);
+        // As Node's server (requireHostHeader) and RFC 9112 3.2: HTTP/1.1 without Host is 400.
+        if (head.versionMinor === 1 && head.headers.host === undefined)
+          throw new Http1ParseError('WP_ERR_MALFORMED_REQUEST', 'no host field');
         framing = requestFraming(head);
       } catch (err) {
         this.refuse(err);

@@ -264,6 +264,8 @@ export class BodyDecoder {
         if (!m) throw malformed('bad chunk size');
         if (m[2] !== undefined && !VALUE.test(m[2])) throw malformed('bad chunk extension');
         this.remaining = Number.parseInt(m[1] as string, 16);
+        // Past 2^53 the count would be inexact, and the body's end misplaced.
+        if (this.remaining > Number.MAX_SAFE_INTEGER) throw malformed('chunk size too large');
         i = nl + 1;
         this.state = this.remaining === 0 ? 'trailers' : 'data';
       } else if (this.state === 'data') {
