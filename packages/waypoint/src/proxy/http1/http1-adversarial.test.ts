@@ -3,6 +3,7 @@
  * serve it: request targets in absolute-form, bodies of refused requests, parser fuzzing and
  * random bytes on a live connection.
  */
+import { EventEmitter } from 'node:events';
 import http from 'node:http';
 import net from 'node:net';
 import { dialTcp, HboneClient, HboneMetrics, SpiffeId } from '@ambient/shared';
@@ -22,6 +23,7 @@ import { RequestMetrics } from '../../telemetry/request-metrics.js';
 import { duplexPair } from '../duplex-pair.js';
 import type { ConnectionContext } from '../exchange.js';
 import { HttpProxy } from '../http-proxy.js';
+import { ReplayableBody } from '../replayable-body.js';
 import { UpstreamPool } from '../upstream-pool.js';
 import { Http1Connection } from './http1-connection.js';
 import {
@@ -558,5 +560,32 @@ describe('HTTP/1.1 parser and connection under random input', () => {
       statusesSeen.set(key, (statusesSeen.get(key) ?? 0) + 1);
     }
     console.log(`connection fuzz outcomes: ${JSON.stringify(Object.fromEntries(statusesSeen))}`);
+  });
+});
+
+describe('request body kept for replay', () => {
+  it('keeps a body of 20,000 one-byte chunks in a few blocks, not as views of their 4 KiB input buffers', () => {
+    const source = new EventEmitter() as EventEmitter & { pause(): void; resume(): void };
+    source.pause = () => {};
+    source.resume = () => {};
+    const body = new ReplayableBody(source);
+    for (let i = 0; i < 20_000; i++) {
+      // As the decoder delivers a chunked body of one-byte chunks, each with a long extension.
+      const input = Buffer.alloc(4096, 0x61);
+      input[100] = 0x30 + (i % 10);
+      source.emit('data', input.subarray(100, 101));
+    }
+    source.emit('end');
+    const kept = (body as unknown as { chunks: Buffer[] }).chunks;
+    const held = new Set(kept.map((c) => c.buffer));
+    let heldBytes = 0;
+    for (const b of held) heldBytes += b.byteLength;
+    const replay: Buffer[] = [];
+    body.attach({ write: (c) => replay.push(c) > 0, end: () => {}, once: () => undefined });
+    console.log(`20,000 one-byte chunks: ${kept.length} kept buffers holding ${heldBytes} bytes`);
+    expect(Buffer.concat(replay).length).toBe(20_000);
+    expect(Buffer.concat(replay).subarray(0, 12).toString()).toBe('012345678901');
+    expect(kept.length).toBeLessThan(10);
+    expect(heldBytes).toBeLessThan(256 * 1024);
   });
 });
