@@ -299,6 +299,7 @@ class Exchange {
   private decoder: BodyDecoder | undefined;
   private body: Readable | undefined;
   private writer: RequestWriter | undefined;
+  private replay: ReplayableBody | undefined;
   private done = false;
   private resolveTrailers!: (t: Record<string, string | string[]>) => void;
   private rejectTrailers!: (e: Error) => void;
@@ -341,6 +342,7 @@ class Exchange {
     stream.write(Buffer.from(`${s}\r\n`, 'latin1'));
     const writer = new RequestWriter(stream, chunked);
     this.writer = writer;
+    this.replay = body;
     if (noBody) writer.end();
     else if (!body.attach(writer)) {
       // The body went past the replay buffer before this attempt: it cannot be sent whole.
@@ -370,6 +372,9 @@ class Exchange {
   private detach(): void {
     this.conn.stream.off('data', this.onData);
     this.conn.stream.off('close', this.onClose);
+    // A body not sent whole stops going to this stream: were the stream's backpressure holding
+    // the client, it would hold it for good, as no 'drain' comes from a closed stream.
+    if (this.writer && !this.writer.ended) this.replay?.detach(this.writer);
   }
 
   private readonly onClose = (): void => {
