@@ -690,3 +690,78 @@ describe('an upstream that answers before it has read the request body', () => {
     }
   }, 30_000);
 });
+
+describe('a request head sent one byte at a time', () => {
+  it('is scanned once, not again from its start on every byte', async () => {
+    const head = Buffer.from(`GET / HTTP/1.1\r\nhost: svc\r\n${'a: b\r\n'.repeat(3000)}\r\n`, 'latin1');
+    let answered = '';
+    const conn = new Http1Connection({
+      ctx: { target: { host: '198.19.0.1', port: 80 } } as ConnectionContext,
+      sniffHttp2: false,
+      maxHeaderBytes: 60 * 1024,
+      headersTimeoutMs: 60_000,
+      keepAliveTimeoutMs: 60_000,
+      handle: async (_req, res) => {
+        res.writeHead(204, {});
+        res.end();
+      },
+      fallback: (inner) => inner.destroy(),
+      refused: () => {},
+    });
+    conn.on('data', (c: Buffer) => {
+      answered += c.toString('latin1');
+    });
+    // Line ends looked for while the head came in: about one per line if each byte is scanned once.
+    const indexOf = Buffer.prototype.indexOf;
+    let lookups = 0;
+    Buffer.prototype.indexOf = function (this: Buffer, ...args: Parameters<Buffer['indexOf']>) {
+      lookups++;
+      return indexOf.apply(this, args);
+    };
+    const t0 = performance.now();
+    try {
+      for (let i = 0; i < head.length; i++) conn.write(head.subarray(i, i + 1));
+    } finally {
+      Buffer.prototype.indexOf = indexOf;
+    }
+    const ms = performance.now() - t0;
+    await new Promise((r) => setImmediate(r));
+    conn.destroy();
+    console.log(
+      `head of ${head.length} bytes, 1 byte per write: ${lookups} line-end lookups, ${ms.toFixed(0)} ms`,
+    );
+    expect(answered).toMatch(/^HTTP\/1\.1 204 /);
+    expect(lookups).toBeLessThan(head.length * 3);
+  }, 120_000);
+});
+
+describe('chunked trailers sent one byte at a time', () => {
+  it('are scanned once, not again from their start on every byte', () => {
+    const body = Buffer.from(`1\r\na\r\n0\r\n${'x-t: v\r\n'.repeat(3000)}\r\nGET`, 'latin1');
+    const d = new BodyDecoder({ kind: 'chunked' }, 60 * 1024);
+    const indexOf = Buffer.prototype.indexOf;
+    let lookups = 0;
+    Buffer.prototype.indexOf = function (this: Buffer, ...args: Parameters<Buffer['indexOf']>) {
+      lookups++;
+      return indexOf.apply(this, args);
+    };
+    let rest = Buffer.alloc(0);
+    let used = 0;
+    try {
+      // As the connection feeds it: unread bytes kept, one more byte per call.
+      for (let i = 0; i < body.length && !d.done; i++) {
+        rest = Buffer.concat([rest, body.subarray(i, i + 1)]);
+        const n = d.feed(rest, 0, () => {});
+        used += n;
+        rest = rest.subarray(n);
+      }
+    } finally {
+      Buffer.prototype.indexOf = indexOf;
+    }
+    console.log(`trailers of ${body.length} bytes, 1 byte per call: ${lookups} line-end lookups`);
+    expect(d.done).toBe(true);
+    expect(d.trailers).toHaveLength(3000);
+    expect(used).toBe(body.length - 3);
+    expect(lookups).toBeLessThan(body.length * 3);
+  });
+});
