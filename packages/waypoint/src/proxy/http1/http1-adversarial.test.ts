@@ -25,6 +25,7 @@ import type { ConnectionContext } from '../exchange.js';
 import { HttpProxy } from '../http-proxy.js';
 import { ReplayableBody } from '../replayable-body.js';
 import { UpstreamPool } from '../upstream-pool.js';
+import { Http1Client } from './http1-client.js';
 import { Http1Connection } from './http1-connection.js';
 import {
   BodyDecoder,
@@ -763,5 +764,51 @@ describe('chunked trailers sent one byte at a time', () => {
     expect(d.trailers).toHaveLength(3000);
     expect(used).toBe(body.length - 3);
     expect(lookups).toBeLessThan(body.length * 3);
+  });
+});
+
+describe('upstream request bytes', () => {
+  it('sends no request whose target or Host would split the request line or head, as Node’s client', async () => {
+    const written: Buffer[] = [];
+    const client = new Http1Client({
+      connect: async () => {
+        const [mine, theirs] = duplexPair();
+        theirs.on('data', (c: Buffer) => written.push(c));
+        return mine;
+      },
+    });
+    const ep = {
+      address: '127.0.0.1',
+      port: 1,
+      workload: 'b',
+      namespace: 'demo',
+      serviceAccount: 'reviews',
+      identity: SpiffeId.of('cluster.local', 'demo', 'reviews'),
+      tunnel: 'none' as const,
+    };
+    const bad: Array<[string, string]> = [
+      ['/a b', 'svc'],
+      ['/a\r\nx-injected: 1', 'svc'],
+      ['/ok', 'svc\r\nx-injected: 1'],
+    ];
+    for (const [path, authority] of bad) {
+      const outcome = await new Promise<string>((resolve) => {
+        client.request(
+          cluster('b'),
+          ep,
+          'GET',
+          path,
+          authority,
+          {},
+          new ReplayableBody(undefined),
+          undefined,
+          (a) => resolve(a.ok ? `ok ${a.response.status}` : String(a.error)),
+        );
+      });
+      expect(outcome, JSON.stringify(path + authority)).toBe('WP_ERR_UPSTREAM_TERMINATED');
+    }
+    await new Promise((r) => setImmediate(r));
+    expect(Buffer.concat(written).toString('latin1')).toBe('');
+    client.close();
   });
 });

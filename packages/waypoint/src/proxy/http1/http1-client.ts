@@ -38,6 +38,7 @@ const EMPTY = Buffer.alloc(0);
 const CRLF = Buffer.from('\r\n');
 const LAST_CHUNK = Buffer.from('0\r\n\r\n');
 const VALUE_OK = /^[^\r\n\0]*$/;
+const TARGET_OK = /^[\x21-\xff]+$/;
 
 /** One upstream stream and whether it is serving a request. */
 interface UpstreamConn {
@@ -322,6 +323,11 @@ class Exchange {
     headers: Record<string, string | string[]>,
     body: ReplayableBody,
   ): void {
+    // As Node's client: a target or Host that would split the request line or head is not sent.
+    if (!TARGET_OK.test(path) || !VALUE_OK.test(authority)) {
+      this.fail();
+      return;
+    }
     let s = `${method} ${path} HTTP/1.1\r\nhost: ${authority}\r\n`;
     for (const k in headers) {
       const v = headers[k];
