@@ -24,6 +24,7 @@ import { duplexPair } from '../duplex-pair.js';
 import type { ConnectionContext } from '../exchange.js';
 import { HttpProxy } from '../http-proxy.js';
 import { ReplayableBody } from '../replayable-body.js';
+import { withoutDotSegments } from '../request-target.js';
 import { UpstreamPool } from '../upstream-pool.js';
 import { Http1Client } from './http1-client.js';
 import { Http1Connection } from './http1-connection.js';
@@ -264,6 +265,44 @@ describe('direct HTTP/1.1 path under adversarial input', () => {
       expect(statuses(other)).toEqual([200]);
       expect(be.seen).toEqual([{ method: 'GET', url: '/?q=1', host: 'other.example:8080', body: 0 }]);
     }
+  });
+
+  it('authorizes, routes and forwards a path with dot segments as the upstream resolves it, on both paths', async () => {
+    for (const f of [direct, node]) {
+      be.seen.length = 0;
+      for (const target of ['/public/../admin', '/public/%2E%2e/admin/x', '/./admin', '/a/.%2e/admin']) {
+        const out = await rawExchange(
+          f.port,
+          `GET ${target} HTTP/1.1\r\nhost: svc\r\nconnection: close\r\n\r\n`,
+        );
+        expect(statuses(out), target).toEqual([403]);
+      }
+      const ok = await rawExchange(
+        f.port,
+        'GET /a/./b/../c/%2e?x=/../y HTTP/1.1\r\nhost: svc\r\nconnection: close\r\n\r\n',
+      );
+      expect(statuses(ok)).toEqual([200]);
+      expect(be.seen.map((s) => s.url)).toEqual(['/a/c/?x=/../y']);
+    }
+  });
+
+  it('removes dot segments as RFC 3986 5.2.4 does, leaving the query and other escapes alone', () => {
+    const cases: Array<[string, string]> = [
+      ['/', '/'],
+      ['/a/b', '/a/b'],
+      ['/a/./b', '/a/b'],
+      ['/a/../b', '/b'],
+      ['/../../a', '/a'],
+      ['/a/..', '/'],
+      ['/a/.', '/a/'],
+      ['/a/%2E%2E/b', '/b'],
+      ['/a/%2e./b', '/b'],
+      ['/a..b/.c/', '/a..b/.c/'],
+      ['/a/%2f../b', '/a/%2f../b'],
+      ['/a//../b', '/a/b'],
+      ['/a?../b', '/a?../b'],
+    ];
+    for (const [input, want] of cases) expect(withoutDotSegments(input), input).toBe(want);
   });
 
   it('refuses a request target that is neither a path nor absolute-form with 400, on both paths', async () => {
