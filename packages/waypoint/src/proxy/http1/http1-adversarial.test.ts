@@ -851,3 +851,53 @@ describe('upstream request bytes', () => {
     client.close();
   });
 });
+
+describe('checked and holding', () => {
+  it('response framing: CL with TE, two CLs, a coding other than chunked are refused; no body on HEAD, 1xx, 204, 304', () => {
+    const framing = (text: string, method = 'GET') => {
+      const buf = Buffer.from(text, 'latin1');
+      try {
+        return responseFraming(parseResponseHead(buf, 0, headEnd(buf, 1024)), method).kind;
+      } catch (err) {
+        return err instanceof Http1ParseError ? 'refused' : `threw ${err}`;
+      }
+    };
+    expect(framing('HTTP/1.1 200 OK\r\ncontent-length: 5\r\ntransfer-encoding: chunked\r\n\r\n')).toBe(
+      'refused',
+    );
+    expect(framing('HTTP/1.1 200 OK\r\ncontent-length: 5\r\ncontent-length: 5\r\n\r\n')).toBe('refused');
+    expect(framing('HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\n\r\n')).toBe('refused');
+    expect(
+      framing('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ntransfer-encoding: chunked\r\n\r\n'),
+    ).toBe('refused');
+    expect(framing('HTTP/1.1 200 OK\r\ncontent-length: +5\r\n\r\n')).toBe('refused');
+    expect(framing('HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n', 'HEAD')).toBe('none');
+    expect(framing('HTTP/1.1 204 No Content\r\ncontent-length: 5\r\n\r\n')).toBe('none');
+    expect(framing('HTTP/1.1 304 Not Modified\r\ntransfer-encoding: chunked\r\n\r\n')).toBe('none');
+    expect(framing('HTTP/1.1 103 Early Hints\r\ncontent-length: 5\r\n\r\n')).toBe('none');
+    expect(framing('HTTP/1.1 200 OK\r\n\r\n')).toBe('close');
+  });
+
+  it('holds the client when requests pile up unanswered: at most 64 KiB of unread input is taken', async () => {
+    const conn = new Http1Connection({
+      ctx: { target: { host: '198.19.0.1', port: 80 } } as ConnectionContext,
+      sniffHttp2: false,
+      maxHeaderBytes: 60 * 1024,
+      headersTimeoutMs: 60_000,
+      keepAliveTimeoutMs: 60_000,
+      handle: () => new Promise<void>(() => {}),
+      fallback: (inner) => inner.destroy(),
+      refused: () => {},
+    });
+    const piece = Buffer.from('GET / HTTP/1.1\r\nhost: svc\r\n\r\n'.repeat(512), 'latin1');
+    let taken = 0;
+    for (let i = 0; i < 64; i++) conn.write(piece, () => (taken += piece.length));
+    await new Promise((r) => setImmediate(r));
+    console.log(
+      `pipelined, unanswered: ${piece.length * 64} bytes written, ${taken} taken, ${conn.writableLength} waiting`,
+    );
+    expect(taken).toBeLessThanOrEqual(64 * 1024 + piece.length);
+    expect(conn.writableLength).toBeGreaterThan(0);
+    conn.destroy();
+  });
+});
