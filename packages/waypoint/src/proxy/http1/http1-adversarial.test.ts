@@ -901,3 +901,55 @@ describe('checked and holding', () => {
     conn.destroy();
   });
 });
+
+describe('an upstream response head sent one byte at a time', () => {
+  it('is scanned once, not again from its start on every byte', async () => {
+    const head = Buffer.from(
+      `HTTP/1.1 200 OK\r\n${'a: b\r\n'.repeat(3000)}content-length: 2\r\n\r\nok`,
+      'latin1',
+    );
+    let upstream: import('node:stream').Duplex | undefined;
+    const client = new Http1Client({
+      connect: async () => {
+        const [mine, theirs] = duplexPair();
+        upstream = theirs;
+        theirs.on('data', () => {});
+        return mine;
+      },
+    });
+    const ep = {
+      address: '127.0.0.1',
+      port: 1,
+      workload: 'b',
+      namespace: 'demo',
+      serviceAccount: 'reviews',
+      identity: SpiffeId.of('cluster.local', 'demo', 'reviews'),
+      tunnel: 'none' as const,
+    };
+    const result = new Promise<string>((resolve) => {
+      client.request(cluster('b'), ep, 'GET', '/', 'svc', {}, new ReplayableBody(undefined), undefined, (a) =>
+        resolve(a.ok ? `ok ${a.response.status}` : String(a.error)),
+      );
+    });
+    while (!upstream) await new Promise((r) => setImmediate(r));
+    const indexOf = Buffer.prototype.indexOf;
+    let lookups = 0;
+    Buffer.prototype.indexOf = function (this: Buffer, ...args: Parameters<Buffer['indexOf']>) {
+      lookups++;
+      return indexOf.apply(this, args);
+    };
+    try {
+      for (let i = 0; i < head.length; i++) {
+        upstream.write(head.subarray(i, i + 1));
+        if (i % 256 === 0) await new Promise((r) => setImmediate(r));
+      }
+      await new Promise((r) => setImmediate(r));
+    } finally {
+      Buffer.prototype.indexOf = indexOf;
+    }
+    console.log(`upstream head of ${head.length} bytes, 1 byte per write: ${lookups} line-end lookups`);
+    expect(await result).toBe('ok 200');
+    expect(lookups).toBeLessThan(head.length * 3);
+    client.close();
+  });
+});

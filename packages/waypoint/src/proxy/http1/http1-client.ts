@@ -301,6 +301,8 @@ class Exchange {
   private body: Readable | undefined;
   private writer: RequestWriter | undefined;
   private replay: ReplayableBody | undefined;
+  /** Where the scan for the end of the response head resumes (a head arriving in pieces). */
+  private readonly headScan = { lineStart: 0 };
   private done = false;
   private resolveTrailers!: (t: Record<string, string | string[]>) => void;
   private rejectTrailers!: (e: Error) => void;
@@ -403,10 +405,11 @@ class Exchange {
     this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
     try {
       while (!this.head) {
-        const end = headEnd(this.buf, this.maxHeaderBytes);
+        const end = headEnd(this.buf, this.maxHeaderBytes, 0, this.headScan);
         if (end < 0) return;
         const head = parseResponseHead(this.buf, 0, end);
         this.buf = this.buf.subarray(end);
+        this.headScan.lineStart = 0;
         // Interim responses (1xx) are not relayed; 101 would switch protocols: refused.
         if (head.status === 101) throw new Error('unexpected 101');
         if (head.status < 200) continue;
