@@ -42,6 +42,7 @@ import { Http1Connection } from './http1/http1-connection.js';
 import { localReply } from './local-reply.js';
 import { ReplayableBody } from './replayable-body.js';
 import { type AttemptDeps, startAttempt } from './request-attempt.js';
+import { originForm } from './request-target.js';
 import { runAttempts } from './retry-loop.js';
 import { newTraceparent } from './trace-context.js';
 import type { UpstreamPool } from './upstream-pool.js';
@@ -321,11 +322,14 @@ export class HttpProxy {
    * metrics and access log line once the response has finished or the client has gone.
    */
   async handle(
-    req: RequestRecord,
+    asSent: RequestRecord,
     res: DownstreamResponse,
     body: ReplayableBody,
     ctx: ConnectionContext,
   ): Promise<void> {
+    // Policy, routing and the upstream request see one authority and path (absolute-form too).
+    const origin = originForm(asSent);
+    const req = origin ?? asSent;
     const contentType = String(req.headers['content-type'] ?? '');
     const ex: Exchange = {
       start: performance.now(),
@@ -348,7 +352,12 @@ export class HttpProxy {
       if (!res.writableFinished) downstreamGone = true;
     });
     try {
-      await this.process(req, res, ex, body, () => downstreamGone);
+      if (!origin) {
+        this.countDownstreamError('WP_ERR_MALFORMED_REQUEST');
+        localReply(res, ex, 'WP_ERR_MALFORMED_REQUEST', {
+          headers: 'stream' in res ? {} : { connection: 'close' },
+        });
+      } else await this.process(req, res, ex, body, () => downstreamGone);
     } catch (err) {
       this.inputs.logger.error({ err }, 'request failed');
       if (!res.headersSent) localReply(res, ex, 'WP_ERR_INTERNAL');

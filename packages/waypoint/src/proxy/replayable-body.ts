@@ -21,8 +21,15 @@ export interface BodySink {
   once(event: 'drain', listener: () => void): unknown;
 }
 
+const SMALL_CHUNK = 4096;
+const BLOCK_BYTES = 16 * 1024;
+const EMPTY = Buffer.alloc(0);
+
 export class ReplayableBody {
   private chunks: Buffer[] = [];
+  /** Where small chunks are copied together (`keep`). */
+  private block: Buffer | undefined;
+  private blockUsed = 0;
   private kept = 0;
   private overflowed = false;
   private ended = false;
@@ -74,11 +81,12 @@ export class ReplayableBody {
   private onData(chunk: Buffer): void {
     this.bytes += chunk.length;
     if (!this.overflowed) {
-      this.chunks.push(chunk);
+      this.keep(chunk);
       this.kept += chunk.length;
       if (this.kept > this.limit) {
         this.overflowed = true;
         this.chunks = [];
+        this.block = undefined;
       }
     }
     for (const w of this.writers) {
@@ -89,6 +97,28 @@ export class ReplayableBody {
         w.once('drain', () => this.release(w));
       }
     }
+  }
+
+  /**
+   * Keeps a copy for replay. Small chunks (a chunked body of one-byte chunks) are copied into
+   * shared blocks: kept as they come, each would be an object of its own and a view holding its
+   * whole input buffer, far more memory than the limit counts.
+   */
+  private keep(chunk: Buffer): void {
+    // The first chunk as it is: a small body in one piece costs no copy.
+    if (chunk.length >= SMALL_CHUNK || this.chunks.length === 0) {
+      this.block = undefined;
+      this.chunks.push(chunk);
+      return;
+    }
+    if (!this.block || this.blockUsed + chunk.length > this.block.length) {
+      this.block = Buffer.allocUnsafe(BLOCK_BYTES);
+      this.blockUsed = 0;
+      this.chunks.push(EMPTY);
+    }
+    chunk.copy(this.block, this.blockUsed);
+    this.blockUsed += chunk.length;
+    this.chunks[this.chunks.length - 1] = this.block.subarray(0, this.blockUsed);
   }
 
   private release(w: BodySink): void {

@@ -38,6 +38,7 @@ const EMPTY = Buffer.alloc(0);
 const CRLF = Buffer.from('\r\n');
 const LAST_CHUNK = Buffer.from('0\r\n\r\n');
 const VALUE_OK = /^[^\r\n\0]*$/;
+const TARGET_OK = /^[\x21-\xff]+$/;
 
 /** One upstream stream and whether it is serving a request. */
 interface UpstreamConn {
@@ -299,6 +300,9 @@ class Exchange {
   private decoder: BodyDecoder | undefined;
   private body: Readable | undefined;
   private writer: RequestWriter | undefined;
+  private replay: ReplayableBody | undefined;
+  /** Where the scan for the end of the response head resumes (a head arriving in pieces). */
+  private readonly headScan = { lineStart: 0 };
   private done = false;
   private resolveTrailers!: (t: Record<string, string | string[]>) => void;
   private rejectTrailers!: (e: Error) => void;
@@ -321,6 +325,11 @@ class Exchange {
     headers: Record<string, string | string[]>,
     body: ReplayableBody,
   ): void {
+    // As Node's client: a target or Host that would split the request line or head is not sent.
+    if (!TARGET_OK.test(path) || !VALUE_OK.test(authority)) {
+      this.fail();
+      return;
+    }
     let s = `${method} ${path} HTTP/1.1\r\nhost: ${authority}\r\n`;
     for (const k in headers) {
       const v = headers[k];
@@ -341,6 +350,7 @@ class Exchange {
     stream.write(Buffer.from(`${s}\r\n`, 'latin1'));
     const writer = new RequestWriter(stream, chunked);
     this.writer = writer;
+    this.replay = body;
     if (noBody) writer.end();
     else if (!body.attach(writer)) {
       // The body went past the replay buffer before this attempt: it cannot be sent whole.
@@ -370,6 +380,9 @@ class Exchange {
   private detach(): void {
     this.conn.stream.off('data', this.onData);
     this.conn.stream.off('close', this.onClose);
+    // A body not sent whole stops going to this stream: were the stream's backpressure holding
+    // the client, it would hold it for good, as no 'drain' comes from a closed stream.
+    if (this.writer && !this.writer.ended) this.replay?.detach(this.writer);
   }
 
   private readonly onClose = (): void => {
@@ -392,10 +405,11 @@ class Exchange {
     this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
     try {
       while (!this.head) {
-        const end = headEnd(this.buf, this.maxHeaderBytes);
+        const end = headEnd(this.buf, this.maxHeaderBytes, 0, this.headScan);
         if (end < 0) return;
         const head = parseResponseHead(this.buf, 0, end);
         this.buf = this.buf.subarray(end);
+        this.headScan.lineStart = 0;
         // Interim responses (1xx) are not relayed; 101 would switch protocols: refused.
         if (head.status === 101) throw new Error('unexpected 101');
         if (head.status < 200) continue;

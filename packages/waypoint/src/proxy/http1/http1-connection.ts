@@ -206,6 +206,8 @@ export class Http1Connection extends Duplex {
   private idleTimer: NodeJS.Timeout | undefined;
   private dateSecond = -1;
   private dateText = '';
+  /** Where the scan for the end of the head in progress resumes (0: a new head). */
+  private readonly headScan = { lineStart: 0 };
 
   constructor(private readonly inputs: Http1ConnectionInputs) {
     super({ allowHalfOpen: true });
@@ -375,13 +377,16 @@ export class Http1Connection extends Duplex {
       let head: RequestHead;
       let framing: ReturnType<typeof requestFraming>;
       try {
-        end = headEnd(this.buf, this.inputs.maxHeaderBytes, start);
+        end = headEnd(this.buf, this.inputs.maxHeaderBytes, start, this.headScan);
         if (end < 0) {
           if (this.clientEnded)
             throw new Http1ParseError('WP_ERR_MALFORMED_REQUEST', 'end of input in a head');
           return;
         }
         head = parseRequestHead(this.buf, start, end);
+        // As Node's server (requireHostHeader) and RFC 9112 3.2: HTTP/1.1 without Host is 400.
+        if (head.versionMinor === 1 && head.headers.host === undefined)
+          throw new Http1ParseError('WP_ERR_MALFORMED_REQUEST', 'no host field');
         framing = requestFraming(head);
       } catch (err) {
         this.refuse(err);
@@ -389,6 +394,7 @@ export class Http1Connection extends Duplex {
       }
       clearTimeout(this.headTimer);
       this.headTimer = undefined;
+      this.headScan.lineStart = 0;
       const connection =
         typeof head.headers.connection === 'string' ? head.headers.connection.toLowerCase() : '';
       if (head.headers.upgrade !== undefined && /(^|[\s,])upgrade($|[\s,])/.test(connection)) {

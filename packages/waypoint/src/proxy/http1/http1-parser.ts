@@ -55,8 +55,10 @@ const CRLF = 0x0a;
  * Throws on a bare LF and when the head is over `maxBytes`. Leading blank lines are skipped by
  * the caller (`skipBlankLines`).
  */
-export function headEnd(buf: Buffer, maxBytes: number, from = 0): number {
-  let lineStart = from;
+export function headEnd(buf: Buffer, maxBytes: number, from = 0, scan?: { lineStart: number }): number {
+  // With `scan`, lines already looked at on an earlier call (the same head, more bytes since)
+  // are not looked at again: a head arriving a byte at a time costs its length, not its square.
+  let lineStart = scan && scan.lineStart > from ? scan.lineStart : from;
   for (;;) {
     const nl = buf.indexOf(CRLF, lineStart);
     if (nl < 0) break;
@@ -69,6 +71,7 @@ export function headEnd(buf: Buffer, maxBytes: number, from = 0): number {
     lineStart = nl + 1;
   }
   if (buf.length - from > maxBytes) throw new Http1ParseError('WP_ERR_HEADERS_TOO_LARGE', 'head too large');
+  if (scan) scan.lineStart = lineStart;
   return -1;
 }
 
@@ -217,6 +220,8 @@ export class BodyDecoder {
   trailers: RawHeaders = [];
   private remaining = 0;
   private state: 'size' | 'data' | 'data-crlf' | 'trailers' = 'size';
+  private readonly trailerScan = { lineStart: 0 };
+  private trailerScanned = 0;
 
   constructor(
     readonly framing: Framing,
@@ -264,6 +269,8 @@ export class BodyDecoder {
         if (!m) throw malformed('bad chunk size');
         if (m[2] !== undefined && !VALUE.test(m[2])) throw malformed('bad chunk extension');
         this.remaining = Number.parseInt(m[1] as string, 16);
+        // Past 2^53 the count would be inexact, and the body's end misplaced.
+        if (this.remaining > Number.MAX_SAFE_INTEGER) throw malformed('chunk size too large');
         i = nl + 1;
         this.state = this.remaining === 0 ? 'trailers' : 'data';
       } else if (this.state === 'data') {
@@ -283,8 +290,13 @@ export class BodyDecoder {
           this.done = true;
           return i + 2 - start;
         }
-        const end = headEnd(buf, this.maxTrailerBytes, i);
-        if (end < 0) break;
+        // Resumed where the last call stopped (relative to the trailers' start, as `buf` moves).
+        this.trailerScan.lineStart = i + this.trailerScanned;
+        const end = headEnd(buf, this.maxTrailerBytes, i, this.trailerScan);
+        if (end < 0) {
+          this.trailerScanned = this.trailerScan.lineStart - i;
+          break;
+        }
         const lines = buf.toString('latin1', i, end - 4).split('\r\n');
         for (const l of lines) if (l.includes('\r')) throw malformed('bare CR');
         this.trailers = parseFields(lines, 0).raw;
