@@ -173,6 +173,20 @@ describe('HTTP/1.1 parser: heads, framing and body decoding', () => {
     expect(keepAlive(head)).toBe(true);
   });
 
+  it('strips spaces and tabs around a field value, keeping those inside it', () => {
+    const text = 'GET / HTTP/1.1\r\nHost:x\r\nX-A: \t a \t b\t \r\nX-B:\t\r\nX-C:  c\r\nX-D:d \r\n\r\n';
+    const buf = Buffer.from(text, 'latin1');
+    const head = parseRequestHead(buf, 0, headEnd(buf, 8192));
+    expect(head.headers).toEqual({ host: 'x', 'x-a': 'a \t b', 'x-b': '', 'x-c': 'c', 'x-d': 'd' });
+    expect(head.raw).toEqual([
+      ['Host', 'x'],
+      ['X-A', 'a \t b'],
+      ['X-B', ''],
+      ['X-C', 'c'],
+      ['X-D', 'd'],
+    ]);
+  });
+
   it('keeps HTTP/1.1 alive unless Connection: close, and HTTP/1.0 only with keep-alive', () => {
     const head = (t: string) => {
       const b = Buffer.from(t);

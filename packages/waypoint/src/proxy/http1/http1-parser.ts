@@ -79,6 +79,10 @@ export function skipBlankLines(buf: Buffer, from = 0): number {
   return i;
 }
 
+function isOws(c: number): boolean {
+  return c === 0x20 || c === 0x09;
+}
+
 function parseFields(
   lines: string[],
   first: number,
@@ -93,7 +97,12 @@ function parseFields(
     if (colon <= 0) throw malformed('header without a name or colon');
     const name = line.slice(0, colon);
     if (!TOKEN.test(name)) throw malformed('invalid header name');
-    const value = line.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, '');
+    // Optional whitespace (SP, HTAB) around the value is not part of it (RFC 9110 5.5).
+    let vs = colon + 1;
+    let ve = line.length;
+    while (vs < ve && isOws(line.charCodeAt(vs))) vs++;
+    while (ve > vs && isOws(line.charCodeAt(ve - 1))) ve--;
+    const value = line.slice(vs, ve);
     if (!VALUE.test(value)) throw malformed('invalid header value');
     raw.push([name, value]);
     const k = name.toLowerCase();
