@@ -113,6 +113,8 @@ const CASES: Array<[string, string, 'ok' | 400 | 431, ('ok' | 400)?]> = [
   ['bare LF line ends', 'GET / HTTP/1.1\nHost: x\n\n', 400],
   ['a bare LF after a header', 'GET / HTTP/1.1\r\nHost: x\nX-A: 1\r\n\r\n', 400],
   ['a bare CR in a value', 'GET / HTTP/1.1\r\nHost: x\r\nX-A: a\rb\r\n\r\n', 400],
+  ['a CR just before a line end', 'GET / HTTP/1.1\r\nHost: x\r\nX-A: a\r\r\n\r\n', 400],
+  ['a bare CR in the request line', 'GET /a\rb HTTP/1.1\r\nHost: x\r\n\r\n', 400],
   ['version HTTP/1.2', 'GET / HTTP/1.2\r\nHost: x\r\n\r\n', 400],
   ['version HTTP/3.0', 'GET / HTTP/3.0\r\nHost: x\r\n\r\n', 400],
   ['a lower-case version', 'GET / http/1.1\r\nHost: x\r\n\r\n', 400],

@@ -116,9 +116,11 @@ function parseFields(
 
 function headLines(buf: Buffer, start: number, end: number): string[] {
   // The head without its final CRLF CRLF; every line ended in CRLF (headEnd checked for bare LF).
-  const lines = buf.toString('latin1', start, end - 4).split('\r\n');
-  for (const l of lines) if (l.includes('\r')) throw malformed('bare CR');
-  return lines;
+  const text = buf.toString('latin1', start, end - 4);
+  // A CR not followed by LF, found in one pass over the head rather than one per line.
+  for (let i = text.indexOf('\r'); i >= 0; i = text.indexOf('\r', i + 2))
+    if (text.charCodeAt(i + 1) !== 0x0a) throw malformed('bare CR');
+  return text.split('\r\n');
 }
 
 /** Parses a complete request head, `buf[start, end)` as `headEnd` found it. */
