@@ -34,6 +34,11 @@ const AREAS: Array<[string, (url: string, fn: string) => boolean]> = [
   ],
   ['logging (pino)', (u) => u.includes('pino')],
   [
+    'waypoint direct HTTP/1.1 path (proxy/http1: parser, connection, client)',
+    (u) => u.includes('/waypoint/dist/proxy/http1/'),
+  ],
+  ['module loading at start (node:internal/modules)', (u) => u.startsWith('node:internal/modules')],
+  [
     'waypoint request handling (proxy, route, authz, lb, retry)',
     (u) => /\/waypoint\/dist\/(proxy|route|authz|lb|retry|fault|match)\//.test(u),
   ],

@@ -85,7 +85,9 @@ const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 /** A request's headers as one lower-case map with the pseudo-headers, for matching. */
 export function headerView(req: RequestRecord): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(req.headers)) {
+  const headers = req.headers;
+  for (const k in headers) {
+    const v = headers[k];
     if (v === undefined) continue;
     out[k] = Array.isArray(v) ? v.join(',') : String(v);
   }
@@ -471,9 +473,11 @@ export class HttpProxy {
 
     // Upstream request headers: the client's end-to-end headers, mesh headers, route changes.
     const base: Record<string, string | string[]> = {};
-    for (const [k, v] of Object.entries(req.headers)) {
+    const reqHeaders = req.headers;
+    for (const k in reqHeaders) {
+      const v = reqHeaders[k];
       if (v === undefined || k.startsWith(':') || HOP_BY_HOP.has(k)) continue;
-      base[k] = v as string | string[];
+      base[k] = v;
     }
     if (req.headers.te === 'trailers') base.te = 'trailers';
     base['x-request-id'] = ex.requestId;

@@ -1,7 +1,6 @@
 /** One upstream attempt: one request to one endpoint, over HTTP/1.1 or HTTP/2. */
 import type http from 'node:http';
 import http2 from 'node:http2';
-import type { Readable } from 'node:stream';
 import type { UpstreamCluster, UpstreamEndpoint } from '../config/waypoint-config.js';
 import type { AttemptOutcome } from '../retry/retry-policy.js';
 import type { RequestMetrics } from '../telemetry/request-metrics.js';
@@ -10,10 +9,17 @@ import type { ReplayableBody } from './replayable-body.js';
 import { UpstreamConnectError, type UpstreamPool } from './upstream-pool.js';
 import { REPLIES, type WaypointErrorCode } from './waypoint-errors.js';
 
+/** An upstream response body as the relay reads it (a Readable, or the direct client's body). */
+export interface UpstreamBody {
+  on(event: 'data', listener: (chunk: Buffer) => void): unknown;
+  pause(): unknown;
+  resume(): unknown;
+}
+
 export interface UpstreamResponse {
   readonly status: number;
   readonly headers: Record<string, string | string[]>;
-  readonly body: Readable;
+  readonly body: UpstreamBody;
   /** Resolves with the trailers (empty when none) once the body has ended. */
   readonly trailers: Promise<Record<string, string | string[]>>;
   /** Abort the attempt (discard its response). */

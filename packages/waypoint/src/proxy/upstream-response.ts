@@ -26,9 +26,10 @@ export async function respond(
   up: UpstreamResponse,
 ): Promise<void> {
   const base: Record<string, string | string[]> = {};
-  for (const [k, v] of Object.entries(up.headers)) {
+  const upHeaders = up.headers;
+  for (const k in upHeaders) {
     if (k.startsWith(':') || HOP_BY_HOP.has(k)) continue;
-    base[k] = v;
+    base[k] = upHeaders[k] as string | string[];
   }
   const headers = applyHeaderMutation(base, route.responseHeaders);
   headers['x-request-id'] = ex.requestId;
@@ -59,12 +60,17 @@ export async function respond(
     res.destroy();
     return;
   }
-  const t = Object.entries({ ...statusTrailers, ...trailers }).filter(([k]) => !k.startsWith(':'));
-  if (t.length > 0) {
-    const ts = Object.fromEntries(t);
+  const merged: Record<string, string | string[]> = { ...statusTrailers, ...trailers };
+  let ts: Record<string, string | string[]> | undefined;
+  for (const k in merged) {
+    if (k.startsWith(':')) continue;
+    ts ??= {};
+    ts[k] = merged[k] as string | string[];
+  }
+  if (ts) {
     const tgs = ts['grpc-status'];
     if (tgs !== undefined) ex.grpcStatus = String(tgs);
-    res.addTrailers(ts as Record<string, string | string[]>);
+    res.addTrailers(ts);
   }
   res.end();
 }

@@ -13,7 +13,8 @@ export function applyHeaderMutation(
   mutation: HeaderMutation,
 ): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
-  for (const [name, value] of Object.entries(headers)) {
+  for (const name in headers) {
+    const value = headers[name];
     if (value === undefined) continue;
     out[name] = typeof value === 'string' ? value : [...value];
   }

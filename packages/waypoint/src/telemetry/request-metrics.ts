@@ -121,13 +121,114 @@ export class RequestMetrics {
     if (!c) {
       if (this.children.size >= MAX_CACHED_LABEL_SETS) this.children.clear();
       c = {
-        requests: this.requests.labels(labels),
-        duration: this.duration.labels(labels),
-        requestBytes: this.requestBytes.labels(labels),
-        responseBytes: this.responseBytes.labels(labels),
+        requests: new BoundCounter(this.requests, labels),
+        duration: new BoundHistogram(this.duration, labels),
+        requestBytes: new BoundHistogram(this.requestBytes, labels),
+        responseBytes: new BoundHistogram(this.responseBytes, labels),
       };
       this.children.set(key, c);
     }
     return c;
+  }
+}
+
+/**
+ * prom-client's own record of one label set (15.x), as its `observe` and `inc` update it. A bound
+ * child of prom-client still validates and hashes its 25 labels on every call; these update the
+ * record it made on the first call instead. The waypoint never removes a request label set, and a
+ * reset metric (a new `hashMap`) is noticed: the next call goes through prom-client again.
+ */
+interface CounterRecord {
+  readonly labels: Record<string, unknown>;
+  value: number;
+}
+interface HistogramRecord {
+  readonly labels: Record<string, unknown>;
+  sum: number;
+  count: number;
+  readonly bucketValues: Record<number, number>;
+}
+interface MetricState<R> {
+  readonly hashMap: Record<string, R>;
+  readonly labelNames: readonly string[];
+  readonly upperBounds?: readonly number[];
+}
+
+/** prom-client's record of `labels` in `state`, by label values (it may hold another equal object). */
+function recordOf<R extends { readonly labels: Record<string, unknown> }>(
+  state: MetricState<R>,
+  labels: RequestLabels,
+): R | undefined {
+  const values = labels as unknown as Record<string, unknown>;
+  for (const r of Object.values(state.hashMap)) {
+    if (r.labels === values) return r;
+  }
+  for (const r of Object.values(state.hashMap)) {
+    if (state.labelNames.every((n) => r.labels[n] === values[n])) return r;
+  }
+  return undefined;
+}
+
+class BoundCounter {
+  private readonly child: { inc(): void };
+  private readonly state: MetricState<CounterRecord>;
+  private map: Record<string, CounterRecord> | undefined;
+  private rec: CounterRecord | undefined;
+
+  constructor(
+    metric: Counter<keyof RequestLabels>,
+    private readonly labels: RequestLabels,
+  ) {
+    this.child = metric.labels(labels);
+    this.state = metric as unknown as MetricState<CounterRecord>;
+  }
+
+  inc(): void {
+    const rec = this.rec;
+    if (rec !== undefined && this.map === this.state.hashMap) {
+      rec.value += 1;
+      return;
+    }
+    this.child.inc();
+    this.map = this.state.hashMap;
+    this.rec = recordOf(this.state, this.labels);
+  }
+}
+
+class BoundHistogram {
+  private readonly child: { observe(v: number): void };
+  private readonly state: MetricState<HistogramRecord>;
+  private readonly bounds: readonly number[];
+  private map: Record<string, HistogramRecord> | undefined;
+  private rec: HistogramRecord | undefined;
+
+  constructor(
+    metric: Histogram<keyof RequestLabels>,
+    private readonly labels: RequestLabels,
+  ) {
+    this.child = metric.labels(labels);
+    this.state = metric as unknown as MetricState<HistogramRecord>;
+    this.bounds = this.state.upperBounds ?? [];
+  }
+
+  observe(v: number): void {
+    const rec = this.rec;
+    if (rec !== undefined && this.map === this.state.hashMap && Number.isFinite(v)) {
+      rec.sum += v;
+      rec.count += 1;
+      const bounds = this.bounds;
+      for (let i = 0; i < bounds.length; i++) {
+        const b = bounds[i] as number;
+        if (v <= b) {
+          rec.bucketValues[b] = (rec.bucketValues[b] as number) + 1;
+          break;
+        }
+      }
+      return;
+    }
+    // Validation, a non-finite value's error and the record's creation stay prom-client's.
+    this.child.observe(v);
+    this.map = this.state.hashMap;
+    this.rec = recordOf(this.state, this.labels);
   }
 }

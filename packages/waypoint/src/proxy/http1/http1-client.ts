@@ -9,11 +9,11 @@
  * so no stream is reused across identities or clients. A stream goes back to the pool only after
  * a complete response that keeps the connection and a request sent whole; anything else ends it.
  */
-import { type Duplex, Readable } from 'node:stream';
+import type { Duplex } from 'node:stream';
 import type { UpstreamCluster, UpstreamEndpoint } from '../../config/waypoint-config.js';
 import { UNLIMITED } from '../../config/waypoint-config.js';
 import type { BodySink, ReplayableBody } from '../replayable-body.js';
-import type { Attempt } from '../request-attempt.js';
+import type { Attempt, UpstreamBody } from '../request-attempt.js';
 import { UpstreamConnectError } from '../upstream-pool.js';
 import {
   BodyDecoder,
@@ -293,12 +293,118 @@ class RequestWriter implements BodySink {
   }
 }
 
+/** Response body bytes held for a paused reader before the upstream stream is paused too. */
+const BODY_HIGH_WATER = 16 * 1024;
+
+/**
+ * An upstream response's body as the relay reads it, in place of a Readable per response: `data`
+ * while flowing (a `data` listener or `resume()` starts it, `pause()` stops it), chunks held while
+ * paused, the upstream stream paused past BODY_HIGH_WATER held bytes and resumed once they are
+ * delivered. The end is signalled after the reader has had every byte.
+ */
+class ResponseBody implements UpstreamBody {
+  private listener: ((chunk: Buffer) => void) | undefined;
+  private flowing = false;
+  private pausedByReader = false;
+  private held: Buffer[] = [];
+  private heldBytes = 0;
+  private upstreamPaused = false;
+  private flushScheduled = false;
+  private onEnd: (() => void) | undefined;
+  private ended = false;
+  private destroyed = false;
+
+  constructor(
+    private readonly pauseUpstream: () => void,
+    private readonly resumeUpstream: () => void,
+  ) {}
+
+  on(_event: 'data', listener: (chunk: Buffer) => void): this {
+    this.listener = listener;
+    // As a Readable: a data listener starts the flow unless the reader paused it.
+    if (!this.pausedByReader) this.startFlowing();
+    return this;
+  }
+
+  pause(): this {
+    this.pausedByReader = true;
+    this.flowing = false;
+    return this;
+  }
+
+  resume(): this {
+    this.pausedByReader = false;
+    this.startFlowing();
+    return this;
+  }
+
+  /** A decoded chunk from upstream. */
+  push(chunk: Buffer): void {
+    if (this.destroyed) return;
+    if (this.flowing && this.held.length === 0) {
+      this.listener?.(chunk);
+      return;
+    }
+    this.held.push(chunk);
+    this.heldBytes += chunk.length;
+    if (this.heldBytes >= BODY_HIGH_WATER && !this.upstreamPaused) {
+      this.upstreamPaused = true;
+      this.pauseUpstream();
+    }
+  }
+
+  /** No more chunks: `onEnd` runs once every held chunk has been delivered. */
+  end(onEnd: () => void): void {
+    if (this.destroyed) return;
+    this.ended = true;
+    this.onEnd = onEnd;
+    if (this.flowing && this.held.length === 0) this.finish();
+  }
+
+  destroy(): void {
+    this.destroyed = true;
+    this.held = [];
+    this.heldBytes = 0;
+    this.onEnd = undefined;
+  }
+
+  private startFlowing(): void {
+    this.flowing = true;
+    // Delivered on the next tick, as a Readable does: the reader finishes setting up first.
+    if ((this.held.length > 0 || this.ended) && !this.flushScheduled) {
+      this.flushScheduled = true;
+      process.nextTick(() => this.flush());
+    }
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    while (this.flowing && !this.destroyed && this.held.length > 0) {
+      const chunk = this.held.shift() as Buffer;
+      this.heldBytes -= chunk.length;
+      this.listener?.(chunk);
+    }
+    if (this.destroyed || this.held.length > 0) return;
+    if (this.upstreamPaused) {
+      this.upstreamPaused = false;
+      this.resumeUpstream();
+    }
+    if (this.ended && this.flowing) this.finish();
+  }
+
+  private finish(): void {
+    const onEnd = this.onEnd;
+    this.onEnd = undefined;
+    onEnd?.();
+  }
+}
+
 /** One request/response on one stream. */
 class Exchange {
   private buf: Buffer = EMPTY;
   private head: ResponseHead | undefined;
   private decoder: BodyDecoder | undefined;
-  private body: Readable | undefined;
+  private body: ResponseBody | undefined;
   private writer: RequestWriter | undefined;
   private replay: ReplayableBody | undefined;
   /** Where the scan for the end of the response head resumes (a head arriving in pieces). */
@@ -425,7 +531,15 @@ class Exchange {
     this.head = head;
     this.decoder = new BodyDecoder(framing, this.maxHeaderBytes);
     const stream = this.conn.stream;
-    const body = new Readable({ read: () => stream.resume() });
+    // Only while this exchange owns the stream: once complete, it may carry another request.
+    const body = new ResponseBody(
+      () => {
+        if (!this.done) stream.pause();
+      },
+      () => {
+        if (!this.done) stream.resume();
+      },
+    );
     this.body = body;
     const trailers = new Promise<Record<string, string | string[]>>((resolve, reject) => {
       this.resolveTrailers = resolve;
@@ -449,9 +563,7 @@ class Exchange {
     const body = this.body;
     if (!decoder || !body || this.done) return;
     if (this.buf.length > 0) {
-      const n = decoder.feed(this.buf, 0, (c) => {
-        if (!body.push(c)) this.conn.stream.pause();
-      });
+      const n = decoder.feed(this.buf, 0, (c) => body.push(c));
       this.buf = n === this.buf.length ? EMPTY : this.buf.subarray(n);
     }
     if (decoder.done) this.complete();
@@ -471,8 +583,7 @@ class Exchange {
     // The trailers follow the body: they resolve once the reader has had every byte.
     const body = this.body;
     if (body) {
-      body.once('end', () => this.resolveTrailers(trailers));
-      body.push(null);
+      body.end(() => this.resolveTrailers(trailers));
     } else this.resolveTrailers(trailers);
     // Bytes past the response, a request not sent whole, or close by either side: not reused.
     const reusable =

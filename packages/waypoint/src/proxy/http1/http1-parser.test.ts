@@ -113,6 +113,8 @@ const CASES: Array<[string, string, 'ok' | 400 | 431, ('ok' | 400)?]> = [
   ['bare LF line ends', 'GET / HTTP/1.1\nHost: x\n\n', 400],
   ['a bare LF after a header', 'GET / HTTP/1.1\r\nHost: x\nX-A: 1\r\n\r\n', 400],
   ['a bare CR in a value', 'GET / HTTP/1.1\r\nHost: x\r\nX-A: a\rb\r\n\r\n', 400],
+  ['a CR just before a line end', 'GET / HTTP/1.1\r\nHost: x\r\nX-A: a\r\r\n\r\n', 400],
+  ['a bare CR in the request line', 'GET /a\rb HTTP/1.1\r\nHost: x\r\n\r\n', 400],
   ['version HTTP/1.2', 'GET / HTTP/1.2\r\nHost: x\r\n\r\n', 400],
   ['version HTTP/3.0', 'GET / HTTP/3.0\r\nHost: x\r\n\r\n', 400],
   ['a lower-case version', 'GET / http/1.1\r\nHost: x\r\n\r\n', 400],
@@ -171,6 +173,20 @@ describe('HTTP/1.1 parser: heads, framing and body decoding', () => {
     expect(head.headers).toEqual({ host: 'svc', 'x-dup': '1, 2', 'set-cookie': ['a', 'b'] });
     expect(head.raw[0]).toEqual(['Host', 'svc']);
     expect(keepAlive(head)).toBe(true);
+  });
+
+  it('strips spaces and tabs around a field value, keeping those inside it', () => {
+    const text = 'GET / HTTP/1.1\r\nHost:x\r\nX-A: \t a \t b\t \r\nX-B:\t\r\nX-C:  c\r\nX-D:d \r\n\r\n';
+    const buf = Buffer.from(text, 'latin1');
+    const head = parseRequestHead(buf, 0, headEnd(buf, 8192));
+    expect(head.headers).toEqual({ host: 'x', 'x-a': 'a \t b', 'x-b': '', 'x-c': 'c', 'x-d': 'd' });
+    expect(head.raw).toEqual([
+      ['Host', 'x'],
+      ['X-A', 'a \t b'],
+      ['X-B', ''],
+      ['X-C', 'c'],
+      ['X-D', 'd'],
+    ]);
   });
 
   it('keeps HTTP/1.1 alive unless Connection: close, and HTTP/1.0 only with keep-alive', () => {

@@ -82,6 +82,10 @@ export function skipBlankLines(buf: Buffer, from = 0): number {
   return i;
 }
 
+function isOws(c: number): boolean {
+  return c === 0x20 || c === 0x09;
+}
+
 function parseFields(
   lines: string[],
   first: number,
@@ -96,7 +100,12 @@ function parseFields(
     if (colon <= 0) throw malformed('header without a name or colon');
     const name = line.slice(0, colon);
     if (!TOKEN.test(name)) throw malformed('invalid header name');
-    const value = line.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, '');
+    // Optional whitespace (SP, HTAB) around the value is not part of it (RFC 9110 5.5).
+    let vs = colon + 1;
+    let ve = line.length;
+    while (vs < ve && isOws(line.charCodeAt(vs))) vs++;
+    while (ve > vs && isOws(line.charCodeAt(ve - 1))) ve--;
+    const value = line.slice(vs, ve);
     if (!VALUE.test(value)) throw malformed('invalid header value');
     raw.push([name, value]);
     const k = name.toLowerCase();
@@ -110,9 +119,11 @@ function parseFields(
 
 function headLines(buf: Buffer, start: number, end: number): string[] {
   // The head without its final CRLF CRLF; every line ended in CRLF (headEnd checked for bare LF).
-  const lines = buf.toString('latin1', start, end - 4).split('\r\n');
-  for (const l of lines) if (l.includes('\r')) throw malformed('bare CR');
-  return lines;
+  const text = buf.toString('latin1', start, end - 4);
+  // A CR not followed by LF, found in one pass over the head rather than one per line.
+  for (let i = text.indexOf('\r'); i >= 0; i = text.indexOf('\r', i + 2))
+    if (text.charCodeAt(i + 1) !== 0x0a) throw malformed('bare CR');
+  return text.split('\r\n');
 }
 
 /** Parses a complete request head, `buf[start, end)` as `headEnd` found it. */
