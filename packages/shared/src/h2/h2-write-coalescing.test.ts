@@ -25,13 +25,14 @@ interface Pair {
   received: Map<number, { data: Buffer[]; ended: boolean }>;
 }
 
-async function connectedPair(): Promise<Pair> {
+async function connectedPair(window = WINDOW, sockets: net.Socket[] = []): Promise<Pair> {
   const received = new Map<number, { data: Buffer[]; ended: boolean }>();
   const server = net.createServer((socket) => {
+    sockets.push(socket);
     const conn = new H2Connection(socket, {
       role: 'server',
-      streamWindow: WINDOW,
-      connectionWindow: WINDOW,
+      streamWindow: window,
+      connectionWindow: window,
       maxConcurrentStreams: 100,
     });
     conn.on('error', () => {});
@@ -261,5 +262,36 @@ describe('H2Connection write coalescing', () => {
     expect(errors).toEqual([]);
     expect(other.client.destroyed).toBe(true);
     expect(b.destroyed).toBe(true);
+  });
+
+  it('still holds write callbacks while the socket stays full: a peer that stops reading pushes back', async () => {
+    const serverSockets: net.Socket[] = [];
+    // Windows far above what the kernel buffers, so that the socket fills before flow control stops.
+    const pair = await connectedPair(1024 * 1024 * 1024, serverSockets);
+    const [s] = (await openStreams(pair, 1)) as [H2Stream];
+    (serverSockets[0] as net.Socket).pause();
+    const chunk = Buffer.alloc(1024 * 1024, 0x62);
+    let written = 0;
+    let completed = 0;
+    // Bounded: at most 256 MiB, or until the connection reports a full socket.
+    while (!pair.client.writeBlocked && written < 256) {
+      s.write(chunk, () => {
+        completed += 1;
+      });
+      written += 1;
+      await turn();
+    }
+    const socket = pair.client.socket as net.Socket;
+    console.log(
+      `peer not reading: socket full after ${written} MiB, ${completed} write callbacks run, ${socket.writableLength} B held by the socket`,
+    );
+    expect(pair.client.writeBlocked).toBe(true);
+    expect(socket.writableLength).toBeGreaterThanOrEqual(socket.writableHighWaterMark);
+    expect(completed).toBeLessThan(written);
+    (serverSockets[0] as net.Socket).resume();
+    await eventually(() => completed === written && !pair.client.writeBlocked);
+    await eventually(
+      () => Buffer.concat(pair.received.get(s.id)?.data ?? []).length === written * chunk.length,
+    );
   });
 });
