@@ -3,12 +3,12 @@
  *
  * It carries long-lived CONNECT streams: no server push, no priorities, no trailers beyond
  * accepting them. DATA payloads are delivered to streams as slices of the socket's reads and
- * written as frame header + payload pairs, so a tunnelled byte is copied no more than TLS
- * itself requires. Every frame written during one event-loop turn, whatever its stream, leaves in
- * one socket write at the end of the turn (one TLS record set, one syscall), as Node's own HTTP/2
- * schedules its writes (Http2Session::MaybeScheduleWrite in src/node_http2.cc). Flow control is complete in both directions; every protocol violation by the
- * peer ends the stream (RST_STREAM) or the connection (GOAWAY) with the RFC's error code and is
- * reported, never thrown.
+ * written as frame header + payload pairs, so a tunnelled byte is copied no more than TLS itself
+ * requires. Every frame written during one event-loop turn, whatever its stream, leaves in one
+ * socket write at the end of the turn (one TLS record set, one syscall), as Node's own HTTP/2
+ * schedules its writes (Http2Session::MaybeScheduleWrite in src/node_http2.cc). Flow control is
+ * complete in both directions; every protocol violation by the peer ends the stream (RST_STREAM)
+ * or the connection (GOAWAY) with the RFC's error code and is reported, never thrown.
  */
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
