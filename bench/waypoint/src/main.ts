@@ -115,6 +115,10 @@ interface Sample {
   ztunnelCpu: number;
   /** The L7 proxy's resident memory right after wrk, in MB. */
   proxyRss: number;
+  /** Write system calls per request of the L7 proxy during wrk (syscw of /proc/<pid>/io). */
+  proxyWrites: number;
+  /** Write system calls per request of both ztunnels together during wrk (NaN off the mesh). */
+  ztunnelWrites: number;
   /** CPU seconds per 1,000 requests of the proxy during the open loop (a fixed request rate). */
   proxyCpuAtRate: number;
 }
@@ -347,6 +351,8 @@ async function main(settings: Settings): Promise<number> {
     const onMesh = m === 'l4' || m === 'l7' || m === 'l7-tcp' || m === 'node-wp';
     const proxyBefore = pid ? await cpuSeconds(pid) : Number.NaN;
     const ztBefore = onMesh ? await cpuSecondsOf(mesh.pids) : Number.NaN;
+    const proxyWritesBefore = pid ? await writeCalls(pid) : Number.NaN;
+    const ztWritesBefore = onMesh ? await writeCallsOf(mesh.pids) : Number.NaN;
     const r = await L.exec(
       client,
       [
@@ -369,12 +375,16 @@ async function main(settings: Settings): Promise<number> {
     const proxyCpu = pid ? ((await cpuSeconds(pid)) - proxyBefore) / perK : Number.NaN;
     const ztunnelCpu = onMesh ? ((await cpuSecondsOf(mesh.pids)) - ztBefore) / perK : Number.NaN;
     const proxyRss = pid ? await rssMb(pid) : Number.NaN;
+    const proxyWrites = pid ? ((await writeCalls(pid)) - proxyWritesBefore) / w.requests : Number.NaN;
+    const ztunnelWrites = onMesh
+      ? ((await writeCallsOf(mesh.pids)) - ztWritesBefore) / w.requests
+      : Number.NaN;
     const errors = w.non2xx + w.socketErrors;
     if (w.requests === 0 || errors > MAX_ERROR_SHARE * w.requests)
       throw new Error(
         `wrk ${url}: ${w.requests} requests, ${w.non2xx} not 2xx, ${w.socketErrors} socket errors`,
       );
-    return { rps: w.rps, errors, proxyCpu, ztunnelCpu, proxyRss };
+    return { rps: w.rps, errors, proxyCpu, ztunnelCpu, proxyRss, proxyWrites, ztunnelWrites };
   };
   const openLoop = async (m: Mode, n: number, warm: number): Promise<OpenLoopResult> => {
     const { client, url } = urls[m];
@@ -432,6 +442,8 @@ async function main(settings: Settings): Promise<number> {
           proxyCpu: max.proxyCpu,
           ztunnelCpu: max.ztunnelCpu,
           proxyRss: max.proxyRss,
+          proxyWrites: max.proxyWrites,
+          ztunnelWrites: max.ztunnelWrites,
           proxyCpuAtRate,
         });
       });
@@ -526,6 +538,8 @@ function printTable(
     [`proxy CPU s/1k req (${s.rate} rps)`, (m) => spread(m, 'proxyCpuAtRate'), 4, true],
     ['ztunnels CPU s/1k req (wrk)', (m) => spread(m, 'ztunnelCpu'), 4, false],
     ['proxy RSS MB (after wrk)', (m) => spread(m, 'proxyRss'), 0, false],
+    ['proxy write syscalls/req (wrk)', (m) => spread(m, 'proxyWrites'), 2, false],
+    ['ztunnels write syscalls/req (wrk)', (m) => spread(m, 'ztunnelWrites'), 2, false],
   ];
   const W = 24;
   console.log(
@@ -724,6 +738,18 @@ async function cpuSeconds(pid: number): Promise<number> {
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   const ticks = Number(fields[11]) + Number(fields[12]);
   return stat === '' ? Number.NaN : ticks / CLOCK_TICKS;
+}
+
+/** Write system calls a process has made so far (syscw of /proc/<pid>/io). */
+async function writeCalls(pid: number): Promise<number> {
+  const io = await readFile(`/proc/${pid}/io`, 'utf8').catch(() => '');
+  return Number(/syscw:\s+(\d+)/.exec(io)?.[1] ?? Number.NaN);
+}
+
+async function writeCallsOf(pids: readonly number[]): Promise<number> {
+  let total = 0;
+  for (const pid of pids) total += await writeCalls(pid);
+  return total;
 }
 
 async function cpuSecondsOf(pids: readonly number[]): Promise<number> {

@@ -3,10 +3,12 @@
  *
  * It carries long-lived CONNECT streams: no server push, no priorities, no trailers beyond
  * accepting them. DATA payloads are delivered to streams as slices of the socket's reads and
- * written as corked frame header + payload pairs, so a tunnelled byte is copied no more than TLS
- * itself requires. Flow control is complete in both directions; every protocol violation by the
- * peer ends the stream (RST_STREAM) or the connection (GOAWAY) with the RFC's error code and is
- * reported, never thrown.
+ * written as frame header + payload pairs, so a tunnelled byte is copied no more than TLS itself
+ * requires. Every frame written during one event-loop turn, whatever its stream, leaves in one
+ * socket write at the end of the turn (one TLS record set, one syscall), as Node's own HTTP/2
+ * schedules its writes (Http2Session::MaybeScheduleWrite in src/node_http2.cc). Flow control is
+ * complete in both directions; every protocol violation by the peer ends the stream (RST_STREAM)
+ * or the connection (GOAWAY) with the RFC's error code and is reported, never thrown.
  */
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
@@ -148,6 +150,13 @@ export class H2Connection extends EventEmitter {
   private dataEnd = false;
   private headerBlock: HeaderBlock | undefined;
   private socketBlocked = false;
+  /** The socket is corked for this turn's frames (see beginTurn). */
+  private turnCorked = false;
+  private flushScheduled = false;
+  private readonly endTurn = (): void => {
+    this.flushScheduled = false;
+    this.flushTurn();
+  };
   private readonly deferred: Array<(err?: Error | null) => void> = [];
   private resetWindowStart = 0;
   private resetsInWindow = 0;
@@ -179,13 +188,12 @@ export class H2Connection extends EventEmitter {
       this.destroy();
     });
     socket.on('close', () => this.destroy());
-    this.socket.cork();
+    this.beginTurn();
     if (options.role === 'client') this.socket.write(CLIENT_PREFACE);
     this.writeSettings();
     if (options.connectionWindow > DEFAULT_WINDOW) {
       this.writeWindowUpdate(0, options.connectionWindow - DEFAULT_WINDOW);
     }
-    this.socket.uncork();
     if (options.role === 'server') {
       this.prefaceTimer = setTimeout(
         () => this.fail(new H2ConnectionError(H2_ERROR.PROTOCOL_ERROR, 'no client preface in time')),
@@ -267,6 +275,8 @@ export class H2Connection extends EventEmitter {
 
   destroy(err?: Error): void {
     this.teardown(err);
+    // What was written before destroy() is handed to the socket, as an uncorked write would be.
+    this.flushTurn();
     this.socket.destroy();
   }
 
@@ -306,7 +316,6 @@ export class H2Connection extends EventEmitter {
   private writeHeaderBlock(stream: H2Stream, block: Buffer, endStream: boolean): void {
     const max = this.remoteSettings.maxFrameSize;
     const endFlag = endStream ? FLAG.END_STREAM : 0;
-    this.socket.cork();
     if (block.length <= max) {
       this.writeFrame(FRAME.HEADERS, FLAG.END_HEADERS | endFlag, stream.id, block);
     } else {
@@ -321,7 +330,6 @@ export class H2Connection extends EventEmitter {
         );
       }
     }
-    this.socket.uncork();
     if (endStream) this.localEnd(stream);
   }
 
@@ -331,9 +339,7 @@ export class H2Connection extends EventEmitter {
       return;
     }
     stream.out.push(...items);
-    this.socket.cork();
     this.flush(stream);
-    this.socket.uncork();
   }
 
   queueData(stream: H2Stream, item: OutItem): void {
@@ -348,9 +354,7 @@ export class H2Connection extends EventEmitter {
       return;
     }
     stream.out.push(item);
-    this.socket.cork();
     this.flush(stream);
-    this.socket.uncork();
   }
 
   /**
@@ -371,7 +375,9 @@ export class H2Connection extends EventEmitter {
     this.connSendWindow -= length;
     const whole =
       frame.length === FRAME_HEADER_LENGTH + length ? frame : frame.subarray(0, FRAME_HEADER_LENGTH + length);
-    if (!this.socket.write(whole)) this.socketBlocked = true;
+    this.beginTurn();
+    this.socket.write(whole);
+    this.noteBacklog();
     this.complete(cb);
     return true;
   }
@@ -411,8 +417,46 @@ export class H2Connection extends EventEmitter {
   private writeFrame(type: number, flags: number, streamId: number, payload?: Buffer): void {
     if (this.destroyed) return;
     const length = payload?.length ?? 0;
+    this.beginTurn();
     this.socket.write(frameHeader(length, type, flags, streamId));
-    if (length > 0 && !this.socket.write(payload)) this.socketBlocked = true;
+    if (length > 0) this.socket.write(payload);
+    this.noteBacklog();
+  }
+
+  /**
+   * Corks the socket on the first frame of a turn and schedules its flush for the end of the turn
+   * (the check phase, after every I/O callback of this poll phase), so that the frames every
+   * stream writes meanwhile leave in one TLS write. A lone frame waits for nothing else.
+   */
+  private beginTurn(): void {
+    if (!this.turnCorked) {
+      this.turnCorked = true;
+      this.socket.cork();
+    }
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(this.endTurn);
+    }
+  }
+
+  /** Hands the turn's frames to the socket now. Safe on an ended or destroyed socket. */
+  private flushTurn(): void {
+    if (!this.turnCorked) return;
+    this.turnCorked = false;
+    this.socket.uncork();
+  }
+
+  /**
+   * A batch of a socket's high-water mark leaves at once: holding it to the end of the turn would
+   * save nothing (it fills TLS records on its own) and would push back on writers that the socket
+   * itself would not. Writers wait only when the socket stays that full once written to: the
+   * socket's own backpressure, as without coalescing.
+   */
+  private noteBacklog(): void {
+    const mark = this.socket.writableHighWaterMark;
+    if (this.socket.writableLength < mark) return;
+    this.flushTurn();
+    if (this.socket.writableLength >= mark) this.socketBlocked = true;
   }
 
   private writeSettings(): void {
@@ -481,9 +525,7 @@ export class H2Connection extends EventEmitter {
 
   private flushBlocked(): void {
     if (this.blocked.size === 0) return;
-    this.socket.cork();
     for (const stream of [...this.blocked]) this.flush(stream);
-    this.socket.uncork();
   }
 
   private localEnd(stream: H2Stream): void {
@@ -964,7 +1006,6 @@ export class H2Connection extends EventEmitter {
       throw new H2ConnectionError(H2_ERROR.PROTOCOL_ERROR, `client opened invalid stream ${streamId}`);
     }
     this.lastPeerStreamId = streamId;
-    this.socket.cork();
     this.writeFrame(
       FRAME.HEADERS,
       FLAG.END_HEADERS | FLAG.END_STREAM,
@@ -973,7 +1014,6 @@ export class H2Connection extends EventEmitter {
     );
     // The rest of the request is not wanted; NO_ERROR asks the client to stop sending it (§8.1).
     if (!block.endStream) this.refuseStream(streamId, H2_ERROR.NO_ERROR, false);
-    this.socket.uncork();
   }
 
   /**
@@ -1141,11 +1181,7 @@ export class H2Connection extends EventEmitter {
     if (stream.sendWindow > MAX_WINDOW) {
       throw new H2StreamError(streamId, H2_ERROR.FLOW_CONTROL_ERROR, 'stream window overflow');
     }
-    if (stream.out.length > 0) {
-      this.socket.cork();
-      this.flush(stream);
-      this.socket.uncork();
-    }
+    if (stream.out.length > 0) this.flush(stream);
   }
 
   /** Control frames we must answer (PING, SETTINGS) are refused once the peer stops reading them. */
