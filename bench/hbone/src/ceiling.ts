@@ -7,9 +7,12 @@
  *   hbone        our HBONE client and server (hbone-pair.ts),
  * each side in its own process. Printed per mode: throughput, and CPU seconds per GB and read/write
  * system calls per MB of each tunnel process (from /proc), as min/median/max over interleaved rounds.
- * CPU per GB barely depends on how busy the machine is, so it is the figure to compare.
+ * CPU per GB barely depends on how busy the machine is, so it is the figure to compare. Then the
+ * added latency of 64-byte round trips (p50, p99 over a direct connection to the same echo server)
+ * through stunnel, node-tls and hbone: what the plainest Node.js TLS relay adds to a round trip.
  *   BENCH_SECONDS   iperf3 duration per mode and round (default 4)
  *   BENCH_REPEAT    interleaved rounds (default 5)
+ *   BENCH_ROUNDS    64-byte round trips per mode and round (default 3000)
  */
 import { type ChildProcess, execFile } from 'node:child_process';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
@@ -19,6 +22,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { CertManager, LocalCa, SpiffeId } from '@ambient/shared';
 import { spawnTracked, stopAll } from './bench-processes.js';
+import { measureLatency, startEcho } from './load.js';
 import { freePorts, waitListening } from './loopback-ports.js';
 import { cpuSeconds, formatSpread, loadAverage, setClockTicks, spread } from './report.js';
 import { stunnelConfig } from './stunnel.js';
@@ -27,6 +31,7 @@ const run = promisify(execFile);
 const here = dirname(fileURLToPath(import.meta.url));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
 const REPEAT = Number(process.env.BENCH_REPEAT ?? 5);
+const ROUND_TRIPS = Number(process.env.BENCH_ROUNDS ?? 3000);
 const TD = 'cluster.local';
 const children: ChildProcess[] = [];
 let workDir = '';
@@ -59,16 +64,41 @@ async function main(): Promise<void> {
   await writeFile(join(workDir, 'root.pem'), ca.rootPem);
   certs.close();
 
-  const p = (await freePorts(9)) as [number, number, number, number, number, number, number, number, number];
-  const [iperfPort, stIn, stTls, tlsIn, tlsTls, frIn, frTls, hbIn, hbTls] = p;
+  const p = (await freePorts(14)) as number[];
+  const [iperfPort, stIn, stTls, tlsIn, tlsTls, frIn, frTls, hbIn, hbTls] = p as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
+  // The latency run's entry ports: each tunnel also relays to an echo server in this process.
+  const [stEcho, stEchoTls, tlsEcho, tlsEchoTls, hbEcho] = p.slice(9) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
+  const echo = await startEcho();
   spawnChild('iperf3', ['-s', '-p', String(iperfPort)]);
   await writeFile(
     join(workDir, 'st-server.conf'),
-    stunnelConfig(workDir, 'server', [[`127.0.0.1:${stTls}`, `127.0.0.1:${iperfPort}`]]),
+    stunnelConfig(workDir, 'server', [
+      [`127.0.0.1:${stTls}`, `127.0.0.1:${iperfPort}`],
+      [`127.0.0.1:${stEchoTls}`, `127.0.0.1:${echo.port}`],
+    ]),
   );
   await writeFile(
     join(workDir, 'st-client.conf'),
-    stunnelConfig(workDir, 'client', [[`127.0.0.1:${stIn}`, `127.0.0.1:${stTls}`]]),
+    stunnelConfig(workDir, 'client', [
+      [`127.0.0.1:${stIn}`, `127.0.0.1:${stTls}`],
+      [`127.0.0.1:${stEcho}`, `127.0.0.1:${stEchoTls}`],
+    ]),
   );
   const node = process.execPath;
   const pipe = join(here, 'tls-pipe.js');
@@ -96,11 +126,26 @@ async function main(): Promise<void> {
       name: 'hbone',
       port: hbIn,
       server: spawnChild(node, [pair, 'server', caDir, String(hbTls)]),
-      client: spawnChild(node, [pair, 'client', caDir, String(hbTls), `${hbIn}=${iperfPort}`]),
+      client: spawnChild(node, [
+        pair,
+        'client',
+        caDir,
+        String(hbTls),
+        `${hbIn}=${iperfPort}`,
+        `${hbEcho}=${echo.port}`,
+      ]),
     },
   ];
-  for (const port of [iperfPort, stIn, stTls, tlsIn, tlsTls, frIn, frTls, hbIn, hbTls])
-    await waitListening(port, 20);
+  // node-tls relays to one port per process pair: a second pair carries the round trips.
+  spawnChild(node, [pipe, 'server', caDir, String(tlsEchoTls), String(echo.port)]);
+  spawnChild(node, [pipe, 'client', caDir, String(tlsEchoTls), String(tlsEcho)]);
+  const echoModes: Array<[string, number]> = [
+    ['direct', echo.port],
+    ['stunnel', stEcho],
+    ['node-tls', tlsEcho],
+    ['hbone', hbEcho],
+  ];
+  for (const port of p) await waitListening(port, 20);
   // One short run each first: connection pools, JIT and TLS read buffers settle before measuring.
   for (const m of modes) await iperf(m.port, 1);
   const rounds: Record<string, Round[]> = Object.fromEntries(modes.map((m) => [m.name, []]));
@@ -125,6 +170,19 @@ async function main(): Promise<void> {
       });
     }
   }
+  // Round trips, modes interleaved per round; added latency is taken within a round.
+  const latency: Record<string, Array<{ p50: number; p99: number }>> = Object.fromEntries(
+    echoModes.map(([name]) => [name, []]),
+  );
+  for (const [, port] of echoModes) await measureLatency(port, 200, 5_000);
+  for (let i = 1; i <= REPEAT; i++) {
+    for (const [name, port] of echoModes) {
+      process.stderr.write(`ceiling: round ${i}/${REPEAT} ${name} round trips\n`);
+      const r = await measureLatency(port, ROUND_TRIPS, 30_000);
+      latency[name]?.push({ p50: r.p50Us, p99: r.p99Us });
+    }
+  }
+  echo.close();
   const loadAtEnd = await loadAverage();
   console.log(
     `\nTLS tunnel ceiling: loopback, iperf3 ${SECONDS}s, ${REPEAT} interleaved rounds, min/median/max; load average ${loadAtStart} at the start, ${loadAtEnd} at the end`,
@@ -149,6 +207,26 @@ async function main(): Promise<void> {
     console.log(
       `${m.name.padEnd(13)}${f((r) => r.gbps, 2)}${f((r) => r.cpuPerGb.client, 2)}${f((r) => r.cpuPerGb.server, 2)}` +
         `${f((r) => r.cpuPerGb.client + r.cpuPerGb.server, 2)}${calls('client')}${calls('server')}`,
+    );
+  }
+  const direct = latency.direct ?? [];
+  console.log(
+    `\n64-byte round trips, ${ROUND_TRIPS} per mode and round; added over direct within each round (us), min/median/max`,
+  );
+  console.log(
+    `${'mode'.padEnd(13)}${['p50', 'p99', 'added p50', 'added p99', 'added p99 / stunnel'].map((c) => c.padStart(21)).join('')}`,
+  );
+  const added = (name: string, q: 'p50' | 'p99') =>
+    (latency[name] ?? []).map((r, i) => r[q] - (direct[i]?.[q] ?? Number.NaN));
+  for (const [name] of echoModes) {
+    const list = latency[name] ?? [];
+    const ratio = added(name, 'p99').map((a, i) => a / (added('stunnel', 'p99')[i] ?? Number.NaN));
+    console.log(
+      `${name.padEnd(13)}${formatSpread(spread(list.map((r) => r.p50)), 0).padStart(21)}` +
+        `${formatSpread(spread(list.map((r) => r.p99)), 0).padStart(21)}` +
+        `${formatSpread(spread(added(name, 'p50')), 0).padStart(21)}` +
+        `${formatSpread(spread(added(name, 'p99')), 0).padStart(21)}` +
+        `${(name === 'direct' || name === 'stunnel' ? '-' : formatSpread(spread(ratio), 2)).padStart(21)}`,
     );
   }
 }
