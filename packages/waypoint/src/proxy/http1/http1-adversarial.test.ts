@@ -6,26 +6,22 @@
 import { EventEmitter } from 'node:events';
 import http from 'node:http';
 import net from 'node:net';
-import { dialTcp, HboneClient, HboneMetrics, SpiffeId } from '@ambient/shared';
-import { pino } from 'pino';
-import { Registry } from 'prom-client';
+import { SpiffeId } from '@ambient/shared';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type {
-  FilterChain,
-  HttpChain,
-  RbacRules,
-  Route,
-  UpstreamCluster,
-  WaypointConfig,
-} from '../../config/waypoint-config.js';
-import { UNLIMITED } from '../../config/waypoint-config.js';
-import { RequestMetrics } from '../../telemetry/request-metrics.js';
+import type { RbacRules, Route, WaypointConfig } from '../../config/waypoint-config.js';
+import {
+  cluster,
+  endpoint,
+  type ProxyFront as Front,
+  listen,
+  rawExchange,
+  routeOn,
+  startFront,
+} from '../../testing/proxy-harness.js';
 import { duplexPair } from '../duplex-pair.js';
 import type { ConnectionContext } from '../exchange.js';
-import { HttpProxy } from '../http-proxy.js';
 import { ReplayableBody } from '../replayable-body.js';
 import { withoutDotSegments } from '../request-target.js';
-import { UpstreamPool } from '../upstream-pool.js';
 import { Http1Client } from './http1-client.js';
 import { Http1Connection } from './http1-connection.js';
 import {
@@ -39,33 +35,34 @@ import {
   skipBlankLines,
 } from './http1-parser.js';
 
-const logger = pino({ level: 'silent' });
-const NO_HEADERS = { add: [], remove: [] };
 const ALL = { source: '.*', test: () => true };
 
-function route(name: string, match: Route['match']['path'], to: Route['action']): Route {
-  return {
-    name,
-    match: { path: match, headers: [], query: [] },
-    action: to,
-    requestHeaders: NO_HEADERS,
-    responseHeaders: NO_HEADERS,
+/** Route config `r`: a local answer on /local when asked, then what `all` matches to cluster `b` on `port`. */
+function toBackend(port: number, all: Route['match']['path'], local: boolean): WaypointConfig {
+  const forward: Route['action'] = {
+    kind: 'route',
+    timeoutMs: 0,
+    mirrors: [],
+    hashPolicies: [],
+    clusters: [{ cluster: 'b', weight: 1 }],
   };
-}
-
-function cluster(name: string): UpstreamCluster {
   return {
-    name,
-    connectTimeoutMs: 1000,
-    lbPolicy: 'ROUND_ROBIN',
-    circuitBreakers: {
-      maxConnections: UNLIMITED,
-      maxPendingRequests: UNLIMITED,
-      maxRequests: UNLIMITED,
-      maxRetries: UNLIMITED,
-    },
-    protocol: 'http1',
-    service: { host: 'reviews.demo.svc.cluster.local', namespace: 'demo', name: 'reviews' },
+    routes: new Map([
+      [
+        'r',
+        {
+          name: 'r',
+          routes: [
+            ...(local
+              ? [routeOn('local', { prefix: '/local' }, { kind: 'direct', status: 200, body: 'local' })]
+              : []),
+            routeOn('all', all, forward),
+          ],
+        },
+      ],
+    ]),
+    clusters: new Map([['b', cluster('b')]]),
+    endpoints: new Map([['b', [endpoint('b', port)]]]),
   };
 }
 
@@ -82,85 +79,7 @@ async function recordingBackend() {
       res.end(`${req.method} ${req.url} host=${req.headers.host}`);
     });
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { server, port: (server.address() as net.AddressInfo).port, seen };
-}
-
-interface Front {
-  proxy: HttpProxy;
-  port: number;
-  server: net.Server;
-  registry: Registry;
-}
-
-async function front(
-  config: WaypointConfig,
-  rbac: RbacRules[],
-  direct: boolean,
-  accessLog: (e: Record<string, unknown>) => void = () => {},
-): Promise<Front> {
-  const registry = new Registry();
-  const upstreams = new UpstreamPool({
-    hbone: new HboneClient({
-      certificates: { fetch: () => Promise.reject(new Error('no certificates in this test')) },
-      metrics: new HboneMetrics(new Registry()),
-      logger,
-    }),
-    identity: SpiffeId.of('cluster.local', 'demo', 'reviews-waypoint'),
-    dialTcp: (host, p, timeoutMs) => dialTcp({ host, port: p }, timeoutMs),
-  });
-  const proxy = new HttpProxy({
-    config: () => config,
-    upstreams,
-    metrics: new RequestMetrics(registry),
-    logger,
-    accessLog,
-    headersTimeoutMs: 1000,
-    http1Direct: direct,
-  });
-  const chain: FilterChain & { handler: HttpChain } = {
-    name: 'inbound-vip|80|http|reviews.demo.svc.cluster.local',
-    prefixes: [],
-    port: 80,
-    handler: { kind: 'http', codec: 'auto', routeConfigName: 'r', rbac, statPrefix: 'x' },
-  };
-  const server = net.createServer((socket) => {
-    const ctx: ConnectionContext = {
-      peer: SpiffeId.of('cluster.local', 'demo', 'sleep'),
-      sourceIp: '198.18.16.10',
-      target: { host: '198.19.0.1', port: 80 },
-      chain,
-      baggage: new Map(),
-    };
-    socket.on('error', () => {});
-    if (direct) {
-      const conn = proxy.connection(ctx);
-      socket.pipe(conn).pipe(socket);
-      socket.on('close', () => conn.destroy());
-      conn.on('close', () => socket.destroy());
-      return;
-    }
-    const [tunnel, inner] = duplexPair();
-    socket.pipe(tunnel).pipe(socket);
-    tunnel.on('close', () => socket.destroy());
-    proxy.serve(inner, ctx);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { proxy, port: (server.address() as net.AddressInfo).port, server, registry };
-}
-
-/** Writes bytes on one connection and resolves with everything read until it closes (or 2 s). */
-function rawExchange(port: number, bytes: string | Buffer): Promise<string> {
-  return new Promise<string>((resolve) => {
-    const s = net.connect(port, '127.0.0.1', () => s.write(bytes));
-    let out = '';
-    s.on('data', (d) => {
-      out += d.toString('latin1');
-    });
-    s.on('close', () => resolve(out));
-    s.on('error', () => resolve(out));
-    setTimeout(() => s.destroy(), 2000);
-  });
+  return { server, port: await listen(server), seen };
 }
 
 const statuses = (out: string) => [...out.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]));
@@ -172,47 +91,7 @@ describe('direct HTTP/1.1 path under adversarial input', () => {
 
   beforeAll(async () => {
     be = await recordingBackend();
-    const config: WaypointConfig = {
-      routes: new Map([
-        [
-          'r',
-          {
-            name: 'r',
-            routes: [
-              route('local', { prefix: '/local' }, { kind: 'direct', status: 200, body: 'local' }),
-              route(
-                'all',
-                { regex: ALL },
-                {
-                  kind: 'route',
-                  timeoutMs: 0,
-                  mirrors: [],
-                  hashPolicies: [],
-                  clusters: [{ cluster: 'b', weight: 1 }],
-                },
-              ),
-            ],
-          },
-        ],
-      ]),
-      clusters: new Map([['b', cluster('b')]]),
-      endpoints: new Map([
-        [
-          'b',
-          [
-            {
-              address: '127.0.0.1',
-              port: be.port,
-              workload: 'b',
-              namespace: 'demo',
-              serviceAccount: 'reviews',
-              identity: SpiffeId.of('cluster.local', 'demo', 'reviews'),
-              tunnel: 'none',
-            },
-          ],
-        ],
-      ]),
-    };
+    const config = toBackend(be.port, { regex: ALL }, true);
     // An AuthorizationPolicy denying /admin, and one denying the authority `secret.local`.
     const rbac: RbacRules[] = [
       {
@@ -229,8 +108,8 @@ describe('direct HTTP/1.1 path under adversarial input', () => {
         ],
       },
     ];
-    direct = await front(config, rbac, true);
-    node = await front(config, rbac, false);
+    direct = await startFront(config, { direct: true, rbac });
+    node = await startFront(config, { direct: false, rbac });
   });
 
   afterAll(() => {
@@ -324,47 +203,7 @@ describe('direct HTTP/1.1 path: requests refused or answered locally, on both pa
 
   beforeAll(async () => {
     be = await recordingBackend();
-    const config: WaypointConfig = {
-      routes: new Map([
-        [
-          'r',
-          {
-            name: 'r',
-            routes: [
-              route('local', { prefix: '/local' }, { kind: 'direct', status: 200, body: 'local' }),
-              route(
-                'all',
-                { prefix: '/' },
-                {
-                  kind: 'route',
-                  timeoutMs: 0,
-                  mirrors: [],
-                  hashPolicies: [],
-                  clusters: [{ cluster: 'b', weight: 1 }],
-                },
-              ),
-            ],
-          },
-        ],
-      ]),
-      clusters: new Map([['b', cluster('b')]]),
-      endpoints: new Map([
-        [
-          'b',
-          [
-            {
-              address: '127.0.0.1',
-              port: be.port,
-              workload: 'b',
-              namespace: 'demo',
-              serviceAccount: 'reviews',
-              identity: SpiffeId.of('cluster.local', 'demo', 'reviews'),
-              tunnel: 'none',
-            },
-          ],
-        ],
-      ]),
-    };
+    const config = toBackend(be.port, { prefix: '/' }, true);
     const rbac: RbacRules[] = [
       {
         action: 'DENY',
@@ -373,8 +212,8 @@ describe('direct HTTP/1.1 path: requests refused or answered locally, on both pa
         ],
       },
     ];
-    direct = await front(config, rbac, true);
-    node = await front(config, rbac, false);
+    direct = await startFront(config, { direct: true, rbac });
+    node = await startFront(config, { direct: false, rbac });
   });
 
   afterAll(() => {
@@ -643,51 +482,11 @@ describe('an upstream that answers before it has read the request body', () => {
       s.on('error', () => {});
       setTimeout(() => s.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok'), 300);
     });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const port = (server.address() as net.AddressInfo).port;
-    const config: WaypointConfig = {
-      routes: new Map([
-        [
-          'r',
-          {
-            name: 'r',
-            routes: [
-              route(
-                'all',
-                { prefix: '/' },
-                {
-                  kind: 'route',
-                  timeoutMs: 0,
-                  mirrors: [],
-                  hashPolicies: [],
-                  clusters: [{ cluster: 'b', weight: 1 }],
-                },
-              ),
-            ],
-          },
-        ],
-      ]),
-      clusters: new Map([['b', cluster('b')]]),
-      endpoints: new Map([
-        [
-          'b',
-          [
-            {
-              address: '127.0.0.1',
-              port,
-              workload: 'b',
-              namespace: 'demo',
-              serviceAccount: 'reviews',
-              identity: SpiffeId.of('cluster.local', 'demo', 'reviews'),
-              tunnel: 'none',
-            },
-          ],
-        ],
-      ]),
-    };
+    const port = await listen(server);
+    const config = toBackend(port, { prefix: '/' }, false);
     // The direct path only: with it off, Node's client keeps writing to the stream (see docs).
     const logs: Array<Record<string, unknown>> = [];
-    const fronts = [await front(config, [], true, (e) => logs.push(e))];
+    const fronts = [await startFront(config, { direct: true, accessLog: (e) => logs.push(e) })];
     try {
       for (const f of fronts) {
         const size = 16 * 1024 * 1024;

@@ -1,70 +1,17 @@
 import http from 'node:http';
-import http2 from 'node:http2';
 import net from 'node:net';
-import { dialTcp, HboneClient, HboneMetrics, SpiffeId } from '@ambient/shared';
-import { pino } from 'pino';
-import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type {
-  FilterChain,
-  HttpChain,
-  Route,
-  RouteAction,
-  UpstreamCluster,
-  UpstreamEndpoint,
-  WaypointConfig,
-} from '../../config/waypoint-config.js';
-import { UNLIMITED } from '../../config/waypoint-config.js';
-import { RequestMetrics } from '../../telemetry/request-metrics.js';
-import { duplexPair } from '../duplex-pair.js';
-import type { ConnectionContext } from '../exchange.js';
-import { HttpProxy } from '../http-proxy.js';
-import { UpstreamPool } from '../upstream-pool.js';
-
-const logger = pino({ level: 'silent' });
-const NO_HEADERS = { add: [], remove: [] };
-
-function route(
-  name: string,
-  prefix: string,
-  action: Partial<RouteAction> & Pick<RouteAction, 'clusters'>,
-): Route {
-  return {
-    name,
-    match: { path: { prefix }, headers: [], query: [] },
-    action: { kind: 'route', timeoutMs: 0, mirrors: [], hashPolicies: [], ...action },
-    requestHeaders: NO_HEADERS,
-    responseHeaders: NO_HEADERS,
-  };
-}
-
-function cluster(name: string): UpstreamCluster {
-  return {
-    name,
-    connectTimeoutMs: 1000,
-    lbPolicy: 'ROUND_ROBIN',
-    circuitBreakers: {
-      maxConnections: UNLIMITED,
-      maxPendingRequests: UNLIMITED,
-      maxRequests: UNLIMITED,
-      maxRetries: UNLIMITED,
-    },
-    protocol: 'http1',
-    service: { host: 'reviews.demo.svc.cluster.local', namespace: 'demo', name: 'reviews' },
-  };
-}
-
-function endpoint(name: string, port: number): UpstreamEndpoint {
-  return {
-    address: '127.0.0.1',
-    port,
-    workload: name,
-    namespace: 'demo',
-    serviceAccount: 'reviews',
-    identity: SpiffeId.of('cluster.local', 'demo', 'reviews'),
-    tunnel: 'none',
-  };
-}
+import type { WaypointConfig } from '../../config/waypoint-config.js';
+import {
+  cluster,
+  endpoint,
+  type ProxyFront as Front,
+  grpcLikeBackend,
+  listen,
+  rawExchange,
+  route,
+  startFront,
+} from '../../testing/proxy-harness.js';
 
 /** A Node backend that counts the connections it accepted. */
 async function nodeBackend() {
@@ -99,20 +46,7 @@ async function nodeBackend() {
     });
   });
   server.on('connection', (s) => connections.push(`${s.remotePort}`));
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { server, port: (server.address() as net.AddressInfo).port, connections, ports };
-}
-
-/** An HTTP/2 backend answering like a gRPC server: a body, then grpc-status in trailers. */
-async function h2Backend() {
-  const server = http2.createServer();
-  server.on('stream', (stream) => {
-    stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
-    stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
-    stream.end(Buffer.from([0, 0, 0, 0, 2, 0x0a, 0x00]));
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { server, port: (server.address() as net.AddressInfo).port };
+  return { server, port: await listen(server), connections, ports };
 }
 
 /** Backend streams the proxy closed after they sent bytes while idle. */
@@ -155,90 +89,7 @@ async function rawBackend() {
     });
     s.on('error', () => {});
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { server, port: (server.address() as net.AddressInfo).port };
-}
-
-/** Writes bytes on one connection and resolves with everything read until it closes (or 2 s). */
-function rawExchange(port: number, parts: string[], gapMs = 0): Promise<string> {
-  return new Promise<string>((resolve) => {
-    const s = net.connect(port, '127.0.0.1', async () => {
-      for (const p of parts) {
-        s.write(p);
-        if (gapMs) await new Promise((r) => setTimeout(r, gapMs));
-      }
-    });
-    let out = '';
-    s.on('data', (d) => {
-      out += d.toString('latin1');
-    });
-    s.on('close', () => resolve(out));
-    s.on('error', () => resolve(out));
-    setTimeout(() => s.destroy(), 2000);
-  });
-}
-
-interface Front {
-  proxy: HttpProxy;
-  port: number;
-  server: net.Server;
-  logs: Array<Record<string, unknown>>;
-  registry: Registry;
-  /** The client address the next tunnels carry. */
-  sourceIp: { value: string };
-}
-
-async function front(config: WaypointConfig, direct: boolean): Promise<Front> {
-  const registry = new Registry();
-  const logs: Array<Record<string, unknown>> = [];
-  const upstreams = new UpstreamPool({
-    hbone: new HboneClient({
-      certificates: { fetch: () => Promise.reject(new Error('no certificates in this test')) },
-      metrics: new HboneMetrics(new Registry()),
-      logger,
-    }),
-    identity: SpiffeId.of('cluster.local', 'demo', 'reviews-waypoint'),
-    dialTcp: (host, p, timeoutMs) => dialTcp({ host, port: p }, timeoutMs),
-  });
-  const proxy = new HttpProxy({
-    config: () => config,
-    upstreams,
-    metrics: new RequestMetrics(registry),
-    logger,
-    accessLog: (e) => logs.push(e),
-    headersTimeoutMs: 1000,
-    http1Direct: direct,
-  });
-  const sourceIp = { value: '198.18.16.10' };
-  const chain: FilterChain & { handler: HttpChain } = {
-    name: 'inbound-vip|80|http|reviews.demo.svc.cluster.local',
-    prefixes: [],
-    port: 80,
-    handler: { kind: 'http', codec: 'auto', routeConfigName: 'r', rbac: [], statPrefix: 'x' },
-  };
-  const server = net.createServer((socket) => {
-    const ctx: ConnectionContext = {
-      peer: SpiffeId.of('cluster.local', 'demo', 'sleep'),
-      sourceIp: sourceIp.value,
-      target: { host: '198.19.0.1', port: 80 },
-      chain,
-      baggage: new Map(),
-    };
-    socket.on('error', () => {});
-    if (direct) {
-      const conn = proxy.connection(ctx);
-      socket.pipe(conn).pipe(socket);
-      socket.on('close', () => conn.destroy());
-      conn.on('close', () => socket.destroy());
-      return;
-    }
-    const [tunnel, inner] = duplexPair();
-    socket.pipe(tunnel).pipe(socket);
-    tunnel.on('close', () => socket.destroy());
-    proxy.serve(inner, ctx);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { proxy, port: (server.address() as net.AddressInfo).port, server, logs, registry, sourceIp };
+  return { server, port: await listen(server) };
 }
 
 /** Responses in a raw HTTP/1.1 byte stream: status, headers (lower-case) and decoded body. */
@@ -294,7 +145,7 @@ function responsesOf(text: string): Array<{ status: number; headers: Record<stri
 describe('direct HTTP/1.1 path: connection, framing, pooling and fallback', () => {
   let nb: Awaited<ReturnType<typeof nodeBackend>>;
   let rb: Awaited<ReturnType<typeof rawBackend>>;
-  let h2b: Awaited<ReturnType<typeof h2Backend>>;
+  let h2b: Awaited<ReturnType<typeof grpcLikeBackend>>;
   let direct: Front;
   let node: Front;
   let config: WaypointConfig;
@@ -302,7 +153,7 @@ describe('direct HTTP/1.1 path: connection, framing, pooling and fallback', () =
   beforeAll(async () => {
     nb = await nodeBackend();
     rb = await rawBackend();
-    h2b = await h2Backend();
+    h2b = await grpcLikeBackend();
     config = {
       routes: new Map([
         [
@@ -339,8 +190,8 @@ describe('direct HTTP/1.1 path: connection, framing, pooling and fallback', () =
         ['grpc', [endpoint('grpc', h2b.port)]],
       ]),
     };
-    direct = await front(config, true);
-    node = await front(config, false);
+    direct = await startFront(config, { direct: true });
+    node = await startFront(config, { direct: false });
   });
 
   afterAll(() => {
@@ -368,7 +219,7 @@ describe('direct HTTP/1.1 path: connection, framing, pooling and fallback', () =
     await rawExchange(
       direct.port,
       ['GET /k1 HTTP/1.1\r\nhost: svc\r\n\r\n', 'GET /k2 HTTP/1.1\r\nhost: svc\r\nconnection: close\r\n\r\n'],
-      50,
+      { gapMs: 50 },
     );
     await rawExchange(direct.port, ['GET /k3 HTTP/1.1\r\nhost: svc\r\nconnection: close\r\n\r\n']);
     const sameClient = nb.connections.length - before;
@@ -408,7 +259,7 @@ describe('direct HTTP/1.1 path: connection, framing, pooling and fallback', () =
         'POST /fail-once/chunky HTTP/1.1\r\nhost: svc\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n5\r\nhello\r\n',
         '6\r\n world\r\n0\r\n\r\n',
       ],
-      30,
+      { gapMs: 30 },
     );
     const [r] = responsesOf(out);
     expect(r?.status).toBe(200);
@@ -517,7 +368,7 @@ describe('direct HTTP/1.1 path: connection, framing, pooling and fallback', () =
         'POST /expect HTTP/1.1\r\nhost: svc\r\nexpect: 100-continue\r\ncontent-length: 4\r\nconnection: close\r\n\r\n',
         'body',
       ],
-      50,
+      { gapMs: 50 },
     );
     expect(out).toContain('HTTP/1.1 100 Continue');
     const rs = responsesOf(out.replace('HTTP/1.1 100 Continue\r\n\r\n', ''));
