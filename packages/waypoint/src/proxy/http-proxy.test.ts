@@ -1,65 +1,31 @@
 import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
-import { dialTcp, HboneClient, HboneMetrics, SpiffeId } from '@ambient/shared';
-import { pino } from 'pino';
+import { SpiffeId } from '@ambient/shared';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type {
-  FilterChain,
-  HttpChain,
-  RbacRules,
-  Route,
-  RouteAction,
-  UpstreamCluster,
-  UpstreamEndpoint,
-  WaypointConfig,
-} from '../config/waypoint-config.js';
+import type { RbacRules, WaypointConfig } from '../config/waypoint-config.js';
 import { UNLIMITED } from '../config/waypoint-config.js';
 import { RequestMetrics } from '../telemetry/request-metrics.js';
+import {
+  cluster,
+  endpoint,
+  grpcLikeBackend,
+  httpChain,
+  listen,
+  logger,
+  NO_HEADERS,
+  rawExchange,
+  retryOn5xx,
+  route,
+  testUpstreams,
+} from '../testing/proxy-harness.js';
 import { duplexPair } from './duplex-pair.js';
 import type { ConnectionContext } from './exchange.js';
 import { HttpProxy } from './http-proxy.js';
-import { UpstreamPool } from './upstream-pool.js';
-
-const logger = pino({ level: 'silent' });
-const NO_HEADERS = { add: [], remove: [] };
-
-function route(
-  name: string,
-  prefix: string,
-  action: Partial<RouteAction> & Pick<RouteAction, 'clusters'>,
-  extra: Partial<Route> = {},
-): Route {
-  return {
-    name,
-    match: { path: { prefix }, headers: [], query: [] },
-    action: { kind: 'route', timeoutMs: 0, mirrors: [], hashPolicies: [], ...action },
-    requestHeaders: NO_HEADERS,
-    responseHeaders: NO_HEADERS,
-    ...extra,
-  };
-}
-
-function cluster(name: string, extra: Partial<UpstreamCluster> = {}): UpstreamCluster {
-  return {
-    name,
-    connectTimeoutMs: 1000,
-    lbPolicy: 'ROUND_ROBIN',
-    circuitBreakers: {
-      maxConnections: UNLIMITED,
-      maxPendingRequests: UNLIMITED,
-      maxRequests: UNLIMITED,
-      maxRetries: UNLIMITED,
-    },
-    protocol: 'http1',
-    service: { host: 'reviews.demo.svc.cluster.local', namespace: 'demo', name: 'reviews' },
-    ...extra,
-  };
-}
 
 /** A backend: answers by path, like the lab's test app. */
-function backend(
+async function backend(
   name: string,
 ): Promise<{ server: http.Server; port: number; hits: string[]; hosts: string[] }> {
   const seen = new Set<string>();
@@ -104,37 +70,7 @@ function backend(
     });
     req.on('end', () => res.end(`${name} ${req.method} ${url} ${body}`));
   });
-  return new Promise((resolve) =>
-    server.listen(0, '127.0.0.1', () =>
-      resolve({ server, port: (server.address() as net.AddressInfo).port, hits, hosts }),
-    ),
-  );
-}
-
-/** Writes raw bytes on a fresh connection and resolves with everything read until it closes. */
-function rawExchange(port: number, text: string): Promise<string> {
-  return new Promise<string>((resolve) => {
-    const s = net.connect(port, '127.0.0.1', () => s.write(text));
-    let out = '';
-    s.on('data', (d) => {
-      out += d.toString();
-    });
-    s.on('close', () => resolve(out));
-    s.on('error', () => resolve(out));
-    setTimeout(() => s.destroy(), 2000);
-  });
-}
-
-function endpoint(name: string, port: number): UpstreamEndpoint {
-  return {
-    address: '127.0.0.1',
-    port,
-    workload: name,
-    namespace: 'demo',
-    serviceAccount: 'reviews',
-    identity: SpiffeId.of('cluster.local', 'demo', 'reviews'),
-    tunnel: 'none',
-  };
+  return { server, port: await listen(server), hits, hosts };
 }
 
 /**
@@ -183,16 +119,9 @@ describe.each(PATHS)(
     beforeAll(async () => {
       a = await backend('a');
       b = await backend('b');
-      grpcLike = http2.createServer();
-      grpcLike.on('stream', (stream, headers) => {
-        stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
-        stream.on('wantTrailers', () =>
-          stream.sendTrailers({ 'grpc-status': headers[':path'] === '/test.Echo/Fail' ? '9' : '0' }),
-        );
-        stream.end(Buffer.from([0, 0, 0, 0, 2, 0x0a, 0x00]));
-      });
-      await new Promise<void>((resolve) => grpcLike.listen(0, '127.0.0.1', resolve));
-      grpcPort = (grpcLike.address() as net.AddressInfo).port;
+      ({ server: grpcLike, port: grpcPort } = await grpcLikeBackend((path) =>
+        path === '/test.Echo/Fail' ? '9' : '0',
+      ));
       const eps = [endpoint('a', a.port), endpoint('b', b.port)];
       config = {
         routes: new Map([
@@ -203,14 +132,7 @@ describe.each(PATHS)(
               routes: [
                 route('retry', '/fail-once', {
                   clusters: [{ cluster: 'ab', weight: 1 }],
-                  retry: {
-                    retryOn: new Set(['5xx'] as const),
-                    numRetries: 2,
-                    perTryTimeoutMs: 0,
-                    retriableStatusCodes: new Set(),
-                    backoffBaseMs: 5,
-                    backoffMaxMs: 20,
-                  },
+                  retry: retryOn5xx(),
                 }),
                 route('slow', '/slow', { clusters: [{ cluster: 'ab', weight: 1 }], timeoutMs: 200 }),
                 route(
@@ -294,16 +216,7 @@ describe.each(PATHS)(
           ['tiny', [endpoint('a', a.port)]],
         ]),
       };
-      const hboneRegistry = new Registry();
-      const upstreams = new UpstreamPool({
-        hbone: new HboneClient({
-          certificates: { fetch: () => Promise.reject(new Error('no certificates in this test')) },
-          metrics: new HboneMetrics(hboneRegistry),
-          logger,
-        }),
-        identity: SpiffeId.of('cluster.local', 'demo', 'reviews-waypoint'),
-        dialTcp: (host, p, timeoutMs) => dialTcp({ host, port: p }, timeoutMs),
-      });
+      const upstreams = testUpstreams();
       proxy = new HttpProxy({
         config: () => config,
         upstreams,
@@ -315,12 +228,7 @@ describe.each(PATHS)(
         http1Direct: which === 'direct',
       });
       front = net.createServer((socket) => {
-        const chain: FilterChain & { handler: HttpChain } = {
-          name: 'inbound-vip|80|http|reviews.demo.svc.cluster.local',
-          prefixes: [],
-          port: 80,
-          handler: { kind: 'http', codec: 'auto', routeConfigName: 'r', rbac, statPrefix: 'x' },
-        };
+        const chain = httpChain(rbac);
         splice(socket, proxy, which === 'direct', {
           peer: SpiffeId.of('cluster.local', 'demo', 'sleep'),
           sourceIp: '198.18.16.10',
@@ -329,8 +237,7 @@ describe.each(PATHS)(
           baggage: new Map([['k8s.pod.name', 'sleep']]),
         });
       });
-      await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
-      port = (front.address() as net.AddressInfo).port;
+      port = await listen(front);
     });
 
     afterAll(() => {
@@ -518,7 +425,7 @@ describe.each(PATHS)(
     });
 
     it('refuses malformed requests, oversized headers and upgrades with a status, counted, and keeps serving', async () => {
-      const raw = (text: string) => rawExchange(port, text);
+      const raw = (text: string) => rawExchange(port, text, { encoding: 'utf8' });
       expect(await raw('GARBAGE\r\n\r\n')).toMatch(/^HTTP\/1.1 400/);
       expect(await raw(`GET / HTTP/1.1\r\nhost: x\r\nx-big: ${'a'.repeat(10_000)}\r\n\r\n`)).toMatch(
         /^HTTP\/1.1 431/,
@@ -588,15 +495,7 @@ describe.each(PATHS)(
         clusters: new Map([['a', cluster('a')]]),
         endpoints: new Map([['a', [endpoint('a', a.port)]]]),
       };
-      const upstreams = new UpstreamPool({
-        hbone: new HboneClient({
-          certificates: { fetch: () => Promise.reject(new Error('no certificates in this test')) },
-          metrics: new HboneMetrics(new Registry()),
-          logger,
-        }),
-        identity: SpiffeId.of('cluster.local', 'demo', 'reviews-waypoint'),
-        dialTcp: (host, p, timeoutMs) => dialTcp({ host, port: p }, timeoutMs),
-      });
+      const upstreams = testUpstreams();
       // The default header byte limit (60 KiB): 3,000 small headers fit under it.
       proxy = new HttpProxy({
         config: () => config,
@@ -610,17 +509,11 @@ describe.each(PATHS)(
           peer: SpiffeId.of('cluster.local', 'demo', 'sleep'),
           sourceIp: '198.18.16.10',
           target: { host: '198.19.0.1', port: 80 },
-          chain: {
-            name: 'inbound-vip|80|http|reviews.demo.svc.cluster.local',
-            prefixes: [],
-            port: 80,
-            handler: { kind: 'http', codec: 'auto', routeConfigName: 'r', rbac, statPrefix: 'x' },
-          },
+          chain: httpChain(rbac),
           baggage: new Map(),
         });
       });
-      await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
-      port = (front.address() as net.AddressInfo).port;
+      port = await listen(front);
     });
 
     afterAll(() => {
@@ -637,6 +530,7 @@ describe.each(PATHS)(
       const reply = await rawExchange(
         port,
         `GET /padded HTTP/1.1\r\nhost: x\r\n${padding}x-evil: 1\r\nconnection: close\r\n\r\n`,
+        { encoding: 'utf8' },
       );
       expect(reply).toMatch(/^HTTP\/1.1 431/);
       // Without padding the policy denies it: the header is what decides, not the count.
@@ -654,12 +548,14 @@ describe.each(PATHS)(
       const ok = await rawExchange(
         port,
         `GET /headers HTTP/1.1\r\nhost: x\r\n${fields(98)}connection: close\r\n\r\n`,
+        { encoding: 'utf8' },
       );
       expect(ok).toMatch(/^HTTP\/1.1 200/);
       expect(ok).toContain('"x-f97":"v"');
       const over = await rawExchange(
         port,
         `GET /headers HTTP/1.1\r\nhost: x\r\n${fields(99)}connection: close\r\n\r\n`,
+        { encoding: 'utf8' },
       );
       expect(over).toMatch(/^HTTP\/1.1 431/);
     });

@@ -11,6 +11,7 @@ import type {
   FilterChain,
   HttpChain,
   RbacRules,
+  RetryPolicy,
   Route,
   RouteAction,
   UpstreamCluster,
@@ -65,6 +66,18 @@ export function cluster(name: string, extra: Partial<UpstreamCluster> = {}): Ups
     protocol: 'http1',
     service: { host: 'reviews.demo.svc.cluster.local', namespace: 'demo', name: 'reviews' },
     ...extra,
+  };
+}
+
+/** Retries on 5xx, twice, with a short backoff: what the `/fail-once` backends need. */
+export function retryOn5xx(): RetryPolicy {
+  return {
+    retryOn: new Set(['5xx'] as const),
+    numRetries: 2,
+    perTryTimeoutMs: 0,
+    retriableStatusCodes: new Set(),
+    backoffBaseMs: 5,
+    backoffMaxMs: 20,
   };
 }
 
@@ -184,6 +197,14 @@ export async function startFront(config: WaypointConfig, opts: FrontOptions): Pr
   });
   const port = await listen(server);
   return { proxy, port, server, logs, registry, sourceIp };
+}
+
+/** Stops proxies started with `startFront`. */
+export function closeFronts(fronts: ProxyFront[]): void {
+  for (const f of fronts) {
+    f.proxy.close();
+    f.server.close();
+  }
 }
 
 export interface RawExchangeOptions {

@@ -10,6 +10,7 @@ import { SpiffeId } from '@ambient/shared';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RbacRules, Route, WaypointConfig } from '../../config/waypoint-config.js';
 import {
+  closeFronts,
   cluster,
   endpoint,
   type ProxyFront as Front,
@@ -113,10 +114,7 @@ describe('direct HTTP/1.1 path under adversarial input', () => {
   });
 
   afterAll(() => {
-    for (const f of [direct, node]) {
-      f.proxy.close();
-      f.server.close();
-    }
+    closeFronts([direct, node]);
     be.server.close();
   });
 
@@ -217,10 +215,7 @@ describe('direct HTTP/1.1 path: requests refused or answered locally, on both pa
   });
 
   afterAll(() => {
-    for (const f of [direct, node]) {
-      f.proxy.close();
-      f.server.close();
-    }
+    closeFronts([direct, node]);
     be.server.close();
   });
 
@@ -521,10 +516,7 @@ describe('an upstream that answers before it has read the request body', () => {
         expect(outcome).toMatch(/^closed after (200|503),200;/);
       }
     } finally {
-      for (const f of fronts) {
-        f.proxy.close();
-        f.server.close();
-      }
+      closeFronts(fronts);
       server.close();
     }
   }, 30_000);

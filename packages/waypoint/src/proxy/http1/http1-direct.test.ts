@@ -3,12 +3,14 @@ import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WaypointConfig } from '../../config/waypoint-config.js';
 import {
+  closeFronts,
   cluster,
   endpoint,
   type ProxyFront as Front,
   grpcLikeBackend,
   listen,
   rawExchange,
+  retryOn5xx,
   route,
   startFront,
 } from '../../testing/proxy-harness.js';
@@ -163,14 +165,7 @@ describe('direct HTTP/1.1 path: connection, framing, pooling and fallback', () =
             routes: [
               route('retry', '/fail-once', {
                 clusters: [{ cluster: 'n', weight: 1 }],
-                retry: {
-                  retryOn: new Set(['5xx'] as const),
-                  numRetries: 2,
-                  perTryTimeoutMs: 0,
-                  retriableStatusCodes: new Set(),
-                  backoffBaseMs: 5,
-                  backoffMaxMs: 20,
-                },
+                retry: retryOn5xx(),
               }),
               route('raw', '/raw', { clusters: [{ cluster: 'raw', weight: 1 }] }),
               route('grpc', '/test.Echo', { clusters: [{ cluster: 'grpc', weight: 1 }] }),
@@ -195,10 +190,7 @@ describe('direct HTTP/1.1 path: connection, framing, pooling and fallback', () =
   });
 
   afterAll(() => {
-    for (const f of [direct, node]) {
-      f.proxy.close();
-      f.server.close();
-    }
+    closeFronts([direct, node]);
     nb.server.close();
     rb.server.close();
     h2b.server.close();
