@@ -18,6 +18,7 @@ import {
   rawExchange,
   retryOn5xx,
   route,
+  routeTable,
   testUpstreams,
 } from '../testing/proxy-harness.js';
 import { duplexPair } from './duplex-pair.js';
@@ -124,60 +125,52 @@ describe.each(PATHS)(
       ));
       const eps = [endpoint('a', a.port), endpoint('b', b.port)];
       config = {
-        routes: new Map([
-          [
-            'r',
+        routes: routeTable([
+          route('retry', '/fail-once', {
+            clusters: [{ cluster: 'ab', weight: 1 }],
+            retry: retryOn5xx(),
+          }),
+          route('slow', '/slow', { clusters: [{ cluster: 'ab', weight: 1 }], timeoutMs: 200 }),
+          route(
+            'abort',
+            '/abort',
+            { clusters: [{ cluster: 'ab', weight: 1 }] },
+            { fault: { abort: { httpStatus: 418, percent: 100 } } },
+          ),
+          route(
+            'delayed',
+            '/delayed',
+            { clusters: [{ cluster: 'ab', weight: 1 }] },
+            { fault: { delay: { ms: 20, percent: 100 } } },
+          ),
+          {
+            name: 'redirect',
+            match: { path: { prefix: '/old' }, headers: [], query: [] },
+            action: { kind: 'redirect', prefixRewrite: '/new', status: 301 },
+            requestHeaders: NO_HEADERS,
+            responseHeaders: NO_HEADERS,
+          },
+          route('outlier', '/fail-on', { clusters: [{ cluster: 'ejecting', weight: 1 }] }),
+          route(
+            'only-a',
+            '/a',
+            { clusters: [{ cluster: 'a', weight: 1 }], prefixRewrite: '/rewritten' },
             {
-              name: 'r',
-              routes: [
-                route('retry', '/fail-once', {
-                  clusters: [{ cluster: 'ab', weight: 1 }],
-                  retry: retryOn5xx(),
-                }),
-                route('slow', '/slow', { clusters: [{ cluster: 'ab', weight: 1 }], timeoutMs: 200 }),
-                route(
-                  'abort',
-                  '/abort',
-                  { clusters: [{ cluster: 'ab', weight: 1 }] },
-                  { fault: { abort: { httpStatus: 418, percent: 100 } } },
-                ),
-                route(
-                  'delayed',
-                  '/delayed',
-                  { clusters: [{ cluster: 'ab', weight: 1 }] },
-                  { fault: { delay: { ms: 20, percent: 100 } } },
-                ),
-                {
-                  name: 'redirect',
-                  match: { path: { prefix: '/old' }, headers: [], query: [] },
-                  action: { kind: 'redirect', prefixRewrite: '/new', status: 301 },
-                  requestHeaders: NO_HEADERS,
-                  responseHeaders: NO_HEADERS,
-                },
-                route('outlier', '/fail-on', { clusters: [{ cluster: 'ejecting', weight: 1 }] }),
-                route(
-                  'only-a',
-                  '/a',
-                  { clusters: [{ cluster: 'a', weight: 1 }], prefixRewrite: '/rewritten' },
-                  {
-                    requestHeaders: { add: [{ name: 'x-added', value: 'yes', append: false }], remove: [] },
-                    responseHeaders: {
-                      add: [{ name: 'x-from', value: 'waypoint', append: false }],
-                      remove: [],
-                    },
-                  },
-                ),
-                route('grpc', '/test.Echo', { clusters: [{ cluster: 'grpc', weight: 1 }] }),
-                route('hold', '/hold', { clusters: [{ cluster: 'tiny', weight: 1 }] }),
-                route('mirrored', '/mirrored', {
-                  clusters: [{ cluster: 'b-only', weight: 1 }],
-                  mirrors: [{ cluster: 'a', percent: 100 }],
-                }),
-                route('missing', '/nowhere', { clusters: [{ cluster: 'no-such-cluster', weight: 1 }] }),
-                route('default', '/', { clusters: [{ cluster: 'ab', weight: 1 }] }),
-              ],
+              requestHeaders: { add: [{ name: 'x-added', value: 'yes', append: false }], remove: [] },
+              responseHeaders: {
+                add: [{ name: 'x-from', value: 'waypoint', append: false }],
+                remove: [],
+              },
             },
-          ],
+          ),
+          route('grpc', '/test.Echo', { clusters: [{ cluster: 'grpc', weight: 1 }] }),
+          route('hold', '/hold', { clusters: [{ cluster: 'tiny', weight: 1 }] }),
+          route('mirrored', '/mirrored', {
+            clusters: [{ cluster: 'b-only', weight: 1 }],
+            mirrors: [{ cluster: 'a', percent: 100 }],
+          }),
+          route('missing', '/nowhere', { clusters: [{ cluster: 'no-such-cluster', weight: 1 }] }),
+          route('default', '/', { clusters: [{ cluster: 'ab', weight: 1 }] }),
         ]),
         clusters: new Map([
           ['ab', cluster('ab')],
@@ -489,9 +482,7 @@ describe.each(PATHS)(
     beforeAll(async () => {
       a = await backend('a');
       const config: WaypointConfig = {
-        routes: new Map([
-          ['r', { name: 'r', routes: [route('all', '/', { clusters: [{ cluster: 'a', weight: 1 }] })] }],
-        ]),
+        routes: routeTable([route('all', '/', { clusters: [{ cluster: 'a', weight: 1 }] })]),
         clusters: new Map([['a', cluster('a')]]),
         endpoints: new Map([['a', [endpoint('a', a.port)]]]),
       };

@@ -52,6 +52,11 @@ export function routeOn(name: string, path: Route['match']['path'], action: Rout
   };
 }
 
+/** The route tables of a config: one, named `r` (the name `httpChain` routes with). */
+export function routeTable(routes: Route[]): WaypointConfig['routes'] {
+  return new Map([['r', { name: 'r', routes }]]);
+}
+
 export function cluster(name: string, extra: Partial<UpstreamCluster> = {}): UpstreamCluster {
   return {
     name,

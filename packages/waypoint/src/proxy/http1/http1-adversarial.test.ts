@@ -17,6 +17,7 @@ import {
   listen,
   rawExchange,
   routeOn,
+  routeTable,
   startFront,
 } from '../../testing/proxy-harness.js';
 import { duplexPair } from '../duplex-pair.js';
@@ -48,19 +49,11 @@ function toBackend(port: number, all: Route['match']['path'], local: boolean): W
     clusters: [{ cluster: 'b', weight: 1 }],
   };
   return {
-    routes: new Map([
-      [
-        'r',
-        {
-          name: 'r',
-          routes: [
-            ...(local
-              ? [routeOn('local', { prefix: '/local' }, { kind: 'direct', status: 200, body: 'local' })]
-              : []),
-            routeOn('all', all, forward),
-          ],
-        },
-      ],
+    routes: routeTable([
+      ...(local
+        ? [routeOn('local', { prefix: '/local' }, { kind: 'direct', status: 200, body: 'local' })]
+        : []),
+      routeOn('all', all, forward),
     ]),
     clusters: new Map([['b', cluster('b')]]),
     endpoints: new Map([['b', [endpoint('b', port)]]]),

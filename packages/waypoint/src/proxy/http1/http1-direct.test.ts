@@ -12,6 +12,7 @@ import {
   rawExchange,
   retryOn5xx,
   route,
+  routeTable,
   startFront,
 } from '../../testing/proxy-harness.js';
 
@@ -157,22 +158,14 @@ describe('direct HTTP/1.1 path: connection, framing, pooling and fallback', () =
     rb = await rawBackend();
     h2b = await grpcLikeBackend();
     config = {
-      routes: new Map([
-        [
-          'r',
-          {
-            name: 'r',
-            routes: [
-              route('retry', '/fail-once', {
-                clusters: [{ cluster: 'n', weight: 1 }],
-                retry: retryOn5xx(),
-              }),
-              route('raw', '/raw', { clusters: [{ cluster: 'raw', weight: 1 }] }),
-              route('grpc', '/test.Echo', { clusters: [{ cluster: 'grpc', weight: 1 }] }),
-              route('default', '/', { clusters: [{ cluster: 'n', weight: 1 }] }),
-            ],
-          },
-        ],
+      routes: routeTable([
+        route('retry', '/fail-once', {
+          clusters: [{ cluster: 'n', weight: 1 }],
+          retry: retryOn5xx(),
+        }),
+        route('raw', '/raw', { clusters: [{ cluster: 'raw', weight: 1 }] }),
+        route('grpc', '/test.Echo', { clusters: [{ cluster: 'grpc', weight: 1 }] }),
+        route('default', '/', { clusters: [{ cluster: 'n', weight: 1 }] }),
       ]),
       clusters: new Map([
         ['n', cluster('n')],
