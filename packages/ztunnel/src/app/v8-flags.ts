@@ -8,7 +8,7 @@ import { setFlagsFromString } from 'node:v8';
  * it. V8 otherwise picks the factor itself and caps it at 1.3 while its memory reducer is done
  * with an idle heap (heap.cc, `CurrentHeapGrowingMode`). After 1,000 held connections had closed,
  * the sending agent then ran a mark-sweep-compact every 15 to 20 MB tunnelled in 8 of 12 bulk
- * transfers, and in 1 of 8 with the flag (docs/performance-ztunnel-memory.md).
+ * transfers, and in 1 of 10 with the flag (docs/performance-ztunnel-memory.md).
  * The memory reducer still collects an idle heap; only how far the heap grows between full GCs
  * under load changes.
  */
