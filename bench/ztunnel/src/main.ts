@@ -15,6 +15,7 @@
  *                       the loop's turns (epoll waits), reads and writes, per mode;
  *   BENCH_AGENT_ENV     JSON object of more environment for the agents, e.g. '{"NODE_OPTIONS":""}';
  *   BENCH_LAB_PREFIX    the lab's namespace prefix (default bz), for runs beside another copy of this bench.
+ *   BENCH_SETTLE_SECONDS idle time after the load before a last RSS reading (default 20; 0: none).
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -31,6 +32,7 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3000);
 const CONNS = Number(process.env.BENCH_CONNS ?? 2000);
 const REPEAT = Number(process.env.BENCH_REPEAT ?? 3);
 const HELD = Number(process.env.BENCH_HELD ?? 1000);
+const SETTLE_SECONDS = Number(process.env.BENCH_SETTLE_SECONDS ?? 20);
 const EXTRA_WORKLOADS = 1000;
 /** Kernel clock ticks per second, the unit of /proc/<pid>/stat times. */
 const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
@@ -283,6 +285,15 @@ async function main(): Promise<void> {
     afterRounds.push(await rssWithHeld());
   }
   printTable(samples, fresh, afterRounds);
+  // V8's memory reducer runs after 8 s without allocation, the heap trimmer when the loop is quiet:
+  // what the agents give back once idle after the load.
+  if (SETTLE_SECONDS > 0) {
+    await new Promise((resolve) => setTimeout(resolve, SETTLE_SECONDS * 1000));
+    const settled = await Promise.all(mesh.pids.map(rssMb));
+    console.log(
+      `ztunnel RSS with no connections open, ${SETTLE_SECONDS} s idle after the load: ${settled.map((r, k) => `node${k} ${r.toFixed(0)} MB`).join(', ')}`,
+    );
+  }
 }
 
 type Metric = 'gbps' | 'p50' | 'p99' | 'cps';
