@@ -366,17 +366,7 @@ export class MeshModelBuilder {
         const id = `${pod.metadata.namespace}/${pod.serviceAccountName}`;
         if (countIdentity(identityCounts, pod.nodeName, id, 1) === 1) ids(pod.nodeName).add(id);
       }
-      const ns = ix.namespaces.get(pod.metadata.namespace);
-      if (!cached || cached.object !== pod || cached.ns !== ns || cached.generation !== this.generation) {
-        const value = this.workload(pod, ns, ix, authorizations);
-        cached = {
-          object: pod,
-          ns,
-          generation: this.generation,
-          value,
-          address: value && { workload: value },
-        };
-      }
+      cached = this.cachedWorkload(pod, ix, authorizations, cached);
       this.byKeyWorkload.set(key, cached);
       if (cached.value && cached.address) {
         addresses.set(cached.value.uid, cached.address);
@@ -477,18 +467,7 @@ export class MeshModelBuilder {
         ids.add(id);
         countIdentity(identityCounts, pod.nodeName, id, 1);
       }
-      const ns = ix.namespaces.get(pod.metadata.namespace);
-      let cached = this.byKeyWorkload.get(key);
-      if (!cached || cached.object !== pod || cached.ns !== ns || cached.generation !== this.generation) {
-        const value = this.workload(pod, ns, ix, authorizations);
-        cached = {
-          object: pod,
-          ns,
-          generation: this.generation,
-          value,
-          address: value && { workload: value },
-        };
-      }
+      const cached = this.cachedWorkload(pod, ix, authorizations, this.byKeyWorkload.get(key));
       nextWorkloads.set(key, cached);
       if (cached.value && cached.address) addresses.set(cached.value.uid, cached.address);
       yield;
@@ -524,6 +503,20 @@ export class MeshModelBuilder {
     const model = { addresses, authorizations, identitiesByNode, problems, policyBindings, serviceBindings };
     this.state = { ix, model, addresses: new SnapshotMap(addresses), identityCounts, legacy };
     return model;
+  }
+
+  /** A pod's workload: the cached one while its pod, namespace and the shared inputs are unchanged. */
+  private cachedWorkload(
+    pod: PodObject,
+    ix: Indexes,
+    authorizations: Map<string, WireAuthorization>,
+    cached: Cached<WireWorkload> | undefined,
+  ): Cached<WireWorkload> {
+    const ns = ix.namespaces.get(pod.metadata.namespace);
+    if (cached && cached.object === pod && cached.ns === ns && cached.generation === this.generation)
+      return cached;
+    const value = this.workload(pod, ns, ix, authorizations);
+    return { object: pod, ns, generation: this.generation, value, address: value && { workload: value } };
   }
 
   private hostname(name: string, namespace: string): string {
