@@ -2,45 +2,19 @@
  * The manifest directory source updates its object map from the files read again only: the
  * objects, refusals and reported keys must be what reading every file from scratch gives.
  */
-import { mkdtemp, rename, rm, unlink, utimes, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SnapshotMap } from '../ambient/snapshot-map.js';
 import type { KubeObject } from '../manifests/kube-objects.js';
+import { ManifestDirFixture } from './manifest-dir-fixture.js';
 import { type InvalidResource, ManifestDirSource } from './manifest-dir-source.js';
 
-let dir: string;
-let sources: ManifestDirSource[];
-let clock: number;
-
-beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'manifest-dir-incremental-'));
-  sources = [];
-  clock = Math.floor(Date.now() / 1000);
-});
-
-afterEach(async () => {
-  for (const s of sources) s.close();
-  await rm(dir, { recursive: true, force: true });
-});
-
-async function put(name: string, text: string): Promise<void> {
-  const staged = join(dir, `.${name}.tmp`);
-  await writeFile(staged, text);
-  clock += 10;
-  await utimes(staged, clock, clock);
-  await rename(staged, join(dir, name));
-}
-
-async function open(): Promise<{ source: ManifestDirSource; changes: () => string[] }> {
-  const source = new ManifestDirSource({ dir, rescanMs: 600_000 });
-  const reported: string[][] = [];
-  source.onChange((keys) => reported.push([...keys]));
-  sources.push(source);
-  await source.start();
-  return { source, changes: () => reported.splice(0).flat().sort() };
-}
+const fx = new ManifestDirFixture();
+beforeEach(() => fx.setUp('manifest-dir-incremental-'));
+afterEach(() => fx.tearDown());
+const put = (name: string, text: string) => fx.put(name, text);
+const open = () => fx.open();
 
 const pod = (name: string, ip: string) => ({
   apiVersion: 'v1',
@@ -82,7 +56,7 @@ describe('ManifestDirSource: incremental merge', () => {
     expect(source.objects().get('Pod/demo/web')).toBe(before.get('Pod/demo/web'));
     // Moved with another IP: reported once, the new object in force.
     await put('a.json', list(pod('db', '10.0.0.2'), pod('web', '10.0.9.9')));
-    await unlink(join(dir, 'b.json'));
+    await unlink(join(fx.dir, 'b.json'));
     await source.rescan();
     expect(changes()).toEqual(['Pod/demo/other', 'Pod/demo/web']);
     expect(source.objects().get('Pod/demo/web')).toMatchObject({ podIps: ['10.0.9.9'] });
@@ -111,7 +85,7 @@ describe('ManifestDirSource: incremental merge', () => {
     expect(changes()).toEqual([]);
     expect(sortedInvalid(source.invalid())).toEqual([{ ...dup, file: 'ab.json' }, dup]);
     // The first definition gone: the next by name takes over, and is reported.
-    await unlink(join(dir, 'a.json'));
+    await unlink(join(fx.dir, 'a.json'));
     await source.rescan();
     expect(changes()).toEqual(['Pod/demo/web']);
     expect(source.objects().get('Pod/demo/web')).toMatchObject({ podIps: ['10.0.0.4'] });
@@ -136,7 +110,7 @@ describe('ManifestDirSource: incremental merge', () => {
       ['a.json', 'a.json', ['Pod/demo/db', 'Pod/demo/web']],
       ['b.json', 'duplicate:Pod/demo/db', undefined],
     ]);
-    await unlink(join(dir, 'a.json'));
+    await unlink(join(fx.dir, 'a.json'));
     await source.rescan();
     expect(changes()).toEqual(['Pod/demo/db', 'Pod/demo/web']);
     expect(source.objects().get('Pod/demo/db')).toMatchObject({ podIps: ['10.0.0.3'] });
@@ -155,7 +129,7 @@ describe('ManifestDirSource: incremental merge', () => {
         const ops = 1 + Math.floor(rnd() * 2);
         for (let o = 0; o < ops; o++) {
           const file = pick(files);
-          if (rnd() < 0.25) await unlink(join(dir, file)).catch(() => {});
+          if (rnd() < 0.25) await unlink(join(fx.dir, file)).catch(() => {});
           else {
             const n = Math.floor(rnd() * 4);
             const names = new Set(Array.from({ length: n }, () => `p${Math.floor(rnd() * 6)}`));
@@ -166,7 +140,7 @@ describe('ManifestDirSource: incremental merge', () => {
           }
         }
         await source.rescan();
-        const fresh = new ManifestDirSource({ dir, rescanMs: 600_000 });
+        const fresh = new ManifestDirSource({ dir: fx.dir, rescanMs: 600_000 });
         await fresh.start();
         fresh.close();
         const after = source.objects();

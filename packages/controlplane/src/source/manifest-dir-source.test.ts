@@ -1,48 +1,15 @@
-import { mkdir, mkdtemp, rename, rm, utimes, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { TimeSlicer } from '../ambient/time-slicer.js';
+import { ManifestDirFixture } from './manifest-dir-fixture.js';
 import { ManifestDirSource } from './manifest-dir-source.js';
 
-let dir: string;
-let sources: ManifestDirSource[];
-/** Increasing mtimes, so a rewrite is seen as a change however fast the test runs. */
-let clock: number;
-
-beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'manifest-dir-source-'));
-  sources = [];
-  clock = Math.floor(Date.now() / 1000);
-});
-
-afterEach(async () => {
-  for (const s of sources) s.close();
-  await rm(dir, { recursive: true, force: true });
-});
-
-/** Writes a file as a writer should: staged under a dot name, then renamed into place. */
-async function put(name: string, text: string): Promise<void> {
-  const staged = join(dir, `.${name}.tmp`);
-  await writeFile(staged, text);
-  clock += 10;
-  await utimes(staged, clock, clock);
-  await rename(staged, join(dir, name));
-}
-
-async function open(): Promise<{ source: ManifestDirSource; changes: () => string[] }> {
-  // A long rescan period: the tests drive scans with rescan().
-  const source = new ManifestDirSource({ dir, rescanMs: 600_000 });
-  const reported: string[][] = [];
-  source.onChange((keys) => reported.push([...keys]));
-  sources.push(source);
-  await source.start();
-  return {
-    source,
-    /** Keys reported since the last call, sorted. */
-    changes: () => reported.splice(0).flat().sort(),
-  };
-}
+const fx = new ManifestDirFixture();
+beforeEach(() => fx.setUp('manifest-dir-source-'));
+afterEach(() => fx.tearDown());
+const put = (name: string, text: string) => fx.put(name, text);
+const open = () => fx.open();
 
 const podYaml = (name: string, ip: string, extra = '') => `apiVersion: v1
 kind: Pod
@@ -182,12 +149,12 @@ ${podYaml('web', '10.0.0.5')}`,
 
   it('ignores dot files, other extensions and directories', async () => {
     await put('pod.yaml', podYaml('web', '10.0.0.5'));
-    await writeFile(join(dir, '.staged.yaml'), podYaml('staged', '10.0.0.6'));
-    await writeFile(join(dir, 'notes.txt'), podYaml('notes', '10.0.0.7'));
-    await writeFile(join(dir, 'pod.yaml.bak'), podYaml('backup', '10.0.0.8'));
-    await writeFile(join(dir, 'broken.txt'), '{{{ not yaml');
-    await mkdir(join(dir, 'nested.yaml'));
-    await writeFile(join(dir, 'nested.yaml', 'inner.yaml'), podYaml('inner', '10.0.0.9'));
+    await writeFile(join(fx.dir, '.staged.yaml'), podYaml('staged', '10.0.0.6'));
+    await writeFile(join(fx.dir, 'notes.txt'), podYaml('notes', '10.0.0.7'));
+    await writeFile(join(fx.dir, 'pod.yaml.bak'), podYaml('backup', '10.0.0.8'));
+    await writeFile(join(fx.dir, 'broken.txt'), '{{{ not yaml');
+    await mkdir(join(fx.dir, 'nested.yaml'));
+    await writeFile(join(fx.dir, 'nested.yaml', 'inner.yaml'), podYaml('inner', '10.0.0.9'));
     const { source } = await open();
     expect([...source.objects().keys()]).toEqual(['Pod/demo/web']);
     expect(source.invalid()).toEqual([]);
@@ -283,7 +250,7 @@ describe('ManifestDirSource: changes', () => {
     ]);
 
     // With the first definition gone, the other one takes over and is no longer a duplicate.
-    await rm(join(dir, 'a.yaml'));
+    await rm(join(fx.dir, 'a.yaml'));
     await source.rescan();
     expect(changes()).toEqual(['Pod/demo/web']);
     expect(source.objects().get('Pod/demo/web')).toMatchObject({ podIps: ['10.0.0.2'] });
@@ -310,7 +277,7 @@ describe('ManifestDirSource: changes', () => {
     await put('b.json', JSON.stringify(podJson('b1', '10.0.1.1')));
     const { source, changes } = await open();
     const b1 = source.objects().get('Pod/demo/b1');
-    await rm(join(dir, 'a.yaml'));
+    await rm(join(fx.dir, 'a.yaml'));
     await source.rescan();
     expect(changes()).toEqual(['Pod/demo/a1', 'Pod/demo/a2']);
     expect([...source.objects().keys()]).toEqual(['Pod/demo/b1']);
@@ -321,7 +288,7 @@ describe('ManifestDirSource: changes', () => {
     await put('bad.yaml', podYaml('broken', 'nope'));
     const { source } = await open();
     expect(source.invalid()).toHaveLength(1);
-    await rm(join(dir, 'bad.yaml'));
+    await rm(join(fx.dir, 'bad.yaml'));
     await source.rescan();
     expect(source.invalid()).toEqual([]);
   });
@@ -337,8 +304,8 @@ describe('ManifestDirSource: changes', () => {
   });
 
   it('picks up a file written after start without an explicit rescan', async () => {
-    const source = new ManifestDirSource({ dir, rescanMs: 50 });
-    sources.push(source);
+    const source = new ManifestDirSource({ dir: fx.dir, rescanMs: 50 });
+    fx.track(source);
     await source.start();
     const seen = new Promise<readonly string[]>((resolve) => source.onChange(resolve));
     await put('late.yaml', podYaml('late', '10.0.0.9'));
@@ -430,7 +397,7 @@ describe('ManifestDirSource: an invalid edit keeps the last good config', () => 
     expect(source.invalid()).toMatchObject([
       { file: 'pods.json', ref: 'pods.json', problems: [{ path: '' }], kept: ['Pod/demo/a', 'Pod/demo/b'] },
     ]);
-    await rm(join(dir, 'pods.json'));
+    await rm(join(fx.dir, 'pods.json'));
     await source.rescan();
     expect(changes()).toEqual(['Pod/demo/a', 'Pod/demo/b']);
     expect([...source.objects().keys()]).toEqual([]);
@@ -491,8 +458,8 @@ describe('ManifestDirSource: an invalid edit keeps the last good config', () => 
 describe('ManifestDirSource: size limits', () => {
   const limits = { maxFileBytes: 4096, maxObjectBytes: 1024, maxPolicyValues: 5 };
   const openLimited = async () => {
-    const source = new ManifestDirSource({ dir, rescanMs: 600_000, limits });
-    sources.push(source);
+    const source = new ManifestDirSource({ dir: fx.dir, rescanMs: 600_000, limits });
+    fx.track(source);
     await source.start();
     return source;
   };
@@ -605,8 +572,8 @@ describe('ManifestDirSource: large writes', () => {
   it('hands the event loop back while it reads, parses and decodes a large file', async () => {
     // A budget of zero: the source must hand the event loop back at every other check.
     const slicer = new TimeSlicer(0);
-    const source = new ManifestDirSource({ dir, rescanMs: 600_000, slicer });
-    sources.push(source);
+    const source = new ManifestDirSource({ dir: fx.dir, rescanMs: 600_000, slicer });
+    fx.track(source);
     const reported: string[] = [];
     source.onChange((keys) => reported.push(...keys));
     await source.start();
