@@ -1,5 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, rename, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -178,7 +178,12 @@ describe.skipIf(!isRoot)('ztunnel processes on a two-node lab (root)', () => {
   });
 
   it('refuses a malformed config file, reports it, and keeps traffic flowing', async () => {
-    await writeFile(configFile(), 'workloads: [{name: broken, namespace: demo, workloadIps: [not-an-ip]}]\n');
+    // Written whole (staged, then renamed), so the agent never reads a half-written file.
+    await writeFile(
+      `${configFile()}.tmp`,
+      'workloads: [{name: broken, namespace: demo, workloadIps: [not-an-ip]}]\n',
+    );
+    await rename(`${configFile()}.tmp`, configFile());
     await expect
       .poll(
         async () =>
