@@ -6,7 +6,10 @@
  * the copy and record pattern HBONE has, without its stream machinery.
  *   server <caDir> <port> <targetPort> [frames]   TLS in, plain TCP to 127.0.0.1:<targetPort>
  *   client <caDir> <port> <listenPort> [frames]   plain TCP in on <listenPort>, TLS to <port>
- * Prints "ready" once listening.
+ * <port> may be <host>:<port>: the address the server listens on and the client connects to
+ * (default 127.0.0.1), for a pair in two network namespaces.
+ * Half-closes pass through (each end is half-open), so a client that ends its side still gets the
+ * reply. Prints "ready" once listening.
  */
 import net from 'node:net';
 import type { Readable, Writable } from 'node:stream';
@@ -18,7 +21,9 @@ const TD = 'cluster.local';
 const FRAME_PAYLOAD = 16_384 - 9;
 const ca = await LocalCa.loadOrCreate(caDir as string, { trustDomain: TD });
 const certs = new CertManager({ ca });
-const port = Number(portText);
+const colon = (portText as string).lastIndexOf(':');
+const host = colon < 0 ? '127.0.0.1' : (portText as string).slice(0, colon);
+const port = Number((portText as string).slice(colon + 1));
 const other = Number(otherText);
 const framed = pattern === 'frames';
 
@@ -95,21 +100,23 @@ function join(plain: net.Socket, secure: tls.TLSSocket, side: 'client' | 'server
 if (role === 'server') {
   const cert = await certs.fetch(SpiffeId.of(TD, 'bench', 'server'));
   const server = tls.createServer(
-    { ...secureContextOptions(cert), requestCert: true, rejectUnauthorized: true },
+    { ...secureContextOptions(cert), requestCert: true, rejectUnauthorized: true, allowHalfOpen: true },
     (secure) => {
       secure.setNoDelay(true);
-      const plain = net.connect({ port: other, host: '127.0.0.1', noDelay: true });
+      const plain = net.connect({ port: other, host: '127.0.0.1', noDelay: true, allowHalfOpen: true });
       join(plain, secure, 'server');
     },
   );
-  await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
+  await new Promise<void>((r) => server.listen(port, host, r));
 } else {
   const cert = await certs.fetch(SpiffeId.of(TD, 'bench', 'client'));
-  const listener = net.createServer({ noDelay: true }, (plain) => {
+  const listener = net.createServer({ noDelay: true, allowHalfOpen: true }, (plain) => {
     const secure = tls.connect({
       port,
-      host: '127.0.0.1',
+      host,
       ...secureContextOptions(cert),
+      // Passed on to the TLSSocket (lib/_tls_wrap.js), though the types leave it out.
+      ...({ allowHalfOpen: true } as tls.ConnectionOptions),
       // Identity checks are not what is measured here: the chain is still verified.
       checkServerIdentity: () => undefined,
     });

@@ -2,7 +2,9 @@
  * ztunnel benchmark: pod to pod across two lab nodes, in one run, through
  *   (a) direct: pods that are not enrolled,
  *   (b) stunnel: an mTLS pair inside those same pods (TLS 1.3, P-256 certs from the same CA),
- *   (c) ztunnel: enrolled pods, through the client's and the server's node agents (HBONE),
+ *   (c) node-tls: the least a Node.js mTLS relay can do, in the same places as stunnel: net and TLS
+ *       sockets joined with pipe(), no HTTP/2 (bench/hbone's tls-pipe.ts, one pair per port),
+ *   (d) ztunnel: enrolled pods, through the client's and the server's node agents (HBONE),
  * then each ztunnel's RSS with 1,000 extra workloads in its config and 1,000 open connections.
  * Modes are interleaved over BENCH_REPEAT rounds (default 3); medians are printed with their spread
  * (min..max), the CPU seconds each process spent per mode (from /proc/<pid>/stat), and the RSS the
@@ -16,12 +18,18 @@
  *   BENCH_AGENT_ENV     JSON object of more environment for the agents, e.g. '{"NODE_OPTIONS":""}';
  *   BENCH_LAB_PREFIX    the lab's namespace prefix (default bz), for runs beside another copy of this bench.
  *   BENCH_SETTLE_SECONDS idle time after the load before a last RSS reading (default 20; 0: none).
+ *   BENCH_PERF=1        after the rounds, one more iperf3 run per tunnel mode with every tunnel process
+ *                       sampled by `perf record`: its CPU seconds per GB split into the kernel's share
+ *                       (netfilter, copies, the rest of TCP/IP), OpenSSL, V8's GC, JavaScript, Node's
+ *                       C++ and libc. What a relay in Node.js pays apart from what any relay pays.
+ *   BENCH_PERF_TOP=N    with BENCH_PERF, also each process's N most sampled symbols (default 0).
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { type Category, formatBreakdown, profileDuring } from '@ambient/bench-hbone/perf-breakdown';
 import { stunnelConfig } from '@ambient/bench-hbone/stunnel';
 import { Lab, LabMesh, type LabPod } from '@ambient/lab';
 import { CertManager, LocalCa, SpiffeId } from '@ambient/shared';
@@ -40,6 +48,11 @@ const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf
 const PREFIX = process.env.BENCH_LAB_PREFIX ?? 'bz';
 const LOOP_STATS = process.env.BENCH_LOOP_STATS === '1';
 const SYSCALLS = process.env.BENCH_SYSCALLS === '1';
+const PERF = process.env.BENCH_PERF === '1';
+const PERF_TOP = Number(process.env.BENCH_PERF_TOP ?? 0);
+/** The modes, in the order they run in each round and are printed. */
+const MODES = ['direct', 'stunnel', 'node-tls', 'ztunnel'] as const;
+type ModeName = (typeof MODES)[number];
 const AGENT_ENV = JSON.parse(process.env.BENCH_AGENT_ENV ?? '{}') as Record<string, string>;
 /** Tracepoints counted per round trip: the loop's turns (epoll/poll waits), reads, writes, wakeups. */
 const SYSCALL_EVENTS = [
@@ -157,6 +170,41 @@ async function main(): Promise<void> {
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
   }
+  // node-tls pairs in the same pods, one per relayed port, from the same CA as stunnel's.
+  const tlsPipe = fileURLToPath(import.meta.resolve('@ambient/bench-hbone/tls-pipe'));
+  const nodeTls: Array<[string, number, number]> = [
+    ['', 5201, 25201],
+    [' (echo)', 7000, 27000],
+  ];
+  for (const [suffix, target, entry] of nodeTls) {
+    const tunnelPort = entry - 10_000;
+    await waitLine(
+      track(
+        `node-tls server${suffix}`,
+        L.start(pod('plain', 'server').netns, [
+          process.execPath,
+          tlsPipe,
+          'server',
+          join(work, 'ca'),
+          `0.0.0.0:${tunnelPort}`,
+          String(target),
+        ]),
+      ),
+    );
+    await waitLine(
+      track(
+        `node-tls client${suffix}`,
+        L.start(pod('plain', 'client').netns, [
+          process.execPath,
+          tlsPipe,
+          'client',
+          join(work, 'ca'),
+          `${serverIp}:${tunnelPort}`,
+          String(entry),
+        ]),
+      ),
+    );
+  }
   // The mesh: a ztunnel per node, the mesh namespace enrolled, 1,000 more workloads in the config.
   const mesh = new LabMesh(L, {
     dir: join(work, 'mesh'),
@@ -203,9 +251,10 @@ async function main(): Promise<void> {
   };
   const fresh = await rssWithHeld();
 
-  const modes = [
+  const modes: Array<{ name: ModeName; client: LabPod; host: string; iperf: number; echo: number }> = [
     { name: 'direct', client: pod('plain', 'client'), host: serverIp, iperf: 5201, echo: 7000 },
     { name: 'stunnel', client: pod('plain', 'client'), host: '127.0.0.1', iperf: 15201, echo: 17000 },
+    { name: 'node-tls', client: pod('plain', 'client'), host: '127.0.0.1', iperf: 25201, echo: 27000 },
     {
       name: 'ztunnel',
       client: pod('mesh', 'client'),
@@ -214,7 +263,7 @@ async function main(): Promise<void> {
       echo: 7000,
     },
   ];
-  const samples: Record<string, Sample[]> = { direct: [], stunnel: [], ztunnel: [] };
+  const samples: Record<string, Sample[]> = Object.fromEntries(MODES.map((m) => [m, []]));
   const afterRounds: RssReading[] = [];
   for (const m of modes) await runIn(m.client, ['rate', m.host, String(m.echo), '200']); // warm up
   for (let round = 1; round <= REPEAT; round++) {
@@ -222,12 +271,14 @@ async function main(): Promise<void> {
       process.stderr.write(`bench: round ${round}/${REPEAT} ${m.name}\n`);
       if (LOOP_STATS) for (const k of mesh.pids.keys()) await mesh.loopStats(k, true);
       const cpuStart = await cpuOf(tracked);
+      const sysStart = await cpuOf(tracked, 'system');
       const ip = await L.exec(
         m.client,
         ['iperf3', '-c', m.host, '-p', String(m.iperf), '-t', String(SECONDS), '-J'],
         (SECONDS + 30) * 1000,
       );
       const cpuIperf = await cpuOf(tracked);
+      const sysIperf = await cpuOf(tracked, 'system');
       const report = JSON.parse(ip.stdout).end;
       const gbps = report.sum_received.bits_per_second / 1e9;
       const gb = report.sum_received.bytes / 1e9;
@@ -269,22 +320,81 @@ async function main(): Promise<void> {
       const cpuEnd = await cpuOf(tracked);
       const cpu: Record<string, number> = {};
       const cpuPerGb: Record<string, number> = {};
+      const sysPerGb: Record<string, number> = {};
       for (const [label, end] of cpuEnd) {
         const start = cpuStart.get(label);
         const mid = cpuIperf.get(label);
         if (start === undefined) continue;
         cpu[label] = end - start;
         if (mid !== undefined && gb > 0) cpuPerGb[label] = (mid - start) / gb;
+        const s0 = sysStart.get(label);
+        const s1 = sysIperf.get(label);
+        if (s0 !== undefined && s1 !== undefined && gb > 0) sysPerGb[label] = (s1 - s0) / gb;
       }
       // The iperf3 client is gone by now: its own report gives its share of the test's wall time.
       const clientCpu = ((report.cpu_utilization_percent?.host_total ?? Number.NaN) / 100) * SECONDS;
       cpu['iperf3 client'] = clientCpu;
       cpuPerGb['iperf3 client'] = clientCpu / gb;
-      samples[m.name]?.push({ gbps, p50: lat.p50Us, p99: lat.p99Us, cps: rate.perSecond, cpu, cpuPerGb });
+      samples[m.name]?.push({
+        gbps,
+        p50: lat.p50Us,
+        p99: lat.p99Us,
+        cps: rate.perSecond,
+        cpu,
+        cpuPerGb,
+        sysPerGb,
+      });
     }
     afterRounds.push(await rssWithHeld());
   }
   printTable(samples, fresh, afterRounds);
+  if (PERF) {
+    // One more iperf3 run per tunnel mode, every tunnel process on its path sampled.
+    const onPath: Record<string, string[]> = {
+      stunnel: ['stunnel client', 'stunnel server'],
+      'node-tls': ['node-tls client', 'node-tls server'],
+      ztunnel: ['ztunnel node0', 'ztunnel node1'],
+    };
+    const rows: Array<{ label: string; cpuPerGb: number; shares: Map<Category, number> }> = [];
+    const tops: string[] = [];
+    for (const m of modes) {
+      const labels = onPath[m.name];
+      if (!labels) continue;
+      process.stderr.write(`bench: profiling ${m.name}\n`);
+      const pids = new Map(labels.map((l) => [l, tracked.get(l) as number]));
+      const before = await cpuOf(pids);
+      const {
+        result: gb,
+        shares,
+        symbols,
+      } = await profileDuring(pids, work, async () => {
+        const ip = await L.exec(
+          m.client,
+          ['iperf3', '-c', m.host, '-p', String(m.iperf), '-t', String(SECONDS), '-J'],
+          (SECONDS + 30) * 1000,
+        );
+        return JSON.parse(ip.stdout).end.sum_received.bytes / 1e9;
+      });
+      const after = await cpuOf(pids);
+      for (const l of labels) {
+        const cpuPerGb = ((after.get(l) ?? Number.NaN) - (before.get(l) ?? Number.NaN)) / gb;
+        rows.push({ label: l, cpuPerGb, shares: shares.get(l) ?? new Map() });
+        if (PERF_TOP > 0) {
+          tops.push(`\n${l}: ${PERF_TOP} most sampled symbols, CPU seconds per GB (share of samples)`);
+          for (const x of (symbols.get(l) ?? []).slice(0, PERF_TOP)) {
+            tops.push(
+              `  ${(x.share * cpuPerGb).toFixed(3)} (${(x.share * 100).toFixed(1)}%)  ${x.category.padEnd(18)} ${x.dso} ${x.sym}`,
+            );
+          }
+        }
+      }
+    }
+    console.log(
+      '\nWhere the tunnel processes spend their CPU during iperf3 (perf record, all threads), CPU seconds per GB received:',
+    );
+    for (const line of formatBreakdown(rows)) console.log(line);
+    for (const line of tops) console.log(line);
+  }
   // V8's memory reducer runs after 8 s without allocation, the heap trimmer when the loop is quiet:
   // what the agents give back once idle after the load.
   if (SETTLE_SECONDS > 0) {
@@ -306,6 +416,8 @@ interface Sample {
   cpu: Record<string, number>;
   /** CPU seconds each tracked process spent per GB received during this mode's iperf3 run. */
   cpuPerGb: Record<string, number>;
+  /** Of those, the seconds spent in the kernel (system time). */
+  sysPerGb: Record<string, number>;
 }
 interface RssReading {
   /** Per node agent, MB: before the connections open, with them open, and their cost per 1,000. */
@@ -324,48 +436,39 @@ function spread(values: number[], digits: number): string {
 }
 
 function printTable(samples: Record<string, Sample[]>, fresh: RssReading, afterRounds: RssReading[]): void {
-  const names = ['direct', 'stunnel', 'ztunnel'] as const;
+  const names = MODES;
   const of = (name: string, k: Metric) => (samples[name] ?? []).map((x) => x[k]);
   const med = (name: string, k: Metric) => median(of(name, k));
-  const d = (k: Metric) => [med('direct', k), med('stunnel', k), med('ztunnel', k)] as const;
+  /** Medians of direct, stunnel, node-tls and ztunnel. */
+  const d = (k: Metric) => names.map((n) => med(n, k));
   const ratio = (a: number, b: number) => (b > 0 ? `${(a / b).toFixed(2)}x` : 'n/a');
   const pad = (v: string, n: number) => v.padStart(n);
   // Added latency per round: the same round's mode minus that round's direct.
   const added = (name: string, k: 'p50' | 'p99') =>
     of(name, k).map((v, i) => v - ((samples.direct ?? [])[i]?.[k] ?? Number.NaN));
-  const rows: Array<[string, readonly [number, number, number], number, boolean, Array<number[]>]> = [
+  const addedMedians = (k: 'p50' | 'p99') => d(k).map((v) => v - (d(k)[0] as number));
+  const rows: Array<[string, number[], number, boolean, Array<number[]>]> = [
     ['throughput, 1 stream (Gbit/s)', d('gbps'), 2, true, names.map((n) => of(n, 'gbps'))],
     ['64 B round trip p50 (us)', d('p50'), 0, true, names.map((n) => of(n, 'p50'))],
     ['64 B round trip p99 (us)', d('p99'), 0, true, names.map((n) => of(n, 'p99'))],
-    [
-      'added p50 over direct (us)',
-      [0, d('p50')[1] - d('p50')[0], d('p50')[2] - d('p50')[0]],
-      0,
-      false,
-      names.map((n) => added(n, 'p50')),
-    ],
-    [
-      'added p99 over direct (us)',
-      [0, d('p99')[1] - d('p99')[0], d('p99')[2] - d('p99')[0]],
-      0,
-      false,
-      names.map((n) => added(n, 'p99')),
-    ],
+    ['added p50 over direct (us)', addedMedians('p50'), 0, false, names.map((n) => added(n, 'p50'))],
+    ['added p99 over direct (us)', addedMedians('p99'), 0, false, names.map((n) => added(n, 'p99'))],
     ['new connections/s (x8)', d('cps'), 0, true, names.map((n) => of(n, 'cps'))],
   ];
   console.log(
     `\nztunnel benchmark: pod to pod across two lab nodes; medians of ${REPEAT} interleaved rounds of iperf3 ${SECONDS}s, ${ROUNDS} round trips, up to ${CONNS} connections`,
   );
   console.log(
-    `${'metric'.padEnd(32)}${pad('direct', 10)}${pad('stunnel', 10)}${pad('ztunnel', 10)}${pad('zt/direct', 11)}${pad('zt/stunnel', 12)}`,
+    `${'metric'.padEnd(32)}${names.map((n) => pad(n, 10)).join('')}${pad('zt/direct', 11)}${pad('zt/stunnel', 12)}${pad('zt/node-tls', 13)}${pad('node-tls/stunnel', 18)}`,
   );
-  for (const [name, [a, b, c], digits, ratios] of rows) {
+  for (const [name, medians, digits, ratios] of rows) {
+    const [direct, st, nt, zt] = medians as [number, number, number, number];
     console.log(
-      `${name.padEnd(32)}${pad(a.toFixed(digits), 10)}${pad(b.toFixed(digits), 10)}${pad(c.toFixed(digits), 10)}${pad(ratios ? ratio(c, a) : '-', 11)}${pad(ratio(c, b), 12)}`,
+      `${name.padEnd(32)}${[direct, st, nt, zt].map((v) => pad(v.toFixed(digits), 10)).join('')}${pad(ratios ? ratio(zt, direct) : '-', 11)}${pad(ratio(zt, st), 12)}${pad(ratio(zt, nt), 13)}${pad(ratio(nt, st), 18)}`,
     );
   }
   console.log(`\nspread across the ${REPEAT} rounds: median (min..max)`);
-  console.log(`${'metric'.padEnd(32)}${pad('direct', 22)}${pad('stunnel', 22)}${pad('ztunnel', 22)}`);
+  console.log(`${'metric'.padEnd(32)}${names.map((n) => pad(n, 22)).join('')}`);
   for (const [name, , digits, , perMode] of rows) {
     console.log(`${name.padEnd(32)}${perMode.map((v) => pad(spread(v, digits), 22)).join('')}`);
   }
@@ -377,7 +480,7 @@ function printTable(samples: Record<string, Sample[]>, fresh: RssReading, afterR
   console.log(
     '\nCPU seconds per process and mode, per round (iperf3 + round trips + new connections): median (min..max)',
   );
-  console.log(`${'process'.padEnd(32)}${pad('direct', 22)}${pad('stunnel', 22)}${pad('ztunnel', 22)}`);
+  console.log(`${'process'.padEnd(32)}${names.map((n) => pad(n, 22)).join('')}`);
   for (const label of labels) {
     const cells = names.map((n) => (samples[n] ?? []).map((x) => x.cpu[label] ?? Number.NaN));
     if (cells.every((c) => c.every((v) => !Number.isFinite(v) || v < 0.005))) continue;
@@ -386,6 +489,12 @@ function printTable(samples: Record<string, Sample[]>, fresh: RssReading, afterR
   console.log('CPU seconds per GB received during iperf3: median (min..max)');
   for (const label of labels) {
     const cells = names.map((n) => (samples[n] ?? []).map((x) => x.cpuPerGb[label] ?? Number.NaN));
+    if (cells.every((c) => c.every((v) => !Number.isFinite(v) || v < 0.005))) continue;
+    console.log(`${label.padEnd(32)}${cells.map((v) => pad(spread(v, 2), 22)).join('')}`);
+  }
+  console.log('of which in the kernel (system time), per GB: median (min..max)');
+  for (const label of labels) {
+    const cells = names.map((n) => (samples[n] ?? []).map((x) => x.sysPerGb[label] ?? Number.NaN));
     if (cells.every((c) => c.every((v) => !Number.isFinite(v) || v < 0.005))) continue;
     console.log(`${label.padEnd(32)}${cells.map((v) => pad(spread(v, 2), 22)).join('')}`);
   }
@@ -414,8 +523,8 @@ function printTable(samples: Record<string, Sample[]>, fresh: RssReading, afterR
   console.log(
     `ztunnel RSS per 1000 connections (with ${held} open minus none, same agents), MB: fresh ${fresh.per1000.map((v, k) => `node${k} ${v.toFixed(1)}`).join(', ')}; after each round ${perNode((r) => r.per1000)}`,
   );
-  const [, gs, gz] = d('gbps');
-  const [pd, ps, pz] = d('p99');
+  const [, gs, , gz] = d('gbps') as [number, number, number, number];
+  const [pd, ps, , pz] = d('p99') as [number, number, number, number];
   console.log(
     `target throughput >= stunnel: ${gz >= gs ? 'met' : 'NOT met'} (${gz.toFixed(2)} vs ${gs.toFixed(2)} Gbit/s)`,
   );
@@ -433,14 +542,20 @@ function median(values: number[]): number {
   return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
 }
 
-/** User plus system CPU seconds of each process (its threads included), by label; gone processes are left out. */
-async function cpuOf(pids: ReadonlyMap<string, number>): Promise<Map<string, number>> {
+/**
+ * User plus system CPU seconds of each process (its threads included), or its system seconds alone,
+ * by label; gone processes are left out.
+ */
+async function cpuOf(
+  pids: ReadonlyMap<string, number>,
+  which: 'all' | 'system' = 'all',
+): Promise<Map<string, number>> {
   const out = new Map<string, number>();
   for (const [label, pid] of pids) {
     const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
     // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const ticks = Number(fields[11]) + Number(fields[12]);
+    const ticks = (which === 'all' ? Number(fields[11]) : 0) + Number(fields[12]);
     if (Number.isFinite(ticks)) out.set(label, ticks / CLOCK_TICKS);
   }
   return out;
