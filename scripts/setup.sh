@@ -19,12 +19,14 @@ if [[ "$mode" == "--test" ]]; then
   # binaries. etcd and kubectl for the suites on a real API server (test/kube). containerd and runc
   # for the image suite (test/images), which imports and runs the images in a containerd of its own.
   debs+=(nghttp2-client nghttp2-server nghttp2-proxy python3-h2 golang-go etcd-server kubernetes-client)
+  # perf (linux-perf) samples processes for the CPU breakdown of the benchmarks and its test.
+  debs+=(linux-perf)
   # The one-node cluster (test/cluster, KubeCluster) and the image suite (test/images): containerd and runc, the CNI plugins,
   # conntrack for kube-proxy, socat for the API forward, dnsmasq for cluster DNS, busybox in pods.
   debs+=(containerd runc containernetworking-plugins conntrack socat dnsmasq-base busybox-static)
 fi
 if [[ "$mode" == "--bench" ]]; then
-  debs+=(stunnel4 iperf3 haproxy wrk)
+  debs+=(stunnel4 iperf3 haproxy wrk linux-perf)
 fi
 
 missing=()

@@ -83,7 +83,8 @@ export function sharesOf(symbols: readonly SymbolShare[]): Map<Category, number>
 
 /**
  * Samples each process (by label) while `load` runs; resolves with the load's result and each
- * process's category shares. `perf` must be installed and allowed to attach (root).
+ * process's category shares and symbols. `perf` must be installed and allowed to attach (root);
+ * the software clock event works where hardware counters are not exposed (virtual machines).
  */
 export async function profileDuring<T>(
   pids: ReadonlyMap<string, number>,
@@ -93,9 +94,13 @@ export async function profileDuring<T>(
 ): Promise<{ result: T; shares: Map<string, Map<Category, number>>; symbols: Map<string, SymbolShare[]> }> {
   const runs = [...pids].map(([label, pid], i) => {
     const file = join(dir, `perf-${i}.data`);
-    const p = spawn('perf', ['record', '-F', String(hz), '-p', String(pid), '-o', file, '--quiet'], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
+    const p = spawn(
+      'perf',
+      ['record', '-e', 'cpu-clock', '-F', String(hz), '-p', String(pid), '-o', file, '--quiet'],
+      {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
     let err = '';
     p.stderr.on('data', (d: Buffer) => {
       err += d;

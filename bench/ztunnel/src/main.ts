@@ -3,7 +3,8 @@
  *   (a) direct: pods that are not enrolled,
  *   (b) stunnel: an mTLS pair inside those same pods (TLS 1.3, P-256 certs from the same CA),
  *   (c) node-tls: the least a Node.js mTLS relay can do, in the same places as stunnel: net and TLS
- *       sockets joined with pipe(), no HTTP/2 (bench/hbone's tls-pipe.ts, one pair per port),
+ *       sockets joined with pipe(), no HTTP/2 (bench/hbone's tls-pipe.ts, one pair per port), with
+ *       the node agent's V8 settings (BENCH_NODE_TLS_FLAGS to choose others, '' for Node's defaults),
  *   (d) ztunnel: enrolled pods, through the client's and the server's node agents (HBONE),
  * then each ztunnel's RSS with 1,000 extra workloads in its config and 1,000 open connections.
  * Modes are interleaved over BENCH_REPEAT rounds (default 3); medians are printed with their spread
@@ -31,8 +32,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Category, formatBreakdown, profileDuring } from '@ambient/bench-hbone/perf-breakdown';
 import { stunnelConfig } from '@ambient/bench-hbone/stunnel';
-import { Lab, LabMesh, type LabPod } from '@ambient/lab';
+import { Lab, LabMesh, type LabPod, ZTUNNEL_NODE_OPTIONS } from '@ambient/lab';
 import { CertManager, LocalCa, SpiffeId } from '@ambient/shared';
+import { ZTUNNEL_V8_FLAGS } from '@ambient/ztunnel';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
@@ -49,6 +51,12 @@ const PREFIX = process.env.BENCH_LAB_PREFIX ?? 'bz';
 const LOOP_STATS = process.env.BENCH_LOOP_STATS === '1';
 const SYSCALLS = process.env.BENCH_SYSCALLS === '1';
 const PERF = process.env.BENCH_PERF === '1';
+/** Node.js flags of the node-tls processes: by default the node agent's own V8 settings. */
+const NODE_TLS_FLAGS = (
+  process.env.BENCH_NODE_TLS_FLAGS ?? [ZTUNNEL_NODE_OPTIONS, ...ZTUNNEL_V8_FLAGS].join(' ')
+)
+  .split(' ')
+  .filter((f) => f !== '');
 const PERF_TOP = Number(process.env.BENCH_PERF_TOP ?? 0);
 /** The modes, in the order they run in each round and are printed. */
 const MODES = ['direct', 'stunnel', 'node-tls', 'ztunnel'] as const;
@@ -183,6 +191,7 @@ async function main(): Promise<void> {
         `node-tls server${suffix}`,
         L.start(pod('plain', 'server').netns, [
           process.execPath,
+          ...NODE_TLS_FLAGS,
           tlsPipe,
           'server',
           join(work, 'ca'),
@@ -196,6 +205,7 @@ async function main(): Promise<void> {
         `node-tls client${suffix}`,
         L.start(pod('plain', 'client').netns, [
           process.execPath,
+          ...NODE_TLS_FLAGS,
           tlsPipe,
           'client',
           join(work, 'ca'),

@@ -16,7 +16,7 @@ export type { LabPod } from './lab.js';
 export { Lab } from './lab.js';
 export { applyManifests, deleteManifest, labelManifest, manifestFile } from './lab-manifests.js';
 export type { LabMeshOptions } from './lab-mesh.js';
-export { LabMesh } from './lab-mesh.js';
+export { LabMesh, ZTUNNEL_NODE_OPTIONS } from './lab-mesh.js';
 export type { LabSpec } from './lab-spec.js';
 export type { WaypointGatewayManifest, WaypointGatewaySpec } from './waypoint-gateway.js';
 export { WAYPOINT_FOR_LABEL, waypointGateway } from './waypoint-gateway.js';

@@ -2,6 +2,7 @@
 // agent runs from main.ts; anything else is internal to the package.
 
 export type { ZdsWorkloadInfo } from '@ambient/shared';
+export { ZTUNNEL_V8_FLAGS } from './app/v8-flags.js';
 export { type ZtunnelAddresses, ZtunnelApp } from './app/ztunnel-app.js';
 export type { ZtunnelConfig } from './app/ztunnel-config.js';
 export { parseZtunnelConfig } from './app/ztunnel-config.js';
