@@ -13,6 +13,8 @@
  *   BENCH_SECONDS   iperf3 duration per mode and round (default 4)
  *   BENCH_REPEAT    interleaved rounds (default 5)
  *   BENCH_ROUNDS    64-byte round trips per mode and round (default 3000)
+ *   BENCH_PERF=1    after the rounds, one more iperf3 run per mode with both tunnel processes sampled
+ *                   by `perf record`: CPU seconds per GB by kind of work (perf-breakdown.ts)
  */
 import { type ChildProcess, execFile } from 'node:child_process';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
@@ -24,6 +26,7 @@ import { CertManager, LocalCa, SpiffeId } from '@ambient/shared';
 import { spawnTracked, stopAll } from './bench-processes.js';
 import { measureLatency, startEcho } from './load.js';
 import { freePorts, waitListening } from './loopback-ports.js';
+import { type Category, formatBreakdown, profileDuring } from './perf-breakdown.js';
 import { cpuSeconds, formatSpread, loadAverage, setClockTicks, spread } from './report.js';
 import { stunnelConfig } from './stunnel.js';
 
@@ -32,6 +35,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
 const REPEAT = Number(process.env.BENCH_REPEAT ?? 5);
 const ROUND_TRIPS = Number(process.env.BENCH_ROUNDS ?? 3000);
+const PERF = process.env.BENCH_PERF === '1';
 const TD = 'cluster.local';
 const children: ChildProcess[] = [];
 let workDir = '';
@@ -170,6 +174,21 @@ async function main(): Promise<void> {
       });
     }
   }
+  const profiles: Array<{ label: string; cpuPerGb: number; shares: Map<Category, number> }> = [];
+  for (const m of PERF ? modes : []) {
+    process.stderr.write(`ceiling: profiling ${m.name}\n`);
+    const pids = new Map([
+      [`${m.name} client`, m.client.pid as number],
+      [`${m.name} server`, m.server.pid as number],
+    ]);
+    const before = await Promise.all([...pids.values()].map(cpuSeconds));
+    const { result, shares } = await profileDuring(pids, workDir, () => iperf(m.port, SECONDS));
+    const after = await Promise.all([...pids.values()].map(cpuSeconds));
+    [...pids.keys()].forEach((label, k) => {
+      const cpuPerGb = ((after[k] as number) - (before[k] as number)) / result.gb;
+      profiles.push({ label, cpuPerGb, shares: shares.get(label) ?? new Map() });
+    });
+  }
   // Round trips, modes interleaved per round; added latency is taken within a round.
   const latency: Record<string, Array<{ p50: number; p99: number }>> = Object.fromEntries(
     echoModes.map(([name]) => [name, []]),
@@ -208,6 +227,12 @@ async function main(): Promise<void> {
       `${m.name.padEnd(13)}${f((r) => r.gbps, 2)}${f((r) => r.cpuPerGb.client, 2)}${f((r) => r.cpuPerGb.server, 2)}` +
         `${f((r) => r.cpuPerGb.client + r.cpuPerGb.server, 2)}${calls('client')}${calls('server')}`,
     );
+  }
+  if (profiles.length > 0) {
+    console.log(
+      '\nWhere the tunnel processes spend their CPU during iperf3 (perf record), CPU seconds per GB:',
+    );
+    for (const line of formatBreakdown(profiles)) console.log(line);
   }
   const direct = latency.direct ?? [];
   console.log(
