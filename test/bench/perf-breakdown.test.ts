@@ -41,7 +41,7 @@ describe('perf breakdown categories', () => {
     const shares = sharesOf(symbols);
     expect(shares.get('crypto (OpenSSL)')).toBeCloseTo(40 / 95);
     expect([...shares.values()].reduce((a, b) => a + b, 0)).toBeCloseTo(1);
-    const lines = formatBreakdown([{ label: 'relay', cpuPerGb: 1.9, shares }]);
+    const lines = formatBreakdown([{ label: 'relay', cpu: 1.9, shares }]);
     expect(lines[0]).toContain('crypto (OpenSSL)');
     expect(lines[0]).not.toContain('JS (JIT/builtins)'); // no samples there: no column
     expect(lines[1]).toMatch(/^relay\s+/);

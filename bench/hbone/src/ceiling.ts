@@ -26,7 +26,7 @@ import { CertManager, LocalCa, SpiffeId } from '@ambient/shared';
 import { spawnTracked, stopAll } from './bench-processes.js';
 import { measureLatency, startEcho } from './load.js';
 import { freePorts, waitListening } from './loopback-ports.js';
-import { type Category, formatBreakdown, profileDuring } from './perf-breakdown.js';
+import { type BreakdownRow, formatBreakdown, profileDuring } from './perf-breakdown.js';
 import { cpuSeconds, formatSpread, loadAverage, setClockTicks, spread } from './report.js';
 import { stunnelConfig } from './stunnel.js';
 
@@ -174,7 +174,7 @@ async function main(): Promise<void> {
       });
     }
   }
-  const profiles: Array<{ label: string; cpuPerGb: number; shares: Map<Category, number> }> = [];
+  const profiles: BreakdownRow[] = [];
   for (const m of PERF ? modes : []) {
     process.stderr.write(`ceiling: profiling ${m.name}\n`);
     const pids = new Map([
@@ -185,8 +185,8 @@ async function main(): Promise<void> {
     const { result, shares } = await profileDuring(pids, workDir, () => iperf(m.port, SECONDS));
     const after = await Promise.all([...pids.values()].map(cpuSeconds));
     [...pids.keys()].forEach((label, k) => {
-      const cpuPerGb = ((after[k] as number) - (before[k] as number)) / result.gb;
-      profiles.push({ label, cpuPerGb, shares: shares.get(label) ?? new Map() });
+      const cpu = ((after[k] as number) - (before[k] as number)) / result.gb;
+      profiles.push({ label, cpu, shares: shares.get(label) ?? new Map() });
     });
   }
   // Round trips, modes interleaved per round; added latency is taken within a round.

@@ -91,12 +91,17 @@ export async function profileDuring<T>(
   dir: string,
   load: () => Promise<T>,
   hz = 999,
+  /** Keep each profile, with call graphs, in this directory as <label>.data (for `perf report -g`). */
+  keepDir?: string,
 ): Promise<{ result: T; shares: Map<string, Map<Category, number>>; symbols: Map<string, SymbolShare[]> }> {
   const runs = [...pids].map(([label, pid], i) => {
-    const file = join(dir, `perf-${i}.data`);
+    const file = keepDir
+      ? join(keepDir, `${label.replace(/[^\w.-]+/g, '-')}.data`)
+      : join(dir, `perf-${i}.data`);
+    const graph = keepDir ? ['--call-graph', 'fp'] : [];
     const p = spawn(
       'perf',
-      ['record', '-e', 'cpu-clock', '-F', String(hz), '-p', String(pid), '-o', file, '--quiet'],
+      ['record', '-e', 'cpu-clock', ...graph, '-F', String(hz), '-p', String(pid), '-o', file, '--quiet'],
       {
         stdio: ['ignore', 'ignore', 'pipe'],
       },
@@ -122,7 +127,20 @@ export async function profileDuring<T>(
     const report = await new Promise<string>((resolve) => {
       const p = spawn(
         'perf',
-        ['report', '-i', r.file, '--stdio', '-q', '--sort', 'dso,sym', '--percent-limit', '0'],
+        [
+          'report',
+          '-i',
+          r.file,
+          '--stdio',
+          '-q',
+          '--no-children',
+          '-g',
+          'none',
+          '--sort',
+          'dso,sym',
+          '--percent-limit',
+          '0',
+        ],
         {
           stdio: ['ignore', 'pipe', 'ignore'],
         },
@@ -137,24 +155,29 @@ export async function profileDuring<T>(
     if (syms.length === 0) throw new Error(`perf recorded nothing for ${r.label}: ${r.err().trim()}`);
     shares.set(r.label, sharesOf(syms));
     symbols.set(r.label, syms);
-    await rm(r.file, { force: true });
+    if (!keepDir) await rm(r.file, { force: true });
   }
   return { result, shares, symbols };
 }
 
-/** Lines of a table: per process, CPU seconds per GB in each category, then the total. */
-export function formatBreakdown(
-  rows: Array<{ label: string; cpuPerGb: number; shares: Map<Category, number> }>,
-): string[] {
-  const used = CATEGORIES.filter((c) => rows.some((r) => (r.shares.get(c) ?? 0) * r.cpuPerGb >= 0.005));
-  const w = 12;
-  const head = `${'process'.padEnd(26)}${used.map((c) => c.padStart(Math.max(w, c.length + 2))).join('')}${'total'.padStart(8)}`;
-  const lines = [head];
+/** One process's row: its CPU seconds per unit of work (per GB, per 1,000 requests) and its shares. */
+export interface BreakdownRow {
+  label: string;
+  cpu: number;
+  shares: Map<Category, number>;
+}
+
+/** Lines of a table: per process, CPU seconds per unit in each category, then the total. */
+export function formatBreakdown(rows: readonly BreakdownRow[], digits = 2): string[] {
+  const least = 0.5 * 10 ** -digits;
+  const used = CATEGORIES.filter((c) => rows.some((r) => (r.shares.get(c) ?? 0) * r.cpu >= least));
+  const width = (c: string) => Math.max(12, c.length + 2);
+  const lines = [
+    `${'process'.padEnd(26)}${used.map((c) => c.padStart(width(c))).join('')}${'total'.padStart(9)}`,
+  ];
   for (const r of rows) {
-    const cells = used.map((c) =>
-      ((r.shares.get(c) ?? 0) * r.cpuPerGb).toFixed(2).padStart(Math.max(w, c.length + 2)),
-    );
-    lines.push(`${r.label.padEnd(26)}${cells.join('')}${r.cpuPerGb.toFixed(2).padStart(8)}`);
+    const cells = used.map((c) => ((r.shares.get(c) ?? 0) * r.cpu).toFixed(digits).padStart(width(c)));
+    lines.push(`${r.label.padEnd(26)}${cells.join('')}${r.cpu.toFixed(digits).padStart(9)}`);
   }
   return lines;
 }

@@ -30,6 +30,9 @@
  *   BENCH_WAYPOINT_CPU_PROF  a directory: the waypoint (and min-waypoint.ts) run V8's CPU profiler
  *                          (cpu-profile-hook.ts) and write their profiles there after the rounds
  *                          (their CPU figures then include the profiler's cost)
+ *   BENCH_PERF             1: after the rounds, one more wrk run per mode with the proxy and both
+ *                          node agents sampled by `perf record`: their CPU per 1,000 requests split
+ *                          into the kernel's share, OpenSSL, V8's GC, JavaScript, Node's C++ and libc
  */
 import { type ChildProcess, execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -37,6 +40,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { type BreakdownRow, formatBreakdown, profileDuring } from '@ambient/bench-hbone/perf-breakdown';
 import { Lab, LabMesh, type LabPod } from '@ambient/lab';
 import { haproxyConfig } from './haproxy.js';
 import type { OpenLoopResult } from './open-loop.js';
@@ -65,6 +69,7 @@ function parseSettings(env: NodeJS.ProcessEnv) {
     cpuProfDir: env.BENCH_WAYPOINT_CPU_PROF || undefined,
     waypointNodeOptions: env.BENCH_WAYPOINT_NODE_OPTIONS ?? '',
     ceilings: env.BENCH_CEILINGS === '1',
+    perf: env.BENCH_PERF === '1',
     only: (env.BENCH_MODES ?? '').split(',').filter((m) => m !== ''),
   };
   if (s.threads > s.conns) throw new Error('BENCH_THREADS must not exceed BENCH_CONNS (wrk)');
@@ -384,7 +389,16 @@ async function main(settings: Settings): Promise<number> {
       throw new Error(
         `wrk ${url}: ${w.requests} requests, ${w.non2xx} not 2xx, ${w.socketErrors} socket errors`,
       );
-    return { rps: w.rps, errors, proxyCpu, ztunnelCpu, proxyRss, proxyWrites, ztunnelWrites };
+    return {
+      rps: w.rps,
+      requests: w.requests,
+      errors,
+      proxyCpu,
+      ztunnelCpu,
+      proxyRss,
+      proxyWrites,
+      ztunnelWrites,
+    };
   };
   const openLoop = async (m: Mode, n: number, warm: number): Promise<OpenLoopResult> => {
     const { client, url } = urls[m];
@@ -451,6 +465,28 @@ async function main(settings: Settings): Promise<number> {
   }
 
   if (exiting) return 130; // a signal: the lab is going, and these numbers would mean nothing
+  const profiles: BreakdownRow[] = [];
+  for (const m of settings.perf ? live() : []) {
+    const pids = new Map<string, number>();
+    const proxy = proxyPid(m);
+    if (proxy) pids.set(`${TITLES[m]}: proxy`, proxy);
+    if (m === 'l4' || m === 'l7' || m === 'l7-tcp' || m === 'node-wp')
+      mesh.pids.forEach((pid, k) => pids.set(`${TITLES[m]}: ztunnel node${k}`, pid));
+    if (pids.size === 0) continue;
+    process.stderr.write(`bench: profiling ${TITLES[m]}\n`);
+    const before = await Promise.all([...pids.values()].map(cpuSeconds));
+    // A profile that cannot be taken is reported; the rounds' figures stand.
+    const profiled = await profileDuring(pids, work, () => wrk(m, settings.seconds)).catch((err: Error) => {
+      process.stderr.write(`bench: profiling ${TITLES[m]} failed: ${err.message}\n`);
+      return undefined;
+    });
+    if (!profiled) continue;
+    const after = await Promise.all([...pids.values()].map(cpuSeconds));
+    [...pids.keys()].forEach((label, k) => {
+      const cpu = ((after[k] as number) - (before[k] as number)) / (profiled.result.requests / 1000);
+      profiles.push({ label, cpu, shares: profiled.shares.get(label) ?? new Map() });
+    });
+  }
   if (settings.cpuProfDir) {
     for (const pid of [waypoint?.pid, minWaypointPid]) if (pid) process.kill(pid, 'SIGUSR2');
     console.log(`CPU profiles (waypoint-<pid>.cpuprofile) written to ${settings.cpuProfDir}`);
@@ -471,6 +507,12 @@ async function main(settings: Settings): Promise<number> {
       ? spreadOf(samples[m].map((x, i) => x[k] - (samples.direct[i]?.[k] ?? Number.NaN)))
       : NO_SPREAD;
   printTable(settings, count, spread, overDirect, failures, latencyFailures, waypointSeen, rss);
+  if (profiles.length > 0) {
+    console.log(
+      '\nWhere the proxies and node agents spend their CPU during wrk (perf record, all threads), CPU seconds per 1,000 requests:',
+    );
+    for (const line of formatBreakdown(profiles, 4)) console.log(line);
+  }
   if (waypointRestarts.length > 0)
     console.log(
       `the waypoint exited ${waypointRestarts.length} time(s) before it was ready and was restarted, as a kubelet would: ${waypointRestarts.join(' | ')}`,

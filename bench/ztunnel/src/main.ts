@@ -24,13 +24,15 @@
  *                       (netfilter, copies, the rest of TCP/IP), OpenSSL, V8's GC, JavaScript, Node's
  *                       C++ and libc. What a relay in Node.js pays apart from what any relay pays.
  *   BENCH_PERF_TOP=N    with BENCH_PERF, also each process's N most sampled symbols (default 0).
+ *   BENCH_PERF_KEEP=dir with BENCH_PERF, keep the profiles there, with call graphs (`perf report -g -i`);
+ *                       agents started with --perf-basic-prof (BENCH_AGENT_ENV) name their JavaScript.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type Category, formatBreakdown, profileDuring } from '@ambient/bench-hbone/perf-breakdown';
+import { type BreakdownRow, formatBreakdown, profileDuring } from '@ambient/bench-hbone/perf-breakdown';
 import { stunnelConfig } from '@ambient/bench-hbone/stunnel';
 import { Lab, LabMesh, type LabPod, ZTUNNEL_NODE_OPTIONS } from '@ambient/lab';
 import { CertManager, LocalCa, SpiffeId } from '@ambient/shared';
@@ -58,6 +60,7 @@ const NODE_TLS_FLAGS = (
   .split(' ')
   .filter((f) => f !== '');
 const PERF_TOP = Number(process.env.BENCH_PERF_TOP ?? 0);
+const PERF_KEEP = process.env.BENCH_PERF_KEEP;
 /** The modes, in the order they run in each round and are printed. */
 const MODES = ['direct', 'stunnel', 'node-tls', 'ztunnel'] as const;
 type ModeName = (typeof MODES)[number];
@@ -365,7 +368,7 @@ async function main(): Promise<void> {
       'node-tls': ['node-tls client', 'node-tls server'],
       ztunnel: ['ztunnel node0', 'ztunnel node1'],
     };
-    const rows: Array<{ label: string; cpuPerGb: number; shares: Map<Category, number> }> = [];
+    const rows: BreakdownRow[] = [];
     const tops: string[] = [];
     for (const m of modes) {
       const labels = onPath[m.name];
@@ -377,18 +380,24 @@ async function main(): Promise<void> {
         result: gb,
         shares,
         symbols,
-      } = await profileDuring(pids, work, async () => {
-        const ip = await L.exec(
-          m.client,
-          ['iperf3', '-c', m.host, '-p', String(m.iperf), '-t', String(SECONDS), '-J'],
-          (SECONDS + 30) * 1000,
-        );
-        return JSON.parse(ip.stdout).end.sum_received.bytes / 1e9;
-      });
+      } = await profileDuring(
+        pids,
+        work,
+        async () => {
+          const ip = await L.exec(
+            m.client,
+            ['iperf3', '-c', m.host, '-p', String(m.iperf), '-t', String(SECONDS), '-J'],
+            (SECONDS + 30) * 1000,
+          );
+          return JSON.parse(ip.stdout).end.sum_received.bytes / 1e9;
+        },
+        999,
+        PERF_KEEP,
+      );
       const after = await cpuOf(pids);
       for (const l of labels) {
         const cpuPerGb = ((after.get(l) ?? Number.NaN) - (before.get(l) ?? Number.NaN)) / gb;
-        rows.push({ label: l, cpuPerGb, shares: shares.get(l) ?? new Map() });
+        rows.push({ label: l, cpu: cpuPerGb, shares: shares.get(l) ?? new Map() });
         if (PERF_TOP > 0) {
           tops.push(`\n${l}: ${PERF_TOP} most sampled symbols, CPU seconds per GB (share of samples)`);
           for (const x of (symbols.get(l) ?? []).slice(0, PERF_TOP)) {
