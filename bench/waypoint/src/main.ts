@@ -471,7 +471,7 @@ async function main(settings: Settings): Promise<number> {
     const proxy = proxyPid(m);
     if (proxy) pids.set(`${TITLES[m]}: proxy`, proxy);
     if (m === 'l4' || m === 'l7' || m === 'l7-tcp' || m === 'node-wp')
-      mesh.pids.forEach((pid, k) => pids.set(`${TITLES[m]}: ztunnel node${k}`, pid));
+      for (const [k, pid] of mesh.pids.entries()) pids.set(`${TITLES[m]}: ztunnel node${k}`, pid);
     if (pids.size === 0) continue;
     process.stderr.write(`bench: profiling ${TITLES[m]}\n`);
     const before = await Promise.all([...pids.values()].map(cpuSeconds));
