@@ -110,7 +110,14 @@ export async function profileDuring<T>(
     p.stderr.on('data', (d: Buffer) => {
       err += d;
     });
-    const done = new Promise<number | null>((resolve) => p.once('exit', resolve));
+    // Without perf installed the spawn fails ('error', no 'exit'): the report then names why.
+    const done = new Promise<number | null>((resolve) => {
+      p.once('exit', resolve);
+      p.once('error', (e) => {
+        err += `${e.message} (is linux-perf installed? scripts/setup.sh --bench)`;
+        resolve(null);
+      });
+    });
     return { label, file, p, done, err: () => err };
   });
   await new Promise((resolve) => setTimeout(resolve, 300)); // perf attaches
@@ -150,6 +157,7 @@ export async function profileDuring<T>(
         text += d;
       });
       p.once('exit', () => resolve(text));
+      p.once('error', () => resolve(''));
     });
     const syms = symbolsFromReport(report);
     if (syms.length === 0) throw new Error(`perf recorded nothing for ${r.label}: ${r.err().trim()}`);
