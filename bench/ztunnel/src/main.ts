@@ -187,36 +187,25 @@ async function main(): Promise<void> {
     ['', 5201, 25201],
     [' (echo)', 7000, 27000],
   ];
+  const startPipe = (side: 'server' | 'client', suffix: string, address: string, port: number) =>
+    waitLine(
+      track(
+        `node-tls ${side}${suffix}`,
+        L.start(pod('plain', side).netns, [
+          process.execPath,
+          ...NODE_TLS_FLAGS,
+          tlsPipe,
+          side,
+          join(work, 'ca'),
+          address,
+          String(port),
+        ]),
+      ),
+    );
   for (const [suffix, target, entry] of nodeTls) {
     const tunnelPort = entry - 10_000;
-    await waitLine(
-      track(
-        `node-tls server${suffix}`,
-        L.start(pod('plain', 'server').netns, [
-          process.execPath,
-          ...NODE_TLS_FLAGS,
-          tlsPipe,
-          'server',
-          join(work, 'ca'),
-          `0.0.0.0:${tunnelPort}`,
-          String(target),
-        ]),
-      ),
-    );
-    await waitLine(
-      track(
-        `node-tls client${suffix}`,
-        L.start(pod('plain', 'client').netns, [
-          process.execPath,
-          ...NODE_TLS_FLAGS,
-          tlsPipe,
-          'client',
-          join(work, 'ca'),
-          `${serverIp}:${tunnelPort}`,
-          String(entry),
-        ]),
-      ),
-    );
+    await startPipe('server', suffix, `0.0.0.0:${tunnelPort}`, target);
+    await startPipe('client', suffix, `${serverIp}:${tunnelPort}`, entry);
   }
   // The mesh: a ztunnel per node, the mesh namespace enrolled, 1,000 more workloads in the config.
   const mesh = new LabMesh(L, {
