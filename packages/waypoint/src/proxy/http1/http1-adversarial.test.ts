@@ -78,42 +78,44 @@ async function recordingBackend() {
 
 const statuses = (out: string) => [...out.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]));
 
-describe('direct HTTP/1.1 path under adversarial input', () => {
-  let be: Awaited<ReturnType<typeof recordingBackend>>;
-  let direct: Front;
-  let node: Front;
-
+/**
+ * A recording backend behind `toBackend(port, all, true)`, served with `rbac` on the direct path
+ * and through Node's servers, started before the enclosing block's tests and closed after them.
+ */
+function bothPaths(all: Route['match']['path'], rbac: RbacRules[]) {
+  const p = {} as { be: Awaited<ReturnType<typeof recordingBackend>>; direct: Front; node: Front };
   beforeAll(async () => {
-    be = await recordingBackend();
-    const config = toBackend(be.port, { regex: ALL }, true);
-    // An AuthorizationPolicy denying /admin, and one denying the authority `secret.local`.
-    const rbac: RbacRules[] = [
-      {
-        action: 'DENY',
-        policies: [
-          { name: 'no-admin', permissions: [{ urlPath: { prefix: '/admin' } }], principals: [{ any: true }] },
-          {
-            name: 'no-secret',
-            permissions: [
-              { header: { name: ':authority', match: { exact: 'secret.local' }, invert: false } },
-            ],
-            principals: [{ any: true }],
-          },
-        ],
-      },
-    ];
-    direct = await startFront(config, { direct: true, rbac });
-    node = await startFront(config, { direct: false, rbac });
+    p.be = await recordingBackend();
+    const config = toBackend(p.be.port, all, true);
+    p.direct = await startFront(config, { direct: true, rbac });
+    p.node = await startFront(config, { direct: false, rbac });
   });
-
   afterAll(() => {
-    closeFronts([direct, node]);
-    be.server.close();
+    closeFronts([p.direct, p.node]);
+    p.be.server.close();
   });
+  return p;
+}
+
+describe('direct HTTP/1.1 path under adversarial input', () => {
+  // An AuthorizationPolicy denying /admin, and one denying the authority `secret.local`.
+  const p = bothPaths({ regex: ALL }, [
+    {
+      action: 'DENY',
+      policies: [
+        { name: 'no-admin', permissions: [{ urlPath: { prefix: '/admin' } }], principals: [{ any: true }] },
+        {
+          name: 'no-secret',
+          permissions: [{ header: { name: ':authority', match: { exact: 'secret.local' }, invert: false } }],
+          principals: [{ any: true }],
+        },
+      ],
+    },
+  ]);
 
   it('authorizes, routes and forwards an absolute-form target by the same path and authority, on both paths', async () => {
-    for (const f of [direct, node]) {
-      be.seen.length = 0;
+    for (const f of [p.direct, p.node]) {
+      p.be.seen.length = 0;
       // The upstream would act on the target's path and authority (RFC 9112 3.2.2), so policy must.
       const admin = await rawExchange(
         f.port,
@@ -128,18 +130,18 @@ describe('direct HTTP/1.1 path under adversarial input', () => {
         'GET HTTP://other.example:8080?q=1 HTTP/1.1\r\nhost: svc\r\nconnection: close\r\n\r\n',
       );
       console.log(
-        `absolute-form (${f === direct ? 'direct' : 'node'}): /admin ${statuses(admin)}, secret.local ${statuses(secret)}, other ${statuses(other)}, upstream saw ${JSON.stringify(be.seen)}`,
+        `absolute-form (${f === p.direct ? 'direct' : 'node'}): /admin ${statuses(admin)}, secret.local ${statuses(secret)}, other ${statuses(other)}, upstream saw ${JSON.stringify(p.be.seen)}`,
       );
       expect(statuses(admin)).toEqual([403]);
       expect(statuses(secret)).toEqual([403]);
       expect(statuses(other)).toEqual([200]);
-      expect(be.seen).toEqual([{ method: 'GET', url: '/?q=1', host: 'other.example:8080', body: 0 }]);
+      expect(p.be.seen).toEqual([{ method: 'GET', url: '/?q=1', host: 'other.example:8080', body: 0 }]);
     }
   });
 
   it('authorizes, routes and forwards a path with dot segments as the upstream resolves it, on both paths', async () => {
-    for (const f of [direct, node]) {
-      be.seen.length = 0;
+    for (const f of [p.direct, p.node]) {
+      p.be.seen.length = 0;
       for (const target of ['/public/../admin', '/public/%2E%2e/admin/x', '/./admin', '/a/.%2e/admin']) {
         const out = await rawExchange(
           f.port,
@@ -152,7 +154,7 @@ describe('direct HTTP/1.1 path under adversarial input', () => {
         'GET /a/./b/../c/%2e?x=/../y HTTP/1.1\r\nhost: svc\r\nconnection: close\r\n\r\n',
       );
       expect(statuses(ok)).toEqual([200]);
-      expect(be.seen.map((s) => s.url)).toEqual(['/a/c/?x=/../y']);
+      expect(p.be.seen.map((s) => s.url)).toEqual(['/a/c/?x=/../y']);
     }
   });
 
@@ -176,60 +178,45 @@ describe('direct HTTP/1.1 path under adversarial input', () => {
   });
 
   it('refuses a request target that is neither a path nor absolute-form with 400, on both paths', async () => {
-    for (const f of [direct, node]) {
-      be.seen.length = 0;
+    for (const f of [p.direct, p.node]) {
+      p.be.seen.length = 0;
       for (const target of ['admin', '*', 'http://user@svc/', 'ftp://svc/x', 'http:///x']) {
         const out = await rawExchange(f.port, `GET ${target} HTTP/1.1\r\nhost: svc\r\n\r\n`);
         expect(statuses(out), target).toEqual([400]);
       }
-      expect(be.seen).toEqual([]);
+      expect(p.be.seen).toEqual([]);
     }
   });
 });
 
 describe('direct HTTP/1.1 path: requests refused or answered locally, on both paths', () => {
-  let be: Awaited<ReturnType<typeof recordingBackend>>;
-  let direct: Front;
-  let node: Front;
-
-  beforeAll(async () => {
-    be = await recordingBackend();
-    const config = toBackend(be.port, { prefix: '/' }, true);
-    const rbac: RbacRules[] = [
-      {
-        action: 'DENY',
-        policies: [
-          { name: 'no-admin', permissions: [{ urlPath: { prefix: '/admin' } }], principals: [{ any: true }] },
-        ],
-      },
-    ];
-    direct = await startFront(config, { direct: true, rbac });
-    node = await startFront(config, { direct: false, rbac });
-  });
-
-  afterAll(() => {
-    closeFronts([direct, node]);
-    be.server.close();
-  });
+  const p = bothPaths({ prefix: '/' }, [
+    {
+      action: 'DENY',
+      policies: [
+        { name: 'no-admin', permissions: [{ urlPath: { prefix: '/admin' } }], principals: [{ any: true }] },
+      ],
+    },
+  ]);
 
   it('refuses an HTTP/1.1 request without Host with 400, as Node’s server does; HTTP/1.0 is served', async () => {
-    for (const f of [direct, node]) {
-      be.seen.length = 0;
+    for (const f of [p.direct, p.node]) {
+      p.be.seen.length = 0;
       const out = await rawExchange(f.port, 'GET /nohost HTTP/1.1\r\nx-a: 1\r\n\r\n');
       const old = await rawExchange(f.port, 'GET /old HTTP/1.0\r\n\r\n');
       console.log(
-        `no Host (${f === direct ? 'direct' : 'node'}): 1.1 ${statuses(out)}, 1.0 ${statuses(old)}`,
+        `no Host (${f === p.direct ? 'direct' : 'node'}): 1.1 ${statuses(out)}, 1.0 ${statuses(old)}`,
       );
       expect(statuses(out)).toEqual([400]);
       expect(statuses(old)).toEqual([200]);
-      expect(be.seen.map((s) => s.url)).toEqual(['/old']);
+      expect(p.be.seen.map((s) => s.url)).toEqual(['/old']);
     }
   });
 
   it('consumes the body of a denied or locally answered request: body bytes are never parsed as a request', async () => {
     const smuggled = 'GET /smuggled HTTP/1.1\r\nhost: svc\r\n\r\n';
-    for (const f of [direct, node]) {
-      be.seen.length = 0;
+    for (const f of [p.direct, p.node]) {
+      p.be.seen.length = 0;
       const out = await rawExchange(
         f.port,
         `POST /admin HTTP/1.1\r\nhost: svc\r\ncontent-length: ${smuggled.length}\r\n\r\n${smuggled}` +
@@ -237,9 +224,9 @@ describe('direct HTTP/1.1 path: requests refused or answered locally, on both pa
           `POST /admin HTTP/1.1\r\nhost: svc\r\ncontent-length: 70000\r\n\r\n${'x'.repeat(70_000 - smuggled.length)}${smuggled}` +
           'GET /after HTTP/1.1\r\nhost: svc\r\nconnection: close\r\n\r\n',
       );
-      console.log(`refused bodies (${f === direct ? 'direct' : 'node'}): ${statuses(out)}`);
+      console.log(`refused bodies (${f === p.direct ? 'direct' : 'node'}): ${statuses(out)}`);
       expect(statuses(out)).toEqual([403, 200, 403, 200]);
-      expect(be.seen.map((s) => s.url)).toEqual(['/after']);
+      expect(p.be.seen.map((s) => s.url)).toEqual(['/after']);
     }
   });
 });
