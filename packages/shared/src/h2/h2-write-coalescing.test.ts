@@ -48,6 +48,14 @@ async function connectedPair(window = WINDOW, sockets: net.Socket[] = []): Promi
     });
     closers.push(() => conn.destroy());
   });
+  const client = await clientOf(server);
+  client.on('error', () => {});
+  await new Promise((r) => client.once('remoteSettings', r));
+  return { client, received };
+}
+
+/** Listens with `server` on loopback and returns an HTTP/2 client connected to it; both closed after each test. */
+async function clientOf(server: net.Server): Promise<H2Connection> {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   closers.push(() => new Promise((r) => server.close(r)));
   const socket = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
@@ -58,10 +66,8 @@ async function connectedPair(window = WINDOW, sockets: net.Socket[] = []): Promi
     connectionWindow: WINDOW,
     maxConcurrentStreams: 100,
   });
-  client.on('error', () => {});
   closers.push(() => client.destroy());
-  await new Promise((r) => client.once('remoteSettings', r));
-  return { client, received };
+  return client;
 }
 
 async function openStreams(pair: Pair, n: number): Promise<H2Stream[]> {
@@ -217,17 +223,7 @@ describe('H2Connection write coalescing', () => {
         socket.end();
       });
     });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    closers.push(() => new Promise((r) => server.close(r)));
-    const socket = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
-    await new Promise((r) => socket.once('connect', r));
-    const client = new H2Connection(socket, {
-      role: 'client',
-      streamWindow: WINDOW,
-      connectionWindow: WINDOW,
-      maxConcurrentStreams: 100,
-    });
-    closers.push(() => client.destroy());
+    const client = await clientOf(server);
     // Preface, SETTINGS, WINDOW_UPDATE, PING and GOAWAY are all corked when close() ends the socket.
     client.ping(() => {});
     client.close();
