@@ -3,6 +3,7 @@
  * updated from the last one must equal the model built from scratch from the same objects.
  */
 import { describe, expect, it } from 'vitest';
+import { seededRandom } from '../../../shared/src/testing/seeded-random.js';
 import { decodeManifest, type KubeObject, objectKey } from '../manifests/kube-objects.js';
 import { type MeshModel, MeshModelBuilder, type MeshModelUpdate } from './mesh-model.js';
 import { runToEnd } from './time-slicer.js';
@@ -18,18 +19,6 @@ function decode(doc: unknown): KubeObject {
   const r = decodeManifest(doc);
   if (r.ok !== true) throw new Error(`invalid test manifest: ${JSON.stringify(r)}`);
   return r.value;
-}
-
-/** A small deterministic generator (mulberry32), so a failing sequence can be replayed by its seed. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const NAMESPACES = ['demo', 'other'];
@@ -140,7 +129,7 @@ function outputs(m: MeshModel) {
 describe('MeshModelBuilder: incremental updates equal full builds', () => {
   for (const seed of [1, 2, 3, 4, 5, 6, 7, 8]) {
     it(`random pod, service, namespace and waypoint changes (seed ${seed})`, () => {
-      const rnd = random(seed);
+      const rnd = seededRandom(seed);
       const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)] as T;
       const objects = new Map<string, KubeObject>();
       const put = (doc: unknown, changed: Set<string>) => {

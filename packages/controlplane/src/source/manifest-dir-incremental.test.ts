@@ -5,6 +5,7 @@
 import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { seededRandom } from '../../../shared/src/testing/seeded-random.js';
 import { SnapshotMap } from '../ambient/snapshot-map.js';
 import type { KubeObject } from '../manifests/kube-objects.js';
 import { ManifestDirFixture } from './manifest-dir-fixture.js';
@@ -25,17 +26,6 @@ const pod = (name: string, ip: string) => ({
 });
 
 const list = (...items: unknown[]) => JSON.stringify({ apiVersion: 'v1', kind: 'List', items });
-
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const sortedInvalid = (xs: readonly InvalidResource[]) =>
   [...xs].sort((a, b) => `${a.file} ${a.ref}`.localeCompare(`${b.file} ${b.ref}`));
@@ -119,7 +109,7 @@ describe('ManifestDirSource: incremental merge', () => {
 
   for (const seed of [1, 2, 3]) {
     it(`equals a fresh read of the directory after random writes, moves and deletions (seed ${seed})`, async () => {
-      const rnd = random(seed);
+      const rnd = seededRandom(seed);
       const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)] as T;
       const files = ['a.json', 'b.json', 'c.json', 'd.json'];
       await put('a.json', list(pod('p0', '10.0.0.1')));
@@ -162,7 +152,7 @@ describe('ManifestDirSource: incremental merge', () => {
 
 describe('SnapshotMap', () => {
   it('hands out snapshots that later changes leave alone, across folds', () => {
-    const rnd = random(7);
+    const rnd = seededRandom(7);
     const map = new SnapshotMap<string, number>();
     const model = new Map<string, number>();
     const held: Array<[ReadonlyMap<string, number>, Map<string, number>]> = [];

@@ -8,6 +8,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { SpiffeId } from '@ambient/shared';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { seededRandom } from '../../../../shared/src/testing/seeded-random.js';
 import type { RbacRules, Route, WaypointConfig } from '../../config/waypoint-config.js';
 import {
   closeFronts,
@@ -231,18 +232,6 @@ describe('direct HTTP/1.1 path: requests refused or answered locally, on both pa
   });
 });
 
-/** A small seeded PRNG (mulberry32), so a failing case can be replayed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const SEEDS = [
   'GET / HTTP/1.1\r\nHost: x\r\n\r\n',
   'POST /a?b=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET /n HTTP/1.1\r\nHost: x\r\n\r\n',
@@ -337,7 +326,7 @@ describe('HTTP/1.1 parser and connection under random input', () => {
   });
 
   it('parser: 20,000 mutated requests and responses give a result or a typed refusal, never another exception', () => {
-    const r = rng(20261205);
+    const r = seededRandom(20261205);
     const outcomes = new Map<string, number>();
     for (let i = 0; i < 20_000; i++) {
       const isResponse = i % 4 === 3;
@@ -367,7 +356,7 @@ describe('HTTP/1.1 parser and connection under random input', () => {
   });
 
   it('connection: 2,000 random and mutated byte streams are answered (200/400/403/431) or closed, never crash', async () => {
-    const r = rng(7);
+    const r = seededRandom(7);
     const statusesSeen = new Map<string, number>();
     for (let i = 0; i < 2_000; i++) {
       const input =
