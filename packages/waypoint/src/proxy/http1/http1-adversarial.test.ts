@@ -6,7 +6,6 @@
 import { EventEmitter } from 'node:events';
 import http from 'node:http';
 import net from 'node:net';
-import { SpiffeId } from '@ambient/shared';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seededRandom } from '../../../../shared/src/testing/seeded-random.js';
 import type { RbacRules, Route, WaypointConfig } from '../../config/waypoint-config.js';
@@ -576,15 +575,7 @@ describe('upstream request bytes', () => {
         return mine;
       },
     });
-    const ep = {
-      address: '127.0.0.1',
-      port: 1,
-      workload: 'b',
-      namespace: 'demo',
-      serviceAccount: 'reviews',
-      identity: SpiffeId.of('cluster.local', 'demo', 'reviews'),
-      tunnel: 'none' as const,
-    };
+    const ep = endpoint('b', 1);
     const bad: Array<[string, string]> = [
       ['/a b', 'svc'],
       ['/a\r\nx-injected: 1', 'svc'],
@@ -677,15 +668,7 @@ describe('an upstream response head sent one byte at a time', () => {
         return mine;
       },
     });
-    const ep = {
-      address: '127.0.0.1',
-      port: 1,
-      workload: 'b',
-      namespace: 'demo',
-      serviceAccount: 'reviews',
-      identity: SpiffeId.of('cluster.local', 'demo', 'reviews'),
-      tunnel: 'none' as const,
-    };
+    const ep = endpoint('b', 1);
     const result = new Promise<string>((resolve) => {
       client.request(cluster('b'), ep, 'GET', '/', 'svc', {}, new ReplayableBody(undefined), undefined, (a) =>
         resolve(a.ok ? `ok ${a.response.status}` : String(a.error)),
