@@ -189,3 +189,24 @@ export function formatBreakdown(rows: readonly BreakdownRow[], digits = 2): stri
   }
   return lines;
 }
+
+/**
+ * Lines naming a process's `n` most sampled symbols, each as CPU seconds per unit of work (its
+ * share of the samples times the process's `cpu`), after a heading that names the unit.
+ */
+export function formatTopSymbols(
+  label: string,
+  symbols: readonly SymbolShare[],
+  cpu: number,
+  n: number,
+  unit: string,
+  digits = 3,
+): string[] {
+  const lines = [`\n${label}: ${n} most sampled symbols, CPU seconds per ${unit} (share of samples)`];
+  for (const x of symbols.slice(0, n)) {
+    lines.push(
+      `  ${(x.share * cpu).toFixed(digits)} (${(x.share * 100).toFixed(1)}%)  ${x.category.padEnd(18)} ${x.dso} ${x.sym}`,
+    );
+  }
+  return lines;
+}

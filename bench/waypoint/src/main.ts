@@ -33,6 +33,8 @@
  *   BENCH_PERF             1: after the rounds, one more wrk run per mode with the proxy and both
  *                          node agents sampled by `perf record`: their CPU per 1,000 requests split
  *                          into the kernel's share, OpenSSL, V8's GC, JavaScript, Node's C++ and libc
+ *   BENCH_PERF_TOP=N       with BENCH_PERF, also each process's N most sampled symbols (JavaScript
+ *                          functions are named with --perf-basic-prof in BENCH_WAYPOINT_NODE_OPTIONS)
  */
 import { type ChildProcess, execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -40,7 +42,12 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { type BreakdownRow, formatBreakdown, profileDuring } from '@ambient/bench-hbone/perf-breakdown';
+import {
+  type BreakdownRow,
+  formatBreakdown,
+  formatTopSymbols,
+  profileDuring,
+} from '@ambient/bench-hbone/perf-breakdown';
 import { Lab, LabMesh, type LabPod } from '@ambient/lab';
 import { haproxyConfig } from './haproxy.js';
 import type { OpenLoopResult } from './open-loop.js';
@@ -70,6 +77,7 @@ function parseSettings(env: NodeJS.ProcessEnv) {
     waypointNodeOptions: env.BENCH_WAYPOINT_NODE_OPTIONS ?? '',
     ceilings: env.BENCH_CEILINGS === '1',
     perf: env.BENCH_PERF === '1',
+    perfTop: positiveInt(env, 'BENCH_PERF_TOP', 0),
     only: (env.BENCH_MODES ?? '').split(',').filter((m) => m !== ''),
   };
   if (s.threads > s.conns) throw new Error('BENCH_THREADS must not exceed BENCH_CONNS (wrk)');
@@ -466,6 +474,7 @@ async function main(settings: Settings): Promise<number> {
 
   if (exiting) return 130; // a signal: the lab is going, and these numbers would mean nothing
   const profiles: BreakdownRow[] = [];
+  const tops: string[] = [];
   for (const m of settings.perf ? live() : []) {
     const pids = new Map<string, number>();
     const proxy = proxyPid(m);
@@ -485,6 +494,17 @@ async function main(settings: Settings): Promise<number> {
     [...pids.keys()].forEach((label, k) => {
       const cpu = ((after[k] as number) - (before[k] as number)) / (profiled.result.requests / 1000);
       profiles.push({ label, cpu, shares: profiled.shares.get(label) ?? new Map() });
+      if (settings.perfTop > 0)
+        tops.push(
+          ...formatTopSymbols(
+            label,
+            profiled.symbols.get(label) ?? [],
+            cpu,
+            settings.perfTop,
+            '1,000 requests',
+            4,
+          ),
+        );
     });
   }
   if (settings.cpuProfDir) {
@@ -512,6 +532,7 @@ async function main(settings: Settings): Promise<number> {
       '\nWhere the proxies and node agents spend their CPU during wrk (perf record, all threads), CPU seconds per 1,000 requests:',
     );
     for (const line of formatBreakdown(profiles, 4)) console.log(line);
+    for (const line of tops) console.log(line);
   }
   if (waypointRestarts.length > 0)
     console.log(

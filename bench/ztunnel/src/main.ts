@@ -32,7 +32,12 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type BreakdownRow, formatBreakdown, profileDuring } from '@ambient/bench-hbone/perf-breakdown';
+import {
+  type BreakdownRow,
+  formatBreakdown,
+  formatTopSymbols,
+  profileDuring,
+} from '@ambient/bench-hbone/perf-breakdown';
 import { stunnelConfig } from '@ambient/bench-hbone/stunnel';
 import { Lab, LabMesh, type LabPod, ZTUNNEL_NODE_OPTIONS } from '@ambient/lab';
 import { CertManager, LocalCa, SpiffeId } from '@ambient/shared';
@@ -387,14 +392,7 @@ async function main(): Promise<void> {
       for (const l of labels) {
         const cpuPerGb = ((after.get(l) ?? Number.NaN) - (before.get(l) ?? Number.NaN)) / gb;
         rows.push({ label: l, cpu: cpuPerGb, shares: shares.get(l) ?? new Map() });
-        if (PERF_TOP > 0) {
-          tops.push(`\n${l}: ${PERF_TOP} most sampled symbols, CPU seconds per GB (share of samples)`);
-          for (const x of (symbols.get(l) ?? []).slice(0, PERF_TOP)) {
-            tops.push(
-              `  ${(x.share * cpuPerGb).toFixed(3)} (${(x.share * 100).toFixed(1)}%)  ${x.category.padEnd(18)} ${x.dso} ${x.sym}`,
-            );
-          }
-        }
+        if (PERF_TOP > 0) tops.push(...formatTopSymbols(l, symbols.get(l) ?? [], cpuPerGb, PERF_TOP, 'GB'));
       }
     }
     console.log(
