@@ -67,13 +67,15 @@ export function splice(a: Duplex, b: Duplex): Promise<SpliceStats> {
 }
 
 /**
- * Returns a function that corks `dst` on the first chunk of an event-loop turn and uncorks it
- * after the turn's I/O callbacks: every chunk read in one turn leaves a socket in one syscall
+ * Returns a function that corks a socket `dst` on the first chunk of an event-loop turn and uncorks
+ * it after the turn's I/O callbacks: every chunk read in one turn leaves the socket in one syscall
  * instead of one each.
  */
 function writeBatcher(dst: Duplex): () => void {
-  // HTTP/2 streams already leave in one TLS write per flush; corking them only delays frames.
-  if ('rstCode' in dst) return () => {};
+  // Only a socket's writes are syscalls. HTTP/2 streams already leave in one TLS write per flush,
+  // and an in-process duplex (the waypoint's HTTP/1.1 connection) would only have its input
+  // buffered and handled a turn phase later.
+  if (!(dst instanceof net.Socket)) return () => {};
   let corked = false;
   const uncork = () => {
     corked = false;
