@@ -31,11 +31,19 @@ export interface LoadBalancerOptions {
   readonly panicThresholdPercent?: number;
 }
 
+const endpointKeys = new WeakMap<object, string>();
+
 /** An endpoint's identity for health and ring state: `address:port`. */
 export function endpointKey(endpoint: Pick<UpstreamEndpoint, 'address' | 'port'>): string {
-  return endpoint.address.includes(':')
-    ? `[${endpoint.address}]:${endpoint.port}`
-    : `${endpoint.address}:${endpoint.port}`;
+  // Asked several times per request of the same (immutable) config object: built once.
+  let key = endpointKeys.get(endpoint);
+  if (key === undefined) {
+    key = endpoint.address.includes(':')
+      ? `[${endpoint.address}]:${endpoint.port}`
+      : `${endpoint.address}:${endpoint.port}`;
+    endpointKeys.set(endpoint, key);
+  }
+  return key;
 }
 
 /** The endpoints to balance over: those not ejected, or all of them in panic. */

@@ -17,12 +17,30 @@ export interface ExchangeSinks {
 /** Label sets a connection's exchanges ended with, past which its cache starts over. */
 const MAX_BOUND_PER_CONNECTION = 32;
 
+/** What decides an exchange's labels besides its connection, and the metrics they bound. */
+interface Bound {
+  readonly metrics: RequestMetrics;
+  readonly endpoint: object | undefined;
+  readonly service: object | undefined;
+  readonly status: number;
+  readonly grpc: boolean;
+  readonly grpcStatus: string | undefined;
+  readonly flags: string;
+  readonly ownClusterId: string;
+  readonly bound: BoundRequestMetrics;
+}
+
 /**
  * Per connection (its peer, source and chain are fixed), the metrics its exchanges ended in, by
  * what else decides the labels: the endpoint and service objects (a new config snapshot makes new
- * ones, so changed metadata never meets a stale label set) and the outcome.
+ * ones, so changed metadata never meets a stale label set) and the outcome. The last one is
+ * compared field by field first: a connection's exchanges mostly end alike.
  */
-const boundByConnection = new WeakMap<ConnectionContext, Map<string, BoundRequestMetrics>>();
+interface ConnectionBound {
+  last: Bound | undefined;
+  readonly byKey: Map<string, BoundRequestMetrics>;
+}
+const boundByConnection = new WeakMap<ConnectionContext, ConnectionBound>();
 const objectIds = new WeakMap<object, number>();
 let nextObjectId = 1;
 function idOf(o: object | undefined): number {
@@ -44,15 +62,43 @@ export function recordExchange(sinks: ExchangeSinks, ex: Exchange, status: numbe
   const ownClusterId = sinks.clusterName ?? 'Kubernetes';
   let cache = boundByConnection.get(ex.ctx);
   if (!cache) {
-    cache = new Map();
+    cache = { last: undefined, byKey: new Map() };
     boundByConnection.set(ex.ctx, cache);
   }
-  const key = `${idOf(sinks.metrics)}|${idOf(dst)}|${idOf(ex.cluster?.service)}|${status}|${ex.grpc}|${ex.grpcStatus ?? ''}|${flags}|${ownClusterId}`;
-  let bound = cache.get(key);
-  if (!bound) {
-    if (cache.size >= MAX_BOUND_PER_CONNECTION) cache.clear();
-    bound = sinks.metrics.bind(exchangeLabels(ex, status, flags, ownClusterId));
-    cache.set(key, bound);
+  const service = ex.cluster?.service;
+  const last = cache.last;
+  let bound: BoundRequestMetrics | undefined;
+  if (
+    last !== undefined &&
+    last.metrics === sinks.metrics &&
+    last.endpoint === dst &&
+    last.service === service &&
+    last.status === status &&
+    last.grpc === ex.grpc &&
+    last.grpcStatus === ex.grpcStatus &&
+    last.flags === flags &&
+    last.ownClusterId === ownClusterId
+  )
+    bound = last.bound;
+  else {
+    const key = `${idOf(sinks.metrics)}|${idOf(dst)}|${idOf(service)}|${status}|${ex.grpc}|${ex.grpcStatus ?? ''}|${flags}|${ownClusterId}`;
+    bound = cache.byKey.get(key);
+    if (!bound) {
+      if (cache.byKey.size >= MAX_BOUND_PER_CONNECTION) cache.byKey.clear();
+      bound = sinks.metrics.bind(exchangeLabels(ex, status, flags, ownClusterId));
+      cache.byKey.set(key, bound);
+    }
+    cache.last = {
+      metrics: sinks.metrics,
+      endpoint: dst,
+      service,
+      status,
+      grpc: ex.grpc,
+      grpcStatus: ex.grpcStatus,
+      flags,
+      ownClusterId,
+      bound,
+    };
   }
   RequestMetrics.observe(bound, durationMs, ex.requestBytes, ex.responseBytes);
   sinks.accessLog?.({

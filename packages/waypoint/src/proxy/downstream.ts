@@ -37,9 +37,26 @@ export interface DownstreamResponse {
   once(event: 'close' | 'finish' | 'drain', listener: () => void): unknown;
 }
 
-/** Calls `fn` once if the client goes away before its response is finished. */
-export function onDownstreamClosed(res: DownstreamResponse, fn: () => void): void {
-  res.once('close', () => {
-    if (!res.writableFinished) fn();
-  });
+/**
+ * Whether the client went away before its response finished ('close' before 'finish'), and what
+ * to call when it does: one 'close' listener per response, however many steps watch it.
+ */
+export class DownstreamWatch {
+  gone = false;
+  private readonly calls: Array<() => void> = [];
+
+  constructor(private readonly res: DownstreamResponse) {
+    res.once('close', () => this.closed());
+  }
+
+  /** Calls `fn` once if the client goes away before its response is finished. */
+  onGone(fn: () => void): void {
+    this.calls.push(fn);
+  }
+
+  private closed(): void {
+    if (this.res.writableFinished) return;
+    this.gone = true;
+    for (const fn of this.calls) fn();
+  }
 }

@@ -21,14 +21,14 @@ import type { Route, RouteAction, UpstreamCluster, WaypointConfig } from '../con
 import { decideFault } from '../fault/fault-decision.js';
 import { ClusterRuntime } from '../lb/cluster-runtime.js';
 import { hashKey } from '../lb/hash-key.js';
-import { applyHeaderMutation } from '../route/header-mutation.js';
+import { mutateHeaders } from '../route/header-mutation.js';
 import { rewritePath } from '../route/path-rewrite.js';
 import { redirectLocation } from '../route/redirect-location.js';
 import { selectRoute } from '../route/route-select.js';
 import { pickWeightedCluster } from '../route/weighted-cluster.js';
 import type { RequestMetrics } from '../telemetry/request-metrics.js';
 import { recordExchange } from './access-log.js';
-import { type DownstreamResponse, onDownstreamClosed, type RequestRecord } from './downstream.js';
+import { type DownstreamResponse, DownstreamWatch, type RequestRecord } from './downstream.js';
 import { duplexPair } from './duplex-pair.js';
 import { type ConnectionContext, type Exchange, mark } from './exchange.js';
 import {
@@ -349,31 +349,28 @@ export class HttpProxy {
       requestBytes: 0,
       responseBytes: 0,
     };
-    let downstreamGone = false;
-    res.once('close', () => {
-      if (!res.writableFinished) downstreamGone = true;
-    });
+    const watch = new DownstreamWatch(res);
     try {
       if (!origin) {
         this.countDownstreamError('WP_ERR_MALFORMED_REQUEST');
         localReply(res, ex, 'WP_ERR_MALFORMED_REQUEST', {
           headers: 'stream' in res ? {} : { connection: 'close' },
         });
-      } else await this.process(req, res, ex, body, () => downstreamGone);
+      } else await this.process(req, res, ex, body, watch);
     } catch (err) {
       this.inputs.logger.error({ err }, 'request failed');
       if (!res.headersSent) localReply(res, ex, 'WP_ERR_INTERNAL');
       else res.destroy();
     }
-    if (!res.writableFinished && !downstreamGone && !res.destroyed) {
+    if (!res.writableFinished && !watch.gone && !res.destroyed) {
       await new Promise<void>((resolve) => {
         res.once('close', resolve);
         res.once('finish', resolve);
       });
     }
-    if (downstreamGone && !res.writableFinished) mark(ex, 'WP_ERR_DOWNSTREAM_GONE');
+    if (watch.gone && !res.writableFinished) mark(ex, 'WP_ERR_DOWNSTREAM_GONE');
     ex.requestBytes = body.bytes;
-    recordExchange(this.inputs, ex, res.writableFinished ? ex.status : downstreamGone ? 0 : ex.status);
+    recordExchange(this.inputs, ex, res.writableFinished ? ex.status : watch.gone ? 0 : ex.status);
   }
 
   private async process(
@@ -381,7 +378,7 @@ export class HttpProxy {
     res: DownstreamResponse,
     ex: Exchange,
     body: ReplayableBody,
-    downstreamGone: () => boolean,
+    watch: DownstreamWatch,
   ): Promise<void> {
     const { ctx } = ex;
     const limit =
@@ -393,21 +390,36 @@ export class HttpProxy {
         headers: 'stream' in res ? {} : { connection: 'close' },
       });
     }
-    const view = headerView(req);
-    const verdict = evaluateRbac(ctx.chain.handler.rbac, {
-      principal: ctx.peer.toString(),
-      sourceIp: ctx.sourceIp,
-      destinationPort: ctx.target.port,
-      headers: view,
-    });
-    if (!verdict.allowed) {
-      ex.route = verdict.policy;
-      return localReply(res, ex, 'WP_ERR_RBAC_DENIED');
+    // The matching view of the headers is built once, and only if a policy or a route reads it.
+    let viewOnce: Record<string, string> | undefined;
+    const view = (): Record<string, string> => {
+      viewOnce ??= headerView(req);
+      return viewOnce;
+    };
+    const rbac = ctx.chain.handler.rbac;
+    if (rbac.length > 0) {
+      const verdict = evaluateRbac(rbac, {
+        principal: ctx.peer.toString(),
+        sourceIp: ctx.sourceIp,
+        destinationPort: ctx.target.port,
+        headers: view(),
+      });
+      if (!verdict.allowed) {
+        ex.route = verdict.policy;
+        return localReply(res, ex, 'WP_ERR_RBAC_DENIED');
+      }
     }
     const config = this.inputs.config();
     const table = config.routes.get(ctx.chain.handler.routeConfigName);
     const route = table
-      ? selectRoute(table, { method: ex.method, path: ex.path, authority: ex.authority, headers: view })
+      ? selectRoute(table, {
+          method: ex.method,
+          path: ex.path,
+          authority: ex.authority,
+          get headers() {
+            return view();
+          },
+        })
       : undefined;
     if (!route) return localReply(res, ex, 'WP_ERR_NO_ROUTE');
     ex.route = route.name;
@@ -417,7 +429,7 @@ export class HttpProxy {
       if (fault.delayMs !== undefined) {
         mark(ex, 'fault_delay');
         await new Promise((resolve) => setTimeout(resolve, fault.delayMs));
-        if (downstreamGone()) return;
+        if (watch.gone) return;
       }
       if (fault.abort) {
         if (fault.abort.grpcStatus !== undefined && ex.grpc) {
@@ -450,7 +462,7 @@ export class HttpProxy {
         status: action.status,
         ...(action.body !== undefined && { body: action.body }),
       });
-    await this.forward(req, res, ex, route, action, body, view, downstreamGone);
+    await this.forward(req, res, ex, route, action, body, view, watch);
   }
 
   /** Sends the request upstream with retries, then streams the response back. */
@@ -461,8 +473,8 @@ export class HttpProxy {
     route: Route,
     action: RouteAction,
     body: ReplayableBody,
-    view: Record<string, string>,
-    downstreamGone: () => boolean,
+    view: () => Record<string, string>,
+    watch: DownstreamWatch,
   ): Promise<void> {
     const config = this.inputs.config();
     const clusterName = pickWeightedCluster(action.clusters, this.random());
@@ -485,7 +497,7 @@ export class HttpProxy {
     const xff = req.headers['x-forwarded-for'];
     base['x-forwarded-for'] = xff ? `${xff}, ${ex.ctx.sourceIp}` : ex.ctx.sourceIp;
     base['x-forwarded-proto'] = 'http';
-    const headers = applyHeaderMutation(base, route.requestHeaders);
+    const headers = mutateHeaders(base, route.requestHeaders);
     const authority = action.hostRewrite ?? ex.authority;
     const path = rewritePath(ex.path, route.match.path, {
       ...(action.prefixRewrite !== undefined && { prefixRewrite: action.prefixRewrite }),
@@ -497,7 +509,10 @@ export class HttpProxy {
         this.mirror(mirror.cluster, ex.method, path, authority, headers, body);
     }
 
-    const key = hashKey(action.hashPolicies, { headers: view, sourceIp: ex.ctx.sourceIp });
+    const key =
+      action.hashPolicies.length > 0
+        ? hashKey(action.hashPolicies, { headers: view(), sourceIp: ex.ctx.sourceIp })
+        : undefined;
     const { last, timedOut } = await runAttempts({
       deps: this.attemptDeps,
       random: this.random,
@@ -508,10 +523,10 @@ export class HttpProxy {
       ex,
       request: { path, authority, headers, body },
       key,
-      onDownstreamClosed: (fn) => onDownstreamClosed(res, fn),
-      downstreamGone,
+      onDownstreamClosed: (fn) => watch.onGone(fn),
+      downstreamGone: () => watch.gone,
     });
-    if (downstreamGone()) {
+    if (watch.gone) {
       // Nobody to answer: the upstream request was cancelled and the exchange is logged as DC.
       if (last?.ok) last.response.abort();
       return;
@@ -522,7 +537,7 @@ export class HttpProxy {
     }
     if (!last) return localReply(res, ex, 'WP_ERR_NO_HEALTHY_UPSTREAM');
     if (!last.ok) return localReply(res, ex, last.error);
-    await respond(res, ex, route, last.response);
+    await respond(res, ex, route, last.response, watch);
   }
 
   /** Fire and forget: a copy of the request to another cluster, its response discarded. */

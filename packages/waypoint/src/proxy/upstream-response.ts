@@ -1,7 +1,7 @@
 /** The upstream response streamed back to the client: headers, body and trailers. */
 import type { Route } from '../config/waypoint-config.js';
-import { applyHeaderMutation } from '../route/header-mutation.js';
-import type { DownstreamResponse } from './downstream.js';
+import { mutateHeaders } from '../route/header-mutation.js';
+import type { DownstreamResponse, DownstreamWatch } from './downstream.js';
 import { type Exchange, mark } from './exchange.js';
 import { takeGrpcStatus } from './local-reply.js';
 import { grpcStatusOf, type UpstreamResponse } from './request-attempt.js';
@@ -24,6 +24,7 @@ export async function respond(
   ex: Exchange,
   route: Route,
   up: UpstreamResponse,
+  watch: DownstreamWatch,
 ): Promise<void> {
   const base: Record<string, string | string[]> = {};
   const upHeaders = up.headers;
@@ -31,7 +32,7 @@ export async function respond(
     if (k.startsWith(':') || HOP_BY_HOP.has(k)) continue;
     base[k] = upHeaders[k] as string | string[];
   }
-  const headers = applyHeaderMutation(base, route.responseHeaders);
+  const headers = mutateHeaders(base, route.responseHeaders);
   headers['x-request-id'] = ex.requestId;
   ex.status = up.status;
   const gs = grpcStatusOf(up.headers);
@@ -50,9 +51,7 @@ export async function respond(
       res.once('drain', resume);
     }
   });
-  res.once('close', () => {
-    if (!res.writableFinished) up.abort();
-  });
+  watch.onGone(() => up.abort());
   const trailers = await up.trailers.catch(() => undefined);
   if (trailers === undefined) {
     // The upstream broke mid-response: the client sees a reset, as Envoy gives it.

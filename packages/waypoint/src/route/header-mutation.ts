@@ -18,11 +18,23 @@ export function applyHeaderMutation(
     if (value === undefined) continue;
     out[name] = typeof value === 'string' ? value : [...value];
   }
-  for (const name of mutation.remove) delete out[name];
+  return mutateHeaders(out, mutation);
+}
+
+/**
+ * The mutation applied to `headers` itself, for a caller that built the object and owns it (no
+ * copy per request); a value list is replaced, never changed in place, so lists it shares with
+ * another object stay as they are.
+ */
+export function mutateHeaders(
+  headers: Record<string, string | string[]>,
+  mutation: HeaderMutation,
+): Record<string, string | string[]> {
+  for (const name of mutation.remove) delete headers[name];
   for (const { name, value, append } of mutation.add) {
-    const existing = out[name];
-    if (!append || existing === undefined) out[name] = value;
-    else out[name] = Array.isArray(existing) ? [...existing, value] : [existing as string, value];
+    const existing = headers[name];
+    if (!append || existing === undefined) headers[name] = value;
+    else headers[name] = Array.isArray(existing) ? [...existing, value] : [existing, value];
   }
-  return out;
+  return headers;
 }

@@ -13,15 +13,17 @@ export interface PathRewrite {
 
 /** The rewritten `:path` (with query), or the path unchanged when the route rewrites nothing. */
 export function rewritePath(path: string, match: PathMatch, rewrite: PathRewrite): string {
-  const just = pathOnly(path);
-  const rest = path.slice(just.length);
   if (rewrite.prefixRewrite) {
     const matched =
-      'prefix' in match ? match.prefix.length : 'exact' in match ? match.exact.length : just.length;
+      'prefix' in match ? match.prefix.length : 'exact' in match ? match.exact.length : pathOnly(path).length;
     return rewrite.prefixRewrite + path.slice(matched);
   }
   if (rewrite.regexRewrite) {
-    return rewrite.regexRewrite.pattern.replaceAll(just, rewrite.regexRewrite.substitution) + rest;
+    const just = pathOnly(path);
+    return (
+      rewrite.regexRewrite.pattern.replaceAll(just, rewrite.regexRewrite.substitution) +
+      path.slice(just.length)
+    );
   }
   return path;
 }

@@ -371,7 +371,6 @@ export class Http1Connection extends Duplex {
           return;
         }
       }
-      if (!this.headTimer) this.armHeadersTimeout();
       const start = skipBlankLines(this.buf);
       let end: number;
       let head: RequestHead;
@@ -381,6 +380,9 @@ export class Http1Connection extends Duplex {
         if (end < 0) {
           if (this.clientEnded)
             throw new Http1ParseError('WP_ERR_MALFORMED_REQUEST', 'end of input in a head');
+          // Armed when a head is seen incomplete, which is in the turn its first bytes arrived
+          // (a complete head is handled in that turn): a head that arrives whole needs no timer.
+          if (!this.headTimer) this.armHeadersTimeout();
           return;
         }
         head = parseRequestHead(this.buf, start, end);
