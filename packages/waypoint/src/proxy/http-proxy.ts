@@ -24,6 +24,7 @@ import { hashKey } from '../lb/hash-key.js';
 import { mutateHeaders } from '../route/header-mutation.js';
 import { rewritePath } from '../route/path-rewrite.js';
 import { redirectLocation } from '../route/redirect-location.js';
+import type { RequestView } from '../route/request-view.js';
 import { selectRoute } from '../route/route-select.js';
 import { pickWeightedCluster } from '../route/weighted-cluster.js';
 import type { RequestMetrics } from '../telemetry/request-metrics.js';
@@ -95,6 +96,29 @@ export function headerView(req: RequestRecord): Record<string, string> {
   out[':path'] = req.path;
   out[':authority'] = req.authority;
   return out;
+}
+
+/**
+ * What policy and route matching read of a request, its header view built on first use: most
+ * requests meet no policy or header match. (A class, not an object literal with a getter: V8
+ * builds such a literal on a slow path, which cost more than the view it saves.)
+ */
+class LazyRequestView implements RequestView {
+  readonly method: string;
+  readonly path: string;
+  readonly authority: string;
+  private built: Record<string, string> | undefined;
+
+  constructor(private readonly req: RequestRecord) {
+    this.method = req.method;
+    this.path = req.path;
+    this.authority = req.authority;
+  }
+
+  get headers(): Record<string, string> {
+    this.built ??= headerView(this.req);
+    return this.built;
+  }
 }
 
 /** A request from Node's HTTP/1.1 or HTTP/2 server, as the steps read it. */
@@ -390,19 +414,14 @@ export class HttpProxy {
         headers: 'stream' in res ? {} : { connection: 'close' },
       });
     }
-    // The matching view of the headers is built once, and only if a policy or a route reads it.
-    let viewOnce: Record<string, string> | undefined;
-    const view = (): Record<string, string> => {
-      viewOnce ??= headerView(req);
-      return viewOnce;
-    };
+    const view = new LazyRequestView(req);
     const rbac = ctx.chain.handler.rbac;
     if (rbac.length > 0) {
       const verdict = evaluateRbac(rbac, {
         principal: ctx.peer.toString(),
         sourceIp: ctx.sourceIp,
         destinationPort: ctx.target.port,
-        headers: view(),
+        headers: view.headers,
       });
       if (!verdict.allowed) {
         ex.route = verdict.policy;
@@ -411,16 +430,7 @@ export class HttpProxy {
     }
     const config = this.inputs.config();
     const table = config.routes.get(ctx.chain.handler.routeConfigName);
-    const route = table
-      ? selectRoute(table, {
-          method: ex.method,
-          path: ex.path,
-          authority: ex.authority,
-          get headers() {
-            return view();
-          },
-        })
-      : undefined;
+    const route = table ? selectRoute(table, view) : undefined;
     if (!route) return localReply(res, ex, 'WP_ERR_NO_ROUTE');
     ex.route = route.name;
 
@@ -473,7 +483,7 @@ export class HttpProxy {
     route: Route,
     action: RouteAction,
     body: ReplayableBody,
-    view: () => Record<string, string>,
+    view: LazyRequestView,
     watch: DownstreamWatch,
   ): Promise<void> {
     const config = this.inputs.config();
@@ -511,7 +521,7 @@ export class HttpProxy {
 
     const key =
       action.hashPolicies.length > 0
-        ? hashKey(action.hashPolicies, { headers: view(), sourceIp: ex.ctx.sourceIp })
+        ? hashKey(action.hashPolicies, { headers: view.headers, sourceIp: ex.ctx.sourceIp })
         : undefined;
     const { last, timedOut } = await runAttempts({
       deps: this.attemptDeps,
