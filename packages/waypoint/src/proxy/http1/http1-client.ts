@@ -40,14 +40,17 @@ const LAST_CHUNK = Buffer.from('0\r\n\r\n');
 const VALUE_OK = /^[^\r\n\0]*$/;
 const TARGET_OK = /^[\x21-\xff]+$/;
 
-/** One upstream stream and whether it is serving a request. */
+/**
+ * One upstream stream and whether it is serving a request. Its 'data' and 'close' listeners are
+ * set once and go to the exchange it serves, instead of being added and removed per request.
+ */
 interface UpstreamConn {
   readonly stream: Duplex;
   readonly key: string;
   readonly cluster: ClusterPool;
   busy: boolean;
-  /** Bytes on an idle stream (an early 408, garbage) make it unusable: it is closed. */
-  readonly onIdleData: () => void;
+  /** The exchange the stream's bytes go to; none while idle. */
+  exchange: Exchange | undefined;
 }
 
 interface Waiter {
@@ -142,16 +145,19 @@ export class Http1Client {
       pool.open += 1;
       this.inputs.connect(ep, cluster.connectTimeoutMs, clientIp).then(
         (stream) => {
-          const conn: UpstreamConn = {
-            stream,
-            key,
-            cluster: pool,
-            busy: true,
-            onIdleData: () => stream.destroy(),
-          };
+          const conn: UpstreamConn = { stream, key, cluster: pool, busy: true, exchange: undefined };
           this.all.add(conn);
           stream.on('error', () => {});
-          stream.once('close', () => this.gone(conn));
+          stream.on('data', (chunk: Buffer) => {
+            const ex = conn.exchange;
+            // Bytes on an idle stream (an early 408, garbage) make it unusable: it is closed.
+            if (ex) ex.onData(chunk);
+            else stream.destroy();
+          });
+          stream.once('close', () => {
+            this.gone(conn);
+            conn.exchange?.onClose();
+          });
           // An endpoint that half-closes an idle stream ends it: finish our side too.
           stream.once('end', () => {
             if (!stream.writableEnded) stream.end();
@@ -197,7 +203,6 @@ export class Http1Client {
     if (!conn) return undefined;
     pool.idleCount -= 1;
     conn.busy = true;
-    conn.stream.off('data', conn.onIdleData);
     return conn;
   }
 
@@ -208,7 +213,6 @@ export class Http1Client {
       if (conn) {
         pool.idleCount -= 1;
         conn.busy = true;
-        conn.stream.off('data', conn.onIdleData);
         conn.stream.destroy();
         return true;
       }
@@ -244,7 +248,6 @@ export class Http1Client {
       return;
     }
     conn.busy = false;
-    conn.stream.on('data', conn.onIdleData);
     list.push(conn);
     pool.idleCount += 1;
   }
@@ -420,8 +423,7 @@ class Exchange {
     private readonly maxHeaderBytes: number,
     private readonly settle: (a: Attempt) => void,
   ) {
-    conn.stream.on('data', this.onData);
-    conn.stream.once('close', this.onClose);
+    conn.exchange = this;
   }
 
   send(
@@ -484,14 +486,14 @@ class Exchange {
   }
 
   private detach(): void {
-    this.conn.stream.off('data', this.onData);
-    this.conn.stream.off('close', this.onClose);
+    if (this.conn.exchange === this) this.conn.exchange = undefined;
     // A body not sent whole stops going to this stream: were the stream's backpressure holding
     // the client, it would hold it for good, as no 'drain' comes from a closed stream.
     if (this.writer && !this.writer.ended) this.replay?.detach(this.writer);
   }
 
-  private readonly onClose = (): void => {
+  /** The stream closed while this exchange had it. */
+  onClose(): void {
     if (this.done) return;
     if (this.decoder?.finish()) {
       this.complete();
@@ -504,9 +506,10 @@ class Exchange {
       this.rejectTrailers(new Error('upstream closed mid-response'));
       this.body?.destroy();
     }
-  };
+  }
 
-  private readonly onData = (chunk: Buffer): void => {
+  /** Bytes from the stream while this exchange has it. */
+  onData(chunk: Buffer): void {
     if (this.done) return;
     this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
     try {
@@ -525,7 +528,7 @@ class Exchange {
     } catch {
       this.fail();
     }
-  };
+  }
 
   private onHead(head: ResponseHead, framing: Framing): void {
     this.head = head;
