@@ -442,7 +442,16 @@ class Exchange {
     for (const k in headers) {
       const v = headers[k];
       if (v === undefined || k === 'host') continue;
-      for (const x of Array.isArray(v) ? v : [v]) {
+      if (!Array.isArray(v)) {
+        const x = String(v);
+        if (!VALUE_OK.test(x)) {
+          this.fail();
+          return;
+        }
+        s += `${k}: ${x}\r\n`;
+        continue;
+      }
+      for (const x of v) {
         if (!VALUE_OK.test(String(x))) {
           this.fail();
           return;

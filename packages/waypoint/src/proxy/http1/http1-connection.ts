@@ -103,8 +103,14 @@ export class Http1ResponseWriter extends EventEmitter implements DownstreamRespo
         if (/(^|[\s,])close($|[\s,])/i.test(String(v))) this.keepAlive = false;
         continue;
       }
-      for (const x of Array.isArray(v) ? v : [v]) {
-        // As Node's writeHead: a value that would split the head is refused, never written.
+      // As Node's writeHead: a value that would split the head is refused, never written.
+      if (!Array.isArray(v)) {
+        const x = String(v);
+        if (!VALUE_OK.test(x)) throw new TypeError(`invalid value for header ${k}`);
+        s += `${k}: ${x}\r\n`;
+        continue;
+      }
+      for (const x of v) {
         if (!VALUE_OK.test(String(x))) throw new TypeError(`invalid value for header ${k}`);
         s += `${k}: ${x}\r\n`;
       }
