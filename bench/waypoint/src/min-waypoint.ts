@@ -10,7 +10,7 @@
  *        <upstreamPort> <upstreamServiceAccount>
  * Prints {"listening":15008} once bound. Not a proxy to deploy.
  */
-import { Duplex } from 'node:stream';
+import type { Duplex } from 'node:stream';
 import {
   CertManager,
   formatAuthority,
@@ -22,7 +22,7 @@ import {
 } from '@ambient/shared';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
-import { contentLength, HEAD_END } from './http1-head.js';
+import { BareRelay } from './bare-relay.js';
 
 const [caDir = '', trustDomain = '', namespace = '', sa = '', upIp = '', upPortArg = '', upSa = ''] =
   process.argv.slice(2);
@@ -61,85 +61,11 @@ async function upstream(): Promise<Duplex> {
   return s;
 }
 
-/** One downstream tunnel: what the client writes is parsed here; responses are pushed back. */
-class Relay extends Duplex {
-  private buf: Buffer = Buffer.alloc(0);
-  private busy = false;
-
-  constructor() {
-    super({ allowHalfOpen: true });
-  }
-
-  override _read(): void {}
-
-  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
-    this.next();
-    cb();
-  }
-
-  override _final(cb: (err?: Error | null) => void): void {
-    this.push(null);
-    cb();
-  }
-
-  private next(): void {
-    if (this.busy) return;
-    const end = this.buf.indexOf(HEAD_END);
-    if (end < 0) return;
-    const headLen = end + 4;
-    if (contentLength(this.buf.toString('latin1', 0, headLen), false) !== 0) {
-      this.destroy();
-      return;
-    }
-    const head = this.buf.subarray(0, headLen);
-    this.buf = this.buf.subarray(headLen);
-    this.busy = true;
-    upstream().then(
-      (up) => this.exchange(up, head),
-      () => this.destroy(),
-    );
-  }
-
-  private exchange(up: Duplex, head: Buffer): void {
-    let rbuf: Buffer | undefined = Buffer.alloc(0);
-    let remaining = -1;
-    const onData = (chunk: Buffer): void => {
-      if (rbuf !== undefined) {
-        rbuf = Buffer.concat([rbuf, chunk]);
-        const e = rbuf.indexOf(HEAD_END);
-        if (e < 0) return;
-        const n = contentLength(rbuf.toString('latin1', 0, e + 4), true);
-        if (n < 0) {
-          up.destroy();
-          this.destroy();
-          return;
-        }
-        remaining = e + 4 + n;
-        chunk = rbuf;
-        rbuf = undefined;
-      }
-      remaining -= chunk.length;
-      this.push(chunk);
-      if (remaining > 0) return;
-      up.off('data', onData);
-      up.off('close', onGone);
-      idle.push(up);
-      this.busy = false;
-      this.next();
-    };
-    const onGone = (): void => {
-      this.destroy();
-    };
-    up.on('data', onData);
-    up.once('close', onGone);
-    up.write(head);
-  }
-}
+const upstreams = { take: upstream, give: (up: Duplex) => idle.push(up) };
 
 const server = new HboneServer({
   certificateFor: () => certs.fetch(own),
-  onRequest: async () => new Relay(),
+  onRequest: async () => new BareRelay(upstreams),
   metrics,
   logger,
 });
