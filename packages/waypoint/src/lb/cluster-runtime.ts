@@ -26,6 +26,7 @@ export class ClusterRuntime {
   private readonly active = new Map<string, number>();
   private lastEndpoints?: readonly UpstreamEndpoint[];
   private readonly now: () => number;
+  private readonly activeRequests = (e: UpstreamEndpoint): number => this.active.get(endpointKey(e)) ?? 0;
 
   constructor(
     private cluster: UpstreamCluster,
@@ -78,11 +79,8 @@ export class ClusterRuntime {
       const others = endpoints.filter((e) => endpointKey(e) !== endpointKey(avoid) && !isEjected?.(e));
       if (others.length > 0) candidates = others;
     }
-    const ep = this.lb.pick(candidates, {
-      ...(hashKey !== undefined && { hashKey }),
-      ...(isEjected && { isEjected }),
-      activeRequests: (e) => this.active.get(endpointKey(e)) ?? 0,
-    });
+    // One shape of context for every pick (absent parts undefined), no closure per request.
+    const ep = this.lb.pick(candidates, { hashKey, isEjected, activeRequests: this.activeRequests });
     if (!ep) {
       this.breaker.release('requests');
       return { ok: false, reason: 'no_healthy' };

@@ -116,7 +116,7 @@ export async function runAttempts({
       if (timedOut || downstreamGone()) break;
       const grpcStatus = current.ok ? grpcStatusOf(current.response.headers) : undefined;
       const outcome: AttemptOutcome = current.ok
-        ? { status: current.response.status, ...(grpcStatus !== undefined && { grpcStatus }) }
+        ? { status: current.response.status, grpcStatus }
         : current.outcome;
       if (!policy || !isRetriable(policy, outcome)) break;
       if (attempt >= policy.numRetries) {
