@@ -3,7 +3,7 @@
  * the in-process request-steps benchmark (direct-path-cpu.ts).
  */
 import { Duplex } from 'node:stream';
-import { contentLength, HEAD_END } from './http1-head.js';
+import { contentLength, HEAD_END, responseReader } from './http1-head.js';
 
 /** Where a relay takes its upstream streams from, and gives back a stream its response ended on. */
 export interface UpstreamStreams {
@@ -57,32 +57,20 @@ export class BareRelay extends Duplex {
   }
 
   private exchange(up: Duplex, head: Buffer): void {
-    let rbuf: Buffer | undefined = Buffer.alloc(0);
-    let remaining = -1;
-    const onData = (chunk: Buffer): void => {
-      if (rbuf !== undefined) {
-        rbuf = Buffer.concat([rbuf, chunk]);
-        const e = rbuf.indexOf(HEAD_END);
-        if (e < 0) return;
-        const n = contentLength(rbuf.toString('latin1', 0, e + 4), true);
-        if (n < 0) {
-          up.destroy();
-          this.destroy();
-          return;
-        }
-        remaining = e + 4 + n;
-        chunk = rbuf;
-        rbuf = undefined;
-      }
-      remaining -= chunk.length;
-      this.push(chunk);
-      if (remaining > 0) return;
-      up.off('data', onData);
-      up.off('close', onGone);
-      this.upstreams.give(up);
-      this.busy = false;
-      this.next();
-    };
+    const onData = responseReader(
+      (chunk) => this.push(chunk),
+      () => {
+        up.off('data', onData);
+        up.off('close', onGone);
+        this.upstreams.give(up);
+        this.busy = false;
+        this.next();
+      },
+      () => {
+        up.destroy();
+        this.destroy();
+      },
+    );
     const onGone = (): void => {
       this.destroy();
     };

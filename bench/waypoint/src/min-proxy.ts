@@ -13,7 +13,7 @@
  */
 import http from 'node:http';
 import net from 'node:net';
-import { contentLength, HEAD_END } from './http1-head.js';
+import { contentLength, HEAD_END, responseReader } from './http1-head.js';
 
 const [kind, listenArg, upHost = '', upPortArg] = process.argv.slice(2);
 const listenPort = Number(listenArg);
@@ -63,28 +63,17 @@ function rawProxy(): net.Server {
       buf = buf.subarray(headLen);
       busy = true;
       const up = idle.pop() ?? dial();
-      let rbuf: Buffer | undefined = Buffer.alloc(0);
-      let remaining = -1;
-      const onData = (chunk: Buffer): void => {
-        if (rbuf !== undefined) {
-          rbuf = Buffer.concat([rbuf, chunk]);
-          const e = rbuf.indexOf(HEAD_END);
-          if (e < 0) return;
-          const n = contentLength(rbuf.toString('latin1', 0, e + 4), true);
-          if (n < 0) return void client.destroy();
-          remaining = e + 4 + n;
-          chunk = rbuf;
-          rbuf = undefined;
-        }
-        remaining -= chunk.length;
-        client.write(chunk);
-        if (remaining > 0) return;
-        up.off('data', onData);
-        up.off('close', onError);
-        idle.push(up);
-        busy = false;
-        next();
-      };
+      const onData = responseReader(
+        (chunk) => client.write(chunk),
+        () => {
+          up.off('data', onData);
+          up.off('close', onError);
+          idle.push(up);
+          busy = false;
+          next();
+        },
+        () => client.destroy(),
+      );
       const onError = (): void => {
         client.destroy();
       };
