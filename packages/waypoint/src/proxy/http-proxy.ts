@@ -18,7 +18,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { evaluateRbac } from '../authz/rbac.js';
 import type { Route, RouteAction, UpstreamCluster, WaypointConfig } from '../config/waypoint-config.js';
-import { decideFault } from '../fault/fault-decision.js';
+import { decideFault, type FaultDecision } from '../fault/fault-decision.js';
 import { ClusterRuntime } from '../lb/cluster-runtime.js';
 import { hashKey } from '../lb/hash-key.js';
 import { mutateHeaders } from '../route/header-mutation.js';
@@ -380,7 +380,11 @@ export class HttpProxy {
         localReply(res, ex, 'WP_ERR_MALFORMED_REQUEST', {
           headers: 'stream' in res ? {} : { connection: 'close' },
         });
-      } else await this.process(req, res, ex, body, watch);
+      } else {
+        // The steps return a promise only when they wait (the upstream, a fault's delay).
+        const pending = this.process(req, res, ex, body, watch);
+        if (pending) await pending;
+      }
     } catch (err) {
       this.inputs.logger.error({ err }, 'request failed');
       if (!res.headersSent) localReply(res, ex, 'WP_ERR_INTERNAL');
@@ -397,13 +401,13 @@ export class HttpProxy {
     recordExchange(this.inputs, ex, res.writableFinished ? ex.status : watch.gone ? 0 : ex.status);
   }
 
-  private async process(
+  private process(
     req: RequestRecord,
     res: DownstreamResponse,
     ex: Exchange,
     body: ReplayableBody,
     watch: DownstreamWatch,
-  ): Promise<void> {
+  ): Promise<void> | void {
     const { ctx } = ex;
     const limit =
       ctx.chain.handler.maxHeadersCount ?? this.inputs.maxHeadersCount ?? DEFAULT_MAX_HEADERS_COUNT;
@@ -434,13 +438,39 @@ export class HttpProxy {
     if (!route) return localReply(res, ex, 'WP_ERR_NO_ROUTE');
     ex.route = route.name;
 
-    if (route.fault) {
-      const fault = decideFault(route.fault, this.random);
-      if (fault.delayMs !== undefined) {
-        mark(ex, 'fault_delay');
-        await new Promise((resolve) => setTimeout(resolve, fault.delayMs));
-        if (watch.gone) return;
-      }
+    const fault = route.fault ? decideFault(route.fault, this.random) : undefined;
+    if (fault?.delayMs !== undefined) {
+      mark(ex, 'fault_delay');
+      return this.afterDelay(fault.delayMs, watch, () =>
+        this.answer(req, res, ex, body, watch, route, view, fault),
+      );
+    }
+    return this.answer(req, res, ex, body, watch, route, view, fault);
+  }
+
+  /** A fault's delay, then the rest of the request unless the client has gone meanwhile. */
+  private async afterDelay(
+    ms: number,
+    watch: DownstreamWatch,
+    then: () => Promise<void> | void,
+  ): Promise<void> {
+    await new Promise((resolve) => setTimeout(resolve, ms));
+    if (watch.gone) return;
+    await then();
+  }
+
+  /** The route's answer: a fault's abort, a redirect, a direct response, or the upstream's. */
+  private answer(
+    req: RequestRecord,
+    res: DownstreamResponse,
+    ex: Exchange,
+    body: ReplayableBody,
+    watch: DownstreamWatch,
+    route: Route,
+    view: LazyRequestView,
+    fault: FaultDecision | undefined,
+  ): Promise<void> | void {
+    if (fault) {
       if (fault.abort) {
         if (fault.abort.grpcStatus !== undefined && ex.grpc) {
           ex.grpcStatus = String(fault.abort.grpcStatus);
@@ -472,7 +502,7 @@ export class HttpProxy {
         status: action.status,
         ...(action.body !== undefined && { body: action.body }),
       });
-    await this.forward(req, res, ex, route, action, body, view, watch);
+    return this.forward(req, res, ex, route, action, body, view, watch);
   }
 
   /** Sends the request upstream with retries, then streams the response back. */
