@@ -563,8 +563,7 @@ export class HttpProxy {
       ex,
       request: { path, authority, headers, body },
       key,
-      onDownstreamClosed: (fn) => watch.onGone(fn),
-      downstreamGone: () => watch.gone,
+      downstream: watch,
     });
     if (watch.gone) {
       // Nobody to answer: the upstream request was cancelled and the exchange is logged as DC.

@@ -6,6 +6,7 @@
 import type { RouteAction, UpstreamCluster, WaypointConfig } from '../config/waypoint-config.js';
 import type { ClusterRuntime } from '../lb/cluster-runtime.js';
 import { type AttemptOutcome, isRetriable, retryBackoffMs } from '../retry/retry-policy.js';
+import type { DownstreamWatch } from './downstream.js';
 import { type Exchange, mark } from './exchange.js';
 import type { ReplayableBody } from './replayable-body.js';
 import { type Attempt, type AttemptDeps, grpcStatusOf, startAttempt } from './request-attempt.js';
@@ -27,9 +28,8 @@ export interface RetryLoopInputs {
   };
   /** The route's hash key for consistent-hash load balancing. */
   readonly key: string | undefined;
-  /** Registers a call for when the client goes away before its response is finished. */
-  readonly onDownstreamClosed: (fn: () => void) => void;
-  readonly downstreamGone: () => boolean;
+  /** Whether the client has gone before its response finished, and what to call when it does. */
+  readonly downstream: DownstreamWatch;
 }
 
 /** Runs attempts until one is final; `last` is the attempt to answer from (none: no endpoint). */
@@ -43,8 +43,7 @@ export async function runAttempts({
   ex,
   request,
   key,
-  onDownstreamClosed,
-  downstreamGone,
+  downstream,
 }: RetryLoopInputs): Promise<{ last: Attempt | undefined; timedOut: boolean }> {
   const policy = action.retry;
   const { path, authority, headers, body } = request;
@@ -62,7 +61,7 @@ export async function runAttempts({
       : undefined;
   let abortInFlight: (() => void) | undefined;
   // A client that goes away cancels the upstream request, as Envoy resets it (flag DC).
-  onDownstreamClosed(() => {
+  downstream.onGone(() => {
     abortInFlight?.();
     if (current?.ok) current.response.abort();
   });
@@ -113,7 +112,7 @@ export async function runAttempts({
       rt.requestFinished(pick.endpoint, current.ok ? current.response.status : undefined, !current.ok);
       endRetry();
       last = current;
-      if (timedOut || downstreamGone()) break;
+      if (timedOut || downstream.gone) break;
       const grpcStatus = current.ok ? grpcStatusOf(current.response.headers) : undefined;
       const outcome: AttemptOutcome = current.ok
         ? { status: current.response.status, grpcStatus }
@@ -137,7 +136,7 @@ export async function runAttempts({
       if (current.ok) current.response.abort();
       deps.metrics.retries.inc({ cluster: cluster.name });
       await new Promise((resolve) => setTimeout(resolve, wait));
-      if (timedOut || downstreamGone()) {
+      if (timedOut || downstream.gone) {
         endRetry();
         break;
       }
