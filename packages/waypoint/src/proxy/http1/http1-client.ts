@@ -18,11 +18,13 @@ import { UpstreamConnectError } from '../upstream-pool.js';
 import {
   BodyDecoder,
   type Framing,
+  fieldLines,
   headEnd,
   keepAlive,
   parseResponseHead,
   type ResponseHead,
   responseFraming,
+  VALUE_OK,
 } from './http1-parser.js';
 
 export interface Http1ClientInputs {
@@ -37,7 +39,6 @@ export interface Http1ClientInputs {
 const EMPTY = Buffer.alloc(0);
 const CRLF = Buffer.from('\r\n');
 const LAST_CHUNK = Buffer.from('0\r\n\r\n');
-const VALUE_OK = /^[^\r\n\0]*$/;
 const TARGET_OK = /^[\x21-\xff]+$/;
 
 /**
@@ -442,22 +443,12 @@ class Exchange {
     for (const k in headers) {
       const v = headers[k];
       if (v === undefined || k === 'host') continue;
-      if (!Array.isArray(v)) {
-        const x = String(v);
-        if (!VALUE_OK.test(x)) {
-          this.fail();
-          return;
-        }
-        s += `${k}: ${x}\r\n`;
-        continue;
+      const lines = fieldLines(k, v);
+      if (lines === undefined) {
+        this.fail();
+        return;
       }
-      for (const x of v) {
-        if (!VALUE_OK.test(String(x))) {
-          this.fail();
-          return;
-        }
-        s += `${k}: ${x}\r\n`;
-      }
+      s += lines;
     }
     const hasLength = headers['content-length'] !== undefined;
     const noBody = !hasLength && body.complete && body.bytes === 0;

@@ -17,6 +17,7 @@ import { type BodySource, ReplayableBody } from '../replayable-body.js';
 import { rawReply, type WaypointErrorCode } from '../waypoint-errors.js';
 import {
   BodyDecoder,
+  fieldLines,
   Http1ParseError,
   headEnd,
   keepAlive,
@@ -24,6 +25,7 @@ import {
   type RequestHead,
   requestFraming,
   skipBlankLines,
+  VALUE_OK,
 } from './http1-parser.js';
 
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
@@ -31,7 +33,6 @@ const EMPTY = Buffer.alloc(0);
 /** Unread input past which the client is held (its write not acknowledged) until it is used. */
 const INPUT_HIGH_WATER = 64 * 1024;
 const CRLF = Buffer.from('\r\n');
-const VALUE_OK = /^[^\r\n\0]*$/;
 
 export interface Http1ConnectionInputs {
   readonly ctx: ConnectionContext;
@@ -104,16 +105,9 @@ export class Http1ResponseWriter extends EventEmitter implements DownstreamRespo
         continue;
       }
       // As Node's writeHead: a value that would split the head is refused, never written.
-      if (!Array.isArray(v)) {
-        const x = String(v);
-        if (!VALUE_OK.test(x)) throw new TypeError(`invalid value for header ${k}`);
-        s += `${k}: ${x}\r\n`;
-        continue;
-      }
-      for (const x of v) {
-        if (!VALUE_OK.test(String(x))) throw new TypeError(`invalid value for header ${k}`);
-        s += `${k}: ${x}\r\n`;
-      }
+      const lines = fieldLines(k, v);
+      if (lines === undefined) throw new TypeError(`invalid value for header ${k}`);
+      s += lines;
     }
     this.noBody = this.method === 'HEAD' || status === 204 || status === 304 || status < 200;
     if (!this.noBody && !hasLength) {

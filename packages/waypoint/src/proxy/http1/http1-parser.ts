@@ -161,6 +161,27 @@ export function parseResponseHead(buf: Buffer, start: number, end: number): Resp
   };
 }
 
+/** What a field value written on the wire must not hold: it would split the head. */
+export const VALUE_OK = /^[^\r\n\0]*$/;
+
+/**
+ * The `name: value` lines of a field to write (one per value of a list), or undefined when a value
+ * holds CR, LF or NUL, as Node's writeHead and client refuse them.
+ */
+export function fieldLines(name: string, value: string | readonly string[]): string | undefined {
+  if (!Array.isArray(value)) {
+    const x = String(value);
+    return VALUE_OK.test(x) ? `${name}: ${x}\r\n` : undefined;
+  }
+  let lines = '';
+  for (const v of value) {
+    const x = String(v);
+    if (!VALUE_OK.test(x)) return undefined;
+    lines += `${name}: ${x}\r\n`;
+  }
+  return lines;
+}
+
 /** How a message's body is delimited. */
 export type Framing =
   | { kind: 'none' }
