@@ -119,6 +119,9 @@ const CASES: Array<[string, string, 'ok' | 400 | 431, ('ok' | 400)?]> = [
   ['version HTTP/3.0', 'GET / HTTP/3.0\r\nHost: x\r\n\r\n', 400],
   ['a lower-case version', 'GET / http/1.1\r\nHost: x\r\n\r\n', 400],
   ['two spaces in the request line', 'GET  / HTTP/1.1\r\nHost: x\r\n\r\n', 400, 'ok'],
+  ['no space in the request line, one in a field', 'GET/\r\nHost: a b\r\n\r\n', 400],
+  ['a version with a third digit', 'GET / HTTP/1.10\r\nHost: x\r\n\r\n', 400],
+  ['a field name with a space before the next field', 'GET / HTTP/1.1\r\nHost: x\r\nX A: 1\r\n\r\n', 400],
   ['a head over the size limit', `GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(4000)}\r\n\r\n`, 431],
   ['an unfinished head over the size limit', `GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(4000)}`, 431],
 ];
@@ -173,6 +176,45 @@ describe('HTTP/1.1 parser: heads, framing and body decoding', () => {
     expect(head.headers).toEqual({ host: 'svc', 'x-dup': '1, 2', 'set-cookie': ['a', 'b'] });
     expect(head.raw[0]).toEqual(['Host', 'svc']);
     expect(keepAlive(head)).toBe(true);
+  });
+
+  it('reads the request line and the status line by their exact shapes', () => {
+    const req = (t: string) => {
+      const b = Buffer.from(t, 'latin1');
+      return parseRequestHead(b, 0, headEnd(b, MAX));
+    };
+    expect(req('M-SEARCH * HTTP/1.1\r\nHost: x\r\n\r\n')).toMatchObject({ method: 'M-SEARCH', target: '*' });
+    expect(req('GET /\xe9?a=%20 HTTP/1.0\r\n\r\n')).toMatchObject({ target: '/\xe9?a=%20', versionMinor: 0 });
+    for (const bad of [
+      'GET  HTTP/1.1\r\nHost: x\r\n\r\n',
+      'GET / HTTP/1.1 \r\nHost: x\r\n\r\n',
+      'GET /\tx HTTP/1.1\r\nHost: x\r\n\r\n',
+      ' GET / HTTP/1.1\r\nHost: x\r\n\r\n',
+      'GET / HTTP/1.2\r\nHost: x\r\n\r\n',
+      'GET / HTTP/1.\r\nHost: x\r\n\r\n',
+    ])
+      expect(() => req(bad), JSON.stringify(bad)).toThrow(Http1ParseError);
+    const res = (t: string) => {
+      const b = Buffer.from(t, 'latin1');
+      return parseResponseHead(b, 0, headEnd(b, MAX));
+    };
+    expect(res('HTTP/1.0 404 \r\n\r\n')).toMatchObject({ status: 404, reason: '', versionMinor: 0 });
+    expect(res('HTTP/1.1 200 All \tfine\xe9\r\nX-A: 1\r\n\r\n')).toMatchObject({
+      status: 200,
+      reason: 'All \tfine\xe9',
+      headers: { 'x-a': '1' },
+    });
+    for (const bad of [
+      'HTTP/1.1 200OK\r\n\r\n',
+      'HTTP/1.1 2000\r\n\r\n',
+      'HTTP/1.1  200 OK\r\n\r\n',
+      'HTTP/1.2 200 OK\r\n\r\n',
+      'HTTP/1.1 2x0 OK\r\n\r\n',
+      'HTTP/1.1 200 O\x01K\r\n\r\n',
+      'http/1.1 200 OK\r\n\r\n',
+      'HTTP/1.1 200 OK\r\nX-A: a\rb\r\n\r\n',
+    ])
+      expect(() => res(bad), JSON.stringify(bad)).toThrow(Http1ParseError);
   });
 
   it('strips spaces and tabs around a field value, keeping those inside it', () => {

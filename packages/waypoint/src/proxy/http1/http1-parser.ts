@@ -82,81 +82,146 @@ export function skipBlankLines(buf: Buffer, from = 0): number {
   return i;
 }
 
-function isOws(c: number): boolean {
-  return c === 0x20 || c === 0x09;
+/** Byte classes, by code: 1 where the byte may appear (a latin1 string's codes are bytes). */
+function byteClass(ok: (c: number) => boolean): Uint8Array {
+  const t = new Uint8Array(256);
+  for (let c = 0; c < 256; c++) t[c] = ok(c) ? 1 : 0;
+  return t;
+}
+/** tchar (RFC 9110 5.6.2): field names and methods. */
+const TCHAR = byteClass((c) => TOKEN.test(String.fromCharCode(c)));
+/** Field values and reason phrases: HTAB, visible ASCII, space and obs-text. */
+const VCHAR = byteClass((c) => VALUE.test(String.fromCharCode(c)));
+/** A request target: visible ASCII and obs-text, no space. */
+const TCHAR_TARGET = byteClass((c) => TARGET.test(String.fromCharCode(c)));
+
+/** Whether every code of `text[from, to)` is in `cls`. */
+function allIn(cls: Uint8Array, text: string, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) if (cls[text.charCodeAt(i)] !== 1) return false;
+  return true;
 }
 
-function parseFields(
-  lines: string[],
-  first: number,
-): { raw: RawHeaders; headers: Record<string, string | string[]> } {
-  const raw: RawHeaders = [];
-  const headers: Record<string, string | string[]> = {};
-  for (let i = first; i < lines.length; i++) {
-    const line = lines[i] as string;
-    const c0 = line.charCodeAt(0);
+/** The fields of a head as they are parsed: in order as sent, and by lower-case name. */
+class Fields {
+  readonly raw: RawHeaders = [];
+  readonly headers: Record<string, string | string[]> = {};
+  hosts = 0;
+}
+
+/**
+ * Where the line starting at `from` ends in `text` (lines end in CRLF; the last one runs to the
+ * end). Throws on a CR not followed by LF, found here so that the head is scanned once.
+ */
+function lineEnd(text: string, from: number): number {
+  const cr = text.indexOf('\r', from);
+  if (cr < 0) return text.length;
+  if (text.charCodeAt(cr + 1) !== 0x0a) throw malformed('bare CR');
+  return cr;
+}
+
+/** Parses the field lines of `text` from `pos` (each ended by CRLF but the last) into `into`. */
+function parseFields(text: string, pos: number, into: Fields): void {
+  const { raw, headers } = into;
+  while (pos < text.length) {
+    const eol = lineEnd(text, pos);
+    const c0 = text.charCodeAt(pos);
     if (c0 === 0x20 || c0 === 0x09) throw malformed('obs-fold');
-    const colon = line.indexOf(':');
-    if (colon <= 0) throw malformed('header without a name or colon');
-    const name = line.slice(0, colon);
-    if (!TOKEN.test(name)) throw malformed('invalid header name');
+    // The name: tchars up to the colon (none before it is a space: "Host : x" is refused).
+    let i = pos;
+    let upper = false;
+    for (; i < eol; i++) {
+      const c = text.charCodeAt(i);
+      if (c === 0x3a) break;
+      if (TCHAR[c] !== 1) throw malformed('invalid header name');
+      if (c >= 0x41 && c <= 0x5a) upper = true;
+    }
+    if (i === eol || i === pos) throw malformed('header without a name or colon');
+    const name = text.slice(pos, i);
     // Optional whitespace (SP, HTAB) around the value is not part of it (RFC 9110 5.5).
-    let vs = colon + 1;
-    let ve = line.length;
-    while (vs < ve && isOws(line.charCodeAt(vs))) vs++;
-    while (ve > vs && isOws(line.charCodeAt(ve - 1))) ve--;
-    const value = line.slice(vs, ve);
-    if (!VALUE.test(value)) throw malformed('invalid header value');
+    let vs = i + 1;
+    let ve = eol;
+    while (vs < ve && isOws(text.charCodeAt(vs))) vs++;
+    while (ve > vs && isOws(text.charCodeAt(ve - 1))) ve--;
+    if (!allIn(VCHAR, text, vs, ve)) throw malformed('invalid header value');
+    const value = text.slice(vs, ve);
     raw.push([name, value]);
-    const k = name.toLowerCase();
+    const k = upper ? name.toLowerCase() : name;
+    if (k === 'host') into.hosts++;
     const had = headers[k];
     if (had === undefined) headers[k] = k === 'set-cookie' ? [value] : value;
     else if (Array.isArray(had)) had.push(value);
     else headers[k] = `${had}, ${value}`;
+    pos = eol + 2;
   }
-  return { raw, headers };
 }
 
-function headLines(buf: Buffer, start: number, end: number): string[] {
-  // The head without its final CRLF CRLF; every line ended in CRLF (headEnd checked for bare LF).
-  const text = buf.toString('latin1', start, end - 4);
-  // A CR not followed by LF, found in one pass over the head rather than one per line.
-  for (let i = text.indexOf('\r'); i >= 0; i = text.indexOf('\r', i + 2))
-    if (text.charCodeAt(i + 1) !== 0x0a) throw malformed('bare CR');
-  return text.split('\r\n');
+function isOws(c: number): boolean {
+  return c === 0x20 || c === 0x09;
+}
+
+/** The head without its final CRLF CRLF; every line ended in CRLF (headEnd checked for bare LF). */
+function headText(buf: Buffer, start: number, end: number): string {
+  return buf.toString('latin1', start, end - 4);
 }
 
 /** Parses a complete request head, `buf[start, end)` as `headEnd` found it. */
 export function parseRequestHead(buf: Buffer, start: number, end: number): RequestHead {
-  const lines = headLines(buf, start, end);
-  const m = /^([^ ]+) ([^ ]+) HTTP\/1\.([01])$/.exec(lines[0] as string);
-  if (!m) throw malformed('bad request line');
-  const method = m[1] as string;
-  if (!TOKEN.test(method) || !METHODS.has(method)) throw malformed('bad method');
-  const target = m[2] as string;
-  if (!TARGET.test(target)) throw malformed('bad request target');
-  const { raw, headers } = parseFields(lines, 1);
+  const text = headText(buf, start, end);
+  // The request line: method SP request-target SP HTTP/1.x, single spaces.
+  const eol = lineEnd(text, 0);
+  const sp1 = text.indexOf(' ');
+  const sp2 = sp1 < 0 ? -1 : text.indexOf(' ', sp1 + 1);
+  if (sp1 <= 0 || sp2 < 0 || sp2 >= eol || eol - sp2 !== 9 || !text.startsWith('HTTP/1.', sp2 + 1))
+    throw malformed('bad request line');
+  const minor = text.charCodeAt(eol - 1);
+  if (minor !== 0x30 && minor !== 0x31) throw malformed('bad request line');
+  const method = text.slice(0, sp1);
+  // Every known method is a token; one that is not known is refused, as llhttp does.
+  if (!METHODS.has(method)) throw malformed('bad method');
+  if (sp2 === sp1 + 1 || !allIn(TCHAR_TARGET, text, sp1 + 1, sp2)) throw malformed('bad request target');
+  const target = text.slice(sp1 + 1, sp2);
+  const fields = new Fields();
+  parseFields(text, eol + 2, fields);
   // RFC 9112 3.2: more than one Host is refused (Node keeps the first; policy must see one).
-  let hosts = 0;
-  for (const [name] of raw) if (name.length === 4 && name.toLowerCase() === 'host') hosts++;
-  if (hosts > 1) throw malformed('several host fields');
-  return { method, target, versionMinor: m[3] === '1' ? 1 : 0, raw, headers, size: end - start };
+  if (fields.hosts > 1) throw malformed('several host fields');
+  return {
+    method,
+    target,
+    versionMinor: minor === 0x31 ? 1 : 0,
+    raw: fields.raw,
+    headers: fields.headers,
+    size: end - start,
+  };
 }
+
+const isDigit = (c: number) => c >= 0x30 && c <= 0x39;
 
 /** Parses a complete response head. */
 export function parseResponseHead(buf: Buffer, start: number, end: number): ResponseHead {
-  const lines = headLines(buf, start, end);
-  const m = /^HTTP\/1\.([01]) (\d{3})(?: (.*))?$/.exec(lines[0] as string);
-  if (!m) throw malformed('bad status line');
-  const reason = m[3] ?? '';
-  if (!VALUE.test(reason)) throw malformed('bad reason phrase');
-  const { raw, headers } = parseFields(lines, 1);
+  const text = headText(buf, start, end);
+  // The status line: HTTP/1.x SP 3DIGIT [SP reason-phrase].
+  const eol = lineEnd(text, 0);
+  const minor = text.charCodeAt(7);
+  if (
+    eol < 12 ||
+    !text.startsWith('HTTP/1.', 0) ||
+    (minor !== 0x30 && minor !== 0x31) ||
+    text.charCodeAt(8) !== 0x20 ||
+    !isDigit(text.charCodeAt(9)) ||
+    !isDigit(text.charCodeAt(10)) ||
+    !isDigit(text.charCodeAt(11)) ||
+    (eol > 12 && text.charCodeAt(12) !== 0x20)
+  )
+    throw malformed('bad status line');
+  if (!allIn(VCHAR, text, 13, eol)) throw malformed('bad reason phrase');
+  const fields = new Fields();
+  parseFields(text, eol + 2, fields);
   return {
-    status: Number(m[2]),
-    reason,
-    versionMinor: m[1] === '1' ? 1 : 0,
-    raw,
-    headers,
+    status: Number(text.slice(9, 12)),
+    reason: eol > 13 ? text.slice(13, eol) : '',
+    versionMinor: minor === 0x31 ? 1 : 0,
+    raw: fields.raw,
+    headers: fields.headers,
     size: end - start,
   };
 }
@@ -329,9 +394,9 @@ export class BodyDecoder {
           this.trailerScanned = this.trailerScan.lineStart - i;
           break;
         }
-        const lines = buf.toString('latin1', i, end - 4).split('\r\n');
-        for (const l of lines) if (l.includes('\r')) throw malformed('bare CR');
-        this.trailers = parseFields(lines, 0).raw;
+        const fields = new Fields();
+        parseFields(headText(buf, i, end), 0, fields);
+        this.trailers = fields.raw;
         this.done = true;
         return end - start;
       }
