@@ -49,7 +49,7 @@ function exchange(
     traceparent: '00-0-0-01',
     grpc: false,
     protocol: 'HTTP/1.1',
-    flags: new Set(flags) as Exchange['flags'],
+    flags: flags as Exchange['flags'],
     status: 200,
     attempts: 1,
     requestBytes: 0,

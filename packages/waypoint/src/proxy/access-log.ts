@@ -56,7 +56,7 @@ function idOf(o: object | undefined): number {
 /** Records a finished exchange in the metrics and the access log, as `status` (0: no response). */
 export function recordExchange(sinks: ExchangeSinks, ex: Exchange, status: number): void {
   const durationMs = performance.now() - ex.start;
-  const flags = ex.flags.size ? [...ex.flags].join(',') : '-';
+  const flags = ex.flags.length > 0 ? ex.flags.join(',') : '-';
   const peer = ex.ctx.peer;
   const dst = ex.endpoint;
   const ownClusterId = sinks.clusterName ?? 'Kubernetes';

@@ -43,6 +43,7 @@ export interface DownstreamResponse {
  */
 export class DownstreamWatch {
   gone = false;
+  private cut = false;
   private readonly calls: Array<() => void> = [];
 
   constructor(private readonly res: DownstreamResponse) {
@@ -54,8 +55,16 @@ export class DownstreamWatch {
     this.calls.push(fn);
   }
 
+  /**
+   * The waypoint cut the response off itself (the upstream broke mid-response): the close that
+   * follows is not the client going away.
+   */
+  cutOff(): void {
+    this.cut = true;
+  }
+
   private closed(): void {
-    if (this.res.writableFinished) return;
+    if (this.res.writableFinished || this.cut) return;
     this.gone = true;
     for (const fn of this.calls) fn();
   }

@@ -29,7 +29,8 @@ export interface Exchange {
   readonly traceparent: string;
   readonly grpc: boolean;
   readonly protocol: string;
-  flags: Set<ResponseFlag>;
+  /** Response flags, each once, in the order they were set. */
+  readonly flags: ResponseFlag[];
   status: number;
   grpcStatus?: string;
   route?: string;
@@ -43,5 +44,5 @@ export interface Exchange {
 /** Sets the table's response flag of `key` on the exchange, if it has one. */
 export function mark(ex: Exchange, key: ReplyKey): void {
   const flag = REPLIES[key].flag;
-  if (flag) ex.flags.add(flag);
+  if (flag && !ex.flags.includes(flag)) ex.flags.push(flag);
 }

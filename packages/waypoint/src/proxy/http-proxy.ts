@@ -42,9 +42,9 @@ import { Http1Client } from './http1/http1-client.js';
 import { Http1Connection } from './http1/http1-connection.js';
 import { localReply } from './local-reply.js';
 import { ReplayableBody } from './replayable-body.js';
-import { type AttemptDeps, startAttempt } from './request-attempt.js';
+import { type Attempt, type AttemptDeps, startAttempt } from './request-attempt.js';
 import { originForm } from './request-target.js';
-import { runAttempts } from './retry-loop.js';
+import { type RetryLoopInputs, runAttempts } from './retry-loop.js';
 import { newTraceparent } from './trace-context.js';
 import type { UpstreamPool } from './upstream-pool.js';
 import { HOP_BY_HOP, respond } from './upstream-response.js';
@@ -347,12 +347,12 @@ export class HttpProxy {
    * One request, from either server: the decisions, the upstream attempts, the answer, then its
    * metrics and access log line once the response has finished or the client has gone.
    */
-  async handle(
+  handle(
     asSent: RequestRecord,
     res: DownstreamResponse,
     body: ReplayableBody,
     ctx: ConnectionContext,
-  ): Promise<void> {
+  ): Promise<void> | void {
     // Policy, routing and the upstream request see one authority and path (absolute-form too).
     const origin = originForm(asSent);
     const req = origin ?? asSent;
@@ -367,35 +367,60 @@ export class HttpProxy {
       traceparent: newTraceparent(req.headers.traceparent),
       grpc: contentType.startsWith('application/grpc'),
       protocol: req.protocol,
-      flags: new Set(),
+      flags: [],
       status: 0,
       attempts: 0,
       requestBytes: 0,
       responseBytes: 0,
     };
     const watch = new DownstreamWatch(res);
+    // The steps return a promise only when they wait (the upstream, a fault's delay).
+    let pending: Promise<void> | undefined;
     try {
       if (!origin) {
         this.countDownstreamError('WP_ERR_MALFORMED_REQUEST');
         localReply(res, ex, 'WP_ERR_MALFORMED_REQUEST', {
           headers: 'stream' in res ? {} : { connection: 'close' },
         });
-      } else {
-        // The steps return a promise only when they wait (the upstream, a fault's delay).
-        const pending = this.process(req, res, ex, body, watch);
-        if (pending) await pending;
-      }
+      } else pending = this.process(req, res, ex, body, watch) ?? undefined;
     } catch (err) {
-      this.inputs.logger.error({ err }, 'request failed');
-      if (!res.headersSent) localReply(res, ex, 'WP_ERR_INTERNAL');
-      else res.destroy();
+      this.failed(err, res, ex);
     }
+    if (pending)
+      return pending.then(
+        () => this.settled(res, ex, body, watch),
+        (err: unknown) => {
+          this.failed(err, res, ex);
+          return this.settled(res, ex, body, watch);
+        },
+      );
+    return this.settled(res, ex, body, watch);
+  }
+
+  /** A step threw: a 500 if nothing was sent yet, else the response is cut off. */
+  private failed(err: unknown, res: DownstreamResponse, ex: Exchange): void {
+    this.inputs.logger.error({ err }, 'request failed');
+    if (!res.headersSent) localReply(res, ex, 'WP_ERR_INTERNAL');
+    else res.destroy();
+  }
+
+  /** The steps are done: the exchange is recorded once its response has finished or the client gone. */
+  private settled(
+    res: DownstreamResponse,
+    ex: Exchange,
+    body: ReplayableBody,
+    watch: DownstreamWatch,
+  ): Promise<void> | void {
     if (!res.writableFinished && !watch.gone && !res.destroyed) {
-      await new Promise<void>((resolve) => {
+      return new Promise<void>((resolve) => {
         res.once('close', resolve);
         res.once('finish', resolve);
-      });
+      }).then(() => this.record(res, ex, body, watch));
     }
+    this.record(res, ex, body, watch);
+  }
+
+  private record(res: DownstreamResponse, ex: Exchange, body: ReplayableBody, watch: DownstreamWatch): void {
     if (watch.gone && !res.writableFinished) mark(ex, 'WP_ERR_DOWNSTREAM_GONE');
     ex.requestBytes = body.bytes;
     recordExchange(this.inputs, ex, res.writableFinished ? ex.status : watch.gone ? 0 : ex.status);
@@ -505,8 +530,11 @@ export class HttpProxy {
     return this.forward(req, res, ex, route, action, body, view, watch);
   }
 
-  /** Sends the request upstream with retries, then streams the response back. */
-  private async forward(
+  /**
+   * Sends the request upstream with retries, then streams the response back. Returns a promise
+   * only when it waits (an upstream attempt); one promise for the whole of it.
+   */
+  private forward(
     req: RequestRecord,
     res: DownstreamResponse,
     ex: Exchange,
@@ -515,7 +543,7 @@ export class HttpProxy {
     body: ReplayableBody,
     view: LazyRequestView,
     watch: DownstreamWatch,
-  ): Promise<void> {
+  ): Promise<void> | void {
     const config = this.inputs.config();
     const clusterName = pickWeightedCluster(action.clusters, this.random());
     const cluster = clusterName ? config.clusters.get(clusterName) : undefined;
@@ -553,7 +581,7 @@ export class HttpProxy {
       action.hashPolicies.length > 0
         ? hashKey(action.hashPolicies, { headers: view.headers, sourceIp: ex.ctx.sourceIp })
         : undefined;
-    const { last, timedOut } = await runAttempts({
+    const inputs: RetryLoopInputs = {
       deps: this.attemptDeps,
       random: this.random,
       config,
@@ -564,19 +592,46 @@ export class HttpProxy {
       request: { path, authority, headers, body },
       key,
       downstream: watch,
+    };
+    return new Promise<void>((resolve, reject) => {
+      const done = (err?: unknown) => (err === undefined ? resolve() : reject(err));
+      runAttempts(
+        inputs,
+        (last, timedOut) => {
+          try {
+            this.answerFrom(res, ex, route, watch, last, timedOut, done);
+          } catch (err) {
+            reject(err);
+          }
+        },
+        reject,
+      );
     });
-    if (watch.gone) {
-      // Nobody to answer: the upstream request was cancelled and the exchange is logged as DC.
-      if (last?.ok) last.response.abort();
+  }
+
+  /** The answer once the attempts are over: the upstream's response, or the reply for why not. */
+  private answerFrom(
+    res: DownstreamResponse,
+    ex: Exchange,
+    route: Route,
+    watch: DownstreamWatch,
+    last: Attempt | undefined,
+    timedOut: boolean,
+    done: (err?: unknown) => void,
+  ): void {
+    if (last?.ok && !watch.gone && !timedOut) {
+      respond(res, ex, route, last.response, watch, done);
       return;
     }
-    if (timedOut) {
-      if (last?.ok) last.response.abort();
-      return localReply(res, ex, 'WP_ERR_UPSTREAM_TIMEOUT');
-    }
-    if (!last) return localReply(res, ex, 'WP_ERR_NO_HEALTHY_UPSTREAM');
-    if (!last.ok) return localReply(res, ex, last.error);
-    await respond(res, ex, route, last.response, watch);
+    // Nobody to answer (watch.gone): the upstream request was cancelled and the exchange is
+    // logged as DC.
+    if (last?.ok) last.response.abort();
+    if (watch.gone) {
+      // No reply.
+    } else if (timedOut) localReply(res, ex, 'WP_ERR_UPSTREAM_TIMEOUT');
+    else if (!last) localReply(res, ex, 'WP_ERR_NO_HEALTHY_UPSTREAM');
+    else if (!last.ok) localReply(res, ex, last.error);
+    done();
   }
 
   /** Fire and forget: a copy of the request to another cluster, its response discarded. */
@@ -596,7 +651,7 @@ export class HttpProxy {
     if (!pick.ok) return;
     // Envoy marks shadowed requests by suffixing the host.
     const host = authority.includes(':') ? authority.replace(/^([^:]+)/, '$1-shadow') : `${authority}-shadow`;
-    const { result } = startAttempt(
+    startAttempt(
       this.attemptDeps,
       cluster,
       pick.endpoint,
@@ -606,14 +661,12 @@ export class HttpProxy {
       { ...headers },
       body,
       Number.POSITIVE_INFINITY,
+      undefined,
+      (a) => {
+        rt.requestFinished(pick.endpoint, a.ok ? a.response.status : undefined, !a.ok);
+        if (a.ok) a.response.body.resume();
+      },
     );
-    result.then((a) => {
-      rt.requestFinished(pick.endpoint, a.ok ? a.response.status : undefined, !a.ok);
-      if (a.ok) {
-        a.response.body.resume();
-        a.response.trailers.catch(() => {});
-      }
-    });
   }
 }
 

@@ -47,7 +47,7 @@ function exchange(grpc = false): Exchange {
     traceparent: '00-0-0-01',
     grpc,
     protocol: 'HTTP/1.1',
-    flags: new Set(),
+    flags: [],
     status: 0,
     attempts: 0,
     requestBytes: 0,

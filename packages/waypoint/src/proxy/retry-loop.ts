@@ -3,7 +3,12 @@
  * retries by the route's policy (the pure decisions in retry/) within max_retries or the retry
  * budget, and cancelling the attempt in flight when the client goes away.
  */
-import type { RouteAction, UpstreamCluster, WaypointConfig } from '../config/waypoint-config.js';
+import type {
+  RouteAction,
+  UpstreamCluster,
+  UpstreamEndpoint,
+  WaypointConfig,
+} from '../config/waypoint-config.js';
 import type { ClusterRuntime } from '../lb/cluster-runtime.js';
 import { type AttemptOutcome, isRetriable, retryBackoffMs } from '../retry/retry-policy.js';
 import type { DownstreamWatch } from './downstream.js';
@@ -32,117 +37,192 @@ export interface RetryLoopInputs {
   readonly downstream: DownstreamWatch;
 }
 
-/** Runs attempts until one is final; `last` is the attempt to answer from (none: no endpoint). */
-export async function runAttempts({
-  deps,
-  random,
-  config,
-  cluster,
-  runtime: rt,
-  action,
-  ex,
-  request,
-  key,
-  downstream,
-}: RetryLoopInputs): Promise<{ last: Attempt | undefined; timedOut: boolean }> {
-  const policy = action.retry;
-  const { path, authority, headers, body } = request;
-  const deadline = action.timeoutMs > 0 ? ex.start + action.timeoutMs : Number.POSITIVE_INFINITY;
-  let current: Attempt | undefined;
-  let last: Attempt | undefined;
-  let timedOut = false;
-  const overall =
-    action.timeoutMs > 0
-      ? setTimeout(() => {
-          timedOut = true;
-          if (current?.ok) current.response.abort();
-          abortInFlight?.();
-        }, action.timeoutMs)
-      : undefined;
-  let abortInFlight: (() => void) | undefined;
-  // A client that goes away cancels the upstream request, as Envoy resets it (flag DC).
-  downstream.onGone(() => {
-    abortInFlight?.();
-    if (current?.ok) current.response.abort();
-  });
-  try {
-    // A retry holds a unit of max_retries (or of the retry budget) until its attempt ends.
-    let retrying = false;
-    const endRetry = () => {
-      if (retrying) rt.retryFinished();
-      retrying = false;
-    };
-    for (let attempt = 0; ; attempt++) {
-      const endpoints = config.endpoints.get(cluster.name) ?? [];
-      const pick = rt.pick(endpoints, key, ex.endpoint);
-      if (!pick.ok) {
-        current = {
-          ok: false,
-          outcome: pick.reason === 'overflow' ? { overflow: true } : { connectFailure: true },
-          error: pick.reason === 'overflow' ? 'WP_ERR_UPSTREAM_OVERFLOW' : 'WP_ERR_NO_HEALTHY_UPSTREAM',
-        };
-        if (pick.reason === 'overflow')
-          deps.metrics.overflows.inc({ cluster: cluster.name, limit: 'max_requests' });
-        endRetry();
-        last = current;
-        break;
-      }
-      ex.endpoint = pick.endpoint;
-      ex.attempts = attempt + 1;
-      const perTry = policy?.perTryTimeoutMs ?? 0;
-      const attemptDeadline = Math.min(
-        deadline,
-        perTry > 0 ? performance.now() + perTry : Number.POSITIVE_INFINITY,
-      );
-      const started = startAttempt(
-        deps,
-        cluster,
-        pick.endpoint,
-        ex.method,
-        path,
-        authority,
-        headers,
-        body,
-        attemptDeadline,
-        ex.ctx.sourceIp,
-      );
-      abortInFlight = started.cancel;
-      current = await started.result;
-      abortInFlight = undefined;
-      rt.requestFinished(pick.endpoint, current.ok ? current.response.status : undefined, !current.ok);
-      endRetry();
-      last = current;
-      if (timedOut || downstream.gone) break;
-      const grpcStatus = current.ok ? grpcStatusOf(current.response.headers) : undefined;
-      const outcome: AttemptOutcome = current.ok
-        ? { status: current.response.status, grpcStatus }
-        : current.outcome;
-      if (!policy || !isRetriable(policy, outcome)) break;
-      if (attempt >= policy.numRetries) {
-        mark(ex, 'retry_limit');
-        break;
-      }
-      if (!body.replayable) break;
-      if (!rt.tryStartRetry()) {
-        deps.metrics.overflows.inc({ cluster: cluster.name, limit: 'retries' });
-        break;
-      }
-      retrying = true;
-      const wait = retryBackoffMs(policy, attempt, random);
-      if (performance.now() + wait >= deadline) {
-        endRetry();
-        break;
-      }
-      if (current.ok) current.response.abort();
-      deps.metrics.retries.inc({ cluster: cluster.name });
-      await new Promise((resolve) => setTimeout(resolve, wait));
-      if (timedOut || downstream.gone) {
-        endRetry();
-        break;
-      }
-    }
-  } finally {
-    clearTimeout(overall);
+/** How the loop ended: the attempt to answer from (none: no endpoint), and whether it timed out. */
+export type RetryLoopDone = (last: Attempt | undefined, timedOut: boolean) => void;
+
+/**
+ * Runs attempts until one is final, then calls `done` once. An error thrown by the loop's own
+ * steps goes to `fail` instead. No promise or closure is made per attempt beyond the attempt's.
+ */
+export function runAttempts(
+  inputs: RetryLoopInputs,
+  done: RetryLoopDone,
+  fail: (err: unknown) => void,
+): void {
+  new RetryLoop(inputs, done, fail).start();
+}
+
+class RetryLoop {
+  private current: Attempt | undefined;
+  private last: Attempt | undefined;
+  private timedOut = false;
+  private finished = false;
+  private overall: NodeJS.Timeout | undefined;
+  /** Cancels the attempt in flight (set while one is). */
+  private abortInFlight: (() => void) | undefined;
+  /** The attempt in flight, by number (0: none). */
+  private inFlight = 0;
+  private attempt = 0;
+  /** A retry holds a unit of max_retries (or of the retry budget) until its attempt ends. */
+  private retrying = false;
+  private readonly deadline: number;
+
+  constructor(
+    private readonly i: RetryLoopInputs,
+    private readonly done: RetryLoopDone,
+    private readonly fail: (err: unknown) => void,
+  ) {
+    const timeoutMs = i.action.timeoutMs;
+    this.deadline = timeoutMs > 0 ? i.ex.start + timeoutMs : Number.POSITIVE_INFINITY;
+    if (timeoutMs > 0) this.overall = setTimeout(() => this.onTimeout(), timeoutMs);
+    // A client that goes away cancels the upstream request, as Envoy resets it (flag DC).
+    i.downstream.onGone(() => this.onGone());
   }
-  return { last, timedOut };
+
+  start(): void {
+    try {
+      this.next();
+    } catch (err) {
+      this.abandon(err);
+    }
+  }
+
+  private onTimeout(): void {
+    this.timedOut = true;
+    if (this.current?.ok) this.current.response.abort();
+    this.abortInFlight?.();
+  }
+
+  private onGone(): void {
+    this.abortInFlight?.();
+    if (this.current?.ok) this.current.response.abort();
+  }
+
+  private endRetry(): void {
+    if (this.retrying) this.i.runtime.retryFinished();
+    this.retrying = false;
+  }
+
+  /** Starts the next attempt, or ends the loop when no endpoint can take it. */
+  private next(): void {
+    const { deps, config, cluster, runtime: rt, ex, request, key, action } = this.i;
+    const pick = rt.pick(config.endpoints.get(cluster.name) ?? [], key, ex.endpoint);
+    if (!pick.ok) {
+      const overflow = pick.reason === 'overflow';
+      this.current = {
+        ok: false,
+        outcome: overflow ? { overflow: true } : { connectFailure: true },
+        error: overflow ? 'WP_ERR_UPSTREAM_OVERFLOW' : 'WP_ERR_NO_HEALTHY_UPSTREAM',
+      };
+      if (overflow) deps.metrics.overflows.inc({ cluster: cluster.name, limit: 'max_requests' });
+      this.endRetry();
+      this.last = this.current;
+      this.finish();
+      return;
+    }
+    const endpoint = pick.endpoint;
+    ex.endpoint = endpoint;
+    ex.attempts = this.attempt + 1;
+    const perTry = action.retry?.perTryTimeoutMs ?? 0;
+    const attemptDeadline = Math.min(
+      this.deadline,
+      perTry > 0 ? performance.now() + perTry : Number.POSITIVE_INFINITY,
+    );
+    const n = this.attempt + 1;
+    this.inFlight = n;
+    const cancel = startAttempt(
+      deps,
+      cluster,
+      endpoint,
+      ex.method,
+      request.path,
+      request.authority,
+      request.headers,
+      request.body,
+      attemptDeadline,
+      ex.ctx.sourceIp,
+      (a) => this.onResult(n, a, endpoint),
+    );
+    // Unless the attempt has already ended (an overflow, a head that could not be sent).
+    if (this.inFlight === n) this.abortInFlight = cancel;
+  }
+
+  private onResult(n: number, a: Attempt, endpoint: UpstreamEndpoint): void {
+    if (this.inFlight !== n) return;
+    this.inFlight = 0;
+    this.abortInFlight = undefined;
+    this.current = a;
+    try {
+      this.decide(a, endpoint);
+    } catch (err) {
+      this.abandon(err);
+    }
+  }
+
+  /** After an attempt: the answer, or a retry after its backoff. */
+  private decide(current: Attempt, endpoint: UpstreamEndpoint): void {
+    const { deps, random, cluster, runtime: rt, action, downstream } = this.i;
+    rt.requestFinished(endpoint, current.ok ? current.response.status : undefined, !current.ok);
+    this.endRetry();
+    this.last = current;
+    if (!this.retries(current)) {
+      this.finish();
+      return;
+    }
+    this.retrying = true;
+    const wait = retryBackoffMs(action.retry as NonNullable<RouteAction['retry']>, this.attempt, random);
+    if (performance.now() + wait >= this.deadline) {
+      this.endRetry();
+      this.finish();
+      return;
+    }
+    if (current.ok) current.response.abort();
+    deps.metrics.retries.inc({ cluster: cluster.name });
+    setTimeout(() => {
+      if (this.timedOut || downstream.gone) {
+        this.endRetry();
+        this.finish();
+        return;
+      }
+      this.attempt += 1;
+      this.start();
+    }, wait);
+  }
+
+  /** Whether the attempt is retried: the route's policy, max_retries, the body, the budget. */
+  private retries(current: Attempt): boolean {
+    const { deps, cluster, runtime: rt, ex, action, request, downstream } = this.i;
+    if (this.timedOut || downstream.gone) return false;
+    const policy = action.retry;
+    const grpcStatus = current.ok ? grpcStatusOf(current.response.headers) : undefined;
+    const outcome: AttemptOutcome = current.ok
+      ? { status: current.response.status, grpcStatus }
+      : current.outcome;
+    if (!policy || !isRetriable(policy, outcome)) return false;
+    if (this.attempt >= policy.numRetries) {
+      mark(ex, 'retry_limit');
+      return false;
+    }
+    if (!request.body.replayable) return false;
+    if (!rt.tryStartRetry()) {
+      deps.metrics.overflows.inc({ cluster: cluster.name, limit: 'retries' });
+      return false;
+    }
+    return true;
+  }
+
+  private finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    clearTimeout(this.overall);
+    this.done(this.last, this.timedOut);
+  }
+
+  /** The loop's own step threw: no answer from it, the error to the caller. */
+  private abandon(err: unknown): void {
+    if (this.finished) return;
+    this.finished = true;
+    clearTimeout(this.overall);
+    this.fail(err);
+  }
 }

@@ -4,7 +4,7 @@ import { mutateHeaders } from '../route/header-mutation.js';
 import type { DownstreamResponse, DownstreamWatch } from './downstream.js';
 import { type Exchange, mark } from './exchange.js';
 import { takeGrpcStatus } from './local-reply.js';
-import { grpcStatusOf, type UpstreamResponse } from './request-attempt.js';
+import { grpcStatusOf, type Trailers, type UpstreamResponse } from './request-attempt.js';
 
 /** Connection-specific headers, never forwarded either way. */
 export const HOP_BY_HOP = new Set([
@@ -18,14 +18,18 @@ export const HOP_BY_HOP = new Set([
   'host',
 ]);
 
-/** Streams an upstream response to the client, with the route's response header changes. */
-export async function respond(
+/**
+ * Streams an upstream response to the client, with the route's response header changes. `done`
+ * is called once the response has ended (or been cut off), or with the error a step threw.
+ */
+export function respond(
   res: DownstreamResponse,
   ex: Exchange,
   route: Route,
   up: UpstreamResponse,
   watch: DownstreamWatch,
-): Promise<void> {
+  done: (err?: unknown) => void,
+): void {
   const base: Record<string, string | string[]> = {};
   const upHeaders = up.headers;
   for (const k in upHeaders) {
@@ -39,32 +43,53 @@ export async function respond(
   if (gs !== undefined) ex.grpcStatus = String(gs);
   // A gRPC trailers-only response: the status goes to the client as trailers after the
   // headers (Node's server cannot send a single HEADERS frame that ends the stream).
-  const statusTrailers = ex.grpc && 'stream' in res ? takeGrpcStatus(headers) : {};
+  const statusTrailers = ex.grpc && 'stream' in res ? takeGrpcStatus(headers) : undefined;
   res.writeHead(up.status, headers);
   // Relayed by hand (not piped): the client's writer need not be a Node stream.
-  const resume = () => up.body.resume();
+  const body = up.body;
   up.body.on('data', (c: Buffer) => {
     ex.responseBytes += c.length;
     if (res.destroyed) return;
     if (!res.write(c)) {
-      up.body.pause();
-      res.once('drain', resume);
+      body.pause();
+      res.once('drain', () => body.resume());
     }
   });
   watch.onGone(() => up.abort());
-  const trailers = await up.trailers.catch(() => undefined);
+  up.onEnd((trailers) => {
+    try {
+      finish(res, ex, watch, trailers, statusTrailers);
+    } catch (err) {
+      done(err);
+      return;
+    }
+    done();
+  });
+}
+
+/** The end of a relayed response: its trailers and end, or a reset when it broke. */
+function finish(
+  res: DownstreamResponse,
+  ex: Exchange,
+  watch: DownstreamWatch,
+  trailers: Trailers | undefined,
+  statusTrailers: Trailers | undefined,
+): void {
   if (trailers === undefined) {
     // The upstream broke mid-response: the client sees a reset, as Envoy gives it.
     mark(ex, 'WP_ERR_UPSTREAM_RESET_MID_RESPONSE');
+    if (!watch.gone) watch.cutOff();
     res.destroy();
     return;
   }
-  const merged: Record<string, string | string[]> = { ...statusTrailers, ...trailers };
-  let ts: Record<string, string | string[]> | undefined;
-  for (const k in merged) {
-    if (k.startsWith(':')) continue;
-    ts ??= {};
-    ts[k] = merged[k] as string | string[];
+  let ts: Trailers | undefined;
+  for (const from of [statusTrailers, trailers]) {
+    if (from === undefined) continue;
+    for (const k in from) {
+      if (k.startsWith(':')) continue;
+      ts ??= {};
+      ts[k] = from[k] as string | string[];
+    }
   }
   if (ts) {
     const tgs = ts['grpc-status'];

@@ -13,7 +13,7 @@ import type { Duplex } from 'node:stream';
 import type { UpstreamCluster, UpstreamEndpoint } from '../../config/waypoint-config.js';
 import { UNLIMITED } from '../../config/waypoint-config.js';
 import type { BodySink, ReplayableBody } from '../replayable-body.js';
-import type { Attempt, UpstreamBody } from '../request-attempt.js';
+import type { Attempt, Trailers, UpstreamBody } from '../request-attempt.js';
 import { UpstreamConnectError } from '../upstream-pool.js';
 import {
   BodyDecoder,
@@ -414,8 +414,10 @@ class Exchange {
   /** Where the scan for the end of the response head resumes (a head arriving in pieces). */
   private readonly headScan = { lineStart: 0 };
   private done = false;
-  private resolveTrailers!: (t: Record<string, string | string[]>) => void;
-  private rejectTrailers!: (e: Error) => void;
+  /** The reader of the response's end (onEnd), and whether and how it ended. */
+  private endListener: ((t: Trailers | undefined) => void) | undefined;
+  private ended = false;
+  private endTrailers: Trailers | undefined;
 
   constructor(
     private readonly client: Http1Client,
@@ -477,7 +479,22 @@ class Exchange {
     this.detach();
     this.conn.stream.destroy();
     this.body?.destroy();
-    this.rejectTrailers?.(new Error('aborted'));
+    this.end(undefined);
+  }
+
+  /** The response's end, told once to its reader: trailers, or undefined when it broke. */
+  private end(trailers: Trailers | undefined): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.endTrailers = trailers;
+    const fn = this.endListener;
+    this.endListener = undefined;
+    fn?.(trailers);
+  }
+
+  private onEnd(fn: (t: Trailers | undefined) => void): void {
+    if (this.ended) fn(this.endTrailers);
+    else this.endListener = fn;
   }
 
   private fail(): void {
@@ -503,8 +520,8 @@ class Exchange {
     this.detach();
     if (!this.head) this.settle({ ok: false, outcome: { reset: true }, error: 'WP_ERR_UPSTREAM_TERMINATED' });
     else {
-      this.rejectTrailers(new Error('upstream closed mid-response'));
       this.body?.destroy();
+      this.end(undefined);
     }
   }
 
@@ -544,18 +561,13 @@ class Exchange {
       },
     );
     this.body = body;
-    const trailers = new Promise<Record<string, string | string[]>>((resolve, reject) => {
-      this.resolveTrailers = resolve;
-      this.rejectTrailers = reject;
-    });
-    trailers.catch(() => {});
     this.settle({
       ok: true,
       response: {
         status: head.status,
         headers: head.headers,
         body,
-        trailers,
+        onEnd: (fn) => this.onEnd(fn),
         abort: () => this.abort(),
       },
     });
@@ -577,17 +589,12 @@ class Exchange {
     this.done = true;
     this.detach();
     const head = this.head as ResponseHead;
-    const trailers: Record<string, string | string[]> = {};
+    const trailers: Trailers = {};
     for (const [k, v] of this.decoder?.trailers ?? []) {
       const name = k.toLowerCase();
       const had = trailers[name];
       trailers[name] = had === undefined ? v : `${had}, ${v}`;
     }
-    // The trailers follow the body: they resolve once the reader has had every byte.
-    const body = this.body;
-    if (body) {
-      body.end(() => this.resolveTrailers(trailers));
-    } else this.resolveTrailers(trailers);
     // Bytes past the response, a request not sent whole, or close by either side: not reused.
     const reusable =
       this.buf.length === 0 &&
@@ -595,6 +602,12 @@ class Exchange {
       this.decoder?.framing.kind !== 'close' &&
       this.writer?.ended === true;
     this.conn.stream.resume();
+    // Back to the pool before the reader hears of the end: the client's next request, which
+    // that may start at once, can have this stream.
     this.client.release(this.conn, reusable);
+    // The trailers follow the body: the end is told once the reader has had every byte.
+    const body = this.body;
+    if (body) body.end(() => this.end(trailers));
+    else this.end(trailers);
   }
 }

@@ -43,7 +43,11 @@ export interface Http1ConnectionInputs {
   /** An idle keep-alive connection closes after this long. */
   readonly keepAliveTimeoutMs: number;
   /** Serves one request (HttpProxy.handle, shared with the Node path). */
-  readonly handle: (req: RequestRecord, res: DownstreamResponse, body: ReplayableBody) => Promise<void>;
+  readonly handle: (
+    req: RequestRecord,
+    res: DownstreamResponse,
+    body: ReplayableBody,
+  ) => Promise<void> | void;
   /** Serves the rest of the connection with Node's servers. */
   readonly fallback: (inner: Duplex, codec: 'http1' | 'http2') => void;
   /** A refusal answered on the connection: counted and logged by the proxy. */
@@ -440,7 +444,14 @@ export class Http1Connection extends Duplex {
       this.decoder = new BodyDecoder(framing, this.inputs.maxHeaderBytes);
       body = new ReplayableBody(this.body);
     }
-    this.inputs.handle(record, res, body).catch(() => res.destroy());
+    let pending: Promise<void> | void;
+    try {
+      pending = this.inputs.handle(record, res, body);
+    } catch {
+      res.destroy();
+      return;
+    }
+    pending?.catch(() => res.destroy());
   }
 
   /** The client ended its side in the middle of a request body. */
