@@ -70,8 +70,19 @@ class ClusterPool {
   constructor(public maxConnections: number) {}
 }
 
+/** Each endpoint's last pool key, with the client address it was made for. */
+const lastKeys = new WeakMap<
+  UpstreamEndpoint,
+  { readonly clientIp: string | undefined; readonly key: string }
+>();
+
 function keyOf(ep: UpstreamEndpoint, clientIp: string | undefined): string {
-  return `${ep.identity?.toString() ?? ''}|${ep.address}|${ep.port}|${ep.tunnel}|${clientIp ?? ''}`;
+  // Kept per endpoint object: a key made once is hashed once, not rebuilt on every request.
+  const last = lastKeys.get(ep);
+  if (last !== undefined && last.clientIp === clientIp) return last.key;
+  const key = `${ep.identity?.toString() ?? ''}|${ep.address}|${ep.port}|${ep.tunnel}|${clientIp ?? ''}`;
+  lastKeys.set(ep, { clientIp, key });
+  return key;
 }
 
 export class Http1Client {
