@@ -72,8 +72,14 @@ class RequestBody extends EventEmitter implements BodySource {
   }
 }
 
-/** The response of one request, written as HTTP/1.1 bytes on the connection. */
-export class Http1ResponseWriter extends EventEmitter implements DownstreamResponse {
+type WriterEvent = 'close' | 'finish' | 'drain';
+
+/**
+ * The response of one request, written as HTTP/1.1 bytes on the connection. Its events ('close',
+ * 'finish', 'drain') take `once` listeners only, which is all the request steps use: a list made
+ * on the first, instead of an EventEmitter per response.
+ */
+export class Http1ResponseWriter implements DownstreamResponse {
   headersSent = false;
   writableFinished = false;
   destroyed = false;
@@ -89,8 +95,33 @@ export class Http1ResponseWriter extends EventEmitter implements DownstreamRespo
     private readonly versionMinor: 0 | 1,
     /** Whether the connection may stay open after this response. */
     public keepAlive: boolean,
-  ) {
-    super();
+  ) {}
+
+  private listeners: Array<{ readonly event: WriterEvent; readonly fn: () => void }> | undefined;
+
+  once(event: WriterEvent, fn: () => void): this {
+    this.listeners ??= [];
+    this.listeners.push({ event, fn });
+    return this;
+  }
+
+  /** Calls and removes the event's listeners (not those added while they run), in order. */
+  emit(event: WriterEvent): boolean {
+    const all = this.listeners;
+    if (all === undefined) return false;
+    const due: Array<() => void> = [];
+    for (let i = 0; i < all.length; ) {
+      const l = all[i] as { readonly event: WriterEvent; readonly fn: () => void };
+      if (l.event !== event) {
+        i++;
+        continue;
+      }
+      all.splice(i, 1);
+      due.push(l.fn);
+    }
+    if (due.length === 0) return false;
+    for (const fn of due) fn();
+    return true;
   }
 
   writeHead(status: number, headers: Record<string, string | string[]>): this {
