@@ -148,7 +148,11 @@ class RetryLoop {
   }
 
   private onResult(n: number, a: Attempt, endpoint: UpstreamEndpoint): void {
-    if (this.inFlight !== n) return;
+    if (this.inFlight !== n) {
+      // An attempt the loop gave up on (its setup threw): nobody reads its response.
+      if (a.ok) a.response.abort();
+      return;
+    }
     this.inFlight = 0;
     this.abortInFlight = undefined;
     this.current = a;
@@ -222,6 +226,10 @@ class RetryLoop {
   private abandon(err: unknown): void {
     if (this.finished) return;
     this.finished = true;
+    // An attempt whose setup threw may still report (its try timer): it no longer counts.
+    this.inFlight = 0;
+    this.abortInFlight?.();
+    this.abortInFlight = undefined;
     clearTimeout(this.overall);
     this.fail(err);
   }

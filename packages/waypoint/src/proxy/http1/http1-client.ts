@@ -13,7 +13,7 @@ import type { Duplex } from 'node:stream';
 import type { UpstreamCluster, UpstreamEndpoint } from '../../config/waypoint-config.js';
 import { UNLIMITED } from '../../config/waypoint-config.js';
 import type { BodySink, ReplayableBody } from '../replayable-body.js';
-import type { Attempt, Trailers, UpstreamBody } from '../request-attempt.js';
+import type { Attempt, Trailers, UpstreamBody, UpstreamResponse } from '../request-attempt.js';
 import { UpstreamConnectError } from '../upstream-pool.js';
 import {
   BodyDecoder,
@@ -425,6 +425,8 @@ class Exchange {
   /** Where the scan for the end of the response head resumes (a head arriving in pieces). */
   private readonly headScan = { lineStart: 0 };
   private done = false;
+  /** The response, from its head until it is given to the attempt. */
+  private response: UpstreamResponse | undefined;
   /** The reader of the response's end (onEnd), and whether and how it ended. */
   private endListener: ((t: Trailers | undefined) => void) | undefined;
   private ended = false;
@@ -554,8 +556,23 @@ class Exchange {
       }
       this.feed();
     } catch {
+      this.tellResponse();
       this.fail();
+      return;
     }
+    this.tellResponse();
+  }
+
+  /**
+   * Gives the attempt its response once the bytes that came with the head have been read. A
+   * response that came whole has then ended and its stream is back in the pool: a retry that
+   * discards it (abort) leaves the stream open for the next request.
+   */
+  private tellResponse(): void {
+    const response = this.response;
+    if (response === undefined) return;
+    this.response = undefined;
+    this.settle({ ok: true, response });
   }
 
   private onHead(head: ResponseHead, framing: Framing): void {
@@ -572,16 +589,14 @@ class Exchange {
       },
     );
     this.body = body;
-    this.settle({
-      ok: true,
-      response: {
-        status: head.status,
-        headers: head.headers,
-        body,
-        onEnd: (fn) => this.onEnd(fn),
-        abort: () => this.abort(),
-      },
-    });
+    // Told to the attempt at the end of this read (tellResponse).
+    this.response = {
+      status: head.status,
+      headers: head.headers,
+      body,
+      onEnd: (fn) => this.onEnd(fn),
+      abort: () => this.abort(),
+    };
   }
 
   private feed(): void {

@@ -21,9 +21,12 @@ async function nodeBackend() {
   const seen = new Set<string>();
   const connections: string[] = [];
   const ports = new Map<string, number | undefined>();
+  /** Every request as it came: its path and the upstream stream (local port) it rode. */
+  const requests: Array<[string, number | undefined]> = [];
   const server = http.createServer((req, res) => {
     const url = req.url ?? '/';
     ports.set(url, req.socket.remotePort);
+    requests.push([url, req.socket.remotePort]);
     let body = '';
     req.on('data', (c: Buffer) => {
       body += c.toString();
@@ -49,7 +52,7 @@ async function nodeBackend() {
     });
   });
   server.on('connection', (s) => connections.push(`${s.remotePort}`));
-  return { server, port: await listen(server), connections, ports };
+  return { server, port: await listen(server), connections, ports, requests };
 }
 
 /** Backend streams the proxy closed after they sent bytes while idle. */
@@ -254,6 +257,17 @@ describe('direct HTTP/1.1 path: connection, framing, pooling and fallback', () =
       bytes_received: 11,
       response_code: 200,
     });
+  });
+
+  it('retries a 503 that came whole on the stream it came on, which went back to the pool first', async () => {
+    const out = await rawExchange(direct.port, [
+      'GET /fail-once/same-stream HTTP/1.1\r\nhost: svc\r\nconnection: close\r\n\r\n',
+    ]);
+    expect(responsesOf(out)[0]?.status).toBe(200);
+    const ports = nb.requests.filter(([url]) => url === '/fail-once/same-stream').map(([, port]) => port);
+    expect(ports).toHaveLength(2);
+    expect(ports[0]).toBeDefined();
+    expect(ports[1]).toBe(ports[0]);
   });
 
   it('relays Content-Length, chunked (with trailers) and until-close upstream bodies with correct framing', async () => {
