@@ -4,7 +4,13 @@
  * would otherwise print a CPU figure for work it did not do.
  */
 import { describe, expect, it } from 'vitest';
-import { barePath, EchoUpstream, load, waypointPath } from '../../bench/waypoint/src/direct-path-cpu.js';
+import {
+  allocatedPerRequest,
+  barePath,
+  EchoUpstream,
+  load,
+  waypointPath,
+} from '../../bench/waypoint/src/direct-path-cpu.js';
 
 describe('in-process request-steps benchmark', () => {
   it('the echo upstream answers each request head it is written, split or together', async () => {
@@ -17,6 +23,22 @@ describe('in-process request-steps benchmark', () => {
     expect(up.requests).toBe(3);
     expect(got).toHaveLength(3);
     expect(got[0]?.toString('latin1')).toMatch(/^HTTP\/1\.1 200 OK\r\n.*content-length: 1024\r\n/s);
+  });
+
+  it('the sampled heap bytes per request count what a round allocates: more for the waypoint than the bare relay', async () => {
+    const bare = barePath();
+    const direct = waypointPath(true);
+    try {
+      const b = await allocatedPerRequest(bare, 8, 2_000);
+      const d = await allocatedPerRequest(direct, 8, 2_000);
+      // Each request at least makes its head strings and buffers' objects on the heap.
+      expect(b).toBeGreaterThan(100);
+      // The waypoint parses both heads into maps and builds two new heads: several times the relay's.
+      expect(d).toBeGreaterThan(2 * b);
+    } finally {
+      bare.close();
+      direct.close();
+    }
   });
 
   for (const [name, make] of [

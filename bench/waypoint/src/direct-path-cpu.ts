@@ -12,9 +12,12 @@
  *                     relay costs.
  * Rounds are interleaved; a round's figure is its process CPU time over its requests. On a shared
  * machine take the minimum of the rounds to compare builds: what other processes do moves the
- * median, and can only add.
+ * median, and can only add. After the rounds, one more round per path runs under V8's sampling
+ * heap profiler: the heap bytes it allocates per request (what the young-generation collections
+ * have to sweep), steady from run to run where CPU time is not.
  *   BENCH_ROUNDS (default 7), BENCH_REQUESTS per round and path (40000), BENCH_CONNS (32)
  */
+import { Session } from 'node:inspector/promises';
 import { Duplex } from 'node:stream';
 import { HboneClient, HboneMetrics, SpiffeId } from '@ambient/shared';
 import {
@@ -255,6 +258,46 @@ export function load(path: PathUnderTest, conns: number, total: number): Promise
   });
 }
 
+interface SampledNode {
+  readonly selfSize: number;
+  readonly children: readonly SampledNode[];
+}
+
+/**
+ * V8 heap bytes allocated per request on `path`, by the sampling heap profiler (a sample every 256
+ * bytes, objects already collected included). Buffer contents outside the heap are not counted;
+ * the load and the in-memory upstream are, alike for every path.
+ */
+export async function allocatedPerRequest(
+  path: PathUnderTest,
+  conns: number,
+  total: number,
+): Promise<number> {
+  const session = new Session();
+  session.connect();
+  try {
+    await session.post('HeapProfiler.startSampling', {
+      samplingInterval: 256,
+      includeObjectsCollectedByMajorGC: true,
+      includeObjectsCollectedByMinorGC: true,
+    } as object);
+    const bad = await load(path, conns, total);
+    const { profile } = (await session.post('HeapProfiler.stopSampling')) as unknown as {
+      profile: { head: SampledNode };
+    };
+    if (bad > 0) throw new Error(`${bad} responses were not 200 OK`);
+    let bytes = 0;
+    const todo: SampledNode[] = [profile.head];
+    for (let n = todo.pop(); n !== undefined; n = todo.pop()) {
+      bytes += n.selfSize;
+      todo.push(...n.children);
+    }
+    return bytes / total;
+  } finally {
+    session.disconnect();
+  }
+}
+
 function spread(xs: number[]): string {
   const s = [...xs].sort((a, b) => a - b);
   const f = (x: number | undefined) => (x ?? Number.NaN).toFixed(2);
@@ -290,6 +333,9 @@ async function main(): Promise<void> {
       perRound.get(name)?.push((used.user + used.system) / requests);
     }
   }
+  const allocated = new Map<PathName, number>();
+  for (const [name, p] of paths)
+    allocated.set(name, await allocatedPerRequest(p, conns, Math.min(requests, 10_000)));
   for (const p of paths.values()) p.close();
   const of = (p: PathName) => perRound.get(p) ?? [];
   const ratio = (a: PathName, b: PathName) => of(a).map((x, i) => x / (of(b)[i] ?? Number.NaN));
@@ -303,6 +349,9 @@ async function main(): Promise<void> {
     ['waypoint node / waypoint direct', `${spread(ratio('waypoint node', 'waypoint direct'))}x`],
   ];
   for (const [k, v] of rows) console.log(`${k.padEnd(34)}${v.padStart(22)}`);
+  console.log('V8 heap KB allocated per request (sampled, one round; the load and upstream included)');
+  for (const p of PATHS)
+    console.log(`${p.padEnd(34)}${((allocated.get(p) ?? Number.NaN) / 1024).toFixed(1).padStart(22)}`);
 }
 
 if (process.argv[1] && import.meta.url.endsWith(process.argv[1].replace(/^.*\//, ''))) {
