@@ -567,10 +567,8 @@ export class HttpProxy {
     base['x-forwarded-proto'] = 'http';
     const headers = mutateHeaders(base, route.requestHeaders);
     const authority = action.hostRewrite ?? ex.authority;
-    const path = rewritePath(ex.path, route.match.path, {
-      ...(action.prefixRewrite !== undefined && { prefixRewrite: action.prefixRewrite }),
-      ...(action.regexRewrite && { regexRewrite: action.regexRewrite }),
-    });
+    // The action carries the route's rewrites (PathRewrite's fields).
+    const path = rewritePath(ex.path, route.match.path, action);
 
     for (const mirror of action.mirrors) {
       if (this.random() * 100 < mirror.percent)
