@@ -178,7 +178,24 @@ export class KubeApiServer {
     private readonly detached: boolean,
   ) {}
 
+  /**
+   * Starts etcd and the API server and waits until it is ready. On the host loopback their ports
+   * are picked free and closed again before the processes bind them, so another process can take
+   * one in between: a start that fails on a port already in use is tried again on new ports, up
+   * to three times.
+   */
   static async start(opts: KubeApiServerOptions): Promise<KubeApiServer> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await KubeApiServer.startOnce(opts);
+      } catch (err) {
+        const portTaken = /address already in use/.test(String((err as Error | undefined)?.message));
+        if (!portTaken || opts.netns || attempt >= 3) throw err;
+      }
+    }
+  }
+
+  private static async startOnce(opts: KubeApiServerOptions): Promise<KubeApiServer> {
     const dir = opts.dir ?? (await mkdtemp(path.join(os.tmpdir(), 'kube-api-')));
     await mkdir(path.join(dir, 'logs'), { recursive: true });
     const netns = opts.netns;
