@@ -47,7 +47,7 @@ export function respond(
   res.writeHead(up.status, headers);
   // Relayed by hand (not piped): the client's writer need not be a Node stream.
   const body = up.body;
-  up.body.on('data', (c: Buffer) => {
+  body.on('data', (c: Buffer) => {
     ex.responseBytes += c.length;
     if (res.destroyed) return;
     if (!res.write(c)) {
@@ -78,23 +78,28 @@ function finish(
   if (trailers === undefined) {
     // The upstream broke mid-response: the client sees a reset, as Envoy gives it.
     mark(ex, 'WP_ERR_UPSTREAM_RESET_MID_RESPONSE');
-    if (!watch.gone) watch.cutOff();
+    watch.cutOff();
     res.destroy();
     return;
   }
-  let ts: Trailers | undefined;
-  for (const from of [statusTrailers, trailers]) {
-    if (from === undefined) continue;
-    for (const k in from) {
-      if (k.startsWith(':')) continue;
-      ts ??= {};
-      ts[k] = from[k] as string | string[];
-    }
-  }
+  // The upstream's trailers over the status moved out of a trailers-only head; no pseudo-fields.
+  const ts = withoutPseudo(trailers, withoutPseudo(statusTrailers, undefined));
   if (ts) {
     const tgs = ts['grpc-status'];
     if (tgs !== undefined) ex.grpcStatus = String(tgs);
     res.addTrailers(ts);
   }
   res.end();
+}
+
+/** `into` (made when first needed) with the fields of `from` that are not pseudo-fields. */
+function withoutPseudo(from: Trailers | undefined, into: Trailers | undefined): Trailers | undefined {
+  if (from === undefined) return into;
+  let out = into;
+  for (const k in from) {
+    if (k.startsWith(':')) continue;
+    out ??= {};
+    out[k] = from[k] as string | string[];
+  }
+  return out;
 }
