@@ -18,7 +18,10 @@ if [[ "$mode" == "--test" ]]; then
   # the large one (about 80 MB to download, 450 MB installed); it also builds the Kubernetes
   # binaries. etcd and kubectl for the suites on a real API server (test/kube). containerd and runc
   # for the image suite (test/images), which imports and runs the images in a containerd of its own.
-  debs+=(nghttp2-client nghttp2-server nghttp2-proxy python3-h2 golang-go etcd-server kubernetes-client)
+  debs+=(nghttp2-client nghttp2-server nghttp2-proxy python3-h2 golang-go etcd-server)
+  # Debian's kubectl, unless the machine has a kubectl already: a kubectl package of another origin
+  # owns /usr/bin/kubectl, and Debian's would fail to unpack over it.
+  command -v kubectl >/dev/null 2>&1 || debs+=(kubernetes-client)
   # perf (linux-perf) samples processes for the CPU breakdown of the benchmarks and its test.
   debs+=(linux-perf)
   # The one-node cluster (test/cluster, KubeCluster) and the image suite (test/images): containerd and runc, the CNI plugins,
