@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -83,5 +83,29 @@ describe('perf breakdown of a real process (perf record)', () => {
     const crypto = s?.get('crypto (OpenSSL)') ?? 0;
     expect(crypto).toBeGreaterThan(0.5);
     expect(symbols.get('hasher')?.[0]?.category).toBe('crypto (OpenSSL)');
+  });
+
+  it('keeps each profile in a keep directory it makes when that does not exist yet', async () => {
+    const child = spawn(
+      process.execPath,
+      [
+        '-e',
+        `const h = require('node:crypto').createHash('sha256'); const block = Buffer.alloc(1 << 16, 7);
+         const end = Date.now() + 1000;
+         for (let i = 0; i < 20000 && Date.now() < end; i++) h.update(block);`,
+      ],
+      { stdio: 'ignore' },
+    );
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    const keep = join(dir, 'kept', 'profiles');
+    const { shares } = await profileDuring(
+      new Map([['kept hasher', child.pid as number]]),
+      dir,
+      () => exited,
+      999,
+      keep,
+    );
+    expect(shares.get('kept hasher')?.get('crypto (OpenSSL)') ?? 0).toBeGreaterThan(0.5);
+    expect((await stat(join(keep, 'kept-hasher.data'))).size).toBeGreaterThan(0);
   });
 });

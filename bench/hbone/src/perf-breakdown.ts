@@ -7,7 +7,7 @@
  * JIT-compiled JavaScript, libc's allocator and copies).
  */
 import { spawn } from 'node:child_process';
-import { rm } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 
 export const CATEGORIES = [
@@ -94,6 +94,8 @@ export async function profileDuring<T>(
   /** Keep each profile, with call graphs, in this directory as <label>.data (for `perf report -g`). */
   keepDir?: string,
 ): Promise<{ result: T; shares: Map<string, Map<Category, number>>; symbols: Map<string, SymbolShare[]> }> {
+  // A keep directory that does not exist yet is made: perf's own failure to create its file is silent.
+  if (keepDir) await mkdir(keepDir, { recursive: true });
   const runs = [...pids].map(([label, pid], i) => {
     const file = keepDir
       ? join(keepDir, `${label.replace(/[^\w.-]+/g, '-')}.data`)
