@@ -37,7 +37,7 @@
  *                          functions are named with --perf-basic-prof in BENCH_WAYPOINT_NODE_OPTIONS)
  */
 import { type ChildProcess, execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -280,6 +280,8 @@ async function main(settings: Settings): Promise<number> {
   // The lab's processes inherit this process's environment: the profiler reaches the waypoint only.
   const nodeOptions = process.env.NODE_OPTIONS;
   const profileHook = settings.cpuProfDir ? ` --import=${join(here, 'cpu-profile-hook.js')}` : '';
+  // The profiled processes write into it at exit, where a missing directory would fail unseen.
+  if (settings.cpuProfDir) await mkdir(settings.cpuProfDir, { recursive: true });
   if (profileHook || settings.waypointNodeOptions)
     process.env.NODE_OPTIONS = `${nodeOptions ?? ''}${profileHook} ${settings.waypointNodeOptions}`;
   try {
