@@ -49,6 +49,25 @@ describe('perf breakdown categories', () => {
   });
 });
 
+/**
+ * A process that hashes: SHA-256 over one 64 KiB block, again and again (no allocation per
+ * round), until `ms` have passed or `rounds` are done.
+ */
+function hasher(ms: number, rounds: number): { pid: number; exited: Promise<number | null> } {
+  const child = spawn(
+    process.execPath,
+    [
+      '-e',
+      `const h = require('node:crypto').createHash('sha256'); const block = Buffer.alloc(1 << 16, 7);
+       const end = Date.now() + ${ms};
+       for (let i = 0; i < ${rounds} && Date.now() < end; i++) h.update(block);`,
+    ],
+    { stdio: 'ignore' },
+  );
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  return { pid: child.pid as number, exited };
+}
+
 describe('perf breakdown of a real process (perf record)', () => {
   let dir = '';
   beforeAll(async () => {
@@ -59,24 +78,8 @@ describe('perf breakdown of a real process (perf record)', () => {
   });
 
   it('finds OpenSSL in a process that only hashes', async () => {
-    // SHA-256 over one 64 KiB block, again and again (no allocation per round), until 2.5 s have
-    // passed or 50,000 rounds are done.
-    const child = spawn(
-      process.execPath,
-      [
-        '-e',
-        `const h = require('node:crypto').createHash('sha256'); const block = Buffer.alloc(1 << 16, 7);
-         const end = Date.now() + 2500;
-         for (let i = 0; i < 50000 && Date.now() < end; i++) h.update(block);`,
-      ],
-      { stdio: 'ignore' },
-    );
-    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-    const { result, shares, symbols } = await profileDuring(
-      new Map([['hasher', child.pid as number]]),
-      dir,
-      () => exited,
-    );
+    const { pid, exited } = hasher(2500, 50_000);
+    const { result, shares, symbols } = await profileDuring(new Map([['hasher', pid]]), dir, () => exited);
     expect(result).toBe(0);
     const s = shares.get('hasher');
     expect(s).toBeDefined();
@@ -86,25 +89,9 @@ describe('perf breakdown of a real process (perf record)', () => {
   });
 
   it('keeps each profile in a keep directory it makes when that does not exist yet', async () => {
-    const child = spawn(
-      process.execPath,
-      [
-        '-e',
-        `const h = require('node:crypto').createHash('sha256'); const block = Buffer.alloc(1 << 16, 7);
-         const end = Date.now() + 1000;
-         for (let i = 0; i < 20000 && Date.now() < end; i++) h.update(block);`,
-      ],
-      { stdio: 'ignore' },
-    );
-    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    const { pid, exited } = hasher(1000, 20_000);
     const keep = join(dir, 'kept', 'profiles');
-    const { shares } = await profileDuring(
-      new Map([['kept hasher', child.pid as number]]),
-      dir,
-      () => exited,
-      999,
-      keep,
-    );
+    const { shares } = await profileDuring(new Map([['kept hasher', pid]]), dir, () => exited, 999, keep);
     expect(shares.get('kept hasher')?.get('crypto (OpenSSL)') ?? 0).toBeGreaterThan(0.5);
     expect((await stat(join(keep, 'kept-hasher.data'))).size).toBeGreaterThan(0);
   });
