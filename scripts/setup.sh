@@ -7,6 +7,7 @@
 #                             built from Debian's source package (cached in /var/cache/ambient-mesh;
 #                             about 13 minutes on two cores, once), and Helm
 #   scripts/setup.sh --bench  also the benchmark baselines and load tools (stunnel4, iperf3, haproxy, wrk)
+# SETUP_DRY_RUN=1 prints the Debian packages it would install, one line, and changes nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,14 +33,22 @@ if [[ "$mode" == "--bench" ]]; then
   debs+=(stunnel4 iperf3 haproxy wrk linux-perf)
 fi
 
+# Installed and configured: a package an interrupted install left unpacked counts as missing.
+installed() { [[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" == "install ok installed" ]]; }
 missing=()
 for d in "${debs[@]}"; do
-  dpkg -s "$d" >/dev/null 2>&1 || missing+=("$d")
+  installed "$d" || missing+=("$d")
 done
+if [[ "${SETUP_DRY_RUN:-}" == 1 ]]; then
+  echo "setup: would install Debian packages: ${missing[*]}"
+  exit 0
+fi
 if ((${#missing[@]})); then
   echo "setup: installing Debian packages: ${missing[*]}"
   sudo_cmd=()
   [[ $(id -u) -eq 0 ]] || sudo_cmd=(sudo)
+  # What an interrupted install left unconfigured is finished first; apt refuses to go on otherwise.
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" dpkg --configure -a
   "${sudo_cmd[@]}" apt-get update -qq
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # Where systemd runs, nghttp2-proxy's package starts an nghttpx service; the tests start their own.
