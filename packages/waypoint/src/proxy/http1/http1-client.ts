@@ -542,6 +542,7 @@ class Exchange {
   onData(chunk: Buffer): void {
     if (this.done) return;
     this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+    let broken = false;
     try {
       while (!this.head) {
         const end = headEnd(this.buf, this.maxHeaderBytes, 0, this.headScan);
@@ -556,11 +557,11 @@ class Exchange {
       }
       this.feed();
     } catch {
-      this.tellResponse();
-      this.fail();
-      return;
+      broken = true;
     }
+    // A head that came is told to the attempt first, whatever broke in the bytes after it.
     this.tellResponse();
+    if (broken) this.fail();
   }
 
   /**
