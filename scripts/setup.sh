@@ -33,11 +33,10 @@ if [[ "$mode" == "--bench" ]]; then
   debs+=(stunnel4 iperf3 haproxy wrk linux-perf)
 fi
 
-# Installed and configured: a package an interrupted install left unpacked counts as missing.
-installed() { [[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" == "install ok installed" ]]; }
+source scripts/debian-packages.sh
 missing=()
 for d in "${debs[@]}"; do
-  installed "$d" || missing+=("$d")
+  deb_installed "$d" || missing+=("$d")
 done
 if [[ "${SETUP_DRY_RUN:-}" == 1 ]]; then
   echo "setup: would install Debian packages: ${missing[*]}"
@@ -45,12 +44,7 @@ if [[ "${SETUP_DRY_RUN:-}" == 1 ]]; then
 fi
 if ((${#missing[@]})); then
   echo "setup: installing Debian packages: ${missing[*]}"
-  sudo_cmd=()
-  [[ $(id -u) -eq 0 ]] || sudo_cmd=(sudo)
-  # What an interrupted install left unconfigured is finished first; apt refuses to go on otherwise.
-  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" dpkg --configure -a
-  "${sudo_cmd[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  debs_install "${missing[@]}"
   # Where systemd runs, nghttp2-proxy's package starts an nghttpx service; the tests start their own.
   if [[ " ${missing[*]} " == *" nghttp2-proxy "* ]] && command -v systemctl >/dev/null 2>&1; then
     "${sudo_cmd[@]}" systemctl disable --now nghttpx >/dev/null 2>&1 || true

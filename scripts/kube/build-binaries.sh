@@ -19,17 +19,12 @@ if have_all; then
   exit 0
 fi
 
-sudo_cmd=()
-[[ $(id -u) -eq 0 ]] || sudo_cmd=(sudo)
+source "$(dirname "$0")/../debian-packages.sh"
 need=()
-# Installed and configured (as setup.sh counts them): one an interrupted install left unpacked is missing.
-installed() { [[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" == "install ok installed" ]]; }
-for d in golang-go make rsync gcc libc6-dev dpkg-dev golang-github-modern-go-reflect2-dev; do installed "$d" || need+=("$d"); done
+for d in golang-go make rsync gcc libc6-dev dpkg-dev golang-github-modern-go-reflect2-dev; do deb_installed "$d" || need+=("$d"); done
 if ((${#need[@]})); then
   echo "kube-build: installing Debian packages: ${need[*]}" >&2
-  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" dpkg --configure -a
-  "${sudo_cmd[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  debs_install "${need[@]}"
 fi
 
 work=$(mktemp -d /tmp/kube-build.XXXXXX)

@@ -19,12 +19,8 @@ if [[ -x "$bin" ]] && "$bin" version --short 2>/dev/null | grep -q "^v$helm_vers
   exit 0
 fi
 
-command -v unzip >/dev/null 2>&1 || {
-  sudo_cmd=()
-  [[ $(id -u) -eq 0 ]] || sudo_cmd=(sudo)
-  "${sudo_cmd[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends unzip >/dev/null
-}
+source "$(dirname "$0")/../debian-packages.sh"
+command -v unzip >/dev/null 2>&1 || debs_install unzip
 
 work=$(mktemp -d /tmp/helm-install.XXXXXX)
 trap 'rm -rf "$work"' EXIT
