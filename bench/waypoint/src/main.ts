@@ -35,6 +35,8 @@
  *                          into the kernel's share, OpenSSL, V8's GC, JavaScript, Node's C++ and libc
  *   BENCH_PERF_TOP=N       with BENCH_PERF, also each process's N most sampled symbols (JavaScript
  *                          functions are named with --perf-basic-prof in BENCH_WAYPOINT_NODE_OPTIONS)
+ *   BENCH_AGENT_ENV        JSON object of more environment for the node agents, e.g.
+ *                          '{"NODE_OPTIONS":"--max-semi-space-size=8 --cpu-prof --cpu-prof-dir=/tmp/p"}'
  */
 import { type ChildProcess, execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -247,7 +249,8 @@ async function main(settings: Settings): Promise<number> {
   haproxy.stderr?.on('data', (d: Buffer) => process.stderr.write(`[haproxy] ${d}`));
 
   const meshDir = join(work, 'mesh');
-  const mesh = new LabMesh(L, { dir: meshDir, enrolledNamespaces: ['mesh'] });
+  const agentEnv = JSON.parse(process.env.BENCH_AGENT_ENV ?? '{}') as Record<string, string>;
+  const mesh = new LabMesh(L, { dir: meshDir, enrolledNamespaces: ['mesh'], agentEnv });
   await mesh.start();
 
   const urls: Record<Mode, { client: LabPod; url: string }> = {
@@ -293,7 +296,7 @@ async function main(settings: Settings): Promise<number> {
     const got = await waitGet(L, urls.l7.client, urls.l7.url, 20_000);
     if (got !== `200 ${BODY_BYTES}`) throw new Error(`GET ${urls.l7.url} answered "${got}" for 20 s`);
     // Only a count on the waypoint proves the requests went through it and not around it.
-    const seen = waypointRequests(await mesh.waypointMetrics(waypoint.pod));
+    const seen = waypointRequests(await mesh.waypointMetrics(waypoint.pod)).get('200') ?? 0;
     if (seen < 1)
       throw new Error(
         `GET ${urls.l7.url} succeeded but the waypoint counted no requests to server-l7: it was bypassed`,
@@ -515,7 +518,7 @@ async function main(settings: Settings): Promise<number> {
   }
   const waypointSeen = waypoint
     ? waypointRequests(await mesh.waypointMetrics(waypoint.pod).catch(() => ''))
-    : Number.NaN;
+    : new Map<string, number>();
   const rss = {
     waypoint: waypoint?.pid ? await rssMb(waypoint.pid) : Number.NaN,
     haproxy: haproxy.pid ? await rssMb(haproxy.pid) : Number.NaN,
@@ -574,7 +577,7 @@ function printTable(
   overDirect: (m: Mode, k: Figure) => Spread,
   failures: Partial<Record<Mode, string>>,
   latencyFailures: Partial<Record<Mode, string[]>>,
-  waypointSeen: number,
+  waypointSeen: ReadonlyMap<string, number>,
   rss: { waypoint: number; haproxy: number; ztunnels: number[] },
 ): void {
   const med = (m: Mode, k: Figure) => spread(m, k).med;
@@ -630,7 +633,9 @@ function printTable(
   const addedP99 = l7P99 - l4P99;
   console.log(`added p99 of L7 over L4 at ${s.rate} rps: ${num(addedP99, 0)} us (target <= 2000 us)`);
   console.log(
-    `requests the waypoint counted to server-l7 (HTTP 200): ${Number.isFinite(waypointSeen) ? waypointSeen : 'n/a'}`,
+    `requests the waypoint counted to server-l7, by response code and flags: ${
+      waypointSeen.size > 0 ? [...waypointSeen].map(([k, n]) => `${k}: ${n}`).join(', ') : 'n/a'
+    }`,
   );
   console.log(
     `RSS after the run: waypoint ${num(rss.waypoint, 0)} MB, haproxy ${num(rss.haproxy, 0)} MB, ` +
@@ -738,17 +743,20 @@ function alive(pid: number): boolean {
 }
 
 /** Requests the waypoint answered with 200 for server-l7, summed over its label sets. */
-function waypointRequests(exposition: string): number {
-  let n = 0;
+function waypointRequests(exposition: string): Map<string, number> {
+  const byOutcome = new Map<string, number>();
   for (const line of exposition.split('\n')) {
     if (
-      line.startsWith('istio_requests_total{') &&
-      line.includes('destination_service="server-l7.mesh.svc.cluster.local"') &&
-      line.includes('response_code="200"')
+      !line.startsWith('istio_requests_total{') ||
+      !line.includes('destination_service="server-l7.mesh.svc.cluster.local"')
     )
-      n += Number(line.slice(line.lastIndexOf(' ') + 1)) || 0;
+      continue;
+    const code = /response_code="([^"]*)"/.exec(line)?.[1] ?? '?';
+    const flags = /response_flags="([^"]*)"/.exec(line)?.[1] ?? '-';
+    const key = flags === '-' ? code : `${code} ${flags}`;
+    byOutcome.set(key, (byOutcome.get(key) ?? 0) + (Number(line.slice(line.lastIndexOf(' ') + 1)) || 0));
   }
-  return n;
+  return byOutcome;
 }
 
 /** Polls a URL with curl inside a pod until it answers 200 with the full body, or time runs out. */

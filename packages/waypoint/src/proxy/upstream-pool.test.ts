@@ -90,6 +90,44 @@ describe('UpstreamPool: HTTP/1.1 keep-alive pooling', () => {
     const b = await get('198.18.16.21');
     expect(a).not.toBe(b);
   });
+
+  it('keeps every connection of a burst of 100 concurrent requests free for the next burst', async () => {
+    // Answers once all 100 are open, so that the burst really holds 100 connections at once.
+    let held: http.ServerResponse[] = [];
+    let accepted = 0;
+    const burst = http.createServer((_q, r) => {
+      held.push(r);
+      if (held.length < 100) return;
+      for (const h of held.splice(0)) h.end('ok');
+    });
+    burst.keepAliveTimeout = 60_000;
+    burst.on('connection', () => {
+      accepted += 1;
+    });
+    await new Promise<void>((resolve) => burst.listen(0, '127.0.0.1', resolve));
+    const to = { ...ep, port: (burst.address() as net.AddressInfo).port, workload: 'burst' };
+    const one = () =>
+      new Promise<void>((resolve, reject) => {
+        const req = pool.http1Request(cluster, to, 'GET', '/', { host: 'x' }, '198.18.16.30');
+        req.on('response', (r) => {
+          r.resume();
+          r.on('end', () => resolve());
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    try {
+      for (let round = 0; round < 2; round++) {
+        await Promise.all(Array.from({ length: 100 }, one));
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      expect(accepted).toBe(100);
+    } finally {
+      held = [];
+      burst.closeAllConnections();
+      burst.close();
+    }
+  });
 });
 
 describe('UpstreamPool: endpoint identity', () => {

@@ -70,7 +70,9 @@ class EndpointAgent extends http.Agent {
     super({
       keepAlive: true,
       maxSockets,
-      maxFreeSockets: 64,
+      // Every stream may wait idle for the next request: a smaller cap closed the streams past it
+      // after each burst of more concurrent requests and opened them again for the next.
+      maxFreeSockets: maxSockets,
       scheduling: 'lifo',
       ...(maxConnections < UNLIMITED && { maxTotalSockets: maxConnections }),
     });

@@ -32,9 +32,16 @@ export interface Http1ClientInputs {
   readonly connect: (ep: UpstreamEndpoint, connectTimeoutMs: number, clientIp?: string) => Promise<Duplex>;
   /** Largest response head accepted. */
   readonly maxHeaderBytes?: number;
-  /** Idle streams kept per pool key. */
-  readonly maxIdlePerKey?: number;
+  /**
+   * How long a pooled stream may stay idle before it is closed: Envoy's upstream
+   * `common_http_protocol_options.idle_timeout`, whose default is one hour. There is no cap on the
+   * number of idle streams: the cluster's max_connections bounds them all.
+   */
+  readonly idleTimeoutMs?: number;
 }
+
+/** Envoy's default upstream idle timeout. */
+export const UPSTREAM_IDLE_TIMEOUT_MS = 60 * 60 * 1000;
 
 const EMPTY = Buffer.alloc(0);
 const CRLF = Buffer.from('\r\n');
@@ -50,6 +57,8 @@ interface UpstreamConn {
   readonly key: string;
   readonly cluster: ClusterPool;
   busy: boolean;
+  /** When it last went back to the pool (performance.now()). */
+  idleSince: number;
   /** The exchange the stream's bytes go to; none while idle. */
   exchange: Exchange | undefined;
 }
@@ -88,6 +97,7 @@ function keyOf(ep: UpstreamEndpoint, clientIp: string | undefined): string {
 export class Http1Client {
   private readonly clusters = new Map<string, ClusterPool>();
   private readonly all = new Set<UpstreamConn>();
+  private sweepTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly inputs: Http1ClientInputs) {}
 
@@ -120,6 +130,8 @@ export class Http1Client {
   }
 
   close(): void {
+    clearTimeout(this.sweepTimer);
+    this.sweepTimer = undefined;
     for (const c of this.all) c.stream.destroy();
     this.all.clear();
     this.clusters.clear();
@@ -157,7 +169,14 @@ export class Http1Client {
       pool.open += 1;
       this.inputs.connect(ep, cluster.connectTimeoutMs, clientIp).then(
         (stream) => {
-          const conn: UpstreamConn = { stream, key, cluster: pool, busy: true, exchange: undefined };
+          const conn: UpstreamConn = {
+            stream,
+            key,
+            cluster: pool,
+            busy: true,
+            idleSince: 0,
+            exchange: undefined,
+          };
           this.all.add(conn);
           stream.on('error', () => {});
           stream.on('data', (chunk: Buffer) => {
@@ -255,13 +274,46 @@ export class Http1Client {
       list = [];
       pool.idle.set(conn.key, list);
     }
-    if (list.length >= (this.inputs.maxIdlePerKey ?? 64)) {
-      conn.stream.destroy();
-      return;
-    }
+    // No cap on idle streams (as Envoy's pool): a cap below the client's concurrency closed the
+    // streams past it after every burst and opened them again for the next one.
     conn.busy = false;
+    conn.idleSince = performance.now();
     list.push(conn);
     pool.idleCount += 1;
+    this.sweepLater();
+  }
+
+  /** Closes streams idle longer than the idle timeout, looking every half timeout (at most 60 s). */
+  private sweepLater(): void {
+    if (this.sweepTimer) return;
+    const timeout = this.inputs.idleTimeoutMs ?? UPSTREAM_IDLE_TIMEOUT_MS;
+    this.sweepTimer = setTimeout(
+      () => {
+        this.sweepTimer = undefined;
+        this.sweep(timeout);
+      },
+      Math.min(60_000, Math.max(1, timeout / 2)),
+    );
+    this.sweepTimer.unref();
+  }
+
+  private sweep(timeout: number): void {
+    const oldest = performance.now() - timeout;
+    let left = 0;
+    for (const pool of this.clusters.values()) {
+      for (const list of pool.idle.values()) {
+        // Taken from the end (most recently used first), so the longest idle are at the front.
+        let n = 0;
+        while (n < list.length && (list[n] as UpstreamConn).idleSince <= oldest) n++;
+        for (const conn of list.splice(0, n)) {
+          pool.idleCount -= 1;
+          conn.busy = true;
+          conn.stream.destroy();
+        }
+      }
+      left += pool.idleCount;
+    }
+    if (left > 0) this.sweepLater();
   }
 
   private gone(conn: UpstreamConn): void {
