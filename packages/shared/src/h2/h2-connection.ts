@@ -1036,7 +1036,11 @@ export class H2Connection extends EventEmitter {
       }
       return; // closed: ignored (RFC 9113 §5.1), and never answered with RST_STREAM
     }
-    if (this.options.role === 'server') this.countReset();
+    // Only a stream reset before it was answered counts towards the rapid-reset budget, as in the
+    // h2 crate under Istio's ztunnel, which counts resets of streams not yet accepted
+    // (hyperium/h2 src/proto/streams/recv.rs, recv_reset). A client cancelling answered streams,
+    // such as a proxy closing pooled tunnels after a burst, is not an attack.
+    if (this.options.role === 'server' && !stream.headersSent) this.countReset();
     this.notePeerFinished(streamId);
     const code = payload.readUInt32BE(0);
     stream.rstCode = code;
@@ -1194,7 +1198,7 @@ export class H2Connection extends EventEmitter {
     }
   }
 
-  /** Counts streams the peer cancelled; too many per second is the rapid-reset attack. */
+  /** Counts streams the peer cancelled unanswered or had refused; too many per second is the rapid-reset attack. */
   private countReset(): void {
     const now = Date.now();
     if (now - this.resetWindowStart >= 1_000) {

@@ -304,7 +304,8 @@ describe('H2Connection interoperates with Node http2', () => {
       conn.on('stream', (s: H2Stream) => {
         streams.push(s.id);
         s.on('error', () => {});
-        s.respond({ ':status': 200 });
+        // Answered a turn later, as the HBONE server answers a CONNECT once it has dialled.
+        setImmediate(() => s.respond({ ':status': 200 }));
       });
       closers.push(() => conn.destroy());
     });
@@ -341,6 +342,63 @@ describe('H2Connection interoperates with Node http2', () => {
     // Cut off after the budget, not after serving every stream.
     expect(streams.length).toBeLessThan(1_200);
     resetter.destroy();
+  });
+
+  it('keeps serving a client that cancels 2,000 answered streams at once (not a rapid reset)', async () => {
+    const { server, client } = await tlsMaterial();
+    const errors: number[] = [];
+    const opened: number[] = [];
+    let answered = 0;
+    let aborted = 0;
+    const port = await tlsServer(server, (socket) => {
+      const conn = new H2Connection(socket, { role: 'server', ...WINDOWS, maxConcurrentStreams: 4_000 });
+      conn.on('protocolError', (e: { code: number }) => errors.push(e.code));
+      conn.on('stream', (s: H2Stream) => {
+        opened.push(s.id);
+        s.on('error', () => {});
+        s.on('aborted', () => {
+          aborted += 1;
+        });
+        setImmediate(() => {
+          s.respond({ ':status': 200 });
+          answered += 1;
+        });
+      });
+      closers.push(() => conn.destroy());
+    });
+    const preface = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+    const start = Buffer.concat([preface, frameHeader(0, FRAME.SETTINGS, 0, 0)]);
+    const headerBlock = hpackEncode([
+      [':method', 'CONNECT'],
+      [':authority', '10.0.0.1:80'],
+    ]);
+    const ids = Array.from({ length: 2_000 }, (_, i) => 2 * i + 1);
+    const opens: Buffer[] = [start];
+    for (const id of ids)
+      opens.push(frameHeader(headerBlock.length, FRAME.HEADERS, FLAG.END_HEADERS, id), headerBlock);
+    const canceller = await tlsClient(port, client);
+    canceller.on('error', () => {});
+    canceller.resume();
+    canceller.write(Buffer.concat(opens));
+    await eventually(() => answered === ids.length);
+    // Every answered stream cancelled in one write: more than the 1,000 a second a rapid reset may.
+    canceller.write(
+      Buffer.concat(
+        ids.flatMap((id) => [
+          frameHeader(4, FRAME.RST_STREAM, 0, id),
+          Buffer.from([0, 0, 0, H2_ERROR.CANCEL]),
+        ]),
+      ),
+    );
+    const next = 2 * ids.length + 1;
+    canceller.write(
+      Buffer.concat([frameHeader(headerBlock.length, FRAME.HEADERS, FLAG.END_HEADERS, next), headerBlock]),
+    );
+    await eventually(() => opened.includes(next) && answered === ids.length + 1);
+    expect(aborted).toBe(ids.length);
+    expect(errors).toEqual([]);
+    expect(canceller.destroyed).toBe(false);
+    canceller.destroy();
   });
 });
 
