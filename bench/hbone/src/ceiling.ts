@@ -12,7 +12,7 @@
  * through stunnel, node-tls and hbone: what the plainest Node.js TLS relay adds to a round trip.
  *   BENCH_SECONDS   iperf3 duration per mode and round (default 4)
  *   BENCH_REPEAT    interleaved rounds (default 5)
- *   BENCH_ROUNDS    64-byte round trips per mode and round (default 3000)
+ *   BENCH_ROUNDS    64-byte round trips per mode and round (default 10000)
  *   BENCH_PERF=1    after the rounds, one more iperf3 run per mode with both tunnel processes sampled
  *                   by `perf record`: CPU seconds per GB by kind of work (perf-breakdown.ts)
  */
@@ -34,7 +34,7 @@ const run = promisify(execFile);
 const here = dirname(fileURLToPath(import.meta.url));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
 const REPEAT = Number(process.env.BENCH_REPEAT ?? 5);
-const ROUND_TRIPS = Number(process.env.BENCH_ROUNDS ?? 3000);
+const ROUND_TRIPS = Number(process.env.BENCH_ROUNDS ?? 10_000);
 const PERF = process.env.BENCH_PERF === '1';
 const TD = 'cluster.local';
 const children: ChildProcess[] = [];

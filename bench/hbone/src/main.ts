@@ -7,7 +7,7 @@
  * rounds (min/median/max), then the CPU seconds each process spent per mode, read from /proc, with
  * CPU seconds per GB during the iperf3 runs (a figure the machine's other load barely moves).
  *   BENCH_SECONDS   iperf3 duration per mode and round (default 3)
- *   BENCH_ROUNDS    64-byte round trips for latency per mode and round (default 3000)
+ *   BENCH_ROUNDS    64-byte round trips for latency per mode and round (default 10000)
  *   BENCH_CONNS     connections for the connection-rate run per mode and round (default 3000)
  *   BENCH_REPEAT    interleaved rounds; the table shows medians (default 3)
  */
@@ -27,7 +27,7 @@ import { stunnelConfig } from './stunnel.js';
 const run = promisify(execFile);
 const here = dirname(fileURLToPath(import.meta.url));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3000);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 10_000);
 const CONNS = Number(process.env.BENCH_CONNS ?? 3000);
 const ROUNDS_OF_EACH = Number(process.env.BENCH_REPEAT ?? 3);
 const CONCURRENCY = 8;

@@ -45,7 +45,7 @@ import { ZTUNNEL_V8_FLAGS } from '@ambient/ztunnel';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3000);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 10_000);
 const CONNS = Number(process.env.BENCH_CONNS ?? 2000);
 const REPEAT = Number(process.env.BENCH_REPEAT ?? 3);
 const HELD = Number(process.env.BENCH_HELD ?? 1000);
