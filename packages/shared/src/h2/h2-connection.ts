@@ -415,7 +415,11 @@ export class H2Connection extends EventEmitter {
   // ---- writing ----
 
   private writeFrame(type: number, flags: number, streamId: number, payload?: Buffer): void {
-    if (this.destroyed) return;
+    // Once a graceful close has ended the socket, frames the peer still sends (a request above the
+    // GOAWAY's last stream id, DATA for it) are read and left unanswered: a write after the end
+    // would destroy the socket under the peer's own writes, and a Go client then fails every
+    // request on that connection, those it would have retried elsewhere included.
+    if (this.destroyed || this.socket.writableEnded) return;
     const length = payload?.length ?? 0;
     this.beginTurn();
     this.socket.write(frameHeader(length, type, flags, streamId));

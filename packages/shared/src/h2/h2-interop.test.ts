@@ -344,6 +344,50 @@ describe('H2Connection interoperates with Node http2', () => {
     resetter.destroy();
   });
 
+  it('after a graceful close ended the socket, reads what the client still sends and writes nothing more', async () => {
+    const { server, client } = await tlsMaterial();
+    const errors: string[] = [];
+    const port = await tlsServer(server, (socket) => {
+      const conn = new H2Connection(socket, { role: 'server', ...WINDOWS });
+      conn.on('error', (e: NodeJS.ErrnoException) => errors.push(e.code ?? e.message));
+      conn.on('stream', (s: H2Stream) => {
+        s.on('error', () => {});
+        // GOAWAY with this stream as the last; the socket ends once it is done.
+        conn.close();
+        s.respond({ ':status': 200 }, { endStream: true });
+      });
+      closers.push(() => conn.destroy());
+    });
+    const request = (id: number) => {
+      const block = hpackEncode([
+        [':method', 'GET'],
+        [':scheme', 'https'],
+        [':path', '/'],
+        [':authority', 'svc'],
+      ]);
+      return Buffer.concat([
+        frameHeader(block.length, FRAME.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, id),
+        block,
+      ]);
+    };
+    const preface = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+    // Half-open, so that it can still write once the server has ended its side.
+    const peer = await tlsClient(port, { ...client, allowHalfOpen: true } as tls.ConnectionOptions);
+    peer.on('error', () => {});
+    const ended = new Promise<void>((resolve) => peer.once('end', () => resolve()));
+    peer.resume();
+    peer.write(Buffer.concat([preface, frameHeader(0, FRAME.SETTINGS, 0, 0), request(1)]));
+    await ended;
+    // A client that had not yet read the GOAWAY sends another request: it is not answered (the
+    // socket is ended), and nothing is written after the end, which would break the connection
+    // under the client's own writes.
+    expect(peer.writable).toBe(true);
+    peer.write(request(3));
+    await new Promise((r) => setTimeout(r, 100));
+    expect(errors).toEqual([]);
+    peer.destroy();
+  });
+
   it('keeps serving a client that cancels 2,000 answered streams at once (not a rapid reset)', async () => {
     const { server, client } = await tlsMaterial();
     const errors: number[] = [];
