@@ -36,7 +36,8 @@
  *   BENCH_PERF_TOP=N       with BENCH_PERF, also each process's N most sampled symbols (JavaScript
  *                          functions are named with --perf-basic-prof in BENCH_WAYPOINT_NODE_OPTIONS)
  *   BENCH_AGENT_ENV        JSON object of more environment for the node agents, e.g.
- *                          '{"NODE_OPTIONS":"--max-semi-space-size=8 --cpu-prof --cpu-prof-dir=/tmp/p"}'
+ *                          '{"NODE_OPTIONS":"--max-semi-space-size=16"}' (docs/benchmarks.md: their
+ *                          V8 profiles through cpu-profile-hook.js; Node refuses --cpu-prof there)
  */
 import { type ChildProcess, execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -742,7 +743,7 @@ function alive(pid: number): boolean {
   }
 }
 
-/** Requests the waypoint answered with 200 for server-l7, summed over its label sets. */
+/** Requests the waypoint counted for server-l7, by response code (and flags, when any), summed over its label sets. */
 function waypointRequests(exposition: string): Map<string, number> {
   const byOutcome = new Map<string, number>();
   for (const line of exposition.split('\n')) {

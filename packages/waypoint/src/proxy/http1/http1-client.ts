@@ -231,7 +231,11 @@ export class Http1Client {
   private takeIdle(pool: ClusterPool, key: string): UpstreamConn | undefined {
     const list = pool.idle.get(key);
     const conn = list?.pop();
-    if (!conn) return undefined;
+    return conn && this.unpool(pool, conn);
+  }
+
+  /** A stream taken out of its idle list: busy, and no longer counted idle. */
+  private unpool(pool: ClusterPool, conn: UpstreamConn): UpstreamConn {
     pool.idleCount -= 1;
     conn.busy = true;
     return conn;
@@ -242,9 +246,7 @@ export class Http1Client {
     for (const list of pool.idle.values()) {
       const conn = list.pop();
       if (conn) {
-        pool.idleCount -= 1;
-        conn.busy = true;
-        conn.stream.destroy();
+        this.unpool(pool, conn).stream.destroy();
         return true;
       }
     }
@@ -305,11 +307,7 @@ export class Http1Client {
         // Taken from the end (most recently used first), so the longest idle are at the front.
         let n = 0;
         while (n < list.length && (list[n] as UpstreamConn).idleSince <= oldest) n++;
-        for (const conn of list.splice(0, n)) {
-          pool.idleCount -= 1;
-          conn.busy = true;
-          conn.stream.destroy();
-        }
+        for (const conn of list.splice(0, n)) this.unpool(pool, conn).stream.destroy();
       }
       left += pool.idleCount;
     }
