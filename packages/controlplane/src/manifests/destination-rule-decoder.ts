@@ -15,11 +15,18 @@ export type LoadBalancerSetting =
 export interface TrafficPolicy {
   readonly loadBalancer?: LoadBalancerSetting;
   readonly connectionPool?: {
-    readonly tcp?: { readonly maxConnections?: number; readonly connectTimeoutMs?: number };
+    readonly tcp?: {
+      readonly maxConnections?: number;
+      readonly connectTimeoutMs?: number;
+      readonly idleTimeoutMs?: number;
+      readonly maxConnectionDurationMs?: number;
+    };
     readonly http?: {
       readonly http1MaxPendingRequests?: number;
       readonly http2MaxRequests?: number;
       readonly maxRetries?: number;
+      readonly idleTimeoutMs?: number;
+      readonly maxRequestsPerConnection?: number;
     };
   };
   readonly outlierDetection?: {
@@ -113,28 +120,34 @@ function decodeTrafficPolicy(f: ManifestFields, v: unknown, path: string): Traff
     f.only(
       tcp,
       `${pp}.tcp`,
-      ['maxConnections', 'connectTimeout'],
-      ['tcpKeepalive', 'maxConnectionDuration', 'idleTimeout'],
+      ['maxConnections', 'connectTimeout', 'maxConnectionDuration', 'idleTimeout'],
+      ['tcpKeepalive'],
     );
     const http = f.obj(cpo.http, `${pp}.http`);
     f.only(
       http,
       `${pp}.http`,
-      ['http1MaxPendingRequests', 'http2MaxRequests', 'maxRetries'],
       [
+        'http1MaxPendingRequests',
+        'http2MaxRequests',
+        'maxRetries',
         'maxRequestsPerConnection',
         'idleTimeout',
-        'h2UpgradePolicy',
-        'useClientProtocol',
-        'maxConcurrentStreams',
       ],
+      ['h2UpgradePolicy', 'useClientProtocol', 'maxConcurrentStreams'],
     );
+    const maxConnectionDurationMs = f.duration(tcp?.maxConnectionDuration, `${pp}.tcp.maxConnectionDuration`);
+    // Istio's validation: at least 1 ms.
+    if (maxConnectionDurationMs !== undefined && maxConnectionDurationMs < 1)
+      f.add(`${pp}.tcp.maxConnectionDuration`, 'must be at least 1ms');
     connectionPool = defined({
       tcp:
         tcp &&
         defined({
           maxConnections: f.int(tcp.maxConnections, `${pp}.tcp.maxConnections`, 1, INT32),
           connectTimeoutMs: f.duration(tcp.connectTimeout, `${pp}.tcp.connectTimeout`),
+          idleTimeoutMs: f.duration(tcp.idleTimeout, `${pp}.tcp.idleTimeout`),
+          maxConnectionDurationMs,
         }),
       http:
         http &&
@@ -147,6 +160,14 @@ function decodeTrafficPolicy(f: ManifestFields, v: unknown, path: string): Traff
           ),
           http2MaxRequests: f.int(http.http2MaxRequests, `${pp}.http.http2MaxRequests`, 1, INT32),
           maxRetries: f.int(http.maxRetries, `${pp}.http.maxRetries`, 0, INT32),
+          idleTimeoutMs: f.duration(http.idleTimeout, `${pp}.http.idleTimeout`),
+          // 0 (the default) is no limit.
+          maxRequestsPerConnection: f.int(
+            http.maxRequestsPerConnection,
+            `${pp}.http.maxRequestsPerConnection`,
+            0,
+            INT32,
+          ),
         }),
     });
   }

@@ -1347,8 +1347,19 @@ describe('decodeManifest: DestinationRule', () => {
         trafficPolicy: {
           loadBalancer: { simple: 'LEAST_REQUEST' },
           connectionPool: {
-            tcp: { maxConnections: 100, connectTimeout: '250ms' },
-            http: { http1MaxPendingRequests: 10, http2MaxRequests: 1000, maxRetries: 3 },
+            tcp: {
+              maxConnections: 100,
+              connectTimeout: '250ms',
+              idleTimeout: '10m',
+              maxConnectionDuration: '1h',
+            },
+            http: {
+              http1MaxPendingRequests: 10,
+              http2MaxRequests: 1000,
+              maxRetries: 3,
+              idleTimeout: '30s',
+              maxRequestsPerConnection: 20,
+            },
           },
           outlierDetection: {
             consecutive5xxErrors: 7,
@@ -1380,8 +1391,19 @@ describe('decodeManifest: DestinationRule', () => {
       trafficPolicy: {
         loadBalancer: { simple: 'LEAST_REQUEST' },
         connectionPool: {
-          tcp: { maxConnections: 100, connectTimeoutMs: 250 },
-          http: { http1MaxPendingRequests: 10, http2MaxRequests: 1000, maxRetries: 3 },
+          tcp: {
+            maxConnections: 100,
+            connectTimeoutMs: 250,
+            idleTimeoutMs: 600_000,
+            maxConnectionDurationMs: 3_600_000,
+          },
+          http: {
+            http1MaxPendingRequests: 10,
+            http2MaxRequests: 1000,
+            maxRetries: 3,
+            idleTimeoutMs: 30_000,
+            maxRequestsPerConnection: 20,
+          },
         },
         outlierDetection: {
           consecutive5xxErrors: 7,
@@ -1426,7 +1448,10 @@ describe('decodeManifest: DestinationRule', () => {
         trafficPolicy: {
           portLevelSettings: [],
           loadBalancer: { simple: 'PASSTHROUGH', consistentHash: { httpCookie: { name: 'c' } } },
-          connectionPool: { tcp: { maxConnections: 0, connectTimeout: 'soon' }, http: { idleTimeout: '1s' } },
+          connectionPool: {
+            tcp: { maxConnections: 0, connectTimeout: 'soon', maxConnectionDuration: '0s' },
+            http: { useClientProtocol: true, maxRequestsPerConnection: -1 },
+          },
           outlierDetection: { maxEjectionPercent: 150 },
         },
         subsets: [{ name: 'v1' }, { name: 'v1' }, { name: 'V_2' }],
@@ -1447,7 +1472,11 @@ describe('decodeManifest: DestinationRule', () => {
         path: 'spec.trafficPolicy.loadBalancer.consistentHash',
         message: 'must have httpHeaderName or useSourceIp: true',
       },
-      { path: 'spec.trafficPolicy.connectionPool.http.idleTimeout', message: 'is not supported' },
+      { path: 'spec.trafficPolicy.connectionPool.http.useClientProtocol', message: 'is not supported' },
+      {
+        path: 'spec.trafficPolicy.connectionPool.tcp.maxConnectionDuration',
+        message: 'must be at least 1ms',
+      },
       {
         path: 'spec.trafficPolicy.connectionPool.tcp.maxConnections',
         message: '0 is not an integer from 1 to 2147483647',
@@ -1455,6 +1484,10 @@ describe('decodeManifest: DestinationRule', () => {
       {
         path: 'spec.trafficPolicy.connectionPool.tcp.connectTimeout',
         message: '"soon" is not a duration such as 10s, 250ms or 1m30s',
+      },
+      {
+        path: 'spec.trafficPolicy.connectionPool.http.maxRequestsPerConnection',
+        message: '-1 is not an integer from 0 to 2147483647',
       },
       {
         path: 'spec.trafficPolicy.outlierDetection.maxEjectionPercent',

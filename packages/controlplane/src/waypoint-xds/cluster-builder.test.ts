@@ -113,6 +113,68 @@ describe('waypoint resources: clusters', () => {
     expect(v2.connectTimeout).toEqual({ seconds: 10 });
   });
 
+  it('puts the connection pool idle timeout, request and age limits in common_http_protocol_options', () => {
+    const d = decoded(
+      build(
+        ...BASE.slice(0, 3),
+        service('echo', [HTTP80, { name: 'grpc', port: 9000 }]),
+        destinationRule({
+          host: HOST,
+          trafficPolicy: {
+            connectionPool: {
+              tcp: { idleTimeout: '10m', maxConnectionDuration: '1h' },
+              http: { idleTimeout: '30s', maxRequestsPerConnection: 20 },
+            },
+          },
+          subsets: [
+            // TCP's idle timeout applies when HTTP's is unset.
+            {
+              name: 'v1',
+              labels: { version: 'v1' },
+              trafficPolicy: { connectionPool: { tcp: { idleTimeout: '2m' } } },
+            },
+            {
+              name: 'v2',
+              labels: { version: 'v2' },
+              trafficPolicy: { connectionPool: { tcp: { maxConnections: 5 } } },
+            },
+          ],
+        }),
+      ),
+    );
+    const key = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
+    const type = 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
+    const common = {
+      idleTimeout: { seconds: 30 },
+      maxRequestsPerConnection: { value: 20 },
+      maxConnectionDuration: { seconds: 3600 },
+    };
+    // An HTTP/1.1 port says so explicitly, as istiod does when it sets protocol options.
+    expect(d.clusters.get(C80).typedExtensionProtocolOptions).toEqual({
+      [key]: {
+        '@type': type,
+        explicitHttpConfig: { httpProtocolOptions: {} },
+        commonHttpProtocolOptions: common,
+      },
+    });
+    expect(d.clusters.get(`inbound-vip|9000|grpc|${HOST}`).typedExtensionProtocolOptions).toEqual({
+      [key]: {
+        '@type': type,
+        explicitHttpConfig: { http2ProtocolOptions: {} },
+        commonHttpProtocolOptions: common,
+      },
+    });
+    expect(d.clusters.get(`inbound-vip|80|http|v1|${HOST}`).typedExtensionProtocolOptions).toEqual({
+      [key]: {
+        '@type': type,
+        explicitHttpConfig: { httpProtocolOptions: {} },
+        commonHttpProtocolOptions: { idleTimeout: { seconds: 120 } },
+      },
+    });
+    // A pool with none of them: no protocol options on an HTTP/1.1 port.
+    expect(d.clusters.get(`inbound-vip|80|http|v2|${HOST}`).typedExtensionProtocolOptions).toBeUndefined();
+  });
+
   it('hashes consistently: RING_HASH clusters and a hash_policy on routes to them', () => {
     const d = decoded(
       build(

@@ -80,19 +80,46 @@ export function buildCluster(b: BuildContext, name: string, e: ClusterEntry): En
         maxEjectionPercent: { value: od.maxEjectionPercent ?? 10 },
       },
     }),
-    ...((sp.proto === 'http2' || sp.proto === 'grpc') && {
-      typedExtensionProtocolOptions: {
-        [HTTP_PROTOCOL_OPTIONS_TYPE]: b.encoder.any(HTTP_PROTOCOL_OPTIONS_TYPE, {
-          explicitHttpConfig: { http2ProtocolOptions: {} },
-        }),
-      },
-    }),
+    ...httpProtocolOptions(b, sp.proto === 'http2' || sp.proto === 'grpc', tcp, http),
     metadata: {
       filterMetadata: {
         istio: struct({
           services: [{ host: sp.host, namespace: sp.svc.metadata.namespace, name: sp.svc.metadata.name }],
         }),
       },
+    },
+  };
+}
+
+type ConnectionPool = NonNullable<NonNullable<ClusterEntry['policy']>['connectionPool']>;
+
+/**
+ * The cluster's HttpProtocolOptions: HTTP/2 when the port speaks it, and the connection pool's
+ * idle timeout (HTTP's, else TCP's), max requests per connection and max connection duration in
+ * `common_http_protocol_options`, as istiod's applyConnectionPool writes them
+ * (pilot/pkg/networking/core/cluster_traffic_policy.go). None when neither applies.
+ */
+function httpProtocolOptions(
+  b: BuildContext,
+  h2: boolean,
+  tcp: ConnectionPool['tcp'],
+  http: ConnectionPool['http'],
+): Pick<EnvoyInput<WireCluster>, 'typedExtensionProtocolOptions'> {
+  const idleTimeoutMs = http?.idleTimeoutMs ?? tcp?.idleTimeoutMs;
+  const maxRequests = http?.maxRequestsPerConnection;
+  const maxDurationMs = tcp?.maxConnectionDurationMs;
+  const common = {
+    ...(idleTimeoutMs !== undefined && { idleTimeout: duration(idleTimeoutMs) }),
+    ...(maxRequests && { maxRequestsPerConnection: { value: maxRequests } }),
+    ...(maxDurationMs !== undefined && { maxConnectionDuration: duration(maxDurationMs) }),
+  };
+  if (!h2 && Object.keys(common).length === 0) return {};
+  return {
+    typedExtensionProtocolOptions: {
+      [HTTP_PROTOCOL_OPTIONS_TYPE]: b.encoder.any(HTTP_PROTOCOL_OPTIONS_TYPE, {
+        explicitHttpConfig: h2 ? { http2ProtocolOptions: {} } : { httpProtocolOptions: {} },
+        ...(Object.keys(common).length > 0 && { commonHttpProtocolOptions: common }),
+      }),
     },
   };
 }

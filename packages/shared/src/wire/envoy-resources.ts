@@ -490,6 +490,17 @@ export interface WireHttpProtocolOptions {
     http2ProtocolOptions?: object;
   };
   httpFilters: unknown[];
+  commonHttpProtocolOptions: WireCommonHttpProtocolOptions | null;
+}
+/** envoy.config.core.v3.HttpProtocolOptions: a cluster's upstream connection options. */
+export interface WireCommonHttpProtocolOptions {
+  idleTimeout: WireDuration | null;
+  maxConnectionDuration: WireDuration | null;
+  maxHeadersCount: WireUInt32Value | null;
+  maxResponseHeadersKb: WireUInt32Value | null;
+  maxStreamDuration: WireDuration | null;
+  headersWithUnderscoresAction: WireEnum<'ALLOW' | 'REJECT_REQUEST' | 'DROP_HEADER'>;
+  maxRequestsPerConnection: WireUInt32Value | null;
 }
 export interface WireCluster {
   name: string;

@@ -241,6 +241,15 @@ export interface UpstreamCluster {
   readonly protocol: 'http1' | 'http2';
   /** The destination service, for telemetry labels. */
   readonly service?: ServiceRef;
+  /**
+   * From the cluster's `common_http_protocol_options`: an upstream connection with no request for
+   * this long is closed (0: never; unset: Envoy's default, one hour).
+   */
+  readonly idleTimeoutMs?: number;
+  /** An upstream connection is closed after this many requests (unset: no limit). */
+  readonly maxRequestsPerConnection?: number;
+  /** An upstream connection older than this takes no new request and closes when idle (unset: no limit). */
+  readonly maxConnectionDurationMs?: number;
 }
 
 export interface UpstreamEndpoint {

@@ -89,68 +89,64 @@ export function startAttempt(
         }, remaining)
       : undefined;
   if (cluster.protocol === 'http2') {
-    deps.upstreams.http2Session(ep, cluster.connectTimeoutMs, clientIp).then(
-      (session) => {
-        if (settled) return;
-        let stream: http2.ClientHttp2Stream;
-        try {
-          stream = session.request({
-            ...headers,
-            ':method': method,
-            ':path': path,
-            ':authority': authority,
-            ':scheme': 'http',
+    const h2headers = {
+      ...headers,
+      ':method': method,
+      ':path': path,
+      ':authority': authority,
+      ':scheme': 'http',
+    };
+    deps.upstreams
+      .http2Stream(ep, cluster, clientIp, h2headers, () => !settled)
+      .then(
+        (stream) => {
+          if (!stream) return;
+          cancel = () => {
+            body.detach(stream);
+            stream.close(http2.constants.NGHTTP2_CANCEL);
+          };
+          if (!body.attach(stream)) stream.end();
+          const trailers = new Promise<Trailers>((resolveT, rejectT) => {
+            let got: Record<string, string | string[]> = {};
+            stream.on('trailers', (t) => {
+              got = t as Record<string, string | string[]>;
+            });
+            stream.on('end', () => resolveT(got));
+            stream.on('close', () => {
+              if (stream.rstCode && stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR)
+                rejectT(new Error('reset'));
+              else resolveT(got);
+            });
+            stream.on('error', (err) => rejectT(err));
           });
-        } catch {
-          settle({ ok: false, outcome: { connectFailure: true }, error: 'WP_ERR_UPSTREAM_CONNECT' });
-          return;
-        }
-        cancel = () => {
-          body.detach(stream);
-          stream.close(http2.constants.NGHTTP2_CANCEL);
-        };
-        if (!body.attach(stream)) stream.end();
-        const trailers = new Promise<Trailers>((resolveT, rejectT) => {
-          let got: Record<string, string | string[]> = {};
-          stream.on('trailers', (t) => {
-            got = t as Record<string, string | string[]>;
+          trailers.catch(() => {});
+          stream.on('response', (h) => {
+            const status = Number(h[':status']);
+            settle({
+              ok: true,
+              response: {
+                status,
+                headers: h as Record<string, string | string[]>,
+                body: stream,
+                onEnd: endOf(trailers),
+                abort: () => stream.close(http2.constants.NGHTTP2_CANCEL),
+              },
+            });
           });
-          stream.on('end', () => resolveT(got));
-          stream.on('close', () => {
-            if (stream.rstCode && stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR)
-              rejectT(new Error('reset'));
-            else resolveT(got);
-          });
-          stream.on('error', (err) => rejectT(err));
-        });
-        trailers.catch(() => {});
-        stream.on('response', (h) => {
-          const status = Number(h[':status']);
-          settle({
-            ok: true,
-            response: {
-              status,
-              headers: h as Record<string, string | string[]>,
-              body: stream,
-              onEnd: endOf(trailers),
-              abort: () => stream.close(http2.constants.NGHTTP2_CANCEL),
-            },
-          });
-        });
-        // An error or a close before the response: reset (refused, if the server said so).
-        const reset = () => {
-          const refused = stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM;
-          settle({
-            ok: false,
-            outcome: refused ? { refusedStream: true } : { reset: true },
-            error: 'WP_ERR_UPSTREAM_RESET',
-          });
-        };
-        stream.on('error', reset);
-        stream.on('close', reset);
-      },
-      () => settle({ ok: false, outcome: { connectFailure: true }, error: 'WP_ERR_UPSTREAM_CONNECT' }),
-    );
+          // An error or a close before the response: reset (refused, if the server said so).
+          const reset = () => {
+            const refused = stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM;
+            settle({
+              ok: false,
+              outcome: refused ? { refusedStream: true } : { reset: true },
+              error: 'WP_ERR_UPSTREAM_RESET',
+            });
+          };
+          stream.on('error', reset);
+          stream.on('close', reset);
+        },
+        () => settle({ ok: false, outcome: { connectFailure: true }, error: 'WP_ERR_UPSTREAM_CONNECT' }),
+      );
     // The stream's cancel is set once the session is there.
     return () => cancel();
   }

@@ -1,16 +1,17 @@
 import http from 'node:http';
+import http2 from 'node:http2';
 import net from 'node:net';
 import { CertManager, dialTcp, HboneClient, HboneMetrics, LocalCa, SpiffeId } from '@ambient/shared';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UNLIMITED, type UpstreamCluster, type UpstreamEndpoint } from '../config/waypoint-config.js';
+import { cluster as testCluster } from '../testing/proxy-harness.js';
 import { UpstreamConnectError, UpstreamPool } from './upstream-pool.js';
 
-describe('UpstreamPool: HTTP/1.1 keep-alive pooling', () => {
-  let server: http.Server;
-  let ep: UpstreamEndpoint;
-  const pool = new UpstreamPool({
+/** A pool whose endpoints are reached over plain TCP (the HBONE client has no certificates). */
+function tcpPool(): UpstreamPool {
+  return new UpstreamPool({
     hbone: new HboneClient({
       certificates: { fetch: () => Promise.reject(new Error('no certificates in this test')) },
       metrics: new HboneMetrics(new Registry()),
@@ -19,6 +20,12 @@ describe('UpstreamPool: HTTP/1.1 keep-alive pooling', () => {
     identity: SpiffeId.of('cluster.local', 'demo', 'wp'),
     dialTcp: (host, port, timeoutMs) => dialTcp({ host, port }, timeoutMs),
   });
+}
+
+describe('UpstreamPool: HTTP/1.1 keep-alive pooling', () => {
+  let server: http.Server;
+  let ep: UpstreamEndpoint;
+  const pool = tcpPool();
   const cluster: UpstreamCluster = {
     name: 'c',
     connectTimeoutMs: 1000,
@@ -127,6 +134,98 @@ describe('UpstreamPool: HTTP/1.1 keep-alive pooling', () => {
       burst.closeAllConnections();
       burst.close();
     }
+  });
+});
+
+describe('UpstreamPool: HTTP/2 sessions and the cluster connection limits', () => {
+  let server: http2.Http2Server;
+  let ep: UpstreamEndpoint;
+  /** Sessions the server accepted, and how many of them have closed. */
+  const seen = { sessions: 0, closed: 0 };
+  const pool = tcpPool();
+  const h2cluster = (name: string, extra: Partial<UpstreamCluster>) =>
+    testCluster(name, { protocol: 'http2', ...extra });
+
+  beforeAll(async () => {
+    server = http2.createServer();
+    server.on('session', (session) => {
+      seen.sessions += 1;
+      session.once('close', () => {
+        seen.closed += 1;
+      });
+    });
+    server.on('stream', (stream, headers) => {
+      const answer = () => {
+        if (stream.destroyed) return;
+        stream.respond({ ':status': 200 });
+        stream.end('ok');
+      };
+      if (headers[':path'] === '/slow') setTimeout(answer, 600);
+      else answer();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    ep = {
+      address: '127.0.0.1',
+      port: (server.address() as net.AddressInfo).port,
+      workload: 'w',
+      namespace: 'demo',
+      serviceAccount: 'w',
+      tunnel: 'none',
+    };
+  });
+  afterAll(() => {
+    pool.close();
+    server.close();
+  });
+
+  /** One GET through the pool: resolves once the response has ended. */
+  async function get(cluster: UpstreamCluster, clientIp: string, path = '/'): Promise<number> {
+    const stream = await pool.http2Stream(ep, cluster, clientIp, { ':path': path }, () => true);
+    if (!stream) throw new Error('no stream');
+    let status = 0;
+    stream.once('response', (h) => {
+      status = Number(h[':status']);
+    });
+    stream.resume();
+    await new Promise((resolve) => stream.once('close', resolve));
+    return status;
+  }
+
+  async function until(done: () => boolean, what: string): Promise<void> {
+    for (let i = 0; i < 300 && !done(); i++) await new Promise((r) => setTimeout(r, 10));
+    if (!done()) throw new Error(`not within 3 s: ${what}`);
+  }
+
+  it('opens a new session after max_requests_per_connection streams and closes the spent one', async () => {
+    const before = { ...seen };
+    const limited = h2cluster('h2-max', { maxRequestsPerConnection: 2 });
+    for (let i = 0; i < 5; i++) await get(limited, '198.18.16.20');
+    // Streams 1-2, 3-4 and 5 on three sessions; the two spent ones close gracefully.
+    expect(seen.sessions - before.sessions).toBe(3);
+    await until(() => seen.closed - before.closed === 2, 'the spent sessions closed');
+    // Concurrent requests beyond the limit are not failed by the session they waited for closing:
+    // six requests, two per session, on three sessions that all close once spent.
+    await Promise.all(Array.from({ length: 6 }, () => get(limited, '198.18.16.21')));
+    expect(seen.sessions - before.sessions).toBe(6);
+    await until(() => seen.closed - before.closed === 5, 'the spent sessions of the burst closed');
+  });
+
+  it('closes a session idle for the idle timeout, and one older than max_connection_duration', async () => {
+    let before = { ...seen };
+    const idle = h2cluster('h2-idle', { idleTimeoutMs: 250 });
+    // A stream open longer than the idle timeout keeps its session: idle means no open stream.
+    expect(await get(idle, '198.18.16.22', '/slow')).toBe(200);
+    expect(seen.closed - before.closed).toBe(0);
+    expect(await get(idle, '198.18.16.22')).toBe(200);
+    expect(seen.sessions - before.sessions).toBe(1);
+    await until(() => seen.closed - before.closed === 1, 'the idle session closed');
+    before = { ...seen };
+    const aging = h2cluster('h2-age', { maxConnectionDurationMs: 150, idleTimeoutMs: 0 });
+    await get(aging, '198.18.16.23');
+    await until(() => seen.closed - before.closed === 1, 'the aged session closed');
+    // The next request opens a new session.
+    await get(aging, '198.18.16.23');
+    expect(seen.sessions - before.sessions).toBe(2);
   });
 });
 

@@ -18,6 +18,13 @@ import { WaypointError } from './waypoint-errors.js';
 
 export const HBONE_PORT = 15008;
 
+/**
+ * Envoy's default upstream idle timeout (`common_http_protocol_options.idle_timeout`), used when
+ * the cluster sets none. There is no cap on the number of idle HTTP/1.1 streams: the cluster's
+ * max_connections bounds them all.
+ */
+export const UPSTREAM_IDLE_TIMEOUT_MS = 60 * 60 * 1000;
+
 export interface UpstreamPoolInputs {
   readonly hbone: HboneClient;
   /** The waypoint's own identity, presented to every endpoint. */
@@ -48,6 +55,19 @@ function socketLike(stream: Duplex): Duplex {
     if (typeof s[m] !== 'function') s[m] = () => s;
   if (typeof s.setTimeout !== 'function') s.setTimeout = () => s;
   return stream;
+}
+
+/** An HTTP/2 upstream session's streams, for the cluster's connection limits. */
+interface SessionUse {
+  /** Streams opened on it in all (max_requests_per_connection). */
+  requests: number;
+  /** Streams open now. */
+  active: number;
+  /** Takes no new stream; closes once `active` is 0. */
+  retired: boolean;
+  idleTimer: NodeJS.Timeout | undefined;
+  /** Arms the idle timer (no open stream). */
+  readonly idle: () => void;
 }
 
 /** An endpoint could not be reached (answered 503 UF when no retry succeeds). */
@@ -112,6 +132,8 @@ export class UpstreamPool {
   /** One agent per cluster, so that max_connections and pending requests are the cluster's. */
   private readonly agents = new Map<string, EndpointAgent>();
   private readonly sessions = new Map<string, Promise<http2.ClientHttp2Session>>();
+  /** Each HTTP/2 session's use, from its opening (set before it is handed out). */
+  private readonly sessionUse = new WeakMap<http2.ClientHttp2Session, SessionUse>();
 
   constructor(private readonly inputs: UpstreamPoolInputs) {}
 
@@ -189,16 +211,83 @@ export class UpstreamPool {
     return http.request(options);
   }
 
-  /** The HTTP/2 session to an endpoint, opened once and reused until it closes. */
-  http2Session(
+  /**
+   * A request stream on the HTTP/2 session to an endpoint, opened once and reused until it closes
+   * or reaches the cluster's limits (`common_http_protocol_options`, as Envoy's pool applies them):
+   * after max_requests_per_connection streams, or once older than max_connection_duration, the
+   * session takes no new stream and closes gracefully (its open streams finish); one with no
+   * activity for the idle timeout closes the same way.
+   */
+  async http2Stream(
     ep: UpstreamEndpoint,
-    connectTimeoutMs: number,
-    clientIp?: string,
-  ): Promise<http2.ClientHttp2Session> {
+    cluster: UpstreamCluster,
+    clientIp: string | undefined,
+    headers: http2.OutgoingHttpHeaders,
+    /** Asked once the session is ready: false (the attempt was settled meanwhile) opens no stream. */
+    wanted: () => boolean,
+  ): Promise<http2.ClientHttp2Stream | undefined> {
     const key = `${ep.identity?.toString() ?? ''}|${ep.address}|${ep.port}|${ep.tunnel}|${clientIp ?? ''}`;
-    const existing = this.sessions.get(key);
-    if (existing) return existing;
-    const opened = this.connect(ep, connectTimeoutMs, clientIp).then(
+    // A session retired while this request waited for it (others took its last streams, or it
+    // closed): the next one is opened or waited for. Each retired session served other requests,
+    // so this ends; the bound only stops an endpoint that closes every session at once.
+    for (let tries = 0; tries < 32; tries++) {
+      let opened = this.sessions.get(key);
+      if (!opened) {
+        opened = this.openSession(key, ep, cluster, clientIp);
+        this.sessions.set(key, opened);
+      }
+      const session = await opened;
+      const use = this.sessionUse.get(session) as SessionUse;
+      if (session.closed || session.destroyed || use.retired) {
+        if (this.sessions.get(key) === opened) this.sessions.delete(key);
+        continue;
+      }
+      if (!wanted()) return undefined;
+      const stream = session.request(headers);
+      use.requests += 1;
+      use.active += 1;
+      clearTimeout(use.idleTimer);
+      stream.once('close', () => {
+        use.active -= 1;
+        if (use.active > 0) return;
+        if (use.retired) {
+          if (!session.closed) session.close();
+        } else use.idle();
+      });
+      const max = cluster.maxRequestsPerConnection;
+      if (max !== undefined && use.requests >= max) this.retire(key, opened, session);
+      return stream;
+    }
+    throw new UpstreamConnectError(`no usable HTTP/2 session to ${ep.address}:${ep.port}`);
+  }
+
+  /**
+   * Takes a session out of use: no new stream; it closes (GOAWAY) once its streams have ended,
+   * not before, as Node's client refuses a stream it has not sent yet when its session closes.
+   */
+  private retire(
+    key: string,
+    opened: Promise<http2.ClientHttp2Session>,
+    session: http2.ClientHttp2Session,
+  ): void {
+    if (this.sessions.get(key) === opened) this.sessions.delete(key);
+    const use = this.sessionUse.get(session) as SessionUse;
+    use.retired = true;
+    clearTimeout(use.idleTimer);
+    if (use.active === 0 && !session.closed && !session.destroyed) session.close();
+  }
+
+  private openSession(
+    key: string,
+    ep: UpstreamEndpoint,
+    cluster: UpstreamCluster,
+    clientIp: string | undefined,
+  ): Promise<http2.ClientHttp2Session> {
+    const opened: Promise<http2.ClientHttp2Session> = this.connect(
+      ep,
+      cluster.connectTimeoutMs,
+      clientIp,
+    ).then(
       (stream) =>
         new Promise<http2.ClientHttp2Session>((resolve, reject) => {
           const session = http2.connect(`http://${ep.address}:${ep.port}`, {
@@ -214,12 +303,30 @@ export class UpstreamPool {
           });
           session.once('close', drop);
           session.once('goaway', drop);
+          // Envoy's default idle timeout is one hour; 0 disables it.
+          // Idle as Envoy counts it: no open stream for the idle timeout (0: never).
+          const idleMs = cluster.idleTimeoutMs ?? UPSTREAM_IDLE_TIMEOUT_MS;
+          const use: SessionUse = {
+            requests: 0,
+            active: 0,
+            retired: false,
+            idleTimer: undefined,
+            idle: () => {
+              if (idleMs <= 0) return;
+              use.idleTimer = setTimeout(() => this.retire(key, opened, session), idleMs);
+              use.idleTimer.unref();
+            },
+          };
+          this.sessionUse.set(session, use);
+          use.idle();
+          session.once('close', () => clearTimeout(use.idleTimer));
+          const maxMs = cluster.maxConnectionDurationMs;
+          if (maxMs !== undefined) setTimeout(() => this.retire(key, opened, session), maxMs).unref();
         }),
     );
     opened.catch(() => {
       if (this.sessions.get(key) === opened) this.sessions.delete(key);
     });
-    this.sessions.set(key, opened);
     return opened;
   }
 

@@ -201,6 +201,62 @@ describe('clusterResourceType', () => {
     expect(decodeOk(cluster({ http2ProtocolOptions: {} })).protocol).toBe('http2');
   });
 
+  it('reads the connection limits istiod puts in common_http_protocol_options', () => {
+    const opts = (common: Record<string, unknown>) => ({
+      typedExtensionProtocolOptions: {
+        'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': typed(HTTP_PROTOCOL_OPTIONS_TYPE, {
+          explicitHttpConfig: { httpProtocolOptions: {} },
+          commonHttpProtocolOptions: common,
+        }),
+      },
+    });
+    const c = decodeOk(
+      cluster(
+        opts({
+          idleTimeout: duration(30_000),
+          maxRequestsPerConnection: { value: 100 },
+          maxConnectionDuration: duration(600_000),
+        }),
+      ),
+    );
+    expect(c).toMatchObject({
+      protocol: 'http1',
+      idleTimeoutMs: 30_000,
+      maxRequestsPerConnection: 100,
+      maxConnectionDurationMs: 600_000,
+    });
+    // Unset: Envoy's defaults (one hour idle, no request or age limit), left to the pool.
+    const none = decodeOk(cluster(opts({})));
+    expect(none).not.toHaveProperty('idleTimeoutMs');
+    expect(none).not.toHaveProperty('maxRequestsPerConnection');
+    expect(none).not.toHaveProperty('maxConnectionDurationMs');
+    // An idle timeout of zero disables it; zero requests is no limit.
+    const zero = decodeOk(
+      cluster(opts({ idleTimeout: duration(0), maxRequestsPerConnection: { value: 0 } })),
+    );
+    expect(zero.idleTimeoutMs).toBe(0);
+    expect(zero).not.toHaveProperty('maxRequestsPerConnection');
+    const key =
+      'typed_extension_protocol_options[envoy.extensions.upstreams.http.v3.HttpProtocolOptions].common_http_protocol_options';
+    expect(
+      problems(
+        cluster(
+          opts({
+            maxHeadersCount: { value: 50 },
+            maxStreamDuration: duration(1000),
+            headersWithUnderscoresAction: 'REJECT_REQUEST',
+            idleTimeout: { seconds: -1 },
+          }),
+        ),
+      ),
+    ).toEqual([
+      { path: `${key}.max_headers_count`, message: 'is not supported on a cluster' },
+      { path: `${key}.max_stream_duration`, message: 'is not supported on a cluster' },
+      { path: `${key}.headers_with_underscores_action`, message: 'is not supported on a cluster' },
+      { path: `${key}.idle_timeout`, message: '-1s 0ns is not a non-negative duration' },
+    ]);
+  });
+
   it('reports protocol options it cannot honour', () => {
     const opts = (o: Record<string, unknown>) => ({
       typedExtensionProtocolOptions: {

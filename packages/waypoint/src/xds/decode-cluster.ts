@@ -8,6 +8,7 @@
 import type {
   WireAny,
   WireCluster,
+  WireCommonHttpProtocolOptions,
   WireMetadata,
   WireOutlierDetection,
   WireThresholds,
@@ -25,6 +26,7 @@ import {
   anyTypeName,
   at,
   type DecodeContext,
+  durationMs,
   istioMetadata,
   positiveMs,
   structToJson,
@@ -143,12 +145,62 @@ function outlierDetection(o: WireOutlierDetection, path: string, ctx: DecodeCont
   };
 }
 
-function protocol(
+/** What a cluster's HttpProtocolOptions set besides the protocol. */
+type ConnectionOptions = Pick<
+  UpstreamCluster,
+  'idleTimeoutMs' | 'maxRequestsPerConnection' | 'maxConnectionDurationMs'
+>;
+
+/**
+ * `common_http_protocol_options` of a cluster's HttpProtocolOptions, as istiod fills it from a
+ * DestinationRule's connectionPool (pilot/pkg/networking/core/cluster_traffic_policy.go,
+ * applyConnectionPool): idle_timeout, max_requests_per_connection, max_connection_duration.
+ */
+function connectionOptions(
+  o: WireCommonHttpProtocolOptions,
+  path: string,
+  ctx: DecodeContext,
+): ConnectionOptions {
+  const {
+    idleTimeout,
+    maxConnectionDuration,
+    maxRequestsPerConnection,
+    maxHeadersCount,
+    maxResponseHeadersKb,
+    maxStreamDuration,
+    headersWithUnderscoresAction,
+    ...rest
+  } = o;
+  allFieldsHandled(rest);
+  for (const [field, set] of [
+    ['max_headers_count', maxHeadersCount],
+    ['max_response_headers_kb', maxResponseHeadersKb],
+    ['max_stream_duration', maxStreamDuration],
+    ['headers_with_underscores_action', headersWithUnderscoresAction],
+  ] as const)
+    if (set) ctx.problem(at(path, field), 'is not supported on a cluster');
+  const out: { -readonly [K in keyof ConnectionOptions]: ConnectionOptions[K] } = {};
+  // Zero disables the idle timeout (Envoy's documented meaning); unset keeps the one-hour default.
+  if (idleTimeout) {
+    const ms = durationMs(idleTimeout, at(path, 'idle_timeout'), ctx);
+    if (ms !== undefined) out.idleTimeoutMs = ms;
+  }
+  // Zero is no limit, as unset.
+  if (maxRequestsPerConnection?.value) out.maxRequestsPerConnection = maxRequestsPerConnection.value;
+  if (maxConnectionDuration) {
+    const ms = durationMs(maxConnectionDuration, at(path, 'max_connection_duration'), ctx);
+    if (ms !== undefined) out.maxConnectionDurationMs = ms;
+  }
+  return out;
+}
+
+function protocolOptions(
   c: Pick<WireCluster, 'http2ProtocolOptions' | 'protocolSelection'>,
   typedExtensionProtocolOptions: Record<string, WireAny>,
   ctx: DecodeContext,
-): 'http1' | 'http2' {
+): { protocol: 'http1' | 'http2' } & ConnectionOptions {
   let proto: 'http1' | 'http2' = c.http2ProtocolOptions ? 'http2' : 'http1';
+  let connection: ConnectionOptions = {};
   if (c.protocolSelection === USE_DOWNSTREAM_PROTOCOL)
     ctx.problem('protocol_selection', 'USE_DOWNSTREAM_PROTOCOL is not supported');
   for (const [key, any] of Object.entries(typedExtensionProtocolOptions)) {
@@ -160,8 +212,11 @@ function protocol(
     }
     const o = ctx.decodeAny(any, HTTP_PROTOCOL_OPTIONS_TYPE, p);
     if (!o) continue;
-    const { upstreamProtocolOptions, explicitHttpConfig, httpFilters, ...rest } = o;
+    const { upstreamProtocolOptions, explicitHttpConfig, httpFilters, commonHttpProtocolOptions, ...rest } =
+      o;
     allFieldsHandled(rest);
+    if (commonHttpProtocolOptions)
+      connection = connectionOptions(commonHttpProtocolOptions, at(p, 'common_http_protocol_options'), ctx);
     if (httpFilters.length) ctx.problem(at(p, 'http_filters'), 'upstream HTTP filters are not supported');
     if (upstreamProtocolOptions === 'explicitHttpConfig') {
       // The chosen protocol's options are empty messages here: only which one is set matters.
@@ -183,7 +238,7 @@ function protocol(
       ctx.problem(at(p, 'auto_config'), 'is not supported: use explicit_http_config');
     }
   }
-  return proto;
+  return { protocol: proto, ...connection };
 }
 
 /** metadata.filter_metadata.istio.services[0]: the destination service for telemetry labels. */
@@ -266,7 +321,7 @@ export function decodeCluster(c: WireCluster, name: string, ctx: DecodeContext):
     lbPolicy: lbPolicy ?? 'ROUND_ROBIN',
     circuitBreakers: circuitBreakers(thresholds, ctx),
     ...(outlier && { outlierDetection: outlier }),
-    protocol: protocol({ http2ProtocolOptions, protocolSelection }, typedExtensionProtocolOptions, ctx),
+    ...protocolOptions({ http2ProtocolOptions, protocolSelection }, typedExtensionProtocolOptions, ctx),
     ...(svc && { service: svc }),
   };
 }

@@ -14,7 +14,7 @@ import type { UpstreamCluster, UpstreamEndpoint } from '../../config/waypoint-co
 import { UNLIMITED } from '../../config/waypoint-config.js';
 import type { BodySink, ReplayableBody } from '../replayable-body.js';
 import type { Attempt, Trailers, UpstreamBody, UpstreamResponse } from '../request-attempt.js';
-import { UpstreamConnectError } from '../upstream-pool.js';
+import { UPSTREAM_IDLE_TIMEOUT_MS, UpstreamConnectError } from '../upstream-pool.js';
 import {
   BodyDecoder,
   type Framing,
@@ -32,16 +32,7 @@ export interface Http1ClientInputs {
   readonly connect: (ep: UpstreamEndpoint, connectTimeoutMs: number, clientIp?: string) => Promise<Duplex>;
   /** Largest response head accepted. */
   readonly maxHeaderBytes?: number;
-  /**
-   * How long a pooled stream may stay idle before it is closed: Envoy's upstream
-   * `common_http_protocol_options.idle_timeout`, whose default is one hour. There is no cap on the
-   * number of idle streams: the cluster's max_connections bounds them all.
-   */
-  readonly idleTimeoutMs?: number;
 }
-
-/** Envoy's default upstream idle timeout. */
-export const UPSTREAM_IDLE_TIMEOUT_MS = 60 * 60 * 1000;
 
 const EMPTY = Buffer.alloc(0);
 const CRLF = Buffer.from('\r\n');
@@ -59,6 +50,10 @@ interface UpstreamConn {
   busy: boolean;
   /** When it last went back to the pool (performance.now()). */
   idleSince: number;
+  /** When it was opened (performance.now()), for max_connection_duration. */
+  readonly openedAt: number;
+  /** Requests it has been given, for max_requests_per_connection. */
+  requests: number;
   /** The exchange the stream's bytes go to; none while idle. */
   exchange: Exchange | undefined;
 }
@@ -75,8 +70,28 @@ class ClusterPool {
   readonly idle = new Map<string, UpstreamConn[]>();
   readonly waiters: Waiter[] = [];
   idleCount = 0;
+  maxConnections = 0;
+  /** The cluster's common_http_protocol_options (0: no limit). */
+  idleTimeoutMs = 0;
+  maxRequests = 0;
+  maxDurationMs: number | undefined;
 
-  constructor(public maxConnections: number) {}
+  constructor(cluster: UpstreamCluster) {
+    this.update(cluster);
+  }
+
+  update(cluster: UpstreamCluster): void {
+    this.maxConnections = cluster.circuitBreakers.maxConnections;
+    this.idleTimeoutMs = cluster.idleTimeoutMs ?? UPSTREAM_IDLE_TIMEOUT_MS;
+    this.maxRequests = cluster.maxRequestsPerConnection ?? 0;
+    this.maxDurationMs = cluster.maxConnectionDurationMs;
+  }
+
+  /** Whether a stream may take no more requests: past max_requests_per_connection or its age. */
+  spent(conn: UpstreamConn, now: number): boolean {
+    if (this.maxRequests > 0 && conn.requests >= this.maxRequests) return true;
+    return this.maxDurationMs !== undefined && now - conn.openedAt >= this.maxDurationMs;
+  }
 }
 
 /** Each endpoint's last pool key, with the client address it was made for. */
@@ -98,15 +113,17 @@ export class Http1Client {
   private readonly clusters = new Map<string, ClusterPool>();
   private readonly all = new Set<UpstreamConn>();
   private sweepTimer: NodeJS.Timeout | undefined;
+  /** When the sweep timer fires (performance.now()). */
+  private sweepAt = 0;
 
   constructor(private readonly inputs: Http1ClientInputs) {}
 
   private pool(cluster: UpstreamCluster): ClusterPool {
     let p = this.clusters.get(cluster.name);
     if (!p) {
-      p = new ClusterPool(cluster.circuitBreakers.maxConnections);
+      p = new ClusterPool(cluster);
       this.clusters.set(cluster.name, p);
-    } else p.maxConnections = cluster.circuitBreakers.maxConnections;
+    } else p.update(cluster);
     return p;
   }
 
@@ -162,6 +179,7 @@ export class Http1Client {
         this.release(conn, true);
         return;
       }
+      conn.requests += 1;
       exchange = new Exchange(this, conn, method, this.inputs.maxHeaderBytes ?? 60 * 1024, settle);
       exchange.send(method, path, authority, headers, body);
     };
@@ -175,6 +193,8 @@ export class Http1Client {
             cluster: pool,
             busy: true,
             idleSince: 0,
+            openedAt: performance.now(),
+            requests: 0,
             exchange: undefined,
           };
           this.all.add(conn);
@@ -230,8 +250,15 @@ export class Http1Client {
 
   private takeIdle(pool: ClusterPool, key: string): UpstreamConn | undefined {
     const list = pool.idle.get(key);
-    const conn = list?.pop();
-    return conn && this.unpool(pool, conn);
+    if (!list) return undefined;
+    for (;;) {
+      const conn = list.pop();
+      if (!conn) return undefined;
+      this.unpool(pool, conn);
+      // One that aged past max_connection_duration since the last sweep closes instead.
+      if (pool.maxDurationMs === undefined || !pool.spent(conn, performance.now())) return conn;
+      conn.stream.destroy();
+    }
   }
 
   /** A stream taken out of its idle list: busy, and no longer counted idle. */
@@ -256,7 +283,8 @@ export class Http1Client {
   /** A stream's exchange ended: back to the pool (reusable) or closed. */
   release(conn: UpstreamConn, reusable: boolean): void {
     const pool = conn.cluster;
-    if (!reusable || conn.stream.destroyed || !conn.stream.writable) {
+    const now = performance.now();
+    if (!reusable || conn.stream.destroyed || !conn.stream.writable || pool.spent(conn, now)) {
       conn.stream.destroy();
       return;
     }
@@ -279,39 +307,57 @@ export class Http1Client {
     // No cap on idle streams (as Envoy's pool): a cap below the client's concurrency closed the
     // streams past it after every burst and opened them again for the next one.
     conn.busy = false;
-    conn.idleSince = performance.now();
+    conn.idleSince = now;
     list.push(conn);
     pool.idleCount += 1;
-    this.sweepLater();
+    this.sweepLater(pool, now);
   }
 
-  /** Closes streams idle longer than the idle timeout, looking every half timeout (at most 60 s). */
-  private sweepLater(): void {
-    if (this.sweepTimer) return;
-    const timeout = this.inputs.idleTimeoutMs ?? UPSTREAM_IDLE_TIMEOUT_MS;
-    this.sweepTimer = setTimeout(
-      () => {
-        this.sweepTimer = undefined;
-        this.sweep(timeout);
-      },
-      Math.min(60_000, Math.max(1, timeout / 2)),
-    );
+  /**
+   * How often a pool's idle streams are looked at: every half idle timeout or max connection
+   * duration, whichever is shorter, and at least every 60 s; never when it has neither.
+   */
+  private static sweepEvery(pool: ClusterPool): number | undefined {
+    let limit = pool.idleTimeoutMs > 0 ? pool.idleTimeoutMs : undefined;
+    if (pool.maxDurationMs !== undefined)
+      limit = Math.min(limit ?? Number.POSITIVE_INFINITY, pool.maxDurationMs);
+    return limit === undefined ? undefined : Math.min(60_000, Math.max(1, limit / 2));
+  }
+
+  /** Sets the sweep timer for the pool's limits, sooner if it was set for later. */
+  private sweepLater(pool: ClusterPool, now: number): void {
+    const every = Http1Client.sweepEvery(pool);
+    if (every === undefined) return;
+    if (this.sweepTimer && this.sweepAt <= now + every) return;
+    clearTimeout(this.sweepTimer);
+    this.sweepAt = now + every;
+    this.sweepTimer = setTimeout(() => {
+      this.sweepTimer = undefined;
+      this.sweep();
+    }, every);
     this.sweepTimer.unref();
   }
 
-  private sweep(timeout: number): void {
-    const oldest = performance.now() - timeout;
-    let left = 0;
+  /** Closes streams idle past their cluster's idle timeout or older than its max duration. */
+  private sweep(): void {
+    const now = performance.now();
     for (const pool of this.clusters.values()) {
+      const oldestIdle = pool.idleTimeoutMs > 0 ? now - pool.idleTimeoutMs : Number.NEGATIVE_INFINITY;
       for (const list of pool.idle.values()) {
         // Taken from the end (most recently used first), so the longest idle are at the front.
         let n = 0;
-        while (n < list.length && (list[n] as UpstreamConn).idleSince <= oldest) n++;
+        while (n < list.length && (list[n] as UpstreamConn).idleSince <= oldestIdle) n++;
         for (const conn of list.splice(0, n)) this.unpool(pool, conn).stream.destroy();
+        if (pool.maxDurationMs === undefined) continue;
+        for (let i = list.length - 1; i >= 0; i--) {
+          const conn = list[i] as UpstreamConn;
+          if (!pool.spent(conn, now)) continue;
+          list.splice(i, 1);
+          this.unpool(pool, conn).stream.destroy();
+        }
       }
-      left += pool.idleCount;
+      if (pool.idleCount > 0) this.sweepLater(pool, now);
     }
-    if (left > 0) this.sweepLater();
   }
 
   private gone(conn: UpstreamConn): void {
