@@ -9,10 +9,12 @@
  *
  * While leading, namespaces and the ConfigMaps of that name are listed and watched; each event
  * queues its namespace and one queue reconciles one namespace at a time. A failed reconcile is
- * retried with backoff; a full resync every `resyncMs` catches anything missed.
+ * retried after 1 s; a full resync every `resyncMs` (with backoff when it fails) catches anything
+ * missed (leader/leader-work-queue.ts, shared with the waypoint controller).
  */
 import type { Logger } from 'pino';
 import type { Leadership } from '../leader/leader-election.js';
+import { LeaderWorkQueue } from '../leader/leader-work-queue.js';
 import { KubeApiError, type KubeRest } from '../waypoint-controller/kube-rest.js';
 
 /** istiod's inject.IgnoredNamespaces without kube-system. */
@@ -84,67 +86,53 @@ export interface RootCertWriteCounts {
 
 export class RootCertController {
   readonly writes: RootCertWriteCounts = { created: 0, updated: 0 };
-  private queue = new Set<string>();
-  private retries = new Set<string>();
-  private draining = false;
-  private stops: Array<() => void> = [];
-  private resyncTimer?: NodeJS.Timeout;
-  private retryTimer?: NodeJS.Timeout;
-  private term = 0;
-  private closed = false;
-  private failures = 0;
+  private readonly work: LeaderWorkQueue;
 
   constructor(private readonly inputs: RootCertControllerInputs) {
-    inputs.leader.subscribe((leading) => {
-      this.stopWork();
-      if (leading && !this.closed) void this.resync(this.term);
+    this.work = new LeaderWorkQueue({
+      leader: inputs.leader,
+      logger: inputs.logger,
+      name: 'root-cert ConfigMap',
+      keyField: 'namespace',
+      ...(inputs.resyncMs !== undefined && { resyncMs: inputs.resyncMs }),
+      resync: (term) => this.resync(term),
+      reconcile: (ns, term) => this.reconcile(ns, term),
     });
   }
 
   close(): void {
-    this.closed = true;
-    this.stopWork();
-  }
-
-  private stopWork(): void {
-    this.term += 1;
-    for (const s of this.stops) s();
-    this.stops = [];
-    clearTimeout(this.resyncTimer);
-    clearTimeout(this.retryTimer);
-    this.retryTimer = undefined;
-    this.retries.clear();
-    this.queue.clear();
+    this.work.close();
   }
 
   private leadingIn(term: number): boolean {
-    return this.term === term && this.inputs.leader.isLeader && !this.closed;
+    return this.work.leadingIn(term);
+  }
+
+  private enqueue(namespace: string): void {
+    if (!ROOT_CERT_SKIPPED_NAMESPACES.has(namespace)) this.work.enqueue(namespace);
   }
 
   /** Lists namespaces and our ConfigMaps, queues every namespace, and watches both from there. */
   private async resync(term: number): Promise<void> {
     const { kube, logger, configMapName } = this.inputs;
     const selector = { fieldSelector: `metadata.name=${configMapName}` };
+    type List<T> = { metadata: { resourceVersion: string }; items: T[] };
+    const namespaces = (await kube.request<List<{ metadata: Meta }>>('GET', '/api/v1/namespaces')) as List<{
+      metadata: Meta;
+    }>;
+    const configMaps = (await kube.request<List<ConfigMap>>(
+      'GET',
+      `/api/v1/configmaps?${new URLSearchParams(selector)}`,
+    )) as List<ConfigMap>;
+    if (!this.leadingIn(term)) return;
+    for (const ns of namespaces.items) this.enqueue(ns.metadata.name);
+    const ended = (err?: Error) => {
+      if (err && this.leadingIn(term)) logger.debug({ err }, `root-cert watch ended: ${err.message}`);
+      this.work.watchEnded(term);
+    };
+    const stops: Array<() => void> = [];
     try {
-      type List<T> = { metadata: { resourceVersion: string }; items: T[] };
-      const namespaces = (await kube.request<List<{ metadata: Meta }>>('GET', '/api/v1/namespaces')) as List<{
-        metadata: Meta;
-      }>;
-      const configMaps = (await kube.request<List<ConfigMap>>(
-        'GET',
-        `/api/v1/configmaps?${new URLSearchParams(selector)}`,
-      )) as List<ConfigMap>;
-      if (!this.leadingIn(term)) return;
-      for (const ns of namespaces.items) this.enqueue(ns.metadata.name);
-      for (const s of this.stops) s();
-      this.stops = [];
-      const ended = (err?: Error) => {
-        // A watch ended (410 Gone, a restart, a timeout): list again from scratch.
-        if (!this.leadingIn(term)) return;
-        if (err) logger.debug({ err }, `root-cert watch ended: ${err.message}`);
-        this.scheduleResync(term, 1000);
-      };
-      this.stops.push(
+      stops.push(
         await kube.watch(
           '/api/v1/namespaces',
           namespaces.metadata.resourceVersion,
@@ -155,7 +143,7 @@ export class RootCertController {
           ended,
         ),
       );
-      this.stops.push(
+      stops.push(
         await kube.watch(
           '/api/v1/configmaps',
           configMaps.metadata.resourceVersion,
@@ -168,67 +156,11 @@ export class RootCertController {
           selector,
         ),
       );
-      if (!this.leadingIn(term)) {
-        for (const s of this.stops) s();
-        this.stops = [];
-        return;
-      }
-      this.failures = 0;
-      this.scheduleResync(term, this.inputs.resyncMs ?? 60_000);
     } catch (err) {
-      if (!this.leadingIn(term)) return;
-      logger.warn({ err }, `root-cert ConfigMap resync failed, retrying: ${(err as Error).message}`);
-      this.failures += 1;
-      this.scheduleResync(term, Math.min(30_000, 500 * 2 ** Math.min(this.failures, 6)));
+      for (const s of stops) s();
+      throw err;
     }
-  }
-
-  private scheduleResync(term: number, ms: number): void {
-    clearTimeout(this.resyncTimer);
-    this.resyncTimer = setTimeout(() => {
-      if (this.leadingIn(term)) void this.resync(term);
-    }, ms);
-    this.resyncTimer.unref();
-  }
-
-  private enqueue(namespace: string): void {
-    if (ROOT_CERT_SKIPPED_NAMESPACES.has(namespace)) return;
-    this.queue.add(namespace);
-    if (!this.draining) void this.drain(this.term);
-  }
-
-  private retryLater(namespace: string, term: number): void {
-    this.retries.add(namespace);
-    if (this.retryTimer) return;
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = undefined;
-      const keys = [...this.retries];
-      this.retries.clear();
-      if (this.leadingIn(term)) for (const k of keys) this.enqueue(k);
-    }, 1000);
-    this.retryTimer.unref();
-  }
-
-  private async drain(term: number): Promise<void> {
-    this.draining = true;
-    try {
-      while (this.queue.size > 0 && this.leadingIn(term)) {
-        const ns = this.queue.values().next().value as string;
-        this.queue.delete(ns);
-        try {
-          await this.reconcile(ns, term);
-        } catch (err) {
-          this.inputs.logger.warn(
-            { err, namespace: ns },
-            `root-cert ConfigMap in ${ns} failed, retrying: ${(err as Error).message}`,
-          );
-          this.retryLater(ns, term);
-        }
-      }
-    } finally {
-      this.draining = false;
-      if (this.queue.size > 0 && this.leadingIn(this.term)) void this.drain(this.term);
-    }
+    this.work.watching(term, stops);
   }
 
   private async reconcile(namespace: string, term: number): Promise<void> {

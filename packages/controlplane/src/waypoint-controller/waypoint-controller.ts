@@ -7,11 +7,13 @@
  * leaves its objects to the garbage collector through their owner references.
  *
  * Gateways are listed and watched while leading; each event queues its Gateway, and one queue
- * reconciles one Gateway at a time. A failed reconcile is retried with backoff; a full resync
- * every `resyncMs` repairs objects changed behind the controller's back.
+ * reconciles one Gateway at a time. A failed reconcile is retried after 1 s; a full resync
+ * every `resyncMs` (with backoff when it fails) repairs objects changed behind the controller's
+ * back. The loop is the one the root-cert controller shares (leader/leader-work-queue.ts).
  */
 import type { Logger } from 'pino';
 import type { LeaderElection } from '../leader/leader-election.js';
+import { LeaderWorkQueue } from '../leader/leader-work-queue.js';
 import { CONTENT_APPLY, CONTENT_MERGE, KubeApiError, type KubeRest } from './kube-rest.js';
 import { microTime } from './lease-elector.js';
 import {
@@ -50,22 +52,19 @@ export interface WriteCounts {
 export class WaypointController {
   private readonly leader: LeaderElection;
   readonly writes: WriteCounts = { apply: 0, status: 0, gatewayClass: 0 };
-  private queue = new Set<string>();
-  private retries = new Set<string>();
-  private draining = false;
-  private stopWatch?: () => void;
-  private resyncTimer?: NodeJS.Timeout;
-  private retryTimer?: NodeJS.Timeout;
-  /** Bumped on every change of leadership, so work of an older term stops. */
-  private term = 0;
-  private closed = false;
-  private failures = 0;
+  private readonly work: LeaderWorkQueue;
 
   constructor(private readonly inputs: WaypointControllerInputs) {
     this.leader = inputs.leader;
-    this.leader.subscribe((leading) => this.onLeadership(leading));
-    // Subscribed after the election started: it may lead already.
-    if (this.leader.isLeader) queueMicrotask(() => this.onLeadership(true));
+    this.work = new LeaderWorkQueue({
+      leader: inputs.leader,
+      logger: inputs.logger,
+      name: 'waypoint controller',
+      keyField: 'gateway',
+      ...(inputs.resyncMs !== undefined && { resyncMs: inputs.resyncMs }),
+      resync: (term) => this.resync(term),
+      reconcile: (key, term) => this.reconcile(key, term),
+    });
   }
 
   get isLeader(): boolean {
@@ -74,124 +73,46 @@ export class WaypointController {
 
   /** Stops and releases the Lease (the replica's other writers stop with it). */
   async close(): Promise<void> {
-    this.closed = true;
-    this.stopWork();
+    this.work.close();
     await this.leader.close();
   }
 
   /** Stops at once without releasing the Lease, as a killed replica (its other writers stop too). */
   destroy(): void {
-    this.closed = true;
-    this.stopWork();
+    this.work.close();
     this.leader.destroy();
   }
 
-  private stopWork(): void {
-    this.term += 1;
-    this.stopWatch?.();
-    this.stopWatch = undefined;
-    clearTimeout(this.resyncTimer);
-    clearTimeout(this.retryTimer);
-    this.retryTimer = undefined;
-    this.retries.clear();
-    this.queue.clear();
-  }
-
-  private onLeadership(leading: boolean): void {
-    this.stopWork();
-    if (leading && !this.closed) void this.resync(this.term);
-  }
-
   private leadingIn(term: number): boolean {
-    return this.term === term && this.leader.isLeader && !this.closed;
+    return this.work.leadingIn(term);
   }
 
   /** Ensures the GatewayClass, lists every Gateway, queues the waypoints, and watches from there. */
   private async resync(term: number): Promise<void> {
     const { kube, logger } = this.inputs;
-    try {
-      await this.ensureGatewayClass(term);
-      const list = (await kube.request<{ metadata: { resourceVersion: string }; items: GatewayObject[] }>(
-        'GET',
-        `${GW_API}/gateways`,
-      )) as { metadata: { resourceVersion: string }; items: GatewayObject[] };
-      if (!this.leadingIn(term)) return;
-      for (const gw of list.items)
-        if (isWaypointGateway(gw)) this.enqueue(`${gw.metadata.namespace}/${gw.metadata.name}`);
-      this.stopWatch?.();
-      this.stopWatch = await kube.watch(
-        `${GW_API}/gateways`,
-        list.metadata.resourceVersion,
-        (type, obj) => {
-          if (type === 'BOOKMARK' || type === 'DELETED') return;
-          const gw = obj as unknown as GatewayObject;
-          if (isWaypointGateway(gw) && this.leadingIn(term))
-            this.enqueue(`${gw.metadata.namespace}/${gw.metadata.name}`);
-        },
-        (err) => {
-          // The watch ended (410 Gone, a restart, a timeout): list again from scratch.
-          if (!this.leadingIn(term)) return;
-          if (err) logger.debug({ err }, `gateway watch ended: ${err.message}`);
-          this.scheduleResync(term, 1000);
-        },
-      );
-      if (!this.leadingIn(term)) this.stopWatch();
-      this.failures = 0;
-      this.scheduleResync(term, this.inputs.resyncMs ?? 60_000);
-    } catch (err) {
-      if (!this.leadingIn(term)) return;
-      logger.warn({ err }, `waypoint controller resync failed, retrying: ${(err as Error).message}`);
-      this.failures += 1;
-      this.scheduleResync(term, Math.min(30_000, 500 * 2 ** Math.min(this.failures, 6)));
-    }
-  }
-
-  private scheduleResync(term: number, ms: number): void {
-    clearTimeout(this.resyncTimer);
-    this.resyncTimer = setTimeout(() => {
-      if (this.leadingIn(term)) void this.resync(term);
-    }, ms);
-    this.resyncTimer.unref();
-  }
-
-  private retryLater(key: string, term: number): void {
-    this.retries.add(key);
-    if (this.retryTimer) return;
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = undefined;
-      const keys = [...this.retries];
-      this.retries.clear();
-      if (this.leadingIn(term)) for (const k of keys) this.enqueue(k);
-    }, 1000);
-    this.retryTimer.unref();
-  }
-
-  private enqueue(key: string): void {
-    this.queue.add(key);
-    if (!this.draining) void this.drain(this.term);
-  }
-
-  private async drain(term: number): Promise<void> {
-    this.draining = true;
-    try {
-      while (this.queue.size > 0 && this.leadingIn(term)) {
-        const key = this.queue.values().next().value as string;
-        this.queue.delete(key);
-        try {
-          await this.reconcile(key, term);
-        } catch (err) {
-          this.inputs.logger.warn(
-            { err, gateway: key },
-            `waypoint reconcile failed, retrying: ${(err as Error).message}`,
-          );
-          this.retryLater(key, term);
-        }
-      }
-    } finally {
-      this.draining = false;
-      // A new term may have queued work while the old one was finishing.
-      if (this.queue.size > 0 && this.leadingIn(this.term)) void this.drain(this.term);
-    }
+    await this.ensureGatewayClass(term);
+    const list = (await kube.request<{ metadata: { resourceVersion: string }; items: GatewayObject[] }>(
+      'GET',
+      `${GW_API}/gateways`,
+    )) as { metadata: { resourceVersion: string }; items: GatewayObject[] };
+    if (!this.leadingIn(term)) return;
+    for (const gw of list.items)
+      if (isWaypointGateway(gw)) this.work.enqueue(`${gw.metadata.namespace}/${gw.metadata.name}`);
+    const stop = await kube.watch(
+      `${GW_API}/gateways`,
+      list.metadata.resourceVersion,
+      (type, obj) => {
+        if (type === 'BOOKMARK' || type === 'DELETED') return;
+        const gw = obj as unknown as GatewayObject;
+        if (isWaypointGateway(gw) && this.leadingIn(term))
+          this.work.enqueue(`${gw.metadata.namespace}/${gw.metadata.name}`);
+      },
+      (err) => {
+        if (err && this.leadingIn(term)) logger.debug({ err }, `gateway watch ended: ${err.message}`);
+        this.work.watchEnded(term);
+      },
+    );
+    this.work.watching(term, [stop]);
   }
 
   /** Brings one Gateway's objects and status up to date (a Gateway that is gone needs nothing). */
