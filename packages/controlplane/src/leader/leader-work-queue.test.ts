@@ -1,7 +1,7 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { Leadership } from './leader-election.js';
-import { LeaderWorkQueue } from './leader-work-queue.js';
+import { LeaderWorkQueue, type LeaderWorkQueueInputs } from './leader-work-queue.js';
 
 /** Leadership set by the test (no Lease behind it). */
 class TestLeadership implements Leadership {
@@ -16,6 +16,20 @@ class TestLeadership implements Leadership {
   }
 }
 
+/** A queue on `leader` with the test's steps (silent logs). */
+function testQueue(
+  leader: Leadership,
+  steps: Pick<LeaderWorkQueueInputs, 'resync' | 'reconcile'>,
+): LeaderWorkQueue {
+  return new LeaderWorkQueue({
+    leader,
+    logger: pino({ level: 'silent' }),
+    name: 'test',
+    keyField: 'key',
+    ...steps,
+  });
+}
+
 const tick = () => new Promise((r) => setTimeout(r, 10));
 
 async function until(done: () => boolean, what: string): Promise<void> {
@@ -28,11 +42,7 @@ describe('LeaderWorkQueue', () => {
     const leader = new TestLeadership();
     const reconciled: string[] = [];
     let failOnce = true;
-    const work: LeaderWorkQueue = new LeaderWorkQueue({
-      leader,
-      logger: pino({ level: 'silent' }),
-      name: 'test',
-      keyField: 'key',
+    const work: LeaderWorkQueue = testQueue(leader, {
       resync: async (term) => {
         for (const k of ['a', 'b']) work.enqueue(k);
         work.watching(term, []);
@@ -59,11 +69,7 @@ describe('LeaderWorkQueue', () => {
     const stopped: string[] = [];
     let release: (() => void) | undefined;
     let resyncs = 0;
-    const work: LeaderWorkQueue = new LeaderWorkQueue({
-      leader,
-      logger: pino({ level: 'silent' }),
-      name: 'test',
-      keyField: 'key',
+    const work: LeaderWorkQueue = testQueue(leader, {
       resync: async (term) => {
         const n = ++resyncs;
         // The first resync is slow: its term ends (and a new one starts) before it has its watch.
