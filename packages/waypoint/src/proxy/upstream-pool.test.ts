@@ -4,10 +4,10 @@ import net from 'node:net';
 import { CertManager, dialTcp, HboneClient, HboneMetrics, LocalCa, SpiffeId } from '@ambient/shared';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { UNLIMITED, type UpstreamCluster, type UpstreamEndpoint } from '../config/waypoint-config.js';
 import { cluster as testCluster } from '../testing/proxy-harness.js';
-import { UpstreamConnectError, UpstreamPool } from './upstream-pool.js';
+import { longTimer, UpstreamConnectError, UpstreamPool } from './upstream-pool.js';
 
 /** A pool whose endpoints are reached over plain TCP (the HBONE client has no certificates). */
 function tcpPool(): UpstreamPool {
@@ -137,6 +137,27 @@ describe('UpstreamPool: HTTP/1.1 keep-alive pooling', () => {
   });
 });
 
+describe('longTimer', () => {
+  it('fires after a duration longer than a Node timer holds (30 days), not after 1 ms, and can be cleared', () => {
+    vi.useFakeTimers();
+    try {
+      const day = 24 * 60 * 60 * 1000;
+      let fired = 0;
+      longTimer(30 * day, () => fired++);
+      const cleared = longTimer(30 * day, () => fired++);
+      vi.advanceTimersByTime(1000);
+      expect(fired).toBe(0);
+      vi.advanceTimersByTime(30 * day - 1001);
+      expect(fired).toBe(0);
+      cleared.clear();
+      vi.advanceTimersByTime(1);
+      expect(fired).toBe(1);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+});
+
 describe('UpstreamPool: HTTP/2 sessions and the cluster connection limits', () => {
   let server: http2.Http2Server;
   let ep: UpstreamEndpoint;
@@ -208,6 +229,25 @@ describe('UpstreamPool: HTTP/2 sessions and the cluster connection limits', () =
     await Promise.all(Array.from({ length: 6 }, () => get(limited, '198.18.16.21')));
     expect(seen.sessions - before.sessions).toBe(6);
     await until(() => seen.closed - before.closed === 5, 'the spent sessions of the burst closed');
+  });
+
+  it('opens the sessions of a burst side by side: 100 requests at one request per session all succeed', async () => {
+    const before = { ...seen };
+    const single = h2cluster('h2-single', { maxRequestsPerConnection: 1 });
+    const statuses = await Promise.all(Array.from({ length: 100 }, () => get(single, '198.18.16.24')));
+    expect(statuses.every((s) => s === 200)).toBe(true);
+    expect(seen.sessions - before.sessions).toBe(100);
+    await until(() => seen.closed - before.closed === 100, 'every spent session closed');
+  });
+
+  it('keeps sessions per cluster: one cluster spending its sessions does not retire another one’s', async () => {
+    const before = { ...seen };
+    const open = h2cluster('h2-open', {});
+    const single = h2cluster('h2-one', { maxRequestsPerConnection: 1 });
+    for (const c of [open, open, single, open]) expect(await get(c, '198.18.16.25')).toBe(200);
+    // One session for h2-open, reused by its three requests; one for h2-one's request, which closes.
+    expect(seen.sessions - before.sessions).toBe(2);
+    await until(() => seen.closed - before.closed === 1, 'the spent session of h2-one closed');
   });
 
   it('closes a session idle for the idle timeout, and one older than max_connection_duration', async () => {

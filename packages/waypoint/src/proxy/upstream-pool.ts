@@ -57,17 +57,46 @@ function socketLike(stream: Duplex): Duplex {
   return stream;
 }
 
-/** An HTTP/2 upstream session's streams, for the cluster's connection limits. */
-interface SessionUse {
-  /** Streams opened on it in all (max_requests_per_connection). */
-  requests: number;
-  /** Streams open now. */
+/** An HTTP/2 upstream session and its use, for the cluster's connection limits. */
+interface SessionEntry {
+  readonly key: string;
+  readonly opened: Promise<http2.ClientHttp2Session>;
+  session: http2.ClientHttp2Session | undefined;
+  readonly idleMs: number;
+  /** Streams it has been given, counted when a request takes its slot (max_requests_per_connection). */
+  given: number;
+  /** Requests waiting for it to open before they open their stream. */
+  waiting: number;
+  /** Streams open on it. */
   active: number;
-  /** Takes no new stream; closes once `active` is 0. */
+  /** Takes no new stream; closes once `active` and `waiting` are 0. */
   retired: boolean;
-  idleTimer: NodeJS.Timeout | undefined;
-  /** Arms the idle timer (no open stream). */
-  readonly idle: () => void;
+  idleTimer: LongTimer | undefined;
+  ageTimer: LongTimer | undefined;
+}
+
+/** Node runs a timer of more than 2^31 - 1 ms after 1 ms; longer ones are armed in steps. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+interface LongTimer {
+  clear(): void;
+}
+
+/** An unref'd timer for any duration in ms (an idle timeout or max duration of 30 days works). */
+export function longTimer(ms: number, fn: () => void): LongTimer {
+  let timer: NodeJS.Timeout;
+  const arm = (left: number) => {
+    timer = setTimeout(
+      () => {
+        if (left > MAX_TIMER_MS) arm(left - MAX_TIMER_MS);
+        else fn();
+      },
+      Math.min(left, MAX_TIMER_MS),
+    );
+    timer.unref();
+  };
+  arm(ms);
+  return { clear: () => clearTimeout(timer) };
 }
 
 /** An endpoint could not be reached (answered 503 UF when no retry succeeds). */
@@ -131,9 +160,8 @@ function count(m: NodeJS.ReadOnlyDict<unknown[]>): number {
 export class UpstreamPool {
   /** One agent per cluster, so that max_connections and pending requests are the cluster's. */
   private readonly agents = new Map<string, EndpointAgent>();
-  private readonly sessions = new Map<string, Promise<http2.ClientHttp2Session>>();
-  /** Each HTTP/2 session's use, from its opening (set before it is handed out). */
-  private readonly sessionUse = new WeakMap<http2.ClientHttp2Session, SessionUse>();
+  /** The HTTP/2 session in use per cluster, endpoint and client (retired ones are not here). */
+  private readonly sessions = new Map<string, SessionEntry>();
 
   constructor(private readonly inputs: UpstreamPoolInputs) {}
 
@@ -212,11 +240,13 @@ export class UpstreamPool {
   }
 
   /**
-   * A request stream on the HTTP/2 session to an endpoint, opened once and reused until it closes
-   * or reaches the cluster's limits (`common_http_protocol_options`, as Envoy's pool applies them):
-   * after max_requests_per_connection streams, or once older than max_connection_duration, the
-   * session takes no new stream and closes gracefully (its open streams finish); one with no
-   * activity for the idle timeout closes the same way.
+   * A request stream on an HTTP/2 session to an endpoint, opened once per cluster, endpoint and
+   * client and reused until it closes or reaches the cluster's limits
+   * (`common_http_protocol_options`, as Envoy's pool applies them): a session that has been given
+   * max_requests_per_connection streams, or is older than max_connection_duration, takes no new
+   * stream and closes gracefully once its streams have ended; so does one with no open stream for
+   * the idle timeout. A request that finds the session full opens the next one at once, so that a
+   * burst opens its sessions side by side rather than one after another.
    */
   async http2Stream(
     ep: UpstreamEndpoint,
@@ -226,55 +256,72 @@ export class UpstreamPool {
     /** Asked once the session is ready: false (the attempt was settled meanwhile) opens no stream. */
     wanted: () => boolean,
   ): Promise<http2.ClientHttp2Stream | undefined> {
-    const key = `${ep.identity?.toString() ?? ''}|${ep.address}|${ep.port}|${ep.tunnel}|${clientIp ?? ''}`;
-    // A session retired while this request waited for it (others took its last streams, or it
-    // closed): the next one is opened or waited for. Each retired session served other requests,
-    // so this ends; the bound only stops an endpoint that closes every session at once.
-    for (let tries = 0; tries < 32; tries++) {
-      let opened = this.sessions.get(key);
-      if (!opened) {
-        opened = this.openSession(key, ep, cluster, clientIp);
-        this.sessions.set(key, opened);
+    const key = `${cluster.name}|${ep.identity?.toString() ?? ''}|${ep.address}|${ep.port}|${ep.tunnel}|${clientIp ?? ''}`;
+    // A session that closed while this request waited for it (a GOAWAY, a broken tunnel): the
+    // request takes a slot on the next one. The bound only stops an endpoint that closes every
+    // session at once.
+    for (let tries = 0; tries < 8; tries++) {
+      let entry = this.sessions.get(key);
+      if (!entry) {
+        entry = this.openSession(key, ep, cluster, clientIp);
+        this.sessions.set(key, entry);
       }
-      const session = await opened;
-      const use = this.sessionUse.get(session) as SessionUse;
-      if (session.closed || session.destroyed || use.retired) {
-        if (this.sessions.get(key) === opened) this.sessions.delete(key);
+      // The slot is taken now, before the session is ready: the next request past the limit
+      // opens another session instead of waiting for this one.
+      entry.waiting += 1;
+      entry.given += 1;
+      const max = cluster.maxRequestsPerConnection;
+      if (max !== undefined && entry.given >= max) this.retire(entry);
+      let session: http2.ClientHttp2Session;
+      try {
+        session = await entry.opened;
+      } finally {
+        entry.waiting -= 1;
+      }
+      if (session.closed || session.destroyed) {
+        this.retire(entry);
         continue;
       }
-      if (!wanted()) return undefined;
+      if (!wanted()) {
+        this.closeIfDone(entry);
+        return undefined;
+      }
       const stream = session.request(headers);
-      use.requests += 1;
-      use.active += 1;
-      clearTimeout(use.idleTimer);
+      entry.active += 1;
+      entry.idleTimer?.clear();
       stream.once('close', () => {
-        use.active -= 1;
-        if (use.active > 0) return;
-        if (use.retired) {
-          if (!session.closed) session.close();
-        } else use.idle();
+        entry.active -= 1;
+        if (entry.retired) this.closeIfDone(entry);
+        else if (entry.active === 0) this.armIdle(entry);
       });
-      const max = cluster.maxRequestsPerConnection;
-      if (max !== undefined && use.requests >= max) this.retire(key, opened, session);
       return stream;
     }
     throw new UpstreamConnectError(`no usable HTTP/2 session to ${ep.address}:${ep.port}`);
   }
 
+  /** Takes a session out of use: no new stream; it closes (GOAWAY) once its streams have ended. */
+  private retire(entry: SessionEntry): void {
+    if (this.sessions.get(entry.key) === entry) this.sessions.delete(entry.key);
+    entry.retired = true;
+    entry.idleTimer?.clear();
+    this.closeIfDone(entry);
+  }
+
   /**
-   * Takes a session out of use: no new stream; it closes (GOAWAY) once its streams have ended,
-   * not before, as Node's client refuses a stream it has not sent yet when its session closes.
+   * Closes a retired session once no stream is open on it and no request still waits to open one
+   * (Node's client refuses a stream it has not sent yet when its session closes).
    */
-  private retire(
-    key: string,
-    opened: Promise<http2.ClientHttp2Session>,
-    session: http2.ClientHttp2Session,
-  ): void {
-    if (this.sessions.get(key) === opened) this.sessions.delete(key);
-    const use = this.sessionUse.get(session) as SessionUse;
-    use.retired = true;
-    clearTimeout(use.idleTimer);
-    if (use.active === 0 && !session.closed && !session.destroyed) session.close();
+  private closeIfDone(entry: SessionEntry): void {
+    const s = entry.session;
+    if (!entry.retired || entry.active > 0 || entry.waiting > 0 || !s || s.closed || s.destroyed) return;
+    s.close();
+  }
+
+  /** Idle as Envoy counts it: no open stream for the idle timeout (0: never). */
+  private armIdle(entry: SessionEntry): void {
+    if (entry.idleMs <= 0) return;
+    entry.idleTimer?.clear();
+    entry.idleTimer = longTimer(entry.idleMs, () => this.retire(entry));
   }
 
   private openSession(
@@ -282,52 +329,43 @@ export class UpstreamPool {
     ep: UpstreamEndpoint,
     cluster: UpstreamCluster,
     clientIp: string | undefined,
-  ): Promise<http2.ClientHttp2Session> {
-    const opened: Promise<http2.ClientHttp2Session> = this.connect(
-      ep,
-      cluster.connectTimeoutMs,
-      clientIp,
-    ).then(
-      (stream) =>
-        new Promise<http2.ClientHttp2Session>((resolve, reject) => {
-          const session = http2.connect(`http://${ep.address}:${ep.port}`, {
-            createConnection: () => socketLike(stream) as never,
-          });
-          const drop = () => {
-            if (this.sessions.get(key) === opened) this.sessions.delete(key);
-          };
-          session.once('connect', () => resolve(session));
-          session.once('error', (err) => {
-            drop();
-            reject(new UpstreamConnectError(err.message));
-          });
-          session.once('close', drop);
-          session.once('goaway', drop);
-          // Envoy's default idle timeout is one hour; 0 disables it.
-          // Idle as Envoy counts it: no open stream for the idle timeout (0: never).
-          const idleMs = cluster.idleTimeoutMs ?? UPSTREAM_IDLE_TIMEOUT_MS;
-          const use: SessionUse = {
-            requests: 0,
-            active: 0,
-            retired: false,
-            idleTimer: undefined,
-            idle: () => {
-              if (idleMs <= 0) return;
-              use.idleTimer = setTimeout(() => this.retire(key, opened, session), idleMs);
-              use.idleTimer.unref();
-            },
-          };
-          this.sessionUse.set(session, use);
-          use.idle();
-          session.once('close', () => clearTimeout(use.idleTimer));
-          const maxMs = cluster.maxConnectionDurationMs;
-          if (maxMs !== undefined) setTimeout(() => this.retire(key, opened, session), maxMs).unref();
-        }),
-    );
-    opened.catch(() => {
-      if (this.sessions.get(key) === opened) this.sessions.delete(key);
-    });
-    return opened;
+  ): SessionEntry {
+    const entry: SessionEntry = {
+      key,
+      opened: this.connect(ep, cluster.connectTimeoutMs, clientIp).then(
+        (stream) =>
+          new Promise<http2.ClientHttp2Session>((resolve, reject) => {
+            const session = http2.connect(`http://${ep.address}:${ep.port}`, {
+              createConnection: () => socketLike(stream) as never,
+            });
+            entry.session = session;
+            session.once('connect', () => resolve(session));
+            session.once('error', (err) => {
+              this.retire(entry);
+              reject(new UpstreamConnectError(err.message));
+            });
+            session.once('goaway', () => this.retire(entry));
+            session.once('close', () => {
+              this.retire(entry);
+              entry.idleTimer?.clear();
+              entry.ageTimer?.clear();
+            });
+            this.armIdle(entry);
+            const maxMs = cluster.maxConnectionDurationMs;
+            if (maxMs !== undefined) entry.ageTimer = longTimer(maxMs, () => this.retire(entry));
+          }),
+      ),
+      session: undefined,
+      idleMs: cluster.idleTimeoutMs ?? UPSTREAM_IDLE_TIMEOUT_MS,
+      given: 0,
+      waiting: 0,
+      active: 0,
+      retired: false,
+      idleTimer: undefined,
+      ageTimer: undefined,
+    };
+    entry.opened.catch(() => this.retire(entry));
+    return entry;
   }
 
   /** Open upstream HTTP/1.1 streams and HTTP/2 sessions. */
@@ -343,8 +381,8 @@ export class UpstreamPool {
   close(): void {
     for (const a of this.agents.values()) a.destroy();
     this.agents.clear();
-    for (const s of this.sessions.values())
-      s.then(
+    for (const e of this.sessions.values())
+      e.opened.then(
         (x) => x.close(),
         () => {},
       );

@@ -235,6 +235,11 @@ describe('clusterResourceType', () => {
       cluster(opts({ idleTimeout: duration(0), maxRequestsPerConnection: { value: 0 } })),
     );
     expect(zero.idleTimeoutMs).toBe(0);
+    // Below a millisecond but not zero: 1 ms, not the 0 that would mean never.
+    const tiny = decodeOk(
+      cluster(opts({ idleTimeout: { nanos: 500_000 }, maxConnectionDuration: { nanos: 1 } })),
+    );
+    expect(tiny).toMatchObject({ idleTimeoutMs: 1, maxConnectionDurationMs: 1 });
     expect(zero).not.toHaveProperty('maxRequestsPerConnection');
     const key =
       'typed_extension_protocol_options[envoy.extensions.upstreams.http.v3.HttpProtocolOptions].common_http_protocol_options';

@@ -9,6 +9,7 @@ import type {
   WireAny,
   WireCluster,
   WireCommonHttpProtocolOptions,
+  WireDuration,
   WireMetadata,
   WireOutlierDetection,
   WireThresholds,
@@ -181,17 +182,22 @@ function connectionOptions(
     if (set) ctx.problem(at(path, field), 'is not supported on a cluster');
   const out: { -readonly [K in keyof ConnectionOptions]: ConnectionOptions[K] } = {};
   // Zero disables the idle timeout (Envoy's documented meaning); unset keeps the one-hour default.
-  if (idleTimeout) {
-    const ms = durationMs(idleTimeout, at(path, 'idle_timeout'), ctx);
-    if (ms !== undefined) out.idleTimeoutMs = ms;
-  }
+  const idleMs = idleTimeout && wholeMs(idleTimeout, at(path, 'idle_timeout'), ctx);
+  if (idleMs !== null && idleMs !== undefined) out.idleTimeoutMs = idleMs;
   // Zero is no limit, as unset.
   if (maxRequestsPerConnection?.value) out.maxRequestsPerConnection = maxRequestsPerConnection.value;
-  if (maxConnectionDuration) {
-    const ms = durationMs(maxConnectionDuration, at(path, 'max_connection_duration'), ctx);
-    if (ms !== undefined) out.maxConnectionDurationMs = ms;
-  }
+  const ageMs =
+    maxConnectionDuration && wholeMs(maxConnectionDuration, at(path, 'max_connection_duration'), ctx);
+  if (ageMs !== null && ageMs !== undefined) out.maxConnectionDurationMs = ageMs;
   return out;
+}
+
+/** A duration in ms, a positive one below 1 ms rounded up to 1 (not to 0, which means never). */
+function wholeMs(d: WireDuration, path: string, ctx: DecodeContext): number | undefined {
+  const ms = durationMs(d, path, ctx);
+  if (ms === undefined) return undefined;
+  // 0 ms with validated, non-negative fields: seconds are 0, so only nanos can make it positive.
+  return ms === 0 && d.nanos > 0 ? 1 : ms;
 }
 
 function protocolOptions(

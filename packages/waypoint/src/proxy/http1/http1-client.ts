@@ -255,8 +255,10 @@ export class Http1Client {
       const conn = list.pop();
       if (!conn) return undefined;
       this.unpool(pool, conn);
-      // One that aged past max_connection_duration since the last sweep closes instead.
+      // One that aged past max_connection_duration since the last sweep closes instead, and stops
+      // counting against max_connections at once (no other stream is evicted to make room).
       if (pool.maxDurationMs === undefined || !pool.spent(conn, performance.now())) return conn;
+      this.gone(conn);
       conn.stream.destroy();
     }
   }
