@@ -57,6 +57,25 @@ function socketLike(stream: Duplex): Duplex {
   return stream;
 }
 
+/** Each endpoint's last pool key, with the client address it was made for. */
+const lastKeys = new WeakMap<
+  UpstreamEndpoint,
+  { readonly clientIp: string | undefined; readonly key: string }
+>();
+
+/**
+ * The pool key of an endpoint for one client: an upstream stream or session carries one endpoint's
+ * traffic and its CONNECT one client's Forwarded address, so neither is shared across them.
+ */
+export function endpointKey(ep: UpstreamEndpoint, clientIp: string | undefined): string {
+  // Kept per endpoint object: a key made once is hashed once, not rebuilt on every request.
+  const last = lastKeys.get(ep);
+  if (last !== undefined && last.clientIp === clientIp) return last.key;
+  const key = `${ep.identity?.toString() ?? ''}|${ep.address}|${ep.port}|${ep.tunnel}|${clientIp ?? ''}`;
+  lastKeys.set(ep, { clientIp, key });
+  return key;
+}
+
 /** An HTTP/2 upstream session and its use, for the cluster's connection limits. */
 interface SessionEntry {
   readonly key: string;
@@ -256,7 +275,7 @@ export class UpstreamPool {
     /** Asked once the session is ready: false (the attempt was settled meanwhile) opens no stream. */
     wanted: () => boolean,
   ): Promise<http2.ClientHttp2Stream | undefined> {
-    const key = `${cluster.name}|${ep.identity?.toString() ?? ''}|${ep.address}|${ep.port}|${ep.tunnel}|${clientIp ?? ''}`;
+    const key = `${cluster.name}|${endpointKey(ep, clientIp)}`;
     // A session that closed while this request waited for it (a GOAWAY, a broken tunnel): the
     // request takes a slot on the next one. The bound only stops an endpoint that closes every
     // session at once.

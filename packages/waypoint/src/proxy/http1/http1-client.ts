@@ -14,7 +14,7 @@ import type { UpstreamCluster, UpstreamEndpoint } from '../../config/waypoint-co
 import { UNLIMITED } from '../../config/waypoint-config.js';
 import type { BodySink, ReplayableBody } from '../replayable-body.js';
 import type { Attempt, Trailers, UpstreamBody, UpstreamResponse } from '../request-attempt.js';
-import { UPSTREAM_IDLE_TIMEOUT_MS, UpstreamConnectError } from '../upstream-pool.js';
+import { endpointKey, UPSTREAM_IDLE_TIMEOUT_MS, UpstreamConnectError } from '../upstream-pool.js';
 import {
   BodyDecoder,
   type Framing,
@@ -75,16 +75,29 @@ class ClusterPool {
   idleTimeoutMs = 0;
   maxRequests = 0;
   maxDurationMs: number | undefined;
+  /**
+   * How often its idle streams are looked at: every half idle timeout or max connection duration,
+   * whichever is shorter, and at least every 60 s; never when it has neither.
+   */
+  sweepEveryMs: number | undefined;
+  /** The config the limits were read from (a new object on every config change). */
+  private source: UpstreamCluster | undefined;
 
   constructor(cluster: UpstreamCluster) {
     this.update(cluster);
   }
 
   update(cluster: UpstreamCluster): void {
+    if (cluster === this.source) return;
+    this.source = cluster;
     this.maxConnections = cluster.circuitBreakers.maxConnections;
     this.idleTimeoutMs = cluster.idleTimeoutMs ?? UPSTREAM_IDLE_TIMEOUT_MS;
     this.maxRequests = cluster.maxRequestsPerConnection ?? 0;
     this.maxDurationMs = cluster.maxConnectionDurationMs;
+    let limit = this.idleTimeoutMs > 0 ? this.idleTimeoutMs : undefined;
+    if (this.maxDurationMs !== undefined)
+      limit = Math.min(limit ?? Number.POSITIVE_INFINITY, this.maxDurationMs);
+    this.sweepEveryMs = limit === undefined ? undefined : Math.min(60_000, Math.max(1, limit / 2));
   }
 
   /** Whether a stream may take no more requests: past max_requests_per_connection or its age. */
@@ -92,21 +105,6 @@ class ClusterPool {
     if (this.maxRequests > 0 && conn.requests >= this.maxRequests) return true;
     return this.maxDurationMs !== undefined && now - conn.openedAt >= this.maxDurationMs;
   }
-}
-
-/** Each endpoint's last pool key, with the client address it was made for. */
-const lastKeys = new WeakMap<
-  UpstreamEndpoint,
-  { readonly clientIp: string | undefined; readonly key: string }
->();
-
-function keyOf(ep: UpstreamEndpoint, clientIp: string | undefined): string {
-  // Kept per endpoint object: a key made once is hashed once, not rebuilt on every request.
-  const last = lastKeys.get(ep);
-  if (last !== undefined && last.clientIp === clientIp) return last.key;
-  const key = `${ep.identity?.toString() ?? ''}|${ep.address}|${ep.port}|${ep.tunnel}|${clientIp ?? ''}`;
-  lastKeys.set(ep, { clientIp, key });
-  return key;
 }
 
 export class Http1Client {
@@ -170,7 +168,7 @@ export class Http1Client {
     settle: (a: Attempt) => void,
   ): () => void {
     const pool = this.pool(cluster);
-    const key = keyOf(ep, clientIp);
+    const key = endpointKey(ep, clientIp);
     let cancelled = false;
     let exchange: Exchange | undefined;
     let waiter: Waiter | undefined;
@@ -315,20 +313,9 @@ export class Http1Client {
     this.sweepLater(pool, now);
   }
 
-  /**
-   * How often a pool's idle streams are looked at: every half idle timeout or max connection
-   * duration, whichever is shorter, and at least every 60 s; never when it has neither.
-   */
-  private static sweepEvery(pool: ClusterPool): number | undefined {
-    let limit = pool.idleTimeoutMs > 0 ? pool.idleTimeoutMs : undefined;
-    if (pool.maxDurationMs !== undefined)
-      limit = Math.min(limit ?? Number.POSITIVE_INFINITY, pool.maxDurationMs);
-    return limit === undefined ? undefined : Math.min(60_000, Math.max(1, limit / 2));
-  }
-
   /** Sets the sweep timer for the pool's limits, sooner if it was set for later. */
   private sweepLater(pool: ClusterPool, now: number): void {
-    const every = Http1Client.sweepEvery(pool);
+    const every = pool.sweepEveryMs;
     if (every === undefined) return;
     if (this.sweepTimer && this.sweepAt <= now + every) return;
     clearTimeout(this.sweepTimer);
